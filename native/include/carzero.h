@@ -1,0 +1,90 @@
+/* carzero.h: the C ABI of the carzero native core.
+ *
+ * Opaque handles, status codes and messages; nothing here exits or aborts the calling process.
+ * Every function that can fail returns a cz_status; on failure, cz_last_error() returns a message
+ * (valid until the next failing call on the same thread) that names the failing argument or call.
+ *
+ * Tensors are dense, row-major, contiguous. Ops are run by name through cz_op_run(): the op
+ * registry (see cz_op_list_json) declares, per op, its tensor arguments (name, role, dtype, shape
+ * rule) and scalar parameters, and validates every call against that declaration.
+ */
+#ifndef CARZERO_H
+#define CARZERO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define CZ_API __declspec(dllexport)
+#else
+#define CZ_API __attribute__((visibility("default")))
+#endif
+
+typedef enum cz_status {
+  CZ_OK = 0,
+  CZ_ERR_INVALID_ARGUMENT = 1, /* bad shape, dtype, size, null pointer, freed handle */
+  CZ_ERR_OUT_OF_MEMORY = 2,    /* host or device allocation failed */
+  CZ_ERR_IO = 3,               /* file could not be read or written */
+  CZ_ERR_FORMAT = 4,           /* file or data is malformed */
+  CZ_ERR_UNSUPPORTED = 5,      /* feature not available on this machine or build */
+  CZ_ERR_CUDA = 6,             /* a CUDA / cuBLAS call failed (message names it) */
+  CZ_ERR_INTERNAL = 7          /* a bug: please report */
+} cz_status;
+
+typedef enum cz_dtype { CZ_F32 = 0, CZ_BF16 = 1, CZ_F16 = 2, CZ_I32 = 3, CZ_U8 = 4 } cz_dtype;
+typedef enum cz_device { CZ_DEVICE_CPU = 0, CZ_DEVICE_CUDA = 1 } cz_device;
+
+#define CZ_MAX_DIMS 8
+
+typedef struct cz_context cz_context; /* a device + its execution state (thread pool, streams) */
+typedef struct cz_tensor cz_tensor;   /* a tensor owned by the caller until cz_tensor_free */
+
+/* ---- library ---------------------------------------------------------------------------- */
+CZ_API const char* cz_version(void);
+CZ_API const char* cz_status_name(cz_status status);
+/* Message of the last failing call on this thread ("" if none). */
+CZ_API const char* cz_last_error(void);
+/* Machine and build capabilities as a JSON object (CPU features in use, threads, CUDA state and,
+ * when unavailable, why). Writes at most cap bytes including the terminating NUL into buf;
+ * *needed receives the full length + 1. buf may be NULL to query the size. */
+CZ_API cz_status cz_info_json(char* buf, size_t cap, size_t* needed);
+
+/* ---- contexts --------------------------------------------------------------------------- */
+/* num_threads <= 0 picks the default (CARZERO_NUM_THREADS or the machine's cores). */
+CZ_API cz_status cz_context_create(cz_device device, int device_index, int num_threads,
+                                   cz_context** out);
+CZ_API void cz_context_free(cz_context* ctx);
+
+/* ---- tensors ---------------------------------------------------------------------------- */
+/* A zero-filled tensor. */
+CZ_API cz_status cz_tensor_create(cz_context* ctx, cz_dtype dtype, const int64_t* shape, int ndim,
+                                  cz_tensor** out);
+/* A tensor holding a copy of host data (nbytes must equal numel * dtype size). */
+CZ_API cz_status cz_tensor_from_host(cz_context* ctx, cz_dtype dtype, const int64_t* shape,
+                                     int ndim, const void* data, size_t nbytes, cz_tensor** out);
+CZ_API cz_status cz_tensor_to_host(const cz_tensor* t, void* dst, size_t nbytes);
+CZ_API cz_status cz_tensor_copy_from_host(cz_tensor* t, const void* src, size_t nbytes);
+/* dtype, ndim and up to CZ_MAX_DIMS sizes; any output pointer may be NULL. */
+CZ_API cz_status cz_tensor_info(const cz_tensor* t, cz_dtype* dtype, int* ndim, int64_t* shape);
+CZ_API void cz_tensor_free(cz_tensor* t);
+
+/* ---- ops -------------------------------------------------------------------------------- */
+/* JSON array describing every op: name, tensor arguments (name, role in|out|inout, dtypes,
+ * optional) and scalar parameters (name, default). */
+CZ_API cz_status cz_op_list_json(char* buf, size_t cap, size_t* needed);
+/* Run op `name` on ctx. tensors[i] is the i-th tensor argument in declaration order (NULL for an
+ * omitted optional one); params[i] the i-th scalar parameter (NAN-free; integers as doubles).
+ * nparams may be smaller than the declared count: missing ones take their defaults. Scalar
+ * results (losses, norms) are written to results[0..nresults). */
+CZ_API cz_status cz_op_run(cz_context* ctx, const char* name, cz_tensor* const* tensors,
+                           int ntensors, const double* params, int nparams, double* results,
+                           int nresults);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CARZERO_H */

@@ -1,0 +1,144 @@
+// info.cpp: the CUDA availability probe and the capabilities report (`carzero info`).
+//
+// The driver (libcuda.so.1) and cuBLAS are opened with dlopen at run time, never linked, so this
+// binary loads on machines without a GPU, a driver or cuBLAS and can say which one is missing.
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "context.h"
+#include "cpu_features.h"
+#include "threadpool.h"
+
+namespace carzero {
+
+namespace {
+
+std::string dl_error() {
+  const char* e = dlerror();
+  return e ? e : "unknown error";
+}
+
+CudaStatus probe_cuda() {
+  CudaStatus s;
+#ifdef CARZERO_WITH_CUDA
+  s.compiled = true;
+#endif
+  std::vector<std::string> missing;
+  if (!s.compiled) missing.push_back("this build has no CUDA backend");
+
+  void* cu = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (!cu) {
+    missing.push_back("no NVIDIA driver (" + dl_error() + ")");
+  } else {
+    using InitFn = int (*)(unsigned);
+    using IntFn = int (*)(int*);
+    auto cu_init = reinterpret_cast<InitFn>(dlsym(cu, "cuInit"));
+    auto cu_version = reinterpret_cast<IntFn>(dlsym(cu, "cuDriverGetVersion"));
+    auto cu_count = reinterpret_cast<IntFn>(dlsym(cu, "cuDeviceGetCount"));
+    if (!cu_init || !cu_count) {
+      missing.push_back("libcuda.so.1 lacks cuInit/cuDeviceGetCount");
+    } else {
+      int rc = cu_init(0);
+      if (cu_version) cu_version(&s.driver_version);
+      if (rc != 0) {
+        missing.push_back("cuInit failed with CUresult " + std::to_string(rc) +
+                          (rc == 100 ? " (no CUDA-capable device)" : ""));
+      } else {
+        s.driver = true;
+        if (cu_count(&s.device_count) != 0 || s.device_count == 0)
+          missing.push_back("no CUDA device found");
+      }
+    }
+    // The driver stays loaded: unloading it while a backend may use it later is unsafe.
+  }
+
+  std::vector<std::string> candidates;
+  if (const char* p = std::getenv("CARZERO_CUBLAS_PATH")) candidates.push_back(p);
+  candidates.push_back("libcublas.so.13");
+  candidates.push_back("libcublas.so.12");
+  std::string tried;
+  for (const auto& c : candidates) {
+    void* h = dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (h) {
+      s.cublas_path = c;
+      dlclose(h);
+      break;
+    }
+    tried += (tried.empty() ? "" : ", ") + c;
+  }
+  if (s.cublas_path.empty()) missing.push_back("cuBLAS not found (tried " + tried + ")");
+
+  s.available = missing.empty();
+  for (size_t i = 0; i < missing.size(); ++i) s.reason += (i ? "; " : "") + missing[i];
+  return s;
+}
+
+std::string json_str(const std::string& v) {
+  std::string o = "\"";
+  for (char c : v) {
+    switch (c) {
+      case '"': o += "\\\""; break;
+      case '\\': o += "\\\\"; break;
+      case '\n': o += "\\n"; break;
+      case '\t': o += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          o += buf;
+        } else {
+          o += c;
+        }
+    }
+  }
+  return o + "\"";
+}
+
+}  // namespace
+
+const CudaStatus& cuda_status() {
+  static const CudaStatus s = probe_cuda();
+  return s;
+}
+
+std::string info_json() {
+  const CpuFeatures& f = cpu_features();
+  const CudaStatus& c = cuda_status();
+  std::string feats;
+  auto add = [&](bool on, const char* n) {
+    if (on) feats += std::string(feats.empty() ? "" : ",") + "\"" + n + "\"";
+  };
+  add(f.sse42, "sse4.2");
+  add(f.avx && f.os_avx, "avx");
+  add(f.avx2, "avx2");
+  add(f.fma, "fma");
+  add(f.f16c, "f16c");
+  add(f.avx512f && f.os_avx512, "avx512f");
+  add(f.avx512bw, "avx512bw");
+  add(f.avx512vl, "avx512vl");
+  add(f.avx512dq, "avx512dq");
+  add(f.avx512_vnni, "avx512_vnni");
+  add(f.avx512_bf16, "avx512_bf16");
+  std::string j = "{";
+  j += "\"version\":" + json_str(CZ_VERSION_STRING) + ",";
+  j += "\"cpu\":{\"vendor\":" + json_str(f.vendor) + ",\"brand\":" + json_str(f.brand) +
+       ",\"features\":[" + feats + "],\"isa_detected\":" +
+       json_str(cpu_isa_name(cpu_isa_detected())) + ",\"isa\":" +
+       json_str(cpu_isa_name(cpu_isa())) + ",\"bf16_dot\":" +
+       (cpu_has_bf16_dot() ? "true" : "false") + "},";
+  j += "\"threads\":" + std::to_string(ThreadPool::default_threads()) + ",";
+  j += "\"cuda\":{\"compiled\":" + std::string(c.compiled ? "true" : "false") +
+       ",\"driver\":" + (c.driver ? "true" : "false") +
+       ",\"driver_version\":" + std::to_string(c.driver_version) +
+       ",\"devices\":" + std::to_string(c.device_count) +
+       ",\"cublas\":" + (c.cublas_path.empty() ? "null" : json_str(c.cublas_path)) +
+       ",\"available\":" + (c.available ? "true" : "false") +
+       ",\"reason\":" + (c.available ? "null" : json_str(c.reason)) + "}";
+  j += "}";
+  return j;
+}
+
+}  // namespace carzero

@@ -1,0 +1,91 @@
+// The typed surface of the native addon (native/src/napi/). Everything the addon exports is
+// declared here; the rest of the package talks to native code only through this module.
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AddonLoadError, CarzeroError } from './errors.js';
+
+export type DType = 'f32' | 'bf16' | 'f16' | 'i32' | 'u8';
+export type DeviceKind = 'cpu' | 'cuda';
+
+export interface NativeContext {
+  readonly device: DeviceKind | null;
+  readonly threads: number;
+  readonly disposed: boolean;
+  dispose(): void;
+}
+
+export interface NativeTensor {
+  readonly shape: number[];
+  readonly dtype: DType;
+  readonly nbytes: number;
+  readonly disposed: boolean;
+  dispose(): void;
+  readSync(): ArrayBuffer;
+  read(): Promise<ArrayBuffer>;
+  writeSync(data: ArrayBufferView | ArrayBuffer): void;
+}
+
+export interface NativeOpSpec {
+  name: string;
+  doc: string;
+  variadic: boolean;
+  args: { name: string; role: 'in' | 'out' | 'inout'; dtypes: DType[]; optional: boolean }[];
+  params: { name: string; default: number }[];
+  results: string[];
+}
+
+export interface NativeAddon {
+  readonly version: string;
+  Context: new (device: DeviceKind, deviceIndex?: number, threads?: number) => NativeContext;
+  Tensor: new (
+    context: NativeContext,
+    dtype: DType,
+    shape: readonly number[],
+    data?: ArrayBufferView | ArrayBuffer,
+  ) => NativeTensor;
+  setErrorClass(cls: new (message: string, code: string) => Error): void;
+  /** JSON text of the capabilities report. */
+  info(): string;
+  /** JSON text: NativeOpSpec[]. */
+  opList(): string;
+  /** Runs an op off the JS thread; resolves with its scalar results. */
+  runOp(
+    context: NativeContext,
+    name: string,
+    tensors: readonly (NativeTensor | null)[],
+    params?: readonly number[],
+  ): Promise<number[]>;
+  /** The same on the calling thread, for tiny ops. */
+  runOpSync(
+    context: NativeContext,
+    name: string,
+    tensors: readonly (NativeTensor | null)[],
+    params?: readonly number[],
+  ): number[];
+}
+
+/** The package root (holds build/ or prebuilds/). */
+export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+let cached: NativeAddon | undefined;
+
+/** Loads the addon once (a prebuilt binary, else the local build). */
+export function native(): NativeAddon {
+  if (cached) return cached;
+  const require = createRequire(import.meta.url);
+  let addon: NativeAddon;
+  try {
+    const load = require('node-gyp-build') as (dir: string) => unknown;
+    addon = load(packageRoot) as NativeAddon;
+  } catch (e) {
+    throw new AddonLoadError(
+      `carzero: could not load the native addon from ${packageRoot} ` +
+        `(no prebuilt binary for ${process.platform}-${process.arch} and no local build): ` +
+        `${(e as Error).message}. Run \`npm run build:native\` in the package to build it.`,
+    );
+  }
+  addon.setErrorClass(CarzeroError as unknown as new (message: string, code: string) => Error);
+  cached = addon;
+  return addon;
+}
