@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Release check: build the prebuilt binary (prebuildify through the cmake-js shim), pack the
+# tarball, install it into an empty project with compilers, make and cmake hidden from PATH, and
+# run the package from there (`carzero info`, an import and a GEMM). Exits non-zero on failure.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+npm run --silent prebuildify
+ls -la prebuilds/linux-x64/
+npm run --silent build:ts
+tarball=$(npm pack --silent | tail -n 1)
+echo "pack-check: $tarball $(du -h "$tarball" | cut -f1)"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# A PATH with node, npm, npx and sh only: no g++, cc, make, cmake, python.
+mkdir -p "$work/bin"
+for tool in node npm npx sh; do ln -s "$(command -v "$tool")" "$work/bin/$tool"; done
+mkdir -p "$work/app"
+cd "$work/app"
+export PATH="$work/bin"
+for tool in g++ gcc cc c++ make cmake python3; do
+  if command -v "$tool" >/dev/null 2>&1; then echo "pack-check: $tool is still on PATH" >&2; exit 1; fi
+done
+npm init -y >/dev/null
+npm install --prefer-offline --no-audit --no-fund "$root/$tarball"
+npx carzero info | tee info.txt
+grep -Eq '^cuda: (unavailable \(.+\)|available)' info.txt
+cat > smoke.mjs <<'JS'
+import { Tensor, ops, info } from 'carzero';
+const a = Tensor.from(new Float32Array([1, 2, 3, 4]), [2, 2]);
+const c = Tensor.zeros([2, 2]);
+await ops.gemm({ a, b: a, c });
+const got = Array.from(c.toArray());
+if (got.join() !== '7,10,15,22') throw new Error(`gemm gave ${got}`);
+console.log(`pack-check: import + gemm ok (carzero ${info().version})`);
+JS
+node smoke.mjs
+test -f node_modules/carzero/prebuilds/linux-x64/libcarzero.so
+test ! -d node_modules/carzero/build
+echo "pack-check: passed"
+rm -f "$root/$tarball"
