@@ -1,0 +1,111 @@
+// attention.cpp: multi-head scaled dot-product attention (self and cross), forward and backward.
+// Argument validation, work partitioning and ISA dispatch live here; the kernels are in
+// attention_impl.h (compiled at the baseline ISA here and with AVX-512 in attention_avx512.cpp).
+// Dimension letters: B batch, NH heads, HS head size, Tq queries, Tk keys; see AttnArgs in ops.h.
+//
+// Forward work units: (b, h, chunk of queries); each unit owns its rows of out/lse/probs, so no
+// two units write the same memory. Scratch is bounded per unit (<= 32 x Tk scores).
+// Backward work units: (b, h), or (h) alone when a q/k/v memory is shared across the batch
+// (stride 0): then one unit owns every += into that memory and no atomics or per-thread copies
+// of dK/dV are needed. Heads write disjoint columns, so units never race.
+#include <algorithm>
+#include <cmath>
+
+#include "core/cpu_features.h"
+#include "core/threadpool.h"
+#include "cpu/attention_impl.h"
+#include "cpu/cpu_ops.h"
+
+namespace carzero::cpu {
+
+// attention_avx512.cpp
+void attention_forward_range_avx512(const AttnArgs& a, int64_t b, int64_t h, int64_t q0,
+                                    int64_t q1);
+void attention_backward_range_avx512(const AttnArgs& a, const AttnGrads& g, int64_t h,
+                                     int64_t b0, int64_t b1);
+
+namespace {
+
+void validate(const char* op, const AttnArgs& a) {
+  require_size(op, "B", a.B);
+  require_size(op, "NH", a.NH);
+  require_size(op, "Tq", a.Tq);
+  require_size(op, "Tk", a.Tk);
+  require_size(op, "HS", a.HS);
+  const int64_t C = a.NH * a.HS;
+  const struct { const char* name; int64_t v; } lds[] = {
+      {"ldq", a.ldq}, {"ldk", a.ldk}, {"ldv", a.ldv}, {"ldo", a.ldo}};
+  for (const auto& l : lds)
+    CZ_ARG(l.v >= C, "%s: %s = %lld is less than NH*HS = %lld", op, l.name,
+           static_cast<long long>(l.v), static_cast<long long>(C));
+  const struct { const char* name; int64_t v; } bss[] = {
+      {"q_bs", a.q_bs}, {"k_bs", a.k_bs}, {"v_bs", a.v_bs}, {"o_bs", a.o_bs},
+      {"mask_bs", a.mask_bs}};
+  for (const auto& s : bss)
+    CZ_ARG(s.v >= 0, "%s: %s = %lld must be >= 0", op, s.name, static_cast<long long>(s.v));
+  CZ_ARG(std::isfinite(a.scale), "%s: scale = %g must be finite", op, a.scale);
+  const bool work = a.B > 0 && a.NH > 0 && a.Tq > 0;
+  require_ptr(op, "q", a.q, work && a.HS > 0);
+  require_ptr(op, "out", a.out, work);
+  require_ptr(op, "k", a.k, work && a.Tk > 0 && a.HS > 0);
+  require_ptr(op, "v", a.v, work && a.Tk > 0 && a.HS > 0);
+}
+
+using FwdFn = void (*)(const AttnArgs&, int64_t, int64_t, int64_t, int64_t);
+using BwdFn = void (*)(const AttnArgs&, const AttnGrads&, int64_t, int64_t, int64_t);
+
+void forward_range_generic(const AttnArgs& a, int64_t b, int64_t h, int64_t q0, int64_t q1) {
+  attn::forward_range(a, b, h, q0, q1);
+}
+void backward_range_generic(const AttnArgs& a, const AttnGrads& g, int64_t h, int64_t b0,
+                            int64_t b1) {
+  attn::backward_range(a, g, h, b0, b1);
+}
+
+}  // namespace
+
+void attention_forward(Exec& ex, const AttnArgs& a) {
+  validate("attention_forward", a);
+  if (a.B == 0 || a.NH == 0 || a.Tq == 0) return;
+  const FwdFn fn = cpu_isa() == CpuIsa::Avx512 ? attention_forward_range_avx512
+                                                : forward_range_generic;
+  // Split queries only as far as needed to give every thread ~4 units; chunks are multiples of
+  // 32 queries (one scratch block) so the K^T copy per unit stays amortised.
+  const int64_t bh = a.B * a.NH;
+  const int64_t want = 4 * static_cast<int64_t>(ex.pool->size());
+  const int64_t max_chunks = (a.Tq + attn::kQB - 1) / attn::kQB;
+  const int64_t chunks = std::max<int64_t>(1, std::min(max_chunks, (want + bh - 1) / bh));
+  const int64_t per = attn::round_up((a.Tq + chunks - 1) / chunks, attn::kQB);
+  const int64_t nchunks = (a.Tq + per - 1) / per;
+  ex.pool->run(bh * nchunks, [&](int64_t u) {
+    const int64_t c = u % nchunks, bhi = u / nchunks;
+    const int64_t b = bhi / a.NH, h = bhi % a.NH;
+    const int64_t q0 = c * per, q1 = std::min(a.Tq, q0 + per);
+    fn(a, b, h, q0, q1);
+  });
+}
+
+void attention_backward(Exec& ex, const AttnArgs& a, const AttnGrads& g) {
+  const char* op = "attention_backward";
+  validate(op, a);
+  if (a.B == 0 || a.NH == 0 || a.Tq == 0 || a.HS == 0) return;
+  if (!g.dq && !g.dk && !g.dv) return;
+  require_ptr(op, "grads.dout", g.dout, true);
+  CZ_ARG(a.lse != nullptr, "%s: args.lse is null (store it in the forward)", op);
+  if (a.Tk == 0) return;  // no keys: every output was zero, nothing flows back
+  const BwdFn fn = cpu_isa() == CpuIsa::Avx512 ? attention_backward_range_avx512
+                                                : backward_range_generic;
+  // A memory shared across the batch (stride 0) whose gradient is requested: one unit per head.
+  const bool shared = a.B > 1 && ((g.dq && a.q_bs == 0) || (g.dk && a.k_bs == 0) ||
+                                  (g.dv && a.v_bs == 0));
+  if (shared) {
+    ex.pool->run(a.NH, [&](int64_t h) { fn(a, g, h, 0, a.B); });
+  } else {
+    ex.pool->run(a.B * a.NH, [&](int64_t u) {
+      const int64_t b = u / a.NH, h = u % a.NH;
+      fn(a, g, h, b, b + 1);
+    });
+  }
+}
+
+}  // namespace carzero::cpu

@@ -1,0 +1,207 @@
+// test_attention.cpp: attention forward/backward cases.
+// Dimension letters: B batch, NH heads, HS head size, Tq queries, Tk keys, C = NH*HS.
+// Layouts exercised: a packed qkv buffer (B, T, 3C) read with ld = 3C (ViT), separate q/k/v with
+// padded rows (ld = C + pad; pad columns hold NaN on the device, so reading them is caught),
+// a K/V memory shared across the batch (k_bs = v_bs = 0), key padding masks, a batch item whose
+// keys are all masked, and the optional lse / probs outputs. Backward gradients all accumulate
+// (ops.h), so they are pre-filled with known values and the increment is checked.
+#include <cmath>
+#include <limits>
+
+#include "harness.h"
+#include "reference.h"
+
+namespace cztest {
+
+namespace {
+
+struct AttnP {
+  int64_t B, NH, Tq, Tk, HS;
+  bool mask = false, kshared = false, packed = false, allmasked = false, probs = false;
+  bool bwd = false;
+  int64_t pad = 0;
+  int samples = 8;
+};
+
+std::string attn_name(const AttnP& p) {
+  return fmt("attention(B=%lld,NH=%lld,Tq=%lld,Tk=%lld,HS=%lld,mask=%d,kshared=%d,packed=%d,"
+             "allmasked=%d,probs=%d,pad=%lld,%s)",
+             (long long)p.B, (long long)p.NH, (long long)p.Tq, (long long)p.Tk, (long long)p.HS,
+             p.mask, p.kshared, p.packed, p.allmasked, p.probs, (long long)p.pad,
+             p.bwd ? "fwd+bwd" : "fwd");
+}
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+// A strided (rows, ld) buffer per batch item with random values in [0, C) columns and NaN in the
+// padding (device copy) / 0 (float64 copy used by the reference and finite differences).
+void fill_strided(Rng& rng, int64_t items, int64_t rows, int64_t ld, int64_t C, double sd,
+                  std::vector<float>& dev, std::vector<double>& host) {
+  dev.assign(items * rows * ld, kNaN);
+  host.assign(items * rows * ld, 0.0);
+  for (int64_t r = 0; r < items * rows; ++r)
+    for (int64_t c = 0; c < C; ++c) {
+      const float v = static_cast<float>(sd * rng.normal());
+      dev[r * ld + c] = v;
+      host[r * ld + c] = v;
+    }
+}
+
+void attention_case(Ctx& c, const AttnP& p) {
+  const int64_t C = p.NH * p.HS, Bk = p.kshared ? 1 : p.B;
+  AttnArgs a;
+  a.B = p.B, a.NH = p.NH, a.Tq = p.Tq, a.Tk = p.Tk, a.HS = p.HS;
+  a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(p.HS)));
+  ref::AttnShape s;
+  s.B = p.B, s.NH = p.NH, s.Tq = p.Tq, s.Tk = p.Tk, s.HS = p.HS, s.scale = a.scale;
+
+  // inputs
+  std::vector<float> qd, kd, vd;
+  std::vector<double> Q, K, V;
+  float *q = nullptr, *k = nullptr, *v = nullptr;
+  if (p.packed) {  // qkv (B, T, 3C): q = cols [0, C), k = [C, 2C), v = [2C, 3C)
+    fill_strided(c.rng, p.B, p.Tq, 3 * C, 3 * C, 1.0, qd, Q);
+    float* qkv = c.in("qkv", qd);
+    q = qkv, k = qkv + C, v = qkv + 2 * C;
+    a.ldq = a.ldk = a.ldv = 3 * C;
+    a.q_bs = a.k_bs = a.v_bs = p.Tq * 3 * C;
+    s.ldq = s.ldk = s.ldv = 3 * C;
+    s.q_bs = s.k_bs = s.v_bs = p.Tq * 3 * C;
+    s.q_off = 0, s.k_off = C, s.v_off = 2 * C;
+  } else {
+    const int64_t ld = C + p.pad;
+    fill_strided(c.rng, p.B, p.Tq, ld, C, 1.0, qd, Q);
+    fill_strided(c.rng, Bk, p.Tk, ld, C, 1.0, kd, K);
+    fill_strided(c.rng, Bk, p.Tk, ld, C, 1.0, vd, V);
+    q = c.in("q", qd), k = c.in("k", kd), v = c.in("v", vd);
+    a.ldq = a.ldk = a.ldv = ld;
+    a.q_bs = p.Tq * ld;
+    a.k_bs = a.v_bs = p.kshared ? 0 : p.Tk * ld;
+    s.ldq = s.ldk = s.ldv = ld;
+    s.q_bs = a.q_bs, s.k_bs = a.k_bs, s.v_bs = a.v_bs;
+  }
+  a.q = q, a.k = k, a.v = v;
+  std::vector<uint8_t> mask;
+  if (p.mask || p.allmasked) {
+    mask.assign(p.B * p.Tk, 1);
+    if (p.mask)
+      for (auto& m : mask) m = c.rng.uniform() < 0.3 ? 0 : 1;
+    for (int64_t b = 0; b < p.B; ++b) mask[b * p.Tk] = 1;  // at least one key per item...
+    if (p.allmasked)
+      for (int64_t j = 0; j < p.Tk; ++j) mask[j] = 0;  // ...except item 0 when testing that
+    a.key_mask = c.in("key_mask", mask);
+    a.mask_bs = s.mask_bs = p.Tk;
+  }
+  // outputs: out (B, Tq, ldo) NaN at real positions, a sentinel in the padding
+  const int64_t ldo = C + p.pad;
+  a.ldo = s.ldo = ldo;
+  a.o_bs = s.o_bs = p.Tq * ldo;
+  std::vector<float> out0(p.B * p.Tq * ldo, 0.25f);
+  std::vector<double> rout(out0.size(), 0.25);
+  for (int64_t r = 0; r < p.B * p.Tq; ++r)
+    for (int64_t cc = 0; cc < C; ++cc) out0[r * ldo + cc] = kNaN;
+  a.out = c.out("out", out0);
+  const int64_t nlse = p.B * p.NH * p.Tq;
+  a.lse = c.out_nan("lse", nlse);
+  if (p.probs) a.probs = c.out_nan("probs", nlse * p.Tk);
+
+  c.ops().attention_forward(c.ex(), a);
+  c.check("attention_forward");
+  std::vector<double> rlse(nlse), rprobs(p.probs ? nlse * p.Tk : 0);
+  const std::vector<double>& Kr = p.packed ? Q : K;
+  const std::vector<double>& Vr = p.packed ? Q : V;
+  ref::attention(s, Q, Kr, Vr, mask.empty() ? nullptr : &mask, rout, &rlse,
+                 p.probs ? &rprobs : nullptr);
+  c.expect_close("out", c.get(a.out, static_cast<int64_t>(out0.size())), rout, 1e-7);
+  c.expect_close("lse", c.get(a.lse, nlse), rlse, 1e-7);
+  if (p.probs) c.expect_close("probs", c.get(a.probs, nlse * p.Tk), rprobs, 1e-7);
+
+  // inference path: no lse/probs requested must give the same output
+  {
+    AttnArgs a2 = a;
+    a2.lse = nullptr, a2.probs = nullptr;
+    a2.out = c.out("out_nolse", out0);
+    c.ops().attention_forward(c.ex(), a2);
+    c.check("attention_forward(lse=null)");
+    c.expect_close("out(lse=null)", c.get(a2.out, static_cast<int64_t>(out0.size())), rout, 1e-7);
+  }
+  if (!p.bwd) return;
+
+  // backward: dout (NaN in the padding), dq/dk/dv (+=) pre-filled
+  std::vector<float> R(out0.size(), kNaN);
+  std::vector<double> R64(out0.size(), 0.0);
+  for (int64_t r = 0; r < p.B * p.Tq; ++r)
+    for (int64_t cc = 0; cc < C; ++cc) {
+      const float x = static_cast<float>(c.rng.normal());
+      R[r * ldo + cc] = x;
+      R64[r * ldo + cc] = x;
+    }
+  AttnGrads g;
+  g.dout = c.in("dout", R);
+  auto pre = [&](size_t n) { return c.rng.uniform_vec(static_cast<int64_t>(n), -1, 1); };
+  std::vector<float> gq0, gk0, gv0;
+  if (p.packed) {
+    gq0 = pre(qd.size());
+    float* dqkv = c.out("dqkv", gq0);
+    g.dq = dqkv, g.dk = dqkv + C, g.dv = dqkv + 2 * C;
+  } else {
+    gq0 = pre(qd.size()), gk0 = pre(kd.size()), gv0 = pre(vd.size());
+    g.dq = c.out("dq", gq0), g.dk = c.out("dk", gk0), g.dv = c.out("dv", gv0);
+  }
+  c.ops().attention_backward(c.ex(), a, g);
+  c.check("attention_backward");
+  auto delta = [&](float* dev, const std::vector<float>& before) {
+    auto after = c.get(dev, static_cast<int64_t>(before.size()));
+    std::vector<double> d(after.size());
+    for (size_t i = 0; i < d.size(); ++i) d[i] = static_cast<double>(after[i]) - before[i];
+    return d;
+  };
+  auto loss = [&] {
+    std::vector<double> o(out0.size(), 0.0);
+    ref::attention(s, Q, p.packed ? Q : K, p.packed ? Q : V, mask.empty() ? nullptr : &mask, o,
+                   nullptr, nullptr);
+    return dot(o, R64);
+  };
+  if (p.packed) {
+    c.check_grads(loss, {{"dqkv", &Q, delta(g.dq, gq0), 3 * p.samples}}, 1e-6);
+  } else {
+    c.check_grads(loss,
+                  {{"dq", &Q, delta(g.dq, gq0), p.samples},
+                   {"dk", &K, delta(g.dk, gk0), p.samples},
+                   {"dv", &V, delta(g.dv, gv0), p.samples}},
+                  1e-6);
+  }
+}
+
+}  // namespace
+
+void register_attention_cases(Registry& r) {
+  std::vector<AttnP> cases;
+  auto add = [&](AttnP p) { cases.push_back(p); };
+  // small shapes: every feature, forward and backward
+  add({1, 1, 1, 1, 1, false, false, false, false, false, true});
+  add({2, 2, 7, 13, 8, true, false, false, false, true, true, 3, 12});
+  add({2, 3, 40, 21, 7, true, false, false, false, false, true, 5, 12});  // tiled, partial block
+  add({3, 2, 9, 9, 16, false, false, true, false, false, true, 0, 12});   // packed qkv
+  add({2, 2, 33, 17, 24, true, true, false, false, false, true, 1, 12});  // shared K/V, tiled
+  add({4, 2, 1, 19, 12, true, true, false, false, true, true, 2, 12});    // shared K/V, Tq=1
+  add({3, 2, 11, 10, 8, true, false, false, true, false, true, 0, 12});   // item 0 all masked
+  add({2, 2, 3, 10, 8, false, false, false, true, true, true, 0, 12});    // all masked, direct
+  add({1, 2, 5, 0, 8, false, false, false, false, false, false});         // Tk = 0: zeros
+  // model shapes, forward: ViT self-attention from packed qkv (ld 2304), BERT with padding
+  // mask, the alignment head's cross-attention (Tq = 1 per pair, shared or per-pair memory)
+  add({2, 12, 197, 197, 64, false, false, true, false, false, false});
+  add({2, 12, 97, 97, 64, true, false, false, false, false, false});
+  add({16, 4, 1, 197, 192, false, true, false, false, false, false});
+  add({16, 4, 1, 98, 192, true, false, false, false, true, false});
+  add({3, 4, 8, 197, 192, false, false, false, false, false, false});  // 8 queries: tiled path
+  // model head sizes, backward (fewer heads/items to keep the float64 checks quick)
+  add({1, 2, 197, 197, 64, false, false, true, false, false, true, 0, 6});
+  add({2, 2, 97, 97, 64, true, false, false, false, false, true, 0, 6});
+  add({6, 4, 1, 98, 192, true, true, false, false, false, true, 0, 6});
+  add({3, 4, 1, 197, 192, false, false, false, false, false, true, 0, 6});
+  for (const AttnP& p : cases)
+    add_case(r, attn_name(p), [p](Ctx& c) { attention_case(c, p); });
+}
+
+}  // namespace cztest

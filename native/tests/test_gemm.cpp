@@ -1,0 +1,241 @@
+// test_gemm.cpp: GEMM and GEMM-backward cases (GemmArgs in ops.h).
+// Dimension letters: M, N, K of C (M, N) = op(A) (M, K) @ op(B) (K, N); batch items b.
+// Every case pads the leading dimensions when asked (pad columns hold NaN in A/B/dC, so reading
+// them into a result is caught, and a sentinel in C/preact/dA, which must survive), checks C and
+// preact against the float64 reference, and for bf16 compute compares with a reference whose
+// operands are rounded to bf16 (products of two bf16 values are exact in fp32, so only the fp32
+// accumulation order differs: the tolerance can stay at 1e-6).
+#include <array>
+#include <cmath>
+#include <limits>
+
+#include "core/dtype.h"
+#include "harness.h"
+#include "reference.h"
+
+namespace cztest {
+
+namespace {
+
+struct GP {
+  bool ta = false, tb = false;
+  int64_t m = 1, n = 1, k = 1, batch = 1;
+  bool bias = false;
+  Act act = Act::None;
+  float alpha = 1.0f, beta = 0.0f;
+  DType compute = DType::F32, at = DType::F32, bt = DType::F32;
+  std::string isa = "default";
+  bool sa0 = false, sb0 = false, nan_c = false;
+  int64_t pad = 0;
+  bool bwd = false;
+};
+
+const char* act_name(Act a) { return a == Act::None ? "none" : a == Act::Relu ? "relu" : "gelu"; }
+const char* dt(DType t) { return carzero::dtype_name(t); }
+
+std::string gemm_name(const GP& p) {
+  std::string s = fmt("gemm%s(ta=%d,tb=%d,m=%lld,n=%lld,k=%lld,batch=%lld,bias=%d,act=%s,alpha=%g,beta=%g",
+                      p.bwd ? "_backward" : "", p.ta, p.tb, (long long)p.m, (long long)p.n,
+                      (long long)p.k, (long long)p.batch, p.bias, act_name(p.act), p.alpha, p.beta);
+  if (!p.bwd)
+    s += fmt(",compute=%s,a=%s,b=%s,isa=%s", dt(p.compute), dt(p.at), dt(p.bt), p.isa.c_str());
+  if (p.sa0) s += ",stride_a=0";
+  if (p.sb0) s += ",stride_b=0";
+  if (p.nan_c) s += ",C=nan";
+  if (p.pad) s += fmt(",pad=%lld", (long long)p.pad);
+  return s + ")";
+}
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr float kSentinel = 0.25f;
+
+// A stored operand: `items` matrices of (rows, ld) with real columns [0, cols).
+struct Operand {
+  int64_t rows, cols, ld, items;
+  std::vector<float> dev_f32;      // device contents when stored as f32 (NaN padding)
+  std::vector<uint16_t> dev_bf16;  // device contents when stored as bf16
+  std::vector<double> host;        // the values the op sees (bf16-exact when stored bf16), 0 pads
+  bool is_pad(size_t i) const { return static_cast<int64_t>(i % ld) >= cols; }
+};
+
+Operand make_operand(Rng& rng, int64_t rows, int64_t cols, int64_t pad, int64_t items, DType t) {
+  Operand o{rows, cols, std::max<int64_t>(cols, 1) + pad, items, {}, {}, {}};
+  const size_t n = static_cast<size_t>(items * rows * o.ld);
+  o.host.assign(n, 0.0);
+  if (t == DType::F32) o.dev_f32.assign(n, kNaN);
+  else o.dev_bf16.assign(n, carzero::f32_to_bf16(kNaN));
+  for (size_t i = 0; i < n; ++i) {
+    if (o.is_pad(i)) continue;
+    float v = static_cast<float>(rng.normal());
+    if (t == DType::BF16) {
+      o.dev_bf16[i] = carzero::f32_to_bf16(v);
+      v = carzero::bf16_to_f32(o.dev_bf16[i]);
+    } else {
+      o.dev_f32[i] = v;
+    }
+    o.host[i] = v;
+  }
+  return o;
+}
+
+const void* upload(Ctx& c, const char* name, const Operand& o) {
+  if (!o.dev_bf16.empty()) return c.in(name, o.dev_bf16);
+  return c.in(name, o.dev_f32);
+}
+
+void gemm_case(Ctx& c, const GP& p) {
+  const int64_t M = p.m, N = p.n, K = p.k;
+  const int64_t ar = p.ta ? K : M, ac = p.ta ? M : K, br = p.tb ? N : K, bc = p.tb ? K : N;
+  Operand A = make_operand(c.rng, ar, ac, p.pad, p.sa0 ? 1 : p.batch, p.at);
+  Operand B = make_operand(c.rng, br, bc, p.pad, p.sb0 ? 1 : p.batch, p.bt);
+  const int64_t ldc = std::max<int64_t>(N, 1) + p.pad, csz = p.batch * M * ldc;
+  std::vector<float> c0(csz, kSentinel), p0(csz, kSentinel);
+  std::vector<double> rc(csz, kSentinel), rp(csz, kSentinel);
+  for (int64_t i = 0; i < csz; ++i) {
+    if (i % ldc >= N) continue;
+    const float v = p.beta != 0.0f ? static_cast<float>(c.rng.normal()) : (p.nan_c ? kNaN : 0.0f);
+    c0[i] = v;
+    rc[i] = p.beta != 0.0f ? v : 0.0;
+    p0[i] = kNaN;
+  }
+  auto bias = c.rng.normal_vec(N);
+  std::vector<double> bias64 = to_f64(bias);
+
+  GemmArgs g;
+  g.a_type = p.at, g.b_type = p.bt, g.compute = p.compute;
+  g.trans_a = p.ta, g.trans_b = p.tb;
+  g.m = M, g.n = N, g.k = K;
+  g.a = upload(c, "A", A);
+  g.lda = A.ld, g.stride_a = p.sa0 ? 0 : ar * A.ld;
+  g.b = upload(c, "B", B);
+  g.ldb = B.ld, g.stride_b = p.sb0 ? 0 : br * B.ld;
+  g.c = c.out("C", c0);
+  g.ldc = ldc, g.stride_c = M * ldc;
+  g.batch = p.batch;
+  g.alpha = p.alpha, g.beta = p.beta;
+  g.bias = p.bias ? c.in("bias", bias) : nullptr;
+  g.act = p.act;
+  g.preact = p.act != Act::None ? c.out("preact", p0) : nullptr;
+
+  if (p.isa == "default") {
+    c.ops().gemm(c.ex(), g);
+  } else {
+    if (!c.be.gemm_isa) return c.skip("backend " + c.be.name + " has no ISA levels");
+    std::string why;
+    if (!c.be.gemm_isa(c.ex(), g, p.isa, &why)) return c.skip(why);
+  }
+  c.check("gemm");
+  ref::GemmShape s;
+  s.ta = p.ta, s.tb = p.tb, s.m = M, s.n = N, s.k = K;
+  s.lda = A.ld, s.ldb = B.ld, s.ldc = ldc;
+  s.sa = g.stride_a, s.sb = g.stride_b, s.sc = g.stride_c, s.batch = p.batch;
+  s.alpha = p.alpha, s.beta = p.beta, s.act = p.act;
+  s.round_operands = p.compute == DType::BF16;
+  ref::gemm(s, A.host, B.host, p.bias ? &bias64 : nullptr, rc, g.preact ? &rp : nullptr);
+  const double tol = p.compute == DType::BF16 ? 1e-6 : 1e-7;
+  c.expect_close("C", c.get(g.c, csz), rc, tol);
+  if (g.preact) c.expect_close("preact", c.get(g.preact, csz), rp, tol);
+  if (!p.bwd) return;
+
+  // backward: dC (NaN padding), dA (=: NaN at real positions, sentinel padding),
+  // dB and dbias (+=: known prefill everywhere, padding included, which must not change)
+  std::vector<float> R(csz, kNaN);
+  std::vector<double> R64(csz, 0.0);
+  for (int64_t i = 0; i < csz; ++i)
+    if (i % ldc < N) R[i] = static_cast<float>(c.rng.normal()), R64[i] = R[i];
+  float* dc = c.in("dC", R);
+  std::vector<float> da0(A.host.size()), db0 = c.rng.uniform_vec(static_cast<int64_t>(B.host.size()), -1, 1);
+  for (size_t i = 0; i < da0.size(); ++i) da0[i] = A.is_pad(i) ? kSentinel : kNaN;
+  auto gb0 = c.rng.uniform_vec(N, -1, 1);
+  float* da = c.out("dA", da0);
+  float* db = c.out("dB", db0);
+  float* dbias = p.bias ? c.out("dbias", gb0) : nullptr;
+  c.ops().gemm_backward(c.ex(), g, dc, da, db, dbias);
+  c.check("gemm_backward");
+  auto dav = c.get(da, static_cast<int64_t>(da0.size()));
+  std::vector<double> an_a(dav.size()), an_b(db0.size()), an_bias(N);
+  for (size_t i = 0; i < dav.size(); ++i) an_a[i] = dav[i] - (A.is_pad(i) ? kSentinel : 0.0f);
+  auto dbv = c.get(db, static_cast<int64_t>(db0.size()));
+  for (size_t i = 0; i < dbv.size(); ++i) an_b[i] = static_cast<double>(dbv[i]) - db0[i];
+  std::vector<Ctx::GradInput> gi = {{"dA", &A.host, an_a, 12}, {"dB", &B.host, an_b, 12}};
+  if (dbias) {
+    auto v = c.get(dbias, N);
+    for (int64_t j = 0; j < N; ++j) an_bias[j] = static_cast<double>(v[j]) - gb0[j];
+    gi.push_back({"dbias", &bias64, an_bias, 12});
+  }
+  auto loss = [&] {
+    std::vector<double> o(csz, 0.0);
+    ref::gemm(s, A.host, B.host, p.bias ? &bias64 : nullptr, o, nullptr);
+    return dot(o, R64);
+  };
+  c.check_grads(loss, gi, 1e-6);
+}
+
+}  // namespace
+
+void register_gemm_cases(Registry& r) {
+  std::vector<GP> cases;
+  // every transpose / bias / activation / beta combination at an awkward shape
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb)
+      for (int bias = 0; bias < 2; ++bias)
+        for (Act act : {Act::None, Act::Relu, Act::Gelu})
+          for (float beta : {0.0f, 0.5f}) {
+            GP p;
+            p.ta = ta, p.tb = tb, p.m = 23, p.n = 17, p.k = 11, p.bias = bias, p.act = act, p.beta = beta;
+            p.nan_c = beta == 0.0f;
+            cases.push_back(p);
+          }
+  // every ISA level x storage/compute type: an awkward batched shape and the ViT nn.Linear shape
+  for (const char* isa : {"generic", "avx2", "avx512"})
+    for (auto tys : {std::array<DType, 3>{DType::F32, DType::F32, DType::F32},
+                     std::array<DType, 3>{DType::F32, DType::BF16, DType::BF16},
+                     std::array<DType, 3>{DType::BF16, DType::F32, DType::F32},
+                     std::array<DType, 3>{DType::BF16, DType::F32, DType::BF16},
+                     std::array<DType, 3>{DType::BF16, DType::BF16, DType::BF16}}) {
+      GP p;
+      p.compute = tys[0], p.at = tys[1], p.bt = tys[2], p.isa = isa;
+      p.tb = true, p.m = 197, p.n = 7, p.k = 97, p.batch = 2, p.bias = true, p.act = Act::Gelu, p.beta = 0.5f;
+      cases.push_back(p);
+      GP q = p;
+      q.n = 768, q.k = 768, q.batch = 1, q.act = Act::None, q.beta = 0.0f, q.nan_c = true;
+      cases.push_back(q);
+      GP t = p;  // weight-gradient layout: op(A) = A^T
+      t.ta = true, t.tb = false, t.m = 64, t.n = 96, t.k = 197, t.batch = 1, t.act = Act::Relu, t.beta = 1.0f;
+      cases.push_back(t);
+    }
+  // edge cases
+  auto edge = [&](auto f) { GP p; p.m = 13, p.n = 9, p.k = 7; f(p); cases.push_back(p); };
+  edge([](GP& p) { p.k = 0, p.beta = 0.5f, p.bias = true, p.act = Act::Relu; });
+  edge([](GP& p) { p.k = 0, p.beta = 0.0f, p.nan_c = true, p.bias = true; });
+  edge([](GP& p) { p.m = 1, p.tb = true, p.bias = true, p.act = Act::Gelu; });
+  edge([](GP& p) { p.n = 1, p.ta = true, p.beta = 0.5f; });
+  edge([](GP& p) { p.m = 1, p.n = 1, p.k = 1; });
+  edge([](GP& p) { p.m = 1, p.n = 1, p.k = 768, p.tb = true, p.compute = DType::BF16; });
+  edge([](GP& p) { p.batch = 3, p.sb0 = true, p.tb = true, p.bias = true, p.alpha = -0.5f; });
+  edge([](GP& p) { p.batch = 3, p.sa0 = true, p.alpha = 2.0f, p.beta = 0.5f, p.act = Act::Gelu; });
+  edge([](GP& p) { p.batch = 2, p.pad = 3, p.ta = true, p.tb = true, p.beta = 0.0f, p.nan_c = true, p.act = Act::Relu; });
+  edge([](GP& p) { p.batch = 0; });
+  edge([](GP& p) { p.m = 0, p.bias = true; });
+  edge([](GP& p) { p.m = 97, p.n = 33, p.k = 768, p.batch = 2, p.pad = 5, p.compute = DType::BF16,
+                   p.at = DType::BF16, p.bt = DType::BF16, p.bias = true, p.act = Act::Gelu; });
+  // backward (F32 only, beta = 0): every transpose x activation, shared weight across the batch
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb)
+      for (Act act : {Act::None, Act::Relu, Act::Gelu}) {
+        GP p;
+        p.bwd = true, p.ta = ta, p.tb = tb, p.act = act, p.m = 13, p.n = 11, p.k = 9;
+        p.bias = true, p.alpha = 0.7f, p.batch = 2, p.sb0 = tb, p.pad = ta ? 2 : 0;
+        cases.push_back(p);
+      }
+  {
+    GP p;
+    p.bwd = true, p.tb = true, p.m = 197, p.n = 64, p.k = 96, p.bias = true, p.act = Act::Gelu;
+    cases.push_back(p);
+    p.m = 1, p.n = 1, p.k = 1, p.act = Act::None, p.bias = false;
+    cases.push_back(p);
+  }
+  for (const GP& p : cases) add_case(r, gemm_name(p), [p](Ctx& c) { gemm_case(c, p); });
+}
+
+}  // namespace cztest
