@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "device_backend.h"
 #include "ops.h"
 #include "tensor.h"
 #include "threadpool.h"
@@ -22,6 +23,10 @@ class Context {
   const OpTable& ops() const { return *ops_; }
   Exec& exec() { return exec_; }
   int num_threads() const { return exec_.pool ? exec_.pool->size() : 0; }
+  // The device backend (null on CPU).
+  DeviceBackend* backend() const { return backend_.get(); }
+  // Waits for all queued device work (no-op on CPU).
+  void synchronize();
 
   // A new tensor on this context's device (zero-filled when zero).
   Tensor alloc(DType dtype, std::vector<int64_t> shape, bool zero = true);
@@ -34,6 +39,7 @@ class Context {
   int device_index_ = 0;
   const OpTable* ops_ = nullptr;
   std::unique_ptr<ThreadPool> own_pool_;
+  std::shared_ptr<DeviceBackend> backend_;  // shared with the storages it allocated
   Exec exec_;
 };
 

@@ -1,0 +1,105 @@
+// Benchmark driver: `npm run bench -- <suite> [options]`. Runs the native benchmark executables
+// (built by `npm run build:native` into build/), saves their JSON under bench/out/, and rewrites
+// the suite's section of bench/RESULTS.md (command, machine, date, table).
+//
+// Suites: gemm (fp32 and bf16 GEMM on the ViT-B/16 shapes and 2048^3, beside OpenBLAS sgemm).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const outDir = join(root, 'bench', 'out');
+const resultsFile = join(root, 'bench', 'RESULTS.md');
+
+interface GemmRow {
+  shape: string;
+  variant: string;
+  ms: number;
+  gflops: number;
+  ratio_vs_openblas: number;
+  speedup_vs_ours_f32: number;
+  rel_err: number;
+  ok: boolean;
+}
+interface GemmReport {
+  cpu: string;
+  isa: string;
+  bf16_dot: boolean;
+  threads: number;
+  reps: number;
+  openblas: string;
+  results: GemmRow[];
+}
+
+function machine(): string {
+  return `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}`;
+}
+
+function replaceSection(name: string, body: string): void {
+  const begin = `<!-- ${name}:begin -->`;
+  const end = `<!-- ${name}:end -->`;
+  let text = existsSync(resultsFile) ? readFileSync(resultsFile, 'utf8') : '# Benchmark results\n';
+  const block = `${begin}\n${body.trim()}\n${end}`;
+  const i = text.indexOf(begin);
+  const j = text.indexOf(end);
+  text = i >= 0 && j > i ? text.slice(0, i) + block + text.slice(j + end.length) : `${text.trimEnd()}\n\n${block}\n`;
+  writeFileSync(resultsFile, text);
+}
+
+function runGemm(args: string[]): number {
+  const exe = join(root, 'build', 'bench_gemm');
+  if (!existsSync(exe)) {
+    console.error(`bench gemm: ${exe} not found; build it with \`npm run build:native\``);
+    return 1;
+  }
+  let threads = String(cpus().length);
+  const ti = args.indexOf('--threads');
+  if (ti >= 0 && args[ti + 1]) threads = args[ti + 1];
+  else args = [...args, '--threads', threads];
+  mkdirSync(outDir, { recursive: true });
+  const json = join(outDir, 'gemm.json');
+  // OpenBLAS picks its kernels by CPUID only with OPENBLAS_CORETYPE unset (the environment here
+  // sets it to work around old builds); its thread count matches ours.
+  const env = { ...process.env, OPENBLAS_NUM_THREADS: threads };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  const r = spawnSync(exe, [...args, '--json', json], { stdio: 'inherit', env });
+  if (r.status !== 0 || !existsSync(json)) return r.status ?? 1;
+  const rep = JSON.parse(readFileSync(json, 'utf8')) as GemmReport;
+  const lines = [
+    '## GEMM (CPU)',
+    '',
+    `- command: \`npm run bench -- gemm ${args.join(' ')}\` (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset, OPENBLAS_NUM_THREADS=${threads})`,
+    `- machine: ${machine()}; kernels: ${rep.isa}${rep.bf16_dot ? ' + AVX512_BF16' : ''}; threads: ${rep.threads}; medians of ${rep.reps} interleaved repetitions`,
+    `- OpenBLAS: ${rep.openblas}`,
+    `- date: ${new Date().toISOString().slice(0, 10)}`,
+    '',
+    '| shape (M x N x K) | variant | ms | GFLOP/s | vs OpenBLAS | vs our f32 | max rel err |',
+    '|---|---|---:|---:|---:|---:|---:|',
+    ...rep.results.map(
+      (x) =>
+        `| ${x.shape} | ${x.variant} | ${x.ms.toFixed(2)} | ${x.gflops.toFixed(1)} | ${x.ratio_vs_openblas > 0 ? x.ratio_vs_openblas.toFixed(3) : '-'} | ${x.speedup_vs_ours_f32 > 0 ? x.speedup_vs_ours_f32.toFixed(2) : '-'} | ${x.rel_err.toExponential(1)}${x.ok ? '' : ' MISMATCH'} |`,
+    ),
+  ];
+  replaceSection('gemm', lines.join('\n'));
+  console.log(`bench gemm: wrote ${json} and updated bench/RESULTS.md`);
+  return rep.results.every((x) => x.ok) ? 0 : 1;
+}
+
+const suites: Record<string, (args: string[]) => number> = { gemm: runGemm };
+const [suite = 'all', ...rest] = process.argv.slice(2);
+if (suite === 'all') {
+  let code = 0;
+  for (const [name, fn] of Object.entries(suites)) {
+    console.log(`== ${name}`);
+    code ||= fn(rest);
+  }
+  process.exit(code);
+} else if (suites[suite]) {
+  process.exit(suites[suite](rest));
+} else {
+  console.error(`bench: unknown suite '${suite}' (available: ${Object.keys(suites).join(', ')}, all)`);
+  process.exit(2);
+}
