@@ -1,0 +1,540 @@
+// gemm.cpp: the CPU GEMM (see ops.h for the contract): cpu::gemm, cpu::gemm_with_isa,
+// cpu::gemm_backward; argument validation; the blocked, threaded driver shared by every ISA; the
+// portable C++ micro-kernel and packer.
+//
+// Dimension letters: M, N, K as in ops.h; MR x NR the register tile; KC the K block; NC the
+// column block of packed B; a "row chunk" is the rows of C one task owns.
+//
+// Algorithm (GotoBLAS / BLIS): both operands are packed into panels (gemm_internal.h) that the
+// micro-kernel reads with unit stride; an A panel (MR x KC) stays in L1 while the B panels of a
+// (KC x NC) block, held in L2, stream past it. Packing also converts dtypes, applies transposes
+// and rounds to bf16, so the kernels see one layout. Threads split C into (row chunk x column
+// chunk) tasks that the pool hands out dynamically (the machine is shared; static halves would
+// wait for the slower core). When several tasks use the same columns of B, B is packed once, in
+// parallel, before them.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <functional>
+#include <vector>
+
+#include "core/status.h"
+#include "core/threadpool.h"
+#include "cpu/cpu_ops.h"
+#include "cpu/gemm_internal.h"
+
+namespace carzero::cpu {
+using namespace gemm_detail;
+
+namespace {
+
+constexpr float kInvSqrt2 = 0.70710678118654752440f;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// ---- validation ---------------------------------------------------------------------------------
+
+void validate(const GemmArgs& g, const char* who) {
+  CZ_ARG(g.m >= 0, "%s: m (%lld) must be >= 0", who, (long long)g.m);
+  CZ_ARG(g.n >= 0, "%s: n (%lld) must be >= 0", who, (long long)g.n);
+  CZ_ARG(g.k >= 0, "%s: k (%lld) must be >= 0", who, (long long)g.k);
+  CZ_ARG(g.batch >= 0, "%s: batch (%lld) must be >= 0", who, (long long)g.batch);
+  CZ_ARG(g.a_type == DType::F32 || g.a_type == DType::BF16,
+         "%s: a_type %s is not supported (F32 or BF16)", who, dtype_name(g.a_type));
+  CZ_ARG(g.b_type == DType::F32 || g.b_type == DType::BF16,
+         "%s: b_type %s is not supported (F32 or BF16)", who, dtype_name(g.b_type));
+  CZ_ARG(g.compute == DType::F32 || g.compute == DType::BF16,
+         "%s: compute %s is not supported (F32 or BF16)", who, dtype_name(g.compute));
+  CZ_ARG(g.act == Act::None || g.act == Act::Relu || g.act == Act::Gelu,
+         "%s: act (%d) is not a valid activation", who, static_cast<int>(g.act));
+  // Leading dimensions: the stored row length of each operand.
+  const int64_t a_cols = g.trans_a ? g.m : g.k, b_cols = g.trans_b ? g.k : g.n;
+  CZ_ARG(g.lda >= a_cols, "%s: lda (%lld) must be >= %s (%lld)", who, (long long)g.lda,
+         g.trans_a ? "m" : "k", (long long)a_cols);
+  CZ_ARG(g.ldb >= b_cols, "%s: ldb (%lld) must be >= %s (%lld)", who, (long long)g.ldb,
+         g.trans_b ? "k" : "n", (long long)b_cols);
+  CZ_ARG(g.ldc >= g.n, "%s: ldc (%lld) must be >= n (%lld)", who, (long long)g.ldc,
+         (long long)g.n);
+  CZ_ARG(g.stride_a >= 0 && g.stride_b >= 0 && g.stride_c >= 0,
+         "%s: batch strides must be >= 0 (stride_a %lld, stride_b %lld, stride_c %lld)", who,
+         (long long)g.stride_a, (long long)g.stride_b, (long long)g.stride_c);
+  const bool out = g.batch > 0 && g.m > 0 && g.n > 0;  // C has elements
+  const bool reads = out && g.k > 0;                    // A and B are read
+  CZ_ARG(!out || g.c, "%s: c is null with m (%lld) x n (%lld) > 0", who, (long long)g.m,
+         (long long)g.n);
+  CZ_ARG(!reads || g.a, "%s: a is null with m (%lld) x k (%lld) > 0", who, (long long)g.m,
+         (long long)g.k);
+  CZ_ARG(!reads || g.b, "%s: b is null with k (%lld) x n (%lld) > 0", who, (long long)g.k,
+         (long long)g.n);
+  // Batch items writing the same C would race; shared inputs (stride 0) are fine.
+  CZ_ARG(!out || g.batch == 1 || g.stride_c > 0,
+         "%s: stride_c must be > 0 when batch (%lld) > 1", who, (long long)g.batch);
+}
+
+// ---- scratch buffers ----------------------------------------------------------------------------
+
+// A growing, 64-byte-aligned buffer, one per thread (thread_local), reused across calls: packed
+// operands of a large GEMM are megabytes, and a fresh allocation would page-fault on every call.
+class Scratch {
+ public:
+  ~Scratch() { std::free(p_); }
+  void* get(size_t bytes) {
+    if (bytes > cap_) {
+      std::free(p_);
+      p_ = nullptr;
+      cap_ = 0;
+      size_t want = round_up(static_cast<int64_t>(bytes), 4096);
+      p_ = std::aligned_alloc(64, want);
+      CZ_REQUIRE(p_, CZ_ERR_OUT_OF_MEMORY, "gemm: cannot allocate %zu bytes of scratch", want);
+      cap_ = want;
+    }
+    return p_;
+  }
+
+ private:
+  void* p_ = nullptr;
+  size_t cap_ = 0;
+};
+
+thread_local Scratch tl_pack_a;       // this thread's packed A row chunk (MR panels x KC)
+thread_local Scratch tl_pack_b;       // this thread's packed B block when B is not shared
+thread_local Scratch tl_shared_b;     // B packed once by the calling thread's GEMM for all tasks
+thread_local Scratch tl_backward_dz;  // gemm_backward's dZ when act != None
+
+// ---- scalar epilogue (portable kernel, K = 0) -------------------------------------------------
+
+float act_scalar(float z, Act act) {
+  if (act == Act::Relu) return z > 0.0f ? z : 0.0f;
+  if (act == Act::Gelu) return 0.5f * z * (1.0f + std::erf(z * kInvSqrt2));
+  return z;
+}
+
+// Finishes a tile held in acc (rows of stride acc_ld): see TileEpilogue.
+void finish_tile_scalar(const float* acc, int64_t acc_ld, float* c, int64_t ldc, int64_t mv,
+                        int64_t nv, const TileEpilogue& ep) {
+  for (int64_t r = 0; r < mv; ++r) {
+    float* cr = c + r * ldc;
+    float* pr = ep.preact ? ep.preact + r * ldc : nullptr;
+    for (int64_t j = 0; j < nv; ++j) {
+      float z = ep.alpha * acc[r * acc_ld + j];
+      if (!ep.first) z += cr[j];
+      else if (ep.beta != 0.0f) z += ep.beta * cr[j];
+      if (ep.last) {
+        if (ep.bias) z += ep.bias[j];
+        if (pr) pr[j] = z;
+        z = act_scalar(z, ep.act);
+      }
+      cr[j] = z;
+    }
+  }
+}
+
+// ---- portable packer and micro-kernel -----------------------------------------------------------
+
+float load_elem(const PackSrc& s, int64_t r, int64_t p) {
+  int64_t idx = s.trans ? p * s.ld + r : r * s.ld + p;
+  return s.type == DType::BF16 ? bf16_to_f32(static_cast<const uint16_t*>(s.data)[idx])
+                               : static_cast<const float*>(s.data)[idx];
+}
+
+constexpr int kGenericMR = 4, kGenericNR = 16;
+
+// C tile (4 x 16) from F32 panels; the inner loop over 16 columns vectorises with baseline SSE2.
+void kernel_generic_4x16(int64_t kc, const void* a_panel, const void* b_panel, float* c,
+                         int64_t ldc, int64_t mv, int64_t nv, const TileEpilogue& ep) {
+  const float* a = static_cast<const float*>(a_panel);
+  const float* b = static_cast<const float*>(b_panel);
+  float acc[kGenericMR][kGenericNR] = {};
+  for (int64_t p = 0; p < kc; ++p) {
+    const float* bp = b + p * kGenericNR;
+    for (int r = 0; r < kGenericMR; ++r) {
+      const float av = a[p * kGenericMR + r];
+      for (int j = 0; j < kGenericNR; ++j) acc[r][j] += av * bp[j];
+    }
+  }
+  finish_tile_scalar(&acc[0][0], kGenericNR, c, ldc, mv, nv, ep);
+}
+
+}  // namespace
+
+namespace gemm_detail {
+
+void pack_generic(const PackSrc& s, int64_t r0, int64_t rows, int64_t p0, int64_t kc, int w,
+                  PackFmt fmt, void* dst) {
+  const int64_t panels = ceil_div(rows, w);
+  const int64_t pbytes = panel_bytes(kc, w, fmt);
+  for (int64_t q = 0; q < panels; ++q) {
+    char* panel = static_cast<char*>(dst) + q * pbytes;
+    const int64_t base = r0 + q * w, valid = std::min<int64_t>(w, r0 + rows - base);
+    if (fmt == PackFmt::Bf16Pairs) {
+      uint16_t* out = reinterpret_cast<uint16_t*>(panel);
+      const int64_t kp = (kc + 1) / 2;
+      for (int64_t x = 0; x < w; ++x)
+        for (int64_t pp = 0; pp < kp; ++pp)
+          for (int t = 0; t < 2; ++t) {
+            const int64_t p = 2 * pp + t;
+            uint16_t v = 0;
+            if (x < valid && p < kc) {
+              if (s.type == DType::BF16) {
+                const int64_t idx = s.trans ? (p0 + p) * s.ld + base + x : (base + x) * s.ld + p0 + p;
+                v = static_cast<const uint16_t*>(s.data)[idx];
+              } else {
+                v = f32_to_bf16(load_elem(s, base + x, p0 + p));
+              }
+            }
+            out[(pp * w + x) * 2 + t] = v;
+          }
+    } else {
+      float* out = reinterpret_cast<float*>(panel);
+      const bool rnd = fmt == PackFmt::F32Bf16;
+      for (int64_t x = 0; x < w; ++x)
+        for (int64_t p = 0; p < kc; ++p) {
+          float v = x < valid ? load_elem(s, base + x, p0 + p) : 0.0f;
+          if (rnd) v = bf16_to_f32(f32_to_bf16(v));
+          out[p * w + x] = v;
+        }
+    }
+  }
+}
+
+KernelSet generic_kernels_f32() {
+  KernelSet k;
+  k.name = "generic-f32-4x16";
+  k.mr = kGenericMR;
+  k.nr = kGenericNR;
+  k.kc = 256;
+  k.nc = 256;
+  k.fmt = PackFmt::F32;
+  k.kernel = kernel_generic_4x16;
+  k.pack = pack_generic;
+  return k;
+}
+
+}  // namespace gemm_detail
+
+namespace {
+
+// ---- the blocked driver -------------------------------------------------------------------------
+
+PackSrc view_a(const GemmArgs& g, int64_t b) {
+  PackSrc s;
+  s.data = static_cast<const char*>(g.a) + b * g.stride_a * static_cast<int64_t>(dtype_size(g.a_type));
+  s.ld = g.lda;
+  s.trans = g.trans_a;
+  s.type = g.a_type;
+  return s;
+}
+
+// op(B)^T (N, K): B stored (N, K) (trans_b) is that view as it is.
+PackSrc view_bt(const GemmArgs& g, int64_t b) {
+  PackSrc s;
+  s.data = static_cast<const char*>(g.b) + b * g.stride_b * static_cast<int64_t>(dtype_size(g.b_type));
+  s.ld = g.ldb;
+  s.trans = !g.trans_b;
+  s.type = g.b_type;
+  return s;
+}
+
+// B packed once for all tasks: K block q holds ceil(N / NR) panels over kc_q; blocks before the
+// last are full KC, so block q starts at q * n_panels * panel_bytes(KC, NR).
+struct SharedB {
+  const char* data = nullptr;
+  int64_t n_panels = 0;
+};
+
+// One task: C[b] rows [i0, i1) x columns [j0, j1). j0 is a multiple of NR when shared B is used.
+void run_task(const KernelSet& ks, const GemmArgs& g, int64_t b, int64_t i0, int64_t i1,
+              int64_t j0, int64_t j1, const SharedB* sb) {
+  const int64_t K = g.k, MR = ks.mr, NR = ks.nr;
+  const int64_t rows = i1 - i0, a_panels = ceil_div(rows, MR);
+  const PackSrc sa = view_a(g, b), sbt = view_bt(g, b);
+  float* C = g.c + b * g.stride_c;
+  float* P = g.act != Act::None && g.preact ? g.preact + b * g.stride_c : nullptr;
+  char* abuf = static_cast<char*>(tl_pack_a.get(a_panels * panel_bytes(ks.kc, MR, ks.fmt)));
+  char* bbuf = sb ? nullptr
+                  : static_cast<char*>(tl_pack_b.get(ceil_div(ks.nc, NR) *
+                                                     panel_bytes(ks.kc, NR, ks.fmt)));
+  TileEpilogue ep;
+  ep.alpha = g.alpha;
+  ep.beta = g.beta;
+  ep.act = g.act;
+  for (int64_t p0 = 0; p0 < K; p0 += ks.kc) {
+    const int64_t kc = std::min(ks.kc, K - p0);
+    const int64_t apb = panel_bytes(kc, MR, ks.fmt), bpb = panel_bytes(kc, NR, ks.fmt);
+    ks.pack(sa, i0, rows, p0, kc, ks.mr, ks.fmt, abuf);
+    ep.first = p0 == 0;
+    ep.last = p0 + kc == K;
+    for (int64_t jb = j0; jb < j1; jb += ks.nc) {
+      const int64_t nb = std::min(ks.nc, j1 - jb);
+      const char* bblock;
+      if (sb) {
+        bblock = sb->data + (p0 / ks.kc) * sb->n_panels * panel_bytes(ks.kc, NR, ks.fmt) +
+                 (jb / NR) * bpb;
+      } else {
+        ks.pack(sbt, jb, nb, p0, kc, ks.nr, ks.fmt, bbuf);
+        bblock = bbuf;
+      }
+      const int64_t b_panels = ceil_div(nb, NR);
+      for (int64_t ir = 0; ir < a_panels; ++ir) {
+        const int64_t i = i0 + ir * MR, mv = std::min(MR, i1 - i);
+        for (int64_t jr = 0; jr < b_panels; ++jr) {
+          const int64_t j = jb + jr * NR, nv = std::min(NR, jb + nb - j);
+          ep.bias = g.bias ? g.bias + j : nullptr;
+          ep.preact = P ? P + i * g.ldc + j : nullptr;
+          ks.kernel(kc, abuf + ir * apb, bblock + jr * bpb, C + i * g.ldc + j, g.ldc, mv, nv, ep);
+        }
+      }
+    }
+  }
+}
+
+// K = 0: C = act(beta C + bias); nothing to multiply.
+void run_k0(const GemmArgs& g) {
+  for (int64_t b = 0; b < g.batch; ++b)
+    for (int64_t i = 0; i < g.m; ++i) {
+      float* c = g.c + b * g.stride_c + i * g.ldc;
+      float* pre = g.act != Act::None && g.preact ? g.preact + b * g.stride_c + i * g.ldc : nullptr;
+      for (int64_t j = 0; j < g.n; ++j) {
+        float z = (g.beta != 0.0f ? g.beta * c[j] : 0.0f) + (g.bias ? g.bias[j] : 0.0f);
+        if (pre) pre[j] = z;
+        c[j] = act_scalar(z, g.act);
+      }
+    }
+}
+
+void run_gemm(Exec& ex, const GemmArgs& g, const KernelSet& kernels) {
+  if (g.batch == 0 || g.m == 0 || g.n == 0) return;
+  if (g.k == 0) return run_k0(g);
+  // Equal K blocks (a multiple of 32, so bf16 pairs fill whole 16-pair vectors): K = 768 with
+  // KC = 512 would otherwise leave a 256 tail that reloads C for little work.
+  KernelSet ks = kernels;
+  ks.kc = std::min(ks.kc, round_up(ceil_div(g.k, ceil_div(g.k, ks.kc)), 32));
+  const int threads = ex.pool ? ex.pool->size() : 1;
+  const int64_t MR = ks.mr, NR = ks.nr;
+  const double macs = static_cast<double>(g.batch) * g.m * g.n * g.k;
+
+  // Task grid: about 4 tasks per thread so a core slowed by a neighbour takes fewer; no task
+  // smaller than 4 register tiles in either direction; tiny GEMMs run inline. Among grids of
+  // rc row chunks x cc column chunks, take the one moving the least memory, counted in elements:
+  // with one row chunk, each task packs its own columns of B straight from the source (K x N
+  // once); with several, B is packed once into a shared buffer (read, written, then read again
+  // by every row chunk); every column chunk packs its rows of A (M x K, strided reads and a
+  // transpose: about 3x a streaming read, measured).
+  const bool b_shared = g.batch == 1 || g.stride_b == 0;
+  int64_t target = macs < 1.0e5 || threads == 1 ? 1 : threads * 4;
+  if (macs < 2.0e6) target = std::min<int64_t>(target, threads);
+  int64_t rc = 1, cc = 1;
+  if (g.batch < target) {
+    const int64_t per_item = ceil_div(target, g.batch);
+    const int64_t max_rc = std::max<int64_t>(1, ceil_div(g.m, 4 * MR));
+    const int64_t max_cc = std::max<int64_t>(1, ceil_div(g.n, 4 * NR));
+    const int64_t need = std::min(per_item, max_rc * max_cc);
+    const double kn = static_cast<double>(g.k) * g.n, mk = static_cast<double>(g.m) * g.k;
+    double best = -1;
+    for (int64_t r = 1; r <= std::min(per_item, max_rc); ++r) {
+      const int64_t c = std::min(max_cc, ceil_div(per_item, r));
+      if (r * c < need) continue;
+      const double b_cost = r == 1 ? kn : b_shared ? kn * (2 + r) : 3.0 * kn * r;
+      const double cost = b_cost + 3.0 * mk * c;
+      if (best < 0 || cost < best) best = cost, rc = r, cc = c;
+    }
+  }
+  const int64_t rows_per = round_up(ceil_div(g.m, rc), MR), cols_per = round_up(ceil_div(g.n, cc), NR);
+  rc = ceil_div(g.m, rows_per);
+  cc = ceil_div(g.n, cols_per);
+  const int64_t per_item = rc * cc, n_tasks = g.batch * per_item;
+
+  // Pack B once when several tasks use the same columns of it.
+  const int64_t n_panels = ceil_div(g.n, NR), k_blocks = ceil_div(g.k, ks.kc);
+  const int64_t shared_bytes = k_blocks * n_panels * panel_bytes(ks.kc, NR, ks.fmt);
+  SharedB sb;
+  const bool use_shared =
+      b_shared && (rc > 1 || g.batch > 1) && shared_bytes <= (int64_t(256) << 20);
+  if (use_shared) {
+    char* buf = static_cast<char*>(tl_shared_b.get(shared_bytes));
+    sb.data = buf;
+    sb.n_panels = n_panels;
+    const PackSrc sbt = view_bt(g, 0);
+    const int64_t group = std::max<int64_t>(1, std::min<int64_t>(16, ceil_div(n_panels * k_blocks, threads * 4)));
+    const int64_t groups = ceil_div(n_panels, group);
+    auto pack_task = [&](int64_t t) {
+      const int64_t q = t / groups, gi = t % groups;
+      const int64_t p0 = q * ks.kc, kc = std::min(ks.kc, g.k - p0);
+      const int64_t j = gi * group * NR, cols = std::min(group * NR, g.n - j);
+      char* dst = buf + q * n_panels * panel_bytes(ks.kc, NR, ks.fmt) +
+                  gi * group * panel_bytes(kc, NR, ks.fmt);
+      ks.pack(sbt, j, cols, p0, kc, ks.nr, ks.fmt, dst);
+    };
+    if (threads > 1 && k_blocks * groups > 1) ex.pool->run(k_blocks * groups, pack_task);
+    else for (int64_t t = 0; t < k_blocks * groups; ++t) pack_task(t);
+  }
+
+  auto task = [&](int64_t t) {
+    const int64_t b = t / per_item, r = (t % per_item) / cc, c = t % cc;
+    const int64_t i0 = r * rows_per, j0 = c * cols_per;
+    run_task(ks, g, b, i0, std::min(g.m, i0 + rows_per), j0, std::min(g.n, j0 + cols_per),
+             use_shared ? &sb : nullptr);
+  };
+  if (n_tasks > 1 && threads > 1) ex.pool->run(n_tasks, task);
+  else for (int64_t t = 0; t < n_tasks; ++t) task(t);
+}
+
+KernelSet select_kernels(CpuIsa isa, DType compute, bool bf16_dot) {
+  if (compute == DType::BF16 && isa == CpuIsa::Avx512 && bf16_dot) return avx512_kernels_bf16();
+  KernelSet ks = isa == CpuIsa::Avx512 ? avx512_kernels_f32()
+                 : isa == CpuIsa::Avx2 ? avx2_kernels_f32()
+                                       : generic_kernels_f32();
+  // No bf16 dot instruction: round while packing and multiply in fp32 (products of two bf16
+  // values are exact in fp32, so only the accumulation order differs from VDPBF16PS).
+  if (compute == DType::BF16) ks.fmt = PackFmt::F32Bf16;
+  return ks;
+}
+
+}  // namespace
+
+void gemm_with_isa(Exec& ex, const GemmArgs& g, CpuIsa isa) {
+  validate(g, "gemm");
+  CZ_REQUIRE(static_cast<int>(isa) <= static_cast<int>(cpu_isa_detected()), CZ_ERR_UNSUPPORTED,
+             "gemm: ISA %s is not supported by this CPU (detected %s)", cpu_isa_name(isa),
+             cpu_isa_name(cpu_isa_detected()));
+  const bool bf16_dot = isa == CpuIsa::Avx512 && cpu_features().avx512_bf16;
+  run_gemm(ex, g, select_kernels(isa, g.compute, bf16_dot));
+}
+
+void gemm(Exec& ex, const GemmArgs& g) {
+  validate(g, "gemm");
+  run_gemm(ex, g, select_kernels(cpu_isa(), g.compute, cpu_has_bf16_dot()));
+}
+
+// ---- backward -----------------------------------------------------------------------------------
+// Forward: Z = alpha op(A) op(B) + bias (beta = 0), C = act(Z), preact = Z.
+// dZ = dC * act'(Z); dbias += sum over rows of dZ; d op(A) = alpha dZ op(B)^T;
+// d op(B) = alpha op(A)^T dZ. Each is a forward GEMM with the transposes chosen so the result
+// lands in A's (or B's) storage layout. dA is written (=), dB and dbias accumulate (+=); an
+// operand shared by the batch (stride 0) gathers the gradients of every batch item.
+
+namespace {
+
+// act'(x): Relu 1[x > 0]; exact GELU Phi(x) + x phi(x).
+float act_grad(float x, Act act) {
+  if (act == Act::Relu) return x > 0.0f ? 1.0f : 0.0f;
+  const float cdf = 0.5f * (1.0f + std::erf(x * kInvSqrt2));
+  const float pdf = 0.39894228040143267794f * std::exp(-0.5f * x * x);
+  return cdf + x * pdf;
+}
+
+}  // namespace
+
+void gemm_backward(Exec& ex, const GemmArgs& f, const float* dc, float* da, float* db,
+                   float* dbias) {
+  validate(f, "gemm_backward");
+  CZ_ARG(f.a_type == DType::F32 && f.b_type == DType::F32 && f.compute == DType::F32,
+         "gemm_backward: only F32 operands and compute are supported (a_type %s, b_type %s, "
+         "compute %s)", dtype_name(f.a_type), dtype_name(f.b_type), dtype_name(f.compute));
+  CZ_ARG(f.beta == 0.0f, "gemm_backward: beta (%g) must have been 0 in the forward",
+         static_cast<double>(f.beta));
+  const int64_t M = f.m, N = f.n, K = f.k, B = f.batch;
+  if (B == 0 || M == 0 || N == 0) return;
+  CZ_ARG(dc, "gemm_backward: dc is null with m (%lld) x n (%lld) > 0", (long long)M, (long long)N);
+  CZ_ARG(f.act == Act::None || f.preact,
+         "gemm_backward: preact is null but act is %d (the forward must store it)",
+         static_cast<int>(f.act));
+  const int threads = ex.pool ? ex.pool->size() : 1;
+
+  // dZ (B, M, N): dC itself when there is no activation, else dC * act'(preact) in scratch.
+  const float* dz = dc;
+  int64_t ld_dz = f.ldc, stride_dz = f.stride_c;
+  if (f.act != Act::None) {
+    float* buf = static_cast<float*>(tl_backward_dz.get(static_cast<size_t>(B * M * N) * 4));
+    auto rows_fn = [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t b = r / M, i = r % M;
+        const float* d = dc + b * f.stride_c + i * f.ldc;
+        const float* x = f.preact + b * f.stride_c + i * f.ldc;
+        float* o = buf + r * N;
+        for (int64_t j = 0; j < N; ++j) o[j] = d[j] * act_grad(x[j], f.act);
+      }
+    };
+    if (threads > 1) ex.pool->parallel_for(B * M, 16, rows_fn);
+    else rows_fn(0, B * M);
+    dz = buf;
+    ld_dz = N;
+    stride_dz = M * N;
+  }
+
+  if (dbias) {
+    // Column sums in double: a ViT batch sums tens of thousands of rows.
+    auto cols_fn = [&](int64_t j0, int64_t j1) {
+      std::vector<double> s(j1 - j0, 0.0);
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t i = 0; i < M; ++i) {
+          const float* d = dz + b * stride_dz + i * ld_dz;
+          for (int64_t j = j0; j < j1; ++j) s[j - j0] += d[j];
+        }
+      for (int64_t j = j0; j < j1; ++j) dbias[j] += static_cast<float>(s[j - j0]);
+    };
+    if (threads > 1) ex.pool->parallel_for(N, 64, cols_fn);
+    else cols_fn(0, N);
+  }
+  if (K == 0) return;
+
+  if (da) {
+    GemmArgs g;
+    g.alpha = f.alpha;
+    g.c = da;
+    g.ldc = f.lda;
+    if (!f.trans_a) {  // dA (M, K) = alpha dZ (M, N) @ op(B)^T (N, K)
+      g.m = M; g.n = K; g.k = N;
+      g.a = dz; g.lda = ld_dz; g.stride_a = stride_dz; g.trans_a = false;
+      g.b = f.b; g.ldb = f.ldb; g.stride_b = f.stride_b; g.trans_b = !f.trans_b;
+    } else {  // dA (K, M) = alpha op(B) (K, N) @ dZ^T (N, M)
+      g.m = K; g.n = M; g.k = N;
+      g.a = f.b; g.lda = f.ldb; g.stride_a = f.stride_b; g.trans_a = f.trans_b;
+      g.b = dz; g.ldb = ld_dz; g.stride_b = stride_dz; g.trans_b = true;
+    }
+    if (f.stride_a == 0 && B > 1) {  // one A for the batch: dA = sum over items
+      for (int64_t b = 0; b < B; ++b) {
+        GemmArgs gb = g;
+        gb.a = static_cast<const float*>(g.a) + b * g.stride_a;
+        gb.b = static_cast<const float*>(g.b) + b * g.stride_b;
+        gb.beta = b == 0 ? 0.0f : 1.0f;
+        gemm(ex, gb);
+      }
+    } else {
+      g.batch = B;
+      g.stride_c = f.stride_a;
+      gemm(ex, g);
+    }
+  }
+  if (db) {
+    GemmArgs g;
+    g.alpha = f.alpha;
+    g.beta = 1.0f;
+    g.c = db;
+    g.ldc = f.ldb;
+    if (!f.trans_b) {  // dB (K, N) += alpha op(A)^T (K, M) @ dZ (M, N)
+      g.m = K; g.n = N; g.k = M;
+      g.a = f.a; g.lda = f.lda; g.stride_a = f.stride_a; g.trans_a = !f.trans_a;
+      g.b = dz; g.ldb = ld_dz; g.stride_b = stride_dz; g.trans_b = false;
+    } else {  // dB (N, K) += alpha dZ^T (N, M) @ op(A) (M, K)
+      g.m = N; g.n = K; g.k = M;
+      g.a = dz; g.lda = ld_dz; g.stride_a = stride_dz; g.trans_a = true;
+      g.b = f.a; g.ldb = f.lda; g.stride_b = f.stride_a; g.trans_b = f.trans_a;
+    }
+    if (f.stride_b == 0 && B > 1) {  // one B for the batch: gather every item
+      for (int64_t b = 0; b < B; ++b) {
+        GemmArgs gb = g;
+        gb.a = static_cast<const float*>(g.a) + b * g.stride_a;
+        gb.b = static_cast<const float*>(g.b) + b * g.stride_b;
+        gemm(ex, gb);
+      }
+    } else {
+      g.batch = B;
+      g.stride_c = f.stride_b;
+      gemm(ex, g);
+    }
+  }
+}
+
+}  // namespace carzero::cpu
