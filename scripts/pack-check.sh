@@ -13,8 +13,9 @@ tarball=$(npm pack --silent | tail -n 1)
 echo "pack-check: $tarball $(du -h "$tarball" | cut -f1)"
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-# A PATH with node, npm, npx and sh only: no g++, cc, make, cmake, python.
+trap '/bin/rm -rf "$work"' EXIT
+# A PATH with node, npm, npx and sh only: no g++, cc, make, cmake, python. (Plain utilities are
+# called by absolute path below.)
 mkdir -p "$work/bin"
 for tool in node npm npx sh; do ln -s "$(command -v "$tool")" "$work/bin/$tool"; done
 mkdir -p "$work/app"
@@ -25,9 +26,10 @@ for tool in g++ gcc cc c++ make cmake python3; do
 done
 npm init -y >/dev/null
 npm install --prefer-offline --no-audit --no-fund "$root/$tarball"
-npx carzero info | tee info.txt
-grep -Eq '^cuda: (unavailable \(.+\)|available)' info.txt
-cat > smoke.mjs <<'JS'
+npx carzero info > info.txt
+/bin/cat info.txt
+/bin/grep -Eq '^cuda: (unavailable \(.+\)|available)' info.txt
+/bin/cat > smoke.mjs <<'JS'
 import { Tensor, ops, info } from 'carzero';
 const a = Tensor.from(new Float32Array([1, 2, 3, 4]), [2, 2]);
 const c = Tensor.zeros([2, 2]);
@@ -40,4 +42,4 @@ node smoke.mjs
 test -f node_modules/carzero/prebuilds/linux-x64/libcarzero.so
 test ! -d node_modules/carzero/build
 echo "pack-check: passed"
-rm -f "$root/$tarball"
+/bin/rm -f "$root/$tarball"
