@@ -53,9 +53,16 @@ try {
 } catch {
   cmakeJs = undefined;
 }
-if (cmakeJs && onPath('cmake') && existsSync(join(root, 'CMakeLists.txt'))) {
+// CARZERO_BUILD=node-gyp forces the fallback (to test it on a machine that has CMake).
+if (process.env.CARZERO_BUILD !== 'node-gyp' && cmakeJs && onPath('cmake') && existsSync(join(root, 'CMakeLists.txt'))) {
   const extra = process.env.CARZERO_CUDA ? [`--CDCARZERO_CUDA=${process.env.CARZERO_CUDA}`] : [];
   process.exit(run(process.execPath, [cmakeJs, 'compile', '--out', 'build', ...extra]));
 }
-log('cmake or cmake-js not found: building the CPU addon with node-gyp (binding.gyp)');
-process.exit(run(onPath('node-gyp') ? 'node-gyp' : 'npx', onPath('node-gyp') ? ['rebuild'] : ['node-gyp', 'rebuild']));
+log('building the CPU addon with node-gyp (binding.gyp): no CMake or cmake-js, or CARZERO_BUILD=node-gyp');
+// node-gyp downloads Node's headers unless told where they are; Node installs that ship them
+// (Debian's /usr/include/node, the official tarballs' include/node) need no network.
+const gypArgs = ['rebuild'];
+const prefix = dirname(dirname(process.execPath));
+if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h')))
+  gypArgs.push(`--nodedir=${prefix}`);
+process.exit(run(onPath('node-gyp') ? 'node-gyp' : 'npx', onPath('node-gyp') ? gypArgs : ['--yes', 'node-gyp', ...gypArgs]));
