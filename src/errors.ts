@@ -27,3 +27,43 @@ export class AddonLoadError extends CarzeroError {
     this.name = 'AddonLoadError';
   }
 }
+
+/**
+ * A weight file (safetensors, PyTorch checkpoint, Hugging Face folder) is unreadable, truncated,
+ * corrupt or unsafe. `file` is the path as given; `entry` names the zip record or tensor when the
+ * problem is inside one.
+ */
+export class CheckpointError extends CarzeroError {
+  readonly file: string;
+  readonly entry: string | undefined;
+  constructor(message: string, file: string, entry?: string) {
+    super(message, 'CZ_ERR_FORMAT');
+    this.name = 'CheckpointError';
+    this.file = file;
+    this.entry = entry;
+  }
+}
+
+/** A pickle asked for a dangerous callable (os.system, eval, ...); nothing was executed. */
+export class UnsafePickleError extends CheckpointError {
+  /** `module.name` of the refused callable. */
+  readonly callable: string;
+  constructor(message: string, file: string, callable: string, entry?: string) {
+    super(message, file, entry);
+    this.name = 'UnsafePickleError';
+    this.callable = callable;
+  }
+}
+
+/**
+ * `carzero convert` found missing, mis-shaped or inconsistent tensors. `problems` lists every one
+ * (the message holds them all too), so a user fixes them in one round.
+ */
+export class ConvertError extends CarzeroError {
+  readonly problems: readonly string[];
+  constructor(message: string, problems: readonly string[]) {
+    super(message, 'CZ_ERR_FORMAT');
+    this.name = 'ConvertError';
+    this.problems = problems;
+  }
+}

@@ -8,6 +8,9 @@ const HELP = `usage: carzero <command> [options]
 commands:
   info [--json]    version, CPU features in use, threads, and whether CUDA is available (and if
                    not, why)
+  convert --checkpoint <ckpt> --text-model <bert dir> --out <dir> [--json]
+                   turn a CARZero checkpoint into a carzero model directory
+                   (\`carzero convert --help\` for all options)
 
 options:
   -h, --help       this help
@@ -16,6 +19,7 @@ options:
 examples:
   npx carzero info
   npx carzero info --json
+  npx carzero convert --checkpoint CARZero.ckpt --text-model BioClinicalMPBERT --out carzero-model
 `;
 
 // A closed pipe (`carzero info | head -1`) is not an error worth a stack trace.
@@ -44,6 +48,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(rest.includes('--json') ? `${JSON.stringify(i, null, 2)}\n` : `${formatInfo(i)}\n`);
     return 0;
   }
+  // Loaded on demand: convert pulls in the weight readers and the tokenizer library.
+  if (cmd === 'convert') return (await import('./convert.js')).runConvert(rest);
   process.stderr.write(`carzero: unknown command '${cmd}'\n\n${HELP}`);
   return 2;
 }
