@@ -290,7 +290,7 @@ void usage() {
   std::printf(
       "usage: test_ops [-o <op substring>] [-b <backend>] [-v] [-l]\n"
       "  -o S   run only cases whose name contains S\n"
-      "  -b B   run on backend B (available: cpu)\n"
+      "  -b B   run on backend B (cpu, or cuda when this build has CUDA and a GPU is present)\n"
       "  -v     print every comparison\n"
       "  -l     list case names and exit\n");
 }
@@ -339,11 +339,23 @@ int main(int argc, char** argv) {
   cpu.download = cpu_copy;
   cpu.gemm_isa = cpu_gemm_isa;
   std::vector<Backend*> backends = {&cpu};
+  // The CUDA backend runs the same cases against the same float64 references when present.
+  Backend cuda;
+  std::string cuda_why;
+  const bool have_cuda = make_cuda_backend(&cuda, &cuda_why);
+  if (have_cuda) backends.push_back(&cuda);
   Backend* be = nullptr;
   for (auto* b : backends)
     if (b->name == backend_name) be = b;
+  if (!be && backend_name == "cuda") {
+    // No GPU here: not a failure of the CPU build, unless the caller requires CUDA.
+    std::printf("cuda: CUDA cases skipped (%s)\n", cuda_why.c_str());
+    const char* req = std::getenv("CARZERO_REQUIRE_CUDA");
+    return (req && std::string(req) == "1") ? 1 : 0;
+  }
   if (!be) {
-    std::printf("unknown backend '%s' (available: cpu)\n", backend_name.c_str());
+    std::printf("unknown backend '%s' (available: cpu%s)\n", backend_name.c_str(),
+                have_cuda ? ", cuda" : "");
     return 2;
   }
 
@@ -380,6 +392,7 @@ int main(int argc, char** argv) {
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("%d cases on %s in %.1f s\n", passed + failed + skipped, be->name.c_str(), secs);
+  if (!have_cuda) std::printf("cuda: CUDA cases skipped (%s)\n", cuda_why.c_str());
   if (skipped)
     std::printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
   else

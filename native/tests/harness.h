@@ -182,6 +182,10 @@ void register_data_cases(Registry& r);       // embedding, patch_embed, softmax_
 void register_misc_cases(Registry& r);       // adam, sum_squares, scale, dropout, convert
 void register_error_cases(Registry& r);
 
+// The CUDA backend (backend_cuda.cpp): fills *out and returns true when this build has CUDA and
+// a usable device; otherwise returns false with the reason in *why.
+bool make_cuda_backend(Backend* out, std::string* why);
+
 // Upstream gradient helper: loss = sum(out * R) in double.
 double dot(const std::vector<double>& a, const std::vector<double>& b);
 

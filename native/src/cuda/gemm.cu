@@ -1,0 +1,471 @@
+// gemm.cu: C[b] = act(alpha op(A[b]) op(B[b]) + beta C[b] + bias) through cuBLASLt (bias and ReLU
+// epilogues fused) or cuBLAS (GemmStridedBatchedEx) plus our epilogue kernel, and its backward.
+// Same contract as cpu/gemm.cpp (GemmArgs in ops.h).
+// Dimension letters: M, N, K of C (M, N) = op(A) (M, K) @ op(B) (K, N); b batch items.
+//
+// Row-major to column-major: cuBLAS is column-major, and a row-major (r, c) matrix with row
+// stride ld is the column-major (c, r) matrix with the same ld. So C (M, N) row-major is computed
+// as C^T (N, M) = op(B)^T op(A)^T column-major: cuBLAS m = N, n = M, k = K, "A" = our B
+// (transposed iff trans_b), "B" = our A (transposed iff trans_a).
+//
+// Types: compute F32 runs fp32 GEMM (CUBLAS_COMPUTE_32F, no TF32), widening a bf16 operand
+// exactly into scratch first; compute BF16 rounds fp32 operands to bf16 in scratch (RNE, the
+// CPU's rounding) and runs bf16 tensor-core GEMM with fp32 accumulation. C is always fp32.
+// Exact GELU has no cuBLASLt epilogue (cuBLASLt's GELU is the tanh approximation), so GELU and any
+// stored pre-activation run in our epilogue kernel.
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <string>
+
+#include "core/dtype.h"
+#include "cuda/cublas_loader.h"
+#include "cuda/cuda_common.h"
+#include "cuda/cuda_ops.h"
+
+namespace carzero::cuda {
+
+namespace {
+
+constexpr float kInvSqrt2 = 0.70710678118654752440f;
+constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // cuBLAS recommends 32 MiB on Hopper
+
+void validate(const GemmArgs& g, const char* who) {
+  CZ_ARG(g.m >= 0, "%s: m (%lld) must be >= 0", who, (long long)g.m);
+  CZ_ARG(g.n >= 0, "%s: n (%lld) must be >= 0", who, (long long)g.n);
+  CZ_ARG(g.k >= 0, "%s: k (%lld) must be >= 0", who, (long long)g.k);
+  CZ_ARG(g.batch >= 0, "%s: batch (%lld) must be >= 0", who, (long long)g.batch);
+  CZ_ARG(g.a_type == DType::F32 || g.a_type == DType::BF16,
+         "%s: a_type %s is not supported (F32 or BF16)", who, dtype_name(g.a_type));
+  CZ_ARG(g.b_type == DType::F32 || g.b_type == DType::BF16,
+         "%s: b_type %s is not supported (F32 or BF16)", who, dtype_name(g.b_type));
+  CZ_ARG(g.compute == DType::F32 || g.compute == DType::BF16,
+         "%s: compute %s is not supported (F32 or BF16)", who, dtype_name(g.compute));
+  CZ_ARG(g.act == Act::None || g.act == Act::Relu || g.act == Act::Gelu,
+         "%s: act (%d) is not a valid activation", who, static_cast<int>(g.act));
+  const int64_t a_cols = g.trans_a ? g.m : g.k, b_cols = g.trans_b ? g.k : g.n;
+  CZ_ARG(g.lda >= a_cols, "%s: lda (%lld) must be >= %s (%lld)", who, (long long)g.lda,
+         g.trans_a ? "m" : "k", (long long)a_cols);
+  CZ_ARG(g.ldb >= b_cols, "%s: ldb (%lld) must be >= %s (%lld)", who, (long long)g.ldb,
+         g.trans_b ? "k" : "n", (long long)b_cols);
+  CZ_ARG(g.ldc >= g.n, "%s: ldc (%lld) must be >= n (%lld)", who, (long long)g.ldc,
+         (long long)g.n);
+  CZ_ARG(g.stride_a >= 0 && g.stride_b >= 0 && g.stride_c >= 0,
+         "%s: batch strides must be >= 0 (stride_a %lld, stride_b %lld, stride_c %lld)", who,
+         (long long)g.stride_a, (long long)g.stride_b, (long long)g.stride_c);
+  const bool out = g.batch > 0 && g.m > 0 && g.n > 0;
+  const bool reads = out && g.k > 0;
+  CZ_ARG(!out || g.c, "%s: c is null with m (%lld) x n (%lld) > 0", who, (long long)g.m,
+         (long long)g.n);
+  CZ_ARG(!reads || g.a, "%s: a is null with m (%lld) x k (%lld) > 0", who, (long long)g.m,
+         (long long)g.k);
+  CZ_ARG(!reads || g.b, "%s: b is null with k (%lld) x n (%lld) > 0", who, (long long)g.k,
+         (long long)g.n);
+  CZ_ARG(!out || g.batch == 1 || g.stride_c > 0,
+         "%s: stride_c must be > 0 when batch (%lld) > 1", who, (long long)g.batch);
+}
+
+__device__ __forceinline__ float apply_act(float z, int act) {
+  if (act == 1) return z > 0.0f ? z : 0.0f;
+  if (act == 2) return 0.5f * z * (1.0f + erff(z * kInvSqrt2));
+  return z;
+}
+
+// For every (b, i, j) of C (batch, M, N) with row stride ld and batch stride sb:
+//   z = (src_zero ? 0 : src_scale * src) + bias[j];  preact = z (when non-null);  c = act(z)
+// src is C itself or preact (same layout). Used after a GEMM whose epilogue could not do the work
+// and for K = 0 (where C = act(beta C + bias)).
+__global__ void gemm_epilogue_kernel(float* c, float* preact, const float* src, const float* bias,
+                                     float src_scale, bool src_zero, int act, int64_t batch,
+                                     int64_t M, int64_t N, int64_t ld, int64_t sb) {
+  const int64_t total = batch * M * N;
+  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total;
+       t += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t j = t % N, r = t / N, i = r % M, b = r / M;
+    const int64_t idx = b * sb + i * ld + j;
+    float z = src_zero ? 0.0f : src_scale * src[idx];
+    if (bias) z += bias[j];
+    if (preact) preact[idx] = z;
+    c[idx] = apply_act(z, act);
+  }
+}
+
+// dst = src over (batch, M, N) with row stride ld and batch stride sb (both buffers alike).
+__global__ void strided_copy_kernel(float* dst, const float* src, int64_t batch, int64_t M,
+                                    int64_t N, int64_t ld, int64_t sb) {
+  const int64_t total = batch * M * N;
+  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total;
+       t += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t j = t % N, r = t / N, i = r % M, b = r / M;
+    const int64_t idx = b * sb + i * ld + j;
+    dst[idx] = src[idx];
+  }
+}
+
+// dz (B*M, N) dense = dc * act'(preact) (strided like C)
+__global__ void act_grad_kernel(float* dz, const float* dc, const float* preact, int act,
+                                int64_t batch, int64_t M, int64_t N, int64_t ld, int64_t sb) {
+  const int64_t total = batch * M * N;
+  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total;
+       t += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t j = t % N, r = t / N, i = r % M, b = r / M;
+    const int64_t idx = b * sb + i * ld + j;
+    const float x = preact[idx];
+    float g;
+    if (act == 1) {
+      g = x > 0.0f ? 1.0f : 0.0f;
+    } else {
+      const float cdf = 0.5f * (1.0f + erff(x * kInvSqrt2));
+      const float pdf = 0.39894228040143267794f * expf(-0.5f * x * x);
+      g = cdf + x * pdf;
+    }
+    dz[t] = dc[idx] * g;
+  }
+}
+
+// part[chunk, j] = sum over rows r in the chunk of dz[row r, j]; rows = batch * M, row r of item
+// b = r / M lives at b * sb + (r % M) * ld.
+__global__ void colsum_partial_kernel(double* part, const float* dz, int64_t rows, int64_t M,
+                                      int64_t N, int64_t ld, int64_t sb, int64_t rows_per_chunk) {
+  const int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (j >= N) return;
+  const int64_t r0 = blockIdx.y * rows_per_chunk;
+  const int64_t r1 = r0 + rows_per_chunk < rows ? r0 + rows_per_chunk : rows;
+  double s = 0.0;
+  for (int64_t r = r0; r < r1; ++r) s += dz[(r / M) * sb + (r % M) * ld + j];
+  part[blockIdx.y * N + j] = s;
+}
+
+__global__ void colsum_finish_kernel(float* dbias, const double* part, int chunks, int64_t N) {
+  for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < N;
+       j += (int64_t)gridDim.x * blockDim.x) {
+    double s = 0.0;
+    for (int c = 0; c < chunks; ++c) s += part[c * N + j];
+    dbias[j] += static_cast<float>(s);
+  }
+}
+
+// ---- handles ---------------------------------------------------------------------------------------
+CublasHandles& handles(CudaState& s) {
+  if (s.blas) return *s.blas;
+  const CublasApi& api = cublas_api();
+  auto* h = new CublasHandles();
+  try {
+    check_cublas(api.create(&h->blas), "cublasCreate");
+    check_cublas(api.set_stream(h->blas, s.stream), "cublasSetStream");
+    check_cublas(api.set_math_mode(h->blas, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+    s.blas_workspace = device_alloc(s, kWorkspaceBytes);
+    s.blas_workspace_bytes = kWorkspaceBytes;
+    if (api.set_workspace)
+      check_cublas(api.set_workspace(h->blas, s.blas_workspace, s.blas_workspace_bytes),
+                   "cublasSetWorkspace");
+    if (api.has_lt()) check_cublas(api.lt_create(&h->lt), "cublasLtCreate");
+  } catch (...) {
+    if (h->blas) api.destroy(h->blas);
+    if (s.blas_workspace) device_free(s, s.blas_workspace), s.blas_workspace = nullptr;
+    delete h;
+    throw;
+  }
+  s.blas = h;
+  return *h;
+}
+
+// Largest power of two (<= 256) dividing the address and, for batched operands, the batch stride.
+uint32_t alignment_of(const void* p, int64_t stride_elems, size_t elem, int64_t batch) {
+  uint64_t v = reinterpret_cast<uint64_t>(p) | 256u;
+  if (batch > 1 && stride_elems > 0) v |= static_cast<uint64_t>(stride_elems) * elem;
+  return static_cast<uint32_t>(v & (~v + 1));
+}
+
+// One column-major GEMM as cuBLAS sees it.
+struct ColMajorGemm {
+  int transa, transb;
+  int64_t m, n, k;
+  const void* A; int a_type; int64_t lda, stride_a;
+  const void* B; int b_type; int64_t ldb, stride_b;
+  float* C; int64_t ldc, stride_c;  // also D
+  int64_t batch;
+  float alpha, beta;
+  const float* bias;  // fused bias (cuBLASLt only), length m
+  bool relu;          // fused ReLU (cuBLASLt only)
+};
+
+// Returns false when cuBLASLt cannot run this problem (no library, no algorithm): the caller then
+// uses cuBLAS and does the epilogue itself.
+bool run_lt(CudaState& s, const ColMajorGemm& p) {
+  const CublasApi& api = cublas_api();
+  CublasHandles& h = handles(s);
+  if (!api.has_lt() || !h.lt) return false;
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
+  cublasLtMatmulPreference_t pref = nullptr;
+  struct Cleanup {
+    const CublasApi& api;
+    cublasLtMatmulDesc_t& d;
+    cublasLtMatrixLayout_t &a, &b, &c;
+    cublasLtMatmulPreference_t& p;
+    ~Cleanup() {
+      if (p) api.lt_pref_destroy(p);
+      if (c) api.lt_layout_destroy(c);
+      if (b) api.lt_layout_destroy(b);
+      if (a) api.lt_layout_destroy(a);
+      if (d) api.lt_desc_destroy(d);
+    }
+  } cleanup{api, desc, la, lb, lc, pref};
+  check_cublas(api.lt_desc_create(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F_), "cublasLtMatmulDescCreate");
+  const int32_t ta = p.transa, tb = p.transb;
+  check_cublas(api.lt_desc_set(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta), "cublasLtMatmulDescSetAttribute(TRANSA)");
+  check_cublas(api.lt_desc_set(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb), "cublasLtMatmulDescSetAttribute(TRANSB)");
+  uint32_t epi = p.bias ? (p.relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS)
+                        : (p.relu ? CUBLASLT_EPILOGUE_RELU : CUBLASLT_EPILOGUE_DEFAULT);
+  check_cublas(api.lt_desc_set(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi), "cublasLtMatmulDescSetAttribute(EPILOGUE)");
+  if (p.bias) {
+    const void* bp = p.bias;
+    check_cublas(api.lt_desc_set(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof bp), "cublasLtMatmulDescSetAttribute(BIAS_POINTER)");
+  }
+  // Stored shapes (column-major): op = N means stored (rows = m, cols = k) for A.
+  const uint64_t a_rows = p.transa == CUBLAS_OP_N ? p.m : p.k, a_cols = p.transa == CUBLAS_OP_N ? p.k : p.m;
+  const uint64_t b_rows = p.transb == CUBLAS_OP_N ? p.k : p.n, b_cols = p.transb == CUBLAS_OP_N ? p.n : p.k;
+  check_cublas(api.lt_layout_create(&la, p.a_type, a_rows, a_cols, p.lda), "cublasLtMatrixLayoutCreate(A)");
+  check_cublas(api.lt_layout_create(&lb, p.b_type, b_rows, b_cols, p.ldb), "cublasLtMatrixLayoutCreate(B)");
+  check_cublas(api.lt_layout_create(&lc, CUDA_R_32F_, p.m, p.n, p.ldc), "cublasLtMatrixLayoutCreate(C)");
+  if (p.batch > 1) {
+    const int32_t bc = static_cast<int32_t>(p.batch);
+    const int64_t sa = p.stride_a, sb = p.stride_b, sc = p.stride_c;
+    check_cublas(api.lt_layout_set(la, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc), "cublasLtMatrixLayoutSetAttribute(A batch)");
+    check_cublas(api.lt_layout_set(la, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sa, sizeof sa), "cublasLtMatrixLayoutSetAttribute(A stride)");
+    check_cublas(api.lt_layout_set(lb, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc), "cublasLtMatrixLayoutSetAttribute(B batch)");
+    check_cublas(api.lt_layout_set(lb, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sb, sizeof sb), "cublasLtMatrixLayoutSetAttribute(B stride)");
+    check_cublas(api.lt_layout_set(lc, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc), "cublasLtMatrixLayoutSetAttribute(C batch)");
+    check_cublas(api.lt_layout_set(lc, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sc, sizeof sc), "cublasLtMatrixLayoutSetAttribute(C stride)");
+  }
+  check_cublas(api.lt_pref_create(&pref), "cublasLtMatmulPreferenceCreate");
+  const uint64_t ws = s.blas_workspace_bytes;
+  check_cublas(api.lt_pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws), "cublasLtMatmulPreferenceSetAttribute(workspace)");
+  const size_t ea = p.a_type == CUDA_R_32F_ ? 4 : 2, eb = p.b_type == CUDA_R_32F_ ? 4 : 2;
+  const uint32_t al_a = alignment_of(p.A, p.stride_a, ea, p.batch);
+  const uint32_t al_b = alignment_of(p.B, p.stride_b, eb, p.batch);
+  const uint32_t al_c = alignment_of(p.C, p.stride_c, 4, p.batch);
+  check_cublas(api.lt_pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof al_a), "cublasLtMatmulPreferenceSetAttribute(align A)");
+  check_cublas(api.lt_pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof al_b), "cublasLtMatmulPreferenceSetAttribute(align B)");
+  check_cublas(api.lt_pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof al_c), "cublasLtMatmulPreferenceSetAttribute(align C)");
+  check_cublas(api.lt_pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof al_c), "cublasLtMatmulPreferenceSetAttribute(align D)");
+  cublasLtMatmulHeuristicResult_t res[1];
+  std::memset(res, 0, sizeof res);
+  int found = 0;
+  const cublasStatus_t hs = api.lt_heuristic(h.lt, desc, la, lb, lc, lc, pref, 1, res, &found);
+  if (hs != CUBLAS_STATUS_SUCCESS || found < 1) return false;  // not supported: use cuBLAS
+  check_cublas(api.lt_matmul(h.lt, desc, &p.alpha, p.A, la, p.B, lb, &p.beta, p.C, lc, p.C, lc,
+                             &res[0].algo, s.blas_workspace, s.blas_workspace_bytes, s.stream),
+               "cublasLtMatmul");
+  return true;
+}
+
+void run_cublas(CudaState& s, const ColMajorGemm& p) {
+  const CublasApi& api = cublas_api();
+  CublasHandles& h = handles(s);
+  CZ_REQUIRE(p.m <= INT_MAX && p.n <= INT_MAX && p.k <= INT_MAX && p.lda <= INT_MAX &&
+                 p.ldb <= INT_MAX && p.ldc <= INT_MAX && p.batch <= INT_MAX,
+             CZ_ERR_UNSUPPORTED, "gemm: sizes beyond 2^31 are not supported by the cuBLAS path");
+  check_cublas(api.gemm_strided_batched_ex(
+                   h.blas, p.transa, p.transb, static_cast<int>(p.m), static_cast<int>(p.n),
+                   static_cast<int>(p.k), &p.alpha, p.A, p.a_type, static_cast<int>(p.lda),
+                   p.stride_a, p.B, p.b_type, static_cast<int>(p.ldb), p.stride_b, &p.beta, p.C,
+                   CUDA_R_32F_, static_cast<int>(p.ldc), p.stride_c, static_cast<int>(p.batch),
+                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+               "cublasGemmStridedBatchedEx");
+}
+
+bool lt_disabled() {
+  static const bool off = [] {
+    const char* e = std::getenv("CARZERO_CUBLASLT");
+    return e && std::string(e) == "0";
+  }();
+  return off;
+}
+
+// A stored operand in the type the GEMM runs in: the original pointer, or a converted copy in
+// scratch (same ld and batch stride, the whole strided span converted; padding included).
+struct Operand {
+  const void* ptr;
+  int type;
+};
+Operand prepare(Exec& ex, CudaState& s, std::optional<Scratch>& buf, const void* p, DType have,
+                DType want,
+                int64_t rows, int64_t cols, int64_t ld, int64_t stride, int64_t batch) {
+  const int ct = want == DType::F32 ? CUDA_R_32F_ : CUDA_R_16BF_;
+  if (have == want) return {p, ct};
+  const int64_t items = stride > 0 ? batch : 1;
+  const int64_t span = (items - 1) * stride + (rows - 1) * ld + cols;
+  buf.emplace(s, static_cast<size_t>(span) * dtype_size(want));
+  convert(ex, buf->get(), want, p, have, span);
+  return {buf->get(), ct};
+}
+
+}  // namespace
+
+void gemm(Exec& ex, const GemmArgs& g) {
+  validate(g, "gemm");
+  if (g.batch == 0 || g.m == 0 || g.n == 0) return;
+  CudaState& s = state(ex);
+  const int act = static_cast<int>(g.act);
+  const int64_t total = g.batch * g.m * g.n;
+  if (g.k == 0) {  // C = act(beta C + bias): alpha A B is an empty sum
+    gemm_epilogue_kernel<<<grid_for(total, 256, s), 256, 0, s.stream>>>(
+        g.c, g.preact, g.c, g.bias, g.beta, g.beta == 0.0f, act, g.batch, g.m, g.n, g.ldc,
+        g.stride_c);
+    check_launch("gemm_epilogue_kernel");
+    return;
+  }
+  // Operands in the GEMM's type (scratch conversions live until the GEMM is queued).
+  const DType want = g.compute == DType::BF16 ? DType::BF16 : DType::F32;
+  std::optional<Scratch> abuf, bbuf;
+  const int64_t a_rows = g.trans_a ? g.k : g.m, a_cols = g.trans_a ? g.m : g.k;
+  const int64_t b_rows = g.trans_b ? g.n : g.k, b_cols = g.trans_b ? g.k : g.n;
+  Operand A = prepare(ex, s, abuf, g.a, g.a_type, want, a_rows, a_cols, g.lda, g.stride_a, g.batch);
+  Operand B = prepare(ex, s, bbuf, g.b, g.b_type, want, b_rows, b_cols, g.ldb, g.stride_b, g.batch);
+
+  // Where the GEMM writes: C, or preact when the pre-activation must be kept (then C = act(preact)).
+  float* dst = g.c;
+  if (g.act != Act::None && g.preact) {
+    dst = g.preact;
+    if (g.beta != 0.0f) {  // beta C must enter the product: start preact from C
+      strided_copy_kernel<<<grid_for(total, 256, s), 256, 0, s.stream>>>(
+          g.preact, g.c, g.batch, g.m, g.n, g.ldc, g.stride_c);
+      check_launch("strided_copy_kernel");
+    }
+  }
+  ColMajorGemm p;
+  p.transa = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  p.transb = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  p.m = g.n, p.n = g.m, p.k = g.k;
+  p.A = B.ptr, p.a_type = B.type, p.lda = g.ldb, p.stride_a = g.stride_b;
+  p.B = A.ptr, p.b_type = A.type, p.ldb = g.lda, p.stride_b = g.stride_a;
+  p.C = dst, p.ldc = g.ldc, p.stride_c = g.stride_c;
+  p.batch = g.batch, p.alpha = g.alpha, p.beta = g.beta;
+  // Fuse what cuBLASLt can: the bias (16-byte aligned), and ReLU when C is the destination.
+  const bool bias_ok = g.bias && (reinterpret_cast<uintptr_t>(g.bias) % 16 == 0);
+  p.bias = bias_ok ? g.bias : nullptr;
+  p.relu = g.act == Act::Relu && dst == g.c;
+  bool fused = !lt_disabled() && run_lt(s, p);
+  if (!fused) {
+    p.bias = nullptr, p.relu = false;
+    run_cublas(s, p);
+  }
+  // What is left for our epilogue: the bias (if not fused), the activation (unless fused ReLU).
+  const float* bias_left = (fused && p.bias) ? nullptr : g.bias;
+  const bool act_left = g.act != Act::None && !(fused && p.relu);
+  if (bias_left || act_left) {
+    gemm_epilogue_kernel<<<grid_for(total, 256, s), 256, 0, s.stream>>>(
+        g.c, (dst == g.preact && bias_left) ? g.preact : nullptr, dst, bias_left, 1.0f, false,
+        act_left ? act : 0, g.batch, g.m, g.n, g.ldc, g.stride_c);
+    check_launch("gemm_epilogue_kernel");
+  }
+}
+
+void gemm_backward(Exec& ex, const GemmArgs& f, const float* dc, float* da, float* db,
+                   float* dbias) {
+  validate(f, "gemm_backward");
+  CZ_ARG(f.a_type == DType::F32 && f.b_type == DType::F32 && f.compute == DType::F32,
+         "gemm_backward: only F32 operands and compute are supported (a_type %s, b_type %s, "
+         "compute %s)", dtype_name(f.a_type), dtype_name(f.b_type), dtype_name(f.compute));
+  CZ_ARG(f.beta == 0.0f, "gemm_backward: beta (%g) must have been 0 in the forward",
+         static_cast<double>(f.beta));
+  const int64_t M = f.m, N = f.n, K = f.k, B = f.batch;
+  if (B == 0 || M == 0 || N == 0) return;
+  CZ_ARG(dc, "gemm_backward: dc is null with m (%lld) x n (%lld) > 0", (long long)M, (long long)N);
+  CZ_ARG(f.act == Act::None || f.preact,
+         "gemm_backward: preact is null but act is %d (the forward must store it)",
+         static_cast<int>(f.act));
+  CudaState& s = state(ex);
+
+  // dZ (B, M, N): dC itself without activation, else dC * act'(preact), dense in scratch.
+  const float* dz = dc;
+  int64_t ld_dz = f.ldc, stride_dz = f.stride_c;
+  Scratch dzbuf(s, f.act != Act::None ? static_cast<size_t>(B * M * N) * sizeof(float) : 0);
+  if (f.act != Act::None) {
+    act_grad_kernel<<<grid_for(B * M * N, 256, s), 256, 0, s.stream>>>(
+        dzbuf.as<float>(), dc, f.preact, static_cast<int>(f.act), B, M, N, f.ldc, f.stride_c);
+    check_launch("act_grad_kernel");
+    dz = dzbuf.as<float>();
+    ld_dz = N;
+    stride_dz = M * N;
+  }
+  if (dbias) {
+    const int64_t rows = B * M;
+    const int64_t chunks = std::min<int64_t>(std::max<int64_t>(1, rows / 64), 256);
+    const int64_t per = (rows + chunks - 1) / chunks;
+    Scratch part(s, static_cast<size_t>(chunks * N) * sizeof(double));
+    dim3 grid(static_cast<unsigned>((N + 127) / 128), static_cast<unsigned>(chunks));
+    colsum_partial_kernel<<<grid, 128, 0, s.stream>>>(part.as<double>(), dz, rows, M, N, ld_dz,
+                                                      stride_dz, per);
+    check_launch("colsum_partial_kernel");
+    colsum_finish_kernel<<<grid_for(N, 256, s), 256, 0, s.stream>>>(dbias, part.as<double>(),
+                                                                    static_cast<int>(chunks), N);
+    check_launch("colsum_finish_kernel");
+  }
+  if (K == 0) return;
+  if (da) {
+    GemmArgs g;
+    g.alpha = f.alpha;
+    g.c = da;
+    g.ldc = f.lda;
+    if (!f.trans_a) {  // dA (M, K) = alpha dZ (M, N) @ op(B)^T (N, K)
+      g.m = M; g.n = K; g.k = N;
+      g.a = dz; g.lda = ld_dz; g.stride_a = stride_dz; g.trans_a = false;
+      g.b = f.b; g.ldb = f.ldb; g.stride_b = f.stride_b; g.trans_b = !f.trans_b;
+    } else {  // dA (K, M) = alpha op(B) (K, N) @ dZ^T (N, M)
+      g.m = K; g.n = M; g.k = N;
+      g.a = f.b; g.lda = f.ldb; g.stride_a = f.stride_b; g.trans_a = f.trans_b;
+      g.b = dz; g.ldb = ld_dz; g.stride_b = stride_dz; g.trans_b = true;
+    }
+    if (f.stride_a == 0 && B > 1) {  // one A for the batch: dA = sum over items
+      for (int64_t b = 0; b < B; ++b) {
+        GemmArgs gb = g;
+        gb.a = static_cast<const float*>(g.a) + b * g.stride_a;
+        gb.b = static_cast<const float*>(g.b) + b * g.stride_b;
+        gb.stride_a = gb.stride_b = 0;
+        gb.beta = b == 0 ? 0.0f : 1.0f;
+        gemm(ex, gb);
+      }
+    } else {
+      g.batch = B;
+      g.stride_c = f.stride_a;
+      gemm(ex, g);
+    }
+  }
+  if (db) {
+    GemmArgs g;
+    g.alpha = f.alpha;
+    g.beta = 1.0f;
+    g.c = db;
+    g.ldc = f.ldb;
+    if (!f.trans_b) {  // dB (K, N) += alpha op(A)^T (K, M) @ dZ (M, N)
+      g.m = K; g.n = N; g.k = M;
+      g.a = f.a; g.lda = f.lda; g.stride_a = f.stride_a; g.trans_a = !f.trans_a;
+      g.b = dz; g.ldb = ld_dz; g.stride_b = stride_dz; g.trans_b = false;
+    } else {  // dB (N, K) += alpha dZ^T (N, M) @ op(A) (M, K)
+      g.m = N; g.n = K; g.k = M;
+      g.a = dz; g.lda = ld_dz; g.stride_a = stride_dz; g.trans_a = true;
+      g.b = f.a; g.ldb = f.lda; g.stride_b = f.stride_a; g.trans_b = f.trans_a;
+    }
+    if (f.stride_b == 0 && B > 1) {  // one B for the batch: gather every item
+      for (int64_t b = 0; b < B; ++b) {
+        GemmArgs gb = g;
+        gb.a = static_cast<const float*>(g.a) + b * g.stride_a;
+        gb.b = static_cast<const float*>(g.b) + b * g.stride_b;
+        gb.stride_a = gb.stride_b = 0;
+        gemm(ex, gb);
+      }
+    } else {
+      g.batch = B;
+      g.stride_c = f.stride_b;
+      gemm(ex, g);
+    }
+  }
+}
+
+}  // namespace carzero::cuda

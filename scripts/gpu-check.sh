@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# gpu-check.sh: the one GPU check, run from prebuilt binaries (it never builds anything).
+#   CARZERO_CUBLAS_PATH=/path/to/libcublas.so.12 bash scripts/gpu-check.sh
+# Steps (each with its own time limit; the whole script stays under 8 minutes on one H100):
+#   1. op parity: every harness case on the CUDA backend (test_ops -b cuda) vs float64 references
+#   2. compute-sanitizer memcheck and racecheck over a reduced list of CUDA cases
+#   3. GPU op benchmarks (bench_cuda: GEMM vs cuBLAS direct, attention fwd/bwd, three shapes)
+#   4. PyTorch SDPA (bf16) on the same shapes (bench/gpu/sdpa_bench.py)
+#   5. a merged JSON report: $OUT/gpu_report.json (or bench/out/gpu_report.json)
+# Binaries: $CARZERO_BUILD_DIR, else build-cuda/, else build/ (test_ops and bench_cuda).
+# Exits 1 when any parity case fails (or the CUDA backend cannot start), 2 when binaries are missing.
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+OUTDIR=${OUT:-$ROOT/bench/out}
+mkdir -p "$OUTDIR"
+T0=$(date +%s)
+log() { echo "[gpu-check +$(( $(date +%s) - T0 ))s] $*"; }
+
+BUILD=${CARZERO_BUILD_DIR:-}
+if [ -z "$BUILD" ]; then
+  for d in build-cuda build; do
+    if [ -x "$ROOT/$d/test_ops" ] && [ -x "$ROOT/$d/bench_cuda" ]; then BUILD=$ROOT/$d; break; fi
+  done
+fi
+if [ -z "$BUILD" ] || [ ! -x "$BUILD/test_ops" ]; then
+  echo "gpu-check: no prebuilt test_ops/bench_cuda (set CARZERO_BUILD_DIR); this script does not build" >&2
+  exit 2
+fi
+log "binaries in $BUILD"
+
+# cuBLAS: keep a given path, else look for PyTorch's copy (pip wheels: nvidia/cublas/lib).
+if [ -z "${CARZERO_CUBLAS_PATH:-}" ]; then
+  for cand in $(python3 - <<'PY' 2>/dev/null
+import glob, os, site
+dirs = site.getsitepackages() + [site.getusersitepackages()]
+for d in dirs:
+    for p in sorted(glob.glob(os.path.join(d, "nvidia", "cublas", "lib", "libcublas.so*")) +
+                    glob.glob(os.path.join(d, "torch", "lib", "libcublas.so*"))):
+        if "Lt" not in os.path.basename(p):
+            print(p)
+PY
+  ) $(ls /usr/local/cuda/lib64/libcublas.so.1[23] 2>/dev/null); do
+    export CARZERO_CUBLAS_PATH=$cand
+    break
+  done
+fi
+if [ -z "${CARZERO_CUBLAS_PATH:-}" ]; then
+  CARZERO_CUBLAS_PATH=$(find / -xdev -name 'libcublas.so.1[23]*' 2>/dev/null | grep -v Lt | head -1)
+  export CARZERO_CUBLAS_PATH
+fi
+log "CARZERO_CUBLAS_PATH=${CARZERO_CUBLAS_PATH:-<none>}"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | sed 's/^/  gpu: /'
+
+# 1. parity
+log "parity: test_ops -b cuda"
+CARZERO_REQUIRE_CUDA=1 timeout 240 "$BUILD/test_ops" -b cuda > "$OUTDIR/parity_cuda.log" 2>&1
+PARITY_RC=$?
+tail -3 "$OUTDIR/parity_cuda.log"
+grep -E "^  FAIL" "$OUTDIR/parity_cuda.log" | head -40
+
+# 2. sanitizer (reduced case list: one small case per op family; names are test_ops -o filters)
+SAN_RC=0
+SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
+SAN_CASES=(
+  "gemm(ta=0,tb=1,m=23,n=17,k=11,batch=1,bias=1,act=gelu"
+  "gemm_backward(ta=1,tb=1"
+  "layernorm"
+  "softmax("
+  "attention(B=2,NH=2,Tq=7,Tk=13"
+  "attention(B=2,NH=2,Tq=33,Tk=17"
+  "attention(B=4,NH=2,Tq=1,Tk=19"
+  "embedding("
+  "patch_embed("
+  "softmax_xent"
+  "adam"
+  "dropout("
+  "convert("
+  "sum_squares"
+)
+if [ -n "$SAN" ]; then
+  for tool in memcheck racecheck; do
+    : > "$OUTDIR/sanitizer_$tool.log"
+    for c in "${SAN_CASES[@]}"; do
+      CARZERO_REQUIRE_CUDA=1 timeout 60 "$SAN" --tool "$tool" --error-exitcode 9 \
+        "$BUILD/test_ops" -b cuda -o "$c" >> "$OUTDIR/sanitizer_$tool.log" 2>&1
+      rc=$?
+      if [ $rc -ne 0 ]; then
+        echo "sanitizer $tool rc=$rc on '$c'" | tee -a "$OUTDIR/sanitizer_$tool.log"
+        SAN_RC=1
+      fi
+    done
+    log "sanitizer $tool done ($(grep -c 'ERROR SUMMARY: 0 errors' "$OUTDIR/sanitizer_$tool.log") clean runs)"
+  done
+else
+  log "compute-sanitizer not found: sanitizer step skipped"
+  SAN_RC=3
+fi
+
+# 3. GPU op benchmarks
+log "bench_cuda"
+timeout 150 "$BUILD/bench_cuda" --json "$OUTDIR/bench_cuda.json" 2>&1 | tee "$OUTDIR/bench_cuda.log" | tail -40
+
+# 4. PyTorch SDPA on the same card
+log "sdpa_bench.py"
+timeout 120 python3 "$ROOT/bench/gpu/sdpa_bench.py" --json "$OUTDIR/sdpa.json" 2>&1 | tee "$OUTDIR/sdpa.log" | tail -12
+
+# 5. merged report
+python3 - "$OUTDIR" "$PARITY_RC" "$SAN_RC" <<'PY'
+import json, os, re, sys
+out, parity_rc, san_rc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def load(name):
+    try:
+        return json.load(open(os.path.join(out, name)))
+    except Exception as e:
+        return {"error": str(e)}
+log = open(os.path.join(out, "parity_cuda.log")).read() if os.path.exists(os.path.join(out, "parity_cuda.log")) else ""
+m = re.search(r"(\d+) passed, (\d+) failed(?:, (\d+) skipped)?", log)
+parity = {"rc": parity_rc, "passed": int(m.group(1)) if m else None,
+          "failed": int(m.group(2)) if m else None,
+          "skipped": int(m.group(3) or 0) if m else None,
+          "failures": re.findall(r"^  FAIL (.*)$", log, re.M)}
+ours, sdpa = load("bench_cuda.json"), load("sdpa.json")
+cmp = []
+for r in sdpa.get("results", []):
+    if "fwd" not in r.get("impl", ""):
+        continue
+    mine = [x for x in ours.get("results", []) if x.get("shape") == r["shape"] and x.get("impl") == "carzero fwd" and x.get("dtype") == "bf16"]
+    if mine and mine[0].get("ms"):
+        cmp.append({"shape": r["shape"], "carzero_bf16_ms": mine[0]["ms"], "sdpa_bf16_ms": r["ms"],
+                    "speedup_vs_sdpa": r["ms"] / mine[0]["ms"]})
+    else:
+        cmp.append({"shape": r["shape"], "carzero_bf16_ms": None, "sdpa_bf16_ms": r.get("ms"),
+                    "note": mine[0].get("note") if mine else "no carzero row"})
+report = {"parity": parity, "sanitizer_rc": san_rc, "bench_cuda": ours, "sdpa": sdpa,
+          "attention_fwd_vs_sdpa": cmp}
+json.dump(report, open(os.path.join(out, "gpu_report.json"), "w"), indent=1)
+print(json.dumps({"parity": {k: parity[k] for k in ("passed", "failed", "skipped")}, "sanitizer_rc": san_rc,
+                  "attention_fwd_vs_sdpa": cmp}, indent=1))
+PY
+log "report: $OUTDIR/gpu_report.json"
+if [ $PARITY_RC -ne 0 ]; then
+  echo "gpu-check: CUDA PARITY FAILED (rc=$PARITY_RC): see $OUTDIR/parity_cuda.log" >&2
+  exit 1
+fi
+[ $SAN_RC -eq 1 ] && { echo "gpu-check: SANITIZER REPORTED ERRORS: see $OUTDIR/sanitizer_*.log" >&2; exit 1; }
+log "done"
+exit 0
