@@ -10,7 +10,7 @@ const isa = (f) => /_avx(2|512)\.cpp$/.test(f);
 let files;
 if (kind === 'napi') files = list('native/src/napi');
 else {
-  const all = [...list('native/src/core'), ...list('native/src/cpu'), ...list('native/src')];
+  const all = [...list('native/src/core'), ...list('native/src/cpu'), ...list('native/src/model'), ...list('native/src')];
   if (kind === 'generic') files = all.filter((f) => !isa(f));
   else if (kind === 'avx2') files = all.filter((f) => f.endsWith('_avx2.cpp'));
   else if (kind === 'avx512') files = all.filter((f) => f.endsWith('_avx512.cpp'));

@@ -35,8 +35,45 @@ export interface NativeOpSpec {
   results: string[];
 }
 
+/** A loaded CARZero model (native/src/napi/model.cpp); results are native f32 tensors. */
+export interface NativeModelHandle {
+  /** JSON text of the resolved configuration (sizes as used). */
+  readonly config: string;
+  readonly precision: 'fp32' | 'bf16';
+  readonly disposed: boolean;
+  embedImages(pixels: NativeTensor): Promise<{ global: NativeTensor; local: NativeTensor }>;
+  embedTexts(
+    ids: NativeTensor,
+    mask: NativeTensor,
+    kinds: NativeTensor,
+  ): Promise<{ sentence: NativeTensor; words: NativeTensor }>;
+  score(
+    imgGlobal: NativeTensor,
+    imgLocal: NativeTensor,
+    sentence: NativeTensor,
+    words: NativeTensor,
+    options?: { attention?: boolean },
+  ): Promise<{ i2t: NativeTensor; t2i: NativeTensor; score: NativeTensor; attention?: NativeTensor }>;
+  dispose(): void;
+}
+
+export interface NativeModelLoadOptions {
+  precision?: 'fp32' | 'bf16';
+  /** Images per ViT chunk (default 32), texts per BERT chunk (128), images and texts per
+   * alignment-head chunk (64, 256): bound activation memory for large inputs. */
+  maxImages?: number;
+  maxTexts?: number;
+  maxScoreImages?: number;
+  maxScoreTexts?: number;
+}
+
+export interface NativeModelClass {
+  load(context: NativeContext, dir: string, options?: NativeModelLoadOptions): Promise<NativeModelHandle>;
+}
+
 export interface NativeAddon {
   readonly version: string;
+  Model: NativeModelClass;
   Context: new (device: DeviceKind, deviceIndex?: number, threads?: number) => NativeContext;
   Tensor: new (
     context: NativeContext,

@@ -84,6 +84,40 @@ CZ_API cz_status cz_op_run(cz_context* ctx, const char* name, cz_tensor* const* 
                            int ntensors, const double* params, int nparams, double* results,
                            int nresults);
 
+
+/* ---- model ------------------------------------------------------------------------------ */
+/* A CARZero model on a context (docs/MODEL-FORMAT.md): ViT image encoder, BERT text encoder with
+ * CARZero's word aggregation, and the alignment head. The context must outlive the model. Calls
+ * on one model are serialised; results are new tensors on the model's context, owned by the
+ * caller (cz_tensor_free). */
+typedef struct cz_model cz_model;
+
+/* Loads <dir>/config.json and <dir>/model.safetensors (mmapped, every tensor validated; errors name
+ * the tensor, the expected and actual shape, and the file). precision: "fp32" (or NULL) or "bf16"
+ * (GEMM weights stored bf16, bf16 GEMMs with fp32 accumulation, fp32 activations). */
+CZ_API cz_status cz_model_load(cz_context* ctx, const char* dir, const char* precision,
+                               cz_model** out);
+CZ_API void cz_model_free(cz_model* model);
+/* The resolved configuration (sizes as used, from the tensor shapes) as a JSON object; same
+ * buffer protocol as cz_info_json. */
+CZ_API cz_status cz_model_config_json(const cz_model* model, char* buf, size_t cap,
+                                      size_t* needed);
+/* pixels (B, 3 or 1, H, W) f32, normalised -> global (B, C), local (B, P, C). */
+CZ_API cz_status cz_model_embed_images(cz_model* model, const cz_tensor* pixels,
+                                       cz_tensor** global, cz_tensor** local);
+/* ids (Q, L) i32, mask (Q, L) u8, kinds (Q, L) u8 (0 word start, 1 "##", 2 [SEP], 3 after) ->
+ * sentence (Q, C), words (Q, L, C). */
+CZ_API cz_status cz_model_embed_texts(cz_model* model, const cz_tensor* ids, const cz_tensor* mask,
+                                      const cz_tensor* kinds, cz_tensor** sentence,
+                                      cz_tensor** words);
+/* Every (image, text) pair: i2t (B, Q), t2i (Q, B), score (B, Q) = (i2t + t2i^T) / 2 (raw logits);
+ * with want_attention != 0 also attention (B, Q, P), the grounding maps (i2t cross-attention
+ * averaged over heads and layers, global entry dropped). attention may be NULL otherwise. */
+CZ_API cz_status cz_model_score(cz_model* model, const cz_tensor* img_global,
+                                const cz_tensor* img_local, const cz_tensor* sentence,
+                                const cz_tensor* words, int want_attention, cz_tensor** i2t,
+                                cz_tensor** t2i, cz_tensor** score, cz_tensor** attention);
+
 #ifdef __cplusplus
 }
 #endif

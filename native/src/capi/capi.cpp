@@ -8,15 +8,7 @@
 #include "core/context.h"
 #include "core/status.h"
 #include "opsapi.h"
-
-struct cz_context {
-  std::unique_ptr<carzero::Context> ctx;
-};
-
-struct cz_tensor {
-  carzero::Tensor t;
-  cz_context* owner;
-};
+#include "capi/capi_internal.h"  // cz_context, cz_tensor (shared with capi_model.cpp)
 
 namespace {
 
@@ -68,6 +60,8 @@ cz_status copy_out(const std::string& s, char* buf, size_t cap, size_t* needed) 
 }
 
 }  // namespace
+
+cz_status carzero::capi::set_error(cz_status s, const std::string& msg) { return fail(s, msg); }
 
 extern "C" {
 

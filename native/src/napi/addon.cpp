@@ -9,6 +9,8 @@
 
 namespace carzero::napi {
 
+Napi::Function InitModelClass(Napi::Env env);  // model.cpp
+
 AddonData& addon_data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
 
 static const char* code_name(cz_status s) {
@@ -183,6 +185,7 @@ Napi::Object InitExports(Napi::Env env, Napi::Object exports) {
   data->tensor_ctor = Napi::Persistent(tensor);
   exports.Set("Context", ctx);
   exports.Set("Tensor", tensor);
+  exports.Set("Model", InitModelClass(env));
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("opList", Napi::Function::New(env, OpList, "opList"));

@@ -1,0 +1,224 @@
+// align_head.cpp: see align_head.h. Checkpoint names under "fusion_module." (spec 4).
+#include "model/align_head.h"
+
+#include <cmath>
+
+#include "model/glue.h"
+
+namespace carzero::model {
+
+namespace {
+const std::string kP = "fusion_module.";
+}
+
+void AlignHead::declare(ParamStore& ps, const HeadConfig& cfg, DType wt) {
+  cfg_ = cfg;
+  C_ = cfg.width;
+  NH_ = cfg.heads;
+  HS_ = C_ / NH_;
+  F_ = cfg.ffn;
+  const int64_t C = C_;
+  i_dn_w_ = ps.declare(kP + "decoder_norm.weight", {C}, DType::F32);
+  i_dn_b_ = ps.declare(kP + "decoder_norm.bias", {C}, DType::F32);
+  i_layers_.clear();
+  for (int64_t l = 0; l < cfg.depth; ++l) {
+    const std::string b = kP + "decoder.layers." + std::to_string(l) + ".";
+    std::vector<int> ix;
+    ix.push_back(ps.declare(b + "norm2.weight", {C}, DType::F32));
+    ix.push_back(ps.declare(b + "norm2.bias", {C}, DType::F32));
+    ix.push_back(ps.declare(b + "multihead_attn.in_proj_weight", {3 * C, C}, wt));
+    ix.push_back(ps.declare(b + "multihead_attn.in_proj_bias", {3 * C}, DType::F32));
+    ix.push_back(ps.declare(b + "multihead_attn.out_proj.weight", {C, C}, wt));
+    ix.push_back(ps.declare(b + "multihead_attn.out_proj.bias", {C}, DType::F32));
+    ix.push_back(ps.declare(b + "norm3.weight", {C}, DType::F32));
+    ix.push_back(ps.declare(b + "norm3.bias", {C}, DType::F32));
+    ix.push_back(ps.declare(b + "linear1.weight", {F_, C}, wt));
+    ix.push_back(ps.declare(b + "linear1.bias", {F_}, DType::F32));
+    ix.push_back(ps.declare(b + "linear2.weight", {C, F_}, wt));
+    ix.push_back(ps.declare(b + "linear2.bias", {C}, DType::F32));
+    i_layers_.push_back(ix);
+  }
+  i_mlp_.clear();
+  int64_t in = C;
+  for (size_t k = 0; k < cfg.mlp.size(); ++k) {
+    const std::string b = kP + "mlp_head." + std::to_string(3 * k) + ".";
+    i_mlp_.emplace_back(ps.declare(b + "weight", {cfg.mlp[k], in}, wt),
+                        ps.declare(b + "bias", {cfg.mlp[k]}, DType::F32));
+    in = cfg.mlp[k];
+  }
+}
+
+void AlignHead::bind(const ParamStore& ps) {
+  const float eps = static_cast<float>(cfg_.eps);
+  dec_norm_ = LN{ps.f32(i_dn_w_), ps.f32(i_dn_b_), C_, eps};
+  auto lin = [&](int w, int b) {
+    const Param& p = ps.param(w);
+    return Lin{p.data, p.dtype, ps.f32(b), p.shape[0], p.shape[1]};
+  };
+  layers_.clear();
+  for (const auto& ix : i_layers_) {
+    Layer k;
+    k.norm2 = LN{ps.f32(ix[0]), ps.f32(ix[1]), C_, eps};
+    k.in_proj = lin(ix[2], ix[3]);
+    k.out_proj = lin(ix[4], ix[5]);
+    k.norm3 = LN{ps.f32(ix[6]), ps.f32(ix[7]), C_, eps};
+    k.linear1 = lin(ix[8], ix[9]);
+    k.linear2 = lin(ix[10], ix[11]);
+    layers_.push_back(k);
+  }
+  mlp_.clear();
+  for (const auto& wb : i_mlp_) mlp_.push_back(lin(wb.first, wb.second));
+}
+
+HeadActs AlignHead::plan(Bump& m, int64_t Nm, int64_t Nq, int64_t R, bool keep, bool maps) const {
+  HeadActs a;
+  a.Nm = Nm;
+  a.Nq = Nq;
+  a.R = R;
+  a.keep = keep;
+  a.maps = maps;
+  const int64_t S = 1 + R, C = C_, NP = Nm * Nq;
+  a.mem = m.take(Nm * S * C);
+  a.q0 = m.take(Nq * C);
+  if (keep) {
+    a.mem_mean = m.take(Nm * S);
+    a.mem_rstd = m.take(Nm * S);
+    a.q0_mean = m.take(Nq);
+    a.q0_rstd = m.take(Nq);
+  }
+  float* t = m.take(NP * C);  // the pair state, updated in place without keep
+  a.layers.resize(layers_.size());
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    HeadLayerActs& s = a.layers[l];
+    if (!keep && l > 1) {  // layer 0 differs (shared queries); layers >= 1 share buffers
+      s = a.layers[1];
+      continue;
+    }
+    const int64_t qrows = l == 0 ? Nq : NP;
+    s.kv = m.take(Nm * S * 2 * C);
+    s.t_in = l == 0 ? a.q0 : (keep ? a.layers[l - 1].t_out : t);
+    s.n2 = m.take(qrows * C);
+    s.qh = m.take(qrows * C);
+    s.att = m.take(NP * C);
+    if (maps) s.probs = m.take(Nm * NH_ * Nq * S);
+    s.n3 = m.take(NP * C);
+    s.f = m.take(NP * F_);
+    if (keep) {
+      s.n2_mean = m.take(qrows);
+      s.n2_rstd = m.take(qrows);
+      s.att_lse = m.take(Nm * NH_ * Nq);
+      s.t_mid = m.take(NP * C);
+      s.n3_mean = m.take(NP);
+      s.n3_rstd = m.take(NP);
+      s.f_pre = m.take(NP * F_);
+      s.t_out = m.take(NP * C);
+    } else {
+      s.t_mid = t;
+      s.t_out = t;
+    }
+    if (!keep && l == 1) {  // share the big buffers of layer 0 too
+      s.kv = a.layers[0].kv;
+      s.att = a.layers[0].att;
+      s.probs = a.layers[0].probs;
+      s.n3 = a.layers[0].n3;
+      s.f = a.layers[0].f;
+    }
+  }
+  a.fin = m.take(NP * C);
+  if (keep) {
+    a.fin_mean = m.take(NP);
+    a.fin_rstd = m.take(NP);
+  }
+  for (size_t k = 0; k < mlp_.size(); ++k) {
+    const int64_t out = mlp_[k].out;
+    const bool last = k + 1 == mlp_.size();
+    a.mlp_pre.push_back(keep || last ? m.take(NP * out) : nullptr);
+    a.mlp.push_back(last ? nullptr : m.take(NP * out));
+  }
+  return a;
+}
+
+void AlignHead::forward(const Runner& r, const HeadActs& a, const float* first, const float* rest,
+                        const float* queries, float* logits, int64_t ld_logits,
+                        float* attn_avg) const {
+  const int64_t Nm = a.Nm, Nq = a.Nq, R = a.R, S = 1 + R, C = C_, NP = Nm * Nq;
+  if (NP == 0) return;
+  // m = LN_dec([first_i ; rest_i]) built straight into (Nm, S, C); t0 = LN_dec(queries).
+  for (int64_t i = 0; i < Nm; ++i) {
+    float* mi = a.mem + i * S * C;
+    float* mean = a.mem_mean ? a.mem_mean + i * S : nullptr;
+    float* rstd = a.mem_rstd ? a.mem_rstd + i * S : nullptr;
+    r.layernorm(dec_norm_, first + i * C, mi, 1, mean, rstd);
+    r.layernorm(dec_norm_, rest + i * R * C, mi + C, R, mean ? mean + 1 : nullptr,
+                rstd ? rstd + 1 : nullptr);
+  }
+  r.layernorm(dec_norm_, queries, a.q0, Nq, a.q0_mean, a.q0_rstd);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(HS_));
+  const float map_scale = 1.0f / static_cast<float>(NH_ * static_cast<int64_t>(layers_.size()));
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const Layer& k = layers_[l];
+    const HeadLayerActs& s = a.layers[l];
+    const bool shared_q = l == 0;
+    const int64_t qrows = shared_q ? Nq : NP;
+    // K | V of every memory item, once: (Nm*S, 2C).
+    r.linear(k.in_proj.rows(C, 2 * C), a.mem, Nm * S, s.kv);
+    // Q = W_q norm2(t).
+    r.layernorm(k.norm2, s.t_in, s.n2, qrows, s.n2_mean, s.n2_rstd);
+    r.linear(k.in_proj.rows(0, C), s.n2, qrows, s.qh);
+    AttnArgs at;
+    at.B = Nm;
+    at.NH = NH_;
+    at.Tq = Nq;
+    at.Tk = S;
+    at.HS = HS_;
+    at.q = s.qh;
+    at.ldq = C;
+    at.q_bs = shared_q ? 0 : Nq * C;
+    at.k = s.kv;
+    at.v = s.kv + C;
+    at.ldk = at.ldv = 2 * C;
+    at.k_bs = at.v_bs = S * 2 * C;
+    at.out = s.att;
+    at.ldo = C;
+    at.o_bs = Nq * C;
+    at.scale = scale;  // no mask: zero-padded word entries take part (spec 5)
+    at.lse = s.att_lse;
+    at.probs = s.probs;
+    r.ops().attention_forward(r.ex(), at);
+    if (s.probs && attn_avg)
+      accumulate_attention(r.ctx, s.probs, attn_avg, Nm, NH_, Nq, S, map_scale, l == 0);
+    // t_mid = t + out_proj(att). In layer 0, t is the shared LN_dec(query): broadcast it.
+    if (shared_q) {
+      for (int64_t i = 0; i < Nm; ++i) r.copy(s.t_mid + i * Nq * C, a.q0, Nq * C);
+    } else if (s.t_mid != s.t_in) {
+      r.copy(s.t_mid, s.t_in, NP * C);
+    }
+    r.linear(k.out_proj, s.att, NP, s.t_mid, Act::None, 1.0f);
+    // t_out = t_mid + linear2(relu(linear1(norm3(t_mid)))).
+    r.layernorm(k.norm3, s.t_mid, s.n3, NP, s.n3_mean, s.n3_rstd);
+    r.linear(k.linear1, s.n3, NP, s.f, Act::Relu, 0.0f, s.f_pre);
+    if (s.t_out != s.t_mid) r.copy(s.t_out, s.t_mid, NP * C);
+    r.linear(k.linear2, s.f, NP, s.t_out, Act::None, 1.0f);
+  }
+  // logit = mlp_head(LN_dec(t)).
+  r.layernorm(dec_norm_, a.layers.back().t_out, a.fin, NP, a.fin_mean, a.fin_rstd);
+  const float* x = a.fin;
+  for (size_t k = 0; k < mlp_.size(); ++k) {
+    const bool last = k + 1 == mlp_.size();
+    if (last) {
+      r.linear(mlp_[k], x, NP, a.mlp_pre[k]);
+    } else {
+      r.linear(mlp_[k], x, NP, a.mlp[k], Act::Relu, 0.0f, a.mlp_pre[k]);
+      x = a.mlp[k];
+    }
+  }
+  // The last layer has one output: logits (NP, 1) -> (Nm, Nq) with row stride ld_logits.
+  const int64_t ld = ld_logits ? ld_logits : Nq;
+  if (ld == Nq) {
+    r.copy(logits, a.mlp_pre.back(), NP);
+  } else {
+    for (int64_t i = 0; i < Nm; ++i) r.copy(logits + i * ld, a.mlp_pre.back() + i * Nq, Nq);
+  }
+}
+
+}  // namespace carzero::model

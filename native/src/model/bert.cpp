@@ -1,0 +1,178 @@
+// bert.cpp: see bert.h. Checkpoint names: Hugging Face BertModel under "text_encoder.model.".
+#include "model/bert.h"
+
+#include <cmath>
+
+namespace carzero::model {
+
+namespace {
+const std::string kP = "text_encoder.model.";
+}
+
+void BertEncoder::declare(ParamStore& ps, const TextConfig& cfg, DType wt) {
+  cfg_ = cfg;
+  C_ = cfg.width;
+  NH_ = cfg.heads;
+  HS_ = C_ / NH_;
+  I_ = cfg.intermediate;
+  const int64_t C = C_;
+  i_word_ = ps.declare(kP + "embeddings.word_embeddings.weight", {cfg.vocab_size, C}, DType::F32);
+  {
+    // Token type ids are all 0: fold token_type_embeddings[0] into the position table.
+    std::vector<float> pos =
+        ps.read_f32(kP + "embeddings.position_embeddings.weight", {cfg.max_position, C});
+    std::vector<float> typ =
+        ps.read_f32(kP + "embeddings.token_type_embeddings.weight", {cfg.type_vocab, C});
+    for (int64_t p = 0; p < cfg.max_position; ++p)
+      for (int64_t c = 0; c < C; ++c) pos[p * C + c] += typ[c];
+    i_postype_ = ps.declare_derived(kP + "embeddings.position_embeddings.weight#plus_type0",
+                                    {cfg.max_position, C}, DType::F32, std::move(pos));
+  }
+  i_ln_w_ = ps.declare(kP + "embeddings.LayerNorm.weight", {C}, DType::F32);
+  i_ln_b_ = ps.declare(kP + "embeddings.LayerNorm.bias", {C}, DType::F32);
+  i_layers_.clear();
+  for (int64_t l = 0; l < cfg.depth; ++l) {
+    const std::string b = kP + "encoder.layer." + std::to_string(l) + ".";
+    std::vector<int> ix;
+    {
+      // q, k, v packed into one (3C, C) matrix at load time: one GEMM, and attention reads the
+      // three from the packed rows (stride 3C).
+      std::vector<float> w, bias;
+      for (const char* n : {"query", "key", "value"}) {
+        std::vector<float> wi = ps.read_f32(b + "attention.self." + n + ".weight", {C, C});
+        std::vector<float> bi = ps.read_f32(b + "attention.self." + n + ".bias", {C});
+        w.insert(w.end(), wi.begin(), wi.end());
+        bias.insert(bias.end(), bi.begin(), bi.end());
+      }
+      ix.push_back(ps.declare_derived(b + "attention.self.qkv.weight#packed", {3 * C, C}, wt,
+                                      std::move(w)));
+      ix.push_back(ps.declare_derived(b + "attention.self.qkv.bias#packed", {3 * C}, DType::F32,
+                                      std::move(bias)));
+    }
+    ix.push_back(ps.declare(b + "attention.output.dense.weight", {C, C}, wt));
+    ix.push_back(ps.declare(b + "attention.output.dense.bias", {C}, DType::F32));
+    ix.push_back(ps.declare(b + "attention.output.LayerNorm.weight", {C}, DType::F32));
+    ix.push_back(ps.declare(b + "attention.output.LayerNorm.bias", {C}, DType::F32));
+    ix.push_back(ps.declare(b + "intermediate.dense.weight", {I_, C}, wt));
+    ix.push_back(ps.declare(b + "intermediate.dense.bias", {I_}, DType::F32));
+    ix.push_back(ps.declare(b + "output.dense.weight", {C, I_}, wt));
+    ix.push_back(ps.declare(b + "output.dense.bias", {C}, DType::F32));
+    ix.push_back(ps.declare(b + "output.LayerNorm.weight", {C}, DType::F32));
+    ix.push_back(ps.declare(b + "output.LayerNorm.bias", {C}, DType::F32));
+    i_layers_.push_back(ix);
+  }
+}
+
+void BertEncoder::bind(const ParamStore& ps) {
+  const float eps = static_cast<float>(cfg_.eps);
+  word_ = ps.f32(i_word_);
+  postype_ = ps.f32(i_postype_);
+  emb_ln_ = LN{ps.f32(i_ln_w_), ps.f32(i_ln_b_), C_, eps};
+  auto lin = [&](int w, int b, int64_t out, int64_t in) {
+    return Lin{ps.ptr(w), ps.param(w).dtype, ps.f32(b), out, in};
+  };
+  layers_.clear();
+  for (const auto& ix : i_layers_) {
+    Layer k;
+    k.qkv = lin(ix[0], ix[1], 3 * C_, C_);
+    k.out_dense = lin(ix[2], ix[3], C_, C_);
+    k.ln1 = LN{ps.f32(ix[4]), ps.f32(ix[5]), C_, eps};
+    k.inter = lin(ix[6], ix[7], I_, C_);
+    k.out2 = lin(ix[8], ix[9], C_, I_);
+    k.ln2 = LN{ps.f32(ix[10]), ps.f32(ix[11]), C_, eps};
+    layers_.push_back(k);
+  }
+}
+
+BertActs BertEncoder::plan(Bump& m, int64_t Q, int64_t L, bool keep) const {
+  BertActs a;
+  a.Q = Q;
+  a.L = L;
+  a.keep = keep;
+  const int64_t N = Q * L, C = C_;
+  a.emb = m.take(N * C);
+  if (keep) {
+    a.emb_mean = m.take(N);
+    a.emb_rstd = m.take(N);
+  }
+  float* x = m.take(N * C);  // embedding LayerNorm output = layer 0 input
+  a.layers.resize(layers_.size());
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    BertLayerActs& s = a.layers[l];
+    if (!keep && l > 0) {
+      s = a.layers[0];
+      continue;
+    }
+    s.x_in = l == 0 ? x : a.layers[l - 1].out;
+    s.qkv = m.take(N * 3 * C);
+    s.att = m.take(N * C);
+    s.x1 = m.take(N * C);
+    s.inter = m.take(N * I_);
+    if (keep) {
+      s.att_lse = m.take(Q * NH_ * L);
+      s.res1 = m.take(N * C);
+      s.ln1_mean = m.take(N);
+      s.ln1_rstd = m.take(N);
+      s.inter_pre = m.take(N * I_);
+      s.res2 = m.take(N * C);
+      s.out = m.take(N * C);
+      s.ln2_mean = m.take(N);
+      s.ln2_rstd = m.take(N);
+    } else {
+      // Ping-pong: x_in += dense(att) in place, LN -> x1; x1 += dense(inter) in place, LN -> x_in.
+      s.res1 = s.x_in;
+      s.res2 = s.x1;
+      s.out = s.x_in;
+    }
+  }
+  a.hsum = m.take(N * C);
+  return a;
+}
+
+void BertEncoder::forward(const Runner& r, const BertActs& a, const int32_t* ids,
+                          const uint8_t* mask) const {
+  const int64_t Q = a.Q, L = a.L, N = Q * L, C = C_;
+  CZ_ARG(L <= cfg_.max_position, "ids: %lld positions exceed text.max_position = %lld",
+         static_cast<long long>(L), static_cast<long long>(cfg_.max_position));
+  r.ops().embedding_forward(r.ex(), a.emb, ids, word_, N, cfg_.vocab_size, C);
+  for (int64_t q = 0; q < Q; ++q) r.add(a.emb + q * L * C, a.emb + q * L * C, postype_, L * C);
+  r.layernorm(emb_ln_, a.emb, a.layers[0].x_in, N, a.emb_mean, a.emb_rstd);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(HS_));
+  const int64_t first_kept = cfg_.depth - cfg_.last_n_layers;
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const Layer& k = layers_[l];
+    const BertLayerActs& s = a.layers[l];
+    r.linear(k.qkv, s.x_in, N, s.qkv);
+    AttnArgs at;
+    at.B = Q;
+    at.NH = NH_;
+    at.Tq = L;
+    at.Tk = L;
+    at.HS = HS_;
+    at.q = s.qkv;
+    at.k = s.qkv + C;
+    at.v = s.qkv + 2 * C;
+    at.ldq = at.ldk = at.ldv = 3 * C;
+    at.q_bs = at.k_bs = at.v_bs = L * 3 * C;
+    at.out = s.att;
+    at.ldo = C;
+    at.o_bs = L * C;
+    at.key_mask = mask;  // padding keys masked out
+    at.mask_bs = L;
+    at.scale = scale;
+    at.lse = s.att_lse;
+    r.ops().attention_forward(r.ex(), at);
+    if (s.res1 != s.x_in) r.copy(s.res1, s.x_in, N * C);
+    r.linear(k.out_dense, s.att, N, s.res1, Act::None, 1.0f);
+    r.layernorm(k.ln1, s.res1, s.x1, N, s.ln1_mean, s.ln1_rstd);
+    r.linear(k.inter, s.x1, N, s.inter, Act::Gelu, 0.0f, s.inter_pre);
+    if (s.res2 != s.x1) r.copy(s.res2, s.x1, N * C);
+    r.linear(k.out2, s.inter, N, s.res2, Act::None, 1.0f);
+    r.layernorm(k.ln2, s.res2, s.out, N, s.ln2_mean, s.ln2_rstd);
+    const int64_t li = static_cast<int64_t>(l);
+    if (li == first_kept) r.copy(a.hsum, s.out, N * C);
+    else if (li > first_kept) r.add(a.hsum, a.hsum, s.out, N * C);
+  }
+}
+
+}  // namespace carzero::model

@@ -1,0 +1,144 @@
+// graph.h: the building blocks the model graphs (vit.cpp, bert.cpp, align_head.cpp) share:
+// parameter handles (Lin, LN), a bump allocator over a device workspace (Bump/Workspace), and
+// Runner, which issues op-table calls for one context at one precision.
+//
+// Activation memory: a forward first runs its plan() with a measuring Bump to learn how many
+// bytes its shape needs, the Workspace grows once to that size (one context allocation), and the
+// plan runs again handing out slices. So a forward pass allocates nothing per layer, and the
+// same code runs on any device (all pointers are device pointers from Context::alloc plus
+// offsets; host-side loops go through glue.h, which stages device data through the host).
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "core/context.h"
+#include "core/status.h"
+
+namespace carzero::model {
+
+// A Linear layer: y = x @ W^T + b, W (out, in) stored as wt (F32 or BF16), b (out) f32 or null.
+struct Lin {
+  const void* w = nullptr;
+  DType wt = DType::F32;
+  const float* b = nullptr;
+  int64_t out = 0, in = 0;
+  // Rows [r0, r0 + n) of this layer (a slice of a packed projection).
+  Lin rows(int64_t r0, int64_t n) const {
+    Lin l = *this;
+    l.w = static_cast<const char*>(w) + r0 * in * static_cast<int64_t>(dtype_size(wt));
+    l.b = b ? b + r0 : nullptr;
+    l.out = n;
+    return l;
+  }
+};
+
+// A LayerNorm over C channels.
+struct LN {
+  const float* w = nullptr;
+  const float* b = nullptr;
+  int64_t C = 0;
+  float eps = 1e-5f;
+};
+
+// Bump allocation from a base pointer; with base == null it only measures.
+class Bump {
+ public:
+  Bump(char* base, size_t cap) : base_(base), cap_(cap) {}
+  bool measuring() const { return base_ == nullptr; }
+  template <typename T = float>
+  T* take(int64_t n) {
+    size_t start = (used_ + 63) & ~size_t(63);
+    size_t bytes = static_cast<size_t>(n < 0 ? 0 : n) * sizeof(T);
+    used_ = start + bytes;
+    if (!base_) return nullptr;
+    CZ_REQUIRE(used_ <= cap_, CZ_ERR_INTERNAL, "workspace plan overflow (%zu > %zu bytes)", used_,
+               cap_);
+    return reinterpret_cast<T*>(base_ + start);
+  }
+  size_t used() const { return used_; }
+
+ private:
+  char* base_;
+  size_t cap_;
+  size_t used_ = 0;
+};
+
+// A growable device workspace: grows (reallocates) only when a plan needs more than it has.
+class Workspace {
+ public:
+  // Runs plan(Bump&) once to measure, grows, and runs it again for real.
+  template <typename Plan>
+  void run_plan(Context& ctx, Plan&& plan) {
+    Bump m(nullptr, 0);
+    plan(m);
+    reserve(ctx, m.used());
+    Bump b(static_cast<char*>(buf_.defined() ? buf_.data() : nullptr), cap_);
+    if (!buf_.defined()) {  // an empty plan: still hand out (null) slices
+      Bump z(nullptr, 0);
+      plan(z);
+      return;
+    }
+    plan(b);
+  }
+  void reserve(Context& ctx, size_t bytes) {
+    if (bytes <= cap_ && buf_.defined()) return;
+    buf_ = Tensor();  // free first: peak memory is the new size, not old + new
+    buf_ = ctx.alloc(DType::U8, {static_cast<int64_t>(bytes ? bytes : 64)}, false);
+    cap_ = bytes ? bytes : 64;
+  }
+  size_t capacity() const { return cap_; }
+  void release() {
+    buf_ = Tensor();
+    cap_ = 0;
+  }
+
+ private:
+  Tensor buf_;
+  size_t cap_ = 0;
+};
+
+// Issues op-table calls for one context at one precision.
+struct Runner {
+  Context& ctx;
+  DType compute = DType::F32;  // GEMM compute type for weight GEMMs
+
+  const OpTable& ops() const { return ctx.ops(); }
+  Exec& ex() const { return ctx.exec(); }
+
+  // y (rows, out) = act(x (rows, in) @ W^T + b) + beta * y. Row strides ldx/ldy (0 = dense).
+  // preact (rows, out), when non-null and act != None, receives the pre-activation.
+  void linear(const Lin& l, const float* x, int64_t rows, float* y, Act act = Act::None,
+              float beta = 0.0f, float* preact = nullptr, int64_t ldx = 0, int64_t ldy = 0) const {
+    GemmArgs g;
+    g.a_type = DType::F32;
+    g.b_type = l.wt;
+    g.compute = compute;
+    g.trans_b = true;
+    g.m = rows;
+    g.n = l.out;
+    g.k = l.in;
+    g.a = x;
+    g.lda = ldx ? ldx : l.in;
+    g.b = l.w;
+    g.ldb = l.in;
+    g.c = y;
+    g.ldc = ldy ? ldy : l.out;
+    g.beta = beta;
+    g.bias = l.b;
+    g.act = act;
+    g.preact = act != Act::None ? preact : nullptr;
+    ops().gemm(ex(), g);
+  }
+  void layernorm(const LN& n, const float* x, float* y, int64_t rows, float* mean = nullptr,
+                 float* rstd = nullptr) const {
+    ops().layernorm_forward(ex(), y, mean, rstd, x, n.w, n.b, rows, n.C, n.eps);
+  }
+  void copy(float* dst, const float* src, int64_t n) const {
+    if (n) ops().convert(ex(), dst, DType::F32, src, DType::F32, n);
+  }
+  void add(float* out, const float* a, const float* b, int64_t n) const {
+    if (n) ops().add_forward(ex(), out, a, b, n);
+  }
+};
+
+}  // namespace carzero::model

@@ -1,0 +1,184 @@
+// vit.cpp: see vit.h. Checkpoint names under "img_encoder.model." (spec 2).
+#include "model/vit.h"
+
+#include <cmath>
+
+namespace carzero::model {
+
+namespace {
+const std::string kP = "img_encoder.model.";
+}
+
+void VisionTransformer::declare(ParamStore& ps, const VisionConfig& cfg, DType wt) {
+  cfg_ = cfg;
+  wt_ = wt;
+  C_ = cfg.width;
+  P_ = cfg.patches();
+  T_ = 1 + P_;
+  NH_ = cfg.heads;
+  HS_ = C_ / NH_;
+  F_ = cfg.mlp_dim;
+  const int64_t C = C_, ps_ = cfg.patch_size, Cin = cfg.in_chans;
+  i_patch_w_ = ps.declare(kP + "patch_embed.proj.weight", {C, Cin, ps_, ps_}, DType::F32);
+  i_patch_b_ = ps.declare(kP + "patch_embed.proj.bias", {C}, DType::F32);
+  i_pos_ = ps.declare(kP + "pos_embed", {1, T_, C}, DType::F32);
+  // Derived (spec 1.3: the three input channels are identical, so a grey image can use the
+  // kernel summed over channels: same result, a third of the work).
+  {
+    std::vector<float> w = ps.read_f32(kP + "patch_embed.proj.weight", {C, Cin, ps_, ps_});
+    std::vector<float> w1(static_cast<size_t>(C * ps_ * ps_), 0.0f);
+    for (int64_t o = 0; o < C; ++o)
+      for (int64_t ci = 0; ci < Cin; ++ci)
+        for (int64_t k = 0; k < ps_ * ps_; ++k)
+          w1[o * ps_ * ps_ + k] += w[(o * Cin + ci) * ps_ * ps_ + k];
+    i_patch_w1_ = ps.declare_derived(kP + "patch_embed.proj.weight#sum_channels",
+                                     {C, 1, ps_, ps_}, DType::F32, std::move(w1));
+    std::vector<float> cls = ps.read_f32(kP + "cls_token", {1, 1, C});
+    std::vector<float> pos = ps.read_f32(kP + "pos_embed", {1, T_, C});
+    for (int64_t c = 0; c < C; ++c) cls[c] += pos[c];
+    i_cls_pos_ = ps.declare_derived(kP + "cls_token#plus_pos0", {C}, DType::F32, std::move(cls));
+  }
+  i_blocks_.clear();
+  for (int64_t l = 0; l < cfg.depth; ++l) {
+    const std::string b = kP + "blocks." + std::to_string(l) + ".";
+    std::vector<int> ix;
+    ix.push_back(ps.declare(b + "norm1.weight", {C}, DType::F32));
+    ix.push_back(ps.declare(b + "norm1.bias", {C}, DType::F32));
+    ix.push_back(ps.declare(b + "attn.qkv.weight", {3 * C, C}, wt));
+    ix.push_back(ps.declare(b + "attn.qkv.bias", {3 * C}, DType::F32));
+    ix.push_back(ps.declare(b + "attn.proj.weight", {C, C}, wt));
+    ix.push_back(ps.declare(b + "attn.proj.bias", {C}, DType::F32));
+    ix.push_back(ps.declare(b + "norm2.weight", {C}, DType::F32));
+    ix.push_back(ps.declare(b + "norm2.bias", {C}, DType::F32));
+    ix.push_back(ps.declare(b + "mlp.fc1.weight", {F_, C}, wt));
+    ix.push_back(ps.declare(b + "mlp.fc1.bias", {F_}, DType::F32));
+    ix.push_back(ps.declare(b + "mlp.fc2.weight", {C, F_}, wt));
+    ix.push_back(ps.declare(b + "mlp.fc2.bias", {C}, DType::F32));
+    i_blocks_.push_back(ix);
+  }
+  i_norm_w_ = ps.declare(kP + "norm.weight", {C}, DType::F32);
+  i_norm_b_ = ps.declare(kP + "norm.bias", {C}, DType::F32);
+}
+
+void VisionTransformer::bind(const ParamStore& ps) {
+  const float eps = static_cast<float>(cfg_.eps);
+  patch_w_ = ps.f32(i_patch_w_);
+  patch_w1_ = ps.f32(i_patch_w1_);
+  patch_b_ = ps.f32(i_patch_b_);
+  pos_ = ps.f32(i_pos_);
+  cls_pos_ = ps.f32(i_cls_pos_);
+  norm_ = LN{ps.f32(i_norm_w_), ps.f32(i_norm_b_), C_, eps};
+  auto lin = [&](int w, int b, int64_t out, int64_t in) {
+    return Lin{ps.ptr(w), ps.param(w).dtype, ps.f32(b), out, in};
+  };
+  blocks_.clear();
+  for (const auto& ix : i_blocks_) {
+    Block k;
+    k.norm1 = LN{ps.f32(ix[0]), ps.f32(ix[1]), C_, eps};
+    k.qkv = lin(ix[2], ix[3], 3 * C_, C_);
+    k.proj = lin(ix[4], ix[5], C_, C_);
+    k.norm2 = LN{ps.f32(ix[6]), ps.f32(ix[7]), C_, eps};
+    k.fc1 = lin(ix[8], ix[9], F_, C_);
+    k.fc2 = lin(ix[10], ix[11], C_, F_);
+    blocks_.push_back(k);
+  }
+}
+
+VitActs VisionTransformer::plan(Bump& m, int64_t B, bool keep) const {
+  VitActs a;
+  a.B = B;
+  a.keep = keep;
+  const int64_t BT = B * T_;
+  a.patches = m.take(B * P_ * C_);
+  a.blocks.resize(blocks_.size());
+  float* x = m.take(BT * C_);
+  for (size_t l = 0; l < blocks_.size(); ++l) {
+    VitBlockActs& s = a.blocks[l];
+    if (!keep && l > 0) {
+      s = a.blocks[0];
+      continue;
+    }
+    s.x_in = l == 0 ? x : a.blocks[l - 1].x_out;
+    s.ln1 = m.take(BT * C_);
+    s.qkv = m.take(BT * 3 * C_);
+    s.att = m.take(BT * C_);
+    s.ln2 = m.take(BT * C_);
+    s.h = m.take(BT * F_);
+    if (keep) {
+      s.ln1_mean = m.take(BT);
+      s.ln1_rstd = m.take(BT);
+      s.att_lse = m.take(B * NH_ * T_);
+      s.x_mid = m.take(BT * C_);
+      s.ln2_mean = m.take(BT);
+      s.ln2_rstd = m.take(BT);
+      s.fc1_pre = m.take(BT * F_);
+      s.x_out = m.take(BT * C_);
+    } else {
+      s.x_mid = s.x_in;  // in place
+      s.x_out = s.x_in;
+    }
+  }
+  if (keep) {
+    a.norm_mean = m.take(BT);
+    a.norm_rstd = m.take(BT);
+  }
+  return a;
+}
+
+void VisionTransformer::forward(const Runner& r, const VitActs& a, const float* pixels, int64_t Cin,
+                                float* global, float* local) const {
+  const int64_t B = a.B, C = C_, P = P_, T = T_, BT = B * T;
+  CZ_ARG(Cin == cfg_.in_chans || Cin == 1, "pixels: %lld channels (expected %lld or 1)",
+         static_cast<long long>(Cin), static_cast<long long>(cfg_.in_chans));
+  // Patch embedding (B, P, C), then x[b] = [cls + pos[0]; patches[b] + pos[1:]].
+  r.ops().patch_embed_forward(r.ex(), a.patches, pixels, Cin == 1 ? patch_w1_ : patch_w_, patch_b_,
+                              B, Cin, cfg_.image_size, cfg_.image_size, C, cfg_.patch_size);
+  float* x0 = a.blocks[0].x_in;
+  for (int64_t b = 0; b < B; ++b) {
+    r.copy(x0 + b * T * C, cls_pos_, C);
+    r.add(x0 + b * T * C + C, a.patches + b * P * C, pos_ + C, P * C);
+  }
+  const float scale = 1.0f / std::sqrt(static_cast<float>(HS_));
+  for (size_t l = 0; l < blocks_.size(); ++l) {
+    const Block& k = blocks_[l];
+    const VitBlockActs& s = a.blocks[l];
+    // x_mid = x_in + proj(attn(LN1(x_in)))
+    r.layernorm(k.norm1, s.x_in, s.ln1, BT, s.ln1_mean, s.ln1_rstd);
+    r.linear(k.qkv, s.ln1, BT, s.qkv);
+    AttnArgs at;
+    at.B = B;
+    at.NH = NH_;
+    at.Tq = T;
+    at.Tk = T;
+    at.HS = HS_;
+    at.q = s.qkv;
+    at.k = s.qkv + C;
+    at.v = s.qkv + 2 * C;
+    at.ldq = at.ldk = at.ldv = 3 * C;  // read q, k, v straight from the packed buffer
+    at.q_bs = at.k_bs = at.v_bs = T * 3 * C;
+    at.out = s.att;
+    at.ldo = C;
+    at.o_bs = T * C;
+    at.scale = scale;
+    at.lse = s.att_lse;
+    r.ops().attention_forward(r.ex(), at);
+    if (s.x_mid != s.x_in) r.copy(s.x_mid, s.x_in, BT * C);
+    r.linear(k.proj, s.att, BT, s.x_mid, Act::None, 1.0f);
+    // x_out = x_mid + fc2(GELU(fc1(LN2(x_mid))))
+    r.layernorm(k.norm2, s.x_mid, s.ln2, BT, s.ln2_mean, s.ln2_rstd);
+    r.linear(k.fc1, s.ln2, BT, s.h, Act::Gelu, 0.0f, s.fc1_pre);
+    if (s.x_out != s.x_mid) r.copy(s.x_out, s.x_mid, BT * C);
+    r.linear(k.fc2, s.h, BT, s.x_out, Act::None, 1.0f);
+  }
+  // Final LayerNorm straight into the outputs: token 0 -> global, tokens 1..P -> local.
+  const float* xf = a.blocks.back().x_out;
+  for (int64_t b = 0; b < B; ++b) {
+    float* mean = a.norm_mean ? a.norm_mean + b * T : nullptr;
+    float* rstd = a.norm_rstd ? a.norm_rstd + b * T : nullptr;
+    r.layernorm(norm_, xf + b * T * C, global + b * C, 1, mean, rstd);
+    r.layernorm(norm_, xf + b * T * C + C, local + b * P * C, P, mean ? mean + 1 : nullptr,
+                rstd ? rstd + 1 : nullptr);
+  }
+}
+
+}  // namespace carzero::model

@@ -1,0 +1,312 @@
+// model.cpp: the JS-visible `Model` class over carzero::model::CarzeroModel.
+//
+//   Model.load(context, dir, { precision: 'fp32' | 'bf16' }) -> Promise<Model>
+//   model.embedImages(pixels) -> Promise<{ global, local }>
+//   model.embedTexts(ids, mask, kinds) -> Promise<{ sentence, words }>
+//   model.score(imgGlobal, imgLocal, sentence, words, { attention }) -> Promise<{ i2t, t2i, score,
+//                                                                        attention? }>
+//   model.config (JSON text of the resolved configuration), model.precision, model.disposed,
+//   model.dispose()
+//
+// Every heavy call runs in an AsyncWorker off the JS thread and settles a Promise. Result Tensors
+// are created on the JS thread before the work starts (their shapes follow from the inputs) and
+// the model writes into them; the worker holds its own shares of the model, the context and every
+// tensor's storage, so disposing any of them while work is in flight is safe.
+#include <functional>
+
+#include "common.h"
+#include "model/carzero.h"
+
+namespace carzero::napi {
+
+namespace {
+
+using model::CarzeroModel;
+
+// Runs `work` off the JS thread; `done` builds the resolution value on the JS thread.
+class ModelWorker : public Napi::AsyncWorker {
+ public:
+  ModelWorker(Napi::Env env, const char* name, std::function<void()> work,
+              std::function<Napi::Value(Napi::Env)> done)
+      : Napi::AsyncWorker(env, name), name_(name), work_(std::move(work)), done_(std::move(done)),
+        deferred_(env) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      work_();
+    } catch (const Error& e) {
+      code_ = e.code();
+      message_ = e.what();
+    } catch (const std::bad_alloc&) {
+      code_ = CZ_ERR_OUT_OF_MEMORY;
+      message_ = name_ + ": out of host memory";
+    } catch (const std::exception& e) {
+      code_ = CZ_ERR_INTERNAL;
+      message_ = e.what();
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    work_ = nullptr;  // drop storage shares on the JS thread
+    if (code_ != CZ_OK) {
+      deferred_.Reject(make_error(env, code_, message_).Value());
+      done_ = nullptr;
+      return;
+    }
+    try {
+      deferred_.Resolve(done_(env));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+    done_ = nullptr;
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  std::string name_;
+  std::function<void()> work_;
+  std::function<Napi::Value(Napi::Env)> done_;
+  Napi::Promise::Deferred deferred_;
+  cz_status code_ = CZ_OK;
+  std::string message_;
+};
+
+Napi::Value queue(Napi::Env env, const char* name, std::function<void()> work,
+                  std::function<Napi::Value(Napi::Env)> done) {
+  auto* w = new ModelWorker(env, name, std::move(work), std::move(done));
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+struct Loaded {
+  std::shared_ptr<CarzeroModel> model;
+};
+
+class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Model",
+                       {StaticMethod<&ModelWrap::Load>("load"),
+                        InstanceMethod<&ModelWrap::EmbedImages>("embedImages"),
+                        InstanceMethod<&ModelWrap::EmbedTexts>("embedTexts"),
+                        InstanceMethod<&ModelWrap::Score>("score"),
+                        InstanceMethod<&ModelWrap::Dispose>("dispose"),
+                        InstanceAccessor<&ModelWrap::GetConfig>("config"),
+                        InstanceAccessor<&ModelWrap::GetPrecision>("precision"),
+                        InstanceAccessor<&ModelWrap::GetDisposed>("disposed")});
+  }
+
+  // new Model(External<Loaded>, context): only Model.load creates models.
+  explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsExternal() || !info[1].IsObject())
+      throw Napi::TypeError::New(env, "Model: use Model.load(context, dir, options)");
+    model_ = info[0].As<Napi::External<Loaded>>().Data()->model;
+    ctx_obj_ = Napi::Persistent(info[1].As<Napi::Object>());
+  }
+
+ private:
+  // Model.load(context, dir, { precision }) -> Promise<Model>
+  static Napi::Value Load(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info.This().IsFunction())
+      throw Napi::TypeError::New(env, "Model.load must be called as Model.load(...)");
+    Napi::Function ctor = info.This().As<Napi::Function>();
+    if (!info[0].IsObject() ||
+        !info[0].As<Napi::Object>().InstanceOf(addon_data(env).context_ctor.Value()))
+      throw Napi::TypeError::New(env, "Model.load: argument 'context' must be a native Context");
+    std::shared_ptr<Context> ctx =
+        ContextWrap::Unwrap(info[0].As<Napi::Object>())->live(env, "Model.load: context");
+    if (!info[1].IsString())
+      throw Napi::TypeError::New(env, "Model.load: argument 'dir' must be a string");
+    std::string dir = info[1].As<Napi::String>().Utf8Value();
+    model::LoadOptions opts;
+    if (!info[2].IsUndefined() && !info[2].IsNull()) {
+      if (!info[2].IsObject())
+        throw Napi::TypeError::New(env, "Model.load: argument 'options' must be an object");
+      Napi::Object o = info[2].As<Napi::Object>();
+      Napi::Value p = o.Get("precision");
+      if (!p.IsUndefined()) {
+        if (!p.IsString() ||
+            !model::parse_precision(p.As<Napi::String>().Utf8Value(), &opts.precision))
+          throw Napi::TypeError::New(env, "Model.load: option 'precision' must be 'fp32' or 'bf16'");
+      }
+      auto count = [&](const char* name, int64_t* out) {
+        Napi::Value v = o.Get(name);
+        if (v.IsUndefined()) return;
+        double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+        if (!(d >= 1 && d <= 1 << 20 && d == static_cast<double>(static_cast<int64_t>(d))))
+          throw Napi::RangeError::New(env, std::string("Model.load: option '") + name +
+                                               "' must be an integer in [1, 2^20]");
+        *out = static_cast<int64_t>(d);
+      };
+      count("maxImages", &opts.max_images);
+      count("maxTexts", &opts.max_texts);
+      count("maxScoreImages", &opts.max_score_images);
+      count("maxScoreTexts", &opts.max_score_texts);
+    }
+    auto loaded = std::make_shared<Loaded>();
+    auto ctor_ref = std::make_shared<Napi::FunctionReference>(Napi::Persistent(ctor));
+    auto ctx_ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(info[0].As<Napi::Object>()));
+    return queue(
+        env, "carzero:model.load",
+        [loaded, ctx, dir, opts] { loaded->model = CarzeroModel::load(ctx, dir, opts); },
+        [loaded, ctor_ref, ctx_ref](Napi::Env env) -> Napi::Value {
+          Loaded l = *loaded;
+          Napi::Value ext = Napi::External<Loaded>::New(env, &l);
+          Napi::Value obj = ctor_ref->New({ext, ctx_ref->Value()});
+          return obj;
+        });
+  }
+
+  std::shared_ptr<CarzeroModel> live(Napi::Env env, const char* what) const {
+    if (!model_) throw make_error(env, CZ_ERR_INVALID_ARGUMENT, std::string(what) + ": the model has been disposed");
+    return model_;
+  }
+
+  // A native Tensor argument (on the model's device) or a TypeError naming it.
+  Tensor tensor_arg(Napi::Env env, const Napi::Value& v, const std::string& what) const {
+    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(addon_data(env).tensor_ctor.Value()))
+      throw Napi::TypeError::New(env, what + " must be a native Tensor");
+    return TensorWrap::Unwrap(v.As<Napi::Object>())->live(env, what);
+  }
+
+  // A new zero-filled f32 result Tensor on the model's context.
+  Napi::Object new_tensor(Napi::Env env, const std::vector<int64_t>& shape, const char* what) const {
+    Napi::Object ctx = ctx_obj_.Value();
+    if (ContextWrap::Unwrap(ctx)->ctx() == nullptr)
+      throw make_error(env, CZ_ERR_INVALID_ARGUMENT,
+                       std::string(what) + ": the model's context has been disposed");
+    Napi::Array s = Napi::Array::New(env, shape.size());
+    for (size_t i = 0; i < shape.size(); ++i)
+      s.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(shape[i])));
+    return addon_data(env).tensor_ctor.New({ctx, Napi::String::New(env, "f32"), s});
+  }
+
+  static const Tensor& inner(Napi::Env env, const Napi::Object& o) {
+    return TensorWrap::Unwrap(o)->live(env, "result");
+  }
+
+  // embedImages(pixels) -> Promise<{ global, local }>
+  Napi::Value EmbedImages(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto m = live(env, "Model.embedImages");
+    Tensor px = tensor_arg(env, info[0], "Model.embedImages: argument 'pixels'");
+    if (px.ndim() != 4)
+      throw Napi::RangeError::New(env, "Model.embedImages: argument 'pixels' must be (B, 3 or 1, H, W), got " +
+                                           px.shape_str());
+    auto sh = m->output_shapes_images(px.size(0));
+    Napi::Object g = new_tensor(env, sh[0], "Model.embedImages");
+    Napi::Object l = new_tensor(env, sh[1], "Model.embedImages");
+    model::ImageEmbeddings out{inner(env, g), inner(env, l)};
+    auto refs = std::make_shared<std::vector<Napi::ObjectReference>>();
+    refs->push_back(Napi::Persistent(g));
+    refs->push_back(Napi::Persistent(l));
+    return queue(
+        env, "carzero:model.embedImages", [m, px, out] { m->embed_images_into(px, out); },
+        [refs](Napi::Env env) -> Napi::Value {
+          Napi::Object r = Napi::Object::New(env);
+          r.Set("global", (*refs)[0].Value());
+          r.Set("local", (*refs)[1].Value());
+          return r;
+        });
+  }
+
+  // embedTexts(ids, mask, kinds) -> Promise<{ sentence, words }>
+  Napi::Value EmbedTexts(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto m = live(env, "Model.embedTexts");
+    Tensor ids = tensor_arg(env, info[0], "Model.embedTexts: argument 'ids'");
+    Tensor mask = tensor_arg(env, info[1], "Model.embedTexts: argument 'mask'");
+    Tensor kinds = tensor_arg(env, info[2], "Model.embedTexts: argument 'kinds'");
+    if (ids.ndim() != 2)
+      throw Napi::RangeError::New(env, "Model.embedTexts: argument 'ids' must be (Q, L), got " +
+                                           ids.shape_str());
+    auto sh = m->output_shapes_texts(ids.size(0), ids.size(1));
+    Napi::Object s = new_tensor(env, sh[0], "Model.embedTexts");
+    Napi::Object w = new_tensor(env, sh[1], "Model.embedTexts");
+    model::TextEmbeddings out{inner(env, s), inner(env, w)};
+    auto refs = std::make_shared<std::vector<Napi::ObjectReference>>();
+    refs->push_back(Napi::Persistent(s));
+    refs->push_back(Napi::Persistent(w));
+    return queue(
+        env, "carzero:model.embedTexts",
+        [m, ids, mask, kinds, out] { m->embed_texts_into(ids, mask, kinds, out); },
+        [refs](Napi::Env env) -> Napi::Value {
+          Napi::Object r = Napi::Object::New(env);
+          r.Set("sentence", (*refs)[0].Value());
+          r.Set("words", (*refs)[1].Value());
+          return r;
+        });
+  }
+
+  // score(imgGlobal, imgLocal, sentence, words, { attention }) -> Promise<{ i2t, t2i, score, attention? }>
+  Napi::Value Score(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto m = live(env, "Model.score");
+    Tensor g = tensor_arg(env, info[0], "Model.score: argument 'imgGlobal'");
+    Tensor l = tensor_arg(env, info[1], "Model.score: argument 'imgLocal'");
+    Tensor s = tensor_arg(env, info[2], "Model.score: argument 'sentence'");
+    Tensor w = tensor_arg(env, info[3], "Model.score: argument 'words'");
+    bool attention = false;
+    if (!info[4].IsUndefined() && !info[4].IsNull()) {
+      if (!info[4].IsObject())
+        throw Napi::TypeError::New(env, "Model.score: argument 'options' must be an object");
+      Napi::Value a = info[4].As<Napi::Object>().Get("attention");
+      if (!a.IsUndefined()) {
+        if (!a.IsBoolean())
+          throw Napi::TypeError::New(env, "Model.score: option 'attention' must be a boolean");
+        attention = a.As<Napi::Boolean>().Value();
+      }
+    }
+    if (g.ndim() != 2)
+      throw Napi::RangeError::New(env, "Model.score: argument 'imgGlobal' must be (B, C), got " + g.shape_str());
+    if (s.ndim() != 2)
+      throw Napi::RangeError::New(env, "Model.score: argument 'sentence' must be (Q, C), got " + s.shape_str());
+    auto sh = m->output_shapes_score(g.size(0), s.size(0));
+    auto refs = std::make_shared<std::vector<Napi::ObjectReference>>();
+    model::ScoreResult out;
+    Tensor* slots[] = {&out.i2t, &out.t2i, &out.score, &out.attention};
+    for (int i = 0; i < (attention ? 4 : 3); ++i) {
+      Napi::Object t = new_tensor(env, sh[i], "Model.score");
+      *slots[i] = inner(env, t);
+      refs->push_back(Napi::Persistent(t));
+    }
+    return queue(
+        env, "carzero:model.score", [m, g, l, s, w, out] { m->score_into(g, l, s, w, out); },
+        [refs](Napi::Env env) -> Napi::Value {
+          Napi::Object r = Napi::Object::New(env);
+          const char* names[] = {"i2t", "t2i", "score", "attention"};
+          for (size_t i = 0; i < refs->size(); ++i) r.Set(names[i], (*refs)[i].Value());
+          return r;
+        });
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    model_.reset();  // in-flight work keeps its own share
+    return info.Env().Undefined();
+  }
+  Napi::Value GetConfig(const Napi::CallbackInfo& info) {
+    auto m = live(info.Env(), "Model.config");
+    return Napi::String::New(info.Env(), m->config().to_json());
+  }
+  Napi::Value GetPrecision(const Napi::CallbackInfo& info) {
+    auto m = live(info.Env(), "Model.precision");
+    return Napi::String::New(info.Env(), model::precision_name(m->precision()));
+  }
+  Napi::Value GetDisposed(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), !model_);
+  }
+
+  std::shared_ptr<CarzeroModel> model_;
+  Napi::ObjectReference ctx_obj_;  // the JS Context: result Tensors are created on it
+};
+
+}  // namespace
+
+Napi::Function InitModelClass(Napi::Env env) { return ModelWrap::Init(env); }
+
+}  // namespace carzero::napi

@@ -1,0 +1,170 @@
+// NativeModel: the typed wrapper over the addon's `Model` class (native/src/napi/model.cpp):
+// load a converted model directory onto a Device, embed images and texts, score every pair.
+// Inputs and results are Tensors on the model's device; every call runs natively off the JS
+// thread. Argument mistakes throw TypeError/RangeError naming the argument; native failures are
+// CarzeroErrors. CARZero (./carzero.ts) adds preprocessing and tokenisation on top.
+import { Device } from '../device.js';
+import { CarzeroError } from '../errors.js';
+import { native, type NativeModelHandle, type NativeTensor } from '../native.js';
+import { Tensor } from '../tensor.js';
+
+export type Precision = 'fp32' | 'bf16';
+
+export interface NativeModelOptions {
+  /** 'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or a Device. Default 'auto'. */
+  device?: 'auto' | 'cpu' | 'cuda' | Device;
+  /** fp32 (default) or bf16 (GEMM weights stored bf16, fp32 accumulation and activations). */
+  precision?: Precision;
+  /** Images per internal ViT chunk (bounds activation memory; default 32). */
+  maxImages?: number;
+  /** Texts per internal BERT chunk (default 128). */
+  maxTexts?: number;
+  /** Images / texts per alignment-head chunk (defaults 64 / 256). */
+  maxScoreImages?: number;
+  maxScoreTexts?: number;
+}
+
+export interface ScoreOptions {
+  /** Also return the grounding maps (B, Q, P). Default false. */
+  attention?: boolean;
+}
+
+export interface NativeImageEmbeddings {
+  global: Tensor; // (B, C)
+  local: Tensor; // (B, P, C)
+}
+export interface NativeTextEmbeddings {
+  sentence: Tensor; // (Q, C)
+  words: Tensor; // (Q, L, C)
+}
+export interface NativeScores {
+  i2t: Tensor; // (B, Q)
+  t2i: Tensor; // (Q, B)
+  score: Tensor; // (B, Q) = (i2t + t2i^T) / 2, raw logits
+  attention?: Tensor; // (B, Q, P)
+}
+
+/** The resolved configuration the native model uses (sizes from the tensor shapes). */
+export interface NativeModelConfig {
+  format: 'carzero-model';
+  format_version: number;
+  vision: { image_size: number; patch_size: number; in_chans: number; width: number; depth: number; heads: number; mlp_dim: number; eps: number };
+  text: { vocab_size: number; width: number; depth: number; heads: number; intermediate: number; max_position: number; type_vocab: number; eps: number; max_length: number; last_n_layers: number };
+  head: { width: number; heads: number; depth: number; ffn: number; mlp: number[]; eps: number };
+  preprocess: { resize: number; crop: number; mean: number; std: number };
+}
+
+// Tensor's constructor is private to the public API; results of native calls are wrapped here.
+// (A static @internal factory on Tensor would be the cleaner home for this.)
+type TensorCtor = new (t: NativeTensor, device: Device) => Tensor;
+function wrap(t: NativeTensor, device: Device): Tensor {
+  return new (Tensor as unknown as TensorCtor)(t, device);
+}
+
+function checkTensor(t: unknown, what: string, device: Device): NativeTensor {
+  if (!(t instanceof Tensor)) throw new TypeError(`${what} must be a Tensor`);
+  if (t.device !== device && t.device.kind !== device.kind)
+    throw new TypeError(`${what} is on ${t.device}, the model on ${device}`);
+  return t.native;
+}
+
+function checkCount(v: unknown, what: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 2 ** 20)
+    throw new RangeError(`${what} must be an integer in [1, 2^20], got ${String(v)}`);
+  return v;
+}
+
+export class NativeModel implements Disposable {
+  readonly device: Device;
+  readonly precision: Precision;
+  readonly config: NativeModelConfig;
+  #handle: NativeModelHandle | undefined;
+
+  private constructor(handle: NativeModelHandle, device: Device) {
+    this.#handle = handle;
+    this.device = device;
+    this.precision = handle.precision;
+    this.config = JSON.parse(handle.config) as NativeModelConfig;
+  }
+
+  /** Loads <dir>/config.json + <dir>/model.safetensors (validated tensor by tensor). */
+  static async load(dir: string, options: NativeModelOptions = {}): Promise<NativeModel> {
+    if (typeof dir !== 'string' || dir.length === 0)
+      throw new TypeError("NativeModel.load: argument 'dir' must be a non-empty string");
+    if (options === null || typeof options !== 'object')
+      throw new TypeError("NativeModel.load: argument 'options' must be an object");
+    const precision = options.precision ?? 'fp32';
+    if (precision !== 'fp32' && precision !== 'bf16')
+      throw new TypeError(`NativeModel.load: option 'precision' must be 'fp32' or 'bf16', got ${String(precision)}`);
+    const device = Device.resolve(options.device ?? 'auto');
+    const handle = await native().Model.load(device.nativeContext, dir, {
+      precision,
+      maxImages: checkCount(options.maxImages, "NativeModel.load: option 'maxImages'"),
+      maxTexts: checkCount(options.maxTexts, "NativeModel.load: option 'maxTexts'"),
+      maxScoreImages: checkCount(options.maxScoreImages, "NativeModel.load: option 'maxScoreImages'"),
+      maxScoreTexts: checkCount(options.maxScoreTexts, "NativeModel.load: option 'maxScoreTexts'"),
+    });
+    return new NativeModel(handle, device);
+  }
+
+  get disposed(): boolean {
+    return this.#handle === undefined;
+  }
+
+  get #live(): NativeModelHandle {
+    if (!this.#handle) throw new CarzeroError('NativeModel: the model has been disposed', 'CZ_ERR_INVALID_ARGUMENT');
+    return this.#handle;
+  }
+
+  /** pixels (B, 3 or 1, H, W) f32, normalised -> global (B, C), local (B, P, C). */
+  async embedImages(pixels: Tensor): Promise<NativeImageEmbeddings> {
+    const h = this.#live;
+    const px = checkTensor(pixels, "embedImages: argument 'pixels'", this.device);
+    const r = await h.embedImages(px);
+    return { global: wrap(r.global, this.device), local: wrap(r.local, this.device) };
+  }
+
+  /** ids (Q, L) i32, mask (Q, L) u8, kinds (Q, L) u8 -> sentence (Q, C), words (Q, L, C). */
+  async embedTexts(ids: Tensor, mask: Tensor, kinds: Tensor): Promise<NativeTextEmbeddings> {
+    const h = this.#live;
+    const r = await h.embedTexts(
+      checkTensor(ids, "embedTexts: argument 'ids'", this.device),
+      checkTensor(mask, "embedTexts: argument 'mask'", this.device),
+      checkTensor(kinds, "embedTexts: argument 'kinds'", this.device),
+    );
+    return { sentence: wrap(r.sentence, this.device), words: wrap(r.words, this.device) };
+  }
+
+  /** Scores every (image, text) pair in both directions (spec 5). */
+  async score(imgGlobal: Tensor, imgLocal: Tensor, sentence: Tensor, words: Tensor, options: ScoreOptions = {}): Promise<NativeScores> {
+    const h = this.#live;
+    if (options === null || typeof options !== 'object') throw new TypeError("score: argument 'options' must be an object");
+    if (options.attention !== undefined && typeof options.attention !== 'boolean')
+      throw new TypeError(`score: option 'attention' must be a boolean, got ${String(options.attention)}`);
+    const r = await h.score(
+      checkTensor(imgGlobal, "score: argument 'imgGlobal'", this.device),
+      checkTensor(imgLocal, "score: argument 'imgLocal'", this.device),
+      checkTensor(sentence, "score: argument 'sentence'", this.device),
+      checkTensor(words, "score: argument 'words'", this.device),
+      { attention: !!options.attention },
+    );
+    const out: NativeScores = {
+      i2t: wrap(r.i2t, this.device),
+      t2i: wrap(r.t2i, this.device),
+      score: wrap(r.score, this.device),
+    };
+    if (r.attention) out.attention = wrap(r.attention, this.device);
+    return out;
+  }
+
+  /** Releases the model's weights now (work in flight finishes safely). Idempotent. */
+  dispose(): void {
+    this.#handle?.dispose();
+    this.#handle = undefined;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
