@@ -88,17 +88,46 @@ function runGemm(args: string[]): number {
   return rep.results.every((x) => x.ok) ? 0 : 1;
 }
 
-const suites: Record<string, (args: string[]) => number> = { gemm: runGemm };
+async function runModel(args: string[]): Promise<number> {
+  const { benchModel } = await import('./model.js');
+  let res;
+  try {
+    res = await benchModel(args);
+  } catch (e) {
+    console.error(`bench model: ${(e as Error).message}`);
+    return 1;
+  }
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, 'model.json'), JSON.stringify(res, null, 2) + '\n');
+  const lines = [
+    '## CARZero model (CPU)',
+    '',
+    `- command: \`npm run bench -- model ${args.join(' ')}\` (full-size random weights from tools/reference/full_size.py in ${res.root}; OPENBLAS_* irrelevant here)`,
+    `- machine: ${machine()}; threads: ${cpus().length}; medians of interleaved repetitions after warm-up`,
+    ...res.notes.map((n) => `- ${n}`),
+    `- date: ${new Date().toISOString().slice(0, 10)}`,
+    '',
+    '| what | implementation | batch | ms | throughput | vs onnxruntime |',
+    '|---|---|---:|---:|---:|---:|',
+    ...res.rows.map((r) => `| ${r.what} | ${r.impl} | ${r.batch} | ${r.ms.toFixed(1)} | ${r.per_s.toFixed(2)} ${r.unit} | ${r.vs_ort !== undefined ? r.vs_ort.toFixed(2) + 'x' : '-'} |`),
+  ];
+  replaceSection('model', lines.join('\n'));
+  for (const r of res.rows) console.log(`${r.what.padEnd(34)} ${r.impl.padEnd(17)} B=${String(r.batch).padEnd(4)} ${r.ms.toFixed(1).padStart(9)} ms ${r.per_s.toFixed(2).padStart(9)} ${r.unit}${r.vs_ort !== undefined ? `  ${r.vs_ort.toFixed(2)}x onnxruntime` : ''}`);
+  console.log('bench model: wrote bench/out/model.json and updated bench/RESULTS.md');
+  return 0;
+}
+
+const suites: Record<string, (args: string[]) => number | Promise<number>> = { gemm: runGemm, model: runModel };
 const [suite = 'all', ...rest] = process.argv.slice(2);
 if (suite === 'all') {
   let code = 0;
   for (const [name, fn] of Object.entries(suites)) {
     console.log(`== ${name}`);
-    code ||= fn(rest);
+    code ||= await fn(rest);
   }
   process.exit(code);
 } else if (suites[suite]) {
-  process.exit(suites[suite](rest));
+  process.exit(await suites[suite](rest));
 } else {
   console.error(`bench: unknown suite '${suite}' (available: ${Object.keys(suites).join(', ')}, all)`);
   process.exit(2);

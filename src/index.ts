@@ -5,3 +5,13 @@ export { Tensor, type TensorOptions, type HostArray, type DType } from './tensor
 export { ops, runOp, runOpSync, OP_TABLE, type Activation } from './ops.js';
 export { info, formatInfo, type CarzeroInfo } from './info.js';
 export { native, type NativeAddon, type NativeOpSpec } from './native.js';
+export { CheckpointError, UnsafePickleError, ConvertError } from './errors.js';
+export { CARZero, type LoadOptions, type Precision, type ImageEmbeddings, type TextEmbeddings, type ScoreResult, type CarzeroConfig } from './model/carzero.js';
+export { NativeModel } from './model/native-model.js';
+export { convertCheckpoint, formatConvertReport, type ConvertOptions, type ConvertReport } from './weights/convert.js';
+export { readSafetensors, writeSafetensors, SafetensorsFile } from './weights/safetensors.js';
+export { TorchCheckpoint, loadTorchCheckpoint } from './weights/torch-zip.js';
+export { HfBertFolder } from './weights/hf-bert.js';
+export { cleanText, cleanReportSentences, Tokenizer, vocabToTokenizerJson, loadPrompts, PromptFileError, TokenizerFileError } from './text/index.js';
+export { decodeImage, readImage, resizeArea, preprocess, loadImage, ImageDecodeError, type GrayImage } from './image/index.js';
+export { parseCsv, parseCsvRecords, CsvError } from './data/csv.js';

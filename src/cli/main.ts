@@ -11,6 +11,9 @@ commands:
   convert --checkpoint <ckpt> --text-model <bert dir> --out <dir> [--json]
                    turn a CARZero checkpoint into a carzero model directory
                    (\`carzero convert --help\` for all options)
+  classify --model <dir> --prompts <json> [options] <images... | list.csv>
+                   zero-shot scores of images against class prompts
+                   (\`carzero classify --help\` for all options)
 
 options:
   -h, --help       this help
@@ -20,6 +23,7 @@ examples:
   npx carzero info
   npx carzero info --json
   npx carzero convert --checkpoint CARZero.ckpt --text-model BioClinicalMPBERT --out carzero-model
+  npx carzero classify --model carzero-model --prompts prompts.json --format csv images/*.png
 `;
 
 // A closed pipe (`carzero info | head -1`) is not an error worth a stack trace.
@@ -50,6 +54,19 @@ async function main(argv: string[]): Promise<number> {
   }
   // Loaded on demand: convert pulls in the weight readers and the tokenizer library.
   if (cmd === 'convert') return (await import('./convert.js')).runConvert(rest);
+  if (cmd === 'classify') {
+    const { classifyMain } = await import('./classify.js');
+    const { UsageError } = await import('./args.js');
+    try {
+      return await classifyMain(rest);
+    } catch (e) {
+      if (e instanceof UsageError) {
+        process.stderr.write(`${e.message}\n`);
+        return 2;
+      }
+      throw e;
+    }
+  }
   process.stderr.write(`carzero: unknown command '${cmd}'\n\n${HELP}`);
   return 2;
 }

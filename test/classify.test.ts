@@ -1,0 +1,104 @@
+// Golden parity end to end, as a user runs it: `carzero convert` on the tiny Lightning checkpoint
+// in the original format, then `carzero classify` on the fixture images and prompt file, compared
+// with the PyTorch reference's scores (tools/reference/, committed under test/fixtures/tiny/).
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { packageRoot } from '../src/native.js';
+
+const run = promisify(execFile);
+const bin = join(packageRoot, 'dist', 'cli', 'main.js');
+const tiny = join(packageRoot, 'test', 'fixtures', 'tiny');
+const work = mkdtempSync(join(tmpdir(), 'carzero-classify-'));
+const modelDir = join(work, 'model');
+const batch = ['grey8_tall_quirk.png', 'grey16_tall.png', 'rgb_wide.png', 'colour.jpg'].map((f) => join(tiny, 'images', f));
+
+function f32(file: string): Float32Array {
+  const b = readFileSync(join(tiny, file));
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+const refScore = f32('outputs/score.f32'); // (4, 14)
+const refIndex = JSON.parse(readFileSync(join(tiny, 'outputs', 'index.json'), 'utf8')) as { classes: string[] };
+
+function worst(got: number[][], ref: Float32Array, Q: number): number {
+  let w = 0;
+  got.forEach((row, b) => row.forEach((v, q) => (w = Math.max(w, Math.abs(v - ref[b * Q + q]) / (1e-5 + 1e-4 * Math.abs(ref[b * Q + q]))))));
+  return w; // <= 1 means within tol = 1e-5 + 1e-4 |ref| everywhere
+}
+
+test.before(async () => {
+  if (!existsSync(bin)) throw new Error(`${bin} missing: run \`npm run build:ts\``);
+  const cfg = JSON.parse(readFileSync(join(tiny, 'config.json'), 'utf8'));
+  await run(process.execPath, [bin, 'convert', '--checkpoint', join(tiny, 'carzero-tiny.ckpt'), '--text-model', join(tiny, 'bert-tiny'), '--out', modelDir, '--vit-heads', String(cfg.vision.heads), '--head-heads', String(cfg.head.heads)]);
+});
+test.after.always(() => rmSync(work, { recursive: true, force: true }));
+
+test('convert + classify (fp32, CPU) reproduce the PyTorch reference scores', async (t) => {
+  const { stdout } = await run(process.execPath, [bin, 'classify', '--model', modelDir, '--prompts', join(tiny, 'text', 'prompts.json'), '--device', 'cpu', ...batch]);
+  const out = JSON.parse(stdout) as { classes: string[]; images: string[]; scores: number[][]; skipped: unknown[] };
+  t.deepEqual(out.classes, refIndex.classes);
+  t.deepEqual(out.images, batch);
+  t.deepEqual(out.skipped, []);
+  const w = worst(out.scores, refScore, out.classes.length);
+  t.log(`worst error / (1e-5 + 1e-4 |ref|) = ${w.toFixed(3)}`);
+  t.true(w <= 1, `scores differ from the reference beyond 1e-5 + 1e-4 |ref| (worst ratio ${w})`);
+});
+
+test('the string-valued prompt format, CSV output and a CSV image list give the same scores', async (t) => {
+  const list = join(work, 'list.csv');
+  writeFileSync(list, 'Path,Other\n' + batch.map((p) => `"${p}",x`).join('\n') + '\n');
+  const outCsv = join(work, 'scores.csv');
+  await run(process.execPath, [bin, 'classify', '--model', modelDir, '--prompts', join(tiny, 'text', 'prompts-str.json'), '--format', 'csv', '--out', outCsv, '--batch', '3', list]);
+  const lines = readFileSync(outCsv, 'utf8').trim().split('\n');
+  t.is(lines[0], ['Path', ...refIndex.classes].map((c) => (c.includes(',') ? `"${c}"` : c)).join(','));
+  const rows = lines.slice(1).map((l) => l.split(','));
+  t.deepEqual(rows.map((r) => r[0]), batch);
+  t.true(worst(rows.map((r) => r.slice(1).map(Number)), refScore, refIndex.classes.length) <= 1);
+});
+
+test('a corrupt image in the batch is reported and skipped; the others are still scored', async (t) => {
+  const bad = join(work, 'broken.png');
+  const good = readFileSync(batch[0]);
+  writeFileSync(bad, good.subarray(0, 60)); // truncated PNG
+  const missing = join(work, 'nope.png');
+  const { stdout, stderr } = await run(process.execPath, [bin, 'classify', '--model', modelDir, '--prompts', join(tiny, 'text', 'prompts.json'), batch[0], bad, missing, batch[3]]);
+  const out = JSON.parse(stdout) as { images: string[]; scores: number[][]; skipped: { path: string; error: string }[] };
+  t.deepEqual(out.images, [batch[0], batch[3]]);
+  t.deepEqual(out.skipped.map((s) => s.path).sort(), [bad, missing].sort());
+  t.regex(stderr, /skipping .*broken\.png/);
+  t.regex(stderr, /2 scored, 2 skipped/);
+  const Q = refIndex.classes.length;
+  const ref = new Float32Array([...refScore.subarray(0, Q), ...refScore.subarray(3 * Q, 4 * Q)]);
+  t.true(worst(out.scores, ref, Q) <= 1);
+  // nothing readable at all -> non-zero exit
+  const e = await t.throwsAsync(run(process.execPath, [bin, 'classify', '--model', modelDir, '--prompts', join(tiny, 'text', 'prompts.json'), bad]));
+  t.is((e as { code?: number }).code, 1);
+});
+
+test('bf16 precision stays close to the fp32 reference', async (t) => {
+  const { stdout } = await run(process.execPath, [bin, 'classify', '--model', modelDir, '--prompts', join(tiny, 'text', 'prompts.json'), '--precision', 'bf16', ...batch]);
+  const out = JSON.parse(stdout) as { scores: number[][] };
+  let maxAbs = 0;
+  let maxRef = 0;
+  out.scores.forEach((row, b) => row.forEach((v, q) => {
+    maxAbs = Math.max(maxAbs, Math.abs(v - refScore[b * 14 + q]));
+    maxRef = Math.max(maxRef, Math.abs(refScore[b * 14 + q]));
+  }));
+  t.log(`bf16: max |score - ref| = ${maxAbs.toExponential(2)} (max |ref| ${maxRef.toFixed(3)})`);
+  t.true(maxAbs <= 0.1 * maxRef);
+});
+
+test('usage errors: missing options, bad values, bad model dir', async (t) => {
+  const e1 = await t.throwsAsync(run(process.execPath, [bin, 'classify', '--prompts', 'x.json', 'a.png']));
+  t.is((e1 as { code?: number }).code, 2);
+  t.regex((e1 as { stderr?: string }).stderr ?? '', /--model <dir> is required/);
+  const e2 = await t.throwsAsync(run(process.execPath, [bin, 'classify', '--model', modelDir, '--prompts', 'x.json', '--format', 'xml', 'a.png']));
+  t.regex((e2 as { stderr?: string }).stderr ?? '', /--format must be one of json\|csv/);
+  const notModel = join(work, 'empty');
+  copyFileSync(join(tiny, 'text', 'prompts.json'), join(work, 'p.json'));
+  const e3 = await t.throwsAsync(run(process.execPath, [bin, 'classify', '--model', notModel, '--prompts', join(work, 'p.json'), batch[0]]));
+  t.regex((e3 as { stderr?: string }).stderr ?? '', /config\.json/);
+});
