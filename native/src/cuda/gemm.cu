@@ -23,6 +23,7 @@
 
 #include "core/dtype.h"
 #include "cuda/cublas_loader.h"
+#include "gemm_grad.h"
 #include "cuda/cuda_common.h"
 #include "cuda/cuda_ops.h"
 
@@ -374,7 +375,7 @@ void gemm_backward(Exec& ex, const GemmArgs& f, const float* dc, float* da, floa
          "compute %s)", dtype_name(f.a_type), dtype_name(f.b_type), dtype_name(f.compute));
   CZ_ARG(f.beta == 0.0f, "gemm_backward: beta (%g) must have been 0 in the forward",
          static_cast<double>(f.beta));
-  const int64_t M = f.m, N = f.n, K = f.k, B = f.batch;
+  const int64_t M = f.m, N = f.n, B = f.batch;
   if (B == 0 || M == 0 || N == 0) return;
   CZ_ARG(dc, "gemm_backward: dc is null with m (%lld) x n (%lld) > 0", (long long)M, (long long)N);
   CZ_ARG(f.act == Act::None || f.preact,
@@ -407,65 +408,7 @@ void gemm_backward(Exec& ex, const GemmArgs& f, const float* dc, float* da, floa
                                                                     static_cast<int>(chunks), N);
     check_launch("colsum_finish_kernel");
   }
-  if (K == 0) return;
-  if (da) {
-    GemmArgs g;
-    g.alpha = f.alpha;
-    g.c = da;
-    g.ldc = f.lda;
-    if (!f.trans_a) {  // dA (M, K) = alpha dZ (M, N) @ op(B)^T (N, K)
-      g.m = M; g.n = K; g.k = N;
-      g.a = dz; g.lda = ld_dz; g.stride_a = stride_dz; g.trans_a = false;
-      g.b = f.b; g.ldb = f.ldb; g.stride_b = f.stride_b; g.trans_b = !f.trans_b;
-    } else {  // dA (K, M) = alpha op(B) (K, N) @ dZ^T (N, M)
-      g.m = K; g.n = M; g.k = N;
-      g.a = f.b; g.lda = f.ldb; g.stride_a = f.stride_b; g.trans_a = f.trans_b;
-      g.b = dz; g.ldb = ld_dz; g.stride_b = stride_dz; g.trans_b = true;
-    }
-    if (f.stride_a == 0 && B > 1) {  // one A for the batch: dA = sum over items
-      for (int64_t b = 0; b < B; ++b) {
-        GemmArgs gb = g;
-        gb.a = static_cast<const float*>(g.a) + b * g.stride_a;
-        gb.b = static_cast<const float*>(g.b) + b * g.stride_b;
-        gb.stride_a = gb.stride_b = 0;
-        gb.beta = b == 0 ? 0.0f : 1.0f;
-        gemm(ex, gb);
-      }
-    } else {
-      g.batch = B;
-      g.stride_c = f.stride_a;
-      gemm(ex, g);
-    }
-  }
-  if (db) {
-    GemmArgs g;
-    g.alpha = f.alpha;
-    g.beta = 1.0f;
-    g.c = db;
-    g.ldc = f.ldb;
-    if (!f.trans_b) {  // dB (K, N) += alpha op(A)^T (K, M) @ dZ (M, N)
-      g.m = K; g.n = N; g.k = M;
-      g.a = f.a; g.lda = f.lda; g.stride_a = f.stride_a; g.trans_a = !f.trans_a;
-      g.b = dz; g.ldb = ld_dz; g.stride_b = stride_dz; g.trans_b = false;
-    } else {  // dB (N, K) += alpha dZ^T (N, M) @ op(A) (M, K)
-      g.m = N; g.n = K; g.k = M;
-      g.a = dz; g.lda = ld_dz; g.stride_a = stride_dz; g.trans_a = true;
-      g.b = f.a; g.ldb = f.lda; g.stride_b = f.stride_a; g.trans_b = f.trans_a;
-    }
-    if (f.stride_b == 0 && B > 1) {  // one B for the batch: gather every item
-      for (int64_t b = 0; b < B; ++b) {
-        GemmArgs gb = g;
-        gb.a = static_cast<const float*>(g.a) + b * g.stride_a;
-        gb.b = static_cast<const float*>(g.b) + b * g.stride_b;
-        gb.stride_a = gb.stride_b = 0;
-        gemm(ex, gb);
-      }
-    } else {
-      g.batch = B;
-      g.stride_c = f.stride_b;
-      gemm(ex, g);
-    }
-  }
+  gemm_backward_products(ex, gemm, f, dz, ld_dz, stride_dz, da, db);
 }
 
 }  // namespace carzero::cuda
