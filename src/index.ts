@@ -8,6 +8,26 @@ export { native, type NativeAddon, type NativeOpSpec } from './native.js';
 export { CheckpointError, UnsafePickleError, ConvertError } from './errors.js';
 export { CARZero, type LoadOptions, type Precision, type ImageEmbeddings, type TextEmbeddings, type ScoreResult, type CarzeroConfig } from './model/carzero.js';
 export { NativeModel } from './model/native-model.js';
+export {
+  overlayPng,
+  writeOverlayPng,
+  upsampleNearest,
+  jet,
+  isSkipped,
+  type ImageInput,
+  type PromptsInput,
+  type ClassTextEmbeddings,
+  type ClassifyOptions,
+  type ClassifiedImage,
+  type SkippedImage,
+  type ClassifyResult,
+  type GroundedImage,
+  type GroundingResult,
+  type EmbeddedImage,
+  type ProgressEvent,
+  type StreamOptions,
+  type OverlayOptions,
+} from './zeroshot/index.js';
 export { convertCheckpoint, formatConvertReport, type ConvertOptions, type ConvertReport } from './weights/convert.js';
 export { readSafetensors, writeSafetensors, SafetensorsFile } from './weights/safetensors.js';
 export { TorchCheckpoint, loadTorchCheckpoint } from './weights/torch-zip.js';

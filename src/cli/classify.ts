@@ -1,11 +1,12 @@
 // `carzero classify`: zero-shot scores of images against class prompts (spec 5: raw logits).
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
+import { readFile, rename, truncate, writeFile } from 'node:fs/promises';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { csvField, parseCsv } from '../data/csv.js';
-import { CARZero, type PreparedImage } from '../model/carzero.js';
+import { CARZero } from '../model/carzero.js';
 import { loadPrompts } from '../text/index.js';
 import { oneOf, parseArgs, positiveInt, UsageError } from './args.js';
+import { createProgress } from './progress.js';
 
 export const CLASSIFY_HELP = `usage: carzero classify --model <dir> --prompts <prompts.json> [options] <images... | list.csv>
 
@@ -20,25 +21,26 @@ options:
   --model <dir>          a converted model directory (carzero convert)
   --prompts <file>       {"class": "prompt"} or {"class": ["prompt"]} JSON
   --device <d>           auto | cpu | cuda (default auto)
-  --precision <p>        fp32 | bf16 (default fp32)
+  --precision <p>        fp32 | tf32 | bf16 (default fp32 on CPU, tf32 on CUDA; tf32 runs the
+                         fp32 kernels today); bf16 is ~2x faster on CPU (cost: README, Precision)
   --format <f>           json | csv (default json)
   --out <file>           write there instead of stdout (CSV rows are written as they are scored)
   --root <dir>           base folder for relative paths in list.csv
-  --batch <n>            images per batch (default 8)
-  --quiet                no progress on stderr
+  --batch <n>            images per batch (default 8 on CPU, 64 on CUDA)
+  --resume               with --format csv --out F: skip the images already in F, append the rest
+  --quiet                no progress bar on stderr (it is drawn only on a terminal anyway)
+
+Unreadable or corrupt images are reported and skipped; a summary follows at the end. The exit
+status is non-zero only when nothing could be scored. Ctrl-C stops after the batch in flight; CSV
+rows already written to --out stay there (run again with --resume to finish).
 
 examples:
   npx carzero classify --model ./carzero --prompts openi_prompts.json images/*.png
   npx carzero classify --model ./carzero --prompts chestxray14.json --format csv --out scores.csv test.csv
+  npx carzero classify --model ./carzero --prompts chestxray14.json --format csv --out scores.csv --resume test.csv
 `;
 
-interface Outcome {
-  path: string;
-  scores?: number[];
-  error?: string;
-}
-
-async function imageList(positionals: string[], root: string | undefined): Promise<string[]> {
+export async function imageList(positionals: string[], root: string | undefined): Promise<string[]> {
   if (positionals.length === 1 && extname(positionals[0]).toLowerCase() === '.csv') {
     const file = positionals[0];
     const table = parseCsv(await readFile(file, 'utf8'), file);
@@ -50,8 +52,25 @@ async function imageList(positionals: string[], root: string | undefined): Promi
   return positionals;
 }
 
+/** Paths already in a score CSV (for --resume); a partial last line (interrupted write) is cut. */
+async function resumeState(file: string, header: string): Promise<{ done: Set<string>; fresh: boolean }> {
+  if (!existsSync(file)) return { done: new Set(), fresh: true };
+  let text = await readFile(file, 'utf8');
+  if (text.length === 0) return { done: new Set(), fresh: true };
+  if (!text.endsWith('\n')) {
+    const cut = text.lastIndexOf('\n') + 1;
+    await truncate(file, Buffer.byteLength(text.slice(0, cut)));
+    text = text.slice(0, cut);
+    if (cut === 0) return { done: new Set(), fresh: true };
+  }
+  if (!text.startsWith(header))
+    throw new UsageError(`carzero classify: --resume: ${file} has a different header (other classes or prompt order?); expected ${header.trim()}`);
+  const table = parseCsv(text, file);
+  return { done: new Set(table.rows.map((r) => r[0])), fresh: false };
+}
+
 export async function classifyMain(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { values: ['model', 'prompts', 'device', 'precision', 'format', 'out', 'root', 'batch'], flags: ['quiet', 'help'] }, 'classify');
+  const a = parseArgs(argv, { values: ['model', 'prompts', 'device', 'precision', 'format', 'out', 'root', 'batch'], flags: ['quiet', 'help', 'resume'] }, 'classify');
   if (a.flags.has('help')) {
     process.stdout.write(CLASSIFY_HELP);
     return 0;
@@ -61,68 +80,81 @@ export async function classifyMain(argv: string[]): Promise<number> {
   if (!modelDir) throw new UsageError('carzero classify: --model <dir> is required');
   if (!promptsFile) throw new UsageError('carzero classify: --prompts <file> is required');
   const device = oneOf(a.values.get('device'), ['auto', 'cpu', 'cuda'] as const, 'device', 'classify', 'auto');
-  const precision = oneOf(a.values.get('precision'), ['fp32', 'bf16'] as const, 'precision', 'classify', 'fp32');
+  const precisionArg = a.values.get('precision');
+  const precision = precisionArg === undefined ? undefined : oneOf(precisionArg, ['fp32', 'tf32', 'bf16'] as const, 'precision', 'classify', 'fp32');
   const format = oneOf(a.values.get('format'), ['json', 'csv'] as const, 'format', 'classify', 'json');
-  const batch = positiveInt(a.values.get('batch'), 'batch', 'classify', 8);
+  const batch = a.values.has('batch') ? positiveInt(a.values.get('batch'), 'batch', 'classify', 8) : undefined;
   const out = a.values.get('out');
-  const quiet = a.flags.has('quiet') || !process.stderr.isTTY;
+  const resume = a.flags.has('resume');
+  if (resume && (format !== 'csv' || !out)) throw new UsageError('carzero classify: --resume needs --format csv and --out <file>');
   if (a.positionals.length === 0) throw new UsageError('carzero classify: no images given (paths or a list.csv)');
 
-  const images = await imageList(a.positionals, a.values.get('root'));
+  const bar = createProgress({ label: 'carzero classify', enabled: !a.flags.has('quiet') });
+  let images = await imageList(a.positionals, a.values.get('root'));
   const prompts = await loadPrompts(promptsFile, { onWarning: (w) => process.stderr.write(`carzero classify: warning: ${w}\n`) });
+  const header = ['Path', ...prompts.classes].map(csvField).join(',') + '\n';
+  let append = false;
+  let already = 0;
+  if (resume) {
+    const st = await resumeState(out!, header);
+    append = !st.fresh;
+    const before = images.length;
+    images = images.filter((p) => !st.done.has(p));
+    already = before - images.length;
+    if (already) process.stderr.write(`carzero classify: --resume: ${already} images already in ${out}, ${images.length} to go\n`);
+    if (images.length === 0) return 0;
+  }
   const model = await CARZero.load(modelDir, { device, precision });
+  const controller = new AbortController();
+  const onSigint = () => {
+    bar.log('carzero classify: interrupted; finishing the batch in flight');
+    process.off('SIGINT', onSigint);
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  let csvOut: WriteStream | undefined;
+  const scored: { path: string; scores: number[] }[] = [];
+  const skipped: { path: string; error: string }[] = [];
+  let scoredCount = 0;
+  let interrupted = false;
   try {
     using texts = await model.embedTexts(prompts.prompts);
-    const Q = prompts.classes.length;
-
     // CSV to a file is streamed row by row so an interrupted run keeps what it scored.
-    let csvOut: WriteStream | undefined;
-    const header = ['Path', ...prompts.classes].map(csvField).join(',') + '\n';
     if (format === 'csv' && out) {
-      csvOut = createWriteStream(out);
-      csvOut.write(header);
+      csvOut = createWriteStream(out, { flags: append ? 'a' : 'w' });
+      if (!append) csvOut.write(header);
     }
-    const outcomes: Outcome[] = [];
-    let done = 0;
-    for (let s = 0; s < images.length; s += batch) {
-      const chunk = images.slice(s, s + batch);
-      const prepared: { path: string; img: PreparedImage }[] = [];
-      await Promise.all(
-        chunk.map(async (path) => {
-          try {
-            prepared.push({ path, img: await model.prepareImage(path) });
-          } catch (e) {
-            process.stderr.write(`carzero classify: skipping ${path}: ${(e as Error).message}\n`);
-            outcomes.push({ path, error: (e as Error).message });
-          }
-        }),
-      );
-      prepared.sort((x, y) => chunk.indexOf(x.path) - chunk.indexOf(y.path));
-      if (prepared.length > 0) {
-        using emb = await model.embedPrepared(prepared.map((p) => p.img));
-        const r = await model.score(emb, texts);
-        prepared.forEach((p, i) => {
-          const row = Array.from(r.score.subarray(i * Q, (i + 1) * Q));
-          outcomes.push({ path: p.path, scores: row });
-          csvOut?.write([p.path, ...row.map((v) => String(v))].map(csvField).join(',') + '\n');
-        });
+    const stream = model.classifyStream({
+      images,
+      prompts: Object.assign(texts, { classes: prompts.classes }),
+      batchSize: batch,
+      signal: controller.signal,
+      onProgress: (p) => bar.update(p.done, images.length, p.skipped ? `(${p.skipped} skipped)` : ''),
+    });
+    try {
+      for await (const r of stream) {
+        if ('error' in r) {
+          bar.log(`carzero classify: skipping ${r.name}: ${r.error.message}`);
+          skipped.push({ path: r.name, error: r.error.message });
+          continue;
+        }
+        scoredCount++;
+        const row = Array.from(r.scores);
+        if (csvOut) csvOut.write([r.name, ...row.map((v) => String(v))].map(csvField).join(',') + '\n');
+        else scored.push({ path: r.name, scores: row });
       }
-      done += chunk.length;
-      if (!quiet) process.stderr.write(`\rcarzero classify: ${done}/${images.length} images`);
+    } catch (e) {
+      if ((e as Error)?.name !== 'AbortError') throw e;
+      interrupted = true;
     }
-    if (!quiet) process.stderr.write('\n');
-    const order = new Map(images.map((p, i) => [p, i]));
-    outcomes.sort((x, y) => (order.get(x.path) ?? 0) - (order.get(y.path) ?? 0));
-    const scored = outcomes.filter((o) => o.scores);
-    const skipped = outcomes.filter((o) => o.error).map((o) => ({ path: o.path, error: o.error! }));
-
+    bar.end();
     if (csvOut) {
       await new Promise<void>((res, rej) => csvOut!.end((e?: Error | null) => (e ? rej(e) : res())));
     } else {
       const text =
         format === 'json'
-          ? JSON.stringify({ classes: prompts.classes, images: scored.map((o) => o.path), scores: scored.map((o) => o.scores), skipped }) + '\n'
-          : header + scored.map((o) => [o.path, ...o.scores!.map(String)].map(csvField).join(',')).join('\n') + (scored.length ? '\n' : '');
+          ? JSON.stringify({ classes: prompts.classes, images: scored.map((o) => o.path), scores: scored.map((o) => o.scores), skipped, ...(interrupted ? { interrupted: true } : {}) }) + '\n'
+          : header + scored.map((o) => [o.path, ...o.scores.map(String)].map(csvField).join(',')).join('\n') + (scored.length ? '\n' : '');
       if (out) {
         await writeFile(`${out}.tmp`, text);
         await rename(`${out}.tmp`, out);
@@ -130,9 +162,18 @@ export async function classifyMain(argv: string[]): Promise<number> {
         process.stdout.write(text);
       }
     }
-    if (skipped.length) process.stderr.write(`carzero classify: ${scored.length} scored, ${skipped.length} skipped (unreadable)\n`);
-    return scored.length > 0 ? 0 : 1;
+    if (skipped.length || interrupted || already) {
+      const lines = [`carzero classify: ${scoredCount} scored, ${skipped.length} skipped (unreadable)${already ? `, ${already} already done` : ''}${interrupted ? `, interrupted after ${scoredCount + skipped.length} of ${images.length}` : ''}`];
+      for (const s of skipped.slice(0, 20)) lines.push(`  skipped ${s.path}: ${s.error}`);
+      if (skipped.length > 20) lines.push(`  ... and ${skipped.length - 20} more`);
+      if (interrupted && out && format === 'csv') lines.push(`  rows so far are in ${out}; rerun with --resume to finish`);
+      process.stderr.write(lines.join('\n') + '\n');
+    }
+    if (interrupted) return 130;
+    return scoredCount > 0 || already > 0 ? 0 : 1;
   } finally {
+    process.off('SIGINT', onSigint);
+    csvOut?.destroy();
     model.dispose();
   }
 }

@@ -10,8 +10,19 @@ import { decodeImage, readImage, preprocess, type GrayImage } from '../image/ind
 import { cleanText, Tokenizer } from '../text/index.js';
 import { Tensor } from '../tensor.js';
 import { NativeModel } from './native-model.js';
+import * as zs from '../zeroshot/index.js';
+import type { ClassifiedImage, ClassifyOptions, ClassifyResult, ClassTextEmbeddings, EmbeddedImage, GroundedImage, GroundingResult, ImageInput, PromptsInput, SkippedImage, StreamOptions } from '../zeroshot/types.js';
 
-export type Precision = 'fp32' | 'bf16';
+/**
+ * Numeric precision of the model's GEMMs (activations and accumulation are fp32 in every case):
+ * - 'fp32': exact fp32 (the default on CPU; matches the PyTorch reference within 1e-5 relative).
+ * - 'tf32': TF32 tensor-core GEMMs on CUDA. The native CUDA GEMMs run CUBLAS_COMPUTE_32F without
+ *   TF32 today, so 'tf32' currently runs the fp32 kernels there; on CPU, which has no TF32, it is
+ *   fp32. It is the default on CUDA so that enabling TF32 natively changes no caller.
+ * - 'bf16': weights stored bf16, fp32 accumulation (AVX512_BF16 on CPU): about 2x the CPU
+ *   throughput; its effect on scores and AUROC is measured in README.md ("Precision").
+ */
+export type Precision = 'fp32' | 'tf32' | 'bf16';
 
 export interface CarzeroConfig {
   format: string;
@@ -25,7 +36,7 @@ export interface CarzeroConfig {
 export interface LoadOptions {
   /** 'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or a Device. */
   device?: 'auto' | 'cpu' | 'cuda' | Device;
-  /** fp32 (default) or bf16 weights with fp32 accumulation. */
+  /** fp32 | tf32 | bf16 (see Precision). Default: fp32 on CPU, tf32 on CUDA (= fp32 kernels today). */
   precision?: Precision;
 }
 
@@ -91,10 +102,10 @@ export class CARZero implements Disposable {
   static async load(dir: string, options: LoadOptions = {}): Promise<CARZero> {
     if (typeof dir !== 'string' || dir.length === 0) throw new TypeError("CARZero.load: argument 'dir' must be a directory path");
     if (options === null || typeof options !== 'object') throw new TypeError("CARZero.load: argument 'options' must be an object");
-    const precision = options.precision ?? 'fp32';
-    if (precision !== 'fp32' && precision !== 'bf16')
-      throw new TypeError(`CARZero.load: option 'precision' must be 'fp32' or 'bf16', got ${String(precision)}`);
     const device = Device.resolve(options.device ?? 'auto');
+    const precision = options.precision ?? (device.kind === 'cuda' ? 'tf32' : 'fp32');
+    if (precision !== 'fp32' && precision !== 'tf32' && precision !== 'bf16')
+      throw new TypeError(`CARZero.load: option 'precision' must be 'fp32', 'tf32' or 'bf16', got ${String(precision)}`);
     let config: CarzeroConfig;
     const cfgPath = join(dir, 'config.json');
     try {
@@ -105,7 +116,7 @@ export class CARZero implements Disposable {
     if (config.format !== 'carzero-model')
       throw new CarzeroError(`${cfgPath}: not a carzero model directory (format '${String(config.format)}'); convert a checkpoint with \`carzero convert\``, 'CZ_ERR_FORMAT');
     const tokenizer = await Tokenizer.fromFile(join(dir, 'tokenizer.json'));
-    const nm = await NativeModel.load(dir, { device, precision });
+    const nm = await NativeModel.load(dir, { device, precision: precision === 'bf16' ? 'bf16' : 'fp32' });
     return new CARZero(dir, config, device, precision, tokenizer, nm);
   }
 
@@ -114,13 +125,18 @@ export class CARZero implements Disposable {
     return this.#native;
   }
 
-  /** Decodes and preprocesses one image (path or encoded bytes). Throws ImageDecodeError. */
-  async prepareImage(image: string | Uint8Array): Promise<PreparedImage> {
+  /** Decodes and preprocesses one image (path, encoded bytes or pixels). Throws ImageDecodeError. */
+  async prepareImage(image: ImageInput): Promise<PreparedImage> {
     const p = this.config.preprocess;
+    if (image !== null && typeof image === 'object' && !(image instanceof Uint8Array) && (image as { pixels?: unknown }).pixels instanceof Float32Array) {
+      const px = (image as { pixels: Float32Array }).pixels;
+      if (px.length !== p.crop * p.crop) throw new RangeError(`prepareImage: pixels has ${px.length} values, expected ${p.crop}x${p.crop}`);
+      return { pixels: px };
+    }
     let decoded: GrayImage;
     if (typeof image === 'string') decoded = await readImage(image);
     else if (image instanceof Uint8Array) decoded = decodeImage(image, { name: '<buffer>' });
-    else throw new TypeError('prepareImage: an image must be a file path or a Uint8Array/Buffer of encoded bytes');
+    else throw new TypeError('prepareImage: an image must be a file path, a Uint8Array/Buffer of encoded bytes or { pixels: Float32Array }');
     return { pixels: preprocess(decoded, p).pixels };
   }
 
@@ -140,15 +156,34 @@ export class CARZero implements Disposable {
     return disposable({ global, local, count: n }, [global, local]);
   }
 
-  /** Embeds images given as paths or encoded bytes. A bad image throws (per-item handling is the caller's). */
-  async embedImages(images: readonly (string | Uint8Array)[]): Promise<ImageEmbeddings> {
+  /**
+   * Embeds images given as paths, encoded bytes or pixels, as one batch. A bad image throws
+   * (per-item handling: embedImageStream / classifyStream).
+   */
+  async embedImages(images: readonly ImageInput[]): Promise<ImageEmbeddings> {
+    if (!Array.isArray(images) || images.length === 0) throw new RangeError("embedImages: argument 'images' must be a non-empty array");
     const prepared = await Promise.all(images.map((im) => this.prepareImage(im)));
     return this.embedPrepared(prepared);
   }
 
-  /** Cleans (spec 3.1), tokenises and embeds texts. */
-  async embedTexts(texts: readonly string[]): Promise<TextEmbeddings> {
-    if (!Array.isArray(texts) || texts.length === 0) throw new RangeError("embedTexts: argument 'texts' must be a non-empty array of strings");
+  /** Streams image embeddings (global, and local when asked) with per-item errors, in input order. */
+  embedImageStream(options: StreamOptions & { local?: boolean }): AsyncGenerator<EmbeddedImage | SkippedImage> {
+    return zs.embedImageStream(this, options);
+  }
+
+  /**
+   * Cleans (spec 3.1), tokenises and embeds texts. Given a prompts object {class: prompt}, the
+   * result also carries `classes` and can be passed as `prompts` to classify calls (reusable).
+   */
+  async embedTexts(texts: readonly string[]): Promise<TextEmbeddings>;
+  async embedTexts(prompts: PromptsInput, options?: { onWarning?: (message: string) => void }): Promise<ClassTextEmbeddings>;
+  async embedTexts(texts: readonly string[] | PromptsInput, options: { onWarning?: (message: string) => void } = {}): Promise<TextEmbeddings> {
+    if (texts !== null && typeof texts === 'object' && !Array.isArray(texts)) {
+      const { classes, prompts } = zs.checkPrompts(texts, 'embedTexts', options.onWarning);
+      const emb = await this.embedTexts(prompts);
+      return Object.assign(emb, { classes });
+    }
+    if (!Array.isArray(texts) || texts.length === 0) throw new RangeError("embedTexts: argument 'texts' must be a non-empty array of strings or a prompts object {class: prompt}");
     texts.forEach((t, i) => {
       if (typeof t !== 'string') throw new TypeError(`embedTexts: texts[${i}] must be a string`);
     });
@@ -181,6 +216,31 @@ export class CARZero implements Disposable {
       r.t2i.dispose();
       r.attention?.dispose();
     }
+  }
+
+  /** Zero-shot scores of every image against every class, collected (docs/ZEROSHOT-API.md). */
+  classify(options: ClassifyOptions): Promise<ClassifyResult> {
+    return zs.classify(this, options);
+  }
+
+  /** Streams per-image scores or SkippedImage in input order, with bounded memory. */
+  classifyStream(options: ClassifyOptions): AsyncGenerator<ClassifiedImage | SkippedImage> {
+    return zs.classifyStream(this, options);
+  }
+
+  /** Grounding maps (spec 5): per image (Q, 224, 224), collected. */
+  groundingMaps(options: ClassifyOptions): Promise<GroundingResult> {
+    return zs.groundingMaps(this, options);
+  }
+
+  /** Streams scores + grounding maps + the model's crop per image. */
+  groundingStream(options: ClassifyOptions): AsyncGenerator<GroundedImage | SkippedImage> {
+    return zs.groundingStream(this, options);
+  }
+
+  /** True once dispose() has run. */
+  get disposed(): boolean {
+    return this.#native === undefined;
   }
 
   dispose(): void {

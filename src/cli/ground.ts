@@ -1,0 +1,111 @@
+// `carzero ground`: grounding maps (spec 5) as heat-map overlays, one PNG per image per class.
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { basename, extname, join } from 'node:path';
+import { CARZero } from '../model/carzero.js';
+import { loadPrompts } from '../text/index.js';
+import { overlayPng } from '../zeroshot/grounding.js';
+import { oneOf, parseArgs, positiveInt, UsageError } from './args.js';
+import { imageList } from './classify.js';
+import { createProgress } from './progress.js';
+
+export const GROUND_HELP = `usage: carzero ground --model <dir> --prompts <prompts.json> --out <dir> [options] <images... | list.csv>
+
+Writes, per image and class, the grounding map (the alignment head's image-to-text attention
+over the 14 x 14 patches, upsampled to 224) as a jet heat map blended on the 224 x 224 crop the
+model saw: <out>/<image>__<class>.png, and <out>/index.json listing the files and the scores.
+
+options:
+  --model <dir>          a converted model directory (carzero convert)
+  --prompts <file>       {"class": "prompt"} JSON (key order = class order)
+  --out <dir>            output folder (created)
+  --raw                  also write each raw map as <image>__<class>.f32 (224 x 224 float32, LE)
+  --alpha <a>            heat-map weight in the blend, 0..1 (default 0.45)
+  --device <d>           auto | cpu | cuda (default auto)
+  --precision <p>        fp32 | tf32 | bf16
+  --root <dir>           base folder for relative paths in list.csv
+  --batch <n>            images per batch (default 8 on CPU)
+  --quiet                no progress bar
+
+examples:
+  npx carzero ground --model ./carzero --prompts prompts.json --out maps/ scans/a.png scans/b.png
+  npx carzero ground --model ./carzero --prompts prompts.json --out maps/ --raw test.csv
+`;
+
+/** A file-name-safe form of a class or image name. */
+export function safeName(s: string): string {
+  return s.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.+/, '_').slice(0, 80) || '_';
+}
+
+export async function groundMain(argv: string[]): Promise<number> {
+  const a = parseArgs(argv, { values: ['model', 'prompts', 'out', 'alpha', 'device', 'precision', 'root', 'batch'], flags: ['raw', 'quiet', 'help'] }, 'ground');
+  if (a.flags.has('help')) {
+    process.stdout.write(GROUND_HELP);
+    return 0;
+  }
+  const modelDir = a.values.get('model');
+  const promptsFile = a.values.get('prompts');
+  const outDir = a.values.get('out');
+  if (!modelDir) throw new UsageError('carzero ground: --model <dir> is required');
+  if (!promptsFile) throw new UsageError('carzero ground: --prompts <file> is required');
+  if (!outDir) throw new UsageError('carzero ground: --out <dir> is required');
+  if (a.positionals.length === 0) throw new UsageError('carzero ground: no images given (paths or a list.csv)');
+  const alpha = a.values.has('alpha') ? Number(a.values.get('alpha')) : 0.45;
+  if (!(alpha >= 0 && alpha <= 1)) throw new UsageError(`carzero ground: --alpha must be a number in [0, 1], got '${a.values.get('alpha')}'`);
+  const device = oneOf(a.values.get('device'), ['auto', 'cpu', 'cuda'] as const, 'device', 'ground', 'auto');
+  const p = a.values.get('precision');
+  const precision = p === undefined ? undefined : oneOf(p, ['fp32', 'tf32', 'bf16'] as const, 'precision', 'ground', 'fp32');
+  const batch = a.values.has('batch') ? positiveInt(a.values.get('batch'), 'batch', 'ground', 8) : undefined;
+  const raw = a.flags.has('raw');
+
+  const images = await imageList(a.positionals, a.values.get('root'));
+  const prompts = await loadPrompts(promptsFile, { onWarning: (w) => process.stderr.write(`carzero ground: warning: ${w}\n`) });
+  await mkdir(outDir, { recursive: true });
+  using model = await CARZero.load(modelDir, { device, precision });
+  using texts = await model.embedTexts(prompts.prompts);
+  const crop = model.config.preprocess.crop;
+  const { mean, std } = model.config.preprocess;
+  const bar = createProgress({ label: 'carzero ground', total: images.length, enabled: !a.flags.has('quiet') });
+  const entries: { path: string; scores: Record<string, number>; overlays: Record<string, string>; raw?: Record<string, string> }[] = [];
+  const skipped: { path: string; error: string }[] = [];
+  const used = new Map<string, number>();
+  const classNames = prompts.classes.map(safeName);
+  const writeIndex = async () => {
+    const file = join(outDir, 'index.json');
+    await writeFile(`${file}.tmp`, JSON.stringify({ classes: prompts.classes, size: [crop, crop], images: entries, skipped }, null, 1) + '\n');
+    await rename(`${file}.tmp`, file);
+  };
+  for await (const r of model.groundingStream({ images, prompts: Object.assign(texts, { classes: prompts.classes }), batchSize: batch, onProgress: (e) => bar.update(e.done) })) {
+    if ('error' in r) {
+      bar.log(`carzero ground: skipping ${r.name}: ${r.error.message}`);
+      skipped.push({ path: r.name, error: r.error.message });
+      continue;
+    }
+    let stem = safeName(basename(r.name, extname(r.name)));
+    const n = used.get(stem) ?? 0;
+    used.set(stem, n + 1);
+    if (n) stem = `${stem}_${n}`;
+    const entry: (typeof entries)[number] = { path: r.name, scores: {}, overlays: {}, ...(raw ? { raw: {} } : {}) };
+    const plane = crop * crop;
+    for (let q = 0; q < prompts.classes.length; q++) {
+      const cls = prompts.classes[q];
+      const map = r.maps.subarray(q * plane, (q + 1) * plane);
+      const png = `${stem}__${classNames[q]}.png`;
+      await writeFile(join(outDir, png), overlayPng(r.pixels, map, { alpha, mean, std }));
+      entry.scores[cls] = r.scores[q];
+      entry.overlays[cls] = png;
+      if (raw) {
+        const f = `${stem}__${classNames[q]}.f32`;
+        await writeFile(join(outDir, f), Buffer.from(map.buffer, map.byteOffset, map.byteLength));
+        entry.raw![cls] = f;
+      }
+    }
+    entries.push(entry);
+    // The index is rewritten as images finish, so an interrupted run still lists what it wrote.
+    if (entries.length % 16 === 0) await writeIndex();
+  }
+  bar.end();
+  await writeIndex();
+  process.stderr.write(`carzero ground: ${entries.length} images x ${prompts.classes.length} classes -> ${outDir}${skipped.length ? `, ${skipped.length} skipped` : ''}\n`);
+  for (const s of skipped.slice(0, 20)) process.stderr.write(`  skipped ${s.path}: ${s.error}\n`);
+  return entries.length > 0 ? 0 : 1;
+}
