@@ -14,6 +14,13 @@ commands:
   classify --model <dir> --prompts <json> [options] <images... | list.csv>
                    zero-shot scores of images against class prompts
                    (\`carzero classify --help\` for all options)
+  embed --model <dir> --out <file> (--images | --texts) <inputs...>
+                   image or prompt embeddings to .safetensors or .json
+  ground --model <dir> --prompts <json> --out <dir> <images... | list.csv>
+                   grounding heat-map overlays (PNG) per image and class, with an index.json
+  eval --protocol <name> --labels <file> (--scores <csv> | --model <dir> --images <csv> --prompts <json>)
+                   the original evaluation protocols: AUROC, AUPRC (trapezoid), groups, F1,
+                   accuracy (\`carzero eval --help\` for all options)
 
 options:
   -h, --help       this help
@@ -24,6 +31,9 @@ examples:
   npx carzero info --json
   npx carzero convert --checkpoint CARZero.ckpt --text-model BioClinicalMPBERT --out carzero-model
   npx carzero classify --model carzero-model --prompts prompts.json --format csv images/*.png
+  npx carzero eval --protocol openi --labels custom.csv --scores openi_scores.csv
+  npx carzero embed --model carzero-model --images --out images.safetensors images/*.png
+  npx carzero ground --model carzero-model --prompts prompts.json --out maps/ images/a.png
 `;
 
 // A closed pipe (`carzero info | head -1`) is not an error worth a stack trace.
@@ -54,11 +64,17 @@ async function main(argv: string[]): Promise<number> {
   }
   // Loaded on demand: convert pulls in the weight readers and the tokenizer library.
   if (cmd === 'convert') return (await import('./convert.js')).runConvert(rest);
-  if (cmd === 'classify') {
-    const { classifyMain } = await import('./classify.js');
+  const sub: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {
+    classify: async () => (await import('./classify.js')).classifyMain,
+    embed: async () => (await import('./embed.js')).embedMain,
+    ground: async () => (await import('./ground.js')).groundMain,
+    eval: async () => (await import('./eval.js')).evalMain,
+  };
+  if (Object.hasOwn(sub, cmd)) {
+    const fn = await sub[cmd]();
     const { UsageError } = await import('./args.js');
     try {
-      return await classifyMain(rest);
+      return await fn(rest);
     } catch (e) {
       if (e instanceof UsageError) {
         process.stderr.write(`${e.message}\n`);
