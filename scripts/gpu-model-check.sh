@@ -1,0 +1,314 @@
+#!/usr/bin/env bash
+# gpu-model-check.sh: the model-level GPU checks in one run, from carried prebuilt files (it never
+# compiles and needs no system Node): on the GPU machine, from the repository root,
+#
+#   bash scripts/gpu-model-check.sh            # after scripts/gpu-stage.sh, with carry [".gpu"]
+#
+# Steps (each with its own time limit, all inside CARZERO_GPU_CHECK_BUDGET_S, default 540 s):
+#   setup    unpack .gpu/node.xz (a Node binary) and .gpu/bin.tar.xz (dist/, build/Release/
+#            carzero.node, build/{bench_model,test_ops,bench_cuda}); node_modules -> .gpu/node_modules
+#            (production dependencies only); CARZERO_CUBLAS_PATH from PyTorch's cuBLAS
+#   info     node dist/cli/main.js info --json
+#   tiny     tools/parity/full-size.mjs on test/fixtures/tiny, fp32 (a tiny random model is not held
+#            to the bf16 bound: about 6.6e-2 on the CPU)
+#   ref      the full-size PyTorch reference (tools/parity/gen_reference.py) unless present
+#   parity   tools/parity/full-size.mjs: convert, then bf16 (bound 2e-2) and fp32 (bound 1e-4) on
+#            the device; if our image decoding differs from this machine's cv2, again on the
+#            reference's pixels (--ref-pixels) to isolate the model
+#   bench_native  build/bench_model --device DEV (C++, random full-size weights, B up to 256)
+#   bench_node    bench/gpu/model-bench.mjs (the package: embed, score, classify images/s)
+#   bench_torch   bench/gpu/torch_model_bench.py (timm ViT-B/16 eager bf16/fp32 with SDPA,
+#                 torch.compile bf16)
+#   ops      build/test_ops -b DEV (op parity vs float64; CARZERO_GPU_CHECK_OPS=full runs the
+#            whole scripts/gpu-check.sh instead: + compute-sanitizer, bench_cuda, SDPA bench;
+#            =none skips)
+#   report   $OUT/gpu_model_report.json (every step's JSON and the verdicts), $OUT/check.log,
+#            $OUT/logs.tar.gz (each step's log and raw JSON)
+#
+# Environment:
+#   CARZERO_GPU_CHECK_DEVICE  cuda (default) | cpu: the CPU rehearsal (small batches, no torch.compile)
+#   CARZERO_GPU_REF           reference root (default /tmp/carzero-full; generated when missing)
+#   CARZERO_GPU_CHECK_BUDGET_S  total seconds (default 540)
+#   CARZERO_GPU_CHECK_BATCH   model batch for the benches (cuda 256, cpu 2)
+#   CARZERO_GPU_CHECK_SKIP    space-separated step names to skip (e.g. "bench_torch ops")
+#   CARZERO_GPU_CHECK_OPS     parity (default) | full | none
+#   CARZERO_PYTHON            python with torch (default: python3 if it imports torch, else /usr/bin/python3)
+# Exit status: 0 all parity checks passed, 1 a parity check (model or op level) failed or could not
+# run (steps skipped on request do not count), 2 setup failed.
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+T0=$(date +%s)
+DEV=${CARZERO_GPU_CHECK_DEVICE:-cuda}
+BUDGET=${CARZERO_GPU_CHECK_BUDGET_S:-540}
+REF=${CARZERO_GPU_REF:-/tmp/carzero-full}
+OPS_MODE=${CARZERO_GPU_CHECK_OPS:-parity}
+SKIP=" ${CARZERO_GPU_CHECK_SKIP:-} "
+OUTDIR=${OUT:-$ROOT/bench/out/gpu-model}
+WORK=${CARZERO_GPU_CHECK_WORK:-/tmp/carzero-gpu-work}
+MODEL_DIR=$WORK/model
+case "$DEV" in
+  cuda) BATCH=${CARZERO_GPU_CHECK_BATCH:-256}; NATIVE_BATCHES="1,8,32,$BATCH"; REPS=10; WARMUP=2; TORCH_MODES=eager,compile; E2E=64 ;;
+  cpu)  BATCH=${CARZERO_GPU_CHECK_BATCH:-2}; NATIVE_BATCHES="1,$BATCH"; REPS=1; WARMUP=1; TORCH_MODES=eager,compile; E2E=2 ;;
+  *) echo "gpu-model-check: CARZERO_GPU_CHECK_DEVICE must be cuda or cpu, got $DEV" >&2; exit 2 ;;
+esac
+rm -rf "$WORK/logs"
+mkdir -p "$OUTDIR" "$WORK/logs"
+LOGS=$WORK/logs
+exec > >(tee "$LOGS/check.log") 2>&1
+log() { echo "[gpu-model-check +$(( $(date +%s) - T0 ))s] $*"; }
+left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
+: > "$LOGS/steps.tsv"
+
+# step NAME LIMIT_S CMD...: runs CMD with min(LIMIT, budget left) seconds, output to logs/NAME.log
+# (and to the console), records "NAME rc seconds limit" in steps.tsv. Returns the command's rc
+# (124/137 on timeout, 125 skipped for lack of time, 126 skipped by request).
+step() {
+  local name=$1 limit=$2; shift 2
+  if [[ "$SKIP" == *" $name "* ]]; then
+    log "step $name: skipped (CARZERO_GPU_CHECK_SKIP)"
+    printf '%s\t126\t0\t0\n' "$name" >> "$LOGS/steps.tsv"
+    return 126
+  fi
+  local l; l=$(left)
+  if [ "$l" -lt 15 ]; then
+    log "step $name: SKIPPED, only ${l}s of the budget left"
+    printf '%s\t125\t0\t0\n' "$name" >> "$LOGS/steps.tsv"
+    return 125
+  fi
+  [ "$limit" -gt "$l" ] && limit=$l
+  log "step $name (limit ${limit}s): $*"
+  local s; s=$(date +%s)
+  set -o pipefail
+  timeout -k 5 "$limit" "$@" 2>&1 | tee "$LOGS/$name.log"
+  local rc=$?
+  set +o pipefail
+  local d=$(( $(date +%s) - s ))
+  printf '%s\t%s\t%s\t%s\n' "$name" "$rc" "$d" "$limit" >> "$LOGS/steps.tsv"
+  if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then log "step $name: TIMED OUT after ${d}s"; else log "step $name: rc=$rc in ${d}s"; fi
+  return $rc
+}
+
+# ---------------------------------------------------------------- setup
+log "repo $ROOT, device $DEV, budget ${BUDGET}s, out $OUTDIR, work $WORK"
+log "host: $(uname -srm), $(nproc) cpus, $(ldd --version 2>/dev/null | head -1)"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | sed 's/^/  gpu: /'
+SETUP_FAIL=""
+if [ -f .gpu/MANIFEST.json ]; then
+  log "staged files: $(tr -d '\n' < .gpu/MANIFEST.json | head -c 600)"
+fi
+# Python with torch.
+PY=${CARZERO_PYTHON:-}
+if [ -z "$PY" ]; then
+  for c in python3 /usr/bin/python3; do
+    if "$c" -c 'import torch' >/dev/null 2>&1; then PY=$c; break; fi
+  done
+fi
+[ -n "$PY" ] && log "python: $PY ($("$PY" -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())' 2>&1 | tail -1))" \
+  || log "no python with torch: ref and bench_torch will be skipped"
+# xz may be missing on a bare image: python's lzma then.
+unxz() {  # unxz FILE: decompressed bytes to stdout
+  if command -v xz >/dev/null 2>&1; then xz -dc "$1"
+  elif [ -n "$PY" ]; then "$PY" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)' "$1"
+  else echo "no xz and no python to unpack $1" >&2; return 1; fi
+}
+# Node: the carried binary, else one on PATH.
+NODE=""
+if [ -f .gpu/node.xz ]; then
+  NODE_DIR=/tmp/carzero-node
+  want=$(sha256sum .gpu/node.xz | cut -c1-16)
+  if [ ! -x "$NODE_DIR/node" ] || [ "$(cat "$NODE_DIR/.src" 2>/dev/null)" != "$want" ]; then
+    mkdir -p "$NODE_DIR" && unxz .gpu/node.xz > "$NODE_DIR/node.tmp" && chmod +x "$NODE_DIR/node.tmp" \
+      && mv "$NODE_DIR/node.tmp" "$NODE_DIR/node" && echo "$want" > "$NODE_DIR/.src" || SETUP_FAIL="$SETUP_FAIL node-unpack"
+  fi
+  NODE=$NODE_DIR/node
+  export PATH="$NODE_DIR:$PATH"
+else
+  NODE=$(command -v node || true)
+fi
+if [ -z "$NODE" ] || ! "$NODE" --version >/dev/null 2>&1; then
+  log "SETUP: no runnable node (carried .gpu/node.xz or PATH): $("$NODE" --version 2>&1 | head -2)"
+  SETUP_FAIL="$SETUP_FAIL node"
+else
+  log "node: $NODE $("$NODE" --version)"
+fi
+# Compiled package files: .gpu/bin.tar.xz unless this tree already has its own (a dev checkout).
+if [ -f .gpu/bin.tar.xz ]; then
+  stamp=$(sha256sum .gpu/bin.tar.xz | cut -c1-16)
+  cur=$(cat build/.gpu-stage-stamp 2>/dev/null || true)
+  if [ "$cur" = "$stamp" ]; then
+    log "dist/ and build/ binaries: already unpacked from .gpu/bin.tar.xz ($stamp)"
+  elif [ "${CARZERO_GPU_CHECK_UNPACK:-auto}" = 1 ] || [ -n "$cur" ] || [ ! -e dist/index.js ] || [ ! -e build/Release/carzero.node ]; then
+    log "unpacking .gpu/bin.tar.xz ($stamp)"
+    rm -rf dist
+    if unxz .gpu/bin.tar.xz | tar -xf - ; then
+      mkdir -p build && echo "$stamp" > build/.gpu-stage-stamp
+      sha256sum -c --quiet .gpu/bin.sha256 || SETUP_FAIL="$SETUP_FAIL bin-checksum"
+    else
+      SETUP_FAIL="$SETUP_FAIL bin-unpack"
+    fi
+  else
+    log "NOTE: using this tree's own dist/ and build/, not .gpu/bin.tar.xz (CARZERO_GPU_CHECK_UNPACK=1 forces it)"
+  fi
+fi
+if [ ! -d node_modules ] || [ -L node_modules ]; then
+  if [ -d .gpu/node_modules ]; then ln -sfn .gpu/node_modules node_modules; else SETUP_FAIL="$SETUP_FAIL node_modules"; fi
+fi
+log "node_modules: $(readlink node_modules || echo 'own directory') ($(ls node_modules 2>/dev/null | tr '\n' ' '))"
+for f in dist/index.js dist/cli/main.js build/Release/carzero.node; do
+  [ -e "$f" ] || { log "SETUP: missing $f"; SETUP_FAIL="$SETUP_FAIL $f"; }
+done
+BIN=${CARZERO_BUILD_DIR:-$ROOT/build}
+# cuBLAS: keep a given path, else PyTorch's (pip wheels: nvidia/cublas/lib or nvidia/cu13/lib), else any.
+if [ "$DEV" = cuda ] && [ -z "${CARZERO_CUBLAS_PATH:-}" ]; then
+  if [ -n "$PY" ]; then
+    CARZERO_CUBLAS_PATH=$("$PY" - <<'PY' 2>/dev/null
+import glob, os, site
+dirs = [d for d in site.getsitepackages() + [site.getusersitepackages()] if os.path.isdir(d)]
+c = []
+for d in dirs:
+    c += glob.glob(os.path.join(d, "nvidia", "**", "libcublas.so.1[23]*"), recursive=True)
+    c += glob.glob(os.path.join(d, "torch", "lib", "libcublas.so.1[23]*"))
+c = sorted(p for p in c if "Lt" not in os.path.basename(p))
+c.sort(key=lambda p: ".so.13" not in p)  # prefer cuBLAS 13
+print(c[0] if c else "")
+PY
+)
+  fi
+  if [ -z "${CARZERO_CUBLAS_PATH:-}" ]; then
+    CARZERO_CUBLAS_PATH=$(find / \( -path /proc -o -path /sys \) -prune -o -name 'libcublas.so.1[23]*' -print 2>/dev/null | grep -v Lt | sort | head -1)
+  fi
+  export CARZERO_CUBLAS_PATH
+  log "CARZERO_CUBLAS_PATH=${CARZERO_CUBLAS_PATH:-<none found>}"
+fi
+if [ -n "$SETUP_FAIL" ]; then
+  log "SETUP FAILED:$SETUP_FAIL"
+fi
+
+# ---------------------------------------------------------------- info
+step info 30 "$NODE" dist/cli/main.js info --json
+"$NODE" dist/cli/main.js info --json > "$WORK/logs/info.json" 2>/dev/null || true
+if [ "$DEV" = cuda ] && ! grep -q '"available": true' "$WORK/logs/info.json" 2>/dev/null; then
+  log "WARNING: carzero info says CUDA is not available (see info.log); the device steps will fail"
+fi
+
+# ---------------------------------------------------------------- tiny parity (smoke test)
+step tiny 60 "$NODE" tools/parity/full-size.mjs test/fixtures/tiny --device "$DEV" --precision fp32 --json "$LOGS/tiny.json"
+
+# ---------------------------------------------------------------- reference
+if [ -f "$REF/outputs/index.json" ] && [ -f "$REF/carzero-full.ckpt" ]; then
+  log "reference present: $REF"
+elif [ -n "$PY" ]; then
+  step ref 240 "$PY" tools/parity/gen_reference.py --out "$REF" --threads "$(nproc)"
+else
+  log "no reference at $REF and no python with torch to make it"
+fi
+
+# ---------------------------------------------------------------- full-size parity
+PARITY_RC=99
+if [ -f "$REF/outputs/index.json" ]; then
+  rm -rf "$MODEL_DIR"
+  step parity 240 "$NODE" tools/parity/full-size.mjs "$REF" --device "$DEV" --precision bf16,fp32 --keep "$MODEL_DIR" --json "$LOGS/parity.json"
+  PARITY_RC=$?
+  if grep -q '"pixels_ok": false' "$LOGS/parity.json" 2>/dev/null; then
+    log "our image decoding differs from the reference's (this machine's cv2): the model again on the reference's pixels"
+    step parity_refpx 120 "$NODE" tools/parity/full-size.mjs "$REF" --device "$DEV" --precision bf16,fp32 --model "$MODEL_DIR" --ref-pixels --json "$LOGS/parity_refpx.json"
+  fi
+fi
+
+# ---------------------------------------------------------------- benches
+step bench_native 150 "$BIN/bench_model" both --device "$DEV" --batch "$NATIVE_BATCHES" --reps "$REPS" --warmup "$WARMUP" --json "$LOGS/bench_native.json"
+if [ -f "$MODEL_DIR/model.safetensors" ]; then
+  step bench_node 180 "$NODE" bench/gpu/model-bench.mjs --model "$MODEL_DIR" --device "$DEV" --batch "$BATCH" --reps "$REPS" --warmup "$WARMUP" \
+    --images "$REF/images" --e2e-batch "$E2E" --json "$LOGS/bench_node.json"
+else
+  log "bench_node: no converted model ($MODEL_DIR): skipped"
+fi
+if [ -n "$PY" ]; then
+  step bench_torch 240 env PYTHONUNBUFFERED=1 "$PY" bench/gpu/torch_model_bench.py --device "$DEV" --batch "$BATCH" --dtypes bf16,fp32 \
+    --modes "$TORCH_MODES" --compile-dtypes bf16 --reps "$REPS" --warmup "$WARMUP" --json "$LOGS/bench_torch.json"
+fi
+
+# ---------------------------------------------------------------- op-level checks
+case "$OPS_MODE" in
+  parity)
+    if [ "$DEV" = cuda ]; then step ops 240 env CARZERO_REQUIRE_CUDA=1 "$BIN/test_ops" -b cuda
+    else step ops 60 "$BIN/test_ops" -b cpu -o layernorm; fi ;;
+  full)
+    step ops_full "$(left)" env OUT="$LOGS/gpu-check" CARZERO_BUILD_DIR="$BIN" bash scripts/gpu-check.sh ;;
+  none) log "ops: skipped (CARZERO_GPU_CHECK_OPS=none)" ;;
+esac
+
+# ---------------------------------------------------------------- report
+log "merging the report"
+"$NODE" - "$LOGS" "$DEV" "$BATCH" <<'JS' > "$LOGS/verdict.txt"
+const fs = require('node:fs');
+const path = require('node:path');
+const [logs, dev, batch] = process.argv.slice(2);
+const load = (f) => { try { return JSON.parse(fs.readFileSync(path.join(logs, f), 'utf8')); } catch (e) { return undefined; } };
+const steps = fs.readFileSync(path.join(logs, 'steps.tsv'), 'utf8').trim().split('\n').filter(Boolean)
+  .map((l) => { const [name, rc, seconds, limit] = l.split('\t'); return { name, rc: +rc, seconds: +seconds, limit: +limit }; });
+const rep = { tool: 'scripts/gpu-model-check.sh', device: dev, batch: +batch, date: new Date().toISOString(), steps,
+  info: load('info.json'), tiny: load('tiny.json'), parity: load('parity.json'), parity_refpx: load('parity_refpx.json'),
+  bench_native: load('bench_native.json'), bench_node: load('bench_node.json'), bench_torch: load('bench_torch.json') };
+const ops = fs.existsSync(path.join(logs, 'ops.log')) ? fs.readFileSync(path.join(logs, 'ops.log'), 'utf8') : '';
+const m = ops.match(/(\d+) passed, (\d+) failed(?:, (\d+) skipped)?/);
+rep.ops = m ? { passed: +m[1], failed: +m[2], skipped: +(m[3] ?? 0), failures: [...ops.matchAll(/^ {2}FAIL (.*)$/gm)].map((x) => x[1]).slice(0, 50) } : undefined;
+const gc = path.join(logs, 'gpu-check', 'gpu_report.json');
+if (fs.existsSync(gc)) rep.gpu_check = JSON.parse(fs.readFileSync(gc, 'utf8'));
+// Verdicts
+const v = {};
+const runOf = (p, prec) => p?.runs?.find((r) => r.precision === prec);
+for (const prec of ['bf16', 'fp32']) {
+  const r = runOf(rep.parity, prec);
+  v[`parity_${prec}`] = r ? { ok: r.ok, max_rel_err: r.max_rel_err, bound: r.bound, pixels_ok: r.pixels?.ok } : { ok: false, note: rep.parity?.error ?? 'did not run' };
+  const rr = runOf(rep.parity_refpx, prec);
+  if (rr) v[`parity_${prec}_ref_pixels`] = { ok: rr.ok, max_rel_err: rr.max_rel_err, bound: rr.bound };
+}
+const tf = runOf(rep.tiny, 'fp32');
+v.tiny_fp32 = tf ? { ok: tf.ok, max_rel_err: tf.max_rel_err } : { ok: false, note: rep.tiny?.error ?? 'did not run' };
+const tb = runOf(rep.tiny, 'bf16');
+if (tb) v.tiny_bf16_info = { max_rel_err: tb.max_rel_err, note: 'tiny random model: bf16 is not held to 2e-2 (CPU gives about 6.6e-2)' };
+const B = +batch;
+const nat = rep.bench_native?.results?.find((r) => r.precision === 'bf16' && r.what === 'embed_images' && r.batch === B);
+const nod = rep.bench_node?.results?.find((r) => r.precision === 'bf16' && r.what === 'embed_images' && r.batch === B);
+const tor = (mode) => rep.bench_torch?.results?.find((r) => r.dtype === 'bf16' && r.mode === mode && !r.error);
+const eager = tor('eager');
+const comp = tor('compile');
+const ours = nod ?? nat;
+v.speed_vit_bf16 = {
+  batch: B,
+  ours_node_images_per_s: nod?.per_s, ours_native_images_per_s: nat?.per_s,
+  torch_eager_images_per_s: eager?.images_per_s, torch_compile_images_per_s: comp?.images_per_s,
+  vs_eager: ours && eager ? ours.per_s / eager.images_per_s : undefined,
+  vs_compile: ours && comp ? ours.per_s / comp.images_per_s : undefined,
+};
+v.speed_vit_bf16.ok_1_5x_eager = v.speed_vit_bf16.vs_eager === undefined ? undefined : v.speed_vit_bf16.vs_eager >= 1.5;
+const cls = rep.bench_node?.results?.filter((r) => r.what.startsWith('classify')).map((r) => ({ precision: r.precision, what: r.what, batch: r.batch, images_per_s: r.per_s }));
+v.classify = cls;
+if (rep.ops) v.ops = { passed: rep.ops.passed, failed: rep.ops.failed, skipped: rep.ops.skipped };
+rep.verdict = v;
+const skipped = new Set(steps.filter((s) => s.rc === 126).map((s) => s.name));
+const opsFull = steps.find((s) => s.name === 'ops_full');
+const parityOk = (skipped.has('tiny') || v.tiny_fp32.ok) && (skipped.has('parity') || (v.parity_bf16.ok && v.parity_fp32.ok)) &&
+  !(rep.ops && rep.ops.failed > 0) && !(opsFull && opsFull.rc !== 0);
+if (opsFull) v.ops_full = { rc: opsFull.rc, note: 'scripts/gpu-check.sh: 1 = op parity or sanitizer failure, 2 = binaries missing' };
+rep.parity_ok = !!parityOk;
+fs.writeFileSync(path.join(logs, 'gpu_model_report.json'), JSON.stringify(rep, null, 1) + '\n');
+console.log(JSON.stringify(v, null, 1));
+console.log(parityOk ? 'PARITY: PASS' : 'PARITY: FAIL');
+JS
+cat "$LOGS/verdict.txt"
+cp "$LOGS/gpu_model_report.json" "$OUTDIR/gpu_model_report.json" 2>/dev/null || log "report merge failed (see check.log)"
+printf 'step\trc\tseconds\tlimit\n'; cat "$LOGS/steps.tsv"
+RC=0
+if [ -n "$SETUP_FAIL" ]; then
+  echo "gpu-model-check: SETUP FAILED:$SETUP_FAIL" >&2; RC=2
+elif ! grep -q '^PARITY: PASS' "$LOGS/verdict.txt"; then
+  echo "gpu-model-check: PARITY FAILED on $DEV (or did not run): see $OUTDIR/gpu_model_report.json and check.log" >&2; RC=1
+fi
+log "done in $(( $(date +%s) - T0 ))s, exit $RC; files in $OUTDIR: gpu_model_report.json check.log logs.tar.gz"
+sleep 0.5  # let tee flush check.log
+cp "$LOGS/check.log" "$OUTDIR/check.log"
+tar -C "$WORK" -czf "$OUTDIR/logs.tar.gz" logs 2>/dev/null
+exit $RC
