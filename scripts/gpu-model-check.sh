@@ -227,6 +227,9 @@ fi
 if [ -n "$PY" ]; then
   step bench_torch 240 env PYTHONUNBUFFERED=1 "$PY" bench/gpu/torch_model_bench.py --device "$DEV" --batch "$BATCH" --dtypes bf16,fp32 \
     --modes "$TORCH_MODES" --compile-dtypes bf16 --reps "$REPS" --warmup "$WARMUP" --json "$LOGS/bench_torch.json"
+  # The original per-image zero-shot loop (get_dqn_similarities) for the >= 10x classify check.
+  step bench_torch_loop 180 env PYTHONUNBUFFERED=1 "$PY" bench/gpu/torch_zeroshot_loop.py --device "$DEV" --batch "$E2E" \
+    --texts 14,192 --dtypes bf16,fp32 --reps "$REPS" --warmup "$WARMUP" --json "$LOGS/bench_torch_loop.json"
 fi
 
 # ---------------------------------------------------------------- op-level checks
@@ -250,7 +253,7 @@ const steps = fs.readFileSync(path.join(logs, 'steps.tsv'), 'utf8').trim().split
   .map((l) => { const [name, rc, seconds, limit] = l.split('\t'); return { name, rc: +rc, seconds: +seconds, limit: +limit }; });
 const rep = { tool: 'scripts/gpu-model-check.sh', device: dev, batch: +batch, date: new Date().toISOString(), steps,
   info: load('info.json'), tiny: load('tiny.json'), parity: load('parity.json'), parity_refpx: load('parity_refpx.json'),
-  bench_native: load('bench_native.json'), bench_node: load('bench_node.json'), bench_torch: load('bench_torch.json') };
+  bench_native: load('bench_native.json'), bench_node: load('bench_node.json'), bench_torch: load('bench_torch.json'), bench_torch_loop: load('bench_torch_loop.json') };
 const ops = fs.existsSync(path.join(logs, 'ops.log')) ? fs.readFileSync(path.join(logs, 'ops.log'), 'utf8') : '';
 const m = ops.match(/(\d+) passed, (\d+) failed(?:, (\d+) skipped)?/);
 rep.ops = m ? { passed: +m[1], failed: +m[2], skipped: +(m[3] ?? 0), failures: [...ops.matchAll(/^ {2}FAIL (.*)$/gm)].map((x) => x[1]).slice(0, 50) } : undefined;
@@ -286,6 +289,14 @@ v.speed_vit_bf16 = {
 v.speed_vit_bf16.ok_1_5x_eager = v.speed_vit_bf16.vs_eager === undefined ? undefined : v.speed_vit_bf16.vs_eager >= 1.5;
 const cls = rep.bench_node?.results?.filter((r) => r.what.startsWith('classify')).map((r) => ({ precision: r.precision, what: r.what, batch: r.batch, images_per_s: r.per_s }));
 v.classify = cls;
+// Zero-shot throughput against the original per-image loop (same dtype, 14 prompts, model only).
+const loop = (dt) => rep.bench_torch_loop?.results?.find((r) => r.dtype === dt && r.texts === 14 && !r.error);
+v.classify_vs_original_loop = ['bf16', 'fp32'].map((dt) => {
+  const o = rep.bench_node?.results?.find((r) => r.precision === dt && r.what === 'classify 14 prompts, model only');
+  const l = loop(dt);
+  const x = o && l ? o.per_s / l.loop_images_per_s : undefined;
+  return { precision: dt, ours_images_per_s: o?.per_s, original_loop_images_per_s: l?.loop_images_per_s, ratio: x, ok_10x: x === undefined ? undefined : x >= 10 };
+});
 if (rep.ops) v.ops = { passed: rep.ops.passed, failed: rep.ops.failed, skipped: rep.ops.skipped };
 rep.verdict = v;
 const skipped = new Set(steps.filter((s) => s.rc === 126).map((s) => s.name));
