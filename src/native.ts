@@ -54,7 +54,35 @@ export interface NativeModelHandle {
     words: NativeTensor,
     options?: { attention?: boolean },
   ): Promise<{ i2t: NativeTensor; t2i: NativeTensor; score: NativeTensor; attention?: NativeTensor }>;
+  /** Training layout + gradient arena (docs/TRAINING.md); synchronous; fp32 models only. */
+  enableTraining(options?: { seed?: number }): void;
+  zeroGrad(): void;
+  freeze(options: { vision?: boolean; text?: boolean }): void;
+  forwardBackward(batch: NativeTrainBatch): Promise<NativeStepResult>;
+  /** Trainable parameters / their gradients by checkpoint name: tensors viewing the arenas. */
+  parameters(): { name: string; tensor: NativeTensor }[];
+  gradients(): { name: string; tensor: NativeTensor }[];
   dispose(): void;
+}
+
+export interface NativeTrainBatch {
+  pixels: NativeTensor;
+  ids: NativeTensor;
+  mask: NativeTensor;
+  kinds: NativeTensor;
+  lossScale?: number;
+  dropout?: boolean;
+  step?: number;
+  /** Also return I (i2t) and T (t2i), (N, N). */
+  matrices?: boolean;
+}
+
+export interface NativeStepResult {
+  loss: number;
+  i2t_loss: number;
+  t2i_loss: number;
+  i2t?: NativeTensor;
+  t2i?: NativeTensor;
 }
 
 export interface NativeModelLoadOptions {

@@ -75,6 +75,36 @@ function checkCount(v: unknown, what: string): number | undefined {
   return v;
 }
 
+export interface TrainBatch {
+  /** (N, 3 or 1, H, W) f32, normalised */
+  pixels: Tensor;
+  /** (N, L) i32, u8, u8 as for embedTexts */
+  ids: Tensor;
+  mask: Tensor;
+  kinds: Tensor;
+  /** multiplies the upstream gradient (default 1) */
+  lossScale?: number;
+  /** training-mode dropout (default true) */
+  dropout?: boolean;
+  /** seeds this step's dropout masks */
+  step?: number;
+  /** also return I and T */
+  matrices?: boolean;
+}
+
+export interface StepResult {
+  loss: number;
+  i2t_loss: number;
+  t2i_loss: number;
+  i2t?: Tensor;
+  t2i?: Tensor;
+}
+
+export interface NamedTensor {
+  name: string;
+  tensor: Tensor;
+}
+
 export class NativeModel implements Disposable {
   readonly device: Device;
   readonly precision: Precision;
@@ -156,6 +186,57 @@ export class NativeModel implements Disposable {
     };
     if (r.attention) out.attention = wrap(r.attention, this.device);
     return out;
+  }
+
+  // ---- training (docs/TRAINING.md) ---------------------------------------------------------
+
+  /** Switches to the training layout (writable parameters by checkpoint name, a zeroed gradient
+   * arena, seeded dropout). fp32 models only. */
+  enableTraining(options: { seed?: number } = {}): void {
+    const h = this.#live;
+    if (this.precision !== 'fp32')
+      throw new CarzeroError(`enableTraining: training needs an fp32 model (this one is ${this.precision})`, 'CZ_ERR_INVALID_ARGUMENT');
+    if (options.seed !== undefined && (!Number.isSafeInteger(options.seed) || options.seed < 0))
+      throw new RangeError(`enableTraining: option 'seed' must be a non-negative integer, got ${String(options.seed)}`);
+    h.enableTraining({ seed: options.seed ?? 0 });
+  }
+
+  zeroGrad(): void {
+    this.#live.zeroGrad();
+  }
+
+  /** Frozen encoders get no gradients and keep no activations. */
+  freeze(options: { vision?: boolean; text?: boolean }): void {
+    this.#live.freeze(options);
+  }
+
+  /** One forward + backward over N (image, sentence) pairs; gradients accumulate (x lossScale). */
+  async forwardBackward(batch: TrainBatch): Promise<StepResult> {
+    const h = this.#live;
+    const r = await h.forwardBackward({
+      pixels: checkTensor(batch.pixels, "forwardBackward: 'pixels'", this.device),
+      ids: checkTensor(batch.ids, "forwardBackward: 'ids'", this.device),
+      mask: checkTensor(batch.mask, "forwardBackward: 'mask'", this.device),
+      kinds: checkTensor(batch.kinds, "forwardBackward: 'kinds'", this.device),
+      lossScale: batch.lossScale,
+      dropout: batch.dropout,
+      step: batch.step,
+      matrices: batch.matrices,
+    });
+    const out: StepResult = { loss: r.loss, i2t_loss: r.i2t_loss, t2i_loss: r.t2i_loss };
+    if (r.i2t) out.i2t = wrap(r.i2t, this.device);
+    if (r.t2i) out.t2i = wrap(r.t2i, this.device);
+    return out;
+  }
+
+  /** Trainable parameters by checkpoint name (tensors viewing the parameter arena). */
+  parameters(): NamedTensor[] {
+    return this.#live.parameters().map((e) => ({ name: e.name, tensor: wrap(e.tensor, this.device) }));
+  }
+
+  /** Their gradients (tensors viewing the gradient arena), in the same order. */
+  gradients(): NamedTensor[] {
+    return this.#live.gradients().map((e) => ({ name: e.name, tensor: wrap(e.tensor, this.device) }));
   }
 
   /** Releases the model's weights now (work in flight finishes safely). Idempotent. */

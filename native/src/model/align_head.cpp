@@ -1,6 +1,7 @@
 // align_head.cpp: see align_head.h. Checkpoint names under "fusion_module." (spec 4).
 #include "model/align_head.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "model/glue.h"
@@ -126,6 +127,7 @@ HeadActs AlignHead::plan(Bump& m, int64_t Nm, int64_t Nq, int64_t R, bool keep, 
   }
   a.fin = m.take(NP * C);
   if (keep) {
+    a.tmp = m.take(NP * C);
     a.fin_mean = m.take(NP);
     a.fin_rstd = m.take(NP);
   }
@@ -138,11 +140,38 @@ HeadActs AlignHead::plan(Bump& m, int64_t Nm, int64_t Nq, int64_t R, bool keep, 
   return a;
 }
 
+AttnArgs AlignHead::attn_args(const HeadActs& a, const HeadLayerActs& s, bool shared_q) const {
+  const int64_t C = C_, S = 1 + a.R;
+  AttnArgs at;
+  at.B = a.Nm;
+  at.NH = NH_;
+  at.Tq = a.Nq;
+  at.Tk = S;
+  at.HS = HS_;
+  at.q = s.qh;
+  at.ldq = C;
+  at.q_bs = shared_q ? 0 : a.Nq * C;
+  at.k = s.kv;
+  at.v = s.kv + C;
+  at.ldk = at.ldv = 2 * C;
+  at.k_bs = at.v_bs = S * 2 * C;
+  at.out = s.att;
+  at.ldo = C;
+  at.o_bs = a.Nq * C;
+  at.scale = 1.0f / std::sqrt(static_cast<float>(HS_));  // no mask: zero-padded word entries
+                                                         // take part (spec 5)
+  at.lse = s.att_lse;
+  at.probs = s.probs;
+  return at;
+}
+
 void AlignHead::forward(const Runner& r, const HeadActs& a, const float* first, const float* rest,
                         const float* queries, float* logits, int64_t ld_logits,
-                        float* attn_avg) const {
+                        float* attn_avg, const Dropout* drop, uint64_t module) const {
   const int64_t Nm = a.Nm, Nq = a.Nq, R = a.R, S = 1 + R, C = C_, NP = Nm * Nq;
   if (NP == 0) return;
+  const bool dr = drop && drop->on;
+  CZ_REQUIRE(!dr || a.tmp, CZ_ERR_INTERNAL, "head: dropout needs kept activations");
   // m = LN_dec([first_i ; rest_i]) built straight into (Nm, S, C); t0 = LN_dec(queries).
   for (int64_t i = 0; i < Nm; ++i) {
     float* mi = a.mem + i * S * C;
@@ -153,7 +182,6 @@ void AlignHead::forward(const Runner& r, const HeadActs& a, const float* first, 
                 rstd ? rstd + 1 : nullptr);
   }
   r.layernorm(dec_norm_, queries, a.q0, Nq, a.q0_mean, a.q0_rstd);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(HS_));
   const float map_scale = 1.0f / static_cast<float>(NH_ * static_cast<int64_t>(layers_.size()));
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& k = layers_[l];
@@ -165,43 +193,42 @@ void AlignHead::forward(const Runner& r, const HeadActs& a, const float* first, 
     // Q = W_q norm2(t).
     r.layernorm(k.norm2, s.t_in, s.n2, qrows, s.n2_mean, s.n2_rstd);
     r.linear(k.in_proj.rows(0, C), s.n2, qrows, s.qh);
-    AttnArgs at;
-    at.B = Nm;
-    at.NH = NH_;
-    at.Tq = Nq;
-    at.Tk = S;
-    at.HS = HS_;
-    at.q = s.qh;
-    at.ldq = C;
-    at.q_bs = shared_q ? 0 : Nq * C;
-    at.k = s.kv;
-    at.v = s.kv + C;
-    at.ldk = at.ldv = 2 * C;
-    at.k_bs = at.v_bs = S * 2 * C;
-    at.out = s.att;
-    at.ldo = C;
-    at.o_bs = Nq * C;
-    at.scale = scale;  // no mask: zero-padded word entries take part (spec 5)
-    at.lse = s.att_lse;
-    at.probs = s.probs;
-    r.ops().attention_forward(r.ex(), at);
+    r.ops().attention_forward(r.ex(), attn_args(a, s, shared_q));
     if (s.probs && attn_avg)
       accumulate_attention(r.ctx, s.probs, attn_avg, Nm, NH_, Nq, S, map_scale, l == 0);
     // t_mid = t + out_proj(att). In layer 0, t is the shared LN_dec(query): broadcast it.
-    if (shared_q) {
+    const uint64_t li = static_cast<uint64_t>(l);
+    if (dr) {
+      r.linear(k.out_proj, s.att, NP, a.tmp);
+      drop->forward(r, a.tmp, NP * C, Dropout::site(module, li, 0));
+      if (shared_q) {
+        for (int64_t i = 0; i < Nm; ++i)
+          r.add(s.t_mid + i * Nq * C, a.q0, a.tmp + i * Nq * C, Nq * C);
+      } else {
+        r.add(s.t_mid, s.t_in, a.tmp, NP * C);
+      }
+    } else if (shared_q) {
       for (int64_t i = 0; i < Nm; ++i) r.copy(s.t_mid + i * Nq * C, a.q0, Nq * C);
     } else if (s.t_mid != s.t_in) {
       r.copy(s.t_mid, s.t_in, NP * C);
     }
-    r.linear(k.out_proj, s.att, NP, s.t_mid, Act::None, 1.0f);
+    if (!dr) r.linear(k.out_proj, s.att, NP, s.t_mid, Act::None, 1.0f);
     // t_out = t_mid + linear2(relu(linear1(norm3(t_mid)))).
     r.layernorm(k.norm3, s.t_mid, s.n3, NP, s.n3_mean, s.n3_rstd);
     r.linear(k.linear1, s.n3, NP, s.f, Act::Relu, 0.0f, s.f_pre);
-    if (s.t_out != s.t_mid) r.copy(s.t_out, s.t_mid, NP * C);
-    r.linear(k.linear2, s.f, NP, s.t_out, Act::None, 1.0f);
+    if (dr) {
+      drop->forward(r, s.f, NP * F_, Dropout::site(module, li, 1));
+      r.linear(k.linear2, s.f, NP, a.tmp);
+      drop->forward(r, a.tmp, NP * C, Dropout::site(module, li, 2));
+      r.add(s.t_out, s.t_mid, a.tmp, NP * C);
+    } else {
+      if (s.t_out != s.t_mid) r.copy(s.t_out, s.t_mid, NP * C);
+      r.linear(k.linear2, s.f, NP, s.t_out, Act::None, 1.0f);
+    }
   }
   // logit = mlp_head(LN_dec(t)).
   r.layernorm(dec_norm_, a.layers.back().t_out, a.fin, NP, a.fin_mean, a.fin_rstd);
+  if (dr) drop->forward(r, a.fin, NP * C, Dropout::site(module, 1023, 0));  // dropout_feas
   const float* x = a.fin;
   for (size_t k = 0; k < mlp_.size(); ++k) {
     const bool last = k + 1 == mlp_.size();
@@ -209,6 +236,7 @@ void AlignHead::forward(const Runner& r, const HeadActs& a, const float* first, 
       r.linear(mlp_[k], x, NP, a.mlp_pre[k]);
     } else {
       r.linear(mlp_[k], x, NP, a.mlp[k], Act::Relu, 0.0f, a.mlp_pre[k]);
+      if (dr) drop->forward(r, a.mlp[k], NP * mlp_[k].out, Dropout::site(module, 1022, k));
       x = a.mlp[k];
     }
   }
@@ -218,6 +246,119 @@ void AlignHead::forward(const Runner& r, const HeadActs& a, const float* first, 
     r.copy(logits, a.mlp_pre.back(), NP);
   } else {
     for (int64_t i = 0; i < Nm; ++i) r.copy(logits + i * ld, a.mlp_pre.back() + i * Nq, Nq);
+  }
+}
+
+HeadGrads AlignHead::plan_backward(Bump& m, int64_t Nm, int64_t Nq, int64_t R) const {
+  const int64_t S = 1 + R, C = C_, NP = Nm * Nq;
+  int64_t wide = C;
+  for (const Lin& l : mlp_) wide = std::max(wide, l.out);
+  HeadGrads g;
+  g.dt = m.take(NP * C);
+  g.dt2 = m.take(NP * C);
+  g.dn = m.take(NP * C);
+  g.datt = m.take(NP * C);
+  g.dqh = m.take(NP * C);
+  g.df = m.take(NP * F_);
+  g.dkv = m.take(Nm * S * 2 * C);
+  g.dmem = m.take(Nm * S * C);
+  g.dmem_t = m.take(Nm * S * C);
+  g.dq0 = m.take(Nq * C);
+  g.dq0_t = m.take(Nq * C);
+  g.dmlp_a = m.take(NP * wide);
+  g.dmlp_b = m.take(NP * wide);
+  return g;
+}
+
+void AlignHead::backward(const Runner& r, const HeadActs& a, const HeadGrads& g,
+                         const ParamStore& ps, const float* first, const float* rest,
+                         const float* queries, const float* dlogits, int64_t ld_dlogits,
+                         float* dfirst, float* drest, float* dqueries, const Dropout* drop,
+                         uint64_t module) const {
+  const int64_t Nm = a.Nm, Nq = a.Nq, R = a.R, S = 1 + R, C = C_, NP = Nm * Nq, F = F_;
+  if (NP == 0) return;
+  CZ_REQUIRE(a.keep, CZ_ERR_INTERNAL, "head backward needs kept activations");
+  const Dropout off;
+  const Dropout& d = drop ? *drop : off;
+  auto G = [&](int i) { return ps.grad(i); };
+  // dlogits (Nm, Nq) -> the last mlp layer's output gradient (NP, 1).
+  float* dy = g.dmlp_a;
+  const int64_t ld = ld_dlogits ? ld_dlogits : Nq;
+  if (ld == Nq) r.copy(dy, dlogits, NP);
+  else
+    for (int64_t i = 0; i < Nm; ++i) r.copy(dy + i * Nq, dlogits + i * ld, Nq);
+  // mlp_head, last layer first: x_k = k ? drop(relu(pre_{k-1})) : fin.
+  float* spare = g.dmlp_b;
+  for (size_t k = mlp_.size(); k-- > 0;) {
+    const bool last = k + 1 == mlp_.size();
+    const float* x = k ? a.mlp[k - 1] : a.fin;
+    float* dx = k ? spare : g.dt;
+    r.linear_backward(mlp_[k], x, NP, dy, dx, G(i_mlp_[k].first), G(i_mlp_[k].second),
+                      last ? Act::None : Act::Relu, a.mlp_pre[k]);
+    if (k) d.backward(r, dx, dx, NP * mlp_[k - 1].out, Dropout::site(module, 1022, k - 1));
+    spare = dy;
+    dy = dx;
+  }
+  // fin = drop(LN_dec(t_out)).
+  d.backward(r, g.dt, g.dt, NP * C, Dropout::site(module, 1023, 0));
+  float* dT = g.dn;  // d t (the pair state), carried down the layers
+  r.layernorm_backward(dec_norm_, g.dt, a.layers.back().t_out, a.fin_mean, a.fin_rstd, NP, dT,
+                       G(i_dn_w_), G(i_dn_b_));
+  r.zero(g.dmem, Nm * S * C);
+  for (size_t l = layers_.size(); l-- > 0;) {
+    const Layer& k = layers_[l];
+    const HeadLayerActs& s = a.layers[l];
+    const std::vector<int>& ix = i_layers_[l];
+    const bool shared_q = l == 0;
+    const int64_t qrows = shared_q ? Nq : NP;
+    const uint64_t li = static_cast<uint64_t>(l);
+    // t_out = t_mid + drop(linear2(drop(relu(linear1(norm3(t_mid)))))).
+    d.backward(r, g.dt, dT, NP * C, Dropout::site(module, li, 2));
+    r.linear_backward(k.linear2, s.f, NP, g.dt, g.df, G(ix[10]), G(ix[11]));
+    d.backward(r, g.df, g.df, NP * F, Dropout::site(module, li, 1));
+    r.linear_backward(k.linear1, s.n3, NP, g.df, g.dt, G(ix[8]), G(ix[9]), Act::Relu, s.f_pre);
+    r.layernorm_backward(k.norm3, g.dt, s.t_mid, s.n3_mean, s.n3_rstd, NP, g.dt2, G(ix[6]),
+                         G(ix[7]));
+    r.accumulate(dT, g.dt2, NP * C);  // d t_mid
+    // t_mid = t_in + drop(out_proj(attn(W_q norm2(t_in), W_k m, W_v m))).
+    d.backward(r, g.dt, dT, NP * C, Dropout::site(module, li, 0));
+    r.linear_backward(k.out_proj, s.att, NP, g.dt, g.datt, G(ix[4]), G(ix[5]));
+    r.zero(g.dqh, qrows * C);
+    r.zero(g.dkv, Nm * S * 2 * C);
+    AttnGrads ag;
+    ag.dout = g.datt;
+    ag.dq = g.dqh;
+    ag.dk = g.dkv;
+    ag.dv = g.dkv + C;
+    r.ops().attention_backward(r.ex(), attn_args(a, s, shared_q), ag);
+    float* gw_in = G(ix[2]);
+    float* gb_in = G(ix[3]);
+    r.linear_backward(k.in_proj.rows(0, C), s.n2, qrows, g.dqh, g.dt, gw_in, gb_in);
+    r.layernorm_backward(k.norm2, g.dt, s.t_in, s.n2_mean, s.n2_rstd, qrows, g.dt2, G(ix[0]),
+                         G(ix[1]));
+    if (!shared_q) {
+      r.accumulate(dT, g.dt2, NP * C);  // d t_in = d t_out of the previous layer
+    } else {  // t_in = q0 broadcast over the Nm memory items
+      r.copy(g.dq0, g.dt2, Nq * C);
+      for (int64_t i = 0; i < Nm; ++i) r.accumulate(g.dq0, dT + i * Nq * C, Nq * C);
+    }
+    r.linear_backward(k.in_proj.rows(C, 2 * C), a.mem, Nm * S, g.dkv, g.dmem_t, gw_in + C * C,
+                      gb_in + C);
+    r.accumulate(g.dmem, g.dmem_t, Nm * S * C);
+  }
+  // q0 = LN_dec(queries); m = LN_dec([first; rest]).
+  r.layernorm_backward(dec_norm_, g.dq0, queries, a.q0_mean, a.q0_rstd, Nq, g.dq0_t, G(i_dn_w_),
+                       G(i_dn_b_));
+  if (dqueries) r.accumulate(dqueries, g.dq0_t, Nq * C);
+  for (int64_t i = 0; i < Nm; ++i) {
+    const float* dm = g.dmem + i * S * C;
+    float* dmt = g.dmem_t + i * S * C;
+    r.layernorm_backward(dec_norm_, dm, first + i * C, a.mem_mean + i * S, a.mem_rstd + i * S, 1,
+                         dmt, G(i_dn_w_), G(i_dn_b_));
+    r.layernorm_backward(dec_norm_, dm + C, rest + i * R * C, a.mem_mean + i * S + 1,
+                         a.mem_rstd + i * S + 1, R, dmt + C, G(i_dn_w_), G(i_dn_b_));
+    if (dfirst) r.accumulate(dfirst + i * C, dmt, C);
+    if (drest) r.accumulate(drest + i * R * C, dmt + C, R * C);
   }
 }
 

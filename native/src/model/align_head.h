@@ -47,6 +47,17 @@ struct HeadActs {
   float* fin_mean = nullptr, *fin_rstd = nullptr;  // *
   std::vector<float*> mlp_pre;  // per mlp layer (Nm*Nq, out) pre-ReLU * (last: the logits)
   std::vector<float*> mlp;      // per mlp layer (Nm*Nq, out) after ReLU
+  float* tmp = nullptr;         // (Nm*Nq, C) scratch for the dropout sites *
+};
+
+// Scratch activation gradients of the backward pass.
+struct HeadGrads {
+  float* dt = nullptr, *dt2 = nullptr, *dn = nullptr, *datt = nullptr, *dqh = nullptr;  // (NP, C)
+  float* df = nullptr;    // (NP, F)
+  float* dkv = nullptr;   // (Nm, S, 2C)
+  float* dmem = nullptr, *dmem_t = nullptr;  // (Nm, S, C)
+  float* dq0 = nullptr, *dq0_t = nullptr;    // (Nq, C)
+  float* dmlp_a = nullptr, *dmlp_b = nullptr;  // (NP, widest mlp layer)
 };
 
 class AlignHead {
@@ -55,11 +66,24 @@ class AlignHead {
   void bind(const ParamStore& ps);
   // maps: store each layer's attention weights (for grounding maps).
   HeadActs plan(Bump& bump, int64_t Nm, int64_t Nq, int64_t R, bool keep, bool maps) const;
+  HeadGrads plan_backward(Bump& bump, int64_t Nm, int64_t Nq, int64_t R) const;
   // first (Nm, C), rest (Nm, R, C), queries (Nq, C) -> logits (Nm, Nq) (row stride ld_logits,
   // 0 = Nq); attn_avg (Nm, Nq, R) when a.maps: the attention weights averaged over heads and
   // layers, the first memory entry dropped.
+  // drop (training, needs keep): dropout after out_proj, after the FFN's ReLU, after linear2,
+  // on the decoder output (dropout_feas) and after each mlp_head ReLU, at the sites of `module`
+  // (Dropout::HeadI2T / HeadT2I). The MultiheadAttention's attention-probability dropout is not
+  // implemented (the fused attention never materialises the probabilities).
   void forward(const Runner& r, const HeadActs& a, const float* first, const float* rest,
-               const float* queries, float* logits, int64_t ld_logits, float* attn_avg) const;
+               const float* queries, float* logits, int64_t ld_logits, float* attn_avg,
+               const Dropout* drop = nullptr, uint64_t module = 0) const;
+  // Backward of forward() (keep) given dlogits (Nm, Nq) with row stride ld_dlogits (0 = Nq):
+  // accumulates the head's parameter gradients into ps's gradient arena and (+=) dfirst (Nm, C),
+  // drest (Nm, R, C), dqueries (Nq, C) (each nullable).
+  void backward(const Runner& r, const HeadActs& a, const HeadGrads& g, const ParamStore& ps,
+                const float* first, const float* rest, const float* queries,
+                const float* dlogits, int64_t ld_dlogits, float* dfirst, float* drest,
+                float* dqueries, const Dropout* drop = nullptr, uint64_t module = 0) const;
   const HeadConfig& config() const { return cfg_; }
 
  private:
@@ -67,6 +91,7 @@ class AlignHead {
     LN norm2, norm3;
     Lin in_proj, out_proj, linear1, linear2;
   };
+  AttnArgs attn_args(const HeadActs& a, const HeadLayerActs& s, bool shared_q) const;
   HeadConfig cfg_;
   int64_t C_ = 0, NH_ = 0, HS_ = 0, F_ = 0;
   int i_dn_w_ = -1, i_dn_b_ = -1;

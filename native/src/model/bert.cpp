@@ -9,15 +9,22 @@ namespace {
 const std::string kP = "text_encoder.model.";
 }
 
-void BertEncoder::declare(ParamStore& ps, const TextConfig& cfg, DType wt) {
+void BertEncoder::declare(ParamStore& ps, const TextConfig& cfg, DType wt, bool training) {
   cfg_ = cfg;
+  training_ = training;
+  i_postype_ = i_pos_ = i_type_ = -1;
   C_ = cfg.width;
   NH_ = cfg.heads;
   HS_ = C_ / NH_;
   I_ = cfg.intermediate;
   const int64_t C = C_;
   i_word_ = ps.declare(kP + "embeddings.word_embeddings.weight", {cfg.vocab_size, C}, DType::F32);
-  {
+  if (training) {
+    i_pos_ = ps.declare(kP + "embeddings.position_embeddings.weight", {cfg.max_position, C},
+                        DType::F32);
+    i_type_ = ps.declare(kP + "embeddings.token_type_embeddings.weight", {cfg.type_vocab, C},
+                         DType::F32);
+  } else {
     // Token type ids are all 0: fold token_type_embeddings[0] into the position table.
     std::vector<float> pos =
         ps.read_f32(kP + "embeddings.position_embeddings.weight", {cfg.max_position, C});
@@ -34,7 +41,19 @@ void BertEncoder::declare(ParamStore& ps, const TextConfig& cfg, DType wt) {
   for (int64_t l = 0; l < cfg.depth; ++l) {
     const std::string b = kP + "encoder.layer." + std::to_string(l) + ".";
     std::vector<int> ix;
-    {
+    if (training) {
+      // Three consecutive parameters (no gap) = the packed (3C, C) matrix and (3C) bias.
+      const std::string a = b + "attention.self.";
+      ix.push_back(ps.declare(a + "query.weight", {C, C}, wt));
+      const int kw = ps.declare(a + "key.weight", {C, C}, wt, true);
+      const int vw = ps.declare(a + "value.weight", {C, C}, wt, true);
+      ix.push_back(ps.declare(a + "query.bias", {C}, DType::F32));
+      const int kb = ps.declare(a + "key.bias", {C}, DType::F32, true);
+      const int vb = ps.declare(a + "value.bias", {C}, DType::F32, true);
+      CZ_REQUIRE(ps.param(kw).packed && ps.param(vw).packed && ps.param(kb).packed &&
+                     ps.param(vb).packed,
+                 CZ_ERR_INTERNAL, "bert: q/k/v not packed");
+    } else {
       // q, k, v packed into one (3C, C) matrix at load time: one GEMM, and attention reads the
       // three from the packed rows (stride 3C).
       std::vector<float> w, bias;
@@ -66,7 +85,9 @@ void BertEncoder::declare(ParamStore& ps, const TextConfig& cfg, DType wt) {
 void BertEncoder::bind(const ParamStore& ps) {
   const float eps = static_cast<float>(cfg_.eps);
   word_ = ps.f32(i_word_);
-  postype_ = ps.f32(i_postype_);
+  postype_ = i_postype_ >= 0 ? ps.f32(i_postype_) : nullptr;
+  pos_ = i_pos_ >= 0 ? ps.f32(i_pos_) : nullptr;
+  type_ = i_type_ >= 0 ? ps.f32(i_type_) : nullptr;
   emb_ln_ = LN{ps.f32(i_ln_w_), ps.f32(i_ln_b_), C_, eps};
   auto lin = [&](int w, int b, int64_t out, int64_t in) {
     return Lin{ps.ptr(w), ps.param(w).dtype, ps.f32(b), out, in};
@@ -90,6 +111,7 @@ BertActs BertEncoder::plan(Bump& m, int64_t Q, int64_t L, bool keep) const {
   a.L = L;
   a.keep = keep;
   const int64_t N = Q * L, C = C_;
+  if (!postype_) a.postype = m.take(L * C);
   a.emb = m.take(N * C);
   if (keep) {
     a.emb_mean = m.take(N);
@@ -129,50 +151,145 @@ BertActs BertEncoder::plan(Bump& m, int64_t Q, int64_t L, bool keep) const {
   return a;
 }
 
+AttnArgs BertEncoder::attn_args(const BertLayerActs& s, int64_t Q, int64_t L,
+                                const uint8_t* mask) const {
+  const int64_t C = C_;
+  AttnArgs at;
+  at.B = Q;
+  at.NH = NH_;
+  at.Tq = L;
+  at.Tk = L;
+  at.HS = HS_;
+  at.q = s.qkv;
+  at.k = s.qkv + C;
+  at.v = s.qkv + 2 * C;
+  at.ldq = at.ldk = at.ldv = 3 * C;
+  at.q_bs = at.k_bs = at.v_bs = L * 3 * C;
+  at.out = s.att;
+  at.ldo = C;
+  at.o_bs = L * C;
+  at.key_mask = mask;  // padding keys masked out
+  at.mask_bs = L;
+  at.scale = 1.0f / std::sqrt(static_cast<float>(HS_));
+  at.lse = s.att_lse;
+  return at;
+}
+
 void BertEncoder::forward(const Runner& r, const BertActs& a, const int32_t* ids,
-                          const uint8_t* mask) const {
+                          const uint8_t* mask, const Dropout* drop) const {
+  const bool dr = drop && drop->on;
   const int64_t Q = a.Q, L = a.L, N = Q * L, C = C_;
   CZ_ARG(L <= cfg_.max_position, "ids: %lld positions exceed text.max_position = %lld",
          static_cast<long long>(L), static_cast<long long>(cfg_.max_position));
   r.ops().embedding_forward(r.ex(), a.emb, ids, word_, N, cfg_.vocab_size, C);
-  for (int64_t q = 0; q < Q; ++q) r.add(a.emb + q * L * C, a.emb + q * L * C, postype_, L * C);
+  const float* postype = postype_;
+  if (!postype) {  // training layout: position + token type 0, for the first L positions
+    for (int64_t t = 0; t < L; ++t) r.add(a.postype + t * C, pos_ + t * C, type_, C);
+    postype = a.postype;
+  }
+  for (int64_t q = 0; q < Q; ++q) r.add(a.emb + q * L * C, a.emb + q * L * C, postype, L * C);
   r.layernorm(emb_ln_, a.emb, a.layers[0].x_in, N, a.emb_mean, a.emb_rstd);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(HS_));
+  if (dr) drop->forward(r, a.layers[0].x_in, N * C, Dropout::site(Dropout::Text, 1023, 0));
   const int64_t first_kept = cfg_.depth - cfg_.last_n_layers;
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& k = layers_[l];
     const BertLayerActs& s = a.layers[l];
     r.linear(k.qkv, s.x_in, N, s.qkv);
-    AttnArgs at;
-    at.B = Q;
-    at.NH = NH_;
-    at.Tq = L;
-    at.Tk = L;
-    at.HS = HS_;
-    at.q = s.qkv;
-    at.k = s.qkv + C;
-    at.v = s.qkv + 2 * C;
-    at.ldq = at.ldk = at.ldv = 3 * C;
-    at.q_bs = at.k_bs = at.v_bs = L * 3 * C;
-    at.out = s.att;
-    at.ldo = C;
-    at.o_bs = L * C;
-    at.key_mask = mask;  // padding keys masked out
-    at.mask_bs = L;
-    at.scale = scale;
-    at.lse = s.att_lse;
-    r.ops().attention_forward(r.ex(), at);
-    if (s.res1 != s.x_in) r.copy(s.res1, s.x_in, N * C);
-    r.linear(k.out_dense, s.att, N, s.res1, Act::None, 1.0f);
+    r.ops().attention_forward(r.ex(), attn_args(s, Q, L, mask));
+    const int64_t li0 = static_cast<int64_t>(l);
+    if (dr) {  // res1 = x_in + dropout(dense(att)), with x1 as the scratch
+      r.linear(k.out_dense, s.att, N, s.x1);
+      drop->forward(r, s.x1, N * C, Dropout::site(Dropout::Text, li0, 0));
+      r.add(s.res1, s.x_in, s.x1, N * C);
+    } else {
+      if (s.res1 != s.x_in) r.copy(s.res1, s.x_in, N * C);
+      r.linear(k.out_dense, s.att, N, s.res1, Act::None, 1.0f);
+    }
     r.layernorm(k.ln1, s.res1, s.x1, N, s.ln1_mean, s.ln1_rstd);
     r.linear(k.inter, s.x1, N, s.inter, Act::Gelu, 0.0f, s.inter_pre);
-    if (s.res2 != s.x1) r.copy(s.res2, s.x1, N * C);
-    r.linear(k.out2, s.inter, N, s.res2, Act::None, 1.0f);
+    if (dr) {  // res2 = x1 + dropout(dense(inter)), with out as the scratch
+      r.linear(k.out2, s.inter, N, s.out);
+      drop->forward(r, s.out, N * C, Dropout::site(Dropout::Text, li0, 1));
+      r.add(s.res2, s.x1, s.out, N * C);
+    } else {
+      if (s.res2 != s.x1) r.copy(s.res2, s.x1, N * C);
+      r.linear(k.out2, s.inter, N, s.res2, Act::None, 1.0f);
+    }
     r.layernorm(k.ln2, s.res2, s.out, N, s.ln2_mean, s.ln2_rstd);
     const int64_t li = static_cast<int64_t>(l);
     if (li == first_kept) r.copy(a.hsum, s.out, N * C);
     else if (li > first_kept) r.add(a.hsum, a.hsum, s.out, N * C);
   }
+}
+
+BertGrads BertEncoder::plan_backward(Bump& m, int64_t Q, int64_t L) const {
+  const int64_t N = Q * L;
+  BertGrads g;
+  g.dx = m.take(N * C_);
+  g.dres = m.take(N * C_);
+  g.dt = m.take(N * C_);
+  g.datt = m.take(N * C_);
+  g.dqkv = m.take(N * 3 * C_);
+  g.dinter = m.take(N * I_);
+  return g;
+}
+
+void BertEncoder::backward(const Runner& r, const BertActs& a, const BertGrads& g,
+                           const ParamStore& ps, const int32_t* ids, const uint8_t* mask,
+                           const float* dhsum, const Dropout* drop) const {
+  CZ_REQUIRE(a.keep && training_, CZ_ERR_INTERNAL, "bert backward needs kept activations");
+  const int64_t Q = a.Q, L = a.L, N = Q * L, C = C_;
+  const Dropout off;
+  const Dropout& d = drop ? *drop : off;
+  auto G = [&](int i) { return ps.grad(i); };
+  const int64_t first_kept = cfg_.depth - cfg_.last_n_layers;
+  for (size_t l = layers_.size(); l-- > 0;) {
+    const Layer& k = layers_[l];
+    const BertLayerActs& s = a.layers[l];
+    const std::vector<int>& ix = i_layers_[l];
+    const int64_t li = static_cast<int64_t>(l);
+    // g.dx = d out: from the next layer, plus dhsum for the last n layers.
+    if (l + 1 == layers_.size()) {
+      if (li >= first_kept) r.copy(g.dx, dhsum, N * C);
+      else r.zero(g.dx, N * C);
+    } else if (li >= first_kept) {
+      r.accumulate(g.dx, dhsum, N * C);
+    }
+    // out = LN2(res2), res2 = x1 + drop(out2(inter)), inter = GELU(dense(x1)).
+    r.layernorm_backward(k.ln2, g.dx, s.res2, s.ln2_mean, s.ln2_rstd, N, g.dres, G(ix[10]),
+                         G(ix[11]));
+    d.backward(r, g.dt, g.dres, N * C, Dropout::site(Dropout::Text, li, 1));
+    r.linear_backward(k.out2, s.inter, N, g.dt, g.dinter, G(ix[8]), G(ix[9]));
+    r.linear_backward(k.inter, s.x1, N, g.dinter, g.dt, G(ix[6]), G(ix[7]), Act::Gelu,
+                      s.inter_pre);
+    r.accumulate(g.dres, g.dt, N * C);  // d x1
+    // x1 = LN1(res1), res1 = x_in + drop(dense(att)).
+    r.layernorm_backward(k.ln1, g.dres, s.res1, s.ln1_mean, s.ln1_rstd, N, g.dx, G(ix[4]),
+                         G(ix[5]));  // g.dx = d res1
+    d.backward(r, g.dt, g.dx, N * C, Dropout::site(Dropout::Text, li, 0));
+    r.linear_backward(k.out_dense, s.att, N, g.dt, g.datt, G(ix[2]), G(ix[3]));
+    r.zero(g.dqkv, N * 3 * C);
+    AttnGrads ag;
+    ag.dout = g.datt;
+    ag.dq = g.dqkv;
+    ag.dk = g.dqkv + C;
+    ag.dv = g.dqkv + 2 * C;
+    r.ops().attention_backward(r.ex(), attn_args(s, Q, L, mask), ag);
+    // qkv = x_in @ [Wq; Wk; Wv]^T: the three parameters' gradients are one packed block.
+    r.linear_backward(k.qkv, s.x_in, N, g.dqkv, g.dt, G(ix[0]), G(ix[1]));
+    r.accumulate(g.dx, g.dt, N * C);  // d x_in = d out of the previous layer
+  }
+  // x_in(0) = drop(LN(word[ids] + pos[t] + type[0])).
+  d.backward(r, g.dx, g.dx, N * C, Dropout::site(Dropout::Text, 1023, 0));
+  r.layernorm_backward(emb_ln_, g.dx, a.emb, a.emb_mean, a.emb_rstd, N, g.dres, G(i_ln_w_),
+                       G(i_ln_b_));
+  r.ops().embedding_backward(r.ex(), G(i_word_), g.dres, ids, N, cfg_.vocab_size, C);
+  // d postype (L, C) = sum over texts; -> pos[0:L], and the sum of its rows -> type[0].
+  float* dpt = g.dt;
+  r.copy(dpt, g.dres, L * C);
+  for (int64_t q = 1; q < Q; ++q) r.accumulate(dpt, g.dres + q * L * C, L * C);
+  r.accumulate(G(i_pos_), dpt, L * C);
+  for (int64_t t = 0; t < L; ++t) r.accumulate(G(i_type_), dpt + t * C, C);
 }
 
 }  // namespace carzero::model

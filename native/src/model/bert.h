@@ -29,19 +29,38 @@ struct BertLayerActs {
 struct BertActs {
   int64_t Q = 0, L = 0;
   bool keep = false;
+  float* postype = nullptr;  // (L, C) position + type-0 embeddings (training layout)
   float* emb = nullptr;  // (Q, L, C) word + position + type embeddings (pre-LN)
   float* emb_mean = nullptr, *emb_rstd = nullptr;  // *
   std::vector<BertLayerActs> layers;
   float* hsum = nullptr;  // (Q, L, C) sum of the last n layers' outputs
 };
 
+// Scratch activation gradients of the backward pass.
+struct BertGrads {
+  float* dx = nullptr, *dres = nullptr, *dt = nullptr, *datt = nullptr;  // (Q, L, C)
+  float* dqkv = nullptr;   // (Q, L, 3C)
+  float* dinter = nullptr; // (Q, L, I)
+};
+
 class BertEncoder {
  public:
-  void declare(ParamStore& ps, const TextConfig& cfg, DType wt);
+  // training: the checkpoint tensors only (query/key/value declared as three consecutive
+  // parameters that form the packed (3C, C) matrix; position and token-type tables as stored).
+  void declare(ParamStore& ps, const TextConfig& cfg, DType wt, bool training = false);
   void bind(const ParamStore& ps);
   BertActs plan(Bump& bump, int64_t Q, int64_t L, bool keep) const;
-  // ids (Q, L) i32, mask (Q, L) u8 (1 = real token) -> a.hsum.
-  void forward(const Runner& r, const BertActs& a, const int32_t* ids, const uint8_t* mask) const;
+  BertGrads plan_backward(Bump& bump, int64_t Q, int64_t L) const;
+  // ids (Q, L) i32, mask (Q, L) u8 (1 = real token) -> a.hsum. drop: training-mode hidden
+  // dropout (embeddings, attention output, layer output). Attention-probability dropout is not
+  // implemented: the fused attention never materialises the probabilities (see TRAINING.md).
+  void forward(const Runner& r, const BertActs& a, const int32_t* ids, const uint8_t* mask,
+               const Dropout* drop = nullptr) const;
+  // Backward of forward() (keep, training layout) given dhsum (Q, L, C) = dL/d a.hsum:
+  // accumulates every parameter gradient into ps's gradient arena.
+  void backward(const Runner& r, const BertActs& a, const BertGrads& g, const ParamStore& ps,
+                const int32_t* ids, const uint8_t* mask, const float* dhsum,
+                const Dropout* drop = nullptr) const;
   const TextConfig& config() const { return cfg_; }
 
  private:
@@ -49,7 +68,12 @@ class BertEncoder {
     Lin qkv, out_dense, inter, out2;
     LN ln1, ln2;
   };
+  AttnArgs attn_args(const BertLayerActs& s, int64_t Q, int64_t L, const uint8_t* mask) const;
   TextConfig cfg_;
+  bool training_ = false;
+  int i_pos_ = -1, i_type_ = -1;
+  const float* pos_ = nullptr;   // (max_position, C) training layout
+  const float* type_ = nullptr;  // (type_vocab, C)
   int64_t C_ = 0, NH_ = 0, HS_ = 0, I_ = 0;
   int i_word_ = -1, i_postype_ = -1, i_ln_w_ = -1, i_ln_b_ = -1;
   std::vector<std::vector<int>> i_layers_;

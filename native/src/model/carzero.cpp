@@ -140,7 +140,7 @@ void CarzeroModel::embed_images_into(const Tensor& pixels, const ImageEmbeddings
   for (int64_t b0 = 0; b0 < B; b0 += chunk) {
     const int64_t nb = std::min(chunk, B - b0);
     VitActs acts;
-    ws_.run_plan(*ctx_, [&](Bump& m) { acts = vit_.plan(m, nb, false); });
+    ws_.run_plan(*ctx_, [&](Bump& m) { acts = vit_.plan(m, nb, false, Cin); });
     vit_.forward(r, acts, pixels.ptr<float>() + b0 * img, Cin, out.global.ptr<float>() + b0 * C,
                  out.local.ptr<float>() + b0 * P * C);
   }

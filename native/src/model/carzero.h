@@ -48,6 +48,21 @@ struct ScoreResult {
   Tensor attention;  // (B, Q, P) when asked for, else undefined
 };
 
+// One training step's inputs (docs/TRAINING.md): N (image, sentence) pairs.
+struct StepInputs {
+  Tensor pixels;  // (N, 3 or 1, H, W) f32
+  Tensor ids;     // (N, L) i32
+  Tensor mask;    // (N, L) u8
+  Tensor kinds;   // (N, L) u8
+  float loss_scale = 1.0f;
+  bool dropout = true;
+  uint64_t step = 0;
+  Tensor i2t_out, t2i_out;  // optional (N, N) f32 outputs: I and T
+};
+struct StepResult {
+  double loss = 0, i2t_loss = 0, t2i_loss = 0;  // loss = ce(I) + ce(T)
+};
+
 class CarzeroModel {
  public:
   // Reads <dir>/config.json and mmaps <dir>/model.safetensors; validates every tensor.
@@ -92,6 +107,24 @@ class CarzeroModel {
   // Frees the activation workspace (it is re-created on the next call).
   void release_workspace();
 
+  // ---- training (train.cpp, docs/TRAINING.md) ------------------------------------------------
+  // Switches to the training layout: every checkpoint parameter copied into a writable arena
+  // (no derived tensors), a zeroed f32 gradient arena mirroring it, dropout seeded with `seed`.
+  // fp32 only. Calling it again only re-seeds.
+  void enable_training(uint64_t seed);
+  bool training() const { return training_; }
+  void zero_grad();
+  // -1 leaves a flag unchanged. Frozen encoders get no gradients and keep no activations.
+  void freeze(int vision, int text);
+  bool vision_frozen() const { return frozen_vision_; }
+  bool text_frozen() const { return frozen_text_; }
+  // Forward and backward of the loss; parameter gradients ACCUMULATE (x loss_scale).
+  StepResult forward_backward(const StepInputs& in);
+  // The trainable (not frozen) parameters and their gradients, by checkpoint name, as tensors
+  // viewing the arenas.
+  std::vector<std::pair<std::string, Tensor>> parameters() const;
+  std::vector<std::pair<std::string, Tensor>> gradients() const;
+
  private:
   CarzeroModel() = default;
   Runner runner() const;
@@ -104,8 +137,11 @@ class CarzeroModel {
   VisionTransformer vit_;
   BertEncoder bert_;
   AlignHead head_;
+  bool trainable(const std::string& name) const;
   Workspace ws_;
   std::mutex mu_;
+  bool training_ = false, frozen_vision_ = false, frozen_text_ = false;
+  uint64_t seed_ = 0;
 };
 
 }  // namespace carzero::model

@@ -114,6 +114,60 @@ void aggregate_words(Context& ctx, const float* hsum_d, int64_t Lh, const uint8_
   sd.commit();
 }
 
+void aggregate_words_backward(Context& ctx, const float* dwords_d, const float* dsentence_d,
+                              int64_t Lh, const uint8_t* kinds, float* dhsum_d, int64_t Q,
+                              int64_t L, int64_t C) {
+  CZ_REQUIRE(Lh <= L, CZ_ERR_INTERNAL, "aggregate_words_backward: Lh %lld > L %lld",
+             (long long)Lh, (long long)L);
+  Staged wd(ctx, dwords_d, static_cast<size_t>(Q * L * C) * 4, true);
+  Staged sd(ctx, dsentence_d, static_cast<size_t>(Q * C) * 4, true);
+  Staged hs(ctx, dhsum_d, static_cast<size_t>(Q * Lh * C) * 4, false);
+  const float* dwords = wd.get<float>();
+  const float* dsent = sd.get<float>();
+  float* dhsum = hs.get<float>();
+  const float inv = 1.0f / static_cast<float>(L);
+  ctx.exec().pool->parallel_for(Q, 1, [&](int64_t q0, int64_t q1) {
+    std::vector<int64_t> entry(static_cast<size_t>(Lh));
+    for (int64_t q = q0; q < q1; ++q) {
+      const uint8_t* k = kinds + q * L;
+      // The forward's walk: the entry each token was summed into (-1: none).
+      int64_t n = 0, bank = 0;
+      int64_t t = 0;
+      for (; t < Lh; ++t) entry[t] = -1;
+      for (t = 0; t < Lh; ++t) {
+        if (k[t] == 2) {
+          if (bank) ++n;
+          bank = 0;
+          if (n < L) entry[t] = n++;
+          break;
+        }
+        if (k[t] == 3) break;
+        if (k[t] == 0 && bank) {
+          ++n;
+          bank = 0;
+        }
+        entry[t] = n;
+        ++bank;
+      }
+      // Entries j < n count in the sentence mean (an unflushed bank does not).
+      const float* ds = dsent + q * C;
+      float* dh = dhsum + q * Lh * C;
+      for (t = 0; t < Lh; ++t) {
+        float* o = dh + t * C;
+        const int64_t e = entry[t];
+        if (e < 0) {
+          for (int64_t c = 0; c < C; ++c) o[c] = 0.0f;
+          continue;
+        }
+        const float* w = dwords + (q * L + e) * C;
+        const float sw = e < n ? inv : 0.0f;
+        for (int64_t c = 0; c < C; ++c) o[c] = w[c] + sw * ds[c];
+      }
+    }
+  });
+  hs.commit();
+}
+
 void accumulate_attention(Context& ctx, const float* probs_d, float* avg_d, int64_t Nm,
                           int64_t NH, int64_t Nq, int64_t S, float scale, bool first) {
   const int64_t R = S - 1;

@@ -16,6 +16,12 @@ namespace carzero::model {
 // sentence (Q, C) = sum over all L entries / L.
 void aggregate_words(Context& ctx, const float* hsum, int64_t Lh, const uint8_t* kinds_host,
                      float* words, float* sentence, int64_t Q, int64_t L, int64_t C);
+// Backward of aggregate_words: dhsum (Q, Lh, C) (=) from dwords (Q, L, C) and dsentence (Q, C):
+// each token of a word's bank (and the [SEP] token) receives its entry's gradient plus
+// dsentence / L when the entry counts in the sentence mean; other positions receive 0.
+void aggregate_words_backward(Context& ctx, const float* dwords, const float* dsentence,
+                              int64_t Lh, const uint8_t* kinds_host, float* dhsum, int64_t Q,
+                              int64_t L, int64_t C);
 // Throws naming 'kinds' for values > 3 or a text not starting with kind 0.
 void validate_kinds(const uint8_t* kinds_host, int64_t Q, int64_t L);
 

@@ -9,6 +9,7 @@
 // offsets; host-side loops go through glue.h, which stages device data through the host).
 #pragma once
 #include <cstdint>
+#include <cstring>
 #include <memory>
 
 #include "core/context.h"
@@ -105,10 +106,10 @@ struct Runner {
   const OpTable& ops() const { return ctx.ops(); }
   Exec& ex() const { return ctx.exec(); }
 
-  // y (rows, out) = act(x (rows, in) @ W^T + b) + beta * y. Row strides ldx/ldy (0 = dense).
-  // preact (rows, out), when non-null and act != None, receives the pre-activation.
-  void linear(const Lin& l, const float* x, int64_t rows, float* y, Act act = Act::None,
-              float beta = 0.0f, float* preact = nullptr, int64_t ldx = 0, int64_t ldy = 0) const {
+  // The GEMM arguments of linear() (below).
+  GemmArgs linear_args(const Lin& l, const float* x, int64_t rows, float* y, Act act = Act::None,
+                       float beta = 0.0f, float* preact = nullptr, int64_t ldx = 0,
+                       int64_t ldy = 0) const {
     GemmArgs g;
     g.a_type = DType::F32;
     g.b_type = l.wt;
@@ -127,7 +128,40 @@ struct Runner {
     g.bias = l.b;
     g.act = act;
     g.preact = act != Act::None ? preact : nullptr;
-    ops().gemm(ex(), g);
+    return g;
+  }
+  // y (rows, out) = act(x (rows, in) @ W^T + b) + beta * y. Row strides ldx/ldy (0 = dense).
+  // preact (rows, out), when non-null and act != None, receives the pre-activation.
+  void linear(const Lin& l, const float* x, int64_t rows, float* y, Act act = Act::None,
+              float beta = 0.0f, float* preact = nullptr, int64_t ldx = 0, int64_t ldy = 0) const {
+    ops().gemm(ex(), linear_args(l, x, rows, y, act, beta, preact, ldx, ldy));
+  }
+  // Backward of linear() given dy (rows, out) = dL/d(its output, post-activation): dx (rows, in)
+  // written, dw (out, in) and db (out) accumulated; any may be null. act/preact as in the forward
+  // (preact required when act != None). F32 weights only (the training precision).
+  void linear_backward(const Lin& l, const float* x, int64_t rows, const float* dy, float* dx,
+                       float* dw, float* db, Act act = Act::None,
+                       const float* preact = nullptr) const {
+    if (rows == 0) return;
+    // c is not read by the backward; it names dy's layout (the forward's output layout).
+    GemmArgs g = linear_args(l, x, rows, const_cast<float*>(dy), act, 0.0f,
+                             const_cast<float*>(preact));
+    g.compute = DType::F32;
+    ops().gemm_backward(ex(), g, dy, dx, dw, db);
+  }
+  // acc += d (n elements).
+  void accumulate(float* acc, const float* d, int64_t n) const {
+    if (n) ops().add_forward(ex(), acc, acc, d, n);
+  }
+  // Zero-fills n floats of device memory.
+  void zero(float* p, int64_t n) const {
+    if (n <= 0) return;
+    if (ctx.device() == DeviceType::CPU) std::memset(p, 0, static_cast<size_t>(n) * 4);
+    else ctx.backend()->zero(p, static_cast<size_t>(n) * 4);
+  }
+  void layernorm_backward(const LN& n, const float* dy, const float* x, const float* mean,
+                          const float* rstd, int64_t rows, float* dx, float* dw, float* db) const {
+    if (rows) ops().layernorm_backward(ex(), dx, dw, db, dy, x, n.w, mean, rstd, rows, n.C);
   }
   void layernorm(const LN& n, const float* x, float* y, int64_t rows, float* mean = nullptr,
                  float* rstd = nullptr) const {
@@ -138,6 +172,30 @@ struct Runner {
   }
   void add(float* out, const float* a, const float* b, int64_t n) const {
     if (n) ops().add_forward(ex(), out, a, b, n);
+  }
+};
+
+// Training-mode dropout (inverted, counter-based: ops.h dropout_*). The mask of a site is a pure
+// function of (seed, offset), so the backward regenerates it. Each site of the model has its own
+// offset range: site(module, layer, index) << 36 (2^36 elements per site). Off: every call is a
+// no-op (eval-mode numerics).
+struct Dropout {
+  bool on = false;
+  float p = 0.1f;
+  uint64_t seed = 0;
+  enum Module : uint64_t { Vision = 1, Text = 2, HeadI2T = 3, HeadT2I = 4 };
+  static uint64_t site(uint64_t module, uint64_t layer, uint64_t index) {
+    return ((module * 1024 + layer) * 32 + index) << 36;
+  }
+  // x = dropout(x) in place.
+  void forward(const Runner& r, float* x, int64_t n, uint64_t off) const {
+    if (on && n) r.ops().dropout_forward(r.ex(), x, x, n, p, seed, off);
+  }
+  // dx = dropout'(dy) (may alias).
+  void backward(const Runner& r, float* dx, const float* dy, int64_t n, uint64_t off) const {
+    if (!n) return;
+    if (on) r.ops().dropout_backward(r.ex(), dx, dy, n, p, seed, off);
+    else if (dx != dy) r.copy(dx, dy, n);
   }
 };
 

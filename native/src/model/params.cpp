@@ -33,7 +33,8 @@ static const TensorView& checked(const TensorSource& src, const std::string& nam
   return *v;
 }
 
-int ParamStore::declare(const std::string& name, const std::vector<int64_t>& shape, DType dtype) {
+int ParamStore::declare(const std::string& name, const std::vector<int64_t>& shape, DType dtype,
+                        bool packed) {
   CZ_REQUIRE(!index_.count(name), CZ_ERR_INTERNAL, "parameter '%s' declared twice", name.c_str());
   CZ_REQUIRE(dtype == DType::F32 || dtype == DType::BF16, CZ_ERR_INTERNAL,
              "parameter '%s': storage dtype must be F32 or BF16", name.c_str());
@@ -44,6 +45,7 @@ int ParamStore::declare(const std::string& name, const std::vector<int64_t>& sha
   p.dtype = dtype;
   p.numel = checked_numel(shape, name.c_str());
   p.src = &v;
+  p.packed = packed && !params_.empty() && params_.back().dtype == dtype;
   params_.push_back(std::move(p));
   index_[name] = static_cast<int>(params_.size() - 1);
   return static_cast<int>(params_.size() - 1);
@@ -78,14 +80,14 @@ std::vector<float> ParamStore::read_f32(const std::string& name,
   return out;
 }
 
-void ParamStore::materialise() {
+void ParamStore::materialise(bool allow_zero_copy) {
   const bool cpu = ctx_->device() == DeviceType::CPU;
   size_t total = 0;
   for (Param& p : params_) {
-    p.zero_copy = cpu && p.src && p.src->dtype == DType::F32 && p.dtype == DType::F32 &&
+    p.zero_copy = allow_zero_copy && !p.packed && cpu && p.src && p.src->dtype == DType::F32 && p.dtype == DType::F32 &&
                   reinterpret_cast<uintptr_t>(p.src->data) % 4 == 0;
     if (p.zero_copy) continue;
-    total = align_up(total, 64);
+    if (!p.packed) total = align_up(total, 64);
     p.offset = total;
     total += static_cast<size_t>(p.numel) * dtype_size(p.dtype);
   }
@@ -144,7 +146,7 @@ void ParamStore::allocate_grads() {
   size_t total = 0;
   grad_offsets_.clear();
   for (const Param& p : params_) {
-    total = align_up(total, 64);
+    if (!p.packed) total = align_up(total, 64);
     grad_offsets_.push_back(total);
     total += static_cast<size_t>(p.numel) * 4;
   }
@@ -155,6 +157,18 @@ float* ParamStore::grad(int i) const {
   CZ_REQUIRE(grads_.defined(), CZ_ERR_INTERNAL, "gradients were not allocated");
   return reinterpret_cast<float*>(static_cast<char*>(grads_.data()) +
                                   grad_offsets_.at(static_cast<size_t>(i)));
+}
+
+Tensor ParamStore::param_tensor(int i) const {
+  const Param& p = param(i);
+  CZ_REQUIRE(!p.zero_copy, CZ_ERR_INTERNAL, "parameter '%s' is a zero-copy view", p.name.c_str());
+  return Tensor::wrap(arena_.storage(), p.offset, p.dtype, p.shape);
+}
+
+Tensor ParamStore::grad_tensor(int i) const {
+  CZ_REQUIRE(grads_.defined(), CZ_ERR_INTERNAL, "gradients were not allocated");
+  return Tensor::wrap(grads_.storage(), grad_offsets_.at(static_cast<size_t>(i)), DType::F32,
+                      param(i).shape);
 }
 
 void ParamStore::zero_grads() {

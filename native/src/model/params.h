@@ -33,6 +33,8 @@ struct Param {
   std::vector<float> derived;
   size_t offset = 0;            // in the arena (when not zero-copy)
   bool zero_copy = false;
+  bool packed = false;          // placed right after the previous parameter (no alignment gap), in
+                                // both arenas, so consecutive parameters form one matrix
 };
 
 class ParamStore {
@@ -43,14 +45,16 @@ class ParamStore {
   // Declares checkpoint tensor `name` with the expected shape, stored as `dtype`. Throws
   // Error(CZ_ERR_FORMAT) naming the tensor, the expected and actual shape and the file when it
   // is missing, mis-shaped or of a non-float dtype. Returns its index.
-  int declare(const std::string& name, const std::vector<int64_t>& shape, DType dtype);
+  int declare(const std::string& name, const std::vector<int64_t>& shape, DType dtype,
+              bool packed = false);
   // A tensor computed at load time from others (host f32 values), stored as `dtype`.
   int declare_derived(const std::string& name, const std::vector<int64_t>& shape, DType dtype,
                       std::vector<float> values);
   // Host f32 copy of a source tensor (checked like declare()); for deriving tensors.
   std::vector<float> read_f32(const std::string& name, const std::vector<int64_t>& shape) const;
-  // Allocates the arena and converts/uploads every declared tensor.
-  void materialise();
+  // Allocates the arena and converts/uploads every declared tensor. zero_copy = false copies
+  // every tensor into the (writable) arena: training updates the parameters in place.
+  void materialise(bool zero_copy = true);
 
   const Param& param(int i) const { return params_.at(static_cast<size_t>(i)); }
   const float* f32(int i) const;  // throws unless stored f32
@@ -65,8 +69,13 @@ class ParamStore {
   bool has_grads() const { return grads_.defined(); }
   float* grad(int i) const;
   void zero_grads();
+  // Tensors viewing param(i) / grad(i) in the arenas (sharing their storage, so they stay valid
+  // after the store is gone). param_tensor throws for zero-copy parameters.
+  Tensor param_tensor(int i) const;
+  Tensor grad_tensor(int i) const;
 
   const std::string& where() const { return src_->where(); }
+  const std::shared_ptr<const TensorSource>& source() const { return src_; }
 
  private:
   std::shared_ptr<Context> ctx_;

@@ -9,8 +9,10 @@ namespace {
 const std::string kP = "img_encoder.model.";
 }
 
-void VisionTransformer::declare(ParamStore& ps, const VisionConfig& cfg, DType wt) {
+void VisionTransformer::declare(ParamStore& ps, const VisionConfig& cfg, DType wt, bool training) {
   cfg_ = cfg;
+  training_ = training;
+  i_patch_w1_ = i_cls_pos_ = i_cls_ = -1;
   wt_ = wt;
   C_ = cfg.width;
   P_ = cfg.patches();
@@ -22,9 +24,10 @@ void VisionTransformer::declare(ParamStore& ps, const VisionConfig& cfg, DType w
   i_patch_w_ = ps.declare(kP + "patch_embed.proj.weight", {C, Cin, ps_, ps_}, DType::F32);
   i_patch_b_ = ps.declare(kP + "patch_embed.proj.bias", {C}, DType::F32);
   i_pos_ = ps.declare(kP + "pos_embed", {1, T_, C}, DType::F32);
+  if (training) i_cls_ = ps.declare(kP + "cls_token", {1, 1, C}, DType::F32);
   // Derived (spec 1.3: the three input channels are identical, so a grey image can use the
   // kernel summed over channels: same result, a third of the work).
-  {
+  if (!training) {
     std::vector<float> w = ps.read_f32(kP + "patch_embed.proj.weight", {C, Cin, ps_, ps_});
     std::vector<float> w1(static_cast<size_t>(C * ps_ * ps_), 0.0f);
     for (int64_t o = 0; o < C; ++o)
@@ -63,10 +66,11 @@ void VisionTransformer::declare(ParamStore& ps, const VisionConfig& cfg, DType w
 void VisionTransformer::bind(const ParamStore& ps) {
   const float eps = static_cast<float>(cfg_.eps);
   patch_w_ = ps.f32(i_patch_w_);
-  patch_w1_ = ps.f32(i_patch_w1_);
+  patch_w1_ = i_patch_w1_ >= 0 ? ps.f32(i_patch_w1_) : nullptr;
   patch_b_ = ps.f32(i_patch_b_);
   pos_ = ps.f32(i_pos_);
-  cls_pos_ = ps.f32(i_cls_pos_);
+  cls_pos_ = i_cls_pos_ >= 0 ? ps.f32(i_cls_pos_) : nullptr;
+  cls_ = i_cls_ >= 0 ? ps.f32(i_cls_) : nullptr;
   norm_ = LN{ps.f32(i_norm_w_), ps.f32(i_norm_b_), C_, eps};
   auto lin = [&](int w, int b, int64_t out, int64_t in) {
     return Lin{ps.ptr(w), ps.param(w).dtype, ps.f32(b), out, in};
@@ -84,11 +88,12 @@ void VisionTransformer::bind(const ParamStore& ps) {
   }
 }
 
-VitActs VisionTransformer::plan(Bump& m, int64_t B, bool keep) const {
+VitActs VisionTransformer::plan(Bump& m, int64_t B, bool keep, int64_t Cin) const {
   VitActs a;
   a.B = B;
   a.keep = keep;
   const int64_t BT = B * T_;
+  if (!patch_w1_ && Cin == 1) a.pix3 = m.take(B * cfg_.in_chans * cfg_.image_size * cfg_.image_size);
   a.patches = m.take(B * P_ * C_);
   a.blocks.resize(blocks_.size());
   float* x = m.take(BT * C_);
@@ -125,17 +130,48 @@ VitActs VisionTransformer::plan(Bump& m, int64_t B, bool keep) const {
   return a;
 }
 
+AttnArgs VisionTransformer::attn_args(const VitBlockActs& s, int64_t B, float scale) const {
+  const int64_t C = C_, T = T_;
+  AttnArgs at;
+  at.B = B;
+  at.NH = NH_;
+  at.Tq = T;
+  at.Tk = T;
+  at.HS = HS_;
+  at.q = s.qkv;
+  at.k = s.qkv + C;
+  at.v = s.qkv + 2 * C;
+  at.ldq = at.ldk = at.ldv = 3 * C;  // read q, k, v straight from the packed buffer
+  at.q_bs = at.k_bs = at.v_bs = T * 3 * C;
+  at.out = s.att;
+  at.ldo = C;
+  at.o_bs = T * C;
+  at.scale = scale;
+  at.lse = s.att_lse;
+  return at;
+}
+
 void VisionTransformer::forward(const Runner& r, const VitActs& a, const float* pixels, int64_t Cin,
                                 float* global, float* local) const {
   const int64_t B = a.B, C = C_, P = P_, T = T_, BT = B * T;
   CZ_ARG(Cin == cfg_.in_chans || Cin == 1, "pixels: %lld channels (expected %lld or 1)",
          static_cast<long long>(Cin), static_cast<long long>(cfg_.in_chans));
   // Patch embedding (B, P, C), then x[b] = [cls + pos[0]; patches[b] + pos[1:]].
+  const int64_t HW = cfg_.image_size * cfg_.image_size;
+  if (Cin == 1 && !patch_w1_) {  // training layout: the grey plane repeated over 3 channels
+    CZ_REQUIRE(a.pix3 != nullptr, CZ_ERR_INTERNAL, "vit: grey input planned for 3 channels");
+    const int64_t K = cfg_.in_chans;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t c = 0; c < K; ++c) r.copy(a.pix3 + (b * K + c) * HW, pixels + b * HW, HW);
+    pixels = a.pix3;
+    Cin = K;
+  }
   r.ops().patch_embed_forward(r.ex(), a.patches, pixels, Cin == 1 ? patch_w1_ : patch_w_, patch_b_,
                               B, Cin, cfg_.image_size, cfg_.image_size, C, cfg_.patch_size);
   float* x0 = a.blocks[0].x_in;
   for (int64_t b = 0; b < B; ++b) {
-    r.copy(x0 + b * T * C, cls_pos_, C);
+    if (cls_pos_) r.copy(x0 + b * T * C, cls_pos_, C);
+    else r.add(x0 + b * T * C, cls_, pos_, C);
     r.add(x0 + b * T * C + C, a.patches + b * P * C, pos_ + C, P * C);
   }
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS_));
@@ -145,23 +181,7 @@ void VisionTransformer::forward(const Runner& r, const VitActs& a, const float* 
     // x_mid = x_in + proj(attn(LN1(x_in)))
     r.layernorm(k.norm1, s.x_in, s.ln1, BT, s.ln1_mean, s.ln1_rstd);
     r.linear(k.qkv, s.ln1, BT, s.qkv);
-    AttnArgs at;
-    at.B = B;
-    at.NH = NH_;
-    at.Tq = T;
-    at.Tk = T;
-    at.HS = HS_;
-    at.q = s.qkv;
-    at.k = s.qkv + C;
-    at.v = s.qkv + 2 * C;
-    at.ldq = at.ldk = at.ldv = 3 * C;  // read q, k, v straight from the packed buffer
-    at.q_bs = at.k_bs = at.v_bs = T * 3 * C;
-    at.out = s.att;
-    at.ldo = C;
-    at.o_bs = T * C;
-    at.scale = scale;
-    at.lse = s.att_lse;
-    r.ops().attention_forward(r.ex(), at);
+    r.ops().attention_forward(r.ex(), attn_args(s, B, scale));
     if (s.x_mid != s.x_in) r.copy(s.x_mid, s.x_in, BT * C);
     r.linear(k.proj, s.att, BT, s.x_mid, Act::None, 1.0f);
     // x_out = x_mid + fc2(GELU(fc1(LN2(x_mid))))
@@ -178,6 +198,71 @@ void VisionTransformer::forward(const Runner& r, const VitActs& a, const float* 
     r.layernorm(norm_, xf + b * T * C, global + b * C, 1, mean, rstd);
     r.layernorm(norm_, xf + b * T * C + C, local + b * P * C, P, mean ? mean + 1 : nullptr,
                 rstd ? rstd + 1 : nullptr);
+  }
+}
+
+VitGrads VisionTransformer::plan_backward(Bump& m, int64_t B) const {
+  const int64_t BT = B * T_;
+  VitGrads g;
+  g.dx = m.take(BT * C_);
+  g.dt = m.take(BT * C_);
+  g.dt2 = m.take(BT * C_);
+  g.dqkv = m.take(BT * 3 * C_);
+  g.dh = m.take(BT * F_);
+  return g;
+}
+
+void VisionTransformer::backward(const Runner& r, const VitActs& a, const VitGrads& g,
+                                 const ParamStore& ps, const float* pixels, int64_t Cin,
+                                 const float* dglobal, const float* dlocal) const {
+  CZ_REQUIRE(a.keep && training_, CZ_ERR_INTERNAL, "vit backward needs kept activations");
+  const int64_t B = a.B, C = C_, P = P_, T = T_, BT = B * T;
+  auto G = [&](int i) { return ps.grad(i); };
+  // Final LayerNorm: token 0 <- dglobal, tokens 1..P <- dlocal.
+  const float* xf = a.blocks.back().x_out;
+  for (int64_t b = 0; b < B; ++b) {
+    r.layernorm_backward(norm_, dglobal + b * C, xf + b * T * C, a.norm_mean + b * T,
+                         a.norm_rstd + b * T, 1, g.dx + b * T * C, G(i_norm_w_), G(i_norm_b_));
+    r.layernorm_backward(norm_, dlocal + b * P * C, xf + b * T * C + C, a.norm_mean + b * T + 1,
+                         a.norm_rstd + b * T + 1, P, g.dx + b * T * C + C, G(i_norm_w_),
+                         G(i_norm_b_));
+  }
+  const float scale = 1.0f / std::sqrt(static_cast<float>(HS_));
+  for (size_t l = blocks_.size(); l-- > 0;) {
+    const Block& k = blocks_[l];
+    const VitBlockActs& s = a.blocks[l];
+    const std::vector<int>& ix = i_blocks_[l];
+    // x_out = x_mid + fc2(GELU(fc1(LN2(x_mid)))); g.dx = d x_out.
+    r.linear_backward(k.fc2, s.h, BT, g.dx, g.dh, G(ix[10]), G(ix[11]));
+    r.linear_backward(k.fc1, s.ln2, BT, g.dh, g.dt, G(ix[8]), G(ix[9]), Act::Gelu, s.fc1_pre);
+    r.layernorm_backward(k.norm2, g.dt, s.x_mid, s.ln2_mean, s.ln2_rstd, BT, g.dt2, G(ix[6]),
+                         G(ix[7]));
+    r.accumulate(g.dx, g.dt2, BT * C);  // d x_mid
+    // x_mid = x_in + proj(attn(LN1(x_in))).
+    r.linear_backward(k.proj, s.att, BT, g.dx, g.dt, G(ix[4]), G(ix[5]));
+    r.zero(g.dqkv, BT * 3 * C);
+    AttnGrads ag;
+    ag.dout = g.dt;
+    ag.dq = g.dqkv;
+    ag.dk = g.dqkv + C;
+    ag.dv = g.dqkv + 2 * C;
+    r.ops().attention_backward(r.ex(), attn_args(s, B, scale), ag);
+    r.linear_backward(k.qkv, s.ln1, BT, g.dqkv, g.dt, G(ix[2]), G(ix[3]));
+    r.layernorm_backward(k.norm1, g.dt, s.x_in, s.ln1_mean, s.ln1_rstd, BT, g.dt2, G(ix[0]),
+                         G(ix[1]));
+    r.accumulate(g.dx, g.dt2, BT * C);  // d x_in
+  }
+  // x[b] = [cls + pos[0]; patches[b] + pos[1:]].
+  const int64_t HW = cfg_.image_size * cfg_.image_size;
+  const float* img = pixels;
+  if (Cin == 1) img = a.pix3;
+  for (int64_t b = 0; b < B; ++b) {
+    r.accumulate(G(i_pos_), g.dx + b * T * C, T * C);
+    r.accumulate(G(i_cls_), g.dx + b * T * C, C);
+    r.ops().patch_embed_backward(r.ex(), nullptr, G(i_patch_w_), G(i_patch_b_),
+                                 g.dx + b * T * C + C, img + b * cfg_.in_chans * HW, patch_w_, 1,
+                                 cfg_.in_chans,
+                                 cfg_.image_size, cfg_.image_size, C, cfg_.patch_size);
   }
 }
 

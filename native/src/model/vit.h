@@ -34,22 +34,41 @@ struct VitBlockActs {
 struct VitActs {
   int64_t B = 0;
   bool keep = false;
+  float* pix3 = nullptr;     // (B, 3, H, W) grey input repeated over 3 channels (training layout)
   float* patches = nullptr;  // (B, P, C)
   std::vector<VitBlockActs> blocks;
   float* norm_mean = nullptr;  // (B*T) * final LayerNorm statistics
   float* norm_rstd = nullptr;  // *
 };
 
+// Scratch gradients of the backward pass (activation gradients; parameter gradients live in the
+// ParamStore's gradient arena).
+struct VitGrads {
+  float* dx = nullptr;    // (B, T, C) residual stream
+  float* dt = nullptr;    // (B, T, C)
+  float* dt2 = nullptr;   // (B, T, C)
+  float* dqkv = nullptr;  // (B, T, 3C)
+  float* dh = nullptr;    // (B, T, F)
+};
+
 class VisionTransformer {
  public:
   // Declares every parameter (and the derived ones) in `ps`; wt is the GEMM weight dtype.
-  void declare(ParamStore& ps, const VisionConfig& cfg, DType wt);
+  // training: the checkpoint tensors only (cls_token declared, nothing derived), so the
+  // parameters are exactly the trainable ones and a grey input runs through the 3-channel kernel.
+  void declare(ParamStore& ps, const VisionConfig& cfg, DType wt, bool training = false);
   // Resolves parameter pointers after ps.materialise().
   void bind(const ParamStore& ps);
-  VitActs plan(Bump& bump, int64_t B, bool keep) const;
+  // Cin: the input's channel count (3 or 1).
+  VitActs plan(Bump& bump, int64_t B, bool keep, int64_t Cin = 3) const;
+  VitGrads plan_backward(Bump& bump, int64_t B) const;
   // pixels (B, Cin, H, W) with Cin = 3 or 1 -> global (B, C) = LN(x)[:, 0], local (B, P, C).
   void forward(const Runner& r, const VitActs& a, const float* pixels, int64_t Cin, float* global,
                float* local) const;
+  // Backward of forward() (a planned with keep, in the training layout): accumulates every
+  // parameter gradient into ps's gradient arena, given dglobal (B, C) and dlocal (B, P, C).
+  void backward(const Runner& r, const VitActs& a, const VitGrads& g, const ParamStore& ps,
+                const float* pixels, int64_t Cin, const float* dglobal, const float* dlocal) const;
   const VisionConfig& config() const { return cfg_; }
 
  private:
@@ -57,18 +76,21 @@ class VisionTransformer {
     LN norm1, norm2;
     Lin qkv, proj, fc1, fc2;
   };
+  AttnArgs attn_args(const VitBlockActs& s, int64_t B, float scale) const;
   VisionConfig cfg_;
   DType wt_ = DType::F32;
   int64_t C_ = 0, P_ = 0, T_ = 0, NH_ = 0, HS_ = 0, F_ = 0;
   // Parameter indices, then pointers.
   int i_patch_w_ = -1, i_patch_w1_ = -1, i_patch_b_ = -1, i_pos_ = -1, i_cls_pos_ = -1;
-  int i_norm_w_ = -1, i_norm_b_ = -1;
+  int i_norm_w_ = -1, i_norm_b_ = -1, i_cls_ = -1;
+  bool training_ = false;
   std::vector<std::vector<int>> i_blocks_;
   const float* patch_w_ = nullptr;   // (C, 3, ps, ps)
   const float* patch_w1_ = nullptr;  // (C, 1, ps, ps): summed over input channels
   const float* patch_b_ = nullptr;   // (C)
   const float* pos_ = nullptr;       // (T, C)
-  const float* cls_pos_ = nullptr;   // (C) = cls_token + pos_embed[0]
+  const float* cls_pos_ = nullptr;   // (C) = cls_token + pos_embed[0] (inference layout)
+  const float* cls_ = nullptr;       // (C) cls_token (training layout)
   LN norm_;
   std::vector<Block> blocks_;
 };

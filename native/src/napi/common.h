@@ -62,6 +62,9 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   // The tensor and its context, or a thrown TypeError naming `what` when disposed.
   const Tensor& live(Napi::Env env, const std::string& what) const;
   std::shared_ptr<Context> context() const { return ctx_; }
+  // Makes this (freshly constructed) wrapper hold `t`, a view of memory owned elsewhere (not
+  // counted as external memory).
+  void adopt(Tensor t);
 
  private:
   Napi::Value Dispose(const Napi::CallbackInfo& info);

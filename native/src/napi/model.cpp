@@ -5,6 +5,12 @@
 //   model.embedTexts(ids, mask, kinds) -> Promise<{ sentence, words }>
 //   model.score(imgGlobal, imgLocal, sentence, words, { attention }) -> Promise<{ i2t, t2i, score,
 //                                                                        attention? }>
+//   model.enableTraining({ seed }) (sync; fp32 models only), model.zeroGrad(),
+//   model.freeze({ vision?, text? }),
+//   model.forwardBackward({ pixels, ids, mask, kinds, lossScale = 1, dropout = true, step = 0,
+//                           matrices = false }) -> Promise<{ loss, i2t_loss, t2i_loss, i2t?, t2i? }>
+//   model.parameters() / model.gradients() -> [{ name, tensor }] (Tensors viewing the arenas; they
+//                           hold the arena's storage, so they outlive the model safely)
 //   model.config (JSON text of the resolved configuration), model.precision, model.disposed,
 //   model.dispose()
 //
@@ -94,6 +100,12 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                         InstanceMethod<&ModelWrap::EmbedTexts>("embedTexts"),
                         InstanceMethod<&ModelWrap::Score>("score"),
                         InstanceMethod<&ModelWrap::Dispose>("dispose"),
+                        InstanceMethod<&ModelWrap::EnableTraining>("enableTraining"),
+                        InstanceMethod<&ModelWrap::ZeroGrad>("zeroGrad"),
+                        InstanceMethod<&ModelWrap::Freeze>("freeze"),
+                        InstanceMethod<&ModelWrap::ForwardBackward>("forwardBackward"),
+                        InstanceMethod<&ModelWrap::Parameters>("parameters"),
+                        InstanceMethod<&ModelWrap::Gradients>("gradients"),
                         InstanceAccessor<&ModelWrap::GetConfig>("config"),
                         InstanceAccessor<&ModelWrap::GetPrecision>("precision"),
                         InstanceAccessor<&ModelWrap::GetDisposed>("disposed")});
@@ -281,6 +293,131 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
           Napi::Object r = Napi::Object::New(env);
           const char* names[] = {"i2t", "t2i", "score", "attention"};
           for (size_t i = 0; i < refs->size(); ++i) r.Set(names[i], (*refs)[i].Value());
+          return r;
+        });
+  }
+
+  // ---- training ------------------------------------------------------------------------------
+
+  static Napi::Object opt_object(Napi::Env env, const Napi::Value& v, const char* what) {
+    if (v.IsUndefined() || v.IsNull()) return Napi::Object::New(env);
+    if (!v.IsObject()) throw Napi::TypeError::New(env, std::string(what) + " must be an object");
+    return v.As<Napi::Object>();
+  }
+  static double opt_number(Napi::Env env, const Napi::Object& o, const char* key, double dflt,
+                           const char* what) {
+    Napi::Value v = o.Get(key);
+    if (v.IsUndefined()) return dflt;
+    if (!v.IsNumber())
+      throw Napi::TypeError::New(env, std::string(what) + ": option '" + key + "' must be a number");
+    return v.As<Napi::Number>().DoubleValue();
+  }
+  static int opt_bool(Napi::Env env, const Napi::Object& o, const char* key, const char* what) {
+    Napi::Value v = o.Get(key);
+    if (v.IsUndefined()) return -1;
+    if (!v.IsBoolean())
+      throw Napi::TypeError::New(env, std::string(what) + ": option '" + key + "' must be a boolean");
+    return v.As<Napi::Boolean>().Value() ? 1 : 0;
+  }
+  static uint64_t opt_count(Napi::Env env, const Napi::Object& o, const char* key,
+                            const char* what) {
+    const double d = opt_number(env, o, key, 0, what);
+    if (!(d >= 0 && d <= 9007199254740991.0 && d == static_cast<double>(static_cast<int64_t>(d))))
+      throw Napi::RangeError::New(env, std::string(what) + ": option '" + key +
+                                           "' must be a non-negative integer");
+    return static_cast<uint64_t>(d);
+  }
+
+  // enableTraining({ seed }) (synchronous: copies the parameters into a writable arena).
+  Napi::Value EnableTraining(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto m = live(env, "Model.enableTraining");
+    Napi::Object o = opt_object(env, info[0], "Model.enableTraining: argument 'options'");
+    const uint64_t seed = opt_count(env, o, "seed", "Model.enableTraining");
+    call_native(env, [&] { m->enable_training(seed); return 0; });
+    return env.Undefined();
+  }
+  Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto m = live(env, "Model.zeroGrad");
+    call_native(env, [&] { m->zero_grad(); return 0; });
+    return env.Undefined();
+  }
+  Napi::Value Freeze(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto m = live(env, "Model.freeze");
+    Napi::Object o = opt_object(env, info[0], "Model.freeze: argument 'options'");
+    const int v = opt_bool(env, o, "vision", "Model.freeze"), t = opt_bool(env, o, "text", "Model.freeze");
+    call_native(env, [&] { m->freeze(v, t); return 0; });
+    return env.Undefined();
+  }
+
+  Napi::Value named_list(Napi::Env env, const std::vector<std::pair<std::string, Tensor>>& list) {
+    Napi::Array a = Napi::Array::New(env, list.size());
+    for (size_t i = 0; i < list.size(); ++i) {
+      Napi::Object t = new_tensor(env, {0}, "Model.parameters");
+      TensorWrap::Unwrap(t)->adopt(list[i].second);
+      Napi::Object e = Napi::Object::New(env);
+      e.Set("name", Napi::String::New(env, list[i].first));
+      e.Set("tensor", t);
+      a.Set(static_cast<uint32_t>(i), e);
+    }
+    return a;
+  }
+  Napi::Value Parameters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto m = live(env, "Model.parameters");
+    auto list = call_native(env, [&] { return m->parameters(); });
+    return named_list(env, list);
+  }
+  Napi::Value Gradients(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto m = live(env, "Model.gradients");
+    auto list = call_native(env, [&] { return m->gradients(); });
+    return named_list(env, list);
+  }
+
+  // forwardBackward({ pixels, ids, mask, kinds, lossScale, dropout, step, matrices })
+  Napi::Value ForwardBackward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const char* what = "Model.forwardBackward";
+    auto m = live(env, what);
+    if (!info[0].IsObject())
+      throw Napi::TypeError::New(env, "Model.forwardBackward: argument 'batch' must be an object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    model::StepInputs in;
+    in.pixels = tensor_arg(env, o.Get("pixels"), "Model.forwardBackward: 'pixels'");
+    in.ids = tensor_arg(env, o.Get("ids"), "Model.forwardBackward: 'ids'");
+    in.mask = tensor_arg(env, o.Get("mask"), "Model.forwardBackward: 'mask'");
+    in.kinds = tensor_arg(env, o.Get("kinds"), "Model.forwardBackward: 'kinds'");
+    in.loss_scale = static_cast<float>(opt_number(env, o, "lossScale", 1.0, what));
+    const int dr = opt_bool(env, o, "dropout", what);
+    in.dropout = dr != 0;
+    in.step = opt_count(env, o, "step", what);
+    const bool matrices = opt_bool(env, o, "matrices", what) == 1;
+    if (in.pixels.ndim() < 1)
+      throw Napi::RangeError::New(env, "Model.forwardBackward: 'pixels' must be (N, 3 or 1, H, W)");
+    auto refs = std::make_shared<std::vector<Napi::ObjectReference>>();
+    if (matrices) {
+      const int64_t N = in.pixels.size(0);
+      Napi::Object a = new_tensor(env, {N, N}, what), b = new_tensor(env, {N, N}, what);
+      in.i2t_out = inner(env, a);
+      in.t2i_out = inner(env, b);
+      refs->push_back(Napi::Persistent(a));
+      refs->push_back(Napi::Persistent(b));
+    }
+    auto res = std::make_shared<model::StepResult>();
+    return queue(
+        env, "carzero:model.forwardBackward", [m, in, res] { *res = m->forward_backward(in); },
+        [refs, res](Napi::Env env) -> Napi::Value {
+          Napi::Object r = Napi::Object::New(env);
+          r.Set("loss", Napi::Number::New(env, res->loss));
+          r.Set("i2t_loss", Napi::Number::New(env, res->i2t_loss));
+          r.Set("t2i_loss", Napi::Number::New(env, res->t2i_loss));
+          if (refs->size() == 2) {
+            r.Set("i2t", (*refs)[0].Value());
+            r.Set("t2i", (*refs)[1].Value());
+          }
           return r;
         });
   }

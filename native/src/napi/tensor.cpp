@@ -145,6 +145,12 @@ TensorWrap::TensorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Tensor
   Napi::MemoryManagement::AdjustExternalMemory(env, external_bytes_);
 }
 
+void TensorWrap::adopt(Tensor t) {
+  if (external_bytes_) Napi::MemoryManagement::AdjustExternalMemory(Env(), -external_bytes_);
+  external_bytes_ = 0;
+  t_ = std::move(t);
+}
+
 TensorWrap::~TensorWrap() {
   if (external_bytes_) Napi::MemoryManagement::AdjustExternalMemory(Env(), -external_bytes_);
 }

@@ -464,6 +464,7 @@ static void test_graphs(const std::shared_ptr<Context>& ctx, const tiny::Dims& d
 }
 
 int fixture_tests(const std::shared_ptr<Context>& ctx, int* checks, int* failures);
+int train_tests(const std::shared_ptr<Context>& ctx, int* checks, int* failures);
 
 int main() {
   std::shared_ptr<Context> ctx(Context::create(DeviceType::CPU, 0, 0).release());
@@ -475,6 +476,7 @@ int main() {
     test_graphs(ctx, d, w, Precision::FP32);
     test_graphs(ctx, d, w, Precision::BF16);
     fixture_tests(ctx, &g_checks, &g_failures);
+    train_tests(ctx, &g_checks, &g_failures);
   } catch (const std::exception& e) {
     std::printf("  FAIL uncaught exception: %s\n", e.what());
     ++g_failures;
