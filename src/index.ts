@@ -35,3 +35,4 @@ export { HfBertFolder } from './weights/hf-bert.js';
 export { cleanText, cleanReportSentences, Tokenizer, vocabToTokenizerJson, loadPrompts, PromptFileError, TokenizerFileError } from './text/index.js';
 export { decodeImage, readImage, resizeArea, preprocess, loadImage, ImageDecodeError, type GrayImage } from './image/index.js';
 export { parseCsv, parseCsvRecords, CsvError } from './data/csv.js';
+export * as data from './data/index.js';

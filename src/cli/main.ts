@@ -21,6 +21,8 @@ commands:
   eval --protocol <name> --labels <file> (--scores <csv> | --model <dir> --images <csv> --prompts <json>)
                    the original evaluation protocols: AUROC, AUPRC (trapezoid), groups, F1,
                    accuracy (\`carzero eval --help\` for all options)
+  prepare --csv <mimic.csv> --root <dir> --out <dir> [--split train] [--shard-size 1024]
+                   pack a split's padded frontal images + report sentences into training shards
 
 options:
   -h, --help       this help
@@ -69,6 +71,7 @@ async function main(argv: string[]): Promise<number> {
     embed: async () => (await import('./embed.js')).embedMain,
     ground: async () => (await import('./ground.js')).groundMain,
     eval: async () => (await import('./eval.js')).evalMain,
+    prepare: async () => (await import('./prepare.js')).prepareMain,
   };
   if (Object.hasOwn(sub, cmd)) {
     const fn = await sub[cmd]();
