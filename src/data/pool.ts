@@ -98,6 +98,11 @@ export class ItemPool {
         this.dispatch();
       });
       worker.on('error', (e) => this.fail(`worker failed: ${errorText(e)}`));
+      // A worker that ends without an 'error' event (killed, out of memory) must not leave tasks
+      // waiting forever: an unref'd dead worker keeps nothing alive, so they would never settle.
+      worker.on('exit', (code) => {
+        if (!this.closed) this.fail(`worker exited unexpectedly (code ${code})`);
+      });
       this.slots.push(slot);
     }
   }
@@ -152,6 +157,14 @@ export class ItemPool {
     this.fail('the item pool is closed');
     const slots = this.slots;
     this.slots = [];
-    await Promise.all(slots.map((s) => s.worker.terminate()));
+    // Idle workers are unref'd, and a terminating worker does not reliably hold the event loop
+    // open (seen here: an otherwise idle process ended with this promise never settled), so a
+    // timer keeps the loop alive until every worker has exited.
+    const keepAlive = setInterval(() => {}, 1000);
+    try {
+      await Promise.all(slots.map((s) => s.worker.terminate()));
+    } finally {
+      clearInterval(keepAlive);
+    }
   }
 }
