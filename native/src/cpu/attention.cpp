@@ -15,6 +15,7 @@
 #include "core/threadpool.h"
 #include "cpu/attention_impl.h"
 #include "cpu/cpu_ops.h"
+#include "ops_check.h"
 
 namespace carzero::cpu {
 
@@ -26,30 +27,6 @@ void attention_backward_range_avx512(const AttnArgs& a, const AttnGrads& g, int6
 
 namespace {
 
-void validate(const char* op, const AttnArgs& a) {
-  require_size(op, "B", a.B);
-  require_size(op, "NH", a.NH);
-  require_size(op, "Tq", a.Tq);
-  require_size(op, "Tk", a.Tk);
-  require_size(op, "HS", a.HS);
-  const int64_t C = a.NH * a.HS;
-  const struct { const char* name; int64_t v; } lds[] = {
-      {"ldq", a.ldq}, {"ldk", a.ldk}, {"ldv", a.ldv}, {"ldo", a.ldo}};
-  for (const auto& l : lds)
-    CZ_ARG(l.v >= C, "%s: %s = %lld is less than NH*HS = %lld", op, l.name,
-           static_cast<long long>(l.v), static_cast<long long>(C));
-  const struct { const char* name; int64_t v; } bss[] = {
-      {"q_bs", a.q_bs}, {"k_bs", a.k_bs}, {"v_bs", a.v_bs}, {"o_bs", a.o_bs},
-      {"mask_bs", a.mask_bs}};
-  for (const auto& s : bss)
-    CZ_ARG(s.v >= 0, "%s: %s = %lld must be >= 0", op, s.name, static_cast<long long>(s.v));
-  CZ_ARG(std::isfinite(a.scale), "%s: scale = %g must be finite", op, a.scale);
-  const bool work = a.B > 0 && a.NH > 0 && a.Tq > 0;
-  require_ptr(op, "q", a.q, work && a.HS > 0);
-  require_ptr(op, "out", a.out, work);
-  require_ptr(op, "k", a.k, work && a.Tk > 0 && a.HS > 0);
-  require_ptr(op, "v", a.v, work && a.Tk > 0 && a.HS > 0);
-}
 
 using FwdFn = void (*)(const AttnArgs&, int64_t, int64_t, int64_t, int64_t);
 using BwdFn = void (*)(const AttnArgs&, const AttnGrads&, int64_t, int64_t, int64_t);
@@ -65,7 +42,7 @@ void backward_range_generic(const AttnArgs& a, const AttnGrads& g, int64_t h, in
 }  // namespace
 
 void attention_forward(Exec& ex, const AttnArgs& a) {
-  validate("attention_forward", a);
+  check_attn_args("attention_forward", a);
   if (a.B == 0 || a.NH == 0 || a.Tq == 0) return;
   const FwdFn fn = cpu_isa() == CpuIsa::Avx512 ? attention_forward_range_avx512
                                                 : forward_range_generic;
@@ -87,7 +64,7 @@ void attention_forward(Exec& ex, const AttnArgs& a) {
 
 void attention_backward(Exec& ex, const AttnArgs& a, const AttnGrads& g) {
   const char* op = "attention_backward";
-  validate(op, a);
+  check_attn_args(op, a);
   if (a.B == 0 || a.NH == 0 || a.Tq == 0 || a.HS == 0) return;
   if (!g.dq && !g.dk && !g.dv) return;
   require_ptr(op, "grads.dout", g.dout, true);

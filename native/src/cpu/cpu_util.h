@@ -6,6 +6,7 @@
 // baseline files and by *_avx512.cpp files compiled with AVX-512 flags, and an inline function
 // with external linkage would let the linker pick the AVX-512 copy for the baseline caller.
 #pragma once
+#include "ops_check.h"
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -17,12 +18,8 @@ namespace carzero::cpu {
 namespace {
 
 // ---- argument checks --------------------------------------------------------------------------
-inline void require_size(const char* op, const char* name, int64_t v) {
-  CZ_ARG(v >= 0, "%s: %s = %lld must be >= 0", op, name, static_cast<long long>(v));
-}
-inline void require_ptr(const char* op, const char* name, const void* p, bool needed) {
-  CZ_ARG(!needed || p != nullptr, "%s: %s is null", op, name);
-}
+using carzero::require_ptr;
+using carzero::require_size;
 
 inline float bits_to_float(uint32_t u) { return __builtin_bit_cast(float, u); }
 inline uint32_t float_to_bits(float f) { return __builtin_bit_cast(uint32_t, f); }

@@ -22,6 +22,7 @@
 #include "core/threadpool.h"
 #include "cpu/cpu_ops.h"
 #include "gemm_grad.h"
+#include "ops_check.h"
 #include "cpu/gemm_internal.h"
 
 namespace carzero::cpu {
@@ -36,42 +37,6 @@ int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // ---- validation ---------------------------------------------------------------------------------
 
-void validate(const GemmArgs& g, const char* who) {
-  CZ_ARG(g.m >= 0, "%s: m (%lld) must be >= 0", who, (long long)g.m);
-  CZ_ARG(g.n >= 0, "%s: n (%lld) must be >= 0", who, (long long)g.n);
-  CZ_ARG(g.k >= 0, "%s: k (%lld) must be >= 0", who, (long long)g.k);
-  CZ_ARG(g.batch >= 0, "%s: batch (%lld) must be >= 0", who, (long long)g.batch);
-  CZ_ARG(g.a_type == DType::F32 || g.a_type == DType::BF16,
-         "%s: a_type %s is not supported (F32 or BF16)", who, dtype_name(g.a_type));
-  CZ_ARG(g.b_type == DType::F32 || g.b_type == DType::BF16,
-         "%s: b_type %s is not supported (F32 or BF16)", who, dtype_name(g.b_type));
-  CZ_ARG(g.compute == DType::F32 || g.compute == DType::BF16,
-         "%s: compute %s is not supported (F32 or BF16)", who, dtype_name(g.compute));
-  CZ_ARG(g.act == Act::None || g.act == Act::Relu || g.act == Act::Gelu,
-         "%s: act (%d) is not a valid activation", who, static_cast<int>(g.act));
-  // Leading dimensions: the stored row length of each operand.
-  const int64_t a_cols = g.trans_a ? g.m : g.k, b_cols = g.trans_b ? g.k : g.n;
-  CZ_ARG(g.lda >= a_cols, "%s: lda (%lld) must be >= %s (%lld)", who, (long long)g.lda,
-         g.trans_a ? "m" : "k", (long long)a_cols);
-  CZ_ARG(g.ldb >= b_cols, "%s: ldb (%lld) must be >= %s (%lld)", who, (long long)g.ldb,
-         g.trans_b ? "k" : "n", (long long)b_cols);
-  CZ_ARG(g.ldc >= g.n, "%s: ldc (%lld) must be >= n (%lld)", who, (long long)g.ldc,
-         (long long)g.n);
-  CZ_ARG(g.stride_a >= 0 && g.stride_b >= 0 && g.stride_c >= 0,
-         "%s: batch strides must be >= 0 (stride_a %lld, stride_b %lld, stride_c %lld)", who,
-         (long long)g.stride_a, (long long)g.stride_b, (long long)g.stride_c);
-  const bool out = g.batch > 0 && g.m > 0 && g.n > 0;  // C has elements
-  const bool reads = out && g.k > 0;                    // A and B are read
-  CZ_ARG(!out || g.c, "%s: c is null with m (%lld) x n (%lld) > 0", who, (long long)g.m,
-         (long long)g.n);
-  CZ_ARG(!reads || g.a, "%s: a is null with m (%lld) x k (%lld) > 0", who, (long long)g.m,
-         (long long)g.k);
-  CZ_ARG(!reads || g.b, "%s: b is null with k (%lld) x n (%lld) > 0", who, (long long)g.k,
-         (long long)g.n);
-  // Batch items writing the same C would race; shared inputs (stride 0) are fine.
-  CZ_ARG(!out || g.batch == 1 || g.stride_c > 0,
-         "%s: stride_c must be > 0 when batch (%lld) > 1", who, (long long)g.batch);
-}
 
 // ---- scratch buffers ----------------------------------------------------------------------------
 
@@ -395,7 +360,7 @@ KernelSet select_kernels(CpuIsa isa, DType compute, bool bf16_dot) {
 }  // namespace
 
 void gemm_with_isa(Exec& ex, const GemmArgs& g, CpuIsa isa) {
-  validate(g, "gemm");
+  check_gemm_args(g, "gemm");
   CZ_REQUIRE(static_cast<int>(isa) <= static_cast<int>(cpu_isa_detected()), CZ_ERR_UNSUPPORTED,
              "gemm: ISA %s is not supported by this CPU (detected %s)", cpu_isa_name(isa),
              cpu_isa_name(cpu_isa_detected()));
@@ -404,7 +369,7 @@ void gemm_with_isa(Exec& ex, const GemmArgs& g, CpuIsa isa) {
 }
 
 void gemm(Exec& ex, const GemmArgs& g) {
-  validate(g, "gemm");
+  check_gemm_args(g, "gemm");
   run_gemm(ex, g, select_kernels(cpu_isa(), g.compute, cpu_has_bf16_dot()));
 }
 
@@ -429,7 +394,7 @@ float act_grad(float x, Act act) {
 
 void gemm_backward(Exec& ex, const GemmArgs& f, const float* dc, float* da, float* db,
                    float* dbias) {
-  validate(f, "gemm_backward");
+  check_gemm_args(f, "gemm_backward");
   CZ_ARG(f.a_type == DType::F32 && f.b_type == DType::F32 && f.compute == DType::F32,
          "gemm_backward: only F32 operands and compute are supported (a_type %s, b_type %s, "
          "compute %s)", dtype_name(f.a_type), dtype_name(f.b_type), dtype_name(f.compute));

@@ -17,19 +17,6 @@ namespace carzero::cpu {
 
 namespace {
 
-void validate(const char* op, int64_t B, int64_t Cin, int64_t H, int64_t W, int64_t OC,
-              int64_t ps) {
-  require_size(op, "B", B);
-  require_size(op, "Cin", Cin);
-  require_size(op, "H", H);
-  require_size(op, "W", W);
-  require_size(op, "OC", OC);
-  CZ_ARG(ps > 0, "%s: ps = %lld must be > 0", op, static_cast<long long>(ps));
-  CZ_ARG(H % ps == 0, "%s: H = %lld is not a multiple of ps = %lld", op,
-         static_cast<long long>(H), static_cast<long long>(ps));
-  CZ_ARG(W % ps == 0, "%s: W = %lld is not a multiple of ps = %lld", op,
-         static_cast<long long>(W), static_cast<long long>(ps));
-}
 
 // Rows per im2col chunk: bounds the scratch to ~ kChunkRows x KK floats (4.8 MB at KK = 768)
 // while keeping GEMMs large enough to run at full speed.
@@ -76,7 +63,7 @@ void patch_embed_forward(Exec& ex, float* out, const float* img, const float* we
                          const float* bias, int64_t B, int64_t Cin, int64_t H, int64_t W,
                          int64_t OC, int64_t ps) {
   const char* op = "patch_embed_forward";
-  validate(op, B, Cin, H, W, OC, ps);
+  check_patch_args(op, B, Cin, H, W, OC, ps);
   const int64_t P = (H / ps) * (W / ps), KK = Cin * ps * ps, R = B * P;
   if (R == 0 || OC == 0) return;
   require_ptr(op, "out", out, true);
@@ -110,7 +97,7 @@ void patch_embed_backward(Exec& ex, float* dimg, float* dweight, float* dbias, c
                           const float* img, const float* weight, int64_t B, int64_t Cin,
                           int64_t H, int64_t W, int64_t OC, int64_t ps) {
   const char* op = "patch_embed_backward";
-  validate(op, B, Cin, H, W, OC, ps);
+  check_patch_args(op, B, Cin, H, W, OC, ps);
   const int64_t P = (H / ps) * (W / ps), KK = Cin * ps * ps, R = B * P;
   if (R == 0) return;
   if (OC == 0) {  // out is empty: dimg is exactly zero, parameters get nothing

@@ -270,28 +270,7 @@ __global__ void __launch_bounds__(kThreads) attention_backward_kernel(BwdParams 
 }
 
 void validate(const char* op, const AttnArgs& a) {
-  require_size(op, "B", a.B);
-  require_size(op, "NH", a.NH);
-  require_size(op, "Tq", a.Tq);
-  require_size(op, "Tk", a.Tk);
-  require_size(op, "HS", a.HS);
-  const int64_t C = a.NH * a.HS;
-  const struct { const char* name; int64_t v; } lds[] = {
-      {"ldq", a.ldq}, {"ldk", a.ldk}, {"ldv", a.ldv}, {"ldo", a.ldo}};
-  for (const auto& l : lds)
-    CZ_ARG(l.v >= C, "%s: %s = %lld is less than NH*HS = %lld", op, l.name,
-           static_cast<long long>(l.v), static_cast<long long>(C));
-  const struct { const char* name; int64_t v; } bss[] = {
-      {"q_bs", a.q_bs}, {"k_bs", a.k_bs}, {"v_bs", a.v_bs}, {"o_bs", a.o_bs},
-      {"mask_bs", a.mask_bs}};
-  for (const auto& s : bss)
-    CZ_ARG(s.v >= 0, "%s: %s = %lld must be >= 0", op, s.name, static_cast<long long>(s.v));
-  CZ_ARG(std::isfinite(a.scale), "%s: scale = %g must be finite", op, a.scale);
-  const bool work = a.B > 0 && a.NH > 0 && a.Tq > 0;
-  require_ptr(op, "q", a.q, work && a.HS > 0);
-  require_ptr(op, "out", a.out, work);
-  require_ptr(op, "k", a.k, work && a.Tk > 0 && a.HS > 0);
-  require_ptr(op, "v", a.v, work && a.Tk > 0 && a.HS > 0);
+  check_attn_args(op, a);
   CZ_REQUIRE(a.B <= 65535 && a.NH <= 65535, CZ_ERR_UNSUPPORTED,
              "%s: B = %lld and NH = %lld must be <= 65535 on CUDA", op, (long long)a.B,
              (long long)a.NH);

@@ -3,6 +3,7 @@
 // naming the failing call, argument checks with the same messages as the CPU backend, and launch
 // helpers. Included by .cu files (nvcc) and by host .cpp files of the backend.
 #pragma once
+#include "ops_check.h"
 #include <cuda_runtime.h>
 
 #include <cstddef>
@@ -77,12 +78,8 @@ class Scratch {
 const void* read_back(CudaState& s, const void* dev, size_t n, const char* what);
 
 // ---- argument checks (messages identical to the CPU backend's) ---------------------------------
-inline void require_size(const char* op, const char* name, int64_t v) {
-  CZ_ARG(v >= 0, "%s: %s = %lld must be >= 0", op, name, static_cast<long long>(v));
-}
-inline void require_ptr(const char* op, const char* name, const void* p, bool needed) {
-  CZ_ARG(!needed || p != nullptr, "%s: %s is null", op, name);
-}
+using carzero::require_ptr;
+using carzero::require_size;
 
 // ---- launch helpers ------------------------------------------------------------------------------
 inline unsigned grid_for(int64_t n, int threads, const CudaState& s) {

@@ -24,6 +24,7 @@
 #include "core/dtype.h"
 #include "cuda/cublas_loader.h"
 #include "gemm_grad.h"
+#include "ops_check.h"
 #include "cuda/cuda_common.h"
 #include "cuda/cuda_ops.h"
 
@@ -34,40 +35,6 @@ namespace {
 constexpr float kInvSqrt2 = 0.70710678118654752440f;
 constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // cuBLAS recommends 32 MiB on Hopper
 
-void validate(const GemmArgs& g, const char* who) {
-  CZ_ARG(g.m >= 0, "%s: m (%lld) must be >= 0", who, (long long)g.m);
-  CZ_ARG(g.n >= 0, "%s: n (%lld) must be >= 0", who, (long long)g.n);
-  CZ_ARG(g.k >= 0, "%s: k (%lld) must be >= 0", who, (long long)g.k);
-  CZ_ARG(g.batch >= 0, "%s: batch (%lld) must be >= 0", who, (long long)g.batch);
-  CZ_ARG(g.a_type == DType::F32 || g.a_type == DType::BF16,
-         "%s: a_type %s is not supported (F32 or BF16)", who, dtype_name(g.a_type));
-  CZ_ARG(g.b_type == DType::F32 || g.b_type == DType::BF16,
-         "%s: b_type %s is not supported (F32 or BF16)", who, dtype_name(g.b_type));
-  CZ_ARG(g.compute == DType::F32 || g.compute == DType::BF16,
-         "%s: compute %s is not supported (F32 or BF16)", who, dtype_name(g.compute));
-  CZ_ARG(g.act == Act::None || g.act == Act::Relu || g.act == Act::Gelu,
-         "%s: act (%d) is not a valid activation", who, static_cast<int>(g.act));
-  const int64_t a_cols = g.trans_a ? g.m : g.k, b_cols = g.trans_b ? g.k : g.n;
-  CZ_ARG(g.lda >= a_cols, "%s: lda (%lld) must be >= %s (%lld)", who, (long long)g.lda,
-         g.trans_a ? "m" : "k", (long long)a_cols);
-  CZ_ARG(g.ldb >= b_cols, "%s: ldb (%lld) must be >= %s (%lld)", who, (long long)g.ldb,
-         g.trans_b ? "k" : "n", (long long)b_cols);
-  CZ_ARG(g.ldc >= g.n, "%s: ldc (%lld) must be >= n (%lld)", who, (long long)g.ldc,
-         (long long)g.n);
-  CZ_ARG(g.stride_a >= 0 && g.stride_b >= 0 && g.stride_c >= 0,
-         "%s: batch strides must be >= 0 (stride_a %lld, stride_b %lld, stride_c %lld)", who,
-         (long long)g.stride_a, (long long)g.stride_b, (long long)g.stride_c);
-  const bool out = g.batch > 0 && g.m > 0 && g.n > 0;
-  const bool reads = out && g.k > 0;
-  CZ_ARG(!out || g.c, "%s: c is null with m (%lld) x n (%lld) > 0", who, (long long)g.m,
-         (long long)g.n);
-  CZ_ARG(!reads || g.a, "%s: a is null with m (%lld) x k (%lld) > 0", who, (long long)g.m,
-         (long long)g.k);
-  CZ_ARG(!reads || g.b, "%s: b is null with k (%lld) x n (%lld) > 0", who, (long long)g.k,
-         (long long)g.n);
-  CZ_ARG(!out || g.batch == 1 || g.stride_c > 0,
-         "%s: stride_c must be > 0 when batch (%lld) > 1", who, (long long)g.batch);
-}
 
 __device__ __forceinline__ float apply_act(float z, int act) {
   if (act == 1) return z > 0.0f ? z : 0.0f;
@@ -309,7 +276,7 @@ Operand prepare(Exec& ex, CudaState& s, std::optional<Scratch>& buf, const void*
 }  // namespace
 
 void gemm(Exec& ex, const GemmArgs& g) {
-  validate(g, "gemm");
+  check_gemm_args(g, "gemm");
   if (g.batch == 0 || g.m == 0 || g.n == 0) return;
   CudaState& s = state(ex);
   const int act = static_cast<int>(g.act);
@@ -369,7 +336,7 @@ void gemm(Exec& ex, const GemmArgs& g) {
 
 void gemm_backward(Exec& ex, const GemmArgs& f, const float* dc, float* da, float* db,
                    float* dbias) {
-  validate(f, "gemm_backward");
+  check_gemm_args(f, "gemm_backward");
   CZ_ARG(f.a_type == DType::F32 && f.b_type == DType::F32 && f.compute == DType::F32,
          "gemm_backward: only F32 operands and compute are supported (a_type %s, b_type %s, "
          "compute %s)", dtype_name(f.a_type), dtype_name(f.b_type), dtype_name(f.compute));

@@ -40,19 +40,6 @@ __global__ void bias_grad_kernel(float* dbias, const float* dout, int64_t R, int
   }
 }
 
-void validate(const char* op, int64_t B, int64_t Cin, int64_t H, int64_t W, int64_t OC,
-              int64_t ps) {
-  require_size(op, "B", B);
-  require_size(op, "Cin", Cin);
-  require_size(op, "H", H);
-  require_size(op, "W", W);
-  require_size(op, "OC", OC);
-  CZ_ARG(ps > 0, "%s: ps = %lld must be > 0", op, static_cast<long long>(ps));
-  CZ_ARG(H % ps == 0, "%s: H = %lld is not a multiple of ps = %lld", op,
-         static_cast<long long>(H), static_cast<long long>(ps));
-  CZ_ARG(W % ps == 0, "%s: W = %lld is not a multiple of ps = %lld", op,
-         static_cast<long long>(W), static_cast<long long>(ps));
-}
 
 }  // namespace
 
@@ -60,7 +47,7 @@ void patch_embed_forward(Exec& ex, float* out, const float* img, const float* we
                          const float* bias, int64_t B, int64_t Cin, int64_t H, int64_t W,
                          int64_t OC, int64_t ps) {
   const char* op = "patch_embed_forward";
-  validate(op, B, Cin, H, W, OC, ps);
+  check_patch_args(op, B, Cin, H, W, OC, ps);
   const int64_t P = (H / ps) * (W / ps), KK = Cin * ps * ps, R = B * P;
   if (R == 0 || OC == 0) return;
   require_ptr(op, "out", out, true);
@@ -91,7 +78,7 @@ void patch_embed_backward(Exec& ex, float* dimg, float* dweight, float* dbias, c
                           const float* img, const float* weight, int64_t B, int64_t Cin,
                           int64_t H, int64_t W, int64_t OC, int64_t ps) {
   const char* op = "patch_embed_backward";
-  validate(op, B, Cin, H, W, OC, ps);
+  check_patch_args(op, B, Cin, H, W, OC, ps);
   const int64_t P = (H / ps) * (W / ps), KK = Cin * ps * ps, R = B * P;
   if (R == 0) return;
   CudaState& s = state(ex);

@@ -1,0 +1,26 @@
+// ops_check.h: argument validation shared by every backend, so the CPU and CUDA ops accept and
+// refuse exactly the same calls with the same messages (the op-parity harness checks them).
+#pragma once
+#include <cstdint>
+
+#include "core/status.h"
+#include "ops.h"
+
+namespace carzero {
+
+inline void require_size(const char* op, const char* name, int64_t v) {
+  CZ_ARG(v >= 0, "%s: %s = %lld must be >= 0", op, name, static_cast<long long>(v));
+}
+inline void require_ptr(const char* op, const char* name, const void* p, bool needed) {
+  CZ_ARG(!needed || p != nullptr, "%s: %s is null", op, name);
+}
+
+// Sizes, dtypes, leading dimensions, strides and pointers of a GEMM (`who` names the op).
+void check_gemm_args(const GemmArgs& g, const char* who);
+// Sizes, leading dimensions, batch strides, scale and pointers of an attention call.
+void check_attn_args(const char* op, const AttnArgs& a);
+// Patch-embedding geometry: non-negative sizes, ps > 0 dividing H and W.
+void check_patch_args(const char* op, int64_t B, int64_t Cin, int64_t H, int64_t W, int64_t OC,
+                      int64_t ps);
+
+}  // namespace carzero
