@@ -23,6 +23,9 @@ commands:
                    accuracy (\`carzero eval --help\` for all options)
   prepare --csv <mimic.csv> --root <dir> --out <dir> [--split train] [--shard-size 1024]
                    pack a split's padded frontal images + report sentences into training shards
+  train --config <json> --out <run dir> | --resume <run dir> | --print-config
+                   fine-tune a converted model with the original recipe; checkpoints, exact resume
+                   (\`carzero train --help\` for all options)
 
 options:
   -h, --help       this help
@@ -72,6 +75,7 @@ async function main(argv: string[]): Promise<number> {
     ground: async () => (await import('./ground.js')).groundMain,
     eval: async () => (await import('./eval.js')).evalMain,
     prepare: async () => (await import('./prepare.js')).prepareMain,
+    train: async () => (await import('./train.js')).trainMain,
   };
   if (Object.hasOwn(sub, cmd)) {
     const fn = await sub[cmd]();
