@@ -2,8 +2,17 @@
 // (built by `npm run build:native` into build/), saves their JSON under bench/out/, and rewrites
 // the suite's section of bench/RESULTS.md (command, machine, date, table).
 //
-// Suites: gemm (fp32 and bf16 GEMM on the ViT-B/16 shapes and 2048^3, beside OpenBLAS sgemm),
-// model (bench/model.ts), zeroshot (bench/zeroshot.ts: throughput, flat memory, precision study).
+// Suites (`npm run bench` = `all` runs them in this order and writes bench/out/all.json):
+//   gemm      fp32 and bf16 GEMM on the ViT-B/16 shapes and 2048^3, beside OpenBLAS sgemm
+//   attention build/bench_attention (ViT, BERT and head attention forward/backward with the
+//             model's real strides) beside plain eager PyTorch (/usr/bin/python3) when present
+//   model     bench/model.ts (ViT, BERT, head, classify; onnxruntime-node beside the ViT)
+//   zeroshot  bench/zeroshot.ts (throughput, flat memory, precision study)
+//   train     bench/train.ts (training steps/s, tiny config and one full-size step)
+//   gpu       CUDA: bench_cuda + bench/gpu/model-bench.mjs, or skipped with the reason
+// model, zeroshot and the full-size train step need the full-size reference model
+// (/tmp/carzero-full); without it they are marked "not run" and the run goes on.
+// `--quick` (any suite, or all) uses fewer repetitions.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -50,6 +59,7 @@ function replaceSection(name: string, body: string): void {
 }
 
 function runGemm(args: string[]): number {
+  if (args.includes('--quick')) args = [...args.filter((a) => a !== '--quick'), ...(args.includes('--reps') ? [] : ['--reps', '5'])];
   const exe = join(root, 'build', 'bench_gemm');
   if (!existsSync(exe)) {
     console.error(`bench gemm: ${exe} not found; build it with \`npm run build:native\``);
@@ -89,7 +99,30 @@ function runGemm(args: string[]): number {
   return rep.results.every((x) => x.ok) ? 0 : 1;
 }
 
+function optValue(args: string[], flag: string): string | undefined {
+  const i = args.indexOf(flag);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+function fullRoot(args: string[]): string {
+  return optValue(args, '--root') ?? '/tmp/carzero-full';
+}
+
+/** Marks a suite's section "not run" (with why and how to get it run) and says so. */
+function notRun(name: string, title: string, why: string): void {
+  console.log(`bench ${name}: not run: ${why}`);
+  replaceSection(name, [`## ${title}`, '', `- not run: ${why}`, `- date: ${new Date().toISOString().slice(0, 10)}`].join('\n'));
+}
+
+const MAKE_FULL = (r: string) => `make it with \`/usr/bin/python3 tools/reference/full_size.py --out ${r}\` (about 20 s; random full-size weights in the original format), then \`npm run bench -- model\``;
+
 async function runModel(args: string[]): Promise<number> {
+  if (args.includes('--quick')) args = [...args.filter((a) => a !== '--quick'), ...(args.includes('--reps') ? [] : ['--reps', '2'])];
+  const r0 = fullRoot(args);
+  if (!existsSync(join(r0, 'carzero-full.ckpt'))) {
+    notRun('model', 'CARZero model (CPU)', `the full-size reference model ${r0}/carzero-full.ckpt is missing; ${MAKE_FULL(r0)}`);
+    return 0;
+  }
   const { benchModel } = await import('./model.js');
   let res;
   try {
@@ -119,6 +152,15 @@ async function runModel(args: string[]): Promise<number> {
 }
 
 async function runZeroshot(args: string[]): Promise<number> {
+  if (args.includes('--quick')) {
+    const q: [string, string][] = [['--tiny-images', '1000'], ['--images', '8'], ['--study-images', '8']];
+    args = [...args.filter((a) => a !== '--quick'), ...q.filter(([f]) => !args.includes(f)).flat()];
+  }
+  const r0 = fullRoot(args);
+  if (!existsSync(join(r0, 'carzero-model', 'model.safetensors'))) {
+    notRun('zeroshot', 'Zero-shot classification (CPU)', `the converted full-size reference model ${r0}/carzero-model is missing; ${MAKE_FULL(r0)} (which converts it)`);
+    return 0;
+  }
   const { benchZeroshot } = await import('./zeroshot.js');
   mkdirSync(outDir, { recursive: true });
   let res;
@@ -163,14 +205,185 @@ async function runZeroshot(args: string[]): Promise<number> {
   return 0;
 }
 
-const suites: Record<string, (args: string[]) => number | Promise<number>> = { gemm: runGemm, model: runModel, zeroshot: runZeroshot };
+
+interface AttnRow { shape: string; what?: string; pass: string; B: number; NH: number; Tq: number; Tk: number; HS: number; ms: number; ms_min: number; gflops: number; rel_err?: number }
+interface AttnReport { cpu: string; isa: string; threads: number; reps: number; warmup: number; ok: boolean; results: AttnRow[] }
+
+function runAttention(args: string[]): number {
+  const quick = args.includes('--quick');
+  const reps = optValue(args, '--reps') ?? (quick ? '5' : '15');
+  const threads = optValue(args, '--threads') ?? String(cpus().length);
+  const exe = join(root, 'build', 'bench_attention');
+  if (!existsSync(exe)) {
+    console.error(`bench attention: ${exe} not found; build it with \`npm run build:native\` (CMake builds every native/bench/*.cpp)`);
+    return 1;
+  }
+  mkdirSync(outDir, { recursive: true });
+  const json = join(outDir, 'attention.json');
+  const r = spawnSync(exe, ['--reps', reps, '--warmup', '2', '--threads', threads, '--json', json], { stdio: 'inherit' });
+  if (r.status !== 0 || !existsSync(json)) {
+    console.error(`bench attention: bench_attention failed (exit ${r.status})`);
+    return r.status || 1;
+  }
+  const rep = JSON.parse(readFileSync(json, 'utf8')) as AttnReport;
+  // PyTorch peer: same shapes, plain eager softmax(QK^T)V, same thread count, run right after.
+  const py = '/usr/bin/python3';
+  const tjson = join(outDir, 'attention-torch.json');
+  let torchNote: string;
+  let torch: { torch: string; threads: number; results: AttnRow[] } | undefined;
+  if (!existsSync(py)) torchNote = `PyTorch peer: skipped (${py} not found)`;
+  else {
+    const t = spawnSync(py, [join(root, 'bench', 'peers', 'torch_attention.py'), '--reps', reps, '--warmup', '2', '--threads', threads, '--json', tjson], { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8', timeout: 300_000 });
+    if (t.status === 0 && existsSync(tjson)) {
+      torch = JSON.parse(readFileSync(tjson, 'utf8'));
+      torchNote = `PyTorch peer: torch ${torch!.torch} (${py}), ${torch!.threads} threads, eager softmax(Q K^T * scale + mask) V on views of the same packed buffers, backward by autograd (keeps the probabilities instead of recomputing them); run after ours, not interleaved`;
+    } else {
+      const why = t.status === 3 ? (t.stderr || '').trim() || 'torch not importable' : `exit ${t.status ?? t.signal}: ${(t.stderr || '').trim().split('\n').slice(-1)[0]}`;
+      torchNote = `PyTorch peer: skipped (${why}; install it for Debian's ${py}, e.g. \`apt-get install python3-torch\`)`;
+    }
+  }
+  console.log(`bench attention: ${torchNote}`);
+  const peer = (x: AttnRow) => torch?.results.find((y) => y.shape === x.shape && y.pass === x.pass);
+  const lines = [
+    '## Attention (CPU)',
+    '',
+    `- command: \`npm run bench -- attention ${args.join(' ')}\` (build/bench_attention, cpu_ops().attention_forward/backward with the model's strides)`,
+    `- machine: ${machine()}; kernels: ${rep.isa}; threads: ${rep.threads}; medians of ${rep.reps} repetitions after ${rep.warmup} warm-up (forward and backward alternate)`,
+    '- GFLOP/s: forward 4·B·NH·Tq·Tk·HS, backward 2.5x that (QK^T recomputed, dV, dP, dQ, dK), over all Tk keys even where masked; forward stores lse (as in training)',
+    `- ${torchNote}`,
+    `- date: ${new Date().toISOString().slice(0, 10)}`,
+    '',
+    '| shape | layout | pass | B | NH x HS | Tq x Tk | ms | GFLOP/s | torch ms | torch GFLOP/s | vs torch | max rel err (fwd) |',
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...rep.results.map((x) => {
+      const p = peer(x);
+      return `| ${x.shape} | ${x.what ?? ''} | ${x.pass} | ${x.B} | ${x.NH} x ${x.HS} | ${x.Tq} x ${x.Tk} | ${x.ms.toFixed(2)} | ${x.gflops.toFixed(1)} | ${p ? p.ms.toFixed(2) : '-'} | ${p ? p.gflops.toFixed(1) : '-'} | ${p ? (p.ms / x.ms).toFixed(2) + 'x' : '-'} | ${x.rel_err !== undefined ? x.rel_err.toExponential(1) : '-'} |`;
+    }),
+  ];
+  replaceSection('attention', lines.join('\n'));
+  console.log(`bench attention: wrote ${json}${torch ? ` and ${tjson}` : ''} and updated bench/RESULTS.md`);
+  return rep.ok ? 0 : 1;
+}
+
+async function runTrain(args: string[]): Promise<number> {
+  const { benchTrain } = await import('./train.js');
+  let res;
+  try {
+    res = await benchTrain(args);
+  } catch (e) {
+    console.error(`bench train: ${(e as Error).stack ?? (e as Error).message}`);
+    return 1;
+  }
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, 'train.json'), JSON.stringify(res, null, 2) + '\n');
+  const lines = [
+    '## Training step (CPU)',
+    '',
+    `- command: \`npm run bench -- train ${args.join(' ')}\` (bench/train.ts)`,
+    `- machine: ${machine()}; threads: ${cpus().length}; fp32`,
+    '- one step = zeroGrad + forwardBackward (dropout off, one fixed batch) + ops.clipGradNorm(0.25) + ops.adamUpdate per parameter (the step of test/train-step.test.ts)',
+    ...res.notes.map((n) => `- ${n}`),
+    `- date: ${new Date().toISOString().slice(0, 10)}`,
+    '',
+    '| config | parameters | batch | ms / step | steps/s | images/s | forwardBackward ms | clip + Adam ms | loss first -> last |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...res.rows.map((r) => `| ${r.config} | ${(r.params / 1e6).toFixed(2)} M | ${r.batch} | ${r.ms.toFixed(1)} | ${r.steps_per_s.toFixed(3)} | ${r.images_per_s.toFixed(2)} | ${r.fb_ms.toFixed(1)} | ${r.opt_ms.toFixed(1)} | ${r.loss_first.toFixed(4)} -> ${r.loss_last.toFixed(4)} |`),
+  ];
+  replaceSection('train', lines.join('\n'));
+  console.log('bench train: wrote bench/out/train.json and updated bench/RESULTS.md');
+  return 0;
+}
+
+async function runGpu(args: string[]): Promise<number> {
+  let cuda: { available: boolean; reason: string | null; devices: number; driver_version: number; cublas: string | null };
+  try {
+    const { info } = await import('../src/info.js');
+    cuda = info().cuda;
+  } catch (e) {
+    cuda = { available: false, reason: `carzero info failed: ${(e as Error).message}`, devices: 0, driver_version: 0, cublas: null };
+  }
+  mkdirSync(outDir, { recursive: true });
+  const date = `- date: ${new Date().toISOString().slice(0, 10)}`;
+  if (!cuda.available) {
+    const msg = `gpu: skipped — ${cuda.reason ?? 'CUDA unavailable'}; run scripts/gpu-model-check.sh on a GPU machine (bench/README.md, GPU checks)`;
+    console.log(msg);
+    writeFileSync(join(outDir, 'gpu.json'), JSON.stringify({ skipped: true, reason: cuda.reason, cuda }, null, 2) + '\n');
+    replaceSection('gpu', ['## GPU', '', `- ${msg}`, `- machine: ${machine()}`, date].join('\n'));
+    return 0;
+  }
+  console.log(`gpu: CUDA available (${cuda.devices} device(s), driver ${cuda.driver_version}, ${cuda.cublas})`);
+  const notes: string[] = [];
+  let code = 0;
+  const exe = join(root, 'build', 'bench_cuda');
+  if (!existsSync(exe)) notes.push('bench_cuda: not built (build/bench_cuda missing: `npm run build:native` with nvcc)');
+  else {
+    const r = spawnSync(exe, [], { stdio: 'inherit', timeout: 600_000 });
+    notes.push(`bench_cuda: exit ${r.status ?? r.signal} (output above / in the log)`);
+    if (r.status !== 0) code = 1;
+  }
+  const model = join(fullRoot(args), 'carzero-model');
+  if (!existsSync(join(root, 'dist', 'index.js'))) notes.push('model-bench: dist/ missing (`npm run build:ts`)');
+  else if (!existsSync(join(model, 'model.safetensors'))) notes.push(`model-bench: ${model} missing; ${MAKE_FULL(fullRoot(args))}`);
+  else {
+    const j = join(outDir, 'gpu-model.json');
+    const r = spawnSync(process.execPath, [join(root, 'bench', 'gpu', 'model-bench.mjs'), '--model', model, '--device', 'cuda', '--images', join(fullRoot(args), 'images'), '--json', j], { stdio: 'inherit', timeout: 600_000 });
+    notes.push(`model-bench: exit ${r.status ?? r.signal}; rows in bench/out/gpu-model.json`);
+    if (r.status !== 0) code = 1;
+  }
+  writeFileSync(join(outDir, 'gpu.json'), JSON.stringify({ skipped: false, cuda, notes }, null, 2) + '\n');
+  replaceSection('gpu', ['## GPU', '', `- CUDA available: ${cuda.devices} device(s), driver ${cuda.driver_version}, ${cuda.cublas}`, ...notes.map((n) => `- ${n}`), `- machine: ${machine()}`, date].join('\n'));
+  return code;
+}
+
+const suites: Record<string, (args: string[]) => number | Promise<number>> = {
+  gemm: runGemm,
+  attention: runAttention,
+  model: runModel,
+  zeroshot: runZeroshot,
+  train: runTrain,
+  gpu: runGpu,
+};
+// `all` passes only --quick to the suites; each suite's own options are for `npm run bench -- <suite>`.
+// Each suite's default sizes; a full run takes about 6 minutes on the shared 2-core machine.
+const allArgs: Record<string, string[]> = {
+  gemm: ['--reps', '11'],
+  attention: ['--reps', '15'],
+  model: ['--reps', '5'],
+  zeroshot: [],
+  train: [],
+  gpu: [],
+};
 const [suite = 'all', ...rest] = process.argv.slice(2);
-if (suite === 'all') {
+if (suite === 'all' || suite === '--quick') {
+  const quick = suite === '--quick' || rest.includes('--quick');
+  const unknown = rest.filter((a) => a !== '--quick');
+  if (unknown.length) console.log(`bench all: ignoring ${unknown.join(' ')} (options are per suite: npm run bench -- <suite> ...)`);
+  const t0 = performance.now();
+  const summary: { suite: string; args: string[]; exit: number; seconds: number; status: string; json?: string }[] = [];
   let code = 0;
   for (const [name, fn] of Object.entries(suites)) {
-    console.log(`== ${name}`);
-    code ||= await fn(rest);
+    console.log(`\n== ${name}`);
+    const args = quick ? ['--quick'] : allArgs[name];
+    const t = performance.now();
+    let c: number;
+    try {
+      c = await fn(args);
+    } catch (e) {
+      console.error(`bench ${name}: ${(e as Error).stack ?? (e as Error).message}`);
+      c = 1;
+    }
+    const section = existsSync(resultsFile) ? readFileSync(resultsFile, 'utf8') : '';
+    const m = new RegExp(`<!-- ${name}:begin -->[\\s\\S]*?- (not run: [^\\n]*|gpu: skipped[^\\n]*)[\\s\\S]*?<!-- ${name}:end -->`).exec(section);
+    const status = c !== 0 ? 'failed' : m ? m[1] : 'ok';
+    const json = join(outDir, `${name}.json`);
+    summary.push({ suite: name, args, exit: c, seconds: Math.round((performance.now() - t) / 100) / 10, status, json: existsSync(json) ? `bench/out/${name}.json` : undefined });
+    console.log(`== ${name}: ${status.startsWith('gpu: ') ? status.slice(5) : status} (${((performance.now() - t) / 1000).toFixed(1)} s)`);
+    if (c !== 0) code = 1;
   }
+  mkdirSync(outDir, { recursive: true });
+  const total = Math.round((performance.now() - t0) / 100) / 10;
+  writeFileSync(join(outDir, 'all.json'), JSON.stringify({ date: new Date().toISOString(), machine: machine(), quick, seconds: total, exit: code, suites: summary }, null, 2) + '\n');
+  console.log(`\nbench all: ${summary.map((s) => `${s.suite} ${s.status.startsWith('not run') ? 'not run' : s.status.startsWith('gpu: skipped') ? 'skipped' : s.status}`).join(', ')}; ${total} s; wrote bench/out/all.json`);
   process.exit(code);
 } else if (suites[suite]) {
   process.exit(await suites[suite](rest));
