@@ -81,4 +81,23 @@ void check_patch_args(const char* op, int64_t B, int64_t Cin, int64_t H, int64_t
          static_cast<long long>(W), static_cast<long long>(ps));
 }
 
+bool check_adam_args(const char* op, const float* param, const float* grad, const float* m,
+                     const float* v, int64_t n, const AdamArgs& a) {
+  require_size(op, "n", n);
+  CZ_ARG(a.step >= 1, "%s: step = %lld must be >= 1", op, static_cast<long long>(a.step));
+  CZ_ARG(a.beta1 >= 0.0f && a.beta1 < 1.0f, "%s: beta1 = %g is outside [0, 1)", op, a.beta1);
+  CZ_ARG(a.beta2 >= 0.0f && a.beta2 < 1.0f, "%s: beta2 = %g is outside [0, 1)", op, a.beta2);
+  CZ_ARG(std::isfinite(a.lr) && a.lr >= 0.0f, "%s: lr = %g must be finite and >= 0", op, a.lr);
+  CZ_ARG(std::isfinite(a.eps) && a.eps >= 0.0f, "%s: eps = %g must be finite and >= 0", op,
+         a.eps);
+  CZ_ARG(std::isfinite(a.weight_decay) && a.weight_decay >= 0.0f,
+         "%s: weight_decay = %g must be finite and >= 0", op, a.weight_decay);
+  if (n == 0) return false;
+  require_ptr(op, "param", param, true);
+  require_ptr(op, "grad", grad, true);
+  require_ptr(op, "m", m, true);
+  require_ptr(op, "v", v, true);
+  return true;
+}
+
 }  // namespace carzero

@@ -22,5 +22,8 @@ void check_attn_args(const char* op, const AttnArgs& a);
 // Patch-embedding geometry: non-negative sizes, ps > 0 dividing H and W.
 void check_patch_args(const char* op, int64_t B, int64_t Cin, int64_t H, int64_t W, int64_t OC,
                       int64_t ps);
+// Adam/AdamW hyperparameters and buffers; false when there is nothing to do (n == 0).
+bool check_adam_args(const char* op, const float* param, const float* grad, const float* m,
+                     const float* v, int64_t n, const AdamArgs& a);
 
 }  // namespace carzero

@@ -80,20 +80,7 @@ __global__ void scale_kernel(float* x, int64_t n, float s) {
 void adam_update(Exec& ex, float* param, const float* grad, float* m, float* v, int64_t n,
                  const AdamArgs& a) {
   const char* op = "adam_update";
-  require_size(op, "n", n);
-  CZ_ARG(a.step >= 1, "%s: step = %lld must be >= 1", op, static_cast<long long>(a.step));
-  CZ_ARG(a.beta1 >= 0.0f && a.beta1 < 1.0f, "%s: beta1 = %g is outside [0, 1)", op, a.beta1);
-  CZ_ARG(a.beta2 >= 0.0f && a.beta2 < 1.0f, "%s: beta2 = %g is outside [0, 1)", op, a.beta2);
-  CZ_ARG(std::isfinite(a.lr) && a.lr >= 0.0f, "%s: lr = %g must be finite and >= 0", op, a.lr);
-  CZ_ARG(std::isfinite(a.eps) && a.eps >= 0.0f, "%s: eps = %g must be finite and >= 0", op,
-         a.eps);
-  CZ_ARG(std::isfinite(a.weight_decay) && a.weight_decay >= 0.0f,
-         "%s: weight_decay = %g must be finite and >= 0", op, a.weight_decay);
-  if (n == 0) return;
-  require_ptr(op, "param", param, true);
-  require_ptr(op, "grad", grad, true);
-  require_ptr(op, "m", m, true);
-  require_ptr(op, "v", v, true);
+  if (!check_adam_args(op, param, grad, m, v, n, a)) return;
   CudaState& s = state(ex);
   const double steps = static_cast<double>(a.step);
   const double bc1 = 1.0 - std::pow(static_cast<double>(a.beta1), steps);
