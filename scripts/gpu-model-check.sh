@@ -19,9 +19,9 @@
 #   bench_node    bench/gpu/model-bench.mjs (the package: embed, score, classify images/s)
 #   bench_torch   bench/gpu/torch_model_bench.py (timm ViT-B/16 eager bf16/fp32 with SDPA,
 #                 torch.compile bf16)
-#   ops      build/test_ops -b DEV (op parity vs float64; CARZERO_GPU_CHECK_OPS=full runs the
-#            whole scripts/gpu-check.sh instead: + compute-sanitizer, bench_cuda, SDPA bench;
-#            =none skips)
+#   ops      build/test_ops -b DEV (op parity vs float64), run right after info; with
+#            CARZERO_GPU_CHECK_OPS=full, scripts/gpu-check.sh runs last for the rest (bench_cuda,
+#            SDPA bench, compute-sanitizer); =none skips both
 #   report   $OUT/gpu_model_report.json (every step's JSON and the verdicts), $OUT/check.log,
 #            $OUT/logs.tar.gz (each step's log and raw JSON)
 #
@@ -32,6 +32,7 @@
 #   CARZERO_GPU_CHECK_BATCH   model batch for the benches (cuda 256, cpu 2)
 #   CARZERO_GPU_CHECK_SKIP    space-separated step names to skip (e.g. "bench_torch ops")
 #   CARZERO_GPU_CHECK_OPS     parity (default) | full | none
+#   CARZERO_GPU_CHECK_TORCH_MODES  bench_torch modes (default eager,compile)
 #   CARZERO_PYTHON            python with torch (default: python3 if it imports torch, else /usr/bin/python3)
 # Exit status: 0 all parity checks passed, 1 a parity check (model or op level) failed or could not
 # run (steps skipped on request do not count), 2 setup failed.
@@ -48,8 +49,8 @@ OUTDIR=${OUT:-$ROOT/bench/out/gpu-model}
 WORK=${CARZERO_GPU_CHECK_WORK:-/tmp/carzero-gpu-work}
 MODEL_DIR=$WORK/model
 case "$DEV" in
-  cuda) BATCH=${CARZERO_GPU_CHECK_BATCH:-256}; NATIVE_BATCHES="1,8,32,$BATCH"; REPS=10; WARMUP=2; TORCH_MODES=eager,compile; E2E=64 ;;
-  cpu)  BATCH=${CARZERO_GPU_CHECK_BATCH:-2}; NATIVE_BATCHES="1,$BATCH"; REPS=1; WARMUP=1; TORCH_MODES=eager,compile; E2E=2 ;;
+  cuda) BATCH=${CARZERO_GPU_CHECK_BATCH:-256}; NATIVE_BATCHES="1,8,32,$BATCH"; REPS=10; WARMUP=2; TORCH_MODES=${CARZERO_GPU_CHECK_TORCH_MODES:-eager,compile}; E2E=64 ;;
+  cpu)  BATCH=${CARZERO_GPU_CHECK_BATCH:-2}; NATIVE_BATCHES="1,$BATCH"; REPS=1; WARMUP=1; TORCH_MODES=${CARZERO_GPU_CHECK_TORCH_MODES:-eager,compile}; E2E=2 ;;
   *) echo "gpu-model-check: CARZERO_GPU_CHECK_DEVICE must be cuda or cpu, got $DEV" >&2; exit 2 ;;
 esac
 rm -rf "$WORK/logs"
@@ -192,6 +193,14 @@ if [ "$DEV" = cuda ] && ! grep -q '"available": true' "$WORK/logs/info.json" 2>/
   log "WARNING: carzero info says CUDA is not available (see info.log); the device steps will fail"
 fi
 
+# ---------------------------------------------------------------- op parity (first: cheapest, most telling)
+case "$OPS_MODE" in
+  parity|full)
+    if [ "$DEV" = cuda ]; then step ops 150 env CARZERO_REQUIRE_CUDA=1 "$BIN/test_ops" -b cuda
+    else step ops 60 "$BIN/test_ops" -b cpu -o layernorm; fi ;;
+  none) log "ops: skipped (CARZERO_GPU_CHECK_OPS=none)" ;;
+esac
+
 # ---------------------------------------------------------------- tiny parity (smoke test)
 step tiny 60 "$NODE" tools/parity/full-size.mjs test/fixtures/tiny --device "$DEV" --precision fp32 --json "$LOGS/tiny.json"
 
@@ -232,15 +241,11 @@ if [ -n "$PY" ]; then
     --texts 14,192 --dtypes bf16,fp32 --reps "$REPS" --warmup "$WARMUP" --json "$LOGS/bench_torch_loop.json"
 fi
 
-# ---------------------------------------------------------------- op-level checks
-case "$OPS_MODE" in
-  parity)
-    if [ "$DEV" = cuda ]; then step ops 240 env CARZERO_REQUIRE_CUDA=1 "$BIN/test_ops" -b cuda
-    else step ops 60 "$BIN/test_ops" -b cpu -o layernorm; fi ;;
-  full)
-    step ops_full "$(left)" env OUT="$LOGS/gpu-check" CARZERO_BUILD_DIR="$BIN" bash scripts/gpu-check.sh ;;
-  none) log "ops: skipped (CARZERO_GPU_CHECK_OPS=none)" ;;
-esac
+# ---------------------------------------------------------------- op-level checks (rest)
+if [ "$OPS_MODE" = full ]; then
+  # op parity already ran above; gpu-check.sh adds the op benches, SDPA and compute-sanitizer
+  step ops_full "$(left)" env OUT="$LOGS/gpu-check" CARZERO_BUILD_DIR="$BIN" CARZERO_GPU_CHECK_PARITY=0 CARZERO_PYTHON="${PY:-python3}" bash scripts/gpu-check.sh
+fi
 
 # ---------------------------------------------------------------- report
 log "merging the report"
