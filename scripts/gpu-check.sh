@@ -92,6 +92,11 @@ SAN_CASES=(
   "dropout("
   "convert("
   "sum_squares"
+  "fwd,bf16)"
+  "fwd+bwd,bf16)"
+  "add_layernorm"
+  "copy2d"
+  "c=bf16)"
 )
 if [ -n "$SAN" ]; then
   for tool in ${CARZERO_GPU_CHECK_SANITIZER:-memcheck racecheck}; do

@@ -178,7 +178,7 @@ int main(int argc, char** argv) {
     for (int64_t b : {int64_t(0), B - 1})
       for (int64_t h : {int64_t(0), NH - 1})
         for (int64_t i : {int64_t(0), Tq / 2, Tq - 1}) {
-          const float* q = at.q + b * at.q_bs + i * at.ldq + h * HS;
+          const float* q = static_cast<const float*>(at.q) + b * at.q_bs + i * at.ldq + h * HS;
           std::vector<double> sc(static_cast<size_t>(Tk));
           double mx = -1e300;
           for (int64_t j = 0; j < Tk; ++j) {
@@ -186,7 +186,7 @@ int main(int argc, char** argv) {
               sc[j] = -1e300;
               continue;
             }
-            const float* k = at.k + b * at.k_bs + j * at.ldk + h * HS;
+            const float* k = static_cast<const float*>(at.k) + b * at.k_bs + j * at.ldk + h * HS;
             double d = 0;
             for (int64_t c = 0; c < HS; ++c) d += double(q[c]) * k[c];
             sc[j] = d * at.scale;
@@ -197,7 +197,7 @@ int main(int argc, char** argv) {
           for (int64_t c = 0; c < HS; ++c) {
             double o = 0;
             for (int64_t j = 0; j < Tk; ++j)
-              if (sc[j] > -1e299) o += std::exp(sc[j] - mx) / den * at.v[b * at.v_bs + j * at.ldv + h * HS + c];
+              if (sc[j] > -1e299) o += std::exp(sc[j] - mx) / den * static_cast<const float*>(at.v)[b * at.v_bs + j * at.ldv + h * HS + c];
             const double got = out[b * at.o_bs + i * at.ldo + h * HS + c];
             max_err = std::max(max_err, std::fabs(got - o));
             max_ref = std::max(max_ref, std::fabs(o));

@@ -186,8 +186,8 @@ void bench_attention(CudaBackend& be, std::vector<Row>& rows, bool quick) {
       fill(be, q, dt, nq, 3), fill(be, k, dt, nk, 4), fill(be, v, dt, nk, 5);
       AttnArgs a;
       a.B = sh.B, a.NH = sh.NH, a.Tq = sh.Tq, a.Tk = sh.Tk, a.HS = sh.HS;
-      a.q = static_cast<float*>(q), a.k = static_cast<float*>(k), a.v = static_cast<float*>(v);
-      a.out = static_cast<float*>(o);
+      a.q = q, a.k = k, a.v = v;
+      a.out = o;
       a.ldq = a.ldk = a.ldv = a.ldo = C;
       a.q_bs = a.o_bs = sh.Tq * C;
       a.k_bs = a.v_bs = sh.kshared ? 0 : sh.Tk * C;
@@ -195,13 +195,24 @@ void bench_attention(CudaBackend& be, std::vector<Row>& rows, bool quick) {
       a.scale = 1.0f / std::sqrt(static_cast<float>(sh.HS));
       a.lse = lse;
       const int iters = quick ? 3 : 10;
+      a.dtype = dt;
       if (dt == DType::BF16) {
-        if (attention_bf16_supported(sh.HS)) {
-          const double ms = time_ms(s.stream, 2, iters, [&] { attention_forward_bf16(be.exec(), a); });
-          rows.push_back({"attention", sh.name, "carzero fwd", "bf16", ms, fwd_flop / ms / 1e9, ""});
-        } else {
-          rows.push_back({"attention", sh.name, "carzero fwd", "bf16", 0, 0, "bf16 kernel not available"});
-        }
+        const bool tc = attention_bf16_supported(sh.HS);
+        const double ms = time_ms(s.stream, 2, iters, [&] { cuda::attention_forward(be.exec(), a); });
+        rows.push_back({"attention", sh.name, "carzero fwd", "bf16", ms, fwd_flop / ms / 1e9,
+                        tc ? "tensor cores" : "widened to the fp32 kernel"});
+        AttnGrads g;
+        void* dout = be.alloc(nq * 4);
+        fill(be, dout, DType::F32, nq, 6);
+        void* dq = be.alloc(nq * 4);
+        void* dk = be.alloc(nk * 4);
+        void* dv = be.alloc(nk * 4);
+        g.dout = static_cast<float*>(dout);
+        g.dq = static_cast<float*>(dq), g.dk = static_cast<float*>(dk), g.dv = static_cast<float*>(dv);
+        const double bms = time_ms(s.stream, 1, iters, [&] { cuda::attention_backward(be.exec(), a, g); });
+        rows.push_back({"attention", sh.name, "carzero bwd", "bf16", bms, 2.5 * fwd_flop / bms / 1e9,
+                        "widened to the fp32 kernel (fp32 grads)"});
+        be.free(dout), be.free(dq), be.free(dk), be.free(dv);
       } else {
         const double ms = time_ms(s.stream, 1, iters, [&] { cuda::attention_forward(be.exec(), a); });
         rows.push_back({"attention", sh.name, "carzero fwd", "f32", ms, fwd_flop / ms / 1e9, ""});

@@ -33,7 +33,8 @@ enum class Act : int { None = 0, Relu = 1, Gelu = 2 };  // Gelu is the exact erf
 // A is stored as a_type, B as b_type (each F32 or BF16). compute = F32 multiplies in fp32;
 // compute = BF16 rounds f32 operands to bf16 while packing and multiplies bf16 pairs with fp32
 // accumulation (AVX512_BF16 where the CPU has it, an exact emulation elsewhere). A BF16 operand
-// with compute = F32 is widened exactly. C, bias and preact are always F32.
+// with compute = F32 is widened exactly. bias and preact are F32; C is F32, or BF16 (c_type:
+// the result rounded once to bf16, beta reading the bf16 C; no preact, so inference only).
 // When act != None and preact != null, the pre-activation value is stored there (layout of C),
 // which gemm_backward needs.
 struct GemmArgs {
@@ -44,7 +45,8 @@ struct GemmArgs {
   int64_t lda = 0, stride_a = 0;  // stride_* = elements between consecutive batch items (0 = shared)
   const void* b = nullptr;
   int64_t ldb = 0, stride_b = 0;
-  float* c = nullptr;
+  void* c = nullptr;              // c_type: F32, or BF16 (forward only, no preact)
+  DType c_type = DType::F32;
   int64_t ldc = 0, stride_c = 0;
   int64_t batch = 1;
   float alpha = 1.0f, beta = 0.0f;
@@ -62,15 +64,21 @@ struct GemmArgs {
 // (attention_backward needs it). probs: (B, NH, Tq, Tk) softmax weights, stored when non-null
 // (grounding maps); the inference path leaves it null and never materialises the score matrix.
 // A query whose keys are all masked gets a zero output.
+// dtype: the storage type of q, k, v and out: F32, or BF16 (CUDA: tensor-core kernel with fp32
+// softmax and accumulation, the probabilities rounded to bf16 for the PV product as in
+// FlashAttention-2; CPU: the fp32 kernel on the bf16 values, output rounded to bf16). lse and
+// probs are always fp32. attention_backward with BF16 storage reads q/k/v/out as bf16 and writes
+// fp32 gradients (AttnGrads is fp32 only).
 struct AttnArgs {
   int64_t B = 0, NH = 0, Tq = 0, Tk = 0, HS = 0;
-  const float* q = nullptr;
+  DType dtype = DType::F32;
+  const void* q = nullptr;
   int64_t ldq = 0, q_bs = 0;
-  const float* k = nullptr;
+  const void* k = nullptr;
   int64_t ldk = 0, k_bs = 0;
-  const float* v = nullptr;
+  const void* v = nullptr;
   int64_t ldv = 0, v_bs = 0;
-  float* out = nullptr;
+  void* out = nullptr;
   int64_t ldo = 0, o_bs = 0;
   const uint8_t* key_mask = nullptr;
   int64_t mask_bs = 0;
@@ -116,6 +124,14 @@ struct OpTable {
                              const float* inp, const float* weight, const float* mean,
                              const float* rstd, int64_t N, int64_t C);
 
+  // Fused residual add + LayerNorm: sum = a + b (b nullable: sum = a), stored to sum_out when
+  // non-null (may alias a: the residual stream updated in place); out = LayerNorm(sum) stored
+  // as out_type (F32, or BF16 rounded once: a GEMM operand); mean/rstd (nullable) as above.
+  // out must not alias a, b or sum_out. The backward is layernorm_backward on sum (+ add_backward).
+  void (*add_layernorm_forward)(Exec&, float* sum_out, void* out, DType out_type, float* mean,
+                                float* rstd, const float* a, const float* b, const float* weight,
+                                const float* bias, int64_t N, int64_t C, float eps);
+
   // ---- elementwise activations (n elements) ----------------------------------------------------
   void (*gelu_forward)(Exec&, float* out, const float* inp, int64_t n);
   void (*gelu_backward)(Exec&, float* dinp, const float* inp, const float* dout, int64_t n);
@@ -124,6 +140,12 @@ struct OpTable {
   // out = a + b (residual add); backward: da = dout, db = dout (both written, either nullable).
   void (*add_forward)(Exec&, float* out, const float* a, const float* b, int64_t n);
   void (*add_backward)(Exec&, float* da, float* db, const float* dout, int64_t n);
+  // Strided rows: dst[r * dpitch + c] = src[r * spitch + c] (+ add[r * apitch + c] when add is
+  // non-null), r < height, c < width. A pitch of 0 repeats one row (broadcast). dst may be src
+  // or add itself with the same pitch (in place); other overlaps are not allowed. One call gathers or scatters a batch of rows (token 0 of every item,
+  // the patch tokens of every item) instead of one small copy per item.
+  void (*copy2d)(Exec&, float* dst, int64_t dpitch, const float* src, int64_t spitch,
+                 const float* add, int64_t apitch, int64_t width, int64_t height);
 
   // ---- softmax over the last dim: inp/out (rows, cols) ----------------------------------------
   void (*softmax_forward)(Exec&, float* out, const float* inp, int64_t rows, int64_t cols);

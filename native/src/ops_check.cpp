@@ -16,6 +16,10 @@ void check_gemm_args(const GemmArgs& g, const char* who) {
          "%s: b_type %s is not supported (F32 or BF16)", who, dtype_name(g.b_type));
   CZ_ARG(g.compute == DType::F32 || g.compute == DType::BF16,
          "%s: compute %s is not supported (F32 or BF16)", who, dtype_name(g.compute));
+  CZ_ARG(g.c_type == DType::F32 || g.c_type == DType::BF16,
+         "%s: c_type %s is not supported (F32 or BF16)", who, dtype_name(g.c_type));
+  CZ_ARG(g.c_type == DType::F32 || !g.preact,
+         "%s: preact needs c_type F32 (a BF16 C is for inference)", who);
   CZ_ARG(g.act == Act::None || g.act == Act::Relu || g.act == Act::Gelu,
          "%s: act (%d) is not a valid activation", who, static_cast<int>(g.act));
   // Leading dimensions: the stored row length of each operand.
@@ -42,12 +46,51 @@ void check_gemm_args(const GemmArgs& g, const char* who) {
          "%s: stride_c must be > 0 when batch (%lld) > 1", who, (long long)g.batch);
 }
 
+bool check_add_layernorm_args(const char* op, const float* sum_out, const void* out,
+                              DType out_type, const float* a, const float* b, int64_t N,
+                              int64_t C, float eps) {
+  require_size(op, "N", N);
+  require_size(op, "C", C);
+  CZ_ARG(std::isfinite(eps) && eps >= 0.0f, "%s: eps = %g must be finite and >= 0", op, eps);
+  CZ_ARG(out_type == DType::F32 || out_type == DType::BF16,
+         "%s: out_type %s is not supported (F32 or BF16)", op, dtype_name(out_type));
+  if (N == 0) return false;
+  CZ_ARG(C > 0, "%s: C = %lld must be > 0 when N > 0", op, static_cast<long long>(C));
+  require_ptr(op, "out", out, true);
+  require_ptr(op, "a", a, true);
+  CZ_ARG(out != static_cast<const void*>(a) && out != static_cast<const void*>(b) &&
+             out != static_cast<const void*>(sum_out),
+         "%s: out must not alias a, b or sum_out", op);
+  return true;
+}
+
+bool check_copy2d_args(const float* dst, int64_t dpitch, const float* src, int64_t spitch,
+                       const float* add, int64_t apitch, int64_t width, int64_t height) {
+  const char* op = "copy2d";
+  require_size(op, "width", width);
+  require_size(op, "height", height);
+  CZ_ARG(dpitch >= width, "%s: dpitch = %lld is less than width = %lld", op,
+         static_cast<long long>(dpitch), static_cast<long long>(width));
+  CZ_ARG(spitch == 0 || spitch >= width, "%s: spitch = %lld must be 0 or >= width = %lld", op,
+         static_cast<long long>(spitch), static_cast<long long>(width));
+  CZ_ARG(apitch == 0 || apitch >= width, "%s: apitch = %lld must be 0 or >= width = %lld", op,
+         static_cast<long long>(apitch), static_cast<long long>(width));
+  if (width == 0 || height == 0) return false;
+  require_ptr(op, "dst", dst, true);
+  require_ptr(op, "src", src, true);
+  CZ_ARG(dst != src || spitch == dpitch, "%s: dst == src needs spitch == dpitch (in place)", op);
+  CZ_ARG(dst != add || apitch == dpitch, "%s: dst == add needs apitch == dpitch (in place)", op);
+  return true;
+}
+
 void check_attn_args(const char* op, const AttnArgs& a) {
   require_size(op, "B", a.B);
   require_size(op, "NH", a.NH);
   require_size(op, "Tq", a.Tq);
   require_size(op, "Tk", a.Tk);
   require_size(op, "HS", a.HS);
+  CZ_ARG(a.dtype == DType::F32 || a.dtype == DType::BF16, "%s: dtype %s is not supported (F32 or BF16)",
+         op, dtype_name(a.dtype));
   const int64_t C = a.NH * a.HS;
   const struct { const char* name; int64_t v; } lds[] = {
       {"ldq", a.ldq}, {"ldk", a.ldk}, {"ldv", a.ldv}, {"ldo", a.ldo}};

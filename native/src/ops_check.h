@@ -19,6 +19,13 @@ inline void require_ptr(const char* op, const char* name, const void* p, bool ne
 void check_gemm_args(const GemmArgs& g, const char* who);
 // Sizes, leading dimensions, batch strides, scale and pointers of an attention call.
 void check_attn_args(const char* op, const AttnArgs& a);
+// copy2d's arguments; false when there is nothing to do.
+bool check_copy2d_args(const float* dst, int64_t dpitch, const float* src, int64_t spitch,
+                       const float* add, int64_t apitch, int64_t width, int64_t height);
+// add_layernorm_forward's arguments; false when there is nothing to do (N == 0).
+bool check_add_layernorm_args(const char* op, const float* sum_out, const void* out,
+                              DType out_type, const float* a, const float* b, int64_t N,
+                              int64_t C, float eps);
 // Patch-embedding geometry: non-negative sizes, ps > 0 dividing H and W.
 void check_patch_args(const char* op, int64_t B, int64_t Cin, int64_t H, int64_t W, int64_t OC,
                       int64_t ps);

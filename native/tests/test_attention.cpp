@@ -21,14 +21,15 @@ struct AttnP {
   bool bwd = false;
   int64_t pad = 0;
   int samples = 8;
+  bool bf16 = false;  // bf16 storage of q/k/v/out (AttnArgs::dtype)
 };
 
 std::string attn_name(const AttnP& p) {
   return fmt("attention(B=%lld,NH=%lld,Tq=%lld,Tk=%lld,HS=%lld,mask=%d,kshared=%d,packed=%d,"
-             "allmasked=%d,probs=%d,pad=%lld,%s)",
+             "allmasked=%d,probs=%d,pad=%lld,%s%s)",
              (long long)p.B, (long long)p.NH, (long long)p.Tq, (long long)p.Tk, (long long)p.HS,
              p.mask, p.kshared, p.packed, p.allmasked, p.probs, (long long)p.pad,
-             p.bwd ? "fwd+bwd" : "fwd");
+             p.bwd ? "fwd+bwd" : "fwd", p.bf16 ? ",bf16" : "");
 }
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
@@ -47,10 +48,24 @@ void fill_strided(Rng& rng, int64_t items, int64_t rows, int64_t ld, int64_t C, 
     }
 }
 
+// Uploads dev as f32, or as bf16 with host rounded to the stored values (padding stays NaN/0).
+void* upload(Ctx& c, const std::string& name, const std::vector<float>& dev,
+             std::vector<double>& host, bool bf16) {
+  if (!bf16) return c.in(name, dev);
+  std::vector<uint16_t> h(dev.size());
+  for (size_t i = 0; i < dev.size(); ++i) {
+    h[i] = carzero::f32_to_bf16(dev[i]);
+    if (!std::isnan(dev[i])) host[i] = carzero::bf16_to_f32(h[i]);
+  }
+  return c.in(name, h);
+}
+
 void attention_case(Ctx& c, const AttnP& p) {
   const int64_t C = p.NH * p.HS, Bk = p.kshared ? 1 : p.B;
   AttnArgs a;
   a.B = p.B, a.NH = p.NH, a.Tq = p.Tq, a.Tk = p.Tk, a.HS = p.HS;
+  a.dtype = p.bf16 ? DType::BF16 : DType::F32;
+  const size_t es = p.bf16 ? 2 : 4;
   a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(p.HS)));
   ref::AttnShape s;
   s.B = p.B, s.NH = p.NH, s.Tq = p.Tq, s.Tk = p.Tk, s.HS = p.HS, s.scale = a.scale;
@@ -58,11 +73,11 @@ void attention_case(Ctx& c, const AttnP& p) {
   // inputs
   std::vector<float> qd, kd, vd;
   std::vector<double> Q, K, V;
-  float *q = nullptr, *k = nullptr, *v = nullptr;
+  char *q = nullptr, *k = nullptr, *v = nullptr;
   if (p.packed) {  // qkv (B, T, 3C): q = cols [0, C), k = [C, 2C), v = [2C, 3C)
     fill_strided(c.rng, p.B, p.Tq, 3 * C, 3 * C, 1.0, qd, Q);
-    float* qkv = c.in("qkv", qd);
-    q = qkv, k = qkv + C, v = qkv + 2 * C;
+    char* qkv = static_cast<char*>(upload(c, "qkv", qd, Q, p.bf16));
+    q = qkv, k = qkv + C * es, v = qkv + 2 * C * es;
     a.ldq = a.ldk = a.ldv = 3 * C;
     a.q_bs = a.k_bs = a.v_bs = p.Tq * 3 * C;
     s.ldq = s.ldk = s.ldv = 3 * C;
@@ -73,7 +88,9 @@ void attention_case(Ctx& c, const AttnP& p) {
     fill_strided(c.rng, p.B, p.Tq, ld, C, 1.0, qd, Q);
     fill_strided(c.rng, Bk, p.Tk, ld, C, 1.0, kd, K);
     fill_strided(c.rng, Bk, p.Tk, ld, C, 1.0, vd, V);
-    q = c.in("q", qd), k = c.in("k", kd), v = c.in("v", vd);
+    q = static_cast<char*>(upload(c, "q", qd, Q, p.bf16));
+    k = static_cast<char*>(upload(c, "k", kd, K, p.bf16));
+    v = static_cast<char*>(upload(c, "v", vd, V, p.bf16));
     a.ldq = a.ldk = a.ldv = ld;
     a.q_bs = p.Tq * ld;
     a.k_bs = a.v_bs = p.kshared ? 0 : p.Tk * ld;
@@ -100,7 +117,23 @@ void attention_case(Ctx& c, const AttnP& p) {
   std::vector<double> rout(out0.size(), 0.25);
   for (int64_t r = 0; r < p.B * p.Tq; ++r)
     for (int64_t cc = 0; cc < C; ++cc) out0[r * ldo + cc] = kNaN;
-  a.out = c.out("out", out0);
+  auto out_buf = [&](const std::string& name) -> void* {
+    if (!p.bf16) return c.out(name, out0);
+    std::vector<uint16_t> o16(out0.size());
+    for (size_t i = 0; i < o16.size(); ++i) o16[i] = carzero::f32_to_bf16(out0[i]);
+    return c.out(name, o16);
+  };
+  auto get_out = [&](const void* dev) {
+    if (!p.bf16) return c.get(static_cast<const float*>(dev), static_cast<int64_t>(out0.size()));
+    auto o16 = c.get(static_cast<const uint16_t*>(dev), static_cast<int64_t>(out0.size()));
+    std::vector<float> o(o16.size());
+    for (size_t i = 0; i < o.size(); ++i) o[i] = carzero::bf16_to_f32(o16[i]);
+    return o;
+  };
+  // bf16 storage: the output is rounded to bf16 and (CUDA tensor cores) the probabilities are
+  // rounded to bf16 for the PV product; lse and probs stay fp32.
+  const double tol_out = p.bf16 ? 2e-5 : 1e-7, tol_lse = p.bf16 ? 1e-6 : 1e-7;
+  a.out = out_buf("out");
   const int64_t nlse = p.B * p.NH * p.Tq;
   a.lse = c.out_nan("lse", nlse);
   if (p.probs) a.probs = c.out_nan("probs", nlse * p.Tk);
@@ -112,18 +145,18 @@ void attention_case(Ctx& c, const AttnP& p) {
   const std::vector<double>& Vr = p.packed ? Q : V;
   ref::attention(s, Q, Kr, Vr, mask.empty() ? nullptr : &mask, rout, &rlse,
                  p.probs ? &rprobs : nullptr);
-  c.expect_close("out", c.get(a.out, static_cast<int64_t>(out0.size())), rout, 1e-7);
-  c.expect_close("lse", c.get(a.lse, nlse), rlse, 1e-7);
-  if (p.probs) c.expect_close("probs", c.get(a.probs, nlse * p.Tk), rprobs, 1e-7);
+  c.expect_close("out", get_out(a.out), rout, tol_out);
+  c.expect_close("lse", c.get(a.lse, nlse), rlse, tol_lse);
+  if (p.probs) c.expect_close("probs", c.get(a.probs, nlse * p.Tk), rprobs, tol_lse);
 
   // inference path: no lse/probs requested must give the same output
   {
     AttnArgs a2 = a;
     a2.lse = nullptr, a2.probs = nullptr;
-    a2.out = c.out("out_nolse", out0);
+    a2.out = out_buf("out_nolse");
     c.ops().attention_forward(c.ex(), a2);
     c.check("attention_forward(lse=null)");
-    c.expect_close("out(lse=null)", c.get(a2.out, static_cast<int64_t>(out0.size())), rout, 1e-7);
+    c.expect_close("out(lse=null)", get_out(a2.out), rout, tol_out);
   }
   if (!p.bwd) return;
 
@@ -163,13 +196,13 @@ void attention_case(Ctx& c, const AttnP& p) {
     return dot(o, R64);
   };
   if (p.packed) {
-    c.check_grads(loss, {{"dqkv", &Q, delta(g.dq, gq0), 3 * p.samples}}, 1e-6);
+    c.check_grads(loss, {{"dqkv", &Q, delta(g.dq, gq0), 3 * p.samples}}, p.bf16 ? 2e-3 : 1e-6);
   } else {
     c.check_grads(loss,
                   {{"dq", &Q, delta(g.dq, gq0), p.samples},
                    {"dk", &K, delta(g.dk, gk0), p.samples},
                    {"dv", &V, delta(g.dv, gv0), p.samples}},
-                  1e-6);
+                  p.bf16 ? 2e-3 : 1e-6);
   }
 }
 
@@ -200,6 +233,25 @@ void register_attention_cases(Registry& r) {
   add({2, 2, 97, 97, 64, true, false, false, false, false, true, 0, 6});
   add({6, 4, 1, 98, 192, true, true, false, false, false, true, 0, 6});
   add({3, 4, 1, 197, 192, false, false, false, false, false, true, 0, 6});
+  // bf16 storage (gradient tolerance: the backward reads the bf16-rounded out, so its errors are
+  // a few bf16 roundoffs, 2^-9 each, of the gradient norm): the same features on the widening path (HS 8, 12, 24) and the tensor-core
+  // head sizes (32, 64, 128, 192): tiles, padding masks, a fully masked item, unaligned rows
+  // (pad 1), shared memories (flattened queries), packed qkv; backward through the widening path.
+  auto bf = [&](AttnP p) { p.bf16 = true; add(p); };
+  bf({2, 2, 7, 13, 8, true, false, false, false, true, true, 3, 12});
+  bf({4, 2, 1, 19, 12, true, true, false, false, true, true, 2, 12});
+  bf({1, 2, 5, 0, 8, false, false, false, false, false, false});
+  bf({2, 2, 70, 130, 32, true, false, false, false, false, true, 0, 8});
+  bf({3, 2, 11, 10, 64, true, false, false, true, false, false});
+  bf({2, 2, 33, 17, 64, true, true, false, false, false, false, 1});
+  bf({2, 3, 100, 150, 128, true, false, false, false, false, false, 8});
+  bf({2, 12, 197, 197, 64, false, false, true, false, false, false});
+  bf({2, 12, 97, 97, 64, true, false, false, false, false, false});
+  bf({16, 4, 1, 197, 192, false, true, false, false, false, false});
+  bf({70, 4, 1, 98, 192, true, true, false, false, false, false});
+  bf({16, 4, 1, 98, 192, true, false, false, false, true, false});
+  bf({3, 4, 8, 197, 192, false, false, false, false, false, false});
+  bf({1, 2, 197, 197, 64, false, false, true, false, false, true, 0, 6});
   for (const AttnP& p : cases)
     add_case(r, attn_name(p), [p](Ctx& c) { attention_case(c, p); });
 }

@@ -28,6 +28,7 @@ struct GP {
   bool sa0 = false, sb0 = false, nan_c = false;
   int64_t pad = 0;
   bool bwd = false;
+  bool c16 = false;  // C stored as bf16 (c_type; no preact)
 };
 
 const char* act_name(Act a) { return a == Act::None ? "none" : a == Act::Relu ? "relu" : "gelu"; }
@@ -43,6 +44,7 @@ std::string gemm_name(const GP& p) {
   if (p.sb0) s += ",stride_b=0";
   if (p.nan_c) s += ",C=nan";
   if (p.pad) s += fmt(",pad=%lld", (long long)p.pad);
+  if (p.c16) s += ",c=bf16";
   return s + ")";
 }
 
@@ -93,7 +95,8 @@ void gemm_case(Ctx& c, const GP& p) {
   std::vector<double> rc(csz, kSentinel), rp(csz, kSentinel);
   for (int64_t i = 0; i < csz; ++i) {
     if (i % ldc >= N) continue;
-    const float v = p.beta != 0.0f ? static_cast<float>(c.rng.normal()) : (p.nan_c ? kNaN : 0.0f);
+    float v = p.beta != 0.0f ? static_cast<float>(c.rng.normal()) : (p.nan_c ? kNaN : 0.0f);
+    if (p.c16) v = carzero::bf16_to_f32(carzero::f32_to_bf16(v));
     c0[i] = v;
     rc[i] = p.beta != 0.0f ? v : 0.0;
     p0[i] = kNaN;
@@ -109,13 +112,16 @@ void gemm_case(Ctx& c, const GP& p) {
   g.lda = A.ld, g.stride_a = p.sa0 ? 0 : ar * A.ld;
   g.b = upload(c, "B", B);
   g.ldb = B.ld, g.stride_b = p.sb0 ? 0 : br * B.ld;
-  g.c = c.out("C", c0);
+  std::vector<uint16_t> c16(p.c16 ? csz : 0);
+  for (size_t i = 0; i < c16.size(); ++i) c16[i] = carzero::f32_to_bf16(c0[i]);
+  if (p.c16) g.c = c.out("C", c16), g.c_type = DType::BF16;
+  else g.c = c.out("C", c0);
   g.ldc = ldc, g.stride_c = M * ldc;
   g.batch = p.batch;
   g.alpha = p.alpha, g.beta = p.beta;
   g.bias = p.bias ? c.in("bias", bias) : nullptr;
   g.act = p.act;
-  g.preact = p.act != Act::None ? c.out("preact", p0) : nullptr;
+  g.preact = p.act != Act::None && !p.c16 ? c.out("preact", p0) : nullptr;
 
   if (p.isa == "default") {
     c.ops().gemm(c.ex(), g);
@@ -132,8 +138,17 @@ void gemm_case(Ctx& c, const GP& p) {
   s.alpha = p.alpha, s.beta = p.beta, s.act = p.act;
   s.round_operands = p.compute == DType::BF16;
   ref::gemm(s, A.host, B.host, p.bias ? &bias64 : nullptr, rc, g.preact ? &rp : nullptr);
-  const double tol = p.compute == DType::BF16 ? 1e-6 : 1e-7;
-  c.expect_close("C", c.get(g.c, csz), rc, tol);
+  // A bf16 C adds its rounding (and, where the bias/activation is applied after the product
+  // was stored, a second one): a few 2^-9 relative errors per element.
+  const double tol = p.c16 ? 2e-5 : p.compute == DType::BF16 ? 1e-6 : 1e-7;
+  if (p.c16) {
+    auto cv = c.get(static_cast<const uint16_t*>(g.c), csz);
+    std::vector<float> cf(cv.size());
+    for (size_t i = 0; i < cv.size(); ++i) cf[i] = carzero::bf16_to_f32(cv[i]);
+    c.expect_close("C", cf, rc, tol);
+  } else {
+    c.expect_close("C", c.get(static_cast<const float*>(g.c), csz), rc, tol);
+  }
   if (g.preact) c.expect_close("preact", c.get(g.preact, csz), rp, tol);
   if (!p.bwd) return;
 
@@ -219,6 +234,20 @@ void register_gemm_cases(Registry& r) {
   edge([](GP& p) { p.m = 0, p.bias = true; });
   edge([](GP& p) { p.m = 97, p.n = 33, p.k = 768, p.batch = 2, p.pad = 5, p.compute = DType::BF16,
                    p.at = DType::BF16, p.bt = DType::BF16, p.bias = true, p.act = Act::Gelu; });
+  // bf16 C (inference): fused-epilogue shapes, a residual accumulate (beta = 1), fp32 compute
+  // (dense fp32 then rounded), K = 0, a batch sharing B
+  edge([](GP& p) { p.m = 97, p.n = 33, p.k = 768, p.batch = 2, p.pad = 5, p.compute = DType::BF16,
+                   p.at = DType::BF16, p.bt = DType::BF16, p.bias = true, p.act = Act::Gelu,
+                   p.nan_c = true, p.c16 = true; });
+  edge([](GP& p) { p.m = 50, p.n = 64, p.k = 96, p.tb = true, p.compute = DType::BF16,
+                   p.bt = DType::BF16, p.bias = true, p.beta = 1.0f, p.c16 = true; });
+  edge([](GP& p) { p.m = 40, p.n = 24, p.k = 72, p.tb = true, p.compute = DType::BF16,
+                   p.at = DType::BF16, p.bt = DType::BF16, p.bias = true, p.act = Act::Relu,
+                   p.nan_c = true, p.c16 = true; });
+  edge([](GP& p) { p.tb = true, p.beta = 0.5f, p.bias = true, p.act = Act::Gelu, p.c16 = true; });
+  edge([](GP& p) { p.k = 0, p.beta = 0.5f, p.bias = true, p.act = Act::Relu, p.c16 = true; });
+  edge([](GP& p) { p.batch = 3, p.sb0 = true, p.tb = true, p.bias = true, p.alpha = -0.5f,
+                   p.compute = DType::BF16, p.c16 = true, p.nan_c = true; });
   // backward (F32 only, beta = 0): every transpose x activation, shared weight across the batch
   for (int ta = 0; ta < 2; ++ta)
     for (int tb = 0; tb < 2; ++tb)

@@ -1,5 +1,7 @@
 // test_nn.cpp: cases for layernorm, gelu, relu, add, softmax (forward, backward, gradient checks).
 // Dimension letters: N rows, C channels, n elements.
+#include <cmath>
+
 #include "harness.h"
 #include "reference.h"
 
@@ -58,6 +60,60 @@ void layernorm_case(Ctx& c, int64_t N, int64_t C, double offset, bool affine_nul
       {"dweight", &W, minus(c.get(dweight, C), gw0), 10}};
   if (dbias) gi.push_back({"dbias", &Bb, minus(c.get(dbias, C), gb0), 10});
   c.check_grads(loss, gi, kTolGrad);
+}
+
+// add_layernorm_forward: sum_mode 0 = sum_out null, 1 = separate buffer, 2 = in place (sum_out
+// aliases a); b null tests the plain LayerNorm with a bf16/f32 output (and sum_out as a copy).
+void add_layernorm_case(Ctx& c, int64_t N, int64_t C, bool with_b, int sum_mode, bool bf16,
+                        double offset) {
+  const float eps = 1e-5f;
+  auto x = c.rng.normal_vec(N * C, 1.0, offset);
+  auto y = c.rng.normal_vec(N * C, 0.5);
+  auto w = c.rng.normal_vec(C, 0.5, 1.0);
+  auto bb = c.rng.normal_vec(C, 0.5);
+  float* da = sum_mode == 2 ? c.out("a", x) : c.in("a", x);
+  float* db = with_b ? c.in("b", y) : nullptr;
+  float* sum = sum_mode == 1 ? c.out_nan("sum", N * C) : sum_mode == 2 ? da : nullptr;
+  void* out;
+  if (bf16) out = c.out("out", std::vector<uint16_t>(N * C, carzero::f32_to_bf16(NAN)));
+  else out = c.out_nan("out", N * C);
+  float* mean = c.out_nan("mean", N);
+  float* rstd = c.out_nan("rstd", N);
+  c.ops().add_layernorm_forward(c.ex(), sum, out, bf16 ? DType::BF16 : DType::F32, mean, rstd, da,
+                                db, c.in("weight", w), c.in("bias", bb), N, C, eps);
+  c.check("add_layernorm_forward");
+  std::vector<double> S(N * C), ro, rm, rr;
+  for (int64_t i = 0; i < N * C; ++i)  // the sum in fp32, as the op forms it
+    S[i] = with_b ? static_cast<double>(x[i] + y[i]) : x[i];
+  ref::layernorm(S, to_f64(w), to_f64(bb), N, C, eps, ro, &rm, &rr);
+  std::vector<float> o(N * C);
+  if (bf16) {
+    auto o16 = c.get(static_cast<const uint16_t*>(out), N * C);
+    for (int64_t i = 0; i < N * C; ++i) o[i] = carzero::bf16_to_f32(o16[i]);
+  } else {
+    o = c.get(static_cast<const float*>(out), N * C);
+  }
+  c.expect_close("out", o, ro, bf16 ? 1e-5 : kTolF32);
+  c.expect_close("mean", c.get(mean, N), rm, kTolF32);
+  c.expect_close("rstd", c.get(rstd, N), rr, kTolF32);
+  if (sum) c.expect_close("sum", c.get(sum, N * C), S, 1e-14);
+}
+
+// copy2d: dst rows (pitch dp, padding columns must keep their sentinel) = src rows (+ add rows);
+// a pitch of 0 broadcasts one row.
+void copy2d_case(Ctx& c, int64_t W, int64_t H, int64_t dp, int64_t sp, bool with_add, int64_t ap) {
+  auto src = c.rng.normal_vec(sp ? sp * H : W);
+  auto add = c.rng.normal_vec(ap ? ap * H : W);
+  std::vector<float> dst0(static_cast<size_t>(dp * H), 0.25f);
+  float* d = c.out("dst", dst0);
+  c.ops().copy2d(c.ex(), d, dp, c.in("src", src), sp, with_add ? c.in("add", add) : nullptr, ap,
+                 W, H);
+  c.check("copy2d");
+  std::vector<double> ref(dst0.begin(), dst0.end());
+  for (int64_t r = 0; r < H; ++r)
+    for (int64_t k = 0; k < W; ++k)
+      ref[r * dp + k] = static_cast<double>(src[r * sp + k] + (with_add ? add[r * ap + k] : 0.0f));
+  c.expect_close("dst", c.get(d, dp * H), ref, 1e-14);
 }
 
 // Elementwise unary op: kind 0 = gelu, 1 = relu.
@@ -162,6 +218,23 @@ void register_nn_cases(Registry& r) {
     add_case(r, fmt("layernorm(N=%lld,C=%lld,offset=%g%s)", (long long)p.N, (long long)p.C, p.off,
                     p.nodb ? ",dbias=null" : ""),
              [p](Ctx& c) { layernorm_case(c, p.N, p.C, p.off, p.nodb); });
+  struct ALN { int64_t N, C; bool b; int sum; bool bf16; double off; };
+  for (ALN p : {ALN{1, 1, true, 1, false, 0}, ALN{7, 97, true, 0, false, 0},
+                ALN{197, 768, true, 2, false, 0}, ALN{33, 768, true, 1, true, 0},
+                ALN{16, 768, false, 0, true, 300.0}, ALN{5, 40, false, 1, false, -50.0},
+                ALN{9, 1024, true, 2, true, 0}})
+    add_case(r, fmt("add_layernorm(N=%lld,C=%lld,b=%d,sum=%s,out=%s,offset=%g)", (long long)p.N,
+                    (long long)p.C, p.b, p.sum == 0 ? "null" : p.sum == 1 ? "buffer" : "in-place",
+                    p.bf16 ? "bf16" : "f32", p.off),
+             [p](Ctx& c) { add_layernorm_case(c, p.N, p.C, p.b, p.sum, p.bf16, p.off); });
+  struct C2 { int64_t W, H, dp, sp; bool add; int64_t ap; };
+  for (C2 p : {C2{1, 1, 1, 1, false, 0}, C2{768, 5, 197 * 768, 768, false, 0},
+               C2{196 * 768, 3, 197 * 768, 196 * 768, true, 0}, C2{768, 4, 768, 0, false, 0},
+               C2{33, 7, 40, 35, true, 34}, C2{768, 6, 768, 197 * 768, false, 0}})
+    add_case(r, fmt("copy2d(W=%lld,H=%lld,dpitch=%lld,spitch=%lld,add=%d,apitch=%lld)",
+                    (long long)p.W, (long long)p.H, (long long)p.dp, (long long)p.sp, p.add,
+                    (long long)p.ap),
+             [p](Ctx& c) { copy2d_case(c, p.W, p.H, p.dp, p.sp, p.add, p.ap); });
   for (int64_t n : {1, 7, 97, 197 * 3072})
     add_case(r, fmt("gelu(n=%lld)", (long long)n), [n](Ctx& c) { unary_case(c, 0, n); });
   for (int64_t n : {1, 97, 197 * 768})

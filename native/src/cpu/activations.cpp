@@ -2,10 +2,13 @@
 //   gelu (exact erf form), relu, add (residual).
 // Dimension letters: n = number of elements (any shape, dense).
 // Backward contract (ops.h): activation gradients are WRITTEN (=).
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/threadpool.h"
 #include "cpu/cpu_ops.h"
+#include "ops_check.h"
 #include "cpu/cpu_util.h"
 
 namespace carzero::cpu {
@@ -87,6 +90,24 @@ void add_forward(Exec& ex, float* out, const float* a, const float* b, int64_t n
 }
 
 // da = dout, db = dout (both written, either nullable). da (n), db (n), dout (n)
+void copy2d(Exec& ex, float* dst, int64_t dpitch, const float* src, int64_t spitch,
+            const float* add, int64_t apitch, int64_t width, int64_t height) {
+  if (!check_copy2d_args(dst, dpitch, src, spitch, add, apitch, width, height)) return;
+  const int64_t grain = std::max<int64_t>(1, 16384 / width);
+  ex.pool->parallel_for(height, grain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* d = dst + r * dpitch;
+      const float* x = src + r * spitch;
+      if (add) {
+        const float* y = add + r * apitch;
+        for (int64_t c = 0; c < width; ++c) d[c] = x[c] + y[c];
+      } else {
+        std::memcpy(d, x, static_cast<size_t>(width) * sizeof(float));
+      }
+    }
+  });
+}
+
 void add_backward(Exec& ex, float* da, float* db, const float* dout, int64_t n) {
   require_size("add_backward", "n", n);
   if (n == 0 || (!da && !db)) return;

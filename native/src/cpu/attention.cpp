@@ -10,8 +10,10 @@
 // of dK/dV are needed. Heads write disjoint columns, so units never race.
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/cpu_features.h"
+#include "core/dtype.h"
 #include "core/threadpool.h"
 #include "cpu/attention_impl.h"
 #include "cpu/cpu_ops.h"
@@ -39,11 +41,63 @@ void backward_range_generic(const AttnArgs& a, const AttnGrads& g, int64_t h, in
   attn::backward_range(a, g, h, b0, b1);
 }
 
+// bf16 storage (AttnArgs::dtype): the fp32 kernels run on widened copies of the strided spans
+// of q/k/v (and out for the backward); the output rows are rounded back to bf16.
+int64_t span(int64_t items, int64_t bs, int64_t rows, int64_t ld, int64_t C) {
+  if (items <= 0 || rows <= 0 || C <= 0) return 0;
+  return (bs > 0 ? (items - 1) * bs : 0) + (rows - 1) * ld + C;
+}
+struct Widened {
+  std::vector<float> q, k, v, o;
+  AttnArgs args;
+  Widened(Exec& ex, const AttnArgs& a, bool with_out) {
+    const int64_t C = a.NH * a.HS;
+    args = a;
+    args.dtype = DType::F32;
+    auto widen = [&](const void* src, int64_t n, std::vector<float>& dst) -> const float* {
+      if (!src || n == 0) return nullptr;
+      dst.resize(static_cast<size_t>(n));
+      const uint16_t* h = static_cast<const uint16_t*>(src);
+      ex.pool->run((n + 65535) / 65536, [&](int64_t c) {
+        const int64_t e = std::min(n, (c + 1) * 65536);
+        for (int64_t i = c * 65536; i < e; ++i) dst[i] = bf16_to_f32(h[i]);
+      });
+      return dst.data();
+    };
+    args.q = widen(a.q, span(a.B, a.q_bs, a.Tq, a.ldq, C), q);
+    args.k = widen(a.k, span(a.B, a.k_bs, a.Tk, a.ldk, C), k);
+    args.v = widen(a.v, span(a.B, a.v_bs, a.Tk, a.ldv, C), v);
+    const int64_t no = span(a.B, a.o_bs, a.Tq, a.ldo, C);
+    if (with_out) {
+      args.out = const_cast<float*>(widen(a.out, no, o));
+    } else {
+      o.assign(static_cast<size_t>(no), 0.0f);
+      args.out = no ? o.data() : nullptr;
+    }
+  }
+  // out rows (bf16) = the fp32 result rows; padding between rows untouched.
+  void narrow(const AttnArgs& a) const {
+    const int64_t C = a.NH * a.HS;
+    uint16_t* dst = static_cast<uint16_t*>(a.out);
+    for (int64_t b = 0; b < a.B; ++b)
+      for (int64_t t = 0; t < a.Tq; ++t) {
+        const int64_t off = b * a.o_bs + t * a.ldo;
+        for (int64_t c = 0; c < C; ++c) dst[off + c] = f32_to_bf16(o[off + c]);
+      }
+  }
+};
+
 }  // namespace
 
 void attention_forward(Exec& ex, const AttnArgs& a) {
   check_attn_args("attention_forward", a);
   if (a.B == 0 || a.NH == 0 || a.Tq == 0) return;
+  if (a.dtype == DType::BF16) {
+    Widened w(ex, a, false);
+    attention_forward(ex, w.args);
+    w.narrow(a);
+    return;
+  }
   const FwdFn fn = cpu_isa() == CpuIsa::Avx512 ? attention_forward_range_avx512
                                                 : forward_range_generic;
   // Split queries only as far as needed to give every thread ~4 units; chunks are multiples of
@@ -70,6 +124,11 @@ void attention_backward(Exec& ex, const AttnArgs& a, const AttnGrads& g) {
   require_ptr(op, "grads.dout", g.dout, true);
   CZ_ARG(a.lse != nullptr, "%s: args.lse is null (store it in the forward)", op);
   if (a.Tk == 0) return;  // no keys: every output was zero, nothing flows back
+  if (a.dtype == DType::BF16) {
+    Widened w(ex, a, true);
+    attention_backward(ex, w.args, g);
+    return;
+  }
   const BwdFn fn = cpu_isa() == CpuIsa::Avx512 ? attention_backward_range_avx512
                                                 : backward_range_generic;
   // A memory shared across the batch (stride 0) whose gradient is requested: one unit per head.

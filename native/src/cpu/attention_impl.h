@@ -86,10 +86,11 @@ struct Slice {
 
 inline Slice slice(const AttnArgs& a, int64_t b, int64_t h) {
   Slice s;
-  s.q = a.q + b * a.q_bs + h * a.HS;
-  s.k = a.k ? a.k + b * a.k_bs + h * a.HS : nullptr;
-  s.v = a.v ? a.v + b * a.v_bs + h * a.HS : nullptr;
-  s.o = a.out + b * a.o_bs + h * a.HS;
+  // fp32 storage here (attention.cpp widens bf16 storage before calling in)
+  s.q = static_cast<const float*>(a.q) + b * a.q_bs + h * a.HS;
+  s.k = a.k ? static_cast<const float*>(a.k) + b * a.k_bs + h * a.HS : nullptr;
+  s.v = a.v ? static_cast<const float*>(a.v) + b * a.v_bs + h * a.HS : nullptr;
+  s.o = static_cast<float*>(a.out) + b * a.o_bs + h * a.HS;
   s.mask = a.key_mask ? a.key_mask + b * a.mask_bs : nullptr;
   s.lse = a.lse ? a.lse + (b * a.NH + h) * a.Tq : nullptr;
   s.probs = a.probs ? a.probs + (b * a.NH + h) * a.Tq * a.Tk : nullptr;

@@ -18,12 +18,17 @@ void layernorm_forward(Exec&, float* out, float* mean, float* rstd, const float*
 void layernorm_backward(Exec&, float* dinp, float* dweight, float* dbias, const float* dout,
                         const float* inp, const float* weight, const float* mean,
                         const float* rstd, int64_t N, int64_t C);
+void add_layernorm_forward(Exec&, float* sum_out, void* out, DType out_type, float* mean,
+                           float* rstd, const float* a, const float* b, const float* weight,
+                           const float* bias, int64_t N, int64_t C, float eps);
 void gelu_forward(Exec&, float* out, const float* inp, int64_t n);
 void gelu_backward(Exec&, float* dinp, const float* inp, const float* dout, int64_t n);
 void relu_forward(Exec&, float* out, const float* inp, int64_t n);
 void relu_backward(Exec&, float* dinp, const float* inp, const float* dout, int64_t n);
 void add_forward(Exec&, float* out, const float* a, const float* b, int64_t n);
 void add_backward(Exec&, float* da, float* db, const float* dout, int64_t n);
+void copy2d(Exec&, float* dst, int64_t dpitch, const float* src, int64_t spitch, const float* add,
+            int64_t apitch, int64_t width, int64_t height);
 void softmax_forward(Exec&, float* out, const float* inp, int64_t rows, int64_t cols);
 void softmax_backward(Exec&, float* dinp, const float* out, const float* dout, int64_t rows,
                       int64_t cols);

@@ -215,7 +215,7 @@ void run_task(const KernelSet& ks, const GemmArgs& g, int64_t b, int64_t i0, int
   const int64_t K = g.k, MR = ks.mr, NR = ks.nr;
   const int64_t rows = i1 - i0, a_panels = ceil_div(rows, MR);
   const PackSrc sa = view_a(g, b), sbt = view_bt(g, b);
-  float* C = g.c + b * g.stride_c;
+  float* C = static_cast<float*>(g.c) + b * g.stride_c;
   float* P = g.act != Act::None && g.preact ? g.preact + b * g.stride_c : nullptr;
   char* abuf = static_cast<char*>(tl_pack_a.get(a_panels * panel_bytes(ks.kc, MR, ks.fmt)));
   char* bbuf = sb ? nullptr
@@ -259,7 +259,7 @@ void run_task(const KernelSet& ks, const GemmArgs& g, int64_t b, int64_t i0, int
 void run_k0(const GemmArgs& g) {
   for (int64_t b = 0; b < g.batch; ++b)
     for (int64_t i = 0; i < g.m; ++i) {
-      float* c = g.c + b * g.stride_c + i * g.ldc;
+      float* c = static_cast<float*>(g.c) + b * g.stride_c + i * g.ldc;
       float* pre = g.act != Act::None && g.preact ? g.preact + b * g.stride_c + i * g.ldc : nullptr;
       for (int64_t j = 0; j < g.n; ++j) {
         float z = (g.beta != 0.0f ? g.beta * c[j] : 0.0f) + (g.bias ? g.bias[j] : 0.0f);
@@ -370,7 +370,33 @@ void gemm_with_isa(Exec& ex, const GemmArgs& g, CpuIsa isa) {
 
 void gemm(Exec& ex, const GemmArgs& g) {
   check_gemm_args(g, "gemm");
-  run_gemm(ex, g, select_kernels(cpu_isa(), g.compute, cpu_has_bf16_dot()));
+  const KernelSet& ks = select_kernels(cpu_isa(), g.compute, cpu_has_bf16_dot());
+  if (g.c_type == DType::F32) return run_gemm(ex, g, ks);
+  // BF16 C: the fp32 GEMM into a dense fp32 copy of C (widened first when beta reads it), then
+  // every element rounded once to bf16. The padding between C's rows is not touched.
+  if (g.batch == 0 || g.m == 0 || g.n == 0) return;
+  const int64_t items = g.batch, M = g.m, N = g.n;
+  std::vector<float> tmp(static_cast<size_t>(items * M * N));
+  uint16_t* c16 = static_cast<uint16_t*>(g.c);
+  auto rows = [&](const std::function<void(int64_t, float*, uint16_t*)>& f) {
+    ex.pool->run(items * M, [&](int64_t r) {
+      const int64_t b = r / M, i = r % M;
+      f(N, tmp.data() + r * N, c16 + b * g.stride_c + i * g.ldc);
+    });
+  };
+  if (g.beta != 0.0f)
+    rows([](int64_t n, float* t, uint16_t* c) {
+      for (int64_t j = 0; j < n; ++j) t[j] = bf16_to_f32(c[j]);
+    });
+  GemmArgs f = g;
+  f.c = tmp.data();
+  f.c_type = DType::F32;
+  f.ldc = N;
+  f.stride_c = M * N;
+  run_gemm(ex, f, ks);
+  rows([](int64_t n, float* t, uint16_t* c) {
+    for (int64_t j = 0; j < n; ++j) c[j] = f32_to_bf16(t[j]);
+  });
 }
 
 // ---- backward -----------------------------------------------------------------------------------
@@ -398,6 +424,8 @@ void gemm_backward(Exec& ex, const GemmArgs& f, const float* dc, float* da, floa
   CZ_ARG(f.a_type == DType::F32 && f.b_type == DType::F32 && f.compute == DType::F32,
          "gemm_backward: only F32 operands and compute are supported (a_type %s, b_type %s, "
          "compute %s)", dtype_name(f.a_type), dtype_name(f.b_type), dtype_name(f.compute));
+  CZ_ARG(f.c_type == DType::F32, "gemm_backward: c_type %s: only an F32 C is supported",
+         dtype_name(f.c_type));
   CZ_ARG(f.beta == 0.0f, "gemm_backward: beta (%g) must have been 0 in the forward",
          static_cast<double>(f.beta));
   const int64_t M = f.m, N = f.n, B = f.batch;

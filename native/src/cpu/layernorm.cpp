@@ -8,9 +8,11 @@
 #include <cmath>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/threadpool.h"
 #include "cpu/cpu_ops.h"
 #include "cpu/cpu_util.h"
+#include "ops_check.h"
 
 namespace carzero::cpu {
 
@@ -44,6 +46,49 @@ void layernorm_forward(Exec& ex, float* out, float* mean, float* rstd, const flo
           if (bias) v += bias[c];
           y[c] = v;
         }
+      }
+      if (mean) mean[r] = mf;
+      if (rstd) rstd[r] = rf;
+    }
+  });
+}
+
+// Fused residual add + LayerNorm (ops.h): per row, s = a + b into sum_out (or a row scratch),
+// then the LayerNorm of s as above, stored as f32 or rounded to bf16.
+void add_layernorm_forward(Exec& ex, float* sum_out, void* out, DType out_type, float* mean,
+                           float* rstd, const float* a, const float* b, const float* weight,
+                           const float* bias, int64_t N, int64_t C, float eps) {
+  if (!check_add_layernorm_args("add_layernorm_forward", sum_out, out, out_type, a, b, N, C, eps))
+    return;
+  const int64_t grain = std::max<int64_t>(1, 4096 / C);
+  ex.pool->parallel_for(N, grain, [&](int64_t r0, int64_t r1) {
+    std::vector<float> row;
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* x = a + r * C;
+      if (b) {
+        float* dst = sum_out ? sum_out + r * C : (row.resize(static_cast<size_t>(C)), row.data());
+        const float* y = b + r * C;
+        for (int64_t c = 0; c < C; ++c) dst[c] = x[c] + y[c];
+        x = dst;
+      } else if (sum_out && sum_out != a) {
+        std::copy(x, x + C, sum_out + r * C);
+      }
+      const double m = sum_f64(x, C) / static_cast<double>(C);
+      const double var = sum_sq_dev_f64(x, C, m) / static_cast<double>(C);
+      const double rs = 1.0 / std::sqrt(var + static_cast<double>(eps));
+      const float mf = static_cast<float>(m), rf = static_cast<float>(rs);
+      auto value = [&](int64_t c) {
+        float v = (x[c] - mf) * rf;
+        if (weight) v *= weight[c];
+        if (bias) v += bias[c];
+        return v;
+      };
+      if (out_type == DType::F32) {
+        float* y = static_cast<float*>(out) + r * C;
+        for (int64_t c = 0; c < C; ++c) y[c] = value(c);
+      } else {
+        uint16_t* y = static_cast<uint16_t*>(out) + r * C;
+        for (int64_t c = 0; c < C; ++c) y[c] = f32_to_bf16(value(c));
       }
       if (mean) mean[r] = mf;
       if (rstd) rstd[r] = rf;

@@ -11,12 +11,14 @@ const OpTable& cpu_ops() {
     t.gemm_backward = cpu::gemm_backward;
     t.layernorm_forward = cpu::layernorm_forward;
     t.layernorm_backward = cpu::layernorm_backward;
+    t.add_layernorm_forward = cpu::add_layernorm_forward;
     t.gelu_forward = cpu::gelu_forward;
     t.gelu_backward = cpu::gelu_backward;
     t.relu_forward = cpu::relu_forward;
     t.relu_backward = cpu::relu_backward;
     t.add_forward = cpu::add_forward;
     t.add_backward = cpu::add_backward;
+    t.copy2d = cpu::copy2d;
     t.softmax_forward = cpu::softmax_forward;
     t.softmax_backward = cpu::softmax_backward;
     t.attention_forward = cpu::attention_forward;

@@ -3,6 +3,7 @@
 // Dimension letters: n = number of elements (any shape, dense). Grid-stride loops over int64.
 #include "cuda/cuda_common.h"
 #include "cuda/cuda_ops.h"
+#include "ops_check.h"
 
 namespace carzero::cuda {
 
@@ -95,6 +96,18 @@ void relu_backward(Exec& ex, float* dinp, const float* inp, const float* dout, i
   check_launch("relu_backward_kernel");
 }
 
+__global__ void copy2d_kernel(float* dst, int64_t dpitch, const float* src, int64_t spitch,
+                              const float* add, int64_t apitch, int64_t width, int64_t height) {
+  const int64_t n = width * height;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t r = i / width, c = i - r * width;
+    float v = src[r * spitch + c];
+    if (add) v += add[r * apitch + c];
+    dst[r * dpitch + c] = v;
+  }
+}
+
 void add_forward(Exec& ex, float* out, const float* a, const float* b, int64_t n) {
   require_size("add_forward", "n", n);
   if (n == 0) return;
@@ -104,6 +117,15 @@ void add_forward(Exec& ex, float* out, const float* a, const float* b, int64_t n
   CudaState& s = state(ex);
   add_kernel<<<grid_for(n, kThreads, s), kThreads, 0, s.stream>>>(out, a, b, n);
   check_launch("add_kernel");
+}
+
+void copy2d(Exec& ex, float* dst, int64_t dpitch, const float* src, int64_t spitch,
+            const float* add, int64_t apitch, int64_t width, int64_t height) {
+  if (!check_copy2d_args(dst, dpitch, src, spitch, add, apitch, width, height)) return;
+  CudaState& s = state(ex);
+  copy2d_kernel<<<grid_for(width * height, kThreads, s), kThreads, 0, s.stream>>>(
+      dst, dpitch, src, spitch, add, apitch, width, height);
+  check_launch("copy2d_kernel");
 }
 
 void add_backward(Exec& ex, float* da, float* db, const float* dout, int64_t n) {

@@ -1,6 +1,7 @@
 // attention.cu: fused multi-head attention, forward and backward, FlashAttention-style (online
 // softmax over key tiles; the Tq x Tk score matrix never goes to global memory unless probs is
 // requested for grounding maps). fp32 storage and math; the op-table path (AttnArgs in ops.h).
+// bf16 storage (AttnArgs::dtype) goes to attention_bf16.cu.
 // Dimension letters: B batch, NH heads, HS head size, Tq queries, Tk keys; head h uses columns
 // [h*HS, (h+1)*HS) of q/k/v/out rows. Tiles: BQ = 32 queries x BK = 32 keys per step, 4 warps.
 //
@@ -54,9 +55,9 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(FwdParams P
   float* valid = Vs + BK * st;  // (BK) 1 = attend
   const int64_t b = blockIdx.z, h = blockIdx.y, q0 = (int64_t)blockIdx.x * BQ;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const float* qb = a.q + b * a.q_bs + h * HS;
-  const float* kb = a.k ? a.k + b * a.k_bs + h * HS : nullptr;
-  const float* vb = a.v ? a.v + b * a.v_bs + h * HS : nullptr;
+  const float* qb = static_cast<const float*>(a.q) + b * a.q_bs + h * HS;
+  const float* kb = a.k ? static_cast<const float*>(a.k) + b * a.k_bs + h * HS : nullptr;
+  const float* vb = a.v ? static_cast<const float*>(a.v) + b * a.v_bs + h * HS : nullptr;
   load_tile(Qs, st, qb, a.ldq, q0, a.Tq, HS);
 
   float m[kRowsPerWarp], l[kRowsPerWarp], acc[kRowsPerWarp][DCH];
@@ -111,7 +112,7 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(FwdParams P
     const int64_t i = q0 + warp * kRowsPerWarp + rr;
     if (i >= a.Tq) continue;
     const float inv = l[rr] > 0.0f ? 1.0f / l[rr] : 0.0f;
-    float* orow = a.out + b * a.o_bs + i * a.ldo + h * HS;
+    float* orow = static_cast<float*>(a.out) + b * a.o_bs + i * a.ldo + h * HS;
 #pragma unroll
     for (int c = 0; c < DCH; ++c) {
       const int d = lane + 32 * c;
@@ -130,11 +131,11 @@ __global__ void attention_probs_kernel(AttnArgs a, const float* lse) {
   for (int64_t r = blockIdx.x * (int64_t)(blockDim.x / 32) + (threadIdx.x >> 5); r < rows;
        r += (int64_t)gridDim.x * (blockDim.x / 32)) {
     const int64_t i = r % a.Tq, bh = r / a.Tq, h = bh % a.NH, b = bh / a.NH;
-    const float* q = a.q + b * a.q_bs + i * a.ldq + h * a.HS;
+    const float* q = static_cast<const float*>(a.q) + b * a.q_bs + i * a.ldq + h * a.HS;
     const float L = lse[r];
     float* pr = a.probs + r * a.Tk;
     for (int64_t j = lane; j < a.Tk; j += 32) {
-      const float* k = a.k + b * a.k_bs + j * a.ldk + h * a.HS;
+      const float* k = static_cast<const float*>(a.k) + b * a.k_bs + j * a.ldk + h * a.HS;
       float s = 0.0f;
       for (int64_t d = 0; d < a.HS; ++d) s += q[d] * k[d];
       const bool ok = L != -INFINITY && (!a.key_mask || a.key_mask[b * a.mask_bs + j] != 0);
@@ -152,7 +153,7 @@ __global__ void attention_dot_kernel(float* Dvec, AttnArgs a, const float* dout)
     const int64_t i = r % a.Tq, bh = r / a.Tq, h = bh % a.NH, b = bh / a.NH;
     const int64_t off = b * a.o_bs + i * a.ldo + h * a.HS;
     float s = 0.0f;
-    for (int64_t d = lane; d < a.HS; d += 32) s += dout[off + d] * a.out[off + d];
+    for (int64_t d = lane; d < a.HS; d += 32) s += dout[off + d] * static_cast<const float*>(a.out)[off + d];
     s = warp_sum(s);
     if (lane == 0) Dvec[r] = s;
   }
@@ -183,9 +184,9 @@ __global__ void __launch_bounds__(kThreads) attention_backward_kernel(BwdParams 
   float* valid = D_s + BQ;        // (BK)
   const int64_t b = blockIdx.z, h = blockIdx.y, k0 = (int64_t)blockIdx.x * BK;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const float* kb = a.k + b * a.k_bs + h * HS;
-  const float* vb = a.v + b * a.v_bs + h * HS;
-  const float* qb = a.q + b * a.q_bs + h * HS;
+  const float* kb = static_cast<const float*>(a.k) + b * a.k_bs + h * HS;
+  const float* vb = static_cast<const float*>(a.v) + b * a.v_bs + h * HS;
+  const float* qb = static_cast<const float*>(a.q) + b * a.q_bs + h * HS;
   const float* dob = g.dout + b * a.o_bs + h * HS;
   load_tile(Ks, st, kb, a.ldk, k0, a.Tk, HS);
   load_tile(Vs, st, vb, a.ldv, k0, a.Tk, HS);
@@ -308,6 +309,7 @@ void backward_launch(CudaState& s, const BwdParams& p, dim3 grid, size_t smem) {
 void attention_forward(Exec& ex, const AttnArgs& a) {
   const char* op = "attention_forward";
   validate(op, a);
+  if (a.dtype == DType::BF16) return attention_forward_bf16(ex, a);
   if (a.B == 0 || a.NH == 0 || a.Tq == 0) return;
   CZ_REQUIRE(a.HS <= 256, CZ_ERR_UNSUPPORTED, "%s: HS = %lld > 256 is not supported on CUDA", op,
              static_cast<long long>(a.HS));
@@ -341,6 +343,13 @@ void attention_forward(Exec& ex, const AttnArgs& a) {
 void attention_backward(Exec& ex, const AttnArgs& a, const AttnGrads& g) {
   const char* op = "attention_backward";
   validate(op, a);
+  if (a.dtype == DType::BF16) {
+    if (a.B == 0 || a.NH == 0 || a.Tq == 0 || a.HS == 0 || a.Tk == 0) return;
+    if (!g.dq && !g.dk && !g.dv) return;
+    require_ptr(op, "grads.dout", g.dout, true);
+    CZ_ARG(a.lse != nullptr, "%s: args.lse is null (store it in the forward)", op);
+    return attention_backward_bf16(ex, a, g);
+  }
   if (a.B == 0 || a.NH == 0 || a.Tq == 0 || a.HS == 0) return;
   if (!g.dq && !g.dk && !g.dv) return;
   require_ptr(op, "grads.dout", g.dout, true);

@@ -1,7 +1,5 @@
 // cuda_ops.h: the CUDA backend's implementations of every op in ops.h (same signatures, same
-// contracts; see ops.h for shapes and semantics), bound into the table by cuda/table.cpp, plus
-// CUDA-only entry points that the fp32 op table has no slot for yet (bf16 attention, used by the
-// benchmarks; see the op-table proposal in docs).
+// contracts; see ops.h for shapes and semantics), bound into the table by cuda/table.cpp.
 #pragma once
 #include <cstdint>
 
@@ -19,12 +17,17 @@ void layernorm_forward(Exec&, float* out, float* mean, float* rstd, const float*
 void layernorm_backward(Exec&, float* dinp, float* dweight, float* dbias, const float* dout,
                         const float* inp, const float* weight, const float* mean,
                         const float* rstd, int64_t N, int64_t C);
+void add_layernorm_forward(Exec&, float* sum_out, void* out, DType out_type, float* mean,
+                           float* rstd, const float* a, const float* b, const float* weight,
+                           const float* bias, int64_t N, int64_t C, float eps);
 void gelu_forward(Exec&, float* out, const float* inp, int64_t n);
 void gelu_backward(Exec&, float* dinp, const float* inp, const float* dout, int64_t n);
 void relu_forward(Exec&, float* out, const float* inp, int64_t n);
 void relu_backward(Exec&, float* dinp, const float* inp, const float* dout, int64_t n);
 void add_forward(Exec&, float* out, const float* a, const float* b, int64_t n);
 void add_backward(Exec&, float* da, float* db, const float* dout, int64_t n);
+void copy2d(Exec&, float* dst, int64_t dpitch, const float* src, int64_t spitch, const float* add,
+            int64_t apitch, int64_t width, int64_t height);
 void softmax_forward(Exec&, float* out, const float* inp, int64_t rows, int64_t cols);
 void softmax_backward(Exec&, float* dinp, const float* out, const float* dout, int64_t rows,
                       int64_t cols);
@@ -54,13 +57,12 @@ void dropout_backward(Exec&, float* dinp, const float* dout, int64_t n, float p,
                       uint64_t offset);
 void convert(Exec&, void* dst, DType dst_type, const void* src, DType src_type, int64_t n);
 
-// ---- CUDA-only ------------------------------------------------------------------------------------
-// Attention with bf16 storage (q, k, v, out as bf16 bit patterns, fp32 softmax and accumulation)
-// on tensor cores (mma.sync m16n8k16), FlashAttention-2 style. Same AttnArgs layout rules with
-// element strides; the float pointers of AttnArgs are reinterpreted as uint16_t* (bf16). lse is
-// fp32 and optional; probs is not supported (use the fp32 op). HS must be 64, 128 or 192
-// (others throw CZ_ERR_UNSUPPORTED).
+// ---- bf16 attention (attention_bf16.cu), reached through attention_forward/backward when
+// AttnArgs::dtype == BF16 (arguments already validated) --------------------------------------------
 void attention_forward_bf16(Exec&, const AttnArgs&);
+void attention_backward_bf16(Exec&, const AttnArgs&, const AttnGrads&);
+// Whether the forward runs on the tensor-core kernel for this head size (32, 64, 128, 192);
+// other sizes widen to the fp32 kernel.
 bool attention_bf16_supported(int64_t HS);
 
 }  // namespace carzero::cuda

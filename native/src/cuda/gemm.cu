@@ -13,6 +13,8 @@
 // CPU's rounding) and runs bf16 tensor-core GEMM with fp32 accumulation. C is always fp32.
 // Exact GELU has no cuBLASLt epilogue (cuBLASLt's GELU is the tanh approximation), so GELU and any
 // stored pre-activation run in our epilogue kernel.
+#include <cuda_bf16.h>
+
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -58,6 +60,34 @@ __global__ void gemm_epilogue_kernel(float* c, float* preact, const float* src, 
     if (bias) z += bias[j];
     if (preact) preact[idx] = z;
     c[idx] = apply_act(z, act);
+  }
+}
+
+// bf16 C: c = act(c + bias) in place (what cuBLASLt did not fuse), over (batch, M, N) strided.
+__global__ void gemm_epilogue_bf16_kernel(__nv_bfloat16* c, const float* bias, int act,
+                                          int64_t batch, int64_t M, int64_t N, int64_t ld,
+                                          int64_t sb) {
+  const int64_t total = batch * M * N;
+  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total;
+       t += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t j = t % N, r = t / N, i = r % M, b = r / M;
+    const int64_t idx = b * sb + i * ld + j;
+    float z = __bfloat162float(c[idx]);
+    if (bias) z += bias[j];
+    c[idx] = __float2bfloat16(apply_act(z, act));
+  }
+}
+
+// Between a strided bf16 C and a dense fp32 copy (batch, M, N): to_dense widens, else narrows.
+__global__ void bf16_dense_kernel(__nv_bfloat16* c, float* dense, bool to_dense, int64_t batch,
+                                  int64_t M, int64_t N, int64_t ld, int64_t sb) {
+  const int64_t total = batch * M * N;
+  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total;
+       t += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t j = t % N, r = t / N, i = r % M, b = r / M;
+    const int64_t idx = b * sb + i * ld + j;
+    if (to_dense) dense[t] = __bfloat162float(c[idx]);
+    else c[idx] = __float2bfloat16(dense[t]);
   }
 }
 
@@ -154,7 +184,7 @@ struct ColMajorGemm {
   int64_t m, n, k;
   const void* A; int a_type; int64_t lda, stride_a;
   const void* B; int b_type; int64_t ldb, stride_b;
-  float* C; int64_t ldc, stride_c;  // also D
+  void* C; int c_type = CUDA_R_32F_; int64_t ldc, stride_c;  // also D
   int64_t batch;
   float alpha, beta;
   const float* bias;  // fused bias (cuBLASLt only), length m
@@ -199,7 +229,7 @@ bool run_lt(CudaState& s, const ColMajorGemm& p) {
   const uint64_t b_rows = p.transb == CUBLAS_OP_N ? p.k : p.n, b_cols = p.transb == CUBLAS_OP_N ? p.n : p.k;
   check_cublas(api.lt_layout_create(&la, p.a_type, a_rows, a_cols, p.lda), "cublasLtMatrixLayoutCreate(A)");
   check_cublas(api.lt_layout_create(&lb, p.b_type, b_rows, b_cols, p.ldb), "cublasLtMatrixLayoutCreate(B)");
-  check_cublas(api.lt_layout_create(&lc, CUDA_R_32F_, p.m, p.n, p.ldc), "cublasLtMatrixLayoutCreate(C)");
+  check_cublas(api.lt_layout_create(&lc, p.c_type, p.m, p.n, p.ldc), "cublasLtMatrixLayoutCreate(C)");
   if (p.batch > 1) {
     const int32_t bc = static_cast<int32_t>(p.batch);
     const int64_t sa = p.stride_a, sb = p.stride_b, sc = p.stride_c;
@@ -216,7 +246,7 @@ bool run_lt(CudaState& s, const ColMajorGemm& p) {
   const size_t ea = p.a_type == CUDA_R_32F_ ? 4 : 2, eb = p.b_type == CUDA_R_32F_ ? 4 : 2;
   const uint32_t al_a = alignment_of(p.A, p.stride_a, ea, p.batch);
   const uint32_t al_b = alignment_of(p.B, p.stride_b, eb, p.batch);
-  const uint32_t al_c = alignment_of(p.C, p.stride_c, 4, p.batch);
+  const uint32_t al_c = alignment_of(p.C, p.stride_c, p.c_type == CUDA_R_32F_ ? 4 : 2, p.batch);
   check_cublas(api.lt_pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof al_a), "cublasLtMatmulPreferenceSetAttribute(align A)");
   check_cublas(api.lt_pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof al_b), "cublasLtMatmulPreferenceSetAttribute(align B)");
   check_cublas(api.lt_pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof al_c), "cublasLtMatmulPreferenceSetAttribute(align C)");
@@ -242,7 +272,7 @@ void run_cublas(CudaState& s, const ColMajorGemm& p) {
                    h.blas, p.transa, p.transb, static_cast<int>(p.m), static_cast<int>(p.n),
                    static_cast<int>(p.k), &p.alpha, p.A, p.a_type, static_cast<int>(p.lda),
                    p.stride_a, p.B, p.b_type, static_cast<int>(p.ldb), p.stride_b, &p.beta, p.C,
-                   CUDA_R_32F_, static_cast<int>(p.ldc), p.stride_c, static_cast<int>(p.batch),
+                   p.c_type, static_cast<int>(p.ldc), p.stride_c, static_cast<int>(p.batch),
                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                "cublasGemmStridedBatchedEx");
 }
@@ -281,9 +311,29 @@ void gemm(Exec& ex, const GemmArgs& g) {
   CudaState& s = state(ex);
   const int act = static_cast<int>(g.act);
   const int64_t total = g.batch * g.m * g.n;
+  const bool c16 = g.c_type == DType::BF16;
+  if (c16 && (g.compute != DType::BF16 || g.k == 0)) {
+    // A bf16 C with fp32 compute (or nothing to multiply): the fp32 GEMM into a dense fp32 copy
+    // of C (widened first when beta reads it), then rounded into C once.
+    Scratch dense(s, static_cast<size_t>(total) * sizeof(float));
+    auto* c = static_cast<__nv_bfloat16*>(g.c);
+    if (g.beta != 0.0f) {
+      bf16_dense_kernel<<<grid_for(total, 256, s), 256, 0, s.stream>>>(
+          c, dense.as<float>(), true, g.batch, g.m, g.n, g.ldc, g.stride_c);
+      check_launch("bf16_dense_kernel");
+    }
+    GemmArgs f = g;
+    f.c = dense.get(), f.c_type = DType::F32, f.ldc = g.n, f.stride_c = g.m * g.n;
+    gemm(ex, f);
+    bf16_dense_kernel<<<grid_for(total, 256, s), 256, 0, s.stream>>>(
+        c, dense.as<float>(), false, g.batch, g.m, g.n, g.ldc, g.stride_c);
+    check_launch("bf16_dense_kernel");
+    return;
+  }
   if (g.k == 0) {  // C = act(beta C + bias): alpha A B is an empty sum
+    float* c = static_cast<float*>(g.c);
     gemm_epilogue_kernel<<<grid_for(total, 256, s), 256, 0, s.stream>>>(
-        g.c, g.preact, g.c, g.bias, g.beta, g.beta == 0.0f, act, g.batch, g.m, g.n, g.ldc,
+        c, g.preact, c, g.bias, g.beta, g.beta == 0.0f, act, g.batch, g.m, g.n, g.ldc,
         g.stride_c);
     check_launch("gemm_epilogue_kernel");
     return;
@@ -297,12 +347,12 @@ void gemm(Exec& ex, const GemmArgs& g) {
   Operand B = prepare(ex, s, bbuf, g.b, g.b_type, want, b_rows, b_cols, g.ldb, g.stride_b, g.batch);
 
   // Where the GEMM writes: C, or preact when the pre-activation must be kept (then C = act(preact)).
-  float* dst = g.c;
-  if (g.act != Act::None && g.preact) {
+  void* dst = g.c;
+  if (g.act != Act::None && g.preact) {  // (F32 C only: check_gemm_args)
     dst = g.preact;
     if (g.beta != 0.0f) {  // beta C must enter the product: start preact from C
       strided_copy_kernel<<<grid_for(total, 256, s), 256, 0, s.stream>>>(
-          g.preact, g.c, g.batch, g.m, g.n, g.ldc, g.stride_c);
+          g.preact, static_cast<const float*>(g.c), g.batch, g.m, g.n, g.ldc, g.stride_c);
       check_launch("strided_copy_kernel");
     }
   }
@@ -312,7 +362,7 @@ void gemm(Exec& ex, const GemmArgs& g) {
   p.m = g.n, p.n = g.m, p.k = g.k;
   p.A = B.ptr, p.a_type = B.type, p.lda = g.ldb, p.stride_a = g.stride_b;
   p.B = A.ptr, p.b_type = A.type, p.ldb = g.lda, p.stride_b = g.stride_a;
-  p.C = dst, p.ldc = g.ldc, p.stride_c = g.stride_c;
+  p.C = dst, p.c_type = c16 ? CUDA_R_16BF_ : CUDA_R_32F_, p.ldc = g.ldc, p.stride_c = g.stride_c;
   p.batch = g.batch, p.alpha = g.alpha, p.beta = g.beta;
   // Fuse what cuBLASLt can: the bias (16-byte aligned), and ReLU when C is the destination.
   const bool bias_ok = g.bias && (reinterpret_cast<uintptr_t>(g.bias) % 16 == 0);
@@ -326,10 +376,16 @@ void gemm(Exec& ex, const GemmArgs& g) {
   // What is left for our epilogue: the bias (if not fused), the activation (unless fused ReLU).
   const float* bias_left = (fused && p.bias) ? nullptr : g.bias;
   const bool act_left = g.act != Act::None && !(fused && p.relu);
-  if (bias_left || act_left) {
+  if ((bias_left || act_left) && c16) {
+    gemm_epilogue_bf16_kernel<<<grid_for(total, 256, s), 256, 0, s.stream>>>(
+        static_cast<__nv_bfloat16*>(g.c), bias_left, act_left ? act : 0, g.batch, g.m, g.n,
+        g.ldc, g.stride_c);
+    check_launch("gemm_epilogue_bf16_kernel");
+  } else if (bias_left || act_left) {
     gemm_epilogue_kernel<<<grid_for(total, 256, s), 256, 0, s.stream>>>(
-        g.c, (dst == g.preact && bias_left) ? g.preact : nullptr, dst, bias_left, 1.0f, false,
-        act_left ? act : 0, g.batch, g.m, g.n, g.ldc, g.stride_c);
+        static_cast<float*>(g.c), (dst == g.preact && bias_left) ? g.preact : nullptr,
+        static_cast<const float*>(dst), bias_left, 1.0f, false, act_left ? act : 0, g.batch, g.m,
+        g.n, g.ldc, g.stride_c);
     check_launch("gemm_epilogue_kernel");
   }
 }
@@ -340,6 +396,8 @@ void gemm_backward(Exec& ex, const GemmArgs& f, const float* dc, float* da, floa
   CZ_ARG(f.a_type == DType::F32 && f.b_type == DType::F32 && f.compute == DType::F32,
          "gemm_backward: only F32 operands and compute are supported (a_type %s, b_type %s, "
          "compute %s)", dtype_name(f.a_type), dtype_name(f.b_type), dtype_name(f.compute));
+  CZ_ARG(f.c_type == DType::F32, "gemm_backward: c_type %s: only an F32 C is supported",
+         dtype_name(f.c_type));
   CZ_ARG(f.beta == 0.0f, "gemm_backward: beta (%g) must have been 0 in the forward",
          static_cast<double>(f.beta));
   const int64_t M = f.m, N = f.n, B = f.batch;

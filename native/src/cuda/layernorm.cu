@@ -5,18 +5,24 @@
 // One warp per row. Statistics are two-pass with double accumulators, as on the CPU, so
 // large-offset inputs keep their precision. The residual add that precedes a LayerNorm in the
 // model is the add op (activations.cu); fusing it would need a new op-table entry.
+#include <cuda_bf16.h>
+
 #include <algorithm>
 #include <cmath>
 
 #include "cuda/cuda_common.h"
 #include "cuda/cuda_device.cuh"
 #include "cuda/cuda_ops.h"
+#include "ops_check.h"
 
 namespace carzero::cuda {
 
 namespace {
 
 constexpr int kWarps = 8, kThreads = kWarps * 32;
+
+__device__ __forceinline__ void store_as(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store_as(__nv_bfloat16* p, float v) { *p = __float2bfloat16(v); }
 
 __global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, const float* inp,
                                          const float* weight, const float* bias, int64_t N,
@@ -50,6 +56,79 @@ __global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, c
   }
 }
 
+// Fused residual add + LayerNorm, one warp per row: s = a + b (stored to sum when non-null;
+// sum may alias a), statistics as above, out = LN(s) as TOut (float or bf16).
+template <class TOut>
+__global__ void add_layernorm_kernel(float* sum, TOut* out, float* mean, float* rstd,
+                                     const float* a, const float* b, const float* weight,
+                                     const float* bias, int64_t N, int64_t C, float eps) {
+  const int lane = threadIdx.x & 31;
+  for (int64_t r = blockIdx.x * (int64_t)kWarps + (threadIdx.x >> 5); r < N;
+       r += (int64_t)gridDim.x * kWarps) {
+    const float* x = a + r * C;
+    if (b) {
+      const float* y = b + r * C;
+      float* dst = sum ? sum + r * C : nullptr;
+      double s = 0.0;
+      for (int64_t c = lane; c < C; c += 32) {
+        const float v = x[c] + y[c];
+        if (dst) dst[c] = v;
+        s += v;
+      }
+      __syncwarp();
+      if (dst) x = dst;  // each lane re-reads only what it wrote
+      else x = nullptr;
+      const double m = warp_sum(s) / static_cast<double>(C);
+      double v2 = 0.0;
+      for (int64_t c = lane; c < C; c += 32) {
+        const double d = (x ? x[c] : a[r * C + c] + y[c]) - m;
+        v2 += d * d;
+      }
+      const double var = warp_sum(v2) / static_cast<double>(C);
+      const float mf = static_cast<float>(m);
+      const float rf = static_cast<float>(1.0 / sqrt(var + static_cast<double>(eps)));
+      TOut* o = out + r * C;
+      for (int64_t c = lane; c < C; c += 32) {
+        const float xv = x ? x[c] : a[r * C + c] + y[c];
+        float v = (xv - mf) * rf;
+        if (weight) v *= weight[c];
+        if (bias) v += bias[c];
+        store_as(o + c, v);
+      }
+      if (lane == 0) {
+        if (mean) mean[r] = mf;
+        if (rstd) rstd[r] = rf;
+      }
+      continue;
+    }
+    double s = 0.0;
+    for (int64_t c = lane; c < C; c += 32) s += x[c];
+    const double m = warp_sum(s) / static_cast<double>(C);
+    double v2 = 0.0;
+    for (int64_t c = lane; c < C; c += 32) {
+      const double d = x[c] - m;
+      v2 += d * d;
+    }
+    const double var = warp_sum(v2) / static_cast<double>(C);
+    const float mf = static_cast<float>(m);
+    const float rf = static_cast<float>(1.0 / sqrt(var + static_cast<double>(eps)));
+    TOut* o = out + r * C;
+    float* so = (sum && sum != a) ? sum + r * C : nullptr;
+    for (int64_t c = lane; c < C; c += 32) {
+      const float xv = x[c];
+      if (so) so[c] = xv;
+      float v = (xv - mf) * rf;
+      if (weight) v *= weight[c];
+      if (bias) v += bias[c];
+      store_as(o + c, v);
+    }
+    if (lane == 0) {
+      if (mean) mean[r] = mf;
+      if (rstd) rstd[r] = rf;
+    }
+  }
+}
+
 // dinp (=) per row; parameter partials per block into part (gridDim.x, 2C) double when non-null:
 // part[b, c] = sum dout * xhat, part[b, C + c] = sum dout over the block's rows. shw/shb are
 // shared float accumulators (C each) when the block has room for them, else null (then the
@@ -73,7 +152,7 @@ __global__ void layernorm_backward_kernel(float* dinp, double* part, const float
     double gs = 0.0, gxs = 0.0;
     for (int64_t c = lane; c < C; c += 32) {
       const float xh = (x[c] - m) * rs;
-      const float g = weight ? weight[c] * dy[c] : dy[c];
+      const float g = weight ? __fmul_rn(weight[c], dy[c]) : dy[c];
       gs += g;
       gxs += static_cast<double>(g) * xh;
       if (part) {
@@ -92,7 +171,9 @@ __global__ void layernorm_backward_kernel(float* dinp, double* part, const float
       float* dx = dinp + r * C;
       for (int64_t c = lane; c < C; c += 32) {
         const float xh = (x[c] - m) * rs;
-        const float g = weight ? weight[c] * dy[c] : dy[c];
+        // __fmul_rn: the product must be rounded exactly as in the sums above; a contracted
+        // fma(w, dy, -g_mean) would leave the product's rounding error (non-zero for C = 1).
+        const float g = weight ? __fmul_rn(weight[c], dy[c]) : dy[c];
         dx[c] = rs * (g - g_mean - xh * gx_mean);
       }
     }
@@ -136,6 +217,22 @@ void layernorm_forward(Exec& ex, float* out, float* mean, float* rstd, const flo
   layernorm_forward_kernel<<<blocks, kThreads, 0, s.stream>>>(out, mean, rstd, inp, weight, bias,
                                                                N, C, eps);
   check_launch("layernorm_forward_kernel");
+}
+
+void add_layernorm_forward(Exec& ex, float* sum_out, void* out, DType out_type, float* mean,
+                           float* rstd, const float* a, const float* b, const float* weight,
+                           const float* bias, int64_t N, int64_t C, float eps) {
+  if (!check_add_layernorm_args("add_layernorm_forward", sum_out, out, out_type, a, b, N, C, eps))
+    return;
+  CudaState& s = state(ex);
+  const unsigned blocks = grid_for((N + kWarps - 1) / kWarps, 1, s);
+  if (out_type == DType::BF16)
+    add_layernorm_kernel<__nv_bfloat16><<<blocks, kThreads, 0, s.stream>>>(
+        sum_out, static_cast<__nv_bfloat16*>(out), mean, rstd, a, b, weight, bias, N, C, eps);
+  else
+    add_layernorm_kernel<float><<<blocks, kThreads, 0, s.stream>>>(
+        sum_out, static_cast<float*>(out), mean, rstd, a, b, weight, bias, N, C, eps);
+  check_launch("add_layernorm_kernel");
 }
 
 void layernorm_backward(Exec& ex, float* dinp, float* dweight, float* dbias, const float* dout,

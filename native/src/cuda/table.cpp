@@ -11,12 +11,14 @@ const OpTable& cuda_op_table() {
     t.gemm_backward = gemm_backward;
     t.layernorm_forward = layernorm_forward;
     t.layernorm_backward = layernorm_backward;
+    t.add_layernorm_forward = add_layernorm_forward;
     t.gelu_forward = gelu_forward;
     t.gelu_backward = gelu_backward;
     t.relu_forward = relu_forward;
     t.relu_backward = relu_backward;
     t.add_forward = add_forward;
     t.add_backward = add_backward;
+    t.copy2d = copy2d;
     t.softmax_forward = softmax_forward;
     t.softmax_backward = softmax_backward;
     t.attention_forward = attention_forward;
