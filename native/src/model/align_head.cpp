@@ -173,14 +173,11 @@ void AlignHead::forward(const Runner& r, const HeadActs& a, const float* first, 
   const bool dr = drop && drop->on;
   CZ_REQUIRE(!dr || a.tmp, CZ_ERR_INTERNAL, "head: dropout needs kept activations");
   // m = LN_dec([first_i ; rest_i]) built straight into (Nm, S, C); t0 = LN_dec(queries).
-  for (int64_t i = 0; i < Nm; ++i) {
-    float* mi = a.mem + i * S * C;
-    float* mean = a.mem_mean ? a.mem_mean + i * S : nullptr;
-    float* rstd = a.mem_rstd ? a.mem_rstd + i * S : nullptr;
-    r.layernorm(dec_norm_, first + i * C, mi, 1, mean, rstd);
-    r.layernorm(dec_norm_, rest + i * R * C, mi + C, R, mean ? mean + 1 : nullptr,
-                rstd ? rstd + 1 : nullptr);
-  }
+  // Gather [first_i ; rest_i] for every item in two calls, then one LayerNorm over Nm*S rows
+  // (in place: each row is read before it is written).
+  r.ops().copy2d(r.ex(), a.mem, S * C, first, C, nullptr, 0, C, Nm);
+  if (R) r.ops().copy2d(r.ex(), a.mem + C, S * C, rest, R * C, nullptr, 0, R * C, Nm);
+  r.layernorm(dec_norm_, a.mem, a.mem, Nm * S, a.mem_mean, a.mem_rstd);
   r.layernorm(dec_norm_, queries, a.q0, Nq, a.q0_mean, a.q0_rstd);
   const float map_scale = 1.0f / static_cast<float>(NH_ * static_cast<int64_t>(layers_.size()));
   for (size_t l = 0; l < layers_.size(); ++l) {
@@ -202,13 +199,12 @@ void AlignHead::forward(const Runner& r, const HeadActs& a, const float* first, 
       r.linear(k.out_proj, s.att, NP, a.tmp);
       drop->forward(r, a.tmp, NP * C, Dropout::site(module, li, 0));
       if (shared_q) {
-        for (int64_t i = 0; i < Nm; ++i)
-          r.add(s.t_mid + i * Nq * C, a.q0, a.tmp + i * Nq * C, Nq * C);
+        r.ops().copy2d(r.ex(), s.t_mid, Nq * C, a.tmp, Nq * C, a.q0, 0, Nq * C, Nm);
       } else {
         r.add(s.t_mid, s.t_in, a.tmp, NP * C);
       }
     } else if (shared_q) {
-      for (int64_t i = 0; i < Nm; ++i) r.copy(s.t_mid + i * Nq * C, a.q0, Nq * C);
+      r.ops().copy2d(r.ex(), s.t_mid, Nq * C, a.q0, 0, nullptr, 0, Nq * C, Nm);
     } else if (s.t_mid != s.t_in) {
       r.copy(s.t_mid, s.t_in, NP * C);
     }
@@ -245,7 +241,7 @@ void AlignHead::forward(const Runner& r, const HeadActs& a, const float* first, 
   if (ld == Nq) {
     r.copy(logits, a.mlp_pre.back(), NP);
   } else {
-    for (int64_t i = 0; i < Nm; ++i) r.copy(logits + i * ld, a.mlp_pre.back() + i * Nq, Nq);
+    r.ops().copy2d(r.ex(), logits, ld, a.mlp_pre.back(), Nq, nullptr, 0, Nq, Nm);
   }
 }
 

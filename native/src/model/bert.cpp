@@ -187,7 +187,7 @@ void BertEncoder::forward(const Runner& r, const BertActs& a, const int32_t* ids
     for (int64_t t = 0; t < L; ++t) r.add(a.postype + t * C, pos_ + t * C, type_, C);
     postype = a.postype;
   }
-  for (int64_t q = 0; q < Q; ++q) r.add(a.emb + q * L * C, a.emb + q * L * C, postype, L * C);
+  r.ops().copy2d(r.ex(), a.emb, L * C, a.emb, L * C, postype, 0, L * C, Q);
   r.layernorm(emb_ln_, a.emb, a.layers[0].x_in, N, a.emb_mean, a.emb_rstd);
   if (dr) drop->forward(r, a.layers[0].x_in, N * C, Dropout::site(Dropout::Text, 1023, 0));
   const int64_t first_kept = cfg_.depth - cfg_.last_n_layers;

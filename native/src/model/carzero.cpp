@@ -280,8 +280,8 @@ void CarzeroModel::score_into(const Tensor& g, const Tensor& loc, const Tensor& 
       head_.forward(r, a, g.ptr<float>() + b0 * C, loc.ptr<float>() + b0 * P * C,
                     s.ptr<float>() + q0 * C, i2t + b0 * Q + q0, Q, avg);
       if (attention && !whole_q)
-        for (int64_t i = 0; i < nb; ++i)
-          r.copy(out.attention.ptr<float>() + ((b0 + i) * Q + q0) * P, maps + i * nq * P, nq * P);
+        r.ops().copy2d(r.ex(), out.attention.ptr<float>() + (b0 * Q + q0) * P, Q * P, maps,
+                       nq * P, nullptr, 0, nq * P, nb);
       // t2i: memory = texts [q0, q0+nq), queries = image globals [b0, b0+nb).
       HeadActs t;
       ws_.run_plan(*ctx_, [&](Bump& m) { t = head_.plan(m, nq, nb, L, false, false); });

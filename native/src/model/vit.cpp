@@ -2,6 +2,8 @@
 #include "model/vit.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 namespace carzero::model {
 
@@ -169,13 +171,57 @@ void VisionTransformer::forward(const Runner& r, const VitActs& a, const float* 
   r.ops().patch_embed_forward(r.ex(), a.patches, pixels, Cin == 1 ? patch_w1_ : patch_w_, patch_b_,
                               B, Cin, cfg_.image_size, cfg_.image_size, C, cfg_.patch_size);
   float* x0 = a.blocks[0].x_in;
-  for (int64_t b = 0; b < B; ++b) {
-    if (cls_pos_) r.copy(x0 + b * T * C, cls_pos_, C);
-    else r.add(x0 + b * T * C, cls_, pos_, C);
-    r.add(x0 + b * T * C + C, a.patches + b * P * C, pos_ + C, P * C);
-  }
+  // token 0 of every item: cls + pos[0] (precomputed for inference); tokens 1..P: patches + pos
+  if (cls_pos_) r.ops().copy2d(r.ex(), x0, T * C, cls_pos_, 0, nullptr, 0, C, B);
+  else r.ops().copy2d(r.ex(), x0, T * C, cls_, 0, pos_, 0, C, B);
+  r.ops().copy2d(r.ex(), x0 + C, T * C, a.patches, P * C, pos_ + C, 0, P * C, B);
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS_));
-  for (size_t l = 0; l < blocks_.size(); ++l) {
+  // GPU inference at bf16: the activations between ops stay bf16 (LayerNorm outputs, qkv, the
+  // attention output, the MLP hidden layer: each is a bf16 GEMM operand anyway), attention runs on
+  // tensor cores, and only the residual stream x stays fp32. The CPU keeps fp32 activations
+  // (its bf16 GEMM rounds operands while packing; bf16 storage would only add conversions).
+  // CARZERO_VIT_BF16_ACTS=1 forces this path on the CPU too (to test it without a GPU).
+  static const bool force_bf16_acts = [] {
+    const char* e = std::getenv("CARZERO_VIT_BF16_ACTS");
+    return e && std::string(e) == "1";
+  }();
+  const bool bf16_acts = r.compute == DType::BF16 && !a.keep &&
+                         (r.ctx.device() != DeviceType::CPU || force_bf16_acts);
+  for (size_t l = 0; bf16_acts && l < blocks_.size(); ++l) {
+    const Block& k = blocks_[l];
+    const VitBlockActs& s = a.blocks[l];
+    uint16_t* ln1 = reinterpret_cast<uint16_t*>(s.ln1);
+    uint16_t* qkv = reinterpret_cast<uint16_t*>(s.qkv);
+    uint16_t* att = reinterpret_cast<uint16_t*>(s.att);
+    uint16_t* ln2 = reinterpret_cast<uint16_t*>(s.ln2);
+    uint16_t* h = reinterpret_cast<uint16_t*>(s.h);
+    auto gemm16 = [&](const Lin& lin, const uint16_t* x, void* y, DType yt, Act act, float beta) {
+      GemmArgs g = r.linear_args(lin, nullptr, BT, nullptr, act, beta);
+      g.a = x, g.a_type = DType::BF16;
+      g.c = y, g.c_type = yt;
+      r.ops().gemm(r.ex(), g);
+    };
+    // x += proj(attn(LN1(x)))  (x_mid == x_in == x_out without keep)
+    r.ops().add_layernorm_forward(r.ex(), nullptr, ln1, DType::BF16, nullptr, nullptr, s.x_in,
+                                  nullptr, k.norm1.w, k.norm1.b, BT, C, k.norm1.eps);
+    gemm16(k.qkv, ln1, qkv, DType::BF16, Act::None, 0.0f);
+    AttnArgs at;
+    at.B = B, at.NH = NH_, at.Tq = T, at.Tk = T, at.HS = HS_;
+    at.dtype = DType::BF16;
+    at.q = qkv, at.k = qkv + C, at.v = qkv + 2 * C;
+    at.ldq = at.ldk = at.ldv = 3 * C;
+    at.q_bs = at.k_bs = at.v_bs = T * 3 * C;
+    at.out = att, at.ldo = C, at.o_bs = T * C;
+    at.scale = scale;
+    r.ops().attention_forward(r.ex(), at);
+    gemm16(k.proj, att, s.x_in, DType::F32, Act::None, 1.0f);
+    // x += fc2(GELU(fc1(LN2(x))))
+    r.ops().add_layernorm_forward(r.ex(), nullptr, ln2, DType::BF16, nullptr, nullptr, s.x_in,
+                                  nullptr, k.norm2.w, k.norm2.b, BT, C, k.norm2.eps);
+    gemm16(k.fc1, ln2, h, DType::BF16, Act::Gelu, 0.0f);
+    gemm16(k.fc2, h, s.x_in, DType::F32, Act::None, 1.0f);
+  }
+  for (size_t l = 0; !bf16_acts && l < blocks_.size(); ++l) {
     const Block& k = blocks_[l];
     const VitBlockActs& s = a.blocks[l];
     // x_mid = x_in + proj(attn(LN1(x_in)))
@@ -192,6 +238,13 @@ void VisionTransformer::forward(const Runner& r, const VitActs& a, const float* 
   }
   // Final LayerNorm straight into the outputs: token 0 -> global, tokens 1..P -> local.
   const float* xf = a.blocks.back().x_out;
+  if (!a.keep) {  // one LayerNorm over every token into block 0's (free) ln1, then two gathers
+    float* y = a.blocks[0].ln1;
+    r.layernorm(norm_, xf, y, BT);
+    r.ops().copy2d(r.ex(), global, C, y, T * C, nullptr, 0, C, B);
+    r.ops().copy2d(r.ex(), local, P * C, y + C, T * C, nullptr, 0, P * C, B);
+    return;
+  }
   for (int64_t b = 0; b < B; ++b) {
     float* mean = a.norm_mean ? a.norm_mean + b * T : nullptr;
     float* rstd = a.norm_rstd ? a.norm_rstd + b * T : nullptr;
