@@ -6,6 +6,7 @@
 // Without a usable GPU it prints why and exits 0.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -234,6 +235,89 @@ void bench_attention(CudaBackend& be, std::vector<Row>& rows, bool quick) {
   }
 }
 
+// The ops of one ViT-B/16 layer at batch 256 on the GPU bf16 inference path (vit.cpp), one row
+// each (TFLOP/s column: GB/s of the bytes the op must move, for the memory-bound ones), so the
+// model's time can be accounted for op by op. "layer total" runs them in sequence.
+void bench_vit_ops(CudaBackend& be, std::vector<Row>& rows, bool quick) {
+  CudaState& s = be.state();
+  Exec& ex = be.exec();
+  const int64_t B = 256, T = 197, P = 196, C = 768, F = 3072, BT = B * T, NH = 12, HS = 64;
+  const int iters = quick ? 3 : 10;
+  float* x = static_cast<float*>(be.alloc(BT * C * 4));
+  void* ln = be.alloc(BT * C * 2);
+  void* qkv = be.alloc(BT * 3 * C * 2);
+  void* att = be.alloc(BT * C * 2);
+  void* h = be.alloc(BT * F * 2);
+  void* wqkv = be.alloc(3 * C * C * 2);
+  void* wproj = be.alloc(C * C * 2);
+  void* wfc1 = be.alloc(F * C * 2);
+  void* wfc2 = be.alloc(C * F * 2);
+  float* bias = static_cast<float*>(be.alloc(F * 4));
+  float* lnw = static_cast<float*>(be.alloc(C * 4));
+  float* img = static_cast<float*>(be.alloc(B * 224 * 224 * 4));
+  float* pw = static_cast<float*>(be.alloc(C * 256 * 4));
+  float* patches = static_cast<float*>(be.alloc(B * P * C * 4));
+  fill(be, x, DType::F32, BT * C, 11);
+  fill(be, wqkv, DType::BF16, 3 * C * C, 12), fill(be, wproj, DType::BF16, C * C, 13);
+  fill(be, wfc1, DType::BF16, F * C, 14), fill(be, wfc2, DType::BF16, C * F, 15);
+  fill(be, bias, DType::F32, F, 16), fill(be, lnw, DType::F32, C, 17);
+  fill(be, img, DType::F32, B * 224 * 224, 18), fill(be, pw, DType::F32, C * 256, 19);
+  auto lin = [&](const void* a, void* w, int64_t n, int64_t k, void* c, DType ct, Act act,
+                 float beta) {
+    GemmArgs g;
+    g.a_type = g.b_type = g.compute = DType::BF16;
+    g.trans_b = true;
+    g.m = BT, g.n = n, g.k = k;
+    g.a = a, g.lda = k, g.b = w, g.ldb = k;
+    g.c = c, g.c_type = ct, g.ldc = n;
+    g.bias = bias, g.act = act, g.beta = beta;
+    cuda::gemm(ex, g);
+  };
+  AttnArgs at;
+  at.B = B, at.NH = NH, at.Tq = T, at.Tk = T, at.HS = HS, at.dtype = DType::BF16;
+  at.q = qkv, at.k = static_cast<uint16_t*>(qkv) + C, at.v = static_cast<uint16_t*>(qkv) + 2 * C;
+  at.ldq = at.ldk = at.ldv = 3 * C, at.q_bs = at.k_bs = at.v_bs = T * 3 * C;
+  at.out = att, at.ldo = C, at.o_bs = T * C, at.scale = 0.125f;
+  struct Op { const char* name; double gbytes; std::function<void()> fn; };
+  const double G = 1e-9;
+  std::vector<Op> ops = {
+      {"add_layernorm f32->bf16 50432x768", (BT * C * 6.0) * G, [&] {
+         cuda::add_layernorm_forward(ex, nullptr, ln, DType::BF16, nullptr, nullptr, x, nullptr,
+                                     lnw, lnw, BT, C, 1e-6f); }},
+      {"gemm qkv bf16 C +bias", 0, [&] { lin(ln, wqkv, 3 * C, C, qkv, DType::BF16, Act::None, 0.0f); }},
+      {"attention bf16 (tensor cores)", 0, [&] { cuda::attention_forward(ex, at); }},
+      {"gemm proj f32 C beta=1 +bias", 0, [&] { lin(att, wproj, C, C, x, DType::F32, Act::None, 1.0f); }},
+      {"gemm fc1 bf16 C +bias +gelu", 0, [&] { lin(ln, wfc1, F, C, h, DType::BF16, Act::Gelu, 0.0f); }},
+      {"gemm fc2 f32 C beta=1 +bias", 0, [&] { lin(h, wfc2, C, F, x, DType::F32, Act::None, 1.0f); }},
+      {"patch_embed 1ch B=256 (per model, not layer)", 0, [&] {
+         cuda::patch_embed_forward(ex, patches, img, pw, bias, B, 1, 224, 224, C, 16); }},
+      {"copy2d x0 assembly (per model)", (B * P * C * 8.0) * G, [&] {
+         cuda::copy2d(ex, x + C, T * C, patches, P * C, lnw, 0, P * C, B); }},
+  };
+  const double flop_qkv = 2.0 * BT * 3 * C * C, flop_proj = 2.0 * BT * C * C,
+               flop_fc = 2.0 * BT * F * C, flop_att = 4.0 * B * NH * T * T * HS;
+  const double flops[] = {0, flop_qkv, flop_att, flop_proj, flop_fc, flop_fc, 2.0 * B * P * C * 256, 0};
+  double layer = 0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const double ms = time_ms(s.stream, 2, iters, ops[i].fn);
+    if (i < 6) layer += ms;
+    const double rate = flops[i] ? flops[i] / ms / 1e9 : ops[i].gbytes / (ms * 1e-3);
+    rows.push_back({"vit-op", ops[i].name, "carzero", "bf16", ms, rate,
+                    flops[i] ? "TFLOP/s" : "GB/s in the TFLOP/s column"});
+  }
+  const double both = time_ms(s.stream, 2, iters, [&] {
+    for (int i = 0; i < 6; ++i) ops[i].fn();
+    ops[0].fn();  // LN2
+  });
+  rows.push_back({"vit-op", "one layer (6 ops + LN2), in sequence", "carzero", "bf16", both, 0,
+                  "x12 layers + patch embed ~ embed_images"});
+  (void)layer;
+  for (void* p : {static_cast<void*>(x), ln, qkv, att, h, wqkv, wproj, wfc1, wfc2,
+                  static_cast<void*>(bias), static_cast<void*>(lnw), static_cast<void*>(img),
+                  static_cast<void*>(pw), static_cast<void*>(patches)})
+    be.free(p);
+}
+
 }  // namespace
 #endif
 
@@ -260,6 +344,7 @@ int main(int argc, char** argv) {
     std::vector<Row> rows;
     bench_gemm(be, rows, quick);
     bench_attention(be, rows, quick);
+    bench_vit_ops(be, rows, quick);
     std::printf("%-10s %-40s %-20s %-5s %10s %9s\n", "group", "shape", "impl", "dtype", "ms", "TFLOP/s");
     std::string j = "{\"device\":\"" + std::string(prop.name) + "\",\"results\":[";
     for (size_t i = 0; i < rows.size(); ++i) {

@@ -92,6 +92,13 @@ __device__ __forceinline__ void mma16816(float* d, const uint32_t* a, uint32_t b
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+// 2^x on the SFU (ex2.approx, relative error ~2^-22; 2^-inf = 0): the probabilities are rounded
+// to bf16 right after, and exp is the throughput limit of attention at head size 64.
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (low half) = lo
   return *reinterpret_cast<uint32_t*>(&v);
@@ -163,6 +170,7 @@ __global__ void __launch_bounds__(kThreadsTC) attention_fwd_tc_kernel(TcParams p
   float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;  // rows g and g + 8 of the warp
 
   const int ntiles = static_cast<int>((p.Tk + BK - 1) / BK);
+  const bool warp_active = r0 + warp * 16 < p.rows;
   for (int it = 0; it < ntiles; ++it) {
     if (it + 1 < ntiles) {
       load_kv((it + 1) & 1, static_cast<int64_t>(it + 1) * BK);
@@ -183,11 +191,20 @@ __global__ void __launch_bounds__(kThreadsTC) attention_fwd_tc_kernel(TcParams p
     const bf16* ks = Ks + (it & 1) * BK * SD;
     const bf16* vs = Vs + (it & 1) * BK * SD;
 
+    // A warp whose 16 rows are all past the end only helps load tiles; keys past Tk in the last
+    // tile are skipped in 8-key (S) and 16-key (PV) steps (warp-uniform branches).
+    const int64_t kbase = static_cast<int64_t>(it) * BK;
+    const int rem = static_cast<int>(p.Tk - kbase < BK ? p.Tk - kbase : BK);
+    if (!warp_active) {
+      __syncthreads();
+      continue;
+    }
     // S = Q K^T (16 x BK per warp)
     float s[NT][4];
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
       s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+      if (j * 8 >= rem) continue;
 #pragma unroll
       for (int kk = 0; kk < KD; kk += 2) {
         uint32_t b0, b1, b2, b3;
@@ -197,7 +214,6 @@ __global__ void __launch_bounds__(kThreadsTC) attention_fwd_tc_kernel(TcParams p
       }
     }
     // scale into the log2 domain, mask, row max
-    const int64_t kbase = static_cast<int64_t>(it) * BK;
     float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
@@ -219,14 +235,14 @@ __global__ void __launch_bounds__(kThreadsTC) attention_fwd_tc_kernel(TcParams p
     // A row with no attended key so far keeps m = -inf: use 0 as the base (every p is 0 then).
     const float base0 = mn0 == -INFINITY ? 0.0f : mn0;
     const float base1 = mn1 == -INFINITY ? 0.0f : mn1;
-    const float c0 = exp2f(m0 - base0), c1 = exp2f(m1 - base1);  // m = -inf -> 0
+    const float c0 = fast_exp2(m0 - base0), c1 = fast_exp2(m1 - base1);  // m = -inf -> 0
     float ls0 = 0.0f, ls1 = 0.0f;
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
-      s[j][0] = exp2f(s[j][0] - base0);
-      s[j][1] = exp2f(s[j][1] - base0);
-      s[j][2] = exp2f(s[j][2] - base1);
-      s[j][3] = exp2f(s[j][3] - base1);
+      s[j][0] = fast_exp2(s[j][0] - base0);
+      s[j][1] = fast_exp2(s[j][1] - base0);
+      s[j][2] = fast_exp2(s[j][2] - base1);
+      s[j][3] = fast_exp2(s[j][3] - base1);
       ls0 += s[j][0] + s[j][1];
       ls1 += s[j][2] + s[j][3];
     }
@@ -241,6 +257,7 @@ __global__ void __launch_bounds__(kThreadsTC) attention_fwd_tc_kernel(TcParams p
     // O += P V
 #pragma unroll
     for (int kk = 0; kk < BK / 16; ++kk) {
+      if (kk * 16 >= rem) break;
       uint32_t a[4];
       a[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
       a[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);

@@ -223,6 +223,10 @@ bool run_lt(CudaState& s, const ColMajorGemm& p) {
   if (p.bias) {
     const void* bp = p.bias;
     check_cublas(api.lt_desc_set(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof bp), "cublasLtMatmulDescSetAttribute(BIAS_POINTER)");
+    // The bias type defaults to D's type; ours is fp32 whatever D is (a bf16 D would otherwise
+    // read the fp32 bias as bf16 pairs).
+    const int32_t bt = CUDA_R_32F_;
+    check_cublas(api.lt_desc_set(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt), "cublasLtMatmulDescSetAttribute(BIAS_DATA_TYPE)");
   }
   // Stored shapes (column-major): op = N means stored (rows = m, cols = k) for A.
   const uint64_t a_rows = p.transa == CUBLAS_OP_N ? p.m : p.k, a_cols = p.transa == CUBLAS_OP_N ? p.k : p.m;
