@@ -44,6 +44,12 @@ __device__ __forceinline__ float apply_act(float z, int act) {
   return z;
 }
 
+dim3 rows_grid(int64_t rows, int64_t N, int threads) {
+  const int64_t gx = std::min<int64_t>((N + threads - 1) / threads, 1024);
+  const int64_t gy = std::min<int64_t>(rows, 65535);
+  return dim3(static_cast<unsigned>(gx < 1 ? 1 : gx), static_cast<unsigned>(gy < 1 ? 1 : gy));
+}
+
 // For every (b, i, j) of C (batch, M, N) with row stride ld and batch stride sb:
 //   z = (src_zero ? 0 : src_scale * src) + bias[j];  preact = z (when non-null);  c = act(z)
 // src is C itself or preact (same layout). Used after a GEMM whose epilogue could not do the work
@@ -51,45 +57,38 @@ __device__ __forceinline__ float apply_act(float z, int act) {
 __global__ void gemm_epilogue_kernel(float* c, float* preact, const float* src, const float* bias,
                                      float src_scale, bool src_zero, int act, int64_t batch,
                                      int64_t M, int64_t N, int64_t ld, int64_t sb) {
-  const int64_t total = batch * M * N;
-  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total;
-       t += (int64_t)gridDim.x * blockDim.x) {
-    const int64_t j = t % N, r = t / N, i = r % M, b = r / M;
-    const int64_t idx = b * sb + i * ld + j;
-    float z = src_zero ? 0.0f : src_scale * src[idx];
-    if (bias) z += bias[j];
-    if (preact) preact[idx] = z;
-    c[idx] = apply_act(z, act);
+  // rows over blockIdx.y (one division per row), columns over x (launch with rows_grid)
+  const int64_t rows = batch * M;
+  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
+    const int64_t b = r / M, i = r - b * M, base = b * sb + i * ld;
+    for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < N;
+         j += (int64_t)gridDim.x * blockDim.x) {
+      const int64_t idx = base + j;
+      float z = src_zero ? 0.0f : src_scale * src[idx];
+      if (bias) z += bias[j];
+      if (preact) preact[idx] = z;
+      c[idx] = apply_act(z, act);
+    }
   }
 }
 
-// bf16 C: c = act(c + bias) in place (what cuBLASLt did not fuse), over (batch, M, N) strided.
-__global__ void gemm_epilogue_bf16_kernel(__nv_bfloat16* c, const float* bias, int act,
-                                          int64_t batch, int64_t M, int64_t N, int64_t ld,
-                                          int64_t sb) {
-  const int64_t total = batch * M * N;
-  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total;
-       t += (int64_t)gridDim.x * blockDim.x) {
-    const int64_t j = t % N, r = t / N, i = r % M, b = r / M;
-    const int64_t idx = b * sb + i * ld + j;
-    float z = __bfloat162float(c[idx]);
-    if (bias) z += bias[j];
-    c[idx] = __float2bfloat16(apply_act(z, act));
+// Between a strided bf16 C and a dense fp32 copy (batch, M, N): to_dense widens; else narrows,
+// c = bf16(act(dense)). Rows go over blockIdx.y (one division per row, not per element).
+__global__ void bf16_dense_kernel(__nv_bfloat16* c, float* dense, bool to_dense, int act,
+                                  int64_t batch, int64_t M, int64_t N, int64_t ld, int64_t sb) {
+  const int64_t rows = batch * M;
+  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
+    const int64_t b = r / M, i = r - b * M;
+    __nv_bfloat16* crow = c + b * sb + i * ld;
+    float* drow = dense + r * N;
+    for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < N;
+         j += (int64_t)gridDim.x * blockDim.x) {
+      if (to_dense) drow[j] = __bfloat162float(crow[j]);
+      else crow[j] = __float2bfloat16(apply_act(drow[j], act));
+    }
   }
 }
 
-// Between a strided bf16 C and a dense fp32 copy (batch, M, N): to_dense widens, else narrows.
-__global__ void bf16_dense_kernel(__nv_bfloat16* c, float* dense, bool to_dense, int64_t batch,
-                                  int64_t M, int64_t N, int64_t ld, int64_t sb) {
-  const int64_t total = batch * M * N;
-  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total;
-       t += (int64_t)gridDim.x * blockDim.x) {
-    const int64_t j = t % N, r = t / N, i = r % M, b = r / M;
-    const int64_t idx = b * sb + i * ld + j;
-    if (to_dense) dense[t] = __bfloat162float(c[idx]);
-    else c[idx] = __float2bfloat16(dense[t]);
-  }
-}
 
 // dst = src over (batch, M, N) with row stride ld and batch stride sb (both buffers alike).
 __global__ void strided_copy_kernel(float* dst, const float* src, int64_t batch, int64_t M,
@@ -223,10 +222,6 @@ bool run_lt(CudaState& s, const ColMajorGemm& p) {
   if (p.bias) {
     const void* bp = p.bias;
     check_cublas(api.lt_desc_set(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof bp), "cublasLtMatmulDescSetAttribute(BIAS_POINTER)");
-    // The bias type defaults to D's type; ours is fp32 whatever D is (a bf16 D would otherwise
-    // read the fp32 bias as bf16 pairs).
-    const int32_t bt = CUDA_R_32F_;
-    check_cublas(api.lt_desc_set(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt), "cublasLtMatmulDescSetAttribute(BIAS_DATA_TYPE)");
   }
   // Stored shapes (column-major): op = N means stored (rows = m, cols = k) for A.
   const uint64_t a_rows = p.transa == CUBLAS_OP_N ? p.m : p.k, a_cols = p.transa == CUBLAS_OP_N ? p.k : p.m;
@@ -316,27 +311,31 @@ void gemm(Exec& ex, const GemmArgs& g) {
   const int act = static_cast<int>(g.act);
   const int64_t total = g.batch * g.m * g.n;
   const bool c16 = g.c_type == DType::BF16;
-  if (c16 && (g.compute != DType::BF16 || g.k == 0)) {
-    // A bf16 C with fp32 compute (or nothing to multiply): the fp32 GEMM into a dense fp32 copy
-    // of C (widened first when beta reads it), then rounded into C once.
+  if (c16 && (g.compute != DType::BF16 || g.k == 0 || g.bias || g.act != Act::None)) {
+    // A bf16 C that needs more than the bare product (a bias, an activation), or fp32 compute,
+    // or nothing to multiply: the fp32 GEMM (bias fused in fp32) into a dense fp32 copy of C
+    // (widened first when beta reads it), then c = bf16(act(.)): one rounding, as on the CPU.
+    // (A bf16 D with the bias fused by cuBLASLt would round the fp32 bias or the product twice.)
     Scratch dense(s, static_cast<size_t>(total) * sizeof(float));
     auto* c = static_cast<__nv_bfloat16*>(g.c);
+    const dim3 grid = rows_grid(g.batch * g.m, g.n, 256);
     if (g.beta != 0.0f) {
-      bf16_dense_kernel<<<grid_for(total, 256, s), 256, 0, s.stream>>>(
-          c, dense.as<float>(), true, g.batch, g.m, g.n, g.ldc, g.stride_c);
+      bf16_dense_kernel<<<grid, 256, 0, s.stream>>>(c, dense.as<float>(), true, 0, g.batch, g.m,
+                                                    g.n, g.ldc, g.stride_c);
       check_launch("bf16_dense_kernel");
     }
     GemmArgs f = g;
     f.c = dense.get(), f.c_type = DType::F32, f.ldc = g.n, f.stride_c = g.m * g.n;
+    f.act = Act::None, f.preact = nullptr;
     gemm(ex, f);
-    bf16_dense_kernel<<<grid_for(total, 256, s), 256, 0, s.stream>>>(
-        c, dense.as<float>(), false, g.batch, g.m, g.n, g.ldc, g.stride_c);
+    bf16_dense_kernel<<<grid, 256, 0, s.stream>>>(c, dense.as<float>(), false, act, g.batch,
+                                                  g.m, g.n, g.ldc, g.stride_c);
     check_launch("bf16_dense_kernel");
     return;
   }
   if (g.k == 0) {  // C = act(beta C + bias): alpha A B is an empty sum
     float* c = static_cast<float*>(g.c);
-    gemm_epilogue_kernel<<<grid_for(total, 256, s), 256, 0, s.stream>>>(
+    gemm_epilogue_kernel<<<rows_grid(g.batch * g.m, g.n, 256), 256, 0, s.stream>>>(
         c, g.preact, c, g.bias, g.beta, g.beta == 0.0f, act, g.batch, g.m, g.n, g.ldc,
         g.stride_c);
     check_launch("gemm_epilogue_kernel");
@@ -380,13 +379,8 @@ void gemm(Exec& ex, const GemmArgs& g) {
   // What is left for our epilogue: the bias (if not fused), the activation (unless fused ReLU).
   const float* bias_left = (fused && p.bias) ? nullptr : g.bias;
   const bool act_left = g.act != Act::None && !(fused && p.relu);
-  if ((bias_left || act_left) && c16) {
-    gemm_epilogue_bf16_kernel<<<grid_for(total, 256, s), 256, 0, s.stream>>>(
-        static_cast<__nv_bfloat16*>(g.c), bias_left, act_left ? act : 0, g.batch, g.m, g.n,
-        g.ldc, g.stride_c);
-    check_launch("gemm_epilogue_bf16_kernel");
-  } else if (bias_left || act_left) {
-    gemm_epilogue_kernel<<<grid_for(total, 256, s), 256, 0, s.stream>>>(
+  if (bias_left || act_left) {  // (an F32 C: a bf16 C with work left went the dense way)
+    gemm_epilogue_kernel<<<rows_grid(g.batch * g.m, g.n, 256), 256, 0, s.stream>>>(
         static_cast<float*>(g.c), (dst == g.preact && bias_left) ? g.preact : nullptr,
         static_cast<const float*>(dst), bias_left, 1.0f, false, act_left ? act : 0, g.batch, g.m,
         g.n, g.ldc, g.stride_c);
