@@ -373,7 +373,7 @@ def aggregate_tokens(emb: torch.Tensor, tokens: Sequence[Sequence[str]]) -> torc
             else:
                 bank.append(v)
         ent = torch.stack(entries)
-        pad = torch.zeros(L - len(ent), NL, C, dtype=emb.dtype)
+        pad = torch.zeros(L - len(ent), NL, C, dtype=emb.dtype, device=emb.device)
         out.append(torch.cat([ent, pad]))
     return torch.stack(out).permute(0, 2, 1, 3)
 
