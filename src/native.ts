@@ -55,7 +55,7 @@ export interface NativeModelHandle {
     options?: { attention?: boolean },
   ): Promise<{ i2t: NativeTensor; t2i: NativeTensor; score: NativeTensor; attention?: NativeTensor }>;
   /** Training layout + gradient arena (docs/TRAINING.md); synchronous; fp32 models only. */
-  enableTraining(options?: { seed?: number }): void;
+  enableTraining(options?: { seed?: number; precision?: 'fp32' | 'bf16' | 'fp16' }): void;
   zeroGrad(): void;
   freeze(options: { vision?: boolean; text?: boolean }): void;
   forwardBackward(batch: NativeTrainBatch): Promise<NativeStepResult>;

@@ -202,8 +202,11 @@ test('config errors name the field; precision and unknown fields; the defaults a
   err({ data: { csv: 'x.csv' } }, 'model');
   err({ model: 'm' }, 'data');
   err({ ...base, data: { csv: 'x.csv', workers: 'two' } }, 'data.workers');
-  const p = t.throws(() => validateConfig({ ...base, precision: 'bf16' }), { instanceOf: ConfigError });
-  t.regex(p!.message, /precision.*not implemented yet/);
+  const p = t.throws(() => validateConfig({ ...base, precision: 'tf32' }), { instanceOf: ConfigError });
+  t.regex(p!.message, /precision.*'fp32', 'bf16', 'fp16'/);
+  const ls = t.throws(() => validateConfig({ ...base, precision: 'fp16', loss_scale: { backoff_factor: 2 } }), { instanceOf: ConfigError });
+  t.regex(ls!.message, /loss_scale\.backoff_factor/);
+  t.is(validateConfig({ ...base, precision: 'bf16' }).precision, 'bf16');
   const d = defaultConfig();
   t.deepEqual(d.optimizer, { name: 'adam', lr: 5e-5, betas: [0.5, 0.999], eps: 1e-8, weight_decay: 1e-6, momentum: 0.9 });
   t.is(d.clip_grad_norm, 0.25);
@@ -265,3 +268,52 @@ test('AdamW, SGD, gradient accumulation and frozen encoders run and keep frozen 
     }
   }
 });
+
+test('mixed precision: bf16 and fp16 steps track fp32 without equalling it; fp16 loss scaling backs off on overflow, grows, and resumes exactly', async (t) => {
+  // 1. The first step of the same run at each precision: the loss and the gradient norm follow
+  //    fp32 within the precision's rounding, and differ from it (so the precision is really used).
+  const first = async (precision: string) => {
+    const d = join(dir, `run-mp-${precision}`);
+    const tr = await Trainer.create(cfg({ precision, max_steps: 1, loss_scale: { initial: 1024 } }), d, quiet);
+    await tr.run();
+    await tr.close();
+    return logLines(d).find((l) => l.type === 'step') as unknown as StepLine;
+  };
+  const f32 = await first('fp32');
+  for (const [p, tol] of [['bf16', 3e-2], ['fp16', 5e-3]] as const) {
+    const x = await first(p);
+    const lossErr = Math.abs(x.loss - f32.loss) / Math.abs(f32.loss);
+    const normErr = Math.abs(x.grad_norm - f32.grad_norm) / f32.grad_norm;
+    t.true(lossErr < tol && normErr < tol, `${p}: loss ${x.loss} vs ${f32.loss}, grad norm ${x.grad_norm} vs ${f32.grad_norm} (tolerance ${tol})`);
+    t.true(x.loss !== f32.loss && x.grad_norm !== f32.grad_norm, `${p} rounds: the numbers differ from fp32`);
+  }
+
+  // 2. fp16 with a loss scale so large that dZ overflows half: skipped steps halve the scale until
+  //    the gradients are finite; growth after growth_interval good steps; exact resume of it all.
+  const over = { precision: 'fp16', loss_scale: { initial: 2 ** 24, growth_interval: 3 }, epochs: 6 };
+  const a = join(dir, 'run-fp16-straight');
+  const ta = await Trainer.create(cfg({ ...over, max_steps: 16 }), a, quiet);
+  t.is((await ta.run()).steps, 16);
+  await ta.close();
+  const steps = logLines(a).filter((l) => l.type === 'step') as unknown as StepLine[];
+  t.true(steps[0].skipped === true && steps[0].loss_scale === 2 ** 24, 'the first step overflows and is skipped');
+  const firstGood = steps.findIndex((s) => !s.skipped);
+  t.true(firstGood > 0, 'a finite step follows after backing off');
+  for (let i = 1; i <= firstGood; i++) t.is(steps[i].loss_scale, steps[i - 1].loss_scale! / 2, 'halved after each skip');
+  const grown = steps.slice(firstGood).findIndex((s, i, arr) => i > 0 && s.loss_scale! > arr[i - 1].loss_scale!);
+  t.true(grown > 0, 'the scale grows after growth_interval finite steps');
+  t.true(steps.filter((s) => !s.skipped).every((s) => Number.isFinite(s.grad_norm) && Number.isFinite(s.loss)));
+  const b = join(dir, 'run-fp16-split');
+  const tb = await Trainer.create(cfg({ ...over, max_steps: 8 }), b, quiet);
+  await tb.run();
+  await tb.close();
+  const tc = await Trainer.resume(b, { ...quiet, maxSteps: 16 });
+  await tc.run();
+  await tc.close();
+  const fa = files(a, 'last');
+  const fb = files(b, 'last');
+  t.true(fa.model.equals(fb.model), 'model.safetensors bit-identical');
+  t.deepEqual((fb.state as { scaler: unknown }).scaler, (fa.state as { scaler: unknown }).scaler, 'loss scaler state restored');
+});
+
+interface StepLine { type: string; loss: number; grad_norm: number; loss_scale?: number; skipped?: boolean }

@@ -30,6 +30,7 @@ void gemm_backward_products(Exec& ex, GemmFn gemm, const GemmArgs& f, const floa
   if (K == 0) return;
   if (da) {
     GemmArgs g;
+    g.compute = f.compute;
     g.alpha = f.alpha;
     g.c = da;
     g.ldc = f.lda;
@@ -46,6 +47,7 @@ void gemm_backward_products(Exec& ex, GemmFn gemm, const GemmArgs& f, const floa
   }
   if (db) {
     GemmArgs g;
+    g.compute = f.compute;
     g.alpha = f.alpha;
     g.beta = 1.0f;  // dB accumulates
     g.c = db;

@@ -32,8 +32,10 @@ enum class Act : int { None = 0, Relu = 1, Gelu = 2 };  // Gelu is the exact erf
 // weight layout: y = x @ W^T is trans_b = true).
 // A is stored as a_type, B as b_type (each F32 or BF16). compute = F32 multiplies in fp32;
 // compute = BF16 rounds f32 operands to bf16 while packing and multiplies bf16 pairs with fp32
-// accumulation (AVX512_BF16 where the CPU has it, an exact emulation elsewhere). A BF16 operand
-// with compute = F32 is widened exactly. bias and preact are F32; C is F32, or BF16 (c_type:
+// accumulation (AVX512_BF16 where the CPU has it, an exact emulation elsewhere); compute = F16
+// rounds the operands to IEEE half (beyond 65504: +-inf, as fp16 mixed precision overflows) and
+// multiplies with fp32 accumulation (CUDA: fp16 tensor cores; CPU: the fp32 kernel on the
+// rounded values). A BF16 operand with compute = F32 is widened exactly. bias and preact are F32; C is F32, or BF16 (c_type:
 // the result rounded once to bf16, beta reading the bf16 C; no preact, so inference only).
 // When act != None and preact != null, the pre-activation value is stored there (layout of C),
 // which gemm_backward needs.
@@ -111,7 +113,8 @@ struct OpTable {
   void (*gemm)(Exec&, const GemmArgs&);
   // Given the forward's args (with preact stored when act != None) and dC (layout of C):
   // dA (=, f32, layout of A), dB (+=, f32, layout of B), dbias (+=, (N)). Any may be null.
-  // alpha is honoured; beta must have been 0 in the forward. F32 storage and compute only.
+  // alpha is honoured; beta must have been 0 in the forward. F32 storage; compute F32, or BF16/F16
+  // for mixed-precision training (the products round their operands, dZ included, as the forward).
   void (*gemm_backward)(Exec&, const GemmArgs& fwd, const float* dc, float* da, float* db,
                         float* dbias);
 

@@ -39,8 +39,8 @@ void gemm(const GemmShape& s, const Vec& A_in, const Vec& B_in, const Vec* bias,
   Vec Ar, Br;
   if (s.round_operands) {
     Ar = A_in, Br = B_in;
-    for (auto& x : Ar) x = round_bf16(x);
-    for (auto& x : Br) x = round_bf16(x);
+    for (auto& x : Ar) x = s.round_f16 ? round_f16(x) : round_bf16(x);
+    for (auto& x : Br) x = s.round_f16 ? round_f16(x) : round_bf16(x);
   }
   const Vec& A = s.round_operands ? Ar : A_in;
   const Vec& B = s.round_operands ? Br : B_in;

@@ -28,6 +28,7 @@ struct GemmShape {
   double alpha = 1, beta = 0;
   carzero::Act act = carzero::Act::None;
   bool round_operands = false;
+  bool round_f16 = false;  // with round_operands: to IEEE half instead of bf16 (F16 compute)
 };
 void gemm(const GemmShape& s, const Vec& A, const Vec& B, const Vec* bias, Vec& C, Vec* preact);
 

@@ -191,14 +191,18 @@ export class NativeModel implements Disposable {
   // ---- training (docs/TRAINING.md) ---------------------------------------------------------
 
   /** Switches to the training layout (writable parameters by checkpoint name, a zeroed gradient
-   * arena, seeded dropout). fp32 models only. */
-  enableTraining(options: { seed?: number } = {}): void {
+   * arena, seeded dropout). fp32 models only. `precision` is that of the training steps: 'fp32',
+   * or 'bf16' / 'fp16' mixed precision (fp32 parameters and gradients, the linear layers'
+   * products on bf16- or fp16-rounded operands). */
+  enableTraining(options: { seed?: number; precision?: 'fp32' | 'bf16' | 'fp16' } = {}): void {
     const h = this.#live;
     if (this.precision !== 'fp32')
       throw new CarzeroError(`enableTraining: training needs an fp32 model (this one is ${this.precision})`, 'CZ_ERR_INVALID_ARGUMENT');
     if (options.seed !== undefined && (!Number.isSafeInteger(options.seed) || options.seed < 0))
       throw new RangeError(`enableTraining: option 'seed' must be a non-negative integer, got ${String(options.seed)}`);
-    h.enableTraining({ seed: options.seed ?? 0 });
+    if (options.precision !== undefined && !['fp32', 'bf16', 'fp16'].includes(options.precision))
+      throw new TypeError(`enableTraining: option 'precision' must be 'fp32', 'bf16' or 'fp16', got ${JSON.stringify(options.precision)}`);
+    h.enableTraining({ seed: options.seed ?? 0, precision: options.precision ?? 'fp32' });
   }
 
   zeroGrad(): void {

@@ -68,8 +68,15 @@ export interface TrainConfig {
   data: DataConfig;
   /** 'auto' (CUDA when available), 'cpu' or 'cuda'. */
   device: 'auto' | 'cpu' | 'cuda';
-  /** Only 'fp32' for now (native training is fp32; the original used fp16 mixed precision). */
+  /** 'fp32'; or mixed precision with fp32 parameters, gradients and optimizer state and the linear
+   * layers' products on rounded operands: 'bf16', or 'fp16' (as the original's AMP) with dynamic
+   * loss scaling (loss_scale). */
   precision: 'fp32' | 'bf16' | 'fp16';
+  /** fp16 only: dynamic loss scaling as torch.cuda.amp.GradScaler. The loss is multiplied by
+   * `scale`; a step whose gradients are not finite is skipped and the scale multiplied by
+   * `backoff_factor`; after `growth_interval` finite steps in a row it is multiplied by
+   * `growth_factor`. */
+  loss_scale: { initial: number; growth_factor: number; backoff_factor: number; growth_interval: number };
   /** Seeds the data order, augmentations, sentence draws and dropout masks. */
   seed: number;
   /** Epochs (original 15). */
@@ -115,6 +122,7 @@ export const DEFAULT_CONFIG: Readonly<TrainConfig> = Object.freeze({
   },
   device: 'auto',
   precision: 'fp32',
+  loss_scale: { initial: 65536, growth_factor: 2, backoff_factor: 0.5, growth_interval: 2000 },
   seed: 0,
   epochs: 15,
   batch_size: [
@@ -207,8 +215,10 @@ export function validateConfig(user: unknown): TrainConfig {
   if (d.prepared !== null && d.validation_prepared === null) fail('data.validation_prepared', 'is needed with data.prepared (a prepared validation split)');
   oneOf(c.device, ['auto', 'cpu', 'cuda'] as const, 'device');
   oneOf(c.precision, ['fp32', 'bf16', 'fp16'] as const, 'precision');
-  if (c.precision !== 'fp32')
-    fail('precision', `'${c.precision}' mixed-precision training is not implemented yet (native training is fp32); use 'fp32'`);
+  num(c.loss_scale.initial, 'loss_scale.initial', { gt: 0 });
+  num(c.loss_scale.growth_factor, 'loss_scale.growth_factor', { min: 1 });
+  num(c.loss_scale.backoff_factor, 'loss_scale.backoff_factor', { gt: 0, max: 1 });
+  num(c.loss_scale.growth_interval, 'loss_scale.growth_interval', { int: true, min: 1 });
   num(c.seed, 'seed', { int: true, min: 0, max: 2 ** 32 - 1 });
   num(c.epochs, 'epochs', { int: true, min: 1 });
   if (typeof c.batch_size === 'number') num(c.batch_size, 'batch_size', { int: true, min: 2 });

@@ -39,6 +39,8 @@ export interface TrainerState {
   /** log.jsonl's size when this checkpoint was written (resume cuts lines written after it). */
   log_bytes: number;
   stopped: null | 'early_stopping' | 'epochs';
+  /** fp16 dynamic loss scaling (null otherwise; absent in checkpoints written before it). */
+  scaler?: { scale: number; good_steps: number; skipped_steps: number } | null;
 }
 
 export interface StepInfo {
@@ -52,6 +54,9 @@ export interface StepInfo {
   lr: number;
   grad_norm: number;
   samples_per_s: number;
+  /** fp16: the loss scale used by this step, and whether its gradients overflowed (update skipped). */
+  loss_scale?: number;
+  skipped?: boolean;
 }
 
 export interface EpochInfo {
@@ -165,7 +170,7 @@ export class Trainer {
 
   private static async loadModel(dir: string, c: TrainConfig): Promise<NativeModel> {
     const model = await NativeModel.load(dir, { device: c.device, precision: 'fp32' });
-    model.enableTraining({ seed: c.seed });
+    model.enableTraining({ seed: c.seed, precision: c.precision });
     if (c.freeze.vision || c.freeze.text) model.freeze({ vision: c.freeze.vision, text: c.freeze.text });
     return model;
   }
@@ -199,6 +204,7 @@ export class Trainer {
       history: [],
       log_bytes: 0,
       stopped: null,
+      scaler: c.precision === 'fp16' ? { scale: c.loss_scale.initial, good_steps: 0, skipped_steps: 0 } : null,
     };
     writeFileSync(join(runDir, 'config.json'), `${JSON.stringify(c, null, 2)}\n`);
     writeFileSync(join(runDir, 'log.jsonl'), '');
@@ -214,6 +220,7 @@ export class Trainer {
     const state = ck.state as TrainerState;
     if (state?.format !== 'carzero-train-state' || state.version !== 1) throw new Error(`${ck.dir}/trainer.json: not a carzero trainer state`);
     const c = validateConfig(state.config);
+    if (state.scaler === undefined) state.scaler = c.precision === 'fp16' ? { scale: c.loss_scale.initial, good_steps: 0, skipped_steps: 0 } : null;
     if (options.maxSteps !== undefined) c.max_steps = options.maxSteps;
     state.config = c;
     const { train, val } = await loadDatasets(c);
@@ -322,6 +329,7 @@ export class Trainer {
           return this.result('max_steps');
         }
         const t0 = performance.now();
+        const lossScale = st.scaler ? st.scaler.scale : 1;
         this.model.zeroGrad();
         let k = 0;
         let samples = 0;
@@ -338,7 +346,7 @@ export class Trainer {
           batchNo = batch.step;
           const t = this.tensors(batch.pixels, batch.texts);
           try {
-            const r = await this.model.forwardBackward({ pixels: t.pixels, ids: t.ids, mask: t.mask, kinds: t.kinds, lossScale: 1 / acc, dropout: c.dropout, step: st.micro_step });
+            const r = await this.model.forwardBackward({ pixels: t.pixels, ids: t.ids, mask: t.mask, kinds: t.kinds, lossScale: lossScale / acc, dropout: c.dropout, step: st.micro_step });
             st.micro_step++;
             loss += r.loss;
             li += r.i2t_loss;
@@ -352,14 +360,34 @@ export class Trainer {
         if (k === 0) break;
         const gradTensors = this.grads.map((g) => g.tensor);
         let norm: number;
-        if (c.clip_grad_norm > 0) norm = await ops.clipGradNorm({ grads: gradTensors, maxNorm: c.clip_grad_norm });
+        let skipped = false;
+        if (st.scaler) {
+          // fp16: gradients carry the loss scale. Not finite: skip the update and back off;
+          // else unscale (then clip as usual) and grow the scale after a run of good steps.
+          let s = 0;
+          for (const g of gradTensors) s += await ops.sumSquares({ x: g });
+          if (!Number.isFinite(s)) {
+            skipped = true;
+            st.scaler.scale *= c.loss_scale.backoff_factor;
+            st.scaler.good_steps = 0;
+            st.scaler.skipped_steps++;
+          } else {
+            for (const g of gradTensors) await ops.scale({ x: g, s: 1 / lossScale });
+            if (++st.scaler.good_steps >= c.loss_scale.growth_interval) {
+              st.scaler.scale *= c.loss_scale.growth_factor;
+              st.scaler.good_steps = 0;
+            }
+          }
+        }
+        if (skipped) norm = Number.NaN;
+        else if (c.clip_grad_norm > 0) norm = await ops.clipGradNorm({ grads: gradTensors, maxNorm: c.clip_grad_norm });
         else {
           let s = 0;
           for (const g of gradTensors) s += await ops.sumSquares({ x: g });
           norm = Math.sqrt(s);
         }
         const lr = lrAt(st.step, c.optimizer.lr, st.plateau.lr, c.scheduler, st.total_steps);
-        await this.optimizer.update(lr);
+        if (!skipped) await this.optimizer.update(lr);
         st.step++;
         this.dirty = true;
         st.epoch_sums.loss += loss / k;
@@ -377,6 +405,7 @@ export class Trainer {
           lr,
           grad_norm: norm,
           samples_per_s: samples / ((performance.now() - t0) / 1000),
+          ...(st.scaler ? { loss_scale: lossScale, skipped } : {}),
         };
         if (st.step % c.log_every === 0) this.log(info);
         this.options.onStep?.(info);

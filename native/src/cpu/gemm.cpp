@@ -18,6 +18,7 @@
 #include <functional>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/status.h"
 #include "core/threadpool.h"
 #include "cpu/cpu_ops.h"
@@ -368,8 +369,42 @@ void gemm_with_isa(Exec& ex, const GemmArgs& g, CpuIsa isa) {
   run_gemm(ex, g, select_kernels(isa, g.compute, bf16_dot));
 }
 
+namespace {
+
+// The strided span of an operand (items x rows x cols, row stride ld, item stride) as fp32
+// values rounded through IEEE half: what an fp16 GEMM multiplies.
+std::vector<float> f16_rounded(Exec& ex, const void* p, DType t, int64_t rows, int64_t cols,
+                               int64_t ld, int64_t stride, int64_t batch) {
+  const int64_t items = stride > 0 ? batch : 1;
+  const int64_t n = (rows == 0 || cols == 0) ? 0 : (items - 1) * stride + (rows - 1) * ld + cols;
+  std::vector<float> v(static_cast<size_t>(n));
+  ex.pool->run((n + 65535) / 65536, [&](int64_t c) {
+    const int64_t e = std::min(n, (c + 1) * 65536);
+    for (int64_t i = c * 65536; i < e; ++i) {
+      const float x = t == DType::BF16 ? bf16_to_f32(static_cast<const uint16_t*>(p)[i])
+                                       : static_cast<const float*>(p)[i];
+      v[i] = f16_to_f32(f32_to_f16(x));
+    }
+  });
+  return v;
+}
+
+}  // namespace
+
 void gemm(Exec& ex, const GemmArgs& g) {
   check_gemm_args(g, "gemm");
+  if (g.compute == DType::F16) {
+    if (g.batch == 0 || g.m == 0 || g.n == 0) return;
+    GemmArgs f = g;
+    std::vector<float> a = f16_rounded(ex, g.a, g.a_type, g.trans_a ? g.k : g.m,
+                                       g.trans_a ? g.m : g.k, g.lda, g.stride_a, g.batch);
+    std::vector<float> b = f16_rounded(ex, g.b, g.b_type, g.trans_b ? g.n : g.k,
+                                       g.trans_b ? g.k : g.n, g.ldb, g.stride_b, g.batch);
+    f.a = a.data(), f.a_type = DType::F32;
+    f.b = b.data(), f.b_type = DType::F32;
+    f.compute = DType::F32;
+    return gemm(ex, f);
+  }
   const KernelSet& ks = select_kernels(cpu_isa(), g.compute, cpu_has_bf16_dot());
   if (g.c_type == DType::F32) return run_gemm(ex, g, ks);
   // BF16 C: the fp32 GEMM into a dense fp32 copy of C (widened first when beta reads it), then
@@ -421,9 +456,9 @@ float act_grad(float x, Act act) {
 void gemm_backward(Exec& ex, const GemmArgs& f, const float* dc, float* da, float* db,
                    float* dbias) {
   check_gemm_args(f, "gemm_backward");
-  CZ_ARG(f.a_type == DType::F32 && f.b_type == DType::F32 && f.compute == DType::F32,
-         "gemm_backward: only F32 operands and compute are supported (a_type %s, b_type %s, "
-         "compute %s)", dtype_name(f.a_type), dtype_name(f.b_type), dtype_name(f.compute));
+  CZ_ARG(f.a_type == DType::F32 && f.b_type == DType::F32,
+         "gemm_backward: only F32 operands are supported (a_type %s, b_type %s)",
+         dtype_name(f.a_type), dtype_name(f.b_type));
   CZ_ARG(f.c_type == DType::F32, "gemm_backward: c_type %s: only an F32 C is supported",
          dtype_name(f.c_type));
   CZ_ARG(f.beta == 0.0f, "gemm_backward: beta (%g) must have been 0 in the forward",

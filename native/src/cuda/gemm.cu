@@ -293,7 +293,7 @@ struct Operand {
 Operand prepare(Exec& ex, CudaState& s, std::optional<Scratch>& buf, const void* p, DType have,
                 DType want,
                 int64_t rows, int64_t cols, int64_t ld, int64_t stride, int64_t batch) {
-  const int ct = want == DType::F32 ? CUDA_R_32F_ : CUDA_R_16BF_;
+  const int ct = want == DType::F32 ? CUDA_R_32F_ : want == DType::F16 ? CUDA_R_16F_ : CUDA_R_16BF_;
   if (have == want) return {p, ct};
   const int64_t items = stride > 0 ? batch : 1;
   const int64_t span = (items - 1) * stride + (rows - 1) * ld + cols;
@@ -312,6 +312,7 @@ void gemm(Exec& ex, const GemmArgs& g) {
   const int64_t total = g.batch * g.m * g.n;
   const bool c16 = g.c_type == DType::BF16;
   if (c16 && (g.compute != DType::BF16 || g.k == 0 || g.bias || g.act != Act::None)) {
+    // (compute F16 with a bf16 C lands here too: fp16 operands, fp32 product, one rounding)
     // A bf16 C that needs more than the bare product (a bias, an activation), or fp32 compute,
     // or nothing to multiply: the fp32 GEMM (bias fused in fp32) into a dense fp32 copy of C
     // (widened first when beta reads it), then c = bf16(act(.)): one rounding, as on the CPU.
@@ -342,7 +343,7 @@ void gemm(Exec& ex, const GemmArgs& g) {
     return;
   }
   // Operands in the GEMM's type (scratch conversions live until the GEMM is queued).
-  const DType want = g.compute == DType::BF16 ? DType::BF16 : DType::F32;
+  const DType want = g.compute;  // F32, BF16 or F16: the type cuBLAS multiplies
   std::optional<Scratch> abuf, bbuf;
   const int64_t a_rows = g.trans_a ? g.k : g.m, a_cols = g.trans_a ? g.m : g.k;
   const int64_t b_rows = g.trans_b ? g.n : g.k, b_cols = g.trans_b ? g.k : g.n;
@@ -391,9 +392,9 @@ void gemm(Exec& ex, const GemmArgs& g) {
 void gemm_backward(Exec& ex, const GemmArgs& f, const float* dc, float* da, float* db,
                    float* dbias) {
   check_gemm_args(f, "gemm_backward");
-  CZ_ARG(f.a_type == DType::F32 && f.b_type == DType::F32 && f.compute == DType::F32,
-         "gemm_backward: only F32 operands and compute are supported (a_type %s, b_type %s, "
-         "compute %s)", dtype_name(f.a_type), dtype_name(f.b_type), dtype_name(f.compute));
+  CZ_ARG(f.a_type == DType::F32 && f.b_type == DType::F32,
+         "gemm_backward: only F32 operands are supported (a_type %s, b_type %s)",
+         dtype_name(f.a_type), dtype_name(f.b_type));
   CZ_ARG(f.c_type == DType::F32, "gemm_backward: c_type %s: only an F32 C is supported",
          dtype_name(f.c_type));
   CZ_ARG(f.beta == 0.0f, "gemm_backward: beta (%g) must have been 0 in the forward",

@@ -111,7 +111,9 @@ class CarzeroModel {
   // Switches to the training layout: every checkpoint parameter copied into a writable arena
   // (no derived tensors), a zeroed f32 gradient arena mirroring it, dropout seeded with `seed`.
   // fp32 only. Calling it again only re-seeds.
-  void enable_training(uint64_t seed);
+  // compute: the GEMM precision of training steps (F32; BF16 or F16 = mixed precision: fp32
+  // parameters, gradients and optimizer state, linear layers multiplying rounded operands).
+  void enable_training(uint64_t seed, DType compute = DType::F32);
   bool training() const { return training_; }
   void zero_grad();
   // -1 leaves a flag unchanged. Frozen encoders get no gradients and keep no activations.
@@ -142,6 +144,7 @@ class CarzeroModel {
   std::mutex mu_;
   bool training_ = false, frozen_vision_ = false, frozen_text_ = false;
   uint64_t seed_ = 0;
+  DType train_compute_ = DType::F32;
 };
 
 }  // namespace carzero::model

@@ -138,7 +138,8 @@ struct Runner {
   }
   // Backward of linear() given dy (rows, out) = dL/d(its output, post-activation): dx (rows, in)
   // written, dw (out, in) and db (out) accumulated; any may be null. act/preact as in the forward
-  // (preact required when act != None). F32 weights only (the training precision).
+  // (preact required when act != None). F32 weights only (training keeps fp32 parameters); the
+  // products run at the Runner's compute (BF16/F16: mixed precision, as the forward).
   void linear_backward(const Lin& l, const float* x, int64_t rows, const float* dy, float* dx,
                        float* dw, float* db, Act act = Act::None,
                        const float* preact = nullptr) const {
@@ -146,7 +147,6 @@ struct Runner {
     // c is not read by the backward; it names dy's layout (the forward's output layout).
     GemmArgs g = linear_args(l, x, rows, const_cast<float*>(dy), act, 0.0f,
                              const_cast<float*>(preact));
-    g.compute = DType::F32;
     ops().gemm_backward(ex(), g, dy, dx, dw, db);
   }
   // acc += d (n elements).

@@ -26,8 +26,11 @@ bool starts_with(const std::string& s, const char* p) { return s.rfind(p, 0) == 
 
 }  // namespace
 
-void CarzeroModel::enable_training(uint64_t seed) {
+void CarzeroModel::enable_training(uint64_t seed, DType compute) {
   std::lock_guard<std::mutex> lk(mu_);
+  CZ_ARG(compute == DType::F32 || compute == DType::BF16 || compute == DType::F16,
+         "training precision must be fp32, bf16 or fp16 (got %s)", dtype_name(compute));
+  train_compute_ = compute;
   CZ_ARG(opts_.precision == Precision::FP32,
          "training needs an fp32 model (this model was loaded with precision %s)",
          precision_name(opts_.precision));
@@ -118,7 +121,7 @@ StepResult CarzeroModel::forward_backward(const StepInputs& in) {
   validate_kinds(kinds_host.data(), N, L);
 
   std::lock_guard<std::mutex> lk(mu_);
-  const Runner r{*ctx_, DType::F32};
+  const Runner r{*ctx_, train_compute_};
   const bool train_v = !frozen_vision_, train_t = !frozen_text_;
   Dropout drop;
   drop.on = in.dropout;

@@ -5,7 +5,7 @@
 //   model.embedTexts(ids, mask, kinds) -> Promise<{ sentence, words }>
 //   model.score(imgGlobal, imgLocal, sentence, words, { attention }) -> Promise<{ i2t, t2i, score,
 //                                                                        attention? }>
-//   model.enableTraining({ seed }) (sync; fp32 models only), model.zeroGrad(),
+//   model.enableTraining({ seed, precision }) (sync; fp32 models only; precision of the steps), model.zeroGrad(),
 //   model.freeze({ vision?, text? }),
 //   model.forwardBackward({ pixels, ids, mask, kinds, lossScale = 1, dropout = true, step = 0,
 //                           matrices = false }) -> Promise<{ loss, i2t_loss, t2i_loss, i2t?, t2i? }>
@@ -334,7 +334,18 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto m = live(env, "Model.enableTraining");
     Napi::Object o = opt_object(env, info[0], "Model.enableTraining: argument 'options'");
     const uint64_t seed = opt_count(env, o, "seed", "Model.enableTraining");
-    call_native(env, [&] { m->enable_training(seed); return 0; });
+    DType compute = DType::F32;
+    Napi::Value pv = o.Get("precision");
+    if (!pv.IsUndefined()) {
+      const std::string ps = pv.IsString() ? pv.As<Napi::String>().Utf8Value() : std::string("?");
+      if (ps == "fp32") compute = DType::F32;
+      else if (ps == "bf16") compute = DType::BF16;
+      else if (ps == "fp16") compute = DType::F16;
+      else
+        throw Napi::TypeError::New(env, "Model.enableTraining: option 'precision' must be 'fp32', "
+                                        "'bf16' or 'fp16'");
+    }
+    call_native(env, [&] { m->enable_training(seed, compute); return 0; });
     return env.Undefined();
   }
   Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
