@@ -15,6 +15,10 @@
 #   parity   tools/parity/full-size.mjs: convert, then bf16 (bound 2e-2) and fp32 (bound 1e-4) on
 #            the device; if our image decoding differs from this machine's cv2, again on the
 #            reference's pixels (--ref-pixels) to isolate the model
+#   train    tools/parity/train-device.mjs: a few trainer steps (tiny model, phantom data) on cuda
+#            vs the CPU at fp32, bf16 and fp16
+#   bench_train / bench_torch_train  a full-size training step at batch 64/128/256 (ours bf16,
+#            fp16, fp32; PyTorch AMP fp16 and bf16) with nvidia-smi peak memory
 #   bench_native  build/bench_model --device DEV (C++, random full-size weights, B up to 256)
 #   bench_node    bench/gpu/model-bench.mjs (the package: embed, score, classify images/s)
 #   bench_torch   bench/gpu/torch_model_bench.py (timm ViT-B/16 eager bf16/fp32 with SDPA,
@@ -225,6 +229,11 @@ if [ -f "$REF/outputs/index.json" ]; then
   fi
 fi
 
+# ---------------------------------------------------------------- trainer on the device vs the CPU
+if [ "$DEV" = cuda ]; then
+  step train 150 "$NODE" tools/parity/train-device.mjs --devices cpu,cuda --precisions fp32,bf16,fp16 --steps 4 --json "$LOGS/train.json"
+fi
+
 # ---------------------------------------------------------------- benches
 step bench_native 150 "$BIN/bench_model" both --device "$DEV" --batch "$NATIVE_BATCHES" --reps "$REPS" --warmup "$WARMUP" --json "$LOGS/bench_native.json"
 if [ -f "$MODEL_DIR/model.safetensors" ]; then
@@ -239,6 +248,28 @@ if [ -n "$PY" ]; then
   # The original per-image zero-shot loop (get_dqn_similarities) for the >= 10x classify check.
   step bench_torch_loop 180 env PYTHONUNBUFFERED=1 "$PY" bench/gpu/torch_zeroshot_loop.py --device "$DEV" --batch "$E2E" \
     --texts 14,192 --dtypes bf16,fp32 --reps "$REPS" --warmup "$WARMUP" --json "$LOGS/bench_torch_loop.json"
+fi
+
+# ---------------------------------------------------------------- training step (ours and PyTorch's, peak memory)
+# nvidia-smi samples the device memory in use (this process's context included) while each runs.
+mem_sample() {  # mem_sample NAME CMD...: runs step NAME with a memory sampler, max MiB -> logs/NAME.mem
+  local name=$1; shift
+  if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 250 > "$LOGS/$name.memlog" 2>/dev/null &
+    local sp=$!
+    step "$name" "$@"; local rc=$?
+    kill "$sp" 2>/dev/null; wait "$sp" 2>/dev/null
+    sort -n "$LOGS/$name.memlog" | tail -1 > "$LOGS/$name.mem"
+    log "$name: peak device memory in use $(cat "$LOGS/$name.mem") MiB (nvidia-smi)"
+    return $rc
+  fi
+  step "$name" "$@"
+}
+if [ "$DEV" = cuda ] && [ -f "$MODEL_DIR/model.safetensors" ]; then
+  mem_sample bench_train 200 "$NODE" bench/gpu/train-bench.mjs --model "$MODEL_DIR" --device cuda --precisions bf16,fp16,fp32 \
+    --batches "${CARZERO_GPU_CHECK_TRAIN_BATCHES:-64,128,256}" --reps 5 --warmup 2 --json "$LOGS/bench_train.json"
+  [ -n "$PY" ] && mem_sample bench_torch_train 240 env PYTHONUNBUFFERED=1 "$PY" bench/gpu/torch_train_bench.py --device cuda \
+    --batches "${CARZERO_GPU_CHECK_TRAIN_BATCHES:-64,128,256}" --amp fp16,bf16 --reps 5 --warmup 2 --json "$LOGS/bench_torch_train.json"
 fi
 
 # ---------------------------------------------------------------- op-level checks (rest)
@@ -258,7 +289,7 @@ const steps = fs.readFileSync(path.join(logs, 'steps.tsv'), 'utf8').trim().split
   .map((l) => { const [name, rc, seconds, limit] = l.split('\t'); return { name, rc: +rc, seconds: +seconds, limit: +limit }; });
 const rep = { tool: 'scripts/gpu-model-check.sh', device: dev, batch: +batch, date: new Date().toISOString(), steps,
   info: load('info.json'), tiny: load('tiny.json'), parity: load('parity.json'), parity_refpx: load('parity_refpx.json'),
-  bench_native: load('bench_native.json'), bench_node: load('bench_node.json'), bench_torch: load('bench_torch.json'), bench_torch_loop: load('bench_torch_loop.json') };
+  train: load('train.json'), bench_train: load('bench_train.json'), bench_torch_train: load('bench_torch_train.json'), bench_native: load('bench_native.json'), bench_node: load('bench_node.json'), bench_torch: load('bench_torch.json'), bench_torch_loop: load('bench_torch_loop.json') };
 const ops = fs.existsSync(path.join(logs, 'ops.log')) ? fs.readFileSync(path.join(logs, 'ops.log'), 'utf8') : '';
 const m = ops.match(/(\d+) passed, (\d+) failed(?:, (\d+) skipped)?/);
 rep.ops = m ? { passed: +m[1], failed: +m[2], skipped: +(m[3] ?? 0), failures: [...ops.matchAll(/^ {2}FAIL (.*)$/gm)].map((x) => x[1]).slice(0, 50) } : undefined;
@@ -303,11 +334,22 @@ v.classify_vs_original_loop = ['bf16', 'fp32'].map((dt) => {
   return { precision: dt, ours_images_per_s: o?.per_s, original_loop_images_per_s: l?.loop_images_per_s, ratio: x, ok_10x: x === undefined ? undefined : x >= 10 };
 });
 if (rep.ops) v.ops = { passed: rep.ops.passed, failed: rep.ops.failed, skipped: rep.ops.skipped };
+if (rep.train) v.train = { ok: rep.train.ok, comparisons: rep.train.comparisons };
+const memOf = (n) => { try { return +fs.readFileSync(path.join(logs, n + '.mem'), 'utf8').trim(); } catch { return undefined; } };
+if (rep.bench_train || rep.bench_torch_train) {
+  const ours = (p, b) => rep.bench_train?.results?.find((r) => r.precision === p && r.batch === b && !r.error);
+  const theirs = (p, b) => rep.bench_torch_train?.results?.find((r) => r.amp === p && r.batch === b && !r.error);
+  v.train_speed = [64, 128, 256].map((b) => ({ batch: b,
+    ours_bf16: ours('bf16', b)?.samples_per_s, ours_fp16: ours('fp16', b)?.samples_per_s, ours_fp32: ours('fp32', b)?.samples_per_s,
+    torch_amp_fp16: theirs('fp16', b)?.samples_per_s, torch_amp_bf16: theirs('bf16', b)?.samples_per_s,
+    ratio_fp16_vs_torch_amp_fp16: ours('fp16', b) && theirs('fp16', b) ? ours('fp16', b).samples_per_s / theirs('fp16', b).samples_per_s : undefined }));
+  v.train_peak_mib = { ours: memOf('bench_train'), torch: memOf('bench_torch_train'), note: 'nvidia-smi, max over the whole step (all batch sizes, CUDA context included)' };
+}
 rep.verdict = v;
 const skipped = new Set(steps.filter((s) => s.rc === 126).map((s) => s.name));
 const opsFull = steps.find((s) => s.name === 'ops_full');
 const parityOk = (skipped.has('tiny') || v.tiny_fp32.ok) && (skipped.has('parity') || (v.parity_bf16.ok && v.parity_fp32.ok)) &&
-  !(rep.ops && rep.ops.failed > 0) && !(opsFull && opsFull.rc !== 0);
+  !(rep.ops && rep.ops.failed > 0) && !(opsFull && opsFull.rc !== 0) && !(rep.train && !rep.train.ok);
 if (opsFull) v.ops_full = { rc: opsFull.rc, note: 'scripts/gpu-check.sh: 1 = op parity or sanitizer failure, 2 = binaries missing' };
 rep.parity_ok = !!parityOk;
 fs.writeFileSync(path.join(logs, 'gpu_model_report.json'), JSON.stringify(rep, null, 1) + '\n');

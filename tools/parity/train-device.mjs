@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+// train-device.mjs: the trainer on a device against the CPU (issue: training, GPU check).
+// Generates a small phantom data set, converts the tiny fixture model, runs the same few training
+// steps (dropout and augmentation included: both are counter-based, identical on every backend)
+// on each device and precision, and compares the logged losses and gradient norms step by step
+// with the CPU's run at the same precision. Plain JavaScript over dist/ (runs where only Node and
+// the built package are present, e.g. the GPU machine).
+//
+//   node tools/parity/train-device.mjs [--devices cpu,cuda] [--precisions fp32,bf16,fp16]
+//        [--steps 4] [--json out.json]
+//
+// Bounds (max over steps of |device - cpu| / |cpu|, loss and grad norm): fp32 1e-3 (different
+// summation orders over a few steps of Adam), bf16 and fp16 5e-2 (different rounding points:
+// cuBLAS rounds each operand once, the CPU the same; the accumulation orders differ).
+// Exit code: 0 within bounds, 1 out of bounds or a run failed, 2 usage.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const args = process.argv.slice(2);
+const opt = (name, def) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : def;
+};
+const devices = opt('--devices', 'cpu,cuda').split(',');
+const precisions = opt('--precisions', 'fp32,bf16,fp16').split(',');
+const steps = Number(opt('--steps', '4'));
+const jsonOut = opt('--json', '');
+if (!(steps >= 1) || devices.some((d) => !['cpu', 'cuda'].includes(d))) {
+  console.error('usage: train-device.mjs [--devices cpu,cuda] [--precisions fp32,bf16,fp16] [--steps N] [--json FILE]');
+  process.exit(2);
+}
+const BOUND = { fp32: 1e-3, bf16: 5e-2, fp16: 5e-2 };
+
+const { generatePhantomSet } = await import(join(ROOT, 'dist', 'demo', 'phantom.js'));
+const { convertCheckpoint } = await import(join(ROOT, 'dist', 'weights', 'convert.js'));
+const { Trainer } = await import(join(ROOT, 'dist', 'train', 'trainer.js'));
+
+const dir = mkdtempSync(join(tmpdir(), 'cz-train-device-'));
+const report = { tool: 'tools/parity/train-device.mjs', steps, runs: [], comparisons: [], ok: true };
+try {
+  const ph = await generatePhantomSet({
+    out: join(dir, 'data'), seed: 5, train: 24, validate: 8, test: 0, size: [64, 80],
+    formats: { png8: 1, png16: 0, jpeg: 0 },
+  });
+  const FX = join(ROOT, 'test', 'fixtures', 'tiny');
+  const model = join(dir, 'model');
+  await convertCheckpoint({ checkpoint: join(FX, 'carzero-tiny.ckpt'), textModel: join(FX, 'bert-tiny'), out: model, vitHeads: 2 });
+  const logs = {};
+  for (const precision of precisions)
+    for (const device of devices) {
+      const runDir = join(dir, `run-${device}-${precision}`);
+      const t0 = Date.now();
+      try {
+        const tr = await Trainer.create({
+          model, data: { csv: join(ph.out, 'train.csv'), root: ph.out, workers: 0 },
+          device, precision, seed: 7, epochs: 50, batch_size: 8, validation_batch_size: 8,
+          optimizer: { lr: 1e-3 }, scheduler: { name: 'none' }, max_steps: steps,
+          loss_scale: { initial: 1024 },
+        }, runDir, { onLoaderError: () => undefined });
+        await tr.run();
+        await tr.close();
+        const lines = readFileSync(join(runDir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.type === 'step');
+        logs[`${device}/${precision}`] = lines;
+        report.runs.push({ device, precision, seconds: (Date.now() - t0) / 1000, steps: lines.map((l) => ({ loss: l.loss, grad_norm: l.grad_norm, skipped: l.skipped ?? false })) });
+        console.log(`[${device} ${precision}] ${lines.map((l) => `${l.loss.toFixed(5)}/${l.grad_norm === null ? 'skip' : l.grad_norm.toFixed(4)}`).join('  ')}`);
+      } catch (e) {
+        report.ok = false;
+        report.runs.push({ device, precision, error: String(e?.message ?? e) });
+        console.log(`[${device} ${precision}] FAILED: ${e?.message ?? e}`);
+      }
+    }
+  for (const precision of precisions) {
+    const ref = logs[`cpu/${precision}`];
+    for (const device of devices) {
+      if (device === 'cpu') continue;
+      const got = logs[`${device}/${precision}`];
+      if (!ref || !got) continue;
+      let worst = 0;
+      for (let i = 0; i < Math.min(ref.length, got.length); i++) {
+        for (const k of ['loss', 'grad_norm']) {
+          if (ref[i][k] === null || got[i][k] === null) continue;
+          worst = Math.max(worst, Math.abs(got[i][k] - ref[i][k]) / Math.abs(ref[i][k]));
+        }
+      }
+      const ok = got.length === ref.length && worst <= BOUND[precision];
+      report.ok &&= ok;
+      report.comparisons.push({ device, precision, max_rel_diff: worst, bound: BOUND[precision], ok });
+      console.log(`[${device} vs cpu ${precision}] max rel diff ${worst.toExponential(2)} (bound ${BOUND[precision]}): ${ok ? 'PASS' : 'FAIL'}`);
+    }
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+if (jsonOut) writeFileSync(jsonOut, `${JSON.stringify(report, null, 1)}\n`);
+process.exit(report.ok ? 0 : 1);
