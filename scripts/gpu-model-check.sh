@@ -266,7 +266,7 @@ mem_sample() {  # mem_sample NAME CMD...: runs step NAME with a memory sampler, 
   step "$name" "$@"
 }
 if [ "$DEV" = cuda ] && [ -f "$MODEL_DIR/model.safetensors" ]; then
-  mem_sample bench_train 200 "$NODE" bench/gpu/train-bench.mjs --model "$MODEL_DIR" --device cuda --precisions bf16,fp16,fp32 \
+  mem_sample bench_train 200 "$NODE" bench/gpu/train-bench.mjs --model "$MODEL_DIR" --device cuda --precisions bf16,fp16,fp32 --recompute false,true \
     --batches "${CARZERO_GPU_CHECK_TRAIN_BATCHES:-64,128,256}" --reps 5 --warmup 2 --json "$LOGS/bench_train.json"
   [ -n "$PY" ] && mem_sample bench_torch_train 240 env PYTHONUNBUFFERED=1 "$PY" bench/gpu/torch_train_bench.py --device cuda \
     --batches "${CARZERO_GPU_CHECK_TRAIN_BATCHES:-64,128,256}" --amp fp16,bf16 --reps 5 --warmup 2 --json "$LOGS/bench_torch_train.json"
@@ -337,10 +337,12 @@ if (rep.ops) v.ops = { passed: rep.ops.passed, failed: rep.ops.failed, skipped: 
 if (rep.train) v.train = { ok: rep.train.ok, comparisons: rep.train.comparisons };
 const memOf = (n) => { try { return +fs.readFileSync(path.join(logs, n + '.mem'), 'utf8').trim(); } catch { return undefined; } };
 if (rep.bench_train || rep.bench_torch_train) {
-  const ours = (p, b) => rep.bench_train?.results?.find((r) => r.precision === p && r.batch === b && !r.error);
+  const ours = (p, b, rc = false) => rep.bench_train?.results?.find((r) => r.precision === p && r.batch === b && !!r.recompute === rc && !r.error);
   const theirs = (p, b) => rep.bench_torch_train?.results?.find((r) => r.amp === p && r.batch === b && !r.error);
   v.train_speed = [64, 128, 256].map((b) => ({ batch: b,
     ours_bf16: ours('bf16', b)?.samples_per_s, ours_fp16: ours('fp16', b)?.samples_per_s, ours_fp32: ours('fp32', b)?.samples_per_s,
+    ours_bf16_recompute: ours('bf16', b, true)?.samples_per_s, ours_bf16_workspace_gib: ours('bf16', b)?.workspace_bytes / 2 ** 30,
+    ours_bf16_recompute_workspace_gib: ours('bf16', b, true)?.workspace_bytes / 2 ** 30,
     torch_amp_fp16: theirs('fp16', b)?.samples_per_s, torch_amp_bf16: theirs('bf16', b)?.samples_per_s,
     ratio_fp16_vs_torch_amp_fp16: ours('fp16', b) && theirs('fp16', b) ? ours('fp16', b).samples_per_s / theirs('fp16', b).samples_per_s : undefined }));
   v.train_peak_mib = { ours: memOf('bench_train'), torch: memOf('bench_torch_train'), note: 'nvidia-smi, max over the whole step (all batch sizes, CUDA context included)' };

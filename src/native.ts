@@ -55,8 +55,9 @@ export interface NativeModelHandle {
     options?: { attention?: boolean },
   ): Promise<{ i2t: NativeTensor; t2i: NativeTensor; score: NativeTensor; attention?: NativeTensor }>;
   /** Training layout + gradient arena (docs/TRAINING.md); synchronous; fp32 models only. */
-  enableTraining(options?: { seed?: number; precision?: 'fp32' | 'bf16' | 'fp16' }): void;
+  enableTraining(options?: { seed?: number; precision?: 'fp32' | 'bf16' | 'fp16'; recompute?: boolean }): void;
   zeroGrad(): void;
+  workspaceBytes(): number;
   freeze(options: { vision?: boolean; text?: boolean }): void;
   forwardBackward(batch: NativeTrainBatch): Promise<NativeStepResult>;
   /** Trainable parameters / their gradients by checkpoint name: tensors viewing the arenas. */

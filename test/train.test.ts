@@ -317,3 +317,22 @@ test('mixed precision: bf16 and fp16 steps track fp32 without equalling it; fp16
 });
 
 interface StepLine { type: string; loss: number; grad_norm: number; loss_scale?: number; skipped?: boolean }
+
+test('activation recomputation: the same training bit for bit (dropout on) in a smaller workspace', async (t) => {
+  const ws: number[] = [];
+  const models: Buffer[] = [];
+  const steps: unknown[][] = [];
+  for (const recompute of [false, true]) {
+    const d = join(dir, `run-recompute-${recompute}`);
+    const tr = await Trainer.create(cfg({ recompute, max_steps: 3, dropout: true }), d, quiet);
+    await tr.run();
+    ws.push((tr as unknown as { model: NativeModel }).model.workspaceBytes());
+    await tr.close();
+    models.push(files(d, 'last').model);
+    steps.push(logLines(d).filter((l) => l.type === 'step').map((l) => [l.loss, l.grad_norm]));
+  }
+  t.deepEqual(steps[1], steps[0], 'identical losses and gradient norms per step');
+  t.true(models[0].equals(models[1]), 'identical parameters after 3 steps');
+  t.true(ws[1] < ws[0], `workspace ${ws[1]} bytes with recompute < ${ws[0]} without`);
+  t.log(`workspace: ${ws[0]} -> ${ws[1]} bytes`);
+});

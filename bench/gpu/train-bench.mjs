@@ -5,7 +5,8 @@
 // 224, the trainer's layout) and tokenised report sentences. Plain JavaScript over dist/.
 //
 //   node bench/gpu/train-bench.mjs --model DIR [--device cuda] [--precisions fp32,bf16,fp16]
-//        [--batches 64,128,256] [--reps 5] [--warmup 2] [--json out.json]
+//        [--batches 64,128,256] [--recompute false,true] [--reps 5] [--warmup 2] [--json out.json]
+// --recompute: activation recomputation off / on (each listed mode runs every configuration).
 //
 // Peak device memory is measured outside (scripts/gpu-model-check.sh samples nvidia-smi).
 // An out-of-memory error at a batch size is recorded and the next configuration runs.
@@ -26,6 +27,7 @@ const batches = opt('--batches', '64,128,256').split(',').map(Number);
 const reps = Number(opt('--reps', '5'));
 const warmup = Number(opt('--warmup', '2'));
 const jsonOut = opt('--json', '');
+const recomputeModes = opt('--recompute', 'false').split(',').map((x) => x === 'true');
 if (!modelDir) {
   console.error('usage: train-bench.mjs --model DIR [--device cuda|cpu] [--precisions ...] [--batches ...]');
   process.exit(2);
@@ -44,9 +46,9 @@ let seed = 12345;
 const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
 const report = { tool: 'bench/gpu/train-bench.mjs', device, model: modelDir, reps, warmup, results: [] };
 const tok = await Tokenizer.fromFile(join(modelDir, 'tokenizer.json'));
-for (const precision of precisions) {
+for (const recompute of recomputeModes) for (const precision of precisions) {
   const model = await NativeModel.load(modelDir, { device, precision: 'fp32' });
-  model.enableTraining({ seed: 1, precision });
+  model.enableTraining({ seed: 1, precision, recompute });
   const params = model.parameters();
   const grads = model.gradients();
   const optim = new Optimizer({ name: 'adam', lr: 5e-5, betas: [0.5, 0.999], eps: 1e-8, weight_decay: 1e-6, momentum: 0.9 }, params, grads);
@@ -83,11 +85,12 @@ for (const precision of precisions) {
       }
       times.sort((a, b) => a - b);
       const ms = times[Math.floor(times.length / 2)];
-      report.results.push({ precision, batch: n, ms_median: ms, ms_min: times[0], samples_per_s: n / (ms / 1000), loss });
-      console.log(`[${device} ${precision}] train step B=${n}: median ${ms.toFixed(1)} ms (${(n / (ms / 1000)).toFixed(1)} samples/s), loss ${loss.toFixed(4)}`);
+      const ws = model.workspaceBytes();
+      report.results.push({ precision, recompute, batch: n, ms_median: ms, ms_min: times[0], samples_per_s: n / (ms / 1000), loss, workspace_bytes: ws });
+      console.log(`[${device} ${precision}${recompute ? ' recompute' : ''}] train step B=${n}: median ${ms.toFixed(1)} ms (${(n / (ms / 1000)).toFixed(1)} samples/s), loss ${loss.toFixed(4)}, activation workspace ${(ws / 2 ** 30).toFixed(2)} GiB`);
     } catch (e) {
-      report.results.push({ precision, batch: n, error: String(e?.message ?? e) });
-      console.log(`[${device} ${precision}] train step B=${n}: ${e?.message ?? e}`);
+      report.results.push({ precision, recompute, batch: n, error: String(e?.message ?? e) });
+      console.log(`[${device} ${precision}${recompute ? ' recompute' : ''}] train step B=${n}: ${e?.message ?? e}`);
     } finally {
       if (t) for (const x of Object.values(t)) x.dispose();
     }

@@ -193,8 +193,9 @@ export class NativeModel implements Disposable {
   /** Switches to the training layout (writable parameters by checkpoint name, a zeroed gradient
    * arena, seeded dropout). fp32 models only. `precision` is that of the training steps: 'fp32',
    * or 'bf16' / 'fp16' mixed precision (fp32 parameters and gradients, the linear layers'
-   * products on bf16- or fp16-rounded operands). */
-  enableTraining(options: { seed?: number; precision?: 'fp32' | 'bf16' | 'fp16' } = {}): void {
+   * products on bf16- or fp16-rounded operands). `recompute` keeps only each ViT block's and BERT
+   * layer's input and re-runs the block before its backward (less memory, ~1/3 more compute). */
+  enableTraining(options: { seed?: number; precision?: 'fp32' | 'bf16' | 'fp16'; recompute?: boolean } = {}): void {
     const h = this.#live;
     if (this.precision !== 'fp32')
       throw new CarzeroError(`enableTraining: training needs an fp32 model (this one is ${this.precision})`, 'CZ_ERR_INVALID_ARGUMENT');
@@ -202,7 +203,12 @@ export class NativeModel implements Disposable {
       throw new RangeError(`enableTraining: option 'seed' must be a non-negative integer, got ${String(options.seed)}`);
     if (options.precision !== undefined && !['fp32', 'bf16', 'fp16'].includes(options.precision))
       throw new TypeError(`enableTraining: option 'precision' must be 'fp32', 'bf16' or 'fp16', got ${JSON.stringify(options.precision)}`);
-    h.enableTraining({ seed: options.seed ?? 0, precision: options.precision ?? 'fp32' });
+    h.enableTraining({ seed: options.seed ?? 0, precision: options.precision ?? 'fp32', recompute: options.recompute ?? false });
+  }
+
+  /** Bytes of the native activation workspace (it grows to the largest pass run so far). */
+  workspaceBytes(): number {
+    return this.#live.workspaceBytes();
   }
 
   zeroGrad(): void {

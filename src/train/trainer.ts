@@ -170,7 +170,7 @@ export class Trainer {
 
   private static async loadModel(dir: string, c: TrainConfig): Promise<NativeModel> {
     const model = await NativeModel.load(dir, { device: c.device, precision: 'fp32' });
-    model.enableTraining({ seed: c.seed, precision: c.precision });
+    model.enableTraining({ seed: c.seed, precision: c.precision, recompute: c.recompute });
     if (c.freeze.vision || c.freeze.text) model.freeze({ vision: c.freeze.vision, text: c.freeze.text });
     return model;
   }

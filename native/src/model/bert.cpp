@@ -105,11 +105,12 @@ void BertEncoder::bind(const ParamStore& ps) {
   }
 }
 
-BertActs BertEncoder::plan(Bump& m, int64_t Q, int64_t L, bool keep) const {
+BertActs BertEncoder::plan(Bump& m, int64_t Q, int64_t L, bool keep, bool recompute) const {
   BertActs a;
   a.Q = Q;
   a.L = L;
   a.keep = keep;
+  a.recompute = keep && recompute;
   const int64_t N = Q * L, C = C_;
   if (!postype_) a.postype = m.take(L * C);
   a.emb = m.take(N * C);
@@ -126,6 +127,13 @@ BertActs BertEncoder::plan(Bump& m, int64_t Q, int64_t L, bool keep) const {
       continue;
     }
     s.x_in = l == 0 ? x : a.layers[l - 1].out;
+    if (a.recompute && l > 0) {  // layer 0's shared set, an own output
+      const float* xin = s.x_in;
+      s = a.layers[0];
+      s.x_in = const_cast<float*>(xin);
+      s.out = m.take(N * C);
+      continue;
+    }
     s.qkv = m.take(N * 3 * C);
     s.att = m.take(N * C);
     s.x1 = m.take(N * C);
@@ -192,34 +200,42 @@ void BertEncoder::forward(const Runner& r, const BertActs& a, const int32_t* ids
   if (dr) drop->forward(r, a.layers[0].x_in, N * C, Dropout::site(Dropout::Text, 1023, 0));
   const int64_t first_kept = cfg_.depth - cfg_.last_n_layers;
   for (size_t l = 0; l < layers_.size(); ++l) {
-    const Layer& k = layers_[l];
+    forward_layer(r, l, a, mask, drop);
     const BertLayerActs& s = a.layers[l];
-    r.linear(k.qkv, s.x_in, N, s.qkv);
-    r.ops().attention_forward(r.ex(), attn_args(s, Q, L, mask));
-    const int64_t li0 = static_cast<int64_t>(l);
-    if (dr) {  // res1 = x_in + dropout(dense(att)), with x1 as the scratch
-      r.linear(k.out_dense, s.att, N, s.x1);
-      drop->forward(r, s.x1, N * C, Dropout::site(Dropout::Text, li0, 0));
-      r.add(s.res1, s.x_in, s.x1, N * C);
-    } else {
-      if (s.res1 != s.x_in) r.copy(s.res1, s.x_in, N * C);
-      r.linear(k.out_dense, s.att, N, s.res1, Act::None, 1.0f);
-    }
-    r.layernorm(k.ln1, s.res1, s.x1, N, s.ln1_mean, s.ln1_rstd);
-    r.linear(k.inter, s.x1, N, s.inter, Act::Gelu, 0.0f, s.inter_pre);
-    if (dr) {  // res2 = x1 + dropout(dense(inter)), with out as the scratch
-      r.linear(k.out2, s.inter, N, s.out);
-      drop->forward(r, s.out, N * C, Dropout::site(Dropout::Text, li0, 1));
-      r.add(s.res2, s.x1, s.out, N * C);
-    } else {
-      if (s.res2 != s.x1) r.copy(s.res2, s.x1, N * C);
-      r.linear(k.out2, s.inter, N, s.res2, Act::None, 1.0f);
-    }
-    r.layernorm(k.ln2, s.res2, s.out, N, s.ln2_mean, s.ln2_rstd);
     const int64_t li = static_cast<int64_t>(l);
     if (li == first_kept) r.copy(a.hsum, s.out, N * C);
     else if (li > first_kept) r.add(a.hsum, a.hsum, s.out, N * C);
   }
+}
+
+void BertEncoder::forward_layer(const Runner& r, size_t l, const BertActs& a, const uint8_t* mask,
+                                const Dropout* drop) const {
+  const bool dr = drop && drop->on;
+  const int64_t Q = a.Q, L = a.L, N = Q * L, C = C_;
+  const Layer& k = layers_[l];
+  const BertLayerActs& s = a.layers[l];
+  r.linear(k.qkv, s.x_in, N, s.qkv);
+  r.ops().attention_forward(r.ex(), attn_args(s, Q, L, mask));
+  const int64_t li0 = static_cast<int64_t>(l);
+  if (dr) {  // res1 = x_in + dropout(dense(att)), with x1 as the scratch
+    r.linear(k.out_dense, s.att, N, s.x1);
+    drop->forward(r, s.x1, N * C, Dropout::site(Dropout::Text, li0, 0));
+    r.add(s.res1, s.x_in, s.x1, N * C);
+  } else {
+    if (s.res1 != s.x_in) r.copy(s.res1, s.x_in, N * C);
+    r.linear(k.out_dense, s.att, N, s.res1, Act::None, 1.0f);
+  }
+  r.layernorm(k.ln1, s.res1, s.x1, N, s.ln1_mean, s.ln1_rstd);
+  r.linear(k.inter, s.x1, N, s.inter, Act::Gelu, 0.0f, s.inter_pre);
+  if (dr) {  // res2 = x1 + dropout(dense(inter)), with out as the scratch
+    r.linear(k.out2, s.inter, N, s.out);
+    drop->forward(r, s.out, N * C, Dropout::site(Dropout::Text, li0, 1));
+    r.add(s.res2, s.x1, s.out, N * C);
+  } else {
+    if (s.res2 != s.x1) r.copy(s.res2, s.x1, N * C);
+    r.linear(k.out2, s.inter, N, s.res2, Act::None, 1.0f);
+  }
+  r.layernorm(k.ln2, s.res2, s.out, N, s.ln2_mean, s.ln2_rstd);
 }
 
 BertGrads BertEncoder::plan_backward(Bump& m, int64_t Q, int64_t L) const {
@@ -248,6 +264,9 @@ void BertEncoder::backward(const Runner& r, const BertActs& a, const BertGrads& 
     const BertLayerActs& s = a.layers[l];
     const std::vector<int>& ix = i_layers_[l];
     const int64_t li = static_cast<int64_t>(l);
+    // Recompute: the shared set holds the last layer after the forward; earlier layers are re-run
+    // from their kept input with the same dropout masks (counter-based: identical values).
+    if (a.recompute && l + 1 < layers_.size()) forward_layer(r, l, a, mask, drop);
     // g.dx = d out: from the next layer, plus dhsum for the last n layers.
     if (l + 1 == layers_.size()) {
       if (li >= first_kept) r.copy(g.dx, dhsum, N * C);

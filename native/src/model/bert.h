@@ -29,6 +29,9 @@ struct BertLayerActs {
 struct BertActs {
   int64_t Q = 0, L = 0;
   bool keep = false;
+  // keep + recompute: each layer keeps only its output (the next layer's input); the other
+  // activations are one shared set, refilled by re-running a layer before its backward.
+  bool recompute = false;
   float* postype = nullptr;  // (L, C) position + type-0 embeddings (training layout)
   float* emb = nullptr;  // (Q, L, C) word + position + type embeddings (pre-LN)
   float* emb_mean = nullptr, *emb_rstd = nullptr;  // *
@@ -49,7 +52,7 @@ class BertEncoder {
   // parameters that form the packed (3C, C) matrix; position and token-type tables as stored).
   void declare(ParamStore& ps, const TextConfig& cfg, DType wt, bool training = false);
   void bind(const ParamStore& ps);
-  BertActs plan(Bump& bump, int64_t Q, int64_t L, bool keep) const;
+  BertActs plan(Bump& bump, int64_t Q, int64_t L, bool keep, bool recompute = false) const;
   BertGrads plan_backward(Bump& bump, int64_t Q, int64_t L) const;
   // ids (Q, L) i32, mask (Q, L) u8 (1 = real token) -> a.hsum. drop: training-mode hidden
   // dropout (embeddings, attention output, layer output). Attention-probability dropout is not
@@ -62,6 +65,9 @@ class BertEncoder {
                 const int32_t* ids, const uint8_t* mask, const float* dhsum,
                 const Dropout* drop = nullptr) const;
   const TextConfig& config() const { return cfg_; }
+  // One layer's forward (without the last-n sum).
+  void forward_layer(const Runner& r, size_t l, const BertActs& a, const uint8_t* mask,
+                     const Dropout* drop) const;
 
  private:
   struct Layer {

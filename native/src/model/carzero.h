@@ -113,7 +113,9 @@ class CarzeroModel {
   // fp32 only. Calling it again only re-seeds.
   // compute: the GEMM precision of training steps (F32; BF16 or F16 = mixed precision: fp32
   // parameters, gradients and optimizer state, linear layers multiplying rounded operands).
-  void enable_training(uint64_t seed, DType compute = DType::F32);
+  // recompute: keep only each ViT block's and BERT layer's input through the forward and re-run
+  // the block before its backward (about a block's activations instead of all of them).
+  void enable_training(uint64_t seed, DType compute = DType::F32, bool recompute = false);
   bool training() const { return training_; }
   void zero_grad();
   // -1 leaves a flag unchanged. Frozen encoders get no gradients and keep no activations.
@@ -145,6 +147,7 @@ class CarzeroModel {
   bool training_ = false, frozen_vision_ = false, frozen_text_ = false;
   uint64_t seed_ = 0;
   DType train_compute_ = DType::F32;
+  bool recompute_ = false;
 };
 
 }  // namespace carzero::model

@@ -26,11 +26,12 @@ bool starts_with(const std::string& s, const char* p) { return s.rfind(p, 0) == 
 
 }  // namespace
 
-void CarzeroModel::enable_training(uint64_t seed, DType compute) {
+void CarzeroModel::enable_training(uint64_t seed, DType compute, bool recompute) {
   std::lock_guard<std::mutex> lk(mu_);
   CZ_ARG(compute == DType::F32 || compute == DType::BF16 || compute == DType::F16,
          "training precision must be fp32, bf16 or fp16 (got %s)", dtype_name(compute));
   train_compute_ = compute;
+  recompute_ = recompute;
   CZ_ARG(opts_.precision == Precision::FP32,
          "training needs an fp32 model (this model was loaded with precision %s)",
          precision_name(opts_.precision));
@@ -152,9 +153,9 @@ StepResult CarzeroModel::forward_backward(const StepInputs& in) {
   float *I = nullptr, *T = nullptr, *dI = nullptr, *dT = nullptr, *tmp = nullptr;
   float *losses = nullptr, *dlosses = nullptr;
   ws_.run_plan(*ctx_, [&](Bump& m) {
-    va = vit_.plan(m, N, train_v, Cin);
+    va = vit_.plan(m, N, train_v, Cin, recompute_);
     if (train_v) vg = vit_.plan_backward(m, N);
-    ba = bert_.plan(m, N, Lr, train_t);
+    ba = bert_.plan(m, N, Lr, train_t, recompute_);
     if (train_t) bg = bert_.plan_backward(m, N, Lr);
     ids_c = trim ? m.take<int32_t>(N * Lr) : nullptr;
     mask_c = trim ? m.take<uint8_t>(N * Lr) : nullptr;

@@ -90,10 +90,11 @@ void VisionTransformer::bind(const ParamStore& ps) {
   }
 }
 
-VitActs VisionTransformer::plan(Bump& m, int64_t B, bool keep, int64_t Cin) const {
+VitActs VisionTransformer::plan(Bump& m, int64_t B, bool keep, int64_t Cin, bool recompute) const {
   VitActs a;
   a.B = B;
   a.keep = keep;
+  a.recompute = keep && recompute;
   const int64_t BT = B * T_;
   if (!patch_w1_ && Cin == 1) a.pix3 = m.take(B * cfg_.in_chans * cfg_.image_size * cfg_.image_size);
   a.patches = m.take(B * P_ * C_);
@@ -106,6 +107,13 @@ VitActs VisionTransformer::plan(Bump& m, int64_t B, bool keep, int64_t Cin) cons
       continue;
     }
     s.x_in = l == 0 ? x : a.blocks[l - 1].x_out;
+    if (a.recompute && l > 0) {  // the shared set of block 0, an own output
+      const float* xin = s.x_in;
+      s = a.blocks[0];
+      s.x_in = const_cast<float*>(xin);
+      s.x_out = m.take(BT * C_);
+      continue;
+    }
     s.ln1 = m.take(BT * C_);
     s.qkv = m.take(BT * 3 * C_);
     s.att = m.take(BT * C_);
@@ -151,6 +159,24 @@ AttnArgs VisionTransformer::attn_args(const VitBlockActs& s, int64_t B, float sc
   at.scale = scale;
   at.lse = s.att_lse;
   return at;
+}
+
+void VisionTransformer::forward_block(const Runner& r, size_t l, const VitBlockActs& s,
+                                      int64_t B) const {
+  const Block& k = blocks_[l];
+  const int64_t C = C_, BT = B * T_;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(HS_));
+  // x_mid = x_in + proj(attn(LN1(x_in)))
+  r.layernorm(k.norm1, s.x_in, s.ln1, BT, s.ln1_mean, s.ln1_rstd);
+  r.linear(k.qkv, s.ln1, BT, s.qkv);
+  r.ops().attention_forward(r.ex(), attn_args(s, B, scale));
+  if (s.x_mid != s.x_in) r.copy(s.x_mid, s.x_in, BT * C);
+  r.linear(k.proj, s.att, BT, s.x_mid, Act::None, 1.0f);
+  // x_out = x_mid + fc2(GELU(fc1(LN2(x_mid))))
+  r.layernorm(k.norm2, s.x_mid, s.ln2, BT, s.ln2_mean, s.ln2_rstd);
+  r.linear(k.fc1, s.ln2, BT, s.h, Act::Gelu, 0.0f, s.fc1_pre);
+  if (s.x_out != s.x_mid) r.copy(s.x_out, s.x_mid, BT * C);
+  r.linear(k.fc2, s.h, BT, s.x_out, Act::None, 1.0f);
 }
 
 void VisionTransformer::forward(const Runner& r, const VitActs& a, const float* pixels, int64_t Cin,
@@ -221,21 +247,7 @@ void VisionTransformer::forward(const Runner& r, const VitActs& a, const float* 
     gemm16(k.fc1, ln2, h, DType::BF16, Act::Gelu, 0.0f);
     gemm16(k.fc2, h, s.x_in, DType::F32, Act::None, 1.0f);
   }
-  for (size_t l = 0; !bf16_acts && l < blocks_.size(); ++l) {
-    const Block& k = blocks_[l];
-    const VitBlockActs& s = a.blocks[l];
-    // x_mid = x_in + proj(attn(LN1(x_in)))
-    r.layernorm(k.norm1, s.x_in, s.ln1, BT, s.ln1_mean, s.ln1_rstd);
-    r.linear(k.qkv, s.ln1, BT, s.qkv);
-    r.ops().attention_forward(r.ex(), attn_args(s, B, scale));
-    if (s.x_mid != s.x_in) r.copy(s.x_mid, s.x_in, BT * C);
-    r.linear(k.proj, s.att, BT, s.x_mid, Act::None, 1.0f);
-    // x_out = x_mid + fc2(GELU(fc1(LN2(x_mid))))
-    r.layernorm(k.norm2, s.x_mid, s.ln2, BT, s.ln2_mean, s.ln2_rstd);
-    r.linear(k.fc1, s.ln2, BT, s.h, Act::Gelu, 0.0f, s.fc1_pre);
-    if (s.x_out != s.x_mid) r.copy(s.x_out, s.x_mid, BT * C);
-    r.linear(k.fc2, s.h, BT, s.x_out, Act::None, 1.0f);
-  }
+  for (size_t l = 0; !bf16_acts && l < blocks_.size(); ++l) forward_block(r, l, a.blocks[l], B);
   // Final LayerNorm straight into the outputs: token 0 -> global, tokens 1..P -> local.
   const float* xf = a.blocks.back().x_out;
   if (!a.keep) {  // one LayerNorm over every token into block 0's (free) ln1, then two gathers
@@ -285,6 +297,9 @@ void VisionTransformer::backward(const Runner& r, const VitActs& a, const VitGra
     const Block& k = blocks_[l];
     const VitBlockActs& s = a.blocks[l];
     const std::vector<int>& ix = i_blocks_[l];
+    // The shared set holds the last block's activations after the forward; earlier blocks are
+    // re-run from their kept input (dropout-free, deterministic: the same values).
+    if (a.recompute && l + 1 < blocks_.size()) forward_block(r, l, s, B);
     // x_out = x_mid + fc2(GELU(fc1(LN2(x_mid)))); g.dx = d x_out.
     r.linear_backward(k.fc2, s.h, BT, g.dx, g.dh, G(ix[10]), G(ix[11]));
     r.linear_backward(k.fc1, s.ln2, BT, g.dh, g.dt, G(ix[8]), G(ix[9]), Act::Gelu, s.fc1_pre);

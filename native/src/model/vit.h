@@ -34,6 +34,9 @@ struct VitBlockActs {
 struct VitActs {
   int64_t B = 0;
   bool keep = false;
+  // keep + recompute: each block keeps only its input x_in; the other activations are one set
+  // shared by every block, refilled by re-running a block's forward before its backward.
+  bool recompute = false;
   float* pix3 = nullptr;     // (B, 3, H, W) grey input repeated over 3 channels (training layout)
   float* patches = nullptr;  // (B, P, C)
   std::vector<VitBlockActs> blocks;
@@ -60,7 +63,7 @@ class VisionTransformer {
   // Resolves parameter pointers after ps.materialise().
   void bind(const ParamStore& ps);
   // Cin: the input's channel count (3 or 1).
-  VitActs plan(Bump& bump, int64_t B, bool keep, int64_t Cin = 3) const;
+  VitActs plan(Bump& bump, int64_t B, bool keep, int64_t Cin = 3, bool recompute = false) const;
   VitGrads plan_backward(Bump& bump, int64_t B) const;
   // pixels (B, Cin, H, W) with Cin = 3 or 1 -> global (B, C) = LN(x)[:, 0], local (B, P, C).
   void forward(const Runner& r, const VitActs& a, const float* pixels, int64_t Cin, float* global,
@@ -77,6 +80,8 @@ class VisionTransformer {
     Lin qkv, proj, fc1, fc2;
   };
   AttnArgs attn_args(const VitBlockActs& s, int64_t B, float scale) const;
+  // One block's forward at fp32 activations (the training / fp32 path).
+  void forward_block(const Runner& r, size_t l, const VitBlockActs& s, int64_t B) const;
   VisionConfig cfg_;
   DType wt_ = DType::F32;
   int64_t C_ = 0, P_ = 0, T_ = 0, NH_ = 0, HS_ = 0, F_ = 0;

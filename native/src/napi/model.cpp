@@ -102,6 +102,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                         InstanceMethod<&ModelWrap::Dispose>("dispose"),
                         InstanceMethod<&ModelWrap::EnableTraining>("enableTraining"),
                         InstanceMethod<&ModelWrap::ZeroGrad>("zeroGrad"),
+                        InstanceMethod<&ModelWrap::WorkspaceBytes>("workspaceBytes"),
                         InstanceMethod<&ModelWrap::Freeze>("freeze"),
                         InstanceMethod<&ModelWrap::ForwardBackward>("forwardBackward"),
                         InstanceMethod<&ModelWrap::Parameters>("parameters"),
@@ -345,8 +346,20 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         throw Napi::TypeError::New(env, "Model.enableTraining: option 'precision' must be 'fp32', "
                                         "'bf16' or 'fp16'");
     }
-    call_native(env, [&] { m->enable_training(seed, compute); return 0; });
+    bool recompute = false;
+    Napi::Value rv = o.Get("recompute");
+    if (!rv.IsUndefined()) {
+      if (!rv.IsBoolean())
+        throw Napi::TypeError::New(env, "Model.enableTraining: option 'recompute' must be a boolean");
+      recompute = rv.As<Napi::Boolean>().Value();
+    }
+    call_native(env, [&] { m->enable_training(seed, compute, recompute); return 0; });
     return env.Undefined();
+  }
+  Napi::Value WorkspaceBytes(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto m = live(env, "Model.workspaceBytes");
+    return Napi::Number::New(env, static_cast<double>(m->workspace_bytes()));
   }
   Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
