@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "cuda/cuda_common.h"
 #include "cuda/cuda_device.cuh"
@@ -35,7 +36,7 @@ namespace {
 
 using bf16 = __nv_bfloat16;
 
-constexpr int kBQ = 64, kWarpsTC = 4, kThreadsTC = kWarpsTC * 32;
+constexpr int kWarpsTC = 4, kThreadsTC = kWarpsTC * 32;
 
 struct TcParams {
   const bf16 *q, *k, *v;
@@ -109,36 +110,42 @@ __device__ __forceinline__ int64_t q_item(const TcParams& p, int64_t r, int64_t 
   return p.flat ? r / p.Tq : z;
 }
 
-template <int D>
+// D head size, MI 16-row m-tiles per warp (a block = 4 warps = 64 * MI query rows). MI = 2 is
+// FlashAttention-2's layout for head size 64 (each K/V fragment read from shared memory feeds two
+// row tiles); MI = 1 halves the registers (needed at head size 128 and 192).
+template <int D, int MI>
 struct TcCfg {
+  static constexpr int BQ = 64 * MI;             // query rows per block
   static constexpr int BK = D <= 128 ? 64 : 32;  // keys per tile
   static constexpr int SD = D + 8;               // shared row stride (elements): +16 bytes
   static constexpr size_t smem_bytes() {
-    return static_cast<size_t>(kBQ + 4 * BK) * SD * sizeof(bf16);  // Q + 2 stages of K and V
+    return static_cast<size_t>(BQ + 4 * BK) * SD * sizeof(bf16);  // Q + 2 stages of K and V
   }
 };
 
-template <int D>
+template <int D, int MI>
 __global__ void __launch_bounds__(kThreadsTC) attention_fwd_tc_kernel(TcParams p) {
-  constexpr int BK = TcCfg<D>::BK, SD = TcCfg<D>::SD;
+  using Cfg = TcCfg<D, MI>;
+  constexpr int BQ = Cfg::BQ, BK = Cfg::BK, SD = Cfg::SD;
   constexpr int KD = D / 16;   // k-steps over the head dim (S = Q K^T)
   constexpr int NT = BK / 8;   // 8-key column tiles of S
   constexpr int ND = D / 8;    // 8-dim column tiles of O
   constexpr int CH = D / 8;    // 16-byte chunks per row
   static_assert(KD % 2 == 0 && ND % 2 == 0 && BK % 16 == 0, "tile shapes");
   extern __shared__ __align__(16) unsigned char smraw[];
-  bf16* Qs = reinterpret_cast<bf16*>(smraw);  // (kBQ, SD)
-  bf16* Ks = Qs + kBQ * SD;                   // 2 x (BK, SD)
+  bf16* Qs = reinterpret_cast<bf16*>(smraw);  // (BQ, SD)
+  bf16* Ks = Qs + BQ * SD;                    // 2 x (BK, SD)
   bf16* Vs = Ks + 2 * BK * SD;                // 2 x (BK, SD)
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
-  const int64_t h = blockIdx.y, z = blockIdx.z, r0 = static_cast<int64_t>(blockIdx.x) * kBQ;
+  const int64_t h = blockIdx.y, z = blockIdx.z, r0 = static_cast<int64_t>(blockIdx.x) * BQ;
+  const int64_t wr0 = r0 + warp * 16 * MI;  // the warp's first row
   const bf16* kb = p.k + z * p.k_bs + h * D;
   const bf16* vb = p.v + z * p.v_bs + h * D;
   const uint8_t* mb = p.mask ? p.mask + z * p.mask_bs : nullptr;
 
   // Q tile (rows past the end are zero).
-  for (int idx = threadIdx.x; idx < kBQ * CH; idx += kThreadsTC) {
+  for (int idx = threadIdx.x; idx < BQ * CH; idx += kThreadsTC) {
     const int rr = idx / CH, c = idx - rr * CH;
     const int64_t r = r0 + rr;
     const bool ok = r < p.rows;
@@ -163,14 +170,19 @@ __global__ void __launch_bounds__(kThreadsTC) attention_fwd_tc_kernel(TcParams p
   load_kv(0, 0);
   cp_commit();
 
-  uint32_t qf[KD][4];
-  float o[ND][4];
+  uint32_t qf[MI][KD][4];
+  float o[MI][ND][4];
+  float mrow[MI][2], lrow[MI][2];  // per m-tile: rows g and g + 8
 #pragma unroll
-  for (int n = 0; n < ND; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
-  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;  // rows g and g + 8 of the warp
+  for (int mi = 0; mi < MI; ++mi) {
+    mrow[mi][0] = mrow[mi][1] = -INFINITY;
+    lrow[mi][0] = lrow[mi][1] = 0.0f;
+#pragma unroll
+    for (int n = 0; n < ND; ++n) o[mi][n][0] = o[mi][n][1] = o[mi][n][2] = o[mi][n][3] = 0.0f;
+  }
 
   const int ntiles = static_cast<int>((p.Tk + BK - 1) / BK);
-  const bool warp_active = r0 + warp * 16 < p.rows;
+  const bool warp_active = wr0 < p.rows;
   for (int it = 0; it < ntiles; ++it) {
     if (it + 1 < ntiles) {
       load_kv((it + 1) & 1, static_cast<int64_t>(it + 1) * BK);
@@ -182,16 +194,17 @@ __global__ void __launch_bounds__(kThreadsTC) attention_fwd_tc_kernel(TcParams p
     __syncthreads();
     if (it == 0) {
 #pragma unroll
-      for (int kk = 0; kk < KD; ++kk) {
-        const int i = lane >> 3;
-        const bf16* a = Qs + (warp * 16 + (i & 1) * 8 + (lane & 7)) * SD + kk * 16 + (i >> 1) * 8;
-        ldsm_x4(qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], a);
-      }
+      for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+        for (int kk = 0; kk < KD; ++kk) {
+          const int i = lane >> 3;
+          const bf16* a = Qs + (warp * 16 * MI + mi * 16 + (i & 1) * 8 + (lane & 7)) * SD + kk * 16 + (i >> 1) * 8;
+          ldsm_x4(qf[mi][kk][0], qf[mi][kk][1], qf[mi][kk][2], qf[mi][kk][3], a);
+        }
     }
     const bf16* ks = Ks + (it & 1) * BK * SD;
     const bf16* vs = Vs + (it & 1) * BK * SD;
-
-    // A warp whose 16 rows are all past the end only helps load tiles; keys past Tk in the last
+    // A warp whose rows are all past the end only helps load tiles; keys past Tk in the last
     // tile are skipped in 8-key (S) and 16-key (PV) steps (warp-uniform branches).
     const int64_t kbase = static_cast<int64_t>(it) * BK;
     const int rem = static_cast<int>(p.Tk - kbase < BK ? p.Tk - kbase : BK);
@@ -199,127 +212,159 @@ __global__ void __launch_bounds__(kThreadsTC) attention_fwd_tc_kernel(TcParams p
       __syncthreads();
       continue;
     }
-    // S = Q K^T (16 x BK per warp)
-    float s[NT][4];
+    // S = Q K^T (16 MI x BK per warp): each K fragment feeds the MI row tiles
+    float s[MI][NT][4];
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
-      s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+      for (int mi = 0; mi < MI; ++mi) s[mi][j][0] = s[mi][j][1] = s[mi][j][2] = s[mi][j][3] = 0.0f;
       if (j * 8 >= rem) continue;
 #pragma unroll
       for (int kk = 0; kk < KD; kk += 2) {
         uint32_t b0, b1, b2, b3;
         ldsm_x4(b0, b1, b2, b3, ks + (j * 8 + (lane & 7)) * SD + kk * 16 + (lane >> 3) * 8);
-        mma16816(s[j], qf[kk], b0, b1);
-        mma16816(s[j], qf[kk + 1], b2, b3);
+#pragma unroll
+        for (int mi = 0; mi < MI; ++mi) {
+          mma16816(s[mi][j], qf[mi][kk], b0, b1);
+          mma16816(s[mi][j], qf[mi][kk + 1], b2, b3);
+        }
       }
     }
-    // scale into the log2 domain, mask, row max
-    float mx0 = -INFINITY, mx1 = -INFINITY;
+    // key validity of this thread's columns (same for every row)
+    bool kok[NT][2];
 #pragma unroll
-    for (int j = 0; j < NT; ++j) {
+    for (int j = 0; j < NT; ++j)
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
-        const int64_t key = kbase + j * 8 + 2 * t4 + e;
-        const bool ok = key < p.Tk && (!mb || mb[key] != 0);
-        s[j][e] = ok ? s[j][e] * p.scale_log2 : -INFINITY;
-        s[j][e + 2] = ok ? s[j][e + 2] * p.scale_log2 : -INFINITY;
-        mx0 = fmaxf(mx0, s[j][e]);
-        mx1 = fmaxf(mx1, s[j][e + 2]);
+        const int kl = j * 8 + 2 * t4 + e;
+        kok[j][e] = kl < rem && (!mb || mb[kbase + kl] != 0);
+      }
+#pragma unroll
+    for (int mi = 0; mi < MI; ++mi) {
+      // scale into the log2 domain, mask, row max
+      float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < NT; ++j) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          s[mi][j][e] = kok[j][e] ? s[mi][j][e] * p.scale_log2 : -INFINITY;
+          s[mi][j][e + 2] = kok[j][e] ? s[mi][j][e + 2] * p.scale_log2 : -INFINITY;
+          mx0 = fmaxf(mx0, s[mi][j][e]);
+          mx1 = fmaxf(mx1, s[mi][j][e + 2]);
+        }
+      }
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+      const float mn0 = fmaxf(mrow[mi][0], mx0), mn1 = fmaxf(mrow[mi][1], mx1);
+      // A row with no attended key so far keeps m = -inf: use 0 as the base (every p is 0 then).
+      const float base0 = mn0 == -INFINITY ? 0.0f : mn0;
+      const float base1 = mn1 == -INFINITY ? 0.0f : mn1;
+      const float c0 = fast_exp2(mrow[mi][0] - base0), c1 = fast_exp2(mrow[mi][1] - base1);
+      float ls0 = 0.0f, ls1 = 0.0f;
+#pragma unroll
+      for (int j = 0; j < NT; ++j) {
+        s[mi][j][0] = fast_exp2(s[mi][j][0] - base0);
+        s[mi][j][1] = fast_exp2(s[mi][j][1] - base0);
+        s[mi][j][2] = fast_exp2(s[mi][j][2] - base1);
+        s[mi][j][3] = fast_exp2(s[mi][j][3] - base1);
+        ls0 += s[mi][j][0] + s[mi][j][1];
+        ls1 += s[mi][j][2] + s[mi][j][3];
+      }
+      lrow[mi][0] = lrow[mi][0] * c0 + ls0;  // per-thread partial sums; quad-reduced at the end
+      lrow[mi][1] = lrow[mi][1] * c1 + ls1;
+      mrow[mi][0] = mn0, mrow[mi][1] = mn1;
+#pragma unroll
+      for (int n = 0; n < ND; ++n) {
+        o[mi][n][0] *= c0, o[mi][n][1] *= c0;
+        o[mi][n][2] *= c1, o[mi][n][3] *= c1;
       }
     }
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-    // A row with no attended key so far keeps m = -inf: use 0 as the base (every p is 0 then).
-    const float base0 = mn0 == -INFINITY ? 0.0f : mn0;
-    const float base1 = mn1 == -INFINITY ? 0.0f : mn1;
-    const float c0 = fast_exp2(m0 - base0), c1 = fast_exp2(m1 - base1);  // m = -inf -> 0
-    float ls0 = 0.0f, ls1 = 0.0f;
-#pragma unroll
-    for (int j = 0; j < NT; ++j) {
-      s[j][0] = fast_exp2(s[j][0] - base0);
-      s[j][1] = fast_exp2(s[j][1] - base0);
-      s[j][2] = fast_exp2(s[j][2] - base1);
-      s[j][3] = fast_exp2(s[j][3] - base1);
-      ls0 += s[j][0] + s[j][1];
-      ls1 += s[j][2] + s[j][3];
-    }
-    l0 = l0 * c0 + ls0;  // per-thread partial sums; the quad is reduced once at the end
-    l1 = l1 * c1 + ls1;
-    m0 = mn0, m1 = mn1;
-#pragma unroll
-    for (int n = 0; n < ND; ++n) {
-      o[n][0] *= c0, o[n][1] *= c0;
-      o[n][2] *= c1, o[n][3] *= c1;
-    }
-    // O += P V
+    // O += P V: each V fragment feeds the MI row tiles
 #pragma unroll
     for (int kk = 0; kk < BK / 16; ++kk) {
       if (kk * 16 >= rem) break;
-      uint32_t a[4];
-      a[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-      a[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-      a[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      a[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      uint32_t a[MI][4];
+#pragma unroll
+      for (int mi = 0; mi < MI; ++mi) {
+        a[mi][0] = pack_bf16(s[mi][2 * kk][0], s[mi][2 * kk][1]);
+        a[mi][1] = pack_bf16(s[mi][2 * kk][2], s[mi][2 * kk][3]);
+        a[mi][2] = pack_bf16(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
+        a[mi][3] = pack_bf16(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
+      }
 #pragma unroll
       for (int n = 0; n < ND; n += 2) {
         uint32_t b0, b1, b2, b3;
         const int i = lane >> 3;
         ldsm_x4_t(b0, b1, b2, b3, vs + (kk * 16 + (i & 1) * 8 + (lane & 7)) * SD + (n + (i >> 1)) * 8);
-        mma16816(o[n], a, b0, b1);
-        mma16816(o[n + 1], a, b2, b3);
+#pragma unroll
+        for (int mi = 0; mi < MI; ++mi) {
+          mma16816(o[mi][n], a[mi], b0, b1);
+          mma16816(o[mi][n + 1], a[mi], b2, b3);
+        }
       }
     }
     __syncthreads();  // this stage is refilled by the next iteration's prefetch
   }
 
   // finish: row sums over the quad, normalise, store
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
 #pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int64_t r = r0 + warp * 16 + g + half * 8;
-    if (r >= p.rows) continue;
-    const float l = half ? l1 : l0, m = half ? m1 : m0;
-    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-    const int64_t itm = q_item(p, r, z), t = p.flat ? r - itm * p.Tq : r;
-    bf16* orow = p.out + itm * p.o_bs + t * p.ldo + h * D;
+  for (int mi = 0; mi < MI; ++mi) {
 #pragma unroll
-    for (int n = 0; n < ND; ++n) {
-      const float x0 = o[n][half * 2] * inv, x1 = o[n][half * 2 + 1] * inv;
-      if (p.out_aligned) {
-        *reinterpret_cast<__nv_bfloat162*>(orow + n * 8 + 2 * t4) = __floats2bfloat162_rn(x0, x1);
-      } else {
-        orow[n * 8 + 2 * t4] = __float2bfloat16(x0);
-        orow[n * 8 + 2 * t4 + 1] = __float2bfloat16(x1);
+    for (int half = 0; half < 2; ++half) {
+      float l = lrow[mi][half];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const int64_t r = wr0 + mi * 16 + g + half * 8;
+      if (r >= p.rows) continue;
+      const float m = mrow[mi][half];
+      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+      const int64_t itm = q_item(p, r, z), t = p.flat ? r - itm * p.Tq : r;
+      bf16* orow = p.out + itm * p.o_bs + t * p.ldo + h * D;
+#pragma unroll
+      for (int n = 0; n < ND; ++n) {
+        const float x0 = o[mi][n][half * 2] * inv, x1 = o[mi][n][half * 2 + 1] * inv;
+        if (p.out_aligned) {
+          *reinterpret_cast<__nv_bfloat162*>(orow + n * 8 + 2 * t4) = __floats2bfloat162_rn(x0, x1);
+        } else {
+          orow[n * 8 + 2 * t4] = __float2bfloat16(x0);
+          orow[n * 8 + 2 * t4 + 1] = __float2bfloat16(x1);
+        }
       }
+      if (p.lse && t4 == 0)
+        p.lse[(itm * p.NH + h) * p.Tq + t] = l > 0.0f ? (m + log2f(l)) * 0.69314718055994531f : -INFINITY;
     }
-    if (p.lse && t4 == 0)
-      p.lse[(itm * p.NH + h) * p.Tq + t] = l > 0.0f ? (m + log2f(l)) * 0.69314718055994531f : -INFINITY;
   }
 }
 
-template <int D>
+template <int D, int MI>
 void launch_tc(CudaState& s, const TcParams& p, int64_t slices, int64_t NH) {
-  const size_t smem = TcCfg<D>::smem_bytes();
+  using Cfg = TcCfg<D, MI>;
+  const size_t smem = Cfg::smem_bytes();
   CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
              "attention_forward(bf16, HS=%d): needs %zu bytes of shared memory, the device allows %zu",
              D, smem, s.max_smem_optin);
-  CZ_CUDA(cudaFuncSetAttribute(attention_fwd_tc_kernel<D>,
+  CZ_CUDA(cudaFuncSetAttribute(attention_fwd_tc_kernel<D, MI>,
                                cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  const int64_t row_blocks = (p.rows + kBQ - 1) / kBQ;
+  const int64_t row_blocks = (p.rows + Cfg::BQ - 1) / Cfg::BQ;
   CZ_REQUIRE(row_blocks <= INT32_MAX && NH <= 65535 && slices <= 65535, CZ_ERR_UNSUPPORTED,
              "attention_forward(bf16): grid too large (%lld x %lld x %lld)",
              static_cast<long long>(row_blocks), static_cast<long long>(NH),
              static_cast<long long>(slices));
   const dim3 grid(static_cast<unsigned>(row_blocks), static_cast<unsigned>(NH),
                   static_cast<unsigned>(slices));
-  attention_fwd_tc_kernel<D><<<grid, kThreadsTC, smem, s.stream>>>(p);
+  attention_fwd_tc_kernel<D, MI><<<grid, kThreadsTC, smem, s.stream>>>(p);
   check_launch("attention_fwd_tc_kernel");
+}
+
+// Rows per warp for head size D: 32 (MI = 2) at D <= 64 unless CARZERO_ATTN_MI=1 says otherwise
+// (the benchmark compares both); 16 above.
+int tc_mi(int64_t D) {
+  const char* e = std::getenv("CARZERO_ATTN_MI");  // read per call: the benchmark switches it
+  const int forced = e ? std::atoi(e) : 0;
+  if (D > 64) return 1;
+  return forced == 1 ? 1 : 2;
 }
 
 bool tc_head_size(int64_t HS) { return HS == 32 || HS == 64 || HS == 128 || HS == 192; }
@@ -398,11 +443,12 @@ void attention_forward_bf16(Exec& ex, const AttnArgs& a) {
                 a.ldv % 8 == 0 && (a.B <= 1 || (a.q_bs % 8 == 0 && a.k_bs % 8 == 0 && a.v_bs % 8 == 0));
     p.out_aligned = (reinterpret_cast<uintptr_t>(a.out) & 3) == 0 && a.ldo % 2 == 0 &&
                     (a.B <= 1 || a.o_bs % 2 == 0);
+    const bool two = tc_mi(a.HS) == 2;
     switch (a.HS) {
-      case 32: launch_tc<32>(s, p, slices, a.NH); break;
-      case 64: launch_tc<64>(s, p, slices, a.NH); break;
-      case 128: launch_tc<128>(s, p, slices, a.NH); break;
-      default: launch_tc<192>(s, p, slices, a.NH); break;
+      case 32: two ? launch_tc<32, 2>(s, p, slices, a.NH) : launch_tc<32, 1>(s, p, slices, a.NH); break;
+      case 64: two ? launch_tc<64, 2>(s, p, slices, a.NH) : launch_tc<64, 1>(s, p, slices, a.NH); break;
+      case 128: launch_tc<128, 1>(s, p, slices, a.NH); break;
+      default: launch_tc<192, 1>(s, p, slices, a.NH); break;
     }
     return;
   }
