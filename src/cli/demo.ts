@@ -18,12 +18,12 @@ options:
   --out <dir>        output folder (default ./carzero-demo)
   --device <d>       cpu (default), cuda, or auto (cuda when available)
   --seed <n>         seed of the data, the initial model and training (default 0)
-  --quick            a small, fast run (tests): fewer images and epochs
-  --train <n>        training images (default 4096; --quick 768)
+  --quick            a small, fast run (tests): 48 px crops, fewer images and epochs
+  --train <n>        training images (default 8192; --quick 2048)
   --validate <n>     validation images (default 128; --quick 64)
   --test <n>         held-out test images (default 512; --quick 160)
-  --epochs <n>       training epochs (default 12; --quick 6)
-  --batch <n>        (image, sentence) pairs per step (default 32)
+  --epochs <n>       training epochs (default 6; --quick 5)
+  --batch <n>        (image, sentence) pairs per step (default 32; --quick 16)
   --lr <x>           peak learning rate of the cosine schedule (default 0.001)
   --workers <n>      image loader threads (default: the loader's choice)
   --quiet            no progress bars or status lines (the table is still printed)

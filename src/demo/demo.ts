@@ -106,8 +106,10 @@ export interface DemoResult {
   files: string[];
 }
 
-const FULL = { train: 4096, validate: 128, test: 512, epochs: 12 };
-const QUICK = { train: 768, validate: 64, test: 160, epochs: 6 };
+const FULL = { train: 8192, validate: 128, test: 512, epochs: 6, batch: 32 };
+/** Quick mode (tests, a first look): 48 px crops of smaller phantoms, so each step is cheaper. */
+const QUICK = { train: 2048, validate: 64, test: 160, epochs: 5, batch: 16 };
+const QUICK_SIZE: Partial<ModelSize> = { image: 48, resize: 56 };
 
 function checkInt(v: unknown, name: string, min: number): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new RangeError(`carzero demo: option '${name}' must be an integer >= ${min}, got ${String(v)}`);
@@ -126,16 +128,16 @@ export function demoSettings(o: DemoOptions): DemoSettings {
     validate: checkInt(o.validate ?? d.validate, 'validate', 8),
     test: checkInt(o.test ?? d.test, 'test', 16),
     epochs: checkInt(o.epochs ?? d.epochs, 'epochs', 1),
-    batch_size: checkInt(o.batchSize ?? 32, 'batchSize', 2),
+    batch_size: checkInt(o.batchSize ?? d.batch, 'batchSize', 2),
     lr: o.lr ?? 1e-3,
     warmup_steps: 0,
-    phantom_size: [88, 104],
-    model: { ...DEMO_MODEL_SIZE, ...(o.size ?? {}) },
+    phantom_size: o.quick ? [64, 72] : [88, 104],
+    model: { ...DEMO_MODEL_SIZE, ...(o.quick ? QUICK_SIZE : {}), ...(o.size ?? {}) },
   };
   if (!(typeof s.lr === 'number' && s.lr > 0 && s.lr < 1)) throw new RangeError(`carzero demo: option 'lr' must be a number in (0, 1), got ${String(o.lr)}`);
   if (s.batch_size > s.train) throw new RangeError(`carzero demo: option 'batchSize' (${s.batch_size}) is larger than the training set (${s.train})`);
   if (s.batch_size > s.validate) throw new RangeError(`carzero demo: option 'validate' (${s.validate}) must hold at least one batch of ${s.batch_size}`);
-  s.warmup_steps = Math.min(50, Math.floor(s.train / s.batch_size));
+  s.warmup_steps = Math.min(100, Math.floor(s.train / s.batch_size));
   return s;
 }
 
@@ -219,7 +221,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     epochs: s.epochs,
     batch_size: s.batch_size,
     validation_batch_size: s.batch_size,
-    optimizer: { name: 'adamw', lr: s.lr, weight_decay: 0.01 },
+    optimizer: { name: 'adamw', lr: s.lr, weight_decay: 0.01, betas: [0.9, 0.999] },
     scheduler: { name: 'cosine', warmup_steps: s.warmup_steps },
     clip_grad_norm: 1,
     early_stopping_patience: 0,
