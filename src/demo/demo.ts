@@ -106,7 +106,7 @@ export interface DemoResult {
   files: string[];
 }
 
-const FULL = { train: 8192, validate: 128, test: 512, epochs: 6, batch: 32 };
+const FULL = { train: 8192, validate: 128, test: 512, epochs: 5, batch: 16 };
 /** Quick mode (tests, a first look): 48 px crops of smaller phantoms, so each step is cheaper. */
 const QUICK = { train: 2048, validate: 64, test: 160, epochs: 5, batch: 16 };
 const QUICK_SIZE: Partial<ModelSize> = { image: 48, resize: 56 };

@@ -36,10 +36,10 @@ export interface ModelSize {
   maxLength: number;
 }
 
-/** The demo's default size: 64 px crops of 72 px images, 8 px patches (64 patches), width 64. */
+/** The demo's default size: 80 px crops of 88 px images, 8 px patches (100 patches), width 64. */
 export const DEMO_MODEL_SIZE: Readonly<ModelSize> = Object.freeze({
-  image: 64,
-  resize: 72,
+  image: 80,
+  resize: 88,
   patch: 8,
   width: 64,
   visionDepth: 2,
