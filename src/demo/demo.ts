@@ -131,12 +131,15 @@ export function demoSettings(o: DemoOptions): DemoSettings {
     batch_size: checkInt(o.batchSize ?? d.batch, 'batchSize', 2),
     lr: o.lr ?? 1e-3,
     warmup_steps: 0,
-    phantom_size: o.quick ? [64, 72] : [88, 104],
+    phantom_size: [0, 0],
     model: { ...DEMO_MODEL_SIZE, ...(o.quick ? QUICK_SIZE : {}), ...(o.size ?? {}) },
   };
   if (!(typeof s.lr === 'number' && s.lr > 0 && s.lr < 1)) throw new RangeError(`carzero demo: option 'lr' must be a number in (0, 1), got ${String(o.lr)}`);
   if (s.batch_size > s.train) throw new RangeError(`carzero demo: option 'batchSize' (${s.batch_size}) is larger than the training set (${s.train})`);
   if (s.batch_size > s.validate) throw new RangeError(`carzero demo: option 'validate' (${s.validate}) must hold at least one batch of ${s.batch_size}`);
+  // Phantoms rendered at about the model's padded size (the generator's minimum is 64 px).
+  const lo = Math.max(64, s.model.resize);
+  s.phantom_size = [lo, lo + (o.quick ? 8 : 16)];
   s.warmup_steps = Math.min(100, Math.floor(s.train / s.batch_size));
   return s;
 }
