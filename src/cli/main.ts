@@ -26,6 +26,9 @@ commands:
   train --config <json> --out <run dir> | --resume <run dir> | --print-config
                    fine-tune a converted model with the original recipe; checkpoints, exact resume
                    (\`carzero train --help\` for all options)
+  demo [--out <dir>] [--device cpu|cuda] [--quick]
+                   phantom X-rays -> a small CARZero trained from scratch -> zero-shot AUROC
+                   table, ROC/PR plots and grounding overlays (\`carzero demo --help\`)
 
 options:
   -h, --help       this help
@@ -38,6 +41,7 @@ examples:
   npx carzero classify --model carzero-model --prompts prompts.json --format csv images/*.png
   npx carzero eval --protocol openi --labels custom.csv --scores openi_scores.csv
   npx carzero embed --model carzero-model --images --out images.safetensors images/*.png
+  npx carzero demo --out carzero-demo
   npx carzero ground --model carzero-model --prompts prompts.json --out maps/ images/a.png
 `;
 
@@ -76,6 +80,7 @@ async function main(argv: string[]): Promise<number> {
     eval: async () => (await import('./eval.js')).evalMain,
     prepare: async () => (await import('./prepare.js')).prepareMain,
     train: async () => (await import('./train.js')).trainMain,
+    demo: async () => (await import('./demo.js')).demoMain,
   };
   if (Object.hasOwn(sub, cmd)) {
     const fn = await sub[cmd]();

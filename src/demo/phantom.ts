@@ -50,6 +50,8 @@ export interface PhantomOptions {
   normal?: number;
   /** Lateral rows added to the train split per frontal image, default 0.03. */
   lateral?: number;
+  /** Called after each image is rendered (progress); not part of the set's identity. */
+  onImage?: () => void;
 }
 
 export interface PhantomImage {
@@ -70,7 +72,7 @@ export interface PhantomImage {
 }
 
 export interface PhantomIndex {
-  version: 1;
+  version: 2;
   hash: string;
   options: Omit<PhantomOptions, 'out'>;
   classes: string[];
@@ -86,9 +88,9 @@ export interface PhantomResult {
 }
 
 const SPLIT_KEY = { train: 1, validate: 2, test: 3 } as const;
-const VERSION = 1;
+const VERSION = 2; // 2: pixel floors for nodules and rib fractures in small renders
 
-function normalise(o: PhantomOptions): Omit<PhantomOptions, 'out'> {
+function normalise(o: PhantomOptions): Omit<PhantomOptions, 'out' | 'onImage'> {
   for (const k of ['seed', 'train', 'validate', 'test'] as const)
     if (!Number.isSafeInteger(o[k]) || o[k] < 0) throw new RangeError(`generatePhantomSet: option '${k}' must be a non-negative integer, got ${o[k]}`);
   const size = o.size ?? [320, 512];
@@ -197,6 +199,7 @@ export async function generatePhantomSet(options: PhantomOptions): Promise<Phant
   const pending: Promise<void>[] = [];
   const emit = async (m: { entry: PhantomImage; bytes: Buffer }) => {
     images.push(m.entry);
+    options.onImage?.();
     pending.push(writeFile(join(out, m.entry.file), m.bytes));
     if (pending.length >= 16) await Promise.all(pending.splice(0));
   };

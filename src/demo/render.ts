@@ -326,12 +326,14 @@ export function renderFrontal(rng: Rng, opt: RenderOptions): Rendered {
   const fracSide = side();
   const fracRib = 2 + rng.int(5);
   const fracT = rng.uniform(0.45, 0.75);
-  const halfGap = 0.035;
-  const step = 1.1 * hw;
+  // Pixel floors (inactive from ~200 px up) keep a fracture visible in small renders (the demo's
+  // ~100 px images): a gap of at least ~4 px and a step-off of at least 2.5 px.
+  const step = Math.max(1.1 * hw, 2.5);
   let fracBox: BoxXY = [0, 0, 1, 1];
   for (const l of [lungs.right, lungs.left]) {
     const x0 = W / 2 + l.s * m * 0.5;
     const span = 2 * l.rx + m * 0.6 + 0.02 * W;
+    const halfGap = Math.max(0.035, 2 / span);
     for (let k = 0; k < 9; k++) {
       const y0 = l.cy - l.ry + 0.02 * H + k * 0.068 * H;
       const frac = l.side === fracSide && k === fracRib;
@@ -412,7 +414,8 @@ export function renderFrontal(rng: Rng, opt: RenderOptions): Rendered {
   // nodule, mass
   for (const cls of ['Nodule', 'Mass'] as const) {
     const sd = side(), z = zone(), l = lungs[sd];
-    const r = cls === 'Nodule' ? rng.uniform(0.014, 0.022) * W : rng.uniform(0.055, 0.08) * W;
+    // a nodule keeps a radius of at least 2.2 px in small renders (inactive from ~160 px up)
+    const r = cls === 'Nodule' ? Math.max(2.2, rng.uniform(0.014, 0.022) * W) : rng.uniform(0.055, 0.08) * W;
     const [x, y] = place(l, z, r);
     if (has(cls)) {
       if (cls === 'Nodule') ellipse(lesion, x, y, r, r, 0.34, { edge: 1.2, dome: true, mask: lung });

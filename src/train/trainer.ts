@@ -7,6 +7,7 @@
 import { appendFileSync, existsSync, mkdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import type { AugmentOptions } from '../data/augment.js';
 import { DataLoader, type LoaderState } from '../data/loader.js';
 import { readMimicCsv, type MimicDataset } from '../data/mimic.js';
 import { loadPrepared } from '../data/shards.js';
@@ -161,11 +162,20 @@ export class Trainer {
       seed: c.seed,
       batchSize: (e) => batchSizeFor(c, e),
       augment: c.augment,
+      augmentOptions: this.viewOptions(),
       shuffle: true,
       workers: c.data.workers ?? undefined,
       state,
       onError: (e) => this.options.onLoaderError?.(`skipped ${e.path}: ${e.error}`),
     });
+  }
+
+  /** The model's own input geometry (config.json `preprocess`): padded side, crop, normalisation.
+   * A converted CARZero model says 256 / 224, the defaults; a small model (the demo's) trains on
+   * its own smaller crops. */
+  private viewOptions(): AugmentOptions {
+    const p = this.model.config.preprocess;
+    return { size: p.resize, crop: p.crop, mean: p.mean, std: p.std };
   }
 
   private static async loadModel(dir: string, c: TrainConfig): Promise<NativeModel> {
@@ -285,7 +295,7 @@ export class Trainer {
     const bs = c.validation_batch_size ?? batchSizeFor(c, this.st.epoch);
     if (this.val.items.length < bs)
       throw new Error(`validation_batch_size: the validation set has ${this.val.items.length} items, fewer than one batch of ${bs}`);
-    const loader = new DataLoader(this.val, { seed: c.seed, batchSize: bs, shuffle: false, augment: false, workers: c.data.workers ?? undefined, epoch: 0 });
+    const loader = new DataLoader(this.val, { seed: c.seed, batchSize: bs, shuffle: false, augment: false, augmentOptions: this.viewOptions(), workers: c.data.workers ?? undefined, epoch: 0 });
     let loss = 0;
     let a = 0;
     let b = 0;

@@ -1,0 +1,368 @@
+// `carzero demo`: the whole CARZero loop on phantom chest X-rays, from nothing, on a CPU.
+//
+//  1. generate the phantom set (src/demo/phantom.ts; cached by its options' hash);
+//  2. build a word-level vocabulary from the training reports and a small random CARZero
+//     (src/demo/model.ts);
+//  3. train it with the package's trainer (src/train/) on (image, report sentence) pairs;
+//  4. zero-shot classify the held-out test split with prompts worded unlike any training sentence,
+//     read the labels from the Open-I-format custom.csv, and write the per-class AUROC table,
+//     ROC/PR plots, grounding overlays and the pointing game.
+//
+// Data choice (documented in README.md and docs/TRAINING.md): the trainer draws one sentence per
+// report per step (spec 6). In the phantom reports ~70 % of sentences are negations ("no
+// pneumothorax") or fillers that fit most images of a batch, and a model trained from scratch on
+// them stays at chance. The demo therefore trains on the reports' finding sentences: its training
+// CSV (train-findings.csv) keeps, per report, the sentences that state a finding, and a normal
+// study keeps its "no acute process" style impression. The negations are not used for training.
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { csvField } from '../data/csv.js';
+import { reportSentences } from '../data/mimic.js';
+import { evaluate, formatResult, pointingGame, readLabels, writePlots, type PointingTrial, type ScoreTable } from '../eval/index.js';
+import { matrix } from '../eval/metrics.js';
+import { CARZero } from '../model/carzero.js';
+import { cleanText } from '../text/clean.js';
+import { Trainer, type EpochInfo, type StepInfo } from '../train/trainer.js';
+import { createDemoModel, DEMO_MODEL_SIZE, type ModelSize } from './model.js';
+import { boxToCrop, groundingOverlayPng } from './overlay.js';
+import { generatePhantomSet, type PhantomImage } from './phantom.js';
+import { DEMO_CLASSES, type DemoClass } from './reports.js';
+import type { BoxXY } from './render.js';
+
+/** Zero-shot prompts: the reports' vocabulary (a model trained from scratch knows no other words),
+ * never a training sentence (checked at run time against every cleaned training sentence). */
+export const DEMO_ZERO_SHOT_PROMPTS: Record<DemoClass, string> = {
+  Atelectasis: 'Findings consistent with atelectasis',
+  Cardiomegaly: 'Findings consistent with cardiomegaly',
+  Effusion: 'Findings consistent with pleural effusion',
+  Mass: 'Findings consistent with a lung mass',
+  Nodule: 'Findings consistent with a lung nodule',
+  Opacity: 'Findings consistent with consolidation',
+  Pneumothorax: 'Findings consistent with pneumothorax',
+  Fracture: 'Findings consistent with a rib fracture',
+};
+
+/** A sentence that denies or is neutral (not a finding statement); on cleaned text. */
+const NOT_A_FINDING = /\b(no|not|without|negative|sharp|unremarkable|intact)\b/;
+
+export interface DemoProgress {
+  update(done: number, total?: number, note?: string): void;
+  end(): void;
+}
+
+export interface DemoOptions {
+  /** Output folder (created). */
+  out: string;
+  device?: 'cpu' | 'cuda' | 'auto';
+  seed?: number;
+  /** Small and fast (tests): fewer images and epochs. */
+  quick?: boolean;
+  /** Phantom counts per split. */
+  train?: number;
+  validate?: number;
+  test?: number;
+  epochs?: number;
+  batchSize?: number;
+  lr?: number;
+  /** Loader worker threads (default: the loader's). */
+  workers?: number;
+  /** Grounding overlays written (test images with a boxed finding). */
+  overlays?: number;
+  size?: Partial<ModelSize>;
+  /** A status line (default: none). */
+  log?: (line: string) => void;
+  /** A progress bar factory (default: none). */
+  progress?: (label: string, total: number, unit: string) => DemoProgress;
+}
+
+export interface DemoSettings {
+  seed: number;
+  device: 'cpu' | 'cuda' | 'auto';
+  train: number;
+  validate: number;
+  test: number;
+  epochs: number;
+  batch_size: number;
+  lr: number;
+  warmup_steps: number;
+  phantom_size: [number, number];
+  model: ModelSize;
+}
+
+export interface DemoResult {
+  out: string;
+  settings: DemoSettings;
+  classes: string[];
+  auroc: Record<string, number | null>;
+  auprc: Record<string, number | null>;
+  macro_auroc: number | null;
+  pointing: { accuracy: number | null; hits: number; trials: number };
+  /** Validation loss before and after training, and chance (2 ln N). */
+  val_loss_initial: number;
+  val_loss_final: number;
+  chance_loss: number;
+  history: { epoch: number; train_loss: number | null; val_loss: number }[];
+  seconds: { data: number; train: number; evaluate: number; total: number };
+  files: string[];
+}
+
+const FULL = { train: 8192, validate: 128, test: 512, epochs: 5, batch: 16 };
+/** Quick mode (tests, a first look): 48 px crops of smaller phantoms, so each step is cheaper. */
+const QUICK = { train: 2048, validate: 64, test: 160, epochs: 5, batch: 16 };
+const QUICK_SIZE: Partial<ModelSize> = { image: 48, resize: 56 };
+
+function checkInt(v: unknown, name: string, min: number): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new RangeError(`carzero demo: option '${name}' must be an integer >= ${min}, got ${String(v)}`);
+  return v;
+}
+
+export function demoSettings(o: DemoOptions): DemoSettings {
+  if (typeof o.out !== 'string' || !o.out) throw new TypeError("carzero demo: option 'out' must be a folder path");
+  const d = o.quick ? QUICK : FULL;
+  const device = o.device ?? 'cpu';
+  if (!['cpu', 'cuda', 'auto'].includes(device)) throw new RangeError(`carzero demo: option 'device' must be cpu, cuda or auto, got ${String(device)}`);
+  const s: DemoSettings = {
+    seed: checkInt(o.seed ?? 0, 'seed', 0),
+    device,
+    train: checkInt(o.train ?? d.train, 'train', 64),
+    validate: checkInt(o.validate ?? d.validate, 'validate', 8),
+    test: checkInt(o.test ?? d.test, 'test', 16),
+    epochs: checkInt(o.epochs ?? d.epochs, 'epochs', 1),
+    batch_size: checkInt(o.batchSize ?? d.batch, 'batchSize', 2),
+    lr: o.lr ?? 1e-3,
+    warmup_steps: 0,
+    phantom_size: [0, 0],
+    model: { ...DEMO_MODEL_SIZE, ...(o.quick ? QUICK_SIZE : {}), ...(o.size ?? {}) },
+  };
+  if (!(typeof s.lr === 'number' && s.lr > 0 && s.lr < 1)) throw new RangeError(`carzero demo: option 'lr' must be a number in (0, 1), got ${String(o.lr)}`);
+  if (s.batch_size > s.train) throw new RangeError(`carzero demo: option 'batchSize' (${s.batch_size}) is larger than the training set (${s.train})`);
+  if (s.batch_size > s.validate) throw new RangeError(`carzero demo: option 'validate' (${s.validate}) must hold at least one batch of ${s.batch_size}`);
+  // Phantoms rendered at about the model's padded size (the generator's minimum is 64 px).
+  const lo = Math.max(64, s.model.resize);
+  s.phantom_size = [lo, lo + (o.quick ? 8 : 16)];
+  s.warmup_steps = Math.min(100, Math.floor(s.train / s.batch_size));
+  return s;
+}
+
+/** Training CSV of finding sentences (see the file comment); returns its path and vocabulary. */
+async function findingsCsv(dataDir: string, images: PhantomImage[], file: string) {
+  const lines = ['Path,Split,ViewPosition,Report Impression'];
+  const words = new Set<string>();
+  const trainSentences = new Set<string>();
+  let kept = 0;
+  let all = 0;
+  for (const im of images) {
+    if (im.view === 'LATERAL') continue;
+    const ss = reportSentences(im.report, 0);
+    const findings = ss.filter((s) => !NOT_A_FINDING.test(s));
+    const use = findings.length ? findings : ss;
+    if (im.split === 'train') {
+      all += ss.length;
+      kept += use.length;
+      for (const s of use) {
+        trainSentences.add(s);
+        for (const w of s.split(' ')) words.add(w);
+      }
+    }
+    lines.push([im.file, im.split, im.view, use.map((s) => `${s}.`).join(' ')].map(csvField).join(','));
+  }
+  await writeFile(file, lines.join('\n') + '\n');
+  return { file, root: dataDir, words, trainSentences, kept, all };
+}
+
+function fmt(v: number | null | undefined, d = 4): string {
+  return v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(d);
+}
+
+/** Runs the demo (see the file comment). */
+export async function runDemo(options: DemoOptions): Promise<DemoResult> {
+  const t0 = performance.now();
+  const s = demoSettings(options);
+  const log = options.log ?? (() => undefined);
+  const bar = options.progress ?? (() => ({ update() {}, end() {} }));
+  const out = resolve(options.out);
+  const files: string[] = [];
+  await mkdir(out, { recursive: true });
+
+  // ---- 1. data
+  const dataDir = join(out, 'data');
+  const nImages = s.train + s.validate + s.test;
+  log(`[1/4] phantom chest X-rays: ${s.train} train, ${s.validate} validation, ${s.test} test (${dataDir})`);
+  let genDone = 0;
+  const pGen = bar('  generating', nImages, 'images');
+  const ph = await generatePhantomSet({
+    out: dataDir, seed: s.seed + 1, train: s.train, validate: s.validate, test: s.test,
+    size: s.phantom_size, lateral: 0.01,
+    onImage: () => pGen.update(++genDone),
+  });
+  pGen.end();
+  log(ph.cached ? '  found the cached set' : `  generated in ${ph.seconds.toFixed(1)} s`);
+  const csv = await findingsCsv(dataDir, ph.index.images, join(dataDir, 'train-findings.csv'));
+  log(`  training sentences: ${csv.kept} finding sentences of ${csv.all} report sentences (negations left out; see README)`);
+  const tData = performance.now();
+
+  // ---- 2. model
+  for (const [c, p] of Object.entries(DEMO_ZERO_SHOT_PROMPTS))
+    if (csv.trainSentences.has(cleanText(p))) throw new Error(`demo prompt for ${c} ('${p}') is a training sentence`);
+  const modelDir = join(out, 'model-init');
+  await rm(modelDir, { recursive: true, force: true });
+  const m = await createDemoModel({ dir: modelDir, words: csv.words, size: s.model, seed: s.seed });
+  const mv = s.model;
+  log(
+    `[2/4] model from scratch: ViT ${mv.image}px/${mv.patch}px patches, width ${mv.width}, ${mv.visionDepth} layers; ` +
+      `BERT ${mv.textDepth} layers, word vocabulary of ${m.vocabulary}; head ${mv.headDepth} layers; ${(m.parameters / 1e6).toFixed(2)} M parameters`,
+  );
+
+  // ---- 3. training
+  const runDir = join(out, 'run');
+  await rm(runDir, { recursive: true, force: true });
+  const config = {
+    model: modelDir,
+    data: { csv: csv.file, root: dataDir, max_words: 0, workers: options.workers ?? null },
+    device: s.device,
+    seed: s.seed,
+    epochs: s.epochs,
+    batch_size: s.batch_size,
+    validation_batch_size: s.batch_size,
+    optimizer: { name: 'adamw', lr: s.lr, weight_decay: 0.01, betas: [0.9, 0.999] },
+    scheduler: { name: 'cosine', warmup_steps: s.warmup_steps },
+    clip_grad_norm: 1,
+    early_stopping_patience: 0,
+    augment: false,
+    dropout: false,
+    log_every: 10,
+  };
+  const stepsPerEpoch = Math.floor(s.train / s.batch_size);
+  let pTrain: DemoProgress | null = null;
+  let epochNo = 0;
+  const tr = await Trainer.create(config, runDir, {
+    onStep: (st: StepInfo) => {
+      pTrain ??= bar(`  epoch ${epochNo + 1}/${s.epochs}`, stepsPerEpoch, 'steps');
+      pTrain.update(st.batch + 1, stepsPerEpoch, `loss ${st.loss.toFixed(3)}`);
+    },
+    onEpoch: (e: EpochInfo) => {
+      pTrain?.end();
+      pTrain = null;
+      epochNo = e.epoch + 1;
+      log(`  epoch ${e.epoch + 1}/${s.epochs}: train loss ${fmt(e.train_loss, 3)}, validation loss ${fmt(e.val_loss, 3)} (chance ${chance.toFixed(3)})`);
+    },
+  });
+  const chance = 2 * Math.log(s.batch_size);
+  log(`[3/4] training on ${tr.model.device.kind}: ${s.epochs} epochs x ${stepsPerEpoch} steps of ${s.batch_size} (image, sentence) pairs`);
+  const v0 = await tr.validate();
+  log(`  validation loss before training ${v0.loss.toFixed(3)} (chance 2 ln ${s.batch_size} = ${chance.toFixed(3)})`);
+  let result;
+  try {
+    result = await tr.run();
+  } finally {
+    await tr.close();
+  }
+  const tTrain = performance.now();
+
+  // ---- 4. zero-shot evaluation on the test split
+  log('[4/4] zero-shot classification of the held-out test split');
+  const model = await CARZero.load(join(runDir, 'last'), { device: s.device });
+  const test = ph.index.images.filter((im) => im.split === 'test');
+  const classes = [...DEMO_CLASSES];
+  const C = classes.length;
+  const scores = matrix(test.length, C);
+  const maps: Float32Array[] = [];
+  const pixels: Float32Array[] = [];
+  const crop = model.config.preprocess.crop;
+  const pEval = bar('  scoring', test.length, 'images');
+  try {
+    for await (const r of model.groundingStream({ images: test.map((im) => join(dataDir, im.file)), prompts: DEMO_ZERO_SHOT_PROMPTS, onProgress: (p) => pEval.update(p.done) })) {
+      if ('error' in r) throw new Error(`${r.name}: ${r.error.message}`);
+      scores.data.set(r.scores, r.index * C);
+      maps[r.index] = r.maps;
+      pixels[r.index] = r.pixels;
+    }
+  } finally {
+    pEval.end();
+  }
+  await writeFile(join(out, 'prompts.json'), JSON.stringify(DEMO_ZERO_SHOT_PROMPTS, null, 2) + '\n');
+  const scoreLines = [['Path', ...classes].join(',')];
+  test.forEach((im, i) => scoreLines.push([csvField(im.file), ...Array.from(scores.data.subarray(i * C, (i + 1) * C), (v) => v.toPrecision(7))].join(',')));
+  await writeFile(join(out, 'scores.csv'), scoreLines.join('\n') + '\n');
+  files.push(join(out, 'prompts.json'), join(out, 'scores.csv'));
+
+  // Labels from the Open-I-format file the phantom set writes (custom.csv), restricted to the
+  // demo's 8 classes (the other 10 Open-I classes never occur).
+  const customFile = join(dataDir, 'custom.csv');
+  const openi = readLabels('openi', await readFile(customFile, 'utf8'), customFile);
+  const cols = classes.map((c) => openi.classes.indexOf(c));
+  const labels8 = new Float64Array(openi.rows * C);
+  for (let r = 0; r < openi.rows; r++) cols.forEach((j, k) => (labels8[r * C + k] = openi.labels[r * openi.classes.length + j]));
+  const set = { ...openi, classes, labels: labels8 };
+  const table: ScoreTable = { classes, names: test.map((im) => im.file), scores, positions: test.map((_, i) => i), listLength: test.length, file: 'scores.csv', warnings: [] };
+
+  // Pointing game: every (test image, finding) with a box; hit when the map's maximum is in it.
+  const trials: PointingTrial[] = [];
+  const geometry = (im: PhantomImage) => ({ width: im.width, height: im.height, resize: model.config.preprocess.resize, crop });
+  test.forEach((im, i) => {
+    for (const b of im.boxes) {
+      const k = classes.indexOf(b.cls);
+      trials.push({ classIndex: k, map: maps[i].subarray(k * crop * crop, (k + 1) * crop * crop), mapSize: crop, boxes: [{ x1: b.box[0], y1: b.box[1], x2: b.box[2], y2: b.box[3] }], geometry: geometry(im) });
+    }
+  });
+  const pg = pointingGame(trials, C);
+  const ev = evaluate(set, table, customFile, pg);
+  const r = ev.result;
+  r.title = 'Phantom test split (zero-shot)';
+  const text = formatResult(r);
+  await writeFile(join(out, 'auroc.txt'), text);
+  await writeFile(join(out, 'auroc.json'), JSON.stringify(r, null, 2) + '\n');
+  const csvLines = ['class,positives,auroc,auprc,pointing_hits,pointing_trials'];
+  classes.forEach((c, j) => csvLines.push([c, r.positives[j], fmt(r.auroc[j]), fmt(r.auprc[j]), pg.perClass[j].hits, pg.perClass[j].trials].join(',')));
+  csvLines.push(['macro', '', fmt(r.macro_auroc), fmt(r.auprc_macro), pg.hits, pg.trials].join(','));
+  await writeFile(join(out, 'auroc.csv'), csvLines.join('\n') + '\n');
+  files.push(join(out, 'auroc.txt'), join(out, 'auroc.json'), join(out, 'auroc.csv'));
+  files.push(...(await writePlots(out, ev)));
+
+  // Overlays: the first test images with each class's box (a few per class).
+  const ovDir = join(out, 'overlays');
+  await rm(ovDir, { recursive: true, force: true });
+  await mkdir(ovDir, { recursive: true });
+  const perClass = Math.max(1, Math.ceil((options.overlays ?? 16) / C));
+  const count = new Map<string, number>();
+  const { mean, std } = model.config.preprocess;
+  for (let i = 0; i < test.length; i++) {
+    const im = test[i];
+    for (const b of im.boxes) {
+      if ((count.get(b.cls) ?? 0) >= perClass) continue;
+      count.set(b.cls, (count.get(b.cls) ?? 0) + 1);
+      const k = classes.indexOf(b.cls);
+      const box: BoxXY = boxToCrop(b.box, geometry(im));
+      const png = groundingOverlayPng(pixels[i], maps[i].subarray(k * crop * crop, (k + 1) * crop * crop), [box], { mean, std, zoom: 4 });
+      const f = join(ovDir, `${im.id}-${b.cls.toLowerCase()}.png`);
+      await writeFile(f, png);
+      files.push(f);
+    }
+  }
+  model.dispose();
+  const tEval = performance.now();
+
+  const res: DemoResult = {
+    out,
+    settings: s,
+    classes,
+    auroc: Object.fromEntries(classes.map((c, j) => [c, r.auroc[j]])),
+    auprc: Object.fromEntries(classes.map((c, j) => [c, r.auprc[j]])),
+    macro_auroc: r.macro_auroc,
+    pointing: { accuracy: r.pointing?.accuracy ?? null, hits: pg.hits, trials: pg.trials },
+    val_loss_initial: v0.loss,
+    val_loss_final: result.history.at(-1)?.val_loss ?? NaN,
+    chance_loss: chance,
+    history: result.history.map((h) => ({ epoch: h.epoch, train_loss: h.train_loss, val_loss: h.val_loss })),
+    seconds: { data: (tData - t0) / 1000, train: (tTrain - tData) / 1000, evaluate: (tEval - tTrain) / 1000, total: (performance.now() - t0) / 1000 },
+    files,
+  };
+  await writeFile(join(out, 'summary.json'), JSON.stringify(res, null, 2) + '\n');
+  files.push(join(out, 'summary.json'));
+  log('');
+  log(text.trimEnd());
+  log('');
+  log(`done in ${res.seconds.total.toFixed(0)} s (data ${res.seconds.data.toFixed(0)} s, training ${res.seconds.train.toFixed(0)} s, evaluation ${res.seconds.evaluate.toFixed(0)} s)`);
+  log(`results, plots (roc.png, pr.png) and grounding overlays (overlays/) are in ${out}`);
+  return res;
+}
