@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Release check: build the prebuilt binary (prebuildify through the cmake-js shim), pack the
 # tarball, install it into an empty project with compilers, make and cmake hidden from PATH, and
-# run the package from there (`carzero info`, an import and a GEMM). Exits non-zero on failure.
+# run the package from there (`carzero info`, an import and a GEMM, `carzero demo --quick`). Exits non-zero on failure.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -39,6 +39,11 @@ if (got.join() !== '7,10,15,22') throw new Error(`gemm gave ${got}`);
 console.log(`pack-check: import + gemm ok (carzero ${info().version})`);
 JS
 node smoke.mjs
+# The demo from the installed package (quick mode: ~1 minute): data, training, zero-shot, pictures.
+npx carzero demo --quick --quiet --out demo-out > demo.txt
+/bin/cat demo.txt
+for f in auroc.json roc.png pr.png summary.json; do test -s "demo-out/$f" || { echo "pack-check: demo wrote no $f" >&2; exit 1; }; done
+/bin/ls demo-out/overlays/*.png > /dev/null
 test -f node_modules/carzero/prebuilds/linux-x64/libcarzero.so
 test ! -d node_modules/carzero/build
 echo "pack-check: passed"
