@@ -235,7 +235,8 @@ fi
 
 # ---------------------------------------------------------------- out of memory: caught, process goes on
 if [ "$DEV" = cuda ]; then
-  step oom 60 "$NODE" tools/parity/oom-check.mjs --device cuda --model "$MODEL_DIR" --json "$LOGS/oom.json"
+  OOM_MODEL=(); [ -f "$MODEL_DIR/model.safetensors" ] && OOM_MODEL=(--model "$MODEL_DIR")
+  step oom 60 "$NODE" tools/parity/oom-check.mjs --device cuda "${OOM_MODEL[@]}" --json "$LOGS/oom.json"
 fi
 
 # ---------------------------------------------------------------- trainer on the device vs the CPU
