@@ -17,6 +17,8 @@
 #            reference's pixels (--ref-pixels) to isolate the model
 #   oom      tools/parity/oom-check.mjs: a 1 TiB request throws CZ_ERR_OUT_OF_MEMORY, the process and
 #            the loaded model keep working
+#   nccl     tools/parity/nccl-check.mjs: the NCCL binding in a group of one (CARZERO_NCCL_PATH
+#            from PyTorch's wheel)
 #   train    tools/parity/train-device.mjs: a few trainer steps (tiny model, phantom data) on cuda
 #            vs the CPU at fp32, bf16 and fp16
 #   bench_train / bench_torch_train  a full-size training step at batch 64/128/256 (ours bf16,
@@ -239,6 +241,16 @@ if [ "$DEV" = cuda ]; then
   step oom 60 "$NODE" tools/parity/oom-check.mjs --device cuda "${OOM_MODEL[@]}" --json "$LOGS/oom.json"
 fi
 
+# ---------------------------------------------------------------- NCCL binding (a group of one GPU)
+if [ "$DEV" = cuda ]; then
+  if [ -z "${CARZERO_NCCL_PATH:-}" ]; then
+    CARZERO_NCCL_PATH=$(find / \( -path /proc -o -path /sys \) -prune -o -name 'libnccl.so.2*' -print 2>/dev/null | sort | head -1)
+    export CARZERO_NCCL_PATH
+  fi
+  log "CARZERO_NCCL_PATH=${CARZERO_NCCL_PATH:-<none found>}"
+  step nccl 90 "$NODE" tools/parity/nccl-check.mjs --json "$LOGS/nccl.json"
+fi
+
 # ---------------------------------------------------------------- trainer on the device vs the CPU
 if [ "$DEV" = cuda ]; then
   step train 150 "$NODE" tools/parity/train-device.mjs --devices cpu,cuda --precisions fp32,bf16,fp16 --steps 4 --json "$LOGS/train.json"
@@ -299,7 +311,7 @@ const steps = fs.readFileSync(path.join(logs, 'steps.tsv'), 'utf8').trim().split
   .map((l) => { const [name, rc, seconds, limit] = l.split('\t'); return { name, rc: +rc, seconds: +seconds, limit: +limit }; });
 const rep = { tool: 'scripts/gpu-model-check.sh', device: dev, batch: +batch, date: new Date().toISOString(), steps,
   info: load('info.json'), tiny: load('tiny.json'), parity: load('parity.json'), parity_refpx: load('parity_refpx.json'),
-  train: load('train.json'), oom: load('oom.json'), bench_train: load('bench_train.json'), bench_torch_train: load('bench_torch_train.json'), bench_native: load('bench_native.json'), bench_node: load('bench_node.json'), bench_torch: load('bench_torch.json'), bench_torch_loop: load('bench_torch_loop.json') };
+  train: load('train.json'), oom: load('oom.json'), nccl: load('nccl.json'), bench_train: load('bench_train.json'), bench_torch_train: load('bench_torch_train.json'), bench_native: load('bench_native.json'), bench_node: load('bench_node.json'), bench_torch: load('bench_torch.json'), bench_torch_loop: load('bench_torch_loop.json') };
 const ops = fs.existsSync(path.join(logs, 'ops.log')) ? fs.readFileSync(path.join(logs, 'ops.log'), 'utf8') : '';
 const opsMi1 = steps.find((s) => s.name === 'ops_mi1');
 const m = ops.match(/(\d+) passed, (\d+) failed(?:, (\d+) skipped)?/);
@@ -346,6 +358,7 @@ v.classify_vs_original_loop = ['bf16', 'fp32'].map((dt) => {
 });
 if (rep.ops) v.ops = { passed: rep.ops.passed, failed: rep.ops.failed, skipped: rep.ops.skipped };
 if (rep.train) v.train = { ok: rep.train.ok, comparisons: rep.train.comparisons };
+if (rep.nccl) v.nccl = { ok: rep.nccl.ok, steps: rep.nccl.steps };
 if (rep.oom) v.oom = { ok: rep.oom.ok, checks: rep.oom.checks.map((c) => `${c.ok ? 'PASS' : 'FAIL'} ${c.name}`) };
 const memOf = (n) => { try { return +fs.readFileSync(path.join(logs, n + '.mem'), 'utf8').trim(); } catch { return undefined; } };
 if (rep.bench_train || rep.bench_torch_train) {
@@ -363,7 +376,7 @@ rep.verdict = v;
 const skipped = new Set(steps.filter((s) => s.rc === 126).map((s) => s.name));
 const opsFull = steps.find((s) => s.name === 'ops_full');
 const parityOk = (skipped.has('tiny') || v.tiny_fp32.ok) && (skipped.has('parity') || (v.parity_bf16.ok && v.parity_fp32.ok)) &&
-  !(rep.ops && rep.ops.failed > 0) && !(opsFull && opsFull.rc !== 0) && !(rep.train && !rep.train.ok) && !(rep.oom && !rep.oom.ok) &&
+  !(rep.ops && rep.ops.failed > 0) && !(opsFull && opsFull.rc !== 0) && !(rep.train && !rep.train.ok) && !(rep.oom && !rep.oom.ok) && !(rep.nccl && !rep.nccl.ok) &&
   !(opsMi1 && opsMi1.rc !== 0 && opsMi1.rc !== 126);
 if (opsFull) v.ops_full = { rc: opsFull.rc, note: 'scripts/gpu-check.sh: 1 = op parity or sanitizer failure, 2 = binaries missing' };
 rep.parity_ok = !!parityOk;

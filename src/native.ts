@@ -58,6 +58,9 @@ export interface NativeModelHandle {
   enableTraining(options?: { seed?: number; precision?: 'fp32' | 'bf16' | 'fp16'; recompute?: boolean }): void;
   zeroGrad(): void;
   workspaceBytes(): number;
+  initCollective(options: { id: Buffer; rank: number; world: number }): void;
+  allReduceGradients(): void;
+  allReduceSum(tensor: unknown): void;
   freeze(options: { vision?: boolean; text?: boolean }): void;
   forwardBackward(batch: NativeTrainBatch): Promise<NativeStepResult>;
   /** Trainable parameters / their gradients by checkpoint name: tensors viewing the arenas. */
@@ -115,6 +118,8 @@ export interface NativeAddon {
   info(): string;
   /** JSON text: NativeOpSpec[]. */
   opList(): string;
+  /** 128 bytes identifying a new data-parallel group (NCCL's unique id; CUDA builds with NCCL). */
+  collectiveUniqueId(): Buffer;
   /** Runs an op off the JS thread; resolves with its scalar results. */
   runOp(
     context: NativeContext,

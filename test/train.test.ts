@@ -336,3 +336,31 @@ test('activation recomputation: the same training bit for bit (dropout on) in a 
   t.true(ws[1] < ws[0], `workspace ${ws[1]} bytes with recompute < ${ws[0]} without`);
   t.log(`workspace: ${ws[0]} -> ${ws[1]} bytes`);
 });
+
+test('data parallel: rank slices, clear errors without CUDA/NCCL (the NCCL path itself needs GPUs)', async (t) => {
+  const { rankSlice } = await import('../src/train/trainer.js');
+  const px = Float32Array.from({ length: 6 * 4 }, (_, i) => i);
+  const texts = ['a', 'b', 'c', 'd', 'e', 'f'];
+  const [p1, t1] = rankSlice(px, texts, 1, 3);
+  t.deepEqual(Array.from(p1), [8, 9, 10, 11, 12, 13, 14, 15]);
+  t.deepEqual(t1, ['c', 'd']);
+  t.throws(() => rankSlice(px, texts, 0, 4), { message: /does not split over 4 ranks/ });
+  const { native } = await import('../src/native.js');
+  const e = t.throws(() => native().collectiveUniqueId());
+  t.regex(e!.message, /NCCL not found|no CUDA backend/);
+  const m = await NativeModel.load(modelDir, { device: 'cpu', precision: 'fp32' });
+  m.enableTraining({ seed: 0 });
+  const e2 = t.throws(() => m.initCollective({ id: Buffer.alloc(128), rank: 0, world: 2 }));
+  t.regex(e2!.message, /needs a CUDA model/);
+  t.throws(() => m.initCollective({ id: Buffer.alloc(128), rank: 2, world: 2 }), { instanceOf: RangeError });
+  m.dispose();
+  const cfgFile = join(dir, 'dp-cpu.json');
+  writeFileSync(cfgFile, JSON.stringify(cfg({ device: 'cpu' })));
+  const r = await run(process.execPath, [BIN, 'train', '--config', cfgFile, '--out', join(dir, 'run-dp'), '--gpus', '2']).catch((x) => x);
+  t.is(r.code, 2);
+  t.regex(r.stderr, /--gpus needs the cuda device/);
+  writeFileSync(cfgFile, JSON.stringify(cfg({ device: 'auto' })));
+  const r2 = await run(process.execPath, [BIN, 'train', '--config', cfgFile, '--out', join(dir, 'run-dp'), '--gpus', '2']).catch((x) => x);
+  t.is(r2.code, 2);
+  t.regex(r2.stderr, /--gpus 2 needs CUDA/);
+});

@@ -206,6 +206,26 @@ export class NativeModel implements Disposable {
     h.enableTraining({ seed: options.seed ?? 0, precision: options.precision ?? 'fp32', recompute: options.recompute ?? false });
   }
 
+  /** Joins a data-parallel group (docs/TRAINING.md "Data parallel"): `id` from
+   * `collectiveUniqueId()` in one process, the same in every rank. CUDA models only (NCCL). */
+  initCollective(options: { id: Buffer; rank: number; world: number }): void {
+    const { id, rank, world } = options;
+    if (!Buffer.isBuffer(id)) throw new TypeError("initCollective: option 'id' must be a Buffer from collectiveUniqueId()");
+    if (!Number.isSafeInteger(world) || world < 1 || !Number.isSafeInteger(rank) || rank < 0 || rank >= world)
+      throw new RangeError(`initCollective: rank ${rank} of world ${world}`);
+    this.#live.initCollective({ id, rank, world });
+  }
+
+  /** Averages the gradient arena over the data-parallel ranks (queued on the device's stream). */
+  allReduceGradients(): void {
+    this.#live.allReduceGradients();
+  }
+
+  /** Sums an f32 tensor on this model's device in place over the ranks. */
+  allReduceSum(t: Tensor): void {
+    this.#live.allReduceSum(checkTensor(t, "allReduceSum: argument 'tensor'", this.device));
+  }
+
   /** Bytes of the native activation workspace (it grows to the largest pass run so far). */
   workspaceBytes(): number {
     return this.#live.workspaceBytes();

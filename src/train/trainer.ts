@@ -74,7 +74,19 @@ export interface EpochInfo {
   bad_epochs: number;
 }
 
+/** One process of a data-parallel run (`carzero train --gpus N`): rank `rank` of `world`, all
+ * joined through the collective id from `collectiveUniqueId()` (NCCL; CUDA only). Each rank
+ * trains on its slice of every global batch (world x batch_size pairs; the contrastive negatives
+ * stay within a rank's slice), the gradients are averaged over the ranks before clipping and the
+ * update, so every rank keeps the same parameters; rank 0 alone writes logs and checkpoints. */
+export interface DistributedOptions {
+  rank: number;
+  world: number;
+  id: Buffer;
+}
+
 export interface TrainerOptions {
+  distributed?: DistributedOptions;
   onStep?: (s: StepInfo) => void;
   onEpoch?: (e: EpochInfo) => void;
   onCheckpoint?: (name: string, which: ('last' | 'best')[]) => void;
@@ -90,6 +102,14 @@ export interface TrainResult {
 }
 
 /** The contrastive loss from the matrices, in float64: ce(X) = (CE(X) + CE(X^T)) / 2 (spec 6). */
+/** Rank `rank`'s slice of a global batch (n = world x b images, b each): its pixels and texts. */
+export function rankSlice(pixels: Float32Array, texts: string[], rank: number, world: number): [Float32Array, string[]] {
+  const n = texts.length;
+  if (n % world !== 0) throw new Error(`rankSlice: a global batch of ${n} does not split over ${world} ranks`);
+  const b = n / world, per = pixels.length / n;
+  return [pixels.subarray(rank * b * per, (rank + 1) * b * per), texts.slice(rank * b, (rank + 1) * b)];
+}
+
 export function contrastiveLoss(i2t: Float32Array, t2i: Float32Array, n: number): { loss: number; i2t_loss: number; t2i_loss: number } {
   const ce = (x: Float32Array, transpose: boolean): number => {
     let s = 0;
@@ -160,7 +180,7 @@ export class Trainer {
     const c = this.config;
     return new DataLoader(this.train, {
       seed: c.seed,
-      batchSize: (e) => batchSizeFor(c, e),
+      batchSize: (e) => batchSizeFor(c, e) * (this.options.distributed?.world ?? 1),  // global batch
       augment: c.augment,
       augmentOptions: this.viewOptions(),
       shuffle: true,
@@ -178,9 +198,10 @@ export class Trainer {
     return { size: p.resize, crop: p.crop, mean: p.mean, std: p.std };
   }
 
-  private static async loadModel(dir: string, c: TrainConfig): Promise<NativeModel> {
+  private static async loadModel(dir: string, c: TrainConfig, dist?: DistributedOptions): Promise<NativeModel> {
     const model = await NativeModel.load(dir, { device: c.device, precision: 'fp32' });
     model.enableTraining({ seed: c.seed, precision: c.precision, recompute: c.recompute });
+    if (dist && dist.world > 1) model.initCollective(dist);
     if (c.freeze.vision || c.freeze.text) model.freeze({ vision: c.freeze.vision, text: c.freeze.text });
     return model;
   }
@@ -191,13 +212,15 @@ export class Trainer {
     c.model = resolve(c.model);
     for (const k of ['csv', 'root', 'prepared', 'validation_prepared'] as const) if (c.data[k]) c.data[k] = resolve(c.data[k]!);
     runDir = resolve(runDir);
-    if (await linkTarget(runDir, 'last')) throw new Error(`${runDir} already holds a run; resume it (--resume) or choose another --out`);
-    mkdirSync(runDir, { recursive: true });
+    const rank0 = (options.distributed?.rank ?? 0) === 0;
+    if (rank0 && (await linkTarget(runDir, 'last'))) throw new Error(`${runDir} already holds a run; resume it (--resume) or choose another --out`);
+    if (rank0) mkdirSync(runDir, { recursive: true });
     const { train, val } = await loadDatasets(c);
     const tokenizer = await Tokenizer.fromFile(join(c.model, 'tokenizer.json'));
-    const model = await Trainer.loadModel(c.model, c);
+    const model = await Trainer.loadModel(c.model, c, options.distributed);
     let total = 0;
-    for (let e = 0; e < c.epochs; e++) total += Math.ceil(Math.floor(train.items.length / batchSizeFor(c, e)) / c.accumulate_steps);
+    const world = options.distributed?.world ?? 1;
+    for (let e = 0; e < c.epochs; e++) total += Math.ceil(Math.floor(train.items.length / (batchSizeFor(c, e) * world)) / c.accumulate_steps);
     const state: TrainerState = {
       format: 'carzero-train-state',
       version: 1,
@@ -216,8 +239,10 @@ export class Trainer {
       stopped: null,
       scaler: c.precision === 'fp16' ? { scale: c.loss_scale.initial, good_steps: 0, skipped_steps: 0 } : null,
     };
-    writeFileSync(join(runDir, 'config.json'), `${JSON.stringify(c, null, 2)}\n`);
-    writeFileSync(join(runDir, 'log.jsonl'), '');
+    if (rank0) {
+      writeFileSync(join(runDir, 'config.json'), `${JSON.stringify(c, null, 2)}\n`);
+      writeFileSync(join(runDir, 'log.jsonl'), '');
+    }
     return new Trainer({ runDir, config: c, model, tokenizer, options, train, val, state });
   }
 
@@ -225,7 +250,8 @@ export class Trainer {
    * config's max_steps (0: none). Stray temp files of an interrupted write are removed. */
   static async resume(runDir: string, options: TrainerOptions & { maxSteps?: number } = {}): Promise<Trainer> {
     runDir = resolve(runDir);
-    await cleanRunDir(runDir);
+    const rank0 = (options.distributed?.rank ?? 0) === 0;
+    if (rank0) await cleanRunDir(runDir);
     const ck = await readCheckpoint(runDir, 'last');
     const state = ck.state as TrainerState;
     if (state?.format !== 'carzero-train-state' || state.version !== 1) throw new Error(`${ck.dir}/trainer.json: not a carzero trainer state`);
@@ -235,9 +261,9 @@ export class Trainer {
     state.config = c;
     const { train, val } = await loadDatasets(c);
     const tokenizer = await Tokenizer.fromFile(join(ck.dir, 'tokenizer.json'));
-    const model = await Trainer.loadModel(ck.dir, c);
+    const model = await Trainer.loadModel(ck.dir, c, options.distributed);
     const logFile = join(runDir, 'log.jsonl');
-    if (existsSync(logFile) && statSync(logFile).size > state.log_bytes) truncateSync(logFile, state.log_bytes);
+    if (rank0 && existsSync(logFile) && statSync(logFile).size > state.log_bytes) truncateSync(logFile, state.log_bytes);
     const t = new Trainer({ runDir, config: c, model, tokenizer, options, train, val, state });
     t.optimizer.load(ck.optimizer, Number(ck.optimizerMeta.step ?? state.step));
     return t;
@@ -247,12 +273,25 @@ export class Trainer {
     return this.st;
   }
 
+  private get rank(): number {
+    return this.options.distributed?.rank ?? 0;
+  }
+
+  private get world(): number {
+    return this.options.distributed?.world ?? 1;
+  }
+
   private log(obj: object): void {
+    if (this.rank !== 0) return;
     appendFileSync(this.logFile, `${JSON.stringify({ ...obj, time: new Date().toISOString() })}\n`);
   }
 
   private async checkpoint(which: ('last' | 'best')[]): Promise<string> {
     this.st.loader = this.loader.state();
+    if (this.rank !== 0) {  // every rank holds the same state; rank 0 writes it
+      this.dirty = false;
+      return '';
+    }
     this.st.log_bytes = existsSync(this.logFile) ? statSync(this.logFile).size : 0;
     const name = await writeCheckpoint(this.runDir, this.st.step, {
       baseModel: this.config.model,
@@ -354,9 +393,9 @@ export class Trainer {
             break;
           }
           batchNo = batch.step;
-          const t = this.tensors(batch.pixels, batch.texts);
+          const t = this.world > 1 ? this.tensors(...rankSlice(batch.pixels, batch.texts, this.rank, this.world)) : this.tensors(batch.pixels, batch.texts);
           try {
-            const r = await this.model.forwardBackward({ pixels: t.pixels, ids: t.ids, mask: t.mask, kinds: t.kinds, lossScale: lossScale / acc, dropout: c.dropout, step: st.micro_step });
+            const r = await this.model.forwardBackward({ pixels: t.pixels, ids: t.ids, mask: t.mask, kinds: t.kinds, lossScale: lossScale / acc, dropout: c.dropout, step: st.micro_step * this.world + this.rank });
             st.micro_step++;
             loss += r.loss;
             li += r.i2t_loss;
@@ -368,6 +407,19 @@ export class Trainer {
           }
         }
         if (k === 0) break;
+        if (this.world > 1) {
+          // average the gradients over the ranks (every rank then clips and steps identically),
+          // and the logged losses and sample counts
+          this.model.allReduceGradients();
+          const v = Tensor.from(new Float32Array([loss, li, lt, samples]), [4], { device: this.model.device });
+          this.model.allReduceSum(v);
+          const a = v.toArray() as Float32Array;
+          v.dispose();
+          loss = a[0] / this.world;
+          li = a[1] / this.world;
+          lt = a[2] / this.world;
+          samples = a[3];
+        }
         const gradTensors = this.grads.map((g) => g.tensor);
         let norm: number;
         let skipped = false;

@@ -76,10 +76,22 @@ void Context::download(const Tensor& src, void* dst, size_t nbytes) {
 
 }  // namespace carzero
 
+namespace carzero {
+void DeviceBackend::collective_init(const std::vector<uint8_t>&, int, int) {
+  throw_error(CZ_ERR_UNSUPPORTED, "collectives: the %s backend has none", name());
+}
+void DeviceBackend::all_reduce_sum(float*, size_t) {
+  throw_error(CZ_ERR_UNSUPPORTED, "collectives: the %s backend has none", name());
+}
+}  // namespace carzero
+
 #ifndef CARZERO_WITH_CUDA
 namespace carzero {
 std::shared_ptr<DeviceBackend> create_cuda_backend(int) {
   throw_error(CZ_ERR_UNSUPPORTED, "cuda: this build has no CUDA backend");
+}
+std::vector<uint8_t> collective_unique_id() {
+  throw_error(CZ_ERR_UNSUPPORTED, "collectives: this build has no CUDA backend (multi-GPU training needs CUDA and NCCL)");
 }
 }  // namespace carzero
 #endif

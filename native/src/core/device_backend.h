@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <memory>
+#include <vector>
 
 #include "ops.h"
 
@@ -22,7 +23,16 @@ class DeviceBackend {
   virtual void synchronize() = 0;
   virtual const OpTable& ops() const = 0;
   virtual Exec& exec() = 0;
+  // Data-parallel collectives across processes (CUDA: NCCL opened at run time). collective_init
+  // joins the group `id` (from collective_unique_id() in rank 0, passed to every rank) as `rank`
+  // of `world`; all_reduce_sum sums n floats in place over the ranks, ordered on the device's
+  // stream. Backends without collectives throw CZ_ERR_UNSUPPORTED.
+  virtual void collective_init(const std::vector<uint8_t>& id, int rank, int world);
+  virtual void all_reduce_sum(float* p, size_t n);
 };
+
+// A new unique id for collective_init (CUDA builds: ncclGetUniqueId; NCCL must be loadable).
+std::vector<uint8_t> collective_unique_id();
 
 // The CUDA backend for device `index`. Throws Error(CZ_ERR_UNSUPPORTED, why) when the build has
 // no CUDA or the machine cannot run it, Error(CZ_ERR_CUDA, ...) when initialisation fails.

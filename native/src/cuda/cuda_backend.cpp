@@ -179,6 +179,7 @@ CudaBackend::CudaBackend(int device) : alloc_(device) {
 CudaBackend::~CudaBackend() {
   cudaSetDevice(state_.device);
   if (state_.stream) cudaStreamSynchronize(state_.stream);
+  collective_destroy();
   if (state_.blas) {
     const CublasApi& api = cublas_api();
     if (state_.blas->blas) api.destroy(state_.blas->blas);

@@ -61,11 +61,17 @@ class CudaBackend final : public DeviceBackend {
   Exec& exec() override { return exec_; }
   CudaState& state() { return state_; }
   CachingAllocator& allocator() { return alloc_; }
+  // NCCL collectives (nccl.cpp)
+  void collective_init(const std::vector<uint8_t>& id, int rank, int world) override;
+  void all_reduce_sum(float* p, size_t n) override;
 
  private:
+  void collective_destroy() noexcept;
   CachingAllocator alloc_;
   CudaState state_;
   Exec exec_;
+  void* comm_ = nullptr;  // ncclComm_t
+  int world_ = 1;
 };
 
 // Captures the ops that `fn` issues on the backend of `ex` into a CUDA graph, replayed with

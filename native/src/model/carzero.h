@@ -118,6 +118,13 @@ class CarzeroModel {
   void enable_training(uint64_t seed, DType compute = DType::F32, bool recompute = false);
   bool training() const { return training_; }
   void zero_grad();
+  // Data parallel (one process per GPU): join the group as `rank` of `world` (the id from
+  // collective_unique_id() in one process, given to all); then all_reduce_gradients() averages
+  // the gradient arena over the ranks, and all_reduce_sum() sums any device floats.
+  void init_collective(const std::vector<uint8_t>& id, int rank, int world);
+  void all_reduce_gradients();
+  void all_reduce_sum(float* p, int64_t n);
+  int world_size() const { return world_; }
   // -1 leaves a flag unchanged. Frozen encoders get no gradients and keep no activations.
   void freeze(int vision, int text);
   bool vision_frozen() const { return frozen_vision_; }
@@ -148,6 +155,7 @@ class CarzeroModel {
   uint64_t seed_ = 0;
   DType train_compute_ = DType::F32;
   bool recompute_ = false;
+  int world_ = 1;
 };
 
 }  // namespace carzero::model

@@ -69,6 +69,9 @@ class ParamStore {
   bool has_grads() const { return grads_.defined(); }
   float* grad(int i) const;
   void zero_grads();
+  // The whole gradient arena as floats (padding between tensors is zero): one all-reduce.
+  float* grad_arena() const { return static_cast<float*>(grads_.data()); }
+  size_t grad_arena_floats() const { return grads_.defined() ? grads_.nbytes() / 4 : 0; }
   // Tensors viewing param(i) / grad(i) in the arenas (sharing their storage, so they stay valid
   // after the store is gone). param_tensor throws for zero-copy parameters.
   Tensor param_tensor(int i) const;

@@ -51,6 +51,32 @@ void CarzeroModel::enable_training(uint64_t seed, DType compute, bool recompute)
   training_ = true;
 }
 
+void CarzeroModel::init_collective(const std::vector<uint8_t>& id, int rank, int world) {
+  std::lock_guard<std::mutex> lk(mu_);
+  CZ_ARG(ctx_->device() != DeviceType::CPU,
+         "data-parallel training needs a CUDA model (collectives run on NCCL); this model is on the CPU");
+  ctx_->backend()->collective_init(id, rank, world);
+  world_ = world;
+}
+
+void CarzeroModel::all_reduce_gradients() {
+  std::lock_guard<std::mutex> lk(mu_);
+  CZ_ARG(training_, "allReduceGradients: call enableTraining first");
+  if (world_ == 1 && ctx_->device() == DeviceType::CPU) return;
+  const size_t n = params_->grad_arena_floats();
+  ctx_->backend()->all_reduce_sum(params_->grad_arena(), n);
+  if (world_ > 1)
+    ctx_->ops().scale(ctx_->exec(), params_->grad_arena(), static_cast<int64_t>(n),
+                      1.0f / static_cast<float>(world_));
+}
+
+void CarzeroModel::all_reduce_sum(float* p, int64_t n) {
+  std::lock_guard<std::mutex> lk(mu_);
+  CZ_ARG(n >= 0, "allReduceSum: negative size");
+  if (world_ == 1 && ctx_->device() == DeviceType::CPU) return;
+  ctx_->backend()->all_reduce_sum(p, static_cast<size_t>(n));
+}
+
 void CarzeroModel::zero_grad() {
   std::lock_guard<std::mutex> lk(mu_);
   CZ_ARG(training_, "zeroGrad: call enableTraining first");

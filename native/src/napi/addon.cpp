@@ -51,6 +51,13 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return call_native(info.Env(), [&] { return Napi::String::New(info.Env(), info_json()); });
 }
 
+// collectiveUniqueId(): a Buffer of 128 bytes for Model.initCollective (NCCL's unique id).
+Napi::Value CollectiveUniqueId(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<uint8_t> id = call_native(env, [&] { return collective_unique_id(); });
+  return Napi::Buffer<uint8_t>::Copy(env, id.data(), id.size());
+}
+
 Napi::Value OpList(const Napi::CallbackInfo& info) {
   return call_native(info.Env(), [&] { return Napi::String::New(info.Env(), op_list_json()); });
 }
@@ -189,6 +196,7 @@ Napi::Object InitExports(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("opList", Napi::Function::New(env, OpList, "opList"));
+  exports.Set("collectiveUniqueId", Napi::Function::New(env, CollectiveUniqueId, "collectiveUniqueId"));
   exports.Set("runOp", Napi::Function::New(env, RunOp, "runOp"));
   exports.Set("runOpSync", Napi::Function::New(env, RunOpSync, "runOpSync"));
   exports.Set("version", Napi::String::New(env, CZ_VERSION_STRING));

@@ -103,6 +103,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                         InstanceMethod<&ModelWrap::EnableTraining>("enableTraining"),
                         InstanceMethod<&ModelWrap::ZeroGrad>("zeroGrad"),
                         InstanceMethod<&ModelWrap::WorkspaceBytes>("workspaceBytes"),
+                        InstanceMethod<&ModelWrap::InitCollective>("initCollective"),
+                        InstanceMethod<&ModelWrap::AllReduceGradients>("allReduceGradients"),
+                        InstanceMethod<&ModelWrap::AllReduceSum>("allReduceSum"),
                         InstanceMethod<&ModelWrap::Freeze>("freeze"),
                         InstanceMethod<&ModelWrap::ForwardBackward>("forwardBackward"),
                         InstanceMethod<&ModelWrap::Parameters>("parameters"),
@@ -354,6 +357,40 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       recompute = rv.As<Napi::Boolean>().Value();
     }
     call_native(env, [&] { m->enable_training(seed, compute, recompute); return 0; });
+    return env.Undefined();
+  }
+  // initCollective({ id: Buffer(128), rank, world }) (sync).
+  Napi::Value InitCollective(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto m = live(env, "Model.initCollective");
+    Napi::Object o = opt_object(env, info[0], "Model.initCollective: argument 'options'");
+    Napi::Value idv = o.Get("id");
+    if (!idv.IsBuffer())
+      throw Napi::TypeError::New(env, "Model.initCollective: option 'id' must be a Buffer (collectiveUniqueId())");
+    auto buf = idv.As<Napi::Buffer<uint8_t>>();
+    std::vector<uint8_t> id(buf.Data(), buf.Data() + buf.Length());
+    const uint64_t rank = opt_count(env, o, "rank", "Model.initCollective");
+    const uint64_t world = opt_count(env, o, "world", "Model.initCollective");
+    call_native(env, [&] { m->init_collective(id, static_cast<int>(rank), static_cast<int>(world)); return 0; });
+    return env.Undefined();
+  }
+  // allReduceGradients() (sync: queued on the device's stream, ordered before later work).
+  Napi::Value AllReduceGradients(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto m = live(env, "Model.allReduceGradients");
+    call_native(env, [&] { m->all_reduce_gradients(); return 0; });
+    return env.Undefined();
+  }
+  // allReduceSum(tensor): an f32 tensor on the model's device, summed in place over the ranks.
+  Napi::Value AllReduceSum(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto m = live(env, "Model.allReduceSum");
+    Tensor t = tensor_arg(env, info[0], "Model.allReduceSum: argument 'tensor'");
+    call_native(env, [&] {
+      CZ_ARG(t.dtype() == DType::F32, "allReduceSum: the tensor must be f32");
+      m->all_reduce_sum(static_cast<float*>(t.data()), t.numel());
+      return 0;
+    });
     return env.Undefined();
   }
   Napi::Value WorkspaceBytes(const Napi::CallbackInfo& info) {
