@@ -289,9 +289,9 @@ mem_sample() {  # mem_sample NAME CMD...: runs step NAME with a memory sampler, 
 }
 if [ "$DEV" = cuda ] && [ -f "$MODEL_DIR/model.safetensors" ]; then
   mem_sample bench_train 200 "$NODE" bench/gpu/train-bench.mjs --model "$MODEL_DIR" --device cuda --precisions bf16,fp16,fp32 --recompute false,true \
-    --batches "${CARZERO_GPU_CHECK_TRAIN_BATCHES:-64,128,256}" --reps 5 --warmup 2 --json "$LOGS/bench_train.json"
+    --batches "${CARZERO_GPU_CHECK_TRAIN_BATCHES:-64,128,256}" --reps 3 --warmup 1 --json "$LOGS/bench_train.json"
   [ -n "$PY" ] && mem_sample bench_torch_train 240 env PYTHONUNBUFFERED=1 "$PY" bench/gpu/torch_train_bench.py --device cuda \
-    --batches "${CARZERO_GPU_CHECK_TRAIN_BATCHES:-64,128,256}" --amp fp16,bf16 --reps 5 --warmup 2 --json "$LOGS/bench_torch_train.json"
+    --batches "${CARZERO_GPU_CHECK_TRAIN_BATCHES:-64,128,256}" --amp fp16,bf16 --reps 3 --warmup 1 --json "$LOGS/bench_torch_train.json"
 fi
 
 # ---------------------------------------------------------------- op-level checks (rest)
