@@ -19,6 +19,13 @@ inline void require_ptr(const char* op, const char* name, const void* p, bool ne
 void check_gemm_args(const GemmArgs& g, const char* who);
 // Sizes, leading dimensions, batch strides, scale and pointers of an attention call.
 void check_attn_args(const char* op, const AttnArgs& a);
+// Elements from a strided tensor's base to one past its last element: `items` items (item stride
+// bs; 0 = one shared item) of `rows` rows (row stride ld) of C columns; 0 when empty.
+inline int64_t strided_span(int64_t items, int64_t bs, int64_t rows, int64_t ld, int64_t C) {
+  if (items <= 0 || rows <= 0 || C <= 0) return 0;
+  return (bs > 0 ? (items - 1) * bs : 0) + (rows - 1) * ld + C;
+}
+
 // copy2d's arguments; false when there is nothing to do.
 bool check_copy2d_args(const float* dst, int64_t dpitch, const float* src, int64_t spitch,
                        const float* add, int64_t apitch, int64_t width, int64_t height);

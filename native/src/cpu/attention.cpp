@@ -43,10 +43,6 @@ void backward_range_generic(const AttnArgs& a, const AttnGrads& g, int64_t h, in
 
 // bf16 storage (AttnArgs::dtype): the fp32 kernels run on widened copies of the strided spans
 // of q/k/v (and out for the backward); the output rows are rounded back to bf16.
-int64_t span(int64_t items, int64_t bs, int64_t rows, int64_t ld, int64_t C) {
-  if (items <= 0 || rows <= 0 || C <= 0) return 0;
-  return (bs > 0 ? (items - 1) * bs : 0) + (rows - 1) * ld + C;
-}
 struct Widened {
   std::vector<float> q, k, v, o;
   AttnArgs args;
@@ -64,10 +60,10 @@ struct Widened {
       });
       return dst.data();
     };
-    args.q = widen(a.q, span(a.B, a.q_bs, a.Tq, a.ldq, C), q);
-    args.k = widen(a.k, span(a.B, a.k_bs, a.Tk, a.ldk, C), k);
-    args.v = widen(a.v, span(a.B, a.v_bs, a.Tk, a.ldv, C), v);
-    const int64_t no = span(a.B, a.o_bs, a.Tq, a.ldo, C);
+    args.q = widen(a.q, strided_span(a.B, a.q_bs, a.Tq, a.ldq, C), q);
+    args.k = widen(a.k, strided_span(a.B, a.k_bs, a.Tk, a.ldk, C), k);
+    args.v = widen(a.v, strided_span(a.B, a.v_bs, a.Tk, a.ldv, C), v);
+    const int64_t no = strided_span(a.B, a.o_bs, a.Tq, a.ldo, C);
     if (with_out) {
       args.out = const_cast<float*>(widen(a.out, no, o));
     } else {

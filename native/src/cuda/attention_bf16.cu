@@ -369,11 +369,6 @@ int tc_mi(int64_t D) {
 
 bool tc_head_size(int64_t HS) { return HS == 32 || HS == 64 || HS == 128 || HS == 192; }
 
-// Elements from a strided tensor's base to one past its last element (0 when empty).
-int64_t span(int64_t items, int64_t bs, int64_t rows, int64_t ld, int64_t C) {
-  if (items <= 0 || rows <= 0 || C <= 0) return 0;
-  return (bs > 0 ? (items - 1) * bs : 0) + (rows - 1) * ld + C;
-}
 
 // dst rows (bf16) = src rows (fp32), (items, rows) rows of C columns, same strides; the padding
 // between rows is not touched.
@@ -392,10 +387,10 @@ __global__ void narrow_rows_kernel(bf16* dst, const float* src, int64_t items, i
 struct Widened {
   Widened(CudaState& s, Exec& ex, const AttnArgs& a, bool with_out)
       : C(a.NH * a.HS),
-        nq(span(a.B, a.q_bs, a.Tq, a.ldq, C)),
-        nk(a.k ? span(a.B, a.k_bs, a.Tk, a.ldk, C) : 0),
-        nv(a.v ? span(a.B, a.v_bs, a.Tk, a.ldv, C) : 0),
-        no(span(a.B, a.o_bs, a.Tq, a.ldo, C)),
+        nq(strided_span(a.B, a.q_bs, a.Tq, a.ldq, C)),
+        nk(a.k ? strided_span(a.B, a.k_bs, a.Tk, a.ldk, C) : 0),
+        nv(a.v ? strided_span(a.B, a.v_bs, a.Tk, a.ldv, C) : 0),
+        no(strided_span(a.B, a.o_bs, a.Tq, a.ldo, C)),
         q(s, nq * 4), k(s, nk * 4), v(s, nv * 4), o(s, no * 4) {
     args = a;
     args.dtype = DType::F32;
