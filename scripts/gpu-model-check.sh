@@ -205,8 +205,8 @@ fi
 case "$OPS_MODE" in
   parity|full)
     if [ "$DEV" = cuda ]; then step ops 150 env CARZERO_REQUIRE_CUDA=1 "$BIN/test_ops" -b cuda
-      # the bf16 attention cases with the other warp tiling (16 rows per warp at head size <= 64)
-      step ops_mi1 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_MI=1 "$BIN/test_ops" -b cuda -o ",bf16)"
+      # the bf16 attention cases with the other warp tiling (32 rows per warp at head size <= 64)
+      step ops_mi2 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_MI=2 "$BIN/test_ops" -b cuda -o ",bf16)"
     else step ops 60 "$BIN/test_ops" -b cpu -o layernorm; fi ;;
   none) log "ops: skipped (CARZERO_GPU_CHECK_OPS=none)" ;;
 esac
@@ -313,7 +313,7 @@ const rep = { tool: 'scripts/gpu-model-check.sh', device: dev, batch: +batch, da
   info: load('info.json'), tiny: load('tiny.json'), parity: load('parity.json'), parity_refpx: load('parity_refpx.json'),
   train: load('train.json'), oom: load('oom.json'), nccl: load('nccl.json'), bench_train: load('bench_train.json'), bench_torch_train: load('bench_torch_train.json'), bench_native: load('bench_native.json'), bench_node: load('bench_node.json'), bench_torch: load('bench_torch.json'), bench_torch_loop: load('bench_torch_loop.json') };
 const ops = fs.existsSync(path.join(logs, 'ops.log')) ? fs.readFileSync(path.join(logs, 'ops.log'), 'utf8') : '';
-const opsMi1 = steps.find((s) => s.name === 'ops_mi1');
+const opsMi2 = steps.find((s) => s.name === 'ops_mi2');
 const m = ops.match(/(\d+) passed, (\d+) failed(?:, (\d+) skipped)?/);
 rep.ops = m ? { passed: +m[1], failed: +m[2], skipped: +(m[3] ?? 0), failures: [...ops.matchAll(/^ {2}FAIL (.*)$/gm)].map((x) => x[1]).slice(0, 50) } : undefined;
 const gc = path.join(logs, 'gpu-check', 'gpu_report.json');
@@ -377,7 +377,7 @@ const skipped = new Set(steps.filter((s) => s.rc === 126).map((s) => s.name));
 const opsFull = steps.find((s) => s.name === 'ops_full');
 const parityOk = (skipped.has('tiny') || v.tiny_fp32.ok) && (skipped.has('parity') || (v.parity_bf16.ok && v.parity_fp32.ok)) &&
   !(rep.ops && rep.ops.failed > 0) && !(opsFull && opsFull.rc !== 0) && !(rep.train && !rep.train.ok) && !(rep.oom && !rep.oom.ok) && !(rep.nccl && !rep.nccl.ok) &&
-  !(opsMi1 && opsMi1.rc !== 0 && opsMi1.rc !== 126);
+  !(opsMi2 && opsMi2.rc !== 0 && opsMi2.rc !== 126);
 if (opsFull) v.ops_full = { rc: opsFull.rc, note: 'scripts/gpu-check.sh: 1 = op parity or sanitizer failure, 2 = binaries missing' };
 rep.parity_ok = !!parityOk;
 fs.writeFileSync(path.join(logs, 'gpu_model_report.json'), JSON.stringify(rep, null, 1) + '\n');

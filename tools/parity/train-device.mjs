@@ -9,9 +9,11 @@
 //   node tools/parity/train-device.mjs [--devices cpu,cuda] [--precisions fp32,bf16,fp16]
 //        [--steps 4] [--json out.json]
 //
-// Bounds (max over steps of |device - cpu| / |cpu|, loss and grad norm): fp32 1e-3 (different
-// summation orders over a few steps of Adam), bf16 and fp16 5e-2 (different rounding points:
-// cuBLAS rounds each operand once, the CPU the same; the accumulation orders differ).
+// Compared: the FIRST step's loss and gradient norm (|device - cpu| / |cpu|): fp32 <= 1e-4,
+// bf16 and fp16 <= 2e-2 (same operand rounding, different accumulation orders). Later steps are
+// printed but not bounded: Adam turns last-bit differences in near-zero gradient coordinates into
+// lr-sized parameter differences, so trajectories part after a step or two (H100, 2026-11-28:
+// fp32 step 1 loss equal to 7 digits and grad norm to 1e-6, step 2 grad norm 5e-4, step 3 7e-2).
 // Exit code: 0 within bounds, 1 out of bounds or a run failed, 2 usage.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,7 +34,7 @@ if (!(steps >= 1) || devices.some((d) => !['cpu', 'cuda'].includes(d))) {
   console.error('usage: train-device.mjs [--devices cpu,cuda] [--precisions fp32,bf16,fp16] [--steps N] [--json FILE]');
   process.exit(2);
 }
-const BOUND = { fp32: 1e-3, bf16: 5e-2, fp16: 5e-2 };
+const BOUND = { fp32: 1e-4, bf16: 2e-2, fp16: 2e-2 };
 
 const { generatePhantomSet } = await import(join(ROOT, 'dist', 'demo', 'phantom.js'));
 const { convertCheckpoint } = await import(join(ROOT, 'dist', 'weights', 'convert.js'));
@@ -79,16 +81,14 @@ try {
       const got = logs[`${device}/${precision}`];
       if (!ref || !got) continue;
       let worst = 0;
-      for (let i = 0; i < Math.min(ref.length, got.length); i++) {
-        for (const k of ['loss', 'grad_norm']) {
-          if (ref[i][k] === null || got[i][k] === null) continue;
-          worst = Math.max(worst, Math.abs(got[i][k] - ref[i][k]) / Math.abs(ref[i][k]));
-        }
+      for (const k of ['loss', 'grad_norm']) {  // the first step (see the header)
+        if (ref[0]?.[k] == null || got[0]?.[k] == null) { worst = Infinity; continue; }
+        worst = Math.max(worst, Math.abs(got[0][k] - ref[0][k]) / Math.abs(ref[0][k]));
       }
       const ok = got.length === ref.length && worst <= BOUND[precision];
       report.ok &&= ok;
       report.comparisons.push({ device, precision, max_rel_diff: worst, bound: BOUND[precision], ok });
-      console.log(`[${device} vs cpu ${precision}] max rel diff ${worst.toExponential(2)} (bound ${BOUND[precision]}): ${ok ? 'PASS' : 'FAIL'}`);
+      console.log(`[${device} vs cpu ${precision}] first step: max rel diff ${worst.toExponential(2)} (bound ${BOUND[precision]}): ${ok ? 'PASS' : 'FAIL'}`);
     }
   }
 } finally {
