@@ -9,6 +9,7 @@
 #include <functional>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -201,13 +202,19 @@ void bench_attention(CudaBackend& be, std::vector<Row>& rows, bool quick) {
         const bool tc = attention_bf16_supported(sh.HS);
         const double ms = time_ms(s.stream, 2, iters, [&] { cuda::attention_forward(be.exec(), a); });
         rows.push_back({"attention", sh.name, "carzero fwd", "bf16", ms, fwd_flop / ms / 1e9,
-                        tc ? "tensor cores" : "widened to the fp32 kernel"});
-        if (tc && sh.HS <= 64) {  // the other warp tiling (32 rows per warp instead of 16)
-          setenv("CARZERO_ATTN_MI", "2", 1);
-          const double ms2 = time_ms(s.stream, 2, iters, [&] { cuda::attention_forward(be.exec(), a); });
-          unsetenv("CARZERO_ATTN_MI");
-          rows.push_back({"attention", sh.name, "carzero fwd MI=2", "bf16", ms2, fwd_flop / ms2 / 1e9,
-                          "tensor cores, 32 rows per warp"});
+                        !tc ? "widened to the fp32 kernel"
+                        : sh.HS == 64 && !sh.kshared ? "tensor cores, whole-sequence kernel"
+                                                     : "tensor cores, tiled kernel"});
+        if (tc && sh.HS == 64) {  // the other forward kernels at head size 64
+          for (const char* kern : {"persist", "tiled"}) {
+            setenv("CARZERO_ATTN_KERNEL", kern, 1);
+            const double ms2 = time_ms(s.stream, 2, iters, [&] { cuda::attention_forward(be.exec(), a); });
+            unsetenv("CARZERO_ATTN_KERNEL");
+            rows.push_back({"attention", sh.name, std::string("carzero fwd ") + kern, "bf16", ms2,
+                            fwd_flop / ms2 / 1e9,
+                            std::strcmp(kern, "tiled") == 0 ? "tensor cores, tiled kernel (K/V reloaded per 64 rows)"
+                                                            : "tensor cores, persistent whole-sequence kernel (opt-in)"});
+          }
         }
         AttnGrads g;
         void* dout = be.alloc(nq * 4);
@@ -219,7 +226,8 @@ void bench_attention(CudaBackend& be, std::vector<Row>& rows, bool quick) {
         g.dq = static_cast<float*>(dq), g.dk = static_cast<float*>(dk), g.dv = static_cast<float*>(dv);
         const double bms = time_ms(s.stream, 1, iters, [&] { cuda::attention_backward(be.exec(), a, g); });
         rows.push_back({"attention", sh.name, "carzero bwd", "bf16", bms, 2.5 * fwd_flop / bms / 1e9,
-                        "widened to the fp32 kernel (fp32 grads)"});
+                        sh.HS == 64 && !sh.kshared ? "tensor cores, whole-sequence kernel (fp32 grads)"
+                                                   : "widened to the fp32 kernel (fp32 grads)"});
         be.free(dout), be.free(dq), be.free(dk), be.free(dv);
       } else {
         const double ms = time_ms(s.stream, 1, iters, [&] { cuda::attention_forward(be.exec(), a); });

@@ -7,6 +7,7 @@
 // (ops.h), so they are pre-filled with known values and the increment is checked.
 #include <cmath>
 #include <limits>
+#include <string>
 
 #include "harness.h"
 #include "reference.h"
@@ -195,14 +196,22 @@ void attention_case(Ctx& c, const AttnP& p) {
                    nullptr, nullptr);
     return dot(o, R64);
   };
+  // Gradient tolerance. bf16 on the CPU: the fp32 kernels on the bf16 values (2e-3: the backward
+  // reads the bf16-rounded out). bf16 on CUDA: the tensor-core backward (head size 64) also rounds
+  // dO, P and dS to bf16 for its products, as FlashAttention-2 does; a float64 emulation of those
+  // roundings (tools/parity/attn_bwd_bf16_emulation.py) gives gradient errors of ~2.4e-3 of the
+  // gradient's norm (median), more along directions nearly orthogonal to the gradient; measured
+  // on an H100: 5.5e-3 and 7.6e-3 on two masked cases (2e-2 here: directional bound 1.4e-2).
+  const bool tc_bwd = p.bf16 && std::string(c.ops().backend) == "cuda";
+  const double gtol = !p.bf16 ? 1e-6 : tc_bwd ? 2e-2 : 2e-3;
   if (p.packed) {
-    c.check_grads(loss, {{"dqkv", &Q, delta(g.dq, gq0), 3 * p.samples}}, p.bf16 ? 2e-3 : 1e-6);
+    c.check_grads(loss, {{"dqkv", &Q, delta(g.dq, gq0), 3 * p.samples}}, gtol);
   } else {
     c.check_grads(loss,
                   {{"dq", &Q, delta(g.dq, gq0), p.samples},
                    {"dk", &K, delta(g.dk, gk0), p.samples},
                    {"dv", &V, delta(g.dv, gv0), p.samples}},
-                  p.bf16 ? 2e-3 : 1e-6);
+                  gtol);
   }
 }
 
@@ -252,6 +261,14 @@ void register_attention_cases(Registry& r) {
   bf({16, 4, 1, 98, 192, true, false, false, false, true, false});
   bf({3, 4, 8, 197, 192, false, false, false, false, false, false});
   bf({1, 2, 197, 197, 64, false, false, true, false, false, true, 0, 6});
+  // head size 64 on the whole-sequence kernels (forward and backward): many query tiles per warp,
+  // Tk at its limit of 256 with a mask, a fully masked item, Tk = 1; past the limit (Tk 257) the
+  // tiled forward takes over
+  bf({2, 3, 150, 256, 64, true, false, false, false, false, true, 0, 6});
+  bf({3, 2, 11, 10, 64, true, false, false, true, false, true, 0, 8});  // item 0 all masked
+  bf({2, 2, 97, 97, 64, true, false, false, false, false, true, 0, 6});
+  bf({2, 2, 20, 1, 64, false, false, false, false, false, false});
+  bf({1, 2, 40, 257, 64, true, false, false, false, false, false});
   for (const AttnP& p : cases)
     add_case(r, attn_name(p), [p](Ctx& c) { attention_case(c, p); });
 }

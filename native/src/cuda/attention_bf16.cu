@@ -1,29 +1,37 @@
 // attention_bf16.cu: attention with bf16 storage (AttnArgs::dtype == BF16).
 //
-// Forward, head sizes 32, 64, 128, 192: a tensor-core kernel in the FlashAttention-2 layout
-// (Dao, 2023): a block of 4 warps owns 64 query rows of one (batch item, head), each warp 16 rows;
-// the warp keeps its Q fragments, the output accumulator (16 x HS, fp32) and the running row max
-// and sum in registers and walks the keys in tiles of BK. Per tile: S = Q K^T with
+// Forward, head sizes 32, 64, 128, 192, on the tensor cores in the FlashAttention-2 layout
+// (Dao, 2023): each warp owns 16 query rows of one (batch item, head), keeps its Q fragments, the
+// output accumulator (16 x HS, fp32) and the running row max and sum in registers, and walks the
+// keys in tiles of 64 (32 at HS 192) held in shared memory. Per tile (attend_tile): S = Q K^T with
 // mma.sync.m16n8k16 (bf16 inputs, fp32 accumulation), masking, the online-softmax update in the
 // exp2 domain (scale * log2 e folded into one multiply), then O += P V with P rounded to bf16 and
 // fed straight from the S accumulators (the m16n8 accumulator layout is the m16n8k16 A layout
-// for consecutive column pairs). K and V tiles go through shared memory, double-buffered with
-// cp.async; fragments are loaded with ldmatrix (.trans for V). Rows of shared tiles are padded by
-// 16 bytes so the 8 row addresses of an ldmatrix hit distinct banks.
-//
+// for consecutive column pairs); fragments are loaded with ldmatrix (.trans for V). Two kernels
+// share that step:
+// - whole-sequence (HS 64, Tk <= 256, per-item K/V, aligned rows: the ViT and BERT shapes): K and
+//   V of an (item, head) pair are loaded into shared memory once and the warps take its query
+//   tiles in turn, one block of 4 warps per pair. A persistent variant (a block per SM slot
+//   looping over pairs, double-buffering the next pair's K/V, one warp per query tile) is
+//   opt-in: it measured slower on an H100;
+// - tiled (everything else): a block of 4 warps owns 64 query rows and streams K/V tiles through
+//   double-buffered cp.async stages.
 // When K, V and the key mask are shared across the batch (k_bs = v_bs = mask_bs = 0, the
 // alignment head's many queries against one memory), the (item, query) pairs are flattened into
 // one long query axis, so a block of 64 rows is full even when Tq = 1.
 //
-// Everything else with bf16 storage (other head sizes, probs requested, the backward) widens:
-// q/k/v (and out for the backward) are converted to fp32 scratch over their strided spans, the
-// fp32 kernels of attention.cu run, and the output rows are rounded back to bf16. Correct, but
-// not tensor-core speed; the backward's gradients are fp32 (AttnGrads).
+// Backward, head size 64 with Tq, Tk <= 256 and per-item K/V: a tensor-core kernel (below) that
+// recomputes P from lse. Everything else with bf16 storage (other head sizes, probs requested,
+// that backward's other cases) widens: q/k/v (and out for the backward) are converted to fp32
+// scratch over their strided spans, the fp32 kernels of attention.cu run, and the output rows are
+// rounded back to bf16. Correct, but not tensor-core speed. Gradients are fp32 (AttnGrads).
 #include <cuda_bf16.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <string>
 
 #include "cuda/cuda_common.h"
 #include "cuda/cuda_device.cuh"
@@ -110,12 +118,135 @@ __device__ __forceinline__ int64_t q_item(const TcParams& p, int64_t r, int64_t 
   return p.flat ? r / p.Tq : z;
 }
 
-// D head size, MI 16-row m-tiles per warp (a block = 4 warps = 64 * MI query rows). MI = 2 is
-// FlashAttention-2's layout for head size 64 (each K/V fragment read from shared memory feeds two
-// row tiles); MI = 1 halves the registers (needed at head size 128 and 192).
-template <int D, int MI>
+// One warp's 16 query rows against one tile of keys in shared memory (keys kbase .. kbase + rem,
+// rem <= BK): S = Q K^T on the tensor cores, scaling into the log2 domain and masking, the
+// online-softmax update of the running max m, the per-thread partial sums l and the accumulator
+// o, then O += P V. kat(r, c) / vat(r, c): the shared address of 16-byte chunk c of key / value
+// row r of the tile (the two kernels lay their tiles out differently). Keys past rem are skipped
+// in 8-key (S) and 16-key (PV) steps; value rows up to the next multiple of 16 must be finite
+// (the loaders zero-fill them).
+template <int D, int BK, class KAt, class VAt>
+__device__ __forceinline__ void attend_tile(const uint32_t (&qf)[D / 16][4], float (&o)[D / 8][4],
+                                            float (&m)[2], float (&l)[2], int rem,
+                                            const uint8_t* mask, float scale_log2, int lane,
+                                            KAt kat, VAt vat) {
+  constexpr int KD = D / 16, NT = BK / 8, ND = D / 8;
+  static_assert(KD % 2 == 0 && ND % 2 == 0 && BK % 16 == 0, "tile shapes");
+  const int t4 = lane & 3;
+  float s[NT][4];
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+    s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+    if (j * 8 >= rem) continue;
+#pragma unroll
+    for (int kk = 0; kk < KD; kk += 2) {
+      uint32_t b0, b1, b2, b3;
+      ldsm_x4(b0, b1, b2, b3, kat(j * 8 + (lane & 7), kk * 2 + (lane >> 3)));
+      mma16816(s[j], qf[kk], b0, b1);
+      mma16816(s[j], qf[kk + 1], b2, b3);
+    }
+  }
+  // scale into the log2 domain, mask (keys past rem, padding), row max over the quad
+  float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int kl = j * 8 + 2 * t4 + e;
+      const bool ok = kl < rem && (!mask || mask[kl] != 0);
+      s[j][e] = ok ? s[j][e] * scale_log2 : -INFINITY;
+      s[j][e + 2] = ok ? s[j][e + 2] * scale_log2 : -INFINITY;
+      mx0 = fmaxf(mx0, s[j][e]);
+      mx1 = fmaxf(mx1, s[j][e + 2]);
+    }
+  mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+  mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+  mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+  mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+  const float mn0 = fmaxf(m[0], mx0), mn1 = fmaxf(m[1], mx1);
+  // A row with no attended key so far keeps m = -inf: use 0 as the base (every p is 0 then).
+  const float base0 = mn0 == -INFINITY ? 0.0f : mn0;
+  const float base1 = mn1 == -INFINITY ? 0.0f : mn1;
+  const float c0 = fast_exp2(m[0] - base0), c1 = fast_exp2(m[1] - base1);
+  float ls0 = 0.0f, ls1 = 0.0f;
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+    s[j][0] = fast_exp2(s[j][0] - base0);
+    s[j][1] = fast_exp2(s[j][1] - base0);
+    s[j][2] = fast_exp2(s[j][2] - base1);
+    s[j][3] = fast_exp2(s[j][3] - base1);
+    ls0 += s[j][0] + s[j][1];
+    ls1 += s[j][2] + s[j][3];
+  }
+  l[0] = l[0] * c0 + ls0;  // per-thread partial sums; quad-reduced at the end
+  l[1] = l[1] * c1 + ls1;
+  m[0] = mn0, m[1] = mn1;
+#pragma unroll
+  for (int n = 0; n < ND; ++n) {
+    o[n][0] *= c0, o[n][1] *= c0;
+    o[n][2] *= c1, o[n][3] *= c1;
+  }
+  // O += P V, P rounded to bf16 straight from the S accumulators
+#pragma unroll
+  for (int kk = 0; kk < BK / 16; ++kk) {
+    if (kk * 16 >= rem) break;
+    uint32_t a[4];
+    a[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
+    a[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+    a[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+    a[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+    for (int n = 0; n < ND; n += 2) {
+      uint32_t b0, b1, b2, b3;
+      const int i = lane >> 3;
+      ldsm_x4_t(b0, b1, b2, b3, vat(kk * 16 + (i & 1) * 8 + (lane & 7), n + (i >> 1)));
+      mma16816(o[n], a, b0, b1);
+      mma16816(o[n + 1], a, b2, b3);
+    }
+  }
+}
+
+// The end of a warp's 16 rows (first row wr0 of slice z): row sums over the quad, normalise,
+// store bf16 (and lse when asked).
+template <int D>
+__device__ __forceinline__ void finish_rows(const TcParams& p, const float (&o)[D / 8][4],
+                                            const float (&m)[2], const float (&l)[2], int64_t wr0,
+                                            int64_t z, int64_t h, int lane) {
+  constexpr int ND = D / 8;
+  const int g = lane >> 2, t4 = lane & 3;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    float ls = l[half];
+    ls += __shfl_xor_sync(0xffffffffu, ls, 1);
+    ls += __shfl_xor_sync(0xffffffffu, ls, 2);
+    const int64_t r = wr0 + g + half * 8;
+    if (r >= p.rows) continue;
+    const float inv = ls > 0.0f ? 1.0f / ls : 0.0f;
+    const int64_t itm = q_item(p, r, z), t = p.flat ? r - itm * p.Tq : r;
+    bf16* orow = p.out + itm * p.o_bs + t * p.ldo + h * D;
+#pragma unroll
+    for (int n = 0; n < ND; ++n) {
+      const float x0 = o[n][half * 2] * inv, x1 = o[n][half * 2 + 1] * inv;
+      if (p.out_aligned) {
+        *reinterpret_cast<__nv_bfloat162*>(orow + n * 8 + 2 * t4) = __floats2bfloat162_rn(x0, x1);
+      } else {
+        orow[n * 8 + 2 * t4] = __float2bfloat16(x0);
+        orow[n * 8 + 2 * t4 + 1] = __float2bfloat16(x1);
+      }
+    }
+    if (p.lse && t4 == 0)
+      p.lse[(itm * p.NH + h) * p.Tq + t] =
+          ls > 0.0f ? (m[half] + log2f(ls)) * 0.69314718055994531f : -INFINITY;
+  }
+}
+
+// The tiled kernel (any Tk, flattened queries, unaligned rows): a block of 4 warps owns 64 query
+// rows of one (item, head), each warp 16; K and V go through shared memory in tiles of BK keys,
+// double-buffered with cp.async; rows padded by 16 bytes so an ldmatrix's 8 row addresses hit
+// distinct banks.
+template <int D>
 struct TcCfg {
-  static constexpr int BQ = 64 * MI;             // query rows per block
+  static constexpr int BQ = 64;                  // query rows per block
   static constexpr int BK = D <= 128 ? 64 : 32;  // keys per tile
   static constexpr int SD = D + 8;               // shared row stride (elements): +16 bytes
   static constexpr size_t smem_bytes() {
@@ -123,23 +254,21 @@ struct TcCfg {
   }
 };
 
-template <int D, int MI>
+template <int D>
 __global__ void __launch_bounds__(kThreadsTC) attention_fwd_tc_kernel(TcParams p) {
-  using Cfg = TcCfg<D, MI>;
+  using Cfg = TcCfg<D>;
   constexpr int BQ = Cfg::BQ, BK = Cfg::BK, SD = Cfg::SD;
-  constexpr int KD = D / 16;   // k-steps over the head dim (S = Q K^T)
-  constexpr int NT = BK / 8;   // 8-key column tiles of S
-  constexpr int ND = D / 8;    // 8-dim column tiles of O
-  constexpr int CH = D / 8;    // 16-byte chunks per row
-  static_assert(KD % 2 == 0 && ND % 2 == 0 && BK % 16 == 0, "tile shapes");
+  constexpr int KD = D / 16;  // k-steps over the head dim (S = Q K^T)
+  constexpr int ND = D / 8;   // 8-dim column tiles of O
+  constexpr int CH = D / 8;   // 16-byte chunks per row
   extern __shared__ __align__(16) unsigned char smraw[];
   bf16* Qs = reinterpret_cast<bf16*>(smraw);  // (BQ, SD)
   bf16* Ks = Qs + BQ * SD;                    // 2 x (BK, SD)
   bf16* Vs = Ks + 2 * BK * SD;                // 2 x (BK, SD)
 
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t h = blockIdx.y, z = blockIdx.z, r0 = static_cast<int64_t>(blockIdx.x) * BQ;
-  const int64_t wr0 = r0 + warp * 16 * MI;  // the warp's first row
+  const int64_t wr0 = r0 + warp * 16;  // the warp's first row
   const bf16* kb = p.k + z * p.k_bs + h * D;
   const bf16* vb = p.v + z * p.v_bs + h * D;
   const uint8_t* mb = p.mask ? p.mask + z * p.mask_bs : nullptr;
@@ -170,16 +299,11 @@ __global__ void __launch_bounds__(kThreadsTC) attention_fwd_tc_kernel(TcParams p
   load_kv(0, 0);
   cp_commit();
 
-  uint32_t qf[MI][KD][4];
-  float o[MI][ND][4];
-  float mrow[MI][2], lrow[MI][2];  // per m-tile: rows g and g + 8
+  uint32_t qf[KD][4];
+  float o[ND][4];
+  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f};  // rows g and g + 8
 #pragma unroll
-  for (int mi = 0; mi < MI; ++mi) {
-    mrow[mi][0] = mrow[mi][1] = -INFINITY;
-    lrow[mi][0] = lrow[mi][1] = 0.0f;
-#pragma unroll
-    for (int n = 0; n < ND; ++n) o[mi][n][0] = o[mi][n][1] = o[mi][n][2] = o[mi][n][3] = 0.0f;
-  }
+  for (int n = 0; n < ND; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
 
   const int ntiles = static_cast<int>((p.Tk + BK - 1) / BK);
   const bool warp_active = wr0 < p.rows;
@@ -194,158 +318,36 @@ __global__ void __launch_bounds__(kThreadsTC) attention_fwd_tc_kernel(TcParams p
     __syncthreads();
     if (it == 0) {
 #pragma unroll
-      for (int mi = 0; mi < MI; ++mi)
-#pragma unroll
-        for (int kk = 0; kk < KD; ++kk) {
-          const int i = lane >> 3;
-          const bf16* a = Qs + (warp * 16 * MI + mi * 16 + (i & 1) * 8 + (lane & 7)) * SD + kk * 16 + (i >> 1) * 8;
-          ldsm_x4(qf[mi][kk][0], qf[mi][kk][1], qf[mi][kk][2], qf[mi][kk][3], a);
-        }
-    }
-    const bf16* ks = Ks + (it & 1) * BK * SD;
-    const bf16* vs = Vs + (it & 1) * BK * SD;
-    // A warp whose rows are all past the end only helps load tiles; keys past Tk in the last
-    // tile are skipped in 8-key (S) and 16-key (PV) steps (warp-uniform branches).
-    const int64_t kbase = static_cast<int64_t>(it) * BK;
-    const int rem = static_cast<int>(p.Tk - kbase < BK ? p.Tk - kbase : BK);
-    if (!warp_active) {
-      __syncthreads();
-      continue;
-    }
-    // S = Q K^T (16 MI x BK per warp): each K fragment feeds the MI row tiles
-    float s[MI][NT][4];
-#pragma unroll
-    for (int j = 0; j < NT; ++j) {
-#pragma unroll
-      for (int mi = 0; mi < MI; ++mi) s[mi][j][0] = s[mi][j][1] = s[mi][j][2] = s[mi][j][3] = 0.0f;
-      if (j * 8 >= rem) continue;
-#pragma unroll
-      for (int kk = 0; kk < KD; kk += 2) {
-        uint32_t b0, b1, b2, b3;
-        ldsm_x4(b0, b1, b2, b3, ks + (j * 8 + (lane & 7)) * SD + kk * 16 + (lane >> 3) * 8);
-#pragma unroll
-        for (int mi = 0; mi < MI; ++mi) {
-          mma16816(s[mi][j], qf[mi][kk], b0, b1);
-          mma16816(s[mi][j], qf[mi][kk + 1], b2, b3);
-        }
-      }
-    }
-    // key validity of this thread's columns (same for every row)
-    bool kok[NT][2];
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int kl = j * 8 + 2 * t4 + e;
-        kok[j][e] = kl < rem && (!mb || mb[kbase + kl] != 0);
-      }
-#pragma unroll
-    for (int mi = 0; mi < MI; ++mi) {
-      // scale into the log2 domain, mask, row max
-      float mx0 = -INFINITY, mx1 = -INFINITY;
-#pragma unroll
-      for (int j = 0; j < NT; ++j) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          s[mi][j][e] = kok[j][e] ? s[mi][j][e] * p.scale_log2 : -INFINITY;
-          s[mi][j][e + 2] = kok[j][e] ? s[mi][j][e + 2] * p.scale_log2 : -INFINITY;
-          mx0 = fmaxf(mx0, s[mi][j][e]);
-          mx1 = fmaxf(mx1, s[mi][j][e + 2]);
-        }
-      }
-      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-      const float mn0 = fmaxf(mrow[mi][0], mx0), mn1 = fmaxf(mrow[mi][1], mx1);
-      // A row with no attended key so far keeps m = -inf: use 0 as the base (every p is 0 then).
-      const float base0 = mn0 == -INFINITY ? 0.0f : mn0;
-      const float base1 = mn1 == -INFINITY ? 0.0f : mn1;
-      const float c0 = fast_exp2(mrow[mi][0] - base0), c1 = fast_exp2(mrow[mi][1] - base1);
-      float ls0 = 0.0f, ls1 = 0.0f;
-#pragma unroll
-      for (int j = 0; j < NT; ++j) {
-        s[mi][j][0] = fast_exp2(s[mi][j][0] - base0);
-        s[mi][j][1] = fast_exp2(s[mi][j][1] - base0);
-        s[mi][j][2] = fast_exp2(s[mi][j][2] - base1);
-        s[mi][j][3] = fast_exp2(s[mi][j][3] - base1);
-        ls0 += s[mi][j][0] + s[mi][j][1];
-        ls1 += s[mi][j][2] + s[mi][j][3];
-      }
-      lrow[mi][0] = lrow[mi][0] * c0 + ls0;  // per-thread partial sums; quad-reduced at the end
-      lrow[mi][1] = lrow[mi][1] * c1 + ls1;
-      mrow[mi][0] = mn0, mrow[mi][1] = mn1;
-#pragma unroll
-      for (int n = 0; n < ND; ++n) {
-        o[mi][n][0] *= c0, o[mi][n][1] *= c0;
-        o[mi][n][2] *= c1, o[mi][n][3] *= c1;
-      }
-    }
-    // O += P V: each V fragment feeds the MI row tiles
-#pragma unroll
-    for (int kk = 0; kk < BK / 16; ++kk) {
-      if (kk * 16 >= rem) break;
-      uint32_t a[MI][4];
-#pragma unroll
-      for (int mi = 0; mi < MI; ++mi) {
-        a[mi][0] = pack_bf16(s[mi][2 * kk][0], s[mi][2 * kk][1]);
-        a[mi][1] = pack_bf16(s[mi][2 * kk][2], s[mi][2 * kk][3]);
-        a[mi][2] = pack_bf16(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
-        a[mi][3] = pack_bf16(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
-      }
-#pragma unroll
-      for (int n = 0; n < ND; n += 2) {
-        uint32_t b0, b1, b2, b3;
+      for (int kk = 0; kk < KD; ++kk) {
         const int i = lane >> 3;
-        ldsm_x4_t(b0, b1, b2, b3, vs + (kk * 16 + (i & 1) * 8 + (lane & 7)) * SD + (n + (i >> 1)) * 8);
-#pragma unroll
-        for (int mi = 0; mi < MI; ++mi) {
-          mma16816(o[mi][n], a[mi], b0, b1);
-          mma16816(o[mi][n + 1], a[mi], b2, b3);
-        }
+        const bf16* a = Qs + (warp * 16 + (i & 1) * 8 + (lane & 7)) * SD + kk * 16 + (i >> 1) * 8;
+        ldsm_x4(qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], a);
       }
+    }
+    // A warp whose rows are all past the end only helps load tiles.
+    if (warp_active) {
+      const bf16* ks = Ks + (it & 1) * BK * SD;
+      const bf16* vs = Vs + (it & 1) * BK * SD;
+      const int64_t kbase = static_cast<int64_t>(it) * BK;
+      const int rem = static_cast<int>(p.Tk - kbase < BK ? p.Tk - kbase : BK);
+      attend_tile<D, BK>(
+          qf, o, mrow, lrow, rem, mb ? mb + kbase : nullptr, p.scale_log2, lane,
+          [&](int r, int c) { return ks + r * SD + c * 8; },
+          [&](int r, int c) { return vs + r * SD + c * 8; });
     }
     __syncthreads();  // this stage is refilled by the next iteration's prefetch
   }
-
-  // finish: row sums over the quad, normalise, store
-#pragma unroll
-  for (int mi = 0; mi < MI; ++mi) {
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      float l = lrow[mi][half];
-      l += __shfl_xor_sync(0xffffffffu, l, 1);
-      l += __shfl_xor_sync(0xffffffffu, l, 2);
-      const int64_t r = wr0 + mi * 16 + g + half * 8;
-      if (r >= p.rows) continue;
-      const float m = mrow[mi][half];
-      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-      const int64_t itm = q_item(p, r, z), t = p.flat ? r - itm * p.Tq : r;
-      bf16* orow = p.out + itm * p.o_bs + t * p.ldo + h * D;
-#pragma unroll
-      for (int n = 0; n < ND; ++n) {
-        const float x0 = o[mi][n][half * 2] * inv, x1 = o[mi][n][half * 2 + 1] * inv;
-        if (p.out_aligned) {
-          *reinterpret_cast<__nv_bfloat162*>(orow + n * 8 + 2 * t4) = __floats2bfloat162_rn(x0, x1);
-        } else {
-          orow[n * 8 + 2 * t4] = __float2bfloat16(x0);
-          orow[n * 8 + 2 * t4 + 1] = __float2bfloat16(x1);
-        }
-      }
-      if (p.lse && t4 == 0)
-        p.lse[(itm * p.NH + h) * p.Tq + t] = l > 0.0f ? (m + log2f(l)) * 0.69314718055994531f : -INFINITY;
-    }
-  }
+  if (warp_active) finish_rows<D>(p, o, mrow, lrow, wr0, z, h, lane);
 }
 
-template <int D, int MI>
+template <int D>
 void launch_tc(CudaState& s, const TcParams& p, int64_t slices, int64_t NH) {
-  using Cfg = TcCfg<D, MI>;
+  using Cfg = TcCfg<D>;
   const size_t smem = Cfg::smem_bytes();
   CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
              "attention_forward(bf16, HS=%d): needs %zu bytes of shared memory, the device allows %zu",
              D, smem, s.max_smem_optin);
-  CZ_CUDA(cudaFuncSetAttribute(attention_fwd_tc_kernel<D, MI>,
+  CZ_CUDA(cudaFuncSetAttribute(attention_fwd_tc_kernel<D>,
                                cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   const int64_t row_blocks = (p.rows + Cfg::BQ - 1) / Cfg::BQ;
   CZ_REQUIRE(row_blocks <= INT32_MAX && NH <= 65535 && slices <= 65535, CZ_ERR_UNSUPPORTED,
@@ -354,21 +356,423 @@ void launch_tc(CudaState& s, const TcParams& p, int64_t slices, int64_t NH) {
              static_cast<long long>(slices));
   const dim3 grid(static_cast<unsigned>(row_blocks), static_cast<unsigned>(NH),
                   static_cast<unsigned>(slices));
-  attention_fwd_tc_kernel<D, MI><<<grid, kThreadsTC, smem, s.stream>>>(p);
+  attention_fwd_tc_kernel<D><<<grid, kThreadsTC, smem, s.stream>>>(p);
   check_launch("attention_fwd_tc_kernel");
 }
 
-// Rows per warp: 16 (MI = 1). The FA-2 tiling with 32 rows per warp at head size <= 64 (MI = 2,
-// CARZERO_ATTN_MI=2) measured slower on an H100 (ViT B=256: 0.387 vs 0.360 ms; BERT 0.141 vs
-// 0.122 ms), so it is opt-in; the benchmark times both.
-int tc_mi(int64_t D) {
-  const char* e = std::getenv("CARZERO_ATTN_MI");  // read per call: the benchmark switches it
-  const int forced = e ? std::atoi(e) : 0;
-  return (D <= 64 && forced == 2) ? 2 : 1;
+// The whole-sequence kernel (head size 64, Tk <= kWholeMaxTk, per-item K/V, 16-byte aligned
+// rows: the ViT's and BERT's self-attention): one block per (item, head) loads all of K and V
+// into shared memory once (the tiled kernel reloads them for every 64 query rows: 4 times at
+// T = 197), then each of its NW warps walks its 16-row query tiles (tiles w, w + NW, ...) over
+// the keys in 64-key steps with no block-wide synchronisation. Q fragments come straight from
+// global memory in the mma A layout. Shared rows are 128 bytes with the 16-byte chunks XOR-
+// swizzled by (row & 7) instead of padded (conflict-free ldmatrix, 4 blocks of 53 KB per SM at
+// T = 197); rows from Tk up to the next multiple of 16 are zero.
+constexpr int kWholeMaxTk = 256;
+
+__device__ __forceinline__ const bf16* swz64(const bf16* base, int r, int c) {
+  return base + r * 64 + ((c ^ (r & 7)) << 3);
+}
+
+template <int NW>
+__global__ void __launch_bounds__(NW * 32, NW == 4 ? 4 : 2) attention_fwd_whole64_kernel(TcParams p) {
+  constexpr int D = 64, BK = 64, KD = 4, ND = 8;
+  extern __shared__ __align__(16) unsigned char smraw[];
+  const int tkp = static_cast<int>((p.Tk + 15) & ~int64_t{15});
+  bf16* Ks = reinterpret_cast<bf16*>(smraw);  // (tkp, 64), swizzled
+  bf16* Vs = Ks + tkp * 64;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const int64_t h = blockIdx.x, z = blockIdx.y;
+  const bf16* kb = p.k + z * p.k_bs + h * D;
+  const bf16* vb = p.v + z * p.v_bs + h * D;
+  const uint8_t* mb = p.mask ? p.mask + z * p.mask_bs : nullptr;
+  for (int idx = threadIdx.x; idx < tkp * 8; idx += NW * 32) {
+    const int rr = idx >> 3, c = idx & 7;
+    const bool ok = rr < p.Tk;
+    copy16(const_cast<bf16*>(swz64(Ks, rr, c)), ok ? kb + rr * p.ldk + c * 8 : p.k, ok, 1);
+    copy16(const_cast<bf16*>(swz64(Vs, rr, c)), ok ? vb + rr * p.ldv + c * 8 : p.v, ok, 1);
+  }
+  cp_commit();
+  const int mtiles = static_cast<int>((p.Tq + 15) / 16);
+  const bf16* qb = p.q + z * p.q_bs + h * D + 2 * t4;
+  // the A fragments of rows r0 + g and r0 + g + 8 (zero past Tq)
+  auto load_q = [&](int mt, uint32_t (&qf)[KD][4]) {
+    const int64_t ra = mt * 16 + g, rb = ra + 8;
+    const bf16* qa = qb + ra * p.ldq;
+    const bf16* qr = qb + rb * p.ldq;
+#pragma unroll
+    for (int kk = 0; kk < KD; ++kk) {
+      qf[kk][0] = ra < p.Tq ? __ldg(reinterpret_cast<const unsigned int*>(qa + kk * 16)) : 0u;
+      qf[kk][1] = rb < p.Tq ? __ldg(reinterpret_cast<const unsigned int*>(qr + kk * 16)) : 0u;
+      qf[kk][2] = ra < p.Tq ? __ldg(reinterpret_cast<const unsigned int*>(qa + kk * 16 + 8)) : 0u;
+      qf[kk][3] = rb < p.Tq ? __ldg(reinterpret_cast<const unsigned int*>(qr + kk * 16 + 8)) : 0u;
+    }
+  };
+  uint32_t qf[KD][4];
+  if (warp < mtiles) load_q(warp, qf);  // in flight while K and V land
+  cp_wait<0>();
+  __syncthreads();
+  for (int mt = warp; mt < mtiles; mt += NW) {
+    float o[ND][4];
+    float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int n = 0; n < ND; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+    for (int k0 = 0; k0 < p.Tk; k0 += BK) {
+      const int rem = static_cast<int>(p.Tk - k0 < BK ? p.Tk - k0 : BK);
+      attend_tile<D, BK>(
+          qf, o, mrow, lrow, rem, mb ? mb + k0 : nullptr, p.scale_log2, lane,
+          [&](int r, int c) { return swz64(Ks, k0 + r, c); },
+          [&](int r, int c) { return swz64(Vs, k0 + r, c); });
+    }
+    finish_rows<D>(p, o, mrow, lrow, static_cast<int64_t>(mt) * 16, z, h, lane);
+    if (mt + NW < mtiles) load_q(mt + NW, qf);
+  }
+}
+
+template <int NW>
+void launch_whole64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
+  const size_t smem = static_cast<size_t>((p.Tk + 15) & ~int64_t{15}) * 64 * sizeof(bf16) * 2;
+  CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
+             "attention_forward(bf16, whole K/V): needs %zu bytes of shared memory, the device allows %zu",
+             smem, s.max_smem_optin);
+  CZ_CUDA(cudaFuncSetAttribute(attention_fwd_whole64_kernel<NW>,
+                               cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  const dim3 grid(static_cast<unsigned>(NH), static_cast<unsigned>(B));
+  attention_fwd_whole64_kernel<NW><<<grid, NW * 32, smem, s.stream>>>(p);
+  check_launch("attention_fwd_whole64_kernel");
+}
+
+// The persistent whole-sequence kernel (opt-in, CARZERO_ATTN_KERNEL=persist; Tq <= 256): as many blocks as fit on the device at once, each looping over (item, head) pairs
+// it, it + gridDim.x, ... with two shared-memory stages, so the K/V of the next pair load
+// (cp.async) while the current one is computed. A block has one warp per 16-row query tile
+// (13 at T = 197), so every warp has the same work per pair; each warp loads the Q fragments of
+// its next tile (of this pair or the next) from global memory right after storing its output,
+// so they are in flight across the block barrier.
+constexpr int kPersistMaxWarps = 16;
+
+__global__ void __launch_bounds__(kPersistMaxWarps * 32, 1)
+    attention_fwd_persist64_kernel(TcParams p, int64_t items) {
+  constexpr int D = 64, BK = 64, KD = 4, ND = 8;
+  extern __shared__ __align__(16) unsigned char smraw[];
+  const int tkp = static_cast<int>((p.Tk + 15) & ~int64_t{15});
+  const int stage_elems = 2 * tkp * 64;  // K, then V
+  bf16* stages = reinterpret_cast<bf16*>(smraw);
+  const int nthreads = static_cast<int>(blockDim.x), nw = nthreads >> 5;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const int mtiles = static_cast<int>((p.Tq + 15) / 16);
+  auto issue = [&](int64_t item, int st) {
+    const int64_t h = item % p.NH, z = item / p.NH;
+    const bf16* kb = p.k + z * p.k_bs + h * D;
+    const bf16* vb = p.v + z * p.v_bs + h * D;
+    bf16* Ks = stages + st * stage_elems;
+    bf16* Vs = Ks + tkp * 64;
+    for (int idx = threadIdx.x; idx < tkp * 8; idx += nthreads) {
+      const int rr = idx >> 3, c = idx & 7;
+      const bool ok = rr < p.Tk;
+      copy16(const_cast<bf16*>(swz64(Ks, rr, c)), ok ? kb + rr * p.ldk + c * 8 : p.k, ok, 1);
+      copy16(const_cast<bf16*>(swz64(Vs, rr, c)), ok ? vb + rr * p.ldv + c * 8 : p.v, ok, 1);
+    }
+  };
+  uint32_t qf[KD][4];
+  auto load_q = [&](int64_t item, int mt) {
+    const int64_t h = item % p.NH, z = item / p.NH;
+    const bf16* qb = p.q + z * p.q_bs + h * D + 2 * t4;
+    const int64_t ra = mt * 16 + g, rb = ra + 8;
+    const bf16* qa = qb + ra * p.ldq;
+    const bf16* qr = qb + rb * p.ldq;
+#pragma unroll
+    for (int kk = 0; kk < KD; ++kk) {
+      qf[kk][0] = ra < p.Tq ? __ldg(reinterpret_cast<const unsigned int*>(qa + kk * 16)) : 0u;
+      qf[kk][1] = rb < p.Tq ? __ldg(reinterpret_cast<const unsigned int*>(qr + kk * 16)) : 0u;
+      qf[kk][2] = ra < p.Tq ? __ldg(reinterpret_cast<const unsigned int*>(qa + kk * 16 + 8)) : 0u;
+      qf[kk][3] = rb < p.Tq ? __ldg(reinterpret_cast<const unsigned int*>(qr + kk * 16 + 8)) : 0u;
+    }
+  };
+  int64_t it = blockIdx.x;
+  if (it < items) {
+    issue(it, 0);
+    if (warp < mtiles) load_q(it, warp);
+  }
+  cp_commit();
+  for (int st = 0; it < items; it += gridDim.x, st ^= 1) {
+    const int64_t nx = it + gridDim.x;
+    if (nx < items) issue(nx, st ^ 1);
+    cp_commit();  // (an empty group when there is no next pair)
+    cp_wait<1>();  // this pair's group has landed
+    __syncthreads();
+    const bf16* Ks = stages + st * stage_elems;
+    const bf16* Vs = Ks + tkp * 64;
+    const int64_t h = it % p.NH, z = it / p.NH;
+    const uint8_t* mb = p.mask ? p.mask + z * p.mask_bs : nullptr;
+    for (int mt = warp; mt < mtiles; mt += nw) {
+      float o[ND][4];
+      float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f};
+#pragma unroll
+      for (int n = 0; n < ND; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+      for (int k0 = 0; k0 < p.Tk; k0 += BK) {
+        const int rem = static_cast<int>(p.Tk - k0 < BK ? p.Tk - k0 : BK);
+        attend_tile<D, BK>(
+            qf, o, mrow, lrow, rem, mb ? mb + k0 : nullptr, p.scale_log2, lane,
+            [&](int r, int c) { return swz64(Ks, k0 + r, c); },
+            [&](int r, int c) { return swz64(Vs, k0 + r, c); });
+      }
+      finish_rows<D>(p, o, mrow, lrow, static_cast<int64_t>(mt) * 16, z, h, lane);
+      // the Q fragments of this warp's next tile: of this pair, else of its next pair
+      if (mt + nw < mtiles) load_q(it, mt + nw);
+      else if (nx < items) load_q(nx, warp);
+    }
+    __syncthreads();  // every warp is done with this stage before it is refilled
+  }
+}
+
+void launch_persist64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
+  const int64_t tkp = (p.Tk + 15) & ~int64_t{15};
+  const size_t smem = static_cast<size_t>(tkp) * 64 * sizeof(bf16) * 4;  // 2 stages of K and V
+  CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
+             "attention_forward(bf16, persistent): needs %zu bytes of shared memory, the device allows %zu",
+             smem, s.max_smem_optin);
+  CZ_CUDA(cudaFuncSetAttribute(attention_fwd_persist64_kernel,
+                               cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  const int threads = static_cast<int>((p.Tq + 15) / 16) * 32;
+  int per_sm = 0;
+  CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_persist64_kernel,
+                                                        threads, smem));
+  const int64_t items = B * NH;
+  const int64_t blocks = std::min<int64_t>(items, static_cast<int64_t>(std::max(per_sm, 1)) *
+                                                      std::max(s.sm_count, 1));
+  attention_fwd_persist64_kernel<<<static_cast<unsigned>(blocks), threads, smem, s.stream>>>(p, items);
+  check_launch("attention_fwd_persist64_kernel");
+}
+
+// Which forward kernel: CARZERO_ATTN_KERNEL = whole (one block of 4 warps per pair: the default
+// where it applies), persist (the persistent variant, Tq <= 256) or tiled (always the tiled
+// kernel); read per call so the benchmark and the parity run can switch it. On an H100 at the ViT
+// shape (B = 256): whole 0.288 ms, persist 0.329 ms, tiled 0.360 ms (bench/RESULTS.md).
+enum class FwdKernel { Tiled, Whole4, Persist };
+FwdKernel pick_kernel(const TcParams& p, int64_t HS, int64_t B, int64_t NH) {
+  const bool whole_ok = HS == 64 && !p.flat && p.aligned && p.Tk <= kWholeMaxTk && B <= 65535 &&
+                        NH <= INT32_MAX;
+  if (!whole_ok) return FwdKernel::Tiled;
+  const char* e = std::getenv("CARZERO_ATTN_KERNEL");
+  const std::string k = e ? e : "";
+  if (k == "tiled") return FwdKernel::Tiled;
+  if (k == "persist" && p.Tq <= 16 * kPersistMaxWarps) return FwdKernel::Persist;
+  return FwdKernel::Whole4;
 }
 
 bool tc_head_size(int64_t HS) { return HS == 32 || HS == 64 || HS == 128 || HS == 192; }
 
+// ---- backward, head size 64, Tq and Tk <= 256 (the ViT's and BERT's self-attention) ----------
+// One block per (item, head) holds Q, K, V and dO (rounded to bf16) in swizzled shared memory,
+// with lse (log2 domain) and D = rowsum(dO o O) (fp32, from the fp32 dO and the bf16 O) per query.
+// The probabilities are recomputed from lse (P = 2^(S log2e scale - lse log2e)), so nothing of the
+// T x T matrices leaves registers. The work is split in 16-row tiles that need no reduction
+// across warps:
+//   query tiles: S = Q K^T, dP = dO V^T, dS = P o (dP - D), dQ += scale dS K;
+//   key tiles:   S^T = K Q^T, dP^T = V dO^T, dV += P^T dO, dK += scale dS^T Q.
+// S and dP are computed twice (once per side) instead of reducing dQ (or dK and dV) across
+// blocks or warps with atomics; at T <= 256 the tensor cores have the time to spare. P and dS
+// are rounded to bf16 for their products (FlashAttention-2 does the same); the gradients are fp32
+// and accumulate (+=), each element owned by one thread.
+constexpr int kBwdMaxT = 256;
+
+struct BwdTcParams {
+  TcParams f;          // q, k, v, out (bf16), strides, mask, Tq, Tk, scale_log2
+  const float* lse;    // (B, NH, Tq), natural log
+  const float* dout;   // fp32, laid out like out
+  float *dq, *dk, *dv; // fp32, laid out like q, k, v; null = skip
+  float scale;
+};
+
+template <int NW>
+__global__ void __launch_bounds__(NW * 32, 2) attention_bwd_whole64_kernel(BwdTcParams p) {
+  constexpr int D = 64, KD = 4, ND = 8;
+  extern __shared__ __align__(16) unsigned char smraw[];
+  const TcParams& f = p.f;
+  const int tqp = static_cast<int>((f.Tq + 15) & ~int64_t{15});
+  const int tkp = static_cast<int>((f.Tk + 15) & ~int64_t{15});
+  bf16* Qs = reinterpret_cast<bf16*>(smraw);  // (tqp, 64) each, swizzled
+  bf16* dOs = Qs + tqp * 64;
+  bf16* Ks = dOs + tqp * 64;
+  bf16* Vs = Ks + tkp * 64;
+  float* lse2 = reinterpret_cast<float*>(Vs + tkp * 64);  // (tqp)
+  float* Dv = lse2 + tqp;                                  // (tqp)
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const int64_t h = blockIdx.x, z = blockIdx.y;
+  const bf16* qb = f.q + z * f.q_bs + h * D;
+  const bf16* kb = f.k + z * f.k_bs + h * D;
+  const bf16* vb = f.v + z * f.v_bs + h * D;
+  const bf16* ob = f.out + z * f.o_bs + h * D;
+  const float* gb = p.dout + z * f.o_bs + h * D;
+  const uint8_t* mb = f.mask ? f.mask + z * f.mask_bs : nullptr;
+  for (int idx = threadIdx.x; idx < tqp * 8; idx += NW * 32) {
+    const int rr = idx >> 3, c = idx & 7;
+    const bool ok = rr < f.Tq;
+    copy16(const_cast<bf16*>(swz64(Qs, rr, c)), ok ? qb + rr * f.ldq + c * 8 : f.q, ok, 1);
+  }
+  for (int idx = threadIdx.x; idx < tkp * 8; idx += NW * 32) {
+    const int rr = idx >> 3, c = idx & 7;
+    const bool ok = rr < f.Tk;
+    copy16(const_cast<bf16*>(swz64(Ks, rr, c)), ok ? kb + rr * f.ldk + c * 8 : f.k, ok, 1);
+    copy16(const_cast<bf16*>(swz64(Vs, rr, c)), ok ? vb + rr * f.ldv + c * 8 : f.v, ok, 1);
+  }
+  cp_commit();
+  // dO rounded to bf16 (zero rows past Tq), D = rowsum(dO o O) in fp32, lse in the log2 domain
+  for (int idx = threadIdx.x; idx < tqp * 8; idx += NW * 32) {
+    const int rr = idx >> 3, c = idx & 7;
+    uint32_t w[4] = {0u, 0u, 0u, 0u};
+    if (rr < f.Tq) {
+      const float* src = gb + rr * f.ldo + c * 8;
+#pragma unroll
+      for (int e = 0; e < 4; ++e) w[e] = pack_bf16(src[2 * e], src[2 * e + 1]);
+    }
+    *reinterpret_cast<uint4*>(const_cast<bf16*>(swz64(dOs, rr, c))) = make_uint4(w[0], w[1], w[2], w[3]);
+  }
+  for (int rr = warp; rr < tqp; rr += NW) {
+    float d = 0.0f, l2 = -INFINITY;
+    if (rr < f.Tq) {
+      const float* grow = gb + rr * f.ldo;
+      const bf16* orow = ob + rr * f.ldo;
+      d = grow[lane] * __bfloat162float(orow[lane]) + grow[lane + 32] * __bfloat162float(orow[lane + 32]);
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+      const float l = p.lse[(z * f.NH + h) * f.Tq + rr];
+      l2 = l * 1.4426950408889634f;
+    }
+    if (lane == 0) lse2[rr] = l2, Dv[rr] = d;
+  }
+  cp_wait<0>();
+  __syncthreads();
+
+  const int mq = tqp / 16, mk = tkp / 16;
+  for (int t = warp; t < mq + mk; t += NW) {
+    const bool qside = t < mq;
+    if (qside ? !p.dq : (!p.dk && !p.dv)) continue;
+    const int r0 = (qside ? t : t - mq) * 16;
+    // the tile's own rows (A operands): Q and dO, or K and V
+    const bf16* Xs = qside ? Qs : Ks;
+    const bf16* Ys = qside ? dOs : Vs;
+    // the other side (B operands): K and V, or Q and dO
+    const bf16* Cs = qside ? Ks : Qs;
+    const bf16* Es = qside ? Vs : dOs;
+    const int ncols = static_cast<int>(qside ? f.Tk : f.Tq);
+    uint32_t xf[KD][4], yf[KD][4];
+#pragma unroll
+    for (int kk = 0; kk < KD; ++kk) {
+      const int i = lane >> 3, row = r0 + (i & 1) * 8 + (lane & 7), ch = kk * 2 + (i >> 1);
+      ldsm_x4(xf[kk][0], xf[kk][1], xf[kk][2], xf[kk][3], swz64(Xs, row, ch));
+      ldsm_x4(yf[kk][0], yf[kk][1], yf[kk][2], yf[kk][3], swz64(Ys, row, ch));
+    }
+    // per-row softmax statistics (query side) or key validity (key side)
+    float rl2[2], rD[2];
+    bool rok[2];
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf) {
+      const int r = r0 + g + hf * 8;
+      if (qside) {
+        rl2[hf] = lse2[r], rD[hf] = Dv[r];
+        rok[hf] = r < f.Tq && rl2[hf] != -INFINITY;
+      } else {
+        rl2[hf] = 0.0f, rD[hf] = 0.0f;
+        rok[hf] = r < f.Tk && (!mb || mb[r] != 0);
+      }
+    }
+    float acc0[ND][4], acc1[ND][4];  // query side: dQ (acc0); key side: dV (acc0), dK (acc1)
+#pragma unroll
+    for (int n = 0; n < ND; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc0[n][e] = acc1[n][e] = 0.0f;
+    for (int c0 = 0; c0 < ncols; c0 += 16) {
+      float sv[2][4], dp[2][4];
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) sv[j][e] = dp[j][e] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < KD; kk += 2) {
+          uint32_t b0, b1, b2, b3;
+          const int row = c0 + j * 8 + (lane & 7), ch = kk * 2 + (lane >> 3);
+          ldsm_x4(b0, b1, b2, b3, swz64(Cs, row, ch));
+          mma16816(sv[j], xf[kk], b0, b1);
+          mma16816(sv[j], xf[kk + 1], b2, b3);
+          ldsm_x4(b0, b1, b2, b3, swz64(Es, row, ch));
+          mma16816(dp[j], yf[kk], b0, b1);
+          mma16816(dp[j], yf[kk + 1], b2, b3);
+        }
+      }
+      // P and dS; element (j, e): row g + 8 (e >> 1), column c0 + j * 8 + 2 t4 + (e & 1)
+      uint32_t pa[4], sa[4];
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        float pv[4], ds[4];
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int hf = e >> 1, col = c0 + j * 8 + 2 * t4 + (e & 1);
+          float l2, dd;
+          bool ok;
+          if (qside) {
+            l2 = rl2[hf], dd = rD[hf];
+            ok = rok[hf] && col < f.Tk && (!mb || mb[col] != 0);
+          } else {
+            l2 = lse2[col], dd = Dv[col];  // col < tqp: in the table (-inf past Tq)
+            ok = rok[hf] && col < f.Tq && l2 != -INFINITY;
+          }
+          pv[e] = ok ? fast_exp2(sv[j][e] * f.scale_log2 - l2) : 0.0f;
+          ds[e] = pv[e] * (dp[j][e] - dd);
+        }
+        pa[2 * j] = pack_bf16(pv[0], pv[1]);
+        pa[2 * j + 1] = pack_bf16(pv[2], pv[3]);
+        sa[2 * j] = pack_bf16(ds[0], ds[1]);
+        sa[2 * j + 1] = pack_bf16(ds[2], ds[3]);
+      }
+      // A layout of a 16 x 16 tile from two 16 x 8 accumulators: {j0 rows g, j0 rows g+8,
+      // j1 rows g, j1 rows g+8}
+      const uint32_t pA[4] = {pa[0], pa[1], pa[2], pa[3]};
+      const uint32_t sA[4] = {sa[0], sa[1], sa[2], sa[3]};
+#pragma unroll
+      for (int n = 0; n < ND; n += 2) {
+        uint32_t b0, b1, b2, b3;
+        const int i = lane >> 3, row = c0 + (i & 1) * 8 + (lane & 7), ch = n + (i >> 1);
+        if (qside) {  // dQ += dS K
+          ldsm_x4_t(b0, b1, b2, b3, swz64(Ks, row, ch));
+          mma16816(acc0[n], sA, b0, b1);
+          mma16816(acc0[n + 1], sA, b2, b3);
+        } else {      // dV += P^T dO, dK += dS^T Q
+          ldsm_x4_t(b0, b1, b2, b3, swz64(dOs, row, ch));
+          mma16816(acc0[n], pA, b0, b1);
+          mma16816(acc0[n + 1], pA, b2, b3);
+          ldsm_x4_t(b0, b1, b2, b3, swz64(Qs, row, ch));
+          mma16816(acc1[n], sA, b0, b1);
+          mma16816(acc1[n + 1], sA, b2, b3);
+        }
+      }
+    }
+    // accumulate into the fp32 gradients
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf) {
+      const int64_t r = r0 + g + hf * 8;
+      if (r >= (qside ? f.Tq : f.Tk)) continue;
+#pragma unroll
+      for (int n = 0; n < ND; ++n)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int64_t col = h * D + n * 8 + 2 * t4 + e;
+          if (qside) {
+            p.dq[z * f.q_bs + r * f.ldq + col] += p.scale * acc0[n][hf * 2 + e];
+          } else {
+            if (p.dv) p.dv[z * f.v_bs + r * f.ldv + col] += acc0[n][hf * 2 + e];
+            if (p.dk) p.dk[z * f.k_bs + r * f.ldk + col] += p.scale * acc1[n][hf * 2 + e];
+          }
+        }
+    }
+  }
+}
+
+size_t bwd_whole64_smem(int64_t Tq, int64_t Tk) {
+  const size_t tqp = static_cast<size_t>((Tq + 15) & ~int64_t{15});
+  const size_t tkp = static_cast<size_t>((Tk + 15) & ~int64_t{15});
+  return (2 * tqp + 2 * tkp) * 64 * sizeof(bf16) + 2 * tqp * sizeof(float);
+}
 
 // dst rows (bf16) = src rows (fp32), (items, rows) rows of C columns, same strides; the padding
 // between rows is not touched.
@@ -438,12 +842,16 @@ void attention_forward_bf16(Exec& ex, const AttnArgs& a) {
                 a.ldv % 8 == 0 && (a.B <= 1 || (a.q_bs % 8 == 0 && a.k_bs % 8 == 0 && a.v_bs % 8 == 0));
     p.out_aligned = (reinterpret_cast<uintptr_t>(a.out) & 3) == 0 && a.ldo % 2 == 0 &&
                     (a.B <= 1 || a.o_bs % 2 == 0);
-    const bool two = tc_mi(a.HS) == 2;
+    switch (pick_kernel(p, a.HS, slices, a.NH)) {
+      case FwdKernel::Whole4: launch_whole64<4>(s, p, slices, a.NH); return;
+      case FwdKernel::Persist: launch_persist64(s, p, slices, a.NH); return;
+      case FwdKernel::Tiled: break;
+    }
     switch (a.HS) {
-      case 32: two ? launch_tc<32, 2>(s, p, slices, a.NH) : launch_tc<32, 1>(s, p, slices, a.NH); break;
-      case 64: two ? launch_tc<64, 2>(s, p, slices, a.NH) : launch_tc<64, 1>(s, p, slices, a.NH); break;
-      case 128: launch_tc<128, 1>(s, p, slices, a.NH); break;
-      default: launch_tc<192, 1>(s, p, slices, a.NH); break;
+      case 32: launch_tc<32>(s, p, slices, a.NH); break;
+      case 64: launch_tc<64>(s, p, slices, a.NH); break;
+      case 128: launch_tc<128>(s, p, slices, a.NH); break;
+      default: launch_tc<192>(s, p, slices, a.NH); break;
     }
     return;
   }
@@ -460,6 +868,39 @@ void attention_forward_bf16(Exec& ex, const AttnArgs& a) {
 // Called by attention_backward (attention.cu) for dtype == BF16, after validation.
 void attention_backward_bf16(Exec& ex, const AttnArgs& a, const AttnGrads& g) {
   CudaState& s = state(ex);
+  auto al = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; };
+  const bool per_item = a.B <= 1 || (a.k_bs != 0 && a.v_bs != 0);
+  const bool tc = a.HS == 64 && per_item && a.Tq <= kBwdMaxT && a.Tk <= kBwdMaxT &&
+                  al(a.q) && al(a.k) && al(a.v) && al(a.out) && a.ldq % 8 == 0 &&
+                  a.ldk % 8 == 0 && a.ldv % 8 == 0 && a.ldo % 8 == 0 &&
+                  (a.B <= 1 || (a.q_bs % 8 == 0 && a.k_bs % 8 == 0 && a.v_bs % 8 == 0 &&
+                                a.o_bs % 8 == 0)) &&
+                  a.B <= 65535 && bwd_whole64_smem(a.Tq, a.Tk) <= s.max_smem_optin &&
+                  !(std::getenv("CARZERO_ATTN_KERNEL") &&
+                    std::strcmp(std::getenv("CARZERO_ATTN_KERNEL"), "tiled") == 0);
+  if (tc) {
+    BwdTcParams p;
+    TcParams& f = p.f;
+    f.q = static_cast<const bf16*>(a.q);
+    f.k = static_cast<const bf16*>(a.k);
+    f.v = static_cast<const bf16*>(a.v);
+    f.out = static_cast<bf16*>(a.out);
+    f.lse = nullptr;
+    f.mask = a.key_mask;
+    f.ldq = a.ldq, f.ldk = a.ldk, f.ldv = a.ldv, f.ldo = a.ldo;
+    f.q_bs = a.q_bs, f.k_bs = a.k_bs, f.v_bs = a.v_bs, f.o_bs = a.o_bs, f.mask_bs = a.mask_bs;
+    f.Tq = a.Tq, f.Tk = a.Tk, f.NH = a.NH, f.rows = a.Tq;
+    f.flat = 0, f.aligned = 1, f.out_aligned = 1;
+    f.scale_log2 = a.scale * 1.4426950408889634f;
+    p.lse = a.lse, p.dout = g.dout, p.dq = g.dq, p.dk = g.dk, p.dv = g.dv, p.scale = a.scale;
+    const size_t smem = bwd_whole64_smem(a.Tq, a.Tk);
+    CZ_CUDA(cudaFuncSetAttribute(attention_bwd_whole64_kernel<4>,
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    const dim3 grid(static_cast<unsigned>(a.NH), static_cast<unsigned>(a.B));
+    attention_bwd_whole64_kernel<4><<<grid, 128, smem, s.stream>>>(p);
+    check_launch("attention_bwd_whole64_kernel");
+    return;
+  }
   Widened w(s, ex, a, true);
   attention_backward(ex, w.args, g);
 }
