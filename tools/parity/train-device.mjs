@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 // train-device.mjs: the trainer on a device against the CPU (issue: training, GPU check).
-// Generates a small phantom data set, converts the tiny fixture model, runs the same few training
+// Generates a small phantom data set, converts the tiny fixture model and makes a small random
+// model with head size 64 ("hs64": width 128, 2 heads; its ViT and BERT attention take the GPU's
+// bf16 tensor-core kernels at bf16/fp16, graph.h encoder_attention), runs the same few training
 // steps (dropout and augmentation included: both are counter-based, identical on every backend)
 // on each device and precision, and compares the logged losses and gradient norms step by step
 // with the CPU's run at the same precision. Plain JavaScript over dist/ (runs where only Node and
 // the built package are present, e.g. the GPU machine).
 //
 //   node tools/parity/train-device.mjs [--devices cpu,cuda] [--precisions fp32,bf16,fp16]
-//        [--steps 4] [--json out.json]
+//        [--models tiny,hs64] [--steps 4] [--json out.json]
 //
 // Compared: the FIRST step's loss and gradient norm (|device - cpu| / |cpu|): fp32 <= 1e-4,
 // bf16 and fp16 <= 2e-2 (same operand rounding, different accumulation orders). Later steps are
@@ -28,17 +30,23 @@ const opt = (name, def) => {
 };
 const devices = opt('--devices', 'cpu,cuda').split(',');
 const precisions = opt('--precisions', 'fp32,bf16,fp16').split(',');
+const models = opt('--models', 'tiny,hs64').split(',');
 const steps = Number(opt('--steps', '4'));
 const jsonOut = opt('--json', '');
-if (!(steps >= 1) || devices.some((d) => !['cpu', 'cuda'].includes(d))) {
-  console.error('usage: train-device.mjs [--devices cpu,cuda] [--precisions fp32,bf16,fp16] [--steps N] [--json FILE]');
+if (!(steps >= 1) || devices.some((d) => !['cpu', 'cuda'].includes(d)) || models.some((m) => !['tiny', 'hs64'].includes(m))) {
+  console.error('usage: train-device.mjs [--devices cpu,cuda] [--precisions fp32,bf16,fp16] [--models tiny,hs64] [--steps N] [--json FILE]');
   process.exit(2);
 }
 const BOUND = { fp32: 1e-4, bf16: 2e-2, fp16: 2e-2 };
 
+// The CPU takes the same mixed-precision attention path as the GPU (bf16 copies of q/k/v and
+// out; graph.h encoder_attention), so that bf16/fp16 runs compare like with like. Set before the
+// addon loads (read once).
+process.env.CARZERO_MIXED_ATTENTION ??= '1';
 const { generatePhantomSet } = await import(join(ROOT, 'dist', 'demo', 'phantom.js'));
 const { convertCheckpoint } = await import(join(ROOT, 'dist', 'weights', 'convert.js'));
 const { Trainer } = await import(join(ROOT, 'dist', 'train', 'trainer.js'));
+const { createDemoModel } = await import(join(ROOT, 'dist', 'demo', 'model.js'));
 
 const dir = mkdtempSync(join(tmpdir(), 'cz-train-device-'));
 const report = { tool: 'tools/parity/train-device.mjs', steps, runs: [], comparisons: [], ok: true };
@@ -48,12 +56,22 @@ try {
     formats: { png8: 1, png16: 0, jpeg: 0 },
   });
   const FX = join(ROOT, 'test', 'fixtures', 'tiny');
-  const model = join(dir, 'model');
-  await convertCheckpoint({ checkpoint: join(FX, 'carzero-tiny.ckpt'), textModel: join(FX, 'bert-tiny'), out: model, vitHeads: 2 });
+  const modelDirs = {};
+  if (models.includes('tiny')) {
+    modelDirs.tiny = join(dir, 'model-tiny');
+    await convertCheckpoint({ checkpoint: join(FX, 'carzero-tiny.ckpt'), textModel: join(FX, 'bert-tiny'), out: modelDirs.tiny, vitHeads: 2 });
+  }
+  if (models.includes('hs64')) {
+    modelDirs.hs64 = join(dir, 'model-hs64');
+    const words = readFileSync(join(ph.out, 'train.csv'), 'utf8').toLowerCase().split(/[^a-z]+/);
+    await createDemoModel({ dir: modelDirs.hs64, words, seed: 3, size: { image: 64, resize: 72, patch: 8, width: 128, visionDepth: 1, textDepth: 1, heads: 2, headDepth: 1, maxLength: 24 } });
+  }
   const logs = {};
+  for (const name of models)
   for (const precision of precisions)
     for (const device of devices) {
-      const runDir = join(dir, `run-${device}-${precision}`);
+      const model = modelDirs[name];
+      const runDir = join(dir, `run-${name}-${device}-${precision}`);
       const t0 = Date.now();
       try {
         const tr = await Trainer.create({
@@ -65,20 +83,21 @@ try {
         await tr.run();
         await tr.close();
         const lines = readFileSync(join(runDir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.type === 'step');
-        logs[`${device}/${precision}`] = lines;
-        report.runs.push({ device, precision, seconds: (Date.now() - t0) / 1000, steps: lines.map((l) => ({ loss: l.loss, grad_norm: l.grad_norm, skipped: l.skipped ?? false })) });
-        console.log(`[${device} ${precision}] ${lines.map((l) => `${l.loss.toFixed(5)}/${l.grad_norm === null ? 'skip' : l.grad_norm.toFixed(4)}`).join('  ')}`);
+        logs[`${name}/${device}/${precision}`] = lines;
+        report.runs.push({ model: name, device, precision, seconds: (Date.now() - t0) / 1000, steps: lines.map((l) => ({ loss: l.loss, grad_norm: l.grad_norm, skipped: l.skipped ?? false })) });
+        console.log(`[${name} ${device} ${precision}] ${lines.map((l) => `${l.loss.toFixed(5)}/${l.grad_norm === null ? 'skip' : l.grad_norm.toFixed(4)}`).join('  ')}`);
       } catch (e) {
         report.ok = false;
-        report.runs.push({ device, precision, error: String(e?.message ?? e) });
-        console.log(`[${device} ${precision}] FAILED: ${e?.message ?? e}`);
+        report.runs.push({ model: name, device, precision, error: String(e?.message ?? e) });
+        console.log(`[${name} ${device} ${precision}] FAILED: ${e?.message ?? e}`);
       }
     }
+  for (const name of models)
   for (const precision of precisions) {
-    const ref = logs[`cpu/${precision}`];
+    const ref = logs[`${name}/cpu/${precision}`];
     for (const device of devices) {
       if (device === 'cpu') continue;
-      const got = logs[`${device}/${precision}`];
+      const got = logs[`${name}/${device}/${precision}`];
       if (!ref || !got) continue;
       let worst = 0;
       for (const k of ['loss', 'grad_norm']) {  // the first step (see the header)
@@ -87,8 +106,8 @@ try {
       }
       const ok = got.length === ref.length && worst <= BOUND[precision];
       report.ok &&= ok;
-      report.comparisons.push({ device, precision, max_rel_diff: worst, bound: BOUND[precision], ok });
-      console.log(`[${device} vs cpu ${precision}] first step: max rel diff ${worst.toExponential(2)} (bound ${BOUND[precision]}): ${ok ? 'PASS' : 'FAIL'}`);
+      report.comparisons.push({ model: name, device, precision, max_rel_diff: worst, bound: BOUND[precision], ok });
+      console.log(`[${name} ${device} vs cpu ${precision}] first step: max rel diff ${worst.toExponential(2)} (bound ${BOUND[precision]}): ${ok ? 'PASS' : 'FAIL'}`);
     }
   }
 } finally {

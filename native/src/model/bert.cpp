@@ -215,7 +215,7 @@ void BertEncoder::forward_layer(const Runner& r, size_t l, const BertActs& a, co
   const Layer& k = layers_[l];
   const BertLayerActs& s = a.layers[l];
   r.linear(k.qkv, s.x_in, N, s.qkv);
-  r.ops().attention_forward(r.ex(), attn_args(s, Q, L, mask));
+  encoder_attention(r, attn_args(s, Q, L, mask), a.keep);
   const int64_t li0 = static_cast<int64_t>(l);
   if (dr) {  // res1 = x_in + dropout(dense(att)), with x1 as the scratch
     r.linear(k.out_dense, s.att, N, s.x1);
@@ -293,7 +293,7 @@ void BertEncoder::backward(const Runner& r, const BertActs& a, const BertGrads& 
     ag.dq = g.dqkv;
     ag.dk = g.dqkv + C;
     ag.dv = g.dqkv + 2 * C;
-    r.ops().attention_backward(r.ex(), attn_args(s, Q, L, mask), ag);
+    encoder_attention_backward(r, attn_args(s, Q, L, mask), ag);
     // qkv = x_in @ [Wq; Wk; Wv]^T: the three parameters' gradients are one packed block.
     r.linear_backward(k.qkv, s.x_in, N, g.dqkv, g.dt, G(ix[0]), G(ix[1]));
     r.accumulate(g.dx, g.dt, N * C);  // d x_in = d out of the previous layer

@@ -83,7 +83,12 @@ class Workspace {
   }
   void reserve(Context& ctx, size_t bytes) {
     if (bytes <= cap_ && buf_.defined()) return;
-    buf_ = Tensor();  // free first: peak memory is the new size, not old + new
+    // Free first, and hand the old block back to the device (a caching allocator would keep it
+    // for reuse): the footprint is then the new size, not old + new. Growth is rare (the largest
+    // batch so far), so the device synchronisation this costs is too.
+    const bool had = buf_.defined();
+    buf_ = Tensor();
+    if (had) ctx.release_cached();
     buf_ = ctx.alloc(DType::U8, {static_cast<int64_t>(bytes ? bytes : 64)}, false);
     cap_ = bytes ? bytes : 64;
   }
@@ -174,6 +179,18 @@ struct Runner {
     if (n) ops().add_forward(ex(), out, a, b, n);
   }
 };
+
+// The encoders' self-attention on fp32 q/k/v/out buffers (attention_mixed.cpp). When training
+// (activations kept for a backward), the Runner computes in BF16 or F16 on a GPU and the
+// tensor-core kernels apply (head size 64, T <= 256: the ViT and BERT), q/k/v are rounded to a bf16
+// copy, the bf16 kernel runs and its output is widened
+// into out, as PyTorch's autocast runs attention in 16 bits; the backward re-derives the same bf16
+// copies (out is bf16-exact) and accumulates fp32 gradients. Otherwise the fp32 kernels: always
+// at F32, and for inference (BERT's inference attention stays fp32: bf16 there costs the
+// faithfulness check more than it saves; the ViT has its own bf16 inference path).
+// CARZERO_MIXED_ATTENTION=0 turns it off; =1 also uses it on the CPU (tests).
+void encoder_attention(const Runner& r, const AttnArgs& a, bool training);
+void encoder_attention_backward(const Runner& r, const AttnArgs& a, const AttnGrads& g);
 
 // Training-mode dropout (inverted, counter-based: ops.h dropout_*). The mask of a site is a pure
 // function of (seed, offset), so the backward regenerates it. Each site of the model has its own

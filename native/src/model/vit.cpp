@@ -162,14 +162,14 @@ AttnArgs VisionTransformer::attn_args(const VitBlockActs& s, int64_t B, float sc
 }
 
 void VisionTransformer::forward_block(const Runner& r, size_t l, const VitBlockActs& s,
-                                      int64_t B) const {
+                                      int64_t B, bool training) const {
   const Block& k = blocks_[l];
   const int64_t C = C_, BT = B * T_;
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS_));
   // x_mid = x_in + proj(attn(LN1(x_in)))
   r.layernorm(k.norm1, s.x_in, s.ln1, BT, s.ln1_mean, s.ln1_rstd);
   r.linear(k.qkv, s.ln1, BT, s.qkv);
-  r.ops().attention_forward(r.ex(), attn_args(s, B, scale));
+  encoder_attention(r, attn_args(s, B, scale), training);
   if (s.x_mid != s.x_in) r.copy(s.x_mid, s.x_in, BT * C);
   r.linear(k.proj, s.att, BT, s.x_mid, Act::None, 1.0f);
   // x_out = x_mid + fc2(GELU(fc1(LN2(x_mid))))
@@ -247,7 +247,7 @@ void VisionTransformer::forward(const Runner& r, const VitActs& a, const float* 
     gemm16(k.fc1, ln2, h, DType::BF16, Act::Gelu, 0.0f);
     gemm16(k.fc2, h, s.x_in, DType::F32, Act::None, 1.0f);
   }
-  for (size_t l = 0; !bf16_acts && l < blocks_.size(); ++l) forward_block(r, l, a.blocks[l], B);
+  for (size_t l = 0; !bf16_acts && l < blocks_.size(); ++l) forward_block(r, l, a.blocks[l], B, a.keep);
   // Final LayerNorm straight into the outputs: token 0 -> global, tokens 1..P -> local.
   const float* xf = a.blocks.back().x_out;
   if (!a.keep) {  // one LayerNorm over every token into block 0's (free) ln1, then two gathers
@@ -299,7 +299,7 @@ void VisionTransformer::backward(const Runner& r, const VitActs& a, const VitGra
     const std::vector<int>& ix = i_blocks_[l];
     // The shared set holds the last block's activations after the forward; earlier blocks are
     // re-run from their kept input (dropout-free, deterministic: the same values).
-    if (a.recompute && l + 1 < blocks_.size()) forward_block(r, l, s, B);
+    if (a.recompute && l + 1 < blocks_.size()) forward_block(r, l, s, B, true);
     // x_out = x_mid + fc2(GELU(fc1(LN2(x_mid)))); g.dx = d x_out.
     r.linear_backward(k.fc2, s.h, BT, g.dx, g.dh, G(ix[10]), G(ix[11]));
     r.linear_backward(k.fc1, s.ln2, BT, g.dh, g.dt, G(ix[8]), G(ix[9]), Act::Gelu, s.fc1_pre);
@@ -314,7 +314,7 @@ void VisionTransformer::backward(const Runner& r, const VitActs& a, const VitGra
     ag.dq = g.dqkv;
     ag.dk = g.dqkv + C;
     ag.dv = g.dqkv + 2 * C;
-    r.ops().attention_backward(r.ex(), attn_args(s, B, scale), ag);
+    encoder_attention_backward(r, attn_args(s, B, scale), ag);
     r.linear_backward(k.qkv, s.ln1, BT, g.dqkv, g.dt, G(ix[2]), G(ix[3]));
     r.layernorm_backward(k.norm1, g.dt, s.x_in, s.ln1_mean, s.ln1_rstd, BT, g.dt2, G(ix[0]),
                          G(ix[1]));

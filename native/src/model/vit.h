@@ -81,7 +81,8 @@ class VisionTransformer {
   };
   AttnArgs attn_args(const VitBlockActs& s, int64_t B, float scale) const;
   // One block's forward at fp32 activations (the training / fp32 path).
-  void forward_block(const Runner& r, size_t l, const VitBlockActs& s, int64_t B) const;
+  // training: activations kept for a backward (mixed-precision attention, graph.h)
+  void forward_block(const Runner& r, size_t l, const VitBlockActs& s, int64_t B, bool training) const;
   VisionConfig cfg_;
   DType wt_ = DType::F32;
   int64_t C_ = 0, P_ = 0, T_ = 0, NH_ = 0, HS_ = 0, F_ = 0;
