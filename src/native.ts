@@ -36,6 +36,13 @@ export interface NativeOpSpec {
 }
 
 /** A loaded CARZero model (native/src/napi/model.cpp); results are native f32 tensors. */
+/** Device memory of a model's allocator, in bytes (NativeModel.deviceMemory). */
+export interface DeviceMemoryStats {
+  inUse: number;
+  cached: number;
+  peakInUse: number;
+}
+
 export interface NativeModelHandle {
   /** JSON text of the resolved configuration (sizes as used). */
   readonly config: string;
@@ -58,6 +65,7 @@ export interface NativeModelHandle {
   enableTraining(options?: { seed?: number; precision?: 'fp32' | 'bf16' | 'fp16'; recompute?: boolean }): void;
   zeroGrad(): void;
   workspaceBytes(): number;
+  deviceMemory(resetPeak?: boolean): DeviceMemoryStats;
   initCollective(options: { id: Buffer; rank: number; world: number }): void;
   allReduceGradients(): void;
   allReduceSum(tensor: unknown): void;

@@ -5,7 +5,7 @@
 // CarzeroErrors. CARZero (./carzero.ts) adds preprocessing and tokenisation on top.
 import { Device } from '../device.js';
 import { CarzeroError } from '../errors.js';
-import { native, type NativeModelHandle, type NativeTensor } from '../native.js';
+import { native, type DeviceMemoryStats, type NativeModelHandle, type NativeTensor } from '../native.js';
 import { Tensor } from '../tensor.js';
 
 export type Precision = 'fp32' | 'bf16';
@@ -229,6 +229,14 @@ export class NativeModel implements Disposable {
   /** Bytes of the native activation workspace (it grows to the largest pass run so far). */
   workspaceBytes(): number {
     return this.#live.workspaceBytes();
+  }
+
+  /** The model's device allocator (GPU models; zeros on the CPU): bytes held by live allocations,
+   * bytes cached for reuse, and the most bytes live at once since the last `resetPeak`
+   * (parameters, gradients, activations and op scratch of this model; not tensors made
+   * elsewhere, such as an optimizer's moments). */
+  deviceMemory(options: { resetPeak?: boolean } = {}): DeviceMemoryStats {
+    return this.#live.deviceMemory(options.resetPeak === true);
   }
 
   zeroGrad(): void {

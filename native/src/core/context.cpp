@@ -58,6 +58,10 @@ void Context::synchronize() {
   if (backend_) backend_->synchronize();
 }
 
+void Context::release_cached() noexcept {
+  if (backend_) backend_->release_cached();
+}
+
 void Context::upload(const Tensor& dst, const void* src, size_t nbytes) {
   CZ_ARG(nbytes == dst.nbytes(), "upload: %zu bytes given for a tensor of %zu bytes", nbytes,
          dst.nbytes());

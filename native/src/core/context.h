@@ -27,6 +27,8 @@ class Context {
   DeviceBackend* backend() const { return backend_.get(); }
   // Waits for all queued device work (no-op on CPU).
   void synchronize();
+  // Device contexts: give the allocator's cached blocks back to the device (DeviceBackend).
+  void release_cached() noexcept;
 
   // A new tensor on this context's device (zero-filled when zero).
   Tensor alloc(DType dtype, std::vector<int64_t> shape, bool zero = true);

@@ -29,6 +29,19 @@ class DeviceBackend {
   // stream. Backends without collectives throw CZ_ERR_UNSUPPORTED.
   virtual void collective_init(const std::vector<uint8_t>& id, int rank, int world);
   virtual void all_reduce_sum(float* p, size_t n);
+  // Device memory of this backend's allocator: bytes held by live allocations, bytes cached for
+  // reuse, and the most bytes live at once since the last reset (reset_peak: start anew at the
+  // current live bytes, after reading). Backends without an allocator of their own report zeros.
+  struct MemoryStats {
+    size_t in_use = 0, cached = 0, peak_in_use = 0;
+  };
+  virtual MemoryStats memory_stats(bool reset_peak) {
+    (void)reset_peak;
+    return {};
+  }
+  // Returns the allocator's cached (freed, kept for reuse) blocks to the device; waits for the
+  // device's queued work first. No-op without a cache.
+  virtual void release_cached() noexcept {}
 };
 
 // A new unique id for collective_init (CUDA builds: ncclGetUniqueId; NCCL must be loadable).

@@ -2,6 +2,7 @@
 // create_cuda_backend (core/device_backend.h).
 #include "cuda/cuda_backend.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/context.h"
@@ -84,6 +85,7 @@ void* CachingAllocator::alloc(size_t bytes) {
       cached_bytes_ -= sz;
       live_[p] = sz;
       live_bytes_ += sz;
+      peak_live_bytes_ = std::max(peak_live_bytes_, live_bytes_);
       return p;
     }
   }
@@ -101,6 +103,7 @@ void* CachingAllocator::alloc(size_t bytes) {
   std::lock_guard<std::mutex> lk(mu_);
   live_[p] = want;
   live_bytes_ += want;
+  peak_live_bytes_ = std::max(peak_live_bytes_, live_bytes_);
   return p;
 }
 
@@ -152,8 +155,22 @@ size_t CachingAllocator::bytes_cached() const {
   std::lock_guard<std::mutex> lk(mu_);
   return cached_bytes_;
 }
+size_t CachingAllocator::peak_bytes_in_use(bool reset) {
+  std::lock_guard<std::mutex> lk(mu_);
+  const size_t p = peak_live_bytes_;
+  if (reset) peak_live_bytes_ = live_bytes_;
+  return p;
+}
 
 // ---- backend ------------------------------------------------------------------------------------------
+DeviceBackend::MemoryStats CudaBackend::memory_stats(bool reset_peak) {
+  MemoryStats m;
+  m.in_use = alloc_.bytes_in_use();
+  m.cached = alloc_.bytes_cached();
+  m.peak_in_use = alloc_.peak_bytes_in_use(reset_peak);
+  return m;
+}
+
 CudaBackend::CudaBackend(int device) : alloc_(device) {
   state_.device = device;
   CZ_CUDA(cudaSetDevice(device));

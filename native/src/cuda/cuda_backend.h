@@ -34,6 +34,7 @@ class CachingAllocator {
   void free_parked(const std::vector<void*>& blocks) noexcept;
   size_t bytes_in_use() const;
   size_t bytes_cached() const;
+  size_t peak_bytes_in_use(bool reset);  // reset: the peak starts anew at the live bytes
 
  private:
   static size_t round(size_t bytes);
@@ -41,7 +42,7 @@ class CachingAllocator {
   mutable std::mutex mu_;
   std::multimap<size_t, void*> free_;         // size -> block
   std::unordered_map<void*, size_t> live_;    // block -> size
-  size_t cached_bytes_ = 0, live_bytes_ = 0;
+  size_t cached_bytes_ = 0, live_bytes_ = 0, peak_live_bytes_ = 0;
   bool parking_ = false;
   std::vector<void*> parked_;
 };
@@ -64,6 +65,8 @@ class CudaBackend final : public DeviceBackend {
   // NCCL collectives (nccl.cpp)
   void collective_init(const std::vector<uint8_t>& id, int rank, int world) override;
   void all_reduce_sum(float* p, size_t n) override;
+  MemoryStats memory_stats(bool reset_peak) override;
+  void release_cached() noexcept override { alloc_.release_cache(); }
 
  private:
   void collective_destroy() noexcept;

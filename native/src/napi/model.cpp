@@ -103,6 +103,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                         InstanceMethod<&ModelWrap::EnableTraining>("enableTraining"),
                         InstanceMethod<&ModelWrap::ZeroGrad>("zeroGrad"),
                         InstanceMethod<&ModelWrap::WorkspaceBytes>("workspaceBytes"),
+                        InstanceMethod<&ModelWrap::DeviceMemory>("deviceMemory"),
                         InstanceMethod<&ModelWrap::InitCollective>("initCollective"),
                         InstanceMethod<&ModelWrap::AllReduceGradients>("allReduceGradients"),
                         InstanceMethod<&ModelWrap::AllReduceSum>("allReduceSum"),
@@ -397,6 +398,19 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Napi::Env env = info.Env();
     auto m = live(env, "Model.workspaceBytes");
     return Napi::Number::New(env, static_cast<double>(m->workspace_bytes()));
+  }
+  // deviceMemory(resetPeak?): the model context's device allocator (zeros on the CPU).
+  Napi::Value DeviceMemory(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto m = live(env, "Model.deviceMemory");
+    const bool reset = info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
+    DeviceBackend* be = m->context().backend();
+    const DeviceBackend::MemoryStats st = be ? be->memory_stats(reset) : DeviceBackend::MemoryStats{};
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("inUse", Napi::Number::New(env, static_cast<double>(st.in_use)));
+    o.Set("cached", Napi::Number::New(env, static_cast<double>(st.cached)));
+    o.Set("peakInUse", Napi::Number::New(env, static_cast<double>(st.peak_in_use)));
+    return o;
   }
   Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
