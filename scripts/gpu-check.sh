@@ -62,10 +62,12 @@ CARZERO_REQUIRE_CUDA=1 timeout 240 "$BUILD/test_ops" -b cuda > "$OUTDIR/parity_c
 PARITY_RC=$?
 tail -3 "$OUTDIR/parity_cuda.log"
 grep -E "^  FAIL" "$OUTDIR/parity_cuda.log" | head -40
-# the bf16 attention cases again with the other warp tiling (CARZERO_ATTN_MI=2: 32 rows per warp)
-log "parity: bf16 attention with CARZERO_ATTN_MI=2"
-CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_MI=2 timeout 60 "$BUILD/test_ops" -b cuda -o ",bf16)" >> "$OUTDIR/parity_cuda.log" 2>&1 || PARITY_RC=1
-tail -1 "$OUTDIR/parity_cuda.log"
+# the bf16 attention cases again with the other forward kernels at head size 64
+for kern in persist tiled; do
+  log "parity: bf16 attention with CARZERO_ATTN_KERNEL=$kern"
+  CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=$kern timeout 60 "$BUILD/test_ops" -b cuda -o ",bf16)" >> "$OUTDIR/parity_cuda.log" 2>&1 || PARITY_RC=1
+  tail -1 "$OUTDIR/parity_cuda.log"
+done
 else
   log "parity: skipped (CARZERO_GPU_CHECK_PARITY=0: the caller ran it)"
 fi

@@ -9,6 +9,11 @@ configuration, random weights, dropout on (train mode).
         --json out.json
     /usr/bin/python3 bench/gpu/torch_train_bench.py --device cpu --batches 2 --reps 1 --warmup 0  # rehearsal
 
+--sdpa: the same model with its attention on torch's fused kernels (F.scaled_dot_product_attention
+in the ViT and BERT self-attention, nn.MultiheadAttention without averaged weights in the head),
+as a modern PyTorch port would run it; without it the attention is explicit (matmul, softmax,
+matmul), as in the timm and transformers versions the original was written against.
+
 amp: fp16 = torch.autocast(float16) + GradScaler (the original trained with Lightning precision 16),
 bf16 = torch.autocast(bfloat16), none = fp32. Reports samples/s (median step) and
 torch.cuda.max_memory_allocated / max_memory_reserved per configuration; an out-of-memory error is
@@ -39,6 +44,40 @@ SENTENCES = [
 ]
 
 
+def use_sdpa() -> None:
+    """Swaps the reference's explicit attention for torch's fused kernels (same math)."""
+    import torch.nn.functional as F
+
+    def vit_forward(self, x):
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        o = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], scale=self.scale)
+        return self.proj(o.transpose(1, 2).reshape(B, N, C))
+
+    def bert_forward(self, x, ext_mask):
+        B, L, C = x.shape
+
+        def split(t):
+            return t.view(B, L, self.heads, self.head_dim).permute(0, 2, 1, 3)
+
+        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=ext_mask.to(q.dtype))
+        return o.permute(0, 2, 1, 3).reshape(B, L, C)
+
+    def head_forward(self, tgt, memory):
+        t2 = self.norm2(tgt)
+        t2, w = self.multihead_attn(query=t2, key=memory, value=memory, need_weights=False)
+        tgt = tgt + self.dropout2(t2)
+        t2 = self.norm3(tgt)
+        t2 = self.linear2(self.dropout(F.relu(self.linear1(t2))))
+        tgt = tgt + self.dropout3(t2)
+        return tgt, w
+
+    R.ViTAttention.forward = vit_forward
+    R.BertSelfAttention.forward = bert_forward
+    R.DecoderLayerWoSelfAttn.forward = head_forward
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -47,14 +86,17 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--json", default="")
+    ap.add_argument("--sdpa", action="store_true", help="fused attention (see the module doc)")
     a = ap.parse_args()
+    if a.sdpa:
+        use_sdpa()
     dev = torch.device(a.device)
     torch.manual_seed(0)
     vocab_list = L.full_vocab(28996)
     cfg = R.CARZeroConfig()
     cfg.text.vocab_size = len(vocab_list)
     tok = R.BertWordPieceTokenizer(__import__("collections").OrderedDict((w, i) for i, w in enumerate(vocab_list)))
-    report = {"tool": "bench/gpu/torch_train_bench.py", "torch": torch.__version__, "device": str(dev),
+    report = {"tool": "bench/gpu/torch_train_bench.py", "torch": torch.__version__, "device": str(dev), "sdpa": a.sdpa,
               "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None, "results": []}
 
     def flush():

@@ -7,10 +7,18 @@
 //   node bench/gpu/train-bench.mjs --model DIR [--device cuda] [--precisions fp32,bf16,fp16]
 //        [--batches 64,128,256] [--recompute false,true] [--reps 5] [--warmup 2] [--json out.json]
 // --recompute: activation recomputation off / on (each listed mode runs every configuration).
+// Each (recompute, precision) pair runs in a child process of its own, so a model's device
+// memory (its allocator keeps what it freed for reuse) is gone before the next one starts.
 //
-// Peak device memory is measured outside (scripts/gpu-model-check.sh samples nvidia-smi).
+// Memory: model_peak_bytes is the most the model's device allocator held live during the
+// configuration (parameters, gradients, activations, op scratch: NativeModel.deviceMemory, reset
+// before each configuration); optimizer_bytes the Adam moments (two fp32 copies of the
+// parameters, allocated outside the model); their sum is the step's device memory less the CUDA
+// context and the library workspaces. scripts/gpu-model-check.sh also samples nvidia-smi.
 // An out-of-memory error at a batch size is recorded and the next configuration runs.
-import { writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -31,6 +39,30 @@ const recomputeModes = opt('--recompute', 'false').split(',').map((x) => x === '
 if (!modelDir) {
   console.error('usage: train-bench.mjs --model DIR [--device cuda|cpu] [--precisions ...] [--batches ...]');
   process.exit(2);
+}
+if (!args.includes('--child') && precisions.length * recomputeModes.length > 1) {
+  const report = { tool: 'bench/gpu/train-bench.mjs', device, model: modelDir, reps, warmup, results: [] };
+  const dir = mkdtempSync(join(tmpdir(), 'cz-train-bench-'));
+  let rc = 0;
+  try {
+    for (const recompute of recomputeModes) for (const precision of precisions) {
+      const out = join(dir, `${precision}-${recompute}.json`);
+      const childArgs = [fileURLToPath(import.meta.url), '--child', '--model', modelDir, '--device', device,
+        '--precisions', precision, '--recompute', String(recompute), '--batches', batches.join(','),
+        '--reps', String(reps), '--warmup', String(warmup), '--json', out];
+      const r = spawnSync(process.execPath, childArgs, { stdio: 'inherit' });
+      if (r.status !== 0) rc = 1;
+      try {
+        report.results.push(...JSON.parse(readFileSync(out, 'utf8')).results);
+      } catch {
+        report.results.push({ precision, recompute, error: `child exited with ${r.status ?? r.signal}` });
+      }
+      if (jsonOut) writeFileSync(jsonOut, `${JSON.stringify(report, null, 1)}\n`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  process.exit(rc);
 }
 const { NativeModel } = await import(join(ROOT, 'dist', 'model', 'native-model.js'));
 const { Tensor, ops } = await import(join(ROOT, 'dist', 'index.js'));
@@ -53,8 +85,10 @@ for (const recompute of recomputeModes) for (const precision of precisions) {
   const grads = model.gradients();
   const optim = new Optimizer({ name: 'adam', lr: 5e-5, betas: [0.5, 0.999], eps: 1e-8, weight_decay: 1e-6, momentum: 0.9 }, params, grads);
   const L = model.config.text.max_length;
+  const optimizerBytes = 2 * params.reduce((s, p) => s + p.tensor.size * 4, 0);
   for (const n of batches) {
     let t = null;
+    model.deviceMemory({ resetPeak: true });
     try {
       const px = new Float32Array(n * 224 * 224);
       for (let i = 0; i < px.length; i++) px[i] = rnd() * 4 - 2;
@@ -86,8 +120,9 @@ for (const recompute of recomputeModes) for (const precision of precisions) {
       times.sort((a, b) => a - b);
       const ms = times[Math.floor(times.length / 2)];
       const ws = model.workspaceBytes();
-      report.results.push({ precision, recompute, batch: n, ms_median: ms, ms_min: times[0], samples_per_s: n / (ms / 1000), loss, workspace_bytes: ws });
-      console.log(`[${device} ${precision}${recompute ? ' recompute' : ''}] train step B=${n}: median ${ms.toFixed(1)} ms (${(n / (ms / 1000)).toFixed(1)} samples/s), loss ${loss.toFixed(4)}, activation workspace ${(ws / 2 ** 30).toFixed(2)} GiB`);
+      const peak = model.deviceMemory().peakInUse;
+      report.results.push({ precision, recompute, batch: n, ms_median: ms, ms_min: times[0], samples_per_s: n / (ms / 1000), loss, workspace_bytes: ws, model_peak_bytes: peak, optimizer_bytes: optimizerBytes });
+      console.log(`[${device} ${precision}${recompute ? ' recompute' : ''}] train step B=${n}: median ${ms.toFixed(1)} ms (${(n / (ms / 1000)).toFixed(1)} samples/s), loss ${loss.toFixed(4)}, activation workspace ${(ws / 2 ** 30).toFixed(2)} GiB, model peak ${(peak / 2 ** 30).toFixed(2)} GiB + optimizer ${(optimizerBytes / 2 ** 30).toFixed(2)} GiB`);
     } catch (e) {
       report.results.push({ precision, recompute, batch: n, error: String(e?.message ?? e) });
       console.log(`[${device} ${precision}${recompute ? ' recompute' : ''}] train step B=${n}: ${e?.message ?? e}`);

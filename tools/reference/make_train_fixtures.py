@@ -112,7 +112,7 @@ def load_batch(fx: str):
 
 def ce(x: torch.Tensor) -> torch.Tensor:
     """DQNCOSLoss: (CE(X, arange) + CE(X^T, arange)) / 2, CE = mean over rows."""
-    t = torch.arange(x.shape[0])
+    t = torch.arange(x.shape[0], device=x.device)
     return (F.cross_entropy(x, t) + F.cross_entropy(x.transpose(0, 1), t)) / 2
 
 
