@@ -9,7 +9,6 @@
 #include <functional>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -202,18 +201,15 @@ void bench_attention(CudaBackend& be, std::vector<Row>& rows, bool quick) {
         const bool tc = attention_bf16_supported(sh.HS);
         const double ms = time_ms(s.stream, 2, iters, [&] { cuda::attention_forward(be.exec(), a); });
         rows.push_back({"attention", sh.name, "carzero fwd", "bf16", ms, fwd_flop / ms / 1e9,
-                        !tc ? "widened to the fp32 kernel"
-                        : sh.HS == 64 && !sh.kshared ? "tensor cores, whole-sequence kernel"
-                                                     : "tensor cores, tiled kernel"});
+                        cuda::attention_forward_bf16_plan(be.exec(), a)});
         if (tc && sh.HS == 64) {  // the other forward kernels at head size 64
           for (const char* kern : {"persist", "tiled"}) {
             setenv("CARZERO_ATTN_KERNEL", kern, 1);
             const double ms2 = time_ms(s.stream, 2, iters, [&] { cuda::attention_forward(be.exec(), a); });
+            const std::string plan = cuda::attention_forward_bf16_plan(be.exec(), a);
             unsetenv("CARZERO_ATTN_KERNEL");
             rows.push_back({"attention", sh.name, std::string("carzero fwd ") + kern, "bf16", ms2,
-                            fwd_flop / ms2 / 1e9,
-                            std::strcmp(kern, "tiled") == 0 ? "tensor cores, tiled kernel (K/V reloaded per 64 rows)"
-                                                            : "tensor cores, persistent whole-sequence kernel (opt-in)"});
+                            fwd_flop / ms2 / 1e9, plan + " (opt-in)"});
           }
         }
         AttnGrads g;

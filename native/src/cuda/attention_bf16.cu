@@ -30,6 +30,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -111,6 +112,16 @@ __device__ __forceinline__ float fast_exp2(float x) {
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (low half) = lo
   return *reinterpret_cast<uint32_t*>(&v);
+}
+
+// Opts a kernel into `smem` bytes of dynamic shared memory and asks for the largest shared-memory
+// carveout of the SM's L1 (the default carveout may leave room for fewer blocks than the
+// registers and shared memory would allow).
+template <class Kernel>
+void smem_opt_in(Kernel kernel, size_t smem) {
+  CZ_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  CZ_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                               static_cast<int>(cudaSharedmemCarveoutMaxShared)));
 }
 
 // Start of query row r (of the block's slice z) for head h.
@@ -347,8 +358,7 @@ void launch_tc(CudaState& s, const TcParams& p, int64_t slices, int64_t NH) {
   CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
              "attention_forward(bf16, HS=%d): needs %zu bytes of shared memory, the device allows %zu",
              D, smem, s.max_smem_optin);
-  CZ_CUDA(cudaFuncSetAttribute(attention_fwd_tc_kernel<D>,
-                               cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  smem_opt_in(attention_fwd_tc_kernel<D>, smem);
   const int64_t row_blocks = (p.rows + Cfg::BQ - 1) / Cfg::BQ;
   CZ_REQUIRE(row_blocks <= INT32_MAX && NH <= 65535 && slices <= 65535, CZ_ERR_UNSUPPORTED,
              "attention_forward(bf16): grid too large (%lld x %lld x %lld)",
@@ -435,8 +445,7 @@ void launch_whole64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
   CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
              "attention_forward(bf16, whole K/V): needs %zu bytes of shared memory, the device allows %zu",
              smem, s.max_smem_optin);
-  CZ_CUDA(cudaFuncSetAttribute(attention_fwd_whole64_kernel<NW>,
-                               cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  smem_opt_in(attention_fwd_whole64_kernel<NW>, smem);
   const dim3 grid(static_cast<unsigned>(NH), static_cast<unsigned>(B));
   attention_fwd_whole64_kernel<NW><<<grid, NW * 32, smem, s.stream>>>(p);
   check_launch("attention_fwd_whole64_kernel");
@@ -531,8 +540,7 @@ void launch_persist64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
   CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
              "attention_forward(bf16, persistent): needs %zu bytes of shared memory, the device allows %zu",
              smem, s.max_smem_optin);
-  CZ_CUDA(cudaFuncSetAttribute(attention_fwd_persist64_kernel,
-                               cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  smem_opt_in(attention_fwd_persist64_kernel, smem);
   const int threads = static_cast<int>((p.Tq + 15) / 16) * 32;
   int per_sm = 0;
   CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_persist64_kernel,
@@ -812,9 +820,73 @@ struct Widened {
   AttnArgs args;
 };
 
+TcParams make_tc_params(const AttnArgs& a, int64_t* slices) {
+  TcParams p;
+  p.q = static_cast<const bf16*>(a.q);
+  p.k = static_cast<const bf16*>(a.k);
+  p.v = static_cast<const bf16*>(a.v);
+  p.out = static_cast<bf16*>(a.out);
+  p.lse = a.lse;
+  p.mask = a.key_mask;
+  p.ldq = a.ldq, p.ldk = a.ldk, p.ldv = a.ldv, p.ldo = a.ldo;
+  p.q_bs = a.q_bs, p.k_bs = a.k_bs, p.v_bs = a.v_bs, p.o_bs = a.o_bs, p.mask_bs = a.mask_bs;
+  p.Tq = a.Tq, p.Tk = a.Tk, p.NH = a.NH;
+  const bool shared = a.B > 1 && a.k_bs == 0 && a.v_bs == 0 && (!a.key_mask || a.mask_bs == 0);
+  p.flat = shared ? 1 : 0;
+  p.rows = shared ? a.B * a.Tq : a.Tq;
+  *slices = shared ? 1 : a.B;
+  p.scale_log2 = a.scale * 1.4426950408889634f;
+  auto al = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; };
+  p.aligned = al(a.q) && al(a.k) && al(a.v) && a.ldq % 8 == 0 && a.ldk % 8 == 0 &&
+              a.ldv % 8 == 0 && (a.B <= 1 || (a.q_bs % 8 == 0 && a.k_bs % 8 == 0 && a.v_bs % 8 == 0));
+  p.out_aligned = (reinterpret_cast<uintptr_t>(a.out) & 3) == 0 && a.ldo % 2 == 0 &&
+                  (a.B <= 1 || a.o_bs % 2 == 0);
+  return p;
+}
+
 }  // namespace
 
 bool attention_bf16_supported(int64_t HS) { return tc_head_size(HS); }
+
+// Which kernel attention_forward_bf16 runs for these arguments, with its occupancy (bench notes).
+std::string attention_forward_bf16_plan(Exec& ex, const AttnArgs& a) {
+  CudaState& s = state(ex);
+  if (!(tc_head_size(a.HS) && !a.probs && a.Tk > 0)) return "widened to the fp32 kernel";
+  int64_t slices = 0;
+  const TcParams p = make_tc_params(a, &slices);
+  int per_sm = 0;
+  char buf[160];
+  switch (pick_kernel(p, a.HS, slices, a.NH)) {
+    case FwdKernel::Whole4: {
+      const size_t smem = static_cast<size_t>((p.Tk + 15) & ~int64_t{15}) * 64 * sizeof(bf16) * 2;
+      smem_opt_in(attention_fwd_whole64_kernel<4>, smem);
+      CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_whole64_kernel<4>, 128, smem));
+      std::snprintf(buf, sizeof buf, "whole-sequence kernel, 4 warps a block, %d blocks per SM", per_sm);
+      return buf;
+    }
+    case FwdKernel::Persist: {
+      const size_t smem = static_cast<size_t>((p.Tk + 15) & ~int64_t{15}) * 64 * sizeof(bf16) * 4;
+      const int threads = static_cast<int>((p.Tq + 15) / 16) * 32;
+      smem_opt_in(attention_fwd_persist64_kernel, smem);
+      CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_persist64_kernel, threads, smem));
+      std::snprintf(buf, sizeof buf, "persistent whole-sequence kernel, %d warps a block, %d blocks per SM", threads / 32, per_sm);
+      return buf;
+    }
+    case FwdKernel::Tiled: break;
+  }
+  auto tiled = [&](auto kernel, size_t smem) {
+    smem_opt_in(kernel, smem);
+    CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreadsTC, smem));
+    std::snprintf(buf, sizeof buf, "tiled kernel, HS %lld, %d blocks of 4 warps per SM", static_cast<long long>(a.HS), per_sm);
+    return std::string(buf);
+  };
+  switch (a.HS) {
+    case 32: return tiled(attention_fwd_tc_kernel<32>, TcCfg<32>::smem_bytes());
+    case 64: return tiled(attention_fwd_tc_kernel<64>, TcCfg<64>::smem_bytes());
+    case 128: return tiled(attention_fwd_tc_kernel<128>, TcCfg<128>::smem_bytes());
+    default: return tiled(attention_fwd_tc_kernel<192>, TcCfg<192>::smem_bytes());
+  }
+}
 
 // Called by attention_forward (attention.cu) for dtype == BF16, after validation.
 void attention_forward_bf16(Exec& ex, const AttnArgs& a) {
@@ -822,26 +894,8 @@ void attention_forward_bf16(Exec& ex, const AttnArgs& a) {
   if (a.B == 0 || a.NH == 0 || a.Tq == 0) return;
   const int64_t C = a.NH * a.HS;
   if (tc_head_size(a.HS) && !a.probs && a.Tk > 0) {
-    TcParams p;
-    p.q = static_cast<const bf16*>(a.q);
-    p.k = static_cast<const bf16*>(a.k);
-    p.v = static_cast<const bf16*>(a.v);
-    p.out = static_cast<bf16*>(a.out);
-    p.lse = a.lse;
-    p.mask = a.key_mask;
-    p.ldq = a.ldq, p.ldk = a.ldk, p.ldv = a.ldv, p.ldo = a.ldo;
-    p.q_bs = a.q_bs, p.k_bs = a.k_bs, p.v_bs = a.v_bs, p.o_bs = a.o_bs, p.mask_bs = a.mask_bs;
-    p.Tq = a.Tq, p.Tk = a.Tk, p.NH = a.NH;
-    const bool shared = a.B > 1 && a.k_bs == 0 && a.v_bs == 0 && (!a.key_mask || a.mask_bs == 0);
-    p.flat = shared ? 1 : 0;
-    p.rows = shared ? a.B * a.Tq : a.Tq;
-    const int64_t slices = shared ? 1 : a.B;
-    p.scale_log2 = a.scale * 1.4426950408889634f;
-    auto al = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; };
-    p.aligned = al(a.q) && al(a.k) && al(a.v) && a.ldq % 8 == 0 && a.ldk % 8 == 0 &&
-                a.ldv % 8 == 0 && (a.B <= 1 || (a.q_bs % 8 == 0 && a.k_bs % 8 == 0 && a.v_bs % 8 == 0));
-    p.out_aligned = (reinterpret_cast<uintptr_t>(a.out) & 3) == 0 && a.ldo % 2 == 0 &&
-                    (a.B <= 1 || a.o_bs % 2 == 0);
+    int64_t slices = 0;
+    const TcParams p = make_tc_params(a, &slices);
     switch (pick_kernel(p, a.HS, slices, a.NH)) {
       case FwdKernel::Whole4: launch_whole64<4>(s, p, slices, a.NH); return;
       case FwdKernel::Persist: launch_persist64(s, p, slices, a.NH); return;
@@ -894,8 +948,7 @@ void attention_backward_bf16(Exec& ex, const AttnArgs& a, const AttnGrads& g) {
     f.scale_log2 = a.scale * 1.4426950408889634f;
     p.lse = a.lse, p.dout = g.dout, p.dq = g.dq, p.dk = g.dk, p.dv = g.dv, p.scale = a.scale;
     const size_t smem = bwd_whole64_smem(a.Tq, a.Tk);
-    CZ_CUDA(cudaFuncSetAttribute(attention_bwd_whole64_kernel<4>,
-                                 cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    smem_opt_in(attention_bwd_whole64_kernel<4>, smem);
     const dim3 grid(static_cast<unsigned>(a.NH), static_cast<unsigned>(a.B));
     attention_bwd_whole64_kernel<4><<<grid, 128, smem, s.stream>>>(p);
     check_launch("attention_bwd_whole64_kernel");

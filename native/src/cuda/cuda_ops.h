@@ -2,6 +2,7 @@
 // contracts; see ops.h for shapes and semantics), bound into the table by cuda/table.cpp.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "ops.h"
 
@@ -64,5 +65,8 @@ void attention_backward_bf16(Exec&, const AttnArgs&, const AttnGrads&);
 // Whether the forward runs on the tensor-core kernel for this head size (32, 64, 128, 192);
 // other sizes widen to the fp32 kernel.
 bool attention_bf16_supported(int64_t HS);
+// The kernel attention_forward would run for these bf16 arguments and its occupancy, in words
+// (benchmark notes).
+std::string attention_forward_bf16_plan(Exec&, const AttnArgs&);
 
 }  // namespace carzero::cuda
