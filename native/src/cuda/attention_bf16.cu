@@ -384,14 +384,50 @@ __device__ __forceinline__ const bf16* swz64(const bf16* base, int r, int c) {
   return base + r * 64 + ((c ^ (r & 7)) << 3);
 }
 
+// The A fragments (mma layout) of query rows 16 mt + g and 16 mt + g + 8 of (item z, head h),
+// head size 64, read straight from global memory (zero past Tq).
+__device__ __forceinline__ void load_q64(const TcParams& p, int64_t z, int64_t h, int mt, int lane,
+                                         uint32_t (&qf)[4][4]) {
+  const bf16* qb = p.q + z * p.q_bs + h * 64 + 2 * (lane & 3);
+  const int64_t ra = mt * 16 + (lane >> 2), rb = ra + 8;
+  const bf16* qa = qb + ra * p.ldq;
+  const bf16* qr = qb + rb * p.ldq;
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    qf[kk][0] = ra < p.Tq ? __ldg(reinterpret_cast<const unsigned int*>(qa + kk * 16)) : 0u;
+    qf[kk][1] = rb < p.Tq ? __ldg(reinterpret_cast<const unsigned int*>(qr + kk * 16)) : 0u;
+    qf[kk][2] = ra < p.Tq ? __ldg(reinterpret_cast<const unsigned int*>(qa + kk * 16 + 8)) : 0u;
+    qf[kk][3] = rb < p.Tq ? __ldg(reinterpret_cast<const unsigned int*>(qr + kk * 16 + 8)) : 0u;
+  }
+}
+
+// One warp's query tile mt of (item z, head h) against all of K and V in shared memory (swizzled,
+// head size 64), in 64-key steps; the output rows are stored.
+__device__ __forceinline__ void attend_rows64(const TcParams& p, const uint32_t (&qf)[4][4],
+                                              const bf16* Ks, const bf16* Vs, const uint8_t* mb,
+                                              int mt, int64_t z, int64_t h, int lane) {
+  float o[8][4];
+  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f};
+#pragma unroll
+  for (int n = 0; n < 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  for (int k0 = 0; k0 < p.Tk; k0 += 64) {
+    const int rem = static_cast<int>(p.Tk - k0 < 64 ? p.Tk - k0 : 64);
+    attend_tile<64, 64>(
+        qf, o, mrow, lrow, rem, mb ? mb + k0 : nullptr, p.scale_log2, lane,
+        [&](int r, int c) { return swz64(Ks, k0 + r, c); },
+        [&](int r, int c) { return swz64(Vs, k0 + r, c); });
+  }
+  finish_rows<64>(p, o, mrow, lrow, static_cast<int64_t>(mt) * 16, z, h, lane);
+}
+
 template <int NW>
 __global__ void __launch_bounds__(NW * 32, NW == 4 ? 4 : 2) attention_fwd_whole64_kernel(TcParams p) {
-  constexpr int D = 64, BK = 64, KD = 4, ND = 8;
+  constexpr int D = 64;
   extern __shared__ __align__(16) unsigned char smraw[];
   const int tkp = static_cast<int>((p.Tk + 15) & ~int64_t{15});
   bf16* Ks = reinterpret_cast<bf16*>(smraw);  // (tkp, 64), swizzled
   bf16* Vs = Ks + tkp * 64;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t h = blockIdx.x, z = blockIdx.y;
   const bf16* kb = p.k + z * p.k_bs + h * D;
   const bf16* vb = p.v + z * p.v_bs + h * D;
@@ -404,38 +440,13 @@ __global__ void __launch_bounds__(NW * 32, NW == 4 ? 4 : 2) attention_fwd_whole6
   }
   cp_commit();
   const int mtiles = static_cast<int>((p.Tq + 15) / 16);
-  const bf16* qb = p.q + z * p.q_bs + h * D + 2 * t4;
-  // the A fragments of rows r0 + g and r0 + g + 8 (zero past Tq)
-  auto load_q = [&](int mt, uint32_t (&qf)[KD][4]) {
-    const int64_t ra = mt * 16 + g, rb = ra + 8;
-    const bf16* qa = qb + ra * p.ldq;
-    const bf16* qr = qb + rb * p.ldq;
-#pragma unroll
-    for (int kk = 0; kk < KD; ++kk) {
-      qf[kk][0] = ra < p.Tq ? __ldg(reinterpret_cast<const unsigned int*>(qa + kk * 16)) : 0u;
-      qf[kk][1] = rb < p.Tq ? __ldg(reinterpret_cast<const unsigned int*>(qr + kk * 16)) : 0u;
-      qf[kk][2] = ra < p.Tq ? __ldg(reinterpret_cast<const unsigned int*>(qa + kk * 16 + 8)) : 0u;
-      qf[kk][3] = rb < p.Tq ? __ldg(reinterpret_cast<const unsigned int*>(qr + kk * 16 + 8)) : 0u;
-    }
-  };
-  uint32_t qf[KD][4];
-  if (warp < mtiles) load_q(warp, qf);  // in flight while K and V land
+  uint32_t qf[4][4];
+  if (warp < mtiles) load_q64(p, z, h, warp, lane, qf);  // in flight while K and V land
   cp_wait<0>();
   __syncthreads();
   for (int mt = warp; mt < mtiles; mt += NW) {
-    float o[ND][4];
-    float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f};
-#pragma unroll
-    for (int n = 0; n < ND; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
-    for (int k0 = 0; k0 < p.Tk; k0 += BK) {
-      const int rem = static_cast<int>(p.Tk - k0 < BK ? p.Tk - k0 : BK);
-      attend_tile<D, BK>(
-          qf, o, mrow, lrow, rem, mb ? mb + k0 : nullptr, p.scale_log2, lane,
-          [&](int r, int c) { return swz64(Ks, k0 + r, c); },
-          [&](int r, int c) { return swz64(Vs, k0 + r, c); });
-    }
-    finish_rows<D>(p, o, mrow, lrow, static_cast<int64_t>(mt) * 16, z, h, lane);
-    if (mt + NW < mtiles) load_q(mt + NW, qf);
+    attend_rows64(p, qf, Ks, Vs, mb, mt, z, h, lane);
+    if (mt + NW < mtiles) load_q64(p, z, h, mt + NW, lane, qf);
   }
 }
 
@@ -461,13 +472,13 @@ constexpr int kPersistMaxWarps = 16;
 
 __global__ void __launch_bounds__(kPersistMaxWarps * 32, 1)
     attention_fwd_persist64_kernel(TcParams p, int64_t items) {
-  constexpr int D = 64, BK = 64, KD = 4, ND = 8;
+  constexpr int D = 64;
   extern __shared__ __align__(16) unsigned char smraw[];
   const int tkp = static_cast<int>((p.Tk + 15) & ~int64_t{15});
   const int stage_elems = 2 * tkp * 64;  // K, then V
   bf16* stages = reinterpret_cast<bf16*>(smraw);
   const int nthreads = static_cast<int>(blockDim.x), nw = nthreads >> 5;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int mtiles = static_cast<int>((p.Tq + 15) / 16);
   auto issue = [&](int64_t item, int st) {
     const int64_t h = item % p.NH, z = item / p.NH;
@@ -482,21 +493,8 @@ __global__ void __launch_bounds__(kPersistMaxWarps * 32, 1)
       copy16(const_cast<bf16*>(swz64(Vs, rr, c)), ok ? vb + rr * p.ldv + c * 8 : p.v, ok, 1);
     }
   };
-  uint32_t qf[KD][4];
-  auto load_q = [&](int64_t item, int mt) {
-    const int64_t h = item % p.NH, z = item / p.NH;
-    const bf16* qb = p.q + z * p.q_bs + h * D + 2 * t4;
-    const int64_t ra = mt * 16 + g, rb = ra + 8;
-    const bf16* qa = qb + ra * p.ldq;
-    const bf16* qr = qb + rb * p.ldq;
-#pragma unroll
-    for (int kk = 0; kk < KD; ++kk) {
-      qf[kk][0] = ra < p.Tq ? __ldg(reinterpret_cast<const unsigned int*>(qa + kk * 16)) : 0u;
-      qf[kk][1] = rb < p.Tq ? __ldg(reinterpret_cast<const unsigned int*>(qr + kk * 16)) : 0u;
-      qf[kk][2] = ra < p.Tq ? __ldg(reinterpret_cast<const unsigned int*>(qa + kk * 16 + 8)) : 0u;
-      qf[kk][3] = rb < p.Tq ? __ldg(reinterpret_cast<const unsigned int*>(qr + kk * 16 + 8)) : 0u;
-    }
-  };
+  uint32_t qf[4][4];
+  auto load_q = [&](int64_t item, int mt) { load_q64(p, item / p.NH, item % p.NH, mt, lane, qf); };
   int64_t it = blockIdx.x;
   if (it < items) {
     issue(it, 0);
@@ -514,18 +512,7 @@ __global__ void __launch_bounds__(kPersistMaxWarps * 32, 1)
     const int64_t h = it % p.NH, z = it / p.NH;
     const uint8_t* mb = p.mask ? p.mask + z * p.mask_bs : nullptr;
     for (int mt = warp; mt < mtiles; mt += nw) {
-      float o[ND][4];
-      float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f};
-#pragma unroll
-      for (int n = 0; n < ND; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
-      for (int k0 = 0; k0 < p.Tk; k0 += BK) {
-        const int rem = static_cast<int>(p.Tk - k0 < BK ? p.Tk - k0 : BK);
-        attend_tile<D, BK>(
-            qf, o, mrow, lrow, rem, mb ? mb + k0 : nullptr, p.scale_log2, lane,
-            [&](int r, int c) { return swz64(Ks, k0 + r, c); },
-            [&](int r, int c) { return swz64(Vs, k0 + r, c); });
-      }
-      finish_rows<D>(p, o, mrow, lrow, static_cast<int64_t>(mt) * 16, z, h, lane);
+      attend_rows64(p, qf, Ks, Vs, mb, mt, z, h, lane);
       // the Q fragments of this warp's next tile: of this pair, else of its next pair
       if (mt + nw < mtiles) load_q(it, mt + nw);
       else if (nx < items) load_q(nx, warp);
