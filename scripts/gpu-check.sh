@@ -68,6 +68,9 @@ for kern in persist tiled; do
   CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=$kern timeout 60 "$BUILD/test_ops" -b cuda -o ",bf16)" >> "$OUTDIR/parity_cuda.log" 2>&1 || PARITY_RC=1
   tail -1 "$OUTDIR/parity_cuda.log"
 done
+log "parity: bf16-C GEMMs with CARZERO_GEMM_NARROW=vec"
+CARZERO_REQUIRE_CUDA=1 CARZERO_GEMM_NARROW=vec timeout 60 "$BUILD/test_ops" -b cuda -o "c=bf16" >> "$OUTDIR/parity_cuda.log" 2>&1 || PARITY_RC=1
+tail -1 "$OUTDIR/parity_cuda.log"
 else
   log "parity: skipped (CARZERO_GPU_CHECK_PARITY=0: the caller ran it)"
 fi

@@ -322,6 +322,14 @@ void bench_vit_ops(CudaBackend& be, std::vector<Row>& rows, bool quick) {
   });
   rows.push_back({"vit-op", "one layer (6 ops + LN2), in sequence", "carzero", "bf16", both, 0,
                   "x12 layers + patch embed ~ embed_images"});
+  // the opt-in vectorised bf16 rounding after the fp32 product (CARZERO_GEMM_NARROW=vec)
+  setenv("CARZERO_GEMM_NARROW", "vec", 1);
+  for (int i : {1, 4}) {
+    const double ms = time_ms(s.stream, 2, iters, ops[i].fn);
+    rows.push_back({"vit-op", std::string(ops[i].name) + ", CARZERO_GEMM_NARROW=vec", "carzero", "bf16", ms,
+                    flops[i] / ms / 1e9, "TFLOP/s (opt-in 8-column rounding kernel)"});
+  }
+  unsetenv("CARZERO_GEMM_NARROW");
   (void)layer;
   for (void* p : {static_cast<void*>(x), ln, qkv, att, h, wqkv, wproj, wfc1, wfc2,
                   static_cast<void*>(bias), static_cast<void*>(lnw), static_cast<void*>(img),

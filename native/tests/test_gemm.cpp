@@ -261,6 +261,9 @@ void register_gemm_cases(Registry& r) {
                    p.at = DType::BF16, p.bt = DType::BF16, p.bias = true, p.act = Act::Relu,
                    p.nan_c = true, p.c16 = true; });
   edge([](GP& p) { p.tb = true, p.beta = 0.5f, p.bias = true, p.act = Act::Gelu, p.c16 = true; });
+  edge([](GP& p) { p.m = 37, p.n = 128, p.k = 64, p.batch = 2, p.pad = 8, p.tb = true,
+                   p.compute = DType::BF16, p.bt = DType::BF16, p.bias = true, p.act = Act::Gelu,
+                   p.nan_c = true, p.c16 = true; });  // 8-column multiples (the vectorised rounding)
   edge([](GP& p) { p.k = 0, p.beta = 0.5f, p.bias = true, p.act = Act::Relu, p.c16 = true; });
   edge([](GP& p) { p.batch = 3, p.sb0 = true, p.tb = true, p.bias = true, p.alpha = -0.5f,
                    p.compute = DType::BF16, p.c16 = true, p.nan_c = true; });

@@ -89,6 +89,34 @@ __global__ void bf16_dense_kernel(__nv_bfloat16* c, float* dense, bool to_dense,
   }
 }
 
+// The narrowing direction of bf16_dense_kernel, 8 columns a thread (two 16-byte loads, one
+// 16-byte store): for N, ld and sb multiples of 8 and 16-byte aligned c. Opt-in
+// (CARZERO_GEMM_NARROW=vec) until it has run on a GPU; the op parity runs it
+// (scripts/gpu-model-check.sh step ops_gemm_vec).
+__global__ void bf16_narrow8_kernel(__nv_bfloat16* c, const float* dense, int act, int64_t batch,
+                                    int64_t M, int64_t N, int64_t ld, int64_t sb) {
+  const int64_t rows = batch * M, n8 = N / 8;
+  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
+    const int64_t b = r / M, i = r - b * M;
+    __nv_bfloat16* crow = c + b * sb + i * ld;
+    const float4* drow = reinterpret_cast<const float4*>(dense + r * N);
+    for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < n8;
+         j += (int64_t)gridDim.x * blockDim.x) {
+      const float4 x0 = drow[2 * j], x1 = drow[2 * j + 1];
+      __nv_bfloat162 y[4] = {
+          __floats2bfloat162_rn(apply_act(x0.x, act), apply_act(x0.y, act)),
+          __floats2bfloat162_rn(apply_act(x0.z, act), apply_act(x0.w, act)),
+          __floats2bfloat162_rn(apply_act(x1.x, act), apply_act(x1.y, act)),
+          __floats2bfloat162_rn(apply_act(x1.z, act), apply_act(x1.w, act))};
+      *reinterpret_cast<uint4*>(crow + 8 * j) = *reinterpret_cast<const uint4*>(y);
+    }
+  }
+}
+
+bool narrow_vec_enabled() {
+  const char* e = std::getenv("CARZERO_GEMM_NARROW");  // read per call: the benchmark switches it
+  return e && std::string(e) == "vec";
+}
 
 // dst = src over (batch, M, N) with row stride ld and batch stride sb (both buffers alike).
 __global__ void strided_copy_kernel(float* dst, const float* src, int64_t batch, int64_t M,
@@ -329,6 +357,16 @@ void gemm(Exec& ex, const GemmArgs& g) {
     f.c = dense.get(), f.c_type = DType::F32, f.ldc = g.n, f.stride_c = g.m * g.n;
     f.act = Act::None, f.preact = nullptr;
     gemm(ex, f);
+    const bool vec = narrow_vec_enabled() && g.n % 8 == 0 && g.ldc % 8 == 0 &&
+                     (g.batch <= 1 || g.stride_c % 8 == 0) &&
+                     (reinterpret_cast<uintptr_t>(g.c) & 15) == 0;
+    if (vec) {
+      const dim3 grid8 = rows_grid(g.batch * g.m, g.n / 8, 256);
+      bf16_narrow8_kernel<<<grid8, 256, 0, s.stream>>>(c, dense.as<float>(), act, g.batch, g.m,
+                                                       g.n, g.ldc, g.stride_c);
+      check_launch("bf16_narrow8_kernel");
+      return;
+    }
     bf16_dense_kernel<<<grid, 256, 0, s.stream>>>(c, dense.as<float>(), false, act, g.batch,
                                                   g.m, g.n, g.ldc, g.stride_c);
     check_launch("bf16_dense_kernel");
