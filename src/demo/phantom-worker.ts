@@ -8,7 +8,7 @@ import { renderJob, type PhantomJob, type PhantomOptions } from './phantom.js';
 parentPort!.on('message', (m: { opts: Omit<PhantomOptions, 'out'>; out: string; jobs: PhantomJob[] }) => {
   try {
     const entries = m.jobs.map((job) => {
-      const r = renderJob(m.opts, m.out, job);
+      const r = renderJob(m.opts, job);
       writeFileSync(join(m.out, r.entry.file), r.bytes);
       return r.entry;
     });

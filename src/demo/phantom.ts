@@ -183,8 +183,8 @@ export function makeLateral(opts: Omit<PhantomOptions, 'out'>, i: number): { ent
 /** One image to render: a split's image i, or lateral image i. */
 export type PhantomJob = [PhantomImage['split'] | 'lateral', number];
 
-/** Renders one job and writes its file; returns its index entry. */
-export function renderJob(opts: Omit<PhantomOptions, 'out'>, out: string, job: PhantomJob): { entry: PhantomImage; bytes: Buffer } {
+/** Renders one job: its index entry and encoded bytes. */
+export function renderJob(opts: Omit<PhantomOptions, 'out'>, job: PhantomJob): { entry: PhantomImage; bytes: Buffer } {
   return job[0] === 'lateral' ? makeLateral(opts, job[1]) : makePhantomImage(opts, job[0], job[1]);
 }
 
@@ -192,7 +192,7 @@ async function renderHere(o: Omit<PhantomOptions, 'out'>, out: string, jobs: Pha
   const images: PhantomImage[] = [];
   const pending: Promise<void>[] = [];
   for (const job of jobs) {
-    const m = renderJob(o, out, job);
+    const m = renderJob(o, job);
     images.push(m.entry);
     onImage?.();
     pending.push(writeFile(join(out, m.entry.file), m.bytes));
