@@ -118,6 +118,24 @@ test('a second call with the same options is a no-op', async (t) => {
   t.is((await stat(join(dir, 'phantom.json'))).mtimeMs, before);
 });
 
+test('rendering on worker threads writes the same set as one thread, byte for byte', async (t) => {
+  const o = { seed: 3, train: 280, validate: 4, test: 20, size: [64, 72] as [number, number], lateral: 0.02 };
+  const one = await mkdtemp(join(tmpdir(), 'carzero-phantom-1-'));
+  const two = await mkdtemp(join(tmpdir(), 'carzero-phantom-2-'));
+  try {
+    let calls = 0;
+    const a = await generatePhantomSet({ out: one, ...o, workers: 0 });
+    const b = await generatePhantomSet({ out: two, ...o, workers: 2, onImage: () => calls++ });
+    t.is(calls, b.index.images.length);
+    t.deepEqual(b.index, a.index);
+    for (const f of ['phantom.json', 'train.csv', 'custom.csv', 'boxes.json', ...a.index.images.map((im) => im.file)])
+      t.true((await readFile(join(one, f))).equals(await readFile(join(two, f))), f);
+  } finally {
+    await rm(one, { recursive: true, force: true });
+    await rm(two, { recursive: true, force: true });
+  }
+});
+
 function boxMean(g: GrayImage, b: BoxXY): number {
   let s = 0, n = 0;
   for (let y = Math.max(0, b[1]); y <= Math.min(g.height - 1, b[3]); y++)

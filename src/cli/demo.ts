@@ -9,7 +9,8 @@ export const DEMO_HELP = `usage: carzero demo [--out <dir>] [--device cpu|cuda|a
 
 Generates phantom chest X-rays with free-text reports (cached in <out>/data), trains a small
 CARZero from scratch on them (ViT and BERT with a word vocabulary built from the reports), then
-classifies the held-out test split zero-shot with prompts worded unlike any training sentence.
+classifies the held-out test split zero-shot with prompts worded unlike any training sentence
+(a finding that has a side: one prompt per side, the class score is the larger).
 Prints the per-class AUROC table; writes auroc.{txt,json,csv}, roc.png, pr.png, scores.csv,
 overlays/*.png (attention heat map and the true box) and summary.json to <out>.
 Seeded: the same options give the same data, model and numbers.
@@ -19,10 +20,10 @@ options:
   --device <d>       cpu (default), cuda, or auto (cuda when available)
   --seed <n>         seed of the data, the initial model and training (default 0)
   --quick            a small, fast run (tests): 48 px crops, fewer images and epochs
-  --train <n>        training images (default 8192; --quick 2048)
+  --train <n>        training images (default 16384; --quick 2048)
   --validate <n>     validation images (default 128; --quick 64)
   --test <n>         held-out test images (default 512; --quick 160)
-  --epochs <n>       training epochs (default 5; --quick 5)
+  --epochs <n>       training epochs (default 6; --quick 12)
   --batch <n>        (image, sentence) pairs per step (default 16)
   --lr <x>           peak learning rate of the cosine schedule (default 0.001)
   --workers <n>      image loader threads (default: the loader's choice)

@@ -12,8 +12,13 @@
 // varies by only ~1e-3 across (image, text) pairs (its image x text interaction part ~1e-3);
 // trained from scratch, that model stays at the chance loss (docs/TRAINING.md, demo experiments).
 // He init keeps the variance through the ReLUs: score spread ~0.15, interaction ~0.06.
-// `img_encoder.model.pos_embed` is frozen by the trainer (as in the original), so it stays the
-// random N(0, 0.02) table it starts with: fixed but distinct per position, which is all a ViT needs.
+// `img_encoder.model.pos_embed` is frozen by the trainer (as in the original, whose MRM/M3AE ViT
+// has MAE's fixed 2-D sin-cos table), so it stays what it starts as: MAE's 2-D sin-cos table
+// (`posInit: 'sincos'`, the default; a zero [CLS] row), values in [-1, 1]. A random N(0, 0.02)
+// table ('normal', the first demo's) is fixed and distinct per position too, but ~10x smaller
+// than the patch embeddings: the from-scratch ViT then hardly knows where a patch is, and the
+// demo's training sat at the chance loss for the first ~450 steps instead of ~100 (measured,
+// docs/TRAINING.md).
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Rng } from '../data/rng.js';
@@ -36,7 +41,8 @@ export interface ModelSize {
   maxLength: number;
 }
 
-/** The demo's default size: 80 px crops of 88 px images, 8 px patches (100 patches), width 64. */
+/** The demo's default size: 80 px crops of 88 px images, 8 px patches (100 patches), width 64;
+ * 16 text positions (the longest phantom report sentence has 12 words, 14 tokens). */
 export const DEMO_MODEL_SIZE: Readonly<ModelSize> = Object.freeze({
   image: 80,
   resize: 88,
@@ -46,7 +52,7 @@ export const DEMO_MODEL_SIZE: Readonly<ModelSize> = Object.freeze({
   textDepth: 2,
   heads: 4,
   headDepth: 2,
-  maxLength: 24,
+  maxLength: 16,
 });
 
 const SPECIALS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'];
@@ -84,6 +90,27 @@ export function demoModelConfig(size: ModelSize, vocabSize: number): CarzeroMode
     preprocess: { resize: s.resize, crop: s.image, mean: 0.4978, std: 0.2449 },
     source: { checkpoint: 'random-init (carzero demo)', text_model: 'word vocabulary of the phantom reports' },
   };
+}
+
+/** MAE's fixed 2-D sin-cos position table (get_2d_sincos_pos_embed with a zero [CLS] row): the
+ * first half of the channels encodes the column, the second half the row, each as sin and cos
+ * at width / 4 frequencies 1 / 10000^(i / (width / 4)). */
+export function sincosPosEmbed(width: number, grid: number): Float32Array {
+  if (width % 4 !== 0) throw new RangeError(`demo model: sin-cos positions need a width divisible by 4, got ${width}`);
+  const out = new Float32Array((1 + grid * grid) * width);
+  const q = width / 4;
+  for (let r = 0; r < grid; r++)
+    for (let c = 0; c < grid; c++) {
+      const o = (1 + r * grid + c) * width;
+      for (let i = 0; i < q; i++) {
+        const w = 1 / Math.pow(10000, i / q);
+        out[o + i] = Math.sin(c * w);
+        out[o + q + i] = Math.cos(c * w);
+        out[o + 2 * q + i] = Math.sin(r * w);
+        out[o + 3 * q + i] = Math.cos(r * w);
+      }
+    }
+  return out;
 }
 
 /** Box-Muller standard normal. */
@@ -145,7 +172,7 @@ export interface CreatedModel {
 }
 
 /** Writes a randomly initialised model directory for `words` (the vocabulary) and `size`. */
-export async function createDemoModel(options: { dir: string; words: Iterable<string>; size?: ModelSize; seed: number; headInit?: 'he' | 'torch' }): Promise<CreatedModel> {
+export async function createDemoModel(options: { dir: string; words: Iterable<string>; size?: ModelSize; seed: number; headInit?: 'he' | 'torch'; posInit?: 'sincos' | 'normal'; headBias?: number }): Promise<CreatedModel> {
   const size = options.size ?? DEMO_MODEL_SIZE;
   const vocabText = wordVocab(options.words);
   const vocabSize = vocabText.trimEnd().split('\n').length;
@@ -157,7 +184,9 @@ export async function createDemoModel(options: { dir: string; words: Iterable<st
   let k = 0;
   for (const [name, shape] of expected) {
     // One stream per tensor (its position in the fixed table): independent of write order.
-    const data = initTensor(name, shape, Rng.derive(options.seed, 7, k++), (options.headInit ?? 'he') === 'he');
+    let data = initTensor(name, shape, Rng.derive(options.seed, 7, k++), (options.headInit ?? 'he') === 'he');
+    if (options.headBias && /^fusion_module\.mlp_head\.[036]\.bias$/.test(name)) data.fill(options.headBias);
+    if (name === 'img_encoder.model.pos_embed' && (options.posInit ?? 'sincos') === 'sincos') data = sincosPosEmbed(size.width, size.image / size.patch);
     parameters += data.length;
     tensors.set(name, { dtype: 'F32', shape, data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) });
   }

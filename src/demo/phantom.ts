@@ -25,7 +25,9 @@
 // the same hash and returns without writing.
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { PNG } from 'pngjs';
 import { Rng } from '../data/rng.js';
 import { csvField } from '../data/csv.js';
@@ -52,6 +54,9 @@ export interface PhantomOptions {
   lateral?: number;
   /** Called after each image is rendered (progress); not part of the set's identity. */
   onImage?: () => void;
+  /** Rendering threads (default: the available cores, at most 4; 0 or 1: this thread). Every
+   * image has its own generator, so the set does not depend on it; not part of the identity. */
+  workers?: number;
 }
 
 export interface PhantomImage {
@@ -90,7 +95,7 @@ export interface PhantomResult {
 const SPLIT_KEY = { train: 1, validate: 2, test: 3 } as const;
 const VERSION = 2; // 2: pixel floors for nodules and rib fractures in small renders
 
-function normalise(o: PhantomOptions): Omit<PhantomOptions, 'out' | 'onImage'> {
+function normalise(o: PhantomOptions): Omit<PhantomOptions, 'out' | 'onImage' | 'workers'> {
   for (const k of ['seed', 'train', 'validate', 'test'] as const)
     if (!Number.isSafeInteger(o[k]) || o[k] < 0) throw new RangeError(`generatePhantomSet: option '${k}' must be a non-negative integer, got ${o[k]}`);
   const size = o.size ?? [320, 512];
@@ -163,7 +168,7 @@ export function makePhantomImage(opts: Omit<PhantomOptions, 'out'>, split: Phant
   };
 }
 
-function makeLateral(opts: Omit<PhantomOptions, 'out'>, i: number): { entry: PhantomImage; bytes: Buffer } {
+export function makeLateral(opts: Omit<PhantomOptions, 'out'>, i: number): { entry: PhantomImage; bytes: Buffer } {
   const rng = Rng.derive(opts.seed, 4, i);
   const w = 320, h = 360;
   const px = renderLateral(rng, w, h);
@@ -173,6 +178,77 @@ function makeLateral(opts: Omit<PhantomOptions, 'out'>, i: number): { entry: Pha
     entry: { id, split: 'train', file: `images/train/${id}.png`, view: 'LATERAL', width: w, height: h, format: 'png8', labels: DEMO_CLASSES.map(() => 0), facts: [], boxes: [], probes: null, ctr: null, report },
     bytes: encode(px, w, h, 'png8'),
   };
+}
+
+/** One image to render: a split's image i, or lateral image i. */
+export type PhantomJob = [PhantomImage['split'] | 'lateral', number];
+
+/** Renders one job: its index entry and encoded bytes. */
+export function renderJob(opts: Omit<PhantomOptions, 'out'>, job: PhantomJob): { entry: PhantomImage; bytes: Buffer } {
+  return job[0] === 'lateral' ? makeLateral(opts, job[1]) : makePhantomImage(opts, job[0], job[1]);
+}
+
+async function renderHere(o: Omit<PhantomOptions, 'out'>, out: string, jobs: PhantomJob[], onImage?: () => void): Promise<PhantomImage[]> {
+  const images: PhantomImage[] = [];
+  const pending: Promise<void>[] = [];
+  for (const job of jobs) {
+    const m = renderJob(o, job);
+    images.push(m.entry);
+    onImage?.();
+    pending.push(writeFile(join(out, m.entry.file), m.bytes));
+    if (pending.length >= 16) await Promise.all(pending.splice(0));
+  }
+  await Promise.all(pending);
+  return images;
+}
+
+/** The worker entry module, or a tsx bootstrap when running from TypeScript sources (tests). */
+function spawnWorker(): Worker {
+  const here = import.meta.url;
+  if (here.endsWith('.ts')) {
+    const entry = new URL('./phantom-worker.ts', here).href;
+    const tsx = import.meta.resolve('tsx/esm/api');
+    const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
+    return new Worker(code, { eval: true });
+  }
+  return new Worker(new URL('./phantom-worker.js', here));
+}
+
+/** Renders the jobs on worker threads in blocks (each writes its files); entries in job order. */
+async function renderInWorkers(o: Omit<PhantomOptions, 'out'>, out: string, jobs: PhantomJob[], n: number, onImage?: () => void): Promise<PhantomImage[]> {
+  const BLOCK = 64;
+  const images: PhantomImage[] = new Array(jobs.length);
+  let next = 0;
+  const workers = Array.from({ length: n }, spawnWorker);
+  try {
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((resolveAll, reject) => {
+            let first = 0;
+            const send = () => {
+              if (next >= jobs.length) return resolveAll();
+              first = next;
+              next = Math.min(jobs.length, next + BLOCK);
+              w.postMessage({ opts: o, out, jobs: jobs.slice(first, next) });
+            };
+            w.on('message', (m: { entries?: PhantomImage[]; error?: string }) => {
+              if (m.error !== undefined) return reject(new Error(`phantom worker: ${m.error}`));
+              m.entries!.forEach((e, k) => {
+                images[first + k] = e;
+                onImage?.();
+              });
+              send();
+            });
+            w.on('error', reject);
+            send();
+          }),
+      ),
+    );
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+  return images;
 }
 
 async function readIndex(file: string): Promise<PhantomIndex | null> {
@@ -193,20 +269,12 @@ export async function generatePhantomSet(options: PhantomOptions): Promise<Phant
   const prev = await readIndex(indexFile);
   if (prev && prev.hash === hash) return { out, cached: true, index: prev, seconds: (performance.now() - t0) / 1000 };
   for (const s of ['train', 'validate', 'test']) await mkdir(join(out, 'images', s), { recursive: true });
-  const images: PhantomImage[] = [];
-  const jobs: [PhantomImage['split'], number][] = [];
+  const jobs: PhantomJob[] = [];
   for (const s of ['train', 'validate', 'test'] as const) for (let i = 0; i < o[s]; i++) jobs.push([s, i]);
-  const pending: Promise<void>[] = [];
-  const emit = async (m: { entry: PhantomImage; bytes: Buffer }) => {
-    images.push(m.entry);
-    options.onImage?.();
-    pending.push(writeFile(join(out, m.entry.file), m.bytes));
-    if (pending.length >= 16) await Promise.all(pending.splice(0));
-  };
-  for (const [s, i] of jobs) await emit(makePhantomImage(o, s, i));
   const nLat = Math.round(o.train * o.lateral!);
-  for (let i = 0; i < nLat; i++) await emit(makeLateral(o, i));
-  await Promise.all(pending);
+  for (let i = 0; i < nLat; i++) jobs.push(['lateral', i]);
+  const nWorkers = Math.min(options.workers ?? Math.min(4, availableParallelism()), Math.ceil(jobs.length / 256));
+  const images = nWorkers > 1 ? await renderInWorkers(o, out, jobs, nWorkers, options.onImage) : await renderHere(o, out, jobs, options.onImage);
 
   const csv = ['Path,Split,ViewPosition,Report Impression'];
   for (const im of images) csv.push([im.file, im.split, im.view, im.report].map(csvField).join(','));

@@ -14,7 +14,8 @@ import { DEMO_CLASSES } from '../../src/demo/reports.js';
 const env = (k: string, d: number): number => (process.env[k] ? Number(process.env[k]) : d);
 const t0 = Date.now();
 const dir = process.env.KEEP ?? mkdtempSync(join(tmpdir(), 'cz-demo-learn-'));
-const { DEMO_ZERO_SHOT_PROMPTS: PROMPTS } = await import('../../src/demo/demo.js');
+const { DEMO_ZERO_SHOT_PROMPTS: SETS } = await import('../../src/demo/demo.js');
+const PROMPTS = Object.fromEntries(Object.entries(SETS).map(([c, l]) => [c, l[0]])); // the first (right-side) prompt of each class
 const ph = await generatePhantomSet({
   out: join(process.env.DATA ?? dir, 'data'), seed: 1, train: env('N_TRAIN', 400), validate: env('N_VAL', 64), test: env('N_TEST', 200),
   size: [env('PH_MIN', 80), env('PH_MAX', 96)], formats: { png8: 1, png16: 0, jpeg: 0 }, lateral: 0,

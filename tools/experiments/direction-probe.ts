@@ -11,7 +11,7 @@ const [dir, data] = process.argv.slice(2);
 const idx = JSON.parse(readFileSync(join(data, 'phantom.json'), 'utf8'));
 const test = idx.images.filter((i: { split: string }) => i.split === 'test');
 const model = await CARZero.load(dir, { device: 'cpu' });
-const tx = await model.embedTexts(DEMO_CLASSES.map((c) => DEMO_ZERO_SHOT_PROMPTS[c]));
+const tx = await model.embedTexts(DEMO_CLASSES.map((c) => DEMO_ZERO_SHOT_PROMPTS[c][0]));
 const Q = DEMO_CLASSES.length;
 const cols: Record<string, number[][]> = { i2t: [], t2i: [], score: [] };
 for (let b = 0; b < test.length; b += 32) {

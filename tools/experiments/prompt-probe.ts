@@ -11,7 +11,7 @@ const [dir, data] = process.argv.slice(2);
 const idx = JSON.parse(readFileSync(join(data, 'phantom.json'), 'utf8'));
 const test = idx.images.filter((i: { split: string }) => i.split === 'test');
 const SETS: Record<string, Record<string, string>> = {
-  demo: DEMO_ZERO_SHOT_PROMPTS,
+  demo_first: Object.fromEntries(Object.entries(DEMO_ZERO_SHOT_PROMPTS).map(([c, l]) => [c, l[0]])),
   training_like: {
     Atelectasis: 'Right basilar atelectasis', Cardiomegaly: 'Cardiomegaly is present', Effusion: 'Right pleural effusion',
     Mass: 'Right lung mass', Nodule: 'Solitary right lung nodule', Opacity: 'Consolidation in the right lower lobe',
