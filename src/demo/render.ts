@@ -327,13 +327,14 @@ export function renderFrontal(rng: Rng, opt: RenderOptions): Rendered {
   const fracRib = 2 + rng.int(5);
   const fracT = rng.uniform(0.45, 0.75);
   // Pixel floors (inactive from ~200 px up) keep a fracture visible in small renders (the demo's
-  // ~100 px images): a gap of at least ~4 px and a step-off of at least 2.5 px.
-  const step = Math.max(1.1 * hw, 2.5);
+  // ~100 px images): a gap of at least ~6 px and a step-off of at least 4 px (more than a rib's
+  // width: a displaced fracture, as most report templates say).
+  const step = Math.max(1.1 * hw, 4);
   let fracBox: BoxXY = [0, 0, 1, 1];
   for (const l of [lungs.right, lungs.left]) {
     const x0 = W / 2 + l.s * m * 0.5;
     const span = 2 * l.rx + m * 0.6 + 0.02 * W;
-    const halfGap = Math.max(0.035, 2 / span);
+    const halfGap = Math.max(0.035, 3 / span);
     for (let k = 0; k < 9; k++) {
       const y0 = l.cy - l.ry + 0.02 * H + k * 0.068 * H;
       const frac = l.side === fracSide && k === fracRib;
