@@ -384,6 +384,17 @@ __device__ __forceinline__ const bf16* swz64(const bf16* base, int r, int c) {
   return base + r * 64 + ((c ^ (r & 7)) << 3);
 }
 
+// cp.async of `rows` rows of 64 bf16 (row stride ld) into swizzled shared memory; rows from
+// `valid` on are zero-filled. All threads of the block take part (thread t of n).
+__device__ __forceinline__ void load_rows64(bf16* dst, const bf16* src, int64_t ld, int64_t valid,
+                                            int rows, int t, int n) {
+  for (int idx = t; idx < rows * 8; idx += n) {
+    const int rr = idx >> 3, c = idx & 7;
+    const bool ok = rr < valid;
+    copy16(const_cast<bf16*>(swz64(dst, rr, c)), ok ? src + rr * ld + c * 8 : src, ok, 1);
+  }
+}
+
 // The A fragments (mma layout) of query rows 16 mt + g and 16 mt + g + 8 of (item z, head h),
 // head size 64, read straight from global memory (zero past Tq).
 __device__ __forceinline__ void load_q64(const TcParams& p, int64_t z, int64_t h, int mt, int lane,
@@ -432,12 +443,8 @@ __global__ void __launch_bounds__(NW * 32, NW == 4 ? 4 : 2) attention_fwd_whole6
   const bf16* kb = p.k + z * p.k_bs + h * D;
   const bf16* vb = p.v + z * p.v_bs + h * D;
   const uint8_t* mb = p.mask ? p.mask + z * p.mask_bs : nullptr;
-  for (int idx = threadIdx.x; idx < tkp * 8; idx += NW * 32) {
-    const int rr = idx >> 3, c = idx & 7;
-    const bool ok = rr < p.Tk;
-    copy16(const_cast<bf16*>(swz64(Ks, rr, c)), ok ? kb + rr * p.ldk + c * 8 : p.k, ok, 1);
-    copy16(const_cast<bf16*>(swz64(Vs, rr, c)), ok ? vb + rr * p.ldv + c * 8 : p.v, ok, 1);
-  }
+  load_rows64(Ks, kb, p.ldk, p.Tk, tkp, threadIdx.x, NW * 32);
+  load_rows64(Vs, vb, p.ldv, p.Tk, tkp, threadIdx.x, NW * 32);
   cp_commit();
   const int mtiles = static_cast<int>((p.Tq + 15) / 16);
   uint32_t qf[4][4];
@@ -485,13 +492,8 @@ __global__ void __launch_bounds__(kPersistMaxWarps * 32, 1)
     const bf16* kb = p.k + z * p.k_bs + h * D;
     const bf16* vb = p.v + z * p.v_bs + h * D;
     bf16* Ks = stages + st * stage_elems;
-    bf16* Vs = Ks + tkp * 64;
-    for (int idx = threadIdx.x; idx < tkp * 8; idx += nthreads) {
-      const int rr = idx >> 3, c = idx & 7;
-      const bool ok = rr < p.Tk;
-      copy16(const_cast<bf16*>(swz64(Ks, rr, c)), ok ? kb + rr * p.ldk + c * 8 : p.k, ok, 1);
-      copy16(const_cast<bf16*>(swz64(Vs, rr, c)), ok ? vb + rr * p.ldv + c * 8 : p.v, ok, 1);
-    }
+    load_rows64(Ks, kb, p.ldk, p.Tk, tkp, threadIdx.x, nthreads);
+    load_rows64(Ks + tkp * 64, vb, p.ldv, p.Tk, tkp, threadIdx.x, nthreads);
   };
   uint32_t qf[4][4];
   auto load_q = [&](int64_t item, int mt) { load_q64(p, item / p.NH, item % p.NH, mt, lane, qf); };
@@ -600,17 +602,9 @@ __global__ void __launch_bounds__(NW * 32, 2) attention_bwd_whole64_kernel(BwdTc
   const bf16* ob = f.out + z * f.o_bs + h * D;
   const float* gb = p.dout + z * f.o_bs + h * D;
   const uint8_t* mb = f.mask ? f.mask + z * f.mask_bs : nullptr;
-  for (int idx = threadIdx.x; idx < tqp * 8; idx += NW * 32) {
-    const int rr = idx >> 3, c = idx & 7;
-    const bool ok = rr < f.Tq;
-    copy16(const_cast<bf16*>(swz64(Qs, rr, c)), ok ? qb + rr * f.ldq + c * 8 : f.q, ok, 1);
-  }
-  for (int idx = threadIdx.x; idx < tkp * 8; idx += NW * 32) {
-    const int rr = idx >> 3, c = idx & 7;
-    const bool ok = rr < f.Tk;
-    copy16(const_cast<bf16*>(swz64(Ks, rr, c)), ok ? kb + rr * f.ldk + c * 8 : f.k, ok, 1);
-    copy16(const_cast<bf16*>(swz64(Vs, rr, c)), ok ? vb + rr * f.ldv + c * 8 : f.v, ok, 1);
-  }
+  load_rows64(Qs, qb, f.ldq, f.Tq, tqp, threadIdx.x, NW * 32);
+  load_rows64(Ks, kb, f.ldk, f.Tk, tkp, threadIdx.x, NW * 32);
+  load_rows64(Vs, vb, f.ldv, f.Tk, tkp, threadIdx.x, NW * 32);
   cp_commit();
   // dO rounded to bf16 (zero rows past Tq), D = rowsum(dO o O) in fp32, lse in the log2 domain
   for (int idx = threadIdx.x; idx < tqp * 8; idx += NW * 32) {
