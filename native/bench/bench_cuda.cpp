@@ -197,49 +197,37 @@ void bench_attention(CudaBackend& be, std::vector<Row>& rows, bool quick) {
       a.lse = lse;
       const int iters = quick ? 3 : 10;
       a.dtype = dt;
-      if (dt == DType::BF16) {
-        const bool tc = attention_bf16_supported(sh.HS);
-        const double ms = time_ms(s.stream, 2, iters, [&] { cuda::attention_forward(be.exec(), a); });
-        rows.push_back({"attention", sh.name, "carzero fwd", "bf16", ms, fwd_flop / ms / 1e9,
-                        cuda::attention_forward_bf16_plan(be.exec(), a)});
-        if (tc && sh.HS == 64) {  // the other forward kernels at head size 64
-          for (const char* kern : {"persist", "tiled"}) {
-            setenv("CARZERO_ATTN_KERNEL", kern, 1);
-            const double ms2 = time_ms(s.stream, 2, iters, [&] { cuda::attention_forward(be.exec(), a); });
-            const std::string plan = cuda::attention_forward_bf16_plan(be.exec(), a);
-            unsetenv("CARZERO_ATTN_KERNEL");
-            rows.push_back({"attention", sh.name, std::string("carzero fwd ") + kern, "bf16", ms2,
-                            fwd_flop / ms2 / 1e9, plan + " (opt-in)"});
-          }
+      const bool bf = dt == DType::BF16;
+      const bool tc = bf && attention_bf16_supported(sh.HS);
+      const double ms = time_ms(s.stream, bf ? 2 : 1, iters, [&] { cuda::attention_forward(be.exec(), a); });
+      rows.push_back({"attention", sh.name, "carzero fwd", bf ? "bf16" : "f32", ms, fwd_flop / ms / 1e9,
+                      bf ? cuda::attention_forward_bf16_plan(be.exec(), a) : std::string()});
+      if (tc && sh.HS == 64) {  // the other forward kernels at head size 64
+        for (const char* kern : {"persist", "tiled"}) {
+          setenv("CARZERO_ATTN_KERNEL", kern, 1);
+          const double ms2 = time_ms(s.stream, 2, iters, [&] { cuda::attention_forward(be.exec(), a); });
+          const std::string plan = cuda::attention_forward_bf16_plan(be.exec(), a);
+          unsetenv("CARZERO_ATTN_KERNEL");
+          rows.push_back({"attention", sh.name, std::string("carzero fwd ") + kern, "bf16", ms2,
+                          fwd_flop / ms2 / 1e9, plan + " (opt-in)"});
         }
-        AttnGrads g;
-        void* dout = be.alloc(nq * 4);
-        fill(be, dout, DType::F32, nq, 6);
-        void* dq = be.alloc(nq * 4);
-        void* dk = be.alloc(nk * 4);
-        void* dv = be.alloc(nk * 4);
-        g.dout = static_cast<float*>(dout);
-        g.dq = static_cast<float*>(dq), g.dk = static_cast<float*>(dk), g.dv = static_cast<float*>(dv);
-        const double bms = time_ms(s.stream, 1, iters, [&] { cuda::attention_backward(be.exec(), a, g); });
-        rows.push_back({"attention", sh.name, "carzero bwd", "bf16", bms, 2.5 * fwd_flop / bms / 1e9,
-                        sh.HS == 64 && !sh.kshared ? "tensor cores, whole-sequence kernel (fp32 grads)"
-                                                   : "widened to the fp32 kernel (fp32 grads)"});
-        be.free(dout), be.free(dq), be.free(dk), be.free(dv);
-      } else {
-        const double ms = time_ms(s.stream, 1, iters, [&] { cuda::attention_forward(be.exec(), a); });
-        rows.push_back({"attention", sh.name, "carzero fwd", "f32", ms, fwd_flop / ms / 1e9, ""});
-        AttnGrads g;
-        void* dout = be.alloc(nq * 4);
-        fill(be, dout, DType::F32, nq, 6);
-        void* dq = be.alloc(nq * 4);
-        void* dk = be.alloc(nk * 4);
-        void* dv = be.alloc(nk * 4);
-        g.dout = static_cast<float*>(dout);
-        g.dq = static_cast<float*>(dq), g.dk = static_cast<float*>(dk), g.dv = static_cast<float*>(dv);
-        const double bms = time_ms(s.stream, 1, iters, [&] { cuda::attention_backward(be.exec(), a, g); });
-        rows.push_back({"attention", sh.name, "carzero bwd", "f32", bms, 2.5 * fwd_flop / bms / 1e9, ""});
-        be.free(dout), be.free(dq), be.free(dk), be.free(dv);
       }
+      // backward: fp32 gradients whatever the storage
+      AttnGrads g;
+      void* dout = be.alloc(nq * 4);
+      fill(be, dout, DType::F32, nq, 6);
+      void* dq = be.alloc(nq * 4);
+      void* dk = be.alloc(nk * 4);
+      void* dv = be.alloc(nk * 4);
+      g.dout = static_cast<float*>(dout);
+      g.dq = static_cast<float*>(dq), g.dk = static_cast<float*>(dk), g.dv = static_cast<float*>(dv);
+      const double bms = time_ms(s.stream, 1, iters, [&] { cuda::attention_backward(be.exec(), a, g); });
+      const char* bnote = !bf ? ""
+                          : sh.HS == 64 && !sh.kshared ? "tensor cores, whole-sequence kernel (fp32 grads)"
+                                                       : "widened to the fp32 kernel (fp32 grads)";
+      rows.push_back({"attention", sh.name, "carzero bwd", bf ? "bf16" : "f32", bms,
+                      2.5 * fwd_flop / bms / 1e9, bnote});
+      be.free(dout), be.free(dq), be.free(dk), be.free(dv);
       be.free(q), be.free(k), be.free(v), be.free(o), be.free(lse);
     }
     if (dmask) be.free(dmask);
