@@ -66,7 +66,10 @@ class CudaBackend final : public DeviceBackend {
   void collective_init(const std::vector<uint8_t>& id, int rank, int world) override;
   void all_reduce_sum(float* p, size_t n) override;
   MemoryStats memory_stats(bool reset_peak) override;
-  void release_cached() noexcept override { alloc_.release_cache(); }
+  // Not while a CUDA graph is captured (cudaFree would break the capture; the blocks stay cached).
+  void release_cached() noexcept override {
+    if (!state_.capturing) alloc_.release_cache();
+  }
 
  private:
   void collective_destroy() noexcept;
