@@ -63,7 +63,7 @@ PARITY_RC=$?
 tail -3 "$OUTDIR/parity_cuda.log"
 grep -E "^  FAIL" "$OUTDIR/parity_cuda.log" | head -40
 # the bf16 attention cases again with the other forward kernels at head size 64
-for kern in persist tiled; do
+for kern in persist tiled wide wide8; do
   log "parity: bf16 attention with CARZERO_ATTN_KERNEL=$kern"
   CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=$kern timeout 60 "$BUILD/test_ops" -b cuda -o ",bf16)" >> "$OUTDIR/parity_cuda.log" 2>&1 || PARITY_RC=1
   tail -1 "$OUTDIR/parity_cuda.log"
@@ -148,8 +148,15 @@ for r in sdpa.get("results", []):
         continue
     mine = [x for x in ours.get("results", []) if x.get("shape") == r["shape"] and x.get("impl") == "carzero fwd" and x.get("dtype") == "bf16"]
     if mine and mine[0].get("ms"):
-        cmp.append({"shape": r["shape"], "carzero_bf16_ms": mine[0]["ms"], "sdpa_bf16_ms": r["ms"],
-                    "speedup_vs_sdpa": r["ms"] / mine[0]["ms"]})
+        row = {"shape": r["shape"], "carzero_bf16_ms": mine[0]["ms"], "sdpa_bf16_ms": r["ms"],
+               "speedup_vs_sdpa": r["ms"] / mine[0]["ms"], "kernel": mine[0].get("note")}
+        # the opt-in forward kernels (CARZERO_ATTN_KERNEL=persist|tiled|wide|wide8), same shape
+        alts = [x for x in ours.get("results", []) if x.get("shape") == r["shape"] and
+                x.get("impl", "").startswith("carzero fwd ") and x.get("ms")]
+        if alts:
+            row["opt_in"] = {x["impl"][len("carzero fwd "):]: {"ms": x["ms"], "speedup_vs_sdpa": r["ms"] / x["ms"],
+                                                               "plan": x.get("note")} for x in alts}
+        cmp.append(row)
     else:
         cmp.append({"shape": r["shape"], "carzero_bf16_ms": None, "sdpa_bf16_ms": r.get("ms"),
                     "note": mine[0].get("note") if mine else "no carzero row"})

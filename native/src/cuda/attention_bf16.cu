@@ -541,11 +541,226 @@ void launch_persist64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
   check_launch("attention_fwd_persist64_kernel");
 }
 
+// The 32-row whole-sequence kernel (opt-in, CARZERO_ATTN_KERNEL=wide / wide8; head size 64,
+// Tk <= 256, per-item K/V, aligned rows, scale > 0), written after the H100 counts of run 6
+// showed the 16-row kernel above to be issue-bound (about 650 instructions per warp and 16 x 64
+// tile, most of them not tensor-core work). It follows FlashAttention-2 more closely:
+// - a warp's job is 32 query rows (two 16-row mma tiles), so every K and V fragment read from
+//   shared memory feeds two tiles: half the ldmatrix of the 16-row kernel per row;
+// - the ldmatrix addresses are per-lane offsets computed once (the swizzle of a row depends only
+//   on the row mod 8, and every key tile starts at a multiple of 64);
+// - the row maximum is taken over the raw scores and the exponent is one fma into ex2
+//   (2^(s * scale log2 e - max * scale log2 e)); full key tiles without a mask skip the masking;
+// - K and V arrive in four cp.async groups of 64 keys, and every warp's first job waits for them
+//   one at a time, so the first tiles are computed while the later ones are still loading.
+// Rows past Tq are zero queries (their outputs are not stored); with an odd number of 16-row tiles
+// the last job computes one empty tile (at T = 197 on the warp that has one job fewer).
+__device__ __forceinline__ void wide_tile_init(float (&o)[2][8][4], float (&m)[2][2],
+                                               float (&l)[2][2]) {
+#pragma unroll
+  for (int t = 0; t < 2; ++t) {
+    m[t][0] = m[t][1] = -INFINITY;
+    l[t][0] = l[t][1] = 0.0f;
+#pragma unroll
+    for (int n = 0; n < 8; ++n) o[t][n][0] = o[t][n][1] = o[t][n][2] = o[t][n][3] = 0.0f;
+  }
+}
+
+// Two 16-row query tiles (qf[t]) against keys 0 .. rem - 1 (rem <= 64) of one 64-key tile: Kt and
+// Vt point at its first row in swizzled shared memory. MASKED: keys from rem on and keys whose
+// mask byte is 0 are excluded (a full tile without a mask passes MASKED = false). m holds the
+// running row maxima of the raw scores, l the per-thread partial row sums (quad-reduced at the
+// end), o the unnormalised output.
+template <bool MASKED>
+__device__ __forceinline__ void wide_tile(const uint32_t (&qf)[2][4][4], float (&o)[2][8][4],
+                                          float (&m)[2][2], float (&l)[2][2], int rem,
+                                          const uint8_t* mask, float sl2, const bf16* Kt,
+                                          const bf16* Vt, const int (&kofs)[2],
+                                          const int (&vofs)[4], int lane) {
+  float s[2][8][4];
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+#pragma unroll
+    for (int t = 0; t < 2; ++t) s[t][j][0] = s[t][j][1] = s[t][j][2] = s[t][j][3] = 0.0f;
+    if (MASKED && j * 8 >= rem) continue;
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      uint32_t b0, b1, b2, b3;
+      ldsm_x4(b0, b1, b2, b3, Kt + j * 8 * 64 + kofs[hh]);
+#pragma unroll
+      for (int t = 0; t < 2; ++t) {
+        mma16816(s[t][j], qf[t][2 * hh], b0, b1);
+        mma16816(s[t][j], qf[t][2 * hh + 1], b2, b3);
+      }
+    }
+  }
+  if (MASKED) {
+    const int t4 = lane & 3;
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int kl = j * 8 + 2 * t4 + e;
+        if (!(kl < rem && (!mask || mask[kl] != 0))) {
+#pragma unroll
+          for (int t = 0; t < 2; ++t) s[t][j][e] = s[t][j][e + 2] = -INFINITY;
+        }
+      }
+  }
+  float base[2][2];
+#pragma unroll
+  for (int t = 0; t < 2; ++t) {
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      mx0 = fmaxf(mx0, fmaxf(s[t][j][0], s[t][j][1]));
+      mx1 = fmaxf(mx1, fmaxf(s[t][j][2], s[t][j][3]));
+    }
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+    const float mn[2] = {fmaxf(m[t][0], mx0), fmaxf(m[t][1], mx1)};
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      // A row with no attended key so far keeps m = -inf: base 0 then (every p is 0).
+      base[t][r] = mn[r] == -INFINITY ? 0.0f : mn[r] * sl2;
+      const float c = fast_exp2(fmaf(m[t][r], sl2, -base[t][r]));  // 0 when m was -inf
+      m[t][r] = mn[r];
+      l[t][r] *= c;
+#pragma unroll
+      for (int n = 0; n < 8; ++n) o[t][n][2 * r] *= c, o[t][n][2 * r + 1] *= c;
+    }
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      s[t][j][0] = fast_exp2(fmaf(s[t][j][0], sl2, -base[t][0]));
+      s[t][j][1] = fast_exp2(fmaf(s[t][j][1], sl2, -base[t][0]));
+      s[t][j][2] = fast_exp2(fmaf(s[t][j][2], sl2, -base[t][1]));
+      s[t][j][3] = fast_exp2(fmaf(s[t][j][3], sl2, -base[t][1]));
+      l[t][0] += s[t][j][0] + s[t][j][1];
+      l[t][1] += s[t][j][2] + s[t][j][3];
+    }
+  }
+  // O += P V, P rounded to bf16 straight from the S accumulators; each V fragment feeds both tiles
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    if (MASKED && kk * 16 >= rem) break;
+    uint32_t a[2][4];
+#pragma unroll
+    for (int t = 0; t < 2; ++t) {
+      a[t][0] = pack_bf16(s[t][2 * kk][0], s[t][2 * kk][1]);
+      a[t][1] = pack_bf16(s[t][2 * kk][2], s[t][2 * kk][3]);
+      a[t][2] = pack_bf16(s[t][2 * kk + 1][0], s[t][2 * kk + 1][1]);
+      a[t][3] = pack_bf16(s[t][2 * kk + 1][2], s[t][2 * kk + 1][3]);
+    }
+#pragma unroll
+    for (int np = 0; np < 4; ++np) {
+      uint32_t b0, b1, b2, b3;
+      ldsm_x4_t(b0, b1, b2, b3, Vt + kk * 16 * 64 + vofs[np]);
+#pragma unroll
+      for (int t = 0; t < 2; ++t) {
+        mma16816(o[t][2 * np], a[t], b0, b1);
+        mma16816(o[t][2 * np + 1], a[t], b2, b3);
+      }
+    }
+  }
+}
+
+// Waits until cp.async groups 0 .. kt of this thread have landed (4 groups committed).
+__device__ __forceinline__ void wide_wait_stage(int kt) {
+  switch (kt) {
+    case 0: cp_wait<3>(); break;
+    case 1: cp_wait<2>(); break;
+    case 2: cp_wait<1>(); break;
+    default: cp_wait<0>(); break;
+  }
+}
+
+template <int NW>
+__global__ void __launch_bounds__(NW * 32, NW <= 4 ? 2 : 1) attention_fwd_wide64_kernel(TcParams p) {
+  constexpr int D = 64;
+  extern __shared__ __align__(16) unsigned char smraw[];
+  const int tkp = static_cast<int>((p.Tk + 15) & ~int64_t{15});
+  bf16* Ks = reinterpret_cast<bf16*>(smraw);  // (tkp, 64), swizzled
+  bf16* Vs = Ks + tkp * 64;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t h = blockIdx.x, z = blockIdx.y;
+  const bf16* kb = p.k + z * p.k_bs + h * D;
+  const bf16* vb = p.v + z * p.v_bs + h * D;
+  const uint8_t* mb = p.mask ? p.mask + z * p.mask_bs : nullptr;
+  const int ntiles = static_cast<int>((p.Tk + 63) / 64);  // 1 .. 4
+  // group kt: key rows [64 kt, 64 kt + 64) of K and V (zero from Tk to tkp); empty groups past
+  // the last tile keep the count at four.
+#pragma unroll
+  for (int kt = 0; kt < 4; ++kt) {
+    if (kt < ntiles) {
+      const int r0 = kt * 64, rows = min(64, tkp - r0);
+      load_rows64(Ks + r0 * 64, kb + r0 * p.ldk, p.ldk, p.Tk - r0, rows, threadIdx.x, NW * 32);
+      load_rows64(Vs + r0 * 64, vb + r0 * p.ldv, p.ldv, p.Tk - r0, rows, threadIdx.x, NW * 32);
+    }
+    cp_commit();
+  }
+  const int l7 = lane & 7, i4 = lane >> 3;
+  int kofs[2], vofs[4];
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) kofs[hh] = l7 * 64 + (((4 * hh + i4) ^ l7) << 3);
+#pragma unroll
+  for (int np = 0; np < 4; ++np)
+    vofs[np] = ((i4 & 1) * 8 + l7) * 64 + (((2 * np + (i4 >> 1)) ^ l7) << 3);
+  const int mtiles = static_cast<int>((p.Tq + 15) / 16), njobs = (mtiles + 1) / 2;
+  const float sl2 = p.scale_log2;
+  uint32_t qf[2][4][4];
+  if (warp < njobs) load_q64(p, z, h, 2 * warp, lane, qf[0]), load_q64(p, z, h, 2 * warp + 1, lane, qf[1]);
+  for (int it = 0;; ++it) {
+    const int job = warp + it * NW;
+    const bool active = job < njobs;
+    if (it > 0) {
+      if (!active) break;
+      load_q64(p, z, h, 2 * job, lane, qf[0]), load_q64(p, z, h, 2 * job + 1, lane, qf[1]);
+    }
+    float o[2][8][4], m[2][2], l[2][2];
+    wide_tile_init(o, m, l);
+    for (int kt = 0; kt < ntiles; ++kt) {
+      if (it == 0) {  // every warp of the block runs this first pass: the barriers are uniform
+        wide_wait_stage(kt);
+        __syncthreads();
+      }
+      if (!active) continue;
+      const int rem = static_cast<int>(p.Tk - kt * 64 < 64 ? p.Tk - kt * 64 : 64);
+      const bf16* Kt = Ks + kt * 64 * 64;
+      const bf16* Vt = Vs + kt * 64 * 64;
+      if (rem == 64 && !mb)
+        wide_tile<false>(qf, o, m, l, rem, nullptr, sl2, Kt, Vt, kofs, vofs, lane);
+      else
+        wide_tile<true>(qf, o, m, l, rem, mb ? mb + kt * 64 : nullptr, sl2, Kt, Vt, kofs, vofs, lane);
+    }
+    if (!active) break;
+#pragma unroll
+    for (int t = 0; t < 2; ++t) {
+      // finish_rows takes the maxima in the scaled log2 domain (for lse)
+      const float ms[2] = {m[t][0] * sl2, m[t][1] * sl2};
+      finish_rows<64>(p, o[t], ms, l[t], static_cast<int64_t>(2 * job + t) * 16, z, h, lane);
+    }
+  }
+}
+
+template <int NW>
+void launch_wide64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
+  const size_t smem = static_cast<size_t>((p.Tk + 15) & ~int64_t{15}) * 64 * sizeof(bf16) * 2;
+  CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
+             "attention_forward(bf16, 32-row whole K/V): needs %zu bytes of shared memory, the device allows %zu",
+             smem, s.max_smem_optin);
+  smem_opt_in(attention_fwd_wide64_kernel<NW>, smem);
+  const dim3 grid(static_cast<unsigned>(NH), static_cast<unsigned>(B));
+  attention_fwd_wide64_kernel<NW><<<grid, NW * 32, smem, s.stream>>>(p);
+  check_launch("attention_fwd_wide64_kernel");
+}
+
 // Which forward kernel: CARZERO_ATTN_KERNEL = whole (one block of 4 warps per pair: the default
 // where it applies), persist (the persistent variant, Tq <= 256) or tiled (always the tiled
 // kernel); read per call so the benchmark and the parity run can switch it. On an H100 at the ViT
 // shape (B = 256): whole 0.288 ms, persist 0.329 ms, tiled 0.360 ms (bench/RESULTS.md).
-enum class FwdKernel { Tiled, Whole4, Persist };
+enum class FwdKernel { Tiled, Whole4, Persist, Wide4, Wide8 };
 FwdKernel pick_kernel(const TcParams& p, int64_t HS, int64_t B, int64_t NH) {
   const bool whole_ok = HS == 64 && !p.flat && p.aligned && p.Tk <= kWholeMaxTk && B <= 65535 &&
                         NH <= INT32_MAX;
@@ -554,6 +769,9 @@ FwdKernel pick_kernel(const TcParams& p, int64_t HS, int64_t B, int64_t NH) {
   const std::string k = e ? e : "";
   if (k == "tiled") return FwdKernel::Tiled;
   if (k == "persist" && p.Tq <= 16 * kPersistMaxWarps) return FwdKernel::Persist;
+  // the 32-row kernel takes the row maximum of the raw scores: it needs scale > 0
+  if (k == "wide" && p.scale_log2 > 0.0f) return FwdKernel::Wide4;
+  if (k == "wide8" && p.scale_log2 > 0.0f) return FwdKernel::Wide8;
   return FwdKernel::Whole4;
 }
 
@@ -853,6 +1071,21 @@ std::string attention_forward_bf16_plan(Exec& ex, const AttnArgs& a) {
       std::snprintf(buf, sizeof buf, "persistent whole-sequence kernel, %d warps a block, %d blocks per SM", threads / 32, per_sm);
       return buf;
     }
+    case FwdKernel::Wide4:
+    case FwdKernel::Wide8: {
+      const bool w8 = pick_kernel(p, a.HS, slices, a.NH) == FwdKernel::Wide8;
+      const size_t smem = static_cast<size_t>((p.Tk + 15) & ~int64_t{15}) * 64 * sizeof(bf16) * 2;
+      if (w8) {
+        smem_opt_in(attention_fwd_wide64_kernel<8>, smem);
+        CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_wide64_kernel<8>, 256, smem));
+      } else {
+        smem_opt_in(attention_fwd_wide64_kernel<4>, smem);
+        CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_wide64_kernel<4>, 128, smem));
+      }
+      std::snprintf(buf, sizeof buf, "32-row whole-sequence kernel, %d warps a block, %d blocks per SM",
+                    w8 ? 8 : 4, per_sm);
+      return buf;
+    }
     case FwdKernel::Tiled: break;
   }
   auto tiled = [&](auto kernel, size_t smem) {
@@ -880,6 +1113,8 @@ void attention_forward_bf16(Exec& ex, const AttnArgs& a) {
     switch (pick_kernel(p, a.HS, slices, a.NH)) {
       case FwdKernel::Whole4: launch_whole64<4>(s, p, slices, a.NH); return;
       case FwdKernel::Persist: launch_persist64(s, p, slices, a.NH); return;
+      case FwdKernel::Wide4: launch_wide64<4>(s, p, slices, a.NH); return;
+      case FwdKernel::Wide8: launch_wide64<8>(s, p, slices, a.NH); return;
       case FwdKernel::Tiled: break;
     }
     switch (a.HS) {
