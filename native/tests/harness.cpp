@@ -290,7 +290,8 @@ void usage() {
   std::printf(
       "usage: test_ops [-o <op substring>] [-b <backend>] [-v] [-l]\n"
       "  -o S   run only cases whose name contains S\n"
-      "  -b B   run on backend B (cpu, or cuda when this build has CUDA and a GPU is present)\n"
+      "  -b B   run on backend B (cpu; cuda-emu: bf16 attention on the CUDA kernels, emulated on the CPU;\n"
+      "         cuda when this build has CUDA and a GPU is present)\n"
       "  -v     print every comparison\n"
       "  -l     list case names and exit\n");
 }
@@ -344,6 +345,9 @@ int main(int argc, char** argv) {
   std::string cuda_why;
   const bool have_cuda = make_cuda_backend(&cuda, &cuda_why);
   if (have_cuda) backends.push_back(&cuda);
+  Backend emu;
+  make_emu_backend(&emu, cpu);
+  backends.push_back(&emu);
   Backend* be = nullptr;
   for (auto* b : backends)
     if (b->name == backend_name) be = b;
@@ -354,7 +358,7 @@ int main(int argc, char** argv) {
     return (req && std::string(req) == "1") ? 1 : 0;
   }
   if (!be) {
-    std::printf("unknown backend '%s' (available: cpu%s)\n", backend_name.c_str(),
+    std::printf("unknown backend '%s' (available: cpu, cuda-emu%s)\n", backend_name.c_str(),
                 have_cuda ? ", cuda" : "");
     return 2;
   }

@@ -185,6 +185,9 @@ void register_error_cases(Registry& r);
 // The CUDA backend (backend_cuda.cpp): fills *out and returns true when this build has CUDA and
 // a usable device; otherwise returns false with the reason in *why.
 bool make_cuda_backend(Backend* out, std::string* why);
+// The warp-emulator backend (warp_emu/emu_attention.cpp): the CPU backend, except that attention
+// with bf16 storage runs the CUDA tensor-core kernels on a lane-by-lane CPU emulation.
+void make_emu_backend(Backend* out, const Backend& cpu);
 
 // Upstream gradient helper: loss = sum(out * R) in double.
 double dot(const std::vector<double>& a, const std::vector<double>& b);

@@ -1,0 +1,96 @@
+// emu_attention.cpp: the "cuda-emu" backend of test_ops. It is the CPU backend except for
+// attention with bf16 storage, which runs the CUDA tensor-core kernels themselves
+// (native/src/cuda/attention_bf16_kernels.cuh) on the warp emulator (warp_emu.h), chosen by the
+// same planning code as attention_bf16.cu (pick_kernel, CARZERO_ATTN_KERNEL, bwd_tc_eligible).
+// The shapes the CUDA code widens to fp32 go to the CPU kernel, which computes the same thing.
+// So the harness's float64 references check the kernels' fragment layouts, swizzles, masking,
+// barriers and cp.async waits on machines without a GPU; speed is measured only on a GPU.
+#define CZ_WARP_EMU 1
+#include "cuda/attention_bf16_bwd.cuh"
+#include "cuda/attention_bf16_kernels.cuh"
+
+#include <algorithm>
+
+#include "harness.h"
+
+namespace cztest {
+namespace {
+
+using namespace carzero;
+using namespace carzero::cuda::attn_bf16_emu;
+using cz_emu::Dim3;
+
+constexpr size_t kEmuMaxSmem = 227 * 1024;  // the opt-in shared memory of an H100 block
+
+unsigned u(int64_t v) { return static_cast<unsigned>(v); }
+
+void emu_forward(Exec& ex, const AttnArgs& a) {
+  if (a.dtype != DType::BF16 || a.B == 0 || a.NH == 0 || a.Tq == 0 ||
+      !(tc_head_size(a.HS) && !a.probs && a.Tk > 0))
+    return cpu_ops().attention_forward(ex, a);
+  int64_t slices = 0;
+  const TcParams p = make_tc_params(a, &slices);
+  const size_t tkp = static_cast<size_t>((p.Tk + 15) & ~int64_t{15});
+  const size_t whole_smem = tkp * 64 * sizeof(bf16) * 2;
+  switch (pick_kernel(p, a.HS, slices, a.NH)) {
+    case FwdKernel::Whole4:
+      return cz_emu::launch({u(a.NH), u(slices), 1}, {128, 1, 1}, whole_smem,
+                            [&] { attention_fwd_whole64_kernel<4>(p); });
+    case FwdKernel::Wide4:
+      return cz_emu::launch({u(a.NH), u(slices), 1}, {128, 1, 1}, whole_smem,
+                            [&] { attention_fwd_wide64_kernel<4, 2>(p); });
+    case FwdKernel::Wide8:
+      return cz_emu::launch({u(a.NH), u(slices), 1}, {256, 1, 1}, whole_smem,
+                            [&] { attention_fwd_wide64_kernel<8, 2>(p); });
+    case FwdKernel::Lean4:
+      return cz_emu::launch({u(a.NH), u(slices), 1}, {128, 1, 1}, whole_smem,
+                            [&] { attention_fwd_wide64_kernel<4, 1>(p); });
+    case FwdKernel::Persist: {
+      // fewer blocks than pairs, so every block loops over pairs and double-buffers
+      const int64_t items = slices * a.NH;
+      const unsigned blocks = u(std::min<int64_t>(items, 3));
+      const unsigned threads = u((p.Tq + 15) / 16 * 32);
+      return cz_emu::launch({blocks, 1, 1}, {threads, 1, 1}, whole_smem * 2,
+                            [&] { attention_fwd_persist64_kernel(p, items); });
+    }
+    case FwdKernel::Tiled: break;
+  }
+  auto tiled = [&](auto kernel, size_t smem, int64_t bq) {
+    const Dim3 grid{u((p.rows + bq - 1) / bq), u(a.NH), u(slices)};
+    cz_emu::launch(grid, {128, 1, 1}, smem, [&] { kernel(p); });
+  };
+  switch (a.HS) {
+    case 32: return tiled(attention_fwd_tc_kernel<32>, TcCfg<32>::smem_bytes(), TcCfg<32>::BQ);
+    case 64: return tiled(attention_fwd_tc_kernel<64>, TcCfg<64>::smem_bytes(), TcCfg<64>::BQ);
+    case 128: return tiled(attention_fwd_tc_kernel<128>, TcCfg<128>::smem_bytes(), TcCfg<128>::BQ);
+    default: return tiled(attention_fwd_tc_kernel<192>, TcCfg<192>::smem_bytes(), TcCfg<192>::BQ);
+  }
+}
+
+void emu_backward(Exec& ex, const AttnArgs& a, const AttnGrads& g) {
+  if (a.dtype == DType::BF16 && a.B > 0 && a.NH > 0 && a.Tq > 0 && a.Tk > 0 && a.lse &&
+      g.dout && (g.dq || g.dk || g.dv) && bwd_tc_eligible(a, kEmuMaxSmem)) {
+    const BwdTcParams p = make_bwd_params(a, g);
+    return cz_emu::launch({u(a.NH), u(a.B), 1}, {128, 1, 1}, bwd_whole64_smem(a.Tq, a.Tk),
+                          [&] { attention_bwd_whole64_kernel<4>(p); });
+  }
+  cpu_ops().attention_backward(ex, a, g);
+}
+
+}  // namespace
+
+void make_emu_backend(Backend* out, const Backend& cpu) {
+  static OpTable table = [] {
+    OpTable t = cpu_ops();
+    t.backend = "cuda-emu";
+    t.attention_forward = emu_forward;
+    t.attention_backward = emu_backward;
+    return t;
+  }();
+  *out = cpu;
+  out->name = "cuda-emu";
+  out->ops = &table;
+  out->gemm_isa = nullptr;
+}
+
+}  // namespace cztest

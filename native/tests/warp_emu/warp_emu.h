@@ -1,0 +1,99 @@
+// warp_emu.h: a host emulation of the CUDA built-ins and warp-level primitives that the bf16
+// attention kernels use (native/src/cuda/attention_bf16_kernels.cuh, compiled with CZ_WARP_EMU).
+//
+// Every thread of a block is a fiber (ucontext) on the calling OS thread; a block runs until all
+// its fibers finish, one block after another. Collective operations (shuffles, ldmatrix, mma.sync)
+// wait until all 32 lanes of the warp have arrived at the same operation, then each lane computes
+// its result from the others' inputs with the PTX fragment layouts; __syncthreads waits for every
+// live thread of the block. The emulation is strict where the hardware is strict:
+// - lanes of one warp arriving at different collectives, and barriers that never complete
+//   (deadlock), are errors;
+// - ldmatrix and cp.async addresses must be 16-byte aligned and inside the block's dynamic shared
+//   memory, which starts filled with NaN bytes;
+// - cp.async copies land only when the issuing thread waits for their group (cp.async.wait_group),
+//   so a read before the wait (or before the barrier after it) sees NaN, as it could on a GPU.
+// Errors throw std::runtime_error from launch(). Speed is not a goal: a few thousand warp steps a
+// millisecond, enough for test shapes.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+
+#define __device__
+#define __global__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __align__(n) alignas(n)
+
+// bf16 storage with round-to-nearest-even conversion (NaN kept quiet), as cuda_bf16.h.
+struct __nv_bfloat16 {
+  uint16_t bits;
+};
+struct __nv_bfloat162 {
+  __nv_bfloat16 x, y;
+};
+inline __nv_bfloat16 __float2bfloat16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return {static_cast<uint16_t>((u >> 16) | 0x40u)};
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return {static_cast<uint16_t>(u >> 16)};
+}
+inline float __bfloat162float(__nv_bfloat16 b) {
+  const uint32_t u = static_cast<uint32_t>(b.bits) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline __nv_bfloat162 __floats2bfloat162_rn(float lo, float hi) {
+  return {__float2bfloat16(lo), __float2bfloat16(hi)};
+}
+
+struct alignas(16) uint4 {
+  unsigned int x, y, z, w;
+};
+inline uint4 make_uint4(unsigned int x, unsigned int y, unsigned int z, unsigned int w) { return {x, y, z, w}; }
+
+namespace cz_emu {
+
+struct Dim3 {
+  unsigned x = 1, y = 1, z = 1;
+};
+
+const Dim3& thread_idx();
+const Dim3& block_idx();
+const Dim3& block_dim();
+const Dim3& grid_dim();
+unsigned char* dyn_smem();
+
+void cp_async16(void* dst, const void* src, bool valid, bool aligned);
+void cp_commit();
+void cp_wait(int pending);
+void ldmatrix_x4(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3, const void* p, bool trans);
+void mma_m16n8k16_bf16(float* d, const uint32_t* a, uint32_t b0, uint32_t b1);
+float shfl_xor(float v, int lane_mask);
+void syncthreads();
+
+// Runs body (the kernel call) for every thread of every block of the grid with `smem` bytes of
+// dynamic shared memory per block. Throws std::runtime_error on an emulation error.
+void launch(Dim3 grid, Dim3 block, size_t smem, const std::function<void()>& body);
+
+// Warp collectives executed since the process started (the test prints it).
+uint64_t collectives();
+
+}  // namespace cz_emu
+
+#define threadIdx (::cz_emu::thread_idx())
+#define blockIdx (::cz_emu::block_idx())
+#define blockDim (::cz_emu::block_dim())
+#define gridDim (::cz_emu::grid_dim())
+
+inline float __shfl_xor_sync(unsigned, float v, int lane_mask) { return cz_emu::shfl_xor(v, lane_mask); }
+inline void __syncthreads() { cz_emu::syncthreads(); }
+inline unsigned int __ldg(const unsigned int* p) { return *p; }
+inline float __ldg(const float* p) { return *p; }
+using std::max;
+using std::min;
