@@ -64,8 +64,8 @@ tail -3 "$OUTDIR/parity_cuda.log"
 grep -E "^  FAIL" "$OUTDIR/parity_cuda.log" | head -40
 # the bf16 attention cases again with the other forward kernels at head size 64
 for kern in persist tiled wide wide8 lean; do
-  log "parity: bf16 attention with CARZERO_ATTN_KERNEL=$kern"
-  CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=$kern timeout 60 "$BUILD/test_ops" -b cuda -o ",bf16)" >> "$OUTDIR/parity_cuda.log" 2>&1 || PARITY_RC=1
+  log "parity: bf16/fp16 attention with CARZERO_ATTN_KERNEL=$kern"
+  CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=$kern timeout 60 "$BUILD/test_ops" -b cuda -o ",bf16)|,f16)" >> "$OUTDIR/parity_cuda.log" 2>&1 || PARITY_RC=1
   tail -1 "$OUTDIR/parity_cuda.log"
 done
 log "parity: bf16-C GEMMs with CARZERO_GEMM_NARROW=vec"
@@ -82,6 +82,7 @@ timeout 150 "$BUILD/bench_cuda" --json "$OUTDIR/bench_cuda.json" 2>&1 | tee "$OU
 # 3. PyTorch SDPA on the same card
 log "sdpa_bench.py"
 timeout 120 "${CARZERO_PYTHON:-python3}" "$ROOT/bench/gpu/sdpa_bench.py" --json "$OUTDIR/sdpa.json" 2>&1 | tee "$OUTDIR/sdpa.log" | tail -12
+timeout 120 "${CARZERO_PYTHON:-python3}" "$ROOT/bench/gpu/sdpa_bench.py" --dtype f16 --json "$OUTDIR/sdpa_f16.json" >> "$OUTDIR/sdpa.log" 2>&1
 
 # 4. sanitizer (reduced case list: one small case per op family; names are test_ops -o filters)
 SAN_RC=0
@@ -103,6 +104,7 @@ SAN_CASES=(
   "sum_squares"
   "fwd,bf16)"
   "fwd+bwd,bf16)"
+  "fwd+bwd,f16)"
   "add_layernorm"
   "copy2d"
   "c=bf16)"
@@ -160,7 +162,15 @@ for r in sdpa.get("results", []):
     else:
         cmp.append({"shape": r["shape"], "carzero_bf16_ms": None, "sdpa_bf16_ms": r.get("ms"),
                     "note": mine[0].get("note") if mine else "no carzero row"})
+# fp16 storage against SDPA fp16 (forward), same card
+cmp_f16 = []
+for r in load("sdpa_f16.json").get("results", []):
+    mine = [x for x in ours.get("results", []) if x.get("shape") == r["shape"] and x.get("impl") == "carzero fwd" and x.get("dtype") == "f16"]
+    if "fwd" in r.get("impl", "") and mine and mine[0].get("ms") and r.get("ms"):
+        cmp_f16.append({"shape": r["shape"], "carzero_f16_ms": mine[0]["ms"], "sdpa_f16_ms": r["ms"],
+                        "speedup_vs_sdpa": r["ms"] / mine[0]["ms"]})
 report = {"parity": parity, "sanitizer_rc": san_rc, "bench_cuda": ours, "sdpa": sdpa,
+          "sdpa_f16": load("sdpa_f16.json"), "attention_fwd_f16_vs_sdpa": cmp_f16,
           "attention_fwd_vs_sdpa": cmp}
 json.dump(report, open(os.path.join(out, "gpu_report.json"), "w"), indent=1)
 print(json.dumps({"parity": {k: parity[k] for k in ("passed", "failed", "skipped")}, "sanitizer_rc": san_rc,

@@ -211,12 +211,12 @@ case "$OPS_MODE" in
       # the bf16 attention cases with the other forward kernels at head size 64 (the default is
       # the whole-sequence kernel, one block per pair): the persistent variant, and the tiled
       # kernel (which also sends the backward to the widening path)
-      step ops_persist 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=persist "$BIN/test_ops" -b cuda -o ",bf16)"
-      step ops_tiled 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=tiled "$BIN/test_ops" -b cuda -o ",bf16)"
+      step ops_persist 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=persist "$BIN/test_ops" -b cuda -o ",bf16)|,f16)"
+      step ops_tiled 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=tiled "$BIN/test_ops" -b cuda -o ",bf16)|,f16)"
       # the 32-row whole-sequence kernel (opt-in until it has been measured against the default)
-      step ops_wide 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=wide "$BIN/test_ops" -b cuda -o ",bf16)"
-      step ops_wide8 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=wide8 "$BIN/test_ops" -b cuda -o ",bf16)"
-      step ops_lean 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=lean "$BIN/test_ops" -b cuda -o ",bf16)"
+      step ops_wide 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=wide "$BIN/test_ops" -b cuda -o ",bf16)|,f16)"
+      step ops_wide8 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=wide8 "$BIN/test_ops" -b cuda -o ",bf16)|,f16)"
+      step ops_lean 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=lean "$BIN/test_ops" -b cuda -o ",bf16)|,f16)"
       # the bf16-C GEMM cases with the opt-in vectorised rounding kernel
       step ops_gemm_vec 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_GEMM_NARROW=vec "$BIN/test_ops" -b cuda -o "c=bf16"
     else step ops 60 "$BIN/test_ops" -b cpu -o layernorm; fi ;;

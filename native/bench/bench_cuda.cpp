@@ -177,7 +177,7 @@ void bench_attention(CudaBackend& be, std::vector<Row>& rows, bool quick) {
       be.upload(dmask, mask.data(), mask.size());
     }
     const double fwd_flop = 4.0 * sh.B * sh.NH * sh.Tq * sh.Tk * sh.HS;
-    for (DType dt : {DType::BF16, DType::F32}) {
+    for (DType dt : {DType::BF16, DType::F16, DType::F32}) {
       const size_t es = dtype_size(dt);
       void* q = be.alloc(nq * es);
       void* k = be.alloc(nk * es);
@@ -197,12 +197,13 @@ void bench_attention(CudaBackend& be, std::vector<Row>& rows, bool quick) {
       a.lse = lse;
       const int iters = quick ? 3 : 10;
       a.dtype = dt;
-      const bool bf = dt == DType::BF16;
+      const bool bf = dt != DType::F32;  // 16-bit storage: the tensor-core kernels
       const bool tc = bf && attention_bf16_supported(sh.HS);
       const double ms = time_ms(s.stream, bf ? 2 : 1, iters, [&] { cuda::attention_forward(be.exec(), a); });
-      rows.push_back({"attention", sh.name, "carzero fwd", bf ? "bf16" : "f32", ms, fwd_flop / ms / 1e9,
+      const char* dn = dtype_name(dt);
+      rows.push_back({"attention", sh.name, "carzero fwd", dn, ms, fwd_flop / ms / 1e9,
                       bf ? cuda::attention_forward_bf16_plan(be.exec(), a) : std::string()});
-      if (tc && sh.HS == 64) {  // the other forward kernels at head size 64
+      if (tc && sh.HS == 64 && dt == DType::BF16) {  // the other forward kernels at head size 64
         for (const char* kern : {"persist", "tiled", "wide", "wide8", "lean"}) {
           setenv("CARZERO_ATTN_KERNEL", kern, 1);
           const double ms2 = time_ms(s.stream, 2, iters, [&] { cuda::attention_forward(be.exec(), a); });
@@ -225,7 +226,7 @@ void bench_attention(CudaBackend& be, std::vector<Row>& rows, bool quick) {
       const char* bnote = !bf ? ""
                           : sh.HS == 64 && !sh.kshared ? "tensor cores, whole-sequence kernel (fp32 grads)"
                                                        : "widened to the fp32 kernel (fp32 grads)";
-      rows.push_back({"attention", sh.name, "carzero bwd", bf ? "bf16" : "f32", bms,
+      rows.push_back({"attention", sh.name, "carzero bwd", dn, bms,
                       2.5 * fwd_flop / bms / 1e9, bnote});
       be.free(dout), be.free(dq), be.free(dk), be.free(dv);
       be.free(q), be.free(k), be.free(v), be.free(o), be.free(lse);

@@ -66,11 +66,11 @@ struct GemmArgs {
 // (attention_backward needs it). probs: (B, NH, Tq, Tk) softmax weights, stored when non-null
 // (grounding maps); the inference path leaves it null and never materialises the score matrix.
 // A query whose keys are all masked gets a zero output.
-// dtype: the storage type of q, k, v and out: F32, or BF16 (CUDA: tensor-core kernel with fp32
-// softmax and accumulation, the probabilities rounded to bf16 for the PV product as in
-// FlashAttention-2; CPU: the fp32 kernel on the bf16 values, output rounded to bf16). lse and
-// probs are always fp32. attention_backward with BF16 storage reads q/k/v/out as bf16 and writes
-// fp32 gradients (AttnGrads is fp32 only).
+// dtype: the storage type of q, k, v and out: F32, or BF16 / F16 (CUDA: tensor-core kernel with
+// fp32 softmax and accumulation, the probabilities rounded to the storage type for the PV product
+// as in FlashAttention-2; CPU: the fp32 kernel on the stored values, output rounded to the storage
+// type). lse and probs are always fp32. attention_backward with BF16/F16 storage reads q/k/v/out
+// in that type and writes fp32 gradients (AttnGrads is fp32 only).
 struct AttnArgs {
   int64_t B = 0, NH = 0, Tq = 0, Tk = 0, HS = 0;
   DType dtype = DType::F32;

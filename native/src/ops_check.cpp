@@ -89,8 +89,8 @@ void check_attn_args(const char* op, const AttnArgs& a) {
   require_size(op, "Tq", a.Tq);
   require_size(op, "Tk", a.Tk);
   require_size(op, "HS", a.HS);
-  CZ_ARG(a.dtype == DType::F32 || a.dtype == DType::BF16, "%s: dtype %s is not supported (F32 or BF16)",
-         op, dtype_name(a.dtype));
+  CZ_ARG(a.dtype == DType::F32 || a.dtype == DType::BF16 || a.dtype == DType::F16,
+         "%s: dtype %s is not supported (F32, BF16 or F16)", op, dtype_name(a.dtype));
   const int64_t C = a.NH * a.HS;
   const struct { const char* name; int64_t v; } lds[] = {
       {"ldq", a.ldq}, {"ldk", a.ldk}, {"ldv", a.ldv}, {"ldo", a.ldo}};

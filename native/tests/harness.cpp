@@ -286,10 +286,23 @@ bool cpu_gemm_isa(Exec& ex, const GemmArgs& g, const std::string& isa, std::stri
   return true;
 }
 
+// -o FILTER: the case names containing FILTER, or any of its '|'-separated parts.
+bool matches(const std::string& name, const std::string& filter) {
+  if (filter.empty()) return true;
+  size_t b = 0;
+  for (;;) {
+    const size_t e = filter.find('|', b);
+    const std::string part = filter.substr(b, e == std::string::npos ? std::string::npos : e - b);
+    if (!part.empty() && name.find(part) != std::string::npos) return true;
+    if (e == std::string::npos) return false;
+    b = e + 1;
+  }
+}
+
 void usage() {
   std::printf(
       "usage: test_ops [-o <op substring>] [-b <backend>] [-v] [-l]\n"
-      "  -o S   run only cases whose name contains S\n"
+      "  -o S   run only cases whose name contains S (or any part of S split at |)\n"
       "  -b B   run on backend B (cpu; cuda-emu: bf16 attention on the CUDA kernels, emulated on the CPU;\n"
       "         cuda when this build has CUDA and a GPU is present)\n"
       "  -v     print every comparison\n"
@@ -323,7 +336,7 @@ int main(int argc, char** argv) {
 
   if (list) {
     for (auto& c : reg)
-      if (filter.empty() || c.name.find(filter) != std::string::npos) std::printf("%s\n", c.name.c_str());
+      if (matches(c.name, filter)) std::printf("%s\n", c.name.c_str());
     return 0;
   }
 
@@ -368,7 +381,7 @@ int main(int argc, char** argv) {
   int passed = 0, failed = 0, skipped = 0;
   const auto t0 = std::chrono::steady_clock::now();
   for (auto& c : reg) {
-    if (!filter.empty() && c.name.find(filter) == std::string::npos) continue;
+    if (!matches(c.name, filter)) continue;
     Ctx ctx(*be, c.name, verbose);
     const auto c0 = std::chrono::steady_clock::now();
     try {

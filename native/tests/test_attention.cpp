@@ -22,7 +22,7 @@ struct AttnP {
   bool bwd = false;
   int64_t pad = 0;
   int samples = 8;
-  bool bf16 = false;  // bf16 storage of q/k/v/out (AttnArgs::dtype)
+  DType st = DType::F32;  // storage of q/k/v/out (AttnArgs::dtype): F32, BF16 or F16
 };
 
 std::string attn_name(const AttnP& p) {
@@ -30,7 +30,8 @@ std::string attn_name(const AttnP& p) {
              "allmasked=%d,probs=%d,pad=%lld,%s%s)",
              (long long)p.B, (long long)p.NH, (long long)p.Tq, (long long)p.Tk, (long long)p.HS,
              p.mask, p.kshared, p.packed, p.allmasked, p.probs, (long long)p.pad,
-             p.bwd ? "fwd+bwd" : "fwd", p.bf16 ? ",bf16" : "");
+             p.bwd ? "fwd+bwd" : "fwd",
+             p.st == DType::BF16 ? ",bf16" : p.st == DType::F16 ? ",f16" : "");
 }
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
@@ -49,14 +50,18 @@ void fill_strided(Rng& rng, int64_t items, int64_t rows, int64_t ld, int64_t C, 
     }
 }
 
-// Uploads dev as f32, or as bf16 with host rounded to the stored values (padding stays NaN/0).
+// 16-bit storage conversions (bf16 or fp16, round to nearest even).
+uint16_t to16(DType st, float x) { return st == DType::F16 ? carzero::f32_to_f16(x) : carzero::f32_to_bf16(x); }
+float from16(DType st, uint16_t h) { return st == DType::F16 ? carzero::f16_to_f32(h) : carzero::bf16_to_f32(h); }
+
+// Uploads dev as f32, or as bf16/fp16 with host rounded to the stored values (padding stays NaN/0).
 void* upload(Ctx& c, const std::string& name, const std::vector<float>& dev,
-             std::vector<double>& host, bool bf16) {
-  if (!bf16) return c.in(name, dev);
+             std::vector<double>& host, DType st) {
+  if (st == DType::F32) return c.in(name, dev);
   std::vector<uint16_t> h(dev.size());
   for (size_t i = 0; i < dev.size(); ++i) {
-    h[i] = carzero::f32_to_bf16(dev[i]);
-    if (!std::isnan(dev[i])) host[i] = carzero::bf16_to_f32(h[i]);
+    h[i] = to16(st, dev[i]);
+    if (!std::isnan(dev[i])) host[i] = from16(st, h[i]);
   }
   return c.in(name, h);
 }
@@ -65,8 +70,9 @@ void attention_case(Ctx& c, const AttnP& p) {
   const int64_t C = p.NH * p.HS, Bk = p.kshared ? 1 : p.B;
   AttnArgs a;
   a.B = p.B, a.NH = p.NH, a.Tq = p.Tq, a.Tk = p.Tk, a.HS = p.HS;
-  a.dtype = p.bf16 ? DType::BF16 : DType::F32;
-  const size_t es = p.bf16 ? 2 : 4;
+  a.dtype = p.st;
+  const bool lowp = p.st != DType::F32;
+  const size_t es = lowp ? 2 : 4;
   a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(p.HS)));
   ref::AttnShape s;
   s.B = p.B, s.NH = p.NH, s.Tq = p.Tq, s.Tk = p.Tk, s.HS = p.HS, s.scale = a.scale;
@@ -77,7 +83,7 @@ void attention_case(Ctx& c, const AttnP& p) {
   char *q = nullptr, *k = nullptr, *v = nullptr;
   if (p.packed) {  // qkv (B, T, 3C): q = cols [0, C), k = [C, 2C), v = [2C, 3C)
     fill_strided(c.rng, p.B, p.Tq, 3 * C, 3 * C, 1.0, qd, Q);
-    char* qkv = static_cast<char*>(upload(c, "qkv", qd, Q, p.bf16));
+    char* qkv = static_cast<char*>(upload(c, "qkv", qd, Q, p.st));
     q = qkv, k = qkv + C * es, v = qkv + 2 * C * es;
     a.ldq = a.ldk = a.ldv = 3 * C;
     a.q_bs = a.k_bs = a.v_bs = p.Tq * 3 * C;
@@ -89,9 +95,9 @@ void attention_case(Ctx& c, const AttnP& p) {
     fill_strided(c.rng, p.B, p.Tq, ld, C, 1.0, qd, Q);
     fill_strided(c.rng, Bk, p.Tk, ld, C, 1.0, kd, K);
     fill_strided(c.rng, Bk, p.Tk, ld, C, 1.0, vd, V);
-    q = static_cast<char*>(upload(c, "q", qd, Q, p.bf16));
-    k = static_cast<char*>(upload(c, "k", kd, K, p.bf16));
-    v = static_cast<char*>(upload(c, "v", vd, V, p.bf16));
+    q = static_cast<char*>(upload(c, "q", qd, Q, p.st));
+    k = static_cast<char*>(upload(c, "k", kd, K, p.st));
+    v = static_cast<char*>(upload(c, "v", vd, V, p.st));
     a.ldq = a.ldk = a.ldv = ld;
     a.q_bs = p.Tq * ld;
     a.k_bs = a.v_bs = p.kshared ? 0 : p.Tk * ld;
@@ -119,21 +125,24 @@ void attention_case(Ctx& c, const AttnP& p) {
   for (int64_t r = 0; r < p.B * p.Tq; ++r)
     for (int64_t cc = 0; cc < C; ++cc) out0[r * ldo + cc] = kNaN;
   auto out_buf = [&](const std::string& name) -> void* {
-    if (!p.bf16) return c.out(name, out0);
+    if (!lowp) return c.out(name, out0);
     std::vector<uint16_t> o16(out0.size());
-    for (size_t i = 0; i < o16.size(); ++i) o16[i] = carzero::f32_to_bf16(out0[i]);
+    for (size_t i = 0; i < o16.size(); ++i) o16[i] = to16(p.st, out0[i]);
     return c.out(name, o16);
   };
   auto get_out = [&](const void* dev) {
-    if (!p.bf16) return c.get(static_cast<const float*>(dev), static_cast<int64_t>(out0.size()));
+    if (!lowp) return c.get(static_cast<const float*>(dev), static_cast<int64_t>(out0.size()));
     auto o16 = c.get(static_cast<const uint16_t*>(dev), static_cast<int64_t>(out0.size()));
     std::vector<float> o(o16.size());
-    for (size_t i = 0; i < o.size(); ++i) o[i] = carzero::bf16_to_f32(o16[i]);
+    for (size_t i = 0; i < o.size(); ++i) o[i] = from16(p.st, o16[i]);
     return o;
   };
-  // bf16 storage: the output is rounded to bf16 and (CUDA tensor cores) the probabilities are
-  // rounded to bf16 for the PV product; lse and probs stay fp32.
-  const double tol_out = p.bf16 ? 2e-5 : 1e-7, tol_lse = p.bf16 ? 1e-6 : 1e-7;
+  // bf16/fp16 storage: the output is rounded to the storage type and (CUDA tensor cores) the
+  // probabilities are rounded to it for the PV product; lse and probs stay fp32. fp16 rounds 8
+  // times finer than bf16 (errors ~7e-8 against ~5e-6), and its bound is tight enough that a
+  // kernel rounding anything to bf16 instead fails.
+  const bool half = p.st == DType::F16;
+  const double tol_out = half ? 1e-6 : lowp ? 2e-5 : 1e-7, tol_lse = lowp ? 1e-6 : 1e-7;
   a.out = out_buf("out");
   const int64_t nlse = p.B * p.NH * p.Tq;
   a.lse = c.out_nan("lse", nlse);
@@ -202,8 +211,8 @@ void attention_case(Ctx& c, const AttnP& p) {
   // roundings (tools/parity/attn_bwd_bf16_emulation.py) gives gradient errors of ~2.4e-3 of the
   // gradient's norm (median), more along directions nearly orthogonal to the gradient; measured
   // on an H100: 5.5e-3 and 7.6e-3 on two masked cases (2e-2 here: directional bound 1.4e-2).
-  const bool tc_bwd = p.bf16 && std::string(c.ops().backend).rfind("cuda", 0) == 0;  // cuda, cuda-emu
-  const double gtol = !p.bf16 ? 1e-6 : tc_bwd ? 2e-2 : 2e-3;
+  const bool tc_bwd = lowp && std::string(c.ops().backend).rfind("cuda", 0) == 0;  // cuda, cuda-emu
+  const double gtol = !lowp ? 1e-6 : half ? 2e-3 : tc_bwd ? 2e-2 : 2e-3;  // fp16: see tol_out
   if (p.packed) {
     c.check_grads(loss, {{"dqkv", &Q, delta(g.dq, gq0), 3 * p.samples}}, gtol);
   } else {
@@ -246,7 +255,8 @@ void register_attention_cases(Registry& r) {
   // a few bf16 roundoffs, 2^-9 each, of the gradient norm): the same features on the widening path (HS 8, 12, 24) and the tensor-core
   // head sizes (32, 64, 128, 192): tiles, padding masks, a fully masked item, unaligned rows
   // (pad 1), shared memories (flattened queries), packed qkv; backward through the widening path.
-  auto bf = [&](AttnP p) { p.bf16 = true; add(p); };
+  auto bf = [&](AttnP p) { p.st = DType::BF16; add(p); };
+  auto hf = [&](AttnP p) { p.st = DType::F16; add(p); };
   bf({2, 2, 7, 13, 8, true, false, false, false, true, true, 3, 12});
   bf({4, 2, 1, 19, 12, true, true, false, false, true, true, 2, 12});
   bf({1, 2, 5, 0, 8, false, false, false, false, false, false});
@@ -269,6 +279,18 @@ void register_attention_cases(Registry& r) {
   bf({2, 2, 97, 97, 64, true, false, false, false, false, true, 0, 6});
   bf({2, 2, 20, 1, 64, false, false, false, false, false, false});
   bf({1, 2, 40, 257, 64, true, false, false, false, false, false});
+  // fp16 storage: the same kernels with fp16 operands (mma .f16, P and the output rounded to fp16)
+  // on each path: widening (HS 8), the tiled kernel (HS 32, 128, 192; flattened shared memories),
+  // the whole-sequence forward and the tensor-core backward at head size 64 (ViT and BERT shapes)
+  hf({2, 2, 7, 13, 8, true, false, false, false, true, true, 3, 12});
+  hf({2, 2, 70, 130, 32, true, false, false, false, false, true, 0, 8});
+  hf({2, 3, 100, 150, 128, true, false, false, false, false, false, 8});
+  hf({16, 4, 1, 197, 192, false, true, false, false, false, false});
+  hf({3, 4, 8, 197, 192, false, false, false, false, false, false});
+  hf({1, 2, 197, 197, 64, false, false, true, false, false, true, 0, 6});
+  hf({2, 2, 97, 97, 64, true, false, false, false, false, true, 0, 6});
+  hf({3, 2, 11, 10, 64, true, false, false, true, false, true, 0, 8});  // item 0 all masked
+  hf({2, 3, 150, 256, 64, true, false, false, false, false, false});
   for (const AttnP& p : cases)
     add_case(r, attn_name(p), [p](Ctx& c) { attention_case(c, p); });
 }

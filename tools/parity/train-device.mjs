@@ -2,7 +2,7 @@
 // train-device.mjs: the trainer on a device against the CPU (issue: training, GPU check).
 // Generates a small phantom data set, converts the tiny fixture model and makes a small random
 // model with head size 64 ("hs64": width 128, 2 heads; its ViT and BERT attention take the GPU's
-// bf16 tensor-core kernels at bf16/fp16, graph.h encoder_attention), runs the same few training
+// 16-bit tensor-core kernels, bf16 at bf16 and fp16 at fp16, graph.h encoder_attention), runs the same few training
 // steps (dropout and augmentation included: both are counter-based, identical on every backend)
 // on each device and precision, and compares the logged losses and gradient norms step by step
 // with the CPU's run at the same precision. Plain JavaScript over dist/ (runs where only Node and
@@ -39,7 +39,7 @@ if (!(steps >= 1) || devices.some((d) => !['cpu', 'cuda'].includes(d)) || models
 }
 const BOUND = { fp32: 1e-4, bf16: 2e-2, fp16: 2e-2 };
 
-// The CPU takes the same mixed-precision attention path as the GPU (bf16 copies of q/k/v and
+// The CPU takes the same mixed-precision attention path as the GPU (16-bit copies of q/k/v and
 // out; graph.h encoder_attention), so that bf16/fp16 runs compare like with like. Set before the
 // addon loads (read once).
 process.env.CARZERO_MIXED_ATTENTION ??= '1';

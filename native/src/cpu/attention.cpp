@@ -41,13 +41,14 @@ void backward_range_generic(const AttnArgs& a, const AttnGrads& g, int64_t h, in
   attn::backward_range(a, g, h, b0, b1);
 }
 
-// bf16 storage (AttnArgs::dtype): the fp32 kernels run on widened copies of the strided spans
-// of q/k/v (and out for the backward); the output rows are rounded back to bf16.
+// bf16 or fp16 storage (AttnArgs::dtype): the fp32 kernels run on widened copies of the strided
+// spans of q/k/v (and out for the backward); the output rows are rounded back to the storage type.
 struct Widened {
   std::vector<float> q, k, v, o;
   AttnArgs args;
   Widened(Exec& ex, const AttnArgs& a, bool with_out) {
     const int64_t C = a.NH * a.HS;
+    const bool half = a.dtype == DType::F16;
     args = a;
     args.dtype = DType::F32;
     auto widen = [&](const void* src, int64_t n, std::vector<float>& dst) -> const float* {
@@ -56,7 +57,10 @@ struct Widened {
       const uint16_t* h = static_cast<const uint16_t*>(src);
       ex.pool->run((n + 65535) / 65536, [&](int64_t c) {
         const int64_t e = std::min(n, (c + 1) * 65536);
-        for (int64_t i = c * 65536; i < e; ++i) dst[i] = bf16_to_f32(h[i]);
+        if (half)
+          for (int64_t i = c * 65536; i < e; ++i) dst[i] = f16_to_f32(h[i]);
+        else
+          for (int64_t i = c * 65536; i < e; ++i) dst[i] = bf16_to_f32(h[i]);
       });
       return dst.data();
     };
@@ -71,14 +75,16 @@ struct Widened {
       args.out = no ? o.data() : nullptr;
     }
   }
-  // out rows (bf16) = the fp32 result rows; padding between rows untouched.
+  // out rows (bf16 or fp16) = the fp32 result rows; padding between rows untouched.
   void narrow(const AttnArgs& a) const {
     const int64_t C = a.NH * a.HS;
+    const bool half = a.dtype == DType::F16;
     uint16_t* dst = static_cast<uint16_t*>(a.out);
     for (int64_t b = 0; b < a.B; ++b)
       for (int64_t t = 0; t < a.Tq; ++t) {
         const int64_t off = b * a.o_bs + t * a.ldo;
-        for (int64_t c = 0; c < C; ++c) dst[off + c] = f32_to_bf16(o[off + c]);
+        for (int64_t c = 0; c < C; ++c)
+          dst[off + c] = half ? f32_to_f16(o[off + c]) : f32_to_bf16(o[off + c]);
       }
   }
 };
@@ -88,7 +94,7 @@ struct Widened {
 void attention_forward(Exec& ex, const AttnArgs& a) {
   check_attn_args("attention_forward", a);
   if (a.B == 0 || a.NH == 0 || a.Tq == 0) return;
-  if (a.dtype == DType::BF16) {
+  if (a.dtype != DType::F32) {  // bf16 or fp16 storage
     Widened w(ex, a, false);
     attention_forward(ex, w.args);
     w.narrow(a);
@@ -120,7 +126,7 @@ void attention_backward(Exec& ex, const AttnArgs& a, const AttnGrads& g) {
   require_ptr(op, "grads.dout", g.dout, true);
   CZ_ARG(a.lse != nullptr, "%s: args.lse is null (store it in the forward)", op);
   if (a.Tk == 0) return;  // no keys: every output was zero, nothing flows back
-  if (a.dtype == DType::BF16) {
+  if (a.dtype != DType::F32) {
     Widened w(ex, a, true);
     attention_backward(ex, w.args, g);
     return;

@@ -309,7 +309,7 @@ void backward_launch(CudaState& s, const BwdParams& p, dim3 grid, size_t smem) {
 void attention_forward(Exec& ex, const AttnArgs& a) {
   const char* op = "attention_forward";
   validate(op, a);
-  if (a.dtype == DType::BF16) return attention_forward_bf16(ex, a);
+  if (a.dtype != DType::F32) return attention_forward_bf16(ex, a);  // bf16 or fp16 storage
   if (a.B == 0 || a.NH == 0 || a.Tq == 0) return;
   CZ_REQUIRE(a.HS <= 256, CZ_ERR_UNSUPPORTED, "%s: HS = %lld > 256 is not supported on CUDA", op,
              static_cast<long long>(a.HS));
@@ -343,7 +343,7 @@ void attention_forward(Exec& ex, const AttnArgs& a) {
 void attention_backward(Exec& ex, const AttnArgs& a, const AttnGrads& g) {
   const char* op = "attention_backward";
   validate(op, a);
-  if (a.dtype == DType::BF16) {
+  if (a.dtype != DType::F32) {  // bf16 or fp16 storage
     if (a.B == 0 || a.NH == 0 || a.Tq == 0 || a.HS == 0 || a.Tk == 0) return;
     if (!g.dq && !g.dk && !g.dv) return;
     require_ptr(op, "grads.dout", g.dout, true);

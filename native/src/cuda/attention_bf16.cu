@@ -1,4 +1,9 @@
-// attention_bf16.cu: attention with bf16 storage (AttnArgs::dtype == BF16).
+// attention_bf16.cu: attention with 16-bit storage (AttnArgs::dtype BF16 or F16).
+//
+// Every kernel below is instantiated for bf16 and for fp16 storage (template flag H: the mma.sync
+// .bf16 or .f16 variant, and P and the output rounded to that type); the text says bf16 for both.
+// The device code is in attention_bf16_kernels.cuh and attention_bf16_bwd.cuh, which the warp
+// emulator test also compiles on the host (native/tests/warp_emu).
 //
 // Forward, head sizes 32, 64, 128, 192, on the tensor cores in the FlashAttention-2 layout
 // (Dao, 2023): each warp owns 16 query rows of one (batch item, head), keeps its Q fragments, the
@@ -59,14 +64,14 @@ void smem_opt_in(Kernel kernel, size_t smem) {
 }
 
 
-template <int D>
+template <int D, bool H>
 void launch_tc(CudaState& s, const TcParams& p, int64_t slices, int64_t NH) {
   using Cfg = TcCfg<D>;
   const size_t smem = Cfg::smem_bytes();
   CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
              "attention_forward(bf16, HS=%d): needs %zu bytes of shared memory, the device allows %zu",
              D, smem, s.max_smem_optin);
-  smem_opt_in(attention_fwd_tc_kernel<D>, smem);
+  smem_opt_in(attention_fwd_tc_kernel<D, H>, smem);
   const int64_t row_blocks = (p.rows + Cfg::BQ - 1) / Cfg::BQ;
   CZ_REQUIRE(row_blocks <= INT32_MAX && NH <= 65535 && slices <= 65535, CZ_ERR_UNSUPPORTED,
              "attention_forward(bf16): grid too large (%lld x %lld x %lld)",
@@ -74,60 +79,62 @@ void launch_tc(CudaState& s, const TcParams& p, int64_t slices, int64_t NH) {
              static_cast<long long>(slices));
   const dim3 grid(static_cast<unsigned>(row_blocks), static_cast<unsigned>(NH),
                   static_cast<unsigned>(slices));
-  attention_fwd_tc_kernel<D><<<grid, kThreadsTC, smem, s.stream>>>(p);
+  attention_fwd_tc_kernel<D, H><<<grid, kThreadsTC, smem, s.stream>>>(p);
   check_launch("attention_fwd_tc_kernel");
 }
 
 
-template <int NW>
+template <int NW, bool H>
 void launch_whole64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
   const size_t smem = static_cast<size_t>((p.Tk + 15) & ~int64_t{15}) * 64 * sizeof(bf16) * 2;
   CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
              "attention_forward(bf16, whole K/V): needs %zu bytes of shared memory, the device allows %zu",
              smem, s.max_smem_optin);
-  smem_opt_in(attention_fwd_whole64_kernel<NW>, smem);
+  smem_opt_in(attention_fwd_whole64_kernel<NW, H>, smem);
   const dim3 grid(static_cast<unsigned>(NH), static_cast<unsigned>(B));
-  attention_fwd_whole64_kernel<NW><<<grid, NW * 32, smem, s.stream>>>(p);
+  attention_fwd_whole64_kernel<NW, H><<<grid, NW * 32, smem, s.stream>>>(p);
   check_launch("attention_fwd_whole64_kernel");
 }
 
 
+template <bool H>
 void launch_persist64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
   const int64_t tkp = (p.Tk + 15) & ~int64_t{15};
   const size_t smem = static_cast<size_t>(tkp) * 64 * sizeof(bf16) * 4;  // 2 stages of K and V
   CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
              "attention_forward(bf16, persistent): needs %zu bytes of shared memory, the device allows %zu",
              smem, s.max_smem_optin);
-  smem_opt_in(attention_fwd_persist64_kernel, smem);
+  smem_opt_in(attention_fwd_persist64_kernel<H>, smem);
   const int threads = static_cast<int>((p.Tq + 15) / 16) * 32;
   int per_sm = 0;
-  CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_persist64_kernel,
+  CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_persist64_kernel<H>,
                                                         threads, smem));
   const int64_t items = B * NH;
   const int64_t blocks = std::min<int64_t>(items, static_cast<int64_t>(std::max(per_sm, 1)) *
                                                       std::max(s.sm_count, 1));
-  attention_fwd_persist64_kernel<<<static_cast<unsigned>(blocks), threads, smem, s.stream>>>(p, items);
+  attention_fwd_persist64_kernel<H><<<static_cast<unsigned>(blocks), threads, smem, s.stream>>>(p, items);
   check_launch("attention_fwd_persist64_kernel");
 }
 
 
-template <int NW, int MT>
+template <int NW, int MT, bool H>
 void launch_wide64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
   const size_t smem = static_cast<size_t>((p.Tk + 15) & ~int64_t{15}) * 64 * sizeof(bf16) * 2;
   CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
              "attention_forward(bf16, 32-row whole K/V): needs %zu bytes of shared memory, the device allows %zu",
              smem, s.max_smem_optin);
-  smem_opt_in(attention_fwd_wide64_kernel<NW, MT>, smem);
+  smem_opt_in(attention_fwd_wide64_kernel<NW, MT, H>, smem);
   const dim3 grid(static_cast<unsigned>(NH), static_cast<unsigned>(B));
-  attention_fwd_wide64_kernel<NW, MT><<<grid, NW * 32, smem, s.stream>>>(p);
+  attention_fwd_wide64_kernel<NW, MT, H><<<grid, NW * 32, smem, s.stream>>>(p);
   check_launch("attention_fwd_wide64_kernel");
 }
 
 
 
 
-// dst rows (bf16) = src rows (fp32), (items, rows) rows of C columns, same strides; the padding
-// between rows is not touched.
+// dst rows (bf16, or fp16 when H) = src rows (fp32), (items, rows) rows of C columns, same
+// strides; the padding between rows is not touched.
+template <bool H>
 __global__ void narrow_rows_kernel(bf16* dst, const float* src, int64_t items, int64_t rows,
                                    int64_t bs, int64_t ld, int64_t C) {
   const int64_t n = items * rows * C;
@@ -135,11 +142,12 @@ __global__ void narrow_rows_kernel(bf16* dst, const float* src, int64_t items, i
        i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t c = i % C, rr = i / C, t = rr % rows, b = rr / rows;
     const int64_t off = b * bs + t * ld + c;
-    dst[off] = __float2bfloat16(src[off]);
+    dst[off] = from_f32<H>(src[off]);
   }
 }
 
-// fp32 copies of q, k, v (and out when with_out) over their spans, for the widening fallbacks.
+// fp32 copies of q, k, v (and out when with_out; bf16 or fp16) over their spans, for the widening
+// fallbacks.
 struct Widened {
   Widened(CudaState& s, Exec& ex, const AttnArgs& a, bool with_out)
       : C(a.NH * a.HS),
@@ -150,10 +158,10 @@ struct Widened {
         q(s, nq * 4), k(s, nk * 4), v(s, nv * 4), o(s, no * 4) {
     args = a;
     args.dtype = DType::F32;
-    if (nq) convert(ex, q.get(), DType::F32, a.q, DType::BF16, nq);
-    if (nk) convert(ex, k.get(), DType::F32, a.k, DType::BF16, nk);
-    if (nv) convert(ex, v.get(), DType::F32, a.v, DType::BF16, nv);
-    if (no && with_out) convert(ex, o.get(), DType::F32, a.out, DType::BF16, no);
+    if (nq) convert(ex, q.get(), DType::F32, a.q, a.dtype, nq);
+    if (nk) convert(ex, k.get(), DType::F32, a.k, a.dtype, nk);
+    if (nv) convert(ex, v.get(), DType::F32, a.v, a.dtype, nv);
+    if (no && with_out) convert(ex, o.get(), DType::F32, a.out, a.dtype, no);
     args.q = nq ? q.get() : nullptr;
     args.k = nk ? k.get() : nullptr;
     args.v = nv ? v.get() : nullptr;
@@ -169,7 +177,8 @@ struct Widened {
 
 bool attention_bf16_supported(int64_t HS) { return tc_head_size(HS); }
 
-// Which kernel attention_forward_bf16 runs for these arguments, with its occupancy (bench notes).
+// Which kernel attention_forward_bf16 runs for these arguments, with its occupancy (bench notes;
+// the fp16 instances use the same registers and shared memory as the bf16 ones queried here).
 std::string attention_forward_bf16_plan(Exec& ex, const AttnArgs& a) {
   CudaState& s = state(ex);
   if (!(tc_head_size(a.HS) && !a.probs && a.Tk > 0)) return "widened to the fp32 kernel";
@@ -180,16 +189,16 @@ std::string attention_forward_bf16_plan(Exec& ex, const AttnArgs& a) {
   switch (pick_kernel(p, a.HS, slices, a.NH)) {
     case FwdKernel::Whole4: {
       const size_t smem = static_cast<size_t>((p.Tk + 15) & ~int64_t{15}) * 64 * sizeof(bf16) * 2;
-      smem_opt_in(attention_fwd_whole64_kernel<4>, smem);
-      CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_whole64_kernel<4>, 128, smem));
+      smem_opt_in(attention_fwd_whole64_kernel<4, false>, smem);
+      CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_whole64_kernel<4, false>, 128, smem));
       std::snprintf(buf, sizeof buf, "whole-sequence kernel, 4 warps a block, %d blocks per SM", per_sm);
       return buf;
     }
     case FwdKernel::Persist: {
       const size_t smem = static_cast<size_t>((p.Tk + 15) & ~int64_t{15}) * 64 * sizeof(bf16) * 4;
       const int threads = static_cast<int>((p.Tq + 15) / 16) * 32;
-      smem_opt_in(attention_fwd_persist64_kernel, smem);
-      CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_persist64_kernel, threads, smem));
+      smem_opt_in(attention_fwd_persist64_kernel<false>, smem);
+      CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_persist64_kernel<false>, threads, smem));
       std::snprintf(buf, sizeof buf, "persistent whole-sequence kernel, %d warps a block, %d blocks per SM", threads / 32, per_sm);
       return buf;
     }
@@ -202,9 +211,9 @@ std::string attention_forward_bf16_plan(Exec& ex, const AttnArgs& a) {
         smem_opt_in(kernel, smem);
         CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
       };
-      if (k == FwdKernel::Wide8) occ(attention_fwd_wide64_kernel<8, 2>, 256);
-      else if (k == FwdKernel::Wide4) occ(attention_fwd_wide64_kernel<4, 2>, 128);
-      else occ(attention_fwd_wide64_kernel<4, 1>, 128);
+      if (k == FwdKernel::Wide8) occ(attention_fwd_wide64_kernel<8, 2, false>, 256);
+      else if (k == FwdKernel::Wide4) occ(attention_fwd_wide64_kernel<4, 2, false>, 128);
+      else occ(attention_fwd_wide64_kernel<4, 1, false>, 128);
       std::snprintf(buf, sizeof buf, "%d-row whole-sequence kernel (fma exp2, staged K/V), %d warps a block, %d blocks per SM",
                     k == FwdKernel::Lean4 ? 16 : 32, k == FwdKernel::Wide8 ? 8 : 4, per_sm);
       return buf;
@@ -218,56 +227,76 @@ std::string attention_forward_bf16_plan(Exec& ex, const AttnArgs& a) {
     return std::string(buf);
   };
   switch (a.HS) {
-    case 32: return tiled(attention_fwd_tc_kernel<32>, TcCfg<32>::smem_bytes());
-    case 64: return tiled(attention_fwd_tc_kernel<64>, TcCfg<64>::smem_bytes());
-    case 128: return tiled(attention_fwd_tc_kernel<128>, TcCfg<128>::smem_bytes());
-    default: return tiled(attention_fwd_tc_kernel<192>, TcCfg<192>::smem_bytes());
+    case 32: return tiled(attention_fwd_tc_kernel<32, false>, TcCfg<32>::smem_bytes());
+    case 64: return tiled(attention_fwd_tc_kernel<64, false>, TcCfg<64>::smem_bytes());
+    case 128: return tiled(attention_fwd_tc_kernel<128, false>, TcCfg<128>::smem_bytes());
+    default: return tiled(attention_fwd_tc_kernel<192, false>, TcCfg<192>::smem_bytes());
   }
 }
 
-// Called by attention_forward (attention.cu) for dtype == BF16, after validation.
+namespace {
+
+// The tensor-core forward for one storage type (H: fp16, else bf16).
+template <bool H>
+void forward_tc(CudaState& s, const TcParams& p, int64_t HS, int64_t slices, int64_t NH) {
+  switch (pick_kernel(p, HS, slices, NH)) {
+    case FwdKernel::Whole4: return launch_whole64<4, H>(s, p, slices, NH);
+    case FwdKernel::Persist: return launch_persist64<H>(s, p, slices, NH);
+    case FwdKernel::Wide4: return launch_wide64<4, 2, H>(s, p, slices, NH);
+    case FwdKernel::Wide8: return launch_wide64<8, 2, H>(s, p, slices, NH);
+    case FwdKernel::Lean4: return launch_wide64<4, 1, H>(s, p, slices, NH);
+    case FwdKernel::Tiled: break;
+  }
+  switch (HS) {
+    case 32: return launch_tc<32, H>(s, p, slices, NH);
+    case 64: return launch_tc<64, H>(s, p, slices, NH);
+    case 128: return launch_tc<128, H>(s, p, slices, NH);
+    default: return launch_tc<192, H>(s, p, slices, NH);
+  }
+}
+
+}  // namespace
+
+// Called by attention_forward (attention.cu) for dtype BF16 or F16, after validation.
 void attention_forward_bf16(Exec& ex, const AttnArgs& a) {
   CudaState& s = state(ex);
   if (a.B == 0 || a.NH == 0 || a.Tq == 0) return;
   const int64_t C = a.NH * a.HS;
+  const bool h = a.dtype == DType::F16;
   if (tc_head_size(a.HS) && !a.probs && a.Tk > 0) {
     int64_t slices = 0;
     const TcParams p = make_tc_params(a, &slices);
-    switch (pick_kernel(p, a.HS, slices, a.NH)) {
-      case FwdKernel::Whole4: launch_whole64<4>(s, p, slices, a.NH); return;
-      case FwdKernel::Persist: launch_persist64(s, p, slices, a.NH); return;
-      case FwdKernel::Wide4: launch_wide64<4, 2>(s, p, slices, a.NH); return;
-      case FwdKernel::Wide8: launch_wide64<8, 2>(s, p, slices, a.NH); return;
-      case FwdKernel::Lean4: launch_wide64<4, 1>(s, p, slices, a.NH); return;
-      case FwdKernel::Tiled: break;
-    }
-    switch (a.HS) {
-      case 32: launch_tc<32>(s, p, slices, a.NH); break;
-      case 64: launch_tc<64>(s, p, slices, a.NH); break;
-      case 128: launch_tc<128>(s, p, slices, a.NH); break;
-      default: launch_tc<192>(s, p, slices, a.NH); break;
-    }
+    if (h) forward_tc<true>(s, p, a.HS, slices, a.NH);
+    else forward_tc<false>(s, p, a.HS, slices, a.NH);
     return;
   }
-  // Widening fallback: fp32 kernel on converted inputs, output rows rounded back to bf16.
+  // Widening fallback: fp32 kernel on converted inputs, output rows rounded back to bf16/fp16.
   Widened w(s, ex, a, false);
   attention_forward(ex, w.args);
   if (w.no) {
-    narrow_rows_kernel<<<grid_for(a.B * a.Tq * C, 256, s), 256, 0, s.stream>>>(
-        static_cast<bf16*>(a.out), w.o.as<float>(), a.B, a.Tq, a.o_bs, a.ldo, C);
+    const unsigned blocks = grid_for(a.B * a.Tq * C, 256, s);
+    if (h)
+      narrow_rows_kernel<true><<<blocks, 256, 0, s.stream>>>(static_cast<bf16*>(a.out), w.o.as<float>(), a.B, a.Tq, a.o_bs, a.ldo, C);
+    else
+      narrow_rows_kernel<false><<<blocks, 256, 0, s.stream>>>(static_cast<bf16*>(a.out), w.o.as<float>(), a.B, a.Tq, a.o_bs, a.ldo, C);
     check_launch("narrow_rows_kernel");
   }
 }
 
-// Called by attention_backward (attention.cu) for dtype == BF16, after validation.
+// Called by attention_backward (attention.cu) for dtype BF16 or F16, after validation.
 void attention_backward_bf16(Exec& ex, const AttnArgs& a, const AttnGrads& g) {
   CudaState& s = state(ex);
   if (bwd_tc_eligible(a, s.max_smem_optin)) {
     const BwdTcParams p = make_bwd_params(a, g);
     const size_t smem = bwd_whole64_smem(a.Tq, a.Tk);
-    smem_opt_in(attention_bwd_whole64_kernel<4>, smem);
     const dim3 grid(static_cast<unsigned>(a.NH), static_cast<unsigned>(a.B));
-    attention_bwd_whole64_kernel<4><<<grid, 128, smem, s.stream>>>(p);
+    if (a.dtype == DType::F16) {
+      smem_opt_in(attention_bwd_whole64_kernel<4, true>, smem);
+      attention_bwd_whole64_kernel<4, true><<<grid, 128, smem, s.stream>>>(p);
+    } else {
+      smem_opt_in(attention_bwd_whole64_kernel<4, false>, smem);
+      attention_bwd_whole64_kernel<4, false><<<grid, 128, smem, s.stream>>>(p);
+    }
     check_launch("attention_bwd_whole64_kernel");
     return;
   }

@@ -28,7 +28,7 @@ struct BwdTcParams {
   float scale;
 };
 
-template <int NW>
+template <int NW, bool H>
 __global__ void __launch_bounds__(NW * 32, 2) attention_bwd_whole64_kernel(BwdTcParams p) {
   constexpr int D = 64, KD = 4, ND = 8;
   CZ_DYN_SMEM(smraw);
@@ -60,7 +60,7 @@ __global__ void __launch_bounds__(NW * 32, 2) attention_bwd_whole64_kernel(BwdTc
     if (rr < f.Tq) {
       const float* src = gb + rr * f.ldo + c * 8;
 #pragma unroll
-      for (int e = 0; e < 4; ++e) w[e] = pack_bf16(src[2 * e], src[2 * e + 1]);
+      for (int e = 0; e < 4; ++e) w[e] = pack2<H>(src[2 * e], src[2 * e + 1]);
     }
     *reinterpret_cast<uint4*>(const_cast<bf16*>(swz64(dOs, rr, c))) = make_uint4(w[0], w[1], w[2], w[3]);
   }
@@ -69,7 +69,7 @@ __global__ void __launch_bounds__(NW * 32, 2) attention_bwd_whole64_kernel(BwdTc
     if (rr < f.Tq) {
       const float* grow = gb + rr * f.ldo;
       const bf16* orow = ob + rr * f.ldo;
-      d = grow[lane] * __bfloat162float(orow[lane]) + grow[lane + 32] * __bfloat162float(orow[lane + 32]);
+      d = grow[lane] * to_f32<H>(orow[lane]) + grow[lane + 32] * to_f32<H>(orow[lane + 32]);
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
       const float l = p.lse[(z * f.NH + h) * f.Tq + rr];
@@ -129,11 +129,11 @@ __global__ void __launch_bounds__(NW * 32, 2) attention_bwd_whole64_kernel(BwdTc
           uint32_t b0, b1, b2, b3;
           const int row = c0 + j * 8 + (lane & 7), ch = kk * 2 + (lane >> 3);
           ldsm_x4(b0, b1, b2, b3, swz64(Cs, row, ch));
-          mma16816(sv[j], xf[kk], b0, b1);
-          mma16816(sv[j], xf[kk + 1], b2, b3);
+          mma16816<H>(sv[j], xf[kk], b0, b1);
+          mma16816<H>(sv[j], xf[kk + 1], b2, b3);
           ldsm_x4(b0, b1, b2, b3, swz64(Es, row, ch));
-          mma16816(dp[j], yf[kk], b0, b1);
-          mma16816(dp[j], yf[kk + 1], b2, b3);
+          mma16816<H>(dp[j], yf[kk], b0, b1);
+          mma16816<H>(dp[j], yf[kk + 1], b2, b3);
         }
       }
       // P and dS; element (j, e): row g + 8 (e >> 1), column c0 + j * 8 + 2 t4 + (e & 1)
@@ -156,10 +156,10 @@ __global__ void __launch_bounds__(NW * 32, 2) attention_bwd_whole64_kernel(BwdTc
           pv[e] = ok ? fast_exp2(sv[j][e] * f.scale_log2 - l2) : 0.0f;
           ds[e] = pv[e] * (dp[j][e] - dd);
         }
-        pa[2 * j] = pack_bf16(pv[0], pv[1]);
-        pa[2 * j + 1] = pack_bf16(pv[2], pv[3]);
-        sa[2 * j] = pack_bf16(ds[0], ds[1]);
-        sa[2 * j + 1] = pack_bf16(ds[2], ds[3]);
+        pa[2 * j] = pack2<H>(pv[0], pv[1]);
+        pa[2 * j + 1] = pack2<H>(pv[2], pv[3]);
+        sa[2 * j] = pack2<H>(ds[0], ds[1]);
+        sa[2 * j + 1] = pack2<H>(ds[2], ds[3]);
       }
       // A layout of a 16 x 16 tile from two 16 x 8 accumulators: {j0 rows g, j0 rows g+8,
       // j1 rows g, j1 rows g+8}
@@ -171,15 +171,15 @@ __global__ void __launch_bounds__(NW * 32, 2) attention_bwd_whole64_kernel(BwdTc
         const int i = lane >> 3, row = c0 + (i & 1) * 8 + (lane & 7), ch = n + (i >> 1);
         if (qside) {  // dQ += dS K
           ldsm_x4_t(b0, b1, b2, b3, swz64(Ks, row, ch));
-          mma16816(acc0[n], sA, b0, b1);
-          mma16816(acc0[n + 1], sA, b2, b3);
+          mma16816<H>(acc0[n], sA, b0, b1);
+          mma16816<H>(acc0[n + 1], sA, b2, b3);
         } else {      // dV += P^T dO, dK += dS^T Q
           ldsm_x4_t(b0, b1, b2, b3, swz64(dOs, row, ch));
-          mma16816(acc0[n], pA, b0, b1);
-          mma16816(acc0[n + 1], pA, b2, b3);
+          mma16816<H>(acc0[n], pA, b0, b1);
+          mma16816<H>(acc0[n + 1], pA, b2, b3);
           ldsm_x4_t(b0, b1, b2, b3, swz64(Qs, row, ch));
-          mma16816(acc1[n], sA, b0, b1);
-          mma16816(acc1[n + 1], sA, b2, b3);
+          mma16816<H>(acc1[n], sA, b0, b1);
+          mma16816<H>(acc1[n + 1], sA, b2, b3);
         }
       }
     }

@@ -19,6 +19,7 @@
 #define CZ_ATTN_BF16_NS attn_bf16_emu  // the emulated copies do not clash with the library's kernels
 #else
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #define CZ_DYN_SMEM(name) extern __shared__ __align__(16) unsigned char name[]
 #define CZ_ATTN_BF16_NS attn_bf16
 #endif
@@ -76,13 +77,22 @@ __device__ __forceinline__ void ldsm_x4_t(uint32_t& r0, uint32_t& r1, uint32_t& 
                : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
                : "r"(smem_addr(p)));
 }
-// d (16x8, fp32) += a (16x16, bf16, row) * b (16x8, bf16, col)
+// d (16x8, fp32) += a (16x16, row) * b (16x8, col), a and b bf16 (H = false) or fp16 (H = true)
+template <bool H>
 __device__ __forceinline__ void mma16816(float* d, const uint32_t* a, uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  if constexpr (H) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
 }
 // 2^x on the SFU (ex2.approx, relative error ~2^-22; 2^-inf = 0): the probabilities are rounded
 // to bf16 right after, and exp is the throughput limit of attention at head size 64.
@@ -108,15 +118,39 @@ __device__ __forceinline__ void ldsm_x4_t(uint32_t& r0, uint32_t& r1, uint32_t& 
                                           const void* p) {
   ::cz_emu::ldmatrix_x4(r0, r1, r2, r3, p, true);
 }
+template <bool H>
 __device__ __forceinline__ void mma16816(float* d, const uint32_t* a, uint32_t b0, uint32_t b1) {
-  ::cz_emu::mma_m16n8k16_bf16(d, a, b0, b1);
+  ::cz_emu::mma_m16n8k16(d, a, b0, b1, H);
 }
 __device__ __forceinline__ float fast_exp2(float x) { return std::exp2(x); }
 #endif  // CZ_WARP_EMU
 
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (low half) = lo
-  return *reinterpret_cast<uint32_t*>(&v);
+// Two floats rounded (to nearest even) to the storage type, lo in the low half: bf16 (H = false)
+// or fp16 (H = true).
+template <bool H>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  if constexpr (H) {
+    __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+  } else {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+  }
+}
+// One element of the storage type (the 16 bits behind a bf16 pointer) as a float, and back.
+template <bool H>
+__device__ __forceinline__ float to_f32(bf16 x) {
+  if constexpr (H) return __half2float(*reinterpret_cast<const __half*>(&x));
+  else return __bfloat162float(x);
+}
+template <bool H>
+__device__ __forceinline__ bf16 from_f32(float x) {
+  if constexpr (H) {
+    const __half v = __float2half_rn(x);
+    return *reinterpret_cast<const bf16*>(&v);
+  } else {
+    return __float2bfloat16(x);
+  }
 }
 
 // Start of query row r (of the block's slice z) for head h.
@@ -131,7 +165,7 @@ __device__ __forceinline__ int64_t q_item(const TcParams& p, int64_t r, int64_t 
 // row r of the tile (the two kernels lay their tiles out differently). Keys past rem are skipped
 // in 8-key (S) and 16-key (PV) steps; value rows up to the next multiple of 16 must be finite
 // (the loaders zero-fill them).
-template <int D, int BK, class KAt, class VAt>
+template <int D, int BK, bool H, class KAt, class VAt>
 __device__ __forceinline__ void attend_tile(const uint32_t (&qf)[D / 16][4], float (&o)[D / 8][4],
                                             float (&m)[2], float (&l)[2], int rem,
                                             const uint8_t* mask, float scale_log2, int lane,
@@ -148,8 +182,8 @@ __device__ __forceinline__ void attend_tile(const uint32_t (&qf)[D / 16][4], flo
     for (int kk = 0; kk < KD; kk += 2) {
       uint32_t b0, b1, b2, b3;
       ldsm_x4(b0, b1, b2, b3, kat(j * 8 + (lane & 7), kk * 2 + (lane >> 3)));
-      mma16816(s[j], qf[kk], b0, b1);
-      mma16816(s[j], qf[kk + 1], b2, b3);
+      mma16816<H>(s[j], qf[kk], b0, b1);
+      mma16816<H>(s[j], qf[kk + 1], b2, b3);
     }
   }
   // scale into the log2 domain, mask (keys past rem, padding), row max over the quad
@@ -197,24 +231,24 @@ __device__ __forceinline__ void attend_tile(const uint32_t (&qf)[D / 16][4], flo
   for (int kk = 0; kk < BK / 16; ++kk) {
     if (kk * 16 >= rem) break;
     uint32_t a[4];
-    a[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-    a[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-    a[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-    a[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+    a[0] = pack2<H>(s[2 * kk][0], s[2 * kk][1]);
+    a[1] = pack2<H>(s[2 * kk][2], s[2 * kk][3]);
+    a[2] = pack2<H>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+    a[3] = pack2<H>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
 #pragma unroll
     for (int n = 0; n < ND; n += 2) {
       uint32_t b0, b1, b2, b3;
       const int i = lane >> 3;
       ldsm_x4_t(b0, b1, b2, b3, vat(kk * 16 + (i & 1) * 8 + (lane & 7), n + (i >> 1)));
-      mma16816(o[n], a, b0, b1);
-      mma16816(o[n + 1], a, b2, b3);
+      mma16816<H>(o[n], a, b0, b1);
+      mma16816<H>(o[n + 1], a, b2, b3);
     }
   }
 }
 
 // The end of a warp's 16 rows (first row wr0 of slice z): row sums over the quad, normalise,
 // store bf16 (and lse when asked).
-template <int D>
+template <int D, bool H>
 __device__ __forceinline__ void finish_rows(const TcParams& p, const float (&o)[D / 8][4],
                                             const float (&m)[2], const float (&l)[2], int64_t wr0,
                                             int64_t z, int64_t h, int lane) {
@@ -234,10 +268,10 @@ __device__ __forceinline__ void finish_rows(const TcParams& p, const float (&o)[
     for (int n = 0; n < ND; ++n) {
       const float x0 = o[n][half * 2] * inv, x1 = o[n][half * 2 + 1] * inv;
       if (p.out_aligned) {
-        *reinterpret_cast<__nv_bfloat162*>(orow + n * 8 + 2 * t4) = __floats2bfloat162_rn(x0, x1);
+        *reinterpret_cast<uint32_t*>(orow + n * 8 + 2 * t4) = pack2<H>(x0, x1);
       } else {
-        orow[n * 8 + 2 * t4] = __float2bfloat16(x0);
-        orow[n * 8 + 2 * t4 + 1] = __float2bfloat16(x1);
+        orow[n * 8 + 2 * t4] = from_f32<H>(x0);
+        orow[n * 8 + 2 * t4 + 1] = from_f32<H>(x1);
       }
     }
     if (p.lse && t4 == 0)
@@ -260,7 +294,7 @@ struct TcCfg {
   }
 };
 
-template <int D>
+template <int D, bool H>
 __global__ void __launch_bounds__(kThreadsTC) attention_fwd_tc_kernel(TcParams p) {
   using Cfg = TcCfg<D>;
   constexpr int BQ = Cfg::BQ, BK = Cfg::BK, SD = Cfg::SD;
@@ -336,14 +370,14 @@ __global__ void __launch_bounds__(kThreadsTC) attention_fwd_tc_kernel(TcParams p
       const bf16* vs = Vs + (it & 1) * BK * SD;
       const int64_t kbase = static_cast<int64_t>(it) * BK;
       const int rem = static_cast<int>(p.Tk - kbase < BK ? p.Tk - kbase : BK);
-      attend_tile<D, BK>(
+      attend_tile<D, BK, H>(
           qf, o, mrow, lrow, rem, mb ? mb + kbase : nullptr, p.scale_log2, lane,
           [&](int r, int c) { return ks + r * SD + c * 8; },
           [&](int r, int c) { return vs + r * SD + c * 8; });
     }
     __syncthreads();  // this stage is refilled by the next iteration's prefetch
   }
-  if (warp_active) finish_rows<D>(p, o, mrow, lrow, wr0, z, h, lane);
+  if (warp_active) finish_rows<D, H>(p, o, mrow, lrow, wr0, z, h, lane);
 }
 
 // The whole-sequence kernel (head size 64, Tk <= kWholeMaxTk, per-item K/V, 16-byte aligned
@@ -390,6 +424,7 @@ __device__ __forceinline__ void load_q64(const TcParams& p, int64_t z, int64_t h
 
 // One warp's query tile mt of (item z, head h) against all of K and V in shared memory (swizzled,
 // head size 64), in 64-key steps; the output rows are stored.
+template <bool H>
 __device__ __forceinline__ void attend_rows64(const TcParams& p, const uint32_t (&qf)[4][4],
                                               const bf16* Ks, const bf16* Vs, const uint8_t* mb,
                                               int mt, int64_t z, int64_t h, int lane) {
@@ -399,12 +434,12 @@ __device__ __forceinline__ void attend_rows64(const TcParams& p, const uint32_t 
   for (int n = 0; n < 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
   for (int k0 = 0; k0 < p.Tk; k0 += 64) {
     const int rem = static_cast<int>(p.Tk - k0 < 64 ? p.Tk - k0 : 64);
-    attend_tile<64, 64>(
+    attend_tile<64, 64, H>(
         qf, o, mrow, lrow, rem, mb ? mb + k0 : nullptr, p.scale_log2, lane,
         [&](int r, int c) { return swz64(Ks, k0 + r, c); },
         [&](int r, int c) { return swz64(Vs, k0 + r, c); });
   }
-  finish_rows<64>(p, o, mrow, lrow, static_cast<int64_t>(mt) * 16, z, h, lane);
+  finish_rows<64, H>(p, o, mrow, lrow, static_cast<int64_t>(mt) * 16, z, h, lane);
 }
 
 // What a whole-sequence block (blockIdx.x = head h, blockIdx.y = item z) works on: K and V of its
@@ -429,7 +464,7 @@ struct WholePair {
         mb(p.mask ? p.mask + z * p.mask_bs : nullptr) {}
 };
 
-template <int NW>
+template <int NW, bool H>
 __global__ void __launch_bounds__(NW * 32, NW == 4 ? 4 : 2) attention_fwd_whole64_kernel(TcParams p) {
   CZ_DYN_SMEM(smraw);
   const WholePair w(p, smraw);
@@ -442,7 +477,7 @@ __global__ void __launch_bounds__(NW * 32, NW == 4 ? 4 : 2) attention_fwd_whole6
   cp_wait<0>();
   __syncthreads();
   for (int mt = w.warp; mt < mtiles; mt += NW) {
-    attend_rows64(p, qf, w.Ks, w.Vs, w.mb, mt, w.z, w.h, w.lane);
+    attend_rows64<H>(p, qf, w.Ks, w.Vs, w.mb, mt, w.z, w.h, w.lane);
     if (mt + NW < mtiles) load_q64(p, w.z, w.h, mt + NW, w.lane, qf);
   }
 }
@@ -455,6 +490,7 @@ __global__ void __launch_bounds__(NW * 32, NW == 4 ? 4 : 2) attention_fwd_whole6
 // so they are in flight across the block barrier.
 constexpr int kPersistMaxWarps = 16;
 
+template <bool H>
 __global__ void __launch_bounds__(kPersistMaxWarps * 32, 1)
     attention_fwd_persist64_kernel(TcParams p, int64_t items) {
   constexpr int D = 64;
@@ -492,7 +528,7 @@ __global__ void __launch_bounds__(kPersistMaxWarps * 32, 1)
     const int64_t h = it % p.NH, z = it / p.NH;
     const uint8_t* mb = p.mask ? p.mask + z * p.mask_bs : nullptr;
     for (int mt = warp; mt < mtiles; mt += nw) {
-      attend_rows64(p, qf, Ks, Vs, mb, mt, z, h, lane);
+      attend_rows64<H>(p, qf, Ks, Vs, mb, mt, z, h, lane);
       // the Q fragments of this warp's next tile: of this pair, else of its next pair
       if (mt + nw < mtiles) load_q(it, mt + nw);
       else if (nx < items) load_q(nx, warp);
@@ -535,7 +571,7 @@ __device__ __forceinline__ void wide_tile_init(float (&o)[MT][8][4], float (&m)[
 // mask byte is 0 are excluded (a full tile without a mask passes MASKED = false). m holds the
 // running row maxima of the raw scores, l the per-thread partial row sums (quad-reduced at the
 // end), o the unnormalised output.
-template <bool MASKED, int MT>
+template <bool MASKED, int MT, bool H>
 __device__ __forceinline__ void wide_tile(const uint32_t (&qf)[MT][4][4], float (&o)[MT][8][4],
                                           float (&m)[MT][2], float (&l)[MT][2], int rem,
                                           const uint8_t* mask, float sl2, const bf16* Kt,
@@ -553,8 +589,8 @@ __device__ __forceinline__ void wide_tile(const uint32_t (&qf)[MT][4][4], float 
       ldsm_x4(b0, b1, b2, b3, Kt + j * 8 * 64 + kofs[hh]);
 #pragma unroll
       for (int t = 0; t < MT; ++t) {
-        mma16816(s[t][j], qf[t][2 * hh], b0, b1);
-        mma16816(s[t][j], qf[t][2 * hh + 1], b2, b3);
+        mma16816<H>(s[t][j], qf[t][2 * hh], b0, b1);
+        mma16816<H>(s[t][j], qf[t][2 * hh + 1], b2, b3);
       }
     }
   }
@@ -612,10 +648,10 @@ __device__ __forceinline__ void wide_tile(const uint32_t (&qf)[MT][4][4], float 
     uint32_t a[MT][4];
 #pragma unroll
     for (int t = 0; t < MT; ++t) {
-      a[t][0] = pack_bf16(s[t][2 * kk][0], s[t][2 * kk][1]);
-      a[t][1] = pack_bf16(s[t][2 * kk][2], s[t][2 * kk][3]);
-      a[t][2] = pack_bf16(s[t][2 * kk + 1][0], s[t][2 * kk + 1][1]);
-      a[t][3] = pack_bf16(s[t][2 * kk + 1][2], s[t][2 * kk + 1][3]);
+      a[t][0] = pack2<H>(s[t][2 * kk][0], s[t][2 * kk][1]);
+      a[t][1] = pack2<H>(s[t][2 * kk][2], s[t][2 * kk][3]);
+      a[t][2] = pack2<H>(s[t][2 * kk + 1][0], s[t][2 * kk + 1][1]);
+      a[t][3] = pack2<H>(s[t][2 * kk + 1][2], s[t][2 * kk + 1][3]);
     }
 #pragma unroll
     for (int np = 0; np < 4; ++np) {
@@ -623,8 +659,8 @@ __device__ __forceinline__ void wide_tile(const uint32_t (&qf)[MT][4][4], float 
       ldsm_x4_t(b0, b1, b2, b3, Vt + kk * 16 * 64 + vofs[np]);
 #pragma unroll
       for (int t = 0; t < MT; ++t) {
-        mma16816(o[t][2 * np], a[t], b0, b1);
-        mma16816(o[t][2 * np + 1], a[t], b2, b3);
+        mma16816<H>(o[t][2 * np], a[t], b0, b1);
+        mma16816<H>(o[t][2 * np + 1], a[t], b2, b3);
       }
     }
   }
@@ -640,7 +676,7 @@ __device__ __forceinline__ void wide_wait_stage(int kt) {
   }
 }
 
-template <int NW, int MT>
+template <int NW, int MT, bool H>
 __global__ void __launch_bounds__(NW * 32, MT == 1 ? 4 : NW <= 4 ? 2 : 1)
     attention_fwd_wide64_kernel(TcParams p) {
   CZ_DYN_SMEM(smraw);
@@ -695,16 +731,16 @@ __global__ void __launch_bounds__(NW * 32, MT == 1 ? 4 : NW <= 4 ? 2 : 1)
       const bf16* Kt = Ks + kt * 64 * 64;
       const bf16* Vt = Vs + kt * 64 * 64;
       if (rem == 64 && !mb)
-        wide_tile<false, MT>(qf, o, m, l, rem, nullptr, sl2, Kt, Vt, kofs, vofs, lane);
+        wide_tile<false, MT, H>(qf, o, m, l, rem, nullptr, sl2, Kt, Vt, kofs, vofs, lane);
       else
-        wide_tile<true, MT>(qf, o, m, l, rem, mb ? mb + kt * 64 : nullptr, sl2, Kt, Vt, kofs, vofs, lane);
+        wide_tile<true, MT, H>(qf, o, m, l, rem, mb ? mb + kt * 64 : nullptr, sl2, Kt, Vt, kofs, vofs, lane);
     }
     if (!active) break;
 #pragma unroll
     for (int t = 0; t < MT; ++t) {
       // finish_rows takes the maxima in the scaled log2 domain (for lse)
       const float ms[2] = {m[t][0] * sl2, m[t][1] * sl2};
-      finish_rows<64>(p, o[t], ms, l[t], static_cast<int64_t>(MT * job + t) * 16, z, h, lane);
+      finish_rows<64, H>(p, o[t], ms, l[t], static_cast<int64_t>(MT * job + t) * 16, z, h, lane);
     }
   }
 }

@@ -58,8 +58,8 @@ void dropout_backward(Exec&, float* dinp, const float* dout, int64_t n, float p,
                       uint64_t offset);
 void convert(Exec&, void* dst, DType dst_type, const void* src, DType src_type, int64_t n);
 
-// ---- bf16 attention (attention_bf16.cu), reached through attention_forward/backward when
-// AttnArgs::dtype == BF16 (arguments already validated) --------------------------------------------
+// ---- 16-bit attention (attention_bf16.cu), reached through attention_forward/backward when
+// AttnArgs::dtype is BF16 or F16 (arguments already validated) -------------------------------------
 void attention_forward_bf16(Exec&, const AttnArgs&);
 void attention_backward_bf16(Exec&, const AttnArgs&, const AttnGrads&);
 // Whether the forward runs on the tensor-core kernel for this head size (32, 64, 128, 192);

@@ -1,6 +1,7 @@
 // attention_mixed.cpp: the encoders' self-attention on fp32 buffers (training keeps fp32
-// activations), run in bf16 on the GPU's tensor-core kernels when the Runner computes in BF16 or
-// F16 (graph.h, encoder_attention).
+// activations), run on the GPU's tensor-core kernels in the Runner's 16-bit type when it computes
+// in BF16 or F16 (graph.h, encoder_attention): bf16 storage for BF16, fp16 for F16 (as PyTorch's
+// fp16 autocast runs attention in half).
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -26,14 +27,16 @@ bool mixed_applies(const Runner& r, const AttnArgs& a, bool training) {
          (a.B <= 1 || a.o_bs == a.Tq * C);
 }
 
-// bf16 copies of q/k/v (one conversion over their common span when they interleave, as in a
-// packed qkv buffer; else one each) and a bf16 out; args16 points into them.
-struct Bf16Copies {
+// 16-bit copies (bf16 or fp16) of q/k/v (one conversion over their common span when they
+// interleave, as in a packed qkv buffer; else one each) and a 16-bit out; args16 points into them.
+struct Copies16 {
   Tensor qkv16, q16, k16, v16, out16;
   AttnArgs args16;
   int64_t nout = 0;
 
-  Bf16Copies(const Runner& r, const AttnArgs& a, bool with_out) {
+  DType dt;
+  Copies16(const Runner& r, const AttnArgs& a, bool with_out)
+      : dt(r.compute == DType::F16 ? DType::F16 : DType::BF16) {
     const int64_t C = a.NH * a.HS;
     const float* q = static_cast<const float*>(a.q);
     const float* k = static_cast<const float*>(a.k);
@@ -44,10 +47,10 @@ struct Bf16Copies {
     const float* lo = std::min({q, k, v});
     const float* hi = std::max({q + nq, k + nk, v + nv});
     args16 = a;
-    args16.dtype = DType::BF16;
+    args16.dtype = dt;
     auto to16 = [&](Tensor& t, const float* src, int64_t n) {
-      t = r.ctx.alloc(DType::BF16, {n}, false);
-      r.ops().convert(r.ex(), t.data(), DType::BF16, src, DType::F32, n);
+      t = r.ctx.alloc(dt, {n}, false);
+      r.ops().convert(r.ex(), t.data(), dt, src, DType::F32, n);
       return static_cast<uint16_t*>(t.data());
     };
     if (hi - lo <= nq + nk + nv) {  // interleaved (packed): one copy of the common span
@@ -59,9 +62,9 @@ struct Bf16Copies {
       args16.v = to16(v16, v, nv);
     }
     nout = strided_span(a.B, a.o_bs, a.Tq, a.ldo, C);
-    out16 = r.ctx.alloc(DType::BF16, {nout}, false);
+    out16 = r.ctx.alloc(dt, {nout}, false);
     if (with_out)
-      r.ops().convert(r.ex(), out16.data(), DType::BF16, a.out, DType::F32, nout);
+      r.ops().convert(r.ex(), out16.data(), dt, a.out, DType::F32, nout);
     args16.out = out16.data();
   }
 };
@@ -70,15 +73,15 @@ struct Bf16Copies {
 
 void encoder_attention(const Runner& r, const AttnArgs& a, bool training) {
   if (!mixed_applies(r, a, training)) return r.ops().attention_forward(r.ex(), a);
-  Bf16Copies c(r, a, false);
+  Copies16 c(r, a, false);
   r.ops().attention_forward(r.ex(), c.args16);
-  r.ops().convert(r.ex(), a.out, DType::F32, c.out16.data(), DType::BF16, c.nout);
+  r.ops().convert(r.ex(), a.out, DType::F32, c.out16.data(), c.dt, c.nout);
 }
 
 void encoder_attention_backward(const Runner& r, const AttnArgs& a, const AttnGrads& g) {
   if (!mixed_applies(r, a, true)) return r.ops().attention_backward(r.ex(), a, g);
-  // out holds the widened bf16 output of the forward, so its bf16 copy is exact
-  Bf16Copies c(r, a, true);
+  // out holds the widened 16-bit output of the forward, so its 16-bit copy is exact
+  Copies16 c(r, a, true);
   r.ops().attention_backward(r.ex(), c.args16, g);
 }
 

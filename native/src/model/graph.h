@@ -182,10 +182,10 @@ struct Runner {
 
 // The encoders' self-attention on fp32 q/k/v/out buffers (attention_mixed.cpp). When training
 // (activations kept for a backward), the Runner computes in BF16 or F16 on a GPU and the
-// tensor-core kernels apply (head size 64, T <= 256: the ViT and BERT), q/k/v are rounded to a bf16
-// copy, the bf16 kernel runs and its output is widened
-// into out, as PyTorch's autocast runs attention in 16 bits; the backward re-derives the same bf16
-// copies (out is bf16-exact) and accumulates fp32 gradients. Otherwise the fp32 kernels: always
+// tensor-core kernels apply (head size 64, T <= 256: the ViT and BERT), q/k/v are rounded to a
+// 16-bit copy (bf16 at BF16, fp16 at F16), the 16-bit kernel runs and its output is widened into
+// out, as PyTorch's autocast runs attention in 16 bits; the backward re-derives the same copies
+// (out is exact in the 16-bit type) and accumulates fp32 gradients. Otherwise the fp32 kernels: always
 // at F32, and for inference (BERT's inference attention stays fp32: bf16 there costs the
 // faithfulness check more than it saves; the ViT has its own bf16 inference path).
 // CARZERO_MIXED_ATTENTION=0 turns it off; =1 also uses it on the CPU (tests).

@@ -1,5 +1,5 @@
 // emu_attention.cpp: the "cuda-emu" backend of test_ops. It is the CPU backend except for
-// attention with bf16 storage, which runs the CUDA tensor-core kernels themselves
+// attention with bf16 or fp16 storage, which runs the CUDA tensor-core kernels themselves
 // (native/src/cuda/attention_bf16_kernels.cuh) on the warp emulator (warp_emu.h), chosen by the
 // same planning code as attention_bf16.cu (pick_kernel, CARZERO_ATTN_KERNEL, bwd_tc_eligible).
 // The shapes the CUDA code widens to fp32 go to the CPU kernel, which computes the same thing.
@@ -24,34 +24,29 @@ constexpr size_t kEmuMaxSmem = 227 * 1024;  // the opt-in shared memory of an H1
 
 unsigned u(int64_t v) { return static_cast<unsigned>(v); }
 
-void emu_forward(Exec& ex, const AttnArgs& a) {
-  if (a.dtype != DType::BF16 || a.B == 0 || a.NH == 0 || a.Tq == 0 ||
-      !(tc_head_size(a.HS) && !a.probs && a.Tk > 0))
-    return cpu_ops().attention_forward(ex, a);
+template <bool H>
+void emu_forward_tc(const AttnArgs& a) {
   int64_t slices = 0;
   const TcParams p = make_tc_params(a, &slices);
   const size_t tkp = static_cast<size_t>((p.Tk + 15) & ~int64_t{15});
   const size_t whole_smem = tkp * 64 * sizeof(bf16) * 2;
+  const Dim3 pairs{u(a.NH), u(slices), 1};
   switch (pick_kernel(p, a.HS, slices, a.NH)) {
     case FwdKernel::Whole4:
-      return cz_emu::launch({u(a.NH), u(slices), 1}, {128, 1, 1}, whole_smem,
-                            [&] { attention_fwd_whole64_kernel<4>(p); });
+      return cz_emu::launch(pairs, {128, 1, 1}, whole_smem, [&] { attention_fwd_whole64_kernel<4, H>(p); });
     case FwdKernel::Wide4:
-      return cz_emu::launch({u(a.NH), u(slices), 1}, {128, 1, 1}, whole_smem,
-                            [&] { attention_fwd_wide64_kernel<4, 2>(p); });
+      return cz_emu::launch(pairs, {128, 1, 1}, whole_smem, [&] { attention_fwd_wide64_kernel<4, 2, H>(p); });
     case FwdKernel::Wide8:
-      return cz_emu::launch({u(a.NH), u(slices), 1}, {256, 1, 1}, whole_smem,
-                            [&] { attention_fwd_wide64_kernel<8, 2>(p); });
+      return cz_emu::launch(pairs, {256, 1, 1}, whole_smem, [&] { attention_fwd_wide64_kernel<8, 2, H>(p); });
     case FwdKernel::Lean4:
-      return cz_emu::launch({u(a.NH), u(slices), 1}, {128, 1, 1}, whole_smem,
-                            [&] { attention_fwd_wide64_kernel<4, 1>(p); });
+      return cz_emu::launch(pairs, {128, 1, 1}, whole_smem, [&] { attention_fwd_wide64_kernel<4, 1, H>(p); });
     case FwdKernel::Persist: {
       // fewer blocks than pairs, so every block loops over pairs and double-buffers
       const int64_t items = slices * a.NH;
       const unsigned blocks = u(std::min<int64_t>(items, 3));
       const unsigned threads = u((p.Tq + 15) / 16 * 32);
       return cz_emu::launch({blocks, 1, 1}, {threads, 1, 1}, whole_smem * 2,
-                            [&] { attention_fwd_persist64_kernel(p, items); });
+                            [&] { attention_fwd_persist64_kernel<H>(p, items); });
     }
     case FwdKernel::Tiled: break;
   }
@@ -60,19 +55,29 @@ void emu_forward(Exec& ex, const AttnArgs& a) {
     cz_emu::launch(grid, {128, 1, 1}, smem, [&] { kernel(p); });
   };
   switch (a.HS) {
-    case 32: return tiled(attention_fwd_tc_kernel<32>, TcCfg<32>::smem_bytes(), TcCfg<32>::BQ);
-    case 64: return tiled(attention_fwd_tc_kernel<64>, TcCfg<64>::smem_bytes(), TcCfg<64>::BQ);
-    case 128: return tiled(attention_fwd_tc_kernel<128>, TcCfg<128>::smem_bytes(), TcCfg<128>::BQ);
-    default: return tiled(attention_fwd_tc_kernel<192>, TcCfg<192>::smem_bytes(), TcCfg<192>::BQ);
+    case 32: return tiled(attention_fwd_tc_kernel<32, H>, TcCfg<32>::smem_bytes(), TcCfg<32>::BQ);
+    case 64: return tiled(attention_fwd_tc_kernel<64, H>, TcCfg<64>::smem_bytes(), TcCfg<64>::BQ);
+    case 128: return tiled(attention_fwd_tc_kernel<128, H>, TcCfg<128>::smem_bytes(), TcCfg<128>::BQ);
+    default: return tiled(attention_fwd_tc_kernel<192, H>, TcCfg<192>::smem_bytes(), TcCfg<192>::BQ);
   }
 }
 
+void emu_forward(Exec& ex, const AttnArgs& a) {
+  if (a.dtype == DType::F32 || a.B == 0 || a.NH == 0 || a.Tq == 0 ||
+      !(tc_head_size(a.HS) && !a.probs && a.Tk > 0))
+    return cpu_ops().attention_forward(ex, a);
+  if (a.dtype == DType::F16) emu_forward_tc<true>(a);
+  else emu_forward_tc<false>(a);
+}
+
 void emu_backward(Exec& ex, const AttnArgs& a, const AttnGrads& g) {
-  if (a.dtype == DType::BF16 && a.B > 0 && a.NH > 0 && a.Tq > 0 && a.Tk > 0 && a.lse &&
+  if (a.dtype != DType::F32 && a.B > 0 && a.NH > 0 && a.Tq > 0 && a.Tk > 0 && a.lse &&
       g.dout && (g.dq || g.dk || g.dv) && bwd_tc_eligible(a, kEmuMaxSmem)) {
     const BwdTcParams p = make_bwd_params(a, g);
-    return cz_emu::launch({u(a.NH), u(a.B), 1}, {128, 1, 1}, bwd_whole64_smem(a.Tq, a.Tk),
-                          [&] { attention_bwd_whole64_kernel<4>(p); });
+    const size_t smem = bwd_whole64_smem(a.Tq, a.Tk);
+    if (a.dtype == DType::F16)
+      return cz_emu::launch({u(a.NH), u(a.B), 1}, {128, 1, 1}, smem, [&] { attention_bwd_whole64_kernel<4, true>(p); });
+    return cz_emu::launch({u(a.NH), u(a.B), 1}, {128, 1, 1}, smem, [&] { attention_bwd_whole64_kernel<4, false>(p); });
   }
   cpu_ops().attention_backward(ex, a, g);
 }

@@ -184,6 +184,7 @@ void start_fiber(Fiber& f) {
 
 uint16_t half_of(uint32_t r, int hi) { return static_cast<uint16_t>(hi ? r >> 16 : r & 0xffffu); }
 float bf(uint16_t b) { return __bfloat162float(__nv_bfloat16{b}); }
+float hf(uint16_t b) { return carzero::f16_to_f32(b); }
 
 }  // namespace
 
@@ -246,23 +247,25 @@ void ldmatrix_x4(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3, const v
   r0 = r[0], r1 = r[1], r2 = r[2], r3 = r[3];
 }
 
-// mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32, with g = lane / 4, t = lane % 4:
+// mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}.{bf16,f16}.f32, with g = lane / 4, t = lane % 4:
 // A (16 x 16): a0 = (g, 2t..2t+1), a1 = (g + 8, 2t..), a2 = (g, 2t + 8..), a3 = (g + 8, 2t + 8..);
 // B (16 x 8):  b0 = (k 2t..2t+1, n g), b1 = (k 2t + 8.., n g);
 // C, D (16 x 8): d0, d1 = (g, 2t..2t+1), d2, d3 = (g + 8, 2t..2t+1). Low halves hold the lower index.
-void mma_m16n8k16_bf16(float* d, const uint32_t* a, uint32_t b0, uint32_t b1) {
+void mma_m16n8k16(float* d, const uint32_t* a, uint32_t b0, uint32_t b1, bool f16) {
   Warp& w = my_warp();
   const int lane = my_lane();
   for (int i = 0; i < 4; ++i) w.a[lane][i] = a[i];
   w.b[lane][0] = b0, w.b[lane][1] = b1;
-  warp_arrive("mma");
+  warp_arrive(f16 ? "mma.f16" : "mma.bf16");
   auto A = [&](int r, int k) {
     const int src = (r % 8) * 4 + (k % 8) / 2, reg = r / 8 + 2 * (k / 8);
-    return bf(half_of(w.a[src][reg], k % 2));
+    const uint16_t v = half_of(w.a[src][reg], k % 2);
+    return f16 ? hf(v) : bf(v);
   };
   auto B = [&](int k, int n) {
     const int src = n * 4 + (k % 8) / 2;
-    return bf(half_of(w.b[src][k / 8], k % 2));
+    const uint16_t v = half_of(w.b[src][k / 8], k % 2);
+    return f16 ? hf(v) : bf(v);
   };
   const int g = lane / 4, t = lane % 4;
   float out[4];
@@ -272,7 +275,7 @@ void mma_m16n8k16_bf16(float* d, const uint32_t* a, uint32_t b0, uint32_t b1) {
     for (int k = 0; k < 16; ++k) acc += A(r, k) * B(k, n);
     out[i] = acc;
   }
-  warp_arrive("mma/2");
+  warp_arrive(f16 ? "mma.f16/2" : "mma.bf16/2");
   for (int i = 0; i < 4; ++i) d[i] = out[i];
 }
 

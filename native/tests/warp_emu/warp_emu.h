@@ -21,6 +21,8 @@
 #include <cstring>
 #include <functional>
 
+#include "core/dtype.h"
+
 #define __device__
 #define __global__
 #define __host__
@@ -52,6 +54,17 @@ inline __nv_bfloat162 __floats2bfloat162_rn(float lo, float hi) {
   return {__float2bfloat16(lo), __float2bfloat16(hi)};
 }
 
+// fp16 storage, converted by the library's own round-to-nearest-even routines (core/dtype.h).
+struct __half {
+  uint16_t bits;
+};
+struct __half2 {
+  __half x, y;
+};
+inline __half __float2half_rn(float f) { return {carzero::f32_to_f16(f)}; }
+inline float __half2float(__half h) { return carzero::f16_to_f32(h.bits); }
+inline __half2 __floats2half2_rn(float lo, float hi) { return {__float2half_rn(lo), __float2half_rn(hi)}; }
+
 struct alignas(16) uint4 {
   unsigned int x, y, z, w;
 };
@@ -73,7 +86,8 @@ void cp_async16(void* dst, const void* src, bool valid, bool aligned);
 void cp_commit();
 void cp_wait(int pending);
 void ldmatrix_x4(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3, const void* p, bool trans);
-void mma_m16n8k16_bf16(float* d, const uint32_t* a, uint32_t b0, uint32_t b1);
+// mma.sync.m16n8k16 with fp32 accumulation, a and b bf16 (f16 = false) or fp16 (f16 = true).
+void mma_m16n8k16(float* d, const uint32_t* a, uint32_t b0, uint32_t b1, bool f16);
 float shfl_xor(float v, int lane_mask);
 void syncthreads();
 
