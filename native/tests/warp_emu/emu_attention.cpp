@@ -31,22 +31,24 @@ void emu_forward_tc(const AttnArgs& a) {
   const size_t tkp = static_cast<size_t>((p.Tk + 15) & ~int64_t{15});
   const size_t whole_smem = tkp * 64 * sizeof(bf16) * 2;
   const Dim3 pairs{u(a.NH), u(slices), 1};
-  switch (pick_kernel(p, a.HS, slices, a.NH)) {
+  FwdKernel k = pick_kernel(p, a.HS, slices, a.NH);
+  if (H && k != FwdKernel::Tiled) k = FwdKernel::Whole4;  // as attention_bf16.cu: fp16 opt-ins
+  switch (k) {
     case FwdKernel::Whole4:
       return cz_emu::launch(pairs, {128, 1, 1}, whole_smem, [&] { attention_fwd_whole64_kernel<4, H>(p); });
     case FwdKernel::Wide4:
-      return cz_emu::launch(pairs, {128, 1, 1}, whole_smem, [&] { attention_fwd_wide64_kernel<4, 2, H>(p); });
+      return cz_emu::launch(pairs, {128, 1, 1}, whole_smem, [&] { attention_fwd_wide64_kernel<4, 2, false>(p); });
     case FwdKernel::Wide8:
-      return cz_emu::launch(pairs, {256, 1, 1}, whole_smem, [&] { attention_fwd_wide64_kernel<8, 2, H>(p); });
+      return cz_emu::launch(pairs, {256, 1, 1}, whole_smem, [&] { attention_fwd_wide64_kernel<8, 2, false>(p); });
     case FwdKernel::Lean4:
-      return cz_emu::launch(pairs, {128, 1, 1}, whole_smem, [&] { attention_fwd_wide64_kernel<4, 1, H>(p); });
+      return cz_emu::launch(pairs, {128, 1, 1}, whole_smem, [&] { attention_fwd_wide64_kernel<4, 1, false>(p); });
     case FwdKernel::Persist: {
       // fewer blocks than pairs, so every block loops over pairs and double-buffers
       const int64_t items = slices * a.NH;
       const unsigned blocks = u(std::min<int64_t>(items, 3));
       const unsigned threads = u((p.Tq + 15) / 16 * 32);
       return cz_emu::launch({blocks, 1, 1}, {threads, 1, 1}, whole_smem * 2,
-                            [&] { attention_fwd_persist64_kernel<H>(p, items); });
+                            [&] { attention_fwd_persist64_kernel<false>(p, items); });
     }
     case FwdKernel::Tiled: break;
   }
