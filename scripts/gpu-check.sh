@@ -63,7 +63,7 @@ PARITY_RC=$?
 tail -3 "$OUTDIR/parity_cuda.log"
 grep -E "^  FAIL" "$OUTDIR/parity_cuda.log" | head -40
 # the bf16 attention cases again with the other forward kernels at head size 64
-for kern in persist tiled wide wide8 lean; do
+for kern in persist tiled wide wide8 lean pwide; do
   log "parity: bf16/fp16 attention with CARZERO_ATTN_KERNEL=$kern"
   CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=$kern timeout 60 "$BUILD/test_ops" -b cuda -o ",bf16)|,f16)" >> "$OUTDIR/parity_cuda.log" 2>&1 || PARITY_RC=1
   tail -1 "$OUTDIR/parity_cuda.log"

@@ -217,6 +217,7 @@ case "$OPS_MODE" in
       step ops_wide 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=wide "$BIN/test_ops" -b cuda -o ",bf16)|,f16)"
       step ops_wide8 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=wide8 "$BIN/test_ops" -b cuda -o ",bf16)|,f16)"
       step ops_lean 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=lean "$BIN/test_ops" -b cuda -o ",bf16)|,f16)"
+      step ops_pwide 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=pwide "$BIN/test_ops" -b cuda -o ",bf16)|,f16)"
       # the bf16-C GEMM cases with the opt-in vectorised rounding kernel
       step ops_gemm_vec 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_GEMM_NARROW=vec "$BIN/test_ops" -b cuda -o "c=bf16"
     else step ops 60 "$BIN/test_ops" -b cpu -o layernorm; fi ;;
@@ -344,7 +345,7 @@ const rep = { tool: 'scripts/gpu-model-check.sh', device: dev, batch: +batch, da
   info: load('info.json'), tiny: load('tiny.json'), parity: load('parity.json'), parity_refpx: load('parity_refpx.json'),
   train: load('train.json'), oom: load('oom.json'), nccl: load('nccl.json'), bench_train: load('bench_train.json'), bench_torch_train: load('bench_torch_train.json'), bench_native: load('bench_native.json'), bench_node: load('bench_node.json'), bench_torch: load('bench_torch.json'), bench_torch_loop: load('bench_torch_loop.json') };
 const ops = fs.existsSync(path.join(logs, 'ops.log')) ? fs.readFileSync(path.join(logs, 'ops.log'), 'utf8') : '';
-const opsAlt = steps.filter((s) => ['ops_persist', 'ops_whole', 'ops_tiled', 'ops_wide', 'ops_wide8', 'ops_lean', 'ops_gemm_vec'].includes(s.name));
+const opsAlt = steps.filter((s) => ['ops_persist', 'ops_whole', 'ops_tiled', 'ops_wide', 'ops_wide8', 'ops_lean', 'ops_pwide', 'ops_gemm_vec'].includes(s.name));
 const m = ops.match(/(\d+) passed, (\d+) failed(?:, (\d+) skipped)?/);
 rep.ops = m ? { passed: +m[1], failed: +m[2], skipped: +(m[3] ?? 0), failures: [...ops.matchAll(/^ {2}FAIL (.*)$/gm)].map((x) => x[1]).slice(0, 50) } : undefined;
 const gc = path.join(logs, 'gpu-check', 'gpu_report.json');

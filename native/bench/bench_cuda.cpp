@@ -204,7 +204,7 @@ void bench_attention(CudaBackend& be, std::vector<Row>& rows, bool quick) {
       rows.push_back({"attention", sh.name, "carzero fwd", dn, ms, fwd_flop / ms / 1e9,
                       bf ? cuda::attention_forward_bf16_plan(be.exec(), a) : std::string()});
       if (tc && sh.HS == 64 && dt == DType::BF16) {  // the other forward kernels at head size 64
-        for (const char* kern : {"persist", "tiled", "wide", "wide8", "lean"}) {
+        for (const char* kern : {"persist", "tiled", "wide", "wide8", "lean", "pwide"}) {
           setenv("CARZERO_ATTN_KERNEL", kern, 1);
           const double ms2 = time_ms(s.stream, 2, iters, [&] { cuda::attention_forward(be.exec(), a); });
           const std::string plan = cuda::attention_forward_bf16_plan(be.exec(), a);

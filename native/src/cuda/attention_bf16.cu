@@ -218,6 +218,13 @@ std::string attention_forward_bf16_plan(Exec& ex, const AttnArgs& a) {
                     k == FwdKernel::Lean4 ? 16 : 32, k == FwdKernel::Wide8 ? 8 : 4, per_sm);
       return buf;
     }
+    case FwdKernel::Pwide: {
+      const size_t smem = 2 * pwide_stage_elems(p.Tq, p.Tk) * sizeof(bf16);
+      smem_opt_in(attention_fwd_pwide64_kernel<false>, smem);
+      CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_pwide64_kernel<false>, kPwideWarps * 32, smem));
+      std::snprintf(buf, sizeof buf, "persistent 32-row kernel, 7 compute warps + 1 loader warp, %d blocks per SM", per_sm);
+      return buf;
+    }
     case FwdKernel::Tiled: break;
   }
   auto tiled = [&](auto kernel, size_t smem) {
@@ -236,8 +243,24 @@ std::string attention_forward_bf16_plan(Exec& ex, const AttnArgs& a) {
 
 namespace {
 
+void launch_pwide64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
+  const size_t smem = 2 * pwide_stage_elems(p.Tq, p.Tk) * sizeof(bf16);
+  CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
+             "attention_forward(bf16, persistent 32-row): needs %zu bytes of shared memory, the device allows %zu",
+             smem, s.max_smem_optin);
+  smem_opt_in(attention_fwd_pwide64_kernel<false>, smem);
+  int per_sm = 0;
+  CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_pwide64_kernel<false>,
+                                                        kPwideWarps * 32, smem));
+  const int64_t items = B * NH;
+  const int64_t blocks = std::min<int64_t>(items, static_cast<int64_t>(std::max(per_sm, 1)) *
+                                                      std::max(s.sm_count, 1));
+  attention_fwd_pwide64_kernel<false><<<static_cast<unsigned>(blocks), kPwideWarps * 32, smem, s.stream>>>(p, items);
+  check_launch("attention_fwd_pwide64_kernel");
+}
+
 // The tensor-core forward for one storage type (H: fp16, else bf16). The opt-in experiments
-// (persist, wide, wide8, lean) are built for bf16 only, to keep the binary small until one of
+// (persist, wide, wide8, lean, pwide) are built for bf16 only, to keep the binary small until one of
 // them replaces the default; at fp16 they run the default whole-sequence kernel.
 template <bool H>
 void forward_tc(CudaState& s, const TcParams& p, int64_t HS, int64_t slices, int64_t NH) {
@@ -249,6 +272,7 @@ void forward_tc(CudaState& s, const TcParams& p, int64_t HS, int64_t slices, int
     case FwdKernel::Wide4: if constexpr (!H) return launch_wide64<4, 2, false>(s, p, slices, NH); break;
     case FwdKernel::Wide8: if constexpr (!H) return launch_wide64<8, 2, false>(s, p, slices, NH); break;
     case FwdKernel::Lean4: if constexpr (!H) return launch_wide64<4, 1, false>(s, p, slices, NH); break;
+    case FwdKernel::Pwide: if constexpr (!H) return launch_pwide64(s, p, slices, NH); break;
     case FwdKernel::Tiled: break;
   }
   switch (HS) {

@@ -676,6 +676,46 @@ __device__ __forceinline__ void wide_wait_stage(int kt) {
   }
 }
 
+// The per-lane ldmatrix offsets of wide_tile (a key tile starts at a multiple of 64 rows).
+__device__ __forceinline__ void wide_offsets(int lane, int (&kofs)[2], int (&vofs)[4]) {
+  const int l7 = lane & 7, i4 = lane >> 3;
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) kofs[hh] = l7 * 64 + (((4 * hh + i4) ^ l7) << 3);
+#pragma unroll
+  for (int np = 0; np < 4; ++np)
+    vofs[np] = ((i4 & 1) * 8 + l7) * 64 + (((2 * np + (i4 >> 1)) ^ l7) << 3);
+}
+
+// Key tile kt (64 keys from Ks / Vs, swizzled) for the job's MT query tiles: the unmasked form
+// when the tile is full and there is no key mask.
+template <int MT, bool H>
+__device__ __forceinline__ void wide_key_tile(const TcParams& p, const uint32_t (&qf)[MT][4][4],
+                                              float (&o)[MT][8][4], float (&m)[MT][2],
+                                              float (&l)[MT][2], int kt, const bf16* Ks,
+                                              const bf16* Vs, const uint8_t* mb,
+                                              const int (&kofs)[2], const int (&vofs)[4], int lane) {
+  const int rem = static_cast<int>(p.Tk - kt * 64 < 64 ? p.Tk - kt * 64 : 64);
+  const bf16* Kt = Ks + kt * 64 * 64;
+  const bf16* Vt = Vs + kt * 64 * 64;
+  if (rem == 64 && !mb)
+    wide_tile<false, MT, H>(qf, o, m, l, rem, nullptr, p.scale_log2, Kt, Vt, kofs, vofs, lane);
+  else
+    wide_tile<true, MT, H>(qf, o, m, l, rem, mb ? mb + kt * 64 : nullptr, p.scale_log2, Kt, Vt, kofs, vofs, lane);
+}
+
+// Stores the job's MT query tiles (first tile index t0) of (item z, head h).
+template <int MT, bool H>
+__device__ __forceinline__ void wide_store(const TcParams& p, const float (&o)[MT][8][4],
+                                           const float (&m)[MT][2], const float (&l)[MT][2],
+                                           int t0, int64_t z, int64_t h, int lane) {
+#pragma unroll
+  for (int t = 0; t < MT; ++t) {
+    // finish_rows takes the maxima in the scaled log2 domain (for lse)
+    const float ms[2] = {m[t][0] * p.scale_log2, m[t][1] * p.scale_log2};
+    finish_rows<64, H>(p, o[t], ms, l[t], static_cast<int64_t>(t0 + t) * 16, z, h, lane);
+  }
+}
+
 template <int NW, int MT, bool H>
 __global__ void __launch_bounds__(NW * 32, MT == 1 ? 4 : NW <= 4 ? 2 : 1)
     attention_fwd_wide64_kernel(TcParams p) {
@@ -698,15 +738,9 @@ __global__ void __launch_bounds__(NW * 32, MT == 1 ? 4 : NW <= 4 ? 2 : 1)
     }
     cp_commit();
   }
-  const int l7 = lane & 7, i4 = lane >> 3;
   int kofs[2], vofs[4];
-#pragma unroll
-  for (int hh = 0; hh < 2; ++hh) kofs[hh] = l7 * 64 + (((4 * hh + i4) ^ l7) << 3);
-#pragma unroll
-  for (int np = 0; np < 4; ++np)
-    vofs[np] = ((i4 & 1) * 8 + l7) * 64 + (((2 * np + (i4 >> 1)) ^ l7) << 3);
+  wide_offsets(lane, kofs, vofs);
   const int mtiles = static_cast<int>((p.Tq + 15) / 16), njobs = (mtiles + MT - 1) / MT;
-  const float sl2 = p.scale_log2;
   uint32_t qf[MT][4][4];
   if (warp < njobs)
 #pragma unroll
@@ -726,22 +760,82 @@ __global__ void __launch_bounds__(NW * 32, MT == 1 ? 4 : NW <= 4 ? 2 : 1)
         wide_wait_stage(kt);
         __syncthreads();
       }
-      if (!active) continue;
-      const int rem = static_cast<int>(p.Tk - kt * 64 < 64 ? p.Tk - kt * 64 : 64);
-      const bf16* Kt = Ks + kt * 64 * 64;
-      const bf16* Vt = Vs + kt * 64 * 64;
-      if (rem == 64 && !mb)
-        wide_tile<false, MT, H>(qf, o, m, l, rem, nullptr, sl2, Kt, Vt, kofs, vofs, lane);
-      else
-        wide_tile<true, MT, H>(qf, o, m, l, rem, mb ? mb + kt * 64 : nullptr, sl2, Kt, Vt, kofs, vofs, lane);
+      if (active) wide_key_tile<MT, H>(p, qf, o, m, l, kt, Ks, Vs, mb, kofs, vofs, lane);
     }
     if (!active) break;
+    wide_store<MT, H>(p, o, m, l, MT * job, z, h, lane);
+  }
+}
+
+// The persistent, warp-specialised form of the 32-row kernel (opt-in, CARZERO_ATTN_KERNEL=pwide;
+// head size 64, Tq and Tk <= 256): one block of 8 warps per SM loops over (item, head) pairs
+// it, it + gridDim.x, ... Warp 7 only loads: while warps 0-6 compute pair it from one shared-
+// memory stage (Q, K and V, swizzled; Q rows up to a multiple of 32, zero past Tq), it fills the
+// other stage with pair it + gridDim.x by cp.async and waits for it; one barrier per pair hands
+// the stages over. So the loads of the next pair run under the tensor-core work of this one (the
+// non-persistent kernels overlap them only across blocks), all global reads are 16-byte cp.async,
+// and each compute warp keeps about 250 registers (8 x 32 x 250 fills the register file). The
+// compute warps take the 32-row jobs of a pair in turn (7 jobs at T = 197: one each).
+constexpr int kPwideWarps = 8;
+
+__host__ __device__ inline size_t pwide_stage_elems(int64_t Tq, int64_t Tk) {
+  return static_cast<size_t>(((Tq + 31) & ~int64_t{31}) + 2 * ((Tk + 15) & ~int64_t{15})) * 64;
+}
+
+template <bool H>
+__global__ void __launch_bounds__(kPwideWarps * 32, 1) attention_fwd_pwide64_kernel(TcParams p, int64_t items) {
+  constexpr int NC = kPwideWarps - 1;  // compute warps; warp NC loads
+  CZ_DYN_SMEM(smraw);
+  const int tqp = static_cast<int>((p.Tq + 31) & ~int64_t{31});
+  const int tkp = static_cast<int>((p.Tk + 15) & ~int64_t{15});
+  const size_t stage_elems = pwide_stage_elems(p.Tq, p.Tk);
+  bf16* stages = reinterpret_cast<bf16*>(smraw);
+  const int warp = static_cast<int>(threadIdx.x >> 5), lane = static_cast<int>(threadIdx.x & 31);
+  const int ntiles = static_cast<int>((p.Tk + 63) / 64);
+  const int njobs = static_cast<int>((p.Tq + 31) / 32);
+  // The loader: Q, K and V of pair `item` into stage st (then waits for them).
+  auto load_pair = [&](int64_t item, int st) {
+    const int64_t h = item % p.NH, z = item / p.NH;
+    bf16* Qs = stages + st * stage_elems;
+    bf16* Ks = Qs + tqp * 64;
+    bf16* Vs = Ks + tkp * 64;
+    load_rows64(Qs, p.q + z * p.q_bs + h * 64, p.ldq, p.Tq, tqp, lane, 32);
+    load_rows64(Ks, p.k + z * p.k_bs + h * 64, p.ldk, p.Tk, tkp, lane, 32);
+    load_rows64(Vs, p.v + z * p.v_bs + h * 64, p.ldv, p.Tk, tkp, lane, 32);
+    cp_commit();
+    cp_wait<0>();
+  };
+  int kofs[2], vofs[4];
+  wide_offsets(lane, kofs, vofs);
+  int64_t it = blockIdx.x;
+  if (warp == NC && it < items) load_pair(it, 0);
+  __syncthreads();
+  for (int st = 0; it < items; it += gridDim.x, st ^= 1) {
+    const int64_t nx = it + gridDim.x;
+    if (warp == NC) {
+      if (nx < items) load_pair(nx, st ^ 1);  // under the compute warps' work on pair it
+    } else {
+      const int64_t h = it % p.NH, z = it / p.NH;
+      const bf16* Qs = stages + st * stage_elems;
+      const bf16* Ks = Qs + tqp * 64;
+      const bf16* Vs = Ks + tkp * 64;
+      const uint8_t* mb = p.mask ? p.mask + z * p.mask_bs : nullptr;
+      for (int job = warp; job < njobs; job += NC) {
+        uint32_t qf[2][4][4];
+        const int i4 = lane >> 3;
 #pragma unroll
-    for (int t = 0; t < MT; ++t) {
-      // finish_rows takes the maxima in the scaled log2 domain (for lse)
-      const float ms[2] = {m[t][0] * sl2, m[t][1] * sl2};
-      finish_rows<64, H>(p, o[t], ms, l[t], static_cast<int64_t>(MT * job + t) * 16, z, h, lane);
+        for (int t = 0; t < 2; ++t)
+#pragma unroll
+          for (int kk = 0; kk < 4; ++kk)
+            ldsm_x4(qf[t][kk][0], qf[t][kk][1], qf[t][kk][2], qf[t][kk][3],
+                    swz64(Qs, job * 32 + t * 16 + (i4 & 1) * 8 + (lane & 7), 2 * kk + (i4 >> 1)));
+        float o[2][8][4], m[2][2], l[2][2];
+        wide_tile_init(o, m, l);
+        for (int kt = 0; kt < ntiles; ++kt) wide_key_tile<2, H>(p, qf, o, m, l, kt, Ks, Vs, mb, kofs, vofs, lane);
+        wide_store<2, H>(p, o, m, l, 2 * job, z, h, lane);
+      }
     }
+    __syncthreads();  // stage st ^ 1 holds pair nx; stage st is free for the loader
   }
 }
 
@@ -777,7 +871,7 @@ inline TcParams make_tc_params(const AttnArgs& a, int64_t* slices) {
 // where it applies), persist (the persistent variant, Tq <= 256) or tiled (always the tiled
 // kernel); read per call so the benchmark and the parity run can switch it. On an H100 at the ViT
 // shape (B = 256): whole 0.288 ms, persist 0.329 ms, tiled 0.360 ms (bench/RESULTS.md).
-enum class FwdKernel { Tiled, Whole4, Persist, Wide4, Wide8, Lean4 };
+enum class FwdKernel { Tiled, Whole4, Persist, Wide4, Wide8, Lean4, Pwide };
 inline FwdKernel pick_kernel(const TcParams& p, int64_t HS, int64_t B, int64_t NH) {
   const bool whole_ok = HS == 64 && !p.flat && p.aligned && p.Tk <= kWholeMaxTk && B <= 65535 &&
                         NH <= INT32_MAX;
@@ -790,6 +884,7 @@ inline FwdKernel pick_kernel(const TcParams& p, int64_t HS, int64_t B, int64_t N
   if (k == "wide" && p.scale_log2 > 0.0f) return FwdKernel::Wide4;
   if (k == "wide8" && p.scale_log2 > 0.0f) return FwdKernel::Wide8;
   if (k == "lean" && p.scale_log2 > 0.0f) return FwdKernel::Lean4;
+  if (k == "pwide" && p.scale_log2 > 0.0f && p.Tq <= kWholeMaxTk) return FwdKernel::Pwide;
   return FwdKernel::Whole4;
 }
 

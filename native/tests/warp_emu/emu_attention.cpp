@@ -50,6 +50,13 @@ void emu_forward_tc(const AttnArgs& a) {
       return cz_emu::launch({blocks, 1, 1}, {threads, 1, 1}, whole_smem * 2,
                             [&] { attention_fwd_persist64_kernel<false>(p, items); });
     }
+    case FwdKernel::Pwide: {  // three blocks: each loops over pairs through both stages
+      const int64_t items = slices * a.NH;
+      const unsigned blocks = u(std::min<int64_t>(items, 3));
+      return cz_emu::launch({blocks, 1, 1}, {kPwideWarps * 32, 1, 1},
+                            2 * pwide_stage_elems(p.Tq, p.Tk) * sizeof(bf16),
+                            [&] { attention_fwd_pwide64_kernel<false>(p, items); });
+    }
     case FwdKernel::Tiled: break;
   }
   auto tiled = [&](auto kernel, size_t smem, int64_t bq) {
