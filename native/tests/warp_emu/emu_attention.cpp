@@ -10,6 +10,7 @@
 #include "cuda/attention_bf16_kernels.cuh"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "harness.h"
 
@@ -91,6 +92,18 @@ void emu_backward(Exec& ex, const AttnArgs& a, const AttnGrads& g) {
   cpu_ops().attention_backward(ex, a, g);
 }
 
+// Host memory like the CPU backend's, with each allocation's exact extent registered with the
+// emulator, so the kernels' global reads are bounds-checked.
+void* emu_alloc(void*, size_t bytes) {
+  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+  if (p) cz_emu::track_global(p, bytes);
+  return p;
+}
+void emu_free(void*, void* p) {
+  cz_emu::untrack_global(p);
+  std::free(p);
+}
+
 }  // namespace
 
 void make_emu_backend(Backend* out, const Backend& cpu) {
@@ -104,6 +117,8 @@ void make_emu_backend(Backend* out, const Backend& cpu) {
   *out = cpu;
   out->name = "cuda-emu";
   out->ops = &table;
+  out->alloc = emu_alloc;
+  out->free = emu_free;
   out->gemm_isa = nullptr;
 }
 

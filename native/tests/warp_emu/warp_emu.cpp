@@ -101,6 +101,7 @@ ucontext_t g_sched;
 const std::function<void()>* g_body = nullptr;
 uint64_t g_progress = 0, g_collectives = 0;
 std::string g_error;
+std::map<uintptr_t, size_t> g_global;  // tracked global ranges: start -> bytes
 
 #ifdef CZ_EMU_ASM_SWITCH
 void to_scheduler() { cz_emu_switch(&g_cur->sp, g_sched_sp); }
@@ -188,6 +189,19 @@ float hf(uint16_t b) { return carzero::f16_to_f32(b); }
 
 }  // namespace
 
+void track_global(const void* p, size_t bytes) { g_global[reinterpret_cast<uintptr_t>(p)] = bytes; }
+void untrack_global(const void* p) { g_global.erase(reinterpret_cast<uintptr_t>(p)); }
+void check_global_read(const void* p, size_t bytes, const char* what) {
+  if (g_global.empty() || !g_cur) return;
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  auto it = g_global.upper_bound(a);
+  if (it != g_global.begin()) {
+    --it;
+    if (a >= it->first && a + bytes <= it->first + it->second) return;
+  }
+  fail(std::string(what) + ": global read outside every allocation");
+}
+
 const Dim3& thread_idx() { return g_cur->tid; }
 const Dim3& block_idx() { return g_blk->idx; }
 const Dim3& block_dim() { return g_block; }
@@ -203,6 +217,7 @@ void cp_async16(void* dst, const void* src, bool valid, bool aligned) {
     return;
   }
   if (valid && (reinterpret_cast<uintptr_t>(src) & 15) != 0) fail("cp.async: global address not 16-byte aligned");
+  if (valid) check_global_read(src, 16, "cp.async");
   g_cur->open.push_back({static_cast<unsigned char*>(dst), valid ? static_cast<const unsigned char*>(src) : nullptr});
 }
 

@@ -11,7 +11,8 @@
 // - ldmatrix and cp.async addresses must be 16-byte aligned and inside the block's dynamic shared
 //   memory, which starts filled with NaN bytes;
 // - cp.async copies land only when the issuing thread waits for their group (cp.async.wait_group),
-//   so a read before the wait (or before the barrier after it) sees NaN, as it could on a GPU.
+//   so a read before the wait (or before the barrier after it) sees NaN, as it could on a GPU;
+// - global reads through cp.async and __ldg must fall inside a tracked allocation (track_global).
 // Errors throw std::runtime_error from launch(). Speed is not a goal: a few thousand warp steps a
 // millisecond, enough for test shapes.
 #pragma once
@@ -20,6 +21,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <map>
 
 #include "core/dtype.h"
 
@@ -98,6 +100,12 @@ void launch(Dim3 grid, Dim3 block, size_t smem, const std::function<void()>& bod
 // Warp collectives executed since the process started (the test prints it).
 uint64_t collectives();
 
+// Global memory the kernels may read: while any range is registered, every cp.async source and
+// __ldg address must lie inside one (an out-of-bounds read is an emulation error, as memcheck's).
+void track_global(const void* p, size_t bytes);
+void untrack_global(const void* p);
+void check_global_read(const void* p, size_t bytes, const char* what);
+
 }  // namespace cz_emu
 
 #define threadIdx (::cz_emu::thread_idx())
@@ -107,7 +115,13 @@ uint64_t collectives();
 
 inline float __shfl_xor_sync(unsigned, float v, int lane_mask) { return cz_emu::shfl_xor(v, lane_mask); }
 inline void __syncthreads() { cz_emu::syncthreads(); }
-inline unsigned int __ldg(const unsigned int* p) { return *p; }
-inline float __ldg(const float* p) { return *p; }
+inline unsigned int __ldg(const unsigned int* p) {
+  cz_emu::check_global_read(p, sizeof *p, "__ldg");
+  return *p;
+}
+inline float __ldg(const float* p) {
+  cz_emu::check_global_read(p, sizeof *p, "__ldg");
+  return *p;
+}
 using std::max;
 using std::min;
