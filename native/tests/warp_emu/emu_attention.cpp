@@ -10,7 +10,10 @@
 #include "cuda/attention_bf16_kernels.cuh"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
+#include <string>
 
 #include "harness.h"
 
@@ -72,12 +75,31 @@ void emu_forward_tc(const AttnArgs& a) {
   }
 }
 
+// Runs one emulated attention call. The kernels' shared-memory layouts (XOR swizzles, padded
+// rows) are meant to make every ldmatrix conflict-free, so a bank conflict is an error here: it
+// would cost speed on the GPU without changing a result. CZ_EMU_BANKS=1 prints the counts.
+template <class F>
+void counted(const char* what, F&& f) {
+  const uint64_t x0 = cz_emu::ldmatrix_extra_wavefronts(), n0 = cz_emu::ldmatrix_count();
+  f();
+  const uint64_t n = cz_emu::ldmatrix_count() - n0, extra = cz_emu::ldmatrix_extra_wavefronts() - x0;
+  if (std::getenv("CZ_EMU_BANKS"))
+    std::printf("      [%s] ldmatrix %llu, extra wavefronts %llu\n", what,
+                static_cast<unsigned long long>(n), static_cast<unsigned long long>(extra));
+  if (extra)
+    throw std::runtime_error("warp_emu: " + std::string(what) + ": " + std::to_string(extra) +
+                             " extra shared-memory wavefronts from ldmatrix bank conflicts in " +
+                             std::to_string(n) + " ldmatrix");
+}
+
 void emu_forward(Exec& ex, const AttnArgs& a) {
   if (a.dtype == DType::F32 || a.B == 0 || a.NH == 0 || a.Tq == 0 ||
       !(tc_head_size(a.HS) && !a.probs && a.Tk > 0))
     return cpu_ops().attention_forward(ex, a);
-  if (a.dtype == DType::F16) emu_forward_tc<true>(a);
-  else emu_forward_tc<false>(a);
+  counted("forward", [&] {
+    if (a.dtype == DType::F16) emu_forward_tc<true>(a);
+    else emu_forward_tc<false>(a);
+  });
 }
 
 void emu_backward(Exec& ex, const AttnArgs& a, const AttnGrads& g) {
@@ -85,9 +107,12 @@ void emu_backward(Exec& ex, const AttnArgs& a, const AttnGrads& g) {
       g.dout && (g.dq || g.dk || g.dv) && bwd_tc_eligible(a, kEmuMaxSmem)) {
     const BwdTcParams p = make_bwd_params(a, g);
     const size_t smem = bwd_whole64_smem(a.Tq, a.Tk);
-    if (a.dtype == DType::F16)
-      return cz_emu::launch({u(a.NH), u(a.B), 1}, {128, 1, 1}, smem, [&] { attention_bwd_whole64_kernel<4, true>(p); });
-    return cz_emu::launch({u(a.NH), u(a.B), 1}, {128, 1, 1}, smem, [&] { attention_bwd_whole64_kernel<4, false>(p); });
+    return counted("backward", [&] {
+      if (a.dtype == DType::F16)
+        cz_emu::launch({u(a.NH), u(a.B), 1}, {128, 1, 1}, smem, [&] { attention_bwd_whole64_kernel<4, true>(p); });
+      else
+        cz_emu::launch({u(a.NH), u(a.B), 1}, {128, 1, 1}, smem, [&] { attention_bwd_whole64_kernel<4, false>(p); });
+    });
   }
   cpu_ops().attention_backward(ex, a, g);
 }

@@ -6,6 +6,7 @@
 #include <ucontext.h>
 #endif
 
+#include <algorithm>
 #include <cstdio>
 #include <deque>
 #include <memory>
@@ -99,7 +100,7 @@ void* g_sched_sp = nullptr;
 ucontext_t g_sched;
 #endif
 const std::function<void()>* g_body = nullptr;
-uint64_t g_progress = 0, g_collectives = 0;
+uint64_t g_progress = 0, g_collectives = 0, g_ldsm = 0, g_ldsm_extra = 0;
 std::string g_error;
 std::map<uintptr_t, size_t> g_global;  // tracked global ranges: start -> bytes
 
@@ -208,6 +209,8 @@ const Dim3& block_dim() { return g_block; }
 const Dim3& grid_dim() { return g_grid; }
 unsigned char* dyn_smem() { return g_blk->smem; }
 uint64_t collectives() { return g_collectives; }
+uint64_t ldmatrix_extra_wavefronts() { return g_ldsm_extra; }
+uint64_t ldmatrix_count() { return g_ldsm; }
 
 void cp_async16(void* dst, const void* src, bool valid, bool aligned) {
   check_smem(dst, 16, "cp.async");
@@ -245,6 +248,19 @@ void ldmatrix_x4(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3, const v
   const int lane = my_lane();
   w.ptr[lane] = p;
   warp_arrive(trans ? "ldmatrix.trans" : "ldmatrix");
+  if (lane == 0) {  // bank conflicts: per matrix, the most rows sharing one 16-byte bank group
+    ++g_ldsm;
+    for (int m = 0; m < 4; ++m) {
+      int count[8] = {0}, worst = 0;
+      for (int r8 = 0; r8 < 8; ++r8) {
+        // (offset from the block's shared memory, which a GPU aligns to at least 128 bytes)
+        const auto off = static_cast<const unsigned char*>(w.ptr[m * 8 + r8]) - g_blk->smem;
+        const int grp = static_cast<int>((off >> 4) & 7);
+        worst = std::max(worst, ++count[grp]);
+      }
+      g_ldsm_extra += static_cast<uint64_t>(worst - 1);
+    }
+  }
   uint32_t r[4];
   for (int m = 0; m < 4; ++m) {
     uint16_t lo, hi;

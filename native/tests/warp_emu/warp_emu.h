@@ -99,6 +99,11 @@ void launch(Dim3 grid, Dim3 block, size_t smem, const std::function<void()>& bod
 
 // Warp collectives executed since the process started (the test prints it).
 uint64_t collectives();
+// ldmatrix bank conflicts since the process started: the extra shared-memory wavefronts beyond
+// one per 8x8 matrix (its 8 rows of 16 bytes conflict-free when they fall in 8 distinct 16-byte
+// bank groups), and the number of ldmatrix instructions.
+uint64_t ldmatrix_extra_wavefronts();
+uint64_t ldmatrix_count();
 
 // Global memory the kernels may read: while any range is registered, every cp.async source and
 // __ldg address must lie inside one (an out-of-bounds read is an emulation error, as memcheck's).
