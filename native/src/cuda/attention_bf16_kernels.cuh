@@ -122,7 +122,7 @@ template <bool H>
 __device__ __forceinline__ void mma16816(float* d, const uint32_t* a, uint32_t b0, uint32_t b1) {
   ::cz_emu::mma_m16n8k16(d, a, b0, b1, H);
 }
-__device__ __forceinline__ float fast_exp2(float x) { return std::exp2(x); }
+__device__ __forceinline__ float fast_exp2(float x) { return ::cz_emu::ex2(x); }
 #endif  // CZ_WARP_EMU
 
 // Two floats rounded (to nearest even) to the storage type, lo in the low half: bf16 (H = false)
@@ -211,6 +211,10 @@ __device__ __forceinline__ void attend_tile(const uint32_t (&qf)[D / 16][4], flo
   float ls0 = 0.0f, ls1 = 0.0f;
 #pragma unroll
   for (int j = 0; j < NT; ++j) {
+    if (j * 8 >= rem) {  // keys wholly past the tile's end: p = 0 without the exponentials
+      s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+      continue;
+    }
     s[j][0] = fast_exp2(s[j][0] - base0);
     s[j][1] = fast_exp2(s[j][1] - base0);
     s[j][2] = fast_exp2(s[j][2] - base1);
@@ -633,6 +637,12 @@ __device__ __forceinline__ void wide_tile(const uint32_t (&qf)[MT][4][4], float 
     }
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
+      // 8-key groups wholly past rem: p = 0 without the exponentials (the SFU's ex2 throughput is
+      // the scarce one; at T = 197 the last tile has 5 keys of 64)
+      if (MASKED && j * 8 >= rem) {
+        s[t][j][0] = s[t][j][1] = s[t][j][2] = s[t][j][3] = 0.0f;
+        continue;
+      }
       s[t][j][0] = fast_exp2(fmaf(s[t][j][0], sl2, -base[t][0]));
       s[t][j][1] = fast_exp2(fmaf(s[t][j][1], sl2, -base[t][0]));
       s[t][j][2] = fast_exp2(fmaf(s[t][j][2], sl2, -base[t][1]));
@@ -693,14 +703,31 @@ __device__ __forceinline__ void wide_key_tile(const TcParams& p, const uint32_t 
                                               float (&o)[MT][8][4], float (&m)[MT][2],
                                               float (&l)[MT][2], int kt, const bf16* Ks,
                                               const bf16* Vs, const uint8_t* mb,
-                                              const int (&kofs)[2], const int (&vofs)[4], int lane) {
+                                              const int (&kofs)[2], const int (&vofs)[4], int lane,
+                                              bool single = false) {
   const int rem = static_cast<int>(p.Tk - kt * 64 < 64 ? p.Tk - kt * 64 : 64);
   const bf16* Kt = Ks + kt * 64 * 64;
   const bf16* Vt = Vs + kt * 64 * 64;
+  const uint8_t* mk = mb ? mb + kt * 64 : nullptr;
+  if constexpr (MT == 2) {
+    // A job whose second tile lies wholly past Tq (the last job when the 16-row tiles are odd in
+    // number: 1 of 7 jobs at T = 197) computes its first tile only.
+    if (single) {
+      const auto& qf1 = *reinterpret_cast<const uint32_t(*)[1][4][4]>(&qf[0]);
+      auto& o1 = *reinterpret_cast<float(*)[1][8][4]>(&o[0]);
+      auto& m1 = *reinterpret_cast<float(*)[1][2]>(&m[0]);
+      auto& l1 = *reinterpret_cast<float(*)[1][2]>(&l[0]);
+      if (rem == 64 && !mb)
+        wide_tile<false, 1, H>(qf1, o1, m1, l1, rem, nullptr, p.scale_log2, Kt, Vt, kofs, vofs, lane);
+      else
+        wide_tile<true, 1, H>(qf1, o1, m1, l1, rem, mk, p.scale_log2, Kt, Vt, kofs, vofs, lane);
+      return;
+    }
+  }
   if (rem == 64 && !mb)
     wide_tile<false, MT, H>(qf, o, m, l, rem, nullptr, p.scale_log2, Kt, Vt, kofs, vofs, lane);
   else
-    wide_tile<true, MT, H>(qf, o, m, l, rem, mb ? mb + kt * 64 : nullptr, p.scale_log2, Kt, Vt, kofs, vofs, lane);
+    wide_tile<true, MT, H>(qf, o, m, l, rem, mk, p.scale_log2, Kt, Vt, kofs, vofs, lane);
 }
 
 // Stores the job's MT query tiles (first tile index t0) of (item z, head h).
@@ -760,7 +787,8 @@ __global__ void __launch_bounds__(NW * 32, MT == 1 ? 4 : NW <= 4 ? 2 : 1)
         wide_wait_stage(kt);
         __syncthreads();
       }
-      if (active) wide_key_tile<MT, H>(p, qf, o, m, l, kt, Ks, Vs, mb, kofs, vofs, lane);
+      if (active)
+        wide_key_tile<MT, H>(p, qf, o, m, l, kt, Ks, Vs, mb, kofs, vofs, lane, MT * job + 1 >= mtiles);
     }
     if (!active) break;
     wide_store<MT, H>(p, o, m, l, MT * job, z, h, lane);
@@ -831,7 +859,9 @@ __global__ void __launch_bounds__(kPwideWarps * 32, 1) attention_fwd_pwide64_ker
                     swz64(Qs, job * 32 + t * 16 + (i4 & 1) * 8 + (lane & 7), 2 * kk + (i4 >> 1)));
         float o[2][8][4], m[2][2], l[2][2];
         wide_tile_init(o, m, l);
-        for (int kt = 0; kt < ntiles; ++kt) wide_key_tile<2, H>(p, qf, o, m, l, kt, Ks, Vs, mb, kofs, vofs, lane);
+        const bool single = 2 * job + 1 >= (p.Tq + 15) / 16;
+        for (int kt = 0; kt < ntiles; ++kt)
+          wide_key_tile<2, H>(p, qf, o, m, l, kt, Ks, Vs, mb, kofs, vofs, lane, single);
         wide_store<2, H>(p, o, m, l, 2 * job, z, h, lane);
       }
     }

@@ -77,15 +77,22 @@ void emu_forward_tc(const AttnArgs& a) {
 
 // Runs one emulated attention call. The kernels' shared-memory layouts (XOR swizzles, padded
 // rows) are meant to make every ldmatrix conflict-free, so a bank conflict is an error here: it
-// would cost speed on the GPU without changing a result. CZ_EMU_BANKS=1 prints the counts.
+// would cost speed on the GPU without changing a result. CZ_EMU_STATS=1 prints the call's
+// warp-level work (mma.sync, ldmatrix, ex2 per lane, global bytes read, bank conflicts): a
+// count of what each kernel asks of the GPU, not a timing.
 template <class F>
 void counted(const char* what, F&& f) {
   const uint64_t x0 = cz_emu::ldmatrix_extra_wavefronts(), n0 = cz_emu::ldmatrix_count();
+  const cz_emu::Work w0 = cz_emu::work();
   f();
   const uint64_t n = cz_emu::ldmatrix_count() - n0, extra = cz_emu::ldmatrix_extra_wavefronts() - x0;
-  if (std::getenv("CZ_EMU_BANKS"))
-    std::printf("      [%s] ldmatrix %llu, extra wavefronts %llu\n", what,
-                static_cast<unsigned long long>(n), static_cast<unsigned long long>(extra));
+  const cz_emu::Work& w = cz_emu::work();
+  if (std::getenv("CZ_EMU_STATS"))
+    std::printf("      [%s] mma %llu, ldmatrix %llu, ex2 %llu, global read %llu bytes, bank conflicts %llu\n",
+                what, static_cast<unsigned long long>(w.mma - w0.mma), static_cast<unsigned long long>(n),
+                static_cast<unsigned long long>(w.ex2 - w0.ex2),
+                static_cast<unsigned long long>(w.global_read_bytes - w0.global_read_bytes),
+                static_cast<unsigned long long>(extra));
   if (extra)
     throw std::runtime_error("warp_emu: " + std::string(what) + ": " + std::to_string(extra) +
                              " extra shared-memory wavefronts from ldmatrix bank conflicts in " +

@@ -103,6 +103,7 @@ const std::function<void()>* g_body = nullptr;
 uint64_t g_progress = 0, g_collectives = 0, g_ldsm = 0, g_ldsm_extra = 0;
 std::string g_error;
 std::map<uintptr_t, size_t> g_global;  // tracked global ranges: start -> bytes
+Work g_work;
 
 #ifdef CZ_EMU_ASM_SWITCH
 void to_scheduler() { cz_emu_switch(&g_cur->sp, g_sched_sp); }
@@ -193,6 +194,7 @@ float hf(uint16_t b) { return carzero::f16_to_f32(b); }
 void track_global(const void* p, size_t bytes) { g_global[reinterpret_cast<uintptr_t>(p)] = bytes; }
 void untrack_global(const void* p) { g_global.erase(reinterpret_cast<uintptr_t>(p)); }
 void check_global_read(const void* p, size_t bytes, const char* what) {
+  if (std::strcmp(what, "__ldg") == 0) g_work.global_read_bytes += bytes;
   if (g_global.empty() || !g_cur) return;
   const auto a = reinterpret_cast<uintptr_t>(p);
   auto it = g_global.upper_bound(a);
@@ -211,6 +213,11 @@ unsigned char* dyn_smem() { return g_blk->smem; }
 uint64_t collectives() { return g_collectives; }
 uint64_t ldmatrix_extra_wavefronts() { return g_ldsm_extra; }
 uint64_t ldmatrix_count() { return g_ldsm; }
+const Work& work() { return g_work; }
+float ex2(float x) {
+  ++g_work.ex2;
+  return std::exp2(x);
+}
 
 void cp_async16(void* dst, const void* src, bool valid, bool aligned) {
   check_smem(dst, 16, "cp.async");
@@ -220,7 +227,7 @@ void cp_async16(void* dst, const void* src, bool valid, bool aligned) {
     return;
   }
   if (valid && (reinterpret_cast<uintptr_t>(src) & 15) != 0) fail("cp.async: global address not 16-byte aligned");
-  if (valid) check_global_read(src, 16, "cp.async");
+  if (valid) check_global_read(src, 16, "cp.async"), g_work.global_read_bytes += 16;
   g_cur->open.push_back({static_cast<unsigned char*>(dst), valid ? static_cast<const unsigned char*>(src) : nullptr});
 }
 
@@ -288,6 +295,7 @@ void mma_m16n8k16(float* d, const uint32_t* a, uint32_t b0, uint32_t b1, bool f1
   for (int i = 0; i < 4; ++i) w.a[lane][i] = a[i];
   w.b[lane][0] = b0, w.b[lane][1] = b1;
   warp_arrive(f16 ? "mma.f16" : "mma.bf16");
+  if (lane == 0) ++g_work.mma;
   auto A = [&](int r, int k) {
     const int src = (r % 8) * 4 + (k % 8) / 2, reg = r / 8 + 2 * (k / 8);
     const uint16_t v = half_of(w.a[src][reg], k % 2);

@@ -104,6 +104,13 @@ uint64_t collectives();
 // bank groups), and the number of ldmatrix instructions.
 uint64_t ldmatrix_extra_wavefronts();
 uint64_t ldmatrix_count();
+// Warp-level work counted since the process started: mma.sync instructions, ex2 evaluations
+// (per lane), bytes read from global memory through cp.async and __ldg.
+struct Work {
+  uint64_t mma = 0, ex2 = 0, global_read_bytes = 0;
+};
+const Work& work();
+float ex2(float x);  // 2^x, counted
 
 // Global memory the kernels may read: while any range is registered, every cp.async source and
 // __ldg address must lie inside one (an out-of-bounds read is an emulation error, as memcheck's).
@@ -124,7 +131,7 @@ inline unsigned int __ldg(const unsigned int* p) {
   cz_emu::check_global_read(p, sizeof *p, "__ldg");
   return *p;
 }
-inline float __ldg(const float* p) {
+inline float __ldg(const float* p) {  // (not counted: no kernel reads fp32 through __ldg)
   cz_emu::check_global_read(p, sizeof *p, "__ldg");
   return *p;
 }
