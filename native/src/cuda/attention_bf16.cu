@@ -20,7 +20,10 @@
 //   looping over pairs, double-buffering the next pair's K/V, one warp per query tile) is
 //   opt-in: it measured slower on an H100;
 // - tiled (everything else): a block of 4 warps owns 64 query rows and streams K/V tiles through
-//   double-buffered cp.async stages.
+//   double-buffered cp.async stages;
+// - opt-in experiments at head size 64 (bf16), not yet timed on a GPU: the 32-row kernel (wide,
+//   wide8: two mma tiles per warp share each K/V fragment), its 16-row form (lean) and its
+//   persistent form with a loader warp (pwide); see attention_bf16_kernels.cuh.
 // When K, V and the key mask are shared across the batch (k_bs = v_bs = mask_bs = 0, the
 // alignment head's many queries against one memory), the (item, query) pairs are flattened into
 // one long query axis, so a block of 64 rows is full even when Tq = 1.
@@ -52,7 +55,6 @@ namespace {
 
 using namespace attn_bf16;
 
-
 // Opts a kernel into `smem` bytes of dynamic shared memory and asks for the largest shared-memory
 // carveout of the SM's L1 (the default carveout may leave room for fewer blocks than the
 // registers and shared memory would allow).
@@ -62,7 +64,6 @@ void smem_opt_in(Kernel kernel, size_t smem) {
   CZ_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
                                static_cast<int>(cudaSharedmemCarveoutMaxShared)));
 }
-
 
 template <int D, bool H>
 void launch_tc(CudaState& s, const TcParams& p, int64_t slices, int64_t NH) {
@@ -83,7 +84,6 @@ void launch_tc(CudaState& s, const TcParams& p, int64_t slices, int64_t NH) {
   check_launch("attention_fwd_tc_kernel");
 }
 
-
 template <int NW, bool H>
 void launch_whole64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
   const size_t smem = static_cast<size_t>((p.Tk + 15) & ~int64_t{15}) * 64 * sizeof(bf16) * 2;
@@ -95,7 +95,6 @@ void launch_whole64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
   attention_fwd_whole64_kernel<NW, H><<<grid, NW * 32, smem, s.stream>>>(p);
   check_launch("attention_fwd_whole64_kernel");
 }
-
 
 template <bool H>
 void launch_persist64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
@@ -116,7 +115,6 @@ void launch_persist64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
   check_launch("attention_fwd_persist64_kernel");
 }
 
-
 template <int NW, int MT, bool H>
 void launch_wide64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
   const size_t smem = static_cast<size_t>((p.Tk + 15) & ~int64_t{15}) * 64 * sizeof(bf16) * 2;
@@ -128,9 +126,6 @@ void launch_wide64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
   attention_fwd_wide64_kernel<NW, MT, H><<<grid, NW * 32, smem, s.stream>>>(p);
   check_launch("attention_fwd_wide64_kernel");
 }
-
-
-
 
 // dst rows (bf16, or fp16 when H) = src rows (fp32), (items, rows) rows of C columns, same
 // strides; the padding between rows is not touched.
@@ -171,7 +166,6 @@ struct Widened {
   Scratch q, k, v, o;
   AttnArgs args;
 };
-
 
 }  // namespace
 
