@@ -333,6 +333,7 @@ int main(int argc, char** argv) {
   register_data_cases(reg);
   register_misc_cases(reg);
   register_error_cases(reg);
+  register_warp_emu_cases(reg);
 
   if (list) {
     for (auto& c : reg)

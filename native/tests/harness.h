@@ -181,6 +181,7 @@ void register_attention_cases(Registry& r);
 void register_data_cases(Registry& r);       // embedding, patch_embed, softmax_xent
 void register_misc_cases(Registry& r);       // adam, sum_squares, scale, dropout, convert
 void register_error_cases(Registry& r);
+void register_warp_emu_cases(Registry& r);  // the warp emulator's own checks (warp_emu/)
 
 // The CUDA backend (backend_cuda.cpp): fills *out and returns true when this build has CUDA and
 // a usable device; otherwise returns false with the reason in *why.
