@@ -554,7 +554,8 @@ __global__ void __launch_bounds__(kPersistMaxWarps * 32, 1)
 // - K and V arrive in four cp.async groups of 64 keys, and every warp's first job waits for them
 //   one at a time, so the first tiles are computed while the later ones are still loading.
 // Rows past Tq are zero queries (their outputs are not stored); with an odd number of 16-row tiles
-// the last job computes one empty tile (at T = 197 on the warp that has one job fewer).
+// the last job computes its first tile only (wide_key_tile's `single`); 8-key groups past a key
+// tile's end get no exponentials.
 // MT = tiles per job: 2 above (about 250 registers: 2 blocks of 4 warps per SM); MT = 1 (opt-in,
 // CARZERO_ATTN_KERNEL=lean) keeps the other changes with 16-row jobs and 4 blocks per SM, which
 // tells the shared K/V fragments apart from the other savings when the two are timed.
