@@ -542,9 +542,11 @@ __global__ void __launch_bounds__(kPersistMaxWarps * 32, 1)
 }
 
 // The 32-row whole-sequence kernel (opt-in, CARZERO_ATTN_KERNEL=wide / wide8; head size 64,
-// Tk <= 256, per-item K/V, aligned rows, scale > 0), written after the H100 counts of run 6
-// showed the 16-row kernel above to be issue-bound (about 650 instructions per warp and 16 x 64
-// tile, most of them not tensor-core work). It follows FlashAttention-2 more closely:
+// Tk <= 256, per-item K/V, aligned rows, scale > 0), written after run 6's H100 timings put the
+// 16-row kernel above far from both its memory and its tensor-core limits (0.288 ms at the ViT
+// shape); an estimate of its instructions (about 650 per warp and 16 x 64 tile, most of them not
+// tensor-core work; no profiler was available) points at issue slots and latency. It follows
+// FlashAttention-2 more closely:
 // - a warp's job is 32 query rows (two 16-row mma tiles), so every K and V fragment read from
 //   shared memory feeds two tiles: half the ldmatrix of the 16-row kernel per row;
 // - the ldmatrix addresses are per-lane offsets computed once (the swizzle of a row depends only
