@@ -279,6 +279,10 @@ void register_attention_cases(Registry& r) {
   bf({2, 2, 97, 97, 64, true, false, false, false, false, true, 0, 6});
   bf({2, 2, 20, 1, 64, false, false, false, false, false, false});
   bf({1, 2, 40, 257, 64, true, false, false, false, false, false});
+  // the 32-row kernels' edges: Tq at the limit of 256 (8 jobs: more than the persistent kernel's
+  // 7 compute warps), and 3 query tiles (the last job a single tile) against 70 keys
+  bf({2, 3, 256, 200, 64, true, false, false, false, false, false});
+  bf({3, 2, 33, 70, 64, false, false, false, false, false, true, 0, 6});
   // fp16 storage: the same kernels with fp16 operands (mma .f16, P and the output rounded to fp16)
   // on each path: widening (HS 8), the tiled kernel (HS 32, 128, 192; flattened shared memories),
   // the whole-sequence forward and the tensor-core backward at head size 64 (ViT and BERT shapes)
