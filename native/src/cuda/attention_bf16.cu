@@ -99,7 +99,7 @@ void launch_tc(CudaState& s, const TcParams& p, int64_t slices, int64_t NH) {
 
 template <int NW, bool H>
 void launch_whole64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
-  const size_t smem = static_cast<size_t>((p.Tk + 15) & ~int64_t{15}) * 64 * sizeof(bf16) * 2;
+  const size_t smem = whole_kv_smem(p.Tk);
   CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
              "attention_forward(bf16, whole K/V): needs %zu bytes of shared memory, the device allows %zu",
              smem, s.max_smem_optin);
@@ -111,8 +111,7 @@ void launch_whole64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
 
 template <bool H>
 void launch_persist64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
-  const int64_t tkp = (p.Tk + 15) & ~int64_t{15};
-  const size_t smem = static_cast<size_t>(tkp) * 64 * sizeof(bf16) * 4;  // 2 stages of K and V
+  const size_t smem = 2 * whole_kv_smem(p.Tk);  // 2 stages of K and V
   CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
              "attention_forward(bf16, persistent): needs %zu bytes of shared memory, the device allows %zu",
              smem, s.max_smem_optin);
@@ -130,7 +129,7 @@ void launch_persist64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
 
 template <int NW, int MT, bool H>
 void launch_wide64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
-  const size_t smem = static_cast<size_t>((p.Tk + 15) & ~int64_t{15}) * 64 * sizeof(bf16) * 2;
+  const size_t smem = whole_kv_smem(p.Tk);
   CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
              "attention_forward(bf16, 32-row whole K/V): needs %zu bytes of shared memory, the device allows %zu",
              smem, s.max_smem_optin);
@@ -195,14 +194,14 @@ std::string attention_forward_bf16_plan(Exec& ex, const AttnArgs& a) {
   char buf[160];
   switch (pick_kernel(p, a.HS, slices, a.NH)) {
     case FwdKernel::Whole4: {
-      const size_t smem = static_cast<size_t>((p.Tk + 15) & ~int64_t{15}) * 64 * sizeof(bf16) * 2;
+      const size_t smem = whole_kv_smem(p.Tk);
       smem_opt_in(attention_fwd_whole64_kernel<4, false>, smem);
       CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_whole64_kernel<4, false>, 128, smem));
       std::snprintf(buf, sizeof buf, "whole-sequence kernel, 4 warps a block, %d blocks per SM", per_sm);
       return buf;
     }
     case FwdKernel::Persist: {
-      const size_t smem = static_cast<size_t>((p.Tk + 15) & ~int64_t{15}) * 64 * sizeof(bf16) * 4;
+      const size_t smem = 2 * whole_kv_smem(p.Tk);
       const int threads = static_cast<int>((p.Tq + 15) / 16) * 32;
       smem_opt_in(attention_fwd_persist64_kernel<false>, smem);
       CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_persist64_kernel<false>, threads, smem));
@@ -213,7 +212,7 @@ std::string attention_forward_bf16_plan(Exec& ex, const AttnArgs& a) {
     case FwdKernel::Wide8:
     case FwdKernel::Lean4: {
       const FwdKernel k = pick_kernel(p, a.HS, slices, a.NH);
-      const size_t smem = static_cast<size_t>((p.Tk + 15) & ~int64_t{15}) * 64 * sizeof(bf16) * 2;
+      const size_t smem = whole_kv_smem(p.Tk);
       auto occ = [&](auto kernel, int threads) {
         smem_opt_in(kernel, smem);
         CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));

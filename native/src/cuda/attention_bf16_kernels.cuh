@@ -394,6 +394,12 @@ __global__ void __launch_bounds__(kThreadsTC) attention_fwd_tc_kernel(TcParams p
 // T = 197); rows from Tk up to the next multiple of 16 are zero.
 constexpr int kWholeMaxTk = 256;
 
+// Shared memory of the whole-sequence kernels: K and V of one pair (Tk rounded up to 16 rows of
+// 64 bf16 each); the persistent kernel holds two such stages.
+inline size_t whole_kv_smem(int64_t Tk) {
+  return static_cast<size_t>((Tk + 15) & ~int64_t{15}) * 64 * sizeof(bf16) * 2;
+}
+
 __device__ __forceinline__ const bf16* swz64(const bf16* base, int r, int c) {
   return base + r * 64 + ((c ^ (r & 7)) << 3);
 }

@@ -32,8 +32,7 @@ template <bool H>
 void emu_forward_tc(const AttnArgs& a) {
   int64_t slices = 0;
   const TcParams p = make_tc_params(a, &slices);
-  const size_t tkp = static_cast<size_t>((p.Tk + 15) & ~int64_t{15});
-  const size_t whole_smem = tkp * 64 * sizeof(bf16) * 2;
+  const size_t whole_smem = whole_kv_smem(p.Tk);
   const Dim3 pairs{u(a.NH), u(slices), 1};
   FwdKernel k = pick_kernel(p, a.HS, slices, a.NH);
   if (H && k != FwdKernel::Tiled) k = FwdKernel::Whole4;  // as attention_bf16.cu: fp16 opt-ins
