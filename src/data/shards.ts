@@ -6,7 +6,8 @@
 //
 // Shard file (little-endian):
 //   0   8  magic "CZSHARD1"
-//   8   4  u32 format version (1)
+//   8   4  u32 format version (2; version 1 shards were written before the fix of images whose
+//          resized width is 255 px, which they hold sheared: they are refused and redone)
 //   12  4  u32 width (256)            16  4  u32 height (256)
 //   20  4  u32 records (count)        24  4  u32 shard number
 //   28  4  u32 first dataset item of the shard's slot
@@ -18,7 +19,7 @@
 // A shard is written to `<name>.tmp` and renamed, so a file with its final name is complete; on a
 // rerun a shard whose header, CRC and slot keys check out is kept, anything else is redone.
 //
-// index.json: { format: "carzero-prepared", version: 1, size, source, root, split, maxWords,
+// index.json: { format: "carzero-prepared", version: 2, size, source, root, split, maxWords,
 //   columns, counts, shardSize, shards: [{ file, records, failed }], items: [{ key, path, row,
 //   sentences, shard, record }], failed: [{ key, path, row, error }] } (written last, atomically).
 import { crc32 } from 'node:zlib';
@@ -29,7 +30,10 @@ import { ItemPool } from './pool.js';
 
 export const SHARD_MAGIC = 'CZSHARD1';
 export const SHARD_HEADER = 64;
-const VERSION = 1;
+const VERSION = 2;
+/** Why a version-1 prepared set is refused. */
+const V1_REASON =
+  'prepared by carzero before 0.1.1, whose images with a resized width of 255 px were sheared (docs/CHANGELOG.md); run carzero prepare again';
 
 export interface ShardRecordInfo {
   key: string;
@@ -51,7 +55,7 @@ interface Trailer {
 
 export interface PreparedIndex {
   format: 'carzero-prepared';
-  version: 1;
+  version: 2;
   size: number;
   source: string;
   root: string;
@@ -104,7 +108,9 @@ export async function readShard(file: string): Promise<{ header: ShardHeader; da
   const data = await readFile(file);
   const bad = (why: string) => new DatasetError(`${file}: not a valid carzero shard (${why})`, file);
   if (data.length < SHARD_HEADER || data.toString('latin1', 0, 8) !== SHARD_MAGIC) throw bad('bad magic');
-  if (data.readUInt32LE(8) !== VERSION) throw bad(`format version ${data.readUInt32LE(8)}`);
+  const version = data.readUInt32LE(8);
+  if (version === 1) throw bad(`format version 1: ${V1_REASON}`);
+  if (version !== VERSION) throw bad(`format version ${version}`);
   const w = data.readUInt32LE(12);
   const h = data.readUInt32LE(16);
   if (w !== h) throw bad(`${w}x${h} records`);
@@ -159,7 +165,7 @@ export async function prepareShards(dataset: MimicDataset, outDir: string, optio
   const pool = new ItemPool(options.workers ?? 1);
   const index: PreparedIndex = {
     format: 'carzero-prepared',
-    version: 1,
+    version: VERSION,
     size,
     source: dataset.source,
     root: dataset.root,
@@ -237,7 +243,8 @@ export async function loadPrepared(dir: string): Promise<MimicDataset> {
   } catch (e) {
     throw new DatasetError(`${file}: cannot read the prepared index (${(e as Error).message})`, file);
   }
-  if (index.format !== 'carzero-prepared' || index.version !== 1) throw new DatasetError(`${file}: not a carzero prepared index (format ${index.format}, version ${index.version})`, file);
+  if (index.format === 'carzero-prepared' && (index.version as number) === 1) throw new DatasetError(`${file}: ${V1_REASON}`, file);
+  if (index.format !== 'carzero-prepared' || index.version !== VERSION) throw new DatasetError(`${file}: not a carzero prepared index (format ${index.format}, version ${index.version})`, file);
   const rec = index.size * index.size;
   const items: DatasetItem[] = index.items.map((it) => ({
     path: it.path,

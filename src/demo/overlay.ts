@@ -2,7 +2,7 @@
 // normalised) blended on the grey crop the model saw, enlarged by an integer factor so a 64 px
 // crop is visible, with the finding's true box drawn as a white/black outline.
 import { PNG } from 'pngjs';
-import { resizedSize } from '../image/preprocess.js';
+import { padLayout } from '../image/preprocess.js';
 import { jet } from '../zeroshot/grounding.js';
 import type { BoxXY } from './render.js';
 
@@ -17,9 +17,8 @@ export interface CropGeometry {
 
 /** A box in original image pixels -> the same box in crop pixels (spec 1 geometry). */
 export function boxToCrop(b: BoxXY, g: CropGeometry): BoxXY {
-  const r = resizedSize(g.width, g.height, g.resize);
-  const left = Math.floor((g.resize - r.width) / 2);
-  const top = Math.floor((g.resize - r.height) / 2);
+  const r = padLayout(g.width, g.height, g.resize);
+  const { left, top } = r;
   const off = Math.round((g.resize - g.crop) / 2);
   const sx = r.width / g.width;
   const sy = r.height / g.height;

@@ -14,7 +14,7 @@
 // Pixel centres are taken back to original coordinates through the crop offset, the padding
 // and the per-axis resize factors (resized size / original size, as cv2.resize maps them).
 // Results: hits / pairs overall, per class, and the mean of the per-class rates.
-import { resizedSize } from '../image/preprocess.js';
+import { padLayout } from '../image/preprocess.js';
 import type { Box } from './protocols.js';
 
 export interface Geometry {
@@ -30,9 +30,8 @@ export interface Geometry {
 export function mapPixelToImage(u: number, v: number, mapSize: number, g: Geometry): { x: number; y: number } {
   const resize = g.resize ?? 256;
   const crop = g.crop ?? 224;
-  const r = resizedSize(g.width, g.height, resize);
-  const left = Math.floor((resize - r.width) / 2);
-  const top = Math.floor((resize - r.height) / 2);
+  const r = padLayout(g.width, g.height, resize);
+  const { left, top } = r;
   const off = Math.round((resize - crop) / 2);
   const cx = ((u + 0.5) * crop) / mapSize + off - left;
   const cy = ((v + 0.5) * crop) / mapSize + off - top;

@@ -7,6 +7,8 @@ export {
   loadImage,
   resizeAndPad,
   resizedSize,
+  padLayout,
+  type PadLayout,
   cropNormalise,
   normaliseTable,
   type PreprocessOptions,

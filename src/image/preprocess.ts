@@ -24,7 +24,7 @@ export interface Preprocessed {
   /** (resize, resize) uint8 after resize + zero pad (training augments from it). */
   padded: Uint8Array;
   /** The resized image's size inside `padded` and its offset there. */
-  resized: { width: number; height: number; left: number; top: number };
+  resized: PadLayout;
 }
 
 /** The resized size of a W x H image, as the original resize_img computes it. */
@@ -34,21 +34,39 @@ export function resizedSize(width: number, height: number, scale = 256): { width
   return { width: scale, height: Math.trunc(height * (scale / width)) };
 }
 
+/** Where a resized image sits in the padded square: its size and the zero pad before it. */
+export interface PadLayout {
+  width: number;
+  height: number;
+  left: number;
+  top: number;
+}
+
+/**
+ * The layout resize_img gives a W x H image: the resized size (resizedSize) and the pad before it,
+ * floor(pad / 2) on the padded axis (the rest, ceil(pad / 2), comes after).
+ */
+export function padLayout(width: number, height: number, scale = 256): PadLayout {
+  const r = resizedSize(width, height, scale);
+  return { width: r.width, height: r.height, left: Math.floor((scale - r.width) / 2), top: Math.floor((scale - r.height) / 2) };
+}
+
 /** Resize (INTER_AREA) + zero pad to scale x scale, as resize_img. */
 export function resizeAndPad(img: GrayImage, scale = 256, out?: Uint8Array) {
-  const { width: rw, height: rh } = resizedSize(img.width, img.height, scale);
+  const layout = padLayout(img.width, img.height, scale);
+  const { width: rw, height: rh, left, top } = layout;
   if (rw < 1 || rh < 1) throw new RangeError(`resizeAndPad: a ${img.width}x${img.height} image resizes to ${rw}x${rh}`);
   const padded = out ?? new Uint8Array(scale * scale);
-  padded.fill(0);
-  const left = Math.floor((scale - rw) / 2);
-  const top = Math.floor((scale - rh) / 2);
-  if (left === 0 && top === 0) {
+  if (rw === scale && rh === scale) {
+    // Only a full square can be written in place: any narrower image has a row stride of rw, not
+    // scale (a 255-wide image written here would be sheared one pixel per row; left is 0 then).
     resizeArea(img.data, img.width, img.height, rw, rh, padded);
   } else {
+    padded.fill(0);
     const tmp = resizeArea(img.data, img.width, img.height, rw, rh);
     for (let y = 0; y < rh; y++) padded.set(tmp.subarray(y * rw, (y + 1) * rw), (top + y) * scale + left);
   }
-  return { padded, resized: { width: rw, height: rh, left, top } };
+  return { padded, resized: layout };
 }
 
 const lutCache = new Map<string, Float32Array>();
