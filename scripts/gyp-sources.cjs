@@ -10,7 +10,9 @@ const isa = (f) => /_avx(2|512)\.cpp$/.test(f);
 let files;
 if (kind === 'napi') files = list('native/src/napi');
 else {
-  const all = [...list('native/src/core'), ...list('native/src/cpu'), ...list('native/src/model'), ...list('native/src')];
+  // native/src/image: without CZ_HAVE_* codec macros (binding.gyp links no codec libraries) its
+  // decoders report 'unsupported' and the JavaScript decoders take over; preprocessing is native.
+  const all = [...list('native/src/core'), ...list('native/src/cpu'), ...list('native/src/model'), ...list('native/src/image'), ...list('native/src')];
   if (kind === 'generic') files = all.filter((f) => !isa(f));
   else if (kind === 'avx2') files = all.filter((f) => f.endsWith('_avx2.cpp'));
   else if (kind === 'avx512') files = all.filter((f) => f.endsWith('_avx512.cpp'));

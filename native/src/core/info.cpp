@@ -11,6 +11,7 @@
 #include "context.h"
 #include "cpu_features.h"
 #include "threadpool.h"
+#include "image/image.h"
 
 namespace carzero {
 
@@ -137,6 +138,13 @@ std::string info_json() {
        ",\"cublas\":" + (c.cublas_path.empty() ? "null" : json_str(c.cublas_path)) +
        ",\"available\":" + (c.available ? "true" : "false") +
        ",\"reason\":" + (c.available ? "null" : json_str(c.reason)) + "}";
+  // The image feed's native decoders (a build without a codec decodes that format in JavaScript).
+  const img::Codecs ic = img::codecs();
+  std::string ts;
+  for (const auto& u : ic.dicom_syntaxes) ts += (ts.empty() ? "" : ",") + json_str(u);
+  j += ",\"images\":{\"png\":" + std::string(ic.png ? "true" : "false") +
+       ",\"jpeg\":" + (ic.jpeg ? "true" : "false") + ",\"dicom\":" + (ic.dicom ? "true" : "false") +
+       ",\"versions\":" + json_str(ic.versions) + ",\"dicom_syntaxes\":[" + ts + "]}";
   j += "}";
   return j;
 }
