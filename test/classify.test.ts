@@ -3,7 +3,7 @@
 // with the PyTorch reference's scores (tools/reference/, committed under test/fixtures/tiny/).
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -101,4 +101,35 @@ test('usage errors: missing options, bad values, bad model dir', async (t) => {
   copyFileSync(join(tiny, 'text', 'prompts.json'), join(work, 'p.json'));
   const e3 = await t.throwsAsync(run(process.execPath, [bin, 'classify', '--model', notModel, '--prompts', join(work, 'p.json'), batch[0]]));
   t.regex((e3 as { stderr?: string }).stderr ?? '', /config\.json/);
+});
+
+test('a DICOM folder of mixed transfer syntaxes classifies in one command; lossless copies of one image score alike; bad files are skipped', async (t) => {
+  // test/fixtures/dicom (tools/fixtures-dicom.py): the same sources written by dcmtk/GDCM in every
+  // transfer syntax, plus corrupt and hostile files (bad-*), and one colour file (refused).
+  const dir = join(packageRoot, 'test', 'fixtures', 'dicom');
+  const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { cases: { name: string; file: string; ts: string; lossy: boolean; error?: string }[] };
+  const files = readdirSync(dir).filter((f) => f.endsWith('.dcm')).map((f) => join(dir, f));
+  let out: { stdout: string; stderr: string };
+  try {
+    out = await run(process.execPath, [bin, 'classify', '--model', modelDir, '--prompts', join(tiny, 'text', 'prompts.json'), '--device', 'cpu', '--quiet', ...files], { maxBuffer: 1 << 26 });
+  } catch (e) {
+    throw new Error(`classify failed: ${(e as Error).message}\n${(e as { stderr?: string }).stderr ?? ''}`);
+  }
+  const res = JSON.parse(out.stdout) as { images: string[]; scores: number[][]; skipped: { path?: string; image?: string; error: string }[] };
+  const scored = new Map(res.images.map((p, i) => [p.split('/').pop()!, res.scores[i]]));
+  const syntaxes = new Set<string>();
+  for (const c of index.cases) {
+    if (c.file.startsWith('bad-') || c.error) continue;
+    if (c.file.startsWith('colour-')) continue;
+    t.true(scored.has(c.file), `${c.file} (${c.ts}) was not scored`);
+    syntaxes.add(c.ts);
+  }
+  t.true(syntaxes.size >= 13, `scored ${syntaxes.size} transfer syntaxes: ${[...syntaxes].join(' ')}`);
+  for (const f of files.map((p) => p.split('/').pop()!).filter((f) => f.startsWith('bad-') || f.startsWith('colour-')))
+    t.false(scored.has(f), `${f} should have been skipped`);
+  t.true(res.skipped.length >= 13, `skipped ${res.skipped.length}`);
+  // One source in every lossless syntax: identical pixels, identical scores.
+  const group = ['u12-explicit.dcm', 'u12-deflated.dcm', 'u12-rle.dcm', 'u12-j2k.dcm', 'u12-jpls.dcm', 'u12-jpsv1.dcm', 'u12-jpll-sv2.dcm'];
+  const ref = scored.get(group[0])!;
+  for (const f of group.slice(1)) t.deepEqual(scored.get(f), ref, f);
 });

@@ -9,6 +9,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PNG } from 'pngjs';
 import { loadImage, padLayout, resizeAndPad, resizedSize, type PadLayout } from '../src/image/index.js';
+import { centreCropOffset } from '../src/image/preprocess.js';
+import { ImageFeed } from '../src/image/feed.js';
+import { info } from '../src/info.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const FIX = path.join(here, 'fixtures', 'preprocess');
@@ -51,17 +54,42 @@ interface Implementation {
   run(file: string): Promise<{ crop: Uint8Array; pixels: Float32Array; layout: PadLayout }>;
 }
 
+/** The crop's grey levels from the padded square. */
+function cropOf(padded: Uint8Array): Uint8Array {
+  const crop = new Uint8Array(CROP * CROP);
+  for (let y = 0; y < CROP; y++) crop.set(padded.subarray((OFF + y) * SCALE + OFF, (OFF + y) * SCALE + OFF + CROP), y * CROP);
+  return crop;
+}
+
+// The native feed (libpng, libjpeg-turbo, native INTER_AREA) when this binary has the codecs. CI
+// sets CARZERO_REQUIRE_NATIVE_CODECS=1, so there a binary without them fails instead of skipping.
+const images = info().images;
+const nativeCodecs = images.png && images.jpeg;
+const requireNative = process.env.CARZERO_REQUIRE_NATIVE_CODECS === '1';
+
 const implementations: Implementation[] = [
   {
     name: 'TypeScript (loadImage)',
     async run(file) {
       const r = await loadImage(file);
-      const crop = new Uint8Array(CROP * CROP);
-      for (let y = 0; y < CROP; y++) crop.set(r.padded.subarray((OFF + y) * SCALE + OFF, (OFF + y) * SCALE + OFF + CROP), y * CROP);
-      return { crop, pixels: r.pixels, layout: r.resized };
+      return { crop: cropOf(r.padded), pixels: r.pixels, layout: r.resized };
     },
   },
 ];
+if (nativeCodecs) {
+  const feed = new ImageFeed({ decoder: 'native', threads: 2 });
+  implementations.push({
+    name: `native feed (${images.versions})`,
+    async run(file) {
+      const r = await feed.load(file, { output: 'both' });
+      return { crop: cropOf(r.padded!), pixels: r.pixels!, layout: r.resized };
+    },
+  });
+} else if (requireNative) {
+  test('the native codecs are in this binary (CARZERO_REQUIRE_NATIVE_CODECS=1)', (t) => t.fail(`carzero info: ${JSON.stringify(images)}`));
+} else {
+  test.skip('native feed: not in this binary (no codec libraries were found at build time)', () => {});
+}
 
 test('the fixture set covers the layout edge cases', (t) => {
   t.true(index.cases.length >= 200);
@@ -161,4 +189,10 @@ test('layout: every resized shape (256 x k and k x 256, k = 1..256) is placed wh
       if (bad || resized.width !== w || resized.height !== h) failures.push(`${w}x${h}: ${bad} misplaced pixels`);
     }
   t.deepEqual(failures, []);
+});
+
+test("centre crop offset: torchvision's int(round((size - crop) / 2.0)), half to even", (t) => {
+  // Values printed by Python 3: [int(round((s - c) / 2.0)) for s, c in cases]
+  const cases: [number, number, number][] = [[256, 224, 16], [256, 223, 16], [256, 221, 18], [10, 7, 2], [10, 5, 2], [7, 7, 0], [300, 1, 150]];
+  for (const [s, c, want] of cases) t.is(centreCropOffset(s, c), want, `${s}/${c}`);
 });

@@ -148,7 +148,7 @@ async function scoreImages(
     if (typeof m.groundingStream !== 'function') {
       opts.warn('--pointing needs model.groundingStream (the zero-shot grounding API), which this build lacks; pointing game skipped');
     } else {
-      const { readImage } = await import('../image/index.js');
+      const { defaultFeed } = await import('../image/feed.js');
       const set = opts.pointing.set;
       const byName = new Map<string, number>();
       (set.ids ?? []).forEach((id, r) => byName.set(id.replace(/\\/g, '/').split('/').pop()!, r));
@@ -165,7 +165,7 @@ async function scoreImages(
         const row = byName.get(images[r.index].replace(/\\/g, '/').split('/').pop()!);
         const boxes = row === undefined ? undefined : set.boxes?.[row];
         if (!boxes || boxes.size === 0) continue;
-        const img = await readImage(images[r.index]);
+        const img = await defaultFeed().load(images[r.index]); // its size maps the boxes into the crop
         const size = Math.round(Math.sqrt(r.maps.length / Q));
         for (const [j, b] of boxes)
           trials.push({ classIndex: j, map: r.maps.subarray(j * size * size, (j + 1) * size * size), mapSize: size, boxes: b, geometry: { width: img.width, height: img.height } });

@@ -7,8 +7,7 @@
 // pure function of the task, so the worker count never changes the output.
 import { Worker } from 'node:worker_threads';
 import { open } from 'node:fs/promises';
-import { readImage } from '../image/decode.js';
-import { resizeAndPad } from '../image/preprocess.js';
+import { defaultFeed } from '../image/feed.js';
 import { augment, centreCrop, type AugmentOptions } from './augment.js';
 import { Rng } from './rng.js';
 
@@ -44,7 +43,7 @@ export async function processItem(task: ItemTask): Promise<Uint8Array | Float32A
   const size = task.options?.size ?? 256;
   let padded: Uint8Array;
   if ('shard' in task.source) padded = await readRecord(task.source.shard, task.source.offset, size * size);
-  else padded = resizeAndPad(await readImage(task.source.path), size).padded;
+  else padded = (await defaultFeed().load(task.source.path, { resize: size, crop: Math.min(224, size), output: 'padded' })).padded!;
   if (task.kind === 'padded') return padded;
   if (task.kind === 'val') return centreCrop(padded, task.options);
   const seed = task.seed ?? [0];

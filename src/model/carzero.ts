@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Device } from '../device.js';
 import { CarzeroError } from '../errors.js';
-import { decodeImage, readImage, preprocess, type GrayImage } from '../image/index.js';
+import { defaultFeed } from '../image/feed.js';
 import { cleanText, Tokenizer } from '../text/index.js';
 import { Tensor } from '../tensor.js';
 import { NativeModel } from './native-model.js';
@@ -133,11 +133,10 @@ export class CARZero implements Disposable {
       if (px.length !== p.crop * p.crop) throw new RangeError(`prepareImage: pixels has ${px.length} values, expected ${p.crop}x${p.crop}`);
       return { pixels: px };
     }
-    let decoded: GrayImage;
-    if (typeof image === 'string') decoded = await readImage(image);
-    else if (image instanceof Uint8Array) decoded = decodeImage(image, { name: '<buffer>' });
-    else throw new TypeError('prepareImage: an image must be a file path, a Uint8Array/Buffer of encoded bytes or { pixels: Float32Array }');
-    return { pixels: preprocess(decoded, p).pixels };
+    if (typeof image !== 'string' && !(image instanceof Uint8Array))
+      throw new TypeError('prepareImage: an image must be a file path, a Uint8Array/Buffer of encoded bytes or { pixels: Float32Array }');
+    const r = await defaultFeed().load(image, { ...p, output: 'crop' });
+    return { pixels: r.pixels! };
   }
 
   /** Embeds prepared images (at most what fits one batch; callers batch). */

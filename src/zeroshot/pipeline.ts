@@ -3,10 +3,11 @@
 // batches of up to `batchSize` prepared images in input order, with the inputs that could not be
 // read in between as per-item errors. Pixels are never accumulated beyond one batch + read-ahead.
 //
-// Decoding runs on the JS thread while the native encoder runs on the addon's thread pool, so
-// the read-ahead overlaps decoding with the previous batch's native call. (A worker_threads pool
-// for decoding was measured and not kept: see docs/ZEROSHOT-API.md, "Decoding".)
-import { decodeImage, preprocess, readImage, type GrayImage } from '../image/index.js';
+// Decoding and preprocessing run on the native decode pool (src/image/feed.ts: its own threads,
+// default one per core) while the encoder runs on the addon's compute pool, so the read-ahead of
+// `concurrency` images keeps every decode thread busy behind the model. Without the native
+// codecs, the JavaScript decoders run on this thread instead (docs/ZEROSHOT-API.md, "Decoding").
+import { defaultFeed } from '../image/feed.js';
 import type { CARZero } from '../model/carzero.js';
 import type { ImageInput, StreamOptions } from './types.js';
 
@@ -79,8 +80,8 @@ export async function prepareEntry(model: CARZero, input: ImageInput, index: num
       if (input.pixels.length !== plane) throw new RangeError(`${name}: pixels has ${input.pixels.length} values, expected ${p.crop}x${p.crop} = ${plane}`);
       return { index, name, pixels: input.pixels };
     }
-    const img: GrayImage = typeof input === 'string' ? await readImage(input) : decodeImage(input, { name });
-    return { index, name, pixels: preprocess(img, p).pixels };
+    const r = await defaultFeed().load(input, { ...p, output: 'crop' }, name);
+    return { index, name, pixels: r.pixels! };
   } catch (e) {
     return { index, name, error: e instanceof Error ? e : new Error(String(e)) };
   }

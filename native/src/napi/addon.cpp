@@ -193,6 +193,7 @@ Napi::Object InitExports(Napi::Env env, Napi::Object exports) {
   exports.Set("Context", ctx);
   exports.Set("Tensor", tensor);
   exports.Set("Model", InitModelClass(env));
+  InitImage(env, exports);
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("opList", Napi::Function::New(env, OpList, "opList"));

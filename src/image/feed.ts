@@ -1,0 +1,156 @@
+// The image feed: file or encoded bytes -> CARZero's model input (the normalised centre crop) or
+// the padded 256 x 256 image (training), decoded and preprocessed by the native decode pool
+// (native/src/napi/image.cpp: libpng, libjpeg-turbo, the native DICOM reader and INTER_AREA, on
+// their own threads) with the JavaScript decoders (./decode.ts) as the fallback: when the addon
+// is not loadable, when the binary was built without a codec, or for a DICOM transfer syntax the
+// native reader does not decode. Both paths give the same bytes (test/preprocess-parity.test.ts).
+import { availableParallelism } from 'node:os';
+import { isMainThread } from 'node:worker_threads';
+import { native } from '../native.js';
+import { CarzeroError } from '../errors.js';
+import { decodeImage, readImage } from './decode.js';
+import { ImageDecodeError } from './errors.js';
+import { preprocess, type PadLayout, type PreprocessOptions } from './preprocess.js';
+
+export type FeedInput = string | Uint8Array;
+export type FeedOutput = 'crop' | 'padded' | 'both';
+
+export interface FeedLoadOptions extends PreprocessOptions {
+  /** What to return: the normalised crop (default), the padded square, or both. */
+  output?: FeedOutput;
+}
+
+export interface FedImage {
+  /** The decoded image's size. */
+  width: number;
+  height: number;
+  /** The resized image's size and offset in the padded square. */
+  resized: PadLayout;
+  /** (crop, crop) normalised float32, when output is 'crop' or 'both'. */
+  pixels?: Float32Array;
+  /** (resize, resize) uint8, when output is 'padded' or 'both'. */
+  padded?: Uint8Array;
+}
+
+export interface ImageFeedOptions {
+  /**
+   * Decode threads. Default: CARZERO_DECODE_THREADS when set, else the cores on the main thread
+   * and 1 inside a worker thread (whose siblings decode too).
+   */
+  threads?: number;
+  /**
+   * 'auto' (default): native, and the JavaScript decoders for what the binary does not decode;
+   * 'native': native only (a format the binary lacks is an error); 'js': the JavaScript path only.
+   */
+  decoder?: 'auto' | 'native' | 'js';
+}
+
+interface NativePool {
+  readonly threads: number;
+  readonly pending: number;
+  load(input: FeedInput, options: Record<string, unknown>): Promise<{ width: number; height: number; resized: PadLayout; pixels?: Float32Array; padded?: Uint8Array }>;
+  close(): void;
+}
+
+/** The default decode thread count (see ImageFeedOptions.threads). */
+export function defaultDecodeThreads(): number {
+  const env = process.env.CARZERO_DECODE_THREADS;
+  if (env !== undefined && env !== '') {
+    const n = Number(env);
+    if (Number.isInteger(n) && n >= 1 && n <= 1024) return n;
+    throw new RangeError(`CARZERO_DECODE_THREADS must be an integer in [1, 1024], got '${env}'`);
+  }
+  return isMainThread ? availableParallelism() : 1;
+}
+
+export class ImageFeed implements Disposable {
+  #pool: NativePool | null = null;
+  #closed = false;
+  #strict = false;
+  readonly threads: number;
+  readonly decoder: 'native' | 'js';
+
+  constructor(options: ImageFeedOptions = {}) {
+    if (options === null || typeof options !== 'object') throw new TypeError("ImageFeed: argument 'options' must be an object");
+    const { decoder = 'auto' } = options;
+    if (decoder !== 'auto' && decoder !== 'native' && decoder !== 'js') throw new TypeError(`ImageFeed: option 'decoder' must be 'auto', 'native' or 'js', got ${String(decoder)}`);
+    const threads = options.threads ?? defaultDecodeThreads();
+    if (!Number.isInteger(threads) || threads < 1 || threads > 1024) throw new RangeError(`ImageFeed: option 'threads' must be an integer in [1, 1024], got ${String(threads)}`);
+    this.threads = threads;
+    if (decoder !== 'js') {
+      let Pool: (new (threads: number) => NativePool) | undefined;
+      try {
+        Pool = (native() as unknown as { ImagePool?: new (threads: number) => NativePool }).ImagePool;
+      } catch (e) {
+        if (decoder === 'native') throw e;
+      }
+      if (Pool) this.#pool = new Pool(threads);
+      else if (decoder === 'native') throw new CarzeroError('ImageFeed: the native addon has no image pool (an older build?)', 'CZ_ERR_UNSUPPORTED');
+    }
+    this.decoder = this.#pool ? 'native' : 'js';
+    this.#strict = decoder === 'native';
+  }
+
+  /**
+   * Decodes and preprocesses one image. `name` names it in errors (default: the path, or
+   * '<buffer>'). Throws ImageDecodeError (code CZ_ERR_IO, CZ_ERR_FORMAT, CZ_ERR_UNSUPPORTED or
+   * CZ_ERR_OUT_OF_MEMORY for an image larger than the limits).
+   */
+  async load(input: FeedInput, options: FeedLoadOptions = {}, name?: string): Promise<FedImage> {
+    if (this.#closed) throw new CarzeroError('ImageFeed.load: the feed is closed', 'CZ_ERR_INVALID_ARGUMENT');
+    if (typeof input !== 'string' && !(input instanceof Uint8Array)) throw new TypeError("ImageFeed.load: argument 'input' must be a file path or a Uint8Array of encoded bytes");
+    const label = name ?? (typeof input === 'string' ? input : '<buffer>');
+    const output = options.output ?? 'crop';
+    if (this.#pool) {
+      try {
+        return await this.#pool.load(input, { resize: options.resize, crop: options.crop, mean: options.mean, std: options.std, output });
+      } catch (e) {
+        const code = (e as { code?: string }).code;
+        // A format or syntax this binary does not decode: the JavaScript decoders may.
+        if (code !== 'CZ_ERR_UNSUPPORTED' || this.#strict) {
+          if (e instanceof CarzeroError) throw new ImageDecodeError(label, e.message, e.code);
+          throw e;
+        }
+      }
+    }
+    const img = typeof input === 'string' ? await readImage(input) : decodeImage(input, { name: label });
+    let r;
+    try {
+      r = preprocess(img, options);
+    } catch (e) {
+      if (e instanceof RangeError && /resizes to/.test(e.message)) throw new ImageDecodeError(label, e.message, 'CZ_ERR_FORMAT');
+      throw e;
+    }
+    return {
+      width: img.width,
+      height: img.height,
+      resized: r.resized,
+      ...(output !== 'padded' ? { pixels: r.pixels } : {}),
+      ...(output !== 'crop' ? { padded: r.padded } : {}),
+    };
+  }
+
+  /** Stops the decode threads (requests already queued are still answered). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#pool?.close();
+    this.#pool = null;
+  }
+
+  dispose(): void {
+    this.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+let shared: ImageFeed | undefined;
+
+/** The process-wide (per thread) feed used by classify, embed, ground, eval and the data loader. */
+export function defaultFeed(): ImageFeed {
+  shared ??= new ImageFeed();
+  return shared;
+}
