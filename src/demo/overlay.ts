@@ -2,7 +2,7 @@
 // normalised) blended on the grey crop the model saw, enlarged by an integer factor so a 64 px
 // crop is visible, with the finding's true box drawn as a white/black outline.
 import { PNG } from 'pngjs';
-import { padLayout } from '../image/preprocess.js';
+import { centreCropOffset, padLayout } from '../image/preprocess.js';
 import { jet } from '../zeroshot/grounding.js';
 import type { BoxXY } from './render.js';
 
@@ -19,7 +19,7 @@ export interface CropGeometry {
 export function boxToCrop(b: BoxXY, g: CropGeometry): BoxXY {
   const r = padLayout(g.width, g.height, g.resize);
   const { left, top } = r;
-  const off = Math.round((g.resize - g.crop) / 2);
+  const off = centreCropOffset(g.resize, g.crop);
   const sx = r.width / g.width;
   const sy = r.height / g.height;
   return [b[0] * sx + left - off, b[1] * sy + top - off, (b[2] + 1) * sx + left - off, (b[3] + 1) * sy + top - off];

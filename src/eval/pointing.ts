@@ -14,7 +14,7 @@
 // Pixel centres are taken back to original coordinates through the crop offset, the padding
 // and the per-axis resize factors (resized size / original size, as cv2.resize maps them).
 // Results: hits / pairs overall, per class, and the mean of the per-class rates.
-import { padLayout } from '../image/preprocess.js';
+import { centreCropOffset, padLayout } from '../image/preprocess.js';
 import type { Box } from './protocols.js';
 
 export interface Geometry {
@@ -32,7 +32,7 @@ export function mapPixelToImage(u: number, v: number, mapSize: number, g: Geomet
   const crop = g.crop ?? 224;
   const r = padLayout(g.width, g.height, resize);
   const { left, top } = r;
-  const off = Math.round((resize - crop) / 2);
+  const off = centreCropOffset(resize, crop);
   const cx = ((u + 0.5) * crop) / mapSize + off - left;
   const cy = ((v + 0.5) * crop) / mapSize + off - top;
   return { x: cx * (g.width / r.width), y: cy * (g.height / r.height) };

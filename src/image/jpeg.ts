@@ -11,6 +11,26 @@ import { JpegError, decodeJpegLuma, type JpegLuma } from './jpeg-decoder.js';
 import { ImageDecodeError } from './errors.js';
 import type { GrayImage } from './types.js';
 
+/** The Orientation tag (0x0112) of a TIFF-structured EXIF block at buf[t..end), 1 when absent or unreadable. */
+export function exifTiffOrientation(buf: Uint8Array, t: number, end: number): number {
+  if (t + 8 > end) return 1;
+  const le = buf[t] === 0x49;
+  const u16 = (p: number) => (le ? buf[p] | (buf[p + 1] << 8) : (buf[p] << 8) | buf[p + 1]);
+  const u32 = (p: number) => (le ? (u16(p) | (u16(p + 2) << 16)) >>> 0 : ((u16(p) << 16) | u16(p + 2)) >>> 0);
+  const ifd = t + u32(t + 4);
+  if (ifd + 2 > end) return 1;
+  const count = u16(ifd);
+  for (let i = 0; i < count; i++) {
+    const e = ifd + 2 + i * 12;
+    if (e + 12 > end) return 1;
+    if (u16(e) === 0x0112) {
+      const v = u16(e + 8);
+      return v >= 1 && v <= 8 ? v : 1;
+    }
+  }
+  return 1;
+}
+
 /** EXIF orientation from the APP1 "Exif" segment, 1 when absent or unreadable. */
 export function jpegExifOrientation(buf: Uint8Array): number {
   let off = 2;
@@ -19,26 +39,8 @@ export function jpegExifOrientation(buf: Uint8Array): number {
     if (marker === 0xda || marker === 0xd9) break; // start of scan / end of image
     const len = (buf[off + 2] << 8) | buf[off + 3];
     if (marker === 0xe1 && len >= 8 && buf[off + 4] === 0x45 && buf[off + 5] === 0x78 && buf[off + 6] === 0x69 &&
-        buf[off + 7] === 0x66 && buf[off + 8] === 0 && buf[off + 9] === 0) {
-      const t = off + 10; // TIFF header
-      const end = Math.min(off + 2 + len, buf.length);
-      if (t + 8 > end) return 1;
-      const le = buf[t] === 0x49;
-      const u16 = (p: number) => (le ? buf[p] | (buf[p + 1] << 8) : (buf[p] << 8) | buf[p + 1]);
-      const u32 = (p: number) => (le ? (u16(p) | (u16(p + 2) << 16)) >>> 0 : ((u16(p) << 16) | u16(p + 2)) >>> 0);
-      const ifd = t + u32(t + 4);
-      if (ifd + 2 > end) return 1;
-      const count = u16(ifd);
-      for (let i = 0; i < count; i++) {
-        const e = ifd + 2 + i * 12;
-        if (e + 12 > end) return 1;
-        if (u16(e) === 0x0112) {
-          const v = u16(e + 8);
-          return v >= 1 && v <= 8 ? v : 1;
-        }
-      }
-      return 1;
-    }
+        buf[off + 7] === 0x66 && buf[off + 8] === 0 && buf[off + 9] === 0)
+      return exifTiffOrientation(buf, off + 10, Math.min(off + 2 + len, buf.length));
     off += 2 + len;
   }
   return 1;

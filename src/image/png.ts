@@ -16,6 +16,7 @@
 import { PNG } from 'pngjs';
 import { ImageDecodeError } from './errors.js';
 import type { GrayImage } from './types.js';
+import { applyOrientation, exifTiffOrientation } from './jpeg.js';
 
 const RC = 9797;
 const GC = 19234;
@@ -26,6 +27,7 @@ interface Scan {
   colorType: number;
   bitDepth: number;
   gamma: number; // libpng fixed point (100000 = 1.0), 0 when none
+  orientation: number; // EXIF orientation of the first eXIf chunk (imread applies it), 1 without
 }
 
 /** Walks the chunks: drops tRNS for non-palette images, reads gAMA/sRGB, checks the layout. */
@@ -39,6 +41,7 @@ function scanChunks(buf: Buffer, file: string): Scan {
   let off = 8;
   let sawEnd = false;
   let dropped = false;
+  let orientation = 0;
   while (off + 12 <= buf.length) {
     const len = buf.readUInt32BE(off);
     const type = buf.toString('latin1', off + 4, off + 8);
@@ -46,6 +49,7 @@ function scanChunks(buf: Buffer, file: string): Scan {
     if (end > buf.length) throw new ImageDecodeError(file, `truncated PNG (chunk ${JSON.stringify(type)} runs past the end of the file)`);
     if (type === 'gAMA' && len === 4) gamma = buf.readUInt32BE(off + 8);
     if (type === 'sRGB') srgb = true;
+    if (type === 'eXIf' && orientation === 0) orientation = exifTiffOrientation(buf, off + 8, off + 8 + len);
     if (type === 'tRNS' && colorType !== 3) dropped = true;
     else keep.push(buf.subarray(off, end));
     off = end;
@@ -56,7 +60,7 @@ function scanChunks(buf: Buffer, file: string): Scan {
   }
   if (!sawEnd) throw new ImageDecodeError(file, 'truncated PNG (no IEND chunk)');
   if (srgb) gamma = 45455; // png_colorspace_set_sRGB: PNG_GAMMA_sRGB_INVERSE
-  return { buffer: dropped ? Buffer.concat(keep) : buf, colorType, bitDepth, gamma };
+  return { buffer: dropped ? Buffer.concat(keep) : buf, colorType, bitDepth, gamma, orientation: orientation || 1 };
 }
 
 /** png_gamma_8bit_correct with floating arithmetic (Debian's libpng). */
@@ -73,8 +77,13 @@ function reciprocal(a: number): number {
   return Math.floor(1e10 / a + 0.5);
 }
 
+/** PNG -> grey as imread, then the eXIf orientation applied as imread does (OpenCV 4.6). */
 export function decodePng(buf: Buffer, file: string): GrayImage {
   const scan = scanChunks(buf, file);
+  return applyOrientation(decodePixels(buf, scan, file), scan.orientation);
+}
+
+function decodePixels(buf: Buffer, scan: Scan, file: string): GrayImage {
   let png: PNG;
   try {
     png = PNG.sync.read(scan.buffer, { skipRescale: true });

@@ -69,6 +69,15 @@ export function resizeAndPad(img: GrayImage, scale = 256, out?: Uint8Array) {
   return { padded, resized: layout };
 }
 
+/**
+ * torchvision CenterCrop's offset, int(round((size - crop) / 2.0)) with Python's round (half to
+ * even): 16 for 256/224; for an odd difference, e.g. 256/223, 16 (not Math.round's 17).
+ */
+export function centreCropOffset(size: number, crop: number): number {
+  const d = size - crop; // (d / 2) is a half exactly when d is odd
+  return d % 2 === 0 ? d / 2 : (d - 1) / 2 + (((d - 1) / 2) % 2);
+}
+
 const lutCache = new Map<string, Float32Array>();
 /** float32 ((v/255) - mean) / std for v = 0..255, each step rounded to float32 as torch does. */
 export function normaliseTable(mean = 0.4978, std = 0.2449): Float32Array {
@@ -88,7 +97,7 @@ export function normaliseTable(mean = 0.4978, std = 0.2449): Float32Array {
 export function cropNormalise(padded: Uint8Array, options: PreprocessOptions = {}, out?: Float32Array): Float32Array {
   const { resize = 256, crop = 224, mean = 0.4978, std = 0.2449 } = options;
   const lut = normaliseTable(mean, std);
-  const off = Math.round((resize - crop) / 2); // torchvision CenterCrop: int(round((256 - 224) / 2))
+  const off = centreCropOffset(resize, crop);
   const px = out ?? new Float32Array(crop * crop);
   for (let y = 0; y < crop; y++) {
     const s = (off + y) * resize + off;
