@@ -6,7 +6,7 @@
 // CI must prove the C ABI works from C.
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -134,4 +134,46 @@ test('errors: a failing carzero call exits 1 with its status and message; bad us
   const e4 = (await t.throwsAsync(run(exe, [modelDir]))) as Failure;
   t.is(e4.code, 2);
   t.regex(e4.stderr ?? '', /^usage: classify/m);
+});
+
+test('examples/c/classify_files: image files + prompt embeddings from `carzero embed --texts` give carzero classify\'s scores (1e-6), a corrupt file is skipped', async (t) => {
+  const exe2 = join(work, 'classify_files');
+  const lib = libCandidates.find((p) => existsSync(p))!;
+  const libDir = dirname(lib);
+  await run(process.env.CC || 'cc', ['-std=c99', '-Wall', '-Wextra', '-Wpedantic', '-Werror', '-O2', '-I', join(packageRoot, 'native', 'include'), join(packageRoot, 'examples', 'c', 'classify_files.c'), '-o', exe2, '-L', libDir, '-lcarzero', `-Wl,-rpath,${libDir}`]);
+  const prompts = text('prompts.json');
+  const emb = join(work, 'prompts.safetensors');
+  await run(process.execPath, [cli, 'embed', '--model', modelDir, '--texts', '--out', emb, prompts]);
+  const imgDir = join(tiny, 'images');
+  const images = readdirSync(imgDir).filter((f) => /\.(png|jpg|dcm)$/.test(f)).map((f) => join(imgDir, f));
+  const corrupt = join(packageRoot, 'test', 'fixtures', 'image', 'src', 'truncated.png');
+  let c: { stdout: string; stderr: string };
+  try {
+    c = await run(exe2, [modelDir, emb, '--threads', '2', ...images, corrupt]);
+  } catch (e) {
+    throw new Error(`classify_files failed: ${describe(e)}`);
+  }
+  const fromC = new Map(c.stdout.trim().split('\n').map((line) => {
+    const [file, rest] = line.split('\t');
+    return [file, rest.split(' ').map(Number)] as const;
+  }));
+  t.regex(c.stderr, /^skipped .*truncated\.png: .+/m);
+  t.false(fromC.has(corrupt));
+  const { stdout } = await run(process.execPath, [cli, 'classify', '--model', modelDir, '--prompts', prompts, '--format', 'json', '--quiet', ...images]);
+  const js = JSON.parse(stdout) as { images: string[]; scores: number[][] };
+  let compared = 0;
+  let worstAbs = 0;
+  js.images.forEach((file, i) => {
+    const row = fromC.get(file);
+    if (!row) return;
+    t.is(row.length, js.scores[i].length, file);
+    row.forEach((v, q) => (worstAbs = Math.max(worstAbs, Math.abs(v - js.scores[i][q]))));
+    compared++;
+  });
+  // Every PNG and JPEG is decoded natively by both; a DICOM syntax the native reader lacks is
+  // skipped by C (the CLI decodes it in JavaScript), so only the images both scored are compared.
+  const raster = images.filter((f) => !f.endsWith('.dcm')).length;
+  t.true(compared >= raster, `compared ${compared} images, expected at least the ${raster} PNG/JPEG files`);
+  t.log(`classify_files vs carzero classify: ${compared} images, worst |d| = ${worstAbs}`);
+  t.true(worstAbs <= 1e-6, `worst |score difference| ${worstAbs}`);
 });

@@ -118,6 +118,37 @@ CZ_API cz_status cz_model_score(cz_model* model, const cz_tensor* img_global,
                                 const cz_tensor* words, int want_attention, cz_tensor** i2t,
                                 cz_tensor** t2i, cz_tensor** score, cz_tensor** attention);
 
+/* ---- image files and stored embeddings --------------------------------------------------- */
+/* The outcome of one file of cz_images_load. */
+typedef struct cz_image_status {
+  cz_status status;       /* CZ_OK, or why the file was skipped (CZ_ERR_IO, CZ_ERR_FORMAT,
+                             CZ_ERR_UNSUPPORTED, CZ_ERR_OUT_OF_MEMORY for a too-large image) */
+  int32_t width, height;  /* the decoded image's size (0 when it failed) */
+  char message[256];      /* "" on success, else the reason naming the file (cut to fit) */
+} cz_image_status;
+
+/* CARZero's preprocessing; NULL means the model's defaults (256, 224, 0.4978, 0.2449). */
+typedef struct cz_image_options {
+  int32_t resize; /* longer side after resizing = the padded square's side */
+  int32_t crop;   /* centre crop side */
+  float mean, std;
+} cz_image_options;
+
+/* Reads, decodes (PNG, JPEG, DICOM: the transfer syntaxes cz_info_json lists under "images") and
+ * preprocesses n image files on `threads` decode threads (<= 0: one per core) into a new
+ * (n, 1, crop, crop) f32 tensor on ctx, in input order: the pixels cz_model_embed_images takes.
+ * With statuses (n entries) a bad file is a per-file skip: its status says why, its slot is zero
+ * and the call returns CZ_OK. With statuses NULL the first bad file fails the whole call. */
+CZ_API cz_status cz_images_load(cz_context* ctx, const char* const* paths, int n, int threads,
+                                const cz_image_options* options, cz_tensor** pixels,
+                                cz_image_status* statuses);
+
+/* One tensor of a safetensors file (e.g. "sentence" and "words" of the prompt embeddings that
+ * `carzero embed --texts --out prompts.safetensors` writes) as a new tensor on ctx. The file is
+ * validated whole first (header, offsets, sizes); errors name the file and the tensor. */
+CZ_API cz_status cz_safetensors_load(cz_context* ctx, const char* path, const char* name,
+                                     cz_tensor** out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -19,21 +19,7 @@ cz_status fail(cz_status s, const std::string& msg) {
   return s;
 }
 
-template <typename F>
-cz_status guard(F&& f) {
-  try {
-    f();
-    return CZ_OK;
-  } catch (const carzero::Error& e) {
-    return fail(e.code(), e.what());
-  } catch (const std::bad_alloc&) {
-    return fail(CZ_ERR_OUT_OF_MEMORY, "out of host memory");
-  } catch (const std::exception& e) {
-    return fail(CZ_ERR_INTERNAL, e.what());
-  } catch (...) {
-    return fail(CZ_ERR_INTERNAL, "unknown exception");
-  }
-}
+using carzero::capi::guard;
 
 std::vector<int64_t> shape_of(const int64_t* shape, int ndim) {
   CZ_ARG(ndim >= 0 && ndim <= CZ_MAX_DIMS, "ndim must be in [0, %d], got %d", CZ_MAX_DIMS, ndim);

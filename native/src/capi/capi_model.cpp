@@ -18,21 +18,7 @@ namespace {
 
 using carzero::Error;
 
-template <typename F>
-cz_status guard(F&& f) {
-  try {
-    f();
-    return CZ_OK;
-  } catch (const Error& e) {
-    return carzero::capi::set_error(e.code(), e.what());
-  } catch (const std::bad_alloc&) {
-    return carzero::capi::set_error(CZ_ERR_OUT_OF_MEMORY, "out of host memory");
-  } catch (const std::exception& e) {
-    return carzero::capi::set_error(CZ_ERR_INTERNAL, e.what());
-  } catch (...) {
-    return carzero::capi::set_error(CZ_ERR_INTERNAL, "unknown exception");
-  }
-}
+using carzero::capi::guard;
 
 const carzero::Tensor& in(const cz_model* m, const cz_tensor* t, const char* name) {
   CZ_ARG(t != nullptr, "argument '%s' is NULL", name);
