@@ -133,3 +133,20 @@ test('a DICOM folder of mixed transfer syntaxes classifies in one command; lossl
   const ref = scored.get(group[0])!;
   for (const f of group.slice(1)) t.deepEqual(scored.get(f), ref, f);
 });
+
+test('--frames all scores every frame of a multi-frame DICOM as <path>#<frame>; frame 0 is the default row; lossless copies agree frame by frame', async (t) => {
+  const dir = join(packageRoot, 'test', 'fixtures', 'dicom');
+  const files = ['multi-explicit.dcm', 'multi-rle.dcm', 'u8-explicit.dcm'].map((f) => join(dir, f));
+  const args = [bin, 'classify', '--model', modelDir, '--prompts', join(tiny, 'text', 'prompts.json'), '--device', 'cpu', '--quiet'];
+  const all = JSON.parse((await run(process.execPath, [...args, '--frames', 'all', ...files])).stdout) as { images: string[]; scores: number[][] };
+  const first = JSON.parse((await run(process.execPath, [...args, ...files])).stdout) as { images: string[]; scores: number[][] };
+  t.deepEqual(all.images, [0, 1, 2].map((f) => `${files[0]}#${f}`).concat([0, 1, 2].map((f) => `${files[1]}#${f}`), [files[2]]));
+  t.deepEqual(first.images, files);
+  const row = (r: typeof all, name: string) => r.scores[r.images.indexOf(name)];
+  t.deepEqual(row(all, `${files[0]}#0`), row(first, files[0]));
+  t.notDeepEqual(row(all, `${files[0]}#0`), row(all, `${files[0]}#1`));
+  for (const f of [0, 1, 2]) t.deepEqual(row(all, `${files[0]}#${f}`), row(all, `${files[1]}#${f}`), `frame ${f}`);
+  const bad = (await t.throwsAsync(run(process.execPath, [...args, '--frames', 'some', ...files]))) as { code?: number; stderr?: string };
+  t.is(bad.code, 2);
+  t.regex(bad.stderr ?? '', /frames/);
+});

@@ -4,6 +4,8 @@ import { readFile, rename, truncate, writeFile } from 'node:fs/promises';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { csvField, parseCsv } from '../data/csv.js';
 import { CARZero } from '../model/carzero.js';
+import { dicomFrameCount } from '../image/feed.js';
+import type { ImageInput } from '../zeroshot/types.js';
 import { loadPrompts } from '../text/index.js';
 import { oneOf, parseArgs, positiveInt, UsageError } from './args.js';
 import { createProgress } from './progress.js';
@@ -27,6 +29,8 @@ options:
   --out <file>           write there instead of stdout (CSV rows are written as they are scored)
   --root <dir>           base folder for relative paths in list.csv
   --batch <n>            images per batch (default 8 on CPU, 64 on CUDA)
+  --frames <f>           first | all: of a multi-frame DICOM file, score the first frame (default)
+                         or every frame, each as its own row named <path>#<frame> (0-based)
   --resume               with --format csv --out F: skip the images already in F, append the rest
   --quiet                no progress bar on stderr (it is drawn only on a terminal anyway)
 
@@ -39,6 +43,21 @@ examples:
   npx carzero classify --model ./carzero --prompts chestxray14.json --format csv --out scores.csv test.csv
   npx carzero classify --model ./carzero --prompts chestxray14.json --format csv --out scores.csv --resume test.csv
 `;
+
+/**
+ * With frames 'all', each multi-frame DICOM file becomes one input per frame ({ path, frame },
+ * named <path>#<frame>); everything else stays a path.
+ */
+export function expandFrames(paths: string[], frames: 'first' | 'all'): ImageInput[] {
+  if (frames === 'first') return paths;
+  const out: ImageInput[] = [];
+  for (const p of paths) {
+    const n = /\.(png|jpe?g)$/i.test(p) ? null : dicomFrameCount(p);
+    if (n !== null && n > 1) for (let f = 0; f < n; f++) out.push({ path: p, frame: f });
+    else out.push(p);
+  }
+  return out;
+}
 
 export async function imageList(positionals: string[], root: string | undefined): Promise<string[]> {
   if (positionals.length === 1 && extname(positionals[0]).toLowerCase() === '.csv') {
@@ -70,7 +89,7 @@ async function resumeState(file: string, header: string): Promise<{ done: Set<st
 }
 
 export async function classifyMain(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { values: ['model', 'prompts', 'device', 'precision', 'format', 'out', 'root', 'batch'], flags: ['quiet', 'help', 'resume'] }, 'classify');
+  const a = parseArgs(argv, { values: ['model', 'prompts', 'device', 'precision', 'format', 'out', 'root', 'batch', 'frames'], flags: ['quiet', 'help', 'resume'] }, 'classify');
   if (a.flags.has('help')) {
     process.stdout.write(CLASSIFY_HELP);
     return 0;
@@ -83,6 +102,7 @@ export async function classifyMain(argv: string[]): Promise<number> {
   const precisionArg = a.values.get('precision');
   const precision = precisionArg === undefined ? undefined : oneOf(precisionArg, ['fp32', 'tf32', 'bf16'] as const, 'precision', 'classify', 'fp32');
   const format = oneOf(a.values.get('format'), ['json', 'csv'] as const, 'format', 'classify', 'json');
+  const frames = oneOf(a.values.get('frames'), ['first', 'all'] as const, 'frames', 'classify', 'first');
   const batch = a.values.has('batch') ? positiveInt(a.values.get('batch'), 'batch', 'classify', 8) : undefined;
   const out = a.values.get('out');
   const resume = a.flags.has('resume');
@@ -95,8 +115,10 @@ export async function classifyMain(argv: string[]): Promise<number> {
   const header = ['Path', ...prompts.classes].map(csvField).join(',') + '\n';
   let append = false;
   let already = 0;
+  let done: Set<string> | undefined;
   if (resume) {
     const st = await resumeState(out!, header);
+    done = st.done;
     append = !st.fresh;
     const before = images.length;
     images = images.filter((p) => !st.done.has(p));
@@ -104,6 +126,8 @@ export async function classifyMain(argv: string[]): Promise<number> {
     if (already) process.stderr.write(`carzero classify: --resume: ${already} images already in ${out}, ${images.length} to go\n`);
     if (images.length === 0) return 0;
   }
+  // frames of a multi-frame file are rows <path>#<frame>: --resume skips those already written
+  const inputs = expandFrames(images, frames).filter((i) => typeof i === 'string' || !('path' in i) || !done?.has(`${i.path}#${i.frame}`));
   const model = await CARZero.load(modelDir, { device, precision });
   const controller = new AbortController();
   const onSigint = () => {
@@ -125,11 +149,11 @@ export async function classifyMain(argv: string[]): Promise<number> {
       if (!append) csvOut.write(header);
     }
     const stream = model.classifyStream({
-      images,
+      images: inputs,
       prompts: Object.assign(texts, { classes: prompts.classes }),
       batchSize: batch,
       signal: controller.signal,
-      onProgress: (p) => bar.update(p.done, images.length, p.skipped ? `(${p.skipped} skipped)` : ''),
+      onProgress: (p) => bar.update(p.done, inputs.length, p.skipped ? `(${p.skipped} skipped)` : ''),
     });
     try {
       for await (const r of stream) {
@@ -163,7 +187,7 @@ export async function classifyMain(argv: string[]): Promise<number> {
       }
     }
     if (skipped.length || interrupted || already) {
-      const lines = [`carzero classify: ${scoredCount} scored, ${skipped.length} skipped (unreadable)${already ? `, ${already} already done` : ''}${interrupted ? `, interrupted after ${scoredCount + skipped.length} of ${images.length}` : ''}`];
+      const lines = [`carzero classify: ${scoredCount} scored, ${skipped.length} skipped (unreadable)${already ? `, ${already} already done` : ''}${interrupted ? `, interrupted after ${scoredCount + skipped.length} of ${inputs.length}` : ''}`];
       for (const s of skipped.slice(0, 20)) lines.push(`  skipped ${s.path}: ${s.error}`);
       if (skipped.length > 20) lines.push(`  ... and ${skipped.length - 20} more`);
       if (interrupted && out && format === 'csv') lines.push(`  rows so far are in ${out}; rerun with --resume to finish`);

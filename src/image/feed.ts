@@ -18,6 +18,8 @@ export type FeedOutput = 'crop' | 'padded' | 'both';
 export interface FeedLoadOptions extends PreprocessOptions {
   /** What to return: the normalised crop (default), the padded square, or both. */
   output?: FeedOutput;
+  /** The frame of a multi-frame DICOM file, 0-based (default 0; needs the native DICOM reader beyond 0). */
+  frame?: number;
 }
 
 export interface FedImage {
@@ -101,9 +103,11 @@ export class ImageFeed implements Disposable {
     if (typeof input !== 'string' && !(input instanceof Uint8Array)) throw new TypeError("ImageFeed.load: argument 'input' must be a file path or a Uint8Array of encoded bytes");
     const label = name ?? (typeof input === 'string' ? input : '<buffer>');
     const output = options.output ?? 'crop';
+    const frame = options.frame ?? 0;
+    if (!Number.isInteger(frame) || frame < 0) throw new RangeError(`ImageFeed.load: option 'frame' must be a non-negative integer, got ${String(frame)}`);
     if (this.#pool) {
       try {
-        return await this.#pool.load(input, { resize: options.resize, crop: options.crop, mean: options.mean, std: options.std, output });
+        return await this.#pool.load(input, { resize: options.resize, crop: options.crop, mean: options.mean, std: options.std, output, frame });
       } catch (e) {
         const code = (e as { code?: string }).code;
         // A format or syntax this binary does not decode: the JavaScript decoders may.
@@ -113,6 +117,7 @@ export class ImageFeed implements Disposable {
         }
       }
     }
+    if (frame > 0) throw new ImageDecodeError(label, `frame ${frame}: only the native DICOM reader decodes frames past the first (this binary has none for this file)`, 'CZ_ERR_UNSUPPORTED');
     const img = typeof input === 'string' ? await readImage(input) : decodeImage(input, { name: label });
     let r;
     try {
@@ -144,6 +149,19 @@ export class ImageFeed implements Disposable {
 
   [Symbol.dispose](): void {
     this.close();
+  }
+}
+
+/**
+ * Frames of a DICOM file (1 for a single-frame one), from its header; null when the file is not
+ * DICOM, cannot be read, or the binary has no native DICOM reader.
+ */
+export function dicomFrameCount(input: FeedInput): number | null {
+  try {
+    const f = (native() as unknown as { dicomFrameCount?: (i: FeedInput) => number }).dicomFrameCount;
+    return f ? f(input) : null;
+  } catch {
+    return null;
   }
 }
 

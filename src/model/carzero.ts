@@ -133,8 +133,13 @@ export class CARZero implements Disposable {
       if (px.length !== p.crop * p.crop) throw new RangeError(`prepareImage: pixels has ${px.length} values, expected ${p.crop}x${p.crop}`);
       return { pixels: px };
     }
+    if (image !== null && typeof image === 'object' && !(image instanceof Uint8Array) && typeof (image as { path?: unknown }).path === 'string') {
+      const { path, frame, name } = image as { path: string; frame: number; name?: string };
+      const r = await defaultFeed().load(path, { ...p, frame, output: 'crop' }, name ?? `${path}#${frame}`);
+      return { pixels: r.pixels! };
+    }
     if (typeof image !== 'string' && !(image instanceof Uint8Array))
-      throw new TypeError('prepareImage: an image must be a file path, a Uint8Array/Buffer of encoded bytes or { pixels: Float32Array }');
+      throw new TypeError('prepareImage: an image must be a file path, a Uint8Array/Buffer of encoded bytes, { pixels: Float32Array } or { path, frame }');
     const r = await defaultFeed().load(image, { ...p, output: 'crop' });
     return { pixels: r.pixels! };
   }

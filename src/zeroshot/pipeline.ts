@@ -30,6 +30,7 @@ export function abortError(signal: AbortSignal): DOMException {
 export function inputName(input: ImageInput, index: number): string {
   if (typeof input === 'string') return input;
   if (input instanceof Uint8Array) return `<buffer #${index}>`;
+  if ('path' in input) return input.name ?? `${input.path}#${input.frame}`;
   return input.name ?? `<pixels #${index}>`;
 }
 
@@ -40,7 +41,13 @@ function checkInput(input: unknown, index: number, fn: string): ImageInput {
     if (name !== undefined && typeof name !== 'string') throw new TypeError(`${fn}: images[${index}].name must be a string`);
     return input as ImageInput;
   }
-  throw new TypeError(`${fn}: images[${index}] must be a file path, a Uint8Array/Buffer of encoded bytes or { pixels: Float32Array, name? }, got ${input === null ? 'null' : typeof input}`);
+  if (input !== null && typeof input === 'object' && typeof (input as { path?: unknown }).path === 'string') {
+    const { frame, name } = input as { frame?: unknown; name?: unknown };
+    if (typeof frame !== 'number' || !Number.isInteger(frame) || frame < 0) throw new TypeError(`${fn}: images[${index}].frame must be a non-negative integer`);
+    if (name !== undefined && typeof name !== 'string') throw new TypeError(`${fn}: images[${index}].name must be a string`);
+    return input as ImageInput;
+  }
+  throw new TypeError(`${fn}: images[${index}] must be a file path, a Uint8Array/Buffer of encoded bytes, { pixels: Float32Array, name? } or { path, frame, name? }, got ${input === null ? 'null' : typeof input}`);
 }
 
 export interface ResolvedStreamOptions {
@@ -75,6 +82,10 @@ export async function prepareEntry(model: CARZero, input: ImageInput, index: num
   const name = inputName(input, index);
   const p = model.config.preprocess;
   try {
+    if (typeof input === 'object' && !(input instanceof Uint8Array) && 'path' in input) {
+      const r = await defaultFeed().load(input.path, { ...p, frame: input.frame, output: 'crop' }, name);
+      return { index, name, pixels: r.pixels! };
+    }
     if (typeof input === 'object' && !(input instanceof Uint8Array)) {
       const plane = p.crop * p.crop;
       if (input.pixels.length !== plane) throw new RangeError(`${name}: pixels has ${input.pixels.length} values, expected ${p.crop}x${p.crop} = ${plane}`);

@@ -311,9 +311,29 @@ Napi::Value PreprocessGray(const Napi::CallbackInfo& info) {
   });
 }
 
+// dicomFrameCount(input: string | Uint8Array) -> number: frames of a DICOM file (its header only
+// is parsed; a file is read whole). Throws for a file that is not DICOM or cannot be read.
+Napi::Value DicomFrameCount(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return call_native(env, [&] {
+    int32_t n;
+    if (info[0].IsString()) {
+      std::vector<uint8_t> b = img::read_file(info[0].As<Napi::String>().Utf8Value());
+      n = img::dicom_frame_count(b.data(), b.size());
+    } else if (info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
+      auto a = info[0].As<Napi::Uint8Array>();
+      n = img::dicom_frame_count(a.Data(), a.ElementLength());
+    } else {
+      throw Napi::TypeError::New(env, "dicomFrameCount: argument 'input' must be a path or a Uint8Array");
+    }
+    return Napi::Number::New(env, n);
+  });
+}
+
 }  // namespace
 
 void InitImage(Napi::Env env, Napi::Object exports) {
+  exports.Set("dicomFrameCount", Napi::Function::New(env, DicomFrameCount, "dicomFrameCount"));
   exports.Set("ImagePool", ImagePoolWrap::Init(env));
   exports.Set("preprocessGray", Napi::Function::New(env, PreprocessGray, "preprocessGray"));
 }
