@@ -8,6 +8,7 @@
 //             model's real strides) beside plain eager PyTorch (/usr/bin/python3) when present
 //   model     bench/model.ts (ViT, BERT, head, classify; onnxruntime-node beside the ViT)
 //   zeroshot  bench/zeroshot.ts (throughput, flat memory, precision study)
+//   decode    bench/decode.ts (image feed vs cv2.imread + INTER_AREA; classify on full-size files)
 //   train     bench/train.ts (training steps/s, tiny config and one full-size step)
 //   gpu       CUDA: bench_cuda + bench/gpu/model-bench.mjs, or skipped with the reason
 // model, zeroshot and the full-size train step need the full-size reference model
@@ -335,11 +336,57 @@ async function runGpu(args: string[]): Promise<number> {
   return code;
 }
 
+async function runDecode(args: string[]): Promise<number> {
+  if (args.includes('--quick')) args = [...args.filter((a) => a !== '--quick'), '--reps', '3', '--images', '8'];
+  const { benchDecode } = await import('./decode.js');
+  mkdirSync(outDir, { recursive: true });
+  let res;
+  try {
+    res = await benchDecode(root, args);
+  } catch (e) {
+    console.error(`bench decode: ${(e as Error).message}`);
+    return 1;
+  }
+  writeFileSync(join(outDir, 'decode.json'), JSON.stringify(res, null, 2) + '\n');
+  const f1 = (v: number) => v.toFixed(1);
+  const f2 = (v: number) => v.toFixed(2);
+  const lines = [
+    '## Image feed: decode + preprocess vs OpenCV (CPU)',
+    '',
+    `- command: \`npm run bench -- decode ${args.join(' ')}\` (bench/decode.ts, peer bench/peers/cv2_decode.py)`,
+    `- machine: ${machine()}; shared with other jobs; medians of ${res.reps} runs after a warm-up, one thread each (OpenCV ${res.opencv}, cv2.setNumThreads(1); the faster of its runs before and after ours)`,
+    `- binary: ${res.codecs}`,
+    `- date: ${new Date().toISOString().slice(0, 10)}`,
+    '',
+    'Read + decode + resize + pad + crop + normalise of one file (ms/image; ratio < 1: faster than OpenCV):',
+    '',
+    '| format | file | native feed | JavaScript decoders | cv2.imread(p, 0) + INTER_AREA | native / cv2 | JS / cv2 |',
+    '|---|---|---:|---:|---:|---:|---:|',
+    ...res.decode.map((r) => `| ${r.format} | ${r.file} | ${f1(r.native_ms)} | ${f1(r.js_ms)} | ${f1(r.cv2_ms)} | ${f2(r.native_vs_cv2)}x | ${f2(r.js_vs_cv2)}x |`),
+    '',
+    ...(res.classify.length
+      ? [
+          'Classify end to end: what a 2048 x 2500 file costs beyond a 256 x 256 one (bar: <= 0.75x cv2\'s single-thread time):',
+          '',
+          '| format | images | full-size run (s) | 256 x 256 run (s) | extra ms/image | cv2 ms/image | extra / cv2 |',
+          '|---|---:|---:|---:|---:|---:|---:|',
+          ...res.classify.map((r) => `| ${r.format} | ${r.images} | ${f2(r.full_s)} | ${f2(r.small_s)} | ${f1(r.extra_ms_per_image)} | ${f1(r.cv2_ms)} | ${f2(r.extra_vs_cv2)}x |`),
+          '',
+        ]
+      : []),
+    ...res.notes.map((n) => `- ${n}`),
+  ];
+  replaceSection('decode', lines.join('\n'));
+  console.log(lines.join('\n'));
+  return 0;
+}
+
 const suites: Record<string, (args: string[]) => number | Promise<number>> = {
   gemm: runGemm,
   attention: runAttention,
   model: runModel,
   zeroshot: runZeroshot,
+  decode: runDecode,
   train: runTrain,
   gpu: runGpu,
 };
@@ -350,6 +397,7 @@ const allArgs: Record<string, string[]> = {
   attention: ['--reps', '15'],
   model: ['--reps', '5'],
   zeroshot: [],
+  decode: [],
   train: [],
   gpu: [],
 };
