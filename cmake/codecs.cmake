@@ -1,5 +1,6 @@
 # Image codecs for the native image feed (native/src/image/), linked statically into carzero_core
-# so the prebuilt binary needs nothing installed: zlib, libpng, libjpeg-turbo and OpenJPEG as
+# so the prebuilt binary needs nothing installed: zlib, libpng, libjpeg-turbo, OpenJPEG and
+# libdeflate (the PNG fast path's inflate) as
 # position-independent static archives built by scripts/build-codecs.sh into
 # build-codecs/prefix (CARZERO_CODECS_PREFIX to use another). Debian's own -dev archives are
 # not used: they are built for executables and do not link into a shared object. A codec
@@ -41,6 +42,15 @@ if(CARZERO_CODECS)
     list(APPEND CZ_CODEC_LIBS ${CZ_OPENJP2_A})
     list(APPEND CZ_CODEC_INCS ${CZ_OPENJP2_INC})
     list(APPEND CZ_CODECS_FOUND openjpeg)
+  endif()
+  # libdeflate: the PNG fast path (png.cpp: 8/16-bit grey, not interlaced) inflates with it
+  find_library(CZ_LIBDEFLATE_A NAMES libdeflate.a PATH_SUFFIXES lib ${_cz_where})
+  find_path(CZ_LIBDEFLATE_INC libdeflate.h PATH_SUFFIXES include ${_cz_where})
+  if(CZ_LIBDEFLATE_A AND CZ_LIBDEFLATE_INC)
+    list(APPEND CZ_CODEC_DEFS CZ_HAVE_LIBDEFLATE=1)
+    list(APPEND CZ_CODEC_LIBS ${CZ_LIBDEFLATE_A})
+    list(APPEND CZ_CODEC_INCS ${CZ_LIBDEFLATE_INC})
+    list(APPEND CZ_CODECS_FOUND libdeflate)
   endif()
   if(CZ_ZLIB_A AND CZ_ZLIB_INC)
     # zlib also inflates deflated DICOM data sets

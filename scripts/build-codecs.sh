@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the image codecs that the native image feed links statically (zlib, libpng,
-# libjpeg-turbo with its SIMD, OpenJPEG) as position-independent static archives, from Debian
+# libjpeg-turbo with its SIMD, OpenJPEG, libdeflate) as position-independent static archives, from Debian
 # bookworm's source packages (upstream source + Debian's patches, as of bookworm's point releases), into
 # build-codecs/prefix (or $CARZERO_CODECS_DIR/prefix). cmake/codecs.cmake links them from there.
 #
@@ -17,7 +17,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 out=${CARZERO_CODECS_DIR:-$root/build-codecs}
 prefix=$out/prefix
 # Source package versions (Debian bookworm); the stamp names them so a change rebuilds.
-pkgs=(zlib libpng1.6 libjpeg-turbo openjpeg2)
+pkgs=(zlib libpng1.6 libjpeg-turbo openjpeg2 libdeflate)
 stamp="$prefix/.built-${pkgs[*]// /-}"
 stamp=${stamp// /_}
 if [ -f "$stamp" ]; then
@@ -69,8 +69,21 @@ cm=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_POSITION_INDEPENDENT_CODE=ON -DCMAKE_INST
    -DBUILD_TESTING=OFF -DBUILD_DOC=OFF >/dev/null
  cmake --build build -j"$jobs" >/dev/null && cmake --install build >/dev/null)
 
+# ---- libdeflate (the library only: the PNG fast path inflates with it). 1.14 (bookworm) builds
+# with a plain Makefile (CMake arrived in 1.15); use CMake when the source has it. ----
+(cd libdeflate-*/
+ if [ -f CMakeLists.txt ]; then
+   cmake -S . -B build "${cm[@]}" -DLIBDEFLATE_BUILD_SHARED_LIB=OFF -DLIBDEFLATE_BUILD_STATIC_LIB=ON \
+     -DLIBDEFLATE_BUILD_GZIP=OFF -DLIBDEFLATE_BUILD_TESTS=OFF >/dev/null
+   cmake --build build -j"$jobs" >/dev/null && cmake --install build >/dev/null
+ else
+   make -j"$jobs" libdeflate.a CFLAGS="$CFLAGS" >/dev/null
+   install -m 644 libdeflate.a "$prefix/lib/" && install -m 644 libdeflate.h "$prefix/include/"
+ fi)
+
 # Every archive must be free of PC-relative references to libc data (the reason for this script).
-for a in "$prefix"/lib/libz.a "$prefix"/lib/libpng16.a "$prefix"/lib/libjpeg.a "$prefix"/lib/libopenjp2.a; do
+for a in "$prefix"/lib/libz.a "$prefix"/lib/libpng16.a "$prefix"/lib/libjpeg.a "$prefix"/lib/libopenjp2.a \
+  "$prefix"/lib/libdeflate.a; do
   test -f "$a" || { echo "build-codecs: $a was not built" >&2; exit 1; }
   if readelf -rW "$a" | grep -E 'R_X86_64_PC32 +[0-9a-f]+ +(stderr|stdout|stdin)' >/dev/null; then
     echo "build-codecs: $a is not position-independent" >&2; exit 1

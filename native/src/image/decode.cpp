@@ -8,6 +8,9 @@
 #include <png.h>
 #include <zlib.h>
 #endif
+#if CZ_HAVE_LIBDEFLATE
+#include <libdeflate.h>
+#endif
 #if CZ_HAVE_JPEG
 #include <cstdio>  // jpeglib.h needs FILE
 #include <jpeglib.h>
@@ -52,6 +55,9 @@ Codecs codecs() {
 #if CZ_HAVE_PNG
   c.png = true;
   v += std::string("libpng ") + PNG_LIBPNG_VER_STRING + ", zlib " + ZLIB_VERSION;
+#if CZ_HAVE_LIBDEFLATE
+  v += std::string(", libdeflate ") + LIBDEFLATE_VERSION_STRING;
+#endif
 #endif
 #if CZ_HAVE_JPEG
   c.jpeg = true;

@@ -13,8 +13,15 @@
 //   - a PNG's eXIf orientation is applied, as imread does;
 //   - concurrent decodes on four threads agree with single-threaded ones;
 //   - detect_format on every fixture file;
-//   - every PNG/JPEG of test/fixtures/preprocess/src decodes to the size its index.json gives.
+//   - every PNG/JPEG of test/fixtures/preprocess/src decodes to the size its index.json gives;
+//   - the PNG fast path (8/16-bit grey, not interlaced; libdeflate) against the libpng path: every
+//     fixture PNG and every preprocess/src PNG decodes the same both ways (or fails both ways) and
+//     the eligible ones do take the fast path; generated files with each filter type forced
+//     (and mixed), widths 1..33 and wider, 8 and 16 bits; damaged files (truncated IDAT, bad IDAT
+//     CRC, extra data, too little data, bad filter byte, bad Adler-32, chunks between IDATs, ...)
+//     and byte flips / truncations: decode_png always agrees with the libpng path.
 // Needs no Python; CZ_TEST_VERBOSE=1 prints every check. prints "N passed, M failed" last and exits non-zero on a failure.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -35,6 +42,21 @@
 
 using carzero::Error;
 namespace img = carzero::img;
+
+namespace carzero {
+namespace img {
+// png.cpp's test hook: 0 = decode_png, 1 = the libpng path only, 2 = the libdeflate fast path only
+// (CZ_ERR_UNSUPPORTED when it does not take the file).
+Gray8 decode_png_path(const uint8_t* buf, size_t len, const DecodeOptions& o, int path);
+}  // namespace img
+}  // namespace carzero
+
+#if CZ_HAVE_ZLIB
+// zlib from the codec prefix (linked through carzero_core; its header is private to the core).
+extern "C" int compress2(unsigned char* dest, unsigned long* dest_len, const unsigned char* source,
+                         unsigned long source_len, int level);
+extern "C" unsigned long compressBound(unsigned long source_len);
+#endif
 
 namespace {
 
@@ -511,6 +533,341 @@ void test_preprocess_sizes() {
               skipped ? carzero::strfmt(", %d skipped (codec missing)", skipped).c_str() : "");
 }
 
+// ---- the PNG fast path ------------------------------------------------------------------------
+
+// A grey PNG of any depth; `before`/`after` are whole chunks placed before/after IDAT; `idat_split`
+// > 0 cuts the stream into IDAT chunks of that size.
+std::vector<uint8_t> png_grey(uint32_t w, uint32_t h, int depth, const std::vector<uint8_t>& zs,
+                              const std::vector<uint8_t>& before = {}, const std::vector<uint8_t>& after = {},
+                              size_t idat_split = 0, bool iend = true) {
+  std::vector<uint8_t> v = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
+  std::vector<uint8_t> ihdr;
+  put32(ihdr, w);
+  put32(ihdr, h);
+  ihdr.insert(ihdr.end(), {uint8_t(depth), 0, 0, 0, 0});
+  png_chunk(v, "IHDR", ihdr);
+  v.insert(v.end(), before.begin(), before.end());
+  if (idat_split == 0) idat_split = zs.size() ? zs.size() : 1;
+  for (size_t off = 0; off < zs.size() || off == 0; off += idat_split) {
+    const size_t n = std::min(idat_split, zs.size() - off);
+    png_chunk(v, "IDAT", std::vector<uint8_t>(zs.begin() + off, zs.begin() + off + n));
+    if (off + n >= zs.size()) break;
+  }
+  v.insert(v.end(), after.begin(), after.end());
+  if (iend) png_chunk(v, "IEND", {});
+  return v;
+}
+
+std::vector<uint8_t> zlib_of(const std::vector<uint8_t>& raw) {
+#if CZ_HAVE_ZLIB
+  unsigned long n = compressBound(raw.size());
+  std::vector<uint8_t> z(n);
+  if (compress2(z.data(), &n, raw.data(), raw.size(), 6) == 0) {
+    z.resize(n);
+    return z;
+  }
+#endif
+  return zlib_stored(raw);
+}
+
+uint8_t paeth_ref(int a, int b, int c) {  // the PNG specification's predictor
+  const int p = a + b - c, pa = std::abs(p - a), pb = std::abs(p - b), pc = std::abs(p - c);
+  return uint8_t(pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
+}
+
+// The filtered image data (filter byte + row) for rows of `rowbytes` bytes; filter(y) picks each
+// row's filter type.
+template <class F>
+std::vector<uint8_t> filter_rows(const std::vector<uint8_t>& px, size_t rowbytes, size_t h, int bpp, F filter) {
+  std::vector<uint8_t> out;
+  const std::vector<uint8_t> zero(rowbytes, 0);
+  for (size_t y = 0; y < h; ++y) {
+    const uint8_t* cur = px.data() + y * rowbytes;
+    const uint8_t* up = y ? px.data() + (y - 1) * rowbytes : zero.data();
+    const int f = filter(y);
+    out.push_back(uint8_t(f));
+    for (size_t i = 0; i < rowbytes; ++i) {
+      const int a = i >= size_t(bpp) ? cur[i - bpp] : 0, b = up[i], c = i >= size_t(bpp) ? up[i - bpp] : 0;
+      const int pred = f == 1 ? a : f == 2 ? b : f == 3 ? (a + b) / 2 : f == 4 ? paeth_ref(a, b, c) : 0;
+      out.push_back(uint8_t(cur[i] - pred));
+    }
+  }
+  return out;
+}
+
+// The three ways in: decode_png (0), libpng only (1), fast path only (2).
+Outcome png_path(const std::vector<uint8_t>& b, int path) {
+  return attempt([&] { return img::decode_png_path(b.data(), b.size(), {}, path); });
+}
+
+bool same_outcome(const Outcome& a, const Outcome& b) {
+  if (a.other_exception || b.other_exception || a.ok != b.ok) return false;
+  if (!a.ok) return a.code == b.code && !a.msg.empty() && !b.msg.empty();
+  return compare(a.image, b.image).empty();
+}
+
+// decode_png and the fast path (when it takes the file) agree with the libpng path. Returns
+// whether the fast path took it; expect_fast: 1 must take, 0 must not, -1 either.
+bool check_paths(const std::vector<uint8_t>& b, const std::string& what, int expect_fast, bool quiet = false) {
+  const Outcome d = png_path(b, 0), l = png_path(b, 1), f = png_path(b, 2);
+  const bool agree = same_outcome(d, l) && (!f.ok || same_outcome(f, l)) &&
+                     (f.ok || (f.code == CZ_ERR_UNSUPPORTED || f.code == CZ_ERR_OUT_OF_MEMORY || f.code == CZ_ERR_FORMAT));
+  const bool fast_ok = expect_fast < 0 || f.ok == (expect_fast == 1);
+  if (!quiet || !agree || !fast_ok)
+    check(agree && fast_ok, what + ": fast path " + (f.ok ? "taken" : "not taken") + ", decode_png " +
+                                (d.ok ? "decoded" : "refused (" + d.msg + ")") + ", libpng " +
+                                (l.ok ? "decoded" : "refused (" + l.msg + ")") + (agree ? "" : ": DISAGREE"));
+  return f.ok;
+}
+
+// IHDR says 8/16-bit grey, not interlaced, and no eXIf chunk: what the fast path takes when the
+// file is sound.
+bool fast_eligible(const std::vector<uint8_t>& b) {
+  if (b.size() < 33 || std::memcmp(b.data() + 12, "IHDR", 4) != 0) return false;
+  if (b[25] != 0 || (b[24] != 8 && b[24] != 16) || b[28] != 0) return false;
+  for (size_t i = 33; i + 4 <= b.size(); ++i)
+    if (std::memcmp(b.data() + i, "eXIf", 4) == 0) return false;
+  return true;
+}
+
+void test_png_fast() {
+  if (!has_codec("png")) return;
+  {
+    const auto probe = read_file(fixture("image/src/grey8-512.png"));
+    if (!png_path(probe, 2).ok) {
+      std::printf("SKIP PNG fast path: this build has no libdeflate (CZ_HAVE_LIBDEFLATE off)\n");
+      return;
+    }
+  }
+  // Every PNG of image/index.json: the same both ways; the sound eligible ones take the fast path.
+  {
+    const auto text = read_file(fixture("image/index.json"));
+    const auto index = carzero::json::parse(std::string(text.begin(), text.end()), "image/index.json");
+    int fast = 0, all = 0;
+    for (const auto& c : index.find("cases")->arr) {
+      if (c.find("kind")->str != "png") continue;
+      const std::string file = c.find("file")->str;
+      const auto b = read_file(fixture("image/" + file));
+      const bool error = c.find("error") != nullptr;
+      ++all;
+      fast += check_paths(b, "fast path: " + file, error ? 0 : fast_eligible(b) ? 1 : 0);
+    }
+    std::printf("fast path: %d of %d image/index.json PNGs take it\n", fast, all);
+    check(fast >= 3, carzero::strfmt("fast path: taken by %d fixture PNGs (8- and 16-bit grey)", fast));
+  }
+  // Every PNG of preprocess/src.
+  {
+    const auto text = read_file(fixture("preprocess/index.json"));
+    const auto index = carzero::json::parse(std::string(text.begin(), text.end()), "preprocess/index.json");
+    int fast = 0, all = 0, eligible = 0;
+    for (const auto& c : index.find("cases")->arr) {
+      const std::string file = c.find("file")->str;
+      if (file.size() < 4 || file.substr(file.size() - 4) != ".png") continue;
+      const auto b = read_file(fixture("preprocess/" + file));
+      ++all;
+      eligible += fast_eligible(b);
+      fast += check_paths(b, "fast path: preprocess/" + file, fast_eligible(b) ? 1 : 0, true);
+    }
+    std::printf("fast path: %d of %d preprocess/src PNGs take it (%d eligible)\n", fast, all, eligible);
+    check(fast == eligible && fast > 0, carzero::strfmt("fast path: every eligible preprocess/src PNG takes it (%d)", fast));
+  }
+  // Generated: every filter type forced, and mixed; widths 1..33 and wider; 8 and 16 bits;
+  // random bytes and a 4-level image (many Paeth ties).
+  {
+    uint32_t seed = 12345;
+    auto rnd = [&] { return seed = seed * 1103515245u + 12345u, uint8_t(seed >> 16); };
+    int cases = 0, bad = 0;
+    std::vector<uint32_t> widths;
+    for (uint32_t w = 1; w <= 33; ++w) widths.push_back(w);
+    for (uint32_t w : {63u, 64u, 65u, 257u}) widths.push_back(w);
+    for (int depth : {8, 16})
+      for (uint32_t w : widths)
+        for (int f = 0; f <= 5; ++f)  // 5: row y gets filter y % 5
+          for (int levels : {256, 4}) {
+            const int bpp = depth / 8;
+            const uint32_t h = 7;
+            const size_t rowbytes = size_t(w) * bpp;
+            std::vector<uint8_t> px(rowbytes * h);
+            for (auto& v : px) v = levels == 256 ? rnd() : uint8_t((rnd() & 3) * 85);
+            const auto raw = filter_rows(px, rowbytes, h, bpp, [f](size_t y) { return f == 5 ? int(y % 5) : f; });
+            const auto b = png_grey(w, h, depth, zlib_of(raw));
+            const Outcome fo = png_path(b, 2), lo = png_path(b, 1);
+            bool ok = fo.ok && lo.ok && compare(fo.image, lo.image).empty() && fo.image.width == int(w);
+            if (ok)
+              for (size_t y = 0; y < h && ok; ++y)
+                for (size_t x = 0; x < w && ok; ++x) ok = fo.image.data[y * w + x] == px[y * rowbytes + x * bpp];
+            ++cases;
+            if (!ok) {
+              ++bad;
+              if (bad <= 5)
+                check(false, carzero::strfmt("fast path: %d-bit, width %u, filter %d, %d levels: %s", depth, w, f, levels,
+                                             fo.ok ? (lo.ok ? compare(fo.image, lo.image).c_str() : lo.msg.c_str())
+                                                   : fo.msg.c_str()));
+            }
+          }
+    check(bad == 0, carzero::strfmt("fast path: %d generated files (filters 0-4 and mixed, widths 1..33, 63-65, 257, "
+                                    "8/16-bit) equal libpng and the source pixels (%d differ)", cases, bad));
+  }
+  // Damaged and unusual files, built around a 16-bit 40 x 30 and an 8-bit 37 x 9 image.
+  for (int depth : {16, 8}) {
+    const uint32_t w = depth == 16 ? 40 : 37, h = depth == 16 ? 30 : 9;
+    const int bpp = depth / 8;
+    const size_t rowbytes = size_t(w) * bpp;
+    std::vector<uint8_t> px(rowbytes * h);
+    for (size_t i = 0; i < px.size(); ++i) px[i] = uint8_t((i * 7 + (i / rowbytes) * 13) ^ (i >> 3));
+    const auto raw = filter_rows(px, rowbytes, h, bpp, [](size_t y) { return int(y % 5); });
+    const auto zs = zlib_of(raw);
+    const std::string tag = carzero::strfmt("fast path %d-bit: ", depth);
+    std::vector<uint8_t> text, exif, plte;
+    png_chunk(text, "tEXt", {'a', 0, 'b'});
+    png_chunk(plte, "PLTE", {1, 2, 3});
+    png_chunk(exif, "eXIf", {'M', 'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0});
+    check_paths(png_grey(w, h, depth, zs), tag + "plain", 1);
+    check_paths(png_grey(w, h, depth, zs, {}, {}, 7), tag + "IDAT in 7-byte chunks", 1);
+    check_paths(png_grey(w, h, depth, zs, text, text, 100), tag + "tEXt before and after IDAT", 1);
+    {
+      auto t = text;
+      t.back() ^= 1;  // an ancillary CRC error: libpng warns, imread decodes
+      check_paths(png_grey(w, h, depth, zs, t, t), tag + "tEXt with a bad CRC", 1);
+    }
+    {
+      std::vector<uint8_t> b = png_grey(w, h, depth, std::vector<uint8_t>(zs.begin(), zs.begin() + zs.size() / 2));
+      check_paths(b, tag + "IDAT data cut in half", 0);
+      b = png_grey(w, h, depth, std::vector<uint8_t>(zs.begin(), zs.end() - 4));
+      check_paths(b, tag + "zlib stream without its Adler-32", 0);
+    }
+    {
+      auto z = zs;
+      z.back() ^= 0x10;
+      check_paths(png_grey(w, h, depth, z), tag + "bad Adler-32", -1);
+    }
+    {
+      auto b = png_grey(w, h, depth, zs);
+      b[b.size() - 12 - 1] ^= 1;  // the IDAT CRC (IEND is the last 12 bytes)
+      check_paths(b, tag + "bad IDAT CRC", 0);
+      const Outcome r = png_path(b, 0);
+      check(!r.ok && r.code == CZ_ERR_FORMAT, tag + "bad IDAT CRC refused (" + r.msg + ")");
+    }
+    {
+      auto b = png_grey(w, h, depth, zs);
+      b[b.size() - 1] ^= 1;  // the IEND CRC
+      check_paths(b, tag + "bad IEND CRC", 0);
+    }
+    {
+      auto more = raw;
+      more.insert(more.end(), raw.begin(), raw.begin() + 2 * (rowbytes + 1));  // two rows too many
+      check_paths(png_grey(w, h, depth, zlib_of(more)), tag + "two extra rows of image data", 0);
+      auto z = zs;
+      z.insert(z.end(), {1, 2, 3, 4});
+      check_paths(png_grey(w, h, depth, z), tag + "4 bytes after the zlib stream", 0);
+      check_paths(png_grey(w, h, depth, zs, {}, [&] {
+                    std::vector<uint8_t> c;
+                    png_chunk(c, "IDAT", {0, 0, 0});
+                    return c;
+                  }()),
+                  tag + "an extra IDAT after the stream (split by nothing)", -1);
+    }
+    {
+      const std::vector<uint8_t> less(raw.begin(), raw.end() - rowbytes / 2);
+      check_paths(png_grey(w, h, depth, zlib_of(less)), tag + "half a row too little data", 0);
+      const std::vector<uint8_t> none(raw.begin(), raw.begin() + 1);
+      check_paths(png_grey(w, h, depth, zlib_of(none)), tag + "one byte of image data", 0);
+    }
+    {
+      auto r2 = raw;
+      r2[3 * (rowbytes + 1)] = 5;  // filter type 5 on row 3
+      check_paths(png_grey(w, h, depth, zlib_of(r2)), tag + "filter byte 5", 0);
+    }
+    {
+      // IDAT, tEXt, IDAT: libpng needs the second IDAT's data and finds tEXt
+      std::vector<uint8_t> b = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
+      std::vector<uint8_t> ihdr;
+      put32(ihdr, w);
+      put32(ihdr, h);
+      ihdr.insert(ihdr.end(), {uint8_t(depth), 0, 0, 0, 0});
+      png_chunk(b, "IHDR", ihdr);
+      png_chunk(b, "IDAT", std::vector<uint8_t>(zs.begin(), zs.begin() + zs.size() / 2));
+      b.insert(b.end(), text.begin(), text.end());
+      png_chunk(b, "IDAT", std::vector<uint8_t>(zs.begin() + zs.size() / 2, zs.end()));
+      png_chunk(b, "IEND", {});
+      check_paths(b, tag + "tEXt between two IDATs", 0);
+    }
+    check_paths(png_grey(w, h, depth, zs, plte), tag + "PLTE in a grey file", 0);
+    if (depth == 16) {
+      // libpng's chunk length limits (PNG_USER_CHUNK_MALLOC_MAX = 8000000): an ancillary chunk of
+      // 8000001 bytes, and an IDAT chunk of 8000001 bytes whose stream decodes the image and is
+      // padded with empty stored blocks
+      std::vector<uint8_t> big;
+      png_chunk(big, "tEXt", std::vector<uint8_t>(8000001, 'x'));
+      check_paths(png_grey(w, h, depth, zs, big), tag + "tEXt of 8000001 bytes", -1);
+      std::vector<uint8_t> small;
+      png_chunk(small, "tEXt", std::vector<uint8_t>(8000000, 'x'));
+      check_paths(png_grey(w, h, depth, zs, small), tag + "tEXt of 8000000 bytes", -1);
+      {
+        // stored blocks: [0 00 00 ff ff] is an empty non-final stored block (5 bytes)
+        auto z = zlib_stored(raw);
+        const size_t n_empty = (8000001 - z.size()) / 5 + 1;
+        std::vector<uint8_t> pad;
+        for (size_t k = 0; k < n_empty; ++k) pad.insert(pad.end(), {0, 0, 0, 0xff, 0xff});
+        z.insert(z.begin() + 2, pad.begin(), pad.end());
+        check_paths(png_grey(w, h, depth, z), tag + carzero::strfmt("IDAT of %zu bytes (padded stream)", z.size()), 0);
+        check_paths(png_grey(w, h, depth, z, {}, {}, 4000000), tag + "the same stream in 4000000-byte IDATs", 1);
+      }
+    }
+    check_paths(png_grey(w, h, depth, zs, exif), tag + "eXIf (orientation 6)", 0);
+    check_paths(png_grey(w, h, depth, zs, {}, {}, 0, false), tag + "no IEND", 0);
+    check_paths(png_grey(w, h, depth, {}), tag + "empty IDAT", 0);
+    {
+      // CINFO 0 (a 256-byte window) on stored blocks: no back-references, libpng decodes it; the
+      // fast path leaves a window smaller than the data to libpng
+      auto z = zlib_stored(raw);
+      z[0] = 0x08;
+      z[1] = uint8_t(31 - (0x08 * 256) % 31);
+      check_paths(png_grey(w, h, depth, z), tag + "zlib window 256 bytes", 0);
+    }
+    // Every bit of the zlib stream flipped, the IDAT CRC made right again (so the damage reaches
+    // the inflater): decode_png agrees with libpng (libdeflate and zlib must agree on what they
+    // accept, or the fast path must leave the file to libpng).
+    {
+      int taken = 0, n = 0;
+      for (size_t i = 0; i < zs.size(); ++i)
+        for (int bit = 0; bit < 8; ++bit) {
+          auto z = zs;
+          z[i] ^= uint8_t(1 << bit);
+          taken += check_paths(png_grey(w, h, depth, z), tag + carzero::strfmt("zlib byte %zu bit %d flipped", i, bit), -1, true);
+          ++n;
+        }
+      check(true, tag + carzero::strfmt("%d zlib-stream bit flips agree with libpng (%d taken by the fast path)", n, taken));
+    }
+    // Every truncation point and byte flips: decode_png agrees with libpng.
+    {
+      const auto b = png_grey(w, h, depth, zs, text, {}, 50);
+      for (size_t n = 8; n < b.size(); n += (n < 60 || n + 40 > b.size()) ? 1 : 7)
+        check_paths(std::vector<uint8_t>(b.begin(), b.begin() + n), tag + carzero::strfmt("cut at %zu", n), 0, true);
+      for (size_t i = 8; i < b.size(); ++i)
+        for (uint8_t m : {0x01, 0x80}) {
+          auto t = b;
+          t[i] ^= m;
+          check_paths(t, tag + carzero::strfmt("byte %zu ^ 0x%02x", i, m), -1, true);
+        }
+    }
+  }
+  // Byte flips through a real fixture.
+  {
+    const auto g = read_file(fixture("image/src/grey8-768x96.png"));
+    for (size_t i = 8; i < g.size(); i += g.size() / 211 + 1) {
+      auto t = g;
+      t[i] ^= 0x5a;
+      check_paths(t, carzero::strfmt("fast path: grey8-768x96.png byte %zu flipped", i), -1, true);
+    }
+  }
+  // The limits still apply before any allocation.
+  {
+    const Outcome r = png_path(png_grey(30000, 30000, 16, zlib_stored({0, 0})), 0);
+    check(!r.ok && r.code == CZ_ERR_OUT_OF_MEMORY, "fast path: 16-bit 30000 x 30000 refused by the limits (" + r.msg + ")");
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -532,6 +889,7 @@ int main() {
     test_damage();
     test_threads();
     test_preprocess_sizes();
+    test_png_fast();
   } catch (const std::exception& e) {
     check(false, std::string("unexpected exception: ") + e.what());
   }
