@@ -7,9 +7,12 @@
 // accumulation order differs: the tolerance can stay at 1e-6).
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
+#include "core/cpu_features.h"
 #include "core/dtype.h"
+#include "cpu/cpu_ops.h"
 #include "harness.h"
 #include "reference.h"
 
@@ -196,7 +199,160 @@ void gemm_case(Ctx& c, const GP& p) {
   else c.check_grads(loss, gi, p.compute == DType::BF16 ? 1e-4 : 1e-5, /*directions=*/0);
 }
 
+// ---- prepacked weights (cpu::PackedWeight, cpu::gemm_prepacked) ----------------------------------
+// The prepacked path must give exactly (bit for bit) what the per-call packing gives: packing
+// only moves data, and the driver runs the same micro-kernels over the same K blocks in the same
+// order. Shapes: M = 1, 7 and 197 x 8; N and K not multiples of the panel widths or K blocks.
+struct PP {
+  std::string isa = "default";
+  DType compute = DType::F32, at = DType::F32, bt = DType::F32;
+  int64_t m = 1, n = 37, k = 45, batch = 1, pad = 0;
+  bool bias = true, c16 = false;
+  Act act = Act::None;
+  float beta = 0.0f;
+};
+
+std::string prepack_name(const PP& p) {
+  return fmt("gemm_prepacked(isa=%s,compute=%s,a=%s,b=%s,m=%lld,n=%lld,k=%lld,batch=%lld,pad=%lld,"
+             "bias=%d,act=%s,beta=%g%s)",
+             p.isa.c_str(), dt(p.compute), dt(p.at), dt(p.bt), (long long)p.m, (long long)p.n,
+             (long long)p.k, (long long)p.batch, (long long)p.pad, p.bias, act_name(p.act), p.beta,
+             p.c16 ? ",c=bf16" : "");
+}
+
+void prepack_case(Ctx& c, const PP& p) {
+  if (c.be.name != "cpu") return c.skip("prepacked weights are a CPU GEMM feature");
+  carzero::CpuIsa level = carzero::cpu_isa();
+  if (p.isa == "generic") level = carzero::CpuIsa::Generic;
+  else if (p.isa == "avx2") level = carzero::CpuIsa::Avx2;
+  else if (p.isa == "avx512") level = carzero::CpuIsa::Avx512;
+  if (static_cast<int>(carzero::cpu_isa_detected()) < static_cast<int>(level))
+    return c.skip("CPU lacks " + p.isa);
+  const int64_t M = p.m, N = p.n, K = p.k, B = p.batch, lda = K + p.pad;
+  // Operands: A (B, M, lda) and W (N, K) as f32 or bf16 bits; C and preact (B, M, N).
+  auto store = [&](int64_t n, DType t, std::vector<float>& f, std::vector<uint16_t>& h) {
+    f = c.rng.uniform_vec(n, -1.0, 1.0);
+    if (t == DType::BF16) {
+      h.resize(f.size());
+      for (size_t i = 0; i < f.size(); ++i) h[i] = carzero::f32_to_bf16(f[i]);
+    }
+  };
+  std::vector<float> a32, w32, bias = c.rng.uniform_vec(N, -0.5, 0.5);
+  std::vector<uint16_t> a16, w16;
+  store(B * M * lda, p.at, a32, a16);
+  store(N * K, p.bt, w32, w16);
+  const std::vector<float> c0 = c.rng.uniform_vec(B * M * N, -1.0, 1.0);
+  std::vector<uint16_t> c0_16(c0.size());
+  for (size_t i = 0; i < c0.size(); ++i) c0_16[i] = carzero::f32_to_bf16(c0[i]);
+  const void* W = p.bt == DType::BF16 ? static_cast<const void*>(w16.data()) : w32.data();
+
+  GemmArgs g;
+  g.a_type = p.at, g.b_type = p.bt, g.compute = p.compute;
+  g.trans_b = true;
+  g.m = M, g.n = N, g.k = K, g.batch = B;
+  g.a = p.at == DType::BF16 ? static_cast<const void*>(a16.data()) : a32.data();
+  g.lda = lda, g.stride_a = M * lda;
+  g.b = W, g.ldb = K, g.stride_b = 0;
+  g.c_type = p.c16 ? DType::BF16 : DType::F32;
+  g.ldc = N, g.stride_c = M * N;
+  g.beta = p.beta;
+  g.bias = p.bias ? bias.data() : nullptr;
+  g.act = p.act;
+
+  struct Out {
+    std::vector<float> c, pre;
+    std::vector<uint16_t> c16;
+  };
+  auto run = [&](DType compute, carzero::cpu::PackedWeight* pw) {
+    Out o;
+    o.c = c0;
+    o.c16 = c0_16;
+    o.pre.assign(c0.size(), kSentinel);
+    GemmArgs h = g;
+    h.compute = compute;
+    h.c = p.c16 ? static_cast<void*>(o.c16.data()) : o.c.data();
+    h.preact = p.act != Act::None && !p.c16 ? o.pre.data() : nullptr;
+    if (pw) {
+      c.expect(pw->matches(h), "the prepacked weight matches its GEMM");
+      if (p.isa == "default") carzero::cpu::gemm_prepacked(c.ex(), h, *pw);
+      else carzero::cpu::gemm_prepacked_with_isa(c.ex(), h, *pw, level);
+    } else if (p.isa == "default") {
+      carzero::cpu::gemm(c.ex(), h);
+    } else {
+      carzero::cpu::gemm_with_isa(c.ex(), h, level);
+    }
+    return o;
+  };
+  auto same = [&](const char* what, const Out& x, const Out& y) {
+    bool eq = x.c.size() == y.c.size() &&
+              std::memcmp(x.c.data(), y.c.data(), x.c.size() * 4) == 0 &&
+              std::memcmp(x.pre.data(), y.pre.data(), x.pre.size() * 4) == 0 &&
+              std::memcmp(x.c16.data(), y.c16.data(), x.c16.size() * 2) == 0;
+    if (!eq) {
+      size_t first = 0;
+      while (first < x.c.size() && std::memcmp(&x.c[first], &y.c[first], 4) == 0) ++first;
+      c.fail(fmt("%s: prepacked result differs from the per-call packing (first C difference at "
+                 "%zu of %zu)", what, first, x.c.size()));
+    }
+  };
+  const Out ref = run(p.compute, nullptr);
+  carzero::cpu::PackedWeight pw(W, p.bt, N, K);
+  c.expect(pw.bytes() == 0, "nothing packed before the first use");
+  same("first call (packs)", ref, run(p.compute, &pw));
+  const size_t bytes = pw.bytes();
+  c.expect(bytes >= static_cast<size_t>(N * K) * (p.compute == DType::BF16 ? 2 : 4),
+           fmt("packed bytes %zu cover the weight", bytes));
+  same("second call (panels reused)", ref, run(p.compute, &pw));
+  c.expect(pw.bytes() == bytes, "the second call packs nothing");
+  // The same weight at the other compute type: a second packed copy, still exact.
+  const DType other = p.compute == DType::F32 ? DType::BF16 : DType::F32;
+  if (!p.c16) {
+    const Out ref2 = run(other, nullptr);
+    same("other compute type", ref2, run(other, &pw));
+  }
+  // A GEMM that is not on this weight (another leading dimension) falls back to packing per call.
+  if (!p.c16 && p.isa == "default") {
+    GemmArgs h = g;
+    h.ldb = K + 1;
+    c.expect(!pw.matches(h), "a different ldb does not match");
+  }
+}
+
 }  // namespace
+
+static void register_prepack_cases(Registry& r) {
+  std::vector<PP> cases;
+  for (const char* isa : {"generic", "avx2", "avx512"})
+    for (auto tys : {std::array<DType, 3>{DType::F32, DType::F32, DType::F32},
+                     std::array<DType, 3>{DType::BF16, DType::F32, DType::BF16},
+                     std::array<DType, 3>{DType::BF16, DType::BF16, DType::BF16},
+                     std::array<DType, 3>{DType::BF16, DType::F32, DType::F32}})
+      for (auto mnk : {std::array<int64_t, 3>{1, 37, 45}, std::array<int64_t, 3>{7, 100, 803},
+                       std::array<int64_t, 3>{197 * 8, 45, 803}, std::array<int64_t, 3>{1, 771, 97},
+                       std::array<int64_t, 3>{197, 130, 1001}}) {
+        PP p;
+        p.isa = isa, p.compute = tys[0], p.at = tys[1], p.bt = tys[2];
+        p.m = mnk[0], p.n = mnk[1], p.k = mnk[2];
+        cases.push_back(p);
+      }
+  // the model's epilogues (default ISA): GELU with preact, residual accumulate, a shared weight
+  // over a batch, padded A, bf16 C
+  for (DType ct : {DType::F32, DType::BF16}) {
+    PP p;
+    p.compute = ct, p.bt = ct;
+    p.m = 197, p.n = 3072 - 5, p.k = 768, p.act = Act::Gelu;
+    cases.push_back(p);
+    p.m = 7, p.n = 768, p.k = 3072 - 9, p.act = Act::None, p.beta = 1.0f, p.batch = 3, p.pad = 3;
+    cases.push_back(p);
+    p.m = 1, p.n = 1, p.k = 768, p.batch = 1, p.pad = 0, p.beta = 0.0f, p.act = Act::Relu;
+    cases.push_back(p);
+    p.m = 50, p.n = 200, p.k = 96, p.beta = 1.0f, p.act = Act::None, p.c16 = true;
+    cases.push_back(p);
+    p.beta = 0.0f, p.act = Act::Gelu, p.at = DType::BF16;
+    cases.push_back(p);
+  }
+  for (const PP& p : cases) add_case(r, prepack_name(p), [p](Ctx& c) { prepack_case(c, p); });
+}
 
 void register_gemm_cases(Registry& r) {
   std::vector<GP> cases;
@@ -290,6 +446,7 @@ void register_gemm_cases(Registry& r) {
     cases.push_back(p);
   }
   for (const GP& p : cases) add_case(r, gemm_name(p), [p](Ctx& c) { gemm_case(c, p); });
+  register_prepack_cases(r);
 }
 
 }  // namespace cztest

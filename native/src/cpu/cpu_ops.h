@@ -1,6 +1,9 @@
 // cpu_ops.h: the CPU backend's implementations of every op in ops.h (same signatures, same
 // contracts; see ops.h for shapes and semantics). cpu/table.cpp binds them into cpu_ops().
 #pragma once
+#include <cstddef>
+#include <memory>
+
 #include "core/cpu_features.h"
 #include "ops.h"
 
@@ -12,6 +15,49 @@ void gemm(Exec&, const GemmArgs&);
 void gemm_with_isa(Exec&, const GemmArgs&, CpuIsa isa);
 void gemm_backward(Exec&, const GemmArgs& fwd, const float* dc, float* da, float* db,
                    float* dbias);
+
+// ---- prepacked weights (inference) ------------------------------------------------------------
+// A weight W (n, k), row-major with row stride k (the nn.Linear layout: y = x W^T is GemmArgs
+// trans_b = true, b = W, ldb = k), packed ONCE into the micro-kernel's B panels instead of on every
+// gemm() call. Packed lazily by the first gemm_prepacked() that needs it, per kernel set (ISA level
+// and compute type pick the panel format and K blocking: one entry per combination used, normally
+// one), thread-safe. The panels are byte for byte what gemm() packs on each call (same format,
+// same K blocks, same zero padding), and the driver runs the same micro-kernels over the same K
+// blocks in the same order, so results are bit-identical to gemm().
+// W must stay alive and UNCHANGED while this object is used: the owner (the model) drops it when
+// the weights can change (training), where gemm() packs per call instead.
+class PackedWeight {
+ public:
+  PackedWeight(const void* w, DType wt, int64_t n, int64_t k);
+  ~PackedWeight();
+  PackedWeight(const PackedWeight&) = delete;
+  PackedWeight& operator=(const PackedWeight&) = delete;
+  const void* weight() const { return w_; }
+  DType type() const { return wt_; }
+  int64_t n() const { return n_; }
+  int64_t k() const { return k_; }
+  // Bytes of packed panels held now (0 before the first use).
+  size_t bytes() const;
+  // Whether gemm_prepacked(g) reads this object's panels: g multiplies by exactly this weight
+  // (b == weight(), trans_b, ldb == k, n, k, b_type equal, one B for every batch item) at F32 or
+  // BF16 compute.
+  bool matches(const GemmArgs& g) const;
+  struct Store;  // the packed entries (gemm.cpp)
+  Store* store_for_gemm() { return store_.get(); }
+
+ private:
+  const void* w_;
+  DType wt_;
+  int64_t n_, k_;
+  std::unique_ptr<Store> store_;
+};
+
+// gemm(ex, g), reading op(B) from pw's panels when pw.matches(g) (packing them on first use);
+// otherwise exactly gemm(ex, g). CARZERO_GEMM_PREPACK=0 in the environment turns the panels off
+// (every call packs as gemm() does: for A/B timing).
+void gemm_prepacked(Exec&, const GemmArgs& g, PackedWeight& pw);
+// The same with an explicit ISA level (tests).
+void gemm_prepacked_with_isa(Exec&, const GemmArgs& g, PackedWeight& pw, CpuIsa isa);
 
 void layernorm_forward(Exec&, float* out, float* mean, float* rstd, const float* inp,
                        const float* weight, const float* bias, int64_t N, int64_t C, float eps);

@@ -12,10 +12,18 @@
 // chunk) tasks that the pool hands out dynamically (the machine is shared; static halves would
 // wait for the slower core). When several tasks use the same columns of B, B is packed once, in
 // parallel, before them.
+//
+// Prepacked weights (cpu::PackedWeight, gemm_prepacked): B packed once per weight and kernel set,
+// in exactly the shared-B layout, and reused by every call; with few rows of A (one image) A is
+// then packed once per call as well and the task grid is finer. Only data movement changes: each
+// C tile is still one micro-kernel call per K block over the same K blocks, so the results are
+// bit-identical to the per-call packing.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
+#include <mutex>
 #include <vector>
 
 #include "core/dtype.h"
@@ -67,6 +75,7 @@ class Scratch {
 thread_local Scratch tl_pack_a;       // this thread's packed A row chunk (MR panels x KC)
 thread_local Scratch tl_pack_b;       // this thread's packed B block when B is not shared
 thread_local Scratch tl_shared_b;     // B packed once by the calling thread's GEMM for all tasks
+thread_local Scratch tl_shared_a;     // A packed once by the calling thread's GEMM (prepacked B)
 thread_local Scratch tl_backward_dz;  // gemm_backward's dZ when act != None
 
 // ---- scalar epilogue (portable kernel, K = 0) -------------------------------------------------
@@ -210,15 +219,24 @@ struct SharedB {
   int64_t n_panels = 0;
 };
 
-// One task: C[b] rows [i0, i1) x columns [j0, j1). j0 is a multiple of NR when shared B is used.
+// A packed once for all tasks (batch 1): K block q holds ceil(M / MR) panels over kc_q, at
+// q * m_panels * panel_bytes(KC, MR) (the SharedB layout with rows of C for columns).
+struct SharedA {
+  const char* data = nullptr;
+  int64_t m_panels = 0;
+};
+
+// One task: C[b] rows [i0, i1) x columns [j0, j1). j0 is a multiple of NR when shared B is used,
+// i0 a multiple of MR when shared A is.
 void run_task(const KernelSet& ks, const GemmArgs& g, int64_t b, int64_t i0, int64_t i1,
-              int64_t j0, int64_t j1, const SharedB* sb) {
+              int64_t j0, int64_t j1, const SharedB* sb, const SharedA* sa_shared = nullptr) {
   const int64_t K = g.k, MR = ks.mr, NR = ks.nr;
   const int64_t rows = i1 - i0, a_panels = ceil_div(rows, MR);
   const PackSrc sa = view_a(g, b), sbt = view_bt(g, b);
   float* C = static_cast<float*>(g.c) + b * g.stride_c;
   float* P = g.act != Act::None && g.preact ? g.preact + b * g.stride_c : nullptr;
-  char* abuf = static_cast<char*>(tl_pack_a.get(a_panels * panel_bytes(ks.kc, MR, ks.fmt)));
+  char* abuf = sa_shared ? nullptr
+                         : static_cast<char*>(tl_pack_a.get(a_panels * panel_bytes(ks.kc, MR, ks.fmt)));
   char* bbuf = sb ? nullptr
                   : static_cast<char*>(tl_pack_b.get(ceil_div(ks.nc, NR) *
                                                      panel_bytes(ks.kc, NR, ks.fmt)));
@@ -229,7 +247,14 @@ void run_task(const KernelSet& ks, const GemmArgs& g, int64_t b, int64_t i0, int
   for (int64_t p0 = 0; p0 < K; p0 += ks.kc) {
     const int64_t kc = std::min(ks.kc, K - p0);
     const int64_t apb = panel_bytes(kc, MR, ks.fmt), bpb = panel_bytes(kc, NR, ks.fmt);
-    ks.pack(sa, i0, rows, p0, kc, ks.mr, ks.fmt, abuf);
+    const char* ablock;
+    if (sa_shared) {
+      ablock = sa_shared->data + (p0 / ks.kc) * sa_shared->m_panels * panel_bytes(ks.kc, MR, ks.fmt) +
+               (i0 / MR) * apb;
+    } else {
+      ks.pack(sa, i0, rows, p0, kc, ks.mr, ks.fmt, abuf);
+      ablock = abuf;
+    }
     ep.first = p0 == 0;
     ep.last = p0 + kc == K;
     for (int64_t jb = j0; jb < j1; jb += ks.nc) {
@@ -249,12 +274,46 @@ void run_task(const KernelSet& ks, const GemmArgs& g, int64_t b, int64_t i0, int
           const int64_t j = jb + jr * NR, nv = std::min(NR, jb + nb - j);
           ep.bias = g.bias ? g.bias + j : nullptr;
           ep.preact = P ? P + i * g.ldc + j : nullptr;
-          ks.kernel(kc, abuf + ir * apb, bblock + jr * bpb, C + i * g.ldc + j, g.ldc, mv, nv, ep);
+          ks.kernel(kc, ablock + ir * apb, bblock + jr * bpb, C + i * g.ldc + j, g.ldc, mv, nv, ep);
         }
       }
     }
   }
 }
+
+// Packs all `rows` rows of a view into w-row panels (w = NR for B, MR for A) in the SharedB
+// layout (K block q at q * panels * panel_bytes(KC, w), each block's panels consecutive), in
+// parallel over (K block, panel group). ks.kc is the call's (equalised) K block.
+void pack_all(Exec& ex, const KernelSet& ks, const PackSrc& sbt, int64_t rows, int64_t K, int w,
+              char* buf, int threads) {
+  const int64_t NR = w;
+  const int64_t n_panels = ceil_div(rows, NR), k_blocks = ceil_div(K, ks.kc);
+  const int64_t group = std::max<int64_t>(1, std::min<int64_t>(16, ceil_div(n_panels * k_blocks, threads * 4)));
+  const int64_t groups = ceil_div(n_panels, group);
+  auto pack_task = [&](int64_t t) {
+    const int64_t q = t / groups, gi = t % groups;
+    const int64_t p0 = q * ks.kc, kc = std::min(ks.kc, K - p0);
+    const int64_t j = gi * group * NR, cols = std::min(group * NR, rows - j);
+    char* dst = buf + q * n_panels * panel_bytes(ks.kc, NR, ks.fmt) +
+                gi * group * panel_bytes(kc, NR, ks.fmt);
+    ks.pack(sbt, j, cols, p0, kc, w, ks.fmt, dst);
+  };
+  if (threads > 1 && k_blocks * groups > 1) ex.pool->run(k_blocks * groups, pack_task);
+  else for (int64_t t = 0; t < k_blocks * groups; ++t) pack_task(t);
+}
+// All of op(B)^T (N x K) in the SharedB layout: what a shared or prepacked B holds.
+void pack_shared_b(Exec& ex, const KernelSet& ks, const GemmArgs& g, char* buf, int threads) {
+  pack_all(ex, ks, view_bt(g, 0), g.n, g.k, ks.nr, buf, threads);
+}
+
+// The K block run_gemm uses for K: equal blocks, a multiple of 32 (bf16 pairs fill whole
+// 16-pair vectors): K = 768 with KC = 512 would otherwise leave a 256 tail that reloads C for
+// little work.
+int64_t equal_kc(int64_t kc, int64_t k) { return std::min(kc, round_up(ceil_div(k, ceil_div(k, kc)), 32)); }
+
+// The panels of pw for kernel set ks (kc already equalised for g.k), packed on first use.
+const char* prepacked_panels(Exec& ex, const KernelSet& ks, const GemmArgs& g, PackedWeight& pw,
+                             int threads);
 
 // K = 0: C = act(beta C + bias); nothing to multiply.
 void run_k0(const GemmArgs& g) {
@@ -270,13 +329,12 @@ void run_k0(const GemmArgs& g) {
     }
 }
 
-void run_gemm(Exec& ex, const GemmArgs& g, const KernelSet& kernels) {
+// pw: op(B) comes from its prepacked panels (the caller checked pw->matches(g)).
+void run_gemm(Exec& ex, const GemmArgs& g, const KernelSet& kernels, PackedWeight* pw = nullptr) {
   if (g.batch == 0 || g.m == 0 || g.n == 0) return;
   if (g.k == 0) return run_k0(g);
-  // Equal K blocks (a multiple of 32, so bf16 pairs fill whole 16-pair vectors): K = 768 with
-  // KC = 512 would otherwise leave a 256 tail that reloads C for little work.
   KernelSet ks = kernels;
-  ks.kc = std::min(ks.kc, round_up(ceil_div(g.k, ceil_div(g.k, ks.kc)), 32));
+  ks.kc = equal_kc(ks.kc, g.k);
   const int threads = ex.pool ? ex.pool->size() : 1;
   const int64_t MR = ks.mr, NR = ks.nr;
   const double macs = static_cast<double>(g.batch) * g.m * g.n * g.k;
@@ -288,11 +346,27 @@ void run_gemm(Exec& ex, const GemmArgs& g, const KernelSet& kernels) {
   // once); with several, B is packed once into a shared buffer (read, written, then read again
   // by every row chunk); every column chunk packs its rows of A (M x K, strided reads and a
   // transpose: about 3x a streaming read, measured).
+  // Prepacked B: nothing to pack; every row chunk streams its columns of the panels once.
+  const bool prepacked = pw != nullptr;
   const bool b_shared = g.batch == 1 || g.stride_b == 0;
   int64_t target = macs < 1.0e5 || threads == 1 ? 1 : threads * 4;
   if (macs < 2.0e6) target = std::min<int64_t>(target, threads);
   int64_t rc = 1, cc = 1;
-  if (g.batch < target) {
+  // Prepacked B with few rows (one image's tokens: M = 197): A is packed once too, so neither
+  // operand is packed per task and the grid can be finer: about 8 tasks per thread (the last
+  // task's tail, the idle time of the other threads, shrinks with the task size) of at least
+  // 4 x 2 register tiles; as few row chunks as that allows (each row chunk re-reads its
+  // columns of the panels, each column chunk all of packed A). With many rows (a batch of
+  // images) A no longer stays in cache across column chunks: the grid above, A packed per task.
+  const bool fine = prepacked && g.batch == 1 && target > 1 && g.m <= 512;
+  if (fine) {
+    const int64_t want = macs < 2.0e6 ? threads : int64_t(threads) * 8;
+    const int64_t max_rc = std::max<int64_t>(1, ceil_div(g.m, 4 * MR));
+    const int64_t max_cc = std::max<int64_t>(1, ceil_div(g.n, 2 * NR));
+    const int64_t need = std::min(want, max_rc * max_cc);
+    cc = std::min(max_cc, need);
+    rc = std::min(max_rc, ceil_div(need, cc));
+  } else if (g.batch < target) {
     const int64_t per_item = ceil_div(target, g.batch);
     const int64_t max_rc = std::max<int64_t>(1, ceil_div(g.m, 4 * MR));
     const int64_t max_cc = std::max<int64_t>(1, ceil_div(g.n, 4 * NR));
@@ -302,7 +376,7 @@ void run_gemm(Exec& ex, const GemmArgs& g, const KernelSet& kernels) {
     for (int64_t r = 1; r <= std::min(per_item, max_rc); ++r) {
       const int64_t c = std::min(max_cc, ceil_div(per_item, r));
       if (r * c < need) continue;
-      const double b_cost = r == 1 ? kn : b_shared ? kn * (2 + r) : 3.0 * kn * r;
+      const double b_cost = prepacked ? kn * r : r == 1 ? kn : b_shared ? kn * (2 + r) : 3.0 * kn * r;
       const double cost = b_cost + 3.0 * mk * c;
       if (best < 0 || cost < best) best = cost, rc = r, cc = c;
     }
@@ -316,32 +390,31 @@ void run_gemm(Exec& ex, const GemmArgs& g, const KernelSet& kernels) {
   const int64_t n_panels = ceil_div(g.n, NR), k_blocks = ceil_div(g.k, ks.kc);
   const int64_t shared_bytes = k_blocks * n_panels * panel_bytes(ks.kc, NR, ks.fmt);
   SharedB sb;
+  sb.n_panels = n_panels;
   const bool use_shared =
-      b_shared && (rc > 1 || g.batch > 1) && shared_bytes <= (int64_t(256) << 20);
-  if (use_shared) {
+      prepacked ||
+      (b_shared && (rc > 1 || g.batch > 1) && shared_bytes <= (int64_t(256) << 20));
+  SharedA sa;
+  if (prepacked) {
+    sb.data = prepacked_panels(ex, ks, g, *pw, threads);
+    if (fine && cc > 1) {  // A packed once for every column chunk
+      sa.m_panels = ceil_div(g.m, MR);
+      char* buf = static_cast<char*>(
+          tl_shared_a.get(k_blocks * sa.m_panels * panel_bytes(ks.kc, MR, ks.fmt)));
+      pack_all(ex, ks, view_a(g, 0), g.m, g.k, ks.mr, buf, threads);
+      sa.data = buf;
+    }
+  } else if (use_shared) {
     char* buf = static_cast<char*>(tl_shared_b.get(shared_bytes));
     sb.data = buf;
-    sb.n_panels = n_panels;
-    const PackSrc sbt = view_bt(g, 0);
-    const int64_t group = std::max<int64_t>(1, std::min<int64_t>(16, ceil_div(n_panels * k_blocks, threads * 4)));
-    const int64_t groups = ceil_div(n_panels, group);
-    auto pack_task = [&](int64_t t) {
-      const int64_t q = t / groups, gi = t % groups;
-      const int64_t p0 = q * ks.kc, kc = std::min(ks.kc, g.k - p0);
-      const int64_t j = gi * group * NR, cols = std::min(group * NR, g.n - j);
-      char* dst = buf + q * n_panels * panel_bytes(ks.kc, NR, ks.fmt) +
-                  gi * group * panel_bytes(kc, NR, ks.fmt);
-      ks.pack(sbt, j, cols, p0, kc, ks.nr, ks.fmt, dst);
-    };
-    if (threads > 1 && k_blocks * groups > 1) ex.pool->run(k_blocks * groups, pack_task);
-    else for (int64_t t = 0; t < k_blocks * groups; ++t) pack_task(t);
+    pack_shared_b(ex, ks, g, buf, threads);
   }
 
   auto task = [&](int64_t t) {
     const int64_t b = t / per_item, r = (t % per_item) / cc, c = t % cc;
     const int64_t i0 = r * rows_per, j0 = c * cols_per;
     run_task(ks, g, b, i0, std::min(g.m, i0 + rows_per), j0, std::min(g.n, j0 + cols_per),
-             use_shared ? &sb : nullptr);
+             use_shared ? &sb : nullptr, sa.data ? &sa : nullptr);
   };
   if (n_tasks > 1 && threads > 1) ex.pool->run(n_tasks, task);
   else for (int64_t t = 0; t < n_tasks; ++t) task(t);
@@ -391,22 +464,17 @@ std::vector<float> f16_rounded(Exec& ex, const void* p, DType t, int64_t rows, i
 
 }  // namespace
 
-void gemm(Exec& ex, const GemmArgs& g) {
-  check_gemm_args(g, "gemm");
-  if (g.compute == DType::F16) {
-    if (g.batch == 0 || g.m == 0 || g.n == 0) return;
-    GemmArgs f = g;
-    std::vector<float> a = f16_rounded(ex, g.a, g.a_type, g.trans_a ? g.k : g.m,
-                                       g.trans_a ? g.m : g.k, g.lda, g.stride_a, g.batch);
-    std::vector<float> b = f16_rounded(ex, g.b, g.b_type, g.trans_b ? g.n : g.k,
-                                       g.trans_b ? g.k : g.n, g.ldb, g.stride_b, g.batch);
-    f.a = a.data(), f.a_type = DType::F32;
-    f.b = b.data(), f.b_type = DType::F32;
-    f.compute = DType::F32;
-    return gemm(ex, f);
-  }
-  const KernelSet& ks = select_kernels(cpu_isa(), g.compute, cpu_has_bf16_dot());
-  if (g.c_type == DType::F32) return run_gemm(ex, g, ks);
+namespace {
+
+// select_kernels' choice for g on this machine at level isa.
+KernelSet kernels_for(const GemmArgs& g, CpuIsa isa) {
+  return select_kernels(isa, g.compute, isa == CpuIsa::Avx512 && cpu_features().avx512_bf16);
+}
+
+// The F32 / BF16 compute part of gemm() (F16 is rounded before): an F32 C directly; a BF16 C
+// through a dense fp32 copy.
+void gemm_run(Exec& ex, const GemmArgs& g, const KernelSet& ks, PackedWeight* pw) {
+  if (g.c_type == DType::F32) return run_gemm(ex, g, ks, pw);
   // BF16 C: the fp32 GEMM into a dense fp32 copy of C (widened first when beta reads it), then
   // every element rounded once to bf16. The padding between C's rows is not touched.
   if (g.batch == 0 || g.m == 0 || g.n == 0) return;
@@ -428,10 +496,125 @@ void gemm(Exec& ex, const GemmArgs& g) {
   f.c_type = DType::F32;
   f.ldc = N;
   f.stride_c = M * N;
-  run_gemm(ex, f, ks);
+  run_gemm(ex, f, ks, pw);
   rows([](int64_t n, float* t, uint16_t* c) {
     for (int64_t j = 0; j < n; ++j) c[j] = f32_to_bf16(t[j]);
   });
+}
+
+// Read on every call (cheap next to a GEMM), so a benchmark can compare both paths in one process.
+bool prepack_enabled() {
+  const char* e = std::getenv("CARZERO_GEMM_PREPACK");
+  return !(e && std::strcmp(e, "0") == 0);
+}
+
+}  // namespace
+
+void gemm(Exec& ex, const GemmArgs& g) {
+  check_gemm_args(g, "gemm");
+  if (g.compute == DType::F16) {
+    if (g.batch == 0 || g.m == 0 || g.n == 0) return;
+    GemmArgs f = g;
+    std::vector<float> a = f16_rounded(ex, g.a, g.a_type, g.trans_a ? g.k : g.m,
+                                       g.trans_a ? g.m : g.k, g.lda, g.stride_a, g.batch);
+    std::vector<float> b = f16_rounded(ex, g.b, g.b_type, g.trans_b ? g.n : g.k,
+                                       g.trans_b ? g.k : g.n, g.ldb, g.stride_b, g.batch);
+    f.a = a.data(), f.a_type = DType::F32;
+    f.b = b.data(), f.b_type = DType::F32;
+    f.compute = DType::F32;
+    return gemm(ex, f);
+  }
+  gemm_run(ex, g, kernels_for(g, cpu_isa()), nullptr);
+}
+
+// ---- prepacked weights --------------------------------------------------------------------------
+
+// One packed copy per kernel set: the micro-kernel, packer, format, register tile and K block
+// identify the panel layout. Entries are only added (never moved or freed) while the object lives,
+// so a panel pointer handed out stays valid after the lock is released.
+struct PackedWeight::Store {
+  struct Entry {
+    MicroKernel kernel;
+    PackFn pack;
+    PackFmt fmt;
+    int mr, nr;
+    int64_t kc;
+    void* data;
+    size_t bytes;
+  };
+  std::mutex mu;
+  std::vector<Entry> entries;
+  ~Store() {
+    for (Entry& e : entries) std::free(e.data);
+  }
+};
+
+PackedWeight::PackedWeight(const void* w, DType wt, int64_t n, int64_t k)
+    : w_(w), wt_(wt), n_(n), k_(k), store_(std::make_unique<Store>()) {
+  CZ_ARG(wt == DType::F32 || wt == DType::BF16, "PackedWeight: dtype %s (F32 or BF16 only)",
+         dtype_name(wt));
+  CZ_ARG(n >= 0 && k >= 0, "PackedWeight: negative shape (%lld, %lld)", (long long)n, (long long)k);
+}
+
+PackedWeight::~PackedWeight() = default;
+
+size_t PackedWeight::bytes() const {
+  std::lock_guard<std::mutex> lk(store_->mu);
+  size_t b = 0;
+  for (const Store::Entry& e : store_->entries) b += e.bytes;
+  return b;
+}
+
+bool PackedWeight::matches(const GemmArgs& g) const {
+  return w_ != nullptr && g.b == w_ && g.trans_b && g.b_type == wt_ && g.n == n_ && g.k == k_ &&
+         g.ldb == k_ && (g.batch == 1 || g.stride_b == 0) &&
+         (g.compute == DType::F32 || g.compute == DType::BF16);
+}
+
+namespace {
+
+const char* prepacked_panels(Exec& ex, const KernelSet& ks, const GemmArgs& g, PackedWeight& pw,
+                             int threads) {
+  PackedWeight::Store& st = *pw.store_for_gemm();
+  std::lock_guard<std::mutex> lk(st.mu);
+  for (const PackedWeight::Store::Entry& e : st.entries)
+    if (e.kernel == ks.kernel && e.pack == ks.pack && e.fmt == ks.fmt && e.mr == ks.mr &&
+        e.nr == ks.nr && e.kc == ks.kc)
+      return static_cast<const char*>(e.data);
+  const int64_t n_panels = ceil_div(g.n, ks.nr), k_blocks = ceil_div(g.k, ks.kc);
+  const size_t bytes =
+      static_cast<size_t>(round_up(k_blocks * n_panels * panel_bytes(ks.kc, ks.nr, ks.fmt), 64));
+  void* data = std::aligned_alloc(64, bytes);
+  CZ_REQUIRE(data, CZ_ERR_OUT_OF_MEMORY, "gemm: cannot allocate %zu bytes of prepacked weight",
+             bytes);
+  try {
+    pack_shared_b(ex, ks, g, static_cast<char*>(data), threads);
+    st.entries.push_back({ks.kernel, ks.pack, ks.fmt, ks.mr, ks.nr, ks.kc, data, bytes});
+  } catch (...) {
+    std::free(data);
+    throw;
+  }
+  return static_cast<const char*>(data);
+}
+
+}  // namespace
+
+void gemm_prepacked_with_isa(Exec& ex, const GemmArgs& g, PackedWeight& pw, CpuIsa isa) {
+  check_gemm_args(g, "gemm");
+  CZ_REQUIRE(static_cast<int>(isa) <= static_cast<int>(cpu_isa_detected()), CZ_ERR_UNSUPPORTED,
+             "gemm: ISA %s is not supported by this CPU (detected %s)", cpu_isa_name(isa),
+             cpu_isa_name(cpu_isa_detected()));
+  if (!pw.matches(g) || !prepack_enabled()) {
+    if (g.compute == DType::F16) return gemm(ex, g);  // rounds B to half: never prepacked
+    return gemm_run(ex, g, kernels_for(g, isa), nullptr);
+  }
+  gemm_run(ex, g, kernels_for(g, isa), &pw);
+}
+
+void gemm_prepacked(Exec& ex, const GemmArgs& g, PackedWeight& pw) {
+  if (!pw.matches(g) || !prepack_enabled()) return gemm(ex, g);
+  check_gemm_args(g, "gemm");
+  gemm_run(ex, g, kernels_for(g, cpu_isa()), &pw);
 }
 
 // ---- backward -----------------------------------------------------------------------------------

@@ -62,6 +62,8 @@ void AlignHead::bind(const ParamStore& ps) {
     Layer k;
     k.norm2 = LN{ps.f32(ix[0]), ps.f32(ix[1]), C_, eps};
     k.in_proj = lin(ix[2], ix[3]);
+    k.in_q = k.in_proj.rows(0, C_);
+    k.in_kv = k.in_proj.rows(C_, 2 * C_);
     k.out_proj = lin(ix[4], ix[5]);
     k.norm3 = LN{ps.f32(ix[6]), ps.f32(ix[7]), C_, eps};
     k.linear1 = lin(ix[8], ix[9]);
@@ -70,6 +72,14 @@ void AlignHead::bind(const ParamStore& ps) {
   }
   mlp_.clear();
   for (const auto& wb : i_mlp_) mlp_.push_back(lin(wb.first, wb.second));
+}
+
+void AlignHead::prepack(const Context& ctx, WeightPacks& packs) {
+  // At inference in_proj is used only through its two slices (query; key | value): they get the
+  // panels (the backward keeps slicing in_proj itself, without panels).
+  for (Layer& k : layers_)
+    for (Lin* l : {&k.in_q, &k.in_kv, &k.out_proj, &k.linear1, &k.linear2}) packs.attach(ctx, *l);
+  for (Lin& l : mlp_) packs.attach(ctx, l);
 }
 
 HeadActs AlignHead::plan(Bump& m, int64_t Nm, int64_t Nq, int64_t R, bool keep, bool maps) const {
@@ -187,10 +197,10 @@ void AlignHead::forward(const Runner& r, const HeadActs& a, const float* first, 
     const bool shared_q = l == 0;
     const int64_t qrows = shared_q ? Nq : NP;
     // K | V of every memory item, once: (Nm*S, 2C).
-    r.linear(k.in_proj.rows(C, 2 * C), a.mem, Nm * S, s.kv);
+    r.linear(k.in_kv, a.mem, Nm * S, s.kv);
     // Q = W_q norm2(t).
     r.layernorm(k.norm2, s.t_in, s.n2, qrows, s.n2_mean, s.n2_rstd);
-    r.linear(k.in_proj.rows(0, C), s.n2, qrows, s.qh);
+    r.linear(k.in_q, s.n2, qrows, s.qh);
     r.ops().attention_forward(r.ex(), attn_args(a, s, shared_q));
     if (s.probs && attn_avg)
       accumulate_attention(r.ctx, s.probs, attn_avg, Nm, NH_, Nq, S, map_scale, l == 0);

@@ -64,6 +64,9 @@ class AlignHead {
  public:
   void declare(ParamStore& ps, const HeadConfig& cfg, DType wt);
   void bind(const ParamStore& ps);
+  // Gives every Linear weight its prepacked CPU GEMM panels (inference only: call after bind(),
+  // never with the training layout; bind() drops them).
+  void prepack(const Context& ctx, WeightPacks& packs);
   // maps: store each layer's attention weights (for grounding maps).
   HeadActs plan(Bump& bump, int64_t Nm, int64_t Nq, int64_t R, bool keep, bool maps) const;
   HeadGrads plan_backward(Bump& bump, int64_t Nm, int64_t Nq, int64_t R) const;
@@ -90,6 +93,7 @@ class AlignHead {
   struct Layer {
     LN norm2, norm3;
     Lin in_proj, out_proj, linear1, linear2;
+    Lin in_q, in_kv;  // in_proj's rows [0, C) (query) and [C, 3C) (key | value)
   };
   AttnArgs attn_args(const HeadActs& a, const HeadLayerActs& s, bool shared_q) const;
   HeadConfig cfg_;

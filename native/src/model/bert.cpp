@@ -105,6 +105,11 @@ void BertEncoder::bind(const ParamStore& ps) {
   }
 }
 
+void BertEncoder::prepack(const Context& ctx, WeightPacks& packs) {
+  for (Layer& k : layers_)
+    for (Lin* l : {&k.qkv, &k.out_dense, &k.inter, &k.out2}) packs.attach(ctx, *l);
+}
+
 BertActs BertEncoder::plan(Bump& m, int64_t Q, int64_t L, bool keep, bool recompute) const {
   BertActs a;
   a.Q = Q;

@@ -52,6 +52,9 @@ class BertEncoder {
   // parameters that form the packed (3C, C) matrix; position and token-type tables as stored).
   void declare(ParamStore& ps, const TextConfig& cfg, DType wt, bool training = false);
   void bind(const ParamStore& ps);
+  // Gives every Linear weight its prepacked CPU GEMM panels (inference only: call after bind(),
+  // never with the training layout; bind() drops them).
+  void prepack(const Context& ctx, WeightPacks& packs);
   BertActs plan(Bump& bump, int64_t Q, int64_t L, bool keep, bool recompute = false) const;
   BertGrads plan_backward(Bump& bump, int64_t Q, int64_t L) const;
   // ids (Q, L) i32, mask (Q, L) u8 (1 = real token) -> a.hsum. drop: training-mode hidden

@@ -59,6 +59,10 @@ std::shared_ptr<CarzeroModel> CarzeroModel::from_source(std::shared_ptr<Context>
   m->vit_.bind(*m->params_);
   m->bert_.bind(*m->params_);
   m->head_.bind(*m->params_);
+  // CPU: every Linear weight packed once (on first use) into the GEMM's panels.
+  m->vit_.prepack(*m->ctx_, m->packs_);
+  m->bert_.prepack(*m->ctx_, m->packs_);
+  m->head_.prepack(*m->ctx_, m->packs_);
   return m;
 }
 

@@ -104,6 +104,10 @@ class CarzeroModel {
   const std::shared_ptr<Context>& context_ptr() const { return ctx_; }
   const ParamStore& params() const { return *params_; }
   size_t workspace_bytes() const { return ws_.capacity(); }
+  // CPU inference: bytes of the GEMM weights packed into the kernels' panel layout (a copy of
+  // each Linear weight, made on its first use and held until the model is freed or switches to
+  // training); 0 on CUDA and for a training model.
+  size_t packed_weight_bytes() const { return packs_.bytes(); }
   // Frees the activation workspace (it is re-created on the next call).
   void release_workspace();
 
@@ -150,6 +154,7 @@ class CarzeroModel {
   AlignHead head_;
   bool trainable(const std::string& name) const;
   Workspace ws_;
+  WeightPacks packs_;  // prepacked CPU GEMM weights (inference layout only)
   std::mutex mu_;
   bool training_ = false, frozen_vision_ = false, frozen_text_ = false;
   uint64_t seed_ = 0;

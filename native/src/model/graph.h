@@ -11,9 +11,11 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "core/context.h"
 #include "core/status.h"
+#include "cpu/cpu_ops.h"
 
 namespace carzero::model {
 
@@ -23,14 +25,45 @@ struct Lin {
   DType wt = DType::F32;
   const float* b = nullptr;
   int64_t out = 0, in = 0;
-  // Rows [r0, r0 + n) of this layer (a slice of a packed projection).
+  // W packed once into the CPU GEMM's panels (inference on a CPU context; owned by the model's
+  // WeightPacks), or null: every GEMM packs W itself.
+  cpu::PackedWeight* packed = nullptr;
+  // Rows [r0, r0 + n) of this layer (a slice of a packed projection). The slice has no packed
+  // panels of its own (WeightPacks::attach gives it some).
   Lin rows(int64_t r0, int64_t n) const {
     Lin l = *this;
     l.w = static_cast<const char*>(w) + r0 * in * static_cast<int64_t>(dtype_size(wt));
     l.b = b ? b + r0 : nullptr;
     l.out = n;
+    l.packed = nullptr;
     return l;
   }
+};
+
+// The prepacked GEMM weights of one model (CPU inference): one cpu::PackedWeight per Linear
+// weight, attached to its Lin, panels packed on the first GEMM that uses them and freed with this
+// object. Only for weights that do not change: a model switching to training (weights updated
+// in place every step) clears it and rebinds its Lins without panels.
+class WeightPacks {
+ public:
+  // Gives l its packed panels when ctx runs GEMMs on the CPU kernels; otherwise leaves it alone.
+  void attach(const Context& ctx, Lin& l) {
+    if (ctx.device() != DeviceType::CPU || ctx.ops().gemm != &cpu::gemm) return;
+    if (!l.w || l.out <= 0 || l.in <= 0) return;
+    packs_.push_back(std::make_unique<cpu::PackedWeight>(l.w, l.wt, l.out, l.in));
+    l.packed = packs_.back().get();
+  }
+  // Bytes of packed panels held now (they are packed on first use).
+  size_t bytes() const {
+    size_t n = 0;
+    for (const auto& p : packs_) n += p->bytes();
+    return n;
+  }
+  size_t count() const { return packs_.size(); }
+  void clear() { packs_.clear(); }
+
+ private:
+  std::vector<std::unique_ptr<cpu::PackedWeight>> packs_;
 };
 
 // A LayerNorm over C channels.
@@ -139,7 +172,13 @@ struct Runner {
   // preact (rows, out), when non-null and act != None, receives the pre-activation.
   void linear(const Lin& l, const float* x, int64_t rows, float* y, Act act = Act::None,
               float beta = 0.0f, float* preact = nullptr, int64_t ldx = 0, int64_t ldy = 0) const {
-    ops().gemm(ex(), linear_args(l, x, rows, y, act, beta, preact, ldx, ldy));
+    gemm(l, linear_args(l, x, rows, y, act, beta, preact, ldx, ldy));
+  }
+  // The GEMM g (built by linear_args(l, ...), possibly with other A / C types) through l's
+  // prepacked panels when it has them (bit-identical to the plain GEMM), else the op table's.
+  void gemm(const Lin& l, const GemmArgs& g) const {
+    if (l.packed) cpu::gemm_prepacked(ex(), g, *l.packed);
+    else ops().gemm(ex(), g);
   }
   // Backward of linear() given dy (rows, out) = dL/d(its output, post-activation): dx (rows, in)
   // written, dw (out, in) and db (out) accumulated; any may be null. act/preact as in the forward

@@ -48,6 +48,9 @@ void CarzeroModel::enable_training(uint64_t seed, DType compute, bool recompute)
   vit_.bind(*params_);
   bert_.bind(*params_);
   head_.bind(*params_);
+  // The weights now change at every optimizer step: the Lins rebound above carry no prepacked
+  // panels (every GEMM packs per call), and the inference layout's panels are freed.
+  packs_.clear();
   training_ = true;
 }
 

@@ -90,6 +90,11 @@ void VisionTransformer::bind(const ParamStore& ps) {
   }
 }
 
+void VisionTransformer::prepack(const Context& ctx, WeightPacks& packs) {
+  for (Block& k : blocks_)
+    for (Lin* l : {&k.qkv, &k.proj, &k.fc1, &k.fc2}) packs.attach(ctx, *l);
+}
+
 VitActs VisionTransformer::plan(Bump& m, int64_t B, bool keep, int64_t Cin, bool recompute) const {
   VitActs a;
   a.B = B;
@@ -225,7 +230,7 @@ void VisionTransformer::forward(const Runner& r, const VitActs& a, const float* 
       GemmArgs g = r.linear_args(lin, nullptr, BT, nullptr, act, beta);
       g.a = x, g.a_type = DType::BF16;
       g.c = y, g.c_type = yt;
-      r.ops().gemm(r.ex(), g);
+      r.gemm(lin, g);
     };
     // x += proj(attn(LN1(x)))  (x_mid == x_in == x_out without keep)
     r.ops().add_layernorm_forward(r.ex(), nullptr, ln1, DType::BF16, nullptr, nullptr, s.x_in,

@@ -62,6 +62,9 @@ class VisionTransformer {
   void declare(ParamStore& ps, const VisionConfig& cfg, DType wt, bool training = false);
   // Resolves parameter pointers after ps.materialise().
   void bind(const ParamStore& ps);
+  // Gives every Linear weight its prepacked CPU GEMM panels (inference only: call after bind(),
+  // never with the training layout; bind() drops them).
+  void prepack(const Context& ctx, WeightPacks& packs);
   // Cin: the input's channel count (3 or 1).
   VitActs plan(Bump& bump, int64_t B, bool keep, int64_t Cin = 3, bool recompute = false) const;
   VitGrads plan_backward(Bump& bump, int64_t B) const;

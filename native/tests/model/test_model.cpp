@@ -463,6 +463,57 @@ static void test_graphs(const std::shared_ptr<Context>& ctx, const tiny::Dims& d
   }
 }
 
+// Prepacked GEMM weights (CPU inference): packed on first use, reused, and bit-identical to the
+// per-call packing. The reference without panels is the same model after enable_training (fp32
+// copies of the same weights, every GEMM packing per call, its inference paths unchanged).
+static void test_prepacked(const std::shared_ptr<Context>& ctx, const tiny::Dims& d,
+                           const tiny::Weights& w, Precision prec) {
+  std::printf("prepacked weights (%s)\n", precision_name(prec));
+  const std::string dir = tmpdir();
+  write_model(dir, d, w, tiny::config_json(d));
+  LoadOptions opts;
+  opts.precision = prec;
+  auto model = CarzeroModel::load(ctx, dir, opts);
+  const Inputs in = make_inputs(d);
+  const int64_t B = in.B, Q = in.Q, L = in.L;
+  EXPECT(model->packed_weight_bytes() == 0, "nothing packed at load (%zu bytes)",
+         model->packed_weight_bytes());
+  Tensor pix = host_tensor(DType::F32, {B, 3, d.img, d.img}, in.pixels.data());
+  Tensor ids = host_tensor(DType::I32, {Q, L}, in.ids.data());
+  Tensor mask = host_tensor(DType::U8, {Q, L}, in.mask.data());
+  Tensor kinds = host_tensor(DType::U8, {Q, L}, in.kinds.data());
+  auto same = [](const char* what, const Tensor& a, const Tensor& b) {
+    EXPECT(a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.nbytes()) == 0,
+           "%s: not bit-identical", what);
+  };
+  ImageEmbeddings ie = model->embed_images(pix);
+  const size_t vit_bytes = model->packed_weight_bytes();
+  EXPECT(vit_bytes > 0, "the ViT's weights are packed after its first use");
+  TextEmbeddings te = model->embed_texts(ids, mask, kinds);
+  ScoreResult sr = model->score(ie.global, ie.local, te.sentence, te.words, false);
+  const size_t all_bytes = model->packed_weight_bytes();
+  EXPECT(all_bytes > vit_bytes, "BERT and the head packed on first use (%zu > %zu bytes)",
+         all_bytes, vit_bytes);
+  // Second calls reuse the panels: the same bytes, the same results.
+  ImageEmbeddings ie2 = model->embed_images(pix);
+  EXPECT(model->packed_weight_bytes() == all_bytes, "second call packs nothing");
+  same("images, second call (global)", ie.global, ie2.global);
+  same("images, second call (local)", ie.local, ie2.local);
+  if (prec != Precision::FP32) return;  // training (the unpacked reference) needs fp32
+  model->enable_training(1);
+  EXPECT(model->packed_weight_bytes() == 0, "training frees the packed weights");
+  ImageEmbeddings iu = model->embed_images(pix);
+  TextEmbeddings tu = model->embed_texts(ids, mask, kinds);
+  ScoreResult su = model->score(iu.global, iu.local, tu.sentence, tu.words, false);
+  EXPECT(model->packed_weight_bytes() == 0, "a training model packs nothing");
+  same("images global, prepacked vs per-call packing", ie.global, iu.global);
+  same("images local, prepacked vs per-call packing", ie.local, iu.local);
+  same("texts sentence, prepacked vs per-call packing", te.sentence, tu.sentence);
+  same("texts words, prepacked vs per-call packing", te.words, tu.words);
+  same("score i2t, prepacked vs per-call packing", sr.i2t, su.i2t);
+  same("score t2i, prepacked vs per-call packing", sr.t2i, su.t2i);
+}
+
 int fixture_tests(const std::shared_ptr<Context>& ctx, int* checks, int* failures);
 int train_tests(const std::shared_ptr<Context>& ctx, int* checks, int* failures);
 
@@ -475,6 +526,8 @@ int main() {
     test_safetensors_and_errors(ctx, d, w);
     test_graphs(ctx, d, w, Precision::FP32);
     test_graphs(ctx, d, w, Precision::BF16);
+    test_prepacked(ctx, d, w, Precision::FP32);
+    test_prepacked(ctx, d, w, Precision::BF16);
     fixture_tests(ctx, &g_checks, &g_failures);
     train_tests(ctx, &g_checks, &g_failures);
   } catch (const std::exception& e) {
