@@ -8,7 +8,7 @@
     "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-fvisibility=hidden"],
     "include_dirs": ["native/include", "native/src", "<!(node -p \"require('node-addon-api').include_dir\")"],
     "defines": ["CZ_VERSION_STRING=\"<!(node -p \"require('./package.json').version\")\"", "NAPI_VERSION=8",
-                "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"]
+                "NAPI_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"]
   },
   "targets": [
     {

@@ -130,16 +130,26 @@ class ImagePoolWrap : public Napi::ObjectWrap<ImagePoolWrap> {
     }));
   }
 
+  // Teardown paths (this destructor, the cleanup hook, settle() while the environment ends) must
+  // not throw: node-addon-api turns a failing N-API call into a C++ exception, and one escaping a
+  // destructor or a thread-safe-function callback terminates the process. Failures there are
+  // ignored: the environment is going away.
   ~ImagePoolWrap() override {
-    if (!hook_ran_) hook_.Remove(Env());
+    try {
+      if (!hook_ran_) hook_.Remove(Env());
+    } catch (...) {
+    }
     shutdown();
   }
 
   // Called by settle() on the JS thread.
-  void finished(Napi::Env env) {
+  void finished(Napi::Env env) noexcept {
     if (--pending_ == 0) {
-      if (!stop_) tsfn_.Unref(env);
-      Unref();
+      if (!stop_) tsfn_.Unref(env);  // returns a status, never throws
+      try {
+        Unref();
+      } catch (...) {
+      }
     }
   }
 
@@ -160,17 +170,21 @@ class ImagePoolWrap : public Napi::ObjectWrap<ImagePoolWrap> {
     }
   }
 
-  void shutdown() {
+  void shutdown() noexcept {
     {
       std::lock_guard<std::mutex> lk(mu_);
       if (stop_) return;
       stop_ = true;
     }
     cv_.notify_all();
-    for (auto& th : threads_)
-      if (th.joinable()) th.join();
+    for (auto& th : threads_) {
+      try {
+        if (th.joinable()) th.join();
+      } catch (...) {
+      }
+    }
     threads_.clear();
-    tsfn_.Release();
+    tsfn_.Release();  // returns a status, never throws
   }
 
   // load(input: string | Uint8Array, options) -> Promise<result>
@@ -257,19 +271,23 @@ class ImagePoolWrap : public Napi::ObjectWrap<ImagePoolWrap> {
 void settle(Napi::Env env, Napi::Function, ImagePoolWrap* pool, ImageTask* task) {
   std::unique_ptr<ImageTask> t(task);
   if (env == nullptr) return;  // the environment is being torn down: nothing to settle
-  Napi::HandleScope scope(env);
-  if (t->code == CZ_OK) {
-    napi_value v;
-    try {
-      v = task_result(env, *t);
-    } catch (const Napi::Error& e) {
-      napi_reject_deferred(env, t->deferred, e.Value());
-      pool->finished(env);
-      return;
+  try {
+    Napi::HandleScope scope(env);
+    if (t->code == CZ_OK) {
+      napi_value v;
+      try {
+        v = task_result(env, *t);
+      } catch (const Napi::Error& e) {
+        napi_reject_deferred(env, t->deferred, e.Value());
+        pool->finished(env);
+        return;
+      }
+      napi_resolve_deferred(env, t->deferred, v);
+    } else {
+      napi_reject_deferred(env, t->deferred, make_error(env, t->code, t->message).Value());
     }
-    napi_resolve_deferred(env, t->deferred, v);
-  } else {
-    napi_reject_deferred(env, t->deferred, make_error(env, t->code, t->message).Value());
+  } catch (...) {
+    // N-API refused (the environment is ending): the promise can no longer be observed.
   }
   pool->finished(env);
 }
