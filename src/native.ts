@@ -111,8 +111,29 @@ export interface NativeModelClass {
   load(context: NativeContext, dir: string, options?: NativeModelLoadOptions): Promise<NativeModelHandle>;
 }
 
+/** The decode pool (native/src/napi/image.cpp): reads, decodes and preprocesses on its own threads. */
+export interface NativeImagePool {
+  readonly threads: number;
+  readonly pending: number;
+  load(
+    input: string | Uint8Array,
+    options: { resize?: number; crop?: number; mean?: number; std?: number; output?: 'crop' | 'padded' | 'both'; frame?: number; maxPixels?: number },
+  ): Promise<{ width: number; height: number; resized: { width: number; height: number; left: number; top: number }; pixels?: Float32Array; padded?: Uint8Array }>;
+  close(): void;
+}
+
 export interface NativeAddon {
   readonly version: string;
+  ImagePool: new (threads?: number) => NativeImagePool;
+  /** Frames of a DICOM file from its header (throws for a non-DICOM or unreadable file). */
+  dicomFrameCount(input: string | Uint8Array): number;
+  /** Native preprocessing of a grey image decoded elsewhere. */
+  preprocessGray(
+    gray: Uint8Array,
+    width: number,
+    height: number,
+    options?: { resize?: number; crop?: number; mean?: number; std?: number },
+  ): { width: number; height: number; resized: { width: number; height: number; left: number; top: number }; pixels: Float32Array; padded: Uint8Array };
   Model: NativeModelClass;
   Context: new (device: DeviceKind, deviceIndex?: number, threads?: number) => NativeContext;
   Tensor: new (

@@ -6,7 +6,7 @@
 // native reader does not decode. Both paths give the same bytes (test/preprocess-parity.test.ts).
 import { availableParallelism } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
-import { native } from '../native.js';
+import { native, type NativeImagePool } from '../native.js';
 import { CarzeroError } from '../errors.js';
 import { decodeImage, readImage } from './decode.js';
 import { ImageDecodeError } from './errors.js';
@@ -47,12 +47,6 @@ export interface ImageFeedOptions {
   decoder?: 'auto' | 'native' | 'js';
 }
 
-interface NativePool {
-  readonly threads: number;
-  readonly pending: number;
-  load(input: FeedInput, options: Record<string, unknown>): Promise<{ width: number; height: number; resized: PadLayout; pixels?: Float32Array; padded?: Uint8Array }>;
-  close(): void;
-}
 
 /** The default decode thread count (see ImageFeedOptions.threads). */
 export function defaultDecodeThreads(): number {
@@ -66,7 +60,7 @@ export function defaultDecodeThreads(): number {
 }
 
 export class ImageFeed implements Disposable {
-  #pool: NativePool | null = null;
+  #pool: NativeImagePool | null = null;
   #closed = false;
   #strict = false;
   readonly threads: number;
@@ -80,9 +74,9 @@ export class ImageFeed implements Disposable {
     if (!Number.isInteger(threads) || threads < 1 || threads > 1024) throw new RangeError(`ImageFeed: option 'threads' must be an integer in [1, 1024], got ${String(threads)}`);
     this.threads = threads;
     if (decoder !== 'js') {
-      let Pool: (new (threads: number) => NativePool) | undefined;
+      let Pool: (new (threads: number) => NativeImagePool) | undefined;
       try {
-        Pool = (native() as unknown as { ImagePool?: new (threads: number) => NativePool }).ImagePool;
+        Pool = native().ImagePool;
       } catch (e) {
         if (decoder === 'native') throw e;
       }
@@ -158,8 +152,8 @@ export class ImageFeed implements Disposable {
  */
 export function dicomFrameCount(input: FeedInput): number | null {
   try {
-    const f = (native() as unknown as { dicomFrameCount?: (i: FeedInput) => number }).dicomFrameCount;
-    return f ? f(input) : null;
+    const f = native().dicomFrameCount;
+    return typeof f === 'function' ? f(input) : null;
   } catch {
     return null;
   }
