@@ -150,3 +150,13 @@ test('--frames all scores every frame of a multi-frame DICOM as <path>#<frame>; 
   t.is(bad.code, 2);
   t.regex(bad.stderr ?? '', /frames/);
 });
+
+test('carzero embed --frames all: one embedding row per frame, named <path>#<frame>', async (t) => {
+  const file = join(packageRoot, 'test', 'fixtures', 'dicom', 'multi-rle.dcm');
+  const out = join(work, 'frames.json');
+  await run(process.execPath, [bin, 'embed', '--model', modelDir, '--images', '--frames', 'all', '--quiet', '--out', out, file]);
+  const e = JSON.parse(readFileSync(out, 'utf8')) as { images: string[]; shape: number[]; global: number[][] };
+  t.deepEqual(e.images, [0, 1, 2].map((f) => `${file}#${f}`));
+  t.is(e.shape[0], 3);
+  t.notDeepEqual(e.global[0], e.global[1]);
+});

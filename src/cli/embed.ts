@@ -6,7 +6,7 @@ import { CARZero } from '../model/carzero.js';
 import { loadPrompts } from '../text/index.js';
 import { writeSafetensors, type SafetensorsInput } from '../weights/safetensors.js';
 import { oneOf, parseArgs, positiveInt, UsageError } from './args.js';
-import { imageList } from './classify.js';
+import { expandFrames, imageList } from './classify.js';
 import { createProgress } from './progress.js';
 
 export const EMBED_HELP = `usage: carzero embed --model <dir> --out <file.safetensors|file.json> (--images | --texts) <inputs...>
@@ -24,6 +24,8 @@ options:
   --device <d>           auto | cpu | cuda (default auto)
   --precision <p>        fp32 | tf32 | bf16 (default fp32 on CPU, tf32 on CUDA)
   --root <dir>           base folder for relative paths in list.csv
+  --frames <f>           first | all: the first frame of a multi-frame DICOM file (default) or
+                         every frame, each named <path>#<frame> (0-based)
   --batch <n>            images per batch
   --quiet                no progress bar
 
@@ -51,7 +53,7 @@ function rows(a: Float32Array, n: number): number[][] {
 }
 
 export async function embedMain(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { values: ['model', 'out', 'device', 'precision', 'root', 'batch'], flags: ['images', 'texts', 'local', 'quiet', 'help'] }, 'embed');
+  const a = parseArgs(argv, { values: ['model', 'out', 'device', 'precision', 'root', 'batch', 'frames'], flags: ['images', 'texts', 'local', 'quiet', 'help'] }, 'embed');
   if (a.flags.has('help')) {
     process.stdout.write(EMBED_HELP);
     return 0;
@@ -92,7 +94,8 @@ export async function embedMain(argv: string[]): Promise<number> {
     return 0;
   }
 
-  const images = await imageList(a.positionals, a.values.get('root'));
+  const frames = oneOf(a.values.get('frames'), ['first', 'all'] as const, 'frames', 'embed', 'first');
+  const images = expandFrames(await imageList(a.positionals, a.values.get('root')), frames);
   const local = a.flags.has('local');
   using model = await CARZero.load(modelDir, { device, precision });
   const bar = createProgress({ label: 'carzero embed', total: images.length, enabled: !a.flags.has('quiet') });

@@ -5,7 +5,7 @@ import { CARZero } from '../model/carzero.js';
 import { loadPrompts } from '../text/index.js';
 import { overlayPng } from '../zeroshot/grounding.js';
 import { oneOf, parseArgs, positiveInt, UsageError } from './args.js';
-import { imageList } from './classify.js';
+import { expandFrames, imageList } from './classify.js';
 import { createProgress } from './progress.js';
 
 export const GROUND_HELP = `usage: carzero ground --model <dir> --prompts <prompts.json> --out <dir> [options] <images... | list.csv>
@@ -23,6 +23,8 @@ options:
   --device <d>           auto | cpu | cuda (default auto)
   --precision <p>        fp32 | tf32 | bf16
   --root <dir>           base folder for relative paths in list.csv
+  --frames <f>           first | all: the first frame of a multi-frame DICOM file (default) or
+                         every frame, each named <path>#<frame> (0-based)
   --batch <n>            images per batch (default 8 on CPU)
   --quiet                no progress bar
 
@@ -37,7 +39,7 @@ export function safeName(s: string): string {
 }
 
 export async function groundMain(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { values: ['model', 'prompts', 'out', 'alpha', 'device', 'precision', 'root', 'batch'], flags: ['raw', 'quiet', 'help'] }, 'ground');
+  const a = parseArgs(argv, { values: ['model', 'prompts', 'out', 'alpha', 'device', 'precision', 'root', 'batch', 'frames'], flags: ['raw', 'quiet', 'help'] }, 'ground');
   if (a.flags.has('help')) {
     process.stdout.write(GROUND_HELP);
     return 0;
@@ -57,7 +59,8 @@ export async function groundMain(argv: string[]): Promise<number> {
   const batch = a.values.has('batch') ? positiveInt(a.values.get('batch'), 'batch', 'ground', 8) : undefined;
   const raw = a.flags.has('raw');
 
-  const images = await imageList(a.positionals, a.values.get('root'));
+  const frames = oneOf(a.values.get('frames'), ['first', 'all'] as const, 'frames', 'ground', 'first');
+  const images = expandFrames(await imageList(a.positionals, a.values.get('root')), frames);
   const prompts = await loadPrompts(promptsFile, { onWarning: (w) => process.stderr.write(`carzero ground: warning: ${w}\n`) });
   await mkdir(outDir, { recursive: true });
   using model = await CARZero.load(modelDir, { device, precision });
