@@ -117,7 +117,7 @@ export interface NativeImagePool {
   readonly pending: number;
   load(
     input: string | Uint8Array,
-    options: { resize?: number; crop?: number; mean?: number; std?: number; output?: 'crop' | 'padded' | 'both'; frame?: number; maxPixels?: number },
+    options: { resize?: number; crop?: number; mean?: number; std?: number; output?: 'crop' | 'padded' | 'both'; frame?: number },
   ): Promise<{ width: number; height: number; resized: { width: number; height: number; left: number; top: number }; pixels?: Float32Array; padded?: Uint8Array }>;
   close(): void;
 }
@@ -127,13 +127,6 @@ export interface NativeAddon {
   ImagePool: new (threads?: number) => NativeImagePool;
   /** Frames of a DICOM file from its header (throws for a non-DICOM or unreadable file). */
   dicomFrameCount(input: string | Uint8Array): number;
-  /** Native preprocessing of a grey image decoded elsewhere. */
-  preprocessGray(
-    gray: Uint8Array,
-    width: number,
-    height: number,
-    options?: { resize?: number; crop?: number; mean?: number; std?: number },
-  ): { width: number; height: number; resized: { width: number; height: number; left: number; top: number }; pixels: Float32Array; padded: Uint8Array };
   Model: NativeModelClass;
   Context: new (device: DeviceKind, deviceIndex?: number, threads?: number) => NativeContext;
   Tensor: new (

@@ -159,6 +159,29 @@ export function dicomFrameCount(input: FeedInput): number | null {
   }
 }
 
+/** One model input before preparation (the image part of zeroshot's ImageInput). */
+export type FeedImage = string | Uint8Array | { pixels: Float32Array } | { path: string; frame: number };
+
+/**
+ * The normalised crop of one input: decoded and preprocessed by the default feed (a path, encoded
+ * bytes, or one frame of a DICOM file), or taken as given (pixels of crop x crop). `name` names
+ * it in errors. The one input-preparation step of embed, classify and ground.
+ */
+export async function inputPixels(input: FeedImage, options: PreprocessOptions, name: string): Promise<Float32Array> {
+  const crop = options.crop ?? 224;
+  if (typeof input === 'string' || input instanceof Uint8Array) return (await defaultFeed().load(input, { ...options, output: 'crop' }, name)).pixels!;
+  if (input !== null && typeof input === 'object' && (input as { pixels?: unknown }).pixels instanceof Float32Array) {
+    const px = (input as { pixels: Float32Array }).pixels;
+    if (px.length !== crop * crop) throw new RangeError(`${name}: pixels has ${px.length} values, expected ${crop}x${crop} = ${crop * crop}`);
+    return px;
+  }
+  if (input !== null && typeof input === 'object' && typeof (input as { path?: unknown }).path === 'string') {
+    const { path, frame } = input as { path: string; frame: number };
+    return (await defaultFeed().load(path, { ...options, frame, output: 'crop' }, name)).pixels!;
+  }
+  throw new TypeError(`${name}: an image must be a file path, a Uint8Array/Buffer of encoded bytes, { pixels: Float32Array } or { path, frame }`);
+}
+
 let shared: ImageFeed | undefined;
 
 /** The process-wide (per thread) feed used by classify, embed, ground, eval and the data loader. */

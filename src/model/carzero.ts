@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Device } from '../device.js';
 import { CarzeroError } from '../errors.js';
-import { defaultFeed } from '../image/feed.js';
+import { inputPixels } from '../image/feed.js';
 import { cleanText, Tokenizer } from '../text/index.js';
 import { Tensor } from '../tensor.js';
 import { NativeModel } from './native-model.js';
@@ -127,21 +127,12 @@ export class CARZero implements Disposable {
 
   /** Decodes and preprocesses one image (path, encoded bytes or pixels). Throws ImageDecodeError. */
   async prepareImage(image: ImageInput): Promise<PreparedImage> {
-    const p = this.config.preprocess;
-    if (image !== null && typeof image === 'object' && !(image instanceof Uint8Array) && (image as { pixels?: unknown }).pixels instanceof Float32Array) {
-      const px = (image as { pixels: Float32Array }).pixels;
-      if (px.length !== p.crop * p.crop) throw new RangeError(`prepareImage: pixels has ${px.length} values, expected ${p.crop}x${p.crop}`);
-      return { pixels: px };
-    }
-    if (image !== null && typeof image === 'object' && !(image instanceof Uint8Array) && typeof (image as { path?: unknown }).path === 'string') {
-      const { path, frame, name } = image as { path: string; frame: number; name?: string };
-      const r = await defaultFeed().load(path, { ...p, frame, output: 'crop' }, name ?? `${path}#${frame}`);
-      return { pixels: r.pixels! };
-    }
-    if (typeof image !== 'string' && !(image instanceof Uint8Array))
-      throw new TypeError('prepareImage: an image must be a file path, a Uint8Array/Buffer of encoded bytes, { pixels: Float32Array } or { path, frame }');
-    const r = await defaultFeed().load(image, { ...p, output: 'crop' });
-    return { pixels: r.pixels! };
+    const name =
+      typeof image === 'string' ? image
+      : image instanceof Uint8Array ? '<buffer>'
+      : image !== null && typeof image === 'object' && 'path' in image ? (image.name ?? `${image.path}#${image.frame}`)
+      : 'prepareImage';
+    return { pixels: await inputPixels(image, this.config.preprocess, name) };
   }
 
   /** Embeds prepared images (at most what fits one batch; callers batch). */

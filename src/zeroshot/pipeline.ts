@@ -7,7 +7,7 @@
 // default one per core) while the encoder runs on the addon's compute pool, so the read-ahead of
 // `concurrency` images keeps every decode thread busy behind the model. Without the native
 // codecs, the JavaScript decoders run on this thread instead (docs/ZEROSHOT-API.md, "Decoding").
-import { defaultFeed } from '../image/feed.js';
+import { inputPixels } from '../image/feed.js';
 import type { CARZero } from '../model/carzero.js';
 import type { ImageInput, StreamOptions } from './types.js';
 
@@ -82,17 +82,7 @@ export async function prepareEntry(model: CARZero, input: ImageInput, index: num
   const name = inputName(input, index);
   const p = model.config.preprocess;
   try {
-    if (typeof input === 'object' && !(input instanceof Uint8Array) && 'path' in input) {
-      const r = await defaultFeed().load(input.path, { ...p, frame: input.frame, output: 'crop' }, name);
-      return { index, name, pixels: r.pixels! };
-    }
-    if (typeof input === 'object' && !(input instanceof Uint8Array)) {
-      const plane = p.crop * p.crop;
-      if (input.pixels.length !== plane) throw new RangeError(`${name}: pixels has ${input.pixels.length} values, expected ${p.crop}x${p.crop} = ${plane}`);
-      return { index, name, pixels: input.pixels };
-    }
-    const r = await defaultFeed().load(input, { ...p, output: 'crop' }, name);
-    return { index, name, pixels: r.pixels! };
+    return { index, name, pixels: await inputPixels(input, p, name) };
   } catch (e) {
     return { index, name, error: e instanceof Error ? e : new Error(String(e)) };
   }

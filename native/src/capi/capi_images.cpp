@@ -54,7 +54,7 @@ CZ_API cz_status cz_images_load(cz_context* ctx, const char* const* paths, int n
            "options: need 1 <= crop <= resize <= 8192, got resize %d, crop %d", pre.resize, pre.crop);
     std::vector<std::string> files(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) {
-      CZ_ARG(paths[i] != nullptr, "paths[%d] is NULL", i);
+      CZ_ARG(paths[i] != nullptr && paths[i][0] != '\0', "paths[%d] is NULL or empty", i);
       files[i] = paths[i];
     }
     const size_t plane = size_t(pre.crop) * size_t(pre.crop);

@@ -55,6 +55,32 @@ std::vector<uint8_t> read_file(const std::string& path) {
   return out;
 }
 
+ItemStatus load_item(const std::string& path, std::vector<uint8_t>&& bytes, const DecodeOptions& dec,
+                     const PreprocessOptions& pre, uint8_t* padded, float* out, PadLayout* layout) {
+  ItemStatus s;
+  try {
+    std::vector<uint8_t> b = path.empty() ? std::move(bytes) : read_file(path);
+    Gray8 g = decode(b.data(), b.size(), dec);
+    b = std::vector<uint8_t>();  // the file is no longer needed: free it before preprocessing
+    s.width = g.width;
+    s.height = g.height;
+    if (padded || out) {
+      const PadLayout l = preprocess(g, pre, padded, out);
+      if (layout) *layout = l;
+    }
+  } catch (const Error& e) {
+    s.code = e.code();
+    s.message = e.what();
+  } catch (const std::bad_alloc&) {
+    s.code = CZ_ERR_OUT_OF_MEMORY;
+    s.message = "out of host memory";
+  } catch (const std::exception& e) {
+    s.code = CZ_ERR_INTERNAL;
+    s.message = e.what();
+  }
+  return s;
+}
+
 std::vector<ItemStatus> load_batch(const std::vector<std::string>& paths, int threads,
                                    const DecodeOptions& dec, const PreprocessOptions& pre, float* out) {
   const size_t n = paths.size();
@@ -67,25 +93,11 @@ std::vector<ItemStatus> load_batch(const std::vector<std::string>& paths, int th
   auto work = [&] {
     for (size_t i; (i = next.fetch_add(1)) < n;) {
       float* dst = out + i * plane;
-      try {
-        std::vector<uint8_t> bytes = read_file(paths[i]);
-        Gray8 g = decode(bytes.data(), bytes.size(), dec);
-        bytes = std::vector<uint8_t>();
-        st[i].width = g.width;
-        st[i].height = g.height;
-        preprocess(g, pre, nullptr, dst);
-        continue;
-      } catch (const Error& e) {
-        st[i].code = e.code();
-        st[i].message = paths[i] + ": " + e.what();
-      } catch (const std::bad_alloc&) {
-        st[i].code = CZ_ERR_OUT_OF_MEMORY;
-        st[i].message = paths[i] + ": out of host memory";
-      } catch (const std::exception& e) {
-        st[i].code = CZ_ERR_INTERNAL;
-        st[i].message = paths[i] + ": " + e.what();
+      st[i] = load_item(paths[i], {}, dec, pre, nullptr, dst, nullptr);
+      if (st[i].code != CZ_OK) {
+        st[i].message = paths[i] + ": " + st[i].message;
+        std::memset(dst, 0, plane * sizeof(float));
       }
-      std::memset(dst, 0, plane * sizeof(float));
     }
   };
   std::vector<std::thread> pool;

@@ -111,6 +111,13 @@ struct ItemStatus {
   int32_t width = 0, height = 0;
 };
 
+// One image, never a throw: the file at `path` (or, when `path` is empty, `bytes`) decoded and
+// preprocessed into `padded` and/or `out` (either may be null), its layout into *layout when
+// given. A failure is the status (code, and a message without the name); the bytes are freed as
+// soon as they are decoded.
+ItemStatus load_item(const std::string& path, std::vector<uint8_t>&& bytes, const DecodeOptions& dec,
+                     const PreprocessOptions& pre, uint8_t* padded, float* out, PadLayout* layout);
+
 // Reads, decodes and preprocesses `paths` on `threads` threads (<= 0: one per core) into
 // out[i * crop * crop] (the normalised crop; a failed file's slot is zero-filled), in input
 // order; never throws for a bad file (its status says why). Memory: one file and one decoded

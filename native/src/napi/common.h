@@ -91,6 +91,6 @@ std::vector<int64_t> parse_shape(Napi::Env env, const Napi::Value& v, const char
 
 namespace carzero::napi {
 Napi::Object Init(Napi::Env env, Napi::Object exports);
-// image.cpp: ImagePool, preprocessGray, dicomFrameCount.
+// image.cpp: ImagePool, dicomFrameCount.
 void InitImage(Napi::Env env, Napi::Object exports);
 }

@@ -1,6 +1,6 @@
 // image.cpp: the image feed's native side for JavaScript: a decode pool (ImagePool) that reads,
 // decodes and preprocesses image files on its own threads and settles one Promise per image, and
-// preprocessGray() for images decoded elsewhere.
+// dicomFrameCount() for multi-frame DICOM inputs.
 //
 // Why its own threads (not libuv's pool, not the core's ThreadPool): decoding must overlap the
 // model, whose ops occupy libuv workers and the core pool; a fixed set of decode threads keeps
@@ -32,7 +32,6 @@ struct ImageTask {
   img::PreprocessOptions pre;
   bool want_crop = true;
   bool want_padded = false;
-  bool want_gray = false;  // the decoded grey image itself (tests, tools)
   // results
   cz_status code = CZ_OK;
   std::string message;
@@ -45,31 +44,21 @@ struct ImageTask {
 
 void run_task(ImageTask& t) {
   try {
-    if (t.from_path) t.bytes = img::read_file(t.path);
-    img::Gray8 g = img::decode(t.bytes.data(), t.bytes.size(), t.dec);
-    t.bytes = std::vector<uint8_t>();  // the file is no longer needed: free it before preprocessing
-    if (t.want_crop || t.want_padded) {
-      if (t.want_crop) t.crop.resize(size_t(t.pre.crop) * t.pre.crop);
-      if (t.want_padded) t.padded.resize(size_t(t.pre.resize) * t.pre.resize);
-      t.layout = img::preprocess(g, t.pre, t.want_padded ? t.padded.data() : nullptr,
-                                 t.want_crop ? t.crop.data() : nullptr);
-    }
-    if (t.want_gray) t.gray = std::move(g);
-    else {
-      t.gray.width = g.width;
-      t.gray.height = g.height;
-    }
-  } catch (const Error& e) {
-    t.code = e.code();
-    t.message = e.what();
+    if (t.want_crop) t.crop.resize(size_t(t.pre.crop) * t.pre.crop);
+    if (t.want_padded) t.padded.resize(size_t(t.pre.resize) * t.pre.resize);
   } catch (const std::bad_alloc&) {
     t.code = CZ_ERR_OUT_OF_MEMORY;
     t.message = "out of host memory";
-  } catch (const std::exception& e) {
-    t.code = CZ_ERR_INTERNAL;
-    t.message = e.what();
+    return;
   }
+  img::ItemStatus s = img::load_item(t.from_path ? t.path : std::string(), std::move(t.bytes), t.dec, t.pre,
+                                     t.want_padded ? t.padded.data() : nullptr,
+                                     t.want_crop ? t.crop.data() : nullptr, &t.layout);
   t.bytes = std::vector<uint8_t>();
+  t.code = static_cast<cz_status>(s.code);
+  t.message = std::move(s.message);
+  t.gray.width = s.width;
+  t.gray.height = s.height;
 }
 
 Napi::Object layout_object(Napi::Env env, const img::PadLayout& l) {
@@ -92,7 +81,6 @@ Napi::Object task_result(Napi::Env env, ImageTask& t) {
     r.Set("pixels", a);
   }
   if (t.want_padded) r.Set("padded", Napi::Buffer<uint8_t>::Copy(env, t.padded.data(), t.padded.size()));
-  if (t.want_gray) r.Set("gray", Napi::Buffer<uint8_t>::Copy(env, t.gray.data.data(), t.gray.data.size()));
   return r;
 }
 
@@ -214,16 +202,13 @@ class ImagePoolWrap : public Napi::ObjectWrap<ImagePoolWrap> {
       t->pre.mean = static_cast<float>(num("mean", 0.4978));
       t->pre.std = static_cast<float>(num("std", 0.2449));
       t->dec.frame = static_cast<int32_t>(num("frame", 0));
-      double mp = num("maxPixels", 0);
-      if (mp > 0) t->dec.limits.max_pixels = static_cast<uint64_t>(mp);
       Napi::Value out = o.Get("output");
       if (!out.IsUndefined()) {
         std::string s = out.IsString() ? out.As<Napi::String>().Utf8Value() : "";
         t->want_crop = s == "crop" || s == "both";
         t->want_padded = s == "padded" || s == "both";
-        t->want_gray = s == "gray";
-        if (!t->want_crop && !t->want_padded && !t->want_gray)
-          throw Napi::TypeError::New(env, "ImagePool.load: option 'output' must be 'crop', 'padded', 'both' or 'gray'");
+        if (!t->want_crop && !t->want_padded)
+          throw Napi::TypeError::New(env, "ImagePool.load: option 'output' must be 'crop', 'padded' or 'both'");
       }
     }
     if (t->pre.resize < 1 || t->pre.resize > 8192 || t->pre.crop < 1 || t->pre.crop > t->pre.resize)
@@ -292,43 +277,6 @@ void settle(Napi::Env env, Napi::Function, ImagePoolWrap* pool, ImageTask* task)
   pool->finished(env);
 }
 
-// preprocessGray(gray: Uint8Array, width, height, options) -> { pixels, padded, resized }: the
-// native preprocessing of an image decoded elsewhere (the JavaScript decoders).
-Napi::Value PreprocessGray(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-    throw Napi::TypeError::New(env, "preprocessGray: argument 'gray' must be a Uint8Array");
-  auto a = info[0].As<Napi::Uint8Array>();
-  int32_t w = info[1].ToNumber().Int32Value(), h = info[2].ToNumber().Int32Value();
-  if (w < 1 || h < 1 || uint64_t(w) * uint64_t(h) > a.ElementLength())
-    throw Napi::RangeError::New(env, "preprocessGray: width x height exceeds the data");
-  img::PreprocessOptions pre;
-  if (info.Length() > 3 && info[3].IsObject()) {
-    Napi::Object o = info[3].As<Napi::Object>();
-    if (o.Has("resize")) pre.resize = o.Get("resize").ToNumber().Int32Value();
-    if (o.Has("crop")) pre.crop = o.Get("crop").ToNumber().Int32Value();
-    if (o.Has("mean")) pre.mean = o.Get("mean").ToNumber().FloatValue();
-    if (o.Has("std")) pre.std = o.Get("std").ToNumber().FloatValue();
-  }
-  if (pre.resize < 1 || pre.resize > 8192 || pre.crop < 1 || pre.crop > pre.resize)
-    throw Napi::RangeError::New(env, "preprocessGray: options 'resize' and 'crop' must satisfy 1 <= crop <= resize <= 8192");
-  return call_native(env, [&] {
-    img::Gray8 g;
-    g.width = w;
-    g.height = h;
-    g.data.assign(a.Data(), a.Data() + size_t(w) * h);
-    ImageTask t;
-    t.want_padded = true;
-    t.pre = pre;
-    t.crop.resize(size_t(pre.crop) * pre.crop);
-    t.padded.resize(size_t(pre.resize) * pre.resize);
-    t.layout = img::preprocess(g, pre, t.padded.data(), t.crop.data());
-    t.gray.width = w;
-    t.gray.height = h;
-    return Napi::Value(task_result(env, t));
-  });
-}
-
 // dicomFrameCount(input: string | Uint8Array) -> number: frames of a DICOM file (its header only
 // is parsed; a file is read whole). Throws for a file that is not DICOM or cannot be read.
 Napi::Value DicomFrameCount(const Napi::CallbackInfo& info) {
@@ -353,7 +301,6 @@ Napi::Value DicomFrameCount(const Napi::CallbackInfo& info) {
 void InitImage(Napi::Env env, Napi::Object exports) {
   exports.Set("dicomFrameCount", Napi::Function::New(env, DicomFrameCount, "dicomFrameCount"));
   exports.Set("ImagePool", ImagePoolWrap::Init(env));
-  exports.Set("preprocessGray", Napi::Function::New(env, PreprocessGray, "preprocessGray"));
 }
 
 }  // namespace carzero::napi
