@@ -26,10 +26,16 @@ int(round(16.0)) = 16), ToTensor (/255), Normalize(0.4978, 0.2449); the three ch
 import json
 import os
 
+import sys
+
 import cv2
 import numpy as np
 import torch
 from PIL import Image
+
+sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference"))
+from carzero_ref import resize_and_pad  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 OUT = os.path.join(ROOT, "test", "fixtures", "preprocess")
@@ -39,27 +45,11 @@ rng = np.random.default_rng(20261207)
 
 
 def resize_img(img, scale=SCALE):
-    """The original resize_img (inference), transcribed; returns the padded image and its layout."""
-    size = img.shape
-    max_dim = max(size)
-    max_ind = size.index(max_dim)
-    if max_ind == 0:
-        wpercent = scale / float(size[0])
-        hsize = int((float(size[1]) * float(wpercent)))
-        desireable_size = (scale, hsize)
-    else:
-        hpercent = scale / float(size[1])
-        wsize = int((float(size[0]) * float(hpercent)))
-        desireable_size = (wsize, scale)
-    resized = cv2.resize(img, desireable_size[::-1], interpolation=cv2.INTER_AREA)
-    if max_ind == 0:
-        pad = scale - resized.shape[1]
-        top, bottom, left, right = 0, 0, int(np.floor(pad / 2)), int(np.ceil(pad / 2))
-    else:
-        pad = scale - resized.shape[0]
-        top, bottom, left, right = int(np.floor(pad / 2)), int(np.ceil(pad / 2)), 0, 0
-    padded = np.pad(resized, [(top, bottom), (left, right)], "constant", constant_values=0)
-    layout = {"width": int(resized.shape[1]), "height": int(resized.shape[0]), "left": left, "top": top}
+    """The original resize_img (tools/reference/carzero_ref.py, the project's transcription), with the
+    layout it produced: the resized size and the zero pad before it."""
+    padded = resize_and_pad(img, scale)
+    w, h = resized_short(img.shape[1], img.shape[0], scale)
+    layout = {"width": int(w), "height": int(h), "left": (scale - w) // 2, "top": (scale - h) // 2}
     return padded, layout
 
 
@@ -195,14 +185,17 @@ def layout_exceptions():
         bad = np.nonzero(flt != exact)[0]
         for i in bad:
             exc.append([L, int(s[i]), int(flt[i])])
-    # cross-check a sample against resize_img's own arithmetic on real (zero) arrays, both orientations
+    # cross-check a sample against the original's output on real arrays, both orientations
     for _ in range(300):
         w, h = int(rng.integers(1, 4097)), int(rng.integers(1, 4097))
         rw, rh = resized_short(w, h)
         if min(rw, rh) < 1:
             continue
-        _, lay = resize_img(np.zeros((h, w), np.uint8))
-        assert (lay["width"], lay["height"]) == (rw, rh), (w, h)
+        # where the original actually puts a white image of this size: the non-zero box of its output
+        padded = resize_and_pad(np.full((h, w), 255, np.uint8))
+        ys, xs = np.nonzero(padded)
+        box = (int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1), int(xs.min()), int(ys.min()))
+        assert box == (rw, rh, (SCALE - rw) // 2, (SCALE - rh) // 2), (w, h, box)
     return exc
 
 
