@@ -18,27 +18,12 @@
 
 #include "core/cpu_features.h"
 #include "image/image.h"
+#include "../tests/image/resize_source.h"
 
 using namespace carzero;
 using namespace carzero::img;
 
 namespace {
-
-// tools/fixtures-resize-large.py `source` (also in native/tests/image/test_resize.cpp).
-std::vector<uint8_t> make_source(int w, int h, uint32_t seed) {
-  std::vector<uint8_t> img(size_t(w) * size_t(h));
-  for (uint32_t y = 0; y < uint32_t(h); y++)
-    for (uint32_t x = 0; x < uint32_t(w); x++) {
-      const uint32_t grad = (x * 200u) / uint32_t(w) + (y * 55u) / uint32_t(h);
-      const uint32_t block = (x / 37u + y / 23u + seed) % 3u == 0 ? 64u : 0u;
-      uint32_t hs = (x * 73856093u) ^ (y * 19349663u) ^ (seed * 83492791u);
-      hs ^= hs >> 13;
-      hs *= 0x5bd1e995u;
-      hs ^= hs >> 15;
-      img[size_t(y) * size_t(w) + x] = uint8_t((grad + block + (hs & (seed % 2 ? 255u : 31u))) & 255u);
-    }
-  return img;
-}
 
 struct Timing {
   double median, min;
@@ -78,7 +63,7 @@ int main(int argc, char** argv) {
   Gray8 g;
   g.width = w;
   g.height = h;
-  g.data = make_source(w, h, 0);
+  g.data = resize_source(w, h, 0);
   const PadLayout l = pad_layout(w, h);
   std::vector<uint8_t> small(size_t(l.width) * l.height), padded(256 * 256);
   std::vector<float> crop(224 * 224);

@@ -22,6 +22,7 @@
 
 #include "core/status.h"
 #include "image/image.h"
+#include "resize_source.h"
 
 using namespace carzero;
 using namespace carzero::img;
@@ -95,23 +96,6 @@ void test_small_fixture() {
   std::printf("resize.bin: %d cases, %d mismatched\n", cases, bad);
 }
 
-// (b) ------------------------------------------------------------------------------------------
-// tools/fixtures-resize-large.py `source`: keep in step with it.
-std::vector<uint8_t> large_source(int w, int h, uint32_t seed) {
-  std::vector<uint8_t> img(size_t(w) * size_t(h));
-  for (uint32_t y = 0; y < uint32_t(h); y++) {
-    for (uint32_t x = 0; x < uint32_t(w); x++) {
-      const uint32_t grad = (x * 200u) / uint32_t(w) + (y * 55u) / uint32_t(h);
-      const uint32_t block = (x / 37u + y / 23u + seed) % 3u == 0 ? 64u : 0u;
-      uint32_t hs = (x * 73856093u) ^ (y * 19349663u) ^ (seed * 83492791u);
-      hs ^= hs >> 13;
-      hs *= 0x5bd1e995u;
-      hs ^= hs >> 15;
-      img[size_t(y) * size_t(w) + x] = uint8_t((grad + block + (hs & (seed % 2 ? 255u : 31u))) & 255u);
-    }
-  }
-  return img;
-}
 
 struct LargeCase {
   int w, h, dw, dh;
@@ -148,7 +132,7 @@ void test_large_fixture() {
   check(cases.size() >= 10, "resize-large.bin has its cases");
   int bad = 0;
   for (const LargeCase& c : cases) {
-    const std::vector<uint8_t> src = large_source(c.w, c.h, c.seed);
+    const std::vector<uint8_t> src = resize_source(c.w, c.h, c.seed);
     std::vector<uint8_t> got(size_t(c.dw) * c.dh, 0xCD);
     resize_area(src.data(), c.w, c.h, got.data(), c.dw, c.dh);
     const std::string d = first_diff(got.data(), c.want, c.dw, c.dh);
