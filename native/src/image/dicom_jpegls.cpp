@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "image/dicom_jpeg_segments.h"
 #include "image/dicom.h"
 
 namespace carzero {
@@ -116,21 +117,11 @@ void jpegls_decode_frame(const uint8_t* d, size_t n, const FrameSpec& f, uint32_
   LsParams preset;
   size_t pos = 2;
   while (true) {
-    if (pos >= n || d[pos] != 0xff)
-      throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: corrupt or truncated JPEG-LS marker structure at byte %zu)", label,
-                  pos);
-    while (pos < n && d[pos] == 0xff) pos++;
-    if (pos >= n) throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: JPEG-LS stream ends before its scan)", label);
-    const uint8_t m = d[pos++];
-    if (m == 0xd8) continue;
-    if (m == 0xd9) throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: JPEG-LS stream without a scan)", label);
-    if (pos + 2 > n) throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: truncated JPEG-LS marker segment)", label);
-    const size_t seg = be16(d + pos);
-    if (seg < 2 || seg > n - pos)
-      throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: JPEG-LS marker segment FF%02X runs past the end of the frame)",
-                  label, m);
-    const uint8_t* s = d + pos + 2;
-    const size_t sl = seg - 2;
+    const JpegSegment g = next_jpeg_segment(d, n, pos, label, "JPEG-LS", false);
+    const uint8_t m = g.marker;
+    const size_t seg = g.seg;
+    const uint8_t* s = g.s;
+    const size_t sl = g.sl;
     if (m == 0xf7) {  // SOF55
       if (sl < 9) throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: short JPEG-LS SOF segment)", label);
       precision = s[0];
