@@ -137,3 +137,10 @@ test('options are checked', (t) => {
   t.deepEqual([b.width, b.height], [200, 300]);
   t.true(Buffer.from(a.padded!).equals(Buffer.from(b.padded!)));
 });
+
+test('JavaScript path: an extreme aspect ratio is a per-file ImageDecodeError too', async (t) => {
+  using js = new ImageFeed({ decoder: 'js' });
+  const e = await t.throwsAsync(js.load(pngHeader(65000, 40), {}, 'strip.png'), { instanceOf: ImageDecodeError });
+  t.is(e.code, 'CZ_ERR_FORMAT');
+  t.regex(e.message, /^strip\.png: a 65000x40 image resizes to 256x0/);
+});

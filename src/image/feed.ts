@@ -10,7 +10,7 @@ import { native, type NativeImagePool } from '../native.js';
 import { CarzeroError } from '../errors.js';
 import { decodeImage, readImage } from './decode.js';
 import { ImageDecodeError } from './errors.js';
-import { preprocess, type PadLayout, type PreprocessOptions } from './preprocess.js';
+import { padLayout, preprocess, type PadLayout, type PreprocessOptions } from './preprocess.js';
 
 export type FeedInput = string | Uint8Array;
 export type FeedOutput = 'crop' | 'padded' | 'both';
@@ -113,13 +113,10 @@ export class ImageFeed implements Disposable {
     }
     if (frame > 0) throw new ImageDecodeError(label, `frame ${frame}: only the native DICOM reader decodes frames past the first (this binary has none for this file)`, 'CZ_ERR_UNSUPPORTED');
     const img = typeof input === 'string' ? await readImage(input) : decodeImage(input, { name: label });
-    let r;
-    try {
-      r = preprocess(img, options);
-    } catch (e) {
-      if (e instanceof RangeError && /resizes to/.test(e.message)) throw new ImageDecodeError(label, e.message, 'CZ_ERR_FORMAT');
-      throw e;
-    }
+    // An extreme aspect ratio resizes to an empty side: a property of the file, so a per-file error
+    const l = padLayout(img.width, img.height, options.resize ?? 256);
+    if (l.width < 1 || l.height < 1) throw new ImageDecodeError(label, `a ${img.width}x${img.height} image resizes to ${l.width}x${l.height}`, 'CZ_ERR_FORMAT');
+    const r = preprocess(img, options);
     return {
       width: img.width,
       height: img.height,
