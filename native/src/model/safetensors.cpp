@@ -8,7 +8,10 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "core/json.h"
 #include "core/status.h"
@@ -66,26 +69,47 @@ std::unique_ptr<SafeTensorsFile> SafeTensorsFile::open(const std::string& path) 
     throw_error(CZ_ERR_IO, "%s: not a regular file", path.c_str());
   }
   f->size_ = static_cast<size_t>(st.st_size);
-  if (f->size_ < 8) {
+  // The header is read and checked against the file's length before anything is mapped.
+  auto fail_closed = [&](cz_status code, const std::string& msg) {
     ::close(fd);
-    throw_error(CZ_ERR_FORMAT, "%s: truncated safetensors file (%zu bytes, no header)",
-                path.c_str(), f->size_);
-  }
-  void* m = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    throw_error(code, "%s", msg.c_str());
+  };
+  auto read_exact = [&](void* dst, size_t n, uint64_t at) {
+    size_t got = 0;
+    while (got < n) {
+      ssize_t r = ::pread(fd, static_cast<char*>(dst) + got, n - got, static_cast<off_t>(at + got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0)
+        fail_closed(CZ_ERR_IO, path + ": cannot read the safetensors header: " +
+                                   (r < 0 ? std::strerror(errno) : "file shrank while reading"));
+      got += static_cast<size_t>(r);
+    }
+  };
+  if (f->size_ < 8)
+    fail_closed(CZ_ERR_FORMAT, path + ": truncated safetensors file (" + std::to_string(f->size_) +
+                                   " bytes, no header)");
+  uint8_t lenbuf[8];
+  read_exact(lenbuf, 8, 0);
+  uint64_t hlen = 0;
+  for (int i = 7; i >= 0; --i) hlen = (hlen << 8) | lenbuf[i];
+  if (hlen > kMaxHeader)
+    fail_closed(CZ_ERR_FORMAT, path + ": safetensors header length " + std::to_string(hlen) +
+                                   " is implausible (corrupt file?)");
+  if (8 + hlen > f->size_)
+    fail_closed(CZ_ERR_FORMAT, path + ": truncated safetensors file: header of " +
+                                   std::to_string(hlen) + " bytes, file has " +
+                                   std::to_string(f->size_));
+  std::string header(static_cast<size_t>(hlen), '\0');
+  if (hlen) read_exact(header.data(), static_cast<size_t>(hlen), 8);
+  void* m = f->size_ > 8 + hlen
+                ? ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0)
+                : nullptr;  // nothing past the header: nothing to map
   int e = errno;
   ::close(fd);
   CZ_REQUIRE(m != MAP_FAILED, CZ_ERR_IO, "%s: mmap failed: %s", path.c_str(), std::strerror(e));
   f->map_ = m;
   const auto* base = static_cast<const uint8_t*>(m);
-  uint64_t hlen = 0;
-  for (int i = 7; i >= 0; --i) hlen = (hlen << 8) | base[i];
-  CZ_REQUIRE(hlen <= kMaxHeader, CZ_ERR_FORMAT,
-             "%s: safetensors header length %llu is implausible (corrupt file?)", path.c_str(),
-             static_cast<unsigned long long>(hlen));
-  CZ_REQUIRE(8 + hlen <= f->size_, CZ_ERR_FORMAT,
-             "%s: truncated safetensors file: header of %llu bytes, file has %zu", path.c_str(),
-             static_cast<unsigned long long>(hlen), f->size_);
-  std::string header(reinterpret_cast<const char*>(base + 8), static_cast<size_t>(hlen));
+
   // Header padding is spaces (allowed as JSON whitespace); some writers pad with NULs too.
   while (!header.empty() && header.back() == '\0') header.pop_back();
   json::Value h = json::parse(header, path + " (safetensors header)");
@@ -93,6 +117,11 @@ std::unique_ptr<SafeTensorsFile> SafeTensorsFile::open(const std::string& path) 
              path.c_str());
   const size_t data_start = 8 + static_cast<size_t>(hlen);
   const size_t data_size = f->size_ - data_start;
+  struct Range {
+    uint64_t begin, end;
+    std::string name;
+  };
+  std::vector<Range> ranges;
   for (const auto& kv : h.obj) {
     const std::string& name = kv.first;
     const json::Value& t = kv.second;
@@ -146,11 +175,34 @@ std::unique_ptr<SafeTensorsFile> SafeTensorsFile::open(const std::string& path) 
                "%s: %lld bytes for shape %s of %s (needs %llu)", owhat.c_str(),
                static_cast<long long>(en - b), shape_to_string(v.shape).c_str(),
                d->name, static_cast<unsigned long long>(numel * d->size));
-    v.data = base + data_start + b;
+    ranges.push_back({static_cast<uint64_t>(b), static_cast<uint64_t>(en), name});
+    v.data = base ? base + data_start + b : nullptr;
     v.nbytes = static_cast<size_t>(en - b);
     f->order_.push_back(name);
     f->tensors_.emplace(name, std::move(v));
   }
+  // The tensors must tile the data section exactly (sorted by offset, each starting where the
+  // previous one ended, the last ending at the end of the file): no overlap or aliasing, no gap,
+  // no trailing bytes. A header length off by a byte or a shifted offset fails here.
+  std::sort(ranges.begin(), ranges.end(), [](const Range& x, const Range& y) {
+    return x.begin != y.begin ? x.begin < y.begin : x.end < y.end;
+  });
+  uint64_t pos = 0;
+  for (const auto& r : ranges) {
+    CZ_REQUIRE(r.begin >= pos, CZ_ERR_FORMAT,
+               "%s: tensor '%s' data_offsets [%llu, %llu] overlap the previous tensor (ends at %llu)",
+               path.c_str(), r.name.c_str(), static_cast<unsigned long long>(r.begin),
+               static_cast<unsigned long long>(r.end), static_cast<unsigned long long>(pos));
+    CZ_REQUIRE(r.begin == pos, CZ_ERR_FORMAT,
+               "%s: gap in the data before tensor '%s' (bytes %llu..%llu belong to no tensor)",
+               path.c_str(), r.name.c_str(), static_cast<unsigned long long>(pos),
+               static_cast<unsigned long long>(r.begin));
+    pos = r.end;
+  }
+  CZ_REQUIRE(pos == data_size, CZ_ERR_FORMAT,
+             "%s: data section has %zu bytes but the tensors cover %llu (truncated, extended or "
+             "wrong header length?)",
+             path.c_str(), data_size, static_cast<unsigned long long>(pos));
   return f;
 }
 

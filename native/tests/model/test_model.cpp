@@ -161,6 +161,54 @@ static void test_safetensors_and_errors(const std::shared_ptr<Context>& ctx, con
                  [&] { SafeTensorsFile::open(d2 + "/model.safetensors"); });
     expect_error("missing file", CZ_ERR_IO, {"nonexistent"},
                  [&] { SafeTensorsFile::open(d2 + "/nonexistent.safetensors"); });
+    // The tensors must tile the data section exactly (the rules the TypeScript reader applies).
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; --i) hlen = (hlen << 8) | static_cast<uint8_t>(all[i]);
+    auto with_len = [&](uint64_t n) {
+      std::string s = all;
+      for (int i = 0; i < 8; ++i) s[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+      return s;
+    };
+    // Padding spaces at the header's end make a header one byte shorter still valid JSON.
+    std::string padded = all.substr(0, 8) + all.substr(8, hlen) + "    " + all.substr(8 + hlen);
+    for (int i = 0; i < 8; ++i) padded[i] = static_cast<char>(((hlen + 4) >> (8 * i)) & 0xff);
+    write_file(d2 + "/model.safetensors", padded);
+    EXPECT(SafeTensorsFile::open(d2 + "/model.safetensors")->names().size() == w.order.size(),
+           "space-padded header accepted");
+    for (int i = 0; i < 8; ++i) padded[i] = static_cast<char>(((hlen + 3) >> (8 * i)) & 0xff);
+    write_file(d2 + "/model.safetensors", padded);
+    expect_error("header length one short", CZ_ERR_FORMAT, {"data section", "model.safetensors"},
+                 [&] { SafeTensorsFile::open(d2 + "/model.safetensors"); });
+    write_file(d2 + "/model.safetensors", with_len(hlen + 1));
+    expect_error("header length one long", CZ_ERR_FORMAT, {"model.safetensors"},
+                 [&] { SafeTensorsFile::open(d2 + "/model.safetensors"); });
+    write_file(d2 + "/model.safetensors", all + std::string(4, '\0'));
+    expect_error("trailing bytes", CZ_ERR_FORMAT, {"data section has"},
+                 [&] { SafeTensorsFile::open(d2 + "/model.safetensors"); });
+    // Shift the first tensor's end offset and the next one's start into each other.
+    {
+      std::string hdr = all.substr(8, hlen);
+      size_t at = hdr.find("\"data_offsets\":[0,");
+      EXPECT(at != std::string::npos, "first tensor's offsets found");
+      if (at != std::string::npos) {
+        size_t comma = hdr.find(',', at + 17), close = hdr.find(']', comma);
+        std::string end_s = hdr.substr(comma + 1, close - comma - 1);
+        long long end = std::stoll(end_s);
+        // the tensor that starts at `end` now starts 2 bytes early (overlap): same header length
+        std::string from = "[" + end_s + ",", to = "[" + std::to_string(end - 2) + ",";
+        size_t nx = hdr.find(from);
+        EXPECT(nx != std::string::npos && to.size() == from.size(), "second tensor found");
+        if (nx != std::string::npos && to.size() == from.size()) {
+          std::string s2 = all;
+          std::string h2 = hdr;
+          h2.replace(nx, from.size(), to);
+          s2.replace(8, hlen, h2);
+          write_file(d2 + "/model.safetensors", s2);
+          expect_error("overlapping offsets", CZ_ERR_FORMAT, {"model.safetensors"},
+                       [&] { SafeTensorsFile::open(d2 + "/model.safetensors"); });
+        }
+      }
+    }
   }
   // Missing tensor, wrong shape, wrong dtype: errors name the tensor, the shapes and the file.
   {
