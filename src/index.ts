@@ -8,6 +8,7 @@ export { native, type NativeAddon, type NativeOpSpec } from './native.js';
 export { CheckpointError, UnsafePickleError, ConvertError } from './errors.js';
 export { CARZero, type LoadOptions, type Precision, type ImageEmbeddings, type TextEmbeddings, type ScoreResult, type CarzeroConfig } from './model/carzero.js';
 export { NativeModel } from './model/native-model.js';
+export { resolveModel, listModels, verifyModel, modelStoreDir, shippedModelsDir, ModelIntegrityError, type ResolvedModel, type ListedModel, type VerifyResult, type VerifyPolicy } from './model/store.js';
 export type { DeviceMemoryStats } from './native.js';
 export {
   overlayPng,

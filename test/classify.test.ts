@@ -3,7 +3,7 @@
 // with the PyTorch reference's scores (tools/reference/, committed under test/fixtures/tiny/).
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, copyFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -94,13 +94,16 @@ test('bf16 precision stays close to the fp32 reference', async (t) => {
 test('usage errors: missing options, bad values, bad model dir', async (t) => {
   const e1 = await t.throwsAsync(run(process.execPath, [bin, 'classify', '--prompts', 'x.json', 'a.png']));
   t.is((e1 as { code?: number }).code, 2);
-  t.regex((e1 as { stderr?: string }).stderr ?? '', /--model <dir> is required/);
+  t.regex((e1 as { stderr?: string }).stderr ?? '', /--model <name\|dir> is required/);
   const e2 = await t.throwsAsync(run(process.execPath, [bin, 'classify', '--model', modelDir, '--prompts', 'x.json', '--format', 'xml', 'a.png']));
   t.regex((e2 as { stderr?: string }).stderr ?? '', /--format must be one of json\|csv/);
   const notModel = join(work, 'empty');
   copyFileSync(join(tiny, 'text', 'prompts.json'), join(work, 'p.json'));
   const e3 = await t.throwsAsync(run(process.execPath, [bin, 'classify', '--model', notModel, '--prompts', join(work, 'p.json'), batch[0]]));
-  t.regex((e3 as { stderr?: string }).stderr ?? '', /config\.json/);
+  t.regex((e3 as { stderr?: string }).stderr ?? '', /empty: no such model directory/);
+  mkdirSync(notModel, { recursive: true });
+  const e4 = await t.throwsAsync(run(process.execPath, [bin, 'classify', '--model', notModel, '--prompts', join(work, 'p.json'), batch[0]]));
+  t.regex((e4 as { stderr?: string }).stderr ?? '', /empty\/config\.json: missing model file/);
 });
 
 test('a DICOM folder of mixed transfer syntaxes classifies in one command; lossless copies of one image score alike; bad files are skipped', async (t) => {

@@ -1,16 +1,17 @@
 // `carzero classify`: zero-shot scores of images against class prompts (spec 5: raw logits).
 import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import { readFile, rename, truncate, writeFile } from 'node:fs/promises';
-import { dirname, extname, isAbsolute, resolve } from 'node:path';
+import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { csvField, parseCsv } from '../data/csv.js';
 import { CARZero } from '../model/carzero.js';
+import { resolveModel } from '../model/store.js';
 import { dicomFrameCount } from '../image/feed.js';
 import type { ImageInput } from '../zeroshot/types.js';
 import { loadPrompts } from '../text/index.js';
 import { oneOf, parseArgs, positiveInt, UsageError } from './args.js';
 import { createProgress } from './progress.js';
 
-export const CLASSIFY_HELP = `usage: carzero classify --model <dir> --prompts <prompts.json> [options] <images... | list.csv>
+export const CLASSIFY_HELP = `usage: carzero classify --model <name|dir> [--prompts <prompts.json>] [options] <images... | list.csv>
 
 Scores every image against every class prompt and prints one row per image, one column per
 class in the prompt file's key order. Scores are CARZero's raw logits ((i2t + t2i) / 2).
@@ -20,8 +21,9 @@ inputs:
   list.csv               a CSV with a Path column (the original data sets' image lists);
                          relative paths resolve against --root (default: the CSV's folder)
 options:
-  --model <dir>          a converted model directory (carzero convert)
-  --prompts <file>       {"class": "prompt"} or {"class": ["prompt"]} JSON
+  --model <name|dir>     a model name (carzero models) or a converted model directory
+  --prompts <file>       {"class": "prompt"} or {"class": ["prompt"]} JSON; default: the model's
+                         own prompts.json when it has one (the shipped phantom-demo does)
   --device <d>           auto | cpu | cuda (default auto)
   --precision <p>        fp32 | tf32 | bf16 (default fp32 on CPU, tf32 on CUDA; tf32 runs the
                          fp32 kernels today); bf16 is ~2x faster on CPU (cost: README, Precision)
@@ -95,9 +97,14 @@ export async function classifyMain(argv: string[]): Promise<number> {
     return 0;
   }
   const modelDir = a.values.get('model');
-  const promptsFile = a.values.get('prompts');
-  if (!modelDir) throw new UsageError('carzero classify: --model <dir> is required');
-  if (!promptsFile) throw new UsageError('carzero classify: --prompts <file> is required');
+  if (!modelDir) throw new UsageError('carzero classify: --model <name|dir> is required');
+  // Without --prompts: the model's own prompts.json (the shipped models carry one).
+  let promptsFile = a.values.get('prompts');
+  if (!promptsFile) {
+    const own = join(resolveModel(modelDir).dir, 'prompts.json');
+    if (!existsSync(own)) throw new UsageError(`carzero classify: --prompts <file> is required (the model has no prompts.json of its own)`);
+    promptsFile = own;
+  }
   const device = oneOf(a.values.get('device'), ['auto', 'cpu', 'cuda'] as const, 'device', 'classify', 'auto');
   const precisionArg = a.values.get('precision');
   const precision = precisionArg === undefined ? undefined : oneOf(precisionArg, ['fp32', 'tf32', 'bf16'] as const, 'precision', 'classify', 'fp32');

@@ -1,16 +1,22 @@
 // `carzero convert`: argument parsing and output for src/weights/convert.ts.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { CarzeroError, ConvertError } from '../errors.js';
+import { MODEL_NAME, modelStoreDir, shippedModelsDir } from '../model/store.js';
 import { convertCheckpoint, formatConvertReport, type ConvertDType, type ConvertOptions } from '../weights/convert.js';
 
-export const CONVERT_HELP = `usage: carzero convert --checkpoint <file.ckpt> --text-model <bert folder> --out <model dir> [options]
+export const CONVERT_HELP = `usage: carzero convert --checkpoint <file.ckpt> --text-model <bert folder> (--out <model dir> | --name <name>) [options]
 
 Converts a CARZero PyTorch-Lightning checkpoint and its BERT folder into a carzero model directory
-(config.json, model.safetensors, tokenizer.json). Nothing in the checkpoint is executed.
+(config.json, model.safetensors, tokenizer.json, and manifest.json with each file's size and
+sha256 and the checkpoint's). Nothing in the checkpoint is executed.
 
 options:
   --checkpoint <file>   the CARZero .ckpt (required)
   --text-model <dir>    Hugging Face BERT folder: config.json, tokenizer files, fallback weights (required)
-  --out <dir>           model directory to write (required)
+  --out <dir>           model directory to write
+  --name <name>         write into the model store instead ($CARZERO_HOME/models/<name>; see
+                        \`carzero models\`), then use it as --model <name> anywhere
   --vit-heads <n>       ViT attention heads (default 12)
   --head-heads <n>      alignment-head attention heads (default 4)
   --bert-heads <n>      BERT attention heads (default: the folder's config.json)
@@ -20,7 +26,7 @@ options:
   -h, --help            this help
 `;
 
-const VALUE_OPTS = ['--checkpoint', '--text-model', '--out', '--vit-heads', '--head-heads', '--bert-heads', '--dtype'] as const;
+const VALUE_OPTS = ['--checkpoint', '--text-model', '--out', '--name', '--vit-heads', '--head-heads', '--bert-heads', '--dtype'] as const;
 
 class UsageError extends Error {}
 
@@ -48,7 +54,14 @@ function parse(argv: string[]): { opts: ConvertOptions; json: boolean } | 'help'
       v[a] = val;
     }
   }
-  for (const req of ['--checkpoint', '--text-model', '--out']) if (!v[req]) throw new UsageError(`missing ${req}`);
+  for (const req of ['--checkpoint', '--text-model']) if (!v[req]) throw new UsageError(`missing ${req}`);
+  if (!v['--out'] === !v['--name']) throw new UsageError('give one of --out <dir> or --name <name>');
+  if (v['--name'] !== undefined) {
+    const name = v['--name'];
+    if (!MODEL_NAME.test(name)) throw new UsageError(`--name must be lower-case letters, digits, '.', '_' or '-' (at most 64, starting with a letter or digit), got '${name}'`);
+    if (existsSync(join(shippedModelsDir(), name))) throw new UsageError(`--name ${name}: a model shipped with the package has that name; choose another`);
+    v['--out'] = join(modelStoreDir(), name);
+  }
   const int = (k: string): number | undefined => {
     if (v[k] === undefined) return undefined;
     const n = Number(v[k]);

@@ -9,7 +9,7 @@ import { oneOf, parseArgs, positiveInt, UsageError } from './args.js';
 import { expandFrames, imageList } from './classify.js';
 import { createProgress } from './progress.js';
 
-export const EMBED_HELP = `usage: carzero embed --model <dir> --out <file.safetensors|file.json> (--images | --texts) <inputs...>
+export const EMBED_HELP = `usage: carzero embed --model <name|dir> --out <file.safetensors|file.json> (--images | --texts) <inputs...>
 
 Writes CARZero embeddings.
   --images <images... | list.csv>   global image embeddings (N, C) [and --local: (N, P, C)]
@@ -18,7 +18,7 @@ Writes CARZero embeddings.
                                     else is a text to embed
 
 options:
-  --model <dir>          a converted model directory (carzero convert)
+  --model <name|dir>     a model name (carzero models) or a converted model directory
   --out <file>           .safetensors (tensors + names in __metadata__) or .json
   --local                with --images, also the local (patch) embeddings (large: P x C per image)
   --device <d>           auto | cpu | cuda (default auto)
@@ -60,7 +60,7 @@ export async function embedMain(argv: string[]): Promise<number> {
   }
   const modelDir = a.values.get('model');
   const out = a.values.get('out');
-  if (!modelDir) throw new UsageError('carzero embed: --model <dir> is required');
+  if (!modelDir) throw new UsageError('carzero embed: --model <name|dir> is required');
   if (!out) throw new UsageError('carzero embed: --out <file.safetensors|file.json> is required');
   const kind = extname(out).toLowerCase();
   if (kind !== '.safetensors' && kind !== '.json') throw new UsageError(`carzero embed: --out must end in .safetensors or .json, got '${out}'`);

@@ -22,7 +22,7 @@ import {
 } from '../eval/index.js';
 import { oneOf, parseArgs, positiveInt, UsageError } from './args.js';
 
-export const EVAL_HELP = `usage: carzero eval --protocol <name> --labels <file> (--scores <csv> | --model <dir> --images <csv> --prompts <json>) [options]
+export const EVAL_HELP = `usage: carzero eval --protocol <name> --labels <file> (--scores <csv> | --model <name|dir> --images <csv> --prompts <json>) [options]
 
 Evaluates zero-shot scores with the original CARZero inference script's protocols: per-class
 AUROC and AUPRC (trapezoid area under the precision-recall curve), macro and micro means,
@@ -43,7 +43,7 @@ inputs:
   --labels <file>        the label file of the protocol
   --scores <csv>         a score CSV (carzero classify --format csv: Path,<classes...>; or the
                          original's saved predictions: class columns only, rows in label order)
-  --model <dir>          score now with this converted model directory ...
+  --model <name|dir>     score now with this model (a name or a converted model directory) ...
   --images <csv>         ... the images of this CSV's Path column (relative: against --root or
                          the CSV's folder) ...
   --prompts <json>       ... against these class prompts
@@ -234,7 +234,7 @@ export async function evalMain(argv: string[]): Promise<number> {
   const scoresFile = a.values.get('scores');
   const modelDir = a.values.get('model');
   if (scoresFile && modelDir) throw new UsageError('carzero eval: give either --scores or --model, not both');
-  if (!scoresFile && !modelDir) throw new UsageError('carzero eval: give --scores <csv>, or --model <dir> with --images <csv> and --prompts <json>');
+  if (!scoresFile && !modelDir) throw new UsageError('carzero eval: give --scores <csv>, or --model <name|dir> with --images <csv> and --prompts <json>');
   if (modelDir && (!a.values.get('images') || !a.values.get('prompts'))) throw new UsageError('carzero eval: --model needs --images <csv> and --prompts <json>');
   if (a.flags.has('pointing') && (protocol !== 'chestxdet10' || !modelDir)) throw new UsageError('carzero eval: --pointing needs --protocol chestxdet10 and --model');
   const format = oneOf(a.values.get('format'), ['table', 'json'] as const, 'format', 'eval', 'table');

@@ -8,14 +8,14 @@ import { oneOf, parseArgs, positiveInt, UsageError } from './args.js';
 import { expandFrames, imageList } from './classify.js';
 import { createProgress } from './progress.js';
 
-export const GROUND_HELP = `usage: carzero ground --model <dir> --prompts <prompts.json> --out <dir> [options] <images... | list.csv>
+export const GROUND_HELP = `usage: carzero ground --model <name|dir> --prompts <prompts.json> --out <dir> [options] <images... | list.csv>
 
 Writes, per image and class, the grounding map (the alignment head's image-to-text attention
 over the 14 x 14 patches, upsampled to 224) as a jet heat map blended on the 224 x 224 crop the
 model saw: <out>/<image>__<class>.png, and <out>/index.json listing the files and the scores.
 
 options:
-  --model <dir>          a converted model directory (carzero convert)
+  --model <name|dir>     a model name (carzero models) or a converted model directory
   --prompts <file>       {"class": "prompt"} JSON (key order = class order)
   --out <dir>            output folder (created)
   --raw                  also write each raw map as <image>__<class>.f32 (224 x 224 float32, LE)
@@ -47,7 +47,7 @@ export async function groundMain(argv: string[]): Promise<number> {
   const modelDir = a.values.get('model');
   const promptsFile = a.values.get('prompts');
   const outDir = a.values.get('out');
-  if (!modelDir) throw new UsageError('carzero ground: --model <dir> is required');
+  if (!modelDir) throw new UsageError('carzero ground: --model <name|dir> is required');
   if (!promptsFile) throw new UsageError('carzero ground: --prompts <file> is required');
   if (!outDir) throw new UsageError('carzero ground: --out <dir> is required');
   if (a.positionals.length === 0) throw new UsageError('carzero ground: no images given (paths or a list.csv)');

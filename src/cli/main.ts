@@ -8,12 +8,14 @@ const HELP = `usage: carzero <command> [options]
 commands:
   info [--json]    version, CPU features in use, threads, and whether CUDA is available (and if
                    not, why)
-  convert --checkpoint <ckpt> --text-model <bert dir> --out <dir> [--json]
-                   turn a CARZero checkpoint into a carzero model directory
-                   (\`carzero convert --help\` for all options)
-  classify --model <dir> --prompts <json> [options] <images... | list.csv>
-                   zero-shot scores of images against class prompts
-                   (\`carzero classify --help\` for all options)
+  convert --checkpoint <ckpt> --text-model <bert dir> (--out <dir> | --name <name>) [--json]
+                   turn a CARZero checkpoint into a carzero model directory, or into the model
+                   store under a name (\`carzero convert --help\` for all options)
+  models [list | verify [<name>...] | path <name>]
+                   the shipped models (phantom-demo) and your store; hash checks
+  classify --model <name|dir> [--prompts <json>] [options] <images... | list.csv>
+                   zero-shot scores of images against class prompts (default: the model's own
+                   prompts.json) (\`carzero classify --help\` for all options)
   embed --model <dir> --out <file> (--images | --texts) <inputs...>
                    image or prompt embeddings to .safetensors or .json
   ground --model <dir> --prompts <json> --out <dir> <images... | list.csv>
@@ -26,19 +28,22 @@ commands:
   train --config <json> --out <run dir> | --resume <run dir> | --print-config
                    fine-tune a converted model with the original recipe; checkpoints, exact resume
                    (\`carzero train --help\` for all options)
-  demo [--out <dir>] [--device cpu|cuda] [--quick]
-                   phantom X-rays -> a small CARZero trained from scratch -> zero-shot AUROC
-                   table, ROC/PR plots and grounding overlays (\`carzero demo --help\`)
+  demo [--pretrained] [--out <dir>] [--device cpu|cuda] [--quick]
+                   phantom X-rays -> a small CARZero trained from scratch (or, --pretrained, the
+                   shipped phantom-demo model, in seconds) -> zero-shot AUROC table, ROC/PR plots
+                   and grounding overlays (\`carzero demo --help\`)
 
 options:
   -h, --help       this help
   -v, --version    the package version
 
 examples:
+  npx carzero demo --pretrained
+  npx carzero classify --model phantom-demo images/*.png
   npx carzero info
   npx carzero info --json
-  npx carzero convert --checkpoint CARZero.ckpt --text-model BioClinicalMPBERT --out carzero-model
-  npx carzero classify --model carzero-model --prompts prompts.json --format csv images/*.png
+  npx carzero convert --checkpoint CARZero.ckpt --text-model BioClinicalMPBERT --name carzero
+  npx carzero classify --model carzero --prompts prompts.json --format csv images/*.png
   npx carzero eval --protocol openi --labels custom.csv --scores openi_scores.csv
   npx carzero embed --model carzero-model --images --out images.safetensors images/*.png
   npx carzero demo --out carzero-demo
@@ -81,6 +86,7 @@ async function main(argv: string[]): Promise<number> {
     prepare: async () => (await import('./prepare.js')).prepareMain,
     train: async () => (await import('./train.js')).trainMain,
     demo: async () => (await import('./demo.js')).demoMain,
+    models: async () => (await import('./models.js')).modelsMain,
   };
   if (Object.hasOwn(sub, cmd)) {
     const fn = await sub[cmd]();

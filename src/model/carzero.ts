@@ -10,6 +10,7 @@ import { inputPixels } from '../image/feed.js';
 import { cleanText, Tokenizer } from '../text/index.js';
 import { Tensor } from '../tensor.js';
 import { NativeModel } from './native-model.js';
+import { checkModelForLoad, resolveModel, type VerifyPolicy } from './store.js';
 import * as zs from '../zeroshot/index.js';
 import type { ClassifiedImage, ClassifyOptions, ClassifyResult, ClassTextEmbeddings, EmbeddedImage, GroundedImage, GroundingResult, ImageInput, PromptsInput, SkippedImage, StreamOptions } from '../zeroshot/types.js';
 
@@ -38,6 +39,12 @@ export interface LoadOptions {
   device?: 'auto' | 'cpu' | 'cuda' | Device;
   /** fp32 | tf32 | bf16 (see Precision). Default: fp32 on CPU, tf32 on CUDA (= fp32 kernels today). */
   precision?: Precision;
+  /**
+   * The sha256 check of a model that has a manifest (src/model/store.ts): 'first' (default) hashes
+   * the files when they were not checked as they are now, 'always' on every load, 'never' skips it.
+   * The size check against the manifest and the safetensors header check always run.
+   */
+  verify?: VerifyPolicy;
 }
 
 /** Image embeddings (native tensors on the model's device). */
@@ -98,10 +105,19 @@ export class CARZero implements Disposable {
     this.#native = nm;
   }
 
-  /** Loads a converted model directory (`carzero convert` writes one). */
-  static async load(dir: string, options: LoadOptions = {}): Promise<CARZero> {
-    if (typeof dir !== 'string' || dir.length === 0) throw new TypeError("CARZero.load: argument 'dir' must be a directory path");
+  /**
+   * Loads a model: a directory (`carzero convert` writes one) or a model name, shipped in the
+   * package's `weights/` (e.g. 'phantom-demo') or in the user's store (`carzero convert --name`).
+   * Refuses a missing, truncated, extended or altered model file with a ModelIntegrityError naming it.
+   */
+  static async load(model: string, options: LoadOptions = {}): Promise<CARZero> {
+    if (typeof model !== 'string' || model.length === 0) throw new TypeError("CARZero.load: argument 'model' must be a model name or a directory path");
     if (options === null || typeof options !== 'object') throw new TypeError("CARZero.load: argument 'options' must be an object");
+    const verify = options.verify ?? 'first';
+    if (verify !== 'first' && verify !== 'always' && verify !== 'never')
+      throw new TypeError(`CARZero.load: option 'verify' must be 'first', 'always' or 'never', got ${String(verify)}`);
+    const dir = resolveModel(model).dir;
+    await checkModelForLoad(dir, verify);
     const device = Device.resolve(options.device ?? 'auto');
     const precision = options.precision ?? (device.kind === 'cuda' ? 'tf32' : 'fp32');
     if (precision !== 'fp32' && precision !== 'tf32' && precision !== 'bf16')

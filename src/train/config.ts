@@ -63,7 +63,7 @@ export interface SchedulerConfig {
 }
 
 export interface TrainConfig {
-  /** A converted model directory (carzero convert) to fine-tune from. */
+  /** The model to fine-tune from: a directory (carzero convert) or a model name (shipped or in the store). */
   model: string;
   data: DataConfig;
   /** 'auto' (CUDA when available), 'cpu' or 'cuda'. */

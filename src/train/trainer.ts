@@ -4,6 +4,7 @@
 // (src/train/checkpoint.ts) and exact resume: parameters, optimizer moments, scheduler and
 // early-stopping counters, the data loader's position and the dropout step counter are all in the
 // checkpoint, so `Trainer.resume` continues with bit-identical results.
+import { checkModelForLoad, resolveModel } from '../model/store.js';
 import { appendFileSync, existsSync, mkdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -209,7 +210,8 @@ export class Trainer {
   /** A new run in `runDir` (created; refused if it already holds a checkpoint: use resume). */
   static async create(config: unknown, runDir: string, options: TrainerOptions = {}): Promise<Trainer> {
     const c = validateConfig(config);
-    c.model = resolve(c.model);
+    c.model = resolve(resolveModel(c.model).dir); // a name (shipped or store model) or a directory
+    await checkModelForLoad(c.model);
     for (const k of ['csv', 'root', 'prepared', 'validation_prepared'] as const) if (c.data[k]) c.data[k] = resolve(c.data[k]!);
     runDir = resolve(runDir);
     const rank0 = (options.distributed?.rank ?? 0) === 0;

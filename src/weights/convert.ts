@@ -10,6 +10,7 @@ import { mkdir, open, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, join, resolve } from 'node:path';
 import { ConvertError } from '../errors.js';
+import { MODEL_FILES, packageVersion, sha256File, writeManifest, type Manifest } from '../model/store.js';
 import { vocabToTokenizerJson } from '../text/tokenizer.js';
 import { castFloat, isFloatDType, numel, shapeString, type WeightDType } from './dtype.js';
 import { HfBertFolder, type LazyTensor } from './hf-bert.js';
@@ -51,6 +52,8 @@ export type TensorSourceName = 'checkpoint' | 'text-model';
 
 export interface ConvertReport {
   out: string;
+  /** manifest.json as written: each file's size and sha256, the source checkpoint's. */
+  manifest: Manifest;
   config: CarzeroModelConfig;
   /** Tensors written and their parameter (element) count. */
   tensors: number;
@@ -375,7 +378,16 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
   });
   await writeAtomic(join(out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   await writeAtomic(join(out, 'tokenizer.json'), `${JSON.stringify(tokenizerJson, null, 2)}\n`);
+  // The manifest: each file's size and sha256 and the source checkpoint's (checked at load and by
+  // `carzero models verify`); a stale stamp of an earlier conversion into the same folder goes.
+  await unlink(join(out, '.verified.json')).catch(() => undefined);
+  const ckptPath = resolve(options.checkpoint);
+  const manifest = await writeManifest(out, [...MODEL_FILES], {
+    checkpoint: { file: basename(ckptPath), size: (await stat(ckptPath)).size, sha256: await sha256File(ckptPath) },
+    text_model: basename(resolve(options.textModel)),
+  }, packageVersion());
   return {
+    manifest,
     out,
     config,
     tensors: expected.size,
@@ -416,6 +428,7 @@ export function formatConvertReport(r: ConvertReport): string {
     `head:   width ${c.head.width}, depth ${c.head.depth}, heads ${c.head.heads}, ffn ${c.head.ffn}, mlp ${c.head.mlp.join('-')}`,
     `sources: ${Object.entries(r.sources).map(([g, s]) => `${g} from ${Object.entries(s).map(([k, n]) => `${k} (${n})`).join(' + ')}`).join('; ')}`,
     `tokenizer: ${r.tokenizer === 'tokenizer.json' ? 'copied from tokenizer.json' : 'made from vocab.txt + tokenizer_config.json'}`,
+    `manifest: ${join(r.out, 'manifest.json')} (sizes and sha256 of ${Object.keys(r.manifest.files).join(', ')}; checkpoint sha256 ${(r.manifest.source.checkpoint as { sha256: string }).sha256.slice(0, 16)}...)`,
     `ignored (unused at inference): ${r.ignored.length ? r.ignored.length + ' tensors: ' + summarizeNames(r.ignored) : 'none'}`,
   ];
   if (r.unexpected.length) lines.push(`unexpected (not written): ${r.unexpected.join(', ')}`);
