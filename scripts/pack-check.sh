@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Release check: build the prebuilt binary (prebuildify through the cmake-js shim), pack the
 # tarball, install it into an empty project with compilers, make and cmake hidden from PATH, and
-# run the package from there (`carzero info`, an import and a GEMM, `carzero demo --quick`). Exits non-zero on failure.
+# run the package from there (`carzero info`, an import and a GEMM, `carzero demo --pretrained`
+# within 60 s and with the macro AUROC recorded in weights/phantom-demo/demo.json, classify with the
+# shipped model from another folder, `carzero demo --quick`). Exits non-zero on failure.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -39,6 +41,26 @@ if (got.join() !== '7,10,15,22') throw new Error(`gemm gave ${got}`);
 console.log(`pack-check: import + gemm ok (carzero ${info().version})`);
 JS
 node smoke.mjs
+# The main job right after install: the shipped phantom-demo on the held-out phantoms (issue 16:
+# at most 60 s, the recorded macro AUROC to every printed digit).
+t0=$(date +%s)
+npx carzero demo --pretrained --quiet --out pretrained-out > pretrained.txt
+t1=$(date +%s)
+/bin/cat pretrained.txt
+echo "pack-check: demo --pretrained took $((t1 - t0)) s"
+if [ $((t1 - t0)) -gt 60 ]; then echo "pack-check: demo --pretrained took more than 60 s" >&2; exit 1; fi
+recorded=$(node -e "const r=require('./node_modules/carzero/weights/phantom-demo/demo.json').results.macro_auroc; console.log(r.toFixed(4))")
+/bin/grep -Eq "^macro +${recorded} " pretrained.txt || { echo "pack-check: the table's macro AUROC is not the recorded ${recorded}" >&2; exit 1; }
+/bin/grep -q "^macro AUROC ${recorded} (recorded when the model was trained: ${recorded})" pretrained.txt || { echo "pack-check: macro AUROC differs from the recorded ${recorded}" >&2; exit 1; }
+for f in auroc.json roc.png pr.png summary.json scores.csv; do test -s "pretrained-out/$f" || { echo "pack-check: demo --pretrained wrote no $f" >&2; exit 1; }; done
+/bin/ls pretrained-out/overlays/*.png > /dev/null
+npx carzero models
+npx carzero models verify phantom-demo
+# classify with the shipped model and its own prompts from another folder
+img=$(/bin/ls "$PWD"/pretrained-out/data-test/images/test/*.png | /usr/bin/head -n 2)
+(cd /tmp && "$work/app/node_modules/.bin/carzero" classify --model phantom-demo --format csv --quiet $img) > classify.csv
+/bin/cat classify.csv
+test "$(/usr/bin/wc -l < classify.csv)" -eq 3
 # The demo from the installed package (quick mode: ~1 minute): data, training, zero-shot, pictures.
 npx carzero demo --quick --quiet --out demo-out > demo.txt
 /bin/cat demo.txt

@@ -1,11 +1,17 @@
 // `carzero demo`: phantom data -> a small CARZero trained from scratch -> zero-shot AUROC table,
 // ROC/PR plots and grounding overlays (src/demo/demo.ts).
-import { runDemo } from '../demo/demo.js';
+import { runDemo, runPretrainedDemo, saveDemoModel } from '../demo/demo.js';
 import { oneOf, parseArgs, positiveInt, UsageError } from './args.js';
 import { createProgress } from './progress.js';
 
 export const DEMO_HELP = `usage: carzero demo [--out <dir>] [--device cpu|cuda|auto] [--seed <n>] [--quick]
                    [--train <n>] [--validate <n>] [--test <n>] [--epochs <n>] [--batch <n>] [--lr <x>]
+                   [--save-model <dir>]
+       carzero demo --pretrained [--model <name|dir>] [--out <dir>] [--device cpu|cuda|auto]
+
+--pretrained: no training. Renders the held-out test split the shipped model phantom-demo was
+trained beside and classifies it zero-shot with that model (seconds): the same table, plots and
+overlays, and the macro AUROC recorded when the model was trained, for comparison.
 
 Generates phantom chest X-rays with free-text reports (cached in <out>/data), trains a small
 CARZero from scratch on them (ViT and BERT with a word vocabulary built from the reports), then
@@ -28,18 +34,43 @@ options:
   --lr <x>           peak learning rate of the cosine schedule (default 0.001)
   --workers <n>      image loader threads (default: the loader's choice)
   --quiet            no progress bars or status lines (the table is still printed)
+  --save-model <dir> after the run, copy the trained model with prompts.json, demo.json (settings
+                     and results) and manifest.json to <dir> (weights/phantom-demo is made so)
+  --pretrained       see above; --model picks another saved demo model (default phantom-demo)
 `;
 
 export async function demoMain(argv: string[]): Promise<number> {
   const a = parseArgs(argv, {
-    values: ['out', 'device', 'seed', 'train', 'validate', 'test', 'epochs', 'batch', 'lr', 'workers'],
-    flags: ['quick', 'quiet', 'help'],
+    values: ['out', 'device', 'seed', 'train', 'validate', 'test', 'epochs', 'batch', 'lr', 'workers', 'save-model', 'model'],
+    flags: ['quick', 'quiet', 'help', 'pretrained'],
   }, 'demo');
   if (a.flags.has('help')) {
     process.stdout.write(DEMO_HELP);
     return 0;
   }
   if (a.positionals.length) throw new UsageError(`carzero demo: unexpected argument '${a.positionals[0]}'`);
+  if (a.flags.has('pretrained')) {
+    const training = ['seed', 'train', 'validate', 'test', 'epochs', 'batch', 'lr', 'workers', 'save-model'].filter((k) => a.values.has(k));
+    if (training.length || a.flags.has('quick')) throw new UsageError(`carzero demo: --pretrained trains nothing; --${training[0] ?? 'quick'} does not apply`);
+    const quiet = a.flags.has('quiet');
+    const out = a.values.get('out') ?? 'carzero-demo';
+    if (out === '') throw new UsageError('carzero demo: --out must name a folder');
+    const res = await runPretrainedDemo({
+      out,
+      model: a.values.get('model'),
+      device: oneOf(a.values.get('device'), ['cpu', 'cuda', 'auto'] as const, 'device', 'demo', 'cpu'),
+      log: quiet ? undefined : (line: string) => process.stderr.write(`${line}\n`),
+      progress: quiet ? undefined : (label, total, unit) => createProgress({ label, total, unit }),
+    });
+    // The table and the comparison go to stdout (the status lines above went to stderr).
+    const { readFile } = await import('node:fs/promises');
+    process.stdout.write(await readFile(`${res.out}/auroc.txt`, 'utf8'));
+    const f = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
+    const same = f(res.macro_auroc) === f(res.recorded_macro_auroc);
+    process.stdout.write(`\nmacro AUROC ${f(res.macro_auroc)} (recorded when the model was trained: ${f(res.recorded_macro_auroc)})${same ? '' : ' DIFFERENT'}\n`);
+    return 0;
+  }
+  if (a.values.has('model')) throw new UsageError('carzero demo: --model goes with --pretrained (a training run makes its own model)');
   const int0 = (name: string): number | undefined => {
     const v = a.values.get(name);
     if (v === undefined) return undefined;
@@ -75,6 +106,11 @@ export async function demoMain(argv: string[]): Promise<number> {
   if (quiet) {
     const { readFile } = await import('node:fs/promises');
     process.stdout.write(await readFile(`${res.out}/auroc.txt`, 'utf8'));
+  }
+  const saveTo = a.values.get('save-model');
+  if (saveTo) {
+    const written = await saveDemoModel(res, saveTo, `carzero demo ${argv.join(' ')}`);
+    log?.(`saved the trained model to ${saveTo} (${written.length} files)`);
   }
   return 0;
 }

@@ -21,17 +21,18 @@
 // impression has no negation word ("the lungs are clear", "normal chest radiograph") stay in.
 // Only the report text is read; the test split keeps all its images.
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { csvField } from '../data/csv.js';
 import { reportSentences } from '../data/mimic.js';
 import { evaluate, formatResult, pointingGame, readLabels, writePlots, type PointingTrial, type ScoreTable } from '../eval/index.js';
 import { matrix } from '../eval/metrics.js';
+import { CarzeroError } from '../errors.js';
 import { CARZero } from '../model/carzero.js';
 import { cleanText } from '../text/clean.js';
 import { Trainer, type EpochInfo, type StepInfo } from '../train/trainer.js';
 import { createDemoModel, DEMO_MODEL_SIZE, type ModelSize } from './model.js';
 import { boxToCrop, groundingOverlayPng } from './overlay.js';
-import { generatePhantomSet, type PhantomImage } from './phantom.js';
+import { generatePhantomSet, type PhantomImage, type PhantomIndex } from './phantom.js';
 import { DEMO_CLASSES, type DemoClass } from './reports.js';
 import type { BoxXY } from './render.js';
 
@@ -222,6 +223,121 @@ function fmt(v: number | null | undefined, d = 4): string {
   return v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(d);
 }
 
+export interface ZeroShotEvaluation {
+  classes: string[];
+  /** The evaluation result (AUROC, AUPRC, pointing game) as eval/ formats it. */
+  r: ReturnType<typeof evaluate>['result'];
+  pg: ReturnType<typeof pointingGame>;
+  /** The printed table (auroc.txt). */
+  text: string;
+  files: string[];
+}
+
+/** Step 4 of the demo, shared by the training run and `--pretrained`: zero-shot scores of the test
+ * split of a phantom set with the demo prompts, labels from its custom.csv, the AUROC table, plots,
+ * pointing game and overlays, written to `out`. */
+export async function evaluateZeroShot(args: {
+  model: CARZero;
+  out: string;
+  evalDir: string;
+  index: PhantomIndex;
+  overlays?: number;
+  bar: (label: string, total: number, unit: string) => DemoProgress;
+}): Promise<ZeroShotEvaluation> {
+  const { model, out, evalDir, bar } = args;
+  const files: string[] = [];
+  const test = args.index.images.filter((im) => im.split === 'test');
+  const classes = [...DEMO_CLASSES];
+  const C = classes.length;
+  const scores = matrix(test.length, C);
+  const maps: Float32Array[] = [];
+  const pixels: Float32Array[] = [];
+  const crop = model.config.preprocess.crop;
+  const flat = flatPrompts(DEMO_ZERO_SHOT_PROMPTS);
+  const keyIndex = Object.keys(flat.prompts);
+  const pEval = bar('  scoring', test.length, 'images');
+  try {
+    for await (const r of model.groundingStream({ images: test.map((im) => join(evalDir, im.file)), prompts: flat.prompts, onProgress: (p) => pEval.update(p.done) })) {
+      if ('error' in r) throw new Error(`${r.name}: ${r.error.message}`);
+      // a class's score: the largest of its prompts' scores; its map: that prompt's map
+      const m = new Float32Array(C * crop * crop);
+      classes.forEach((c, j) => {
+        let best = -1;
+        for (const key of flat.keys[c]) {
+          const q = keyIndex.indexOf(key);
+          if (best < 0 || r.scores[q] > r.scores[best]) best = q;
+        }
+        scores.data[r.index * C + j] = r.scores[best];
+        m.set(r.maps.subarray(best * crop * crop, (best + 1) * crop * crop), j * crop * crop);
+      });
+      maps[r.index] = m;
+      pixels[r.index] = r.pixels;
+    }
+  } finally {
+    pEval.end();
+  }
+  await writeFile(join(out, 'prompts.json'), JSON.stringify(DEMO_ZERO_SHOT_PROMPTS, null, 2) + '\n'); // class -> its prompts (score: the largest)
+  const scoreLines = [['Path', ...classes].join(',')];
+  test.forEach((im, i) => scoreLines.push([csvField(im.file), ...Array.from(scores.data.subarray(i * C, (i + 1) * C), (v) => v.toPrecision(7))].join(',')));
+  await writeFile(join(out, 'scores.csv'), scoreLines.join('\n') + '\n');
+  files.push(join(out, 'prompts.json'), join(out, 'scores.csv'));
+
+  // Labels from the Open-I-format file the phantom set writes (custom.csv), restricted to the
+  // demo's 8 classes (the other 10 Open-I classes never occur).
+  const customFile = join(evalDir, 'custom.csv');
+  const openi = readLabels('openi', await readFile(customFile, 'utf8'), customFile);
+  const cols = classes.map((c) => openi.classes.indexOf(c));
+  const labels8 = new Float64Array(openi.rows * C);
+  for (let r = 0; r < openi.rows; r++) cols.forEach((j, k) => (labels8[r * C + k] = openi.labels[r * openi.classes.length + j]));
+  const set = { ...openi, classes, labels: labels8 };
+  const table: ScoreTable = { classes, names: test.map((im) => im.file), scores, positions: test.map((_, i) => i), listLength: test.length, file: 'scores.csv', warnings: [] };
+
+  // Pointing game: every (test image, finding) with a box; hit when the map's maximum is in it.
+  const trials: PointingTrial[] = [];
+  const geometry = (im: PhantomImage) => ({ width: im.width, height: im.height, resize: model.config.preprocess.resize, crop });
+  test.forEach((im, i) => {
+    for (const b of im.boxes) {
+      const k = classes.indexOf(b.cls);
+      trials.push({ classIndex: k, map: maps[i].subarray(k * crop * crop, (k + 1) * crop * crop), mapSize: crop, boxes: [{ x1: b.box[0], y1: b.box[1], x2: b.box[2], y2: b.box[3] }], geometry: geometry(im) });
+    }
+  });
+  const pg = pointingGame(trials, C);
+  const ev = evaluate(set, table, customFile, pg);
+  const r = ev.result;
+  r.title = 'Phantom test split (zero-shot)';
+  const text = formatResult(r);
+  await writeFile(join(out, 'auroc.txt'), text);
+  await writeFile(join(out, 'auroc.json'), JSON.stringify(r, null, 2) + '\n');
+  const csvLines = ['class,positives,auroc,auprc,pointing_hits,pointing_trials'];
+  classes.forEach((c, j) => csvLines.push([c, r.positives[j], fmt(r.auroc[j]), fmt(r.auprc[j]), pg.perClass[j].hits, pg.perClass[j].trials].join(',')));
+  csvLines.push(['macro', '', fmt(r.macro_auroc), fmt(r.auprc_macro), pg.hits, pg.trials].join(','));
+  await writeFile(join(out, 'auroc.csv'), csvLines.join('\n') + '\n');
+  files.push(join(out, 'auroc.txt'), join(out, 'auroc.json'), join(out, 'auroc.csv'));
+  files.push(...(await writePlots(out, ev)));
+
+  // Overlays: the first test images with each class's box (a few per class).
+  const ovDir = join(out, 'overlays');
+  await rm(ovDir, { recursive: true, force: true });
+  await mkdir(ovDir, { recursive: true });
+  const perClass = Math.max(1, Math.ceil((args.overlays ?? 16) / C));
+  const count = new Map<string, number>();
+  const { mean, std } = model.config.preprocess;
+  for (let i = 0; i < test.length; i++) {
+    const im = test[i];
+    for (const b of im.boxes) {
+      if ((count.get(b.cls) ?? 0) >= perClass) continue;
+      count.set(b.cls, (count.get(b.cls) ?? 0) + 1);
+      const k = classes.indexOf(b.cls);
+      const box: BoxXY = boxToCrop(b.box, geometry(im));
+      const png = groundingOverlayPng(pixels[i], maps[i].subarray(k * crop * crop, (k + 1) * crop * crop), [box], { mean, std, zoom: 4 });
+      const f = join(ovDir, `${im.id}-${b.cls.toLowerCase()}.png`);
+      await writeFile(f, png);
+      files.push(f);
+    }
+  }
+  return { classes, r, pg, text, files };
+}
+
 /** Runs the demo (see the file comment). */
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const t0 = performance.now();
@@ -328,96 +444,14 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     evalIndex = sel.index;
     log(`  selection split: ${s.test} phantoms of seed ${options.selectionSeed} (${evalDir}), not the test split`);
   }
-  const test = evalIndex.images.filter((im) => im.split === 'test');
-  const classes = [...DEMO_CLASSES];
-  const C = classes.length;
-  const scores = matrix(test.length, C);
-  const maps: Float32Array[] = [];
-  const pixels: Float32Array[] = [];
-  const crop = model.config.preprocess.crop;
-  const flat = flatPrompts(DEMO_ZERO_SHOT_PROMPTS);
-  const keyIndex = Object.keys(flat.prompts);
-  const pEval = bar('  scoring', test.length, 'images');
+  let ev: ZeroShotEvaluation;
   try {
-    for await (const r of model.groundingStream({ images: test.map((im) => join(evalDir, im.file)), prompts: flat.prompts, onProgress: (p) => pEval.update(p.done) })) {
-      if ('error' in r) throw new Error(`${r.name}: ${r.error.message}`);
-      // a class's score: the largest of its prompts' scores; its map: that prompt's map
-      const m = new Float32Array(C * crop * crop);
-      classes.forEach((c, j) => {
-        let best = -1;
-        for (const key of flat.keys[c]) {
-          const q = keyIndex.indexOf(key);
-          if (best < 0 || r.scores[q] > r.scores[best]) best = q;
-        }
-        scores.data[r.index * C + j] = r.scores[best];
-        m.set(r.maps.subarray(best * crop * crop, (best + 1) * crop * crop), j * crop * crop);
-      });
-      maps[r.index] = m;
-      pixels[r.index] = r.pixels;
-    }
+    ev = await evaluateZeroShot({ model, out, evalDir, index: evalIndex, overlays: options.overlays, bar });
   } finally {
-    pEval.end();
+    model.dispose();
   }
-  await writeFile(join(out, 'prompts.json'), JSON.stringify(DEMO_ZERO_SHOT_PROMPTS, null, 2) + '\n'); // class -> its prompts (score: the largest)
-  const scoreLines = [['Path', ...classes].join(',')];
-  test.forEach((im, i) => scoreLines.push([csvField(im.file), ...Array.from(scores.data.subarray(i * C, (i + 1) * C), (v) => v.toPrecision(7))].join(',')));
-  await writeFile(join(out, 'scores.csv'), scoreLines.join('\n') + '\n');
-  files.push(join(out, 'prompts.json'), join(out, 'scores.csv'));
-
-  // Labels from the Open-I-format file the phantom set writes (custom.csv), restricted to the
-  // demo's 8 classes (the other 10 Open-I classes never occur).
-  const customFile = join(evalDir, 'custom.csv');
-  const openi = readLabels('openi', await readFile(customFile, 'utf8'), customFile);
-  const cols = classes.map((c) => openi.classes.indexOf(c));
-  const labels8 = new Float64Array(openi.rows * C);
-  for (let r = 0; r < openi.rows; r++) cols.forEach((j, k) => (labels8[r * C + k] = openi.labels[r * openi.classes.length + j]));
-  const set = { ...openi, classes, labels: labels8 };
-  const table: ScoreTable = { classes, names: test.map((im) => im.file), scores, positions: test.map((_, i) => i), listLength: test.length, file: 'scores.csv', warnings: [] };
-
-  // Pointing game: every (test image, finding) with a box; hit when the map's maximum is in it.
-  const trials: PointingTrial[] = [];
-  const geometry = (im: PhantomImage) => ({ width: im.width, height: im.height, resize: model.config.preprocess.resize, crop });
-  test.forEach((im, i) => {
-    for (const b of im.boxes) {
-      const k = classes.indexOf(b.cls);
-      trials.push({ classIndex: k, map: maps[i].subarray(k * crop * crop, (k + 1) * crop * crop), mapSize: crop, boxes: [{ x1: b.box[0], y1: b.box[1], x2: b.box[2], y2: b.box[3] }], geometry: geometry(im) });
-    }
-  });
-  const pg = pointingGame(trials, C);
-  const ev = evaluate(set, table, customFile, pg);
-  const r = ev.result;
-  r.title = 'Phantom test split (zero-shot)';
-  const text = formatResult(r);
-  await writeFile(join(out, 'auroc.txt'), text);
-  await writeFile(join(out, 'auroc.json'), JSON.stringify(r, null, 2) + '\n');
-  const csvLines = ['class,positives,auroc,auprc,pointing_hits,pointing_trials'];
-  classes.forEach((c, j) => csvLines.push([c, r.positives[j], fmt(r.auroc[j]), fmt(r.auprc[j]), pg.perClass[j].hits, pg.perClass[j].trials].join(',')));
-  csvLines.push(['macro', '', fmt(r.macro_auroc), fmt(r.auprc_macro), pg.hits, pg.trials].join(','));
-  await writeFile(join(out, 'auroc.csv'), csvLines.join('\n') + '\n');
-  files.push(join(out, 'auroc.txt'), join(out, 'auroc.json'), join(out, 'auroc.csv'));
-  files.push(...(await writePlots(out, ev)));
-
-  // Overlays: the first test images with each class's box (a few per class).
-  const ovDir = join(out, 'overlays');
-  await rm(ovDir, { recursive: true, force: true });
-  await mkdir(ovDir, { recursive: true });
-  const perClass = Math.max(1, Math.ceil((options.overlays ?? 16) / C));
-  const count = new Map<string, number>();
-  const { mean, std } = model.config.preprocess;
-  for (let i = 0; i < test.length; i++) {
-    const im = test[i];
-    for (const b of im.boxes) {
-      if ((count.get(b.cls) ?? 0) >= perClass) continue;
-      count.set(b.cls, (count.get(b.cls) ?? 0) + 1);
-      const k = classes.indexOf(b.cls);
-      const box: BoxXY = boxToCrop(b.box, geometry(im));
-      const png = groundingOverlayPng(pixels[i], maps[i].subarray(k * crop * crop, (k + 1) * crop * crop), [box], { mean, std, zoom: 4 });
-      const f = join(ovDir, `${im.id}-${b.cls.toLowerCase()}.png`);
-      await writeFile(f, png);
-      files.push(f);
-    }
-  }
-  model.dispose();
+  files.push(...ev.files);
+  const { r, pg, text, classes } = ev;
   const tEval = performance.now();
 
   const res: DemoResult = {
@@ -442,5 +476,144 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   log('');
   log(`done in ${res.seconds.total.toFixed(0)} s (data ${res.seconds.data.toFixed(0)} s, training ${res.seconds.train.toFixed(0)} s, evaluation ${res.seconds.evaluate.toFixed(0)} s)`);
   log(`results, plots (roc.png, pr.png) and grounding overlays (overlays/) are in ${out}`);
+  return res;
+}
+
+// ---- the shipped model: `carzero demo --save-model <dir>` writes it, `--pretrained` uses it
+
+/** The demo prompts as flat {key: prompt} for `carzero classify` (one column per side). */
+export function classifyPrompts(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [c, list] of Object.entries(DEMO_ZERO_SHOT_PROMPTS)) {
+    if (list.length === 1) out[c] = list[0];
+    else list.forEach((p, k) => (out[`${c} (${['right', 'left'][k] ?? k + 1})`] = p));
+  }
+  return out;
+}
+
+/** demo.json of a saved demo model: how it was trained and what it reached. */
+export interface SavedDemoRecord {
+  format: 'carzero-demo-model';
+  format_version: 1;
+  command: string;
+  carzero_version: string;
+  date: string;
+  settings: DemoSettings;
+  results: Pick<DemoResult, 'macro_auroc' | 'auroc' | 'auprc' | 'pointing' | 'val_loss_initial' | 'val_loss_final' | 'chance_loss'>;
+  /** The demo's class prompts ({class: [prompts]}, a class scores the larger). */
+  demo_prompts: Record<string, readonly string[]>;
+  seconds: DemoResult['seconds'];
+}
+
+const SAVED_MODEL_FILES = ['config.json', 'model.safetensors', 'tokenizer.json'];
+
+/** Copies the trained model of a finished demo run (its `run/last`) with prompts.json, demo.json
+ * and a manifest into `dest` (the shipped `weights/phantom-demo/` is made this way). */
+export async function saveDemoModel(res: DemoResult, dest: string, command: string): Promise<string[]> {
+  const { copyFile, realpath } = await import('node:fs/promises');
+  const { packageVersion, writeManifest } = await import('../model/store.js');
+  const src = await realpath(join(res.out, 'run', 'last'));
+  await mkdir(dest, { recursive: true });
+  await rm(join(dest, '.verified.json'), { force: true });
+  for (const f of SAVED_MODEL_FILES) await copyFile(join(src, f), join(dest, f));
+  await writeFile(join(dest, 'prompts.json'), `${JSON.stringify(classifyPrompts(), null, 2)}\n`);
+  const record: SavedDemoRecord = {
+    format: 'carzero-demo-model',
+    format_version: 1,
+    command,
+    carzero_version: packageVersion(),
+    date: new Date().toISOString().slice(0, 10),
+    settings: res.settings,
+    results: {
+      macro_auroc: res.macro_auroc, auroc: res.auroc, auprc: res.auprc, pointing: res.pointing,
+      val_loss_initial: res.val_loss_initial, val_loss_final: res.val_loss_final, chance_loss: res.chance_loss,
+    },
+    demo_prompts: DEMO_ZERO_SHOT_PROMPTS,
+    seconds: res.seconds,
+  };
+  await writeFile(join(dest, 'demo.json'), `${JSON.stringify(record, null, 2)}\n`);
+  const all = [...SAVED_MODEL_FILES, 'prompts.json', 'demo.json'];
+  await writeManifest(dest, all, { trained_by: command, run: basename(src) }, record.carzero_version);
+  return [...all, 'manifest.json'].map((f) => join(dest, f));
+}
+
+export interface PretrainedDemoOptions {
+  out: string;
+  /** A model name or directory saved by `--save-model` (default 'phantom-demo', the shipped one). */
+  model?: string;
+  device?: 'cpu' | 'cuda' | 'auto';
+  log?: (line: string) => void;
+  progress?: (label: string, total: number, unit: string) => DemoProgress;
+}
+
+export interface PretrainedDemoResult {
+  out: string;
+  model: string;
+  classes: string[];
+  auroc: Record<string, number | null>;
+  auprc: Record<string, number | null>;
+  macro_auroc: number | null;
+  /** What demo.json recorded when the model was trained (the same test split). */
+  recorded_macro_auroc: number | null;
+  pointing: { accuracy: number | null; hits: number; trials: number };
+  seconds: { data: number; evaluate: number; total: number };
+  files: string[];
+}
+
+/** `carzero demo --pretrained`: the held-out test split of the phantom set the shipped model was
+ * trained beside (rendered again from its seed), classified zero-shot with that model. */
+export async function runPretrainedDemo(options: PretrainedDemoOptions): Promise<PretrainedDemoResult> {
+  const t0 = performance.now();
+  if (typeof options.out !== 'string' || !options.out) throw new TypeError("carzero demo: option 'out' must be a folder path");
+  const { resolveModel } = await import('../model/store.js');
+  const log = options.log ?? (() => undefined);
+  const bar = options.progress ?? (() => ({ update() {}, end() {} }));
+  const out = resolve(options.out);
+  const files: string[] = [];
+  await mkdir(out, { recursive: true });
+  const m = resolveModel(options.model ?? 'phantom-demo');
+  const recFile = join(m.dir, 'demo.json');
+  let rec: SavedDemoRecord;
+  try {
+    rec = JSON.parse(await readFile(recFile, 'utf8')) as SavedDemoRecord;
+  } catch (e) {
+    throw new CarzeroError(`${recFile}: cannot read the demo record (${(e as Error).message}); --pretrained needs a model saved by \`carzero demo --save-model\``, 'CZ_ERR_IO');
+  }
+  if (rec.format !== 'carzero-demo-model' || rec.format_version !== 1 || !rec.settings) throw new CarzeroError(`${recFile}: not a carzero demo record`, 'CZ_ERR_FORMAT');
+  const s = rec.settings;
+  const dataDir = join(out, 'data-test');
+  log(`[1/2] the phantom test split the model was trained beside: ${s.test} images (seed ${s.seed + 1}; ${dataDir})`);
+  let genDone = 0;
+  const pGen = bar('  generating', s.test, 'images');
+  const ph = await generatePhantomSet({ out: dataDir, seed: s.seed + 1, train: 0, validate: 0, test: s.test, size: s.phantom_size, lateral: 0, onImage: () => pGen.update(++genDone) });
+  pGen.end();
+  const tData = performance.now();
+  log(`[2/2] zero-shot classification with ${m.name ?? m.dir} (${m.dir})`);
+  const model = await CARZero.load(m.dir, { device: options.device ?? 'cpu' });
+  let ev: ZeroShotEvaluation;
+  try {
+    ev = await evaluateZeroShot({ model, out, evalDir: dataDir, index: ph.index, bar });
+  } finally {
+    model.dispose();
+  }
+  files.push(...ev.files);
+  const tEval = performance.now();
+  const { r, pg, classes } = ev;
+  const res: PretrainedDemoResult = {
+    out,
+    model: m.dir,
+    classes,
+    auroc: Object.fromEntries(classes.map((c, j) => [c, r.auroc[j]])),
+    auprc: Object.fromEntries(classes.map((c, j) => [c, r.auprc[j]])),
+    macro_auroc: r.macro_auroc,
+    recorded_macro_auroc: rec.results.macro_auroc,
+    pointing: { accuracy: r.pointing?.accuracy ?? null, hits: pg.hits, trials: pg.trials },
+    seconds: { data: (tData - t0) / 1000, evaluate: (tEval - tData) / 1000, total: (performance.now() - t0) / 1000 },
+    files,
+  };
+  await writeFile(join(out, 'summary.json'), JSON.stringify(res, null, 2) + '\n');
+  files.push(join(out, 'summary.json'));
+  // (the table itself is the caller's to print: auroc.txt; the CLI writes it to stdout)
+  log(`done in ${res.seconds.total.toFixed(1)} s; results, plots (roc.png, pr.png) and grounding overlays (overlays/) are in ${out}`);
   return res;
 }
