@@ -57,8 +57,8 @@ for f in auroc.json roc.png pr.png summary.json scores.csv; do test -s "pretrain
 npx carzero models
 npx carzero models verify phantom-demo
 # classify with the shipped model and its own prompts from another folder
-img=$(/bin/ls "$PWD"/pretrained-out/data-test/images/test/*.png | /usr/bin/head -n 2)
-(cd /tmp && "$work/app/node_modules/.bin/carzero" classify --model phantom-demo --format csv --quiet $img) > classify.csv
+imgs=("$PWD"/pretrained-out/data-test/images/test/*.png)
+(cd /tmp && "$work/app/node_modules/.bin/carzero" classify --model phantom-demo --format csv --quiet "${imgs[@]:0:2}") > classify.csv
 /bin/cat classify.csv
 test "$(/usr/bin/wc -l < classify.csv)" -eq 3
 # The demo from the installed package (quick mode: ~1 minute): data, training, zero-shot, pictures.
