@@ -36,6 +36,10 @@ if(CZ_WITH_CUDA)
   set(CARZERO_CUDA_ARCHS "80-real;86-real;89-real;90-real;90-virtual" CACHE STRING
       "CUDA architectures of the CUDA backend (CMAKE_CUDA_ARCHITECTURES syntax)")
   set(CMAKE_CUDA_ARCHITECTURES "${CARZERO_CUDA_ARCHS}")
+  if(CZ_SYSROOT)
+    # nvcc's host compiler sees the same glibc 2.31 headers as the C++ sources
+    set(CMAKE_CUDA_FLAGS "${CMAKE_CUDA_FLAGS} -Xcompiler=--sysroot=${CZ_SYSROOT}")
+  endif()
   enable_language(CUDA)
   find_package(CUDAToolkit REQUIRED)
   set(CMAKE_CUDA_STANDARD 17)
@@ -45,6 +49,11 @@ if(CZ_WITH_CUDA)
     ${CMAKE_CURRENT_SOURCE_DIR}/native/src/cuda/*.cpp)
   target_sources(carzero_core PRIVATE ${CZ_CUDA_SOURCES})
   target_compile_definitions(carzero_core PUBLIC CARZERO_WITH_CUDA)
+  # The runtime version (CUDART_VERSION's encoding: 13000 = 13.0) for the driver check in
+  # core/info.cpp, which is plain C++ without the CUDA headers.
+  string(REGEX MATCH "^([0-9]+)\\.([0-9]+)" _cz_cv "${CMAKE_CUDA_COMPILER_VERSION}")
+  math(EXPR CZ_CUDA_RUNTIME_VERSION "${CMAKE_MATCH_1} * 1000 + ${CMAKE_MATCH_2} * 10")
+  target_compile_definitions(carzero_core PRIVATE CZ_CUDA_RUNTIME_VERSION=${CZ_CUDA_RUNTIME_VERSION})
   # -lineinfo: compute-sanitizer and profilers map to source lines at no run-time cost.
   target_compile_options(carzero_core PRIVATE
     $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr -lineinfo -Xcompiler=-fvisibility=hidden>)
