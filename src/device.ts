@@ -9,6 +9,8 @@ export interface CpuDeviceOptions {
 
 let defaultCpu: Device | undefined;
 
+let driverWarned = false;
+
 export class Device implements Disposable {
   readonly #ctx: NativeContext;
   readonly kind: DeviceKind;
@@ -47,7 +49,12 @@ export class Device implements Disposable {
     if (spec === 'cpu') return Device.cpu();
     if (spec === 'cuda') return Device.cuda();
     if (spec === 'auto') {
-      const info = JSON.parse(native().info()) as { cuda: { available: boolean } };
+      const info = JSON.parse(native().info()) as { cuda: { available: boolean; driver_too_old?: boolean; reason: string | null } };
+      // A GPU with a driver older than the runtime: say so once, then use the CPU.
+      if (!info.cuda.available && info.cuda.driver_too_old && !driverWarned) {
+        driverWarned = true;
+        process.emitWarning(`carzero: ${info.cuda.reason}`, 'CarzeroDriverWarning');
+      }
       return info.cuda.available ? Device.cuda() : Device.cpu();
     }
     throw new TypeError(`argument 'device' must be 'auto', 'cpu', 'cuda' or a Device, got ${String(spec)}`);

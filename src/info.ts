@@ -18,7 +18,14 @@ export interface CarzeroInfo {
   cuda: {
     compiled: boolean;
     driver: boolean;
+    /** cuDriverGetVersion: the newest CUDA the driver supports (13000 = 13.0); 0 without a driver. */
     driver_version: number;
+    /** The CUDA runtime this binary was built with (13000 = 13.0); 0 without a CUDA backend. */
+    runtime_version: number;
+    /** The driver predates the runtime: the CPU is used and `reason` names both versions. */
+    driver_too_old: boolean;
+    /** The kernel module's version ("580.65.06") when /proc/driver/nvidia/version is readable. */
+    driver_release: string;
     devices: number;
     cublas: string | null;
     available: boolean;
@@ -36,6 +43,10 @@ export interface CarzeroInfo {
     /** Default decode threads (CARZERO_DECODE_THREADS, else the cores). */
     decode_threads: number;
   };
+}
+
+function cudaVersion(v: number): string {
+  return `${Math.floor(v / 1000)}.${Math.floor((v % 1000) / 10)}`;
 }
 
 export function info(): CarzeroInfo {
@@ -71,7 +82,7 @@ export function formatInfo(i: CarzeroInfo): string {
     `threads: ${i.threads}`,
     imageLine(i.images),
     i.cuda.available
-      ? `cuda: available (${i.cuda.devices} device${i.cuda.devices === 1 ? '' : 's'}, driver ${i.cuda.driver_version}, ${i.cuda.cublas})`
+      ? `cuda: available (${i.cuda.devices} device${i.cuda.devices === 1 ? '' : 's'}, driver ${i.cuda.driver_release || 'for'} CUDA ${cudaVersion(i.cuda.driver_version)}, runtime ${cudaVersion(i.cuda.runtime_version)}, ${i.cuda.cublas})`
       : `cuda: unavailable (${i.cuda.reason})`,
   ];
   return lines.join('\n');

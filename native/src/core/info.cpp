@@ -4,11 +4,14 @@
 // binary loads on machines without a GPU, a driver or cuBLAS and can say which one is missing.
 #include <dlfcn.h>
 
+#include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "context.h"
+#include "cublas_paths.h"
 #include "cpu_features.h"
 #include "threadpool.h"
 #include "image/image.h"
@@ -16,6 +19,39 @@
 namespace carzero {
 
 namespace {
+
+// The driver branch a CUDA runtime major version needs (NVIDIA's CUDA Toolkit release notes: CUDA
+// 13.x needs R580 or newer; 12.x R525, with minor-version compatibility inside a major version).
+int driver_floor(int runtime_version) {
+  int major = runtime_version / 1000;
+  return major >= 13 ? 580 : major == 12 ? 525 : 0;
+}
+
+// "550.54.15" from /proc/driver/nvidia/version, or "" when not readable.
+std::string driver_release() {
+  FILE* f = std::fopen("/proc/driver/nvidia/version", "r");
+  if (!f) return "";
+  char line[512] = {0};
+  std::string out;
+  if (std::fgets(line, sizeof line, f)) {
+    std::string l(line);
+    // "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 ..."
+    for (size_t i = 0; i < l.size() && out.empty(); ++i) {
+      if (!std::isdigit(static_cast<unsigned char>(l[i])) || (i && !std::isspace(static_cast<unsigned char>(l[i - 1]))))
+        continue;
+      size_t j = i;
+      while (j < l.size() && (std::isdigit(static_cast<unsigned char>(l[j])) || l[j] == '.')) ++j;
+      std::string tok = l.substr(i, j - i);
+      if (tok.find('.') != std::string::npos) out = tok;
+    }
+  }
+  std::fclose(f);
+  return out;
+}
+
+std::string cuda_version_string(int v) {
+  return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10);
+}
 
 std::string dl_error() {
   const char* e = dlerror();
@@ -26,6 +62,9 @@ CudaStatus probe_cuda() {
   CudaStatus s;
 #ifdef CARZERO_WITH_CUDA
   s.compiled = true;
+#ifdef CZ_CUDA_RUNTIME_VERSION
+  s.runtime_version = CZ_CUDA_RUNTIME_VERSION;
+#endif
 #endif
   std::vector<std::string> missing;
   if (!s.compiled) missing.push_back("this build has no CUDA backend");
@@ -44,7 +83,20 @@ CudaStatus probe_cuda() {
     } else {
       int rc = cu_init(0);
       if (cu_version) cu_version(&s.driver_version);
-      if (rc != 0) {
+      s.driver_release = driver_release();
+      if (s.runtime_version && s.driver_version && s.driver_version < s.runtime_version) {
+        // Checked before anything of the runtime runs: the CUDA runtime would fail with
+        // cudaErrorInsufficientDriver on the first call.
+        s.driver_too_old = true;
+        int floor = driver_floor(s.runtime_version);
+        missing.push_back(
+            "NVIDIA driver too old: " +
+            (s.driver_release.empty() ? std::string("the driver") : "driver " + s.driver_release) +
+            " supports CUDA up to " + cuda_version_string(s.driver_version) +
+            ", this build's CUDA " + cuda_version_string(s.runtime_version) + " runtime needs " +
+            (floor ? "an R" + std::to_string(floor) + " or newer driver" : "a newer driver") +
+            " (CUDA " + cuda_version_string(s.runtime_version) + "); running on the CPU");
+      } else if (rc != 0) {
         missing.push_back("cuInit failed with CUresult " + std::to_string(rc) +
                           (rc == 100 ? " (no CUDA-capable device)" : ""));
       } else {
@@ -56,13 +108,9 @@ CudaStatus probe_cuda() {
     // The driver stays loaded: unloading it while a backend may use it later is unsafe.
   }
 
-  std::vector<std::string> candidates;
-  if (const char* p = std::getenv("CARZERO_CUBLAS_PATH")) candidates.push_back(p);
-  candidates.push_back("libcublas.so.13");
-  candidates.push_back("libcublas.so.12");
   std::string tried;
-  for (const auto& c : candidates) {
-    void* h = dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL);
+  for (const auto& c : cublas_candidates()) {
+    void* h = open_cublas(c, nullptr);
     if (h) {
       s.cublas_path = c;
       dlclose(h);
@@ -134,6 +182,9 @@ std::string info_json() {
   j += "\"cuda\":{\"compiled\":" + std::string(c.compiled ? "true" : "false") +
        ",\"driver\":" + (c.driver ? "true" : "false") +
        ",\"driver_version\":" + std::to_string(c.driver_version) +
+       ",\"runtime_version\":" + std::to_string(c.runtime_version) +
+       ",\"driver_too_old\":" + (c.driver_too_old ? "true" : "false") +
+       ",\"driver_release\":" + json_str(c.driver_release) +
        ",\"devices\":" + std::to_string(c.device_count) +
        ",\"cublas\":" + (c.cublas_path.empty() ? "null" : json_str(c.cublas_path)) +
        ",\"available\":" + (c.available ? "true" : "false") +

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <vector>
 
+#include "core/cublas_paths.h"
 #include "core/status.h"
 
 namespace carzero::cuda {
@@ -19,14 +20,6 @@ void sym(void* lib, const char* name, F& out, bool required, std::string* missin
   if (!out && required) *missing += std::string(missing->empty() ? "" : ", ") + name;
 }
 
-// libcublasLt lives beside libcublas with the same version suffix.
-std::string lt_path_for(const std::string& cublas) {
-  const std::string key = "libcublas.";
-  const size_t pos = cublas.rfind(key);
-  if (pos == std::string::npos) return "";
-  return cublas.substr(0, pos) + "libcublasLt." + cublas.substr(pos + key.size());
-}
-
 struct Loaded {
   CublasApi api;
   std::string error;  // non-empty when loading failed
@@ -34,21 +27,17 @@ struct Loaded {
 
 Loaded load() {
   Loaded L;
-  std::vector<std::string> candidates;
-  if (const char* p = std::getenv("CARZERO_CUBLAS_PATH"); p && *p) candidates.push_back(p);
-  candidates.push_back("libcublas.so.13");
-  candidates.push_back("libcublas.so.12");
   void* lib = nullptr;
   std::string tried;
-  for (const auto& c : candidates) {
+  for (const auto& c : cublas_candidates()) {
     // RTLD_GLOBAL is not needed: we only dlsym from the handles we hold.
-    lib = dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL);
+    std::string err;
+    lib = open_cublas(c, &err);
     if (lib) {
       L.api.path = c;
       break;
     }
-    const char* e = dlerror();
-    tried += (tried.empty() ? "" : "; ") + c + " (" + (e ? e : "?") + ")";
+    tried += (tried.empty() ? "" : "; ") + c + " (" + err + ")";
   }
   if (!lib) {
     L.error = "cuBLAS not found (tried " + tried + ")";
@@ -72,7 +61,7 @@ Loaded load() {
   const char* lt_env = std::getenv("CARZERO_CUBLASLT");
   if (lt_env && std::string(lt_env) == "0") return L;
   std::vector<std::string> lt_candidates;
-  if (std::string p = lt_path_for(a.path); !p.empty()) lt_candidates.push_back(p);
+  if (std::string p = cublaslt_sibling(a.path); !p.empty()) lt_candidates.push_back(p);
   lt_candidates.push_back("libcublasLt.so.13");
   lt_candidates.push_back("libcublasLt.so.12");
   void* lt = nullptr;

@@ -1,5 +1,5 @@
-// cublas_loader.h: cuBLAS and cuBLASLt opened at run time with dlopen (libcublas.so.13, then .12;
-// CARZERO_CUBLAS_PATH overrides; cuBLASLt from the same directory), declared by our own
+// cublas_loader.h: cuBLAS and cuBLASLt opened at run time with dlopen (the first of
+// core/cublas_paths.h's candidates that opens; cuBLASLt from the same directory), declared by our own
 // prototypes so no cuBLAS header or library is needed at build time. The loaded library is
 // process-wide (loaded once, thread-safe); handles are per backend (CublasHandles).
 // Enum values and signatures follow the cuBLAS 12/13 API reference (cublas_api.h, cublasLt.h).
