@@ -3,13 +3,17 @@
 # tarball, install it into an empty project with compilers, make and cmake hidden from PATH, and
 # run the package from there (`carzero info`, an import and a GEMM, `carzero demo --pretrained`
 # within 60 s and with the macro AUROC recorded in weights/phantom-demo/demo.json, classify with the
-# shipped model from another folder, `carzero demo --quick`). Exits non-zero on failure.
+# shipped model from another folder, `carzero demo --quick`). The binaries must pass
+# scripts/glibc-check.sh (build with CARZERO_SYSROOT set). Exits non-zero on failure.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 npm run --silent prebuildify
 ls -la prebuilds/linux-x64/
+# What the shipped binaries need from the system (issue 18): at most GLIBC_2.31, only glibc's own
+# libraries. A build without CARZERO_SYSROOT (scripts/make-sysroot.sh) fails here.
+bash scripts/glibc-check.sh prebuilds/linux-x64/carzero.node prebuilds/linux-x64/libcarzero.so
 npm run --silent build:ts
 tarball=$(npm pack --silent | tail -n 1)
 echo "pack-check: $tarball $(du -h "$tarball" | cut -f1)"
@@ -69,4 +73,5 @@ for f in auroc.json roc.png pr.png summary.json; do test -s "demo-out/$f" || { e
 test -f node_modules/carzero/prebuilds/linux-x64/libcarzero.so
 test ! -d node_modules/carzero/build
 echo "pack-check: passed"
-/bin/rm -f "$root/$tarball"
+# The tarball stays for scripts/oldroot-check.sh (PACK_CHECK_KEEP=1, as .ci/run sets it).
+[ "${PACK_CHECK_KEEP:-0}" = 1 ] || /bin/rm -f "$root/$tarball"
