@@ -197,7 +197,7 @@ test('fixtures/tiny/evil: every malicious file is refused and no marker appears'
 
 /** Re-emits an archive with every size and offset in ZIP64 records (as torch does past 4 GiB). */
 async function toZip64(src: string): Promise<Buffer> {
-  const { ZipArchive, BufferSource } = await import('../src/weights/zip.js');
+  const { ZipArchive, BufferSource, crc32 } = await import('../src/weights/zip.js');
   const zip = await ZipArchive.open(new BufferSource(await readFile(src)), src);
   const locals: Buffer[] = [];
   const centrals: Buffer[] = [];
@@ -208,6 +208,7 @@ async function toZip64(src: string): Promise<Buffer> {
     const lh = Buffer.alloc(30);
     lh.writeUInt32LE(0x04034b50, 0);
     lh.writeUInt16LE(45, 4);
+    lh.writeUInt32LE(crc32(data), 14);
     lh.writeUInt32LE(data.length, 18);
     lh.writeUInt32LE(data.length, 22);
     lh.writeUInt16LE(nm.length, 26);
@@ -222,6 +223,7 @@ async function toZip64(src: string): Promise<Buffer> {
     ch.writeUInt32LE(0x02014b50, 0);
     ch.writeUInt16LE(45, 4);
     ch.writeUInt16LE(45, 6);
+    ch.writeUInt32LE(crc32(data), 16);
     ch.writeUInt32LE(0xffffffff, 20);
     ch.writeUInt32LE(0xffffffff, 24);
     ch.writeUInt16LE(nm.length, 28);

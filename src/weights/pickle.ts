@@ -8,7 +8,14 @@
 //
 // Python values map to: None -> null, bool, int -> number (bigint beyond 2^53), float -> number,
 // str -> string, bytes -> Buffer, tuple and list -> Array, dict -> plain object (keys as strings,
-// so a tuple key becomes its JSON text), set/frozenset -> Set.
+// so a tuple key becomes its JSON text; a key that is not a small tuple of plain values is refused),
+// set/frozenset -> Set.
+//
+// Hostile input: memory grows at most linearly with the pickle, but a value can be exponentially
+// large when walked as a tree (a tuple (x, x) nested through the memo) or very deep. So containers
+// are bounded as they are built (UNPICKLE_LIMITS: nesting depth, memo entries, items in all), and
+// nothing here or in the callers turns a value into text without a bound (describeValue: type and
+// size). Every failure is a CheckpointError naming the file, the record and the opcode's offset.
 import { CheckpointError, UnsafePickleError } from '../errors.js';
 
 /** An un-interpreted class or function reference (`module.name`). */
@@ -97,18 +104,71 @@ export function dangerousCallable(module: string, name: string): string | undefi
 
 const MARK = Symbol('mark');
 
-function setKey(obj: Record<string, unknown>, key: unknown, value: unknown): void {
-  let k: string;
+/**
+ * A short description of any unpickled value for messages: its type and size, never its contents
+ * beyond 60 characters (a value may be exponentially large when printed: a tuple (x, x) nested 40
+ * times through the memo is 1 KB of pickle).
+ */
+export function describeValue(v: unknown): string {
+  if (v === null) return 'None';
+  if (v === undefined) return 'nothing';
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (typeof v === 'bigint') {
+    const t = v.toString();
+    return t.length <= 40 ? t : `an integer of ${t.length} digits`;
+  }
+  if (typeof v === 'string') return v.length <= 60 ? JSON.stringify(v) : `a string of ${v.length} characters (${JSON.stringify(v.slice(0, 40))}...)`;
+  if (Buffer.isBuffer(v)) return `bytes (${v.length})`;
+  if (Array.isArray(v)) return `a tuple/list of ${v.length} item${v.length === 1 ? '' : 's'}`;
+  if (v instanceof Set) return `a set of ${v.size} items`;
+  if (v instanceof PickleObject || v instanceof PickleGlobal) return v.toString();
+  if (isDict(v)) return `a dict of ${Object.keys(v).length} keys`;
+  if (typeof v === 'object') {
+    const own = (v as { toString?: unknown }).toString;
+    if (typeof own === 'function' && own !== Object.prototype.toString) {
+      const t = String(v);
+      return t.length <= 80 ? t : `${t.slice(0, 77)}...`;
+    }
+    return `a ${(v as object).constructor?.name ?? 'object'}`;
+  }
+  return typeof v;
+}
+
+// The text of a dict key that is not a str: JSON of a small tuple of plain values (at most
+// KEY_NODES values in all, KEY_DEPTH deep), else undefined (the key is refused).
+const KEY_NODES = 256;
+const KEY_DEPTH = 8;
+function keyText(key: unknown): string | undefined {
+  let nodes = 0;
+  const enc = (v: unknown, depth: number): string | undefined => {
+    if (++nodes > KEY_NODES || depth > KEY_DEPTH) return undefined;
+    if (v === null) return 'null';
+    if (typeof v === 'string') return JSON.stringify(v);
+    if (typeof v === 'number') return Number.isFinite(v) ? String(v) : JSON.stringify(String(v));
+    if (typeof v === 'bigint') return JSON.stringify(v.toString());
+    if (typeof v === 'boolean') return String(v);
+    if (Array.isArray(v)) {
+      const parts: string[] = [];
+      for (const x of v) {
+        const e = enc(x, depth + 1);
+        if (e === undefined) return undefined;
+        parts.push(e);
+      }
+      return `[${parts.join(',')}]`;
+    }
+    return undefined;
+  };
+  return enc(key, 0);
+}
+
+/** Sets `obj[key]`, with the key's text as `unpickle` makes it; throws RangeError for a key it refuses. */
+export function setKey(obj: Record<string, unknown>, key: unknown, value: unknown): void {
+  let k: string | undefined;
   if (typeof key === 'string') k = key;
   else if (typeof key === 'number' || typeof key === 'bigint' || typeof key === 'boolean') k = String(key);
   else if (key === null) k = 'None';
-  else {
-    try {
-      k = JSON.stringify(key, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)) ?? String(key);
-    } catch {
-      k = String(key); // a cyclic key (hostile input): any stable text will do
-    }
-  }
+  else k = keyText(key);
+  if (k === undefined) throw new RangeError(`dict key ${describeValue(key)} is not a str, number or small tuple`);
   // defineProperty, not assignment: a key "__proto__" must stay a key, never a prototype swap.
   Object.defineProperty(obj, k, { value, enumerable: true, writable: true, configurable: true });
 }
@@ -123,18 +183,56 @@ export interface UnpickleOptions {
   entry?: string;
   /** Start offset in `data` (several pickles may follow each other, as in torch's legacy format). */
   offset?: number;
+  /** Bounds on what the pickle may build (defaults: UNPICKLE_LIMITS). */
+  limits?: Partial<UnpickleLimits>;
 }
+
+export interface UnpickleLimits {
+  /** Containers nested deeper than this are refused (measured as they are built). */
+  maxDepth: number;
+  /** Memo entries. */
+  maxMemo: number;
+  /** Items in all containers together (list, tuple, dict and set entries, call arguments). */
+  maxItems: number;
+}
+
+/**
+ * Defaults far above any checkpoint's needs (CARZero's: depth < 10, a few thousand memo entries
+ * and items) and far below what would exhaust memory or the call stack of anything that walks the
+ * result.
+ */
+export const UNPICKLE_LIMITS: Readonly<UnpickleLimits> = { maxDepth: 1000, maxMemo: 1 << 24, maxItems: 1 << 26 };
 
 /** Runs the pickle in `data` from `offset`; returns the value and the offset just past STOP. */
 export function unpickle(data: Buffer, interp: Interpreter, opts: UnpickleOptions): { value: unknown; end: number } {
   const { file, entry } = opts;
+  const limits = { ...UNPICKLE_LIMITS, ...opts.limits };
   const where = entry ? `${file}: ${entry}` : file;
   let pos = opts.offset ?? 0;
+  let opPos = pos;
   const stack: unknown[] = [];
   const marks: number[] = [];
   const memo = new Map<number, unknown>();
+  // Nesting depth of each container built here (a value not in the map is depth 0).
+  const depths = new WeakMap<object, number>();
+  let itemCount = 0;
   const fail = (msg: string): never => {
-    throw new CheckpointError(`${where}: bad pickle at byte ${pos}: ${msg}`, file, entry);
+    throw new CheckpointError(`${where}: bad pickle at byte ${opPos}: ${msg}`, file, entry);
+  };
+  const depthOf = (v: unknown): number => (typeof v === 'object' && v !== null ? (depths.get(v) ?? 0) : 0);
+  // Records that `container` holds `members`: its depth and the item count, both bounded.
+  const holds = <T extends object>(container: T, members: readonly unknown[]): T => {
+    itemCount += members.length;
+    if (itemCount > limits.maxItems) fail(`more than ${limits.maxItems} container items in all (limit)`);
+    let d = depthOf(container);
+    for (const m of members) d = Math.max(d, depthOf(m) + 1);
+    if (d > limits.maxDepth) fail(`containers nested deeper than ${limits.maxDepth} levels (limit)`);
+    depths.set(container, d);
+    return container;
+  };
+  const memoSet = (k: number, v: unknown): void => {
+    if (!memo.has(k) && memo.size >= limits.maxMemo) fail(`more than ${limits.maxMemo} memo entries (limit)`);
+    memo.set(k, v);
   };
   const need = (n: number): void => {
     if (pos + n > data.length) fail(`truncated (needs ${n} more bytes, ${data.length - pos} left)`);
@@ -188,34 +286,60 @@ export function unpickle(data: Buffer, interp: Interpreter, opts: UnpickleOption
   };
   const call = (fn: unknown, args: unknown, kwargs?: Record<string, unknown>): unknown => {
     const a = Array.isArray(args) ? args : [args];
-    if (fn instanceof PickleGlobal) return new PickleObject(fn.module, fn.name, a, kwargs);
-    if (fn instanceof PickleObject) return new PickleObject(fn.module, `${fn.name}()`, a, kwargs);
+    if (fn instanceof PickleGlobal) return holds(new PickleObject(fn.module, fn.name, a, kwargs), [a]);
+    if (fn instanceof PickleObject) return holds(new PickleObject(fn.module, `${fn.name}()`, a, kwargs), [a]);
     if (typeof fn === 'object' && fn !== null && 'call' in fn && 'qualname' in fn) {
       try {
-        return (fn as InterpretedCallable).call(a, kwargs);
+        // what an interpreted callable builds from its arguments is as deep as they are
+        const r = (fn as InterpretedCallable).call(a, kwargs);
+        if (typeof r === 'object' && r !== null && depthOf(r) < depthOf(a)) depths.set(r, depthOf(a));
+        return r;
       } catch (e) {
         if (e instanceof CheckpointError) throw e;
-        fail(`${(fn as InterpretedCallable).qualname}: ${(e as Error).message}`);
+        const m = String((e as Error)?.message ?? e);
+        fail(`${(fn as InterpretedCallable).qualname}: ${m.length <= 300 ? m : `${m.slice(0, 297)}...`}`);
       }
     }
-    return fail(`cannot call a ${fn === null ? 'None' : typeof fn} value`);
+    return fail(`cannot call ${describeValue(fn)}`);
   };
   const setItems = (target: unknown, kv: unknown[]): void => {
     if (kv.length % 2) fail('odd number of items for SETITEMS');
-    if (isDict(target)) for (let i = 0; i < kv.length; i += 2) setKey(target, kv[i], kv[i + 1]);
-    else if (target instanceof PickleObject) {
+    if (isDict(target)) {
+      holds(target, kv);
+      for (let i = 0; i < kv.length; i += 2) {
+        try {
+          setKey(target, kv[i], kv[i + 1]);
+        } catch (e) {
+          fail((e as Error).message);
+        }
+      }
+    } else if (target instanceof PickleObject) {
+      holds(target, kv);
       target.dictItems ??= [];
       for (let i = 0; i < kv.length; i += 2) target.dictItems.push([kv[i], kv[i + 1]]);
-    } else fail('SETITEM on a value that is not a dict');
+    } else fail(`SETITEM on ${describeValue(target)}, not a dict`);
   };
-  const append = (target: unknown, items: unknown[]): void => {
-    if (Array.isArray(target)) target.push(...items);
-    else if (target instanceof PickleObject) (target.listItems ??= []).push(...items);
-    else if (target instanceof Set) for (const x of items) target.add(x);
-    else fail('APPEND on a value that is not a list');
+  // Item by item: a spread of a large array into push() overflows the call stack.
+  const append = (target: unknown, list: unknown[]): void => {
+    if (Array.isArray(target)) {
+      holds(target, list);
+      for (const x of list) target.push(x);
+    } else if (target instanceof PickleObject) {
+      holds(target, list);
+      const li = (target.listItems ??= []);
+      for (const x of list) li.push(x);
+    } else if (target instanceof Set) {
+      holds(target, list);
+      for (const x of list) target.add(x);
+    } else fail(`APPEND on ${describeValue(target)}, not a list`);
+  };
+  const popMarkInto = (): unknown[] => {
+    const list = popMark();
+    return holds(list, list);
   };
 
   for (;;) {
+    opPos = pos;
     const op = u8();
     switch (op) {
       case 0x80: // PROTO
@@ -277,6 +401,7 @@ export function unpickle(data: Buffer, interp: Interpreter, opts: UnpickleOption
       case 0x4c: {
         // LONG (text)
         const s = line().replace(/L$/, '');
+        if (!/^[+-]?\d{1,100000}$/.test(s)) fail(`malformed LONG ${describeValue(s)}`);
         const v = BigInt(s);
         stack.push(v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
         break;
@@ -341,29 +466,37 @@ export function unpickle(data: Buffer, interp: Interpreter, opts: UnpickleOption
       case 0x8f: // EMPTY_SET
         stack.push(new Set());
         break;
-      case 0x85: // TUPLE1
-        stack.push([pop()]);
+      case 0x85: {
+        // TUPLE1
+        const t1 = [pop()];
+        stack.push(holds(t1, t1));
         break;
+      }
       case 0x86: {
         // TUPLE2
         const b = pop();
-        stack.push([pop(), b]);
+        const t2 = [pop(), b];
+        stack.push(holds(t2, t2));
         break;
       }
       case 0x87: {
         // TUPLE3
         const c = pop();
         const b = pop();
-        stack.push([pop(), b, c]);
+        const t3 = [pop(), b, c];
+        stack.push(holds(t3, t3));
         break;
       }
       case 0x74: // TUPLE
       case 0x6c: // LIST
-        stack.push(popMark());
+        stack.push(popMarkInto());
         break;
-      case 0x91: // FROZENSET
-        stack.push(new Set(popMark()));
+      case 0x91: {
+        // FROZENSET
+        const members = popMark();
+        stack.push(holds(new Set(members), members));
         break;
+      }
       case 0x90: {
         // ADDITEMS
         const items = popMark();
@@ -404,16 +537,16 @@ export function unpickle(data: Buffer, interp: Interpreter, opts: UnpickleOption
         break;
       }
       case 0x70: // PUT (text)
-        memo.set(Number.parseInt(line(), 10), top());
+        memoSet(Number.parseInt(line(), 10), top());
         break;
       case 0x71: // BINPUT
-        memo.set(u8(), top());
+        memoSet(u8(), top());
         break;
       case 0x72: // LONG_BINPUT
-        memo.set(u32(), top());
+        memoSet(u32(), top());
         break;
       case 0x94: // MEMOIZE
-        memo.set(memo.size, top());
+        memoSet(memo.size, top());
         break;
       case 0x67: // GET (text)
       case 0x68: // BINGET
@@ -487,8 +620,16 @@ export function unpickle(data: Buffer, interp: Interpreter, opts: UnpickleOption
       case 0x51: {
         // BINPERSID
         const pid = op === 0x50 ? line() : pop();
-        if (!interp.persistentLoad) fail('persistent ids are not supported here');
-        stack.push(interp.persistentLoad!(pid));
+        if (!interp.persistentLoad) fail(`persistent id ${describeValue(pid)}: persistent ids are not supported here`);
+        let loaded: unknown;
+        try {
+          loaded = interp.persistentLoad!(pid);
+        } catch (e) {
+          if (e instanceof CheckpointError) throw e;
+          fail(`persistent id ${describeValue(pid)}: ${(e as Error).message}`);
+        }
+        if (loaded === undefined) fail(`unsupported persistent id ${describeValue(pid)}`);
+        stack.push(loaded);
         break;
       }
       case 0x82:

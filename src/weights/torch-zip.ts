@@ -12,7 +12,7 @@
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { CheckpointError } from '../errors.js';
 import { DTYPE_BYTES, numel, shapeString, type WeightDType, type WeightTensor } from './dtype.js';
-import { PickleGlobal, PickleObject, unpickle, type InterpretedCallable, type Interpreter } from './pickle.js';
+import { PickleGlobal, PickleObject, describeValue, setKey, unpickle, type InterpretedCallable, type Interpreter } from './pickle.js';
 import { BufferSource, FileSource, ZipArchive, type ByteSource } from './zip.js';
 
 const STORAGE_DTYPES: Record<string, WeightDType> = {
@@ -156,8 +156,32 @@ function callable(qualname: string, fn: (args: unknown[], kwargs?: Record<string
   return { qualname, call: fn };
 }
 
+/** A string argument, or an Error naming what it is instead (type and size only). */
+function textOf(v: unknown, what: string): string {
+  if (typeof v !== 'string') throw new Error(`${what} is ${describeValue(v)}, not a string`);
+  return v;
+}
+
+/** collections.OrderedDict(items): the (key, value) pairs with unpickle's key rules. */
+function orderedDict(items: unknown): Record<string, unknown> {
+  const d: Record<string, unknown> = {};
+  if (!Array.isArray(items)) return d;
+  for (const kv of items) {
+    if (!Array.isArray(kv) || kv.length !== 2) throw new Error(`OrderedDict item ${describeValue(kv)} is not a (key, value) pair`);
+    setKey(d, kv[0], kv[1]);
+  }
+  return d;
+}
+
+/** _codecs.encode(text, encoding): how protocol 2 spells Python 3 bytes. */
+function codecsEncode(a: unknown[]): Buffer {
+  const text = textOf(a[0], '_codecs.encode text');
+  return Buffer.from(text, a[1] === 'latin1' || a[1] === 'latin-1' ? 'latin1' : 'utf8');
+}
+
 function intList(v: unknown, what: string): number[] {
-  if (!Array.isArray(v) || !v.every((x) => Number.isSafeInteger(x) && (x as number) >= 0)) throw new Error(`${what} is not a list of sizes: ${String(v)}`);
+  if (!Array.isArray(v) || v.length > 64 || !v.every((x) => Number.isSafeInteger(x) && (x as number) >= 0))
+    throw new Error(`${what} is not a list of at most 64 sizes: ${describeValue(v)}`);
   return v as number[];
 }
 
@@ -166,8 +190,8 @@ function torchInterpreter(bigEndian: boolean, persistentLoad: (pid: unknown) => 
   const rebuildTensor = (name: string) =>
     callable(`torch._utils.${name}`, (a) => {
       const [storage, offset, size, stride, requiresGrad] = a;
-      if (!(storage instanceof TorchStorage)) throw new Error(`storage argument is ${String(storage)}`);
-      if (!Number.isSafeInteger(offset) || (offset as number) < 0) throw new Error(`bad storage offset ${String(offset)}`);
+      if (!(storage instanceof TorchStorage)) throw new Error(`storage argument is ${describeValue(storage)}`);
+      if (!Number.isSafeInteger(offset) || (offset as number) < 0) throw new Error(`bad storage offset ${describeValue(offset)}`);
       const shape = intList(size, 'size');
       const strides = intList(stride, 'stride');
       if (shape.length !== strides.length) throw new Error(`size ${shapeString(shape)} and stride ${shapeString(strides)} differ in length`);
@@ -180,7 +204,7 @@ function torchInterpreter(bigEndian: boolean, persistentLoad: (pid: unknown) => 
       return new TorchTensor(storage, offset as number, shape, strides, requiresGrad === true, bigEndian);
     });
   const table = new Map<string, unknown>([
-    ['collections.OrderedDict', callable('collections.OrderedDict', (a) => (Array.isArray(a[0]) ? Object.fromEntries(a[0] as [string, unknown][]) : {}))],
+    ['collections.OrderedDict', callable('collections.OrderedDict', (a) => orderedDict(a[0]))],
     ['torch._utils._rebuild_tensor_v2', rebuildTensor('_rebuild_tensor_v2')],
     ['torch._utils._rebuild_tensor', rebuildTensor('_rebuild_tensor')],
     ['torch._utils._rebuild_parameter', callable('torch._utils._rebuild_parameter', (a) => a[0])],
@@ -196,7 +220,7 @@ function torchInterpreter(bigEndian: boolean, persistentLoad: (pid: unknown) => 
     ],
     ['torch.Size', callable('torch.Size', (a) => (Array.isArray(a[0]) ? (a[0] as unknown[]).slice() : []))],
     // Protocol 2 pickles Python 3 bytes as _codecs.encode(text, 'latin1').
-    ['_codecs.encode', callable('_codecs.encode', (a) => Buffer.from(String(a[0]), a[1] === 'latin1' || a[1] === 'latin-1' ? 'latin1' : 'utf8'))],
+    ['_codecs.encode', callable('_codecs.encode', (a) => codecsEncode(a))],
     ['builtins.set', callable('builtins.set', (a) => new Set(Array.isArray(a[0]) ? a[0] : []))],
     ['builtins.frozenset', callable('builtins.frozenset', (a) => new Set(Array.isArray(a[0]) ? a[0] : []))],
     ['builtins.bytearray', callable('builtins.bytearray', (a) => (Buffer.isBuffer(a[0]) ? Buffer.from(a[0]) : typeof a[0] === 'string' ? Buffer.from(a[0], 'latin1') : Buffer.alloc(0)))],
@@ -215,7 +239,7 @@ function torchInterpreter(bigEndian: boolean, persistentLoad: (pid: unknown) => 
 
 function storageType(t: unknown): WeightDType {
   if (t instanceof TorchTypeRef) return t.dtype;
-  throw new Error(`unsupported storage type ${String(t)}`);
+  throw new Error(`unsupported storage type ${describeValue(t)}`);
 }
 
 export interface TorchCheckpointOptions {
@@ -290,7 +314,7 @@ export class TorchCheckpoint implements AsyncDisposable {
   get stateDict(): Map<string, TorchTensor> {
     const r = this.root;
     const sd = isPlainObject(r) && isPlainObject(r.state_dict) ? r.state_dict : isPlainObject(r) ? r : null;
-    if (!sd) throw new CheckpointError(`${this.file}: holds no state dict (the saved object is ${r === null ? 'None' : String(r)})`, this.file);
+    if (!sd) throw new CheckpointError(`${this.file}: holds no state dict (the saved object is ${describeValue(r)})`, this.file);
     const out = new Map<string, TorchTensor>();
     for (const [k, v] of Object.entries(sd)) if (v instanceof TorchTensor) out.set(k, v);
     return out;
@@ -317,14 +341,15 @@ async function loadZip(file: string, source: ByteSource): Promise<{ root: unknow
   let byteOrder: 'little' | 'big' = 'little';
   if (zip.entries.has(`${prefix}byteorder`)) {
     const bo = (await zip.read(`${prefix}byteorder`)).toString('latin1').trim();
-    if (bo !== 'little' && bo !== 'big') throw new CheckpointError(`${file}: ${prefix}byteorder says '${bo}'`, file, `${prefix}byteorder`);
+    if (bo !== 'little' && bo !== 'big') throw new CheckpointError(`${file}: ${prefix}byteorder says ${describeValue(bo)}`, file, `${prefix}byteorder`);
     byteOrder = bo;
   }
   const pkl = await zip.read(pklName);
   const storages = new Map<string, TorchStorage>();
   const persistentLoad = (pid: unknown): unknown => {
-    if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 5) throw new Error(`unsupported persistent id ${JSON.stringify(pid)}`);
-    const key = String(pid[2]);
+    if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 5 || typeof pid[2] !== 'string' || typeof pid[3] !== 'string')
+      throw new Error(`unsupported persistent id ${describeValue(pid)}${Array.isArray(pid) ? ` (${pid.slice(0, 5).map(describeValue).join(', ')})` : ''}`);
+    const key = pid[2];
     const dtype = storageType(pid[1]);
     const cached = storages.get(key);
     if (cached) return cached;
@@ -335,14 +360,23 @@ async function loadZip(file: string, source: ByteSource): Promise<{ root: unknow
     // numel counts elements of the typed storage (bytes for an untyped one).
     const count = Number(pid[4]);
     if (!Number.isSafeInteger(count) || count < 0 || count * es > entry.size)
-      throw new CheckpointError(`${file}: storage record '${entryName}' has ${entry.size} bytes, the pickle expects ${String(pid[4])} x ${es}`, file, entryName);
+      throw new CheckpointError(`${file}: storage record '${entryName}' has ${entry.size} bytes, the pickle expects ${describeValue(pid[4])} x ${es}`, file, entryName);
     let start: number | undefined;
     const readBytes: StorageReader = async (off, len) => {
       if (entry.method !== 0) return (await zip.read(entryName)).subarray(off, off + len);
       start ??= (await zip.dataRange(entryName)).start;
+      if (!zip.isVerified(entryName)) {
+        // the CRC-32 covers the whole record: a read of all of it checks it on the way
+        if (off === 0 && len === entry.size) {
+          const b = await source.read(start, len);
+          zip.checkCrc(entryName, b);
+          return b;
+        }
+        await zip.verify(entryName);
+      }
       return source.read(start + off, len);
     };
-    const s = new TorchStorage(key, dtype, count, String(pid[3]), readBytes);
+    const s = new TorchStorage(key, dtype, count, pid[3], readBytes);
     storages.set(key, s);
     return s;
   };
@@ -362,7 +396,7 @@ function loadLegacy(file: string, buf: Buffer): unknown {
   const magic = next(noPersist, 'magic number');
   if (magic !== 0x1950a86a20f9469cfc6cn) throw new CheckpointError(`${file}: not a PyTorch checkpoint (bad legacy magic number)`, file);
   const version = next(noPersist, 'protocol version');
-  if (version !== 1001) throw new CheckpointError(`${file}: unsupported legacy protocol version ${String(version)}`, file);
+  if (version !== 1001) throw new CheckpointError(`${file}: unsupported legacy protocol version ${describeValue(version)}`, file);
   const sysInfo = next(noPersist, 'sys info') as Record<string, unknown>;
   if (sysInfo && sysInfo.little_endian === false) throw new CheckpointError(`${file}: big-endian legacy checkpoints are not supported`, file);
   // Storages are laid out after the key list, so resolve lazily: record each persistent id now,
@@ -370,18 +404,18 @@ function loadLegacy(file: string, buf: Buffer): unknown {
   const roots = new Map<string, { dtype: WeightDType; numel: number; location: string; dataOffset?: number }>();
   const storages = new Map<string, TorchStorage>();
   const persistentLoad = (pid: unknown): unknown => {
-    if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 6) throw new Error(`unsupported persistent id ${JSON.stringify(pid)}`);
+    if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 6) throw new Error(`unsupported persistent id ${describeValue(pid)}${Array.isArray(pid) ? ` (${pid.slice(0, 6).map(describeValue).join(', ')})` : ''}`);
     const [, type, rootKey, location, size, view] = pid as [string, unknown, unknown, unknown, unknown, unknown];
-    const key = String(rootKey);
+    const key = textOf(rootKey, 'storage key');
     const dtype = storageType(type);
-    if (!roots.has(key)) roots.set(key, { dtype, numel: Number(size), location: String(location) });
+    if (!roots.has(key)) roots.set(key, { dtype, numel: Number(size), location: textOf(location, 'storage location') });
     const root = roots.get(key)!;
     const es = DTYPE_BYTES[root.dtype];
     let viewOffset = 0;
     let count = root.numel;
     let sKey = key;
     if (Array.isArray(view)) {
-      sKey = String(view[0]);
+      sKey = textOf(view[0], 'storage view key');
       viewOffset = Number(view[1]);
       count = Number(view[2]);
     }
@@ -399,14 +433,16 @@ function loadLegacy(file: string, buf: Buffer): unknown {
   const value = next(torchInterpreter(false, persistentLoad), 'object');
   const keys = next(noPersist, 'storage key list');
   if (!Array.isArray(keys)) throw new CheckpointError(`${file}: legacy storage key list is not a list`, file);
-  for (const k of keys) {
-    const r = roots.get(String(k));
-    if (pos + 8 > buf.length) throw new CheckpointError(`${file}: legacy checkpoint truncated at storage '${String(k)}'`, file, String(k));
+  for (const key of keys) {
+    if (typeof key !== 'string') throw new CheckpointError(`${file}: legacy storage key ${describeValue(key)} is not a string`, file);
+    const k = key;
+    const r = roots.get(k);
+    if (pos + 8 > buf.length) throw new CheckpointError(`${file}: legacy checkpoint truncated at storage '${k}'`, file, k);
     const n = Number(buf.readBigInt64LE(pos));
     const es = r ? DTYPE_BYTES[r.dtype] : 1;
     if (r) r.dataOffset = pos + 8;
     pos += 8 + n * es;
-    if (pos > buf.length) throw new CheckpointError(`${file}: legacy checkpoint truncated in storage '${String(k)}'`, file, String(k));
+    if (pos > buf.length) throw new CheckpointError(`${file}: legacy checkpoint truncated in storage '${k}'`, file, k);
   }
   return value;
 }
