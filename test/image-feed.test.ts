@@ -5,42 +5,16 @@ import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { deflateSync } from 'node:zlib';
 import { ImageFeed } from '../src/image/feed.js';
 import { ImageDecodeError } from '../src/image/index.js';
 import { info } from '../src/info.js';
 import { packageRoot } from '../src/native.js';
+import { crc32 } from 'node:zlib';
+import { greyPng } from './png-helpers.js';
 
 const FIX = join(packageRoot, 'test', 'fixtures');
 const tinyImages = ['grey8_tall_quirk.png', 'grey16_tall.png', 'rgb_wide.png', 'colour.jpg', 'grey.jpg', 'mono1_u16_minmax.dcm', 'mono1_s16_window_slope.dcm'].map((f) => join(FIX, 'tiny', 'images', f));
 const native = info().images.png && info().images.jpeg;
-
-/** A grey 8-bit PNG of zeros; beyond 16 M pixels only one row of data (enough for header-time refusals). */
-function pngHeader(width: number, height: number): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const td = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(td));
-    return Buffer.concat([len, td, crc]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = 0; // grey
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(width * height <= 1 << 24 ? height * (1 + width) : 1 + width))), chunk('IEND', Buffer.alloc(0))]);
-}
-
-function crc32(b: Buffer): number {
-  let c = ~0;
-  for (const x of b) {
-    c ^= x;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
-  }
-  return ~c >>> 0;
-}
 
 (native ? test : test.skip)('native and JavaScript feeds give identical crops, padded images and sizes (paths and buffers)', async (t) => {
   using nat = new ImageFeed({ decoder: 'native', threads: 2 });
@@ -78,11 +52,11 @@ test('per-file errors name the file and carry a code', async (t) => {
 (native ? test : test.skip)('an image that declares a huge size is refused from its header; an extreme aspect ratio is a per-file error', async (t) => {
   using feed = new ImageFeed({ decoder: 'native', threads: 1 });
   const before = process.memoryUsage().rss;
-  const e = await t.throwsAsync(feed.load(pngHeader(30000, 30000), {}, 'bomb.png'), { instanceOf: ImageDecodeError });
+  const e = await t.throwsAsync(feed.load(greyPng(30000, 30000), {}, 'bomb.png'), { instanceOf: ImageDecodeError });
   t.is(e.code, 'CZ_ERR_OUT_OF_MEMORY');
   t.regex(e.message, /30000 x 30000/);
   t.true(process.memoryUsage().rss - before < 256 << 20, 'no large allocation');
-  const e2 = await t.throwsAsync(feed.load(pngHeader(65000, 40), {}, 'strip.png'), { instanceOf: ImageDecodeError });
+  const e2 = await t.throwsAsync(feed.load(greyPng(65000, 40), {}, 'strip.png'), { instanceOf: ImageDecodeError });
   t.regex(e2.message, /strip\.png: .*resizes to 256x0/);
 });
 
@@ -140,7 +114,7 @@ test('options are checked', (t) => {
 
 test('JavaScript path: an extreme aspect ratio is a per-file ImageDecodeError too', async (t) => {
   using js = new ImageFeed({ decoder: 'js' });
-  const e = await t.throwsAsync(js.load(pngHeader(65000, 40), {}, 'strip.png'), { instanceOf: ImageDecodeError });
+  const e = await t.throwsAsync(js.load(greyPng(65000, 40), {}, 'strip.png'), { instanceOf: ImageDecodeError });
   t.is(e.code, 'CZ_ERR_FORMAT');
   t.regex(e.message, /^strip\.png: a 65000x40 image resizes to 256x0/);
 });

@@ -5,6 +5,7 @@ import { decodePng } from './png.js';
 import { decodeJpeg } from './jpeg.js';
 import { decodeDicom, isDicom } from './dicom.js';
 import { ImageDecodeError } from './errors.js';
+import { resolveMaxPixels } from './limits.js';
 import type { GrayImage } from './types.js';
 
 export type ImageFormat = 'png' | 'jpeg' | 'dicom';
@@ -20,11 +21,17 @@ export function detectImageFormat(buf: Uint8Array): ImageFormat | null {
 export interface DecodeOptions {
   /** Names the image in errors (a file path, usually). */
   name?: string;
+  /**
+   * Largest image accepted, in pixels, checked from the file's header before decoding (default
+   * CARZERO_MAX_PIXELS, else 2^28); larger ones are refused with CZ_ERR_OUT_OF_MEMORY.
+   */
+  maxPixels?: number;
 }
 
 /** Decodes an image held in memory; throws ImageDecodeError naming `options.name`. */
 export function decodeImage(buffer: Uint8Array, options: DecodeOptions = {}): GrayImage {
   const name = options.name ?? '<buffer>';
+  const maxPixels = resolveMaxPixels(options.maxPixels);
   if (!(buffer instanceof Uint8Array)) throw new TypeError("decodeImage: argument 'buffer' must be a Buffer or Uint8Array");
   const buf = Buffer.isBuffer(buffer) ? buffer : Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   if (buf.length === 0) throw new ImageDecodeError(name, 'empty file');
@@ -33,13 +40,13 @@ export function decodeImage(buffer: Uint8Array, options: DecodeOptions = {}): Gr
   try {
     switch (format) {
       case 'png':
-        img = decodePng(buf, name);
+        img = decodePng(buf, name, maxPixels);
         break;
       case 'jpeg':
-        img = decodeJpeg(buf, name);
+        img = decodeJpeg(buf, name, maxPixels);
         break;
       case 'dicom':
-        img = decodeDicom(buf, name);
+        img = decodeDicom(buf, name, maxPixels);
         break;
       default:
         throw new ImageDecodeError(name, 'unrecognised image format (not PNG, JPEG or DICOM by its first bytes)', 'CZ_ERR_UNSUPPORTED');
@@ -53,7 +60,7 @@ export function decodeImage(buffer: Uint8Array, options: DecodeOptions = {}): Gr
 }
 
 /** Reads and decodes an image file. */
-export async function readImage(file: string): Promise<GrayImage> {
+export async function readImage(file: string, options: Omit<DecodeOptions, 'name'> = {}): Promise<GrayImage> {
   if (typeof file !== 'string') throw new TypeError("readImage: argument 'file' must be a path string");
   let buf: Buffer;
   try {
@@ -61,5 +68,5 @@ export async function readImage(file: string): Promise<GrayImage> {
   } catch (e) {
     throw new ImageDecodeError(file, `cannot read (${(e as Error).message})`, 'CZ_ERR_IO');
   }
-  return decodeImage(buf, { name: file });
+  return decodeImage(buf, { ...options, name: file });
 }

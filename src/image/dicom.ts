@@ -17,8 +17,10 @@
 //   (this is the reference engineer's rule, test/fixtures/tiny/images/index.json "dicom_rule", verbatim);
 //   MONOCHROME1 is inverted afterwards: 255 - v.
 // VOI LUT sequences and VOILUTFunction SIGMOID are not applied (the linear window is used).
-import { inflateRawSync } from 'node:zlib';
+import * as buffer from 'node:buffer';
+import * as zlib from 'node:zlib';
 import { ImageDecodeError } from './errors.js';
+import { DEFAULT_MAX_PIXELS, checkDeclaredSize } from './limits.js';
 import type { GrayImage } from './types.js';
 
 const TS_NAMES: Record<string, string> = {
@@ -161,7 +163,47 @@ export function isDicom(buf: Uint8Array): boolean {
   return buf.length >= 132 && buf[128] === 0x44 && buf[129] === 0x49 && buf[130] === 0x43 && buf[131] === 0x4d;
 }
 
-export function decodeDicom(input: Uint8Array, file: string): GrayImage {
+// The deflated data set is inflated in two steps, so that what a file declares bounds what it may
+// inflate to: a prefix first (at most DEFLATE_PROBE compressed bytes, so at most ~1032 times that
+// inflated) for the image's declared size, then the whole with an output cap of the header seen so
+// far plus that image plus slack. A deflate bomb is refused after a few MB, whatever it inflates to.
+const DEFLATE_PROBE = 16 << 10;
+const DEFLATE_SLACK = 1 << 20;
+
+function inflateDataSet(file: string, deflated: Buffer, explicit: boolean, maxPixels: number): Buffer {
+  const inflate = (data: Buffer, opts: zlib.ZlibOptions): Buffer => {
+    try {
+      return zlib.inflateRawSync(data, opts);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError)
+        throw new ImageDecodeError(file, `deflated DICOM data set inflates past ${opts.maxOutputLength} bytes, more than its declared image needs; refused`, 'CZ_ERR_OUT_OF_MEMORY');
+      throw new ImageDecodeError(file, `invalid DICOM (deflated data set: ${(e as Error).message})`);
+    }
+  };
+  const head = inflate(deflated.subarray(0, DEFLATE_PROBE), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+  const r = new Reader(head, explicit, file);
+  try {
+    r.read(0, head.length, true);
+  } catch {
+    // the prefix ends inside an element: what was read before it is what counts
+  }
+  const rows = r.us(TAG.Rows);
+  const cols = r.us(TAG.Columns);
+  const frames = Math.max(1, Math.floor(r.num(TAG.NumberOfFrames) ?? 1));
+  const bytesPer = Math.max(1, Math.ceil((r.us(TAG.BitsAllocated) ?? 16) / 8)) * Math.max(1, r.us(TAG.SamplesPerPixel) ?? 1);
+  let cap: number;
+  if (rows !== undefined && cols !== undefined) {
+    checkDeclaredSize(file, cols, rows, maxPixels, frames);
+    const px = r.els.get(TAG.PixelData);
+    cap = (px ? px.offset : head.length) + rows * cols * frames * bytesPer + DEFLATE_SLACK;
+  } else {
+    // Rows/Columns not in the first part: the largest image the limits allow
+    cap = head.length + maxPixels * 4 + DEFLATE_SLACK;
+  }
+  return inflate(deflated, { maxOutputLength: Math.min(cap, buffer.constants.MAX_LENGTH) });
+}
+
+export function decodeDicom(input: Uint8Array, file: string, maxPixels = DEFAULT_MAX_PIXELS): GrayImage {
   let buf = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   if (!isDicom(buf)) throw new ImageDecodeError(file, 'not a DICOM Part 10 file (no "DICM" after the 128-byte preamble)');
   // File meta group: explicit VR little endian, group 0002.
@@ -181,11 +223,7 @@ export function decodeDicom(input: Uint8Array, file: string): GrayImage {
   else throw new ImageDecodeError(file, `unsupported DICOM transfer syntax ${ts}${tsName}: only uncompressed little endian is read`, 'CZ_ERR_UNSUPPORTED');
   off = metaEnd;
   if (ts === '1.2.840.10008.1.2.1.99') {
-    try {
-      buf = Buffer.concat([buf.subarray(0, off), inflateRawSync(buf.subarray(off))]);
-    } catch (e) {
-      throw new ImageDecodeError(file, `invalid DICOM (deflated data set: ${(e as Error).message})`);
-    }
+    buf = Buffer.concat([buf.subarray(0, off), inflateDataSet(file, buf.subarray(off), explicit, maxPixels)]);
   }
   const r = new Reader(buf, explicit, file);
   r.read(off, buf.length, true);
@@ -200,6 +238,7 @@ export function decodeDicom(input: Uint8Array, file: string): GrayImage {
   const rows = r.us(TAG.Rows);
   const cols = r.us(TAG.Columns);
   if (!rows || !cols) throw new ImageDecodeError(file, 'invalid DICOM (missing Rows/Columns)');
+  checkDeclaredSize(file, cols, rows, maxPixels);
   const bitsAllocated = r.us(TAG.BitsAllocated) ?? 16;
   if (bitsAllocated !== 8 && bitsAllocated !== 16)
     throw new ImageDecodeError(file, `unsupported DICOM BitsAllocated ${bitsAllocated} (8 or 16 are read)`, 'CZ_ERR_UNSUPPORTED');

@@ -9,6 +9,7 @@ import { isMainThread } from 'node:worker_threads';
 import { native, type NativeImagePool } from '../native.js';
 import { CarzeroError } from '../errors.js';
 import { decodeImage, readImage } from './decode.js';
+import { resolveMaxPixels } from './limits.js';
 import { ImageDecodeError } from './errors.js';
 import { padLayout, preprocess, type PadLayout, type PreprocessOptions } from './preprocess.js';
 
@@ -41,10 +42,16 @@ export interface ImageFeedOptions {
    */
   threads?: number;
   /**
-   * 'auto' (default): native, and the JavaScript decoders for what the binary does not decode;
-   * 'native': native only (a format the binary lacks is an error); 'js': the JavaScript path only.
+   * 'auto' (default, or CARZERO_DECODER): native, and the JavaScript decoders for what the binary
+   * does not decode; 'native': native only (a format the binary lacks is an error); 'js': the
+   * JavaScript path only.
    */
   decoder?: 'auto' | 'native' | 'js';
+  /**
+   * Largest image accepted, in pixels (all frames of a multi-frame DICOM together), checked from
+   * each file's header before it is decoded: CARZERO_MAX_PIXELS when set, else 2^28.
+   */
+  maxPixels?: number;
 }
 
 
@@ -65,14 +72,20 @@ export class ImageFeed implements Disposable {
   #strict = false;
   readonly threads: number;
   readonly decoder: 'native' | 'js';
+  readonly maxPixels: number;
 
   constructor(options: ImageFeedOptions = {}) {
     if (options === null || typeof options !== 'object') throw new TypeError("ImageFeed: argument 'options' must be an object");
-    const { decoder = 'auto' } = options;
-    if (decoder !== 'auto' && decoder !== 'native' && decoder !== 'js') throw new TypeError(`ImageFeed: option 'decoder' must be 'auto', 'native' or 'js', got ${String(decoder)}`);
+    const envDecoder = process.env.CARZERO_DECODER?.trim();
+    const decoder = options.decoder ?? (envDecoder || 'auto');
+    if (decoder !== 'auto' && decoder !== 'native' && decoder !== 'js') {
+      if (options.decoder === undefined) throw new TypeError(`CARZERO_DECODER must be 'auto', 'native' or 'js', got '${envDecoder}'`);
+      throw new TypeError(`ImageFeed: option 'decoder' must be 'auto', 'native' or 'js', got ${String(decoder)}`);
+    }
     const threads = options.threads ?? defaultDecodeThreads();
     if (!Number.isInteger(threads) || threads < 1 || threads > 1024) throw new RangeError(`ImageFeed: option 'threads' must be an integer in [1, 1024], got ${String(threads)}`);
     this.threads = threads;
+    this.maxPixels = resolveMaxPixels(options.maxPixels, "ImageFeed: option 'maxPixels'");
     if (decoder !== 'js') {
       let Pool: (new (threads: number) => NativeImagePool) | undefined;
       try {
@@ -101,7 +114,7 @@ export class ImageFeed implements Disposable {
     if (!Number.isInteger(frame) || frame < 0) throw new RangeError(`ImageFeed.load: option 'frame' must be a non-negative integer, got ${String(frame)}`);
     if (this.#pool) {
       try {
-        return await this.#pool.load(input, { resize: options.resize, crop: options.crop, mean: options.mean, std: options.std, output, frame });
+        return await this.#pool.load(input, { resize: options.resize, crop: options.crop, mean: options.mean, std: options.std, output, frame, maxPixels: this.maxPixels });
       } catch (e) {
         const code = (e as { code?: string }).code;
         // A format or syntax this binary does not decode: the JavaScript decoders may.
@@ -112,7 +125,7 @@ export class ImageFeed implements Disposable {
       }
     }
     if (frame > 0) throw new ImageDecodeError(label, `frame ${frame}: only the native DICOM reader decodes frames past the first (this binary has none for this file)`, 'CZ_ERR_UNSUPPORTED');
-    const img = typeof input === 'string' ? await readImage(input) : decodeImage(input, { name: label });
+    const img = typeof input === 'string' ? await readImage(input, { maxPixels: this.maxPixels }) : decodeImage(input, { name: label, maxPixels: this.maxPixels });
     // An extreme aspect ratio resizes to an empty side: a property of the file, so a per-file error
     const l = padLayout(img.width, img.height, options.resize ?? 256);
     if (l.width < 1 || l.height < 1) throw new ImageDecodeError(label, `a ${img.width}x${img.height} image resizes to ${l.width}x${l.height}`, 'CZ_ERR_FORMAT');

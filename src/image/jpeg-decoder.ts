@@ -65,7 +65,10 @@ class Decoder {
   /** Samples of the kept component, allocWide * 8 per line. */
   private plane: Uint8Array | null = null;
 
-  constructor(data: Uint8Array) {
+  constructor(
+    data: Uint8Array,
+    private readonly checkSize?: (width: number, height: number) => void,
+  ) {
     this.data = data;
   }
 
@@ -152,6 +155,7 @@ class Decoder {
 
   private startFrame(frame: Frame): void {
     if (frame.components.length === 4) throw new JpegError('CMYK/YCCK JPEG is not supported', true);
+    this.checkSize?.(frame.width, frame.height);
     if (frame.width * frame.height > MAX_PIXELS)
       throw new JpegError(`${frame.width}x${frame.height} is over the ${MAX_PIXELS / 1e6}-megapixel limit`, true);
     this.frame = frame;
@@ -245,6 +249,7 @@ class Decoder {
  * `unsupported` is set for valid JPEG outside what we decode (arithmetic coding, 12-bit, lossless,
  * hierarchical, CMYK).
  */
-export function decodeJpegLuma(data: Uint8Array): JpegLuma {
-  return new Decoder(data).run();
+/** `checkSize(width, height)` runs on the frame header, before anything is allocated for it. */
+export function decodeJpegLuma(data: Uint8Array, checkSize?: (width: number, height: number) => void): JpegLuma {
+  return new Decoder(data, checkSize).run();
 }

@@ -9,6 +9,7 @@
 // gives its first component rather than libjpeg's RGB->grey.
 import { JpegError, decodeJpegLuma, type JpegLuma } from './jpeg-decoder.js';
 import { ImageDecodeError } from './errors.js';
+import { DEFAULT_MAX_PIXELS, checkDeclaredSize } from './limits.js';
 import type { GrayImage } from './types.js';
 
 /** The Orientation tag (0x0112) of a TIFF-structured EXIF block at buf[t..end), 1 when absent or unreadable. */
@@ -69,11 +70,12 @@ export function applyOrientation(img: GrayImage, orientation: number): GrayImage
   return { width: W, height: H, data: out };
 }
 
-export function decodeJpeg(buf: Uint8Array, file: string): GrayImage {
+export function decodeJpeg(buf: Uint8Array, file: string, maxPixels = DEFAULT_MAX_PIXELS): GrayImage {
   let img: JpegLuma;
   try {
-    img = decodeJpegLuma(buf);
+    img = decodeJpegLuma(buf, (w, h) => checkDeclaredSize(file, w, h, maxPixels));
   } catch (e) {
+    if (e instanceof ImageDecodeError) throw e;
     if (e instanceof JpegError && e.unsupported) throw new ImageDecodeError(file, e.message, 'CZ_ERR_UNSUPPORTED');
     throw new ImageDecodeError(file, `invalid JPEG (${(e as Error).message ?? String(e)})`);
   }

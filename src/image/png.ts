@@ -15,6 +15,7 @@
 // before pngjs sees them (pngjs would zero the colour of transparent pixels; libpng only strips alpha).
 import { PNG } from 'pngjs';
 import { ImageDecodeError } from './errors.js';
+import { DEFAULT_MAX_PIXELS, checkDeclaredSize } from './limits.js';
 import type { GrayImage } from './types.js';
 import { applyOrientation, exifTiffOrientation } from './jpeg.js';
 
@@ -78,7 +79,9 @@ function reciprocal(a: number): number {
 }
 
 /** PNG -> grey as imread, then the eXIf orientation applied as imread does (OpenCV 4.6). */
-export function decodePng(buf: Buffer, file: string): GrayImage {
+export function decodePng(buf: Buffer, file: string, maxPixels = DEFAULT_MAX_PIXELS): GrayImage {
+  // IHDR's size before anything is inflated (pngjs inflates and expands to RGBA in one go)
+  if (buf.length >= 24 && buf.toString('latin1', 12, 16) === 'IHDR') checkDeclaredSize(file, buf.readUInt32BE(16), buf.readUInt32BE(20), maxPixels);
   const scan = scanChunks(buf, file);
   return applyOrientation(decodePixels(buf, scan, file), scan.orientation);
 }

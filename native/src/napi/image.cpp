@@ -202,6 +202,11 @@ class ImagePoolWrap : public Napi::ObjectWrap<ImagePoolWrap> {
       t->pre.mean = static_cast<float>(num("mean", 0.4978));
       t->pre.std = static_cast<float>(num("std", 0.2449));
       t->dec.frame = static_cast<int32_t>(num("frame", 0));
+      // the pixel limit (src/image/limits.ts resolves the default and CARZERO_MAX_PIXELS)
+      const double mp = num("maxPixels", static_cast<double>(t->dec.limits.max_pixels));
+      if (!(mp >= 1 && mp <= 1099511627776.0) || mp != static_cast<double>(static_cast<uint64_t>(mp)))
+        throw Napi::RangeError::New(env, "ImagePool.load: option 'maxPixels' must be an integer in [1, 2^40]");
+      t->dec.limits.max_pixels = static_cast<uint64_t>(mp);
       Napi::Value out = o.Get("output");
       if (!out.IsUndefined()) {
         std::string s = out.IsString() ? out.As<Napi::String>().Utf8Value() : "";
