@@ -161,6 +161,13 @@ ModelConfig ModelConfig::parse(const std::string& text, const std::string& what)
   r.size(p, "preprocess", "crop", &c.crop);
   r.real(p, "preprocess", "mean", &c.mean, false);
   r.real(p, "preprocess", "std", &c.std, true);
+  // The image feed's bounds (a padded square of resize^2 bytes per image in flight): a config
+  // asking for more is refused here, naming the file, rather than failing in every image.
+  CZ_REQUIRE(c.resize <= 8192, CZ_ERR_FORMAT, "%s: field 'preprocess.resize' must be at most 8192, got %lld",
+             what.c_str(), static_cast<long long>(c.resize));
+  CZ_REQUIRE(c.crop <= c.resize, CZ_ERR_FORMAT,
+             "%s: field 'preprocess.crop' (%lld) must not exceed 'preprocess.resize' (%lld)", what.c_str(),
+             static_cast<long long>(c.crop), static_cast<long long>(c.resize));
   if (const json::Value* s = root.find("source"))
     CZ_REQUIRE(s->is_object(), CZ_ERR_FORMAT, "%s: field 'source' must be an object",
                what.c_str());
