@@ -279,3 +279,28 @@ test('zip: the intact fixture still loads, lazily and in memory, to the same byt
   await c.close();
   t.true(n > 100);
 });
+
+// Found by the fuzz harness (tools/fuzz, seed 2026): a legacy checkpoint whose storage length
+// field is negative threw a RangeError from Buffer.readBigInt64LE.
+test('legacy checkpoint: a negative or huge storage length is a CheckpointError naming the file', async (t) => {
+  const src = await readFile(fileURLToPath(new URL('./fixtures/weights/legacy.bin', import.meta.url)));
+  // the storage lengths are the int64 fields after the key list: find them by trying every 8-byte
+  // position and keeping the mutations that the intact loader would have read as a length
+  let tried = 0;
+  for (const v of [-1n, -(2n ** 62n), 2n ** 62n]) {
+    for (let at = src.length - 8; at > src.length - 200 && at > 0; at--) {
+      const b = Buffer.from(src);
+      b.writeBigInt64LE(v, at);
+      const file = join(work, `legacy-${tried}.bin`);
+      await writeFile(file, b);
+      tried++;
+      try {
+        await loadTorchCheckpoint(file);
+      } catch (e) {
+        t.true(e instanceof CheckpointError, `${(e as Error).constructor.name} at ${at}: ${(e as Error).message}`);
+        t.true((e as Error).message.includes(file));
+      }
+    }
+  }
+  t.true(tried > 100);
+});

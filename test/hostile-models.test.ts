@@ -92,3 +92,39 @@ test('config.json: a preprocess size the image feed cannot hold is refused at lo
     t.regex(e.message, re);
   }
 });
+
+// Found by the fuzz harness (tools/fuzz): a config.json of `null` threw a TypeError; native
+// cross-checks and an integer field of 1e308 gave messages without the file's name.
+test('config.json: null, a heads count that does not divide the width, a huge integer: CarzeroErrors naming config.json', async (t) => {
+  const { CarzeroError } = await import('../src/errors.js');
+  const cases: [string, (cfg: Record<string, Record<string, unknown>>) => unknown, RegExp][] = [
+    ['null', () => null, /not a JSON object/],
+    ['heads', (c) => ((c.text!.heads = 12), c), /field 'text\.heads' = 12 does not divide the width/],
+    ['huge', (c) => ((c.vision!.heads = 1e308), c), /field 'vision\.heads' must be in \[1, 2\^31\]/],
+  ];
+  for (const [name, f, re] of cases) {
+    const dir = modelDirWith(`cfg-fuzz-${name}`, original);
+    const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(f(cfg)));
+    const e = await t.throwsAsync(CARZero.load(dir, { verify: 'never' }));
+    t.true(e instanceof CarzeroError, `${name}: ${e.constructor.name}`);
+    t.true(e.message.includes(join(dir, 'config.json')), e.message);
+    t.regex(e.message, re);
+  }
+});
+
+test('the text parsers fail with the package\'s own error classes (CsvError, DatasetError, ConfigError, EvalInputError are CarzeroErrors)', async (t) => {
+  const { CarzeroError } = await import('../src/errors.js');
+  const { parseCsv } = await import('../src/data/csv.js');
+  const { parseMimicCsv } = await import('../src/data/mimic.js');
+  const { validateConfig } = await import('../src/train/config.js');
+  const { readLabels } = await import('../src/eval/protocols.js');
+  const e1 = t.throws(() => parseCsv('a,b\n"x,1\n', 'broken.csv'));
+  t.true(e1 instanceof CarzeroError && (e1 as InstanceType<typeof CarzeroError>).code === 'CZ_ERR_FORMAT', e1.message);
+  const e2 = t.throws(() => parseMimicCsv('nothing,useful\n1,2\n', 'mimic.csv'));
+  t.true(e2 instanceof CarzeroError, e2.message);
+  const e3 = t.throws(() => validateConfig({ optimizer: { lr: -1 } }));
+  t.true(e3 instanceof CarzeroError, e3.message);
+  const e4 = t.throws(() => readLabels('chexpert5', 'x\n1\n', 'labels.csv'));
+  t.true(e4 instanceof CarzeroError, e4.message);
+});

@@ -1,14 +1,15 @@
 // RFC 4180 CSV: quoted fields with embedded commas, quotes ("") and newlines; CRLF or LF; a BOM
 // at the start is dropped. Used for the original data sets' image lists and label files.
+import { CarzeroError } from '../errors.js';
 
 export interface CsvTable {
   header: string[];
   rows: string[][];
 }
 
-export class CsvError extends Error {
+export class CsvError extends CarzeroError {
   constructor(message: string, readonly file: string) {
-    super(message);
+    super(message, 'CZ_ERR_FORMAT');
     this.name = 'CsvError';
   }
 }

@@ -22,6 +22,7 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { cleanReportSentences } from '../text/clean.js';
 import { parseCsv } from './csv.js';
+import { CarzeroError } from '../errors.js';
 
 export type SplitName = 'train' | 'validate' | 'test';
 
@@ -90,9 +91,9 @@ export interface MimicDataset {
   maxWords: number;
 }
 
-export class DatasetError extends Error {
+export class DatasetError extends CarzeroError {
   constructor(message: string, readonly file: string, readonly row?: number) {
-    super(message);
+    super(message, 'CZ_ERR_FORMAT');
     this.name = 'DatasetError';
   }
 }

@@ -21,13 +21,14 @@
 // `filename` column of a label CSV, the path of a test_list.txt line, a PadChest key, a
 // ChestXDet10 `file_name`. Without one, label rows are matched to images by position.
 import { CsvError, parseCsv } from '../data/csv.js';
+import { CarzeroError } from '../errors.js';
 
 export type ProtocolName = 'openi' | 'padchest' | 'chestxray14' | 'chexpert5' | 'chestxdet10' | 'chexpert5x200';
 export const PROTOCOLS: readonly ProtocolName[] = ['openi', 'padchest', 'chestxray14', 'chexpert5', 'chestxdet10', 'chexpert5x200'];
 
-export class EvalInputError extends Error {
+export class EvalInputError extends CarzeroError {
   constructor(message: string, readonly file?: string) {
-    super(message);
+    super(message, 'CZ_ERR_FORMAT');
     this.name = 'EvalInputError';
   }
 }

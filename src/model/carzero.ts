@@ -129,8 +129,10 @@ export class CARZero implements Disposable {
     } catch (e) {
       throw new CarzeroError(`${cfgPath}: ${(e as Error).message}`, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'CZ_ERR_IO' : 'CZ_ERR_FORMAT');
     }
+    if (config === null || typeof config !== 'object' || Array.isArray(config))
+      throw new CarzeroError(`${cfgPath}: not a carzero model directory (config.json is not a JSON object); convert a checkpoint with \`carzero convert\``, 'CZ_ERR_FORMAT');
     if (config.format !== 'carzero-model')
-      throw new CarzeroError(`${cfgPath}: not a carzero model directory (format '${String(config.format)}'); convert a checkpoint with \`carzero convert\``, 'CZ_ERR_FORMAT');
+      throw new CarzeroError(`${cfgPath}: not a carzero model directory (format ${JSON.stringify(config.format)?.slice(0, 60) ?? 'missing'}); convert a checkpoint with \`carzero convert\``, 'CZ_ERR_FORMAT');
     const tokenizer = await Tokenizer.fromFile(join(dir, 'tokenizer.json'));
     const nm = await NativeModel.load(dir, { device, precision: precision === 'bf16' ? 'bf16' : 'fp32' });
     return new CARZero(dir, config, device, precision, tokenizer, nm);

@@ -2,6 +2,7 @@
 // (spec 6, docs/TRAINING.md "Trainer"). Every field can be overridden in the config file;
 // `carzero train --print-config` prints these defaults. validateConfig() merges a user object
 // over the defaults and throws a ConfigError naming the offending field (e.g. `optimizer.lr`).
+import { CarzeroError } from '../errors.js';
 
 /** A batch size from an epoch on (the first entry must start at epoch 0). */
 export interface BatchSizeStep {
@@ -154,9 +155,9 @@ export function defaultConfig(): TrainConfig {
   return JSON.parse(JSON.stringify(DEFAULT_CONFIG)) as TrainConfig;
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends CarzeroError {
   constructor(readonly field: string, message: string) {
-    super(`config: ${field}: ${message}`);
+    super(`config: ${field}: ${message}`, 'CZ_ERR_INVALID_ARGUMENT');
     this.name = 'ConfigError';
   }
 }

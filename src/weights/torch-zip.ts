@@ -440,9 +440,10 @@ function loadLegacy(file: string, buf: Buffer): unknown {
     if (pos + 8 > buf.length) throw new CheckpointError(`${file}: legacy checkpoint truncated at storage '${k}'`, file, k);
     const n = Number(buf.readBigInt64LE(pos));
     const es = r ? DTYPE_BYTES[r.dtype] : 1;
+    if (!Number.isSafeInteger(n) || n < 0 || pos + 8 + n * es > buf.length)
+      throw new CheckpointError(`${file}: legacy storage '${k}' declares ${n} elements, more than the ${buf.length - pos - 8} bytes left: truncated or corrupt`, file, k);
     if (r) r.dataOffset = pos + 8;
     pos += 8 + n * es;
-    if (pos > buf.length) throw new CheckpointError(`${file}: legacy checkpoint truncated in storage '${k}'`, file, k);
   }
   return value;
 }

@@ -41,6 +41,9 @@ struct Reader {
     std::string f = std::string(sname) + "." + field;
     CZ_REQUIRE(v->is_integer(), CZ_ERR_FORMAT, "%s: field '%s' must be an integer, got %s",
                what.c_str(), f.c_str(), v->is_number() ? v->str.c_str() : json::Value::type_name(v->type));
+    CZ_REQUIRE(v->num >= static_cast<double>(min) && v->num <= 2147483648.0, CZ_ERR_FORMAT,
+               "%s: field '%s' must be in [%lld, 2^31], got %s", what.c_str(), f.c_str(),
+               static_cast<long long>(min), v->str.c_str());
     int64_t x = v->as_int64(f.c_str());
     CZ_REQUIRE(x >= min && x <= (int64_t(1) << 31), CZ_ERR_FORMAT,
                "%s: field '%s' must be in [%lld, 2^31], got %lld", what.c_str(), f.c_str(),
@@ -89,6 +92,7 @@ bool ModelConfig::was_stated(const std::string& field) const {
 ModelConfig ModelConfig::parse(const std::string& text, const std::string& what) {
   ModelConfig c;
   c.raw_json = text;
+  c.source = what;
   json::Value root = json::parse(text, what);
   CZ_REQUIRE(root.is_object(), CZ_ERR_FORMAT, "%s: config must be a JSON object", what.c_str());
   Reader r{what, &c.stated};
@@ -188,7 +192,8 @@ void ModelConfig::resolve(const TensorSource& src) {
   // Sets *field from a tensor dimension; a stated config value must agree.
   auto derive = [&](const char* field, int64_t* out, int64_t actual, const std::string& tensor) {
     CZ_REQUIRE(!was_stated(field) || *out == actual, CZ_ERR_FORMAT,
-               "config field '%s' = %lld disagrees with tensor '%s' in %s (size %lld)", field,
+               "%s: field '%s' = %lld disagrees with tensor '%s' in %s (size %lld)",
+               source.empty() ? "config" : source.c_str(), field,
                static_cast<long long>(*out), tensor.c_str(), w.c_str(),
                static_cast<long long>(actual));
     *out = actual;
@@ -266,8 +271,8 @@ void ModelConfig::resolve(const TensorSource& src) {
     CZ_REQUIRE(!mlp.empty(), CZ_ERR_FORMAT, "%s: missing tensor '%smlp_head.0.weight'", w.c_str(),
                hp.c_str());
     CZ_REQUIRE(!was_stated("head.mlp") || head.mlp == mlp, CZ_ERR_FORMAT,
-               "config field 'head.mlp' = %s disagrees with tensors '%smlp_head.*' in %s (%s)",
-               shape_to_string(head.mlp).c_str(), hp.c_str(), w.c_str(),
+               "%s: field 'head.mlp' = %s disagrees with tensors '%smlp_head.*' in %s (%s)",
+               source.empty() ? "config" : source.c_str(), shape_to_string(head.mlp).c_str(), hp.c_str(), w.c_str(),
                shape_to_string(mlp).c_str());
     CZ_REQUIRE(mlp.back() == 1, CZ_ERR_FORMAT,
                "%s: the last mlp_head layer must have 1 output (a logit), got %lld", w.c_str(),
@@ -279,19 +284,20 @@ void ModelConfig::resolve(const TensorSource& src) {
              "%s: widths differ: vision %lld, text %lld, head %lld (must be equal)", w.c_str(),
              static_cast<long long>(vision.width), static_cast<long long>(text.width),
              static_cast<long long>(head.width));
+  const char* cfg = source.empty() ? "config" : source.c_str();
   auto heads_ok = [&](const char* field, int64_t heads, int64_t width) {
     CZ_REQUIRE(heads >= 1 && width % heads == 0, CZ_ERR_FORMAT,
-               "config field '%s' = %lld does not divide the width %lld", field,
+               "%s: field '%s' = %lld does not divide the width %lld", cfg, field,
                static_cast<long long>(heads), static_cast<long long>(width));
   };
   heads_ok("vision.heads", vision.heads, vision.width);
   heads_ok("text.heads", text.heads, text.width);
   heads_ok("head.heads", head.heads, head.width);
   CZ_REQUIRE(text.last_n_layers <= text.depth, CZ_ERR_FORMAT,
-             "config field 'text.last_n_layers' = %lld exceeds text.depth = %lld",
+             "%s: field 'text.last_n_layers' = %lld exceeds text.depth = %lld", cfg,
              static_cast<long long>(text.last_n_layers), static_cast<long long>(text.depth));
   CZ_REQUIRE(text.max_length <= text.max_position, CZ_ERR_FORMAT,
-             "config field 'text.max_length' = %lld exceeds text.max_position = %lld",
+             "%s: field 'text.max_length' = %lld exceeds text.max_position = %lld", cfg,
              static_cast<long long>(text.max_length), static_cast<long long>(text.max_position));
 }
 

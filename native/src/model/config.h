@@ -42,6 +42,7 @@ struct ModelConfig {
   int64_t resize = 256, crop = 224;
   double mean = 0.4978, std = 0.2449;
   std::string raw_json;  // config.json as read ("{}" for in-memory models)
+  std::string source;    // where it was read from (its path), for messages
 
   // Parses config.json text; `what` names the file. Strict: unknown sections/fields are errors
   // except under "source" and "preprocess" extras; wrong types and non-positive sizes name the
