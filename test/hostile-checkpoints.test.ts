@@ -8,10 +8,10 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { crc32 } from 'node:zlib';
 import { CheckpointError } from '../src/errors.js';
 import { unpickle } from '../src/weights/pickle.js';
 import { TorchCheckpoint, loadTorchCheckpoint } from '../src/weights/torch-zip.js';
+import { zipStored } from '../tools/fuzz/zip-stored.js';
 
 const tinyCkpt = fileURLToPath(new URL('./fixtures/tiny/carzero-tiny.ckpt', import.meta.url));
 const work = await mkdtemp(join(tmpdir(), 'carzero-hostile-'));
@@ -113,46 +113,9 @@ test('pickle: the memo and container limits', (t) => {
 
 // ---- checkpoints: torch's own globals fed hostile arguments --------------------------------------
 // A zip checkpoint whose data.pkl is replaced (the entry keeps its place; sizes and CRC are fixed up).
-// A minimal stored-entry zip writer (local headers with sizes and CRC, central directory, EOCD).
-function zipStored(entries: { name: string; data: Buffer }[]): Buffer {
-  const parts: Buffer[] = [];
-  const central: Buffer[] = [];
-  let off = 0;
-  for (const { name, data } of entries) {
-    const crc = crc32(data);
-    const lh = Buffer.alloc(30);
-    lh.writeUInt32LE(0x04034b50, 0);
-    lh.writeUInt16LE(20, 4);
-    lh.writeUInt32LE(crc, 14);
-    lh.writeUInt32LE(data.length, 18);
-    lh.writeUInt32LE(data.length, 22);
-    lh.writeUInt16LE(name.length, 26);
-    const ch = Buffer.alloc(46);
-    ch.writeUInt32LE(0x02014b50, 0);
-    ch.writeUInt16LE(20, 4);
-    ch.writeUInt16LE(20, 6);
-    ch.writeUInt32LE(crc, 16);
-    ch.writeUInt32LE(data.length, 20);
-    ch.writeUInt32LE(data.length, 24);
-    ch.writeUInt16LE(name.length, 28);
-    ch.writeUInt32LE(off, 42);
-    parts.push(lh, Buffer.from(name, 'latin1'), data);
-    central.push(ch, Buffer.from(name, 'latin1'));
-    off += 30 + name.length + data.length;
-  }
-  const cd = Buffer.concat(central);
-  const eocd = Buffer.alloc(22);
-  eocd.writeUInt32LE(0x06054b50, 0);
-  eocd.writeUInt16LE(entries.length, 8);
-  eocd.writeUInt16LE(entries.length, 10);
-  eocd.writeUInt32LE(cd.length, 12);
-  eocd.writeUInt32LE(off, 16);
-  return Buffer.concat([...parts, cd, eocd]);
-}
-
 async function withPickle(name: string, pkl: Buffer): Promise<string> {
   const file = join(work, name);
-  await writeFile(file, zipStored([{ name: 'archive/data.pkl', data: pkl }, { name: 'archive/version', data: Buffer.from('3\n') }]));
+  await writeFile(file, zipStored([['archive/data.pkl', pkl], ['archive/version', Buffer.from('3\n')]]));
   return file;
 }
 
