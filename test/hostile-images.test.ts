@@ -43,6 +43,26 @@ for (const decoder of decoders)
       t.true(process.memoryUsage().rss - before < 256 << 20, `RSS grew by ${(process.memoryUsage().rss - before) >> 20} MiB`);
     });
 
+// A 64 x 64 interlaced header over 1 GiB of zeros (1 MB deflated). pngjs caps the inflate of a
+// non-interlaced image only, so the JavaScript decoder checks interlaced ones itself and refuses
+// this; libpng inflates only the rows it needs and decodes the image (as cv2.imread does). Either
+// way, nothing near 1 GiB is allocated.
+for (const decoder of decoders)
+  test(`${decoder} decoder: an interlaced PNG over a deflate bomb is refused or decoded, never inflated whole`, async (t) => {
+    using feed = new ImageFeed({ decoder, threads: 1 });
+    const bytes = greyPng(64, 64, true, { interlaced: true, idatBytes: 1 << 30 });
+    t.true(bytes.length < 2 << 20);
+    const before = process.memoryUsage().rss;
+    const r = await feed.load(bytes, {}, 'interlaced-bomb.png').then(
+      (img) => `decoded ${img.width}x${img.height}`,
+      (e: ImageDecodeError) => `${e.code}: ${e.message}`,
+    );
+    t.log(`${decoder}: ${r.slice(0, 160)}`);
+    if (decoder === 'js') t.regex(r, /^CZ_ERR_OUT_OF_MEMORY: interlaced-bomb\.png: interlaced PNG data inflates past the \d+ bytes/);
+    else t.regex(r, /^decoded 64x64|^CZ_ERR_(FORMAT|OUT_OF_MEMORY): interlaced-bomb\.png/);
+    t.true(process.memoryUsage().rss - before < 256 << 20, `RSS grew by ${(process.memoryUsage().rss - before) >> 20} MiB`);
+  });
+
 for (const decoder of decoders)
   test(`${decoder} decoder: the maxPixels option`, async (t) => {
     const img = greyPng(100, 100);

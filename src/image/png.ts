@@ -13,6 +13,7 @@
 // 16-bit gamma tables are not reproduced; differences of a grey level or two are possible there).
 // Pixel data decoding (zlib, filters, Adam7) is pngjs's; tRNS chunks of grey/RGB images are removed
 // before pngjs sees them (pngjs would zero the colour of transparent pixels; libpng only strips alpha).
+import * as zlib from 'node:zlib';
 import { PNG } from 'pngjs';
 import { ImageDecodeError } from './errors.js';
 import { DEFAULT_MAX_PIXELS, checkDeclaredSize } from './limits.js';
@@ -64,6 +65,38 @@ function scanChunks(buf: Buffer, file: string): Scan {
   return { buffer: dropped ? Buffer.concat(keep) : buf, colorType, bitDepth, gamma, orientation: orientation || 1 };
 }
 
+/**
+ * pngjs caps what a non-interlaced image's IDAT may inflate to (its declared size), but inflates an
+ * interlaced one without a cap: a small interlaced header over a deflate bomb would fill memory.
+ * So the IDAT stream of an interlaced PNG is inflated here first with the cap its seven Adam7
+ * passes need, and refused past it.
+ */
+function checkInterlacedInflate(buf: Buffer, file: string): void {
+  const width = buf.readUInt32BE(16);
+  const height = buf.readUInt32BE(20);
+  const bits = buf[24]! * ({ 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 } as Record<number, number>)[buf[25]!]!;
+  if (!(bits > 0)) return; // an invalid colour type: pngjs refuses it
+  let expected = 0;
+  for (const [x0, y0, dx, dy] of [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]] as const) {
+    const cols = Math.ceil((width - x0) / dx);
+    const rows = Math.ceil((height - y0) / dy);
+    if (cols > 0 && rows > 0) expected += rows * (1 + Math.ceil((cols * bits) / 8));
+  }
+  const idat: Buffer[] = [];
+  for (let off = 8; off + 12 <= buf.length; ) {
+    const len = buf.readUInt32BE(off);
+    if (buf.toString('latin1', off + 4, off + 8) === 'IDAT') idat.push(buf.subarray(off + 8, off + 8 + len));
+    off += 12 + len;
+  }
+  try {
+    zlib.inflateSync(Buffer.concat(idat), { maxOutputLength: Math.max(1, expected) });
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError)
+      throw new ImageDecodeError(file, `interlaced PNG data inflates past the ${expected} bytes its ${width}x${height} header declares; refused`, 'CZ_ERR_OUT_OF_MEMORY');
+    // a corrupt stream: pngjs reports it
+  }
+}
+
 /** png_gamma_8bit_correct with floating arithmetic (Debian's libpng). */
 function gammaTable(gammaFixed: number): Uint8Array {
   const t = new Uint8Array(256);
@@ -83,6 +116,7 @@ export function decodePng(buf: Buffer, file: string, maxPixels = DEFAULT_MAX_PIX
   // IHDR's size before anything is inflated (pngjs inflates and expands to RGBA in one go)
   if (buf.length >= 24 && buf.toString('latin1', 12, 16) === 'IHDR') checkDeclaredSize(file, buf.readUInt32BE(16), buf.readUInt32BE(20), maxPixels);
   const scan = scanChunks(buf, file);
+  if (buf.length >= 29 && buf[28] === 1) checkInterlacedInflate(scan.buffer, file);
   return applyOrientation(decodePixels(buf, scan, file), scan.orientation);
 }
 
