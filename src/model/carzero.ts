@@ -12,27 +12,11 @@ import { Tensor } from '../tensor.js';
 import { NativeModel } from './native-model.js';
 import { checkModelForLoad, resolveModel, type VerifyPolicy } from './store.js';
 import * as zs from '../zeroshot/index.js';
+import type { CarzeroConfig, ImageEmbeddings, Precision, PreparedImage, ScoreResult, TextEmbeddings } from './types.js';
+
+export type { CarzeroConfig, ImageEmbeddings, Precision, PreparedImage, ScoreResult, TextEmbeddings } from './types.js';
 import type { ClassifiedImage, ClassifyOptions, ClassifyResult, ClassTextEmbeddings, EmbeddedImage, GroundedImage, GroundingResult, ImageInput, PromptsInput, SkippedImage, StreamOptions } from '../zeroshot/types.js';
 
-/**
- * Numeric precision of the model's GEMMs (activations and accumulation are fp32 in every case):
- * - 'fp32': exact fp32 (the default on CPU; matches the PyTorch reference within 1e-5 relative).
- * - 'tf32': TF32 tensor-core GEMMs on CUDA. The native CUDA GEMMs run CUBLAS_COMPUTE_32F without
- *   TF32 today, so 'tf32' currently runs the fp32 kernels there; on CPU, which has no TF32, it is
- *   fp32. It is the default on CUDA so that enabling TF32 natively changes no caller.
- * - 'bf16': weights stored bf16, fp32 accumulation (AVX512_BF16 on CPU): about 2x the CPU
- *   throughput; its effect on scores and AUROC is measured in README.md ("Precision").
- */
-export type Precision = 'fp32' | 'tf32' | 'bf16';
-
-export interface CarzeroConfig {
-  format: string;
-  format_version: number;
-  vision: { image_size: number; patch_size: number; in_chans: number; width: number; depth: number; heads: number; mlp_dim: number; eps: number };
-  text: { vocab_size: number; width: number; depth: number; heads: number; intermediate: number; max_position: number; type_vocab: number; eps: number; max_length: number; last_n_layers: number };
-  head: { width: number; heads: number; depth: number; ffn: number; mlp: number[]; eps: number };
-  preprocess: { resize: number; crop: number; mean: number; std: number };
-}
 
 export interface LoadOptions {
   /** 'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or a Device. */
@@ -45,39 +29,6 @@ export interface LoadOptions {
    * The size check against the manifest and the safetensors header check always run.
    */
   verify?: VerifyPolicy;
-}
-
-/** Image embeddings (native tensors on the model's device). */
-export interface ImageEmbeddings extends Disposable {
-  readonly global: Tensor; // (B, C)
-  readonly local: Tensor; // (B, P, C)
-  readonly count: number;
-}
-
-/** Text embeddings, reusable across calls. */
-export interface TextEmbeddings extends Disposable {
-  readonly sentence: Tensor; // (Q, C)
-  readonly words: Tensor; // (Q, L, C)
-  readonly count: number;
-  /** The cleaned texts the embeddings were computed from. */
-  readonly cleaned: string[];
-}
-
-export interface ScoreResult {
-  /** (B, Q) raw logits: (i2t + t2i^T) / 2. Row b, column q. */
-  score: Float32Array;
-  i2t: Float32Array; // (B, Q)
-  t2i: Float32Array; // (Q, B)
-  /** (B, Q, P) grounding attention when asked for. */
-  attention?: Float32Array;
-  images: number;
-  texts: number;
-}
-
-/** One decoded, preprocessed image ready for the encoder. */
-export interface PreparedImage {
-  /** (crop x crop) normalised pixels; the 3 model channels are equal. */
-  pixels: Float32Array;
 }
 
 function disposable<T extends object>(obj: T, tensors: Tensor[]): T & Disposable {

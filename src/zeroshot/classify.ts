@@ -1,7 +1,7 @@
 // Streaming zero-shot classification, grounding maps and image embeddings over large inputs:
 // bounded read-ahead (./pipeline.ts), one native embed + score call per batch, results in input
 // order as they are produced, unreadable inputs as SkippedImage, AbortSignal and progress.
-import type { CARZero } from '../model/carzero.js';
+import type { ZeroShotModel } from './types.js';
 import { abortError, preparedBatches, resolveStreamOptions, type PreparedEntry } from './pipeline.js';
 import { resolvePrompts } from './prompts.js';
 import { upsampleNearest } from './grounding.js';
@@ -26,7 +26,7 @@ interface BatchScores {
 }
 
 async function* scoredStream<R>(
-  model: CARZero,
+  model: ZeroShotModel,
   options: ClassifyOptions,
   fn: string,
   attention: boolean,
@@ -63,12 +63,12 @@ async function* scoredStream<R>(
 }
 
 /** Streams per-image scores (or SkippedImage) in input order; memory bounded by batch + read-ahead. */
-export function classifyStream(model: CARZero, options: ClassifyOptions): AsyncGenerator<ClassifiedImage | SkippedImage> {
+export function classifyStream(model: ZeroShotModel, options: ClassifyOptions): AsyncGenerator<ClassifiedImage | SkippedImage> {
   return scoredStream(model, options, 'classifyStream', false, (e, row, Q, r) => ({ index: e.index, name: e.name, scores: r.score.slice(row * Q, (row + 1) * Q) }));
 }
 
 /** Collects classifyStream: classes, scored image names and scores, skipped images. */
-export async function classify(model: CARZero, options: ClassifyOptions): Promise<ClassifyResult> {
+export async function classify(model: ZeroShotModel, options: ClassifyOptions): Promise<ClassifyResult> {
   const resolved = resolveStreamOptions(model, options, 'classify');
   if (resolved.signal?.aborted) throw abortError(resolved.signal);
   const out: ClassifyResult = { classes: [], images: [], scores: [], skipped: [] };
@@ -92,7 +92,7 @@ export async function classify(model: CARZero, options: ClassifyOptions): Promis
 }
 
 /** Streams scores and grounding maps (Q, crop, crop) per image (spec 5). */
-export function groundingStream(model: CARZero, options: ClassifyOptions): AsyncGenerator<GroundedImage | SkippedImage> {
+export function groundingStream(model: ZeroShotModel, options: ClassifyOptions): AsyncGenerator<GroundedImage | SkippedImage> {
   const v = model.config.vision;
   const crop = model.config.preprocess.crop;
   const grid = v.image_size / v.patch_size;
@@ -109,7 +109,7 @@ export function groundingStream(model: CARZero, options: ClassifyOptions): Async
 }
 
 /** Collects grounding maps: per image (Q, 224, 224); for large inputs use groundingStream. */
-export async function groundingMaps(model: CARZero, options: ClassifyOptions): Promise<GroundingResult> {
+export async function groundingMaps(model: ZeroShotModel, options: ClassifyOptions): Promise<GroundingResult> {
   const resolved = resolveStreamOptions(model, options, 'groundingMaps');
   if (resolved.signal?.aborted) throw abortError(resolved.signal);
   const tx = await resolvePrompts(model, options.prompts, 'groundingMaps', options.onWarning);
@@ -130,7 +130,7 @@ export async function groundingMaps(model: CARZero, options: ClassifyOptions): P
 }
 
 /** Streams image embeddings (global (C), and local (P, C) when `local`) in input order. */
-export async function* embedImageStream(model: CARZero, options: StreamOptions & { local?: boolean }): AsyncGenerator<EmbeddedImage | SkippedImage> {
+export async function* embedImageStream(model: ZeroShotModel, options: StreamOptions & { local?: boolean }): AsyncGenerator<EmbeddedImage | SkippedImage> {
   const fn = 'embedImageStream';
   const resolved = resolveStreamOptions(model, options, fn);
   if (resolved.signal?.aborted) throw abortError(resolved.signal);

@@ -8,7 +8,7 @@
 // `concurrency` images keeps every decode thread busy behind the model. Without the native
 // codecs, the JavaScript decoders run on this thread instead (docs/ZEROSHOT-API.md, "Decoding").
 import { inputPixels } from '../image/feed.js';
-import type { CARZero } from '../model/carzero.js';
+import type { ZeroShotModel } from './types.js';
 import type { ImageInput, StreamOptions } from './types.js';
 
 /** One input after preparation: pixels, or the reason it was skipped. */
@@ -58,7 +58,7 @@ export interface ResolvedStreamOptions {
 }
 
 /** Validates the shared streaming options (TypeError/RangeError naming the option). */
-export function resolveStreamOptions(model: CARZero, options: StreamOptions, fn: string): ResolvedStreamOptions {
+export function resolveStreamOptions(model: ZeroShotModel, options: StreamOptions, fn: string): ResolvedStreamOptions {
   if (options === null || typeof options !== 'object') throw new TypeError(`${fn}: argument 'options' must be an object`);
   const images = options.images as unknown;
   if (images === null || typeof images !== 'object' || (typeof (images as Iterable<unknown>)[Symbol.iterator] !== 'function' && typeof (images as AsyncIterable<unknown>)[Symbol.asyncIterator] !== 'function'))
@@ -78,7 +78,7 @@ export function resolveStreamOptions(model: CARZero, options: StreamOptions, fn:
 }
 
 /** Decodes and preprocesses one input; data problems become `error`, never a throw. */
-export async function prepareEntry(model: CARZero, input: ImageInput, index: number): Promise<PreparedEntry> {
+export async function prepareEntry(model: ZeroShotModel, input: ImageInput, index: number): Promise<PreparedEntry> {
   const name = inputName(input, index);
   const p = model.config.preprocess;
   try {
@@ -160,7 +160,7 @@ export async function* prefetch(
  * Batches of prepared entries in input order: each holds at most `batchSize` images with pixels,
  * plus the skipped entries among them (a run of skipped inputs is flushed every 4 * batchSize).
  */
-export async function* preparedBatches(model: CARZero, options: StreamOptions, fn: string, resolved = resolveStreamOptions(model, options, fn)): AsyncGenerator<PreparedEntry[]> {
+export async function* preparedBatches(model: ZeroShotModel, options: StreamOptions, fn: string, resolved = resolveStreamOptions(model, options, fn)): AsyncGenerator<PreparedEntry[]> {
   const { batchSize, concurrency, signal } = resolved;
   let batch: PreparedEntry[] = [];
   let ready = 0;

@@ -2,7 +2,8 @@
 // precomputed text embeddings that carry their class names (reusable across calls).
 import { Tensor } from '../tensor.js';
 import { parsePrompts } from '../text/index.js';
-import type { CARZero, TextEmbeddings } from '../model/carzero.js';
+import type { TextEmbeddings } from '../model/types.js';
+import type { ZeroShotModel } from './types.js';
 import type { ClassTextEmbeddings, PromptsInput } from './types.js';
 
 export interface ResolvedPrompts {
@@ -33,7 +34,7 @@ export function checkPrompts(prompts: unknown, fn: string, onWarning?: (m: strin
 }
 
 export async function resolvePrompts(
-  model: CARZero,
+  model: ZeroShotModel,
   prompts: PromptsInput | ClassTextEmbeddings | unknown,
   fn: string,
   onWarning?: (m: string) => void,

@@ -1,5 +1,6 @@
 // Types of the zero-shot API (docs/ZEROSHOT-API.md is the contract; keep the two in step).
-import type { TextEmbeddings } from '../model/carzero.js';
+import type { Device } from '../device.js';
+import type { CarzeroConfig, ImageEmbeddings, ScoreResult, TextEmbeddings } from '../model/types.js';
 
 /** A file path, encoded bytes (PNG/JPEG/DICOM), or preprocessed (crop x crop) normalised pixels. */
 /**
@@ -87,4 +88,17 @@ export interface EmbeddedImage {
 
 export function isSkipped(r: ClassifiedImage | SkippedImage | EmbeddedImage): r is SkippedImage {
   return (r as SkippedImage).error !== undefined;
+}
+
+/**
+ * What the zero-shot pipelines need of a model (CARZero implements it): its config, its device,
+ * and the three embedding and scoring calls. Depending on this, not on the CARZero class, keeps the
+ * imports one-way (src/model/carzero.ts -> src/zeroshot/).
+ */
+export interface ZeroShotModel {
+  readonly config: CarzeroConfig;
+  readonly device: Device;
+  embedPrepared(images: readonly { pixels: Float32Array }[]): Promise<ImageEmbeddings>;
+  embedTexts(texts: readonly string[]): Promise<TextEmbeddings>;
+  score(images: ImageEmbeddings, texts: TextEmbeddings, options?: { attention?: boolean }): Promise<ScoreResult>;
 }
