@@ -9,6 +9,7 @@
 #include <cstdarg>
 #include <cstring>
 
+#include "core/json.h"
 #include "core/status.h"
 
 namespace carzero {
@@ -636,31 +637,33 @@ void run_op(Context& ctx, const std::string& name, const std::vector<const Tenso
 }
 
 std::string op_list_json() {
+  // every string through json::quote: a doc line with a quote or a backslash stays valid JSON
+  using json::quote;
   std::string j = "[";
   bool first = true;
   for (const auto& s : op_registry()) {
     j += first ? "" : ",";
     first = false;
-    j += "{\"name\":\"" + s.name + "\",\"doc\":\"" + s.doc + "\",\"variadic\":" +
+    j += "{\"name\":" + quote(s.name) + ",\"doc\":" + quote(s.doc) + ",\"variadic\":" +
          (s.variadic ? "true" : "false") + ",\"args\":[";
     for (size_t i = 0; i < s.args.size(); ++i) {
       const ArgSpec& a = s.args[i];
       j += i ? "," : "";
-      j += std::string("{\"name\":\"") + a.name + "\",\"role\":\"" +
+      j += "{\"name\":" + quote(a.name) + ",\"role\":\"" +
            (a.role == Role::In ? "in" : a.role == Role::Out ? "out" : "inout") + "\",\"dtypes\":[";
       for (size_t k = 0; k < a.dtypes.size(); ++k)
-        j += std::string(k ? "," : "") + "\"" + dtype_name(a.dtypes[k]) + "\"";
+        j += std::string(k ? "," : "") + quote(dtype_name(a.dtypes[k]));
       j += std::string("],\"optional\":") + (a.optional ? "true" : "false") + "}";
     }
     j += "],\"params\":[";
     for (size_t i = 0; i < s.params.size(); ++i) {
       char buf[64];
       std::snprintf(buf, sizeof buf, "%.17g", s.params[i].def);
-      j += std::string(i ? "," : "") + "{\"name\":\"" + s.params[i].name + "\",\"default\":" + buf + "}";
+      j += std::string(i ? "," : "") + "{\"name\":" + quote(s.params[i].name) + ",\"default\":" + buf + "}";
     }
     j += "],\"results\":[";
     for (size_t i = 0; i < s.results.size(); ++i)
-      j += std::string(i ? "," : "") + "\"" + s.results[i] + "\"";
+      j += std::string(i ? "," : "") + quote(s.results[i]);
     j += "]}";
   }
   return j + "]";

@@ -518,10 +518,20 @@ export class Trainer {
     return { steps: this.st.step, epochs: this.st.epoch, stopped, best_val_loss: this.st.best_val_loss, history: this.st.history };
   }
 
-  async close(): Promise<void> {
+  /** Stops the data loader and frees the model and optimizer state (`await using` works too). */
+  async dispose(): Promise<void> {
     await this.loader.close();
     this.optimizer.dispose();
     this.model.dispose();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+
+  /** The same as dispose() (the name before 0.1.1). */
+  async close(): Promise<void> {
+    await this.dispose();
   }
 }
 

@@ -12,6 +12,7 @@
 
 #include "context.h"
 #include "cublas_paths.h"
+#include "json.h"
 #include "cpu_features.h"
 #include "threadpool.h"
 #include "image/image.h"
@@ -125,26 +126,8 @@ CudaStatus probe_cuda() {
   return s;
 }
 
-std::string json_str(const std::string& v) {
-  std::string o = "\"";
-  for (char c : v) {
-    switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\t': o += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          o += buf;
-        } else {
-          o += c;
-        }
-    }
-  }
-  return o + "\"";
-}
+// one JSON string writer for the package (core/json.cpp)
+std::string json_str(const std::string& v) { return json::quote(v); }
 
 }  // namespace
 
