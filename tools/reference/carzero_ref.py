@@ -1,7 +1,7 @@
 """Plain-PyTorch reference implementation of CARZero (CVPR 2024) inference.
 
 Written for the carzero npm package as the golden reference that the TypeScript and C++ code
-is tested against. Semantics: /work/shared/CARZERO-SPEC.md (in a checkout: ../../shared/). The
+is tested against. Semantics: docs/SPEC.md in this repository. The
 module tree reproduces the ORIGINAL parameter names so that ``CARZeroRef().state_dict()`` keys
 equal the released checkpoint's keys after removing the ``CARZero.`` prefix:
 
