@@ -30,11 +30,10 @@ rm -rf "$src" "$prefix"
 mkdir -p "$src" "$prefix" "$out/apt/lists/partial"
 
 # ---- the source packages, through a private deb-src list ----
-# The bookworm mirror the system's apt uses (deb822 or one-line format), else Debian's default.
-mirror=$(grep -hoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | head -1 | tr -d ' ' || true)
-mirror=${mirror:-http://deb.debian.org/debian}
+# The bookworm mirror the system's apt uses.
+. "$root/scripts/debian-mirror.sh"
 cat > "$out/apt/sources.list" <<EOF
-deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${mirror%/} bookworm main
+deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${debian_mirror} bookworm main
 EOF
 apt_opts=(-o "Dir::Etc::SourceList=$out/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
   -o "Dir::State::Lists=$out/apt/lists" -o Debug::NoLocking=1 -q)

@@ -23,10 +23,8 @@ fi
 rm -rf "$out"
 mkdir -p "$out/apt/lists/partial" "$out/deb" "$sysroot"
 : > "$out/apt/status"
-# The Debian mirror the system's apt uses (deb822 or one-line format), else Debian's default.
-mirror=$(grep -hoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | head -1 | tr -d ' ' || true)
-mirror=${mirror:-http://deb.debian.org/debian}
-echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${mirror%/} bullseye main" > "$out/apt/sources.list"
+. "$root/scripts/debian-mirror.sh"
+echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${debian_mirror} bullseye main" > "$out/apt/sources.list"
 # An empty dpkg status: apt picks bullseye's versions, not the host's installed ones.
 apt_opts=(-o "Dir::Etc::SourceList=$out/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
   -o "Dir::State::Lists=$out/apt/lists" -o "Dir::State::status=$out/apt/status"

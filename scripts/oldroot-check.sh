@@ -15,12 +15,11 @@ tarball=$(readlink -f "$1")
 out=${CARZERO_OLDROOT_DIR:-$repo/build-oldroot}
 rootfs=$out/bullseye
 mkdir -p "$out"
-mirror=$(grep -hoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | head -1 | tr -d ' ' || true)
-mirror=${mirror:-http://deb.debian.org/debian}
+. "$repo/scripts/debian-mirror.sh"
 if [ ! -f "$rootfs/.carzero-root" ]; then
   rm -rf "$rootfs"
-  echo "oldroot-check: debootstrap --variant=minbase bullseye ($mirror)"
-  debootstrap --variant=minbase bullseye "$rootfs" "$mirror" > "$out/debootstrap.log" 2>&1 || {
+  echo "oldroot-check: debootstrap --variant=minbase bullseye ($debian_mirror)"
+  debootstrap --variant=minbase bullseye "$rootfs" "$debian_mirror" > "$out/debootstrap.log" 2>&1 || {
     tail -n 20 "$out/debootstrap.log" >&2; exit 1; }
   touch "$rootfs/.carzero-root"
 fi

@@ -7,7 +7,7 @@
 // an error of another class (TypeError, RangeError, ...), a refusal that does not name the input,
 // or a wrong acceptance (a damaged checkpoint read to tensors other than the intact file's; the
 // safetensors readers disagreeing).
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CarzeroError } from '../../src/errors.js';
 import { ImageFeed } from '../../src/image/feed.js';
@@ -64,11 +64,23 @@ const files = (dir: string, re: RegExp, maxBytes = 400_000) => {
     return readdirSync(dir)
       .filter((f) => re.test(f))
       .map((f) => join(dir, f))
-      .filter((f) => readFileSync(f).length <= maxBytes);
+      .filter((f) => statSync(f).size <= maxBytes);
   } catch {
     return [];
   }
 };
+
+/**
+ * A copy of the tiny model in the worker's scratch folder with one file replaced by `bytes` (no
+ * manifest.json, so nothing but the loader itself stands between the file and the model).
+ */
+function modelDirWith(ctx: Ctx, name: string, replaced: string, bytes: Buffer): string {
+  const dir = join(ctx.tmp, name);
+  mkdirSync(dir, { recursive: true });
+  for (const f of readdirSync(ctx.model)) if (f !== replaced && f !== 'manifest.json' && !f.startsWith('.')) copyFileSync(join(ctx.model, f), join(dir, f));
+  writeFileSync(join(dir, replaced), bytes);
+  return dir;
+}
 
 // ---- images: the feed, native and JavaScript decoders ----------------------------------------------
 let feeds: ImageFeed[] | undefined;
@@ -118,11 +130,8 @@ const safetensors: Family = {
     return Buffer.concat([byteMutation(rng, seed.subarray(0, n)), seed.subarray(n)]);
   },
   async run(input, _seed, seedFile, ctx) {
-    const dir = join(ctx.tmp, 'st-model');
+    const dir = modelDirWith(ctx, 'st-model', 'model.safetensors', input);
     const file = join(dir, 'model.safetensors');
-    mkdirSync(dir, { recursive: true });
-    for (const f of readdirSync(ctx.model)) if (f !== 'model.safetensors' && f !== 'manifest.json' && !f.startsWith('.')) copyFileSync(join(ctx.model, f), join(dir, f));
-    writeFileSync(file, input);
     let ts: Verdict;
     try {
       const got = await tensorsOf(file);
@@ -220,10 +229,7 @@ const config: Family = {
   seeds: (_root, model) => [join(model, 'config.json')],
   mutate: (rng, seed) => jsonMutation(rng, seed),
   async run(input, _seed, _file, ctx) {
-    const dir = join(ctx.tmp, 'cfg-model');
-    mkdirSync(dir, { recursive: true });
-    for (const f of readdirSync(ctx.model)) if (f !== 'config.json' && f !== 'manifest.json' && !f.startsWith('.')) copyFileSync(join(ctx.model, f), join(dir, f));
-    writeFileSync(join(dir, 'config.json'), input);
+    const dir = modelDirWith(ctx, 'cfg-model', 'config.json', input);
     try {
       (await CARZero.load(dir, { verify: 'never' })).dispose();
       return 'accepted';
