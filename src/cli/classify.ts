@@ -8,7 +8,7 @@ import { resolveModel } from '../model/store.js';
 import { dicomFrameCount } from '../image/feed.js';
 import type { ImageInput } from '../zeroshot/types.js';
 import { loadPrompts } from '../text/index.js';
-import { oneOf, parseArgs, positiveInt, UsageError } from './args.js';
+import { DEVICES, HELP_OPTION, oneOf, parseCommand, positiveInt, PRECISIONS, UsageError } from './args.js';
 import { createProgress } from './progress.js';
 
 export const CLASSIFY_HELP = `usage: carzero classify --model <name|dir> [--prompts <prompts.json>] [options] <images... | list.csv>
@@ -35,6 +35,7 @@ options:
                          or every frame, each as its own row named <path>#<frame> (0-based)
   --resume               with --format csv --out F: skip the images already in F, append the rest
   --quiet                no progress bar on stderr (it is drawn only on a terminal anyway)
+  -h, --help             this help
 
 Unreadable or corrupt images are reported and skipped; a summary follows at the end. The exit
 status is non-zero only when nothing could be scored. Ctrl-C stops after the batch in flight; CSV
@@ -91,33 +92,47 @@ async function resumeState(file: string, header: string): Promise<{ done: Set<st
 }
 
 export async function classifyMain(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { values: ['model', 'prompts', 'device', 'precision', 'format', 'out', 'root', 'batch', 'frames'], flags: ['quiet', 'help', 'resume'] }, 'classify');
-  if (a.flags.has('help')) {
+  const a = parseCommand(argv, {
+    ...HELP_OPTION,
+    model: { type: 'string' },
+    prompts: { type: 'string' },
+    device: { type: 'string', default: 'auto' },
+    precision: { type: 'string' },
+    format: { type: 'string', default: 'json' },
+    out: { type: 'string' },
+    root: { type: 'string' },
+    batch: { type: 'string' },
+    frames: { type: 'string', default: 'first' },
+    resume: { type: 'boolean', default: false },
+    quiet: { type: 'boolean', default: false },
+  }, 'classify');
+  const v = a.values;
+  if (v.help) {
     process.stdout.write(CLASSIFY_HELP);
     return 0;
   }
-  const modelDir = a.values.get('model');
+  const modelDir = v.model;
   if (!modelDir) throw new UsageError('carzero classify: --model <name|dir> is required');
   // Without --prompts: the model's own prompts.json (the shipped models carry one).
-  let promptsFile = a.values.get('prompts');
+  let promptsFile = v.prompts;
   if (!promptsFile) {
     const own = join(resolveModel(modelDir).dir, 'prompts.json');
-    if (!existsSync(own)) throw new UsageError(`carzero classify: --prompts <file> is required (the model has no prompts.json of its own)`);
+    if (!existsSync(own))
+      throw new UsageError(`carzero classify: --prompts <file> is required (the model has no prompts.json of its own)`);
     promptsFile = own;
   }
-  const device = oneOf(a.values.get('device'), ['auto', 'cpu', 'cuda'] as const, 'device', 'classify', 'auto');
-  const precisionArg = a.values.get('precision');
-  const precision = precisionArg === undefined ? undefined : oneOf(precisionArg, ['fp32', 'tf32', 'bf16'] as const, 'precision', 'classify', 'fp32');
-  const format = oneOf(a.values.get('format'), ['json', 'csv'] as const, 'format', 'classify', 'json');
-  const frames = oneOf(a.values.get('frames'), ['first', 'all'] as const, 'frames', 'classify', 'first');
-  const batch = a.values.has('batch') ? positiveInt(a.values.get('batch'), 'batch', 'classify', 8) : undefined;
-  const out = a.values.get('out');
-  const resume = a.flags.has('resume');
+  const device = oneOf(v.device, DEVICES, 'device', 'classify', 'auto');
+  const precision = oneOf(v.precision, PRECISIONS, 'precision', 'classify', undefined);
+  const format = oneOf(v.format, ['json', 'csv'] as const, 'format', 'classify', 'json');
+  const frames = oneOf(v.frames, ['first', 'all'] as const, 'frames', 'classify', 'first');
+  const batch = v.batch === undefined ? undefined : positiveInt(v.batch, 'batch', 'classify', 8);
+  const out = v.out;
+  const resume = v.resume;
   if (resume && (format !== 'csv' || !out)) throw new UsageError('carzero classify: --resume needs --format csv and --out <file>');
   if (a.positionals.length === 0) throw new UsageError('carzero classify: no images given (paths or a list.csv)');
 
-  const bar = createProgress({ label: 'carzero classify', enabled: !a.flags.has('quiet') });
-  let images = await imageList(a.positionals, a.values.get('root'));
+  const bar = createProgress({ label: 'carzero classify', enabled: !v.quiet });
+  let images = await imageList(a.positionals, v.root);
   const prompts = await loadPrompts(promptsFile, { onWarning: (w) => process.stderr.write(`carzero classify: warning: ${w}\n`) });
   const header = ['Path', ...prompts.classes].map(csvField).join(',') + '\n';
   let append = false;

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CarzeroError, ConvertError } from '../errors.js';
 import { MODEL_NAME, modelStoreDir, shippedModelsDir } from '../model/store.js';
+import { HELP_OPTION, oneOf, parseCommand, positiveInt, UsageError } from './args.js';
 import { convertCheckpoint, formatConvertReport, type ConvertDType, type ConvertOptions } from '../weights/convert.js';
 
 export const CONVERT_HELP = `usage: carzero convert --checkpoint <file.ckpt> --text-model <bert folder> (--out <model dir> | --name <name>) [options]
@@ -26,61 +27,54 @@ options:
   -h, --help            this help
 `;
 
-const VALUE_OPTS = ['--checkpoint', '--text-model', '--out', '--name', '--vit-heads', '--head-heads', '--bert-heads', '--dtype'] as const;
+const OPTIONS = {
+  ...HELP_OPTION,
+  checkpoint: { type: 'string' },
+  'text-model': { type: 'string' },
+  out: { type: 'string' },
+  name: { type: 'string' },
+  'vit-heads': { type: 'string' },
+  'head-heads': { type: 'string' },
+  'bert-heads': { type: 'string' },
+  dtype: { type: 'string', default: 'keep' },
+  force: { type: 'boolean', default: false },
+  json: { type: 'boolean', default: false },
+} as const;
 
-class UsageError extends Error {}
+const DTYPES: readonly ConvertDType[] = ['keep', 'f32', 'f16', 'bf16'];
 
 function parse(argv: string[]): { opts: ConvertOptions; json: boolean } | 'help' {
-  const v: Record<string, string> = {};
-  let json = false;
-  let force = false;
-  for (let i = 0; i < argv.length; i++) {
-    let a = argv[i]!;
-    if (a === '-h' || a === '--help') return 'help';
-    if (a === '--json') json = true;
-    else if (a === '--force') force = true;
-    else {
-      let val: string | undefined;
-      const eq = a.indexOf('=');
-      if (a.startsWith('--') && eq > 0) {
-        val = a.slice(eq + 1);
-        a = a.slice(0, eq);
-      }
-      if (!(VALUE_OPTS as readonly string[]).includes(a)) throw new UsageError(`unknown option '${a}'`);
-      if (val === undefined) {
-        val = argv[++i];
-        if (val === undefined || val.startsWith('--')) throw new UsageError(`option '${a}' needs a value`);
-      }
-      v[a] = val;
-    }
+  const { values: v, positionals } = parseCommand(argv, OPTIONS, 'convert');
+  if (v.help) return 'help';
+  if (positionals.length) throw new UsageError(`carzero convert: unexpected argument '${positionals[0]}'`);
+  for (const req of ['checkpoint', 'text-model'] as const)
+    if (!v[req]) throw new UsageError(`carzero convert: missing --${req}`);
+  if (!v.out === !v.name) throw new UsageError('carzero convert: give one of --out <dir> or --name <name>');
+  let out = v.out;
+  if (v.name !== undefined) {
+    const name = v.name;
+    if (!MODEL_NAME.test(name))
+      throw new UsageError(
+        'carzero convert: --name must be lower-case letters, digits, \'.\', \'_\' or \'-\' ' +
+          `(at most 64, starting with a letter or digit), got '${name}'`,
+      );
+    if (existsSync(join(shippedModelsDir(), name)))
+      throw new UsageError(
+        `carzero convert: --name ${name}: a model shipped with the package has that name; choose another`,
+      );
+    out = join(modelStoreDir(), name);
   }
-  for (const req of ['--checkpoint', '--text-model']) if (!v[req]) throw new UsageError(`missing ${req}`);
-  if (!v['--out'] === !v['--name']) throw new UsageError('give one of --out <dir> or --name <name>');
-  if (v['--name'] !== undefined) {
-    const name = v['--name'];
-    if (!MODEL_NAME.test(name)) throw new UsageError(`--name must be lower-case letters, digits, '.', '_' or '-' (at most 64, starting with a letter or digit), got '${name}'`);
-    if (existsSync(join(shippedModelsDir(), name))) throw new UsageError(`--name ${name}: a model shipped with the package has that name; choose another`);
-    v['--out'] = join(modelStoreDir(), name);
-  }
-  const int = (k: string): number | undefined => {
-    if (v[k] === undefined) return undefined;
-    const n = Number(v[k]);
-    if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`${k} must be a positive integer, got '${v[k]}'`);
-    return n;
-  };
-  const dtype = v['--dtype'] ?? 'keep';
-  if (!['keep', 'f32', 'f16', 'bf16'].includes(dtype)) throw new UsageError(`--dtype must be keep, f32, f16 or bf16, got '${dtype}'`);
   return {
-    json,
+    json: v.json,
     opts: {
-      checkpoint: v['--checkpoint']!,
-      textModel: v['--text-model']!,
-      out: v['--out']!,
-      vitHeads: int('--vit-heads'),
-      headHeads: int('--head-heads'),
-      bertHeads: int('--bert-heads'),
-      dtype: dtype as ConvertDType,
-      force,
+      checkpoint: v.checkpoint!,
+      textModel: v['text-model']!,
+      out: out!,
+      vitHeads: positiveInt(v['vit-heads'], 'vit-heads', 'convert', undefined),
+      headHeads: positiveInt(v['head-heads'], 'head-heads', 'convert', undefined),
+      bertHeads: positiveInt(v['bert-heads'], 'bert-heads', 'convert', undefined),
+      dtype: oneOf(v.dtype, DTYPES, 'dtype', 'convert', 'keep'),
+      force: v.force,
     },
   };
 }
@@ -92,7 +86,7 @@ export async function runConvert(argv: string[]): Promise<number> {
     parsed = parse(argv);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    process.stderr.write(`carzero convert: ${e.message}\n\n${CONVERT_HELP}`);
+    process.stderr.write(`${e.message}\n\n${CONVERT_HELP}`);
     return 2;
   }
   if (parsed === 'help') {

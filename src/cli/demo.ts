@@ -1,7 +1,7 @@
 // `carzero demo`: phantom data -> a small CARZero trained from scratch -> zero-shot AUROC table,
 // ROC/PR plots and grounding overlays (src/demo/demo.ts).
 import { runDemo, runPretrainedDemo, saveDemoModel } from '../demo/demo.js';
-import { oneOf, parseArgs, positiveInt, UsageError } from './args.js';
+import { HELP_OPTION, nonNegativeInt, numberIn, oneOf, parseCommand, positiveInt, UsageError } from './args.js';
 import { createProgress } from './progress.js';
 
 export const DEMO_HELP = `usage: carzero demo [--out <dir>] [--device cpu|cuda|auto] [--seed <n>] [--quick]
@@ -37,69 +37,76 @@ options:
   --save-model <dir> after the run, copy the trained model with prompts.json, demo.json (settings
                      and results) and manifest.json to <dir> (weights/phantom-demo is made so)
   --pretrained       see above; --model picks another saved demo model (default phantom-demo)
+  -h, --help         this help
 `;
 
 export async function demoMain(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, {
-    values: ['out', 'device', 'seed', 'train', 'validate', 'test', 'epochs', 'batch', 'lr', 'workers', 'save-model', 'model'],
-    flags: ['quick', 'quiet', 'help', 'pretrained'],
+  const a = parseCommand(argv, {
+    ...HELP_OPTION,
+    out: { type: 'string', default: 'carzero-demo' },
+    device: { type: 'string', default: 'cpu' },
+    seed: { type: 'string' },
+    train: { type: 'string' },
+    validate: { type: 'string' },
+    test: { type: 'string' },
+    epochs: { type: 'string' },
+    batch: { type: 'string' },
+    lr: { type: 'string' },
+    workers: { type: 'string' },
+    'save-model': { type: 'string' },
+    model: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    quiet: { type: 'boolean', default: false },
+    pretrained: { type: 'boolean', default: false },
   }, 'demo');
-  if (a.flags.has('help')) {
+  const v = a.values;
+  if (v.help) {
     process.stdout.write(DEMO_HELP);
     return 0;
   }
   if (a.positionals.length) throw new UsageError(`carzero demo: unexpected argument '${a.positionals[0]}'`);
-  if (a.flags.has('pretrained')) {
-    const training = ['seed', 'train', 'validate', 'test', 'epochs', 'batch', 'lr', 'workers', 'save-model'].filter((k) => a.values.has(k));
-    if (training.length || a.flags.has('quick')) throw new UsageError(`carzero demo: --pretrained trains nothing; --${training[0] ?? 'quick'} does not apply`);
-    const quiet = a.flags.has('quiet');
-    const out = a.values.get('out') ?? 'carzero-demo';
-    if (out === '') throw new UsageError('carzero demo: --out must name a folder');
+  const quiet = v.quiet;
+  const out = v.out;
+  if (out === '') throw new UsageError('carzero demo: --out must name a folder');
+  const device = oneOf(v.device, ['cpu', 'cuda', 'auto'] as const, 'device', 'demo', 'cpu');
+  if (v.pretrained) {
+    const trainingOptions = ['seed', 'train', 'validate', 'test', 'epochs', 'batch', 'lr', 'workers'] as const;
+    const training = [...trainingOptions, 'save-model' as const].filter((k) => v[k] !== undefined);
+    if (training.length || v.quick)
+      throw new UsageError(`carzero demo: --pretrained trains nothing; --${training[0] ?? 'quick'} does not apply`);
     const res = await runPretrainedDemo({
       out,
-      model: a.values.get('model'),
-      device: oneOf(a.values.get('device'), ['cpu', 'cuda', 'auto'] as const, 'device', 'demo', 'cpu'),
+      model: v.model,
+      device,
       log: quiet ? undefined : (line: string) => process.stderr.write(`${line}\n`),
       progress: quiet ? undefined : (label, total, unit) => createProgress({ label, total, unit }),
     });
     // The table and the comparison go to stdout (the status lines above went to stderr).
     const { readFile } = await import('node:fs/promises');
     process.stdout.write(await readFile(`${res.out}/auroc.txt`, 'utf8'));
-    const f = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
+    const f = (x: number | null) => (x === null ? 'n/a' : x.toFixed(4));
     const same = f(res.macro_auroc) === f(res.recorded_macro_auroc);
-    process.stdout.write(`\nmacro AUROC ${f(res.macro_auroc)} (recorded when the model was trained: ${f(res.recorded_macro_auroc)})${same ? '' : ' DIFFERENT'}\n`);
+    const recorded = `recorded when the model was trained: ${f(res.recorded_macro_auroc)}`;
+    process.stdout.write(`\nmacro AUROC ${f(res.macro_auroc)} (${recorded})${same ? '' : ' DIFFERENT'}\n`);
     return 0;
   }
-  if (a.values.has('model')) throw new UsageError('carzero demo: --model goes with --pretrained (a training run makes its own model)');
-  const int0 = (name: string): number | undefined => {
-    const v = a.values.get(name);
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isSafeInteger(n) || n < 0) throw new UsageError(`carzero demo: --${name} must be a non-negative integer, got '${v}'`);
-    return n;
-  };
-  const num = (name: string): number | undefined => (a.values.has(name) ? positiveInt(a.values.get(name), name, 'demo', 0) : undefined);
-  let lr: number | undefined;
-  if (a.values.has('lr')) {
-    lr = Number(a.values.get('lr'));
-    if (!(lr > 0 && lr < 1)) throw new UsageError(`carzero demo: --lr must be a number in (0, 1), got '${a.values.get('lr')}'`);
-  }
-  const quiet = a.flags.has('quiet');
-  const out = a.values.get('out') ?? 'carzero-demo';
-  if (out === '') throw new UsageError('carzero demo: --out must name a folder');
+  if (v.model !== undefined)
+    throw new UsageError('carzero demo: --model goes with --pretrained (a training run makes its own model)');
+  type Count = 'train' | 'validate' | 'test' | 'epochs' | 'batch';
+  const num = (name: Count) => positiveInt(v[name], name, 'demo', undefined);
   const log = quiet ? undefined : (line: string) => process.stderr.write(`${line}\n`);
   const res = await runDemo({
     out,
-    device: oneOf(a.values.get('device'), ['cpu', 'cuda', 'auto'] as const, 'device', 'demo', 'cpu'),
-    seed: int0('seed'),
-    quick: a.flags.has('quick'),
+    device,
+    seed: nonNegativeInt(v.seed, 'seed', 'demo', undefined),
+    quick: v.quick,
     train: num('train'),
     validate: num('validate'),
     test: num('test'),
     epochs: num('epochs'),
     batchSize: num('batch'),
-    lr,
-    workers: int0('workers'),
+    lr: numberIn(v.lr, [0, 1], 'lr', 'demo', undefined, true),
+    workers: nonNegativeInt(v.workers, 'workers', 'demo', undefined),
     log,
     progress: quiet ? undefined : (label, total, unit) => createProgress({ label, total, unit }),
   });
@@ -107,7 +114,7 @@ export async function demoMain(argv: string[]): Promise<number> {
     const { readFile } = await import('node:fs/promises');
     process.stdout.write(await readFile(`${res.out}/auroc.txt`, 'utf8'));
   }
-  const saveTo = a.values.get('save-model');
+  const saveTo = v['save-model'];
   if (saveTo) {
     const written = await saveDemoModel(res, saveTo, `carzero demo ${argv.join(' ')}`);
     log?.(`saved the trained model to ${saveTo} (${written.length} files)`);

@@ -5,7 +5,7 @@ import { extname } from 'node:path';
 import { CARZero } from '../model/carzero.js';
 import { loadPrompts } from '../text/index.js';
 import { writeSafetensors, type SafetensorsInput } from '../weights/safetensors.js';
-import { oneOf, parseArgs, positiveInt, UsageError } from './args.js';
+import { DEVICES, HELP_OPTION, oneOf, parseCommand, positiveInt, PRECISIONS, UsageError } from './args.js';
 import { expandFrames, imageList } from './classify.js';
 import { createProgress } from './progress.js';
 
@@ -28,6 +28,7 @@ options:
                          every frame, each named <path>#<frame> (0-based)
   --batch <n>            images per batch
   --quiet                no progress bar
+  -h, --help             this help
 
 Unreadable images are reported and skipped (listed in the output's "skipped"); the exit status is
 non-zero only when nothing could be embedded.
@@ -53,25 +54,39 @@ function rows(a: Float32Array, n: number): number[][] {
 }
 
 export async function embedMain(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { values: ['model', 'out', 'device', 'precision', 'root', 'batch', 'frames'], flags: ['images', 'texts', 'local', 'quiet', 'help'] }, 'embed');
-  if (a.flags.has('help')) {
+  const a = parseCommand(argv, {
+    ...HELP_OPTION,
+    model: { type: 'string' },
+    out: { type: 'string' },
+    device: { type: 'string', default: 'auto' },
+    precision: { type: 'string' },
+    root: { type: 'string' },
+    batch: { type: 'string' },
+    frames: { type: 'string', default: 'first' },
+    images: { type: 'boolean', default: false },
+    texts: { type: 'boolean', default: false },
+    local: { type: 'boolean', default: false },
+    quiet: { type: 'boolean', default: false },
+  }, 'embed');
+  const v = a.values;
+  if (v.help) {
     process.stdout.write(EMBED_HELP);
     return 0;
   }
-  const modelDir = a.values.get('model');
-  const out = a.values.get('out');
+  const modelDir = v.model;
+  const out = v.out;
   if (!modelDir) throw new UsageError('carzero embed: --model <name|dir> is required');
   if (!out) throw new UsageError('carzero embed: --out <file.safetensors|file.json> is required');
   const kind = extname(out).toLowerCase();
-  if (kind !== '.safetensors' && kind !== '.json') throw new UsageError(`carzero embed: --out must end in .safetensors or .json, got '${out}'`);
-  if (a.flags.has('images') === a.flags.has('texts')) throw new UsageError('carzero embed: give exactly one of --images or --texts');
-  if (a.positionals.length === 0) throw new UsageError(`carzero embed: no ${a.flags.has('images') ? 'images' : 'texts'} given`);
-  const device = oneOf(a.values.get('device'), ['auto', 'cpu', 'cuda'] as const, 'device', 'embed', 'auto');
-  const p = a.values.get('precision');
-  const precision = p === undefined ? undefined : oneOf(p, ['fp32', 'tf32', 'bf16'] as const, 'precision', 'embed', 'fp32');
-  const batch = a.values.has('batch') ? positiveInt(a.values.get('batch'), 'batch', 'embed', 8) : undefined;
+  if (kind !== '.safetensors' && kind !== '.json')
+    throw new UsageError(`carzero embed: --out must end in .safetensors or .json, got '${out}'`);
+  if (v.images === v.texts) throw new UsageError('carzero embed: give exactly one of --images or --texts');
+  if (a.positionals.length === 0) throw new UsageError(`carzero embed: no ${v.images ? 'images' : 'texts'} given`);
+  const device = oneOf(v.device, DEVICES, 'device', 'embed', 'auto');
+  const precision = oneOf(v.precision, PRECISIONS, 'precision', 'embed', undefined);
+  const batch = v.batch === undefined ? undefined : positiveInt(v.batch, 'batch', 'embed', 8);
 
-  if (a.flags.has('texts')) {
+  if (v.texts) {
     let classes: string[] | undefined;
     let texts: string[];
     if (a.positionals.length === 1 && extname(a.positionals[0]).toLowerCase() === '.json' && existsSync(a.positionals[0])) {
@@ -94,11 +109,11 @@ export async function embedMain(argv: string[]): Promise<number> {
     return 0;
   }
 
-  const frames = oneOf(a.values.get('frames'), ['first', 'all'] as const, 'frames', 'embed', 'first');
-  const images = expandFrames(await imageList(a.positionals, a.values.get('root')), frames);
-  const local = a.flags.has('local');
+  const frames = oneOf(v.frames, ['first', 'all'] as const, 'frames', 'embed', 'first');
+  const images = expandFrames(await imageList(a.positionals, v.root), frames);
+  const local = v.local;
   using model = await CARZero.load(modelDir, { device, precision });
-  const bar = createProgress({ label: 'carzero embed', total: images.length, enabled: !a.flags.has('quiet') });
+  const bar = createProgress({ label: 'carzero embed', total: images.length, enabled: !v.quiet });
   const names: string[] = [];
   const globals: Float32Array[] = [];
   const locals: Float32Array[] = [];

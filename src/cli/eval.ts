@@ -20,7 +20,7 @@ import {
   type ProtocolName,
   type ScoreTable,
 } from '../eval/index.js';
-import { oneOf, parseArgs, positiveInt, UsageError } from './args.js';
+import { DEVICES, HELP_OPTION, oneOf, parseCommand, positiveInt, UsageError } from './args.js';
 
 export const EVAL_HELP = `usage: carzero eval --protocol <name> --labels <file> (--scores <csv> | --model <name|dir> --images <csv> --prompts <json>) [options]
 
@@ -58,6 +58,7 @@ options:
   --precision <p>        fp32 | bf16 (default fp32)
   --batch <n>            images per batch (default 8)
   --quiet                no progress or warnings on stderr
+  -h, --help             this help
 
 Rows are tied to label rows by image path when both have one (label ids may be path
 suffixes, e.g. file names), else by position. Label rows without a score and images without a
@@ -216,32 +217,52 @@ async function scoreImages(
 }
 
 export async function evalMain(argv: string[]): Promise<number> {
-  const a = parseArgs(
-    argv,
-    { values: ['protocol', 'labels', 'scores', 'model', 'images', 'prompts', 'format', 'out', 'plots', 'root', 'device', 'precision', 'batch', 'save-scores'], flags: ['quiet', 'help', 'pointing'] },
-    'eval',
-  );
-  if (a.flags.has('help')) {
+  const a = parseCommand(argv, {
+    ...HELP_OPTION,
+    protocol: { type: 'string' },
+    labels: { type: 'string' },
+    scores: { type: 'string' },
+    model: { type: 'string' },
+    images: { type: 'string' },
+    prompts: { type: 'string' },
+    format: { type: 'string', default: 'table' },
+    out: { type: 'string' },
+    plots: { type: 'string' },
+    'save-scores': { type: 'string' },
+    pointing: { type: 'boolean', default: false },
+    root: { type: 'string' },
+    device: { type: 'string', default: 'auto' },
+    precision: { type: 'string', default: 'fp32' },
+    batch: { type: 'string' },
+    quiet: { type: 'boolean', default: false },
+  }, 'eval');
+  const v = a.values;
+  if (v.help) {
     process.stdout.write(EVAL_HELP);
     return 0;
   }
-  if (a.positionals.length) throw new UsageError(`carzero eval: unexpected argument '${a.positionals[0]}' (see carzero eval --help)`);
-  const protoArg = a.values.get('protocol');
-  if (!protoArg) throw new UsageError(`carzero eval: --protocol is required (${PROTOCOLS.join('|')})`);
-  const protocol = oneOf(protoArg, PROTOCOLS, 'protocol', 'eval', 'openi') as ProtocolName;
-  const labelsFile = a.values.get('labels');
+  if (a.positionals.length)
+    throw new UsageError(`carzero eval: unexpected argument '${a.positionals[0]}' (see carzero eval --help)`);
+  if (!v.protocol) throw new UsageError(`carzero eval: --protocol is required (${PROTOCOLS.join('|')})`);
+  const protocol = oneOf(v.protocol, PROTOCOLS, 'protocol', 'eval', 'openi') as ProtocolName;
+  const labelsFile = v.labels;
   if (!labelsFile) throw new UsageError('carzero eval: --labels <file> is required');
-  const scoresFile = a.values.get('scores');
-  const modelDir = a.values.get('model');
+  const scoresFile = v.scores;
+  const modelDir = v.model;
   if (scoresFile && modelDir) throw new UsageError('carzero eval: give either --scores or --model, not both');
-  if (!scoresFile && !modelDir) throw new UsageError('carzero eval: give --scores <csv>, or --model <name|dir> with --images <csv> and --prompts <json>');
-  if (modelDir && (!a.values.get('images') || !a.values.get('prompts'))) throw new UsageError('carzero eval: --model needs --images <csv> and --prompts <json>');
-  if (a.flags.has('pointing') && (protocol !== 'chestxdet10' || !modelDir)) throw new UsageError('carzero eval: --pointing needs --protocol chestxdet10 and --model');
-  const format = oneOf(a.values.get('format'), ['table', 'json'] as const, 'format', 'eval', 'table');
-  const device = oneOf(a.values.get('device'), ['auto', 'cpu', 'cuda'] as const, 'device', 'eval', 'auto');
-  const precision = oneOf(a.values.get('precision'), ['fp32', 'bf16'] as const, 'precision', 'eval', 'fp32');
-  const batch = positiveInt(a.values.get('batch'), 'batch', 'eval', 8);
-  const quiet = a.flags.has('quiet');
+  if (!scoresFile && !modelDir)
+    throw new UsageError(
+      'carzero eval: give --scores <csv>, or --model <name|dir> with --images <csv> and --prompts <json>',
+    );
+  if (modelDir && (!v.images || !v.prompts))
+    throw new UsageError('carzero eval: --model needs --images <csv> and --prompts <json>');
+  if (v.pointing && (protocol !== 'chestxdet10' || !modelDir))
+    throw new UsageError('carzero eval: --pointing needs --protocol chestxdet10 and --model');
+  const format = oneOf(v.format, ['table', 'json'] as const, 'format', 'eval', 'table');
+  const device = oneOf(v.device, DEVICES, 'device', 'eval', 'auto');
+  const precision = oneOf(v.precision, ['fp32', 'bf16'] as const, 'precision', 'eval', 'fp32');
+  const batch = positiveInt(v.batch, 'batch', 'eval', 8);
+  const quiet = v.quiet;
   const warn = (m: string) => {
     if (!quiet) process.stderr.write(`carzero eval: warning: ${m}\n`);
   };
@@ -252,10 +273,10 @@ export async function evalMain(argv: string[]): Promise<number> {
     if (scoresFile) {
       scored = { table: readScoreCsv(await readText(scoresFile, 'score CSV'), scoresFile) };
     } else {
-      const imagesFile = a.values.get('images')!;
-      const images = imageList(imagesFile, await readText(imagesFile, 'image list'), a.values.get('root'));
+      const imagesFile = v.images!;
+      const images = imageList(imagesFile, await readText(imagesFile, 'image list'), v.root);
       const { loadPrompts } = await import('../text/index.js');
-      const prompts = await loadPrompts(a.values.get('prompts')!, { onWarning: warn });
+      const prompts = await loadPrompts(v.prompts!, { onWarning: warn });
       const { CARZero } = await import('../model/carzero.js');
       using model = await CARZero.load(modelDir!, { device, precision });
       scored = await scoreImages(model, images, prompts.classes, prompts.prompts, {
@@ -263,9 +284,9 @@ export async function evalMain(argv: string[]): Promise<number> {
         quiet: quiet || !process.stderr.isTTY,
         imagesFile,
         warn,
-        pointing: a.flags.has('pointing') ? { set } : undefined,
+        pointing: v.pointing ? { set } : undefined,
       });
-      const save = a.values.get('save-scores');
+      const save = v['save-scores'];
       if (save) {
         const { csvField } = await import('../data/csv.js');
         const t = scored.table;
@@ -277,12 +298,12 @@ export async function evalMain(argv: string[]): Promise<number> {
     }
     const ev = evaluate(set, scored.table, labelsFile, scored.pointing);
     for (const w of ev.result.warnings) warn(w);
-    if (a.values.get('plots')) {
-      const files = await writePlots(a.values.get('plots')!, ev);
+    if (v.plots) {
+      const files = await writePlots(v.plots, ev);
       if (!quiet) process.stderr.write(`carzero eval: wrote ${files.join(', ')}\n`);
     }
     const text = format === 'json' ? JSON.stringify(ev.result, null, 2) + '\n' : formatResult(ev.result);
-    const out = a.values.get('out');
+    const out = v.out;
     if (out) await writeFile(out, text);
     else process.stdout.write(text);
     return 0;

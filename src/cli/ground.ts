@@ -4,7 +4,7 @@ import { basename, extname, join } from 'node:path';
 import { CARZero } from '../model/carzero.js';
 import { loadPrompts } from '../text/index.js';
 import { overlayPng } from '../zeroshot/grounding.js';
-import { oneOf, parseArgs, positiveInt, UsageError } from './args.js';
+import { DEVICES, HELP_OPTION, numberIn, oneOf, parseCommand, positiveInt, PRECISIONS, UsageError } from './args.js';
 import { expandFrames, imageList } from './classify.js';
 import { createProgress } from './progress.js';
 
@@ -27,6 +27,7 @@ options:
                          every frame, each named <path>#<frame> (0-based)
   --batch <n>            images per batch (default 8 on CPU)
   --quiet                no progress bar
+  -h, --help             this help
 
 examples:
   npx carzero ground --model ./carzero --prompts prompts.json --out maps/ scans/a.png scans/b.png
@@ -39,35 +40,47 @@ export function safeName(s: string): string {
 }
 
 export async function groundMain(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { values: ['model', 'prompts', 'out', 'alpha', 'device', 'precision', 'root', 'batch', 'frames'], flags: ['raw', 'quiet', 'help'] }, 'ground');
-  if (a.flags.has('help')) {
+  const a = parseCommand(argv, {
+    ...HELP_OPTION,
+    model: { type: 'string' },
+    prompts: { type: 'string' },
+    out: { type: 'string' },
+    alpha: { type: 'string' },
+    device: { type: 'string', default: 'auto' },
+    precision: { type: 'string' },
+    root: { type: 'string' },
+    batch: { type: 'string' },
+    frames: { type: 'string', default: 'first' },
+    raw: { type: 'boolean', default: false },
+    quiet: { type: 'boolean', default: false },
+  }, 'ground');
+  const v = a.values;
+  if (v.help) {
     process.stdout.write(GROUND_HELP);
     return 0;
   }
-  const modelDir = a.values.get('model');
-  const promptsFile = a.values.get('prompts');
-  const outDir = a.values.get('out');
+  const modelDir = v.model;
+  const promptsFile = v.prompts;
+  const outDir = v.out;
   if (!modelDir) throw new UsageError('carzero ground: --model <name|dir> is required');
   if (!promptsFile) throw new UsageError('carzero ground: --prompts <file> is required');
   if (!outDir) throw new UsageError('carzero ground: --out <dir> is required');
   if (a.positionals.length === 0) throw new UsageError('carzero ground: no images given (paths or a list.csv)');
-  const alpha = a.values.has('alpha') ? Number(a.values.get('alpha')) : 0.45;
-  if (!(alpha >= 0 && alpha <= 1)) throw new UsageError(`carzero ground: --alpha must be a number in [0, 1], got '${a.values.get('alpha')}'`);
-  const device = oneOf(a.values.get('device'), ['auto', 'cpu', 'cuda'] as const, 'device', 'ground', 'auto');
-  const p = a.values.get('precision');
-  const precision = p === undefined ? undefined : oneOf(p, ['fp32', 'tf32', 'bf16'] as const, 'precision', 'ground', 'fp32');
-  const batch = a.values.has('batch') ? positiveInt(a.values.get('batch'), 'batch', 'ground', 8) : undefined;
-  const raw = a.flags.has('raw');
+  const alpha = numberIn(v.alpha, [0, 1], 'alpha', 'ground', 0.45);
+  const device = oneOf(v.device, DEVICES, 'device', 'ground', 'auto');
+  const precision = oneOf(v.precision, PRECISIONS, 'precision', 'ground', undefined);
+  const batch = v.batch === undefined ? undefined : positiveInt(v.batch, 'batch', 'ground', 8);
+  const raw = v.raw;
 
-  const frames = oneOf(a.values.get('frames'), ['first', 'all'] as const, 'frames', 'ground', 'first');
-  const images = expandFrames(await imageList(a.positionals, a.values.get('root')), frames);
+  const frames = oneOf(v.frames, ['first', 'all'] as const, 'frames', 'ground', 'first');
+  const images = expandFrames(await imageList(a.positionals, v.root), frames);
   const prompts = await loadPrompts(promptsFile, { onWarning: (w) => process.stderr.write(`carzero ground: warning: ${w}\n`) });
   await mkdir(outDir, { recursive: true });
   using model = await CARZero.load(modelDir, { device, precision });
   using texts = await model.embedTexts(prompts.prompts);
   const crop = model.config.preprocess.crop;
   const { mean, std } = model.config.preprocess;
-  const bar = createProgress({ label: 'carzero ground', total: images.length, enabled: !a.flags.has('quiet') });
+  const bar = createProgress({ label: 'carzero ground', total: images.length, enabled: !v.quiet });
   const entries: { path: string; scores: Record<string, number>; overlays: Record<string, string>; raw?: Record<string, string> }[] = [];
   const skipped: { path: string; error: string }[] = [];
   const used = new Map<string, number>();

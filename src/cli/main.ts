@@ -2,6 +2,7 @@
 // carzero command line. Subcommands live in their own modules; this file only dispatches.
 import { CarzeroError } from '../errors.js';
 import { formatInfo, info } from '../info.js';
+import { parseCommand, UsageError } from './args.js';
 
 const HELP = `usage: carzero <command> [options]
 
@@ -56,6 +57,14 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   throw e;
 });
 
+async function infoMain(argv: string[]): Promise<number> {
+  const a = parseCommand(argv, { json: { type: 'boolean', default: false } }, 'info');
+  if (a.positionals.length) throw new UsageError(`carzero info: unexpected argument '${a.positionals[0]}'`);
+  const i = info();
+  process.stdout.write(a.values.json ? `${JSON.stringify(i, null, 2)}\n` : `${formatInfo(i)}\n`);
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === '-h' || cmd === '--help' || cmd === 'help') {
@@ -66,19 +75,10 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${info().version}\n`);
     return 0;
   }
-  if (cmd === 'info') {
-    for (const a of rest)
-      if (a !== '--json') {
-        process.stderr.write(`carzero info: unknown option '${a}'\n`);
-        return 2;
-      }
-    const i = info();
-    process.stdout.write(rest.includes('--json') ? `${JSON.stringify(i, null, 2)}\n` : `${formatInfo(i)}\n`);
-    return 0;
-  }
   // Loaded on demand: convert pulls in the weight readers and the tokenizer library.
   if (cmd === 'convert') return (await import('./convert.js')).runConvert(rest);
   const sub: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {
+    info: async () => infoMain,
     classify: async () => (await import('./classify.js')).classifyMain,
     embed: async () => (await import('./embed.js')).embedMain,
     ground: async () => (await import('./ground.js')).groundMain,
@@ -90,7 +90,6 @@ async function main(argv: string[]): Promise<number> {
   };
   if (Object.hasOwn(sub, cmd)) {
     const fn = await sub[cmd]();
-    const { UsageError } = await import('./args.js');
     try {
       return await fn(rest);
     } catch (e) {

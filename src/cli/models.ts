@@ -1,6 +1,6 @@
 // `carzero models`: the shipped models and the user's store (src/model/store.ts).
 import { listModels, modelStoreDir, readRegistry, resolveModel, shippedModelsDir, verifyModel, type ListedModel } from '../model/store.js';
-import { parseArgs, UsageError } from './args.js';
+import { HELP_OPTION, parseCommand, UsageError } from './args.js';
 
 export const MODELS_HELP = `usage: carzero models [list] [--json]
        carzero models verify [<name|dir>...] [--json]
@@ -27,13 +27,13 @@ function table(rows: string[][]): string {
 }
 
 export async function modelsMain(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { values: [], flags: ['json', 'help'] }, 'models');
-  if (a.flags.has('help')) {
+  const a = parseCommand(argv, { ...HELP_OPTION, json: { type: 'boolean', default: false } }, 'models');
+  if (a.values.help) {
     process.stdout.write(MODELS_HELP);
     return 0;
   }
   const [sub = 'list', ...rest] = a.positionals;
-  const json = a.flags.has('json');
+  const json = a.values.json;
   if (sub === 'list') {
     if (rest.length) throw new UsageError(`carzero models list: unexpected argument '${rest[0]}'`);
     const models = await listModels();

@@ -3,7 +3,7 @@
 import { readMimicCsv, describeDataset, type MimicColumns } from '../data/mimic.js';
 import { prepareShards } from '../data/shards.js';
 import { defaultWorkers } from '../data/loader.js';
-import { parseArgs, positiveInt, UsageError } from './args.js';
+import { HELP_OPTION, nonNegativeInt, parseCommand, positiveInt, UsageError } from './args.js';
 import { createProgress } from './progress.js';
 
 export const PREPARE_HELP = `usage: carzero prepare --csv <mimic.csv> --root <dir> --out <dir> [options]
@@ -27,6 +27,7 @@ options:
   --max-words <n>        stop a report's sentences when the running word count equals n, as the
                          original does with captions_per_image (default 5; 0 = keep all)
   --quiet                no progress bar
+  -h, --help             this help
 
 Unreadable images are reported and left out; the exit status is non-zero only when nothing could
 be packed.
@@ -36,36 +37,42 @@ example:
 `;
 
 export async function prepareMain(argv: string[]): Promise<number> {
-  const a = parseArgs(
-    argv,
-    {
-      values: ['csv', 'root', 'out', 'split', 'shard-size', 'workers', 'path-col', 'split-col', 'view-col', 'report-col', 'max-words'],
-      flags: ['quiet', 'help'],
-    },
-    'prepare',
-  );
-  if (a.flags.has('help')) {
+  const a = parseCommand(argv, {
+    ...HELP_OPTION,
+    csv: { type: 'string' },
+    root: { type: 'string' },
+    out: { type: 'string' },
+    split: { type: 'string', default: 'train' },
+    'shard-size': { type: 'string' },
+    workers: { type: 'string' },
+    'path-col': { type: 'string' },
+    'split-col': { type: 'string' },
+    'view-col': { type: 'string' },
+    'report-col': { type: 'string' },
+    'max-words': { type: 'string' },
+    quiet: { type: 'boolean', default: false },
+  }, 'prepare');
+  const v = a.values;
+  if (v.help) {
     process.stdout.write(PREPARE_HELP);
     return 0;
   }
   if (a.positionals.length > 0) throw new UsageError(`carzero prepare: unexpected argument '${a.positionals[0]}'`);
-  const csv = a.values.get('csv');
-  const out = a.values.get('out');
+  const csv = v.csv;
+  const out = v.out;
   if (!csv) throw new UsageError('carzero prepare: --csv <mimic.csv> is required');
   if (!out) throw new UsageError('carzero prepare: --out <dir> is required');
-  const shardSize = positiveInt(a.values.get('shard-size'), 'shard-size', 'prepare', 1024);
-  const workersArg = a.values.get('workers');
-  const workers = workersArg === '0' ? 0 : positiveInt(workersArg, 'workers', 'prepare', defaultWorkers());
-  const mw = a.values.get('max-words');
-  const maxWords = mw === undefined ? 5 : mw === '0' ? 0 : positiveInt(mw, 'max-words', 'prepare', 5);
+  const shardSize = positiveInt(v['shard-size'], 'shard-size', 'prepare', 1024);
+  const workers = nonNegativeInt(v.workers, 'workers', 'prepare', defaultWorkers());
+  const maxWords = nonNegativeInt(v['max-words'], 'max-words', 'prepare', 5);
   const columns: MimicColumns = {};
-  if (a.values.has('path-col')) columns.path = a.values.get('path-col');
-  if (a.values.has('split-col')) columns.split = a.values.get('split-col');
-  if (a.values.has('view-col')) columns.view = a.values.get('view-col');
-  if (a.values.has('report-col')) columns.report = a.values.get('report-col')!.split(',');
+  if (v['path-col'] !== undefined) columns.path = v['path-col'];
+  if (v['split-col'] !== undefined) columns.split = v['split-col'];
+  if (v['view-col'] !== undefined) columns.view = v['view-col'];
+  if (v['report-col'] !== undefined) columns.report = v['report-col'].split(',');
 
-  const dataset = await readMimicCsv(csv, { root: a.values.get('root'), split: a.values.get('split') ?? 'train', columns, maxWords });
-  const progress = createProgress({ label: 'prepare', total: dataset.items.length, enabled: !a.flags.has('quiet') });
+  const dataset = await readMimicCsv(csv, { root: v.root, split: v.split, columns, maxWords });
+  const progress = createProgress({ label: 'prepare', total: dataset.items.length, enabled: !v.quiet });
   progress.log(`carzero prepare: ${describeDataset(dataset)}`);
   if (dataset.items.length === 0) {
     progress.log('carzero prepare: nothing to pack');

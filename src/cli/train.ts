@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { info } from '../info.js';
 import { native } from '../native.js';
 import { readConfigFile, Trainer, type DistributedOptions } from '../train/trainer.js';
-import { parseArgs, UsageError } from './args.js';
+import { HELP_OPTION, nonNegativeInt, parseCommand, positiveInt, UsageError } from './args.js';
 import { createProgress } from './progress.js';
 
 export const TRAIN_HELP = `usage: carzero train --config <config.json> --out <run dir> [--gpus <n>]
@@ -30,36 +30,49 @@ options:
                          batch_size pairs per GPU; the config's device must be cuda or auto
   --print-config         print the default config as JSON and exit
   --quiet                no progress bar
+  -h, --help             this help
 
 example config:
   { "model": "carzero-model", "data": { "csv": "mimic.csv", "root": "mimic-cxr-jpg" } }
 `;
 
 export async function trainMain(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { values: ['config', 'out', 'resume', 'max-steps', 'gpus'], flags: ['print-config', 'quiet', 'help'] }, 'train');
-  if (a.flags.has('help')) {
+  const a = parseCommand(argv, {
+    ...HELP_OPTION,
+    config: { type: 'string' },
+    out: { type: 'string' },
+    resume: { type: 'string' },
+    'max-steps': { type: 'string' },
+    gpus: { type: 'string' },
+    'print-config': { type: 'boolean', default: false },
+    quiet: { type: 'boolean', default: false },
+  }, 'train');
+  const v = a.values;
+  if (v.help) {
     process.stdout.write(TRAIN_HELP);
     return 0;
   }
-  if (a.flags.has('print-config')) {
+  if (v['print-config']) {
     process.stdout.write(`${JSON.stringify(defaultConfig(), null, 2)}\n`);
     return 0;
   }
   if (a.positionals.length) throw new UsageError(`carzero train: unexpected argument '${a.positionals[0]}'`);
-  let maxSteps: number | undefined;
-  if (a.values.has('max-steps')) {
-    const v = Number(a.values.get('max-steps'));
-    if (!Number.isSafeInteger(v) || v < 0) throw new UsageError(`carzero train: --max-steps must be a non-negative integer, got '${a.values.get('max-steps')}'`);
-    maxSteps = v;
-  }
-  if (a.values.has('gpus')) {
-    const n = Number(a.values.get('gpus'));
-    if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`carzero train: --gpus must be a positive integer, got '${a.values.get('gpus')}'`);
-    if (n > 1) return launchDataParallel(argv, n, a.values.get('config'));
+  const maxSteps = nonNegativeInt(v['max-steps'], 'max-steps', 'train', undefined);
+  const gpus = positiveInt(v.gpus, 'gpus', 'train', 1);
+  if (gpus > 1) {
+    // The workers get the same arguments less --gpus (and its value).
+    const drop = new Set<number>();
+    for (const t of a.tokens)
+      if (t.kind === 'option' && t.name === 'gpus') {
+        drop.add(t.index);
+        if (!t.inlineValue) drop.add(t.index + 1);
+      }
+    return launchDataParallel(argv.filter((_, i) => !drop.has(i)), gpus, v.config);
   }
   const distributed = distributedFromEnv();
-  const resume = a.values.get('resume');
-  const bar = createProgress({ label: 'carzero train', unit: 'steps', enabled: !a.flags.has('quiet') && (distributed?.rank ?? 0) === 0 });
+  const resume = v.resume;
+  const enabled = !v.quiet && (distributed?.rank ?? 0) === 0;
+  const bar = createProgress({ label: 'carzero train', unit: 'steps', enabled });
   const options = {
     onStep: (s: { step: number; epoch: number; loss: number; lr: number }) =>
       bar.update(s.step, undefined, `epoch ${s.epoch} loss ${s.loss.toFixed(4)} lr ${s.lr.toExponential(2)}`),
@@ -70,11 +83,12 @@ export async function trainMain(argv: string[]): Promise<number> {
   };
   let trainer: Trainer;
   if (resume) {
-    if (a.values.has('config') || a.values.has('out')) throw new UsageError('carzero train: --resume takes the run directory only (its config is in the checkpoint)');
+    if (v.config !== undefined || v.out !== undefined)
+      throw new UsageError('carzero train: --resume takes the run directory only (its config is in the checkpoint)');
     trainer = await Trainer.resume(resume, { ...options, maxSteps });
   } else {
-    const file = a.values.get('config');
-    const out = a.values.get('out');
+    const file = v.config;
+    const out = v.out;
     if (!file) throw new UsageError('carzero train: --config <file.json> is required (or --resume <run dir>)');
     if (!out) throw new UsageError('carzero train: --out <run dir> is required');
     const cfg = await readConfigFile(file);
@@ -112,7 +126,7 @@ function distributedFromEnv(): DistributedOptions | undefined {
   return { rank: Number(r), world: Number(w), id: Buffer.from(id, 'hex') };
 }
 
-/** `--gpus n`: one worker process per GPU (this CLI again, with --gpus removed), all joined through
+/** `--gpus n`: one worker process per GPU (this CLI again, `argv` without --gpus), all joined through
  * one NCCL unique id made here; waits for all, and stops the others when one fails. */
 async function launchDataParallel(argv: string[], n: number, configFile: string | undefined): Promise<number> {
   if (configFile) {
@@ -126,15 +140,9 @@ async function launchDataParallel(argv: string[], n: number, configFile: string 
   } catch (e) {
     throw new UsageError(`carzero train: --gpus ${n}: ${(e as Error).message}`);
   }
-  const args: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--gpus') i++;
-    else if (argv[i].startsWith('--gpus=')) continue;
-    else args.push(argv[i]);
-  }
   const main = fileURLToPath(new URL('./main.js', import.meta.url));
   const kids = Array.from({ length: n }, (_, rank) =>
-    spawn(process.execPath, [main, 'train', ...args, ...(rank ? ['--quiet'] : [])], {
+    spawn(process.execPath, [main, 'train', ...argv, ...(rank ? ['--quiet'] : [])], {
       stdio: 'inherit',
       env: { ...process.env, CARZERO_DP_RANK: String(rank), CARZERO_DP_WORLD: String(n), CARZERO_DP_ID: id.toString('hex'), CUDA_VISIBLE_DEVICES: String(rank) },
     }));
