@@ -13,6 +13,7 @@ import { PNG } from 'pngjs';
 import { runDemo, demoSettings, flatPrompts, DEMO_ZERO_SHOT_PROMPTS, type DemoResult } from '../src/demo/demo.js';
 import { sincosPosEmbed } from '../src/demo/model.js';
 import { packageRoot } from '../src/native.js';
+import { svgProblems } from './eval-helpers.js';
 
 const run = promisify(execFile);
 let dir = '';
@@ -31,7 +32,8 @@ test.after.always(async () => {
 });
 
 test('quick demo writes the table, plots, overlays, scores and the summary', async (t) => {
-  for (const f of ['auroc.txt', 'auroc.json', 'auroc.csv', 'roc.png', 'pr.png', 'scores.csv', 'prompts.json', 'summary.json', 'data/custom.csv', 'data/boxes.json'])
+  const results = ['auroc.txt', 'auroc.json', 'auroc.csv', 'roc.svg', 'pr.svg', 'scores.csv', 'prompts.json', 'summary.json'];
+  for (const f of [...results, 'data/custom.csv', 'data/boxes.json'])
     t.true(existsSync(join(dir, f)), f);
   const table = await readFile(join(dir, 'auroc.txt'), 'utf8');
   for (const c of res.classes) t.regex(table, new RegExp(`^${c}\\s+\\d+\\s+0\\.\\d{4}`, 'm'), c);
@@ -42,8 +44,9 @@ test('quick demo writes the table, plots, overlays, scores and the summary', asy
   t.true(overlays.length >= 8, `${overlays.length} overlays`);
   const png = PNG.sync.read(await readFile(join(dir, 'overlays', overlays[0])));
   t.is(png.width, 4 * res.settings.model.image);
-  const roc = PNG.sync.read(await readFile(join(dir, 'roc.png')));
-  t.true(roc.width > 100 && roc.height > 100);
+  const roc = await readFile(join(dir, 'roc.svg'), 'utf8');
+  t.deepEqual(svgProblems(roc), []);
+  t.true(roc.includes(`macro AUROC ${res.macro_auroc!.toFixed(4)}`));
   const scores = (await readFile(join(dir, 'scores.csv'), 'utf8')).trim().split('\n');
   t.is(scores.length, 1 + res.settings.test);
   t.true(res.pointing.trials > 0);

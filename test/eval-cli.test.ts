@@ -7,9 +7,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { PNG } from 'pngjs';
 import { packageRoot } from '../src/native.js';
-import { close, compareResult, worst } from './eval-helpers.js';
+import { close, compareResult, svgCurves, svgProblems, worst } from './eval-helpers.js';
 
 const run = promisify(execFile);
 const bin = join(packageRoot, 'dist', 'cli', 'main.js');
@@ -37,7 +36,7 @@ test('--scores --format json: the metrics equal sklearn (Open-I mini set)', asyn
   t.log(`largest |difference| to sklearn so far: ${worst.diff.toExponential(2)} (${worst.what})`);
 });
 
-test('the table shows per-class positives, AUROC, AUPRC, macro, micro and the groups; --plots writes PNGs', async (t) => {
+test('the table: per-class positives, AUROC, AUPRC, macro, micro, the groups; --plots writes SVGs', async (t) => {
   const plots = join(work, 'plots');
   const { stdout, stderr } = await run(process.execPath, evalArgs('--scores', join(openi, 'scores.csv'), '--plots', plots));
   t.regex(stdout, /^Open-I: 36 images, 18 classes/m);
@@ -52,11 +51,16 @@ test('the table shows per-class positives, AUROC, AUPRC, macro, micro and the gr
   t.regex(stdout, new RegExp(`^micro\\s+${expected.micro_auroc.toFixed(4)}\\s+${expected.auprc_micro.toFixed(4)}$`, 'm'));
   t.regex(stdout, /^head \(\d+\)/m);
   t.regex(stdout, /^tail \(\d+\)/m);
-  t.regex(stderr, /wrote .*roc\.png/);
-  for (const f of ['roc.png', 'pr.png']) {
-    const png = PNG.sync.read(readFileSync(join(plots, f)));
-    t.true(png.width > 100 && png.height > 100);
-  }
+  t.regex(stderr, /wrote .*roc\.svg/);
+  const roc = readFileSync(join(plots, 'roc.svg'), 'utf8');
+  const pr = readFileSync(join(plots, 'pr.svg'), 'utf8');
+  for (const svg of [roc, pr]) t.deepEqual(svgProblems(svg), []);
+  t.true(roc.includes(`macro AUROC ${expected.macro_auroc.toFixed(4)}`));
+  t.true(roc.includes(`>Calcified Granuloma ${expected.auroc[j].toFixed(4)}</text>`));
+  t.true(pr.includes(`macro AUPRC ${expected.auprc_macro.toFixed(4)}`));
+  const curve = svgCurves(roc).get(`Calcified Granuloma ${expected.auroc[j].toFixed(4)}`)!;
+  t.true(curve.length >= 2);
+  t.deepEqual([curve[0], curve.at(-1)], [[70, 560], [580, 50]], 'from (0, 0) to (1, 1)');
   t.log(stdout);
 });
 

@@ -46,3 +46,52 @@ export function compareResult(t: any, r: EvalResult, e: Record<string, any>): vo
   }
 }
 
+
+/**
+ * Problems that keep `svg` from being a well-formed XML document (one root <svg>, every tag closed
+ * in order, quoted attributes, no raw '<' or stray '&' in text); [] when there are none.
+ */
+export function svgProblems(svg: string): string[] {
+  const problems: string[] = [];
+  const body = svg.replace(/^<\?xml[^?]*\?>\s*/, '');
+  const stack: string[] = [];
+  let roots = 0;
+  let at = 0;
+  const tag = /<(\/?)([A-Za-z][\w:.-]*)((?:\s+[\w:.-]+="[^"<]*")*)\s*(\/?)>/y;
+  const badText = (s: string) => /<|&(?!(?:amp|lt|gt|quot|#\d+);)/.test(s);
+  while (at < body.length) {
+    const lt = body.indexOf('<', at);
+    const text = body.slice(at, lt < 0 ? body.length : lt);
+    if (text.trim() && (stack.length === 0 || badText(text)))
+      problems.push(`stray text at ${at}: ${text.slice(0, 40)}`);
+    if (lt < 0) break;
+    tag.lastIndex = lt;
+    const m = tag.exec(body);
+    if (!m) {
+      problems.push(`malformed tag at ${lt}: ${body.slice(lt, lt + 60)}`);
+      break;
+    }
+    const [, close, name, attrs, selfClose] = m;
+    if (badText(attrs)) problems.push(`stray '&' in the attributes at ${lt}`);
+    if (close) {
+      const open = stack.pop();
+      if (open !== name) problems.push(`</${name}> at ${lt} closes <${open ?? 'nothing'}>`);
+    } else if (!selfClose) {
+      if (stack.length === 0) roots++;
+      stack.push(name);
+    } else if (stack.length === 0) roots++;
+    at = tag.lastIndex;
+  }
+  if (stack.length) problems.push(`unclosed: ${stack.join(' > ')}`);
+  if (roots !== 1) problems.push(`${roots} root elements`);
+  if (!/^<svg[\s>]/.test(body)) problems.push('the root is not <svg>');
+  return problems;
+}
+
+/** The `points` of each `<polyline class="curve">`, by its data-label, as [x, y] pairs. */
+export function svgCurves(svg: string): Map<string, [number, number][]> {
+  const out = new Map<string, [number, number][]>();
+  for (const m of svg.matchAll(/<polyline class="curve" data-label="([^"]*)"[^>]*? points="([^"]*)"/g))
+    out.set(m[1], m[2].split(' ').map((p) => p.split(',').map(Number) as [number, number]));
+  return out;
+}

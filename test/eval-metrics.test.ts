@@ -2,8 +2,7 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PNG } from 'pngjs';
-import { close, compareResult } from './eval-helpers.js';
+import { close, compareResult, svgCurves, svgProblems } from './eval-helpers.js';
 import {
   accuracy,
   argmax,
@@ -22,9 +21,14 @@ import {
   precisionRecallCurve,
   readLabels,
   readScoreCsv,
-  renderPlot,
+  plotSvg,
+  prSvg,
+  rocCurve,
+  rocSvg,
+  column,
   rocAuc,
   EvalInputError,
+  type LabelSet,
   type ProtocolName,
 } from '../src/eval/index.js';
 
@@ -196,9 +200,65 @@ test('pointing game: the map maximum inside the box, through resize, pad and cro
   t.true(Number.isNaN(r.perClass[2].rate));
 });
 
-test('plots render as PNG', (t) => {
-  const buf = renderPlot({ title: 'ROC', xLabel: 'FPR', yLabel: 'TPR', series: [{ label: 'A 0.5', x: [0, 0.5, 1], y: [0, 0.7, 1] }] });
-  const png = PNG.sync.read(buf);
-  t.is(png.width, 900);
-  t.is(png.height, 620);
+test('plots are well-formed SVG with readable text: the AUROC values and the curves\' points', (t) => {
+  // 3 classes; the last has a single label value (null AUROC: no curve, no legend row)
+  const labels = matrix(6, 3, [1, 0, 0, 0, 1, 0, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0]);
+  const scores = matrix(6, 3, [
+    0.9, 0.1, 0.5, 0.2, 0.8, 0.4, 0.7, 0.6, 0.3, 0.4, 0.3, 0.2, 0.6, 0.5, 0.1, 0.1, 0.9, 0.6,
+  ]);
+  const rows = [0, 1, 2, 3, 4, 5];
+  const set: LabelSet = {
+    protocol: 'openi',
+    classes: ['A & B', 'C<D>', 'E'],
+    labels: labels.data,
+    rows: 6,
+    ids: null,
+    where: rows.map((r) => `line ${r + 2}`),
+    filePos: rows,
+    fileRows: 6,
+    warnings: [],
+  };
+  const table = { classes: set.classes, names: null, scores, positions: rows, listLength: 6, file: 's.csv' };
+  const ev = evaluate(set, { ...table, warnings: [] });
+  const roc = rocSvg(ev);
+  t.deepEqual(svgProblems(roc), []);
+  t.regex(roc, /^<\?xml version="1.0" encoding="UTF-8"\?>\n<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+  t.true(roc.includes(`macro AUROC ${ev.result.macro_auroc!.toFixed(4)}`));
+  t.true(roc.includes(`>A &amp; B ${ev.result.auroc[0]!.toFixed(4)}</text>`), 'legend text, escaped');
+  t.true(roc.includes(`>C&lt;D&gt; ${ev.result.auroc[1]!.toFixed(4)}</text>`));
+  t.false(roc.includes('>E '), 'no legend row for the class without an AUROC');
+  // the curve of class 0: its ROC points mapped onto the 510 px plot square at (70, 50)
+  const curves = svgCurves(roc);
+  const rc = rocCurve(column(labels, 0), column(scores, 0))!;
+  const pts = curves.get(`A &amp; B ${ev.result.auroc[0]!.toFixed(4)}`)!;
+  t.is(pts.length, rc.fpr.length);
+  pts.forEach(([x, y], k) => {
+    t.true(Math.abs(x - (70 + rc.fpr[k] * 510)) <= 0.005, `x ${k}`);
+    t.true(Math.abs(y - (50 + (1 - rc.tpr[k]) * 510)) <= 0.005, `y ${k}`);
+  });
+  t.deepEqual(pts[0], [70, 560]);
+  t.deepEqual(pts.at(-1), [580, 50]);
+  t.true(curves.has(`micro ${ev.result.micro_auroc!.toFixed(4)}`));
+  const pr = prSvg(ev);
+  t.deepEqual(svgProblems(pr), []);
+  t.true(pr.includes(`macro AUPRC ${ev.result.auprc_macro!.toFixed(4)}`));
+  t.true(svgCurves(pr).has('macro (interp.)'));
+  const p = precisionRecallCurve(column(labels, 1), column(scores, 1));
+  t.is(svgCurves(pr).get(`C&lt;D&gt; ${ev.result.auprc[1]!.toFixed(4)}`)!.length, p.recall.length);
+  // the checker itself catches what a browser would refuse
+  t.notDeepEqual(svgProblems('<svg><g></svg>'), []);
+  t.notDeepEqual(svgProblems('<svg><text>a < b</text></svg>'), []);
+  t.notDeepEqual(svgProblems('<svg><text>a & b</text></svg>'), []);
+  t.notDeepEqual(svgProblems('<svg x=1></svg>'), []);
+  t.notDeepEqual(svgProblems('<svg/><svg/>'), []);
+});
+
+test('plotSvg: a legend beyond legendRows is summarised; dashed and coloured series', (t) => {
+  const series = Array.from({ length: 5 }, (_, i) => ({ label: `c${i}`, x: [0, 1], y: [0, i / 4] }));
+  series.push({ label: 'd', x: [0, 1], y: [1, 0], color: 'black', dashed: true } as (typeof series)[number]);
+  const svg = plotSvg({ title: 'T', xLabel: 'x', yLabel: 'y', series, legendRows: 3 });
+  t.deepEqual(svgProblems(svg), []);
+  t.true(svg.includes('>+3 more</text>'));
+  t.is(svgCurves(svg).size, 6);
+  t.regex(svg, /data-label="d" fill="none" stroke="black" stroke-width="1.5" stroke-dasharray="6 6"/);
 });

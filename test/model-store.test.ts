@@ -228,5 +228,5 @@ test('demo --pretrained reproduces the macro AUROC recorded in demo.json (same t
   t.is(res.macro_auroc!.toFixed(4), rec.results.macro_auroc.toFixed(4));
   for (const c of res.classes) t.is(res.auroc[c]?.toFixed(4), rec.results.auroc[c]?.toFixed(4), c);
   t.is(res.pointing.hits, rec.results.pointing.hits);
-  for (const f of ['auroc.txt', 'roc.png', 'pr.png', 'scores.csv', 'summary.json']) t.true(existsSync(join(out, f)), f);
+  for (const f of ['auroc.txt', 'roc.svg', 'pr.svg', 'scores.csv', 'summary.json']) t.true(existsSync(join(out, f)), f);
 });

@@ -17,7 +17,7 @@ Generates phantom chest X-rays with free-text reports (cached in <out>/data), tr
 CARZero from scratch on them (ViT and BERT with a word vocabulary built from the reports), then
 classifies the held-out test split zero-shot with prompts worded unlike any training sentence
 (a finding that has a side: one prompt per side, the class score is the larger).
-Prints the per-class AUROC table; writes auroc.{txt,json,csv}, roc.png, pr.png, scores.csv,
+Prints the per-class AUROC table; writes auroc.{txt,json,csv}, roc.svg, pr.svg, scores.csv,
 overlays/*.png (attention heat map and the true box) and summary.json to <out>.
 Seeded: the same options give the same data, model and numbers.
 

@@ -50,7 +50,7 @@ inputs:
 options:
   --format <f>           table | json (default table)
   --out <file>           write the report there instead of stdout
-  --plots <dir>          write roc.png and pr.png there
+  --plots <dir>          write the ROC and PR curves there as roc.svg and pr.svg
   --save-scores <csv>    with --model: also write the score CSV (for a later --scores run)
   --pointing             chestxdet10 with --model: the pointing game on the label file's boxes
   --root <dir>           base folder for relative image paths

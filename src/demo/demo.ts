@@ -475,7 +475,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   log(text.trimEnd());
   log('');
   log(`done in ${res.seconds.total.toFixed(0)} s (data ${res.seconds.data.toFixed(0)} s, training ${res.seconds.train.toFixed(0)} s, evaluation ${res.seconds.evaluate.toFixed(0)} s)`);
-  log(`results, plots (roc.png, pr.png) and grounding overlays (overlays/) are in ${out}`);
+  log(`results, plots (roc.svg, pr.svg) and grounding overlays (overlays/) are in ${out}`);
   return res;
 }
 
@@ -614,6 +614,7 @@ export async function runPretrainedDemo(options: PretrainedDemoOptions): Promise
   await writeFile(join(out, 'summary.json'), JSON.stringify(res, null, 2) + '\n');
   files.push(join(out, 'summary.json'));
   // (the table itself is the caller's to print: auroc.txt; the CLI writes it to stdout)
-  log(`done in ${res.seconds.total.toFixed(1)} s; results, plots (roc.png, pr.png) and grounding overlays (overlays/) are in ${out}`);
+  const where = `results, plots (roc.svg, pr.svg) and grounding overlays (overlays/) are in ${out}`;
+  log(`done in ${res.seconds.total.toFixed(1)} s; ${where}`);
   return res;
 }

@@ -9,23 +9,19 @@ import {
   classGroups,
   column,
   f1,
-  macroPrCurve,
   matrix,
   nanMean,
-  precisionRecallCurve,
-  rocCurve,
   selectColumns,
   softmaxRows,
   type Matrix,
 } from './metrics.js';
 import { alignRows, EvalInputError, PADCHEST_QUERY, PROTOCOL_INFO, type LabelSet, type ProtocolName } from './protocols.js';
 import type { PointingResult } from './pointing.js';
-import { writePlot, type Series } from './plots.js';
 
 export * from './metrics.js';
 export * from './protocols.js';
 export * from './pointing.js';
-export { renderPlot, writePlot, type PlotOptions, type Series } from './plots.js';
+export { plotSvg, prSvg, rocSvg, writePlots, type CurveSource, type PlotOptions, type Series } from './plots.js';
 
 /** Scores to evaluate: one row per scored image, one column per class (prompt order). */
 export interface ScoreTable {
@@ -252,38 +248,6 @@ export function formatResult(r: EvalResult): string {
   if (r.accuracy) out.push('', `accuracy (arg-max of softmax): ${f4(r.accuracy.overall)}`);
   if (r.pointing) out.push('', `pointing game: ${f4(r.pointing.accuracy)} (${r.pointing.hits}/${r.pointing.trials}), class mean ${f4(r.pointing.macro)}`);
   return out.map((l) => l.trimEnd()).join('\n') + '\n';
-}
-
-/** Writes roc.png and pr.png (per-class curves, the micro curve, and the macro PR curve). */
-export async function writePlots(dir: string, ev: Evaluated): Promise<string[]> {
-  const { mkdir } = await import('node:fs/promises');
-  const { join } = await import('node:path');
-  await mkdir(dir, { recursive: true });
-  const r = ev.result;
-  const roc: Series[] = [];
-  const pr: Series[] = [];
-  r.classes.forEach((c, j) => {
-    if (r.auroc[j] === null) return;
-    const y = column(ev.labels, j);
-    const s = column(ev.scores, j);
-    const rc = rocCurve(y, s)!;
-    roc.push({ label: `${c} ${f4(r.auroc[j])}`, x: rc.fpr, y: rc.tpr });
-    const p = precisionRecallCurve(y, s);
-    pr.push({ label: `${c} ${f4(r.auprc[j])}`, x: p.recall, y: p.precision });
-  });
-  const micro = rocCurve(ev.labels.data, ev.scores.data);
-  if (micro) roc.push({ label: `MICRO ${f4(r.micro_auroc)}`, x: micro.fpr, y: micro.tpr, color: [0, 0, 0], width: 3 });
-  roc.push({ label: '', x: [0, 1], y: [0, 1], color: [150, 150, 150], dashed: true });
-  if (r.auprc_micro !== null) {
-    const p = precisionRecallCurve(ev.labels.data, ev.scores.data);
-    pr.push({ label: `MICRO ${f4(r.auprc_micro)}`, x: p.recall, y: p.precision, color: [0, 0, 0], width: 3 });
-  }
-  const m = macroPrCurve(ev.labels, ev.scores);
-  pr.push({ label: 'MACRO (INTERP.)', x: m.recall, y: m.precision, color: [90, 90, 90], width: 3, dashed: true });
-  const files = [join(dir, 'roc.png'), join(dir, 'pr.png')];
-  await writePlot(files[0], { title: `${r.title} ROC  MACRO AUC ${f4(r.macro_auroc)}`, xLabel: 'FALSE POSITIVE RATE', yLabel: 'TRUE POSITIVE RATE', series: roc });
-  await writePlot(files[1], { title: `${r.title} PR  MACRO AUPRC ${f4(r.auprc_macro)}`, xLabel: 'RECALL', yLabel: 'PRECISION', series: pr });
-  return files;
 }
 
 export { selectColumns };

@@ -1,35 +1,22 @@
-// ROC and precision-recall curves as PNG (pngjs): a small raster line-plot writer with axes,
-// grid, tick labels and a legend drawn in a built-in 3x5 pixel font (upper case, digits, a few
-// signs), so no text-rendering dependency is needed.
-import { writeFile } from 'node:fs/promises';
-import { PNG } from 'pngjs';
+// ROC and precision-recall curves as SVG: a small line-plot writer (axes, grid, tick labels, a
+// legend, one polyline per curve) that returns the document as a string. Text stays text, so the
+// plots are readable at any size and searchable; nothing beyond string building is needed.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { column, macroPrCurve, precisionRecallCurve, rocCurve, type Matrix } from './metrics.js';
 
-const FONT: Record<string, string> = {
-  '0': '111101101101111', '1': '010110010010111', '2': '111001111100111', '3': '111001111001111', '4': '101101111001001',
-  '5': '111100111001111', '6': '111100111101111', '7': '111001001001001', '8': '111101111101111', '9': '111101111001111',
-  A: '010101111101101', B: '110101110101110', C: '011100100100011', D: '110101101101110', E: '111100110100111',
-  F: '111100110100100', G: '011100101101011', H: '101101111101101', I: '111010010010111', J: '001001001101010',
-  K: '101101110101101', L: '100100100100111', M: '101111111101101', N: '110101101101101', O: '010101101101010',
-  P: '110101110100100', Q: '010101101110011', R: '110101110101101', S: '011100010001110', T: '111010010010010',
-  U: '101101101101111', V: '101101101101010', W: '101101111111101', X: '101101010101101', Y: '101101010010010',
-  Z: '111001010100111', _: '000000000000111', '-': '000000111000000', '.': '000000000000010', '(': '010100100100010',
-  ')': '010001001001010', '=': '000111000111000', ':': '000010000010000', '/': '001001010100100', '+': '000010111010000',
-  ' ': '000000000000000',
-};
-
-const PALETTE: [number, number, number][] = [
-  [31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189], [140, 86, 75], [227, 119, 194],
-  [127, 127, 127], [188, 189, 34], [23, 190, 207], [57, 59, 121], [173, 73, 74], [99, 121, 57], [206, 109, 189],
-  [107, 174, 214], [253, 174, 107], [116, 196, 118], [158, 154, 200],
+const PALETTE = [
+  '#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf',
+  '#393b79', '#ad494a', '#637939', '#ce6dbd', '#6baed6', '#fdae6b', '#74c476', '#9e9ac8',
 ];
 
 export interface Series {
   label: string;
   x: ArrayLike<number>;
   y: ArrayLike<number>;
-  /** RGB; default from the palette. */
-  color?: [number, number, number];
-  /** Line width in pixels (default 1). */
+  /** Any SVG colour ('#1f77b4', 'black', 'rgb(0,0,0)'); default from the palette. */
+  color?: string;
+  /** Stroke width in pixels (default 1.5). */
   width?: number;
   dashed?: boolean;
 }
@@ -38,6 +25,7 @@ export interface PlotOptions {
   title: string;
   xLabel: string;
   yLabel: string;
+  /** Curves in the unit square; a series with label '' is drawn but left out of the legend. */
   series: Series[];
   width?: number;
   height?: number;
@@ -45,93 +33,153 @@ export interface PlotOptions {
   legendRows?: number;
 }
 
-class Canvas {
-  readonly png: PNG;
-  constructor(readonly w: number, readonly h: number) {
-    this.png = new PNG({ width: w, height: h });
-    this.png.data.fill(255);
-  }
-  set(x: number, y: number, c: [number, number, number]): void {
-    x = Math.round(x);
-    y = Math.round(y);
-    if (x < 0 || y < 0 || x >= this.w || y >= this.h) return;
-    const o = (y * this.w + x) * 4;
-    this.png.data[o] = c[0];
-    this.png.data[o + 1] = c[1];
-    this.png.data[o + 2] = c[2];
-    this.png.data[o + 3] = 255;
-  }
-  line(x0: number, y0: number, x1: number, y1: number, c: [number, number, number], width = 1, dashed = false): void {
-    const n = Math.max(1, Math.ceil(Math.max(Math.abs(x1 - x0), Math.abs(y1 - y0)) * 2));
-    const r = (width - 1) / 2;
-    for (let k = 0; k <= n; k++) {
-      if (dashed && Math.floor(k / 12) % 2 === 1) continue;
-      const x = x0 + ((x1 - x0) * k) / n;
-      const y = y0 + ((y1 - y0) * k) / n;
-      for (let dy = -Math.ceil(r); dy <= Math.ceil(r); dy++) for (let dx = -Math.ceil(r); dx <= Math.ceil(r); dx++) this.set(x + dx, y + dy, c);
-    }
-  }
-  text(x: number, y: number, s: string, c: [number, number, number], scale = 2): number {
-    for (const ch of s.toUpperCase()) {
-      const g = FONT[ch] ?? FONT['-'];
-      for (let r = 0; r < 5; r++)
-        for (let q = 0; q < 3; q++)
-          if (g[r * 3 + q] === '1') for (let a = 0; a < scale; a++) for (let b = 0; b < scale; b++) this.set(x + q * scale + b, y + r * scale + a, c);
-      x += 4 * scale;
-    }
-    return x;
-  }
-  static textWidth(s: string, scale = 2): number {
-    return s.length * 4 * scale - scale;
-  }
+/** Escapes text for SVG element content and attribute values. */
+function esc(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
-/** Renders a line plot of curves in the unit square to PNG bytes. */
-export function renderPlot(o: PlotOptions): Buffer {
+const fmt = (v: number): string => String(Math.round(v * 100) / 100);
+
+/**
+ * A line plot of curves in the unit square as a standalone SVG document. Each curve is a
+ * `<polyline class="curve">` whose `data-label` is its label and whose points are its (x, y)
+ * values mapped onto the plot area.
+ */
+export function plotSvg(o: PlotOptions): string {
   const W = o.width ?? 900;
   const H = o.height ?? 620;
-  const cv = new Canvas(W, H);
   const left = 70;
   const top = 50;
   const size = Math.min(H - top - 60, W - left - 280);
-  const X = (v: number) => left + v * size;
-  const Y = (v: number) => top + (1 - v) * size;
-  const grey: [number, number, number] = [225, 225, 225];
-  const black: [number, number, number] = [0, 0, 0];
+  const X = (v: number) => fmt(left + v * size);
+  const Y = (v: number) => fmt(top + (1 - v) * size);
+  const out: string[] = [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}"` +
+      ' font-family="Helvetica, Arial, sans-serif" font-size="13">',
+    `<title>${esc(o.title)}</title>`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+  ];
+  const grid: string[] = [];
+  const ticks: string[] = [];
   for (let k = 0; k <= 10; k++) {
     const v = k / 10;
-    cv.line(X(v), Y(0), X(v), Y(1), grey);
-    cv.line(X(0), Y(v), X(1), Y(v), grey);
+    grid.push(`M${X(v)} ${Y(0)}V${Y(1)}M${X(0)} ${Y(v)}H${X(1)}`);
     if (k % 2 === 0) {
       const t = k === 0 ? '0' : k === 10 ? '1' : `0.${k}`;
-      cv.text(X(v) - Canvas.textWidth(t) / 2, Y(0) + 8, t, black);
-      cv.text(X(0) - 8 - Canvas.textWidth(t), Y(v) - 5, t, black);
+      ticks.push(`<text x="${X(v)}" y="${fmt(top + size + 18)}" text-anchor="middle">${t}</text>`);
+      ticks.push(`<text x="${fmt(left - 8)}" y="${fmt(top + (1 - v) * size + 4)}" text-anchor="end">${t}</text>`);
     }
   }
-  cv.line(X(0), Y(0), X(1), Y(0), black);
-  cv.line(X(0), Y(0), X(0), Y(1), black);
-  cv.line(X(1), Y(0), X(1), Y(1), black);
-  cv.line(X(0), Y(1), X(1), Y(1), black);
-  cv.text(left, 14, o.title, black, 3);
-  cv.text(X(0.5) - Canvas.textWidth(o.xLabel) / 2, Y(0) + 30, o.xLabel, black);
-  cv.text(8, top - 18, o.yLabel, black);
+  out.push(`<path d="${grid.join('')}" stroke="#e1e1e1" stroke-width="1" fill="none"/>`, ...ticks);
+  out.push(`<rect x="${left}" y="${top}" width="${size}" height="${size}" stroke="black" fill="none"/>`);
+  out.push(`<text x="${left}" y="30" font-size="18" font-weight="bold">${esc(o.title)}</text>`);
+  const xMid = fmt(left + size / 2);
+  out.push(`<text x="${xMid}" y="${fmt(top + size + 42)}" text-anchor="middle">${esc(o.xLabel)}</text>`);
+  const yMid = fmt(top + size / 2);
+  out.push(`<text x="20" y="${yMid}" text-anchor="middle" transform="rotate(-90 20 ${yMid})">${esc(o.yLabel)}</text>`);
+  const colour = (s: Series, i: number) => s.color ?? PALETTE[i % PALETTE.length];
+  const stroke = (s: Series, i: number, width = s.width ?? 1.5) =>
+    `stroke="${esc(colour(s, i))}" stroke-width="${width}"${s.dashed ? ' stroke-dasharray="6 6"' : ''}`;
   o.series.forEach((s, i) => {
-    const c = s.color ?? PALETTE[i % PALETTE.length];
-    for (let k = 1; k < s.x.length; k++) cv.line(X(s.x[k - 1]), Y(s.y[k - 1]), X(s.x[k]), Y(s.y[k]), c, s.width ?? 1, s.dashed);
+    const pts: string[] = [];
+    for (let k = 0; k < s.x.length; k++) pts.push(`${X(s.x[k])},${Y(s.y[k])}`);
+    out.push(
+      `<polyline class="curve" data-label="${esc(s.label)}" fill="none" ${stroke(s, i)} stroke-linejoin="round"` +
+        ` points="${pts.join(' ')}"/>`,
+    );
   });
   const rows = o.legendRows ?? 24;
-  const lx = X(1) + 20;
-  const shown = o.series.filter((s) => s.label !== '');
-  shown.slice(0, rows).forEach((s, k) => {
-    const c = s.color ?? PALETTE[o.series.indexOf(s) % PALETTE.length];
-    const y = top + k * 20;
-    cv.line(lx, y + 5, lx + 20, y + 5, c, Math.max(2, s.width ?? 1));
-    cv.text(lx + 28, y, s.label.slice(0, 28), black);
+  const lx = left + size + 20;
+  const shown = o.series.map((s, i) => ({ s, i })).filter(({ s }) => s.label !== '');
+  shown.slice(0, rows).forEach(({ s, i }, k) => {
+    const y = top + k * 20 + 5;
+    out.push(`<line x1="${lx}" y1="${y}" x2="${lx + 20}" y2="${y}" ${stroke(s, i, Math.max(2, s.width ?? 1.5))}/>`);
+    out.push(`<text x="${lx + 28}" y="${y + 4}">${esc(s.label)}</text>`);
   });
-  if (shown.length > rows) cv.text(lx + 28, top + rows * 20, `+${shown.length - rows} MORE`, black);
-  return PNG.sync.write(cv.png);
+  if (shown.length > rows)
+    out.push(`<text x="${lx + 28}" y="${top + rows * 20 + 9}">+${shown.length - rows} more</text>`);
+  out.push('</svg>', '');
+  return out.join('\n');
 }
 
-export async function writePlot(file: string, o: PlotOptions): Promise<void> {
-  await writeFile(file, renderPlot(o));
+/** What the curves need of an evaluation: `evaluate()`'s result (Evaluated) fits. */
+export interface CurveSource {
+  result: {
+    title: string;
+    classes: string[];
+    auroc: (number | null)[];
+    auprc: (number | null)[];
+    macro_auroc: number | null;
+    micro_auroc: number | null;
+    auprc_macro: number | null;
+    auprc_micro: number | null;
+  };
+  /** Evaluated rows x classes: labels (0/1) and scores. */
+  labels: Matrix;
+  scores: Matrix;
+}
+
+/** A class name short enough for the legend (the value after it stays visible). */
+const short = (c: string): string => (c.length > 28 ? `${c.slice(0, 27)}\u2026` : c);
+
+const f4 = (v: number | null | undefined): string =>
+  v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(4);
+
+/**
+ * The ROC plot: one curve per class with a defined AUROC (legend: class and AUROC), the micro
+ * curve over all (image, class) pairs, the chance diagonal; the title gives the macro AUROC.
+ */
+export function rocSvg(ev: CurveSource): string {
+  const r = ev.result;
+  const series: Series[] = [];
+  r.classes.forEach((c, j) => {
+    if (r.auroc[j] === null) return;
+    const rc = rocCurve(column(ev.labels, j), column(ev.scores, j))!;
+    series.push({ label: `${short(c)} ${f4(r.auroc[j])}`, x: rc.fpr, y: rc.tpr });
+  });
+  const micro = rocCurve(ev.labels.data, ev.scores.data);
+  if (micro) series.push({ label: `micro ${f4(r.micro_auroc)}`, x: micro.fpr, y: micro.tpr, color: 'black', width: 3 });
+  series.push({ label: '', x: [0, 1], y: [0, 1], color: '#969696', dashed: true });
+  return plotSvg({
+    title: `${r.title} ROC, macro AUROC ${f4(r.macro_auroc)}`,
+    xLabel: 'false positive rate',
+    yLabel: 'true positive rate',
+    series,
+  });
+}
+
+/**
+ * The precision-recall plot: one curve per class (legend: class and AUPRC), the micro curve and
+ * the macro curve (per-class precision interpolated on a common recall grid, then averaged).
+ */
+export function prSvg(ev: CurveSource): string {
+  const r = ev.result;
+  const series: Series[] = [];
+  r.classes.forEach((c, j) => {
+    if (r.auroc[j] === null) return;
+    const p = precisionRecallCurve(column(ev.labels, j), column(ev.scores, j));
+    series.push({ label: `${short(c)} ${f4(r.auprc[j])}`, x: p.recall, y: p.precision });
+  });
+  if (r.auprc_micro !== null) {
+    const p = precisionRecallCurve(ev.labels.data, ev.scores.data);
+    series.push({ label: `micro ${f4(r.auprc_micro)}`, x: p.recall, y: p.precision, color: 'black', width: 3 });
+  }
+  const m = macroPrCurve(ev.labels, ev.scores);
+  series.push({ label: 'macro (interp.)', x: m.recall, y: m.precision, color: '#5a5a5a', width: 3, dashed: true });
+  return plotSvg({
+    title: `${r.title} PR, macro AUPRC ${f4(r.auprc_macro)}`,
+    xLabel: 'recall',
+    yLabel: 'precision',
+    series,
+  });
+}
+
+/** Writes roc.svg and pr.svg into `dir` (created); returns their paths. */
+export async function writePlots(dir: string, ev: CurveSource): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const files = [join(dir, 'roc.svg'), join(dir, 'pr.svg')];
+  await writeFile(files[0], rocSvg(ev));
+  await writeFile(files[1], prSvg(ev));
+  return files;
 }
