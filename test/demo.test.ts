@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PNG } from 'pngjs';
-import { runDemo, demoSettings, flatPrompts, DEMO_ZERO_SHOT_PROMPTS, type DemoResult } from '../src/demo/demo.js';
-import { sincosPosEmbed } from '../src/demo/model.js';
+import { runDemo, demoSettings, flatPrompts, DEMO_ZERO_SHOT_PROMPTS, type DemoResult } from '../src/apps/demo/demo.js';
+import { sincosPosEmbed } from '../src/apps/demo/model.js';
 import { packageRoot } from '../src/native.js';
 import { svgProblems } from './eval-helpers.js';
 

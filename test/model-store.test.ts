@@ -221,7 +221,7 @@ test('the shipped phantom-demo verifies, loads and classifies from any folder wi
 });
 
 test('demo --pretrained reproduces the macro AUROC recorded in demo.json (same test split, same model)', async (t) => {
-  const { runPretrainedDemo } = await import('../src/demo/demo.js');
+  const { runPretrainedDemo } = await import('../src/apps/demo/demo.js');
   const out = join(work, 'pretrained');
   const res = await runPretrainedDemo({ out, device: 'cpu' });
   const rec = JSON.parse(readFileSync(join(shippedModelsDir(), 'phantom-demo', 'demo.json'), 'utf8'));

@@ -1,6 +1,6 @@
 // `carzero demo`: phantom data -> a small CARZero trained from scratch -> zero-shot AUROC table,
-// ROC/PR plots and grounding overlays (src/demo/demo.ts).
-import { runDemo, runPretrainedDemo, saveDemoModel } from '../demo/demo.js';
+// ROC/PR plots and grounding overlays (src/apps/demo/demo.ts).
+import { runDemo, runPretrainedDemo, saveDemoModel } from '../apps/demo/demo.js';
 import { HELP_OPTION, nonNegativeInt, numberIn, oneOf, parseCommand, positiveInt, UsageError } from './args.js';
 import { createProgress } from './progress.js';
 

@@ -3,18 +3,18 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generatePhantomSet } from '../../src/demo/phantom.js';
-import { createDemoModel, DEMO_MODEL_SIZE } from '../../src/demo/model.js';
+import { generatePhantomSet } from '../../src/apps/demo/phantom.js';
+import { createDemoModel, DEMO_MODEL_SIZE } from '../../src/apps/demo/model.js';
 import { reportSentences } from '../../src/data/mimic.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { CARZero } from '../../src/model/carzero.js';
 import { rocAuc } from '../../src/eval/metrics.js';
-import { DEMO_CLASSES } from '../../src/demo/reports.js';
+import { DEMO_CLASSES } from '../../src/apps/demo/reports.js';
 
 const env = (k: string, d: number): number => (process.env[k] ? Number(process.env[k]) : d);
 const t0 = Date.now();
 const dir = process.env.KEEP ?? mkdtempSync(join(tmpdir(), 'cz-demo-learn-'));
-const { DEMO_ZERO_SHOT_PROMPTS: SETS } = await import('../../src/demo/demo.js');
+const { DEMO_ZERO_SHOT_PROMPTS: SETS } = await import('../../src/apps/demo/demo.js');
 const PROMPTS = Object.fromEntries(Object.entries(SETS).map(([c, l]) => [c, l[0]])); // the first (right-side) prompt of each class
 const ph = await generatePhantomSet({
   out: join(process.env.DATA ?? dir, 'data'), seed: 1, train: env('N_TRAIN', 400), validate: env('N_VAL', 64), test: env('N_TEST', 200),

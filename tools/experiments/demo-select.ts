@@ -6,7 +6,7 @@
 // Appends one JSON line to $OUT/../select-results.jsonl.
 import { appendFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { runDemo } from '../../src/demo/demo.js';
+import { runDemo } from '../../src/apps/demo/demo.js';
 
 const opts = process.env.OPTS ? JSON.parse(process.env.OPTS) : {};
 const out = process.env.OUT ?? '/tmp/cz-select';

@@ -4,8 +4,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CARZero } from '../../src/model/carzero.js';
 import { rocAuc } from '../../src/eval/metrics.js';
-import { DEMO_CLASSES } from '../../src/demo/reports.js';
-import { DEMO_ZERO_SHOT_PROMPTS } from '../../src/demo/demo.js';
+import { DEMO_CLASSES } from '../../src/apps/demo/reports.js';
+import { DEMO_ZERO_SHOT_PROMPTS } from '../../src/apps/demo/demo.js';
 
 const [dir, data] = process.argv.slice(2);
 const idx = JSON.parse(readFileSync(join(data, 'phantom.json'), 'utf8'));

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CARZero } from '../../src/model/carzero.js';
 import { rocAuc } from '../../src/eval/metrics.js';
-import { DEMO_CLASSES, positiveSentence, type DemoClass } from '../../src/demo/reports.js';
+import { DEMO_CLASSES, positiveSentence, type DemoClass } from '../../src/apps/demo/reports.js';
 import { Rng } from '../../src/data/rng.js';
 
 const [dir, data] = process.argv.slice(2);

@@ -2,7 +2,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createDemoModel, DEMO_MODEL_SIZE } from '../../src/demo/model.js';
+import { createDemoModel, DEMO_MODEL_SIZE } from '../../src/apps/demo/model.js';
 import { NativeModel } from '../../src/model/native-model.js';
 import { Tensor } from '../../src/tensor.js';
 const size = { ...DEMO_MODEL_SIZE, ...(process.env.SIZE ? JSON.parse(process.env.SIZE) : {}) };

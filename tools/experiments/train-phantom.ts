@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generatePhantomSet } from '../../src/demo/phantom.js';
+import { generatePhantomSet } from '../../src/apps/demo/phantom.js';
 import { convertCheckpoint } from '../../src/weights/convert.js';
 import { Trainer } from '../../src/train/trainer.js';
 

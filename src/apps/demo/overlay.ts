@@ -2,8 +2,8 @@
 // normalised) blended on the grey crop the model saw, enlarged by an integer factor so a 64 px
 // crop is visible, with the finding's true box drawn as a white/black outline.
 import { PNG } from 'pngjs';
-import { centreCropOffset, padLayout } from '../image/preprocess.js';
-import { jet } from '../zeroshot/grounding.js';
+import { centreCropOffset, padLayout } from '../../image/preprocess.js';
+import { jet } from '../../zeroshot/grounding.js';
 import type { BoxXY } from './render.js';
 
 export interface CropGeometry {

@@ -1,8 +1,8 @@
 // `carzero demo`: the whole CARZero loop on phantom chest X-rays, from nothing, on a CPU.
 //
-//  1. generate the phantom set (src/demo/phantom.ts; cached by its options' hash);
+//  1. generate the phantom set (src/apps/demo/phantom.ts; cached by its options' hash);
 //  2. build a word-level vocabulary from the training reports and a small random CARZero
-//     (src/demo/model.ts);
+//     (src/apps/demo/model.ts);
 //  3. train it with the package's trainer (src/train/) on (image, report sentence) pairs;
 //  4. zero-shot classify the held-out test split with prompts worded unlike any training sentence,
 //     read the labels from the Open-I-format custom.csv, and write the per-class AUROC table,
@@ -22,14 +22,22 @@
 // Only the report text is read; the test split keeps all its images.
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { csvField } from '../data/csv.js';
-import { reportSentences } from '../data/mimic.js';
-import { evaluate, formatResult, pointingGame, readLabels, writePlots, type PointingTrial, type ScoreTable } from '../eval/index.js';
-import { matrix } from '../eval/metrics.js';
-import { CarzeroError } from '../errors.js';
-import { CARZero } from '../model/carzero.js';
-import { cleanText } from '../text/clean.js';
-import { Trainer, type EpochInfo, type StepInfo } from '../train/trainer.js';
+import { csvField } from '../../data/csv.js';
+import { reportSentences } from '../../data/mimic.js';
+import {
+  evaluate,
+  formatResult,
+  pointingGame,
+  readLabels,
+  writePlots,
+  type PointingTrial,
+  type ScoreTable,
+} from '../../eval/index.js';
+import { matrix } from '../../eval/metrics.js';
+import { CarzeroError } from '../../errors.js';
+import { CARZero } from '../../model/carzero.js';
+import { cleanText } from '../../text/clean.js';
+import { Trainer, type EpochInfo, type StepInfo } from '../../train/trainer.js';
 import { createDemoModel, DEMO_MODEL_SIZE, type ModelSize } from './model.js';
 import { boxToCrop, groundingOverlayPng } from './overlay.js';
 import { generatePhantomSet, type PhantomImage, type PhantomIndex } from './phantom.js';
@@ -106,9 +114,9 @@ export interface DemoOptions {
   size?: Partial<ModelSize>;
   /** Experiments (tools/experiments/demo-select.ts): trainer config fields merged over the demo's. */
   trainer?: Record<string, unknown>;
-  /** Experiments: the ViT position table's init (see src/demo/model.ts). */
+  /** Experiments: the ViT position table's init (see src/apps/demo/model.ts). */
   posInit?: 'sincos' | 'normal';
-  /** Experiments: the head's hidden ReLU layers' bias init (see src/demo/model.ts). */
+  /** Experiments: the head's hidden ReLU layers' bias init (see src/apps/demo/model.ts). */
   headBias?: number;
   /** Experiments: also train on the normal studies' "no acute process" lines (default false). */
   normalPairs?: boolean;
@@ -511,7 +519,7 @@ const SAVED_MODEL_FILES = ['config.json', 'model.safetensors', 'tokenizer.json']
  * and a manifest into `dest` (the shipped `weights/phantom-demo/` is made this way). */
 export async function saveDemoModel(res: DemoResult, dest: string, command: string): Promise<string[]> {
   const { copyFile, realpath } = await import('node:fs/promises');
-  const { packageVersion, writeManifest } = await import('../model/store.js');
+  const { packageVersion, writeManifest } = await import('../../model/store.js');
   const src = await realpath(join(res.out, 'run', 'last'));
   await mkdir(dest, { recursive: true });
   await rm(join(dest, '.verified.json'), { force: true });
@@ -565,7 +573,7 @@ export interface PretrainedDemoResult {
 export async function runPretrainedDemo(options: PretrainedDemoOptions): Promise<PretrainedDemoResult> {
   const t0 = performance.now();
   if (typeof options.out !== 'string' || !options.out) throw new TypeError("carzero demo: option 'out' must be a folder path");
-  const { resolveModel } = await import('../model/store.js');
+  const { resolveModel } = await import('../../model/store.js');
   const log = options.log ?? (() => undefined);
   const bar = options.progress ?? (() => ({ update() {}, end() {} }));
   const out = resolve(options.out);

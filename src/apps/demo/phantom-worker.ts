@@ -1,4 +1,4 @@
-// Worker thread of generatePhantomSet (src/demo/phantom.ts): renders blocks of phantom images,
+// Worker thread of generatePhantomSet (src/apps/demo/phantom.ts): renders blocks of phantom images,
 // writes their files and returns their index entries.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

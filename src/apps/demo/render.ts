@@ -4,7 +4,7 @@
 // and the findings where anatomy says they appear. Signals are deliberately strong and
 // consistent (this data set exists to show that a small model learns), not realistic.
 // Image convention: the patient's right is the image's left.
-import type { Rng } from '../data/rng.js';
+import type { Rng } from '../../data/rng.js';
 import type { DemoClass, FindingFacts, Side, Zone } from './reports.js';
 
 export type BoxXY = [number, number, number, number];

@@ -21,10 +21,10 @@
 // docs/TRAINING.md).
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Rng } from '../data/rng.js';
-import { vocabToTokenizerJson } from '../text/tokenizer.js';
-import { expectedTensors, type CarzeroModelConfig } from '../weights/convert.js';
-import { writeSafetensors, type SafetensorsInput } from '../weights/safetensors.js';
+import { Rng } from '../../data/rng.js';
+import { vocabToTokenizerJson } from '../../text/tokenizer.js';
+import { expectedTensors, type CarzeroModelConfig } from '../../weights/convert.js';
+import { writeSafetensors, type SafetensorsInput } from '../../weights/safetensors.js';
 
 export interface ModelSize {
   /** Input side (the centre crop) and the padded side it is cropped from. */

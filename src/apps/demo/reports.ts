@@ -3,7 +3,7 @@
 // order and sometimes numbered lists. Every sentence avoids the other classes' key words, so a
 // sentence speaks about one class only (the tests check the reports against the labels with
 // REPORT_KEYWORDS / NEGATION below).
-import type { Rng } from '../data/rng.js';
+import type { Rng } from '../../data/rng.js';
 
 /** The demo's classes, named as in the Open-I 18-class list (src/eval/protocols.ts). */
 export const DEMO_CLASSES = ['Atelectasis', 'Cardiomegaly', 'Effusion', 'Mass', 'Nodule', 'Opacity', 'Pneumothorax', 'Fracture'] as const;
