@@ -13,16 +13,9 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "core/exec.h"
 
 namespace carzero {
-
-class ThreadPool;
-
-// Execution state handed to every op: the CPU thread pool, or the CUDA stream/handles/workspace.
-struct Exec {
-  ThreadPool* pool = nullptr;  // CPU backend: the pool ops parallelise over (never null on CPU)
-  void* cuda = nullptr;        // CUDA backend: opaque per-context state (streams, cuBLAS, arena)
-};
 
 enum class Act : int { None = 0, Relu = 1, Gelu = 2 };  // Gelu is the exact erf form
 
@@ -206,7 +199,6 @@ struct OpTable {
   void (*convert)(Exec&, void* dst, DType dst_type, const void* src, DType src_type, int64_t n);
 };
 
-// The CPU table (always present).
-const OpTable& cpu_ops();
+// The CPU table (always present): cpu_ops(), declared in core/exec.h.
 
 }  // namespace carzero

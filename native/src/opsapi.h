@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/context.h"
+#include "ops.h"
 #include "core/tensor.h"
 
 namespace carzero {

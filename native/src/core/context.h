@@ -6,7 +6,7 @@
 #include <string>
 
 #include "device_backend.h"
-#include "ops.h"
+#include "exec.h"
 #include "tensor.h"
 #include "threadpool.h"
 

@@ -6,7 +6,7 @@
 #include <memory>
 #include <vector>
 
-#include "ops.h"
+#include "exec.h"
 
 namespace carzero {
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/context.h"
+#include "ops.h"
 #include "model/safetensors.h"
 
 namespace carzero::model {
