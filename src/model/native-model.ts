@@ -7,14 +7,14 @@ import { Device } from '../device.js';
 import { CarzeroError } from '../errors.js';
 import { native, type DeviceMemoryStats, type NativeModelHandle, type NativeTensor } from '../native.js';
 import { Tensor } from '../tensor.js';
+import type { CarzeroConfig, NativePrecision } from './types.js';
 
-export type Precision = 'fp32' | 'bf16';
 
 export interface NativeModelOptions {
   /** 'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or a Device. Default 'auto'. */
   device?: 'auto' | 'cpu' | 'cuda' | Device;
   /** fp32 (default) or bf16 (GEMM weights stored bf16, fp32 accumulation and activations). */
-  precision?: Precision;
+  precision?: NativePrecision;
   /** Images per internal ViT chunk (bounds activation memory; default 32). */
   maxImages?: number;
   /** Texts per internal BERT chunk (default 128). */
@@ -42,16 +42,6 @@ export interface NativeScores {
   t2i: Tensor; // (Q, B)
   score: Tensor; // (B, Q) = (i2t + t2i^T) / 2, raw logits
   attention?: Tensor; // (B, Q, P)
-}
-
-/** The resolved configuration the native model uses (sizes from the tensor shapes). */
-export interface NativeModelConfig {
-  format: 'carzero-model';
-  format_version: number;
-  vision: { image_size: number; patch_size: number; in_chans: number; width: number; depth: number; heads: number; mlp_dim: number; eps: number };
-  text: { vocab_size: number; width: number; depth: number; heads: number; intermediate: number; max_position: number; type_vocab: number; eps: number; max_length: number; last_n_layers: number };
-  head: { width: number; heads: number; depth: number; ffn: number; mlp: number[]; eps: number };
-  preprocess: { resize: number; crop: number; mean: number; std: number };
 }
 
 // Tensor's constructor is private to the public API; results of native calls are wrapped here.
@@ -107,15 +97,16 @@ export interface NamedTensor {
 
 export class NativeModel implements Disposable {
   readonly device: Device;
-  readonly precision: Precision;
-  readonly config: NativeModelConfig;
+  readonly precision: NativePrecision;
+  /** The resolved configuration (sizes from the tensor shapes). */
+  readonly config: CarzeroConfig;
   #handle: NativeModelHandle | undefined;
 
   private constructor(handle: NativeModelHandle, device: Device) {
     this.#handle = handle;
     this.device = device;
     this.precision = handle.precision;
-    this.config = JSON.parse(handle.config) as NativeModelConfig;
+    this.config = JSON.parse(handle.config) as CarzeroConfig;
   }
 
   /** Loads <dir>/config.json + <dir>/model.safetensors (validated tensor by tensor). */

@@ -14,11 +14,38 @@ import type { Tensor } from '../tensor.js';
  */
 export type Precision = 'fp32' | 'tf32' | 'bf16';
 
+/** The precisions the native model keeps its weights in ('tf32' runs the 'fp32' kernels). */
+export type NativePrecision = Exclude<Precision, 'tf32'>;
+
+/**
+ * A model directory's config.json (docs/MODEL-FORMAT.md): the sizes of the three parts and the
+ * preprocessing. CARZero.config and NativeModel.config (resolved from the tensor shapes) are one.
+ */
 export interface CarzeroConfig {
   format: string;
   format_version: number;
-  vision: { image_size: number; patch_size: number; in_chans: number; width: number; depth: number; heads: number; mlp_dim: number; eps: number };
-  text: { vocab_size: number; width: number; depth: number; heads: number; intermediate: number; max_position: number; type_vocab: number; eps: number; max_length: number; last_n_layers: number };
+  vision: {
+    image_size: number;
+    patch_size: number;
+    in_chans: number;
+    width: number;
+    depth: number;
+    heads: number;
+    mlp_dim: number;
+    eps: number;
+  };
+  text: {
+    vocab_size: number;
+    width: number;
+    depth: number;
+    heads: number;
+    intermediate: number;
+    max_position: number;
+    type_vocab: number;
+    eps: number;
+    max_length: number;
+    last_n_layers: number;
+  };
   head: { width: number; heads: number; depth: number; ffn: number; mlp: number[]; eps: number };
   preprocess: { resize: number; crop: number; mean: number; std: number };
 }

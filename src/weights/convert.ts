@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { basename, join, resolve } from 'node:path';
 import { ConvertError } from '../errors.js';
 import { MODEL_FILES, packageVersion, sha256File, writeManifest, type Manifest } from '../model/store.js';
+import type { CarzeroConfig } from '../model/types.js';
 import { vocabToTokenizerJson } from '../text/tokenizer.js';
 import { castFloat, isFloatDType, numel, shapeString, type WeightDType } from './dtype.js';
 import { HfBertFolder, type LazyTensor } from './hf-bert.js';
@@ -38,13 +39,10 @@ export interface ConvertOptions {
   force?: boolean;
 }
 
-export interface CarzeroModelConfig {
+/** The config.json that convert writes: the model's config (CarzeroConfig) and where it came from. */
+export interface CarzeroModelConfig extends CarzeroConfig {
   format: 'carzero-model';
   format_version: 1;
-  vision: { image_size: number; patch_size: number; in_chans: number; width: number; depth: number; heads: number; mlp_dim: number; eps: number };
-  text: { vocab_size: number; width: number; depth: number; heads: number; intermediate: number; max_position: number; type_vocab: number; eps: number; max_length: number; last_n_layers: number };
-  head: { width: number; heads: number; depth: number; ffn: number; mlp: number[]; eps: number };
-  preprocess: { resize: number; crop: number; mean: number; std: number };
   source: { checkpoint: string; text_model: string };
 }
 
