@@ -2,7 +2,8 @@
 // computes what a plain JS reference computes, errors name their argument, and work really runs
 // off the JS thread. (Exhaustive numerical parity lives in the native harness, native/tests/.)
 import test from 'ava';
-import { CarzeroError, OP_TABLE, Tensor, native, ops, runOp } from '../src/index.js';
+import { CarzeroError, Tensor, ops, runOp } from '../src/index.js';
+import { OP_TABLE, native } from '../src/internal.js';
 
 function rand(n: number, seed: number): Float32Array {
   // xorshift32: deterministic test data

@@ -3,10 +3,12 @@
 // UsageError whose message names the command and the option, plus the value checks the commands
 // share (one of a set, positive or non-negative integers, numbers in a range).
 import { parseArgs } from 'node:util';
+import { CarzeroError } from '../errors.js';
 
-export class UsageError extends Error {
+/** A command line the command cannot run (exit status 2); the message says why. */
+export class UsageError extends CarzeroError {
   constructor(message: string) {
-    super(message);
+    super(message, 'CZ_ERR_INVALID_ARGUMENT');
     this.name = 'UsageError';
   }
 }

@@ -3,11 +3,16 @@
 // data is decoded by ./jpeg-scan.ts. Checks mirror the ones libjpeg(-turbo) makes, so that a file
 // cv2.imread refuses is refused here too, with a message naming the problem.
 
-/** Something wrong with the JPEG data; `unsupported` marks valid JPEG we do not decode. */
-export class JpegError extends Error {
+import { CarzeroError } from '../errors.js';
+
+/**
+ * Something wrong with the JPEG data (code CZ_ERR_FORMAT); `unsupported` marks valid JPEG we do not
+ * decode (code CZ_ERR_UNSUPPORTED).
+ */
+export class JpegError extends CarzeroError {
   readonly unsupported: boolean;
   constructor(message: string, unsupported = false) {
-    super(message);
+    super(message, unsupported ? 'CZ_ERR_UNSUPPORTED' : 'CZ_ERR_FORMAT');
     this.name = 'JpegError';
     this.unsupported = unsupported;
   }
