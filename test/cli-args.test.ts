@@ -1,7 +1,15 @@
 // The subcommands' argument parsing (src/cli/args.ts over node:util parseArgs): values, flags,
 // defaults, the -h alias, `--`, and usage errors that name the command and the option.
 import test from 'ava';
-import { HELP_OPTION, nonNegativeInt, numberIn, oneOf, parseCommand, positiveInt, UsageError } from '../src/cli/args.js';
+import {
+  HELP_OPTION,
+  nonNegativeInt,
+  numberIn,
+  oneOf,
+  parseCommand,
+  positiveInt,
+  UsageError,
+} from '../src/cli/args.js';
 
 const SPEC = {
   ...HELP_OPTION,
@@ -26,12 +34,14 @@ test('values, flags, defaults, positionals, --name=value and the -h alias', (t) 
 });
 
 test('usage errors name the command and the option', (t) => {
-  const err = (argv: string[]) => t.throws(() => parseCommand(argv, SPEC, 'classify'), { instanceOf: UsageError })!.message;
+  const err = (argv: string[]) =>
+    t.throws(() => parseCommand(argv, SPEC, 'classify'), { instanceOf: UsageError })!.message;
   t.is(err(['--frob']), "carzero classify: unknown option '--frob'");
   t.is(err(['--frob=1']), "carzero classify: unknown option '--frob'");
   t.is(err(['-x']), "carzero classify: unknown option '-x'");
   t.is(err(['--model']), 'carzero classify: option --model needs a value');
-  t.regex(err(['--model', '--quiet']), /^carzero classify: option --model needs a value, got the option-like '--quiet'/);
+  const likeOption = /^carzero classify: option --model needs a value, got the option-like '--quiet'/;
+  t.regex(err(['--model', '--quiet']), likeOption);
   t.is(err(['--quiet=yes']), 'carzero classify: option --quiet takes no value');
   t.is(parseCommand(['--model=-odd'], SPEC, 'classify').values.model, '-odd');
 });
@@ -40,15 +50,19 @@ test('value checks', (t) => {
   t.is(oneOf(undefined, ['a', 'b'] as const, 'x', 'c', 'a'), 'a');
   t.is(oneOf(undefined, ['a', 'b'] as const, 'x', 'c', undefined), undefined);
   t.is(oneOf('b', ['a', 'b'] as const, 'x', 'c', 'a'), 'b');
-  t.throws(() => oneOf('z', ['a', 'b'] as const, 'x', 'c', 'a'), { message: "carzero c: --x must be one of a|b, got 'z'" });
+  const notOne = "carzero c: --x must be one of a|b, got 'z'";
+  t.throws(() => oneOf('z', ['a', 'b'] as const, 'x', 'c', 'a'), { message: notOne });
   t.is(positiveInt('3', 'n', 'c', 1), 3);
   t.is(positiveInt(undefined, 'n', 'c', undefined), undefined);
   for (const bad of ['0', '-1', '1.5', '', 'x', '1e400'])
-    t.throws(() => positiveInt(bad, 'n', 'c', 1), { message: `carzero c: --n must be a positive integer, got '${bad}'` });
+    t.throws(() => positiveInt(bad, 'n', 'c', 1), {
+      message: `carzero c: --n must be a positive integer, got '${bad}'`,
+    });
   t.is(nonNegativeInt('0', 'n', 'c', 5), 0);
   t.throws(() => nonNegativeInt('-1', 'n', 'c', 5), { message: /--n must be a non-negative integer, got '-1'/ });
   t.is(numberIn('0.5', [0, 1], 'a', 'c', 0.45), 0.5);
   t.is(numberIn('1', [0, 1], 'a', 'c', 0.45), 1);
-  t.throws(() => numberIn('1', [0, 1], 'lr', 'c', undefined, true), { message: "carzero c: --lr must be a number in (0, 1), got '1'" });
+  const open = "carzero c: --lr must be a number in (0, 1), got '1'";
+  t.throws(() => numberIn('1', [0, 1], 'lr', 'c', undefined, true), { message: open });
   t.throws(() => numberIn('nan', [0, 1], 'a', 'c', 0), { message: /\[0, 1\]/ });
 });

@@ -32,8 +32,8 @@ test.after.always(async () => {
 });
 
 test('quick demo writes the table, plots, overlays, scores and the summary', async (t) => {
-  const results = ['auroc.txt', 'auroc.json', 'auroc.csv', 'roc.svg', 'pr.svg', 'scores.csv', 'prompts.json', 'summary.json'];
-  for (const f of [...results, 'data/custom.csv', 'data/boxes.json'])
+  const results = ['auroc.txt', 'auroc.json', 'auroc.csv', 'roc.svg', 'pr.svg', 'scores.csv', 'prompts.json'];
+  for (const f of [...results, 'summary.json', 'data/custom.csv', 'data/boxes.json'])
     t.true(existsSync(join(dir, f)), f);
   const table = await readFile(join(dir, 'auroc.txt'), 'utf8');
   for (const c of res.classes) t.regex(table, new RegExp(`^${c}\\s+\\d+\\s+0\\.\\d{4}`, 'm'), c);
