@@ -74,7 +74,7 @@ grep -q '^image decoders: native' /work/info.txt
 npx carzero convert --checkpoint /work/tiny/carzero-tiny.ckpt --text-model /work/tiny/bert-tiny --vit-heads $vit_heads --head-heads $head_heads --out /work/model >/dev/null
 cd /work/tiny/images && /work/app/node_modules/.bin/carzero classify --model /work/model --prompts /work/tiny/text/prompts.json --device cpu --format csv --quiet ${images[*]} > /work/root-scores.csv
 cd /work/app && npx carzero demo --quick --quiet --out /work/demo-out
-test -s /work/demo-out/auroc.json && test -s /work/demo-out/roc.png
+test -s /work/demo-out/auroc.json && test -s /work/demo-out/roc.svg
 EOF
 echo "oldroot-check: in the root, no network: npm install (offline), info, convert, classify, demo --quick"
 # env -i: nothing from the host environment (NODE_EXTRA_CA_CERTS and the like name host files)
