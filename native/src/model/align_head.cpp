@@ -24,28 +24,30 @@ void AlignHead::declare(ParamStore& ps, const HeadConfig& cfg, DType wt) {
   i_layers_.clear();
   for (int64_t l = 0; l < cfg.depth; ++l) {
     const std::string b = kP + "decoder.layers." + std::to_string(l) + ".";
-    std::vector<int> ix;
-    ix.push_back(ps.declare(b + "norm2.weight", {C}, DType::F32));
-    ix.push_back(ps.declare(b + "norm2.bias", {C}, DType::F32));
-    ix.push_back(ps.declare(b + "multihead_attn.in_proj_weight", {3 * C, C}, wt));
-    ix.push_back(ps.declare(b + "multihead_attn.in_proj_bias", {3 * C}, DType::F32));
-    ix.push_back(ps.declare(b + "multihead_attn.out_proj.weight", {C, C}, wt));
-    ix.push_back(ps.declare(b + "multihead_attn.out_proj.bias", {C}, DType::F32));
-    ix.push_back(ps.declare(b + "norm3.weight", {C}, DType::F32));
-    ix.push_back(ps.declare(b + "norm3.bias", {C}, DType::F32));
-    ix.push_back(ps.declare(b + "linear1.weight", {F_, C}, wt));
-    ix.push_back(ps.declare(b + "linear1.bias", {F_}, DType::F32));
-    ix.push_back(ps.declare(b + "linear2.weight", {C, F_}, wt));
-    ix.push_back(ps.declare(b + "linear2.bias", {C}, DType::F32));
-    i_layers_.push_back(ix);
+    LayerParams p;  // declared in checkpoint order
+    p.norm2_w = ps.declare(b + "norm2.weight", {C}, DType::F32);
+    p.norm2_b = ps.declare(b + "norm2.bias", {C}, DType::F32);
+    p.in_proj_w = ps.declare(b + "multihead_attn.in_proj_weight", {3 * C, C}, wt);
+    p.in_proj_b = ps.declare(b + "multihead_attn.in_proj_bias", {3 * C}, DType::F32);
+    p.out_proj_w = ps.declare(b + "multihead_attn.out_proj.weight", {C, C}, wt);
+    p.out_proj_b = ps.declare(b + "multihead_attn.out_proj.bias", {C}, DType::F32);
+    p.norm3_w = ps.declare(b + "norm3.weight", {C}, DType::F32);
+    p.norm3_b = ps.declare(b + "norm3.bias", {C}, DType::F32);
+    p.linear1_w = ps.declare(b + "linear1.weight", {F_, C}, wt);
+    p.linear1_b = ps.declare(b + "linear1.bias", {F_}, DType::F32);
+    p.linear2_w = ps.declare(b + "linear2.weight", {C, F_}, wt);
+    p.linear2_b = ps.declare(b + "linear2.bias", {C}, DType::F32);
+    i_layers_.push_back(p);
   }
   i_mlp_.clear();
   int64_t in = C;
   for (size_t k = 0; k < cfg.mlp.size(); ++k) {
     const std::string b = kP + "mlp_head." + std::to_string(3 * k) + ".";
     // The MLP head stays fp32 at every precision (see forward).
-    i_mlp_.emplace_back(ps.declare(b + "weight", {cfg.mlp[k], in}, DType::F32),
-                        ps.declare(b + "bias", {cfg.mlp[k]}, DType::F32));
+    LinParams p;
+    p.w = ps.declare(b + "weight", {cfg.mlp[k], in}, DType::F32);
+    p.b = ps.declare(b + "bias", {cfg.mlp[k]}, DType::F32);
+    i_mlp_.push_back(p);
     in = cfg.mlp[k];
   }
 }
@@ -58,20 +60,20 @@ void AlignHead::bind(const ParamStore& ps) {
     return Lin{p.data, p.dtype, ps.f32(b), p.shape[0], p.shape[1]};
   };
   layers_.clear();
-  for (const auto& ix : i_layers_) {
+  for (const LayerParams& p : i_layers_) {
     Layer k;
-    k.norm2 = LN{ps.f32(ix[0]), ps.f32(ix[1]), C_, eps};
-    k.in_proj = lin(ix[2], ix[3]);
+    k.norm2 = LN{ps.f32(p.norm2_w), ps.f32(p.norm2_b), C_, eps};
+    k.in_proj = lin(p.in_proj_w, p.in_proj_b);
     k.in_q = k.in_proj.rows(0, C_);
     k.in_kv = k.in_proj.rows(C_, 2 * C_);
-    k.out_proj = lin(ix[4], ix[5]);
-    k.norm3 = LN{ps.f32(ix[6]), ps.f32(ix[7]), C_, eps};
-    k.linear1 = lin(ix[8], ix[9]);
-    k.linear2 = lin(ix[10], ix[11]);
+    k.out_proj = lin(p.out_proj_w, p.out_proj_b);
+    k.norm3 = LN{ps.f32(p.norm3_w), ps.f32(p.norm3_b), C_, eps};
+    k.linear1 = lin(p.linear1_w, p.linear1_b);
+    k.linear2 = lin(p.linear2_w, p.linear2_b);
     layers_.push_back(k);
   }
   mlp_.clear();
-  for (const auto& wb : i_mlp_) mlp_.push_back(lin(wb.first, wb.second));
+  for (const LinParams& p : i_mlp_) mlp_.push_back(lin(p.w, p.b));
 }
 
 void AlignHead::prepack(const Context& ctx, WeightPacks& packs) {
@@ -304,7 +306,7 @@ void AlignHead::backward(const Runner& r, const HeadActs& a, const HeadGrads& g,
     const bool last = k + 1 == mlp_.size();
     const float* x = k ? a.mlp[k - 1] : a.fin;
     float* dx = k ? spare : g.dt;
-    r.linear_backward(mlp_[k], x, NP, dy, dx, G(i_mlp_[k].first), G(i_mlp_[k].second),
+    r.linear_backward(mlp_[k], x, NP, dy, dx, G(i_mlp_[k].w), G(i_mlp_[k].b),
                       last ? Act::None : Act::Relu, a.mlp_pre[k]);
     if (k) d.backward(r, dx, dx, NP * mlp_[k - 1].out, Dropout::site(module, 1022, k - 1));
     spare = dy;
@@ -319,21 +321,22 @@ void AlignHead::backward(const Runner& r, const HeadActs& a, const HeadGrads& g,
   for (size_t l = layers_.size(); l-- > 0;) {
     const Layer& k = layers_[l];
     const HeadLayerActs& s = a.layers[l];
-    const std::vector<int>& ix = i_layers_[l];
+    const LayerParams& p = i_layers_[l];
     const bool shared_q = l == 0;
     const int64_t qrows = shared_q ? Nq : NP;
     const uint64_t li = static_cast<uint64_t>(l);
     // t_out = t_mid + drop(linear2(drop(relu(linear1(norm3(t_mid)))))).
     d.backward(r, g.dt, dT, NP * C, Dropout::site(module, li, 2));
-    r.linear_backward(k.linear2, s.f, NP, g.dt, g.df, G(ix[10]), G(ix[11]));
+    r.linear_backward(k.linear2, s.f, NP, g.dt, g.df, G(p.linear2_w), G(p.linear2_b));
     d.backward(r, g.df, g.df, NP * F, Dropout::site(module, li, 1));
-    r.linear_backward(k.linear1, s.n3, NP, g.df, g.dt, G(ix[8]), G(ix[9]), Act::Relu, s.f_pre);
-    r.layernorm_backward(k.norm3, g.dt, s.t_mid, s.n3_mean, s.n3_rstd, NP, g.dt2, G(ix[6]),
-                         G(ix[7]));
+    r.linear_backward(k.linear1, s.n3, NP, g.df, g.dt, G(p.linear1_w), G(p.linear1_b), Act::Relu,
+                      s.f_pre);
+    r.layernorm_backward(k.norm3, g.dt, s.t_mid, s.n3_mean, s.n3_rstd, NP, g.dt2, G(p.norm3_w),
+                         G(p.norm3_b));
     r.accumulate(dT, g.dt2, NP * C);  // d t_mid
     // t_mid = t_in + drop(out_proj(attn(W_q norm2(t_in), W_k m, W_v m))).
     d.backward(r, g.dt, dT, NP * C, Dropout::site(module, li, 0));
-    r.linear_backward(k.out_proj, s.att, NP, g.dt, g.datt, G(ix[4]), G(ix[5]));
+    r.linear_backward(k.out_proj, s.att, NP, g.dt, g.datt, G(p.out_proj_w), G(p.out_proj_b));
     r.zero(g.dqh, qrows * C);
     r.zero(g.dkv, Nm * S * 2 * C);
     AttnGrads ag;
@@ -342,11 +345,11 @@ void AlignHead::backward(const Runner& r, const HeadActs& a, const HeadGrads& g,
     ag.dk = g.dkv;
     ag.dv = g.dkv + C;
     r.ops().attention_backward(r.ex(), attn_args(a, s, shared_q), ag);
-    float* gw_in = G(ix[2]);
-    float* gb_in = G(ix[3]);
+    float* gw_in = G(p.in_proj_w);
+    float* gb_in = G(p.in_proj_b);
     r.linear_backward(k.in_proj.rows(0, C), s.n2, qrows, g.dqh, g.dt, gw_in, gb_in);
-    r.layernorm_backward(k.norm2, g.dt, s.t_in, s.n2_mean, s.n2_rstd, qrows, g.dt2, G(ix[0]),
-                         G(ix[1]));
+    r.layernorm_backward(k.norm2, g.dt, s.t_in, s.n2_mean, s.n2_rstd, qrows, g.dt2, G(p.norm2_w),
+                         G(p.norm2_b));
     if (!shared_q) {
       r.accumulate(dT, g.dt2, NP * C);  // d t_in = d t_out of the previous layer
     } else {  // t_in = q0 broadcast over the Nm memory items

@@ -95,12 +95,20 @@ class AlignHead {
     Lin in_proj, out_proj, linear1, linear2;
     Lin in_q, in_kv;  // in_proj's rows [0, C) (query) and [C, 3C) (key | value)
   };
+  // One decoder layer's parameter indices in the ParamStore (weight w, bias b), filled by declare().
+  struct LayerParams {
+    int norm2_w = -1, norm2_b = -1, in_proj_w = -1, in_proj_b = -1, out_proj_w = -1, out_proj_b = -1;
+    int norm3_w = -1, norm3_b = -1, linear1_w = -1, linear1_b = -1, linear2_w = -1, linear2_b = -1;
+  };
+  struct LinParams {  // one mlp_head Linear
+    int w = -1, b = -1;
+  };
   AttnArgs attn_args(const HeadActs& a, const HeadLayerActs& s, bool shared_q) const;
   HeadConfig cfg_;
   int64_t C_ = 0, NH_ = 0, HS_ = 0, F_ = 0;
   int i_dn_w_ = -1, i_dn_b_ = -1;
-  std::vector<std::vector<int>> i_layers_;
-  std::vector<std::pair<int, int>> i_mlp_;
+  std::vector<LayerParams> i_layers_;
+  std::vector<LinParams> i_mlp_;
   LN dec_norm_;
   std::vector<Layer> layers_;
   std::vector<Lin> mlp_;

@@ -40,14 +40,14 @@ void BertEncoder::declare(ParamStore& ps, const TextConfig& cfg, DType wt, bool 
   i_layers_.clear();
   for (int64_t l = 0; l < cfg.depth; ++l) {
     const std::string b = kP + "encoder.layer." + std::to_string(l) + ".";
-    std::vector<int> ix;
+    LayerParams p;  // declared in checkpoint order
     if (training) {
       // Three consecutive parameters (no gap) = the packed (3C, C) matrix and (3C) bias.
       const std::string a = b + "attention.self.";
-      ix.push_back(ps.declare(a + "query.weight", {C, C}, wt));
+      p.qkv_w = ps.declare(a + "query.weight", {C, C}, wt);
       const int kw = ps.declare(a + "key.weight", {C, C}, wt, true);
       const int vw = ps.declare(a + "value.weight", {C, C}, wt, true);
-      ix.push_back(ps.declare(a + "query.bias", {C}, DType::F32));
+      p.qkv_b = ps.declare(a + "query.bias", {C}, DType::F32);
       const int kb = ps.declare(a + "key.bias", {C}, DType::F32, true);
       const int vb = ps.declare(a + "value.bias", {C}, DType::F32, true);
       CZ_REQUIRE(ps.param(kw).packed && ps.param(vw).packed && ps.param(kb).packed &&
@@ -63,22 +63,22 @@ void BertEncoder::declare(ParamStore& ps, const TextConfig& cfg, DType wt, bool 
         w.insert(w.end(), wi.begin(), wi.end());
         bias.insert(bias.end(), bi.begin(), bi.end());
       }
-      ix.push_back(ps.declare_derived(b + "attention.self.qkv.weight#packed", {3 * C, C}, wt,
-                                      std::move(w)));
-      ix.push_back(ps.declare_derived(b + "attention.self.qkv.bias#packed", {3 * C}, DType::F32,
-                                      std::move(bias)));
+      p.qkv_w = ps.declare_derived(b + "attention.self.qkv.weight#packed", {3 * C, C}, wt,
+                                   std::move(w));
+      p.qkv_b = ps.declare_derived(b + "attention.self.qkv.bias#packed", {3 * C}, DType::F32,
+                                   std::move(bias));
     }
-    ix.push_back(ps.declare(b + "attention.output.dense.weight", {C, C}, wt));
-    ix.push_back(ps.declare(b + "attention.output.dense.bias", {C}, DType::F32));
-    ix.push_back(ps.declare(b + "attention.output.LayerNorm.weight", {C}, DType::F32));
-    ix.push_back(ps.declare(b + "attention.output.LayerNorm.bias", {C}, DType::F32));
-    ix.push_back(ps.declare(b + "intermediate.dense.weight", {I_, C}, wt));
-    ix.push_back(ps.declare(b + "intermediate.dense.bias", {I_}, DType::F32));
-    ix.push_back(ps.declare(b + "output.dense.weight", {C, I_}, wt));
-    ix.push_back(ps.declare(b + "output.dense.bias", {C}, DType::F32));
-    ix.push_back(ps.declare(b + "output.LayerNorm.weight", {C}, DType::F32));
-    ix.push_back(ps.declare(b + "output.LayerNorm.bias", {C}, DType::F32));
-    i_layers_.push_back(ix);
+    p.out_dense_w = ps.declare(b + "attention.output.dense.weight", {C, C}, wt);
+    p.out_dense_b = ps.declare(b + "attention.output.dense.bias", {C}, DType::F32);
+    p.ln1_w = ps.declare(b + "attention.output.LayerNorm.weight", {C}, DType::F32);
+    p.ln1_b = ps.declare(b + "attention.output.LayerNorm.bias", {C}, DType::F32);
+    p.inter_w = ps.declare(b + "intermediate.dense.weight", {I_, C}, wt);
+    p.inter_b = ps.declare(b + "intermediate.dense.bias", {I_}, DType::F32);
+    p.out2_w = ps.declare(b + "output.dense.weight", {C, I_}, wt);
+    p.out2_b = ps.declare(b + "output.dense.bias", {C}, DType::F32);
+    p.ln2_w = ps.declare(b + "output.LayerNorm.weight", {C}, DType::F32);
+    p.ln2_b = ps.declare(b + "output.LayerNorm.bias", {C}, DType::F32);
+    i_layers_.push_back(p);
   }
 }
 
@@ -93,14 +93,14 @@ void BertEncoder::bind(const ParamStore& ps) {
     return Lin{ps.ptr(w), ps.param(w).dtype, ps.f32(b), out, in};
   };
   layers_.clear();
-  for (const auto& ix : i_layers_) {
+  for (const LayerParams& p : i_layers_) {
     Layer k;
-    k.qkv = lin(ix[0], ix[1], 3 * C_, C_);
-    k.out_dense = lin(ix[2], ix[3], C_, C_);
-    k.ln1 = LN{ps.f32(ix[4]), ps.f32(ix[5]), C_, eps};
-    k.inter = lin(ix[6], ix[7], I_, C_);
-    k.out2 = lin(ix[8], ix[9], C_, I_);
-    k.ln2 = LN{ps.f32(ix[10]), ps.f32(ix[11]), C_, eps};
+    k.qkv = lin(p.qkv_w, p.qkv_b, 3 * C_, C_);
+    k.out_dense = lin(p.out_dense_w, p.out_dense_b, C_, C_);
+    k.ln1 = LN{ps.f32(p.ln1_w), ps.f32(p.ln1_b), C_, eps};
+    k.inter = lin(p.inter_w, p.inter_b, I_, C_);
+    k.out2 = lin(p.out2_w, p.out2_b, C_, I_);
+    k.ln2 = LN{ps.f32(p.ln2_w), ps.f32(p.ln2_b), C_, eps};
     layers_.push_back(k);
   }
 }
@@ -267,7 +267,7 @@ void BertEncoder::backward(const Runner& r, const BertActs& a, const BertGrads& 
   for (size_t l = layers_.size(); l-- > 0;) {
     const Layer& k = layers_[l];
     const BertLayerActs& s = a.layers[l];
-    const std::vector<int>& ix = i_layers_[l];
+    const LayerParams& p = i_layers_[l];
     const int64_t li = static_cast<int64_t>(l);
     // Recompute: the shared set holds the last layer after the forward; earlier layers are re-run
     // from their kept input with the same dropout masks (counter-based: identical values).
@@ -280,18 +280,18 @@ void BertEncoder::backward(const Runner& r, const BertActs& a, const BertGrads& 
       r.accumulate(g.dx, dhsum, N * C);
     }
     // out = LN2(res2), res2 = x1 + drop(out2(inter)), inter = GELU(dense(x1)).
-    r.layernorm_backward(k.ln2, g.dx, s.res2, s.ln2_mean, s.ln2_rstd, N, g.dres, G(ix[10]),
-                         G(ix[11]));
+    r.layernorm_backward(k.ln2, g.dx, s.res2, s.ln2_mean, s.ln2_rstd, N, g.dres, G(p.ln2_w),
+                         G(p.ln2_b));
     d.backward(r, g.dt, g.dres, N * C, Dropout::site(Dropout::Text, li, 1));
-    r.linear_backward(k.out2, s.inter, N, g.dt, g.dinter, G(ix[8]), G(ix[9]));
-    r.linear_backward(k.inter, s.x1, N, g.dinter, g.dt, G(ix[6]), G(ix[7]), Act::Gelu,
+    r.linear_backward(k.out2, s.inter, N, g.dt, g.dinter, G(p.out2_w), G(p.out2_b));
+    r.linear_backward(k.inter, s.x1, N, g.dinter, g.dt, G(p.inter_w), G(p.inter_b), Act::Gelu,
                       s.inter_pre);
     r.accumulate(g.dres, g.dt, N * C);  // d x1
     // x1 = LN1(res1), res1 = x_in + drop(dense(att)).
-    r.layernorm_backward(k.ln1, g.dres, s.res1, s.ln1_mean, s.ln1_rstd, N, g.dx, G(ix[4]),
-                         G(ix[5]));  // g.dx = d res1
+    r.layernorm_backward(k.ln1, g.dres, s.res1, s.ln1_mean, s.ln1_rstd, N, g.dx, G(p.ln1_w),
+                         G(p.ln1_b));  // g.dx = d res1
     d.backward(r, g.dt, g.dx, N * C, Dropout::site(Dropout::Text, li, 0));
-    r.linear_backward(k.out_dense, s.att, N, g.dt, g.datt, G(ix[2]), G(ix[3]));
+    r.linear_backward(k.out_dense, s.att, N, g.dt, g.datt, G(p.out_dense_w), G(p.out_dense_b));
     r.zero(g.dqkv, N * 3 * C);
     AttnGrads ag;
     ag.dout = g.datt;
@@ -300,7 +300,7 @@ void BertEncoder::backward(const Runner& r, const BertActs& a, const BertGrads& 
     ag.dv = g.dqkv + 2 * C;
     encoder_attention_backward(r, attn_args(s, Q, L, mask), ag);
     // qkv = x_in @ [Wq; Wk; Wv]^T: the three parameters' gradients are one packed block.
-    r.linear_backward(k.qkv, s.x_in, N, g.dqkv, g.dt, G(ix[0]), G(ix[1]));
+    r.linear_backward(k.qkv, s.x_in, N, g.dqkv, g.dt, G(p.qkv_w), G(p.qkv_b));
     r.accumulate(g.dx, g.dt, N * C);  // d x_in = d out of the previous layer
   }
   // x_in(0) = drop(LN(word[ids] + pos[t] + type[0])).

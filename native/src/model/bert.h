@@ -77,6 +77,13 @@ class BertEncoder {
     Lin qkv, out_dense, inter, out2;
     LN ln1, ln2;
   };
+  // One layer's parameter indices in the ParamStore (weight w, bias b), filled by declare().
+  // qkv_w / qkv_b: the packed (3C, C) / (3C) q | k | v (training: the query parameter, which
+  // key and value follow without a gap).
+  struct LayerParams {
+    int qkv_w = -1, qkv_b = -1, out_dense_w = -1, out_dense_b = -1, ln1_w = -1, ln1_b = -1;
+    int inter_w = -1, inter_b = -1, out2_w = -1, out2_b = -1, ln2_w = -1, ln2_b = -1;
+  };
   AttnArgs attn_args(const BertLayerActs& s, int64_t Q, int64_t L, const uint8_t* mask) const;
   TextConfig cfg_;
   bool training_ = false;
@@ -85,7 +92,7 @@ class BertEncoder {
   const float* type_ = nullptr;  // (type_vocab, C)
   int64_t C_ = 0, NH_ = 0, HS_ = 0, I_ = 0;
   int i_word_ = -1, i_postype_ = -1, i_ln_w_ = -1, i_ln_b_ = -1;
-  std::vector<std::vector<int>> i_layers_;
+  std::vector<LayerParams> i_layers_;
   const float* word_ = nullptr;     // (V, C)
   const float* postype_ = nullptr;  // (max_position, C) position + token type 0
   LN emb_ln_;

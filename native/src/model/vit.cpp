@@ -46,20 +46,20 @@ void VisionTransformer::declare(ParamStore& ps, const VisionConfig& cfg, DType w
   i_blocks_.clear();
   for (int64_t l = 0; l < cfg.depth; ++l) {
     const std::string b = kP + "blocks." + std::to_string(l) + ".";
-    std::vector<int> ix;
-    ix.push_back(ps.declare(b + "norm1.weight", {C}, DType::F32));
-    ix.push_back(ps.declare(b + "norm1.bias", {C}, DType::F32));
-    ix.push_back(ps.declare(b + "attn.qkv.weight", {3 * C, C}, wt));
-    ix.push_back(ps.declare(b + "attn.qkv.bias", {3 * C}, DType::F32));
-    ix.push_back(ps.declare(b + "attn.proj.weight", {C, C}, wt));
-    ix.push_back(ps.declare(b + "attn.proj.bias", {C}, DType::F32));
-    ix.push_back(ps.declare(b + "norm2.weight", {C}, DType::F32));
-    ix.push_back(ps.declare(b + "norm2.bias", {C}, DType::F32));
-    ix.push_back(ps.declare(b + "mlp.fc1.weight", {F_, C}, wt));
-    ix.push_back(ps.declare(b + "mlp.fc1.bias", {F_}, DType::F32));
-    ix.push_back(ps.declare(b + "mlp.fc2.weight", {C, F_}, wt));
-    ix.push_back(ps.declare(b + "mlp.fc2.bias", {C}, DType::F32));
-    i_blocks_.push_back(ix);
+    BlockParams p;  // declared in checkpoint order
+    p.norm1_w = ps.declare(b + "norm1.weight", {C}, DType::F32);
+    p.norm1_b = ps.declare(b + "norm1.bias", {C}, DType::F32);
+    p.qkv_w = ps.declare(b + "attn.qkv.weight", {3 * C, C}, wt);
+    p.qkv_b = ps.declare(b + "attn.qkv.bias", {3 * C}, DType::F32);
+    p.proj_w = ps.declare(b + "attn.proj.weight", {C, C}, wt);
+    p.proj_b = ps.declare(b + "attn.proj.bias", {C}, DType::F32);
+    p.norm2_w = ps.declare(b + "norm2.weight", {C}, DType::F32);
+    p.norm2_b = ps.declare(b + "norm2.bias", {C}, DType::F32);
+    p.fc1_w = ps.declare(b + "mlp.fc1.weight", {F_, C}, wt);
+    p.fc1_b = ps.declare(b + "mlp.fc1.bias", {F_}, DType::F32);
+    p.fc2_w = ps.declare(b + "mlp.fc2.weight", {C, F_}, wt);
+    p.fc2_b = ps.declare(b + "mlp.fc2.bias", {C}, DType::F32);
+    i_blocks_.push_back(p);
   }
   i_norm_w_ = ps.declare(kP + "norm.weight", {C}, DType::F32);
   i_norm_b_ = ps.declare(kP + "norm.bias", {C}, DType::F32);
@@ -78,14 +78,14 @@ void VisionTransformer::bind(const ParamStore& ps) {
     return Lin{ps.ptr(w), ps.param(w).dtype, ps.f32(b), out, in};
   };
   blocks_.clear();
-  for (const auto& ix : i_blocks_) {
+  for (const BlockParams& p : i_blocks_) {
     Block k;
-    k.norm1 = LN{ps.f32(ix[0]), ps.f32(ix[1]), C_, eps};
-    k.qkv = lin(ix[2], ix[3], 3 * C_, C_);
-    k.proj = lin(ix[4], ix[5], C_, C_);
-    k.norm2 = LN{ps.f32(ix[6]), ps.f32(ix[7]), C_, eps};
-    k.fc1 = lin(ix[8], ix[9], F_, C_);
-    k.fc2 = lin(ix[10], ix[11], C_, F_);
+    k.norm1 = LN{ps.f32(p.norm1_w), ps.f32(p.norm1_b), C_, eps};
+    k.qkv = lin(p.qkv_w, p.qkv_b, 3 * C_, C_);
+    k.proj = lin(p.proj_w, p.proj_b, C_, C_);
+    k.norm2 = LN{ps.f32(p.norm2_w), ps.f32(p.norm2_b), C_, eps};
+    k.fc1 = lin(p.fc1_w, p.fc1_b, F_, C_);
+    k.fc2 = lin(p.fc2_w, p.fc2_b, C_, F_);
     blocks_.push_back(k);
   }
 }
@@ -301,18 +301,18 @@ void VisionTransformer::backward(const Runner& r, const VitActs& a, const VitGra
   for (size_t l = blocks_.size(); l-- > 0;) {
     const Block& k = blocks_[l];
     const VitBlockActs& s = a.blocks[l];
-    const std::vector<int>& ix = i_blocks_[l];
+    const BlockParams& p = i_blocks_[l];
     // The shared set holds the last block's activations after the forward; earlier blocks are
     // re-run from their kept input (dropout-free, deterministic: the same values).
     if (a.recompute && l + 1 < blocks_.size()) forward_block(r, l, s, B, true);
     // x_out = x_mid + fc2(GELU(fc1(LN2(x_mid)))); g.dx = d x_out.
-    r.linear_backward(k.fc2, s.h, BT, g.dx, g.dh, G(ix[10]), G(ix[11]));
-    r.linear_backward(k.fc1, s.ln2, BT, g.dh, g.dt, G(ix[8]), G(ix[9]), Act::Gelu, s.fc1_pre);
-    r.layernorm_backward(k.norm2, g.dt, s.x_mid, s.ln2_mean, s.ln2_rstd, BT, g.dt2, G(ix[6]),
-                         G(ix[7]));
+    r.linear_backward(k.fc2, s.h, BT, g.dx, g.dh, G(p.fc2_w), G(p.fc2_b));
+    r.linear_backward(k.fc1, s.ln2, BT, g.dh, g.dt, G(p.fc1_w), G(p.fc1_b), Act::Gelu, s.fc1_pre);
+    r.layernorm_backward(k.norm2, g.dt, s.x_mid, s.ln2_mean, s.ln2_rstd, BT, g.dt2, G(p.norm2_w),
+                         G(p.norm2_b));
     r.accumulate(g.dx, g.dt2, BT * C);  // d x_mid
     // x_mid = x_in + proj(attn(LN1(x_in))).
-    r.linear_backward(k.proj, s.att, BT, g.dx, g.dt, G(ix[4]), G(ix[5]));
+    r.linear_backward(k.proj, s.att, BT, g.dx, g.dt, G(p.proj_w), G(p.proj_b));
     r.zero(g.dqkv, BT * 3 * C);
     AttnGrads ag;
     ag.dout = g.dt;
@@ -320,9 +320,9 @@ void VisionTransformer::backward(const Runner& r, const VitActs& a, const VitGra
     ag.dk = g.dqkv + C;
     ag.dv = g.dqkv + 2 * C;
     encoder_attention_backward(r, attn_args(s, B, scale), ag);
-    r.linear_backward(k.qkv, s.ln1, BT, g.dqkv, g.dt, G(ix[2]), G(ix[3]));
-    r.layernorm_backward(k.norm1, g.dt, s.x_in, s.ln1_mean, s.ln1_rstd, BT, g.dt2, G(ix[0]),
-                         G(ix[1]));
+    r.linear_backward(k.qkv, s.ln1, BT, g.dqkv, g.dt, G(p.qkv_w), G(p.qkv_b));
+    r.layernorm_backward(k.norm1, g.dt, s.x_in, s.ln1_mean, s.ln1_rstd, BT, g.dt2, G(p.norm1_w),
+                         G(p.norm1_b));
     r.accumulate(g.dx, g.dt2, BT * C);  // d x_in
   }
   // x[b] = [cls + pos[0]; patches[b] + pos[1:]].

@@ -82,6 +82,11 @@ class VisionTransformer {
     LN norm1, norm2;
     Lin qkv, proj, fc1, fc2;
   };
+  // One block's parameter indices in the ParamStore (weight w, bias b), filled by declare().
+  struct BlockParams {
+    int norm1_w = -1, norm1_b = -1, qkv_w = -1, qkv_b = -1, proj_w = -1, proj_b = -1;
+    int norm2_w = -1, norm2_b = -1, fc1_w = -1, fc1_b = -1, fc2_w = -1, fc2_b = -1;
+  };
   AttnArgs attn_args(const VitBlockActs& s, int64_t B, float scale) const;
   // One block's forward at fp32 activations (the training / fp32 path).
   // training: activations kept for a backward (mixed-precision attention, graph.h)
@@ -93,7 +98,7 @@ class VisionTransformer {
   int i_patch_w_ = -1, i_patch_w1_ = -1, i_patch_b_ = -1, i_pos_ = -1, i_cls_pos_ = -1;
   int i_norm_w_ = -1, i_norm_b_ = -1, i_cls_ = -1;
   bool training_ = false;
-  std::vector<std::vector<int>> i_blocks_;
+  std::vector<BlockParams> i_blocks_;
   const float* patch_w_ = nullptr;   // (C, 3, ps, ps)
   const float* patch_w1_ = nullptr;  // (C, 1, ps, ps): summed over input channels
   const float* patch_b_ = nullptr;   // (C)
