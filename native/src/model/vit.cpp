@@ -184,6 +184,44 @@ void VisionTransformer::forward_block(const Runner& r, size_t l, const VitBlockA
   r.linear(k.fc2, s.h, BT, s.x_out, Act::None, 1.0f);
 }
 
+void VisionTransformer::forward_block_bf16(const Runner& r, size_t l, const VitBlockActs& s,
+                                           int64_t B) const {
+  const Block& k = blocks_[l];
+  const int64_t C = C_, T = T_, BT = B * T;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(HS_));
+  // The shared (fp32-sized) buffers hold bf16 activations; x_in is the fp32 residual stream.
+  uint16_t* ln1 = reinterpret_cast<uint16_t*>(s.ln1);
+  uint16_t* qkv = reinterpret_cast<uint16_t*>(s.qkv);
+  uint16_t* att = reinterpret_cast<uint16_t*>(s.att);
+  uint16_t* ln2 = reinterpret_cast<uint16_t*>(s.ln2);
+  uint16_t* h = reinterpret_cast<uint16_t*>(s.h);
+  auto gemm16 = [&](const Lin& lin, const uint16_t* x, void* y, DType yt, Act act, float beta) {
+    GemmArgs g = r.linear_args(lin, nullptr, BT, nullptr, act, beta);
+    g.a = x, g.a_type = DType::BF16;
+    g.c = y, g.c_type = yt;
+    r.gemm(lin, g);
+  };
+  // x += proj(attn(LN1(x)))  (x_mid == x_in == x_out without keep)
+  r.ops().add_layernorm_forward(r.ex(), nullptr, ln1, DType::BF16, nullptr, nullptr, s.x_in,
+                                nullptr, k.norm1.w, k.norm1.b, BT, C, k.norm1.eps);
+  gemm16(k.qkv, ln1, qkv, DType::BF16, Act::None, 0.0f);
+  AttnArgs at;
+  at.B = B, at.NH = NH_, at.Tq = T, at.Tk = T, at.HS = HS_;
+  at.dtype = DType::BF16;
+  at.q = qkv, at.k = qkv + C, at.v = qkv + 2 * C;
+  at.ldq = at.ldk = at.ldv = 3 * C;
+  at.q_bs = at.k_bs = at.v_bs = T * 3 * C;
+  at.out = att, at.ldo = C, at.o_bs = T * C;
+  at.scale = scale;
+  r.ops().attention_forward(r.ex(), at);
+  gemm16(k.proj, att, s.x_in, DType::F32, Act::None, 1.0f);
+  // x += fc2(GELU(fc1(LN2(x))))
+  r.ops().add_layernorm_forward(r.ex(), nullptr, ln2, DType::BF16, nullptr, nullptr, s.x_in,
+                                nullptr, k.norm2.w, k.norm2.b, BT, C, k.norm2.eps);
+  gemm16(k.fc1, ln2, h, DType::BF16, Act::Gelu, 0.0f);
+  gemm16(k.fc2, h, s.x_in, DType::F32, Act::None, 1.0f);
+}
+
 void VisionTransformer::forward(const Runner& r, const VitActs& a, const float* pixels, int64_t Cin,
                                 float* global, float* local) const {
   const int64_t B = a.B, C = C_, P = P_, T = T_, BT = B * T;
@@ -206,7 +244,6 @@ void VisionTransformer::forward(const Runner& r, const VitActs& a, const float* 
   if (cls_pos_) r.ops().copy2d(r.ex(), x0, T * C, cls_pos_, 0, nullptr, 0, C, B);
   else r.ops().copy2d(r.ex(), x0, T * C, cls_, 0, pos_, 0, C, B);
   r.ops().copy2d(r.ex(), x0 + C, T * C, a.patches, P * C, pos_ + C, 0, P * C, B);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(HS_));
   // GPU inference at bf16: the activations between ops stay bf16 (LayerNorm outputs, qkv, the
   // attention output, the MLP hidden layer: each is a bf16 GEMM operand anyway), attention runs on
   // tensor cores, and only the residual stream x stays fp32. The CPU keeps fp32 activations
@@ -218,41 +255,10 @@ void VisionTransformer::forward(const Runner& r, const VitActs& a, const float* 
   }();
   const bool bf16_acts = r.compute == DType::BF16 && !a.keep &&
                          (r.ctx.device() != DeviceType::CPU || force_bf16_acts);
-  for (size_t l = 0; bf16_acts && l < blocks_.size(); ++l) {
-    const Block& k = blocks_[l];
-    const VitBlockActs& s = a.blocks[l];
-    uint16_t* ln1 = reinterpret_cast<uint16_t*>(s.ln1);
-    uint16_t* qkv = reinterpret_cast<uint16_t*>(s.qkv);
-    uint16_t* att = reinterpret_cast<uint16_t*>(s.att);
-    uint16_t* ln2 = reinterpret_cast<uint16_t*>(s.ln2);
-    uint16_t* h = reinterpret_cast<uint16_t*>(s.h);
-    auto gemm16 = [&](const Lin& lin, const uint16_t* x, void* y, DType yt, Act act, float beta) {
-      GemmArgs g = r.linear_args(lin, nullptr, BT, nullptr, act, beta);
-      g.a = x, g.a_type = DType::BF16;
-      g.c = y, g.c_type = yt;
-      r.gemm(lin, g);
-    };
-    // x += proj(attn(LN1(x)))  (x_mid == x_in == x_out without keep)
-    r.ops().add_layernorm_forward(r.ex(), nullptr, ln1, DType::BF16, nullptr, nullptr, s.x_in,
-                                  nullptr, k.norm1.w, k.norm1.b, BT, C, k.norm1.eps);
-    gemm16(k.qkv, ln1, qkv, DType::BF16, Act::None, 0.0f);
-    AttnArgs at;
-    at.B = B, at.NH = NH_, at.Tq = T, at.Tk = T, at.HS = HS_;
-    at.dtype = DType::BF16;
-    at.q = qkv, at.k = qkv + C, at.v = qkv + 2 * C;
-    at.ldq = at.ldk = at.ldv = 3 * C;
-    at.q_bs = at.k_bs = at.v_bs = T * 3 * C;
-    at.out = att, at.ldo = C, at.o_bs = T * C;
-    at.scale = scale;
-    r.ops().attention_forward(r.ex(), at);
-    gemm16(k.proj, att, s.x_in, DType::F32, Act::None, 1.0f);
-    // x += fc2(GELU(fc1(LN2(x))))
-    r.ops().add_layernorm_forward(r.ex(), nullptr, ln2, DType::BF16, nullptr, nullptr, s.x_in,
-                                  nullptr, k.norm2.w, k.norm2.b, BT, C, k.norm2.eps);
-    gemm16(k.fc1, ln2, h, DType::BF16, Act::Gelu, 0.0f);
-    gemm16(k.fc2, h, s.x_in, DType::F32, Act::None, 1.0f);
+  for (size_t l = 0; l < blocks_.size(); ++l) {
+    if (bf16_acts) forward_block_bf16(r, l, a.blocks[l], B);
+    else forward_block(r, l, a.blocks[l], B, a.keep);
   }
-  for (size_t l = 0; !bf16_acts && l < blocks_.size(); ++l) forward_block(r, l, a.blocks[l], B, a.keep);
   // Final LayerNorm straight into the outputs: token 0 -> global, tokens 1..P -> local.
   const float* xf = a.blocks.back().x_out;
   if (!a.keep) {  // one LayerNorm over every token into block 0's (free) ln1, then two gathers

@@ -91,6 +91,10 @@ class VisionTransformer {
   // One block's forward at fp32 activations (the training / fp32 path).
   // training: activations kept for a backward (mixed-precision attention, graph.h)
   void forward_block(const Runner& r, size_t l, const VitBlockActs& s, int64_t B, bool training) const;
+  // One block's forward at bf16 activations (GPU inference at bf16, see forward()): the
+  // LayerNorm outputs, qkv, the attention output and the MLP hidden layer are bf16 in s's
+  // buffers, the residual stream s.x_in stays fp32 and is updated in place (no keep).
+  void forward_block_bf16(const Runner& r, size_t l, const VitBlockActs& s, int64_t B) const;
   VisionConfig cfg_;
   DType wt_ = DType::F32;
   int64_t C_ = 0, P_ = 0, T_ = 0, NH_ = 0, HS_ = 0, F_ = 0;
