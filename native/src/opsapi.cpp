@@ -26,6 +26,63 @@ int64_t rows_of(const Tensor& t) { return t.ndim() == 0 ? 1 : t.numel() / t.size
 
 Act act_from(const OpCall& c, size_t i) { return static_cast<Act>(c.iparam(i, 0, 2)); }
 
+// Every op names its tensor arguments and scalar parameters (and results) with enums in a
+// namespace of its own, written beside its runner and its spec; the runner reads c.f32(kBias),
+// c.p[kAlpha], and the spec lists each name at its enum: args() / params() / results() check at
+// registration that the order is the enum's, so an index and the name it stands for cannot drift.
+const Role I = Role::In, O = Role::Out, IO = Role::InOut;
+
+struct ArgAt {
+  size_t index;
+  ArgSpec spec;
+};
+struct ParamAt {
+  size_t index;
+  ParamSpec spec;
+};
+struct ResultAt {
+  size_t index;
+  const char* name;
+};
+
+ArgAt arg(size_t i, const char* name, Role role, const std::vector<DType>& dt, bool opt = false) {
+  return {i, ArgSpec{name, role, dt, opt}};
+}
+ParamAt param(size_t i, const char* name, double def) { return {i, ParamSpec{name, def}}; }
+
+void check_at(size_t index, size_t pos, const char* what, const char* name) {
+  CZ_REQUIRE(index == pos, CZ_ERR_INTERNAL,
+             "op spec: %s '%s' is listed at position %zu but its enum index is %zu", what, name,
+             pos, index);
+}
+
+std::vector<ArgSpec> args(std::initializer_list<ArgAt> list) {
+  std::vector<ArgSpec> v;
+  for (const ArgAt& a : list) {
+    check_at(a.index, v.size(), "argument", a.spec.name);
+    v.push_back(a.spec);
+  }
+  return v;
+}
+
+std::vector<ParamSpec> params(std::initializer_list<ParamAt> list) {
+  std::vector<ParamSpec> v;
+  for (const ParamAt& a : list) {
+    check_at(a.index, v.size(), "parameter", a.spec.name);
+    v.push_back(a.spec);
+  }
+  return v;
+}
+
+std::vector<const char*> results(std::initializer_list<ResultAt> list) {
+  std::vector<const char*> v;
+  for (const ResultAt& a : list) {
+    check_at(a.index, v.size(), "result", a.name);
+    v.push_back(a.name);
+  }
+  return v;
+}
+
 // ---- GEMM -------------------------------------------------------------------------------------
 // a: op(A) (M,K) stored (M,K)/(K,M); b: op(B) (K,N) stored (K,N)/(N,K); either may be 2-D (shared
 // by the batch) or 3-D (batch, ., .); c: (M,N) or (batch, M, N).
@@ -79,88 +136,237 @@ GemmArgs gemm_args(const OpCall& c, size_t ia, size_t ib, size_t ic, bool ta, bo
   return g;
 }
 
+namespace gemm_op {
+enum Arg : size_t { kA, kB, kC, kBias, kPreact };
+enum Param : size_t { kTransA, kTransB, kAlpha, kBeta, kAct, kCompute };
+}  // namespace gemm_op
+
 void run_gemm(Context& ctx, OpCall& c) {
-  // args: a, b, c, bias, preact; params: trans_a, trans_b, alpha, beta, act, compute
-  GemmArgs g = gemm_args(c, 0, 1, 2, c.iparam(0, 0, 1), c.iparam(1, 0, 1));
-  g.alpha = static_cast<float>(c.p[2]);
-  g.beta = static_cast<float>(c.p[3]);
-  g.act = act_from(c, 4);
-  int64_t compute = c.iparam(5, -1, 1);
+  using namespace gemm_op;
+  GemmArgs g = gemm_args(c, kA, kB, kC, c.iparam(kTransA, 0, 1), c.iparam(kTransB, 0, 1));
+  g.alpha = static_cast<float>(c.p[kAlpha]);
+  g.beta = static_cast<float>(c.p[kBeta]);
+  g.act = act_from(c, kAct);
+  int64_t compute = c.iparam(kCompute, -1, 1);
   if (compute < 0)
     g.compute = (g.a_type == DType::BF16 || g.b_type == DType::BF16) ? DType::BF16 : DType::F32;
   else
     g.compute = compute == 1 ? DType::BF16 : DType::F32;
-  if (c.has(3)) {
-    c.expect_shape(3, {g.n});
-    g.bias = c.f32(3);
+  if (c.has(kBias)) {
+    c.expect_shape(kBias, {g.n});
+    g.bias = c.f32(kBias);
   }
-  if (c.has(4)) {
-    c.expect_shape(4, c.req(2).shape());
-    g.preact = c.f32(4);
+  if (c.has(kPreact)) {
+    c.expect_shape(kPreact, c.req(kC).shape());
+    g.preact = c.f32(kPreact);
   }
   ctx.ops().gemm(ctx.exec(), g);
 }
 
+OpSpec gemm_spec() {
+  using namespace gemm_op;
+  return {"gemm", "c = act(alpha * op(a) @ op(b) + beta * c + bias); preact keeps the pre-activation",
+          args({arg(kA, "a", I, kF32BF16), arg(kB, "b", I, kF32BF16), arg(kC, "c", IO, kF32),
+                arg(kBias, "bias", I, kF32, true), arg(kPreact, "preact", O, kF32, true)}),
+          false,
+          params({param(kTransA, "trans_a", 0), param(kTransB, "trans_b", 0), param(kAlpha, "alpha", 1),
+                  param(kBeta, "beta", 0), param(kAct, "act", 0), param(kCompute, "compute", -1)}),
+          {}, run_gemm};
+}
+
+namespace gemm_backward_op {
+enum Arg : size_t { kA, kB, kDc, kPreact, kDa, kDb, kDbias };
+enum Param : size_t { kTransA, kTransB, kAlpha, kAct };
+}  // namespace gemm_backward_op
+
 void run_gemm_backward(Context& ctx, OpCall& c) {
-  // args: a, b, dc, preact, da, db, dbias; params: trans_a, trans_b, alpha, act
-  GemmArgs g = gemm_args(c, 0, 1, 2, c.iparam(0, 0, 1), c.iparam(1, 0, 1));
-  g.alpha = static_cast<float>(c.p[2]);
-  g.act = act_from(c, 3);
-  if (g.act != Act::None && !c.has(3)) c.fail("argument 'preact' is required when act != 0");
-  if (c.has(3)) {
-    c.expect_shape(3, c.req(2).shape());
-    g.preact = c.f32(3);
+  using namespace gemm_backward_op;
+  GemmArgs g = gemm_args(c, kA, kB, kDc, c.iparam(kTransA, 0, 1), c.iparam(kTransB, 0, 1));
+  g.alpha = static_cast<float>(c.p[kAlpha]);
+  g.act = act_from(c, kAct);
+  if (g.act != Act::None && !c.has(kPreact)) c.fail("argument 'preact' is required when act != 0");
+  if (c.has(kPreact)) {
+    c.expect_shape(kPreact, c.req(kDc).shape());
+    g.preact = c.f32(kPreact);
   }
-  if (c.has(4)) c.expect_shape(4, c.req(0).shape());
-  if (c.has(5)) c.expect_shape(5, c.req(1).shape());
-  if (c.has(6)) c.expect_shape(6, {g.n});
-  ctx.ops().gemm_backward(ctx.exec(), g, c.f32(2), c.f32(4), c.f32(5), c.f32(6));
+  if (c.has(kDa)) c.expect_shape(kDa, c.req(kA).shape());
+  if (c.has(kDb)) c.expect_shape(kDb, c.req(kB).shape());
+  if (c.has(kDbias)) c.expect_shape(kDbias, {g.n});
+  ctx.ops().gemm_backward(ctx.exec(), g, c.f32(kDc), c.f32(kDa), c.f32(kDb), c.f32(kDbias));
+}
+
+OpSpec gemm_backward_spec() {
+  using namespace gemm_backward_op;
+  return {"gemm_backward", "da (=), db (+=), dbias (+=) of gemm",
+          args({arg(kA, "a", I, kF32), arg(kB, "b", I, kF32), arg(kDc, "dc", I, kF32),
+                arg(kPreact, "preact", I, kF32, true), arg(kDa, "da", O, kF32, true),
+                arg(kDb, "db", IO, kF32, true), arg(kDbias, "dbias", IO, kF32, true)}),
+          false,
+          params({param(kTransA, "trans_a", 0), param(kTransB, "trans_b", 0), param(kAlpha, "alpha", 1),
+                  param(kAct, "act", 0)}),
+          {}, run_gemm_backward};
 }
 
 // ---- LayerNorm --------------------------------------------------------------------------------
+namespace layernorm_forward_op {
+enum Arg : size_t { kInp, kWeight, kBias, kOut, kMean, kRstd };  // inp (..., C), mean/rstd (N)
+enum Param : size_t { kEps };
+}  // namespace layernorm_forward_op
+
 void run_layernorm_forward(Context& ctx, OpCall& c) {
-  // args: inp (..., C), weight (C), bias (C), out (..., C), mean (N), rstd (N); params: eps
-  const Tensor& x = c.req(0);
+  using namespace layernorm_forward_op;
+  const Tensor& x = c.req(kInp);
   if (x.ndim() < 1) c.fail("argument 'inp' must have at least one dimension");
   int64_t C = x.size(-1), N = rows_of(x);
-  c.expect_shape(1, {C});
-  c.expect_shape(2, {C});
-  c.expect_shape(3, x.shape());
-  if (c.has(4)) c.expect_numel(4, N);
-  if (c.has(5)) c.expect_numel(5, N);
-  if (!(c.p[0] > 0)) c.fail("parameter 'eps' must be > 0, got %g", c.p[0]);
-  ctx.ops().layernorm_forward(ctx.exec(), c.f32(3), c.f32(4), c.f32(5), c.f32(0), c.f32(1),
-                              c.f32(2), N, C, static_cast<float>(c.p[0]));
+  c.expect_shape(kWeight, {C});
+  c.expect_shape(kBias, {C});
+  c.expect_shape(kOut, x.shape());
+  if (c.has(kMean)) c.expect_numel(kMean, N);
+  if (c.has(kRstd)) c.expect_numel(kRstd, N);
+  const double eps = c.p[kEps];
+  if (!(eps > 0)) c.fail("parameter 'eps' must be > 0, got %g", eps);
+  ctx.ops().layernorm_forward(ctx.exec(), c.f32(kOut), c.f32(kMean), c.f32(kRstd), c.f32(kInp),
+                              c.f32(kWeight), c.f32(kBias), N, C, static_cast<float>(eps));
 }
 
+OpSpec layernorm_forward_spec() {
+  using namespace layernorm_forward_op;
+  return {"layernorm_forward", "out = (inp - mean) * rstd * weight + bias over the last dim",
+          args({arg(kInp, "inp", I, kF32), arg(kWeight, "weight", I, kF32), arg(kBias, "bias", I, kF32),
+                arg(kOut, "out", O, kF32), arg(kMean, "mean", O, kF32, true),
+                arg(kRstd, "rstd", O, kF32, true)}),
+          false, params({param(kEps, "eps", 1e-5)}), {}, run_layernorm_forward};
+}
+
+namespace layernorm_backward_op {
+enum Arg : size_t { kDout, kInp, kWeight, kMean, kRstd, kDinp, kDweight, kDbias };
+}  // namespace layernorm_backward_op
+
 void run_layernorm_backward(Context& ctx, OpCall& c) {
-  // args: dout, inp, weight, mean, rstd, dinp, dweight, dbias
-  const Tensor& x = c.req(1);
+  using namespace layernorm_backward_op;
+  const Tensor& x = c.req(kInp);
   int64_t C = x.size(-1), N = rows_of(x);
-  c.expect_shape(0, x.shape());
-  c.expect_shape(2, {C});
-  c.expect_numel(3, N);
-  c.expect_numel(4, N);
-  if (c.has(5)) c.expect_shape(5, x.shape());
-  if (c.has(6)) c.expect_shape(6, {C});
-  if (c.has(7)) c.expect_shape(7, {C});
-  ctx.ops().layernorm_backward(ctx.exec(), c.f32(5), c.f32(6), c.f32(7), c.f32(0), c.f32(1),
-                               c.f32(2), c.f32(3), c.f32(4), N, C);
+  c.expect_shape(kDout, x.shape());
+  c.expect_shape(kWeight, {C});
+  c.expect_numel(kMean, N);
+  c.expect_numel(kRstd, N);
+  if (c.has(kDinp)) c.expect_shape(kDinp, x.shape());
+  if (c.has(kDweight)) c.expect_shape(kDweight, {C});
+  if (c.has(kDbias)) c.expect_shape(kDbias, {C});
+  ctx.ops().layernorm_backward(ctx.exec(), c.f32(kDinp), c.f32(kDweight), c.f32(kDbias),
+                               c.f32(kDout), c.f32(kInp), c.f32(kWeight), c.f32(kMean),
+                               c.f32(kRstd), N, C);
+}
+
+OpSpec layernorm_backward_spec() {
+  using namespace layernorm_backward_op;
+  return {"layernorm_backward", "dinp (=), dweight (+=), dbias (+=)",
+          args({arg(kDout, "dout", I, kF32), arg(kInp, "inp", I, kF32), arg(kWeight, "weight", I, kF32),
+                arg(kMean, "mean", I, kF32), arg(kRstd, "rstd", I, kF32),
+                arg(kDinp, "dinp", O, kF32, true), arg(kDweight, "dweight", IO, kF32, true),
+                arg(kDbias, "dbias", IO, kF32, true)}),
+          false, {}, {}, run_layernorm_backward};
 }
 
 // ---- elementwise ------------------------------------------------------------------------------
-void run_unary_forward(Context& ctx, OpCall& c,
-                       void (*OpTable::*fn)(Exec&, float*, const float*, int64_t)) {
-  c.expect_shape(1, c.req(0).shape());
-  (ctx.ops().*fn)(ctx.exec(), c.f32(1), c.f32(0), c.req(0).numel());
+// gelu_forward, relu_forward: out = f(inp).
+namespace unary_forward_op {
+enum Arg : size_t { kInp, kOut };
+}  // namespace unary_forward_op
+
+OpSpec unary_forward_spec(const char* name, const char* doc,
+                          void (*OpTable::*fn)(Exec&, float*, const float*, int64_t)) {
+  using namespace unary_forward_op;
+  return {name, doc, args({arg(kInp, "inp", I, kF32), arg(kOut, "out", O, kF32)}), false, {}, {},
+          [fn](Context& x, OpCall& c) {
+            c.expect_shape(kOut, c.req(kInp).shape());
+            (x.ops().*fn)(x.exec(), c.f32(kOut), c.f32(kInp), c.req(kInp).numel());
+          }};
 }
 
-void run_unary_backward(Context& ctx, OpCall& c,
-                        void (*OpTable::*fn)(Exec&, float*, const float*, const float*, int64_t)) {
-  // args: inp, dout, dinp
-  c.expect_shape(1, c.req(0).shape());
-  c.expect_shape(2, c.req(0).shape());
-  (ctx.ops().*fn)(ctx.exec(), c.f32(2), c.f32(0), c.f32(1), c.req(0).numel());
+// gelu_backward, relu_backward: dinp (=) from the forward's inp.
+namespace unary_backward_op {
+enum Arg : size_t { kInp, kDout, kDinp };
+}  // namespace unary_backward_op
+
+OpSpec unary_backward_spec(const char* name, const char* doc,
+                           void (*OpTable::*fn)(Exec&, float*, const float*, const float*, int64_t)) {
+  using namespace unary_backward_op;
+  return {name, doc,
+          args({arg(kInp, "inp", I, kF32), arg(kDout, "dout", I, kF32), arg(kDinp, "dinp", O, kF32)}),
+          false, {}, {},
+          [fn](Context& x, OpCall& c) {
+            c.expect_shape(kDout, c.req(kInp).shape());
+            c.expect_shape(kDinp, c.req(kInp).shape());
+            (x.ops().*fn)(x.exec(), c.f32(kDinp), c.f32(kInp), c.f32(kDout), c.req(kInp).numel());
+          }};
+}
+
+namespace add_forward_op {
+enum Arg : size_t { kA, kB, kOut };
+}  // namespace add_forward_op
+
+OpSpec add_forward_spec() {
+  using namespace add_forward_op;
+  return {"add_forward", "out = a + b (residual)",
+          args({arg(kA, "a", I, kF32), arg(kB, "b", I, kF32), arg(kOut, "out", O, kF32)}), false, {},
+          {},
+          [](Context& x, OpCall& c) {
+            c.expect_shape(kB, c.req(kA).shape());
+            c.expect_shape(kOut, c.req(kA).shape());
+            x.ops().add_forward(x.exec(), c.f32(kOut), c.f32(kA), c.f32(kB), c.req(kA).numel());
+          }};
+}
+
+namespace add_backward_op {
+enum Arg : size_t { kDout, kDa, kDb };
+}  // namespace add_backward_op
+
+OpSpec add_backward_spec() {
+  using namespace add_backward_op;
+  return {"add_backward", "da = db = dout (written)",
+          args({arg(kDout, "dout", I, kF32), arg(kDa, "da", O, kF32, true), arg(kDb, "db", O, kF32, true)}),
+          false, {}, {},
+          [](Context& x, OpCall& c) {
+            if (c.has(kDa)) c.expect_shape(kDa, c.req(kDout).shape());
+            if (c.has(kDb)) c.expect_shape(kDb, c.req(kDout).shape());
+            x.ops().add_backward(x.exec(), c.f32(kDa), c.f32(kDb), c.f32(kDout), c.req(kDout).numel());
+          }};
+}
+
+namespace softmax_forward_op {
+enum Arg : size_t { kInp, kOut };
+}  // namespace softmax_forward_op
+
+OpSpec softmax_forward_spec() {
+  using namespace softmax_forward_op;
+  return {"softmax_forward", "softmax over the last dim",
+          args({arg(kInp, "inp", I, kF32), arg(kOut, "out", O, kF32)}), false, {}, {},
+          [](Context& x, OpCall& c) {
+            const Tensor& t = c.req(kInp);
+            if (t.ndim() < 1) c.fail("argument 'inp' must have at least one dimension");
+            c.expect_shape(kOut, t.shape());
+            x.ops().softmax_forward(x.exec(), c.f32(kOut), c.f32(kInp), rows_of(t), t.size(-1));
+          }};
+}
+
+namespace softmax_backward_op {
+enum Arg : size_t { kOut, kDout, kDinp };
+}  // namespace softmax_backward_op
+
+OpSpec softmax_backward_spec() {
+  using namespace softmax_backward_op;
+  return {"softmax_backward", "dinp (=) from the forward's out",
+          args({arg(kOut, "out", I, kF32), arg(kDout, "dout", I, kF32), arg(kDinp, "dinp", O, kF32)}),
+          false, {}, {},
+          [](Context& x, OpCall& c) {
+            const Tensor& t = c.req(kOut);
+            if (t.ndim() < 1) c.fail("argument 'out' must have at least one dimension");
+            c.expect_shape(kDout, t.shape());
+            c.expect_shape(kDinp, t.shape());
+            x.ops().softmax_backward(x.exec(), c.f32(kDinp), c.f32(kOut), c.f32(kDout), rows_of(t),
+                                     t.size(-1));
+          }};
 }
 
 // ---- attention --------------------------------------------------------------------------------
@@ -214,56 +420,110 @@ AttnArgs attn_args(const OpCall& c, size_t iq, size_t ik, size_t iv, size_t io, 
   return a;
 }
 
+namespace attention_forward_op {
+enum Arg : size_t { kQ, kK, kV, kOut, kMask, kLse, kProbs };
+enum Param : size_t { kNumHeads, kScale };  // scale 0 = 1/sqrt(HS)
+}  // namespace attention_forward_op
+
 void run_attention_forward(Context& ctx, OpCall& c) {
-  // args: q, k, v, out, mask, lse, probs; params: num_heads, scale (0 = 1/sqrt(HS))
-  AttnArgs a = attn_args(c, 0, 1, 2, 3, 4, 0, 1);
-  if (c.has(5)) c.expect_shape(5, {a.B, a.NH, a.Tq});
-  if (c.has(6)) c.expect_shape(6, {a.B, a.NH, a.Tq, a.Tk});
-  a.lse = c.f32(5);
-  a.probs = c.f32(6);
+  using namespace attention_forward_op;
+  AttnArgs a = attn_args(c, kQ, kK, kV, kOut, kMask, kNumHeads, kScale);
+  if (c.has(kLse)) c.expect_shape(kLse, {a.B, a.NH, a.Tq});
+  if (c.has(kProbs)) c.expect_shape(kProbs, {a.B, a.NH, a.Tq, a.Tk});
+  a.lse = c.f32(kLse);
+  a.probs = c.f32(kProbs);
   ctx.ops().attention_forward(ctx.exec(), a);
 }
 
+OpSpec attention_forward_spec() {
+  using namespace attention_forward_op;
+  return {"attention_forward",
+          "multi-head scaled dot-product attention; k/v may be (Tk, C) shared by the batch",
+          args({arg(kQ, "q", I, kF32), arg(kK, "k", I, kF32), arg(kV, "v", I, kF32),
+                arg(kOut, "out", O, kF32), arg(kMask, "mask", I, kU8, true),
+                arg(kLse, "lse", O, kF32, true), arg(kProbs, "probs", O, kF32, true)}),
+          false, params({param(kNumHeads, "num_heads", 1), param(kScale, "scale", 0)}), {},
+          run_attention_forward};
+}
+
+namespace attention_backward_op {
+enum Arg : size_t { kQ, kK, kV, kOut, kLse, kDout, kDq, kDk, kDv, kMask };
+enum Param : size_t { kNumHeads, kScale };
+}  // namespace attention_backward_op
+
 void run_attention_backward(Context& ctx, OpCall& c) {
-  // args: q, k, v, out, lse, dout, dq, dk, dv, mask; params: num_heads, scale
-  AttnArgs a = attn_args(c, 0, 1, 2, 3, 9, 0, 1);
-  c.expect_shape(4, {a.B, a.NH, a.Tq});
-  a.lse = c.f32(4);
-  c.expect_shape(5, c.req(3).shape());
+  using namespace attention_backward_op;
+  AttnArgs a = attn_args(c, kQ, kK, kV, kOut, kMask, kNumHeads, kScale);
+  c.expect_shape(kLse, {a.B, a.NH, a.Tq});
+  a.lse = c.f32(kLse);
+  c.expect_shape(kDout, c.req(kOut).shape());
   AttnGrads g;
-  g.dout = c.f32(5);
-  if (c.has(6)) c.expect_shape(6, c.req(0).shape());
-  if (c.has(7)) c.expect_shape(7, c.req(1).shape());
-  if (c.has(8)) c.expect_shape(8, c.req(2).shape());
-  g.dq = c.f32(6);
-  g.dk = c.f32(7);
-  g.dv = c.f32(8);
+  g.dout = c.f32(kDout);
+  if (c.has(kDq)) c.expect_shape(kDq, c.req(kQ).shape());
+  if (c.has(kDk)) c.expect_shape(kDk, c.req(kK).shape());
+  if (c.has(kDv)) c.expect_shape(kDv, c.req(kV).shape());
+  g.dq = c.f32(kDq);
+  g.dk = c.f32(kDk);
+  g.dv = c.f32(kDv);
   ctx.ops().attention_backward(ctx.exec(), a, g);
 }
 
+OpSpec attention_backward_spec() {
+  using namespace attention_backward_op;
+  return {"attention_backward", "dq, dk, dv accumulate (+=)",
+          args({arg(kQ, "q", I, kF32), arg(kK, "k", I, kF32), arg(kV, "v", I, kF32),
+                arg(kOut, "out", I, kF32), arg(kLse, "lse", I, kF32), arg(kDout, "dout", I, kF32),
+                arg(kDq, "dq", IO, kF32, true), arg(kDk, "dk", IO, kF32, true),
+                arg(kDv, "dv", IO, kF32, true), arg(kMask, "mask", I, kU8, true)}),
+          false, params({param(kNumHeads, "num_heads", 1), param(kScale, "scale", 0)}), {},
+          run_attention_backward};
+}
+
 // ---- embedding / patch embedding ----------------------------------------------------------------
+namespace embedding_forward_op {
+enum Arg : size_t { kIds, kTable, kOut };  // ids (...), table (V, C), out (..., C)
+}  // namespace embedding_forward_op
+
 void run_embedding_forward(Context& ctx, OpCall& c) {
-  // args: ids (...), table (V, C), out (..., C)
-  const Tensor& ids = c.req(0);
-  const Tensor& tab = c.req(1);
+  using namespace embedding_forward_op;
+  const Tensor& ids = c.req(kIds);
+  const Tensor& tab = c.req(kTable);
   if (tab.ndim() != 2) c.fail("argument 'table' must be (V, C), got %s", tab.shape_str().c_str());
   std::vector<int64_t> os = ids.shape();
   os.push_back(tab.size(1));
-  c.expect_shape(2, os);
-  ctx.ops().embedding_forward(ctx.exec(), c.f32(2), c.i32(0), c.f32(1), ids.numel(), tab.size(0),
-                              tab.size(1));
+  c.expect_shape(kOut, os);
+  ctx.ops().embedding_forward(ctx.exec(), c.f32(kOut), c.i32(kIds), c.f32(kTable), ids.numel(),
+                              tab.size(0), tab.size(1));
 }
 
+OpSpec embedding_forward_spec() {
+  using namespace embedding_forward_op;
+  return {"embedding_forward", "out[i] = table[ids[i]]",
+          args({arg(kIds, "ids", I, kI32), arg(kTable, "table", I, kF32), arg(kOut, "out", O, kF32)}),
+          false, {}, {}, run_embedding_forward};
+}
+
+namespace embedding_backward_op {
+enum Arg : size_t { kDout, kIds, kDtable };  // dout (..., C), ids (...), dtable (V, C)
+}  // namespace embedding_backward_op
+
 void run_embedding_backward(Context& ctx, OpCall& c) {
-  // args: dout (..., C), ids (...), dtable (V, C)
-  const Tensor& ids = c.req(1);
-  const Tensor& tab = c.req(2);
+  using namespace embedding_backward_op;
+  const Tensor& ids = c.req(kIds);
+  const Tensor& tab = c.req(kDtable);
   if (tab.ndim() != 2) c.fail("argument 'dtable' must be (V, C), got %s", tab.shape_str().c_str());
   std::vector<int64_t> os = ids.shape();
   os.push_back(tab.size(1));
-  c.expect_shape(0, os);
-  ctx.ops().embedding_backward(ctx.exec(), c.f32(2), c.f32(0), c.i32(1), ids.numel(),
+  c.expect_shape(kDout, os);
+  ctx.ops().embedding_backward(ctx.exec(), c.f32(kDtable), c.f32(kDout), c.i32(kIds), ids.numel(),
                                tab.size(0), tab.size(1));
+}
+
+OpSpec embedding_backward_spec() {
+  using namespace embedding_backward_op;
+  return {"embedding_backward", "dtable[ids[i]] += dout[i]",
+          args({arg(kDout, "dout", I, kF32), arg(kIds, "ids", I, kI32), arg(kDtable, "dtable", IO, kF32)}),
+          false, {}, {}, run_embedding_backward};
 }
 
 struct PatchGeom {
@@ -288,83 +548,194 @@ PatchGeom patch_geom(const OpCall& c, size_t iimg, size_t iw, size_t iout, size_
   return g;
 }
 
+namespace patch_embed_forward_op {
+// img (B, Cin, H, W), weight (OC, Cin, ps, ps), bias (OC), out (B, P, OC)
+enum Arg : size_t { kImg, kWeight, kBias, kOut };
+}  // namespace patch_embed_forward_op
+
 void run_patch_embed_forward(Context& ctx, OpCall& c) {
-  // args: img (B, Cin, H, W), weight (OC, Cin, ps, ps), bias (OC), out (B, P, OC)
-  PatchGeom g = patch_geom(c, 0, 1, 3, 2);
-  ctx.ops().patch_embed_forward(ctx.exec(), c.f32(3), c.f32(0), c.f32(1), c.f32(2), g.B, g.Cin,
-                                g.H, g.W, g.OC, g.ps);
+  using namespace patch_embed_forward_op;
+  PatchGeom g = patch_geom(c, kImg, kWeight, kOut, kBias);
+  ctx.ops().patch_embed_forward(ctx.exec(), c.f32(kOut), c.f32(kImg), c.f32(kWeight), c.f32(kBias),
+                                g.B, g.Cin, g.H, g.W, g.OC, g.ps);
 }
 
+OpSpec patch_embed_forward_spec() {
+  using namespace patch_embed_forward_op;
+  return {"patch_embed_forward", "conv ps x ps stride ps -> (B, P, OC) patches row-major",
+          args({arg(kImg, "img", I, kF32), arg(kWeight, "weight", I, kF32),
+                arg(kBias, "bias", I, kF32, true), arg(kOut, "out", O, kF32)}),
+          false, {}, {}, run_patch_embed_forward};
+}
+
+namespace patch_embed_backward_op {
+enum Arg : size_t { kDout, kImg, kWeight, kDweight, kDbias, kDimg };  // dout (B, P, OC)
+}  // namespace patch_embed_backward_op
+
 void run_patch_embed_backward(Context& ctx, OpCall& c) {
-  // args: dout (B, P, OC), img, weight, dweight, dbias, dimg
-  PatchGeom g = patch_geom(c, 1, 2, 0, 4);
-  c.expect_shape(3, c.req(2).shape());
-  if (c.has(5)) c.expect_shape(5, c.req(1).shape());
-  ctx.ops().patch_embed_backward(ctx.exec(), c.f32(5), c.f32(3), c.f32(4), c.f32(0), c.f32(1),
-                                 c.f32(2), g.B, g.Cin, g.H, g.W, g.OC, g.ps);
+  using namespace patch_embed_backward_op;
+  PatchGeom g = patch_geom(c, kImg, kWeight, kDout, kDbias);
+  c.expect_shape(kDweight, c.req(kWeight).shape());
+  if (c.has(kDimg)) c.expect_shape(kDimg, c.req(kImg).shape());
+  ctx.ops().patch_embed_backward(ctx.exec(), c.f32(kDimg), c.f32(kDweight), c.f32(kDbias),
+                                 c.f32(kDout), c.f32(kImg), c.f32(kWeight), g.B, g.Cin, g.H, g.W,
+                                 g.OC, g.ps);
+}
+
+OpSpec patch_embed_backward_spec() {
+  using namespace patch_embed_backward_op;
+  return {"patch_embed_backward", "dweight (+=), dbias (+=), dimg (=)",
+          args({arg(kDout, "dout", I, kF32), arg(kImg, "img", I, kF32), arg(kWeight, "weight", I, kF32),
+                arg(kDweight, "dweight", IO, kF32), arg(kDbias, "dbias", IO, kF32, true),
+                arg(kDimg, "dimg", O, kF32, true)}),
+          false, {}, {}, run_patch_embed_backward};
 }
 
 // ---- softmax cross-entropy ----------------------------------------------------------------------
-void xent_shapes(const OpCall& c, size_t ilog, size_t itgt, size_t iloss, int64_t* R, int64_t* Cc,
-                 int* axis) {
+void xent_shapes(const OpCall& c, size_t ilog, size_t itgt, size_t iloss, size_t i_axis, int64_t* R,
+                 int64_t* Cc, int* axis) {
   const Tensor& x = c.req(ilog);
   if (x.ndim() != 2) c.fail("argument 'logits' must be (R, Cc), got %s", x.shape_str().c_str());
   *R = x.size(0);
   *Cc = x.size(1);
-  *axis = static_cast<int>(c.iparam(0, 0, 1));
+  *axis = static_cast<int>(c.iparam(i_axis, 0, 1));
   int64_t count = *axis == 1 ? *R : *Cc;
   c.expect_shape(itgt, {count});
   c.expect_shape(iloss, {count});
 }
 
+namespace xent_forward_op {
+enum Arg : size_t { kLogits, kTargets, kLosses };  // logits (R, Cc), targets, losses (R | Cc)
+enum Param : size_t { kAxis };
+enum Result : size_t { kMeanLoss };
+}  // namespace xent_forward_op
+
 void run_xent_forward(Context& ctx, OpCall& c) {
-  // args: logits (R, Cc), targets (R | Cc), losses (R | Cc); params: axis; results: mean loss
+  using namespace xent_forward_op;
   int64_t R, Cc;
   int axis;
-  xent_shapes(c, 0, 1, 2, &R, &Cc, &axis);
-  ctx.ops().softmax_xent_forward(ctx.exec(), c.f32(2), c.f32(0), c.i32(1), R, Cc, axis);
+  xent_shapes(c, kLogits, kTargets, kLosses, kAxis, &R, &Cc, &axis);
+  ctx.ops().softmax_xent_forward(ctx.exec(), c.f32(kLosses), c.f32(kLogits), c.i32(kTargets), R, Cc,
+                                 axis);
   int64_t count = axis == 1 ? R : Cc;
   std::vector<float> host(static_cast<size_t>(count));
-  ctx.download(c.req(2), host.data(), host.size() * sizeof(float));
+  ctx.download(c.req(kLosses), host.data(), host.size() * sizeof(float));
   double s = 0;
   for (float v : host) s += v;
-  c.results[0] = count ? s / static_cast<double>(count) : 0.0;
+  c.results[kMeanLoss] = count ? s / static_cast<double>(count) : 0.0;
 }
 
+OpSpec xent_forward_spec() {
+  using namespace xent_forward_op;
+  return {"softmax_xent_forward",
+          "per-distribution cross-entropy; axis 1: rows vs targets, axis 0: columns",
+          args({arg(kLogits, "logits", I, kF32), arg(kTargets, "targets", I, kI32),
+                arg(kLosses, "losses", O, kF32)}),
+          false, params({param(kAxis, "axis", 1)}), results({{kMeanLoss, "mean_loss"}}),
+          run_xent_forward};
+}
+
+namespace xent_backward_op {
+enum Arg : size_t { kLogits, kTargets, kDlosses, kDlogits };
+enum Param : size_t { kAxis };
+}  // namespace xent_backward_op
+
 void run_xent_backward(Context& ctx, OpCall& c) {
-  // args: logits, targets, dlosses, dlogits; params: axis
+  using namespace xent_backward_op;
   int64_t R, Cc;
   int axis;
-  xent_shapes(c, 0, 1, 2, &R, &Cc, &axis);
-  c.expect_shape(3, c.req(0).shape());
-  ctx.ops().softmax_xent_backward(ctx.exec(), c.f32(3), c.f32(2), c.f32(0), c.i32(1), R, Cc, axis);
+  xent_shapes(c, kLogits, kTargets, kDlosses, kAxis, &R, &Cc, &axis);
+  c.expect_shape(kDlogits, c.req(kLogits).shape());
+  ctx.ops().softmax_xent_backward(ctx.exec(), c.f32(kDlogits), c.f32(kDlosses), c.f32(kLogits),
+                                  c.i32(kTargets), R, Cc, axis);
+}
+
+OpSpec xent_backward_spec() {
+  using namespace xent_backward_op;
+  return {"softmax_xent_backward", "dlogits (=)",
+          args({arg(kLogits, "logits", I, kF32), arg(kTargets, "targets", I, kI32),
+                arg(kDlosses, "dlosses", I, kF32), arg(kDlogits, "dlogits", O, kF32)}),
+          false, params({param(kAxis, "axis", 1)}), {}, run_xent_backward};
 }
 
 // ---- optimizer and regularisation ---------------------------------------------------------------
+namespace adam_op {
+enum Arg : size_t { kParam, kGrad, kM, kV };
+enum Param : size_t { kLr, kBeta1, kBeta2, kEps, kWeightDecay, kStep, kDecoupled, kGradScale };
+}  // namespace adam_op
+
 void run_adam(Context& ctx, OpCall& c) {
-  // args: param, grad, m, v; params: lr, beta1, beta2, eps, weight_decay, step, decoupled, grad_scale
-  const Tensor& p = c.req(0);
-  for (size_t i = 1; i < 4; ++i) c.expect_shape(i, p.shape());
+  using namespace adam_op;
+  const Tensor& p = c.req(kParam);
+  for (size_t i : {kGrad, kM, kV}) c.expect_shape(i, p.shape());
   AdamArgs a;
-  a.lr = static_cast<float>(c.p[0]);
-  a.beta1 = static_cast<float>(c.p[1]);
-  a.beta2 = static_cast<float>(c.p[2]);
-  a.eps = static_cast<float>(c.p[3]);
-  a.weight_decay = static_cast<float>(c.p[4]);
-  a.step = c.iparam(5, 1, int64_t{1} << 52);
-  a.decoupled = c.iparam(6, 0, 1) != 0;
-  a.grad_scale = static_cast<float>(c.p[7]);
-  if (!(a.beta1 >= 0 && a.beta1 < 1)) c.fail("parameter 'beta1' must be in [0, 1), got %g", c.p[1]);
-  if (!(a.beta2 >= 0 && a.beta2 < 1)) c.fail("parameter 'beta2' must be in [0, 1), got %g", c.p[2]);
-  if (!(a.eps > 0)) c.fail("parameter 'eps' must be > 0, got %g", c.p[3]);
-  if (!(a.lr >= 0)) c.fail("parameter 'lr' must be >= 0, got %g", c.p[0]);
-  ctx.ops().adam_update(ctx.exec(), c.f32(0), c.f32(1), c.f32(2), c.f32(3), p.numel(), a);
+  a.lr = static_cast<float>(c.p[kLr]);
+  a.beta1 = static_cast<float>(c.p[kBeta1]);
+  a.beta2 = static_cast<float>(c.p[kBeta2]);
+  a.eps = static_cast<float>(c.p[kEps]);
+  a.weight_decay = static_cast<float>(c.p[kWeightDecay]);
+  a.step = c.iparam(kStep, 1, int64_t{1} << 52);
+  a.decoupled = c.iparam(kDecoupled, 0, 1) != 0;
+  a.grad_scale = static_cast<float>(c.p[kGradScale]);
+  if (!(a.beta1 >= 0 && a.beta1 < 1))
+    c.fail("parameter 'beta1' must be in [0, 1), got %g", c.p[kBeta1]);
+  if (!(a.beta2 >= 0 && a.beta2 < 1))
+    c.fail("parameter 'beta2' must be in [0, 1), got %g", c.p[kBeta2]);
+  if (!(a.eps > 0)) c.fail("parameter 'eps' must be > 0, got %g", c.p[kEps]);
+  if (!(a.lr >= 0)) c.fail("parameter 'lr' must be >= 0, got %g", c.p[kLr]);
+  ctx.ops().adam_update(ctx.exec(), c.f32(kParam), c.f32(kGrad), c.f32(kM), c.f32(kV), p.numel(),
+                        a);
 }
 
+OpSpec adam_spec() {
+  using namespace adam_op;
+  return {"adam_update", "PyTorch Adam (L2 in gradient) or AdamW (decoupled = 1)",
+          args({arg(kParam, "param", IO, kF32), arg(kGrad, "grad", I, kF32), arg(kM, "m", IO, kF32),
+                arg(kV, "v", IO, kF32)}),
+          false,
+          params({param(kLr, "lr", 1e-3), param(kBeta1, "beta1", 0.9), param(kBeta2, "beta2", 0.999),
+                  param(kEps, "eps", 1e-8), param(kWeightDecay, "weight_decay", 0),
+                  param(kStep, "step", 1), param(kDecoupled, "decoupled", 0),
+                  param(kGradScale, "grad_scale", 1)}),
+          {}, run_adam};
+}
+
+namespace sum_squares_op {
+enum Arg : size_t { kX };
+enum Result : size_t { kSum };
+}  // namespace sum_squares_op
+
+OpSpec sum_squares_spec() {
+  using namespace sum_squares_op;
+  return {"sum_squares", "sum of x^2", args({arg(kX, "x", I, kF32)}), false, {}, results({{kSum, "sum"}}),
+          [](Context& x, OpCall& c) {
+            c.results[kSum] = x.ops().sum_squares(x.exec(), c.f32(kX), c.req(kX).numel());
+          }};
+}
+
+namespace scale_op {
+enum Arg : size_t { kX };
+enum Param : size_t { kS };
+}  // namespace scale_op
+
+OpSpec scale_spec() {
+  using namespace scale_op;
+  return {"scale", "x *= s", args({arg(kX, "x", IO, kF32)}), false, params({param(kS, "s", 1)}), {},
+          [](Context& x, OpCall& c) {
+            x.ops().scale(x.exec(), c.f32(kX), c.req(kX).numel(), static_cast<float>(c.p[kS]));
+          }};
+}
+
+namespace clip_grad_norm_op {
+enum Arg : size_t { kGrads };  // variadic: every tensor is one of 'grads'
+enum Param : size_t { kMaxNorm };
+enum Result : size_t { kTotalNorm };  // the norm before clipping
+}  // namespace clip_grad_norm_op
+
 void run_clip_grad_norm(Context& ctx, OpCall& c) {
-  // variadic grads; params: max_norm; results: total norm before clipping.
   // PyTorch clip_grad_norm_: coef = max_norm / (norm + 1e-6), applied only when coef < 1.
-  double max_norm = c.p[0];
+  using namespace clip_grad_norm_op;
+  double max_norm = c.p[kMaxNorm];
   if (!(max_norm > 0)) c.fail("parameter 'max_norm' must be > 0, got %g", max_norm);
   double ss = 0;
   for (size_t i = 0; i < c.t.size(); ++i)
@@ -374,158 +745,106 @@ void run_clip_grad_norm(Context& ctx, OpCall& c) {
   if (coef < 1.0)
     for (size_t i = 0; i < c.t.size(); ++i)
       ctx.ops().scale(ctx.exec(), c.f32(i), c.req(i).numel(), static_cast<float>(coef));
-  c.results[0] = norm;
+  c.results[kTotalNorm] = norm;
 }
 
-void check_p(const OpCall& c) {
-  if (!(c.p[0] >= 0 && c.p[0] <= 1)) c.fail("parameter 'p' must be in [0, 1], got %g", c.p[0]);
+OpSpec clip_grad_norm_spec() {
+  using namespace clip_grad_norm_op;
+  return {"clip_grad_norm", "scale all grads so their global L2 norm <= max_norm",
+          args({arg(kGrads, "grads", IO, kF32)}), true, params({param(kMaxNorm, "max_norm", 1)}),
+          results({{kTotalNorm, "total_norm"}}), run_clip_grad_norm};
+}
+
+void check_p(const OpCall& c, size_t i) {
+  if (!(c.p[i] >= 0 && c.p[i] <= 1)) c.fail("parameter 'p' must be in [0, 1], got %g", c.p[i]);
 }
 
 uint64_t u64param(const OpCall& c, size_t i) {
   return static_cast<uint64_t>(c.iparam(i, 0, int64_t{1} << 53));
 }
 
-void register_all(std::vector<OpSpec>& r) {
-  auto A = [](const char* n, Role role, const std::vector<DType>& dt, bool opt = false) {
-    return ArgSpec{n, role, dt, opt};
-  };
-  const Role I = Role::In, O = Role::Out, IO = Role::InOut;
+namespace dropout_forward_op {
+enum Arg : size_t { kInp, kOut };
+enum Param : size_t { kP, kSeed, kOffset };
+}  // namespace dropout_forward_op
 
-  r.push_back({"gemm", "c = act(alpha * op(a) @ op(b) + beta * c + bias); preact keeps the pre-activation",
-               {A("a", I, kF32BF16), A("b", I, kF32BF16), A("c", IO, kF32), A("bias", I, kF32, true),
-                A("preact", O, kF32, true)},
-               false,
-               {{"trans_a", 0}, {"trans_b", 0}, {"alpha", 1}, {"beta", 0}, {"act", 0}, {"compute", -1}},
-               {}, run_gemm});
-  r.push_back({"gemm_backward", "da (=), db (+=), dbias (+=) of gemm",
-               {A("a", I, kF32), A("b", I, kF32), A("dc", I, kF32), A("preact", I, kF32, true),
-                A("da", O, kF32, true), A("db", IO, kF32, true), A("dbias", IO, kF32, true)},
-               false, {{"trans_a", 0}, {"trans_b", 0}, {"alpha", 1}, {"act", 0}}, {},
-               run_gemm_backward});
-  r.push_back({"layernorm_forward", "out = (inp - mean) * rstd * weight + bias over the last dim",
-               {A("inp", I, kF32), A("weight", I, kF32), A("bias", I, kF32), A("out", O, kF32),
-                A("mean", O, kF32, true), A("rstd", O, kF32, true)},
-               false, {{"eps", 1e-5}}, {}, run_layernorm_forward});
-  r.push_back({"layernorm_backward", "dinp (=), dweight (+=), dbias (+=)",
-               {A("dout", I, kF32), A("inp", I, kF32), A("weight", I, kF32), A("mean", I, kF32),
-                A("rstd", I, kF32), A("dinp", O, kF32, true), A("dweight", IO, kF32, true),
-                A("dbias", IO, kF32, true)},
-               false, {}, {}, run_layernorm_backward});
-  r.push_back({"gelu_forward", "exact GELU 0.5 x (1 + erf(x / sqrt 2))",
-               {A("inp", I, kF32), A("out", O, kF32)}, false, {}, {},
-               [](Context& x, OpCall& c) { run_unary_forward(x, c, &OpTable::gelu_forward); }});
-  r.push_back({"gelu_backward", "dinp (=)",
-               {A("inp", I, kF32), A("dout", I, kF32), A("dinp", O, kF32)}, false, {}, {},
-               [](Context& x, OpCall& c) { run_unary_backward(x, c, &OpTable::gelu_backward); }});
-  r.push_back({"relu_forward", "max(x, 0)", {A("inp", I, kF32), A("out", O, kF32)}, false, {}, {},
-               [](Context& x, OpCall& c) { run_unary_forward(x, c, &OpTable::relu_forward); }});
-  r.push_back({"relu_backward", "dinp (=)",
-               {A("inp", I, kF32), A("dout", I, kF32), A("dinp", O, kF32)}, false, {}, {},
-               [](Context& x, OpCall& c) { run_unary_backward(x, c, &OpTable::relu_backward); }});
-  r.push_back({"add_forward", "out = a + b (residual)",
-               {A("a", I, kF32), A("b", I, kF32), A("out", O, kF32)}, false, {}, {},
-               [](Context& x, OpCall& c) {
-                 c.expect_shape(1, c.req(0).shape());
-                 c.expect_shape(2, c.req(0).shape());
-                 x.ops().add_forward(x.exec(), c.f32(2), c.f32(0), c.f32(1), c.req(0).numel());
-               }});
-  r.push_back({"add_backward", "da = db = dout (written)",
-               {A("dout", I, kF32), A("da", O, kF32, true), A("db", O, kF32, true)}, false, {}, {},
-               [](Context& x, OpCall& c) {
-                 if (c.has(1)) c.expect_shape(1, c.req(0).shape());
-                 if (c.has(2)) c.expect_shape(2, c.req(0).shape());
-                 x.ops().add_backward(x.exec(), c.f32(1), c.f32(2), c.f32(0), c.req(0).numel());
-               }});
-  r.push_back({"softmax_forward", "softmax over the last dim", {A("inp", I, kF32), A("out", O, kF32)},
-               false, {}, {},
-               [](Context& x, OpCall& c) {
-                 const Tensor& t = c.req(0);
-                 if (t.ndim() < 1) c.fail("argument 'inp' must have at least one dimension");
-                 c.expect_shape(1, t.shape());
-                 x.ops().softmax_forward(x.exec(), c.f32(1), c.f32(0), rows_of(t), t.size(-1));
-               }});
-  r.push_back({"softmax_backward", "dinp (=) from the forward's out",
-               {A("out", I, kF32), A("dout", I, kF32), A("dinp", O, kF32)}, false, {}, {},
-               [](Context& x, OpCall& c) {
-                 const Tensor& t = c.req(0);
-                 if (t.ndim() < 1) c.fail("argument 'out' must have at least one dimension");
-                 c.expect_shape(1, t.shape());
-                 c.expect_shape(2, t.shape());
-                 x.ops().softmax_backward(x.exec(), c.f32(2), c.f32(0), c.f32(1), rows_of(t),
-                                          t.size(-1));
-               }});
-  r.push_back({"attention_forward",
-               "multi-head scaled dot-product attention; k/v may be (Tk, C) shared by the batch",
-               {A("q", I, kF32), A("k", I, kF32), A("v", I, kF32), A("out", O, kF32),
-                A("mask", I, kU8, true), A("lse", O, kF32, true), A("probs", O, kF32, true)},
-               false, {{"num_heads", 1}, {"scale", 0}}, {}, run_attention_forward});
-  r.push_back({"attention_backward", "dq, dk, dv accumulate (+=)",
-               {A("q", I, kF32), A("k", I, kF32), A("v", I, kF32), A("out", I, kF32),
-                A("lse", I, kF32), A("dout", I, kF32), A("dq", IO, kF32, true),
-                A("dk", IO, kF32, true), A("dv", IO, kF32, true), A("mask", I, kU8, true)},
-               false, {{"num_heads", 1}, {"scale", 0}}, {}, run_attention_backward});
-  r.push_back({"embedding_forward", "out[i] = table[ids[i]]",
-               {A("ids", I, kI32), A("table", I, kF32), A("out", O, kF32)}, false, {}, {},
-               run_embedding_forward});
-  r.push_back({"embedding_backward", "dtable[ids[i]] += dout[i]",
-               {A("dout", I, kF32), A("ids", I, kI32), A("dtable", IO, kF32)}, false, {}, {},
-               run_embedding_backward});
-  r.push_back({"patch_embed_forward", "conv ps x ps stride ps -> (B, P, OC) patches row-major",
-               {A("img", I, kF32), A("weight", I, kF32), A("bias", I, kF32, true),
-                A("out", O, kF32)},
-               false, {}, {}, run_patch_embed_forward});
-  r.push_back({"patch_embed_backward", "dweight (+=), dbias (+=), dimg (=)",
-               {A("dout", I, kF32), A("img", I, kF32), A("weight", I, kF32),
-                A("dweight", IO, kF32), A("dbias", IO, kF32, true), A("dimg", O, kF32, true)},
-               false, {}, {}, run_patch_embed_backward});
-  r.push_back({"softmax_xent_forward",
-               "per-distribution cross-entropy; axis 1: rows vs targets, axis 0: columns",
-               {A("logits", I, kF32), A("targets", I, kI32), A("losses", O, kF32)}, false,
-               {{"axis", 1}}, {"mean_loss"}, run_xent_forward});
-  r.push_back({"softmax_xent_backward", "dlogits (=)",
-               {A("logits", I, kF32), A("targets", I, kI32), A("dlosses", I, kF32),
-                A("dlogits", O, kF32)},
-               false, {{"axis", 1}}, {}, run_xent_backward});
-  r.push_back({"adam_update", "PyTorch Adam (L2 in gradient) or AdamW (decoupled = 1)",
-               {A("param", IO, kF32), A("grad", I, kF32), A("m", IO, kF32), A("v", IO, kF32)}, false,
-               {{"lr", 1e-3}, {"beta1", 0.9}, {"beta2", 0.999}, {"eps", 1e-8}, {"weight_decay", 0},
-                {"step", 1}, {"decoupled", 0}, {"grad_scale", 1}},
-               {}, run_adam});
-  r.push_back({"sum_squares", "sum of x^2", {A("x", I, kF32)}, false, {}, {"sum"},
-               [](Context& x, OpCall& c) {
-                 c.results[0] = x.ops().sum_squares(x.exec(), c.f32(0), c.req(0).numel());
-               }});
-  r.push_back({"scale", "x *= s", {A("x", IO, kF32)}, false, {{"s", 1}}, {},
-               [](Context& x, OpCall& c) {
-                 x.ops().scale(x.exec(), c.f32(0), c.req(0).numel(), static_cast<float>(c.p[0]));
-               }});
-  r.push_back({"clip_grad_norm", "scale all grads so their global L2 norm <= max_norm",
-               {A("grads", IO, kF32)}, true, {{"max_norm", 1}}, {"total_norm"}, run_clip_grad_norm});
-  r.push_back({"dropout_forward", "inverted dropout with a counter-based RNG",
-               {A("inp", I, kF32), A("out", O, kF32)}, false, {{"p", 0.1}, {"seed", 0}, {"offset", 0}},
-               {},
-               [](Context& x, OpCall& c) {
-                 check_p(c);
-                 c.expect_shape(1, c.req(0).shape());
-                 x.ops().dropout_forward(x.exec(), c.f32(1), c.f32(0), c.req(0).numel(),
-                                         static_cast<float>(c.p[0]), u64param(c, 1), u64param(c, 2));
-               }});
-  r.push_back({"dropout_backward", "dinp (=) with the forward's mask",
-               {A("dout", I, kF32), A("dinp", O, kF32)}, false, {{"p", 0.1}, {"seed", 0}, {"offset", 0}},
-               {},
-               [](Context& x, OpCall& c) {
-                 check_p(c);
-                 c.expect_shape(1, c.req(0).shape());
-                 x.ops().dropout_backward(x.exec(), c.f32(1), c.f32(0), c.req(0).numel(),
-                                          static_cast<float>(c.p[0]), u64param(c, 1), u64param(c, 2));
-               }});
-  r.push_back({"convert", "dst = src converted to dst's dtype", {A("src", I, kAll), A("dst", O, kAll)},
-               false, {}, {},
-               [](Context& x, OpCall& c) {
-                 c.expect_shape(1, c.req(0).shape());
-                 x.ops().convert(x.exec(), c.req(1).data(), c.req(1).dtype(), c.req(0).data(),
-                                 c.req(0).dtype(), c.req(0).numel());
-               }});
+OpSpec dropout_forward_spec() {
+  using namespace dropout_forward_op;
+  return {"dropout_forward", "inverted dropout with a counter-based RNG",
+          args({arg(kInp, "inp", I, kF32), arg(kOut, "out", O, kF32)}), false,
+          params({param(kP, "p", 0.1), param(kSeed, "seed", 0), param(kOffset, "offset", 0)}), {},
+          [](Context& x, OpCall& c) {
+            check_p(c, kP);
+            c.expect_shape(kOut, c.req(kInp).shape());
+            x.ops().dropout_forward(x.exec(), c.f32(kOut), c.f32(kInp), c.req(kInp).numel(),
+                                    static_cast<float>(c.p[kP]), u64param(c, kSeed),
+                                    u64param(c, kOffset));
+          }};
+}
+
+namespace dropout_backward_op {
+enum Arg : size_t { kDout, kDinp };
+enum Param : size_t { kP, kSeed, kOffset };
+}  // namespace dropout_backward_op
+
+OpSpec dropout_backward_spec() {
+  using namespace dropout_backward_op;
+  return {"dropout_backward", "dinp (=) with the forward's mask",
+          args({arg(kDout, "dout", I, kF32), arg(kDinp, "dinp", O, kF32)}), false,
+          params({param(kP, "p", 0.1), param(kSeed, "seed", 0), param(kOffset, "offset", 0)}), {},
+          [](Context& x, OpCall& c) {
+            check_p(c, kP);
+            c.expect_shape(kDinp, c.req(kDout).shape());
+            x.ops().dropout_backward(x.exec(), c.f32(kDinp), c.f32(kDout), c.req(kDout).numel(),
+                                     static_cast<float>(c.p[kP]), u64param(c, kSeed),
+                                     u64param(c, kOffset));
+          }};
+}
+
+namespace convert_op {
+enum Arg : size_t { kSrc, kDst };
+}  // namespace convert_op
+
+OpSpec convert_spec() {
+  using namespace convert_op;
+  return {"convert", "dst = src converted to dst's dtype",
+          args({arg(kSrc, "src", I, kAll), arg(kDst, "dst", O, kAll)}), false, {}, {},
+          [](Context& x, OpCall& c) {
+            c.expect_shape(kDst, c.req(kSrc).shape());
+            x.ops().convert(x.exec(), c.req(kDst).data(), c.req(kDst).dtype(), c.req(kSrc).data(),
+                            c.req(kSrc).dtype(), c.req(kSrc).numel());
+          }};
+}
+
+void register_all(std::vector<OpSpec>& r) {
+  r.push_back(gemm_spec());
+  r.push_back(gemm_backward_spec());
+  r.push_back(layernorm_forward_spec());
+  r.push_back(layernorm_backward_spec());
+  r.push_back(unary_forward_spec("gelu_forward", "exact GELU 0.5 x (1 + erf(x / sqrt 2))",
+                                 &OpTable::gelu_forward));
+  r.push_back(unary_backward_spec("gelu_backward", "dinp (=)", &OpTable::gelu_backward));
+  r.push_back(unary_forward_spec("relu_forward", "max(x, 0)", &OpTable::relu_forward));
+  r.push_back(unary_backward_spec("relu_backward", "dinp (=)", &OpTable::relu_backward));
+  r.push_back(add_forward_spec());
+  r.push_back(add_backward_spec());
+  r.push_back(softmax_forward_spec());
+  r.push_back(softmax_backward_spec());
+  r.push_back(attention_forward_spec());
+  r.push_back(attention_backward_spec());
+  r.push_back(embedding_forward_spec());
+  r.push_back(embedding_backward_spec());
+  r.push_back(patch_embed_forward_spec());
+  r.push_back(patch_embed_backward_spec());
+  r.push_back(xent_forward_spec());
+  r.push_back(xent_backward_spec());
+  r.push_back(adam_spec());
+  r.push_back(sum_squares_spec());
+  r.push_back(scale_spec());
+  r.push_back(clip_grad_norm_spec());
+  r.push_back(dropout_forward_spec());
+  r.push_back(dropout_backward_spec());
+  r.push_back(convert_spec());
 }
 
 }  // namespace
