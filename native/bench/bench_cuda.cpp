@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/context.h"
+#include "core/settings.h"
 
 #ifdef CARZERO_WITH_CUDA
 #include <cuda_runtime.h>
@@ -206,6 +207,7 @@ void bench_attention(CudaBackend& be, std::vector<Row>& rows, bool quick) {
       if (tc && sh.HS == 64 && dt == DType::BF16) {  // the other forward kernels at head size 64
         for (const char* kern : {"persist", "tiled", "wide", "wide8", "lean", "pwide"}) {
           setenv("CARZERO_ATTN_KERNEL", kern, 1);
+          carzero::reload_settings();
           try {  // (a kernel the device cannot hold, e.g. pwide's 160 KB of shared memory on sm_86)
             const double ms2 = time_ms(s.stream, 2, iters, [&] { cuda::attention_forward(be.exec(), a); });
             const std::string plan = cuda::attention_forward_bf16_plan(be.exec(), a);
@@ -216,6 +218,7 @@ void bench_attention(CudaBackend& be, std::vector<Row>& rows, bool quick) {
                             std::string("not run: ") + e.what()});
           }
           unsetenv("CARZERO_ATTN_KERNEL");
+          carzero::reload_settings();
         }
       }
       // backward: fp32 gradients whatever the storage
@@ -318,12 +321,14 @@ void bench_vit_ops(CudaBackend& be, std::vector<Row>& rows, bool quick) {
                   "x12 layers + patch embed ~ embed_images"});
   // the opt-in vectorised bf16 rounding after the fp32 product (CARZERO_GEMM_NARROW=vec)
   setenv("CARZERO_GEMM_NARROW", "vec", 1);
+  carzero::reload_settings();
   for (int i : {1, 4}) {
     const double ms = time_ms(s.stream, 2, iters, ops[i].fn);
     rows.push_back({"vit-op", std::string(ops[i].name) + ", CARZERO_GEMM_NARROW=vec", "carzero", "bf16", ms,
                     flops[i] / ms / 1e9, "TFLOP/s (opt-in 8-column rounding kernel)"});
   }
   unsetenv("CARZERO_GEMM_NARROW");
+  carzero::reload_settings();
   (void)layer;
   for (void* p : {static_cast<void*>(x), ln, qkv, att, h, wqkv, wproj, wfc1, wfc2,
                   static_cast<void*>(bias), static_cast<void*>(lnw), static_cast<void*>(img),

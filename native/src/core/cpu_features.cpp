@@ -1,5 +1,6 @@
 // cpu_features.cpp: CPUID / XGETBV probing. See cpu_features.h.
 #include "cpu_features.h"
+#include "settings.h"
 
 #include <cpuid.h>
 
@@ -75,10 +76,9 @@ CpuIsa cpu_isa_detected() {
 }
 
 static CpuIsa isa_cap() {
-  const char* s = std::getenv("CARZERO_CPU");
-  if (!s) return CpuIsa::Avx512;
-  if (!std::strcmp(s, "generic")) return CpuIsa::Generic;
-  if (!std::strcmp(s, "avx2")) return CpuIsa::Avx2;
+  const std::string& s = settings().cpu;
+  if (s == "generic") return CpuIsa::Generic;
+  if (s == "avx2") return CpuIsa::Avx2;
   return CpuIsa::Avx512;
 }
 

@@ -1,5 +1,6 @@
 // cublas_paths.cpp: see cublas_paths.h.
 #include "core/cublas_paths.h"
+#include "core/settings.h"
 
 #include <dlfcn.h>
 #include <glob.h>
@@ -22,11 +23,6 @@ bool is_dir(const std::string& p) {
 bool is_file(const std::string& p) {
   struct stat st;
   return stat(p.c_str(), &st) == 0 && !S_ISDIR(st.st_mode);
-}
-
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
 }
 
 // Matches of a glob pattern, newest-looking first (reverse lexical: cuda-13.1 before cuda-13.0).
@@ -52,7 +48,7 @@ void add_folder(std::vector<std::string>* out, const std::string& dir) {
 
 std::vector<std::string> cublas_candidates() {
   std::vector<std::string> c;
-  if (const std::string p = env("CARZERO_CUBLAS_PATH"); !p.empty()) {
+  if (const std::string p = settings().cublas_path; !p.empty()) {
     if (is_dir(p)) {
       for (const char* so : kSonames) c.push_back(p + "/" + so);
     } else {
@@ -61,20 +57,20 @@ std::vector<std::string> cublas_candidates() {
   }
   for (const char* so : kSonames) c.emplace_back(so);
   // the CUDA toolkit
-  for (const char* var : {"CUDA_HOME", "CUDA_PATH"})
-    if (const std::string home = env(var); !home.empty()) {
+  for (const std::string& home : {settings().cuda_home, settings().cuda_path})
+    if (!home.empty()) {
       add_folder(&c, home + "/lib64");
       add_folder(&c, home + "/targets/x86_64-linux/lib");
     }
   add_folder(&c, "/usr/local/cuda/lib64");
   for (const auto& d : glob_dirs("/usr/local/cuda-*/lib64")) add_folder(&c, d);
   // conda's CUDA packages
-  if (const std::string conda = env("CONDA_PREFIX"); !conda.empty()) add_folder(&c, conda + "/lib");
+  if (const std::string& conda = settings().conda_prefix; !conda.empty()) add_folder(&c, conda + "/lib");
   // PyTorch's pip dependencies
   std::vector<std::string> prefixes;
-  for (const char* var : {"VIRTUAL_ENV", "CONDA_PREFIX"})
-    if (const std::string v = env(var); !v.empty()) prefixes.push_back(v);
-  if (const std::string home = env("HOME"); !home.empty()) prefixes.push_back(home + "/.local");
+  for (const std::string& v : {settings().virtual_env, settings().conda_prefix})
+    if (!v.empty()) prefixes.push_back(v);
+  if (const std::string& home = settings().home; !home.empty()) prefixes.push_back(home + "/.local");
   for (const char* p : {"/usr/local", "/usr", "/opt/conda"}) prefixes.emplace_back(p);
   for (const auto& prefix : prefixes)
     for (const char* pk : {"site-packages", "dist-packages"})

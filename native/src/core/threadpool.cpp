@@ -1,5 +1,6 @@
 // threadpool.cpp: see threadpool.h.
 #include "threadpool.h"
+#include "settings.h"
 
 #include <unistd.h>
 
@@ -12,10 +13,7 @@ thread_local bool tls_in_pool_task = false;
 }
 
 int ThreadPool::default_threads() {
-  if (const char* s = std::getenv("CARZERO_NUM_THREADS")) {
-    long v = std::strtol(s, nullptr, 10);
-    if (v > 0 && v <= 1024) return static_cast<int>(v);
-  }
+  if (settings().num_threads > 0) return settings().num_threads;
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   if (n < 1) n = static_cast<long>(std::thread::hardware_concurrency());
   return n < 1 ? 1 : static_cast<int>(n);

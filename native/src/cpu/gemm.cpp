@@ -33,6 +33,7 @@
 #include "gemm_grad.h"
 #include "ops_check.h"
 #include "cpu/gemm_internal.h"
+#include "core/settings.h"
 
 namespace carzero::cpu {
 using namespace gemm_detail;
@@ -502,11 +503,8 @@ void gemm_run(Exec& ex, const GemmArgs& g, const KernelSet& ks, PackedWeight* pw
   });
 }
 
-// Read on every call (cheap next to a GEMM), so a benchmark can compare both paths in one process.
-bool prepack_enabled() {
-  const char* e = std::getenv("CARZERO_GEMM_PREPACK");
-  return !(e && std::strcmp(e, "0") == 0);
-}
+// CARZERO_GEMM_PREPACK=0 packs per call (A/B timing; a harness switches it with reload_settings()).
+bool prepack_enabled() { return settings().gemm_prepack; }
 
 }  // namespace
 

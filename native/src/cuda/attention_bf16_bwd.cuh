@@ -3,6 +3,7 @@
 // emulator test like attention_bf16_kernels.cuh, whose primitives it uses.
 #pragma once
 #include "cuda/attention_bf16_kernels.cuh"
+#include "core/settings.h"
 
 namespace carzero::cuda::CZ_ATTN_BF16_NS {
 
@@ -219,12 +220,11 @@ inline size_t bwd_whole64_smem(int64_t Tq, int64_t Tk) {
 inline bool bwd_tc_eligible(const AttnArgs& a, size_t max_smem) {
   auto al = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; };
   const bool per_item = a.B <= 1 || (a.k_bs != 0 && a.v_bs != 0);
-  const char* e = std::getenv("CARZERO_ATTN_KERNEL");
   return a.HS == 64 && per_item && a.Tq <= kBwdMaxT && a.Tk <= kBwdMaxT && al(a.q) && al(a.k) &&
          al(a.v) && al(a.out) && a.ldq % 8 == 0 && a.ldk % 8 == 0 && a.ldv % 8 == 0 &&
          a.ldo % 8 == 0 &&
          (a.B <= 1 || (a.q_bs % 8 == 0 && a.k_bs % 8 == 0 && a.v_bs % 8 == 0 && a.o_bs % 8 == 0)) &&
-         a.B <= 65535 && bwd_whole64_smem(a.Tq, a.Tk) <= max_smem && !(e && std::strcmp(e, "tiled") == 0);
+         a.B <= 65535 && bwd_whole64_smem(a.Tq, a.Tk) <= max_smem && settings().attn_kernel != "tiled";
 }
 
 inline BwdTcParams make_bwd_params(const AttnArgs& a, const AttnGrads& g) {

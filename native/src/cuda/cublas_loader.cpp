@@ -9,6 +9,7 @@
 
 #include "core/cublas_paths.h"
 #include "core/status.h"
+#include "core/settings.h"
 
 namespace carzero::cuda {
 
@@ -58,8 +59,7 @@ Loaded load() {
   }
   // cuBLASLt: optional (GEMM falls back to cuBLAS plus our epilogue kernel). CARZERO_CUBLASLT=0
   // disables it (A/B comparisons, or a cuBLASLt regression on some version).
-  const char* lt_env = std::getenv("CARZERO_CUBLASLT");
-  if (lt_env && std::string(lt_env) == "0") return L;
+  if (!settings().cublaslt) return L;
   std::vector<std::string> lt_candidates;
   if (std::string p = cublaslt_sibling(a.path); !p.empty()) lt_candidates.push_back(p);
   lt_candidates.push_back("libcublasLt.so.13");

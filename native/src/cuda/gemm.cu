@@ -29,6 +29,7 @@
 #include "ops_check.h"
 #include "cuda/cuda_common.h"
 #include "cuda/cuda_ops.h"
+#include "core/settings.h"
 
 namespace carzero::cuda {
 
@@ -113,10 +114,7 @@ __global__ void bf16_narrow8_kernel(__nv_bfloat16* c, const float* dense, int ac
   }
 }
 
-bool narrow_vec_enabled() {
-  const char* e = std::getenv("CARZERO_GEMM_NARROW");  // read per call: the benchmark switches it
-  return e && std::string(e) == "vec";
-}
+bool narrow_vec_enabled() { return settings().gemm_narrow_vec; }  // the benchmark switches it (reload_settings)
 
 // dst = src over (batch, M, N) with row stride ld and batch stride sb (both buffers alike).
 __global__ void strided_copy_kernel(float* dst, const float* src, int64_t batch, int64_t M,
@@ -304,13 +302,7 @@ void run_cublas(CudaState& s, const ColMajorGemm& p) {
                "cublasGemmStridedBatchedEx");
 }
 
-bool lt_disabled() {
-  static const bool off = [] {
-    const char* e = std::getenv("CARZERO_CUBLASLT");
-    return e && std::string(e) == "0";
-  }();
-  return off;
-}
+bool lt_disabled() { return !settings().cublaslt; }
 
 // A stored operand in the type the GEMM runs in: the original pointer, or a converted copy in
 // scratch (same ld and batch stride, the whole strided span converted; padding included).

@@ -12,6 +12,7 @@
 
 #include "core/status.h"
 #include "cuda/cuda_backend.h"
+#include "core/settings.h"
 
 namespace carzero {
 namespace cuda {
@@ -41,7 +42,7 @@ const NcclApi& api() {
   static std::once_flag once;
   std::call_once(once, [] {
     std::vector<std::string> cands;
-    if (const char* p = std::getenv("CARZERO_NCCL_PATH"); p && *p) cands.push_back(p);
+    if (const std::string& p = settings().nccl_path; !p.empty()) cands.push_back(p);
     cands.push_back("libnccl.so.2");
     cands.push_back("libnccl.so");
     void* lib = nullptr;

@@ -8,6 +8,7 @@
 
 #include "model/graph.h"
 #include "ops_check.h"
+#include "core/settings.h"
 
 namespace carzero::model {
 
@@ -15,11 +16,7 @@ namespace {
 
 // The tensor-core kernels: head size 64, T <= 256 (the ViT's and BERT's shapes); a dense out.
 bool mixed_applies(const Runner& r, const AttnArgs& a, bool training) {
-  static const int mode = [] {
-    const char* e = std::getenv("CARZERO_MIXED_ATTENTION");
-    if (!e || !*e) return -1;          // auto: on a GPU
-    return std::strcmp(e, "0") == 0 ? 0 : 1;  // 0 off; 1 also on the CPU (tests)
-  }();
+  const int mode = settings().mixed_attention;  // -1 auto (on a GPU), 0 off, 1 also on the CPU (tests)
   if (!training || a.dtype != DType::F32 || r.compute == DType::F32 || mode == 0) return false;
   if (mode < 0 && r.ctx.device() == DeviceType::CPU) return false;
   const int64_t C = a.NH * a.HS;

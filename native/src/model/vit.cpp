@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "core/settings.h"
+
 namespace carzero::model {
 
 namespace {
@@ -249,10 +251,7 @@ void VisionTransformer::forward(const Runner& r, const VitActs& a, const float* 
   // tensor cores, and only the residual stream x stays fp32. The CPU keeps fp32 activations
   // (its bf16 GEMM rounds operands while packing; bf16 storage would only add conversions).
   // CARZERO_VIT_BF16_ACTS=1 forces this path on the CPU too (to test it without a GPU).
-  static const bool force_bf16_acts = [] {
-    const char* e = std::getenv("CARZERO_VIT_BF16_ACTS");
-    return e && std::string(e) == "1";
-  }();
+  const bool force_bf16_acts = settings().vit_bf16_acts;
   const bool bf16_acts = r.compute == DType::BF16 && !a.keep &&
                          (r.ctx.device() != DeviceType::CPU || force_bf16_acts);
   for (size_t l = 0; l < blocks_.size(); ++l) {

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -13,6 +14,7 @@
 #include "core/arena.h"
 #include "core/context.h"
 #include "core/dtype.h"
+#include "core/settings.h"
 #include "core/status.h"
 #include "core/tensor.h"
 #include "core/threadpool.h"
@@ -197,6 +199,36 @@ static void test_capi() {
   cz_context_free(ctx);
 }
 
+// Settings: read from the environment once; reload_settings() reads it again.
+static void test_settings() {
+  const Settings before = settings();
+  setenv("CARZERO_GEMM_NARROW", "vec", 1);
+  setenv("CARZERO_CUBLASLT", "0", 1);
+  setenv("CARZERO_NUM_THREADS", "5", 1);
+  setenv("CARZERO_MIXED_ATTENTION", "0", 1);
+  setenv("CARZERO_ATTN_KERNEL", "tiled", 1);
+  CHECK(settings().gemm_narrow_vec == before.gemm_narrow_vec);  // not re-read until asked
+  reload_settings();
+  CHECK(settings().gemm_narrow_vec);
+  CHECK(!settings().cublaslt);
+  CHECK(settings().num_threads == 5);
+  CHECK(ThreadPool::default_threads() == 5);
+  CHECK(settings().mixed_attention == 0);
+  CHECK(settings().attn_kernel == "tiled");
+  setenv("CARZERO_NUM_THREADS", "100000", 1);  // out of range: ignored
+  setenv("CARZERO_MIXED_ATTENTION", "1", 1);
+  for (const char* v : {"CARZERO_GEMM_NARROW", "CARZERO_CUBLASLT", "CARZERO_ATTN_KERNEL"}) unsetenv(v);
+  reload_settings();
+  CHECK(!settings().gemm_narrow_vec);
+  CHECK(settings().cublaslt);
+  CHECK(settings().num_threads == 0);
+  CHECK(settings().mixed_attention == 1);
+  CHECK(settings().attn_kernel.empty());
+  unsetenv("CARZERO_NUM_THREADS");
+  unsetenv("CARZERO_MIXED_ATTENTION");
+  reload_settings();
+}
+
 int main() {
   test_threadpool();
   test_arena();
@@ -204,6 +236,7 @@ int main() {
   test_tensor();
   test_registry();
   test_capi();
+  test_settings();
   std::printf("%d passed, %d failed\n", g_pass, g_fail);
   return g_fail ? 1 : 0;
 }
