@@ -2,7 +2,7 @@
 # carzero_core is defined.
 #   CARZERO_CUDA=AUTO (default): build it when nvcc is found; ON: required (fatal without nvcc);
 #   OFF: never. CARZERO_CUDA_ARCHS overrides the architecture list (e.g. 90-real for quick local
-#   builds). cudart is linked statically and cuBLAS/cuBLASLt are opened with dlopen at run time,
+#   builds). CARZERO_DEV_KERNELS=ON adds the experiments of native/dev/cuda. cudart is linked statically and cuBLAS/cuBLASLt are opened with dlopen at run time,
 #   so every binary still loads on machines with no GPU, no driver and no cuBLAS; libcuda is
 #   never linked (cudart_static opens it lazily on the first runtime call).
 string(TOUPPER "${CARZERO_CUDA}" CZ_CUDA_MODE)
@@ -48,6 +48,15 @@ if(CZ_WITH_CUDA)
     ${CMAKE_CURRENT_SOURCE_DIR}/native/src/cuda/*.cu
     ${CMAKE_CURRENT_SOURCE_DIR}/native/src/cuda/*.cpp)
   target_sources(carzero_core PRIVATE ${CZ_CUDA_SOURCES})
+  # The experimental kernels of native/dev/cuda (CARZERO_ATTN_KERNEL=persist, wide, ...): in the
+  # GPU kit's builds, never in release binaries.
+  if(CARZERO_DEV_KERNELS)
+    file(GLOB CZ_DEV_CUDA_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/native/dev/cuda/*.cu)
+    target_sources(carzero_core PRIVATE ${CZ_DEV_CUDA_SOURCES})
+    target_compile_definitions(carzero_core PRIVATE CZ_DEV_KERNELS)
+    target_include_directories(carzero_core PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/native)
+    message(STATUS "carzero: with the experimental kernels of native/dev (CARZERO_DEV_KERNELS)")
+  endif()
   target_compile_definitions(carzero_core PUBLIC CARZERO_WITH_CUDA)
   # The runtime version (CUDART_VERSION's encoding: 13000 = 13.0) for the driver check in
   # core/info.cpp, which is plain C++ without the CUDA headers.

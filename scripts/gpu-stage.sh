@@ -3,7 +3,8 @@
 # and cannot make itself (it has no Node, no network) into the ignored folder .gpu/:
 #   .gpu/node.xz          this machine's Node binary, xz-compressed (unpacked to /tmp there)
 #   .gpu/node_modules/    the package's production dependencies only (npm ci --omit=dev)
-#   .gpu/bin.tar.xz       dist/ (tsc), build/Release/carzero.node (the CUDA-enabled addon) and
+#   .gpu/bin.tar.xz       dist/ (tsc), build/Release/carzero.node (the CUDA-enabled addon, with the
+#                         experimental kernels of native/dev: CARZERO_DEV_KERNELS=ON) and
 #                         build/{bench_model,test_ops,bench_cuda}; .gpu/bin.sha256 checks them
 #   .gpu/MANIFEST.json    git revision, versions, sizes and checksums
 # then checks that the whole transfer (the working tree + .gpu) fits the 64 MiB limit and prints the
@@ -47,6 +48,11 @@ git check-ignore -q .gpu/x || { echo "gpu-stage: .gpu/ is not ignored" >&2; exit
 if [ $BUILD = 1 ]; then
   say "tsc -p tsconfig.json"
   npx tsc -p tsconfig.json
+  # the kit times and checks the experimental attention kernels too (native/dev/cuda)
+  if ! grep -qx 'CARZERO_DEV_KERNELS:BOOL=ON' build/CMakeCache.txt; then
+    say "cmake -DCARZERO_DEV_KERNELS=ON build (the experiments of native/dev/cuda)"
+    cmake -DCARZERO_DEV_KERNELS=ON build > /dev/null
+  fi
   say "cmake --build build (addon, bench_model, test_ops, bench_cuda; a no-op when current)"
   cmake --build build --target carzero_addon bench_model test_ops bench_cuda | tail -3
 fi

@@ -2,8 +2,9 @@
 //
 // Every kernel below is instantiated for bf16 and for fp16 storage (template flag H: the mma.sync
 // .bf16 or .f16 variant, and P and the output rounded to that type); the text says bf16 for both.
-// The device code is in attention_bf16_kernels.cuh and attention_bf16_bwd.cuh, which the warp
-// emulator test also compiles on the host (native/tests/warp_emu).
+// The device code is in attention_bf16_{common,tiled,whole}.cuh (planning: attention_bf16_kernels.cuh)
+// and attention_bf16_bwd.cuh, which the warp emulator test also compiles on the host
+// (native/tests/warp_emu).
 //
 // Forward, head sizes 32, 64, 128, 192, on the tensor cores in the FlashAttention-2 layout
 // (Dao, 2023): each warp owns 16 query rows of one (batch item, head), keeps its Q fragments, the
@@ -16,14 +17,13 @@
 // share that step:
 // - whole-sequence (HS 64, Tk <= 256, per-item K/V, aligned rows: the ViT and BERT shapes): K and
 //   V of an (item, head) pair are loaded into shared memory once and the warps take its query
-//   tiles in turn, one block of 4 warps per pair. A persistent variant (a block per SM slot
-//   looping over pairs, double-buffering the next pair's K/V, one warp per query tile) is
-//   opt-in: it measured slower on an H100;
+//   tiles in turn, one block of 4 warps per pair (attention_bf16_whole.cuh);
 // - tiled (everything else): a block of 4 warps owns 64 query rows and streams K/V tiles through
-//   double-buffered cp.async stages;
-// - opt-in experiments at head size 64 (bf16), not yet timed on a GPU: the 32-row kernel (wide,
-//   wide8: two mma tiles per warp share each K/V fragment), its 16-row form (lean) and its
-//   persistent form with a loader warp (pwide); see attention_bf16_kernels.cuh.
+//   double-buffered cp.async stages (attention_bf16_tiled.cuh).
+// Experiments at head size 64 (bf16) live in native/dev/cuda/ and are built only with
+// -DCARZERO_DEV_KERNELS=ON: a persistent whole-sequence kernel (measured slower on an H100), the
+// 32-row kernel (wide, wide8: two mma tiles per warp share each K/V fragment), its 16-row form
+// (lean) and its persistent form with a loader warp (pwide), the last three not yet timed.
 // When K, V and the key mask are shared across the batch (k_bs = v_bs = mask_bs = 0, the
 // alignment head's many queries against one memory), the (item, query) pairs are flattened into
 // one long query axis, so a block of 64 rows is full even when Tq = 1.
@@ -50,7 +50,11 @@
 #include "cuda/cuda_common.h"
 #include "cuda/cuda_device.cuh"
 #include "cuda/cuda_ops.h"
+#include "cuda/smem_opt_in.cuh"
 #include "ops_check.h"
+#ifdef CZ_DEV_KERNELS
+#include "dev/cuda/attention_bf16_variants.h"
+#endif
 
 namespace carzero::cuda {
 
@@ -58,25 +62,16 @@ namespace {
 
 using namespace attn_bf16;
 
-// Opts a kernel into `smem` bytes of dynamic shared memory and asks for the largest shared-memory
-// carveout of the SM's L1 (the default carveout may leave room for fewer blocks than the
-// registers and shared memory would allow). The attributes are set once per kernel and device,
-// and again only when a call needs more than was set (two driver calls per launch otherwise:
-// microseconds of host time on every attention call of a small-batch forward).
-template <class Kernel>
-void smem_opt_in(Kernel kernel, size_t smem) {
-  static std::mutex mu;
-  static std::map<std::pair<const void*, int>, size_t> set;  // (kernel, device) -> bytes
-  int dev = 0;
-  CZ_CUDA(cudaGetDevice(&dev));
-  std::lock_guard<std::mutex> lock(mu);
-  size_t& have = set[{reinterpret_cast<const void*>(kernel), dev}];
-  if (have >= smem && have != 0) return;
-  CZ_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  CZ_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                               static_cast<int>(cudaSharedmemCarveoutMaxShared)));
-  have = smem;
+#ifndef CZ_DEV_KERNELS
+// CARZERO_ATTN_KERNEL named neither "whole" nor "tiled" in a build without native/dev's kernels.
+[[noreturn]] void dev_kernels_missing() {
+  throw_error(CZ_ERR_UNSUPPORTED,
+              "CARZERO_ATTN_KERNEL=%s: this build has the 'whole' (default) and 'tiled' attention kernels; "
+              "the experiments (persist, wide, wide8, lean, pwide) need a build configured with "
+              "-DCARZERO_DEV_KERNELS=ON",
+              settings().attn_kernel.c_str());
 }
+#endif
 
 template <int D, bool H>
 void launch_tc(CudaState& s, const TcParams& p, int64_t slices, int64_t NH) {
@@ -107,36 +102,6 @@ void launch_whole64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
   const dim3 grid(static_cast<unsigned>(NH), static_cast<unsigned>(B));
   attention_fwd_whole64_kernel<NW, H><<<grid, NW * 32, smem, s.stream>>>(p);
   check_launch("attention_fwd_whole64_kernel");
-}
-
-template <bool H>
-void launch_persist64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
-  const size_t smem = 2 * whole_kv_smem(p.Tk);  // 2 stages of K and V
-  CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
-             "attention_forward(bf16, persistent): needs %zu bytes of shared memory, the device allows %zu",
-             smem, s.max_smem_optin);
-  smem_opt_in(attention_fwd_persist64_kernel<H>, smem);
-  const int threads = static_cast<int>((p.Tq + 15) / 16) * 32;
-  int per_sm = 0;
-  CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_persist64_kernel<H>,
-                                                        threads, smem));
-  const int64_t items = B * NH;
-  const int64_t blocks = std::min<int64_t>(items, static_cast<int64_t>(std::max(per_sm, 1)) *
-                                                      std::max(s.sm_count, 1));
-  attention_fwd_persist64_kernel<H><<<static_cast<unsigned>(blocks), threads, smem, s.stream>>>(p, items);
-  check_launch("attention_fwd_persist64_kernel");
-}
-
-template <int NW, int MT, bool H>
-void launch_wide64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
-  const size_t smem = whole_kv_smem(p.Tk);
-  CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
-             "attention_forward(bf16, 32-row whole K/V): needs %zu bytes of shared memory, the device allows %zu",
-             smem, s.max_smem_optin);
-  smem_opt_in(attention_fwd_wide64_kernel<NW, MT, H>, smem);
-  const dim3 grid(static_cast<unsigned>(NH), static_cast<unsigned>(B));
-  attention_fwd_wide64_kernel<NW, MT, H><<<grid, NW * 32, smem, s.stream>>>(p);
-  check_launch("attention_fwd_wide64_kernel");
 }
 
 // dst rows (bf16, or fp16 when H) = src rows (fp32), (items, rows) rows of C columns, same
@@ -200,36 +165,17 @@ std::string attention_forward_bf16_plan(Exec& ex, const AttnArgs& a) {
       std::snprintf(buf, sizeof buf, "whole-sequence kernel, 4 warps a block, %d blocks per SM", per_sm);
       return buf;
     }
-    case FwdKernel::Persist: {
-      const size_t smem = 2 * whole_kv_smem(p.Tk);
-      const int threads = static_cast<int>((p.Tq + 15) / 16) * 32;
-      smem_opt_in(attention_fwd_persist64_kernel<false>, smem);
-      CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_persist64_kernel<false>, threads, smem));
-      std::snprintf(buf, sizeof buf, "persistent whole-sequence kernel, %d warps a block, %d blocks per SM", threads / 32, per_sm);
+    case FwdKernel::Dev: {
+#ifdef CZ_DEV_KERNELS
+      if (std::string plan = attention_forward_dev_plan(s, p); !plan.empty()) return plan;
+      smem_opt_in(attention_fwd_whole64_kernel<4, false>, whole_kv_smem(p.Tk));
+      CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_whole64_kernel<4, false>, 128,
+                                                            whole_kv_smem(p.Tk)));
+      std::snprintf(buf, sizeof buf, "whole-sequence kernel (the experiment does not apply), %d blocks per SM", per_sm);
       return buf;
-    }
-    case FwdKernel::Wide4:
-    case FwdKernel::Wide8:
-    case FwdKernel::Lean4: {
-      const FwdKernel k = pick_kernel(p, a.HS, slices, a.NH);
-      const size_t smem = whole_kv_smem(p.Tk);
-      auto occ = [&](auto kernel, int threads) {
-        smem_opt_in(kernel, smem);
-        CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
-      };
-      if (k == FwdKernel::Wide8) occ(attention_fwd_wide64_kernel<8, 2, false>, 256);
-      else if (k == FwdKernel::Wide4) occ(attention_fwd_wide64_kernel<4, 2, false>, 128);
-      else occ(attention_fwd_wide64_kernel<4, 1, false>, 128);
-      std::snprintf(buf, sizeof buf, "%d-row whole-sequence kernel (fma exp2, staged K/V), %d warps a block, %d blocks per SM",
-                    k == FwdKernel::Lean4 ? 16 : 32, k == FwdKernel::Wide8 ? 8 : 4, per_sm);
-      return buf;
-    }
-    case FwdKernel::Pwide: {
-      const size_t smem = 2 * pwide_stage_elems(p.Tq, p.Tk) * sizeof(bf16);
-      smem_opt_in(attention_fwd_pwide64_kernel<false>, smem);
-      CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_pwide64_kernel<false>, kPwideWarps * 32, smem));
-      std::snprintf(buf, sizeof buf, "persistent 32-row kernel, 7 compute warps + 1 loader warp, %d blocks per SM", per_sm);
-      return buf;
+#else
+      dev_kernels_missing();
+#endif
     }
     case FwdKernel::Tiled: break;
   }
@@ -249,36 +195,20 @@ std::string attention_forward_bf16_plan(Exec& ex, const AttnArgs& a) {
 
 namespace {
 
-void launch_pwide64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
-  const size_t smem = 2 * pwide_stage_elems(p.Tq, p.Tk) * sizeof(bf16);
-  CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
-             "attention_forward(bf16, persistent 32-row): needs %zu bytes of shared memory, the device allows %zu",
-             smem, s.max_smem_optin);
-  smem_opt_in(attention_fwd_pwide64_kernel<false>, smem);
-  int per_sm = 0;
-  CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_pwide64_kernel<false>,
-                                                        kPwideWarps * 32, smem));
-  const int64_t items = B * NH;
-  const int64_t blocks = std::min<int64_t>(items, static_cast<int64_t>(std::max(per_sm, 1)) *
-                                                      std::max(s.sm_count, 1));
-  attention_fwd_pwide64_kernel<false><<<static_cast<unsigned>(blocks), kPwideWarps * 32, smem, s.stream>>>(p, items);
-  check_launch("attention_fwd_pwide64_kernel");
-}
-
-// The tensor-core forward for one storage type (H: fp16, else bf16). The opt-in experiments
-// (persist, wide, wide8, lean, pwide) are built for bf16 only, to keep the binary small until one of
-// them replaces the default; at fp16 they run the default whole-sequence kernel.
+// The tensor-core forward for one storage type (H: fp16, else bf16). The experiments of native/dev
+// (CARZERO_ATTN_KERNEL=persist, wide, wide8, lean, pwide; builds with CARZERO_DEV_KERNELS) are
+// bf16 only: at fp16 they run the default whole-sequence kernel.
 template <bool H>
 void forward_tc(CudaState& s, const TcParams& p, int64_t HS, int64_t slices, int64_t NH) {
-  FwdKernel k = pick_kernel(p, HS, slices, NH);
-  if (H && k != FwdKernel::Tiled) k = FwdKernel::Whole4;
-  switch (k) {
+  switch (pick_kernel(p, HS, slices, NH)) {
     case FwdKernel::Whole4: return launch_whole64<4, H>(s, p, slices, NH);
-    case FwdKernel::Persist: if constexpr (!H) return launch_persist64<false>(s, p, slices, NH); break;
-    case FwdKernel::Wide4: if constexpr (!H) return launch_wide64<4, 2, false>(s, p, slices, NH); break;
-    case FwdKernel::Wide8: if constexpr (!H) return launch_wide64<8, 2, false>(s, p, slices, NH); break;
-    case FwdKernel::Lean4: if constexpr (!H) return launch_wide64<4, 1, false>(s, p, slices, NH); break;
-    case FwdKernel::Pwide: if constexpr (!H) return launch_pwide64(s, p, slices, NH); break;
+    case FwdKernel::Dev:
+#ifdef CZ_DEV_KERNELS
+      if (attention_forward_dev(s, p, slices, NH, H)) return;
+      return launch_whole64<4, H>(s, p, slices, NH);
+#else
+      dev_kernels_missing();
+#endif
     case FwdKernel::Tiled: break;
   }
   switch (HS) {

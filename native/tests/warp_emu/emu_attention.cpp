@@ -1,6 +1,6 @@
 // emu_attention.cpp: the "cuda-emu" backend of test_ops. It is the CPU backend except for
 // attention with bf16 or fp16 storage, which runs the CUDA tensor-core kernels themselves
-// (native/src/cuda/attention_bf16_kernels.cuh) on the warp emulator (warp_emu.h), chosen by the
+// (native/src/cuda/attention_bf16_*.cuh, and the experiments of native/dev/cuda) on the warp emulator (warp_emu.h), chosen by the
 // same planning code as attention_bf16.cu (pick_kernel, CARZERO_ATTN_KERNEL, bwd_tc_eligible).
 // The shapes the CUDA code widens to fp32 go to the CPU kernel, which computes the same thing.
 // So the harness's float64 references check the kernels' fragment layouts, swizzles, masking,
@@ -8,6 +8,7 @@
 #define CZ_WARP_EMU 1
 #include "cuda/attention_bf16_bwd.cuh"
 #include "cuda/attention_bf16_kernels.cuh"
+#include "dev/cuda/attention_bf16_variants.cuh"
 
 #include <algorithm>
 #include <cstdio>
@@ -35,31 +36,41 @@ void emu_forward_tc(const AttnArgs& a) {
   const size_t whole_smem = whole_kv_smem(p.Tk);
   const Dim3 pairs{u(a.NH), u(slices), 1};
   FwdKernel k = pick_kernel(p, a.HS, slices, a.NH);
-  if (H && k != FwdKernel::Tiled) k = FwdKernel::Whole4;  // as attention_bf16.cu: fp16 opt-ins
+  DevKernel d = DevKernel::Persist;
+  if (k == FwdKernel::Dev) {  // as attention_bf16_variants.cu: bf16 only, else the default kernel
+    bool known = false;
+    const bool applies = pick_dev_kernel(p, settings().attn_kernel, &d, &known);
+    if (!known) throw std::runtime_error("CARZERO_ATTN_KERNEL=" + settings().attn_kernel + ": unknown kernel");
+    if (H || !applies) k = FwdKernel::Whole4;
+  }
   switch (k) {
     case FwdKernel::Whole4:
       return cz_emu::launch(pairs, {128, 1, 1}, whole_smem, [&] { attention_fwd_whole64_kernel<4, H>(p); });
-    case FwdKernel::Wide4:
-      return cz_emu::launch(pairs, {128, 1, 1}, whole_smem, [&] { attention_fwd_wide64_kernel<4, 2, false>(p); });
-    case FwdKernel::Wide8:
-      return cz_emu::launch(pairs, {256, 1, 1}, whole_smem, [&] { attention_fwd_wide64_kernel<8, 2, false>(p); });
-    case FwdKernel::Lean4:
-      return cz_emu::launch(pairs, {128, 1, 1}, whole_smem, [&] { attention_fwd_wide64_kernel<4, 1, false>(p); });
-    case FwdKernel::Persist: {
-      // fewer blocks than pairs, so every block loops over pairs and double-buffers
-      const int64_t items = slices * a.NH;
-      const unsigned blocks = u(std::min<int64_t>(items, 3));
-      const unsigned threads = u((p.Tq + 15) / 16 * 32);
-      return cz_emu::launch({blocks, 1, 1}, {threads, 1, 1}, whole_smem * 2,
-                            [&] { attention_fwd_persist64_kernel<false>(p, items); });
-    }
-    case FwdKernel::Pwide: {  // three blocks: each loops over pairs through both stages
-      const int64_t items = slices * a.NH;
-      const unsigned blocks = u(std::min<int64_t>(items, 3));
-      return cz_emu::launch({blocks, 1, 1}, {kPwideWarps * 32, 1, 1},
-                            2 * pwide_stage_elems(p.Tq, p.Tk) * sizeof(bf16),
-                            [&] { attention_fwd_pwide64_kernel<false>(p, items); });
-    }
+    case FwdKernel::Dev:
+      switch (d) {
+        case DevKernel::Wide4:
+          return cz_emu::launch(pairs, {128, 1, 1}, whole_smem, [&] { attention_fwd_wide64_kernel<4, 2, false>(p); });
+        case DevKernel::Wide8:
+          return cz_emu::launch(pairs, {256, 1, 1}, whole_smem, [&] { attention_fwd_wide64_kernel<8, 2, false>(p); });
+        case DevKernel::Lean4:
+          return cz_emu::launch(pairs, {128, 1, 1}, whole_smem, [&] { attention_fwd_wide64_kernel<4, 1, false>(p); });
+        case DevKernel::Persist: {
+          // fewer blocks than pairs, so every block loops over pairs and double-buffers
+          const int64_t items = slices * a.NH;
+          const unsigned blocks = u(std::min<int64_t>(items, 3));
+          const unsigned threads = u((p.Tq + 15) / 16 * 32);
+          return cz_emu::launch({blocks, 1, 1}, {threads, 1, 1}, whole_smem * 2,
+                                [&] { attention_fwd_persist64_kernel<false>(p, items); });
+        }
+        case DevKernel::Pwide: {  // three blocks: each loops over pairs through both stages
+          const int64_t items = slices * a.NH;
+          const unsigned blocks = u(std::min<int64_t>(items, 3));
+          return cz_emu::launch({blocks, 1, 1}, {kPwideWarps * 32, 1, 1},
+                                2 * pwide_stage_elems(p.Tq, p.Tk) * sizeof(bf16),
+                                [&] { attention_fwd_pwide64_kernel<false>(p, items); });
+        }
+      }
+      break;
     case FwdKernel::Tiled: break;
   }
   auto tiled = [&](auto kernel, size_t smem, int64_t bq) {
