@@ -49,10 +49,21 @@ async function timeIt(fn: () => Promise<unknown>, reps: number, warmup = 1): Pro
   return out;
 }
 
-function loadOrt(): any | undefined {
+// The parts of onnxruntime-node this benchmark uses (an optional peer in bench/peers: no types here).
+interface OrtSession {
+  inputNames: string[];
+  run(feeds: Record<string, unknown>): Promise<unknown>;
+}
+interface Ort {
+  env: { versions?: { node?: string } };
+  InferenceSession: { create(path: string, options: Record<string, unknown>): Promise<OrtSession> };
+  Tensor: new (type: 'float32', data: Float32Array, dims: number[]) => unknown;
+}
+
+function loadOrt(): Ort | undefined {
   try {
     const req = createRequire(join(here, 'peers', 'package.json'));
-    return req('onnxruntime-node');
+    return req('onnxruntime-node') as Ort;
   } catch {
     return undefined;
   }
@@ -75,7 +86,7 @@ export async function benchModel(args: string[]): Promise<{ rows: Row[]; notes: 
 
   // ---- ViT: ours (fp32, bf16) and onnxruntime (fp32), interleaved ----
   const ort = loadOrt();
-  let session: any;
+  let session: OrtSession | undefined;
   if (!ort) notes.push('onnxruntime-node: not installed (ONNXRUNTIME_NODE_INSTALL=skip npm --prefix bench/peers install)');
   else if (!existsSync(join(root, 'vit.onnx'))) notes.push(`onnxruntime-node: ${root}/vit.onnx missing (tools/reference/full_size.py exports it)`);
   else {
@@ -93,9 +104,9 @@ export async function benchModel(args: string[]): Promise<{ rows: Row[]; notes: 
       r.global.dispose();
       r.local.dispose();
     };
-    const feeds = session ? { [session.inputNames[0]]: new ort.Tensor('float32', px, [B, 3, 224, 224]) } : undefined;
+    const feeds = session && ort ? { [session.inputNames[0]]: new ort.Tensor('float32', px, [B, 3, 224, 224]) } : {};
     const runOrt = async () => {
-      await session.run(feeds);
+      await session?.run(feeds);
     };
     // warm-up each, then interleave so machine noise hits all three alike
     await runOurs(fp32)();
@@ -122,7 +133,7 @@ export async function benchModel(args: string[]): Promise<{ rows: Row[]; notes: 
   const fourteen = Array.from({ length: 14 }, (_, i) => `${prompts[i % prompts.length]} ${['left', 'right', 'bilateral', 'mild', 'severe', 'small', 'large'][i % 7]} lung`);
   for (const [impl, m] of [['carzero fp32', model32], ['carzero bf16', model16]] as const) {
     const tt = await timeIt(async () => {
-      using e = await m.embedTexts(fourteen);
+      using _e = await m.embedTexts(fourteen);
     }, reps);
     rows.push({ what: 'BERT-base + aggregation (L=97)', impl, batch: 14, ms: median(tt), per_s: 14000 / median(tt), unit: 'texts/s' });
     const images = ['grey8_tall_quirk.png', 'grey16_tall.png', 'rgb_wide.png', 'colour.jpg', 'grey8_large.png', 'grey8_wide_quirk.png', 'palette.png', 'rgb16.png'].map((f) => join(root, 'images', f));

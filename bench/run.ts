@@ -74,7 +74,7 @@ function runGemm(args: string[]): number {
   const json = join(outDir, 'gemm.json');
   // OpenBLAS picks its kernels by CPUID only with OPENBLAS_CORETYPE unset (the environment here
   // sets it to work around old builds); its thread count matches ours.
-  const env = { ...process.env, OPENBLAS_NUM_THREADS: threads };
+  const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: threads };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
   const r = spawnSync(exe, [...args, '--json', json], { stdio: 'inherit', env });

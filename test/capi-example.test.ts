@@ -41,7 +41,7 @@ async function classify(args: string[]): Promise<{ stdout: string; stderr: strin
   try {
     return await run(exe, args);
   } catch (e) {
-    throw new Error(`examples/c/classify ${args.join(' ')} failed: ${describe(e)}`);
+    throw new Error(`examples/c/classify ${args.join(' ')} failed: ${describe(e)}`, { cause: e });
   }
 }
 
@@ -72,7 +72,7 @@ test.before(async () => {
   try {
     await run(cc, ccArgs);
   } catch (e) {
-    throw new Error(`cannot build the C example: ${cc} ${ccArgs.join(' ')}\n${describe(e)}`);
+    throw new Error(`cannot build the C example: ${cc} ${ccArgs.join(' ')}\n${describe(e)}`, { cause: e });
   }
   const cfg = JSON.parse(readFileSync(join(tiny, 'config.json'), 'utf8'));
   await run(process.execPath, [cli, 'convert', '--checkpoint', join(tiny, 'carzero-tiny.ckpt'), '--text-model', join(tiny, 'bert-tiny'), '--out', modelDir, '--vit-heads', String(cfg.vision.heads), '--head-heads', String(cfg.head.heads)]);
@@ -151,7 +151,7 @@ test('examples/c/classify_files: image files + prompt embeddings from `carzero e
   try {
     c = await run(exe2, [modelDir, emb, '--threads', '2', ...images, corrupt]);
   } catch (e) {
-    throw new Error(`classify_files failed: ${describe(e)}`);
+    throw new Error(`classify_files failed: ${describe(e)}`, { cause: e });
   }
   const fromC = new Map(c.stdout.trim().split('\n').map((line) => {
     const [file, rest] = line.split('\t');

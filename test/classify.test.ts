@@ -116,7 +116,7 @@ test('a DICOM folder of mixed transfer syntaxes classifies in one command; lossl
   try {
     out = await run(process.execPath, [bin, 'classify', '--model', modelDir, '--prompts', join(tiny, 'text', 'prompts.json'), '--device', 'cpu', '--quiet', ...files], { maxBuffer: 1 << 26 });
   } catch (e) {
-    throw new Error(`classify failed: ${(e as Error).message}\n${(e as { stderr?: string }).stderr ?? ''}`);
+    throw new Error(`classify failed: ${(e as Error).message}\n${(e as { stderr?: string }).stderr ?? ''}`, { cause: e });
   }
   const res = JSON.parse(out.stdout) as { images: string[]; scores: number[][]; skipped: { path?: string; image?: string; error: string }[] };
   const scored = new Map(res.images.map((p, i) => [p.split('/').pop()!, res.scores[i]]));

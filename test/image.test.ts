@@ -1,7 +1,7 @@
 // Image pipeline against OpenCV (Debian python3-opencv 4.6) outputs made by tools/fixtures-image.py,
 // and against the reference engineer's fixtures (test/fixtures/tiny/) when they are present.
 import test from 'ava';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -52,8 +52,8 @@ for (const c of index.cases.filter((x) => !x.error)) {
   test(`decode + preprocess ${c.name} (${c.kind}) matches cv2`, (t) => {
     const img = decodeFile(c.file);
     const expDecoded = decodeFile(c.decoded!);
-    t.is(img.width, c.width);
-    t.is(img.height, c.height);
+    t.is(img.width, c.width!);
+    t.is(img.height, c.height!);
     const dd = diff(img.data, expDecoded.data);
     t.is(dd.count, 0, `decode differs from cv2.imread(path, 0) on ${dd.count} pixels (max ${dd.max})`);
     const pre = preprocess(img);

@@ -83,7 +83,6 @@ test('bad input throws errors naming the argument', (t) => {
 
 test('the raw addon validates too (defence when called directly)', (t) => {
   const native = Device.cpu().nativeContext;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const addon = loadNative() as any;
   t.throws(() => new addon.Tensor(native, 'f32', [-3]), { instanceOf: RangeError, message: /shape.*\[0\]/ });
   t.throws(() => new addon.Tensor(native, 'nope', [3]), { instanceOf: TypeError, message: /dtype/ });

@@ -2,7 +2,7 @@
 // made by tools/fixtures-text.py (the original cleaning code + a transcription of HF BertTokenizer),
 // and, when present, the reference engineer's fixtures in test/fixtures/tiny/.
 import test from 'ava';
-import { existsSync, readFileSync, mkdtempSync, writeFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

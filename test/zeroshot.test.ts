@@ -109,12 +109,12 @@ test('abort: rejects with an AbortError, stops pulling inputs', async (t) => {
     }
   }
   const p = model.classify({ images: source(), prompts, batchSize: 4, concurrency: 4, signal: controller.signal, onProgress: (e) => e.done >= 8 && controller.abort(), ...quiet });
-  const e = await t.throwsAsync(p, { any: true });
+  const e = (await t.throwsAsync(p, { any: true })) as Error | undefined;
   t.true(e instanceof DOMException);
   t.is(e!.name, 'AbortError');
   t.true(pulled < 30, `pulled ${pulled}`);
   // already aborted: rejects at once
-  const e2 = await t.throwsAsync(model.classify({ images: batch, prompts, signal: AbortSignal.abort(), ...quiet }), { any: true });
+  const e2 = (await t.throwsAsync(model.classify({ images: batch, prompts, signal: AbortSignal.abort(), ...quiet }), { any: true })) as Error | undefined;
   t.is(e2!.name, 'AbortError');
   // the model still works afterwards
   t.is((await model.classify({ images: [batch[0]], prompts, ...quiet })).scores.length, 1);

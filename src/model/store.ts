@@ -341,7 +341,7 @@ export async function listModels(env: NodeJS.ProcessEnv = process.env): Promise<
   const out: ListedModel[] = [];
   const registry = await readRegistry().catch(() => ({}) as Record<string, RegistryEntry>);
   for (const [origin, root] of [['shipped', shippedModelsDir()], ['store', modelStoreDir(env)]] as const) {
-    let names: string[] = [];
+    let names: string[];
     try {
       names = (await readdir(root, { withFileTypes: true })).filter((e) => e.isDirectory() && MODEL_NAME.test(e.name)).map((e) => e.name).sort();
     } catch {

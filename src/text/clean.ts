@@ -18,6 +18,7 @@
 
 const NUMBERED = /[0-9]+\./;
 const WORD = /[\p{L}\p{N}_]+/gu;
+// eslint-disable-next-line no-control-regex -- the ASCII range starts at NUL on purpose
 const NON_ASCII = /[^\x00-\x7f]/g;
 
 function checkText(text: unknown, what: string): string {

@@ -541,6 +541,6 @@ export async function readConfigFile(file: string): Promise<unknown> {
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message}); the config file is JSON (YAML is not supported)`);
+    throw new Error(`${file}: not valid JSON (${(e as Error).message}); the config file is JSON (YAML is not supported)`, { cause: e });
   }
 }

@@ -102,8 +102,6 @@ export function dangerousCallable(module: string, name: string): string | undefi
   return undefined;
 }
 
-const MARK = Symbol('mark');
-
 /**
  * A short description of any unpickled value for messages: its type and size, never its contents
  * beyond 60 characters (a value may be exponentially large when printed: a tuple (x, x) nested 40

@@ -252,7 +252,7 @@ export async function writeSafetensors(
   const header = buildSafetensorsHeader(ordered, md);
   const tmp = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
   const fh = await open(tmp, 'w');
-  let total = 0;
+  let total: number;
   try {
     await fh.write(header, 0, header.length, 0);
     total = header.length;

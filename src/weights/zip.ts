@@ -172,8 +172,14 @@ export class ZipArchive {
         const len = cd.readUInt16LE(q + 2);
         if (id === 1) {
           let r = q + 4;
-          if (usize === 0xffffffff) (usize = u64(cd, r)), (r += 8);
-          if (compressedSize === 0xffffffff) (compressedSize = u64(cd, r)), (r += 8);
+          if (usize === 0xffffffff) {
+            usize = u64(cd, r);
+            r += 8;
+          }
+          if (compressedSize === 0xffffffff) {
+            compressedSize = u64(cd, r);
+            r += 8;
+          }
           if (headerOffset === 0xffffffff) headerOffset = u64(cd, r);
         }
         q += 4 + len;

@@ -26,7 +26,7 @@ const T: Record<string, (c: DemoClass) => string> = {
 };
 const model = await CARZero.load(dir, { device: 'cpu' });
 const images = test.map((im: { file: string }) => join(data, im.file));
-const auc = (scores: number[][], col: (c: DemoClass) => number) => DEMO_CLASSES.map((c, j) => rocAuc(test.map((im: { labels: number[] }) => im.labels[j]), scores.map((s) => s[col(c)])));
+const auc = (scores: ArrayLike<number>[], col: (c: DemoClass) => number) => DEMO_CLASSES.map((c, j) => rocAuc(test.map((im: { labels: number[] }) => im.labels[j]), scores.map((s) => s[col(c)])));
 const show = (name: string, a: number[]) => console.log(`${name.padEnd(20)} macro ${(a.reduce((x, y) => x + y, 0) / a.length).toFixed(3)}  ` + DEMO_CLASSES.map((c, j) => `${c.slice(0, 5)} ${a[j].toFixed(3)}`).join(' '));
 for (const [name, f] of Object.entries(T)) {
   const prompts = Object.fromEntries(DEMO_CLASSES.map((c) => [c, f(c)]));

@@ -43,7 +43,10 @@ export function byteMutation(rng: Rng, b: Buffer, others: readonly Buffer[] = []
       out[at] = rng.pick([0, 1, 0x7f, 0x80, 0xff]);
       return out;
     case 2: // an interesting 16/32-bit value, either byte order
-      if (at + 4 <= out.length) rng.chance(0.5) ? out.writeUInt32LE(rng.pick(INTERESTING_U32), at) : out.writeUInt32BE(rng.pick(INTERESTING_U32), at);
+      if (at + 4 <= out.length) {
+        if (rng.chance(0.5)) out.writeUInt32LE(rng.pick(INTERESTING_U32), at);
+        else out.writeUInt32BE(rng.pick(INTERESTING_U32), at);
+      }
       else if (at + 2 <= out.length) out.writeUInt16LE(rng.pick(INTERESTING_U32) & 0xffff, at);
       return out;
     case 3: // delete a range
@@ -344,8 +347,10 @@ export function jsonMutation(rng: Rng, b: Buffer): Buffer {
     let p = v as Record<string | number, unknown>;
     for (const k of path.slice(0, -1)) p = p[k] as Record<string | number, unknown>;
     const last = path[path.length - 1]!;
-    if (val === undefined) Array.isArray(p) ? p.splice(last as number, 1) : delete p[last];
-    else p[last] = val;
+    if (val === undefined) {
+      if (Array.isArray(p)) p.splice(last as number, 1);
+      else delete p[last];
+    } else p[last] = val;
   };
   switch (rng.int(4)) {
     case 0:

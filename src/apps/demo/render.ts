@@ -300,7 +300,8 @@ export function renderFrontal(rng: Rng, opt: RenderOptions): Rendered {
     const hx = l.cx - l.s * l.rx * 0.55, hy = l.cy + 0.05 * l.ry;
     for (let v = 0; v < 16; v++) {
       const ang = rng.uniform(-1.25, 1.1);
-      let x = hx, y = hy, hw = 1.6, len = rng.uniform(0.35, 0.9) * l.rx;
+      let x = hx, y = hy, hw = 1.6;
+      const len = rng.uniform(0.35, 0.9) * l.rx;
       let a = ang;
       for (let sgt = 0; sgt < 4; sgt++) {
         const nx = x + l.s * Math.cos(a) * len * 0.3, ny = y + Math.sin(a) * len * 0.3;
