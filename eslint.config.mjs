@@ -5,7 +5,18 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'build*/', 'node_modules/', 'prebuilds/', 'bench/peers/', 'weights/', '.gpu/', 'examples/**/node_modules/'] },
+  {
+    ignores: [
+      'dist/',
+      'build*/',
+      'node_modules/',
+      'prebuilds/',
+      'bench/peers/',
+      'weights/',
+      '.gpu/',
+      'examples/**/node_modules/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

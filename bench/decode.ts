@@ -54,8 +54,12 @@ export interface DecodeResult {
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
 function peer(root: string, args: string[]): { opencv: string; ms: Record<string, number> } {
-  const r = spawnSync('/usr/bin/python3', [join(root, 'bench', 'peers', 'cv2_decode.py'), ...args], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } });
-  if (r.status !== 0) throw new Error(`bench/peers/cv2_decode.py ${args[0]} failed (python3-opencv installed?): ${r.stderr || r.error}`);
+  const r = spawnSync('/usr/bin/python3', [join(root, 'bench', 'peers', 'cv2_decode.py'), ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, OMP_NUM_THREADS: '1' },
+  });
+  if (r.status !== 0)
+    throw new Error(`bench/peers/cv2_decode.py ${args[0]} failed (python3-opencv installed?): ${r.stderr || r.error}`);
   return args[0] === 'make' ? { opencv: '', ms: {} } : JSON.parse(r.stdout);
 }
 
@@ -97,14 +101,27 @@ export async function benchDecode(root: string, args: string[]): Promise<DecodeR
   for (const fmt of FORMATS)
     for (const f of [fmt.full, fmt.small]) {
       const p = join(dir, f);
-      decode.push({ format: fmt.name, file: f, native_ms: ours[p].native, js_ms: ours[p].js, cv2_ms: cv2(p), native_vs_cv2: ours[p].native / cv2(p), js_vs_cv2: ours[p].js / cv2(p) });
+      decode.push({
+        format: fmt.name,
+        file: f,
+        native_ms: ours[p].native,
+        js_ms: ours[p].js,
+        cv2_ms: cv2(p),
+        native_vs_cv2: ours[p].native / cv2(p),
+        js_vs_cv2: ours[p].js / cv2(p),
+      });
     }
 
   // (b) classify end to end
   const classify: ClassifyRow[] = [];
-  const modelDir = join(args.includes('--root') ? args[args.indexOf('--root') + 1] : '/tmp/carzero-full', 'carzero-model');
+  const modelDir = join(
+    args.includes('--root') ? args[args.indexOf('--root') + 1] : '/tmp/carzero-full',
+    'carzero-model',
+  );
   if (!existsSync(join(modelDir, 'model.safetensors'))) {
-    notes.push(`classify end to end: not run (${modelDir} missing: \`npm run bench -- model\` converts the full-size reference model)`);
+    notes.push(
+      `classify end to end: not run (${modelDir} missing: \`npm run bench -- model\` converts the full-size reference model)`,
+    );
   } else {
     const { CARZero } = await import('../src/model/carzero.js');
     using model = await CARZero.load(modelDir, { device: 'cpu', precision: 'bf16' });
@@ -113,7 +130,12 @@ export async function benchDecode(root: string, args: string[]): Promise<DecodeR
     const run = async (file: string) => {
       const t = performance.now();
       let n = 0;
-      for await (const r of model.classifyStream({ images: Array.from({ length: K }, () => file), prompts: text, batchSize: 8 })) if ('scores' in r) n++;
+      for await (const r of model.classifyStream({
+        images: Array.from({ length: K }, () => file),
+        prompts: text,
+        batchSize: 8,
+      }))
+        if ('scores' in r) n++;
       if (n !== K) throw new Error(`classify scored ${n} of ${K} copies of ${file}`);
       return (performance.now() - t) / 1000;
     };
@@ -130,9 +152,19 @@ export async function benchDecode(root: string, args: string[]): Promise<DecodeR
       const ss = Math.min(...small);
       const extra = ((fs - ss) * 1000) / K;
       const c = cv2(join(dir, fmt.full));
-      classify.push({ format: fmt.name, images: K, full_s: fs, small_s: ss, extra_ms_per_image: extra, cv2_ms: c, extra_vs_cv2: extra / c });
+      classify.push({
+        format: fmt.name,
+        images: K,
+        full_s: fs,
+        small_s: ss,
+        extra_ms_per_image: extra,
+        cv2_ms: c,
+        extra_vs_cv2: extra / c,
+      });
     }
-    notes.push(`classify: full-size reference model (random weights), bf16, CPU, batch 8, 1 class, ${i.images.decode_threads} decode threads, ${K} copies of one file per run (page cache warm)`);
+    notes.push(
+      `classify: full-size reference model (random weights), bf16, CPU, batch 8, 1 class, ${i.images.decode_threads} decode threads, ${K} copies of one file per run (page cache warm)`,
+    );
   }
   return { opencv: before.opencv, codecs, reps, decode, classify, notes };
 }

@@ -75,11 +75,20 @@ export async function benchModel(args: string[]): Promise<{ rows: Row[]; notes: 
   const threads = cpus().length;
   const notes: string[] = [];
   if (!existsSync(join(root, 'carzero-full.ckpt')))
-    throw new Error(`${root}/carzero-full.ckpt not found: make it with \`/usr/bin/python3 tools/reference/full_size.py --out ${root}\` (random full-size weights in the original format)`);
+    throw new Error(
+      `${root}/carzero-full.ckpt not found: make it with \`/usr/bin/python3 tools/reference/full_size.py --out ${root}\` (random full-size weights in the original format)`,
+    );
   const modelDir = join(root, 'carzero-model');
   if (!existsSync(join(modelDir, 'model.safetensors'))) {
     console.log(`bench model: converting ${root}/carzero-full.ckpt -> ${modelDir}`);
-    await convertCheckpoint({ checkpoint: join(root, 'carzero-full.ckpt'), textModel: join(root, 'bert-full'), out: modelDir, vitHeads: 12, headHeads: 4, force: true });
+    await convertCheckpoint({
+      checkpoint: join(root, 'carzero-full.ckpt'),
+      textModel: join(root, 'bert-full'),
+      out: modelDir,
+      vitHeads: 12,
+      headHeads: 4,
+      force: true,
+    });
   }
   const rows: Row[] = [];
   const device = Device.cpu();
@@ -87,11 +96,20 @@ export async function benchModel(args: string[]): Promise<{ rows: Row[]; notes: 
   // ---- ViT: ours (fp32, bf16) and onnxruntime (fp32), interleaved ----
   const ort = loadOrt();
   let session: OrtSession | undefined;
-  if (!ort) notes.push('onnxruntime-node: not installed (ONNXRUNTIME_NODE_INSTALL=skip npm --prefix bench/peers install)');
-  else if (!existsSync(join(root, 'vit.onnx'))) notes.push(`onnxruntime-node: ${root}/vit.onnx missing (tools/reference/full_size.py exports it)`);
+  if (!ort)
+    notes.push('onnxruntime-node: not installed (ONNXRUNTIME_NODE_INSTALL=skip npm --prefix bench/peers install)');
+  else if (!existsSync(join(root, 'vit.onnx')))
+    notes.push(`onnxruntime-node: ${root}/vit.onnx missing (tools/reference/full_size.py exports it)`);
   else {
-    session = await ort.InferenceSession.create(join(root, 'vit.onnx'), { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential' });
-    notes.push(`onnxruntime-node ${ort.env.versions?.node ?? ''}: CPU execution provider, ${threads} intra-op threads, graph optimisation 'all', the reference's ONNX export of the same ViT weights`);
+    session = await ort.InferenceSession.create(join(root, 'vit.onnx'), {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+      executionMode: 'sequential',
+    });
+    notes.push(
+      `onnxruntime-node ${ort.env.versions?.node ?? ''}: CPU execution provider, ${threads} intra-op threads, graph optimisation 'all', the reference's ONNX export of the same ViT weights`,
+    );
   }
   const fp32 = await NativeModel.load(modelDir, { device, precision: 'fp32' });
   const bf16 = await NativeModel.load(modelDir, { device, precision: 'bf16' });
@@ -119,35 +137,86 @@ export async function benchModel(args: string[]): Promise<{ rows: Row[]; notes: 
       if (session) t.ort.push(...(await timeIt(runOrt, 1, 0)));
     }
     const ortMs = session ? median(t.ort) : NaN;
-    for (const [impl, key] of [['carzero fp32', 'fp32'], ['carzero bf16', 'bf16'], ['onnxruntime fp32', 'ort']] as const) {
+    for (const [impl, key] of [
+      ['carzero fp32', 'fp32'],
+      ['carzero bf16', 'bf16'],
+      ['onnxruntime fp32', 'ort'],
+    ] as const) {
       if (t[key].length === 0) continue;
       const ms = median(t[key]);
-      rows.push({ what: 'ViT-B/16 forward', impl, batch: B, ms, per_s: (B * 1000) / ms, unit: 'images/s', vs_ort: session ? ortMs / ms : undefined });
+      rows.push({
+        what: 'ViT-B/16 forward',
+        impl,
+        batch: B,
+        ms,
+        per_s: (B * 1000) / ms,
+        unit: 'images/s',
+        vs_ort: session ? ortMs / ms : undefined,
+      });
     }
   }
 
   // ---- BERT + aggregation, head, both precisions ----
   const model32 = await CARZero.load(modelDir, { device, precision: 'fp32' });
   const model16 = await CARZero.load(modelDir, { device, precision: 'bf16' });
-  const prompts = Object.values(JSON.parse(readFileSync(join(root, 'text', 'prompts-str.json'), 'utf8')) as Record<string, string>);
-  const fourteen = Array.from({ length: 14 }, (_, i) => `${prompts[i % prompts.length]} ${['left', 'right', 'bilateral', 'mild', 'severe', 'small', 'large'][i % 7]} lung`);
-  for (const [impl, m] of [['carzero fp32', model32], ['carzero bf16', model16]] as const) {
+  const prompts = Object.values(
+    JSON.parse(readFileSync(join(root, 'text', 'prompts-str.json'), 'utf8')) as Record<string, string>,
+  );
+  const fourteen = Array.from(
+    { length: 14 },
+    (_, i) =>
+      `${prompts[i % prompts.length]} ${['left', 'right', 'bilateral', 'mild', 'severe', 'small', 'large'][i % 7]} lung`,
+  );
+  for (const [impl, m] of [
+    ['carzero fp32', model32],
+    ['carzero bf16', model16],
+  ] as const) {
     const tt = await timeIt(async () => {
       using _e = await m.embedTexts(fourteen);
     }, reps);
-    rows.push({ what: 'BERT-base + aggregation (L=97)', impl, batch: 14, ms: median(tt), per_s: 14000 / median(tt), unit: 'texts/s' });
-    const images = ['grey8_tall_quirk.png', 'grey16_tall.png', 'rgb_wide.png', 'colour.jpg', 'grey8_large.png', 'grey8_wide_quirk.png', 'palette.png', 'rgb16.png'].map((f) => join(root, 'images', f));
+    rows.push({
+      what: 'BERT-base + aggregation (L=97)',
+      impl,
+      batch: 14,
+      ms: median(tt),
+      per_s: 14000 / median(tt),
+      unit: 'texts/s',
+    });
+    const images = [
+      'grey8_tall_quirk.png',
+      'grey16_tall.png',
+      'rgb_wide.png',
+      'colour.jpg',
+      'grey8_large.png',
+      'grey8_wide_quirk.png',
+      'palette.png',
+      'rgb16.png',
+    ].map((f) => join(root, 'images', f));
     using img = await m.embedImages(images);
     using txt = await m.embedTexts(fourteen);
     const th = await timeIt(() => m.score(img, txt), reps);
-    rows.push({ what: 'alignment head, both directions', impl, batch: 8 * 14, ms: median(th), per_s: (8 * 14 * 1000) / median(th), unit: 'pairs/s' });
+    rows.push({
+      what: 'alignment head, both directions',
+      impl,
+      batch: 8 * 14,
+      ms: median(th),
+      per_s: (8 * 14 * 1000) / median(th),
+      unit: 'pairs/s',
+    });
     // classify end to end: decode + preprocess + ViT + head with prepared prompt embeddings
     const te = await timeIt(async () => {
       const prepared = await Promise.all(images.map((p) => m.prepareImage(p)));
       using e = await m.embedPrepared(prepared);
       await m.score(e, txt);
     }, reps);
-    rows.push({ what: 'classify end to end (14 classes)', impl, batch: 8, ms: median(te), per_s: 8000 / median(te), unit: 'images/s' });
+    rows.push({
+      what: 'classify end to end (14 classes)',
+      impl,
+      batch: 8,
+      ms: median(te),
+      per_s: 8000 / median(te),
+      unit: 'images/s',
+    });
   }
   model32.dispose();
   model16.dispose();

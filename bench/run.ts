@@ -60,7 +60,8 @@ function replaceSection(name: string, body: string): void {
 }
 
 function runGemm(args: string[]): number {
-  if (args.includes('--quick')) args = [...args.filter((a) => a !== '--quick'), ...(args.includes('--reps') ? [] : ['--reps', '5'])];
+  if (args.includes('--quick'))
+    args = [...args.filter((a) => a !== '--quick'), ...(args.includes('--reps') ? [] : ['--reps', '5'])];
   const exe = join(root, 'build', 'bench_gemm');
   if (!existsSync(exe)) {
     console.error(`bench gemm: ${exe} not found; build it with \`npm run build:native\``);
@@ -112,16 +113,25 @@ function fullRoot(args: string[]): string {
 /** Marks a suite's section "not run" (with why and how to get it run) and says so. */
 function notRun(name: string, title: string, why: string): void {
   console.log(`bench ${name}: not run: ${why}`);
-  replaceSection(name, [`## ${title}`, '', `- not run: ${why}`, `- date: ${new Date().toISOString().slice(0, 10)}`].join('\n'));
+  replaceSection(
+    name,
+    [`## ${title}`, '', `- not run: ${why}`, `- date: ${new Date().toISOString().slice(0, 10)}`].join('\n'),
+  );
 }
 
-const MAKE_FULL = (r: string) => `make it with \`/usr/bin/python3 tools/reference/full_size.py --out ${r}\` (about 20 s; random full-size weights in the original format), then \`npm run bench -- model\``;
+const MAKE_FULL = (r: string) =>
+  `make it with \`/usr/bin/python3 tools/reference/full_size.py --out ${r}\` (about 20 s; random full-size weights in the original format), then \`npm run bench -- model\``;
 
 async function runModel(args: string[]): Promise<number> {
-  if (args.includes('--quick')) args = [...args.filter((a) => a !== '--quick'), ...(args.includes('--reps') ? [] : ['--reps', '2'])];
+  if (args.includes('--quick'))
+    args = [...args.filter((a) => a !== '--quick'), ...(args.includes('--reps') ? [] : ['--reps', '2'])];
   const r0 = fullRoot(args);
   if (!existsSync(join(r0, 'carzero-full.ckpt'))) {
-    notRun('model', 'CARZero model (CPU)', `the full-size reference model ${r0}/carzero-full.ckpt is missing; ${MAKE_FULL(r0)}`);
+    notRun(
+      'model',
+      'CARZero model (CPU)',
+      `the full-size reference model ${r0}/carzero-full.ckpt is missing; ${MAKE_FULL(r0)}`,
+    );
     return 0;
   }
   const { benchModel } = await import('./model.js');
@@ -144,22 +154,36 @@ async function runModel(args: string[]): Promise<number> {
     '',
     '| what | implementation | batch | ms | throughput | vs onnxruntime |',
     '|---|---|---:|---:|---:|---:|',
-    ...res.rows.map((r) => `| ${r.what} | ${r.impl} | ${r.batch} | ${r.ms.toFixed(1)} | ${r.per_s.toFixed(2)} ${r.unit} | ${r.vs_ort !== undefined ? r.vs_ort.toFixed(2) + 'x' : '-'} |`),
+    ...res.rows.map(
+      (r) =>
+        `| ${r.what} | ${r.impl} | ${r.batch} | ${r.ms.toFixed(1)} | ${r.per_s.toFixed(2)} ${r.unit} | ${r.vs_ort !== undefined ? r.vs_ort.toFixed(2) + 'x' : '-'} |`,
+    ),
   ];
   replaceSection('model', lines.join('\n'));
-  for (const r of res.rows) console.log(`${r.what.padEnd(34)} ${r.impl.padEnd(17)} B=${String(r.batch).padEnd(4)} ${r.ms.toFixed(1).padStart(9)} ms ${r.per_s.toFixed(2).padStart(9)} ${r.unit}${r.vs_ort !== undefined ? `  ${r.vs_ort.toFixed(2)}x onnxruntime` : ''}`);
+  for (const r of res.rows)
+    console.log(
+      `${r.what.padEnd(34)} ${r.impl.padEnd(17)} B=${String(r.batch).padEnd(4)} ${r.ms.toFixed(1).padStart(9)} ms ${r.per_s.toFixed(2).padStart(9)} ${r.unit}${r.vs_ort !== undefined ? `  ${r.vs_ort.toFixed(2)}x onnxruntime` : ''}`,
+    );
   console.log('bench model: wrote bench/out/model.json and updated bench/RESULTS.md');
   return 0;
 }
 
 async function runZeroshot(args: string[]): Promise<number> {
   if (args.includes('--quick')) {
-    const q: [string, string][] = [['--tiny-images', '1000'], ['--images', '8'], ['--study-images', '8']];
+    const q: [string, string][] = [
+      ['--tiny-images', '1000'],
+      ['--images', '8'],
+      ['--study-images', '8'],
+    ];
     args = [...args.filter((a) => a !== '--quick'), ...q.filter(([f]) => !args.includes(f)).flat()];
   }
   const r0 = fullRoot(args);
   if (!existsSync(join(r0, 'carzero-model', 'model.safetensors'))) {
-    notRun('zeroshot', 'Zero-shot classification (CPU)', `the converted full-size reference model ${r0}/carzero-model is missing; ${MAKE_FULL(r0)} (which converts it)`);
+    notRun(
+      'zeroshot',
+      'Zero-shot classification (CPU)',
+      `the converted full-size reference model ${r0}/carzero-model is missing; ${MAKE_FULL(r0)} (which converts it)`,
+    );
     return 0;
   }
   const { benchZeroshot } = await import('./zeroshot.js');
@@ -182,23 +206,50 @@ async function runZeroshot(args: string[]): Promise<number> {
     ...res.notes.map((n) => `- ${n}`),
   ];
   if (sec('rss').length) {
-    lines.push('', '### Flat memory: classifyStream over many images (TINY model)', '',
-      'The tiny random test-fixture model (width 32) keeps 10,000 images to a few minutes; the pipeline\'s memory (read-ahead, batches, results) is the same code as with the full model, whose weights add a constant.', '',
-      '| what | value |', '|---|---|', ...sec('rss').map((r) => `| ${r.what} | ${r.value} |`));
+    lines.push(
+      '',
+      '### Flat memory: classifyStream over many images (TINY model)',
+      '',
+      "The tiny random test-fixture model (width 32) keeps 10,000 images to a few minutes; the pipeline's memory (read-ahead, batches, results) is the same code as with the full model, whose weights add a constant.",
+      '',
+      '| what | value |',
+      '|---|---|',
+      ...sec('rss').map((r) => `| ${r.what} | ${r.value} |`),
+    );
   }
   if (sec('throughput').length) {
-    lines.push('', '### Throughput (full-size reference model, random weights)', '',
-      'Reference images (small PNG/JPEG files) repeated; prompt embeddings computed once before timing; 192 classes = PadChest scale (synthetic prompts).', '',
-      '| what | images/s |', '|---|---|', ...sec('throughput').map((r) => `| ${r.what} | ${r.value} |`));
+    lines.push(
+      '',
+      '### Throughput (full-size reference model, random weights)',
+      '',
+      'Reference images (small PNG/JPEG files) repeated; prompt embeddings computed once before timing; 192 classes = PadChest scale (synthetic prompts).',
+      '',
+      '| what | images/s |',
+      '|---|---|',
+      ...sec('throughput').map((r) => `| ${r.what} | ${r.value} |`),
+    );
   }
   if (sec('decode').length) {
-    lines.push('', '### Decoding cost (why no worker_threads decode pool)', '', '| what | value |', '|---|---|', ...sec('decode').map((r) => `| ${r.what} | ${r.value} |`));
+    lines.push(
+      '',
+      '### Decoding cost (why no worker_threads decode pool)',
+      '',
+      '| what | value |',
+      '|---|---|',
+      ...sec('decode').map((r) => `| ${r.what} | ${r.value} |`),
+    );
   }
   if (sec('precision').length) {
-    lines.push('', '### Precision study: fp32 vs tf32 vs bf16 (full-size reference model, random weights)', '',
-      `${(res.study as { n: number }).n} images (the reference images and seeded shifted/contrast/noise variants) x 14 classes; synthetic labels = a noisy median threshold of the fp32 score per class. Random weights: the AUROC values mean nothing, only the differences against fp32 do. Score spread (sd of all fp32 scores): ${((res.study as { score_sd_fp32: number }).score_sd_fp32).toExponential(2)}.`, '',
+    lines.push(
+      '',
+      '### Precision study: fp32 vs tf32 vs bf16 (full-size reference model, random weights)',
+      '',
+      `${(res.study as { n: number }).n} images (the reference images and seeded shifted/contrast/noise variants) x 14 classes; synthetic labels = a noisy median threshold of the fp32 score per class. Random weights: the AUROC values mean nothing, only the differences against fp32 do. Score spread (sd of all fp32 scores): ${(res.study as { score_sd_fp32: number }).score_sd_fp32.toExponential(2)}.`,
+      '',
       '| precision | max abs diff vs fp32 | mean abs diff | Spearman (all cells) | Spearman (per class, mean) | macro AUROC | macro AUROC delta | max per-class AUROC delta | images/s |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|', ...sec('precision').map((r) => `| ${r.what} ${r.value}`));
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+      ...sec('precision').map((r) => `| ${r.what} ${r.value}`),
+    );
   }
   replaceSection('zeroshot', lines.join('\n'));
   for (const r of res.rows) console.log(`[${r.section}] ${r.what}: ${r.value}`);
@@ -206,9 +257,29 @@ async function runZeroshot(args: string[]): Promise<number> {
   return 0;
 }
 
-
-interface AttnRow { shape: string; what?: string; pass: string; B: number; NH: number; Tq: number; Tk: number; HS: number; ms: number; ms_min: number; gflops: number; rel_err?: number }
-interface AttnReport { cpu: string; isa: string; threads: number; reps: number; warmup: number; ok: boolean; results: AttnRow[] }
+interface AttnRow {
+  shape: string;
+  what?: string;
+  pass: string;
+  B: number;
+  NH: number;
+  Tq: number;
+  Tk: number;
+  HS: number;
+  ms: number;
+  ms_min: number;
+  gflops: number;
+  rel_err?: number;
+}
+interface AttnReport {
+  cpu: string;
+  isa: string;
+  threads: number;
+  reps: number;
+  warmup: number;
+  ok: boolean;
+  results: AttnRow[];
+}
 
 function runAttention(args: string[]): number {
   const quick = args.includes('--quick');
@@ -216,12 +287,16 @@ function runAttention(args: string[]): number {
   const threads = optValue(args, '--threads') ?? String(cpus().length);
   const exe = join(root, 'build', 'bench_attention');
   if (!existsSync(exe)) {
-    console.error(`bench attention: ${exe} not found; build it with \`npm run build:native\` (CMake builds every native/bench/*.cpp)`);
+    console.error(
+      `bench attention: ${exe} not found; build it with \`npm run build:native\` (CMake builds every native/bench/*.cpp)`,
+    );
     return 1;
   }
   mkdirSync(outDir, { recursive: true });
   const json = join(outDir, 'attention.json');
-  const r = spawnSync(exe, ['--reps', reps, '--warmup', '2', '--threads', threads, '--json', json], { stdio: 'inherit' });
+  const r = spawnSync(exe, ['--reps', reps, '--warmup', '2', '--threads', threads, '--json', json], {
+    stdio: 'inherit',
+  });
   if (r.status !== 0 || !existsSync(json)) {
     console.error(`bench attention: bench_attention failed (exit ${r.status})`);
     return r.status || 1;
@@ -234,12 +309,29 @@ function runAttention(args: string[]): number {
   let torch: { torch: string; threads: number; results: AttnRow[] } | undefined;
   if (!existsSync(py)) torchNote = `PyTorch peer: skipped (${py} not found)`;
   else {
-    const t = spawnSync(py, [join(root, 'bench', 'peers', 'torch_attention.py'), '--reps', reps, '--warmup', '2', '--threads', threads, '--json', tjson], { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8', timeout: 300_000 });
+    const t = spawnSync(
+      py,
+      [
+        join(root, 'bench', 'peers', 'torch_attention.py'),
+        '--reps',
+        reps,
+        '--warmup',
+        '2',
+        '--threads',
+        threads,
+        '--json',
+        tjson,
+      ],
+      { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8', timeout: 300_000 },
+    );
     if (t.status === 0 && existsSync(tjson)) {
       torch = JSON.parse(readFileSync(tjson, 'utf8'));
       torchNote = `PyTorch peer: torch ${torch!.torch} (${py}), ${torch!.threads} threads, eager softmax(Q K^T * scale + mask) V on views of the same packed buffers, backward by autograd (keeps the probabilities instead of recomputing them); run after ours, not interleaved`;
     } else {
-      const why = t.status === 3 ? (t.stderr || '').trim() || 'torch not importable' : `exit ${t.status ?? t.signal}: ${(t.stderr || '').trim().split('\n').slice(-1)[0]}`;
+      const why =
+        t.status === 3
+          ? (t.stderr || '').trim() || 'torch not importable'
+          : `exit ${t.status ?? t.signal}: ${(t.stderr || '').trim().split('\n').slice(-1)[0]}`;
       torchNote = `PyTorch peer: skipped (${why}; install it for Debian's ${py}, e.g. \`apt-get install python3-torch\`)`;
     }
   }
@@ -288,7 +380,10 @@ async function runTrain(args: string[]): Promise<number> {
     '',
     '| config | parameters | batch | ms / step | steps/s | images/s | forwardBackward ms | clip + Adam ms | loss first -> last |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ...res.rows.map((r) => `| ${r.config} | ${(r.params / 1e6).toFixed(2)} M | ${r.batch} | ${r.ms.toFixed(1)} | ${r.steps_per_s.toFixed(3)} | ${r.images_per_s.toFixed(2)} | ${r.fb_ms.toFixed(1)} | ${r.opt_ms.toFixed(1)} | ${r.loss_first.toFixed(4)} -> ${r.loss_last.toFixed(4)} |`),
+    ...res.rows.map(
+      (r) =>
+        `| ${r.config} | ${(r.params / 1e6).toFixed(2)} M | ${r.batch} | ${r.ms.toFixed(1)} | ${r.steps_per_s.toFixed(3)} | ${r.images_per_s.toFixed(2)} | ${r.fb_ms.toFixed(1)} | ${r.opt_ms.toFixed(1)} | ${r.loss_first.toFixed(4)} -> ${r.loss_last.toFixed(4)} |`,
+    ),
   ];
   replaceSection('train', lines.join('\n'));
   console.log('bench train: wrote bench/out/train.json and updated bench/RESULTS.md');
@@ -296,19 +391,34 @@ async function runTrain(args: string[]): Promise<number> {
 }
 
 async function runGpu(args: string[]): Promise<number> {
-  let cuda: { available: boolean; reason: string | null; devices: number; driver_version: number; cublas: string | null };
+  let cuda: {
+    available: boolean;
+    reason: string | null;
+    devices: number;
+    driver_version: number;
+    cublas: string | null;
+  };
   try {
     const { info } = await import('../src/info.js');
     cuda = info().cuda;
   } catch (e) {
-    cuda = { available: false, reason: `carzero info failed: ${(e as Error).message}`, devices: 0, driver_version: 0, cublas: null };
+    cuda = {
+      available: false,
+      reason: `carzero info failed: ${(e as Error).message}`,
+      devices: 0,
+      driver_version: 0,
+      cublas: null,
+    };
   }
   mkdirSync(outDir, { recursive: true });
   const date = `- date: ${new Date().toISOString().slice(0, 10)}`;
   if (!cuda.available) {
     const msg = `gpu: skipped — ${cuda.reason ?? 'CUDA unavailable'}; run scripts/gpu-model-check.sh on a GPU machine (bench/README.md, GPU checks)`;
     console.log(msg);
-    writeFileSync(join(outDir, 'gpu.json'), JSON.stringify({ skipped: true, reason: cuda.reason, cuda }, null, 2) + '\n');
+    writeFileSync(
+      join(outDir, 'gpu.json'),
+      JSON.stringify({ skipped: true, reason: cuda.reason, cuda }, null, 2) + '\n',
+    );
     replaceSection('gpu', ['## GPU', '', `- ${msg}`, `- machine: ${machine()}`, date].join('\n'));
     return 0;
   }
@@ -316,7 +426,8 @@ async function runGpu(args: string[]): Promise<number> {
   const notes: string[] = [];
   let code = 0;
   const exe = join(root, 'build', 'bench_cuda');
-  if (!existsSync(exe)) notes.push('bench_cuda: not built (build/bench_cuda missing: `npm run build:native` with nvcc)');
+  if (!existsSync(exe))
+    notes.push('bench_cuda: not built (build/bench_cuda missing: `npm run build:native` with nvcc)');
   else {
     const r = spawnSync(exe, [], { stdio: 'inherit', timeout: 600_000 });
     notes.push(`bench_cuda: exit ${r.status ?? r.signal} (output above / in the log)`);
@@ -324,15 +435,40 @@ async function runGpu(args: string[]): Promise<number> {
   }
   const model = join(fullRoot(args), 'carzero-model');
   if (!existsSync(join(root, 'dist', 'index.js'))) notes.push('model-bench: dist/ missing (`npm run build:ts`)');
-  else if (!existsSync(join(model, 'model.safetensors'))) notes.push(`model-bench: ${model} missing; ${MAKE_FULL(fullRoot(args))}`);
+  else if (!existsSync(join(model, 'model.safetensors')))
+    notes.push(`model-bench: ${model} missing; ${MAKE_FULL(fullRoot(args))}`);
   else {
     const j = join(outDir, 'gpu-model.json');
-    const r = spawnSync(process.execPath, [join(root, 'bench', 'gpu', 'model-bench.mjs'), '--model', model, '--device', 'cuda', '--images', join(fullRoot(args), 'images'), '--json', j], { stdio: 'inherit', timeout: 600_000 });
+    const r = spawnSync(
+      process.execPath,
+      [
+        join(root, 'bench', 'gpu', 'model-bench.mjs'),
+        '--model',
+        model,
+        '--device',
+        'cuda',
+        '--images',
+        join(fullRoot(args), 'images'),
+        '--json',
+        j,
+      ],
+      { stdio: 'inherit', timeout: 600_000 },
+    );
     notes.push(`model-bench: exit ${r.status ?? r.signal}; rows in bench/out/gpu-model.json`);
     if (r.status !== 0) code = 1;
   }
   writeFileSync(join(outDir, 'gpu.json'), JSON.stringify({ skipped: false, cuda, notes }, null, 2) + '\n');
-  replaceSection('gpu', ['## GPU', '', `- CUDA available: ${cuda.devices} device(s), driver ${cuda.driver_version}, ${cuda.cublas}`, ...notes.map((n) => `- ${n}`), `- machine: ${machine()}`, date].join('\n'));
+  replaceSection(
+    'gpu',
+    [
+      '## GPU',
+      '',
+      `- CUDA available: ${cuda.devices} device(s), driver ${cuda.driver_version}, ${cuda.cublas}`,
+      ...notes.map((n) => `- ${n}`),
+      `- machine: ${machine()}`,
+      date,
+    ].join('\n'),
+  );
   return code;
 }
 
@@ -362,15 +498,21 @@ async function runDecode(args: string[]): Promise<number> {
     '',
     '| format | file | native feed | JavaScript decoders | cv2.imread(p, 0) + INTER_AREA | native / cv2 | JS / cv2 |',
     '|---|---|---:|---:|---:|---:|---:|',
-    ...res.decode.map((r) => `| ${r.format} | ${r.file} | ${f1(r.native_ms)} | ${f1(r.js_ms)} | ${f1(r.cv2_ms)} | ${f2(r.native_vs_cv2)}x | ${f2(r.js_vs_cv2)}x |`),
+    ...res.decode.map(
+      (r) =>
+        `| ${r.format} | ${r.file} | ${f1(r.native_ms)} | ${f1(r.js_ms)} | ${f1(r.cv2_ms)} | ${f2(r.native_vs_cv2)}x | ${f2(r.js_vs_cv2)}x |`,
+    ),
     '',
     ...(res.classify.length
       ? [
-          'Classify end to end: what a 2048 x 2500 file costs beyond a 256 x 256 one (bar: <= 0.75x cv2\'s single-thread time):',
+          "Classify end to end: what a 2048 x 2500 file costs beyond a 256 x 256 one (bar: <= 0.75x cv2's single-thread time):",
           '',
           '| format | images | full-size run (s) | 256 x 256 run (s) | extra ms/image | cv2 ms/image | extra / cv2 |',
           '|---|---:|---:|---:|---:|---:|---:|',
-          ...res.classify.map((r) => `| ${r.format} | ${r.images} | ${f2(r.full_s)} | ${f2(r.small_s)} | ${f1(r.extra_ms_per_image)} | ${f1(r.cv2_ms)} | ${f2(r.extra_vs_cv2)}x |`),
+          ...res.classify.map(
+            (r) =>
+              `| ${r.format} | ${r.images} | ${f2(r.full_s)} | ${f2(r.small_s)} | ${f1(r.extra_ms_per_image)} | ${f1(r.cv2_ms)} | ${f2(r.extra_vs_cv2)}x |`,
+          ),
           '',
         ]
       : []),
@@ -405,7 +547,8 @@ const [suite = 'all', ...rest] = process.argv.slice(2);
 if (suite === 'all' || suite === '--quick') {
   const quick = suite === '--quick' || rest.includes('--quick');
   const unknown = rest.filter((a) => a !== '--quick');
-  if (unknown.length) console.log(`bench all: ignoring ${unknown.join(' ')} (options are per suite: npm run bench -- <suite> ...)`);
+  if (unknown.length)
+    console.log(`bench all: ignoring ${unknown.join(' ')} (options are per suite: npm run bench -- <suite> ...)`);
   const t0 = performance.now();
   const summary: { suite: string; args: string[]; exit: number; seconds: number; status: string; json?: string }[] = [];
   let code = 0;
@@ -421,17 +564,37 @@ if (suite === 'all' || suite === '--quick') {
       c = 1;
     }
     const section = existsSync(resultsFile) ? readFileSync(resultsFile, 'utf8') : '';
-    const m = new RegExp(`<!-- ${name}:begin -->[\\s\\S]*?- (not run: [^\\n]*|gpu: skipped[^\\n]*)[\\s\\S]*?<!-- ${name}:end -->`).exec(section);
+    const m = new RegExp(
+      `<!-- ${name}:begin -->[\\s\\S]*?- (not run: [^\\n]*|gpu: skipped[^\\n]*)[\\s\\S]*?<!-- ${name}:end -->`,
+    ).exec(section);
     const status = c !== 0 ? 'failed' : m ? m[1] : 'ok';
     const json = join(outDir, `${name}.json`);
-    summary.push({ suite: name, args, exit: c, seconds: Math.round((performance.now() - t) / 100) / 10, status, json: existsSync(json) ? `bench/out/${name}.json` : undefined });
-    console.log(`== ${name}: ${status.startsWith('gpu: ') ? status.slice(5) : status} (${((performance.now() - t) / 1000).toFixed(1)} s)`);
+    summary.push({
+      suite: name,
+      args,
+      exit: c,
+      seconds: Math.round((performance.now() - t) / 100) / 10,
+      status,
+      json: existsSync(json) ? `bench/out/${name}.json` : undefined,
+    });
+    console.log(
+      `== ${name}: ${status.startsWith('gpu: ') ? status.slice(5) : status} (${((performance.now() - t) / 1000).toFixed(1)} s)`,
+    );
     if (c !== 0) code = 1;
   }
   mkdirSync(outDir, { recursive: true });
   const total = Math.round((performance.now() - t0) / 100) / 10;
-  writeFileSync(join(outDir, 'all.json'), JSON.stringify({ date: new Date().toISOString(), machine: machine(), quick, seconds: total, exit: code, suites: summary }, null, 2) + '\n');
-  console.log(`\nbench all: ${summary.map((s) => `${s.suite} ${s.status.startsWith('not run') ? 'not run' : s.status.startsWith('gpu: skipped') ? 'skipped' : s.status}`).join(', ')}; ${total} s; wrote bench/out/all.json`);
+  writeFileSync(
+    join(outDir, 'all.json'),
+    JSON.stringify(
+      { date: new Date().toISOString(), machine: machine(), quick, seconds: total, exit: code, suites: summary },
+      null,
+      2,
+    ) + '\n',
+  );
+  console.log(
+    `\nbench all: ${summary.map((s) => `${s.suite} ${s.status.startsWith('not run') ? 'not run' : s.status.startsWith('gpu: skipped') ? 'skipped' : s.status}`).join(', ')}; ${total} s; wrote bench/out/all.json`,
+  );
   process.exit(code);
 } else if (suites[suite]) {
   process.exit(await suites[suite](rest));

@@ -74,7 +74,14 @@ function makeBatch(N: number, textDir: string, device: Device) {
   };
 }
 
-async function benchSteps(config: string, modelDir: string, textDir: string, N: number, warmup: number, steps: number): Promise<TrainRow> {
+async function benchSteps(
+  config: string,
+  modelDir: string,
+  textDir: string,
+  N: number,
+  warmup: number,
+  steps: number,
+): Promise<TrainRow> {
   const device = Device.cpu();
   const model = await NativeModel.load(modelDir, { device });
   model.enableTraining({ seed: 1 });
@@ -92,11 +99,28 @@ async function benchSteps(config: string, modelDir: string, textDir: string, N: 
     for (let s = 1; s <= warmup + steps; s++) {
       const t0 = performance.now();
       model.zeroGrad();
-      const r = await model.forwardBackward({ pixels: b.pixels, ids: b.ids, mask: b.mask, kinds: b.kinds, dropout: false });
+      const r = await model.forwardBackward({
+        pixels: b.pixels,
+        ids: b.ids,
+        mask: b.mask,
+        kinds: b.kinds,
+        dropout: false,
+      });
       const t1 = performance.now();
       await ops.clipGradNorm({ grads: grads.map((g) => g.tensor), maxNorm: 0.25 });
       for (let i = 0; i < params.length; i++)
-        await ops.adamUpdate({ param: params[i].tensor, grad: grads[i].tensor, m: m[i], v: v[i], lr: 5e-5, beta1: 0.5, beta2: 0.999, eps: 1e-8, weightDecay: 1e-6, step: s });
+        await ops.adamUpdate({
+          param: params[i].tensor,
+          grad: grads[i].tensor,
+          m: m[i],
+          v: v[i],
+          lr: 5e-5,
+          beta1: 0.5,
+          beta2: 0.999,
+          eps: 1e-8,
+          weightDecay: 1e-6,
+          step: s,
+        });
       const t2 = performance.now();
       losses.push(r.loss);
       if (!Number.isFinite(r.loss)) throw new Error(`${config} B=${N}: loss ${r.loss} at step ${s}`);
@@ -113,8 +137,18 @@ async function benchSteps(config: string, modelDir: string, textDir: string, N: 
   }
   const ms = median(t);
   return {
-    config, batch: N, params: nParams, steps, ms, ms_min: Math.min(...t), steps_per_s: 1000 / ms, images_per_s: (N * 1000) / ms,
-    fb_ms: median(tfb), opt_ms: median(topt), loss_first: losses[0], loss_last: losses[losses.length - 1],
+    config,
+    batch: N,
+    params: nParams,
+    steps,
+    ms,
+    ms_min: Math.min(...t),
+    steps_per_s: 1000 / ms,
+    images_per_s: (N * 1000) / ms,
+    fb_ms: median(tfb),
+    opt_ms: median(topt),
+    loss_first: losses[0],
+    loss_last: losses[losses.length - 1],
   };
 }
 
@@ -131,11 +165,18 @@ export async function benchTrain(args: string[]): Promise<{ rows: TrainRow[]; no
   const work = mkdtempSync(join(tmpdir(), 'carzero-bench-train-'));
   try {
     const dir = join(work, 'model');
-    await convertCheckpoint({ checkpoint: join(tiny, 'carzero-tiny.ckpt'), textModel: join(tiny, 'bert-tiny'), out: dir, vitHeads: 2 });
+    await convertCheckpoint({
+      checkpoint: join(tiny, 'carzero-tiny.ckpt'),
+      textModel: join(tiny, 'bert-tiny'),
+      out: dir,
+      vitHeads: 2,
+    });
     for (const N of [4, 16]) {
       const r = await benchSteps('tiny (test fixture)', dir, join(tiny, 'text'), N, warmup, steps);
       rows.push(r);
-      console.log(`train tiny B=${N}: ${r.ms.toFixed(1)} ms/step (${r.steps_per_s.toFixed(2)} steps/s; forwardBackward ${r.fb_ms.toFixed(1)} ms, clip+Adam ${r.opt_ms.toFixed(1)} ms)`);
+      console.log(
+        `train tiny B=${N}: ${r.ms.toFixed(1)} ms/step (${r.steps_per_s.toFixed(2)} steps/s; forwardBackward ${r.fb_ms.toFixed(1)} ms, clip+Adam ${r.opt_ms.toFixed(1)} ms)`,
+      );
     }
   } finally {
     rmSync(work, { recursive: true, force: true });
@@ -149,7 +190,9 @@ export async function benchTrain(args: string[]): Promise<{ rows: TrainRow[]; no
   } else {
     const r = await benchSteps('full size (reference, random weights)', full, join(root, 'text'), 4, 1, fullSteps);
     rows.push(r);
-    console.log(`train full B=4: ${r.ms.toFixed(0)} ms/step (forwardBackward ${r.fb_ms.toFixed(0)} ms, clip+Adam ${r.opt_ms.toFixed(0)} ms)`);
+    console.log(
+      `train full B=4: ${r.ms.toFixed(0)} ms/step (forwardBackward ${r.fb_ms.toFixed(0)} ms, clip+Adam ${r.opt_ms.toFixed(0)} ms)`,
+    );
   }
   notes.push(`tiny: ${warmup} warm-up steps, median of ${steps}; full size: 1 warm-up step, median of ${fullSteps}`);
   return { rows, notes };

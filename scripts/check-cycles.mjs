@@ -26,7 +26,10 @@ for (const f of files) {
       const target = resolve(dirname(f), m[1].replace(/\.js$/, '.ts'));
       if (target !== f) deps.add(target);
     }
-  edges.set(f, [...deps].filter((d) => d.startsWith(src)));
+  edges.set(
+    f,
+    [...deps].filter((d) => d.startsWith(src)),
+  );
 }
 // Tarjan's strongly connected components, iteratively.
 let counter = 0;

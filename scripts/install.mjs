@@ -54,7 +54,12 @@ try {
   cmakeJs = undefined;
 }
 // CARZERO_BUILD=node-gyp forces the fallback (to test it on a machine that has CMake).
-if (process.env.CARZERO_BUILD !== 'node-gyp' && cmakeJs && onPath('cmake') && existsSync(join(root, 'CMakeLists.txt'))) {
+if (
+  process.env.CARZERO_BUILD !== 'node-gyp' &&
+  cmakeJs &&
+  onPath('cmake') &&
+  existsSync(join(root, 'CMakeLists.txt'))
+) {
   const extra = process.env.CARZERO_CUDA ? [`--CDCARZERO_CUDA=${process.env.CARZERO_CUDA}`] : [];
   process.exit(run(process.execPath, [cmakeJs, 'compile', '--out', 'build', ...extra]));
 }
@@ -65,4 +70,6 @@ const gypArgs = ['rebuild'];
 const prefix = dirname(dirname(process.execPath));
 if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h')))
   gypArgs.push(`--nodedir=${prefix}`);
-process.exit(run(onPath('node-gyp') ? 'node-gyp' : 'npx', onPath('node-gyp') ? gypArgs : ['--yes', 'node-gyp', ...gypArgs]));
+process.exit(
+  run(onPath('node-gyp') ? 'node-gyp' : 'npx', onPath('node-gyp') ? gypArgs : ['--yes', 'node-gyp', ...gypArgs]),
+);

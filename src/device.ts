@@ -49,7 +49,9 @@ export class Device implements Disposable {
     if (spec === 'cpu') return Device.cpu();
     if (spec === 'cuda') return Device.cuda();
     if (spec === 'auto') {
-      const info = JSON.parse(native().info()) as { cuda: { available: boolean; driver_too_old?: boolean; reason: string | null } };
+      const info = JSON.parse(native().info()) as {
+        cuda: { available: boolean; driver_too_old?: boolean; reason: string | null };
+      };
       // A GPU with a driver older than the runtime: say so once, then use the CPU.
       if (!info.cuda.available && info.cuda.driver_too_old && !driverWarned) {
         driverWarned = true;

@@ -64,7 +64,11 @@ export function info(): CarzeroInfo {
 }
 
 function imageLine(m: CarzeroInfo['images']): string {
-  const nat = [m.png && 'PNG', m.jpeg && 'JPEG', m.dicom && `DICOM (${m.dicom_syntaxes.length} transfer syntaxes)`].filter(Boolean);
+  const nat = [
+    m.png && 'PNG',
+    m.jpeg && 'JPEG',
+    m.dicom && `DICOM (${m.dicom_syntaxes.length} transfer syntaxes)`,
+  ].filter(Boolean);
   const js = [!m.png && 'PNG', !m.jpeg && 'JPEG', !m.dicom && 'DICOM'].filter(Boolean);
   const parts = [];
   if (nat.length) parts.push(`native ${nat.join(', ')}${m.versions ? ` [${m.versions}]` : ''}`);

@@ -117,8 +117,22 @@ export interface NativeImagePool {
   readonly pending: number;
   load(
     input: string | Uint8Array,
-    options: { resize?: number; crop?: number; mean?: number; std?: number; output?: 'crop' | 'padded' | 'both'; frame?: number; maxPixels?: number },
-  ): Promise<{ width: number; height: number; resized: { width: number; height: number; left: number; top: number }; pixels?: Float32Array; padded?: Uint8Array }>;
+    options: {
+      resize?: number;
+      crop?: number;
+      mean?: number;
+      std?: number;
+      output?: 'crop' | 'padded' | 'both';
+      frame?: number;
+      maxPixels?: number;
+    },
+  ): Promise<{
+    width: number;
+    height: number;
+    resized: { width: number; height: number; left: number; top: number };
+    pixels?: Float32Array;
+    padded?: Uint8Array;
+  }>;
   close(): void;
 }
 

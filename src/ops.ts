@@ -20,8 +20,26 @@ interface OpDesc {
 
 /** Op name -> tensor argument names and parameter names, in native declaration order. */
 export const OP_TABLE: Record<string, OpDesc> = {
-  gemm: { tensors: ['a', 'b', 'c', 'bias', 'preact'], params: [['transA', 'trans_a'], ['transB', 'trans_b'], ['alpha', 'alpha'], ['beta', 'beta'], ['act', 'act'], ['compute', 'compute']] },
-  gemm_backward: { tensors: ['a', 'b', 'dc', 'preact', 'da', 'db', 'dbias'], params: [['transA', 'trans_a'], ['transB', 'trans_b'], ['alpha', 'alpha'], ['act', 'act']] },
+  gemm: {
+    tensors: ['a', 'b', 'c', 'bias', 'preact'],
+    params: [
+      ['transA', 'trans_a'],
+      ['transB', 'trans_b'],
+      ['alpha', 'alpha'],
+      ['beta', 'beta'],
+      ['act', 'act'],
+      ['compute', 'compute'],
+    ],
+  },
+  gemm_backward: {
+    tensors: ['a', 'b', 'dc', 'preact', 'da', 'db', 'dbias'],
+    params: [
+      ['transA', 'trans_a'],
+      ['transB', 'trans_b'],
+      ['alpha', 'alpha'],
+      ['act', 'act'],
+    ],
+  },
   layernorm_forward: { tensors: ['inp', 'weight', 'bias', 'out', 'mean', 'rstd'], params: [['eps', 'eps']] },
   layernorm_backward: { tensors: ['dout', 'inp', 'weight', 'mean', 'rstd', 'dinp', 'dweight', 'dbias'], params: [] },
   gelu_forward: { tensors: ['inp', 'out'], params: [] },
@@ -32,20 +50,58 @@ export const OP_TABLE: Record<string, OpDesc> = {
   add_backward: { tensors: ['dout', 'da', 'db'], params: [] },
   softmax_forward: { tensors: ['inp', 'out'], params: [] },
   softmax_backward: { tensors: ['out', 'dout', 'dinp'], params: [] },
-  attention_forward: { tensors: ['q', 'k', 'v', 'out', 'mask', 'lse', 'probs'], params: [['numHeads', 'num_heads'], ['scale', 'scale']] },
-  attention_backward: { tensors: ['q', 'k', 'v', 'out', 'lse', 'dout', 'dq', 'dk', 'dv', 'mask'], params: [['numHeads', 'num_heads'], ['scale', 'scale']] },
+  attention_forward: {
+    tensors: ['q', 'k', 'v', 'out', 'mask', 'lse', 'probs'],
+    params: [
+      ['numHeads', 'num_heads'],
+      ['scale', 'scale'],
+    ],
+  },
+  attention_backward: {
+    tensors: ['q', 'k', 'v', 'out', 'lse', 'dout', 'dq', 'dk', 'dv', 'mask'],
+    params: [
+      ['numHeads', 'num_heads'],
+      ['scale', 'scale'],
+    ],
+  },
   embedding_forward: { tensors: ['ids', 'table', 'out'], params: [] },
   embedding_backward: { tensors: ['dout', 'ids', 'dtable'], params: [] },
   patch_embed_forward: { tensors: ['img', 'weight', 'bias', 'out'], params: [] },
   patch_embed_backward: { tensors: ['dout', 'img', 'weight', 'dweight', 'dbias', 'dimg'], params: [] },
   softmax_xent_forward: { tensors: ['logits', 'targets', 'losses'], params: [['axis', 'axis']] },
   softmax_xent_backward: { tensors: ['logits', 'targets', 'dlosses', 'dlogits'], params: [['axis', 'axis']] },
-  adam_update: { tensors: ['param', 'grad', 'm', 'v'], params: [['lr', 'lr'], ['beta1', 'beta1'], ['beta2', 'beta2'], ['eps', 'eps'], ['weightDecay', 'weight_decay'], ['step', 'step'], ['decoupled', 'decoupled'], ['gradScale', 'grad_scale']] },
+  adam_update: {
+    tensors: ['param', 'grad', 'm', 'v'],
+    params: [
+      ['lr', 'lr'],
+      ['beta1', 'beta1'],
+      ['beta2', 'beta2'],
+      ['eps', 'eps'],
+      ['weightDecay', 'weight_decay'],
+      ['step', 'step'],
+      ['decoupled', 'decoupled'],
+      ['gradScale', 'grad_scale'],
+    ],
+  },
   sum_squares: { tensors: ['x'], params: [] },
   scale: { tensors: ['x'], params: [['s', 's']] },
   clip_grad_norm: { tensors: ['grads'], params: [['maxNorm', 'max_norm']], variadic: true },
-  dropout_forward: { tensors: ['inp', 'out'], params: [['p', 'p'], ['seed', 'seed'], ['offset', 'offset']] },
-  dropout_backward: { tensors: ['dout', 'dinp'], params: [['p', 'p'], ['seed', 'seed'], ['offset', 'offset']] },
+  dropout_forward: {
+    tensors: ['inp', 'out'],
+    params: [
+      ['p', 'p'],
+      ['seed', 'seed'],
+      ['offset', 'offset'],
+    ],
+  },
+  dropout_backward: {
+    tensors: ['dout', 'dinp'],
+    params: [
+      ['p', 'p'],
+      ['seed', 'seed'],
+      ['offset', 'offset'],
+    ],
+  },
   convert: { tensors: ['src', 'dst'], params: [] },
 };
 
@@ -118,7 +174,10 @@ function defaults(op: string): number[] {
   if (!defaultCache) {
     defaultCache = new Map();
     for (const spec of JSON.parse(native().opList()) as { name: string; params: { default: number }[] }[])
-      defaultCache.set(spec.name, spec.params.map((p) => p.default));
+      defaultCache.set(
+        spec.name,
+        spec.params.map((p) => p.default),
+      );
   }
   return defaultCache.get(op) ?? [];
 }
@@ -136,19 +195,126 @@ export function runOpSync(op: string, args: Record<string, unknown>): number[] {
 }
 
 type T = Tensor;
-export interface GemmOptions { a: T; b: T; c: T; bias?: T; preact?: T; transA?: boolean; transB?: boolean; alpha?: number; beta?: number; act?: Activation; compute?: 'auto' | 'f32' | 'bf16' }
-export interface GemmBackwardOptions { a: T; b: T; dc: T; preact?: T; da?: T; db?: T; dbias?: T; transA?: boolean; transB?: boolean; alpha?: number; act?: Activation }
-export interface LayerNormOptions { inp: T; weight: T; bias: T; out: T; mean?: T; rstd?: T; eps?: number }
-export interface LayerNormBackwardOptions { dout: T; inp: T; weight: T; mean: T; rstd: T; dinp?: T; dweight?: T; dbias?: T }
-export interface UnaryOptions { inp: T; out: T }
-export interface UnaryBackwardOptions { inp: T; dout: T; dinp: T }
-export interface AttentionOptions { q: T; k: T; v: T; out: T; mask?: T; lse?: T; probs?: T; numHeads: number; scale?: number }
-export interface AttentionBackwardOptions { q: T; k: T; v: T; out: T; lse: T; dout: T; dq?: T; dk?: T; dv?: T; mask?: T; numHeads: number; scale?: number }
-export interface XentOptions { logits: T; targets: T; losses: T; axis?: 0 | 1 }
-export interface XentBackwardOptions { logits: T; targets: T; dlosses: T; dlogits: T; axis?: 0 | 1 }
-export interface AdamOptions { param: T; grad: T; m: T; v: T; lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; step: number; decoupled?: boolean; gradScale?: number }
-export interface DropoutOptions { inp: T; out: T; p: number; seed: number | bigint; offset?: number | bigint }
-export interface DropoutBackwardOptions { dout: T; dinp: T; p: number; seed: number | bigint; offset?: number | bigint }
+export interface GemmOptions {
+  a: T;
+  b: T;
+  c: T;
+  bias?: T;
+  preact?: T;
+  transA?: boolean;
+  transB?: boolean;
+  alpha?: number;
+  beta?: number;
+  act?: Activation;
+  compute?: 'auto' | 'f32' | 'bf16';
+}
+export interface GemmBackwardOptions {
+  a: T;
+  b: T;
+  dc: T;
+  preact?: T;
+  da?: T;
+  db?: T;
+  dbias?: T;
+  transA?: boolean;
+  transB?: boolean;
+  alpha?: number;
+  act?: Activation;
+}
+export interface LayerNormOptions {
+  inp: T;
+  weight: T;
+  bias: T;
+  out: T;
+  mean?: T;
+  rstd?: T;
+  eps?: number;
+}
+export interface LayerNormBackwardOptions {
+  dout: T;
+  inp: T;
+  weight: T;
+  mean: T;
+  rstd: T;
+  dinp?: T;
+  dweight?: T;
+  dbias?: T;
+}
+export interface UnaryOptions {
+  inp: T;
+  out: T;
+}
+export interface UnaryBackwardOptions {
+  inp: T;
+  dout: T;
+  dinp: T;
+}
+export interface AttentionOptions {
+  q: T;
+  k: T;
+  v: T;
+  out: T;
+  mask?: T;
+  lse?: T;
+  probs?: T;
+  numHeads: number;
+  scale?: number;
+}
+export interface AttentionBackwardOptions {
+  q: T;
+  k: T;
+  v: T;
+  out: T;
+  lse: T;
+  dout: T;
+  dq?: T;
+  dk?: T;
+  dv?: T;
+  mask?: T;
+  numHeads: number;
+  scale?: number;
+}
+export interface XentOptions {
+  logits: T;
+  targets: T;
+  losses: T;
+  axis?: 0 | 1;
+}
+export interface XentBackwardOptions {
+  logits: T;
+  targets: T;
+  dlosses: T;
+  dlogits: T;
+  axis?: 0 | 1;
+}
+export interface AdamOptions {
+  param: T;
+  grad: T;
+  m: T;
+  v: T;
+  lr?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  step: number;
+  decoupled?: boolean;
+  gradScale?: number;
+}
+export interface DropoutOptions {
+  inp: T;
+  out: T;
+  p: number;
+  seed: number | bigint;
+  offset?: number | bigint;
+}
+export interface DropoutBackwardOptions {
+  dout: T;
+  dinp: T;
+  p: number;
+  seed: number | bigint;
+  offset?: number | bigint;
+}
 
 const v = async (op: string, a: object): Promise<void> => {
   await runOp(op, a as Record<string, unknown>);
@@ -173,9 +339,11 @@ export const ops = {
   embeddingForward: (a: { ids: T; table: T; out: T }) => v('embedding_forward', a),
   embeddingBackward: (a: { dout: T; ids: T; dtable: T }) => v('embedding_backward', a),
   patchEmbedForward: (a: { img: T; weight: T; bias?: T; out: T }) => v('patch_embed_forward', a),
-  patchEmbedBackward: (a: { dout: T; img: T; weight: T; dweight: T; dbias?: T; dimg?: T }) => v('patch_embed_backward', a),
+  patchEmbedBackward: (a: { dout: T; img: T; weight: T; dweight: T; dbias?: T; dimg?: T }) =>
+    v('patch_embed_backward', a),
   /** Resolves with the mean loss over the distributions. */
-  softmaxXentForward: async (a: XentOptions) => (await runOp('softmax_xent_forward', a as unknown as Record<string, unknown>))[0],
+  softmaxXentForward: async (a: XentOptions) =>
+    (await runOp('softmax_xent_forward', a as unknown as Record<string, unknown>))[0],
   softmaxXentBackward: (a: XentBackwardOptions) => v('softmax_xent_backward', a),
   adamUpdate: (a: AdamOptions) => v('adam_update', a),
   sumSquares: async (a: { x: T }) => (await runOp('sum_squares', a))[0],

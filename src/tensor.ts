@@ -90,7 +90,10 @@ export class Tensor implements Disposable {
    */
   static from(data: HostArray | readonly number[], shape: readonly number[], options: TensorOptions = {}): Tensor {
     const s = checkShape(shape, "Tensor.from: argument 'shape'");
-    const dtype = checkDtype(options.dtype ?? (data instanceof Int32Array ? 'i32' : data instanceof Uint8Array ? 'u8' : 'f32'), "Tensor.from: option 'dtype'");
+    const dtype = checkDtype(
+      options.dtype ?? (data instanceof Int32Array ? 'i32' : data instanceof Uint8Array ? 'u8' : 'f32'),
+      "Tensor.from: option 'dtype'",
+    );
     const device = options.device ?? Device.cpu();
     const n = s.reduce((a, b) => a * b, 1);
     let view: ArrayBufferView;
@@ -134,8 +137,7 @@ export class Tensor implements Disposable {
 
   /** @internal The native handle; throws CarzeroError if the tensor was disposed. */
   get native(): NativeTensor {
-    if (this.#native.disposed)
-      throw new CarzeroError('tensor has been disposed', 'CZ_ERR_INVALID_ARGUMENT');
+    if (this.#native.disposed) throw new CarzeroError('tensor has been disposed', 'CZ_ERR_INVALID_ARGUMENT');
     return this.#native;
   }
 
@@ -165,7 +167,9 @@ export class Tensor implements Disposable {
   write(data: HostArray): void {
     if (!ArrayBuffer.isView(data)) throw new TypeError("Tensor.write: argument 'data' must be a typed array");
     if (!hostTypeMatches(this.dtype, data))
-      throw new TypeError(`Tensor.write: dtype ${this.dtype} needs a ${HOST_NAME[this.dtype]}, got ${data.constructor.name}`);
+      throw new TypeError(
+        `Tensor.write: dtype ${this.dtype} needs a ${HOST_NAME[this.dtype]}, got ${data.constructor.name}`,
+      );
     if (data.length !== this.size)
       throw new RangeError(`Tensor.write: argument 'data' has ${data.length} elements, the tensor has ${this.size}`);
     this.native.writeSync(data);

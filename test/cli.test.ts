@@ -27,7 +27,9 @@ test('carzero info prints version, CPU features, threads and the CUDA state', as
 });
 
 test('CARZERO_CPU caps the kernels and CARZERO_NUM_THREADS sets the pool', async (t) => {
-  const { stdout } = await run(process.execPath, [bin, 'info', '--json'], { env: { ...process.env, CARZERO_CPU: 'avx2', CARZERO_NUM_THREADS: '3' } });
+  const { stdout } = await run(process.execPath, [bin, 'info', '--json'], {
+    env: { ...process.env, CARZERO_CPU: 'avx2', CARZERO_NUM_THREADS: '3' },
+  });
   const info = JSON.parse(stdout);
   t.is(info.threads, 3);
   t.true(info.cpu.isa === 'avx2' || info.cpu.isa === 'generic');

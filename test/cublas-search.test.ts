@@ -21,15 +21,33 @@ function stubPair(dir: string, major: number): string {
   mkdirSync(dir, { recursive: true });
   const src = join(work, 'stub.c');
   writeFileSync(src, 'int cz_stub_marker(void) { return 1; }\n');
-  execFileSync('cc', ['-shared', '-fPIC', `-Wl,-soname,libcublasLt.so.${major}`, '-o', join(dir, `libcublasLt.so.${major}`), src]);
-  execFileSync('cc', ['-shared', '-fPIC', `-Wl,-soname,libcublas.so.${major}`, '-o', join(dir, `libcublas.so.${major}`), src, `-L${dir}`, `-l:libcublasLt.so.${major}`, '-Wl,--no-as-needed']);
+  execFileSync('cc', [
+    '-shared',
+    '-fPIC',
+    `-Wl,-soname,libcublasLt.so.${major}`,
+    '-o',
+    join(dir, `libcublasLt.so.${major}`),
+    src,
+  ]);
+  execFileSync('cc', [
+    '-shared',
+    '-fPIC',
+    `-Wl,-soname,libcublas.so.${major}`,
+    '-o',
+    join(dir, `libcublas.so.${major}`),
+    src,
+    `-L${dir}`,
+    `-l:libcublasLt.so.${major}`,
+    '-Wl,--no-as-needed',
+  ]);
   return join(dir, `libcublas.so.${major}`);
 }
 
 // The environment without anything that would point at a real cuBLAS.
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, HOME: join(work, 'home') };
-  for (const k of ['CARZERO_CUBLAS_PATH', 'CUDA_HOME', 'CUDA_PATH', 'CONDA_PREFIX', 'VIRTUAL_ENV', 'LD_LIBRARY_PATH']) delete env[k];
+  for (const k of ['CARZERO_CUBLAS_PATH', 'CUDA_HOME', 'CUDA_PATH', 'CONDA_PREFIX', 'VIRTUAL_ENV', 'LD_LIBRARY_PATH'])
+    delete env[k];
   return { ...env, ...extra };
 }
 

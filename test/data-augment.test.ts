@@ -18,13 +18,25 @@ import { Rng } from '../src/data/rng.js';
 import { preprocess } from '../src/image/preprocess.js';
 
 const S = 224;
-const ID: AugmentParams = { top: 16, left: 16, flip: false, angle: 0, tx: 0, ty: 0, scale: 1, brightness: 1, contrast: 1, brightnessFirst: true };
+const ID: AugmentParams = {
+  top: 16,
+  left: 16,
+  flip: false,
+  angle: 0,
+  tx: 0,
+  ty: 0,
+  scale: 1,
+  brightness: 1,
+  contrast: 1,
+  brightnessFirst: true,
+};
 
 function noise(n: number, seed: number): Uint8Array {
   const r = new Rng(seed);
   return Uint8Array.from({ length: n }, () => r.nextU32() & 0xff);
 }
-const affine = (img: Uint8Array, angle: number, tx = 0, ty = 0, scale = 1) => pilAffineNearest(img, S, S, inverseAffineMatrix(S / 2, S / 2, angle, tx, ty, scale));
+const affine = (img: Uint8Array, angle: number, tx = 0, ty = 0, scale = 1) =>
+  pilAffineNearest(img, S, S, inverseAffineMatrix(S / 2, S / 2, angle, tx, ty, scale));
 const at = (img: Uint8Array, y: number, x: number) => img[y * S + x];
 
 test('identity parameters give the centre crop; crop offsets pick the window', (t) => {
@@ -41,7 +53,8 @@ test('horizontal flip mirrors the columns of the crop', (t) => {
   const padded = noise(256 * 256, 2);
   const a = augmentU8(padded, { ...ID, top: 5, left: 9 });
   const b = augmentU8(padded, { ...ID, top: 5, left: 9, flip: true });
-  for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) if (at(b, y, x) !== at(a, y, S - 1 - x)) return t.fail(`(${y}, ${x})`);
+  for (let y = 0; y < S; y++)
+    for (let x = 0; x < S; x++) if (at(b, y, x) !== at(a, y, S - 1 - x)) return t.fail(`(${y}, ${x})`);
   t.pass();
 });
 
@@ -63,7 +76,10 @@ test('rotation by +90 degrees is a clockwise quarter turn about the centre (exac
   m[112 * S + 200] = 255;
   const turned = affine(m, 90);
   t.is(at(turned, 200, S - 1 - 112), 255);
-  t.is(turned.reduce((s, v) => s + v, 0), 255);
+  t.is(
+    turned.reduce((s, v) => s + v, 0),
+    255,
+  );
 });
 
 test('translation shifts by whole pixels (x right, y down) and fills 0', (t) => {
@@ -83,7 +99,9 @@ test('scale is about the centre: x2 turns a 2x2 centre block into 4x4, x0.5 leav
   const img = new Uint8Array(S * S);
   for (const y of [111, 112]) for (const x of [111, 112]) img[y * S + x] = 200;
   const big = affine(img, 0, 0, 0, 2);
-  for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) t.is(at(big, y, x), y >= 110 && y <= 113 && x >= 110 && x <= 113 ? 200 : 0, `(${y}, ${x})`);
+  for (let y = 0; y < S; y++)
+    for (let x = 0; x < S; x++)
+      t.is(at(big, y, x), y >= 110 && y <= 113 && x >= 110 && x <= 113 ? 200 : 0, `(${y}, ${x})`);
   const src = noise(S * S, 5).map((v) => v | 1);
   const small = affine(src, 0, 0, 0, 0.5);
   // Output x reads input floor(2 x - 111): columns 56..167 are inside, the rest is fill.
@@ -109,7 +127,9 @@ test('inverse matrix matches torchvision _get_inverse_affine_matrix by hand', (t
   const m = inverseAffineMatrix(112, 112, 0, 4, -6, 2);
   t.deepEqual(m, [0.5, 0, 54, -0, 0.5, 59]);
   const r = inverseAffineMatrix(112, 112, 30, 0, 0, 1);
-  t.true(Math.abs(r[0] - Math.cos(Math.PI / 6)) < 1e-15 && Math.abs(r[1] - 0.5) < 1e-15 && Math.abs(r[3] + 0.5) < 1e-15);
+  t.true(
+    Math.abs(r[0] - Math.cos(Math.PI / 6)) < 1e-15 && Math.abs(r[1] - 0.5) < 1e-15 && Math.abs(r[3] + 0.5) < 1e-15,
+  );
 });
 
 test('brightness: v * f in float32, clipped to 255, truncated (PIL blend with black)', (t) => {
@@ -155,7 +175,9 @@ test('parameter ranges and rates follow the spec', (t) => {
     const p = sampleAugmentParams(r);
     if (p.flip) flips++;
     if (p.brightnessFirst) bFirst++;
-    t.true(Number.isInteger(p.top) && p.top >= 0 && p.top <= 32 && Number.isInteger(p.left) && p.left >= 0 && p.left <= 32);
+    t.true(
+      Number.isInteger(p.top) && p.top >= 0 && p.top <= 32 && Number.isInteger(p.left) && p.left >= 0 && p.left <= 32,
+    );
     t.true(p.angle >= -30 && p.angle <= 30);
     t.true(Number.isInteger(p.tx) && Math.abs(p.tx) <= 22 && Number.isInteger(p.ty) && Math.abs(p.ty) <= 22);
     t.true(p.scale >= 0.9 && p.scale <= 1.1);

@@ -45,7 +45,10 @@ export function makeDataset(): { root: string; csv: string } {
   }
   copyFileSync(join(here, 'fixtures', 'image', 'src', 'grey.jpg'), join(root, 'files', 'p10', 's10', 'img10.jpg'));
   // A PNG signature followed by garbage: detected as PNG, fails to decode.
-  writeFileSync(join(root, 'files', 'p10', 's20', 'corrupt.png'), Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(64, 7)]));
+  writeFileSync(
+    join(root, 'files', 'p10', 's20', 'corrupt.png'),
+    Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(64, 7)]),
+  );
   // files/p10/s21/missing.png is never written.
   made = { root, csv: FIXTURE_CSV };
   return made;

@@ -39,7 +39,12 @@ function sameBatches(t: any, a: Batch[], b: Batch[], what: string) {
 
 test('N-pair batches, drop-last, bad images skipped and reported, sentences from the report', async (t) => {
   const errors: string[] = [];
-  const l = new DataLoader(ds, { seed: 5, batchSize: 4, workers: 0, onError: (e) => errors.push(ds.items[e.index].key) });
+  const l = new DataLoader(ds, {
+    seed: 5,
+    batchSize: 4,
+    workers: 0,
+    onError: (e) => errors.push(ds.items[e.index].key),
+  });
   t.is(ds.items.length, 16);
   const batches = await drain(l);
   // 14 readable images: 3 full batches of 4, the rest dropped.
@@ -64,13 +69,21 @@ test('N-pair batches, drop-last, bad images skipped and reported, sentences from
   const next = await drain(l);
   t.is(next.length, 3);
   t.is(next[0].epoch, 1);
-  t.notDeepEqual(next.map((b) => b.indices), batches.map((b) => b.indices));
+  t.notDeepEqual(
+    next.map((b) => b.indices),
+    batches.map((b) => b.indices),
+  );
   await l.close();
 });
 
 test('a batch is refilled past failures: with every bad item in one epoch, errors are reported once each', async (t) => {
   const errors: string[] = [];
-  const l = new DataLoader(ds, { seed: 1, batchSize: 7, workers: 0, onError: (e) => errors.push(ds.items[e.index].key) });
+  const l = new DataLoader(ds, {
+    seed: 1,
+    batchSize: 7,
+    workers: 0,
+    onError: (e) => errors.push(ds.items[e.index].key),
+  });
   const b = await drain(l);
   t.is(b.length, 2); // 14 readable = 2 x 7: reading the whole epoch meets both bad files
   t.deepEqual(errors.sort(), [...BAD_KEYS].sort());
@@ -88,7 +101,10 @@ test('same seed: identical batches for 0, 1 and 2 workers; another seed differs'
   sameBatches(t, runs[0], runs[2], '0 vs 2 workers');
   const other = new DataLoader(ds, { seed: 10, batchSize: 3, workers: 0 });
   const o = await drain(other);
-  t.notDeepEqual(o.map((b) => b.indices), runs[0].map((b) => b.indices));
+  t.notDeepEqual(
+    o.map((b) => b.indices),
+    runs[0].map((b) => b.indices),
+  );
 });
 
 test('resume: state() after k batches, a new loader from it yields the identical next batches', async (t) => {
@@ -115,7 +131,10 @@ test('resume across an epoch boundary and with batch size by epoch', async (t) =
   const bs = (e: number) => (e === 0 ? 5 : 3);
   const full = new DataLoader(ds, { seed: 3, batchSize: bs, workers: 0 });
   const ref = [...(await drain(full)), ...(await drain(full))];
-  t.deepEqual(ref.map((b) => b.indices.length), [5, 5, 3, 3, 3, 3]);
+  t.deepEqual(
+    ref.map((b) => b.indices.length),
+    [5, 5, 3, 3, 3, 3],
+  );
   const a = new DataLoader(ds, { seed: 3, batchSize: bs, workers: 0 });
   await drain(a); // epoch 0 done: the state points at epoch 1
   const st = a.state();

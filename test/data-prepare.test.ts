@@ -7,7 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { readMimicCsv, type MimicDataset } from '../src/data/mimic.js';
-import { loadPrepared, prepareShards, readShard, readShardRecord, shardName, SHARD_HEADER } from '../src/data/shards.js';
+import {
+  loadPrepared,
+  prepareShards,
+  readShard,
+  readShardRecord,
+  shardName,
+  SHARD_HEADER,
+} from '../src/data/shards.js';
 import { DataLoader, createLoader, type Batch } from '../src/data/loader.js';
 import { readImage } from '../src/image/decode.js';
 import { resizeAndPad } from '../src/image/preprocess.js';
@@ -42,7 +49,10 @@ test('shards hold the padded images of the readable items; unreadable ones are l
   t.is(index.format, 'carzero-prepared');
   t.is(index.items.length, 14);
   t.deepEqual(index.failed.map((f: { key: string }) => f.key).sort(), [...BAD_KEYS].sort());
-  t.deepEqual(index.shards.map((s: { records: number }) => s.records), [5, 5, 3, 1]);
+  t.deepEqual(
+    index.shards.map((s: { records: number }) => s.records),
+    [5, 5, 3, 1],
+  );
   const { header } = await readShard(join(out, shardName(2)));
   t.is(header.first, 10);
   t.is(header.trailer.keys.length, 5);
@@ -93,13 +103,49 @@ test('carzero prepare (CLI)', async (t) => {
   if (!existsSync(bin)) return t.fail(`${bin} missing: run \`npx tsc -p tsconfig.json\` first`);
   const out = mkdtempSync(join(tmpdir(), 'carzero-prep-'));
   const csv = join(packageRoot, 'test', 'fixtures', 'data', 'mimic.csv');
-  const r = await run(process.execPath, [bin, 'prepare', '--csv', csv, '--root', root, '--out', out, '--shard-size', '8', '--quiet']);
+  const r = await run(process.execPath, [
+    bin,
+    'prepare',
+    '--csv',
+    csv,
+    '--root',
+    root,
+    '--out',
+    out,
+    '--shard-size',
+    '8',
+    '--quiet',
+  ]);
   t.regex(r.stderr, /16 kept; dropped 1 empty reports, 1 with no usable sentence/);
   t.regex(r.stderr, /skipped files\/p10\/s20\/corrupt\.png \(line 23\)/);
   t.regex(r.stderr, /14 images in 2 shards .* \(2 written, 0 kept from an earlier run\); 2 unreadable/);
-  const again = await run(process.execPath, [bin, 'prepare', '--csv', csv, '--root', root, '--out', out, '--shard-size', '8', '--quiet']);
+  const again = await run(process.execPath, [
+    bin,
+    'prepare',
+    '--csv',
+    csv,
+    '--root',
+    root,
+    '--out',
+    out,
+    '--shard-size',
+    '8',
+    '--quiet',
+  ]);
   t.regex(again.stderr, /\(0 written, 2 kept from an earlier run\)/);
-  const v = await run(process.execPath, [bin, 'prepare', '--csv', csv, '--root', root, '--out', join(out, 'val'), '--split', 'validate', '--quiet']);
+  const v = await run(process.execPath, [
+    bin,
+    'prepare',
+    '--csv',
+    csv,
+    '--root',
+    root,
+    '--out',
+    join(out, 'val'),
+    '--split',
+    'validate',
+    '--quiet',
+  ]);
   t.regex(v.stderr, /2 images in 1 shards/);
   const e = await t.throwsAsync(run(process.execPath, [bin, 'prepare', '--csv', csv]));
   t.is((e as { code?: number }).code, 2);

@@ -15,7 +15,15 @@ import { rocAuc } from '../src/eval/metrics.js';
 import { cleanReportSentences, cleanText } from '../src/text/clean.js';
 import type { GrayImage } from '../src/image/types.js';
 
-const OPTS = { seed: 7, train: 30, validate: 6, test: 160, size: [320, 400] as [number, number], formats: { png8: 0.6, png16: 0.2, jpeg: 0.2 }, lateral: 0.1 };
+const OPTS = {
+  seed: 7,
+  train: 30,
+  validate: 6,
+  test: 160,
+  size: [320, 400] as [number, number],
+  formats: { png8: 0.6, png16: 0.2, jpeg: 0.2 },
+  lateral: 0.1,
+};
 let dir = '';
 let res: PhantomResult;
 const decoded = new Map<string, GrayImage>();
@@ -64,13 +72,17 @@ test('custom.csv is read by the Open-I protocol with the demo labels', async (t)
   const set = readLabels('openi', await readFile(join(dir, 'custom.csv'), 'utf8'), 'custom.csv');
   const test = res.index.images.filter((im) => im.split === 'test');
   t.is(set.rows, test.length);
-  t.deepEqual(set.ids, test.map((im) => im.file));
+  t.deepEqual(
+    set.ids,
+    test.map((im) => im.file),
+  );
   for (let r = 0; r < set.rows; r++)
     set.classes.forEach((c, j) => {
       const k = DEMO_CLASSES.indexOf(c as (typeof DEMO_CLASSES)[number]);
       t.is(set.labels[r * set.classes.length + j], k >= 0 ? test[r].labels[k] : 0, `${test[r].id} ${c}`);
     });
-  for (const [k] of DEMO_CLASSES.entries()) t.true(test.filter((im) => im.labels[k]).length >= 10, `${DEMO_CLASSES[k]} has positives`);
+  for (const [k] of DEMO_CLASSES.entries())
+    t.true(test.filter((im) => im.labels[k]).length >= 10, `${DEMO_CLASSES[k]} has positives`);
   const prompts = JSON.parse(await readFile(join(dir, 'prompts-openi.json'), 'utf8')) as Record<string, string>;
   t.deepEqual(Object.keys(prompts), set.classes);
 });
@@ -82,7 +94,8 @@ test('boxes.json is read by the ChestXDet10 protocol; boxes lie inside the image
   set.ids!.forEach((id, r) => {
     const im = byFile.get(id)!;
     for (const list of set.boxes![r].values())
-      for (const b of list) t.true(b.x1 >= 0 && b.y1 >= 0 && b.x2 < im.width && b.y2 < im.height && b.x2 > b.x1 && b.y2 > b.y1, id);
+      for (const b of list)
+        t.true(b.x1 >= 0 && b.y1 >= 0 && b.x2 < im.width && b.y2 < im.height && b.x2 > b.x1 && b.y2 > b.y1, id);
   });
   for (const im of res.index.images) {
     t.is(im.boxes.length >= im.facts.length, true);
@@ -98,7 +111,11 @@ test('reports state exactly the labelled findings, others only negated', (t) => 
       const pos = sentences.some((s) => REPORT_KEYWORDS[c].test(s) && !NEGATION.test(s));
       t.is(pos, im.labels[k] === 1, `${im.id} ${c}: ${im.report}`);
     });
-    if (im.labels.every((v) => v === 0)) t.true(sentences.some((s) => NEGATION.test(s)), im.report);
+    if (im.labels.every((v) => v === 0))
+      t.true(
+        sentences.some((s) => NEGATION.test(s)),
+        im.report,
+      );
   }
 });
 
@@ -137,7 +154,8 @@ test('rendering on worker threads writes the same set as one thread, byte for by
 });
 
 function boxMean(g: GrayImage, b: BoxXY): number {
-  let s = 0, n = 0;
+  let s = 0,
+    n = 0;
   for (let y = Math.max(0, b[1]); y <= Math.min(g.height - 1, b[3]); y++)
     for (let x = Math.max(0, b[0]); x <= Math.min(g.width - 1, b[2]); x++) {
       s += g.data[y * g.width + x];

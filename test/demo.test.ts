@@ -50,7 +50,9 @@ test('quick demo writes the table, plots, overlays, scores and the summary', asy
   const scores = (await readFile(join(dir, 'scores.csv'), 'utf8')).trim().split('\n');
   t.is(scores.length, 1 + res.settings.test);
   t.true(res.pointing.trials > 0);
-  t.log(`quick demo: ${seconds.toFixed(1)} s, macro AUROC ${res.macro_auroc?.toFixed(4)}, val loss ${res.val_loss_initial.toFixed(3)} -> ${res.val_loss_final.toFixed(3)} (chance ${res.chance_loss.toFixed(3)})`);
+  t.log(
+    `quick demo: ${seconds.toFixed(1)} s, macro AUROC ${res.macro_auroc?.toFixed(4)}, val loss ${res.val_loss_initial.toFixed(3)} -> ${res.val_loss_final.toFixed(3)} (chance ${res.chance_loss.toFixed(3)})`,
+  );
 });
 
 test('the model learns: validation loss clearly below chance, zero-shot AUROC clearly above 0.5', (t) => {
@@ -69,7 +71,12 @@ test('the model learns: validation loss clearly below chance, zero-shot AUROC cl
 test('zero-shot prompts: one per side for lateral findings, never a report sentence; flat keys', (t) => {
   for (const [c, list] of Object.entries(DEMO_ZERO_SHOT_PROMPTS)) {
     t.is(list.length, c === 'Cardiomegaly' ? 1 : 2, c);
-    if (list.length === 2) t.deepEqual(list.map((p) => /\b(right|left)\b/.exec(p)?.[1]), ['right', 'left'], c);
+    if (list.length === 2)
+      t.deepEqual(
+        list.map((p) => /\b(right|left)\b/.exec(p)?.[1]),
+        ['right', 'left'],
+        c,
+      );
   }
   const f = flatPrompts({ A: ['x y'], B: ['p q', 'r s'] });
   t.deepEqual(f.prompts, { A: 'x y', 'B/1': 'p q', 'B/2': 'r s' });
@@ -77,12 +84,17 @@ test('zero-shot prompts: one per side for lateral findings, never a report sente
 });
 
 test('sin-cos ViT positions: a zero [CLS] row, values in [-1, 1], every patch position distinct', (t) => {
-  const w = 64, g = 10;
+  const w = 64,
+    g = 10;
   const p = sincosPosEmbed(w, g);
   t.is(p.length, (1 + g * g) * w);
   t.true(p.subarray(0, w).every((v) => v === 0));
   t.true(p.every((v) => v >= -1 && v <= 1));
-  const rows = new Set(Array.from({ length: g * g }, (_, i) => Array.from(p.subarray((1 + i) * w, (2 + i) * w), (v) => v.toFixed(5)).join()));
+  const rows = new Set(
+    Array.from({ length: g * g }, (_, i) =>
+      Array.from(p.subarray((1 + i) * w, (2 + i) * w), (v) => v.toFixed(5)).join(),
+    ),
+  );
   t.is(rows.size, g * g);
 });
 

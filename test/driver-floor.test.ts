@@ -18,7 +18,14 @@ test.after.always(() => rmSync(work, { recursive: true, force: true }));
 function stub(version: number): string {
   const dir = join(work, String(version));
   mkdirSync(dir, { recursive: true });
-  execFileSync('cc', ['-shared', '-fPIC', `-DSTUB_CUDA_VERSION=${version}`, '-o', join(dir, 'libcuda.so.1'), join(packageRoot, 'test', 'fixtures', 'stub-libcuda', 'libcuda_stub.c')]);
+  execFileSync('cc', [
+    '-shared',
+    '-fPIC',
+    `-DSTUB_CUDA_VERSION=${version}`,
+    '-o',
+    join(dir, 'libcuda.so.1'),
+    join(packageRoot, 'test', 'fixtures', 'stub-libcuda', 'libcuda_stub.c'),
+  ]);
   return dir;
 }
 
@@ -46,7 +53,24 @@ test('a driver older than the runtime: info names both versions and the driver n
   t.true(cuda.reason.includes(`this build's CUDA ${rt} runtime needs an R580 or newer driver`), cuda.reason);
   t.regex(text, /^cuda: unavailable \(NVIDIA driver too old: .*CUDA up to 12\.4.*R580.*running on the CPU/m);
   // --device auto: the CPU, with the message
-  const out = await run(process.execPath, [bin, 'classify', '--model', join(work, 'model'), '--prompts', promptsFile, '--device', 'auto', '--format', 'csv', '--quiet', batch[0]], { env }).catch((e) => e);
+  const out = await run(
+    process.execPath,
+    [
+      bin,
+      'classify',
+      '--model',
+      join(work, 'model'),
+      '--prompts',
+      promptsFile,
+      '--device',
+      'auto',
+      '--format',
+      'csv',
+      '--quiet',
+      batch[0],
+    ],
+    { env },
+  ).catch((e) => e);
   t.regex(String(out.stderr), /CarzeroDriverWarning: carzero: NVIDIA driver too old/);
   t.is(String(out.stdout).trim().split('\n').length, 2, String(out.stderr));
 });
@@ -61,5 +85,11 @@ test.before(async () => {
   const { convertCheckpoint } = await import('../src/weights/convert.js');
   const { readFileSync } = await import('node:fs');
   const cfg = JSON.parse(readFileSync(join(tiny, 'config.json'), 'utf8'));
-  await convertCheckpoint({ checkpoint: join(tiny, 'carzero-tiny.ckpt'), textModel: join(tiny, 'bert-tiny'), out: join(work, 'model'), vitHeads: cfg.vision.heads, headHeads: cfg.head.heads });
+  await convertCheckpoint({
+    checkpoint: join(tiny, 'carzero-tiny.ckpt'),
+    textModel: join(tiny, 'bert-tiny'),
+    out: join(work, 'model'),
+    vitHeads: cfg.vision.heads,
+    headHeads: cfg.head.heads,
+  });
 });

@@ -21,11 +21,32 @@ const expected = JSON.parse(readFileSync(join(openi, 'expected.json'), 'utf8'));
 
 test.before(async () => {
   if (!existsSync(bin)) throw new Error(`${bin} missing: run \`npx tsc -p tsconfig.json\` first`);
-  await run(process.execPath, [bin, 'convert', '--checkpoint', join(tiny, 'carzero-tiny.ckpt'), '--text-model', join(tiny, 'bert-tiny'), '--out', modelDir, '--vit-heads', '2', '--head-heads', '4']);
+  await run(process.execPath, [
+    bin,
+    'convert',
+    '--checkpoint',
+    join(tiny, 'carzero-tiny.ckpt'),
+    '--text-model',
+    join(tiny, 'bert-tiny'),
+    '--out',
+    modelDir,
+    '--vit-heads',
+    '2',
+    '--head-heads',
+    '4',
+  ]);
 });
 test.after.always(() => rmSync(work, { recursive: true, force: true }));
 
-const evalArgs = (...more: string[]) => [bin, 'eval', '--protocol', 'openi', '--labels', join(openi, 'custom.csv'), ...more];
+const evalArgs = (...more: string[]) => [
+  bin,
+  'eval',
+  '--protocol',
+  'openi',
+  '--labels',
+  join(openi, 'custom.csv'),
+  ...more,
+];
 
 test('--scores --format json: the metrics equal sklearn (Open-I mini set)', async (t) => {
   const { stdout } = await run(process.execPath, evalArgs('--scores', join(openi, 'scores.csv'), '--format', 'json'));
@@ -38,7 +59,10 @@ test('--scores --format json: the metrics equal sklearn (Open-I mini set)', asyn
 
 test('the table: per-class positives, AUROC, AUPRC, macro, micro, the groups; --plots writes SVGs', async (t) => {
   const plots = join(work, 'plots');
-  const { stdout, stderr } = await run(process.execPath, evalArgs('--scores', join(openi, 'scores.csv'), '--plots', plots));
+  const { stdout, stderr } = await run(
+    process.execPath,
+    evalArgs('--scores', join(openi, 'scores.csv'), '--plots', plots),
+  );
   t.regex(stdout, /^Open-I: 36 images, 18 classes/m);
   t.regex(stdout, /^class\s+positives\s+AUROC\s+AUPRC$/m);
   const line = stdout.split('\n').find((l) => l.startsWith('Calcified Granuloma'))!;
@@ -47,8 +71,14 @@ test('the table: per-class positives, AUROC, AUPRC, macro, micro, the groups; --
   t.is(Number(pos), expected.positives[j]);
   t.is(auc, expected.auroc[j].toFixed(4));
   t.is(prc, expected.auprc[j].toFixed(4));
-  t.regex(stdout, new RegExp(`^macro\\s+${expected.macro_auroc.toFixed(4)}\\s+${expected.auprc_macro.toFixed(4)}$`, 'm'));
-  t.regex(stdout, new RegExp(`^micro\\s+${expected.micro_auroc.toFixed(4)}\\s+${expected.auprc_micro.toFixed(4)}$`, 'm'));
+  t.regex(
+    stdout,
+    new RegExp(`^macro\\s+${expected.macro_auroc.toFixed(4)}\\s+${expected.auprc_macro.toFixed(4)}$`, 'm'),
+  );
+  t.regex(
+    stdout,
+    new RegExp(`^micro\\s+${expected.micro_auroc.toFixed(4)}\\s+${expected.auprc_micro.toFixed(4)}$`, 'm'),
+  );
   t.regex(stdout, /^head \(\d+\)/m);
   t.regex(stdout, /^tail \(\d+\)/m);
   t.regex(stderr, /wrote .*roc\.svg/);
@@ -60,7 +90,14 @@ test('the table: per-class positives, AUROC, AUPRC, macro, micro, the groups; --
   t.true(pr.includes(`macro AUPRC ${expected.auprc_macro.toFixed(4)}`));
   const curve = svgCurves(roc).get(`Calcified Granuloma ${expected.auroc[j].toFixed(4)}`)!;
   t.true(curve.length >= 2);
-  t.deepEqual([curve[0], curve.at(-1)], [[70, 560], [580, 50]], 'from (0, 0) to (1, 1)');
+  t.deepEqual(
+    [curve[0], curve.at(-1)],
+    [
+      [70, 560],
+      [580, 50],
+    ],
+    'from (0, 0) to (1, 1)',
+  );
   t.log(stdout);
 });
 
@@ -68,13 +105,35 @@ test('--model: the tiny model scores the images, and the metrics equal sklearn o
   const save = join(work, 'saved.csv');
   const { stdout } = await run(
     process.execPath,
-    evalArgs('--model', modelDir, '--images', join(openi, 'openi_multi_label_image.csv'), '--prompts', join(openi, 'openi_multi_label_text.json'), '--device', 'cpu', '--format', 'json', '--save-scores', save, '--quiet'),
+    evalArgs(
+      '--model',
+      modelDir,
+      '--images',
+      join(openi, 'openi_multi_label_image.csv'),
+      '--prompts',
+      join(openi, 'openi_multi_label_text.json'),
+      '--device',
+      'cpu',
+      '--format',
+      'json',
+      '--save-scores',
+      save,
+      '--quiet',
+    ),
   );
   const exp = JSON.parse(readFileSync(join(openi, 'expected-model.json'), 'utf8'));
   compareResult(t, JSON.parse(stdout), exp);
   // the saved scores are what the generator saw from the same model (within fp32 kernel noise)
-  const ref = readFileSync(join(openi, 'tiny-model-scores.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',').slice(1).map(Number));
-  const got = readFileSync(save, 'utf8').trim().split('\n').slice(1).map((l) => l.split(',').slice(1).map(Number));
+  const ref = readFileSync(join(openi, 'tiny-model-scores.csv'), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split(',').slice(1).map(Number));
+  const got = readFileSync(save, 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split(',').slice(1).map(Number));
   t.is(got.length, ref.length);
   let d = 0;
   got.forEach((r, i) => r.forEach((v, j) => (d = Math.max(d, Math.abs(v - ref[i][j])))));
@@ -89,7 +148,18 @@ test('a class with one label value: null, left out of the macro mean, with a war
   const text = readFileSync(join(openi, 'custom.csv'), 'utf8').replace(/hernia, hiatal/g, 'no hrn');
   const labels = join(work, 'no-hernia.csv');
   writeFileSync(labels, text);
-  const { stdout, stderr } = await run(process.execPath, [bin, 'eval', '--protocol', 'openi', '--labels', labels, '--scores', join(openi, 'scores.csv'), '--format', 'json']);
+  const { stdout, stderr } = await run(process.execPath, [
+    bin,
+    'eval',
+    '--protocol',
+    'openi',
+    '--labels',
+    labels,
+    '--scores',
+    join(openi, 'scores.csv'),
+    '--format',
+    'json',
+  ]);
   const r = JSON.parse(stdout);
   const j = r.classes.indexOf('Hernia');
   t.is(r.auroc[j], null);
@@ -102,18 +172,48 @@ test('a class with one label value: null, left out of the macro mean, with a war
 test('bad input: clear errors naming the file; exit 1 only when nothing could be evaluated', async (t) => {
   const bad = join(work, 'bad.csv');
   writeFileSync(bad, ',uid,file_name,labels_automatic\n0,a,"x.png,cardiomegaly\n');
-  const e1 = (await t.throwsAsync(run(process.execPath, [bin, 'eval', '--protocol', 'openi', '--labels', bad, '--scores', join(openi, 'scores.csv')]))) as any;
+  const e1 = (await t.throwsAsync(
+    run(process.execPath, [bin, 'eval', '--protocol', 'openi', '--labels', bad, '--scores', join(openi, 'scores.csv')]),
+  )) as any;
   t.is(e1.code, 1);
   t.regex(e1.stderr, /bad\.csv: unterminated quoted field/);
   const other = join(work, 'other.csv');
   writeFileSync(other, ',uid,file_name,labels_automatic\n0,a,zzz.png,cardiomegaly\n');
-  const e2 = (await t.throwsAsync(run(process.execPath, [bin, 'eval', '--protocol', 'openi', '--labels', other, '--scores', join(openi, 'scores.csv')]))) as any;
+  const e2 = (await t.throwsAsync(
+    run(process.execPath, [
+      bin,
+      'eval',
+      '--protocol',
+      'openi',
+      '--labels',
+      other,
+      '--scores',
+      join(openi, 'scores.csv'),
+    ]),
+  )) as any;
   t.is(e2.code, 1);
   t.regex(e2.stderr, /other\.csv does not match .*scores\.csv/);
-  const e3 = (await t.throwsAsync(run(process.execPath, [bin, 'eval', '--protocol', 'openi', '--labels', join(openi, 'custom.csv'), '--model', modelDir, '--images', join(openi, 'custom.csv'), '--prompts', join(openi, 'openi_multi_label_text.json')]))) as any;
+  const e3 = (await t.throwsAsync(
+    run(process.execPath, [
+      bin,
+      'eval',
+      '--protocol',
+      'openi',
+      '--labels',
+      join(openi, 'custom.csv'),
+      '--model',
+      modelDir,
+      '--images',
+      join(openi, 'custom.csv'),
+      '--prompts',
+      join(openi, 'openi_multi_label_text.json'),
+    ]),
+  )) as any;
   t.is(e3.code, 1);
   t.regex(e3.stderr, /custom\.csv: no 'Path' column/);
-  const e4 = (await t.throwsAsync(run(process.execPath, [bin, 'eval', '--protocol', 'mimic', '--labels', 'x', '--scores', 'y']))) as any;
+  const e4 = (await t.throwsAsync(
+    run(process.execPath, [bin, 'eval', '--protocol', 'mimic', '--labels', 'x', '--scores', 'y']),
+  )) as any;
   t.is(e4.code, 2);
   t.regex(e4.stderr, /--protocol must be one of openi\|padchest/);
   const e5 = (await t.throwsAsync(run(process.execPath, [bin, 'eval', '--protocol', 'openi', '--scores', 'y']))) as any;
@@ -141,7 +241,18 @@ test('--help shows the protocols and examples', async (t) => {
 
 test('--pointing (chestxdet10, --model): the pointing game on the label file boxes', async (t) => {
   const imgs = ['grey8_large.png', 'grey16_tall.png', 'rgb_wide.png', 'palette.png'];
-  const classes = ['Atelectasis', 'Calcification', 'Consolidation', 'Effusion', 'Emphysema', 'Fibrosis', 'Fracture', 'Mass', 'Nodule', 'Pneumothorax'];
+  const classes = [
+    'Atelectasis',
+    'Calcification',
+    'Consolidation',
+    'Effusion',
+    'Emphysema',
+    'Fibrosis',
+    'Fracture',
+    'Mass',
+    'Nodule',
+    'Pneumothorax',
+  ];
   const list = join(work, 'det-images.csv');
   writeFileSync(list, 'Path\n' + imgs.map((f) => join(tiny, 'images', f)).join('\n') + '\n');
   const prompts = join(work, 'det-prompts.json');
@@ -158,7 +269,26 @@ test('--pointing (chestxdet10, --model): the pointing game on the label file box
       { file_name: imgs[3], syms: [], boxes: [] },
     ]),
   );
-  const { stdout } = await run(process.execPath, [bin, 'eval', '--protocol', 'chestxdet10', '--labels', labels, '--model', modelDir, '--images', list, '--prompts', prompts, '--pointing', '--format', 'json', '--quiet', '--device', 'cpu']);
+  const { stdout } = await run(process.execPath, [
+    bin,
+    'eval',
+    '--protocol',
+    'chestxdet10',
+    '--labels',
+    labels,
+    '--model',
+    modelDir,
+    '--images',
+    list,
+    '--prompts',
+    prompts,
+    '--pointing',
+    '--format',
+    'json',
+    '--quiet',
+    '--device',
+    'cpu',
+  ]);
   const r = JSON.parse(stdout);
   t.is(r.images, 4);
   t.is(r.pointing.trials, 5);

@@ -22,7 +22,8 @@ export function compareResult(t: any, r: EvalResult, e: Record<string, any>): vo
   t.deepEqual(r.positives, e.positives);
   e.auroc.forEach((v: number | null, j: number) => close(t, r.auroc[j], v, `${r.classes[j]} auroc`));
   e.auprc.forEach((v: number | null, j: number) => close(t, r.auprc[j], v, `${r.classes[j]} auprc`));
-  for (const k of ['macro_auroc', 'micro_auroc', 'weighted_auroc', 'auprc_micro', 'auprc_macro'] as const) close(t, r[k], e[k], k);
+  for (const k of ['macro_auroc', 'micro_auroc', 'weighted_auroc', 'auprc_micro', 'auprc_macro'] as const)
+    close(t, r[k], e[k], k);
   if (e.groups)
     for (const g of ['head', 'medium', 'tail'] as const) {
       t.deepEqual(r.groups![g].classes, e.groups[g].classes, `${g} classes`);
@@ -45,7 +46,6 @@ export function compareResult(t: any, r: EvalResult, e: Record<string, any>): vo
     e.accuracy.per_class.forEach((v: number, j: number) => close(t, r.accuracy!.per_class[j], v, `accuracy[${j}]`));
   }
 }
-
 
 /**
  * Problems that keep `svg` from being a well-formed XML document (one root <svg>, every tag closed
@@ -92,6 +92,9 @@ export function svgProblems(svg: string): string[] {
 export function svgCurves(svg: string): Map<string, [number, number][]> {
   const out = new Map<string, [number, number][]>();
   for (const m of svg.matchAll(/<polyline class="curve" data-label="([^"]*)"[^>]*? points="([^"]*)"/g))
-    out.set(m[1], m[2].split(' ').map((p) => p.split(',').map(Number) as [number, number]));
+    out.set(
+      m[1],
+      m[2].split(' ').map((p) => p.split(',').map(Number) as [number, number]),
+    );
   return out;
 }

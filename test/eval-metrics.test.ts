@@ -40,7 +40,10 @@ interface Case {
   scores: number[][];
   expected: Record<string, any>;
 }
-const fx = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')) as { cases: Case[]; percentiles: { values: number[]; p65: number; groups: number[][] }[] };
+const fx = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')) as {
+  cases: Case[];
+  percentiles: { values: number[]; p65: number; groups: number[][] }[];
+};
 
 const toMatrix = (m: number[][]) => matrix(m.length, m[0].length, m.flat());
 
@@ -136,7 +139,8 @@ for (const [p, f] of Object.entries(files) as [ProtocolName, string][]) {
 }
 
 test('Open-I label rules: substring with synonyms, case-sensitive, empty -> none', (t) => {
-  const csv = ',uid,file_name,labels_automatic\n0,a,a.png,calcified granuloma\n0,b,b.png,atelectases|infiltrate\n0,c,c.png,\n0,d,d.png,Cardiomegaly\n0,e,e.png,pleural thickening\n';
+  const csv =
+    ',uid,file_name,labels_automatic\n0,a,a.png,calcified granuloma\n0,b,b.png,atelectases|infiltrate\n0,c,c.png,\n0,d,d.png,Cardiomegaly\n0,e,e.png,pleural thickening\n';
   const s = readLabels('openi', csv, 'custom.csv');
   const row = (i: number) => s.classes.filter((_, j) => s.labels[i * 18 + j] === 1);
   t.deepEqual(row(0), ['Calcified Granuloma', 'Granuloma']);
@@ -154,26 +158,51 @@ test('PadChest classes are the sorted labels without normal', (t) => {
 });
 
 test('bad input: errors name the file and row; bad rows are skipped with warnings', (t) => {
-  t.throws(() => readLabels('padchest', '{"a": [', 'manual_image.json'), { instanceOf: EvalInputError, message: /manual_image\.json: malformed JSON/ });
-  t.throws(() => readLabels('chestxray14', 'a.png 0 1\n', 'test_list.txt'), { message: /test_list\.txt: line 1 has 3 fields/ });
-  t.throws(() => readLabels('openi', 'uid,x\n1,2\n', 'custom.csv'), { message: /custom\.csv: no 'labels_automatic' column/ });
-  t.throws(() => readLabels('chexpert5', 'Path,Atelectasis\na,1\n', 't.csv'), { message: /t\.csv: missing label column\(s\) 'Cardiomegaly'/ });
-  t.throws(() => readLabels('openi', ',uid,labels_automatic\n0,"a\n', 'c.csv'), { message: /c\.csv: unterminated quoted field/ });
-  const s = readLabels('chexpert5', 'Path,Atelectasis,Cardiomegaly,Consolidation,Edema,Pleural Effusion\na,1,0,0,0,0\nb,1,-1,0,0,0\nc,0,1,1,1,1\n', 't.csv');
+  t.throws(() => readLabels('padchest', '{"a": [', 'manual_image.json'), {
+    instanceOf: EvalInputError,
+    message: /manual_image\.json: malformed JSON/,
+  });
+  t.throws(() => readLabels('chestxray14', 'a.png 0 1\n', 'test_list.txt'), {
+    message: /test_list\.txt: line 1 has 3 fields/,
+  });
+  t.throws(() => readLabels('openi', 'uid,x\n1,2\n', 'custom.csv'), {
+    message: /custom\.csv: no 'labels_automatic' column/,
+  });
+  t.throws(() => readLabels('chexpert5', 'Path,Atelectasis\na,1\n', 't.csv'), {
+    message: /t\.csv: missing label column\(s\) 'Cardiomegaly'/,
+  });
+  t.throws(() => readLabels('openi', ',uid,labels_automatic\n0,"a\n', 'c.csv'), {
+    message: /c\.csv: unterminated quoted field/,
+  });
+  const s = readLabels(
+    'chexpert5',
+    'Path,Atelectasis,Cardiomegaly,Consolidation,Edema,Pleural Effusion\na,1,0,0,0,0\nb,1,-1,0,0,0\nc,0,1,1,1,1\n',
+    't.csv',
+  );
   t.is(s.rows, 2);
   t.regex(s.warnings[0], /t\.csv: record 3, column 'Cardiomegaly': '-1' is not 0 or 1, row skipped/);
   const sc = readScoreCsv('Path,a\nx,1\ny,oops\n', 's.csv');
   t.is(sc.scores.rows, 1);
   t.regex(sc.warnings[0], /s\.csv: record 3, column 'a': 'oops' is not a number/);
   // label rows that do not match the images at all
-  const set = readLabels('chexpert5', 'Path,Atelectasis,Cardiomegaly,Consolidation,Edema,Pleural Effusion\na.png,1,0,0,0,0\nb.png,0,1,0,0,0\n', 'l.csv');
+  const set = readLabels(
+    'chexpert5',
+    'Path,Atelectasis,Cardiomegaly,Consolidation,Edema,Pleural Effusion\na.png,1,0,0,0,0\nb.png,0,1,0,0,0\n',
+    'l.csv',
+  );
   const table = readScoreCsv('Path,A,B,C,D,E\nq.png,1,2,3,4,5\n', 's.csv');
   t.throws(() => evaluate(set, table, 'l.csv'), { message: /l\.csv does not match s\.csv/ });
   const wrongCols = readScoreCsv('Path,A,B\na.png,1,2\n', 's.csv');
   t.throws(() => evaluate(set, wrongCols, 'l.csv'), { message: /s\.csv has 2 score columns but .* define 5 classes/ });
   const positional = readScoreCsv('A,B,C,D,E\n1,2,3,4,5\n', 'p.csv');
-  const noIds = readLabels('chexpert5', 'Atelectasis,Cardiomegaly,Consolidation,Edema,Pleural Effusion\n1,0,0,0,0\n0,1,0,0,0\n', 'l.csv');
-  t.throws(() => evaluate(noIds, positional, 'l.csv'), { message: /l\.csv has 2 label rows but p\.csv lists 1 images/ });
+  const noIds = readLabels(
+    'chexpert5',
+    'Atelectasis,Cardiomegaly,Consolidation,Edema,Pleural Effusion\n1,0,0,0,0\n0,1,0,0,0\n',
+    'l.csv',
+  );
+  t.throws(() => evaluate(noIds, positional, 'l.csv'), {
+    message: /l\.csv has 2 label rows but p\.csv lists 1 images/,
+  });
 });
 
 test('pointing game: the map maximum inside the box, through resize, pad and crop', (t) => {
@@ -200,12 +229,14 @@ test('pointing game: the map maximum inside the box, through resize, pad and cro
   t.true(Number.isNaN(r.perClass[2].rate));
 });
 
-test('plots are well-formed SVG with readable text: the AUROC values and the curves\' points', (t) => {
+test("plots are well-formed SVG with readable text: the AUROC values and the curves' points", (t) => {
   // 3 classes; the last has a single label value (null AUROC: no curve, no legend row)
   const labels = matrix(6, 3, [1, 0, 0, 0, 1, 0, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0]);
-  const scores = matrix(6, 3, [
-    0.9, 0.1, 0.5, 0.2, 0.8, 0.4, 0.7, 0.6, 0.3, 0.4, 0.3, 0.2, 0.6, 0.5, 0.1, 0.1, 0.9, 0.6,
-  ]);
+  const scores = matrix(
+    6,
+    3,
+    [0.9, 0.1, 0.5, 0.2, 0.8, 0.4, 0.7, 0.6, 0.3, 0.4, 0.3, 0.2, 0.6, 0.5, 0.1, 0.1, 0.9, 0.6],
+  );
   const rows = [0, 1, 2, 3, 4, 5];
   const set: LabelSet = {
     protocol: 'openi',

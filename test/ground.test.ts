@@ -74,7 +74,22 @@ test('overlayPng: RGB PNG of the crop size, jet colours where the map is hot', (
 
 test('carzero ground writes overlays per image per class, raw maps and an index', async (t) => {
   const out = join(work, 'maps');
-  const { stderr } = await run(process.execPath, [bin, 'ground', '--model', dir, '--prompts', promptsFile, '--out', out, '--raw', '--device', 'cpu', batch[0], join(work, 'missing.png'), batch[3]]);
+  const { stderr } = await run(process.execPath, [
+    bin,
+    'ground',
+    '--model',
+    dir,
+    '--prompts',
+    promptsFile,
+    '--out',
+    out,
+    '--raw',
+    '--device',
+    'cpu',
+    batch[0],
+    join(work, 'missing.png'),
+    batch[3],
+  ]);
   t.regex(stderr, /skipping .*missing\.png/);
   const index = JSON.parse(readFileSync(join(out, 'index.json'), 'utf8'));
   t.deepEqual(index.classes, classes);
@@ -96,7 +111,19 @@ test('carzero ground writes overlays per image per class, raw maps and an index'
 
 test('carzero embed: images to safetensors, texts to JSON', async (t) => {
   const st = join(work, 'img.safetensors');
-  await run(process.execPath, [bin, 'embed', '--model', dir, '--images', '--out', st, '--device', 'cpu', ...batch, join(work, 'nope.png')]);
+  await run(process.execPath, [
+    bin,
+    'embed',
+    '--model',
+    dir,
+    '--images',
+    '--out',
+    st,
+    '--device',
+    'cpu',
+    ...batch,
+    join(work, 'nope.png'),
+  ]);
   const c = await readSafetensors(st);
   const g = c.tensors.get('global')!;
   t.deepEqual(g.shape, [4, 32]);
@@ -115,7 +142,20 @@ test('carzero embed: images to safetensors, texts to JSON', async (t) => {
 
 test('carzero classify --resume skips scored rows, drops a partial last line and appends', async (t) => {
   const out = join(work, 'resume.csv');
-  const args = [bin, 'classify', '--model', dir, '--prompts', promptsFile, '--format', 'csv', '--out', out, '--device', 'cpu'];
+  const args = [
+    bin,
+    'classify',
+    '--model',
+    dir,
+    '--prompts',
+    promptsFile,
+    '--format',
+    'csv',
+    '--out',
+    out,
+    '--device',
+    'cpu',
+  ];
   await run(process.execPath, [...args, batch[0], batch[1]]);
   const first = readFileSync(out, 'utf8');
   writeFileSync(out, first + batch[2] + ',0.1,0.'); // an interrupted write
@@ -123,7 +163,10 @@ test('carzero classify --resume skips scored rows, drops a partial last line and
   t.regex(stderr, /2 images already in/);
   const lines = readFileSync(out, 'utf8').trim().split('\n');
   t.is(lines.length, 5);
-  t.deepEqual(lines.slice(1).map((l) => l.split(',')[0]), batch);
+  t.deepEqual(
+    lines.slice(1).map((l) => l.split(',')[0]),
+    batch,
+  );
   t.true(lines.slice(1).every((l) => l.split(',').length === Q + 1));
   // everything done: exit 0, file unchanged
   await run(process.execPath, [...args, '--resume', ...batch]);

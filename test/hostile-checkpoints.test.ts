@@ -49,7 +49,12 @@ class P {
    * printed); the stack is left as it was. */
   exponential(depth: number): this {
     this.op(0x29).put(0).op(0x30); // () PUT POP
-    for (let i = 1; i <= depth; i++) this.get(i - 1).get(i - 1).op(0x86).put(i).op(0x30); // TUPLE2
+    for (let i = 1; i <= depth; i++)
+      this.get(i - 1)
+        .get(i - 1)
+        .op(0x86)
+        .put(i)
+        .op(0x30); // TUPLE2
     return this;
   }
   stop(): Buffer {
@@ -76,7 +81,11 @@ test('pickle: an exponential value as a dict key is refused (type and size), not
 
 test('pickle: an exponential persistent id gives a short message, no hang', (t) => {
   const data = new P().exponential(40).get(40).op(0x51).stop(); // BINPERSID
-  refused(t, () => run(data, { resolveGlobal: () => undefined, persistentLoad: () => undefined }), /persistent id|unsupported/);
+  refused(
+    t,
+    () => run(data, { resolveGlobal: () => undefined, persistentLoad: () => undefined }),
+    /persistent id|unsupported/,
+  );
 });
 
 test('pickle: a tuple nested 100,000 deep is refused by the depth limit', (t) => {
@@ -98,8 +107,16 @@ test('pickle: a malformed text LONG is a CheckpointError, not a SyntaxError', (t
 });
 
 test('pickle: a megabyte string in a persistent id is not copied into the message', (t) => {
-  const data = new P().str('x'.repeat(1 << 20)).op(0x85).op(0x51).stop();
-  refused(t, () => run(data, { resolveGlobal: () => undefined, persistentLoad: () => undefined }), /persistent id|unsupported/);
+  const data = new P()
+    .str('x'.repeat(1 << 20))
+    .op(0x85)
+    .op(0x51)
+    .stop();
+  refused(
+    t,
+    () => run(data, { resolveGlobal: () => undefined, persistentLoad: () => undefined }),
+    /persistent id|unsupported/,
+  );
 });
 
 test('pickle: the memo and container limits', (t) => {
@@ -115,7 +132,13 @@ test('pickle: the memo and container limits', (t) => {
 // A zip checkpoint whose data.pkl is replaced (the entry keeps its place; sizes and CRC are fixed up).
 async function withPickle(name: string, pkl: Buffer): Promise<string> {
   const file = join(work, name);
-  await writeFile(file, zipStored([['archive/data.pkl', pkl], ['archive/version', Buffer.from('3\n')]]));
+  await writeFile(
+    file,
+    zipStored([
+      ['archive/data.pkl', pkl],
+      ['archive/version', Buffer.from('3\n')],
+    ]),
+  );
   return file;
 }
 
@@ -123,10 +146,19 @@ test('checkpoint: an exponential size list in _rebuild_tensor_v2 and a BigInt pe
   // _rebuild_tensor_v2(<persistent id ('storage', 2**64)>, 0, x40, x40)
   const pkl = new P()
     .exponential(40)
-    .op(0x63).text('torch._utils\n_rebuild_tensor_v2\n')
+    .op(0x63)
+    .text('torch._utils\n_rebuild_tensor_v2\n')
     .op(0x28) // MARK: the arguments
-    .op(0x28).str('storage').op(0x8a, 9, 0, 0, 0, 0, 0, 0, 0, 0, 1).op(0x74).op(0x51) // ('storage', 2**64) BINPERSID
-    .op(0x4b, 0).get(40).get(40).op(0x74).op(0x52) // 0, x40, x40 TUPLE REDUCE
+    .op(0x28)
+    .str('storage')
+    .op(0x8a, 9, 0, 0, 0, 0, 0, 0, 0, 0, 1)
+    .op(0x74)
+    .op(0x51) // ('storage', 2**64) BINPERSID
+    .op(0x4b, 0)
+    .get(40)
+    .get(40)
+    .op(0x74)
+    .op(0x52) // 0, x40, x40 TUPLE REDUCE
     .stop();
   const f1 = await withPickle('bigint-pid.ckpt', pkl);
   const e = await t.throwsAsync(loadTorchCheckpoint(f1));
@@ -143,7 +175,7 @@ interface Local {
 }
 function locals(b: Buffer): Map<string, Local> {
   const m = new Map<string, Local>();
-  for (let off = 0; off + 30 <= b.length; ) {
+  for (let off = 0; off + 30 <= b.length;) {
     if (b.readUInt32LE(off) !== 0x04034b50) break;
     const nameLen = b.readUInt16LE(off + 26);
     const extraLen = b.readUInt16LE(off + 28);
@@ -157,7 +189,7 @@ function locals(b: Buffer): Map<string, Local> {
 }
 function centralOffsets(b: Buffer): { name: string; at: number }[] {
   const out: { name: string; at: number }[] = [];
-  for (let p = b.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06])); ; ) {
+  for (let p = b.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06])); ;) {
     const cd = b.readUInt32LE(p + 16);
     const n = b.readUInt16LE(p + 10);
     let q = cd;
@@ -205,7 +237,7 @@ test('zip: a local header whose extra-field length is off shifts no tensor silen
   }
 });
 
-test('zip: a central-directory entry pointing at another entry\'s local header is refused', async (t) => {
+test("zip: a central-directory entry pointing at another entry's local header is refused", async (t) => {
   const b0 = await readFile(tinyCkpt);
   const cds = centralOffsets(b0);
   const a = cds.find((c) => c.name === 'archive/data/1')!;
@@ -236,7 +268,14 @@ test('zip: the intact fixture still loads, lazily and in memory, to the same byt
   let n = 0;
   for (const [k, tt] of c.stateDict) {
     const w = await tt.read();
-    t.deepEqual(Buffer.from(w.data.buffer, w.data.byteOffset, w.data.byteLength), Buffer.from(a.stateDict.get(k)!.data.buffer, a.stateDict.get(k)!.data.byteOffset, a.stateDict.get(k)!.data.byteLength));
+    t.deepEqual(
+      Buffer.from(w.data.buffer, w.data.byteOffset, w.data.byteLength),
+      Buffer.from(
+        a.stateDict.get(k)!.data.buffer,
+        a.stateDict.get(k)!.data.byteOffset,
+        a.stateDict.get(k)!.data.byteLength,
+      ),
+    );
     n++;
   }
   await c.close();

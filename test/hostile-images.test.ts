@@ -40,7 +40,10 @@ for (const decoder of decoders)
       t.is(e.code, 'CZ_ERR_OUT_OF_MEMORY', e.message);
       t.regex(e.message, new RegExp(`^${name.replace('.', '\\.')}: `));
       t.regex(e.message, re);
-      t.true(process.memoryUsage().rss - before < 256 << 20, `RSS grew by ${(process.memoryUsage().rss - before) >> 20} MiB`);
+      t.true(
+        process.memoryUsage().rss - before < 256 << 20,
+        `RSS grew by ${(process.memoryUsage().rss - before) >> 20} MiB`,
+      );
     });
 
 // A 64 x 64 interlaced header over 1 GiB of zeros (1 MB deflated). pngjs caps the inflate of a
@@ -58,9 +61,13 @@ for (const decoder of decoders)
       (e: ImageDecodeError) => `${e.code}: ${e.message}`,
     );
     t.log(`${decoder}: ${r.slice(0, 160)}`);
-    if (decoder === 'js') t.regex(r, /^CZ_ERR_OUT_OF_MEMORY: interlaced-bomb\.png: interlaced PNG data inflates past the \d+ bytes/);
+    if (decoder === 'js')
+      t.regex(r, /^CZ_ERR_OUT_OF_MEMORY: interlaced-bomb\.png: interlaced PNG data inflates past the \d+ bytes/);
     else t.regex(r, /^decoded 64x64|^CZ_ERR_(FORMAT|OUT_OF_MEMORY): interlaced-bomb\.png/);
-    t.true(process.memoryUsage().rss - before < 256 << 20, `RSS grew by ${(process.memoryUsage().rss - before) >> 20} MiB`);
+    t.true(
+      process.memoryUsage().rss - before < 256 << 20,
+      `RSS grew by ${(process.memoryUsage().rss - before) >> 20} MiB`,
+    );
   });
 
 for (const decoder of decoders)
@@ -83,7 +90,10 @@ test.serial('CARZERO_MAX_PIXELS sets the default limit; a bad value names the va
     t.regex(e.message, /env\.png: .*over the limit of 5000/);
     process.env.CARZERO_MAX_PIXELS = 'lots';
     t.throws(() => new ImageFeed({ decoder: 'js' }), { instanceOf: RangeError, message: /CARZERO_MAX_PIXELS/ });
-    t.throws(() => new ImageFeed({ decoder: 'js', maxPixels: 0.5 }), { instanceOf: RangeError, message: /'maxPixels'/ });
+    t.throws(() => new ImageFeed({ decoder: 'js', maxPixels: 0.5 }), {
+      instanceOf: RangeError,
+      message: /'maxPixels'/,
+    });
   } finally {
     if (saved === undefined) delete process.env.CARZERO_MAX_PIXELS;
     else process.env.CARZERO_MAX_PIXELS = saved;
@@ -91,25 +101,49 @@ test.serial('CARZERO_MAX_PIXELS sets the default limit; a bad value names the va
 });
 
 for (const decoder of decoders)
-test(`${decoder} decoders (CARZERO_DECODER): a batch with bombs among good images: the bombs are reported and skipped, the good ones scored, peak memory under 1 GB`, async (t) => {
-  const { dir } = await tinyModel();
-  const files = bombs.map(([name, make]) => {
-    const f = join(work, `${decoder}-${name}`);
-    writeFileSync(f, make());
-    return f;
+  test(`${decoder} decoders (CARZERO_DECODER): a batch with bombs among good images: the bombs are reported and skipped, the good ones scored, peak memory under 1 GB`, async (t) => {
+    const { dir } = await tinyModel();
+    const files = bombs.map(([name, make]) => {
+      const f = join(work, `${decoder}-${name}`);
+      writeFileSync(f, make());
+      return f;
+    });
+    const inputs = [batch[0]!, files[0]!, batch[1]!, files[1]!, batch[2]!, files[2]!, batch[3]!];
+    // The child's peak RSS, printed on exit: VmHWM of its own address space (getrusage's maxRSS
+    // would include the parent's RSS at fork time, which Linux carries across exec).
+    const probe = join(work, `maxrss-${decoder}.mjs`);
+    writeFileSync(
+      probe,
+      "import { readFileSync } from 'node:fs';\nprocess.on('exit', () => process.stderr.write(`maxrss-kb ${/VmHWM:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]}\\n`));\n",
+    );
+    const env = { ...process.env, CARZERO_DECODER: decoder };
+    const out = await run(
+      process.execPath,
+      [
+        '--import',
+        probe,
+        bin,
+        'classify',
+        '--model',
+        dir,
+        '--prompts',
+        promptsFile,
+        '--format',
+        'csv',
+        '--quiet',
+        ...inputs,
+      ],
+      { maxBuffer: 1 << 24, env },
+    ).catch((e: { stdout: string; stderr: string; code: number }) => e);
+    const rows = out.stdout.trim().split('\n');
+    t.is(rows.length, 1 + batch.length, out.stderr);
+    for (const b of batch)
+      t.true(
+        rows.some((r) => r.startsWith(`${b},`)),
+        `${b} scored`,
+      );
+    for (const f of files) t.regex(out.stderr, new RegExp(`skipped ${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
+    const kb = Number(/maxrss-kb (\d+)/.exec(out.stderr)?.[1]);
+    t.log(`${decoder}: peak RSS of the classify process: ${(kb / 1024).toFixed(0)} MiB`);
+    t.true(kb > 0 && kb < 1 << 20, `peak RSS ${kb} kB`);
   });
-  const inputs = [batch[0]!, files[0]!, batch[1]!, files[1]!, batch[2]!, files[2]!, batch[3]!];
-  // The child's peak RSS, printed on exit: VmHWM of its own address space (getrusage's maxRSS
-  // would include the parent's RSS at fork time, which Linux carries across exec).
-  const probe = join(work, `maxrss-${decoder}.mjs`);
-  writeFileSync(probe, "import { readFileSync } from 'node:fs';\nprocess.on('exit', () => process.stderr.write(`maxrss-kb ${/VmHWM:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]}\\n`));\n");
-  const env = { ...process.env, CARZERO_DECODER: decoder };
-  const out = await run(process.execPath, ['--import', probe, bin, 'classify', '--model', dir, '--prompts', promptsFile, '--format', 'csv', '--quiet', ...inputs], { maxBuffer: 1 << 24, env }).catch((e: { stdout: string; stderr: string; code: number }) => e);
-  const rows = out.stdout.trim().split('\n');
-  t.is(rows.length, 1 + batch.length, out.stderr);
-  for (const b of batch) t.true(rows.some((r) => r.startsWith(`${b},`)), `${b} scored`);
-  for (const f of files) t.regex(out.stderr, new RegExp(`skipped ${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
-  const kb = Number(/maxrss-kb (\d+)/.exec(out.stderr)?.[1]);
-  t.log(`${decoder}: peak RSS of the classify process: ${(kb / 1024).toFixed(0)} MiB`);
-  t.true(kb > 0 && kb < 1 << 20, `peak RSS ${kb} kB`);
-});

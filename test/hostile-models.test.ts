@@ -13,7 +13,10 @@ const { dir: intact, work } = await tinyModel();
 test.after.always(() => rmSync(work, { recursive: true, force: true }));
 const original = readFileSync(join(intact, 'model.safetensors'));
 const headerLen = Number(original.readBigUInt64LE(0));
-const header = JSON.parse(original.toString('utf8', 8, 8 + headerLen)) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+const header = JSON.parse(original.toString('utf8', 8, 8 + headerLen)) as Record<
+  string,
+  { dtype: string; shape: number[]; data_offsets: [number, number] }
+>;
 const data = original.subarray(8 + headerLen);
 const names = Object.keys(header).filter((k) => k !== '__metadata__');
 const byOffset = [...names].sort((a, b) => header[a]!.data_offsets[0] - header[b]!.data_offsets[0]);
@@ -37,10 +40,19 @@ const corpus: [string, Buffer][] = [
   ['header length one byte short', file(header, data, -1)],
   ['header length one byte long', file(header, data, 1)],
   ['header length past the end of the file', file(header, data, original.length)],
-  ['a tensor shifted one byte into its neighbour', edit((h) => ((h[second]!.data_offsets = [h[second]!.data_offsets[0] - 1, h[second]!.data_offsets[1] - 1]))) ],
-  ['two tensors aliasing the same bytes', edit((h) => (h[second]!.data_offsets = [...h[first]!.data_offsets] as [number, number]))],
+  [
+    'a tensor shifted one byte into its neighbour',
+    edit((h) => (h[second]!.data_offsets = [h[second]!.data_offsets[0] - 1, h[second]!.data_offsets[1] - 1])),
+  ],
+  [
+    'two tensors aliasing the same bytes',
+    edit((h) => (h[second]!.data_offsets = [...h[first]!.data_offsets] as [number, number])),
+  ],
   ['trailing bytes after the data section', file(header, Buffer.concat([data, Buffer.alloc(16)]))],
-  ['a gap before the last tensor', edit((h) => ((h[last]!.data_offsets = [h[last]!.data_offsets[0] + 4, h[last]!.data_offsets[1] + 4]))) ],
+  [
+    'a gap before the last tensor',
+    edit((h) => (h[last]!.data_offsets = [h[last]!.data_offsets[0] + 4, h[last]!.data_offsets[1] + 4])),
+  ],
   ['an unknown dtype', edit((h) => (h[first]!.dtype = 'F8'))],
   ['a shape that does not match the byte range', edit((h) => (h[first]!.shape = [...h[first]!.shape, 2]))],
   ['an offset of 2^60', edit((h) => (h[last]!.data_offsets = [h[last]!.data_offsets[0], 2 ** 60]))],
@@ -53,7 +65,9 @@ const corpus: [string, Buffer][] = [
 function modelDirWith(name: string, st: Buffer): string {
   const d = join(work, name.replace(/[^a-z0-9]+/gi, '-'));
   mkdirSync(d, { recursive: true });
-  for (const f of readdirSync(intact)) if (f !== 'manifest.json' && f !== 'model.safetensors' && !f.startsWith('.')) copyFileSync(join(intact, f), join(d, f));
+  for (const f of readdirSync(intact))
+    if (f !== 'manifest.json' && f !== 'model.safetensors' && !f.startsWith('.'))
+      copyFileSync(join(intact, f), join(d, f));
   writeFileSync(join(d, 'model.safetensors'), st);
   return d;
 }
@@ -113,7 +127,7 @@ test('config.json: null, a heads count that does not divide the width, a huge in
   }
 });
 
-test('the text parsers fail with the package\'s own error classes (CsvError, DatasetError, ConfigError, EvalInputError are CarzeroErrors)', async (t) => {
+test("the text parsers fail with the package's own error classes (CsvError, DatasetError, ConfigError, EvalInputError are CarzeroErrors)", async (t) => {
   const { CarzeroError } = await import('../src/errors.js');
   const { parseCsv } = await import('../src/data/csv.js');
   const { parseMimicCsv } = await import('../src/data/mimic.js');

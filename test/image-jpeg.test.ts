@@ -42,10 +42,16 @@ test('a file cut inside its scan data is an error naming the problem and the fil
   const d = read('grey-rst2.jpg');
   const cut = d.subarray(0, Math.floor(d.length * 0.6));
   const e = t.throws(() => decodeImage(cut, { name: 'cut.jpg' }), { instanceOf: ImageDecodeError });
-  t.regex(e!.message, /^cut\.jpg: invalid JPEG \(truncated JPEG data: scan of component\(s\) 1 ends at MCU \d+ of \d+\)$/);
+  t.regex(
+    e!.message,
+    /^cut\.jpg: invalid JPEG \(truncated JPEG data: scan of component\(s\) 1 ends at MCU \d+ of \d+\)$/,
+  );
   t.is((e as ImageDecodeError).code, 'CZ_ERR_FORMAT');
   const header = d.subarray(0, markerAt(d, 0xc4) + 10);
-  t.throws(() => decodeJpegLuma(header), { instanceOf: JpegError, message: /truncated JPEG data: ends inside the DHT marker segment/ });
+  t.throws(() => decodeJpegLuma(header), {
+    instanceOf: JpegError,
+    message: /truncated JPEG data: ends inside the DHT marker segment/,
+  });
 });
 
 test('arithmetic coding, 12-bit samples and lossless are refused as unsupported', (t) => {
@@ -68,12 +74,18 @@ test('arithmetic coding, 12-bit samples and lossless are refused as unsupported'
 
 test('CMYK and damaged headers', (t) => {
   // A 4-component SOF: refused before any scan, with the message the project has always used.
-  const sof = Uint8Array.from([0xff, 0xd8, 0xff, 0xc0, 0, 20, 8, 0, 8, 0, 8, 4, 1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0, 4, 0x11, 0]);
+  const sof = Uint8Array.from([
+    0xff, 0xd8, 0xff, 0xc0, 0, 20, 8, 0, 8, 0, 8, 4, 1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0, 4, 0x11, 0,
+  ]);
   const e = t.throws(() => decodeImage(sof, { name: 'k.jpg' }), { instanceOf: ImageDecodeError });
   t.is(e!.message, 'k.jpg: CMYK/YCCK JPEG is not supported');
   t.throws(() => decodeJpegLuma(Uint8Array.from([0xff, 0xd8, 0xff, 0xd9])), { message: /no image data/ });
-  t.throws(() => decodeJpegLuma(Uint8Array.from([0xff, 0xd8, 0xff, 0xda, 0, 8, 1, 1, 0, 0, 63, 0])), { message: /SOS marker before the frame header/ });
-  t.throws(() => decodeJpegLuma(Uint8Array.from([0xff, 0xd8, 0xff, 0xf3, 0, 2])), { message: /unsupported JPEG marker 0xF3/ });
+  t.throws(() => decodeJpegLuma(Uint8Array.from([0xff, 0xd8, 0xff, 0xda, 0, 8, 1, 1, 0, 0, 63, 0])), {
+    message: /SOS marker before the frame header/,
+  });
+  t.throws(() => decodeJpegLuma(Uint8Array.from([0xff, 0xd8, 0xff, 0xf3, 0, 2])), {
+    message: /unsupported JPEG marker 0xF3/,
+  });
 });
 
 test('garbage after a complete single-scan image is ignored, as by libjpeg + OpenCV', (t) => {

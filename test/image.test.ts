@@ -90,7 +90,10 @@ test('missing file and non-buffer arguments', async (t) => {
   const e = await t.throwsAsync(loadImage(f), { instanceOf: ImageDecodeError });
   t.is((e as ImageDecodeError).code, 'CZ_ERR_IO');
   t.throws(() => decodeImage('x' as unknown as Uint8Array), { instanceOf: TypeError });
-  t.throws(() => decodeImage(new Uint8Array(0), { name: 'zero.png' }), { instanceOf: ImageDecodeError, message: /zero\.png: empty/ });
+  t.throws(() => decodeImage(new Uint8Array(0), { name: 'zero.png' }), {
+    instanceOf: ImageDecodeError,
+    message: /zero\.png: empty/,
+  });
 });
 
 test('format is found by magic bytes, not by the file name', (t) => {
@@ -108,7 +111,10 @@ test('resizeArea matches cv2 INTER_AREA exactly on the compact case set', (t) =>
   let bad = 0;
   let maxd = 0;
   while (o < b.length) {
-    const w = b.readUInt32LE(o), h = b.readUInt32LE(o + 4), dw = b.readUInt32LE(o + 8), dh = b.readUInt32LE(o + 12);
+    const w = b.readUInt32LE(o),
+      h = b.readUInt32LE(o + 4),
+      dw = b.readUInt32LE(o + 8),
+      dh = b.readUInt32LE(o + 12);
     o += 16;
     const src = new Uint8Array(b.subarray(o, o + w * h));
     o += w * h;
@@ -139,8 +145,17 @@ test('resizedSize follows the original int(side * (256 / longer))', (t) => {
 // image, padded 256x256 and normalised 224x224 per image; the DICOM rule's expected 8-bit images.
 const TINY = path.join(here, 'fixtures', 'tiny');
 const TINY_INDEX = path.join(TINY, 'images', 'index.json');
-interface RefBin { file: string }
-interface RefImage { name: string; file: string; decoded?: RefBin; padded?: RefBin; normalized?: RefBin; expected_u8?: RefBin }
+interface RefBin {
+  file: string;
+}
+interface RefImage {
+  name: string;
+  file: string;
+  decoded?: RefBin;
+  padded?: RefBin;
+  normalized?: RefBin;
+  expected_u8?: RefBin;
+}
 const tiny = existsSync(TINY_INDEX)
   ? (JSON.parse(readFileSync(TINY_INDEX, 'utf8')) as { images?: RefImage[]; dicom?: RefImage[] })
   : { images: [], dicom: [] };

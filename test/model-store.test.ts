@@ -3,12 +3,32 @@
 // on), names resolved to shipped and store models, `carzero models`, the shipped phantom-demo.
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CARZero } from '../src/model/carzero.js';
-import { listModels, ModelIntegrityError, modelStoreDir, readManifest, resolveModel, sha256File, shippedModelsDir, verifiedState, verifyModel } from '../src/model/store.js';
+import {
+  listModels,
+  ModelIntegrityError,
+  modelStoreDir,
+  readManifest,
+  resolveModel,
+  sha256File,
+  shippedModelsDir,
+  verifiedState,
+  verifyModel,
+} from '../src/model/store.js';
 import { expectedTensors, type CarzeroModelConfig } from '../src/weights/convert.js';
 import { bin, tinyModel, tiny, batch, promptsFile } from './zeroshot-helpers.js';
 
@@ -38,7 +58,12 @@ function copyModel(): string {
   return d;
 }
 
-async function refused(t: import('ava').ExecutionContext, dir: string, file: string, options: Parameters<typeof CARZero.load>[1] = { device: 'cpu' }): Promise<Error> {
+async function refused(
+  t: import('ava').ExecutionContext,
+  dir: string,
+  file: string,
+  options: Parameters<typeof CARZero.load>[1] = { device: 'cpu' },
+): Promise<Error> {
   const e = await t.throwsAsync(CARZero.load(dir, options));
   t.truthy(e, 'refused');
   t.true(e!.message.includes(join(dir, file)), `names ${file}: ${e!.message}`);
@@ -78,14 +103,17 @@ test('the first load hashes the files and leaves a stamp; a changed file is hash
   t.regex(e.message, /sha256/);
   const r = await verifyModel(d);
   t.false(r.ok);
-  t.deepEqual(r.files.filter((x) => !x.ok).map((x) => x.file), [f]);
+  t.deepEqual(
+    r.files.filter((x) => !x.ok).map((x) => x.file),
+    [f],
+  );
 });
 
 test('a flipped byte is refused on the first load too', async (t) => {
   const d = copyModel();
   const f = join(d, 'model.safetensors');
   const b = readFileSync(f);
-  b[(b.length * 2) / 3 | 0] ^= 1;
+  b[((b.length * 2) / 3) | 0] ^= 1;
   writeFileSync(f, b);
   await refused(t, d, 'model.safetensors');
 });
@@ -120,7 +148,9 @@ test('a header whose offsets run past the end of the file is refused before mapp
   const ends = [...header.matchAll(/"data_offsets":\[(\d+),(\d+)\]/g)];
   const last = ends.reduce((a, m) => (Number(m[2]) > Number(a[2]) ? m : a));
   // the same number of digits, so the header keeps its length: the largest end, plus 10^(d-1)
-  const bigger = String(Number(last[2]) + 10 ** (last[2].length - 1)).slice(0, last[2].length).replace(/^./, '9');
+  const bigger = String(Number(last[2]) + 10 ** (last[2].length - 1))
+    .slice(0, last[2].length)
+    .replace(/^./, '9');
   t.true(Number(bigger) > Number(last[2]));
   const patched = header.replace(last[0], last[0].replace(`,${last[2]}]`, `,${bigger}]`));
   t.is(patched.length, header.length);
@@ -176,11 +206,36 @@ test('names: store models and shipped models resolve; unknown names say where th
 test('CLI: convert --name, classify --model <name> (same scores as the directory), models list and verify', async (t) => {
   const env = { ...process.env, CARZERO_HOME: home };
   const cfg = JSON.parse(readFileSync(join(tiny, 'config.json'), 'utf8'));
-  const conv = await run(process.execPath, [bin, 'convert', '--checkpoint', join(tiny, 'carzero-tiny.ckpt'), '--text-model', join(tiny, 'bert-tiny'), '--vit-heads', String(cfg.vision.heads), '--head-heads', String(cfg.head.heads), '--name', 'tiny-cli'], { env });
+  const conv = await run(
+    process.execPath,
+    [
+      bin,
+      'convert',
+      '--checkpoint',
+      join(tiny, 'carzero-tiny.ckpt'),
+      '--text-model',
+      join(tiny, 'bert-tiny'),
+      '--vit-heads',
+      String(cfg.vision.heads),
+      '--head-heads',
+      String(cfg.head.heads),
+      '--name',
+      'tiny-cli',
+    ],
+    { env },
+  );
   t.regex(conv.stdout, /manifest:/);
   t.true(existsSync(join(home, 'models', 'tiny-cli', 'manifest.json')));
-  const byName = await run(process.execPath, [bin, 'classify', '--model', 'tiny-cli', '--prompts', promptsFile, '--format', 'csv', '--quiet', ...batch], { env, cwd: tmpdir() });
-  const byDir = await run(process.execPath, [bin, 'classify', '--model', good, '--prompts', promptsFile, '--format', 'csv', '--quiet', ...batch], { env });
+  const byName = await run(
+    process.execPath,
+    [bin, 'classify', '--model', 'tiny-cli', '--prompts', promptsFile, '--format', 'csv', '--quiet', ...batch],
+    { env, cwd: tmpdir() },
+  );
+  const byDir = await run(
+    process.execPath,
+    [bin, 'classify', '--model', good, '--prompts', promptsFile, '--format', 'csv', '--quiet', ...batch],
+    { env },
+  );
   t.is(byName.stdout, byDir.stdout);
   const list = await run(process.execPath, [bin, 'models'], { env });
   t.regex(list.stdout, /^phantom-demo\s+shipped\s/m);
@@ -193,7 +248,22 @@ test('CLI: convert --name, classify --model <name> (same scores as the directory
   t.is((bad as unknown as { code: number }).code, 1);
   t.regex((bad as unknown as { stdout: string }).stdout, /FAILED .*tokenizer\.json: contents changed/);
   // a shipped name cannot be taken
-  const taken = await t.throwsAsync(run(process.execPath, [bin, 'convert', '--checkpoint', join(tiny, 'carzero-tiny.ckpt'), '--text-model', join(tiny, 'bert-tiny'), '--name', 'phantom-demo'], { env }));
+  const taken = await t.throwsAsync(
+    run(
+      process.execPath,
+      [
+        bin,
+        'convert',
+        '--checkpoint',
+        join(tiny, 'carzero-tiny.ckpt'),
+        '--text-model',
+        join(tiny, 'bert-tiny'),
+        '--name',
+        'phantom-demo',
+      ],
+      { env },
+    ),
+  );
   t.regex((taken as unknown as { stderr: string }).stderr, /shipped/);
 });
 
@@ -213,7 +283,11 @@ test('the shipped phantom-demo verifies, loads and classifies from any folder wi
   const demo = JSON.parse(readFileSync(join(dir, 'demo.json'), 'utf8'));
   t.is(demo.format, 'carzero-demo-model');
   t.true(statSync(join(dir, 'model.safetensors')).size < 4 << 20);
-  const out = await run(process.execPath, [bin, 'classify', '--model', 'phantom-demo', '--format', 'csv', '--quiet', batch[0]], { cwd: tmpdir() });
+  const out = await run(
+    process.execPath,
+    [bin, 'classify', '--model', 'phantom-demo', '--format', 'csv', '--quiet', batch[0]],
+    { cwd: tmpdir() },
+  );
   const [head, row] = out.stdout.trim().split('\n');
   const prompts = JSON.parse(readFileSync(join(dir, 'prompts.json'), 'utf8'));
   t.is(head, ['Path', ...Object.keys(prompts)].map((k) => (/[",]/.test(k) ? `"${k}"` : k)).join(','));

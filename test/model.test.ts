@@ -118,8 +118,14 @@ for (const precision of ['fp32', 'bf16'] as const) {
 test.serial('argument errors name the argument; disposal is safe', async (t) => {
   const device = Device.cpu();
   await t.throwsAsync(NativeModel.load(join(dir, 'nope')), { instanceOf: CarzeroError, message: /nope\/config\.json/ });
-  await t.throwsAsync(NativeModel.load(join(dir, 'model'), { precision: 'fp16' as never }), { instanceOf: TypeError, message: /precision/ });
-  await t.throwsAsync(NativeModel.load(join(dir, 'model'), { maxImages: 0 }), { instanceOf: RangeError, message: /maxImages/ });
+  await t.throwsAsync(NativeModel.load(join(dir, 'model'), { precision: 'fp16' as never }), {
+    instanceOf: TypeError,
+    message: /precision/,
+  });
+  await t.throwsAsync(NativeModel.load(join(dir, 'model'), { maxImages: 0 }), {
+    instanceOf: RangeError,
+    message: /maxImages/,
+  });
   const m = await NativeModel.load(join(dir, 'model'), { device, maxImages: 1 });
   using bad = Tensor.zeros([1, 3, 100, 100], { device });
   await t.throwsAsync(m.embedImages(bad), { instanceOf: CarzeroError, message: /pixels/ });

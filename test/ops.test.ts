@@ -31,29 +31,67 @@ function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 test('the TypeScript op table matches the native registry', (t) => {
-  const specs = JSON.parse(native().opList()) as { name: string; args: { name: string }[]; params: { name: string }[]; variadic: boolean }[];
+  const specs = JSON.parse(native().opList()) as {
+    name: string;
+    args: { name: string }[];
+    params: { name: string }[];
+    variadic: boolean;
+  }[];
   t.deepEqual(Object.keys(OP_TABLE).sort(), specs.map((s) => s.name).sort());
   for (const s of specs) {
     const d = OP_TABLE[s.name];
-    t.deepEqual(d.tensors, s.args.map((a) => a.name), s.name);
-    t.deepEqual(d.params.map(([, n]) => n), s.params.map((p) => p.name), s.name);
+    t.deepEqual(
+      d.tensors,
+      s.args.map((a) => a.name),
+      s.name,
+    );
+    t.deepEqual(
+      d.params.map(([, n]) => n),
+      s.params.map((p) => p.name),
+      s.name,
+    );
     t.is(!!d.variadic, s.variadic, s.name);
   }
 });
 
 test('gemm: nn.Linear layout with bias and exact GELU', async (t) => {
-  const M = 7, K = 13, N = 5;
-  const x = rand(M * K, 1), w = rand(N * K, 2), b = rand(N, 3);
-  const a = Tensor.from(x, [M, K]), W = Tensor.from(w, [N, K]), bias = Tensor.from(b, [N]);
-  const c = Tensor.zeros([M, N]), pre = Tensor.zeros([M, N]);
+  const M = 7,
+    K = 13,
+    N = 5;
+  const x = rand(M * K, 1),
+    w = rand(N * K, 2),
+    b = rand(N, 3);
+  const a = Tensor.from(x, [M, K]),
+    W = Tensor.from(w, [N, K]),
+    bias = Tensor.from(b, [N]);
+  const c = Tensor.zeros([M, N]),
+    pre = Tensor.zeros([M, N]);
   await ops.gemm({ a, b: W, c, bias, preact: pre, transB: true, act: 'gelu' });
   const ref = new Float64Array(M * N);
   const refPre = new Float64Array(M * N);
   const erf = (z: number) => {
     // Abramowitz-Stegun 7.1.26 is too coarse; use a series/continued fraction via Math functions
-    const s = Math.sign(z), ax = Math.abs(z);
+    const s = Math.sign(z),
+      ax = Math.abs(z);
     const tt = 1 / (1 + 0.5 * ax);
-    const y = 1 - tt * Math.exp(-ax * ax - 1.26551223 + tt * (1.00002368 + tt * (0.37409196 + tt * (0.09678418 + tt * (-0.18628806 + tt * (0.27886807 + tt * (-1.13520398 + tt * (1.48851587 + tt * (-0.82215223 + tt * 0.17087277)))))))));
+    const y =
+      1 -
+      tt *
+        Math.exp(
+          -ax * ax -
+            1.26551223 +
+            tt *
+              (1.00002368 +
+                tt *
+                  (0.37409196 +
+                    tt *
+                      (0.09678418 +
+                        tt *
+                          (-0.18628806 +
+                            tt *
+                              (0.27886807 +
+                                tt * (-1.13520398 + tt * (1.48851587 + tt * (-0.82215223 + tt * 0.17087277)))))))),
+        );
     return s * y;
   };
   for (let i = 0; i < M; i++)
@@ -68,9 +106,14 @@ test('gemm: nn.Linear layout with bias and exact GELU', async (t) => {
 });
 
 test('gemm: batched with a shared operand and bf16 compute', async (t) => {
-  const B = 3, M = 4, K = 32, N = 6;
-  const x = rand(B * M * K, 4), w = rand(K * N, 5);
-  const a = Tensor.from(x, [B, M, K]), W = Tensor.from(w, [K, N], { dtype: 'bf16' });
+  const B = 3,
+    M = 4,
+    K = 32,
+    N = 6;
+  const x = rand(B * M * K, 4),
+    w = rand(K * N, 5);
+  const a = Tensor.from(x, [B, M, K]),
+    W = Tensor.from(w, [K, N], { dtype: 'bf16' });
   const c = Tensor.zeros([B, M, N]);
   await ops.gemm({ a, b: W, c }); // compute 'auto' -> bf16 because b is bf16
   const wq = W.toFloat32();
@@ -86,10 +129,17 @@ test('gemm: batched with a shared operand and bf16 compute', async (t) => {
 });
 
 test('layernorm forward and backward', async (t) => {
-  const N = 5, C = 97;
-  const x = rand(N * C, 6), g = rand(C, 7), bb = rand(C, 8);
-  const inp = Tensor.from(x, [N, C]), weight = Tensor.from(g, [C]), bias = Tensor.from(bb, [C]);
-  const out = Tensor.zeros([N, C]), mean = Tensor.zeros([N]), rstd = Tensor.zeros([N]);
+  const N = 5,
+    C = 97;
+  const x = rand(N * C, 6),
+    g = rand(C, 7),
+    bb = rand(C, 8);
+  const inp = Tensor.from(x, [N, C]),
+    weight = Tensor.from(g, [C]),
+    bias = Tensor.from(bb, [C]);
+  const out = Tensor.zeros([N, C]),
+    mean = Tensor.zeros([N]),
+    rstd = Tensor.zeros([N]);
   await ops.layernormForward({ inp, weight, bias, out, mean, rstd, eps: 1e-6 });
   const ref = new Float64Array(N * C);
   for (let i = 0; i < N; i++) {
@@ -117,12 +167,22 @@ test('layernorm forward and backward', async (t) => {
 });
 
 test('attention: cross-attention with a key-padding mask matches a JS reference', async (t) => {
-  const B = 2, Tq = 3, Tk = 5, NH = 2, HS = 4, C = NH * HS;
-  const qd = rand(B * Tq * C, 10), kd = rand(B * Tk * C, 11), vd = rand(B * Tk * C, 12);
+  const B = 2,
+    Tq = 3,
+    Tk = 5,
+    NH = 2,
+    HS = 4,
+    C = NH * HS;
+  const qd = rand(B * Tq * C, 10),
+    kd = rand(B * Tk * C, 11),
+    vd = rand(B * Tk * C, 12);
   const md = new Uint8Array([1, 1, 1, 0, 0, 1, 1, 1, 1, 1]);
-  const q = Tensor.from(qd, [B, Tq, C]), k = Tensor.from(kd, [B, Tk, C]), v = Tensor.from(vd, [B, Tk, C]);
+  const q = Tensor.from(qd, [B, Tq, C]),
+    k = Tensor.from(kd, [B, Tk, C]),
+    v = Tensor.from(vd, [B, Tk, C]);
   const mask = Tensor.from(md, [B, Tk]);
-  const out = Tensor.zeros([B, Tq, C]), probs = Tensor.zeros([B, NH, Tq, Tk]);
+  const out = Tensor.zeros([B, Tq, C]),
+    probs = Tensor.zeros([B, NH, Tq, Tk]);
   await ops.attentionForward({ q, k, v, out, mask, probs, numHeads: NH });
   const ref = new Float64Array(B * Tq * C);
   for (let b = 0; b < B; b++)
@@ -174,10 +234,20 @@ test('softmax cross-entropy rows and columns, and the symmetric CARZero loss', a
 
 test('adam (L2 in gradient) and adamw follow the PyTorch formulas', async (t) => {
   for (const decoupled of [false, true]) {
-    const p0 = rand(9, 14), g = rand(9, 15);
-    const param = Tensor.from(p0, [9]), grad = Tensor.from(g, [9]), m = Tensor.zeros([9]), v = Tensor.zeros([9]);
-    const lr = 5e-2, b1 = 0.5, b2 = 0.999, eps = 1e-8, wd = 0.1;
-    const ref = Array.from(p0), mm = new Array(9).fill(0), vv = new Array(9).fill(0);
+    const p0 = rand(9, 14),
+      g = rand(9, 15);
+    const param = Tensor.from(p0, [9]),
+      grad = Tensor.from(g, [9]),
+      m = Tensor.zeros([9]),
+      v = Tensor.zeros([9]);
+    const lr = 5e-2,
+      b1 = 0.5,
+      b2 = 0.999,
+      eps = 1e-8,
+      wd = 0.1;
+    const ref = Array.from(p0),
+      mm = new Array(9).fill(0),
+      vv = new Array(9).fill(0);
     for (let step = 1; step <= 3; step++) {
       await ops.adamUpdate({ param, grad, m, v, lr, beta1: b1, beta2: b2, eps, weightDecay: wd, step, decoupled });
       for (let i = 0; i < 9; i++) {
@@ -186,8 +256,9 @@ test('adam (L2 in gradient) and adamw follow the PyTorch formulas', async (t) =>
         else gi += wd * ref[i];
         mm[i] = b1 * mm[i] + (1 - b1) * gi;
         vv[i] = b2 * vv[i] + (1 - b2) * gi * gi;
-        const bc1 = 1 - b1 ** step, bc2 = 1 - b2 ** step;
-        ref[i] -= (lr / bc1) * mm[i] / (Math.sqrt(vv[i]) / Math.sqrt(bc2) + eps);
+        const bc1 = 1 - b1 ** step,
+          bc2 = 1 - b2 ** step;
+        ref[i] -= ((lr / bc1) * mm[i]) / (Math.sqrt(vv[i]) / Math.sqrt(bc2) + eps);
       }
     }
     t.true(maxRel(param.toArray() as Float32Array, ref) < 1e-5, `decoupled=${decoupled}`);
@@ -210,11 +281,15 @@ test('global-norm clipping scales every gradient like clip_grad_norm_', async (t
 test('dropout is deterministic per (seed, offset) and backward reuses the mask', async (t) => {
   const n = 4096;
   const inp = Tensor.from(new Float32Array(n).fill(1), [n]);
-  const o1 = Tensor.zeros([n]), o2 = Tensor.zeros([n]), o3 = Tensor.zeros([n]);
+  const o1 = Tensor.zeros([n]),
+    o2 = Tensor.zeros([n]),
+    o3 = Tensor.zeros([n]);
   await ops.dropoutForward({ inp, out: o1, p: 0.25, seed: 42 });
   await ops.dropoutForward({ inp, out: o2, p: 0.25, seed: 42 });
   await ops.dropoutForward({ inp, out: o3, p: 0.25, seed: 43 });
-  const a = o1.toArray() as Float32Array, b = o2.toArray() as Float32Array, c = o3.toArray() as Float32Array;
+  const a = o1.toArray() as Float32Array,
+    b = o2.toArray() as Float32Array,
+    c = o3.toArray() as Float32Array;
   t.deepEqual(a, b);
   t.notDeepEqual(a, c);
   const kept = a.filter((z) => z !== 0);
@@ -226,29 +301,60 @@ test('dropout is deterministic per (seed, offset) and backward reuses the mask',
 });
 
 test('op errors name the argument and leave the process running', async (t) => {
-  const a = Tensor.zeros([2, 3]), b = Tensor.zeros([4, 5]), c = Tensor.zeros([2, 5]);
-  await t.throwsAsync(ops.gemm({ a, b, c }), { instanceOf: CarzeroError, message: /gemm: inner dimensions differ.*'a'.*'b'/ });
-  await t.throwsAsync(ops.gemm({ a, b: Tensor.zeros([3, 5]), c: Tensor.zeros([2, 4]) }), { message: /argument 'c' must be \(2, 5\)/ });
-  await t.throwsAsync(ops.gemm({ a: Tensor.zeros([2, 3], { dtype: 'i32' }), b: Tensor.zeros([3, 5]), c }), { instanceOf: CarzeroError, message: /argument 'a' must be f32\|bf16, got i32/ });
+  const a = Tensor.zeros([2, 3]),
+    b = Tensor.zeros([4, 5]),
+    c = Tensor.zeros([2, 5]);
+  await t.throwsAsync(ops.gemm({ a, b, c }), {
+    instanceOf: CarzeroError,
+    message: /gemm: inner dimensions differ.*'a'.*'b'/,
+  });
+  await t.throwsAsync(ops.gemm({ a, b: Tensor.zeros([3, 5]), c: Tensor.zeros([2, 4]) }), {
+    message: /argument 'c' must be \(2, 5\)/,
+  });
+  await t.throwsAsync(ops.gemm({ a: Tensor.zeros([2, 3], { dtype: 'i32' }), b: Tensor.zeros([3, 5]), c }), {
+    instanceOf: CarzeroError,
+    message: /argument 'a' must be f32\|bf16, got i32/,
+  });
   const ids = Tensor.from(new Int32Array([0, 9]), [2]);
-  await t.throwsAsync(ops.embeddingForward({ ids, table: Tensor.zeros([9, 4]), out: Tensor.zeros([2, 4]) }), { instanceOf: CarzeroError, message: /9/ });
+  await t.throwsAsync(ops.embeddingForward({ ids, table: Tensor.zeros([9, 4]), out: Tensor.zeros([2, 4]) }), {
+    instanceOf: CarzeroError,
+    message: /9/,
+  });
   const gone = Tensor.zeros([2, 3]);
   gone.dispose();
-  await t.throwsAsync(ops.gemm({ a: gone, b: Tensor.zeros([3, 5]), c }), { instanceOf: CarzeroError, message: /argument 'a' has been disposed/ });
+  await t.throwsAsync(ops.gemm({ a: gone, b: Tensor.zeros([3, 5]), c }), {
+    instanceOf: CarzeroError,
+    message: /argument 'a' has been disposed/,
+  });
   await t.throwsAsync(runOp('no_such_op', {}), { instanceOf: TypeError, message: /unknown op/ });
-  await t.throwsAsync(ops.gemm({ a, b: Tensor.zeros([3, 5]), c, act: 'tanh' as never }), { instanceOf: TypeError, message: /act/ });
-  await t.throwsAsync(ops.gemm({ a, b: Tensor.zeros([3, 5]), c, alpha: NaN }), { instanceOf: RangeError, message: /alpha/ });
-  await t.throwsAsync(runOp('gemm', { a, b, c, bogus: 1 }), { instanceOf: TypeError, message: /unknown option 'bogus'/ });
-  await t.throwsAsync(ops.dropoutForward({ inp: a, out: Tensor.zeros([2, 3]), p: 1.5, seed: 1 }), { message: /'p' must be in \[0, 1\]/ });
+  await t.throwsAsync(ops.gemm({ a, b: Tensor.zeros([3, 5]), c, act: 'tanh' as never }), {
+    instanceOf: TypeError,
+    message: /act/,
+  });
+  await t.throwsAsync(ops.gemm({ a, b: Tensor.zeros([3, 5]), c, alpha: NaN }), {
+    instanceOf: RangeError,
+    message: /alpha/,
+  });
+  await t.throwsAsync(runOp('gemm', { a, b, c, bogus: 1 }), {
+    instanceOf: TypeError,
+    message: /unknown option 'bogus'/,
+  });
+  await t.throwsAsync(ops.dropoutForward({ inp: a, out: Tensor.zeros([2, 3]), p: 1.5, seed: 1 }), {
+    message: /'p' must be in \[0, 1\]/,
+  });
   // still alive and computing
-  const x = Tensor.from(new Float32Array([1, 2]), [1, 2]), y = Tensor.from(new Float32Array([3, 4]), [2, 1]), z = Tensor.zeros([1, 1]);
+  const x = Tensor.from(new Float32Array([1, 2]), [1, 2]),
+    y = Tensor.from(new Float32Array([3, 4]), [2, 1]),
+    z = Tensor.zeros([1, 1]);
   await ops.gemm({ a: x, b: y, c: z });
   t.is((z.toArray() as Float32Array)[0], 11);
 });
 
 test('ops run off the JS thread: timers keep firing during a long GEMM', async (t) => {
   const n = 1536;
-  const a = Tensor.from(rand(n * n, 16), [n, n]), b = Tensor.from(rand(n * n, 17), [n, n]), c = Tensor.zeros([n, n]);
+  const a = Tensor.from(rand(n * n, 16), [n, n]),
+    b = Tensor.from(rand(n * n, 17), [n, n]),
+    c = Tensor.zeros([n, n]);
   let ticks = 0;
   const timer = setInterval(() => ticks++, 1);
   const t0 = performance.now();

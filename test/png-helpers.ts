@@ -5,7 +5,12 @@ import { constants, crc32, deflateSync } from 'node:zlib';
  * A grey 8-bit PNG of zeros. `rows`: all rows of data (the default up to 16 M pixels), or only one
  * row: a file that declares a huge size in a few bytes (enough for header-time refusals).
  */
-export function greyPng(width: number, height: number, rows = width * height <= 1 << 24, options: { interlaced?: boolean; idatBytes?: number } = {}): Buffer {
+export function greyPng(
+  width: number,
+  height: number,
+  rows = width * height <= 1 << 24,
+  options: { interlaced?: boolean; idatBytes?: number } = {},
+): Buffer {
   const chunk = (type: string, data: Buffer) => {
     const len = Buffer.alloc(4);
     len.writeUInt32BE(data.length);
@@ -21,8 +26,16 @@ export function greyPng(width: number, height: number, rows = width * height <= 
   ihdr[9] = 0; // grey
   ihdr[12] = options.interlaced ? 1 : 0;
   // idatBytes: that many zero bytes, whatever the header says (a bomb when large)
-  const data = options.idatBytes !== undefined ? zeroStream(options.idatBytes) : deflateSync(Buffer.alloc(rows ? height * (1 + width) : 1 + width));
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', data), chunk('IEND', Buffer.alloc(0))]);
+  const data =
+    options.idatBytes !== undefined
+      ? zeroStream(options.idatBytes)
+      : deflateSync(Buffer.alloc(rows ? height * (1 + width) : 1 + width));
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', data),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 /**
@@ -37,5 +50,10 @@ export function zeroStream(n: number): Buffer {
   const body = chunk.subarray(2); // after the zlib header
   const adler = Buffer.alloc(4);
   adler.writeUInt32BE((((n % 65521) << 16) | 1) >>> 0);
-  return Buffer.concat([chunk.subarray(0, 2), ...Array.from({ length: n / mib }, () => body), Buffer.from([0x03, 0x00]), adler]);
+  return Buffer.concat([
+    chunk.subarray(0, 2),
+    ...Array.from({ length: n / mib }, () => body),
+    Buffer.from([0x03, 0x00]),
+    adler,
+  ]);
 }

@@ -38,7 +38,8 @@ const OFF = Math.round((SCALE - CROP) / 2);
 /** The reference 224 x 224 uint8 inputs, stacked in index order in one grey PNG. */
 function referenceCrops(): Uint8Array[] {
   const png = PNG.sync.read(readFileSync(path.join(FIX, 'expect.png')));
-  if (png.width !== CROP || png.height !== CROP * index.cases.length) throw new Error(`expect.png is ${png.width}x${png.height}`);
+  if (png.width !== CROP || png.height !== CROP * index.cases.length)
+    throw new Error(`expect.png is ${png.width}x${png.height}`);
   const crops: Uint8Array[] = [];
   for (let k = 0; k < index.cases.length; k++) {
     const c = new Uint8Array(CROP * CROP);
@@ -57,7 +58,8 @@ interface Implementation {
 /** The crop's grey levels from the padded square. */
 function cropOf(padded: Uint8Array): Uint8Array {
   const crop = new Uint8Array(CROP * CROP);
-  for (let y = 0; y < CROP; y++) crop.set(padded.subarray((OFF + y) * SCALE + OFF, (OFF + y) * SCALE + OFF + CROP), y * CROP);
+  for (let y = 0; y < CROP; y++)
+    crop.set(padded.subarray((OFF + y) * SCALE + OFF, (OFF + y) * SCALE + OFF + CROP), y * CROP);
   return crop;
 }
 
@@ -86,7 +88,8 @@ if (nativeCodecs) {
     },
   });
 } else if (requireNative) {
-  test('the native codecs are in this binary (CARZERO_REQUIRE_NATIVE_CODECS=1)', (t) => t.fail(`carzero info: ${JSON.stringify(images)}`));
+  test('the native codecs are in this binary (CARZERO_REQUIRE_NATIVE_CODECS=1)', (t) =>
+    t.fail(`carzero info: ${JSON.stringify(images)}`));
 } else {
   test.skip('native feed: not in this binary (no codec libraries were found at build time)', () => {});
 }
@@ -94,11 +97,22 @@ if (nativeCodecs) {
 test('the fixture set covers the layout edge cases', (t) => {
   t.true(index.cases.length >= 200);
   const has = (f: (c: Case) => boolean) => index.cases.some(f);
-  t.true(has((c) => c.width === c.height && c.resized.width === 255), 'a square whose short side maps to 255');
-  t.true(has((c) => c.width < c.height && c.resized.width === 255) && has((c) => c.width > c.height && c.resized.height === 255));
-  t.true(has((c) => c.width < c.height && c.resized.width === 1) && has((c) => c.width > c.height && c.resized.height === 1));
+  t.true(
+    has((c) => c.width === c.height && c.resized.width === 255),
+    'a square whose short side maps to 255',
+  );
+  t.true(
+    has((c) => c.width < c.height && c.resized.width === 255) &&
+      has((c) => c.width > c.height && c.resized.height === 255),
+  );
+  t.true(
+    has((c) => c.width < c.height && c.resized.width === 1) && has((c) => c.width > c.height && c.resized.height === 1),
+  );
   for (const f of ['png8', 'png16', 'png-rgb', 'jpg-grey', 'jpg-420', 'jpg-444', 'jpg-grey-prog', 'jpg-colour-prog'])
-    t.true(has((c) => c.format === f), f);
+    t.true(
+      has((c) => c.format === f),
+      f,
+    );
   t.is(index.normalise.table.length, 256);
 });
 
@@ -128,7 +142,11 @@ for (const impl of implementations) {
       if (badNorm) problems.push(`${badNorm} normalised values differ from torch's`);
       if (problems.length) bad.push(`${c.file} (${c.width}x${c.height}, ${c.why}): ${problems.join('; ')}`);
     }
-    t.is(bad.length, 0, `${bad.length} of ${index.cases.length} images differ from the original's input:\n${bad.slice(0, 20).join('\n')}`);
+    t.is(
+      bad.length,
+      0,
+      `${bad.length} of ${index.cases.length} images differ from the original's input:\n${bad.slice(0, 20).join('\n')}`,
+    );
   });
 }
 
@@ -142,7 +160,7 @@ test("layout: resized size and pad offsets equal the original's arithmetic for e
   // except at the (L, s) listed by the generator, where the product lands just below an integer.
   const exc = new Map<number, number>();
   for (const [L, s, v] of lay.exceptions_to_exact_floor) exc.set(L * 8192 + s, v);
-  t.true(exc.size > 1000, 'the exception list is the generator\'s, not empty');
+  t.true(exc.size > 1000, "the exception list is the generator's, not empty");
   const N = lay.max_side;
   let wrong = 0;
   const examples: string[] = [];
@@ -193,6 +211,14 @@ test('layout: every resized shape (256 x k and k x 256, k = 1..256) is placed wh
 
 test("centre crop offset: torchvision's int(round((size - crop) / 2.0)), half to even", (t) => {
   // Values printed by Python 3: [int(round((s - c) / 2.0)) for s, c in cases]
-  const cases: [number, number, number][] = [[256, 224, 16], [256, 223, 16], [256, 221, 18], [10, 7, 2], [10, 5, 2], [7, 7, 0], [300, 1, 150]];
+  const cases: [number, number, number][] = [
+    [256, 224, 16],
+    [256, 223, 16],
+    [256, 221, 18],
+    [10, 7, 2],
+    [10, 5, 2],
+    [7, 7, 0],
+    [300, 1, 150],
+  ];
   for (const [s, c, want] of cases) t.is(centreCropOffset(s, c), want, `${s}/${c}`);
 });

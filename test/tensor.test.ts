@@ -72,7 +72,10 @@ test('bad input throws errors naming the argument', (t) => {
   t.throws(() => Tensor.zeros('3' as unknown as number[]), { instanceOf: TypeError, message: /shape/ });
   t.throws(() => Tensor.zeros([2], { dtype: 'f64' as never }), { instanceOf: TypeError, message: /dtype.*f64/ });
   t.throws(() => Tensor.from(new Float32Array(5), [2, 3]), { instanceOf: RangeError, message: /data.*5 elements.*6/ });
-  t.throws(() => Tensor.from(new Int32Array(2), [2], { dtype: 'f32' }), { instanceOf: TypeError, message: /f32 needs a Float32Array/ });
+  t.throws(() => Tensor.from(new Int32Array(2), [2], { dtype: 'f32' }), {
+    instanceOf: TypeError,
+    message: /f32 needs a Float32Array/,
+  });
   t.throws(() => Tensor.zeros([1, 2, 3, 4, 5, 6, 7, 8, 9]), { instanceOf: RangeError, message: /dimensions/ });
   const x = Tensor.zeros([2]);
   t.throws(() => x.write(new Float32Array(3)), { instanceOf: RangeError, message: /3 elements.*2/ });
@@ -87,7 +90,10 @@ test('the raw addon validates too (defence when called directly)', (t) => {
   t.throws(() => new addon.Tensor(native, 'f32', [-3]), { instanceOf: RangeError, message: /shape.*\[0\]/ });
   t.throws(() => new addon.Tensor(native, 'nope', [3]), { instanceOf: TypeError, message: /dtype/ });
   t.throws(() => new addon.Tensor({}, 'f32', [3]), { instanceOf: TypeError, message: /context/ });
-  t.throws(() => new addon.Tensor(native, 'f32', [2], new Float32Array(3)), { instanceOf: RangeError, message: /12 bytes.*8/ });
+  t.throws(() => new addon.Tensor(native, 'f32', [2], new Float32Array(3)), {
+    instanceOf: RangeError,
+    message: /12 bytes.*8/,
+  });
 });
 
 test('devices: cpu with its own pool, cuda explains itself', (t) => {

@@ -38,8 +38,10 @@ const fixture = JSON.parse(readFileSync(path.join(FIX, 'cases.json'), 'utf8')) a
 test('cleanText: spec examples', (t) => {
   t.is(cleanText('Cardiomegaly'), '');
   t.is(cleanText('There is atelectasis'), 'there is atelectasis');
-  t.is(cleanText('1. Heart size normal. 2. No pneumothorax.\n3. Mild left opacity'),
-    'heart size normal no pneumothorax mild left opacity');
+  t.is(
+    cleanText('1. Heart size normal. 2. No pneumothorax.\n3. Mild left opacity'),
+    'heart size normal no pneumothorax mild left opacity',
+  );
   t.is(cleanText('Heart \ufffd\ufffdsize normal'), 'heart size normal');
   t.is(cleanText('Lung\ufffdclear'), 'lung clear'); // a single U+FFFD is not a word char either
   t.is(cleanText('Café naïve'), 'caf nave');
@@ -74,8 +76,20 @@ function checkEncoding(t: import('ava').ExecutionContext, tok: Tokenizer, texts:
 
 test('tokenizer from vocab.txt matches HF BertTokenizer on cleaned and raw fixtures', (t) => {
   const tok = Tokenizer.fromVocab(vocabText, { lowercase: true });
-  checkEncoding(t, tok, fixture.cases.map((c) => c.cleaned), fixture.cases.map((c) => c.encodedCleaned), fixture.maxLength);
-  checkEncoding(t, tok, fixture.cases.map((c) => c.text), fixture.cases.map((c) => c.encodedRaw), fixture.maxLength);
+  checkEncoding(
+    t,
+    tok,
+    fixture.cases.map((c) => c.cleaned),
+    fixture.cases.map((c) => c.encodedCleaned),
+    fixture.maxLength,
+  );
+  checkEncoding(
+    t,
+    tok,
+    fixture.cases.map((c) => c.text),
+    fixture.cases.map((c) => c.encodedRaw),
+    fixture.maxLength,
+  );
 });
 
 test('tokenizer.json round trip, fromFile on a file and a folder', async (t) => {
@@ -86,7 +100,9 @@ test('tokenizer.json round trip, fromFile on a file and a folder', async (t) => 
   const b = await Tokenizer.fromFile(dir);
   const c = await Tokenizer.fromFile(path.join(FIX, 'vocab.txt'));
   const texts = fixture.cases.map((x) => x.cleaned);
-  const ea = a.encode(texts), eb = b.encode(texts), ec = c.encode(texts);
+  const ea = a.encode(texts),
+    eb = b.encode(texts),
+    ec = c.encode(texts);
   t.deepEqual(ea.ids, eb.ids);
   t.deepEqual(ea.ids, ec.ids);
   t.deepEqual(ea.kinds, ec.kinds);
@@ -117,8 +133,11 @@ test('truncation to 97 keeps [CLS] first and [SEP] last', (t) => {
 test('prompt files: shapes, order, warnings, errors naming the file', async (t) => {
   const warnings: string[] = [];
   const onWarning = (m: string) => warnings.push(m);
-  const p = parsePrompts('{"Cardiomegaly": "Cardiomegaly", "2": ["There is edema", "x y"], "Atelectasis": "There is atelectasis"}',
-    'p.json', { onWarning });
+  const p = parsePrompts(
+    '{"Cardiomegaly": "Cardiomegaly", "2": ["There is edema", "x y"], "Atelectasis": "There is atelectasis"}',
+    'p.json',
+    { onWarning },
+  );
   t.deepEqual(p.classes, ['Cardiomegaly', '2', 'Atelectasis']); // file order, even integer-like keys
   t.deepEqual(p.prompts, ['Cardiomegaly', 'There is edema', 'There is atelectasis']);
   t.deepEqual(p.cleaned, ['', 'there is edema', 'there is atelectasis']);
@@ -143,7 +162,10 @@ test('prompt files: shapes, order, warnings, errors naming the file', async (t) 
   const q = await loadPrompts(f, { onWarning });
   t.deepEqual(q.cleaned, ['there is pleural effusion']);
   const missing = path.join(dir, 'missing.json');
-  await t.throwsAsync(loadPrompts(missing), { instanceOf: PromptFileError, message: new RegExp(missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) });
+  await t.throwsAsync(loadPrompts(missing), {
+    instanceOf: PromptFileError,
+    message: new RegExp(missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')),
+  });
 });
 
 // The reference engineer's fixtures (test/fixtures/tiny/text, bert-tiny), when present.
@@ -156,7 +178,11 @@ test('reference fixtures are present', (t) => {
 {
   test('reference: cleaning and tokens of clean-cases.json', async (t) => {
     const tok = await Tokenizer.fromFile(path.join(TINY, 'bert-tiny', 'vocab.txt'));
-    const cases = JSON.parse(readFileSync(path.join(TT, 'clean-cases.json'), 'utf8')).cases as { raw: string; cleaned: string; tokens: string[] }[];
+    const cases = JSON.parse(readFileSync(path.join(TT, 'clean-cases.json'), 'utf8')).cases as {
+      raw: string;
+      cleaned: string;
+      tokens: string[];
+    }[];
     for (const c of cases) {
       t.is(cleanText(c.raw), c.cleaned, JSON.stringify(c.raw));
       t.deepEqual(tok.tokenize(c.cleaned), c.tokens, JSON.stringify(c.raw));
@@ -171,17 +197,30 @@ test('reference fixtures are present', (t) => {
   test('reference: prompt files -> ids, mask, kinds', async (t) => {
     const tok = await Tokenizer.fromFile(path.join(TINY, 'bert-tiny', 'vocab.txt'));
     const exp = JSON.parse(readFileSync(path.join(TT, 'expected.json'), 'utf8')) as {
-      max_length: number; rows: { class: string; raw: string; cleaned: string; tokens: string[] }[];
+      max_length: number;
+      rows: { class: string; raw: string; cleaned: string; tokens: string[] }[];
       binaries: Record<'ids' | 'mask' | 'kinds', { file: string }>;
     };
     const bin = (k: 'ids' | 'mask' | 'kinds') => readFileSync(path.join(TINY, exp.binaries[k].file));
     const ids = new Int32Array(bin('ids').buffer.slice(0));
     for (const name of ['prompts.json', 'prompts-str.json']) {
       const p = await loadPrompts(path.join(TT, name), { onWarning: () => {} });
-      t.deepEqual(p.classes, exp.rows.map((r) => r.class), name);
-      t.deepEqual(p.cleaned, exp.rows.map((r) => r.cleaned), name);
+      t.deepEqual(
+        p.classes,
+        exp.rows.map((r) => r.class),
+        name,
+      );
+      t.deepEqual(
+        p.cleaned,
+        exp.rows.map((r) => r.cleaned),
+        name,
+      );
       const enc = tok.encode(p.cleaned, { maxLength: exp.max_length });
-      t.deepEqual(enc.tokens, exp.rows.map((r) => r.tokens), name);
+      t.deepEqual(
+        enc.tokens,
+        exp.rows.map((r) => r.tokens),
+        name,
+      );
       t.deepEqual(Array.from(enc.ids), Array.from(ids), name);
       t.deepEqual(Array.from(enc.mask), Array.from(bin('mask')), name);
       t.deepEqual(Array.from(enc.kinds), Array.from(bin('kinds')), name);

@@ -16,11 +16,30 @@ const FX = join(import.meta.dirname, 'fixtures', 'tiny');
 const TRAIN = join(FX, 'train');
 const have = existsSync(join(TRAIN, 'grads', 'index.json')) && existsSync(join(TRAIN, 'steps.json'));
 
-interface FileRef { file: string; shape: number[] }
-interface LossJson { loss: number; ce_i2t: number; ce_t2i: number; N: number; images: string[]; text_rows: number[]; matrices: { i2t: FileRef; t2i: FileRef } }
-interface GradsJson { grads: Record<string, FileRef> }
+interface FileRef {
+  file: string;
+  shape: number[];
+}
+interface LossJson {
+  loss: number;
+  ce_i2t: number;
+  ce_t2i: number;
+  N: number;
+  images: string[];
+  text_rows: number[];
+  matrices: { i2t: FileRef; t2i: FileRef };
+}
+interface GradsJson {
+  grads: Record<string, FileRef>;
+}
 interface StepsJson {
-  steps: { step: number; loss_before: number; ce_i2t_before: number; ce_t2i_before: number; grad_norm_before_clip: number }[];
+  steps: {
+    step: number;
+    loss_before: number;
+    ce_i2t_before: number;
+    ce_t2i_before: number;
+    grad_norm_before_clip: number;
+  }[];
   loss_after: number;
   params_after: Record<string, FileRef & { delta_file: string }>;
 }
@@ -97,11 +116,21 @@ t('forwardBackward matches the float64 reference: loss, I, T and all 148 gradien
   model.enableTraining({ seed: 1 });
   model.zeroGrad();
   const b = await batch(device);
-  const r = await model.forwardBackward({ pixels: b.pixels, ids: b.ids, mask: b.mask, kinds: b.kinds, dropout: false, matrices: true });
+  const r = await model.forwardBackward({
+    pixels: b.pixels,
+    ids: b.ids,
+    mask: b.mask,
+    kinds: b.kinds,
+    dropout: false,
+    matrices: true,
+  });
   tt.true(Math.abs(r.loss - b.lj.loss) <= 1e-5 * b.lj.loss, `loss ${r.loss} vs ${b.lj.loss}`);
   tt.true(Math.abs(r.i2t_loss - b.lj.ce_i2t) <= 1e-5 * b.lj.ce_i2t, `ce(I) ${r.i2t_loss} vs ${b.lj.ce_i2t}`);
   tt.true(Math.abs(r.t2i_loss - b.lj.ce_t2i) <= 1e-5 * b.lj.ce_t2i, `ce(T) ${r.t2i_loss} vs ${b.lj.ce_t2i}`);
-  for (const [k, m] of [['i2t', r.i2t], ['t2i', r.t2i]] as const) {
+  for (const [k, m] of [
+    ['i2t', r.i2t],
+    ['t2i', r.t2i],
+  ] as const) {
     const c = relOfMax(m!.toFloat32(), await f32(join(FX, b.lj.matrices[k].file)));
     tt.true(c.ratio <= 1e-4, `${k}: ${c.ratio}`);
   }
@@ -133,19 +162,42 @@ t('3 Adam steps with global-norm clipping match steps.json', async (tt) => {
   const sj = JSON.parse(await readFile(join(TRAIN, 'steps.json'), 'utf8')) as StepsJson;
   const params = model.parameters();
   const grads = model.gradients();
-  tt.deepEqual(params.map((p) => p.name), grads.map((g) => g.name));
-  const before = new Map(params.filter((p) => p.name in sj.params_after).map((p) => [p.name, p.tensor.toFloat32().slice()]));
+  tt.deepEqual(
+    params.map((p) => p.name),
+    grads.map((g) => g.name),
+  );
+  const before = new Map(
+    params.filter((p) => p.name in sj.params_after).map((p) => [p.name, p.tensor.toFloat32().slice()]),
+  );
   const m = params.map((p) => Tensor.zeros(p.tensor.shape, { device }));
   const v = params.map((p) => Tensor.zeros(p.tensor.shape, { device }));
-  const fb = () => model.forwardBackward({ pixels: b.pixels, ids: b.ids, mask: b.mask, kinds: b.kinds, dropout: false });
+  const fb = () =>
+    model.forwardBackward({ pixels: b.pixels, ids: b.ids, mask: b.mask, kinds: b.kinds, dropout: false });
   for (const s of sj.steps) {
     model.zeroGrad();
     const r = await fb();
-    tt.true(Math.abs(r.loss - s.loss_before) <= 1e-5 * s.loss_before, `step ${s.step}: loss ${r.loss} vs ${s.loss_before}`);
+    tt.true(
+      Math.abs(r.loss - s.loss_before) <= 1e-5 * s.loss_before,
+      `step ${s.step}: loss ${r.loss} vs ${s.loss_before}`,
+    );
     const norm = await ops.clipGradNorm({ grads: grads.map((g) => g.tensor), maxNorm: 0.25 });
-    tt.true(Math.abs(norm - s.grad_norm_before_clip) <= 1e-4 * s.grad_norm_before_clip, `step ${s.step}: norm ${norm} vs ${s.grad_norm_before_clip}`);
+    tt.true(
+      Math.abs(norm - s.grad_norm_before_clip) <= 1e-4 * s.grad_norm_before_clip,
+      `step ${s.step}: norm ${norm} vs ${s.grad_norm_before_clip}`,
+    );
     for (let i = 0; i < params.length; i++)
-      await ops.adamUpdate({ param: params[i].tensor, grad: grads[i].tensor, m: m[i], v: v[i], lr: 5e-5, beta1: 0.5, beta2: 0.999, eps: 1e-8, weightDecay: 1e-6, step: s.step });
+      await ops.adamUpdate({
+        param: params[i].tensor,
+        grad: grads[i].tensor,
+        m: m[i],
+        v: v[i],
+        lr: 5e-5,
+        beta1: 0.5,
+        beta2: 0.999,
+        eps: 1e-8,
+        weightDecay: 1e-6,
+        step: s.step,
+      });
   }
   model.zeroGrad();
   const after = await fb();
@@ -179,7 +231,14 @@ t('training refuses bf16 models and freeze() narrows parameters()', async (tt) =
   tt.true(head.length > 0 && head.length < all && head.every((p) => p.name.startsWith('fusion_module.')));
   const b = await batch(device);
   model.zeroGrad();
-  const r = await model.forwardBackward({ pixels: b.pixels, ids: b.ids, mask: b.mask, kinds: b.kinds, dropout: true, step: 3 });
+  const r = await model.forwardBackward({
+    pixels: b.pixels,
+    ids: b.ids,
+    mask: b.mask,
+    kinds: b.kinds,
+    dropout: true,
+    step: 3,
+  });
   tt.true(Number.isFinite(r.loss));
   model.dispose();
 });

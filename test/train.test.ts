@@ -3,7 +3,17 @@
 // fresh process, crash safety under SIGKILL, config errors naming the field, the schedulers.
 import test from 'ava';
 import { spawn, execFile } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -27,7 +37,12 @@ let data = { root: '', csv: '' };
 test.before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cz-trainer-test-'));
   modelDir = join(dir, 'model');
-  await convertCheckpoint({ checkpoint: join(FX, 'carzero-tiny.ckpt'), textModel: join(FX, 'bert-tiny'), out: modelDir, vitHeads: 2 });
+  await convertCheckpoint({
+    checkpoint: join(FX, 'carzero-tiny.ckpt'),
+    textModel: join(FX, 'bert-tiny'),
+    out: modelDir,
+    vitHeads: 2,
+  });
   data = makeDataset();
 });
 
@@ -61,12 +76,16 @@ function files(runDir: string, link: 'last' | 'best'): { model: Buffer; opt: Buf
 }
 
 function logLines(runDir: string): Record<string, unknown>[] {
-  return readFileSync(join(runDir, 'log.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => {
-    const o = JSON.parse(l) as Record<string, unknown>;
-    delete o.time;
-    delete o.samples_per_s;
-    return o;
-  });
+  return readFileSync(join(runDir, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const o = JSON.parse(l) as Record<string, unknown>;
+      delete o.time;
+      delete o.samples_per_s;
+      return o;
+    });
 }
 
 test('the validation loss of the contrastive objective matches forwardBackward (dropout off)', async (t) => {
@@ -107,7 +126,9 @@ test('training lowers the validation loss; best/ is a loadable model directory; 
   const log = logLines(runDir);
   t.is(log.filter((l) => l.type === 'step').length, 18);
   t.is(log.filter((l) => l.type === 'epoch').length, 6);
-  for (const l of log.filter((x) => x.type === 'step')) for (const k of ['loss', 'i2t_loss', 't2i_loss', 'lr', 'grad_norm', 'epoch', 'step']) t.true(Number.isFinite(l[k]), k);
+  for (const l of log.filter((x) => x.type === 'step'))
+    for (const k of ['loss', 'i2t_loss', 't2i_loss', 'lr', 'grad_norm', 'epoch', 'step'])
+      t.true(Number.isFinite(l[k]), k);
   // best/ is a complete model directory
   t.true(existsSync(join(runDir, 'best', 'config.json')) && existsSync(join(runDir, 'best', 'tokenizer.json')));
   const m = await NativeModel.load(join(runDir, 'best'), { device: Device.cpu() });
@@ -135,7 +156,11 @@ test('exact resume: 4 steps straight == 2 steps + checkpoint + a fresh process +
   const fb = files(b, 'last');
   t.true(fa.model.equals(fb.model), 'model.safetensors bit-identical');
   t.true(fa.opt.equals(fb.opt), 'optimizer.safetensors bit-identical');
-  const strip = (s: Record<string, unknown>) => ({ ...s, log_bytes: 0, config: { ...(s.config as object), max_steps: 0 } });
+  const strip = (s: Record<string, unknown>) => ({
+    ...s,
+    log_bytes: 0,
+    config: { ...(s.config as object), max_steps: 0 },
+  });
   t.deepEqual(strip(fb.state), strip(fa.state));
   t.deepEqual(logLines(b), logLines(a), 'identical losses, lr and grad norms per step, identical epoch lines');
   t.is(logLines(a).filter((l) => l.type === 'step').length, 4);
@@ -151,7 +176,9 @@ test('crash safety: SIGKILL mid-run, stray temp files ignored and removed, resum
   const runDir = join(dir, 'run-crash');
   const cfgFile = join(dir, 'crash.json');
   writeFileSync(cfgFile, JSON.stringify(config));
-  const child = spawn(process.execPath, [BIN, 'train', '--config', cfgFile, '--out', runDir, '--quiet'], { stdio: 'ignore' });
+  const child = spawn(process.execPath, [BIN, 'train', '--config', cfgFile, '--out', runDir, '--quiet'], {
+    stdio: 'ignore',
+  });
   const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
   let killedAt = -1;
   for (let i = 0; i < 3000; i++) {
@@ -183,7 +210,10 @@ test('crash safety: SIGKILL mid-run, stray temp files ignored and removed, resum
   const r = await tr2.run();
   await tr2.close();
   t.is(r.steps, 12);
-  t.true(files(runDir, 'last').model.equals(files(ref, 'last').model), 'the resumed run ends bit-identical to the uninterrupted one');
+  t.true(
+    files(runDir, 'last').model.equals(files(ref, 'last').model),
+    'the resumed run ends bit-identical to the uninterrupted one',
+  );
   t.deepEqual(logLines(runDir), logLines(ref), 'the log has no duplicate or missing lines');
 });
 
@@ -197,28 +227,52 @@ test('config errors name the field; precision and unknown fields; the defaults a
   err({ ...base, optimizer: { betas: [0.5] } }, 'optimizer.betas');
   err({ ...base, optimizr: {} }, 'optimizr');
   err({ ...base, scheduler: { name: 'step' } }, 'scheduler.name');
-  err({ ...base, batch_size: [{ from_epoch: 0, size: 8 }, { from_epoch: 0, size: 16 }] }, 'batch_size[1].from_epoch');
+  err(
+    {
+      ...base,
+      batch_size: [
+        { from_epoch: 0, size: 8 },
+        { from_epoch: 0, size: 16 },
+      ],
+    },
+    'batch_size[1].from_epoch',
+  );
   err({ ...base, accumulate_steps: 0 }, 'accumulate_steps');
   err({ data: { csv: 'x.csv' } }, 'model');
   err({ model: 'm' }, 'data');
   err({ ...base, data: { csv: 'x.csv', workers: 'two' } }, 'data.workers');
   const p = t.throws(() => validateConfig({ ...base, precision: 'tf32' }), { instanceOf: ConfigError });
   t.regex(p!.message, /precision.*'fp32', 'bf16', 'fp16'/);
-  const ls = t.throws(() => validateConfig({ ...base, precision: 'fp16', loss_scale: { backoff_factor: 2 } }), { instanceOf: ConfigError });
+  const ls = t.throws(() => validateConfig({ ...base, precision: 'fp16', loss_scale: { backoff_factor: 2 } }), {
+    instanceOf: ConfigError,
+  });
   t.regex(ls!.message, /loss_scale\.backoff_factor/);
   t.is(validateConfig({ ...base, precision: 'bf16' }).precision, 'bf16');
   const d = defaultConfig();
-  t.deepEqual(d.optimizer, { name: 'adam', lr: 5e-5, betas: [0.5, 0.999], eps: 1e-8, weight_decay: 1e-6, momentum: 0.9 });
+  t.deepEqual(d.optimizer, {
+    name: 'adam',
+    lr: 5e-5,
+    betas: [0.5, 0.999],
+    eps: 1e-8,
+    weight_decay: 1e-6,
+    momentum: 0.9,
+  });
   t.is(d.clip_grad_norm, 0.25);
   t.is(d.epochs, 15);
   t.is(d.early_stopping_patience, 10);
-  t.deepEqual([0, 1, 2, 5, 6, 14].map((e) => batchSizeFor(d, e)), [64, 64, 128, 128, 256, 256]);
+  t.deepEqual(
+    [0, 1, 2, 5, 6, 14].map((e) => batchSizeFor(d, e)),
+    [64, 64, 128, 128, 256, 256],
+  );
   // the CLI: --print-config, and a bad config file named with its field (exit 2)
   const { stdout } = await run(process.execPath, [BIN, 'train', '--print-config']);
   t.deepEqual(JSON.parse(stdout), d);
   const bad = join(dir, 'bad.json');
   writeFileSync(bad, JSON.stringify(cfg({ scheduler: { patience: -2 } })));
-  const e = await run(process.execPath, [BIN, 'train', '--config', bad, '--out', join(dir, 'run-bad')]).then(() => null, (x: { code: number; stderr: string }) => x);
+  const e = await run(process.execPath, [BIN, 'train', '--config', bad, '--out', join(dir, 'run-bad')]).then(
+    () => null,
+    (x: { code: number; stderr: string }) => x,
+  );
   t.is(e?.code, 2);
   t.regex(e?.stderr ?? '', /scheduler\.patience/);
 });
@@ -235,7 +289,10 @@ test('ReduceLROnPlateau (PyTorch semantics), warm-up and cosine', (t) => {
   t.false(plateauStep(s, 9, c));
   t.is(s.best, 9);
   const w = { ...c, name: 'cosine' as const, warmup_steps: 4, min_lr: 0 };
-  t.deepEqual([0, 1, 2, 3].map((i) => lrAt(i, 1, 1, w, 104)), [0.25, 0.5, 0.75, 1]);
+  t.deepEqual(
+    [0, 1, 2, 3].map((i) => lrAt(i, 1, 1, w, 104)),
+    [0.25, 0.5, 0.75, 1],
+  );
   t.is(lrAt(4, 1, 1, w, 104), 1);
   t.true(Math.abs(lrAt(54, 1, 1, w, 104) - 0.5) < 1e-12);
   t.is(lrAt(104, 1, 1, w, 104), 0);
@@ -280,11 +337,17 @@ test('mixed precision: bf16 and fp16 steps track fp32 without equalling it; fp16
     return logLines(d).find((l) => l.type === 'step') as unknown as StepLine;
   };
   const f32 = await first('fp32');
-  for (const [p, tol] of [['bf16', 3e-2], ['fp16', 5e-3]] as const) {
+  for (const [p, tol] of [
+    ['bf16', 3e-2],
+    ['fp16', 5e-3],
+  ] as const) {
     const x = await first(p);
     const lossErr = Math.abs(x.loss - f32.loss) / Math.abs(f32.loss);
     const normErr = Math.abs(x.grad_norm - f32.grad_norm) / f32.grad_norm;
-    t.true(lossErr < tol && normErr < tol, `${p}: loss ${x.loss} vs ${f32.loss}, grad norm ${x.grad_norm} vs ${f32.grad_norm} (tolerance ${tol})`);
+    t.true(
+      lossErr < tol && normErr < tol,
+      `${p}: loss ${x.loss} vs ${f32.loss}, grad norm ${x.grad_norm} vs ${f32.grad_norm} (tolerance ${tol})`,
+    );
     t.true(x.loss !== f32.loss && x.grad_norm !== f32.grad_norm, `${p} rounds: the numbers differ from fp32`);
   }
 
@@ -299,7 +362,8 @@ test('mixed precision: bf16 and fp16 steps track fp32 without equalling it; fp16
   t.true(steps[0].skipped === true && steps[0].loss_scale === 2 ** 24, 'the first step overflows and is skipped');
   const firstGood = steps.findIndex((s) => !s.skipped);
   t.true(firstGood > 0, 'a finite step follows after backing off');
-  for (let i = 1; i <= firstGood; i++) t.is(steps[i].loss_scale, steps[i - 1].loss_scale! / 2, 'halved after each skip');
+  for (let i = 1; i <= firstGood; i++)
+    t.is(steps[i].loss_scale, steps[i - 1].loss_scale! / 2, 'halved after each skip');
   const grown = steps.slice(firstGood).findIndex((s, i, arr) => i > 0 && s.loss_scale! > arr[i - 1].loss_scale!);
   t.true(grown > 0, 'the scale grows after growth_interval finite steps');
   t.true(steps.filter((s) => !s.skipped).every((s) => Number.isFinite(s.grad_norm) && Number.isFinite(s.loss)));
@@ -313,10 +377,20 @@ test('mixed precision: bf16 and fp16 steps track fp32 without equalling it; fp16
   const fa = files(a, 'last');
   const fb = files(b, 'last');
   t.true(fa.model.equals(fb.model), 'model.safetensors bit-identical');
-  t.deepEqual((fb.state as { scaler: unknown }).scaler, (fa.state as { scaler: unknown }).scaler, 'loss scaler state restored');
+  t.deepEqual(
+    (fb.state as { scaler: unknown }).scaler,
+    (fa.state as { scaler: unknown }).scaler,
+    'loss scaler state restored',
+  );
 });
 
-interface StepLine { type: string; loss: number; grad_norm: number; loss_scale?: number; skipped?: boolean }
+interface StepLine {
+  type: string;
+  loss: number;
+  grad_norm: number;
+  loss_scale?: number;
+  skipped?: boolean;
+}
 
 test('activation recomputation: the same training bit for bit (dropout on) in a smaller workspace', async (t) => {
   const ws: number[] = [];
@@ -329,7 +403,11 @@ test('activation recomputation: the same training bit for bit (dropout on) in a 
     ws.push((tr as unknown as { model: NativeModel }).model.workspaceBytes());
     await tr.close();
     models.push(files(d, 'last').model);
-    steps.push(logLines(d).filter((l) => l.type === 'step').map((l) => [l.loss, l.grad_norm]));
+    steps.push(
+      logLines(d)
+        .filter((l) => l.type === 'step')
+        .map((l) => [l.loss, l.grad_norm]),
+    );
   }
   t.deepEqual(steps[1], steps[0], 'identical losses and gradient norms per step');
   t.true(models[0].equals(models[1]), 'identical parameters after 3 steps');
@@ -356,11 +434,29 @@ test('data parallel: rank slices, clear errors without CUDA/NCCL (the NCCL path 
   m.dispose();
   const cfgFile = join(dir, 'dp-cpu.json');
   writeFileSync(cfgFile, JSON.stringify(cfg({ device: 'cpu' })));
-  const r = await run(process.execPath, [BIN, 'train', '--config', cfgFile, '--out', join(dir, 'run-dp'), '--gpus', '2']).catch((x) => x);
+  const r = await run(process.execPath, [
+    BIN,
+    'train',
+    '--config',
+    cfgFile,
+    '--out',
+    join(dir, 'run-dp'),
+    '--gpus',
+    '2',
+  ]).catch((x) => x);
   t.is(r.code, 2);
   t.regex(r.stderr, /--gpus needs the cuda device/);
   writeFileSync(cfgFile, JSON.stringify(cfg({ device: 'auto' })));
-  const r2 = await run(process.execPath, [BIN, 'train', '--config', cfgFile, '--out', join(dir, 'run-dp'), '--gpus', '2']).catch((x) => x);
+  const r2 = await run(process.execPath, [
+    BIN,
+    'train',
+    '--config',
+    cfgFile,
+    '--out',
+    join(dir, 'run-dp'),
+    '--gpus',
+    '2',
+  ]).catch((x) => x);
   t.is(r2.code, 2);
   t.regex(r2.stderr, /--gpus 2 needs CUDA/);
 });

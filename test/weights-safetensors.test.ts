@@ -4,8 +4,21 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CheckpointError } from '../src/errors.js';
-import { castFloat, floatToBf16, floatToHalf, halfToFloat, bf16ToFloat, toFloat32, type WeightTensor } from '../src/weights/dtype.js';
-import { SafetensorsFile, readSafetensors, writeSafetensors, type SafetensorsInput } from '../src/weights/safetensors.js';
+import {
+  castFloat,
+  floatToBf16,
+  floatToHalf,
+  halfToFloat,
+  bf16ToFloat,
+  toFloat32,
+  type WeightTensor,
+} from '../src/weights/dtype.js';
+import {
+  SafetensorsFile,
+  readSafetensors,
+  writeSafetensors,
+  type SafetensorsInput,
+} from '../src/weights/safetensors.js';
 
 let dir = '';
 test.before(async () => {
@@ -47,8 +60,15 @@ test('round trip: all dtypes, metadata, zero-copy reads and lazy reads agree', a
   t.is(written, bytes.length);
   const headerLen = Number(bytes.readBigUInt64LE(0));
   t.is(headerLen % 8, 0, 'header padded to 8 bytes');
-  t.true(bytes.toString('latin1', 8, 8 + headerLen).endsWith('}') || /\}\s+$/.test(bytes.toString('latin1', 8, 8 + headerLen)));
-  t.deepEqual((await readdir(dir)).filter((f) => f.startsWith('.all.')), [], 'no temp file left behind');
+  t.true(
+    bytes.toString('latin1', 8, 8 + headerLen).endsWith('}') ||
+      /\}\s+$/.test(bytes.toString('latin1', 8, 8 + headerLen)),
+  );
+  t.deepEqual(
+    (await readdir(dir)).filter((f) => f.startsWith('.all.')),
+    [],
+    'no temp file left behind',
+  );
 
   const { tensors: back, metadata } = await readSafetensors(file);
   t.deepEqual(metadata, { format: 'pt', note: 'test' });
@@ -80,33 +100,71 @@ test('the writer is deterministic and streams lazy data functions', async (t) =>
     ['z', f32([1], [1])],
     ['a', { dtype: 'F16', shape: [2], data: () => Buffer.from([0, 60, 0, 64]) }],
   ]);
-  await writeSafetensors(b, new Map<string, SafetensorsInput>([
-    ['a', { dtype: 'F16' as const, shape: [2], data: async () => Buffer.from([0, 60, 0, 64]) }],
-    ['z', f32([1], [1])],
-  ]));
+  await writeSafetensors(
+    b,
+    new Map<string, SafetensorsInput>([
+      ['a', { dtype: 'F16' as const, shape: [2], data: async () => Buffer.from([0, 60, 0, 64]) }],
+      ['z', f32([1], [1])],
+    ]),
+  );
   t.true((await readFile(a)).equals(await readFile(b)));
-  const e = await t.throwsAsync(writeSafetensors(join(dir, 'bad.safetensors'), [['x', { dtype: 'F32', shape: [3], data: Buffer.alloc(8) }]]));
+  const e = await t.throwsAsync(
+    writeSafetensors(join(dir, 'bad.safetensors'), [['x', { dtype: 'F32', shape: [3], data: Buffer.alloc(8) }]]),
+  );
   t.regex(e!.message, /tensor 'x' \(F32, \(3\)\) needs 12 bytes, got 8/);
-  t.deepEqual((await readdir(dir)).filter((f) => f.startsWith('.bad')), [], 'failed write leaves nothing');
+  t.deepEqual(
+    (await readdir(dir)).filter((f) => f.startsWith('.bad')),
+    [],
+    'failed write leaves nothing',
+  );
 });
 
 test('corrupt and truncated files are refused with the file and the problem named', async (t) => {
-  const ok = rawFile({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [1], data_offsets: [8, 12] } }, Buffer.alloc(12));
+  const ok = rawFile(
+    { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [1], data_offsets: [8, 12] } },
+    Buffer.alloc(12),
+  );
   const cases: [string, Buffer, RegExp][] = [
     ['short.safetensors', Buffer.alloc(5), /shorter than the 8-byte header length/],
     ['truncated-header.safetensors', ok.subarray(0, 20), /header length \d+ runs past the end of the file.*truncated/],
-    ['truncated-data.safetensors', ok.subarray(0, ok.length - 2), /'b' data_offsets \[8, 12\] run past the end of the data \(10 bytes\)/],
+    [
+      'truncated-data.safetensors',
+      ok.subarray(0, ok.length - 2),
+      /'b' data_offsets \[8, 12\] run past the end of the data \(10 bytes\)/,
+    ],
     ['huge-len.safetensors', Buffer.concat([Buffer.from([0, 0, 0, 0, 0, 0, 0, 1]), Buffer.alloc(16)]), /implausible/],
     ['not-json.safetensors', rawFile({}, Buffer.alloc(0)).fill(0x41, 8), /header is not JSON/],
-    ['bad-dtype.safetensors', rawFile({ a: { dtype: 'F8', shape: [1], data_offsets: [0, 1] } }, Buffer.alloc(1)), /'a' has unsupported dtype "F8"/],
-    ['bad-size.safetensors', rawFile({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, Buffer.alloc(8)), /'a' \(F32, \(3\)\) needs 12 bytes but data_offsets \[0, 8\] hold 8/],
+    [
+      'bad-dtype.safetensors',
+      rawFile({ a: { dtype: 'F8', shape: [1], data_offsets: [0, 1] } }, Buffer.alloc(1)),
+      /'a' has unsupported dtype "F8"/,
+    ],
+    [
+      'bad-size.safetensors',
+      rawFile({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, Buffer.alloc(8)),
+      /'a' \(F32, \(3\)\) needs 12 bytes but data_offsets \[0, 8\] hold 8/,
+    ],
     [
       'overlap.safetensors',
-      rawFile({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, Buffer.alloc(12)),
+      rawFile(
+        {
+          a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+          b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] },
+        },
+        Buffer.alloc(12),
+      ),
       /'b' data_offsets \[4, 12\] overlap the previous tensor/,
     ],
-    ['gap.safetensors', rawFile({ a: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, Buffer.alloc(8)), /gap in the data before tensor 'a'/],
-    ['trailing.safetensors', rawFile({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, Buffer.alloc(8)), /data section has 8 bytes but the tensors cover 4/],
+    [
+      'gap.safetensors',
+      rawFile({ a: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, Buffer.alloc(8)),
+      /gap in the data before tensor 'a'/,
+    ],
+    [
+      'trailing.safetensors',
+      rawFile({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, Buffer.alloc(8)),
+      /data section has 8 bytes but the tensors cover 4/,
+    ],
     ['bad-meta.safetensors', rawFile({ __metadata__: { a: 1 } }, Buffer.alloc(0)), /__metadata__\.a is not a string/],
   ];
   for (const [name, bytes, re] of cases) {
@@ -119,7 +177,10 @@ test('corrupt and truncated files are refused with the file and the problem name
     const e2 = await t.throwsAsync(SafetensorsFile.open(file), { instanceOf: CheckpointError }, `lazy ${name}`);
     t.regex(e2!.message, re, `lazy ${name}`);
   }
-  await t.throwsAsync(readSafetensors(join(dir, 'missing.safetensors')), { instanceOf: CheckpointError, message: /missing\.safetensors: cannot read/ });
+  await t.throwsAsync(readSafetensors(join(dir, 'missing.safetensors')), {
+    instanceOf: CheckpointError,
+    message: /missing\.safetensors: cannot read/,
+  });
 });
 
 test('f16 and bf16 conversions round to nearest even', (t) => {

@@ -20,7 +20,16 @@ const expected = JSON.parse(await readFile(join(fx, 'expected.json'), 'utf8')) a
   legacy: Record<string, Expect>;
   small: Record<string, Expect>;
 };
-const DT: Record<string, string> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16', float64: 'F64', int64: 'I64', int32: 'I32', uint8: 'U8', bool: 'BOOL' };
+const DT: Record<string, string> = {
+  float32: 'F32',
+  float16: 'F16',
+  bfloat16: 'BF16',
+  float64: 'F64',
+  int64: 'I64',
+  int32: 'I32',
+  uint8: 'U8',
+  bool: 'BOOL',
+};
 const SENTINEL = '/tmp/carzero-weights-evil-sentinel';
 
 let dir = '';
@@ -50,7 +59,11 @@ test('mixed.ckpt: every dtype, scalar, empty, strided and shared-storage tensors
     const got = ck.stateDict.get(k)!;
     t.is(got.dtype, DT[want.dtype!] as WeightDType, k);
     t.deepEqual(got.shape, want.shape, k);
-    t.is(got.data.length, want.values.length * { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, U8: 1, BOOL: 1 }[got.dtype as 'F32'], `${k} bytes`);
+    t.is(
+      got.data.length,
+      want.values.length * { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, U8: 1, BOOL: 1 }[got.dtype as 'F32'],
+      `${k} bytes`,
+    );
     close(t, toFloat32(got), want.values, k);
   }
   t.is(ck.other.epoch, 3);
@@ -130,7 +143,10 @@ test('truncated and non-checkpoint files are refused with the file named', async
     }
   }
   // A storage record cut short inside an otherwise intact archive: caught when read.
-  await t.throwsAsync(TorchCheckpoint.open(join(dir, 'nope.ckpt')), { instanceOf: CheckpointError, message: /nope\.ckpt: cannot read/ });
+  await t.throwsAsync(TorchCheckpoint.open(join(dir, 'nope.ckpt')), {
+    instanceOf: CheckpointError,
+    message: /nope\.ckpt: cannot read/,
+  });
 });
 
 test('evil.ckpt is refused before anything runs (os.system and eval)', async (t) => {
@@ -145,25 +161,50 @@ test('evil.ckpt is refused before anything runs (os.system and eval)', async (t)
 
 test('the unpickler refuses dangerous globals in every spelling and never calls unknown ones', (t) => {
   const interp = { resolveGlobal: () => undefined };
-  const g = (mod: string, name: string) => Buffer.concat([Buffer.from(`\x80\x02c${mod}\n${name}\n`, 'latin1'), Buffer.from(')R.', 'latin1')]);
-  for (const [mod, name] of [['os', 'system'], ['nt', 'system'], ['subprocess', 'Popen'], ['builtins', 'exec'], ['builtins', 'getattr'], ['shutil', 'rmtree'], ['importlib.util', 'find_spec'], ['webbrowser', 'open']])
-    t.throws(() => unpickle(g(mod!, name!), interp, { file: 'x.pkl' }), { instanceOf: UnsafePickleError, message: new RegExp(`x\\.pkl: refused: the pickle calls ${mod}\\.${name}`) });
+  const g = (mod: string, name: string) =>
+    Buffer.concat([Buffer.from(`\x80\x02c${mod}\n${name}\n`, 'latin1'), Buffer.from(')R.', 'latin1')]);
+  for (const [mod, name] of [
+    ['os', 'system'],
+    ['nt', 'system'],
+    ['subprocess', 'Popen'],
+    ['builtins', 'exec'],
+    ['builtins', 'getattr'],
+    ['shutil', 'rmtree'],
+    ['importlib.util', 'find_spec'],
+    ['webbrowser', 'open'],
+  ])
+    t.throws(() => unpickle(g(mod!, name!), interp, { file: 'x.pkl' }), {
+      instanceOf: UnsafePickleError,
+      message: new RegExp(`x\\.pkl: refused: the pickle calls ${mod}\\.${name}`),
+    });
   // STACK_GLOBAL spelling (protocol 4)
-  t.throws(() => unpickle(g('__builtin__', 'exec'), interp, { file: 'x.pkl' }), { instanceOf: UnsafePickleError, message: /calls builtins\.exec/ });
+  t.throws(() => unpickle(g('__builtin__', 'exec'), interp, { file: 'x.pkl' }), {
+    instanceOf: UnsafePickleError,
+    message: /calls builtins\.exec/,
+  });
   const sg = Buffer.from('\x80\x04\x8c\x05posix\x8c\x06system\x93)R.', 'latin1');
   t.throws(() => unpickle(sg, interp, { file: 'y.pkl' }), { instanceOf: UnsafePickleError, message: /posix\.system/ });
   const inert = unpickle(g('numpy', 'frobnicate'), interp, { file: 'z.pkl' }).value as PickleObject;
   t.true(inert instanceof PickleObject);
   t.is(inert.toString(), '<numpy.frobnicate placeholder>');
   // Truncated pickle
-  t.throws(() => unpickle(Buffer.from('\x80\x02]q\x00(K\x01', 'latin1'), interp, { file: 'w.pkl' }), { instanceOf: CheckpointError, message: /w\.pkl: bad pickle at byte \d+: truncated/ });
+  t.throws(() => unpickle(Buffer.from('\x80\x02]q\x00(K\x01', 'latin1'), interp, { file: 'w.pkl' }), {
+    instanceOf: CheckpointError,
+    message: /w\.pkl: bad pickle at byte \d+: truncated/,
+  });
 });
 
 test('fixtures/tiny: both checkpoints match the index (sha256 of every tensor), hparams are placeholders', async (t) => {
   const f = join(tiny, 'carzero-tiny.ckpt');
   t.true(existsSync(f), `${f} is committed`);
-  const index = JSON.parse(await readFile(join(tiny, 'checkpoint-index.json'), 'utf8')) as Record<string, { name: string; dtype: string; shape: number[]; sha256: string }[]>;
-  for (const [file, key] of [['carzero-tiny.ckpt', 'tensors'], ['carzero-tiny-halves.ckpt', 'tensors_halves']] as const) {
+  const index = JSON.parse(await readFile(join(tiny, 'checkpoint-index.json'), 'utf8')) as Record<
+    string,
+    { name: string; dtype: string; shape: number[]; sha256: string }[]
+  >;
+  for (const [file, key] of [
+    ['carzero-tiny.ckpt', 'tensors'],
+    ['carzero-tiny-halves.ckpt', 'tensors_halves'],
+  ] as const) {
     const ck = await loadTorchCheckpoint(join(tiny, file));
     const want = index[key]!;
     t.is(ck.stateDict.size, want.length, file);
@@ -178,14 +219,19 @@ test('fixtures/tiny: both checkpoints match the index (sha256 of every tensor), 
       t.is(createHash('sha256').update(got.data).digest('hex'), w.sha256, `${file} ${w.name} bytes`);
     }
     const hp = ck.hyperParameters as PickleObject;
-    t.true(hp instanceof PickleObject && hp.module === 'omegaconf.dictconfig' && hp.name === 'DictConfig', `${file} hyper_parameters`);
+    t.true(
+      hp instanceof PickleObject && hp.module === 'omegaconf.dictconfig' && hp.name === 'DictConfig',
+      `${file} hyper_parameters`,
+    );
   }
 });
 
 test('fixtures/tiny/evil: every malicious file is refused and no marker appears', async (t) => {
   const d = join(tiny, 'evil');
   t.true(existsSync(d), `${d} is committed`);
-  const files = Object.keys((JSON.parse(await readFile(join(d, 'index.json'), 'utf8')) as { files: Record<string, string> }).files);
+  const files = Object.keys(
+    (JSON.parse(await readFile(join(d, 'index.json'), 'utf8')) as { files: Record<string, string> }).files,
+  );
   t.true(files.length >= 9);
   for (const f of files) {
     const e = await t.throwsAsync(TorchCheckpoint.open(join(d, f)), { instanceOf: UnsafePickleError }, f);

@@ -21,17 +21,28 @@ test('20 rounds of two workers classifying, one terminated mid-run: no crash, sa
   const env = { ...process.env, MALLOC_ARENA_MAX: '2' };
   const args = ['--expose-gc', '--no-warnings', script, dir, promptsFile, '20', '2', ...batch];
   const { stdout } = await run(process.execPath, args, { env, maxBuffer: 1 << 24, timeout: 240_000 });
-  const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const lines = stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   t.deepEqual(lines.at(-1), { done: true });
   const all = lines.filter((l) => 'round' in l) as { round: number; rss: number; ok: boolean; warmup: boolean }[];
   t.is(all.length, 22);
-  t.true(all.every((r) => r.ok), 'the surviving worker scored as the main thread did, warm-up rounds included');
+  t.true(
+    all.every((r) => r.ok),
+    'the surviving worker scored as the main thread did, warm-up rounds included',
+  );
   const rounds = all.filter((r) => !r.warmup);
   t.is(rounds.length, 20);
-  t.true(rounds.every((r) => r.ok), 'the surviving worker scored as the main thread did');
+  t.true(
+    rounds.every((r) => r.ok),
+    'the surviving worker scored as the main thread did',
+  );
   const first = rounds[0].rss;
   const last = rounds.at(-1)!.rss;
-  t.log(`RSS after round 1: ${(first / 2 ** 20).toFixed(0)} MiB, after round 20: ${(last / 2 ** 20).toFixed(0)} MiB (${((last / first - 1) * 100).toFixed(1)} %)`);
+  t.log(
+    `RSS after round 1: ${(first / 2 ** 20).toFixed(0)} MiB, after round 20: ${(last / 2 ** 20).toFixed(0)} MiB (${((last / first - 1) * 100).toFixed(1)} %)`,
+  );
   t.log(`RSS per round (MiB): ${rounds.map((r) => (r.rss / 2 ** 20).toFixed(1)).join(' ')}`);
   t.true(last <= first * 1.1, `RSS grew from ${first} to ${last}`);
 });

@@ -8,7 +8,9 @@ import { convertCheckpoint } from '../src/weights/convert.js';
 export const tiny = join(packageRoot, 'test', 'fixtures', 'tiny');
 export const bin = join(packageRoot, 'dist', 'cli', 'main.js');
 export const batchNames = ['grey8_tall_quirk', 'grey16_tall', 'rgb_wide', 'colour'];
-export const batch = ['grey8_tall_quirk.png', 'grey16_tall.png', 'rgb_wide.png', 'colour.jpg'].map((f) => join(tiny, 'images', f));
+export const batch = ['grey8_tall_quirk.png', 'grey16_tall.png', 'rgb_wide.png', 'colour.jpg'].map((f) =>
+  join(tiny, 'images', f),
+);
 export const promptsFile = join(tiny, 'text', 'prompts.json');
 
 export function f32(file: string): Float32Array {
@@ -16,7 +18,8 @@ export function f32(file: string): Float32Array {
   return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 }
 export const refScore = f32('outputs/score.f32'); // (4, 14)
-export const classes = (JSON.parse(readFileSync(join(tiny, 'outputs', 'index.json'), 'utf8')) as { classes: string[] }).classes;
+export const classes = (JSON.parse(readFileSync(join(tiny, 'outputs', 'index.json'), 'utf8')) as { classes: string[] })
+  .classes;
 export const Q = classes.length;
 
 /** Within 1e-5 + 1e-4 |ref| (the classify golden test's tolerance)? Returns the worst ratio. */
@@ -30,6 +33,12 @@ export async function tinyModel(): Promise<{ dir: string; work: string }> {
   const work = mkdtempSync(join(tmpdir(), 'carzero-zs-'));
   const dir = join(work, 'model');
   const cfg = JSON.parse(readFileSync(join(tiny, 'config.json'), 'utf8'));
-  await convertCheckpoint({ checkpoint: join(tiny, 'carzero-tiny.ckpt'), textModel: join(tiny, 'bert-tiny'), out: dir, vitHeads: cfg.vision.heads, headHeads: cfg.head.heads });
+  await convertCheckpoint({
+    checkpoint: join(tiny, 'carzero-tiny.ckpt'),
+    textModel: join(tiny, 'bert-tiny'),
+    out: dir,
+    vitHeads: cfg.vision.heads,
+    headHeads: cfg.head.heads,
+  });
   return { dir, work };
 }

@@ -34,7 +34,12 @@ test('classify reproduces the reference scores; classes in prompt order', async 
 
 test('paths, Buffers and preprocessed pixels give the same scores; names as documented', async (t) => {
   const pixels = f32(`images/ref/${batchNames[2]}.x224.f32`);
-  const inputs: ImageInput[] = [batch[0], readFileSync(batch[1]), { pixels, name: 'rgb' }, { pixels: f32(`images/ref/${batchNames[3]}.x224.f32`) }];
+  const inputs: ImageInput[] = [
+    batch[0],
+    readFileSync(batch[1]),
+    { pixels, name: 'rgb' },
+    { pixels: f32(`images/ref/${batchNames[3]}.x224.f32`) },
+  ];
   const r = await model.classify({ images: inputs, prompts, batchSize: 3, ...quiet });
   t.deepEqual(r.images, [batch[0], '<buffer #1>', 'rgb', '<pixels #3>']);
   const flat = new Float32Array(4 * Q);
@@ -43,9 +48,17 @@ test('paths, Buffers and preprocessed pixels give the same scores; names as docu
 });
 
 test('unreadable, corrupt, non-image and missing inputs are skipped per item, in input order; the rest is scored', async (t) => {
-  const inputs: ImageInput[] = [batch[0], '/nonexistent/x.png', Buffer.from('not an image at all'), readFileSync(batch[1]).subarray(0, 80), { pixels: new Float32Array(10), name: 'short' }, batch[3]];
+  const inputs: ImageInput[] = [
+    batch[0],
+    '/nonexistent/x.png',
+    Buffer.from('not an image at all'),
+    readFileSync(batch[1]).subarray(0, 80),
+    { pixels: new Float32Array(10), name: 'short' },
+    batch[3],
+  ];
   const seen: (string | number)[] = [];
-  for await (const r of model.classifyStream({ images: inputs, prompts, batchSize: 2, ...quiet })) seen.push(isSkipped(r) ? `skip:${r.index}` : r.index);
+  for await (const r of model.classifyStream({ images: inputs, prompts, batchSize: 2, ...quiet }))
+    seen.push(isSkipped(r) ? `skip:${r.index}` : r.index);
   t.deepEqual(seen, [0, 'skip:1', 'skip:2', 'skip:3', 'skip:4', 5]);
   const r = await model.classify({ images: inputs, prompts, batchSize: 2, ...quiet });
   t.is(r.scores.length, 2);
@@ -69,7 +82,11 @@ test('precomputed prompt embeddings (embedTexts(prompts)) are reusable and give 
 
 test('a prompt that cleans to nothing gets a warning naming the class and is still scored', async (t) => {
   const warnings: string[] = [];
-  const r = await model.classify({ images: [batch[0]], prompts: { Effusion: 'Effusion', Edema: 'There is edema' }, onWarning: (w) => warnings.push(w) });
+  const r = await model.classify({
+    images: [batch[0]],
+    prompts: { Effusion: 'Effusion', Edema: 'There is edema' },
+    onWarning: (w) => warnings.push(w),
+  });
   t.is(warnings.length, 1);
   t.regex(warnings[0], /"Effusion".*cleans to the empty string/);
   t.true(Number.isFinite(r.scores[0][0]));
@@ -89,7 +106,14 @@ test('async iterables stream with bounded read-ahead, progress per batch', async
     }
   }
   const progress: number[] = [];
-  for await (const r of model.classifyStream({ images: source(), prompts, batchSize: 4, concurrency: 6, onProgress: (p) => progress.push(p.done), ...quiet })) {
+  for await (const r of model.classifyStream({
+    images: source(),
+    prompts,
+    batchSize: 4,
+    concurrency: 6,
+    onProgress: (p) => progress.push(p.done),
+    ...quiet,
+  })) {
     t.false(isSkipped(r));
     t.is(r.index, yielded);
     yielded++;
@@ -108,13 +132,23 @@ test('abort: rejects with an AbortError, stops pulling inputs', async (t) => {
       yield batch[i % 4];
     }
   }
-  const p = model.classify({ images: source(), prompts, batchSize: 4, concurrency: 4, signal: controller.signal, onProgress: (e) => e.done >= 8 && controller.abort(), ...quiet });
+  const p = model.classify({
+    images: source(),
+    prompts,
+    batchSize: 4,
+    concurrency: 4,
+    signal: controller.signal,
+    onProgress: (e) => e.done >= 8 && controller.abort(),
+    ...quiet,
+  });
   const e = (await t.throwsAsync(p, { any: true })) as Error | undefined;
   t.true(e instanceof DOMException);
   t.is(e!.name, 'AbortError');
   t.true(pulled < 30, `pulled ${pulled}`);
   // already aborted: rejects at once
-  const e2 = (await t.throwsAsync(model.classify({ images: batch, prompts, signal: AbortSignal.abort(), ...quiet }), { any: true })) as Error | undefined;
+  const e2 = (await t.throwsAsync(model.classify({ images: batch, prompts, signal: AbortSignal.abort(), ...quiet }), {
+    any: true,
+  })) as Error | undefined;
   t.is(e2!.name, 'AbortError');
   // the model still works afterwards
   t.is((await model.classify({ images: [batch[0]], prompts, ...quiet })).scores.length, 1);
@@ -131,17 +165,44 @@ test('breaking out of classifyStream early cleans up', async (t) => {
 
 test('API misuse: TypeError/RangeError naming the argument', async (t) => {
   await t.throwsAsync(model.classify(null as never), { instanceOf: TypeError, message: /options/ });
-  await t.throwsAsync(model.classify({ images: 'a.png' as never, prompts }), { instanceOf: TypeError, message: /images/ });
+  await t.throwsAsync(model.classify({ images: 'a.png' as never, prompts }), {
+    instanceOf: TypeError,
+    message: /images/,
+  });
   await t.throwsAsync(model.classify({ images: batch, prompts: {} }), { instanceOf: RangeError, message: /prompts/ });
-  await t.throwsAsync(model.classify({ images: batch, prompts: { A: 3 } as never }), { instanceOf: TypeError, message: /prompts\["A"\]/ });
-  await t.throwsAsync(model.classify({ images: batch, prompts, batchSize: 0 }), { instanceOf: RangeError, message: /batchSize/ });
-  await t.throwsAsync(model.classify({ images: batch, prompts, concurrency: 1.5 }), { instanceOf: RangeError, message: /concurrency/ });
-  await t.throwsAsync(model.classify({ images: batch, prompts, signal: {} as never }), { instanceOf: TypeError, message: /signal/ });
-  await t.throwsAsync(model.classify({ images: [batch[0], 42 as never], prompts, ...quiet }), { instanceOf: TypeError, message: /images\[1\]/ });
+  await t.throwsAsync(model.classify({ images: batch, prompts: { A: 3 } as never }), {
+    instanceOf: TypeError,
+    message: /prompts\["A"\]/,
+  });
+  await t.throwsAsync(model.classify({ images: batch, prompts, batchSize: 0 }), {
+    instanceOf: RangeError,
+    message: /batchSize/,
+  });
+  await t.throwsAsync(model.classify({ images: batch, prompts, concurrency: 1.5 }), {
+    instanceOf: RangeError,
+    message: /concurrency/,
+  });
+  await t.throwsAsync(model.classify({ images: batch, prompts, signal: {} as never }), {
+    instanceOf: TypeError,
+    message: /signal/,
+  });
+  await t.throwsAsync(model.classify({ images: [batch[0], 42 as never], prompts, ...quiet }), {
+    instanceOf: TypeError,
+    message: /images\[1\]/,
+  });
   using texts = await model.embedTexts(['a b c', 'd e f']);
-  await t.throwsAsync(model.classify({ images: batch, prompts: texts as never }), { instanceOf: TypeError, message: /classes/ });
-  await t.throwsAsync(model.classify({ images: batch, prompts: Object.assign(texts, { classes: ['x'] }) }), { instanceOf: RangeError, message: /classes/ });
-  await t.throwsAsync(CARZero.load(join(work, 'model'), { precision: 'fp16' as never }), { instanceOf: TypeError, message: /precision/ });
+  await t.throwsAsync(model.classify({ images: batch, prompts: texts as never }), {
+    instanceOf: TypeError,
+    message: /classes/,
+  });
+  await t.throwsAsync(model.classify({ images: batch, prompts: Object.assign(texts, { classes: ['x'] }) }), {
+    instanceOf: RangeError,
+    message: /classes/,
+  });
+  await t.throwsAsync(CARZero.load(join(work, 'model'), { precision: 'fp16' as never }), {
+    instanceOf: TypeError,
+    message: /precision/,
+  });
 });
 
 test('tf32 is accepted (fp32 kernels on CPU: identical scores); embedImages takes pixels', async (t) => {

@@ -27,7 +27,19 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const DIST = resolve(HERE, '..', '..', 'dist', 'index.js');
 
 function parseArgs(argv) {
-  const o = { model: undefined, device: 'cuda', batches: [256], texts: 14, precisions: ['fp32', 'bf16'], reps: 10, warmup: 2, maxImages: undefined, images: undefined, e2eBatch: 64, json: undefined };
+  const o = {
+    model: undefined,
+    device: 'cuda',
+    batches: [256],
+    texts: 14,
+    precisions: ['fp32', 'bf16'],
+    reps: 10,
+    warmup: 2,
+    maxImages: undefined,
+    images: undefined,
+    e2eBatch: 64,
+    json: undefined,
+  };
   const val = (i) => {
     if (i + 1 >= argv.length) throw new Error(`${argv[i]} needs a value`);
     return argv[i + 1];
@@ -41,7 +53,10 @@ function parseArgs(argv) {
     const a = argv[i];
     if (a === '--model') o.model = val(i++);
     else if (a === '--device') o.device = val(i++);
-    else if (a === '--batch') o.batches = val(i++).split(',').map((s) => int(s, '--batch'));
+    else if (a === '--batch')
+      o.batches = val(i++)
+        .split(',')
+        .map((s) => int(s, '--batch'));
     else if (a === '--texts') o.texts = int(val(i++), '--texts');
     else if (a === '--precision') o.precisions = val(i++).split(',').filter(Boolean);
     else if (a === '--reps') o.reps = int(val(i++), '--reps');
@@ -54,8 +69,10 @@ function parseArgs(argv) {
   }
   if (!o.model) throw new Error('--model DIR is required (a converted model directory)');
   if (!['cpu', 'cuda'].includes(o.device)) throw new Error(`--device must be cpu or cuda, got ${o.device}`);
-  for (const p of o.precisions) if (!['fp32', 'bf16'].includes(p)) throw new Error(`--precision: fp32 and/or bf16, got ${p}`);
-  if (o.reps < 1 || o.texts < 1 || o.batches.some((b) => b < 1)) throw new Error('--reps, --texts and --batch must be >= 1');
+  for (const p of o.precisions)
+    if (!['fp32', 'bf16'].includes(p)) throw new Error(`--precision: fp32 and/or bf16, got ${p}`);
+  if (o.reps < 1 || o.texts < 1 || o.batches.some((b) => b < 1))
+    throw new Error('--reps, --texts and --batch must be >= 1');
   return o;
 }
 
@@ -89,9 +106,11 @@ function synth(n, seed) {
   const a = new Float32Array(n);
   let s = seed >>> 0 || 1;
   for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
     s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
+    s ^= s << 5;
+    s >>>= 0;
     a[i] = (s / 4294967296) * 3 - 1.5;
   }
   return a;
@@ -125,8 +144,10 @@ try {
   const row = (r) => {
     const out = { ...r, per_s: (r.items * 1000) / r.ms_median };
     report.results.push(out);
-    console.log(`[${opt.device} ${r.precision}] ${r.what.padEnd(44)} B=${String(r.batch ?? '-').padEnd(4)} Q=${String(r.texts ?? '-').padEnd(3)} ` +
-      `median ${r.ms_median.toFixed(2).padStart(9)} ms  min ${r.ms_min.toFixed(2).padStart(9)} ms  (${out.per_s.toFixed(1)} ${r.unit})`);
+    console.log(
+      `[${opt.device} ${r.precision}] ${r.what.padEnd(44)} B=${String(r.batch ?? '-').padEnd(4)} Q=${String(r.texts ?? '-').padEnd(3)} ` +
+        `median ${r.ms_median.toFixed(2).padStart(9)} ms  min ${r.ms_min.toFixed(2).padStart(9)} ms  (${out.per_s.toFixed(1)} ${r.unit})`,
+    );
     flush();
   };
   const Q = opt.texts;
@@ -153,59 +174,109 @@ try {
 
   for (const precision of opt.precisions) {
     const tl = performance.now();
-    const m = await NativeModel.load(opt.model, { device, precision, ...(opt.maxImages ? { maxImages: opt.maxImages } : {}) });
+    const m = await NativeModel.load(opt.model, {
+      device,
+      precision,
+      ...(opt.maxImages ? { maxImages: opt.maxImages } : {}),
+    });
     report.results.push({ precision, what: 'load', ms: Math.round(performance.now() - tl) });
-    const dispose = (r) => { for (const t of Object.values(r)) t?.dispose?.(); };
+    const dispose = (r) => {
+      for (const t of Object.values(r)) t?.dispose?.();
+    };
     try {
       // embed_images at each batch
       for (const B of opt.batches) {
         const px = devPx.get(B);
-        const t = await timeIt(async () => {
-          const r = await m.embedImages(px);
-          await r.global.read();
-          dispose(r);
-        }, opt.reps, opt.warmup);
+        const t = await timeIt(
+          async () => {
+            const r = await m.embedImages(px);
+            await r.global.read();
+            dispose(r);
+          },
+          opt.reps,
+          opt.warmup,
+        );
         row({ precision, what: 'embed_images', batch: B, items: B, unit: 'images/s', ...t });
       }
       // embed_texts
-      const tt = await timeIt(async () => {
-        const r = await m.embedTexts(idsT, maskT, kindsT);
-        await r.sentence.read();
-        dispose(r);
-      }, opt.reps, opt.warmup);
+      const tt = await timeIt(
+        async () => {
+          const r = await m.embedTexts(idsT, maskT, kindsT);
+          await r.sentence.read();
+          dispose(r);
+        },
+        opt.reps,
+        opt.warmup,
+      );
       row({ precision, what: 'embed_texts (L=97)', texts: Q, items: Q, unit: 'texts/s', ...tt });
       // score and classify at the largest batch
       const B = Math.max(...opt.batches);
       const txt = await m.embedTexts(idsT, maskT, kindsT);
       const img = await m.embedImages(devPx.get(B));
       for (const attention of [false, true]) {
-        const t = await timeIt(async () => {
-          const r = await m.score(img.global, img.local, txt.sentence, txt.words, { attention });
-          await r.score.read();
-          dispose(r);
-        }, opt.reps, opt.warmup);
-        row({ precision, what: attention ? 'score with grounding maps' : 'score (both directions)', batch: B, texts: Q, items: B * Q, unit: 'pairs/s', ...t });
+        const t = await timeIt(
+          async () => {
+            const r = await m.score(img.global, img.local, txt.sentence, txt.words, { attention });
+            await r.score.read();
+            dispose(r);
+          },
+          opt.reps,
+          opt.warmup,
+        );
+        row({
+          precision,
+          what: attention ? 'score with grounding maps' : 'score (both directions)',
+          batch: B,
+          texts: Q,
+          items: B * Q,
+          unit: 'pairs/s',
+          ...t,
+        });
       }
       dispose(img);
-      const tc = await timeIt(async () => {
-        const e = await m.embedImages(devPx.get(B));
-        const r = await m.score(e.global, e.local, txt.sentence, txt.words);
-        await r.score.read();
-        dispose(r);
-        dispose(e);
-      }, opt.reps, opt.warmup);
-      row({ precision, what: `classify ${Q} prompts, model only`, batch: B, texts: Q, items: B, unit: 'images/s', ...tc });
+      const tc = await timeIt(
+        async () => {
+          const e = await m.embedImages(devPx.get(B));
+          const r = await m.score(e.global, e.local, txt.sentence, txt.words);
+          await r.score.read();
+          dispose(r);
+          dispose(e);
+        },
+        opt.reps,
+        opt.warmup,
+      );
+      row({
+        precision,
+        what: `classify ${Q} prompts, model only`,
+        batch: B,
+        texts: Q,
+        items: B,
+        unit: 'images/s',
+        ...tc,
+      });
       const hp = hostPx.get(B);
-      const th = await timeIt(async () => {
-        const px = Tensor.from(hp, [B, 3, 224, 224], { device });
-        const e = await m.embedImages(px);
-        const r = await m.score(e.global, e.local, txt.sentence, txt.words);
-        await r.score.read();
-        dispose(r);
-        dispose(e);
-        px.dispose();
-      }, opt.reps, opt.warmup);
-      row({ precision, what: `classify ${Q} prompts, host pixels`, batch: B, texts: Q, items: B, unit: 'images/s', ...th });
+      const th = await timeIt(
+        async () => {
+          const px = Tensor.from(hp, [B, 3, 224, 224], { device });
+          const e = await m.embedImages(px);
+          const r = await m.score(e.global, e.local, txt.sentence, txt.words);
+          await r.score.read();
+          dispose(r);
+          dispose(e);
+          px.dispose();
+        },
+        opt.reps,
+        opt.warmup,
+      );
+      row({
+        precision,
+        what: `classify ${Q} prompts, host pixels`,
+        batch: B,
+        texts: Q,
+        items: B,
+        unit: 'images/s',
+        ...th,
+      });
       dispose(txt);
     } finally {
       m.dispose();
@@ -213,22 +284,41 @@ try {
     // End to end through CARZero (decode + preprocess on the CPU in JS, then the device).
     if (opt.images) {
       const dir = resolve(opt.images);
-      const files = readdirSync(dir).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort().map((f) => join(dir, f));
+      const files = readdirSync(dir)
+        .filter((f) => /\.(png|jpe?g)$/i.test(f))
+        .sort()
+        .map((f) => join(dir, f));
       if (files.length === 0) report.notes.push(`--images ${dir}: no PNG/JPEG files`);
       else {
         const E = opt.e2eBatch;
         const batch = Array.from({ length: E }, (_, i) => files[i % files.length]);
         const model = await CARZero.load(opt.model, { device, precision });
         try {
-          const prompts = Array.from({ length: Q }, (_, i) => `there is ${['atelectasis', 'cardiomegaly', 'effusion', 'pleural thickening', 'calcified granuloma', 'edema', 'pneumonia'][i % 7]} in the ${['left', 'right'][i % 2]} lung`);
+          const prompts = Array.from(
+            { length: Q },
+            (_, i) =>
+              `there is ${['atelectasis', 'cardiomegaly', 'effusion', 'pleural thickening', 'calcified granuloma', 'edema', 'pneumonia'][i % 7]} in the ${['left', 'right'][i % 2]} lung`,
+          );
           const txt = await model.embedTexts(prompts);
-          const t = await timeIt(async () => {
-            const prepared = await Promise.all(batch.map((f) => model.prepareImage(f)));
-            const e = await model.embedPrepared(prepared);
-            await model.score(e, txt);
-            e[Symbol.dispose]();
-          }, Math.min(opt.reps, 3), 1);
-          row({ precision, what: `classify ${Q} prompts, end to end (files)`, batch: E, texts: Q, items: E, unit: 'images/s', ...t });
+          const t = await timeIt(
+            async () => {
+              const prepared = await Promise.all(batch.map((f) => model.prepareImage(f)));
+              const e = await model.embedPrepared(prepared);
+              await model.score(e, txt);
+              e[Symbol.dispose]();
+            },
+            Math.min(opt.reps, 3),
+            1,
+          );
+          row({
+            precision,
+            what: `classify ${Q} prompts, end to end (files)`,
+            batch: E,
+            texts: Q,
+            items: E,
+            unit: 'images/s',
+            ...t,
+          });
           txt[Symbol.dispose]();
         } finally {
           model.dispose();

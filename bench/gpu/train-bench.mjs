@@ -35,7 +35,9 @@ const batches = opt('--batches', '64,128,256').split(',').map(Number);
 const reps = Number(opt('--reps', '5'));
 const warmup = Number(opt('--warmup', '2'));
 const jsonOut = opt('--json', '');
-const recomputeModes = opt('--recompute', 'false').split(',').map((x) => x === 'true');
+const recomputeModes = opt('--recompute', 'false')
+  .split(',')
+  .map((x) => x === 'true');
 if (!modelDir) {
   console.error('usage: train-bench.mjs --model DIR [--device cuda|cpu] [--precisions ...] [--batches ...]');
   process.exit(2);
@@ -45,20 +47,38 @@ if (!args.includes('--child') && precisions.length * recomputeModes.length > 1) 
   const dir = mkdtempSync(join(tmpdir(), 'cz-train-bench-'));
   let rc = 0;
   try {
-    for (const recompute of recomputeModes) for (const precision of precisions) {
-      const out = join(dir, `${precision}-${recompute}.json`);
-      const childArgs = [fileURLToPath(import.meta.url), '--child', '--model', modelDir, '--device', device,
-        '--precisions', precision, '--recompute', String(recompute), '--batches', batches.join(','),
-        '--reps', String(reps), '--warmup', String(warmup), '--json', out];
-      const r = spawnSync(process.execPath, childArgs, { stdio: 'inherit' });
-      if (r.status !== 0) rc = 1;
-      try {
-        report.results.push(...JSON.parse(readFileSync(out, 'utf8')).results);
-      } catch {
-        report.results.push({ precision, recompute, error: `child exited with ${r.status ?? r.signal}` });
+    for (const recompute of recomputeModes)
+      for (const precision of precisions) {
+        const out = join(dir, `${precision}-${recompute}.json`);
+        const childArgs = [
+          fileURLToPath(import.meta.url),
+          '--child',
+          '--model',
+          modelDir,
+          '--device',
+          device,
+          '--precisions',
+          precision,
+          '--recompute',
+          String(recompute),
+          '--batches',
+          batches.join(','),
+          '--reps',
+          String(reps),
+          '--warmup',
+          String(warmup),
+          '--json',
+          out,
+        ];
+        const r = spawnSync(process.execPath, childArgs, { stdio: 'inherit' });
+        if (r.status !== 0) rc = 1;
+        try {
+          report.results.push(...JSON.parse(readFileSync(out, 'utf8')).results);
+        } catch {
+          report.results.push({ precision, recompute, error: `child exited with ${r.status ?? r.signal}` });
+        }
+        if (jsonOut) writeFileSync(jsonOut, `${JSON.stringify(report, null, 1)}\n`);
       }
-      if (jsonOut) writeFileSync(jsonOut, `${JSON.stringify(report, null, 1)}\n`);
-    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -70,67 +90,90 @@ const { Tokenizer } = await import(join(ROOT, 'dist', 'text', 'tokenizer.js'));
 const { Optimizer } = await import(join(ROOT, 'dist', 'train', 'optim.js'));
 
 const SENTENCES = [
-  'there is a small left pleural effusion', 'mild cardiomegaly is noted', 'no pneumothorax is seen',
-  'patchy opacity in the right lower lobe concerning for pneumonia', 'the lungs are clear',
-  'a 1 cm nodule projects over the left upper lobe', 'bibasilar atelectasis', 'healing fracture of a left rib',
+  'there is a small left pleural effusion',
+  'mild cardiomegaly is noted',
+  'no pneumothorax is seen',
+  'patchy opacity in the right lower lobe concerning for pneumonia',
+  'the lungs are clear',
+  'a 1 cm nodule projects over the left upper lobe',
+  'bibasilar atelectasis',
+  'healing fracture of a left rib',
 ];
 let seed = 12345;
-const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
 const report = { tool: 'bench/gpu/train-bench.mjs', device, model: modelDir, reps, warmup, results: [] };
 const tok = await Tokenizer.fromFile(join(modelDir, 'tokenizer.json'));
-for (const recompute of recomputeModes) for (const precision of precisions) {
-  const model = await NativeModel.load(modelDir, { device, precision: 'fp32' });
-  model.enableTraining({ seed: 1, precision, recompute });
-  const params = model.parameters();
-  const grads = model.gradients();
-  const optim = new Optimizer({ name: 'adam', lr: 5e-5, betas: [0.5, 0.999], eps: 1e-8, weight_decay: 1e-6, momentum: 0.9 }, params, grads);
-  const L = model.config.text.max_length;
-  const optimizerBytes = 2 * params.reduce((s, p) => s + p.tensor.size * 4, 0);
-  for (const n of batches) {
-    let t = null;
-    model.deviceMemory({ resetPeak: true });
-    try {
-      const px = new Float32Array(n * 224 * 224);
-      for (let i = 0; i < px.length; i++) px[i] = rnd() * 4 - 2;
-      const texts = Array.from({ length: n }, (_, i) => SENTENCES[i % SENTENCES.length]);
-      const enc = tok.encode(texts, { maxLength: L });
-      t = {
-        pixels: Tensor.from(px, [n, 1, 224, 224], { device: model.device }),
-        ids: Tensor.from(enc.ids, [n, L], { dtype: 'i32', device: model.device }),
-        mask: Tensor.from(enc.mask, [n, L], { dtype: 'u8', device: model.device }),
-        kinds: Tensor.from(enc.kinds, [n, L], { dtype: 'u8', device: model.device }),
-      };
-      const gradTensors = grads.map((g) => g.tensor);
-      let micro = 0;
-      const step = async () => {
-        model.zeroGrad();
-        const r = await model.forwardBackward({ ...t, lossScale: 1, dropout: true, step: micro++ });
-        await ops.clipGradNorm({ grads: gradTensors, maxNorm: 0.25 });
-        await optim.update(5e-5);
-        return r.loss;
-      };
-      for (let i = 0; i < warmup; i++) await step();
-      const times = [];
-      let loss = 0;
-      for (let i = 0; i < reps; i++) {
-        const t0 = performance.now();
-        loss = await step();  // awaits the device work (the loss is read back)
-        times.push(performance.now() - t0);
+for (const recompute of recomputeModes)
+  for (const precision of precisions) {
+    const model = await NativeModel.load(modelDir, { device, precision: 'fp32' });
+    model.enableTraining({ seed: 1, precision, recompute });
+    const params = model.parameters();
+    const grads = model.gradients();
+    const optim = new Optimizer(
+      { name: 'adam', lr: 5e-5, betas: [0.5, 0.999], eps: 1e-8, weight_decay: 1e-6, momentum: 0.9 },
+      params,
+      grads,
+    );
+    const L = model.config.text.max_length;
+    const optimizerBytes = 2 * params.reduce((s, p) => s + p.tensor.size * 4, 0);
+    for (const n of batches) {
+      let t = null;
+      model.deviceMemory({ resetPeak: true });
+      try {
+        const px = new Float32Array(n * 224 * 224);
+        for (let i = 0; i < px.length; i++) px[i] = rnd() * 4 - 2;
+        const texts = Array.from({ length: n }, (_, i) => SENTENCES[i % SENTENCES.length]);
+        const enc = tok.encode(texts, { maxLength: L });
+        t = {
+          pixels: Tensor.from(px, [n, 1, 224, 224], { device: model.device }),
+          ids: Tensor.from(enc.ids, [n, L], { dtype: 'i32', device: model.device }),
+          mask: Tensor.from(enc.mask, [n, L], { dtype: 'u8', device: model.device }),
+          kinds: Tensor.from(enc.kinds, [n, L], { dtype: 'u8', device: model.device }),
+        };
+        const gradTensors = grads.map((g) => g.tensor);
+        let micro = 0;
+        const step = async () => {
+          model.zeroGrad();
+          const r = await model.forwardBackward({ ...t, lossScale: 1, dropout: true, step: micro++ });
+          await ops.clipGradNorm({ grads: gradTensors, maxNorm: 0.25 });
+          await optim.update(5e-5);
+          return r.loss;
+        };
+        for (let i = 0; i < warmup; i++) await step();
+        const times = [];
+        let loss = 0;
+        for (let i = 0; i < reps; i++) {
+          const t0 = performance.now();
+          loss = await step(); // awaits the device work (the loss is read back)
+          times.push(performance.now() - t0);
+        }
+        times.sort((a, b) => a - b);
+        const ms = times[Math.floor(times.length / 2)];
+        const ws = model.workspaceBytes();
+        const peak = model.deviceMemory().peakInUse;
+        report.results.push({
+          precision,
+          recompute,
+          batch: n,
+          ms_median: ms,
+          ms_min: times[0],
+          samples_per_s: n / (ms / 1000),
+          loss,
+          workspace_bytes: ws,
+          model_peak_bytes: peak,
+          optimizer_bytes: optimizerBytes,
+        });
+        console.log(
+          `[${device} ${precision}${recompute ? ' recompute' : ''}] train step B=${n}: median ${ms.toFixed(1)} ms (${(n / (ms / 1000)).toFixed(1)} samples/s), loss ${loss.toFixed(4)}, activation workspace ${(ws / 2 ** 30).toFixed(2)} GiB, model peak ${(peak / 2 ** 30).toFixed(2)} GiB + optimizer ${(optimizerBytes / 2 ** 30).toFixed(2)} GiB`,
+        );
+      } catch (e) {
+        report.results.push({ precision, recompute, batch: n, error: String(e?.message ?? e) });
+        console.log(`[${device} ${precision}${recompute ? ' recompute' : ''}] train step B=${n}: ${e?.message ?? e}`);
+      } finally {
+        if (t) for (const x of Object.values(t)) x.dispose();
       }
-      times.sort((a, b) => a - b);
-      const ms = times[Math.floor(times.length / 2)];
-      const ws = model.workspaceBytes();
-      const peak = model.deviceMemory().peakInUse;
-      report.results.push({ precision, recompute, batch: n, ms_median: ms, ms_min: times[0], samples_per_s: n / (ms / 1000), loss, workspace_bytes: ws, model_peak_bytes: peak, optimizer_bytes: optimizerBytes });
-      console.log(`[${device} ${precision}${recompute ? ' recompute' : ''}] train step B=${n}: median ${ms.toFixed(1)} ms (${(n / (ms / 1000)).toFixed(1)} samples/s), loss ${loss.toFixed(4)}, activation workspace ${(ws / 2 ** 30).toFixed(2)} GiB, model peak ${(peak / 2 ** 30).toFixed(2)} GiB + optimizer ${(optimizerBytes / 2 ** 30).toFixed(2)} GiB`);
-    } catch (e) {
-      report.results.push({ precision, recompute, batch: n, error: String(e?.message ?? e) });
-      console.log(`[${device} ${precision}${recompute ? ' recompute' : ''}] train step B=${n}: ${e?.message ?? e}`);
-    } finally {
-      if (t) for (const x of Object.values(t)) x.dispose();
+      if (jsonOut) writeFileSync(jsonOut, `${JSON.stringify(report, null, 1)}\n`);
     }
-    if (jsonOut) writeFileSync(jsonOut, `${JSON.stringify(report, null, 1)}\n`);
+    model.dispose();
   }
-  model.dispose();
-}
 if (jsonOut) writeFileSync(jsonOut, `${JSON.stringify(report, null, 1)}\n`);

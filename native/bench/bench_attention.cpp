@@ -72,21 +72,30 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--reps") reps = std::max(1, std::atoi(next()));
-    else if (a == "--warmup") warmup = std::max(0, std::atoi(next()));
-    else if (a == "--threads") threads = std::max(1, std::atoi(next()));
-    else if (a == "--shapes") shapes = next();
-    else if (a == "--json") json = next();
+    if (a == "--reps")
+      reps = std::max(1, std::atoi(next()));
+    else if (a == "--warmup")
+      warmup = std::max(0, std::atoi(next()));
+    else if (a == "--threads")
+      threads = std::max(1, std::atoi(next()));
+    else if (a == "--shapes")
+      shapes = next();
+    else if (a == "--json")
+      json = next();
     else {
-      std::fprintf(stderr, "usage: bench_attention [--reps N] [--warmup N] [--threads N] [--shapes vit,bert,i2t,t2i] [--json FILE]\n");
+      std::fprintf(
+          stderr,
+          "usage: bench_attention [--reps N] [--warmup N] [--threads N] [--shapes vit,bert,i2t,t2i] [--json FILE]\n");
       return 2;
     }
   }
   std::vector<Shape> all = {
       {"vit", "ViT-B/16 self-attention, packed qkv", 8, 12, 197, 197, 64, true, false, false},
       {"bert", "BERT-base self-attention, packed qkv, key-padding mask", 14, 12, 97, 97, 64, true, true, false},
-      {"i2t", "head cross-attention i2t: 8 image memories (S=197) x 14 text queries, packed kv", 8, 4, 14, 197, 192, false, false, true},
-      {"t2i", "head cross-attention t2i: 14 text memories (S=98) x 8 image queries, packed kv", 14, 4, 8, 98, 192, false, false, true},
+      {"i2t", "head cross-attention i2t: 8 image memories (S=197) x 14 text queries, packed kv", 8, 4, 14, 197, 192,
+       false, false, true},
+      {"t2i", "head cross-attention t2i: 14 text memories (S=98) x 8 image queries, packed kv", 14, 4, 8, 98, 192,
+       false, false, true},
   };
   std::vector<Shape> list;
   for (const auto& s : all)
@@ -102,8 +111,8 @@ int main(int argc, char** argv) {
   const OpTable& ops = cpu_ops();
   std::printf("cpu: %s | isa %s | threads %d | reps %d | warm-up %d\n", cpu_features().brand.c_str(),
               cpu_isa_name(cpu_isa()), threads, reps, warmup);
-  std::printf("%-5s %-8s %4s %3s %4s %4s %4s %10s %10s %9s\n", "shape", "pass", "B", "NH", "Tq", "Tk",
-              "HS", "ms(med)", "ms(min)", "GFLOP/s");
+  std::printf("%-5s %-8s %4s %3s %4s %4s %4s %10s %10s %9s\n", "shape", "pass", "B", "NH", "Tq", "Tk", "HS", "ms(med)",
+              "ms(min)", "GFLOP/s");
 
   std::mt19937 rng(11);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
@@ -197,7 +206,9 @@ int main(int argc, char** argv) {
           for (int64_t c = 0; c < HS; ++c) {
             double o = 0;
             for (int64_t j = 0; j < Tk; ++j)
-              if (sc[j] > -1e299) o += std::exp(sc[j] - mx) / den * static_cast<const float*>(at.v)[b * at.v_bs + j * at.ldv + h * HS + c];
+              if (sc[j] > -1e299)
+                o +=
+                    std::exp(sc[j] - mx) / den * static_cast<const float*>(at.v)[b * at.v_bs + j * at.ldv + h * HS + c];
             const double got = out[b * at.o_bs + i * at.ldo + h * HS + c];
             max_err = std::max(max_err, std::fabs(got - o));
             max_ref = std::max(max_ref, std::fabs(o));
@@ -239,8 +250,8 @@ int main(int argc, char** argv) {
       row.ms_min = *std::min_element(t.begin(), t.end());
       row.gflops = (p == 0 ? f1 : 2.5 * f1) / (row.ms * 1e6);
       std::printf("%-5s %-8s %4lld %3lld %4lld %4lld %4lld %10.3f %10.3f %9.1f%s\n", row.shape.c_str(),
-                  row.pass.c_str(), (long long)B, (long long)NH, (long long)Tq, (long long)Tk,
-                  (long long)HS, row.ms, row.ms_min, row.gflops, ok ? "" : "  MISMATCH");
+                  row.pass.c_str(), (long long)B, (long long)NH, (long long)Tq, (long long)Tk, (long long)HS, row.ms,
+                  row.ms_min, row.gflops, ok ? "" : "  MISMATCH");
       rows.push_back(row);
     }
     rels.push_back(rel);
@@ -251,15 +262,17 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "bench_attention: cannot write %s\n", json.c_str());
       return 1;
     }
-    std::fprintf(f, "{\n  \"cpu\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"reps\": %d, \"warmup\": %d,\n  \"results\": [\n",
-                 cpu_features().brand.c_str(), cpu_isa_name(cpu_isa()), threads, reps, warmup);
+    std::fprintf(
+        f, "{\n  \"cpu\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"reps\": %d, \"warmup\": %d,\n  \"results\": [\n",
+        cpu_features().brand.c_str(), cpu_isa_name(cpu_isa()), threads, reps, warmup);
     for (size_t i = 0; i < rows.size(); ++i) {
       const Row& x = rows[i];
-      std::fprintf(f,
-                   "    {\"shape\": \"%s\", \"what\": \"%s\", \"pass\": \"%s\", \"B\": %lld, \"NH\": %lld, \"Tq\": %lld, \"Tk\": %lld, \"HS\": %lld, \"ms\": %.4f, \"ms_min\": %.4f, \"gflops\": %.3f, \"rel_err\": %.3e}%s\n",
-                   x.shape.c_str(), x.what.c_str(), x.pass.c_str(), (long long)x.B, (long long)x.NH,
-                   (long long)x.Tq, (long long)x.Tk, (long long)x.HS, x.ms, x.ms_min, x.gflops, rels[i / 2],
-                   i + 1 < rows.size() ? "," : "");
+      std::fprintf(
+          f,
+          "    {\"shape\": \"%s\", \"what\": \"%s\", \"pass\": \"%s\", \"B\": %lld, \"NH\": %lld, \"Tq\": %lld, "
+          "\"Tk\": %lld, \"HS\": %lld, \"ms\": %.4f, \"ms_min\": %.4f, \"gflops\": %.3f, \"rel_err\": %.3e}%s\n",
+          x.shape.c_str(), x.what.c_str(), x.pass.c_str(), (long long)x.B, (long long)x.NH, (long long)x.Tq,
+          (long long)x.Tk, (long long)x.HS, x.ms, x.ms_min, x.gflops, rels[i / 2], i + 1 < rows.size() ? "," : "");
     }
     std::fprintf(f, "  ],\n  \"ok\": %s\n}\n", all_ok ? "true" : "false");
     std::fclose(f);

@@ -55,9 +55,9 @@ struct Row {
   std::string note;
 };
 
-#define BENCH_CHECK(call)                                                          \
-  do {                                                                             \
-    cudaError_t e_ = (call);                                                       \
+#define BENCH_CHECK(call)                                                                     \
+  do {                                                                                        \
+    cudaError_t e_ = (call);                                                                  \
     if (e_ != cudaSuccess) throw_error(CZ_ERR_CUDA, "%s: %s", #call, cudaGetErrorString(e_)); \
   } while (0)
 
@@ -107,7 +107,10 @@ void bench_gemm(CudaBackend& be, std::vector<Row>& rows, bool quick) {
   check_cublas(api.set_stream(h, s.stream), "cublasSetStream");
   void* ws = be.alloc(32u << 20);
   if (api.set_workspace) check_cublas(api.set_workspace(h, ws, 32u << 20), "cublasSetWorkspace");
-  struct Shape { const char* name; int64_t m, n, k; };
+  struct Shape {
+    const char* name;
+    int64_t m, n, k;
+  };
   // ViT-B/16 at batch 256: 256 * 197 = 50432 token rows; nn.Linear layout (y = x W^T).
   std::vector<Shape> shapes = {{"vit.qkv 50432x2304x768", 50432, 2304, 768},
                                {"vit.fc1 50432x3072x768", 50432, 3072, 768},
@@ -132,10 +135,9 @@ void bench_gemm(CudaBackend& be, std::vector<Row>& rows, bool quick) {
       const int ct = dt == DType::F32 ? CUDA_R_32F_ : CUDA_R_16BF_;
       const float alpha = 1.0f, beta = 0.0f;
       const double ref = time_ms(s.stream, 2, iters, [&] {
-        check_cublas(api.gemm_strided_batched_ex(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)sh.n, (int)sh.m,
-                                                 (int)sh.k, &alpha, B, ct, (int)sh.k, 0, A, ct,
-                                                 (int)sh.k, 0, &beta, C, CUDA_R_32F_, (int)sh.n, 0,
-                                                 1, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+        check_cublas(api.gemm_strided_batched_ex(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)sh.n, (int)sh.m, (int)sh.k, &alpha,
+                                                 B, ct, (int)sh.k, 0, A, ct, (int)sh.k, 0, &beta, C, CUDA_R_32F_,
+                                                 (int)sh.n, 0, 1, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                      "cublasGemmStridedBatchedEx");
       });
       rows.push_back({"gemm", sh.name, "carzero(op table)", dtype_name(dt), ours, flop / ours / 1e9, ""});
@@ -156,11 +158,10 @@ struct AttnShape {
 
 void bench_attention(CudaBackend& be, std::vector<Row>& rows, bool quick) {
   CudaState& s = be.state();
-  std::vector<AttnShape> shapes = {
-      {"vit B=256 T=197 12x64", 256, 12, 197, 197, 64, false, false},
-      {"bert B=256 T=97 mask 12x64", 256, 12, 97, 97, 64, true, false},
-      {"head B=1024 Tq=1 Tk=197 shared 4x192", 1024, 4, 1, 197, 192, false, true},
-      {"head B=256 Tq=64 Tk=197 4x192", 256, 4, 64, 197, 192, false, false}};
+  std::vector<AttnShape> shapes = {{"vit B=256 T=197 12x64", 256, 12, 197, 197, 64, false, false},
+                                   {"bert B=256 T=97 mask 12x64", 256, 12, 97, 97, 64, true, false},
+                                   {"head B=1024 Tq=1 Tk=197 shared 4x192", 1024, 4, 1, 197, 192, false, true},
+                                   {"head B=256 Tq=64 Tk=197 4x192", 256, 4, 64, 197, 192, false, false}};
   for (const auto& sh : shapes) {
     const int64_t C = sh.NH * sh.HS, Bk = sh.kshared ? 1 : sh.B;
     const int64_t nq = sh.B * sh.Tq * C, nk = Bk * sh.Tk * C;
@@ -211,8 +212,8 @@ void bench_attention(CudaBackend& be, std::vector<Row>& rows, bool quick) {
           try {  // (a kernel the device cannot hold, e.g. pwide's 160 KB of shared memory on sm_86)
             const double ms2 = time_ms(s.stream, 2, iters, [&] { cuda::attention_forward(be.exec(), a); });
             const std::string plan = cuda::attention_forward_bf16_plan(be.exec(), a);
-            rows.push_back({"attention", sh.name, std::string("carzero fwd ") + kern, "bf16", ms2,
-                            fwd_flop / ms2 / 1e9, plan + " (opt-in)"});
+            rows.push_back({"attention", sh.name, std::string("carzero fwd ") + kern, "bf16", ms2, fwd_flop / ms2 / 1e9,
+                            plan + " (opt-in)"});
           } catch (const std::exception& e) {
             rows.push_back({"attention", sh.name, std::string("carzero fwd ") + kern, "bf16", 0, 0,
                             std::string("not run: ") + e.what()});
@@ -231,11 +232,10 @@ void bench_attention(CudaBackend& be, std::vector<Row>& rows, bool quick) {
       g.dout = static_cast<float*>(dout);
       g.dq = static_cast<float*>(dq), g.dk = static_cast<float*>(dk), g.dv = static_cast<float*>(dv);
       const double bms = time_ms(s.stream, 1, iters, [&] { cuda::attention_backward(be.exec(), a, g); });
-      const char* bnote = !bf ? ""
+      const char* bnote = !bf                          ? ""
                           : sh.HS == 64 && !sh.kshared ? "tensor cores, whole-sequence kernel (fp32 grads)"
                                                        : "widened to the fp32 kernel (fp32 grads)";
-      rows.push_back({"attention", sh.name, "carzero bwd", dn, bms,
-                      2.5 * fwd_flop / bms / 1e9, bnote});
+      rows.push_back({"attention", sh.name, "carzero bwd", dn, bms, 2.5 * fwd_flop / bms / 1e9, bnote});
       be.free(dout), be.free(dq), be.free(dk), be.free(dv);
       be.free(q), be.free(k), be.free(v), be.free(o), be.free(lse);
     }
@@ -270,8 +270,7 @@ void bench_vit_ops(CudaBackend& be, std::vector<Row>& rows, bool quick) {
   fill(be, wfc1, DType::BF16, F * C, 14), fill(be, wfc2, DType::BF16, C * F, 15);
   fill(be, bias, DType::F32, F, 16), fill(be, lnw, DType::F32, C, 17);
   fill(be, img, DType::F32, B * 224 * 224, 18), fill(be, pw, DType::F32, C * 256, 19);
-  auto lin = [&](const void* a, void* w, int64_t n, int64_t k, void* c, DType ct, Act act,
-                 float beta) {
+  auto lin = [&](const void* a, void* w, int64_t n, int64_t k, void* c, DType ct, Act act, float beta) {
     GemmArgs g;
     g.a_type = g.b_type = g.compute = DType::BF16;
     g.trans_b = true;
@@ -286,32 +285,38 @@ void bench_vit_ops(CudaBackend& be, std::vector<Row>& rows, bool quick) {
   at.q = qkv, at.k = static_cast<uint16_t*>(qkv) + C, at.v = static_cast<uint16_t*>(qkv) + 2 * C;
   at.ldq = at.ldk = at.ldv = 3 * C, at.q_bs = at.k_bs = at.v_bs = T * 3 * C;
   at.out = att, at.ldo = C, at.o_bs = T * C, at.scale = 0.125f;
-  struct Op { const char* name; double gbytes; std::function<void()> fn; };
+  struct Op {
+    const char* name;
+    double gbytes;
+    std::function<void()> fn;
+  };
   const double G = 1e-9;
   std::vector<Op> ops = {
-      {"add_layernorm f32->bf16 50432x768", (BT * C * 6.0) * G, [&] {
-         cuda::add_layernorm_forward(ex, nullptr, ln, DType::BF16, nullptr, nullptr, x, nullptr,
-                                     lnw, lnw, BT, C, 1e-6f); }},
+      {"add_layernorm f32->bf16 50432x768", (BT * C * 6.0) * G,
+       [&] {
+         cuda::add_layernorm_forward(ex, nullptr, ln, DType::BF16, nullptr, nullptr, x, nullptr, lnw, lnw, BT, C,
+                                     1e-6f);
+       }},
       {"gemm qkv bf16 C +bias", 0, [&] { lin(ln, wqkv, 3 * C, C, qkv, DType::BF16, Act::None, 0.0f); }},
       {"attention bf16 (tensor cores)", 0, [&] { cuda::attention_forward(ex, at); }},
       {"gemm proj f32 C beta=1 +bias", 0, [&] { lin(att, wproj, C, C, x, DType::F32, Act::None, 1.0f); }},
       {"gemm fc1 bf16 C +bias +gelu", 0, [&] { lin(ln, wfc1, F, C, h, DType::BF16, Act::Gelu, 0.0f); }},
       {"gemm fc2 f32 C beta=1 +bias", 0, [&] { lin(h, wfc2, C, F, x, DType::F32, Act::None, 1.0f); }},
-      {"patch_embed 1ch B=256 (per model, not layer)", 0, [&] {
-         cuda::patch_embed_forward(ex, patches, img, pw, bias, B, 1, 224, 224, C, 16); }},
-      {"copy2d x0 assembly (per model)", (B * P * C * 8.0) * G, [&] {
-         cuda::copy2d(ex, x + C, T * C, patches, P * C, lnw, 0, P * C, B); }},
+      {"patch_embed 1ch B=256 (per model, not layer)", 0,
+       [&] { cuda::patch_embed_forward(ex, patches, img, pw, bias, B, 1, 224, 224, C, 16); }},
+      {"copy2d x0 assembly (per model)", (B * P * C * 8.0) * G,
+       [&] { cuda::copy2d(ex, x + C, T * C, patches, P * C, lnw, 0, P * C, B); }},
   };
-  const double flop_qkv = 2.0 * BT * 3 * C * C, flop_proj = 2.0 * BT * C * C,
-               flop_fc = 2.0 * BT * F * C, flop_att = 4.0 * B * NH * T * T * HS;
+  const double flop_qkv = 2.0 * BT * 3 * C * C, flop_proj = 2.0 * BT * C * C, flop_fc = 2.0 * BT * F * C,
+               flop_att = 4.0 * B * NH * T * T * HS;
   const double flops[] = {0, flop_qkv, flop_att, flop_proj, flop_fc, flop_fc, 2.0 * B * P * C * 256, 0};
   double layer = 0;
   for (size_t i = 0; i < ops.size(); ++i) {
     const double ms = time_ms(s.stream, 2, iters, ops[i].fn);
     if (i < 6) layer += ms;
     const double rate = flops[i] ? flops[i] / ms / 1e9 : ops[i].gbytes / (ms * 1e-3);
-    rows.push_back({"vit-op", ops[i].name, "carzero", "bf16", ms, rate,
-                    flops[i] ? "TFLOP/s" : "GB/s in the TFLOP/s column"});
+    rows.push_back(
+        {"vit-op", ops[i].name, "carzero", "bf16", ms, rate, flops[i] ? "TFLOP/s" : "GB/s in the TFLOP/s column"});
   }
   const double both = time_ms(s.stream, 2, iters, [&] {
     for (int i = 0; i < 6; ++i) ops[i].fn();
@@ -330,9 +335,9 @@ void bench_vit_ops(CudaBackend& be, std::vector<Row>& rows, bool quick) {
   unsetenv("CARZERO_GEMM_NARROW");
   carzero::reload_settings();
   (void)layer;
-  for (void* p : {static_cast<void*>(x), ln, qkv, att, h, wqkv, wproj, wfc1, wfc2,
-                  static_cast<void*>(bias), static_cast<void*>(lnw), static_cast<void*>(img),
-                  static_cast<void*>(pw), static_cast<void*>(patches)})
+  for (void* p :
+       {static_cast<void*>(x), ln, qkv, att, h, wqkv, wproj, wfc1, wfc2, static_cast<void*>(bias),
+        static_cast<void*>(lnw), static_cast<void*>(img), static_cast<void*>(pw), static_cast<void*>(patches)})
     be.free(p);
 }
 
@@ -344,8 +349,10 @@ int main(int argc, char** argv) {
   bool quick = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--json" && i + 1 < argc) json = argv[++i];
-    else if (a == "--quick") quick = true;
+    if (a == "--json" && i + 1 < argc)
+      json = argv[++i];
+    else if (a == "--quick")
+      quick = true;
   }
   const carzero::CudaStatus& cs = carzero::cuda_status();
   if (!cs.available) {
@@ -367,14 +374,14 @@ int main(int argc, char** argv) {
     std::string j = "{\"device\":\"" + std::string(prop.name) + "\",\"results\":[";
     for (size_t i = 0; i < rows.size(); ++i) {
       const Row& r = rows[i];
-      std::printf("%-10s %-40s %-20s %-5s %10.4f %9.1f %s\n", r.group.c_str(), r.name.c_str(),
-                  r.impl.c_str(), r.dtype.c_str(), r.ms, r.tflops, r.note.c_str());
+      std::printf("%-10s %-40s %-20s %-5s %10.4f %9.1f %s\n", r.group.c_str(), r.name.c_str(), r.impl.c_str(),
+                  r.dtype.c_str(), r.ms, r.tflops, r.note.c_str());
       char buf[512];
       std::snprintf(buf, sizeof buf,
                     "%s{\"group\":\"%s\",\"shape\":\"%s\",\"impl\":\"%s\",\"dtype\":\"%s\","
                     "\"ms\":%.5f,\"tflops\":%.2f,\"note\":\"%s\"}",
-                    i ? "," : "", r.group.c_str(), r.name.c_str(), r.impl.c_str(), r.dtype.c_str(),
-                    r.ms, r.tflops, r.note.c_str());
+                    i ? "," : "", r.group.c_str(), r.name.c_str(), r.impl.c_str(), r.dtype.c_str(), r.ms, r.tflops,
+                    r.note.c_str());
       j += buf;
     }
     j += "]}\n";

@@ -124,9 +124,10 @@ int main(int argc, char** argv) {
           }
         const char* what = full ? "read+decode+preprocess" : "decode from memory";
         if (fast_ok)
-          std::printf("  png paths, %s, median of %d interleaved: fast %.3f ms (cpu %.3f), libpng %.3f ms "
-                      "(cpu %.3f); fast/libpng cpu %.2f\n",
-                      what, runs, median(w[0]), median(c[0]), median(w[1]), median(c[1]), median(c[0]) / median(c[1]));
+          std::printf(
+              "  png paths, %s, median of %d interleaved: fast %.3f ms (cpu %.3f), libpng %.3f ms "
+              "(cpu %.3f); fast/libpng cpu %.2f\n",
+              what, runs, median(w[0]), median(c[0]), median(w[1]), median(c[1]), median(c[0]) / median(c[1]));
         else
           std::printf("  png libpng path, %s: %.3f ms (cpu %.3f)\n", what, median(w[1]), median(c[1]));
       }

@@ -39,8 +39,7 @@ using namespace carzero;
 namespace {
 
 // cblas_sgemm(order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
-using SgemmFn = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int,
-                         float, float*, int);
+using SgemmFn = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
 using SetThreadsFn = void (*)(int);
 constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 
@@ -85,9 +84,7 @@ double median(std::vector<double> v) {
 }
 
 double now_ms() {
-  return std::chrono::duration<double, std::milli>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 // max |x - ref| / max |ref|: one number per result, independent of the output scale.
@@ -121,13 +118,19 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--shapes") shapes = next();
-    else if (a == "--reps") reps = std::max(1, std::atoi(next()));
-    else if (a == "--threads") threads = std::max(1, std::atoi(next()));
-    else if (a == "--json") json = next();
-    else if (a == "--gap-ms") gap_ms = std::max(0, std::atoi(next()));
+    if (a == "--shapes")
+      shapes = next();
+    else if (a == "--reps")
+      reps = std::max(1, std::atoi(next()));
+    else if (a == "--threads")
+      threads = std::max(1, std::atoi(next()));
+    else if (a == "--json")
+      json = next();
+    else if (a == "--gap-ms")
+      gap_ms = std::max(0, std::atoi(next()));
     else {
-      std::fprintf(stderr, "usage: bench_gemm [--shapes vit|square|all] [--reps N] [--threads N] [--json FILE] [--gap-ms N]\n");
+      std::fprintf(stderr,
+                   "usage: bench_gemm [--shapes vit|square|all] [--reps N] [--threads N] [--json FILE] [--gap-ms N]\n");
       return 2;
     }
   }
@@ -149,15 +152,14 @@ int main(int argc, char** argv) {
   ex.pool = &pool;
   const OpenBlas ob = open_openblas(threads);
   const char* obt = std::getenv("OPENBLAS_NUM_THREADS");
-  std::printf("cpu: %s | isa %s | bf16 dot %s | threads %d | reps %d | gap %d ms\n",
-              cpu_features().brand.c_str(), cpu_isa_name(cpu_isa()),
-              cpu_has_bf16_dot() ? "yes" : "no", threads, reps, gap_ms);
+  std::printf("cpu: %s | isa %s | bf16 dot %s | threads %d | reps %d | gap %d ms\n", cpu_features().brand.c_str(),
+              cpu_isa_name(cpu_isa()), cpu_has_bf16_dot() ? "yes" : "no", threads, reps, gap_ms);
   if (ob.sgemm)
     std::printf("openblas: %s (OPENBLAS_NUM_THREADS=%s)\n", ob.path.c_str(), obt ? obt : "unset");
   else
     std::printf("openblas: unavailable (%s)\n", ob.why.c_str());
-  std::printf("%-28s %-18s %9s %9s %10s %9s %9s\n", "shape", "variant", "ms", "GFLOP/s",
-              "vs OpenBLAS", "vs f32", "rel err");
+  std::printf("%-28s %-18s %9s %9s %10s %9s %9s\n", "shape", "variant", "ms", "GFLOP/s", "vs OpenBLAS", "vs f32",
+              "rel err");
 
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
@@ -195,8 +197,8 @@ int main(int argc, char** argv) {
     gbb.c = c_bb.data();
 
     auto run_ob = [&] {
-      ob.sgemm(kRowMajor, kNoTrans, s.trans_b ? kTrans : kNoTrans, (int)M, (int)N, (int)K, 1.0f,
-               a.data(), (int)K, b.data(), (int)g.ldb, 0.0f, c_ob.data(), (int)N);
+      ob.sgemm(kRowMajor, kNoTrans, s.trans_b ? kTrans : kNoTrans, (int)M, (int)N, (int)K, 1.0f, a.data(), (int)K,
+               b.data(), (int)g.ldb, 0.0f, c_ob.data(), (int)N);
     };
     struct Variant {
       const char* name;
@@ -231,8 +233,8 @@ int main(int argc, char** argv) {
       for (size_t i = 0; i < a.size(); ++i) ar[i] = bf16_to_f32(a16[i]);
       for (size_t i = 0; i < b.size(); ++i) br[i] = bf16_to_f32(b16[i]);
       ref_bf.resize(M * N);
-      ob.sgemm(kRowMajor, kNoTrans, s.trans_b ? kTrans : kNoTrans, (int)M, (int)N, (int)K, 1.0f,
-               ar.data(), (int)K, br.data(), (int)g.ldb, 0.0f, ref_bf.data(), (int)N);
+      ob.sgemm(kRowMajor, kNoTrans, s.trans_b ? kTrans : kNoTrans, (int)M, (int)N, (int)K, 1.0f, ar.data(), (int)K,
+               br.data(), (int)g.ldb, 0.0f, ref_bf.data(), (int)N);
     } else {
       // No OpenBLAS: float64 spot check of a few rows for ours f32.
       ref_f32.assign(c_ours.begin(), c_ours.end());
@@ -254,16 +256,17 @@ int main(int argc, char** argv) {
       row.ratio_openblas = t_ob > 0 ? t_ob / row.ms : 0;
       row.speedup_vs_f32 = t_f32 / row.ms;
       const std::string name = v.name;
-      if (name == "ours f32") row.err = rel_err(c_ours, ref_f32), row.ok = row.err < 1e-5;
-      else if (name == "openblas f32") row.err = 0;
+      if (name == "ours f32")
+        row.err = rel_err(c_ours, ref_f32), row.ok = row.err < 1e-5;
+      else if (name == "openblas f32")
+        row.err = 0;
       else if (!ref_bf.empty()) {
         row.err = rel_err(name.find("A f32") != std::string::npos ? c_bf : c_bb, ref_bf);
         row.ok = row.err < 1e-5;
       }
       all_ok = all_ok && row.ok;
-      std::printf("%-28s %-18s %9.2f %9.1f %10.3f %9.2f %9.1e%s\n", row.shape.c_str(),
-                  row.variant.c_str(), row.ms, row.gflops, row.ratio_openblas, row.speedup_vs_f32,
-                  row.err, row.ok ? "" : "  MISMATCH");
+      std::printf("%-28s %-18s %9.2f %9.1f %10.3f %9.2f %9.1e%s\n", row.shape.c_str(), row.variant.c_str(), row.ms,
+                  row.gflops, row.ratio_openblas, row.speedup_vs_f32, row.err, row.ok ? "" : "  MISMATCH");
       rows.push_back(row);
     }
     std::fflush(stdout);
@@ -276,8 +279,8 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::fprintf(f, "{\n  \"cpu\": \"%s\", \"isa\": \"%s\", \"bf16_dot\": %s, \"threads\": %d, \"reps\": %d,\n",
-                 cpu_features().brand.c_str(), cpu_isa_name(cpu_isa()),
-                 cpu_has_bf16_dot() ? "true" : "false", threads, reps);
+                 cpu_features().brand.c_str(), cpu_isa_name(cpu_isa()), cpu_has_bf16_dot() ? "true" : "false", threads,
+                 reps);
     std::fprintf(f, "  \"openblas\": \"%s\",\n  \"results\": [\n",
                  ob.sgemm ? ob.path.c_str() : ("unavailable: " + ob.why).c_str());
     for (size_t i = 0; i < rows.size(); ++i) {
@@ -286,8 +289,8 @@ int main(int argc, char** argv) {
                    "    {\"shape\": \"%s\", \"variant\": \"%s\", \"ms\": %.4f, \"gflops\": %.2f, "
                    "\"ratio_vs_openblas\": %.4f, \"speedup_vs_ours_f32\": %.4f, \"rel_err\": %.3g, "
                    "\"ok\": %s}%s\n",
-                   r.shape.c_str(), r.variant.c_str(), r.ms, r.gflops, r.ratio_openblas,
-                   r.speedup_vs_f32, r.err, r.ok ? "true" : "false", i + 1 < rows.size() ? "," : "");
+                   r.shape.c_str(), r.variant.c_str(), r.ms, r.gflops, r.ratio_openblas, r.speedup_vs_f32, r.err,
+                   r.ok ? "true" : "false", i + 1 < rows.size() ? "," : "");
     }
     std::fprintf(f, "  ]\n}\n");
     std::fclose(f);

@@ -51,9 +51,12 @@ int main(int argc, char** argv) {
   std::string python = "/usr/bin/python3";
   for (int i = 1; i < argc; i++) {
     const std::string a = argv[i];
-    if (a == "--reps" && i + 1 < argc) reps = std::max(7, std::atoi(argv[++i]));
-    else if (a == "--cv2") with_cv2 = true;
-    else if (a == "--python" && i + 1 < argc) python = argv[++i];
+    if (a == "--reps" && i + 1 < argc)
+      reps = std::max(7, std::atoi(argv[++i]));
+    else if (a == "--cv2")
+      with_cv2 = true;
+    else if (a == "--python" && i + 1 < argc)
+      python = argv[++i];
     else {
       std::fprintf(stderr, "usage: bench_image [--reps N >= 7] [--cv2] [--python PATH]\n");
       return 2;
@@ -72,9 +75,10 @@ int main(int argc, char** argv) {
   auto ours = [&](const char* round) {
     const Timing r = time_ms(reps, [&] { resize_area(g.data.data(), w, h, small.data(), l.width, l.height); });
     const Timing p = time_ms(reps, [&] { preprocess(g, PreprocessOptions{}, padded.data(), crop.data()); });
-    std::printf("ours %s: resize_area %dx%d -> %dx%d median %.3f ms, min %.3f ms; preprocess "
-                "(resize+pad+crop+normalise) median %.3f ms, min %.3f ms (%d runs, 1 thread)\n",
-                round, w, h, l.width, l.height, r.median, r.min, p.median, p.min, reps);
+    std::printf(
+        "ours %s: resize_area %dx%d -> %dx%d median %.3f ms, min %.3f ms; preprocess "
+        "(resize+pad+crop+normalise) median %.3f ms, min %.3f ms (%d runs, 1 thread)\n",
+        round, w, h, l.width, l.height, r.median, r.min, p.median, p.min, reps);
     std::fflush(stdout);
   };
   ours("round 1");

@@ -38,8 +38,7 @@ inline float frand() {  // uniform in [-1, 1): xorshift64
   return static_cast<float>((g_rng >> 40) * (1.0 / 8388608.0) - 1.0);
 }
 
-void add(MemorySource& s, const std::string& n, std::vector<int64_t> shape, float scale,
-         float offset = 0) {
+void add(MemorySource& s, const std::string& n, std::vector<int64_t> shape, float scale, float offset = 0) {
   int64_t k = 1;
   for (auto x : shape) k *= x;
   std::vector<float> v(static_cast<size_t>(k));
@@ -110,9 +109,7 @@ std::shared_ptr<MemorySource> full_size_model() {
   return s;
 }
 
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 struct Timing {
   double min = 0, median = 0;
@@ -209,22 +206,39 @@ int main(int argc, char** argv) {
         if (i + 1 >= argc) throw std::runtime_error(a + " needs a value");
         return argv[++i];
       };
-      if (a == "--device") device = val();
-      else if (a == "--batch") batches = parse_list(val());
-      else if (a == "--texts") Q = std::atoll(val().c_str());
-      else if (a == "--max-images") max_images = std::atoll(val().c_str());
-      else if (a == "--warmup") warmup = std::atoi(val().c_str());
-      else if (a == "--reps") reps = std::atoi(val().c_str());
-      else if (a == "--json") json_path = val();
-      else if (a == "-h" || a == "--help") { usage(); return 0; }
-      else if (a.rfind("--", 0) == 0) throw std::runtime_error("unknown option " + a);
-      else if (positional == 0) { which = a; ++positional; }
-      else if (positional == 1) { reps = std::atoi(a.c_str()); ++positional; }
-      else throw std::runtime_error("unexpected argument " + a);
+      if (a == "--device")
+        device = val();
+      else if (a == "--batch")
+        batches = parse_list(val());
+      else if (a == "--texts")
+        Q = std::atoll(val().c_str());
+      else if (a == "--max-images")
+        max_images = std::atoll(val().c_str());
+      else if (a == "--warmup")
+        warmup = std::atoi(val().c_str());
+      else if (a == "--reps")
+        reps = std::atoi(val().c_str());
+      else if (a == "--json")
+        json_path = val();
+      else if (a == "-h" || a == "--help") {
+        usage();
+        return 0;
+      } else if (a.rfind("--", 0) == 0)
+        throw std::runtime_error("unknown option " + a);
+      else if (positional == 0) {
+        which = a;
+        ++positional;
+      } else if (positional == 1) {
+        reps = std::atoi(a.c_str());
+        ++positional;
+      } else
+        throw std::runtime_error("unexpected argument " + a);
     }
-    if (which != "both" && which != "fp32" && which != "bf16") throw std::runtime_error("precision must be fp32, bf16 or both");
+    if (which != "both" && which != "fp32" && which != "bf16")
+      throw std::runtime_error("precision must be fp32, bf16 or both");
     if (device != "cpu" && device != "cuda") throw std::runtime_error("--device must be cpu or cuda");
-    if (reps < 1 || warmup < 0 || Q < 1 || max_images < 0) throw std::runtime_error("reps, texts must be >= 1; warmup, max-images >= 0");
+    if (reps < 1 || warmup < 0 || Q < 1 || max_images < 0)
+      throw std::runtime_error("reps, texts must be >= 1; warmup, max-images >= 0");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_model: %s\n", e.what());
     usage();
@@ -236,19 +250,18 @@ int main(int argc, char** argv) {
     const DeviceType dt = device == "cuda" ? DeviceType::CUDA : DeviceType::CPU;
     std::shared_ptr<Context> ctx(Context::create(dt, 0, 0).release());
     Context& C = *ctx;
-    std::printf("bench_model: device %s, %d threads, cpu isa %s, bf16 dot %s\n", device.c_str(),
-                ctx->num_threads(), cpu_isa_name(cpu_isa()), cpu_has_bf16_dot() ? "yes" : "no");
+    std::printf("bench_model: device %s, %d threads, cpu isa %s, bf16 dot %s\n", device.c_str(), ctx->num_threads(),
+                cpu_isa_name(cpu_isa()), cpu_has_bf16_dot() ? "yes" : "no");
     if (dt == DeviceType::CUDA) {
       const CudaStatus& cs = cuda_status();
-      std::printf("bench_model: CUDA driver %d, %d device(s), cuBLAS %s\n", cs.driver_version,
-                  cs.device_count, cs.cublas_path.c_str());
+      std::printf("bench_model: CUDA driver %d, %d device(s), cuBLAS %s\n", cs.driver_version, cs.device_count,
+                  cs.cublas_path.c_str());
       notes.push_back("cuBLAS: " + cs.cublas_path);
     }
     double t0 = now();
     auto src = full_size_model();
     std::printf("random full-size weights built in %.1f s\n", now() - t0);
-    ModelConfig cfg = ModelConfig::parse(
-        "{\"format\":\"carzero-model\",\"format_version\":1}", "<bench config>");
+    ModelConfig cfg = ModelConfig::parse("{\"format\":\"carzero-model\",\"format_version\":1}", "<bench config>");
     const size_t kmax = static_cast<size_t>(std::max_element(batches.begin(), batches.end()) - batches.begin());
     const int64_t Bmax = batches[kmax];
     // Inputs (host, then on the device).
@@ -268,8 +281,8 @@ int main(int argc, char** argv) {
       for (int64_t i = n; i < L; ++i) kinds.ptr<uint8_t>()[q * L + i] = 3;
     }
     Tensor ids_d = on_device(C, ids), mask_d = on_device(C, mask), kinds_d = on_device(C, kinds);
-    auto add_row = [&](Precision p, const char* what, int64_t B, int64_t nq, const Timing& t,
-                       double items, const char* unit) {
+    auto add_row = [&](Precision p, const char* what, int64_t B, int64_t nq, const Timing& t, double items,
+                       const char* unit) {
       Row r;
       r.precision = precision_name(p);
       r.what = what;
@@ -279,9 +292,8 @@ int main(int argc, char** argv) {
       r.unit = unit;
       r.per_s = items / t.median;
       rows.push_back(r);
-      std::printf("[%s] %-34s B=%-4lld Q=%-3lld median %9.2f ms  min %9.2f ms  (%.1f %s)\n",
-                  r.precision.c_str(), what, (long long)B, (long long)nq, t.median * 1e3,
-                  t.min * 1e3, r.per_s, unit);
+      std::printf("[%s] %-34s B=%-4lld Q=%-3lld median %9.2f ms  min %9.2f ms  (%.1f %s)\n", r.precision.c_str(), what,
+                  (long long)B, (long long)nq, t.median * 1e3, t.min * 1e3, r.per_s, unit);
       std::fflush(stdout);
     };
     for (Precision p : {Precision::FP32, Precision::BF16}) {
@@ -334,17 +346,21 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "bench_model: cannot write %s\n", json_path.c_str());
       return 1;
     }
-    std::fprintf(f, "{\n \"tool\": \"bench_model\",\n \"device\": %s,\n \"cpu_isa\": %s,\n \"reps\": %d,\n \"warmup\": %d,\n \"max_images\": %lld,\n \"ok\": %s,\n \"notes\": [",
+    std::fprintf(f,
+                 "{\n \"tool\": \"bench_model\",\n \"device\": %s,\n \"cpu_isa\": %s,\n \"reps\": %d,\n \"warmup\": "
+                 "%d,\n \"max_images\": %lld,\n \"ok\": %s,\n \"notes\": [",
                  json_str(device).c_str(), json_str(cpu_isa_name(cpu_isa())).c_str(), reps, warmup,
                  (long long)max_images, failed ? "false" : "true");
     for (size_t i = 0; i < notes.size(); ++i) std::fprintf(f, "%s%s", i ? ", " : "", json_str(notes[i]).c_str());
     std::fprintf(f, "],\n \"results\": [\n");
     for (size_t i = 0; i < rows.size(); ++i) {
       const Row& r = rows[i];
-      std::fprintf(f, "  {\"precision\": %s, \"what\": %s, \"batch\": %lld, \"texts\": %lld, \"ms_median\": %.4f, \"ms_min\": %.4f, \"reps\": %d, \"per_s\": %.3f, \"unit\": %s}%s\n",
-                   json_str(r.precision).c_str(), json_str(r.what).c_str(), (long long)r.batch,
-                   (long long)r.texts, r.t.median * 1e3, r.t.min * 1e3, r.t.reps, r.per_s,
-                   json_str(r.unit).c_str(), i + 1 < rows.size() ? "," : "");
+      std::fprintf(f,
+                   "  {\"precision\": %s, \"what\": %s, \"batch\": %lld, \"texts\": %lld, \"ms_median\": %.4f, "
+                   "\"ms_min\": %.4f, \"reps\": %d, \"per_s\": %.3f, \"unit\": %s}%s\n",
+                   json_str(r.precision).c_str(), json_str(r.what).c_str(), (long long)r.batch, (long long)r.texts,
+                   r.t.median * 1e3, r.t.min * 1e3, r.t.reps, r.per_s, json_str(r.unit).c_str(),
+                   i + 1 < rows.size() ? "," : "");
     }
     std::fprintf(f, " ]\n}\n");
     std::fclose(f);

@@ -11,7 +11,7 @@ namespace carzero {
 
 using GemmFn = void (*)(Exec&, const GemmArgs&);
 
-void gemm_backward_products(Exec& ex, GemmFn gemm, const GemmArgs& fwd, const float* dz,
-                            int64_t ld_dz, int64_t stride_dz, float* da, float* db);
+void gemm_backward_products(Exec& ex, GemmFn gemm, const GemmArgs& fwd, const float* dz, int64_t ld_dz,
+                            int64_t stride_dz, float* da, float* db);
 
 }  // namespace carzero

@@ -28,10 +28,9 @@ enum class Act : int { None = 0, Relu = 1, Gelu = 2 };  // Gelu is the exact erf
 // accumulation (AVX512_BF16 where the CPU has it, an exact emulation elsewhere); compute = F16
 // rounds the operands to IEEE half (beyond 65504: +-inf, as fp16 mixed precision overflows) and
 // multiplies with fp32 accumulation (CUDA: fp16 tensor cores; CPU: the fp32 kernel on the
-// rounded values). A BF16 operand with compute = F32 is widened exactly. bias and preact are F32; C is F32, or BF16 (c_type:
-// the result rounded once to bf16, beta reading the bf16 C; no preact, so inference only).
-// When act != None and preact != null, the pre-activation value is stored there (layout of C),
-// which gemm_backward needs.
+// rounded values). A BF16 operand with compute = F32 is widened exactly. bias and preact are F32; C is F32, or BF16
+// (c_type: the result rounded once to bf16, beta reading the bf16 C; no preact, so inference only). When act != None
+// and preact != null, the pre-activation value is stored there (layout of C), which gemm_backward needs.
 struct GemmArgs {
   DType a_type = DType::F32, b_type = DType::F32, compute = DType::F32;
   bool trans_a = false, trans_b = false;
@@ -40,14 +39,14 @@ struct GemmArgs {
   int64_t lda = 0, stride_a = 0;  // stride_* = elements between consecutive batch items (0 = shared)
   const void* b = nullptr;
   int64_t ldb = 0, stride_b = 0;
-  void* c = nullptr;              // c_type: F32, or BF16 (forward only, no preact)
+  void* c = nullptr;  // c_type: F32, or BF16 (forward only, no preact)
   DType c_type = DType::F32;
   int64_t ldc = 0, stride_c = 0;
   int64_t batch = 1;
   float alpha = 1.0f, beta = 0.0f;
   const float* bias = nullptr;  // (N) or null
   Act act = Act::None;
-  float* preact = nullptr;      // (M, N) per batch item, layout of C, or null
+  float* preact = nullptr;  // (M, N) per batch item, layout of C, or null
 };
 
 // Multi-head scaled dot-product attention, self or cross.
@@ -108,25 +107,22 @@ struct OpTable {
   // dA (=, f32, layout of A), dB (+=, f32, layout of B), dbias (+=, (N)). Any may be null.
   // alpha is honoured; beta must have been 0 in the forward. F32 storage; compute F32, or BF16/F16
   // for mixed-precision training (the products round their operands, dZ included, as the forward).
-  void (*gemm_backward)(Exec&, const GemmArgs& fwd, const float* dc, float* da, float* db,
-                        float* dbias);
+  void (*gemm_backward)(Exec&, const GemmArgs& fwd, const float* dc, float* da, float* db, float* dbias);
 
   // ---- LayerNorm: out (N, C), mean/rstd (N) (nullable for inference), weight/bias (C) ----------
-  void (*layernorm_forward)(Exec&, float* out, float* mean, float* rstd, const float* inp,
-                            const float* weight, const float* bias, int64_t N, int64_t C,
-                            float eps);
+  void (*layernorm_forward)(Exec&, float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                            const float* bias, int64_t N, int64_t C, float eps);
   // dinp (=), dweight/dbias (+=). mean/rstd from the forward.
-  void (*layernorm_backward)(Exec&, float* dinp, float* dweight, float* dbias, const float* dout,
-                             const float* inp, const float* weight, const float* mean,
-                             const float* rstd, int64_t N, int64_t C);
+  void (*layernorm_backward)(Exec&, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                             const float* weight, const float* mean, const float* rstd, int64_t N, int64_t C);
 
   // Fused residual add + LayerNorm: sum = a + b (b nullable: sum = a), stored to sum_out when
   // non-null (may alias a: the residual stream updated in place); out = LayerNorm(sum) stored
   // as out_type (F32, or BF16 rounded once: a GEMM operand); mean/rstd (nullable) as above.
   // out must not alias a, b or sum_out. The backward is layernorm_backward on sum (+ add_backward).
-  void (*add_layernorm_forward)(Exec&, float* sum_out, void* out, DType out_type, float* mean,
-                                float* rstd, const float* a, const float* b, const float* weight,
-                                const float* bias, int64_t N, int64_t C, float eps);
+  void (*add_layernorm_forward)(Exec&, float* sum_out, void* out, DType out_type, float* mean, float* rstd,
+                                const float* a, const float* b, const float* weight, const float* bias, int64_t N,
+                                int64_t C, float eps);
 
   // ---- elementwise activations (n elements) ----------------------------------------------------
   void (*gelu_forward)(Exec&, float* out, const float* inp, int64_t n);
@@ -138,15 +134,14 @@ struct OpTable {
   void (*add_backward)(Exec&, float* da, float* db, const float* dout, int64_t n);
   // Strided rows: dst[r * dpitch + c] = src[r * spitch + c] (+ add[r * apitch + c] when add is
   // non-null), r < height, c < width. A pitch of 0 repeats one row (broadcast). dst may be src
-  // or add itself with the same pitch (in place); other overlaps are not allowed. One call gathers or scatters a batch of rows (token 0 of every item,
-  // the patch tokens of every item) instead of one small copy per item.
-  void (*copy2d)(Exec&, float* dst, int64_t dpitch, const float* src, int64_t spitch,
-                 const float* add, int64_t apitch, int64_t width, int64_t height);
+  // or add itself with the same pitch (in place); other overlaps are not allowed. One call gathers or scatters a batch
+  // of rows (token 0 of every item, the patch tokens of every item) instead of one small copy per item.
+  void (*copy2d)(Exec&, float* dst, int64_t dpitch, const float* src, int64_t spitch, const float* add, int64_t apitch,
+                 int64_t width, int64_t height);
 
   // ---- softmax over the last dim: inp/out (rows, cols) ----------------------------------------
   void (*softmax_forward)(Exec&, float* out, const float* inp, int64_t rows, int64_t cols);
-  void (*softmax_backward)(Exec&, float* dinp, const float* out, const float* dout, int64_t rows,
-                           int64_t cols);
+  void (*softmax_backward)(Exec&, float* dinp, const float* out, const float* dout, int64_t rows, int64_t cols);
 
   // ---- attention ----------------------------------------------------------------------------
   void (*attention_forward)(Exec&, const AttnArgs&);
@@ -154,46 +149,40 @@ struct OpTable {
   void (*attention_backward)(Exec&, const AttnArgs&, const AttnGrads&);
 
   // ---- embedding gather: out (N, C) = table[ids[i]], table (V, C); ids outside [0, V) throw ---
-  void (*embedding_forward)(Exec&, float* out, const int32_t* ids, const float* table, int64_t N,
-                            int64_t V, int64_t C);
-  void (*embedding_backward)(Exec&, float* dtable, const float* dout, const int32_t* ids,
-                             int64_t N, int64_t V, int64_t C);
+  void (*embedding_forward)(Exec&, float* out, const int32_t* ids, const float* table, int64_t N, int64_t V, int64_t C);
+  void (*embedding_backward)(Exec&, float* dtable, const float* dout, const int32_t* ids, int64_t N, int64_t V,
+                             int64_t C);
 
   // ---- patch embedding: conv ps x ps, stride ps, no padding -----------------------------------
   // img (B, Cin, H, W), weight (OC, Cin, ps, ps), bias (OC) nullable, out (B, P, OC) with
   // P = (H/ps)*(W/ps) patches in row-major order. H and W must be multiples of ps.
-  void (*patch_embed_forward)(Exec&, float* out, const float* img, const float* weight,
-                              const float* bias, int64_t B, int64_t Cin, int64_t H, int64_t W,
-                              int64_t OC, int64_t ps);
+  void (*patch_embed_forward)(Exec&, float* out, const float* img, const float* weight, const float* bias, int64_t B,
+                              int64_t Cin, int64_t H, int64_t W, int64_t OC, int64_t ps);
   // dimg (=, nullable), dweight (+=), dbias (+=, nullable).
-  void (*patch_embed_backward)(Exec&, float* dimg, float* dweight, float* dbias,
-                               const float* dout, const float* img, const float* weight,
-                               int64_t B, int64_t Cin, int64_t H, int64_t W, int64_t OC,
+  void (*patch_embed_backward)(Exec&, float* dimg, float* dweight, float* dbias, const float* dout, const float* img,
+                               const float* weight, int64_t B, int64_t Cin, int64_t H, int64_t W, int64_t OC,
                                int64_t ps);
 
   // ---- softmax cross-entropy ----------------------------------------------------------------
   // logits (R, Cc). axis = 1: each of the R rows is a distribution over Cc classes, targets (R);
   // axis = 0: each of the Cc columns is a distribution over R entries, targets (Cc) (this is
   // CE(X^T) without a transpose). losses (count) receives -log softmax[target] per distribution.
-  void (*softmax_xent_forward)(Exec&, float* losses, const float* logits, const int32_t* targets,
-                               int64_t R, int64_t Cc, int axis);
+  void (*softmax_xent_forward)(Exec&, float* losses, const float* logits, const int32_t* targets, int64_t R, int64_t Cc,
+                               int axis);
   // dlogits (=) = sum over distributions of dlosses[i] * (softmax_i - onehot_i).
   void (*softmax_xent_backward)(Exec&, float* dlogits, const float* dlosses, const float* logits,
                                 const int32_t* targets, int64_t R, int64_t Cc, int axis);
 
   // ---- optimizer and regularisation (no backward: they are not differentiated) ---------------
-  void (*adam_update)(Exec&, float* param, const float* grad, float* m, float* v, int64_t n,
-                      const AdamArgs&);
+  void (*adam_update)(Exec&, float* param, const float* grad, float* m, float* v, int64_t n, const AdamArgs&);
   // Sum of squares of x (n), in double.
   double (*sum_squares)(Exec&, const float* x, int64_t n);
   // x *= s.
   void (*scale)(Exec&, float* x, int64_t n, float s);
   // Inverted dropout with a counter-based RNG: element i is kept iff
   // uniform(seed, offset + i) >= p, kept values scaled by 1/(1-p). Same stream on every backend.
-  void (*dropout_forward)(Exec&, float* out, const float* inp, int64_t n, float p, uint64_t seed,
-                          uint64_t offset);
-  void (*dropout_backward)(Exec&, float* dinp, const float* dout, int64_t n, float p,
-                           uint64_t seed, uint64_t offset);
+  void (*dropout_forward)(Exec&, float* out, const float* inp, int64_t n, float p, uint64_t seed, uint64_t offset);
+  void (*dropout_backward)(Exec&, float* dinp, const float* dout, int64_t n, float p, uint64_t seed, uint64_t offset);
 
   // ---- dtype conversion: dst (n, dst_type) = src (n, src_type) ---------------------------------
   void (*convert)(Exec&, void* dst, DType dst_type, const void* src, DType src_type, int64_t n);

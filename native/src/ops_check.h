@@ -27,17 +27,15 @@ inline int64_t strided_span(int64_t items, int64_t bs, int64_t rows, int64_t ld,
 }
 
 // copy2d's arguments; false when there is nothing to do.
-bool check_copy2d_args(const float* dst, int64_t dpitch, const float* src, int64_t spitch,
-                       const float* add, int64_t apitch, int64_t width, int64_t height);
+bool check_copy2d_args(const float* dst, int64_t dpitch, const float* src, int64_t spitch, const float* add,
+                       int64_t apitch, int64_t width, int64_t height);
 // add_layernorm_forward's arguments; false when there is nothing to do (N == 0).
-bool check_add_layernorm_args(const char* op, const float* sum_out, const void* out,
-                              DType out_type, const float* a, const float* b, int64_t N,
-                              int64_t C, float eps);
+bool check_add_layernorm_args(const char* op, const float* sum_out, const void* out, DType out_type, const float* a,
+                              const float* b, int64_t N, int64_t C, float eps);
 // Patch-embedding geometry: non-negative sizes, ps > 0 dividing H and W.
-void check_patch_args(const char* op, int64_t B, int64_t Cin, int64_t H, int64_t W, int64_t OC,
-                      int64_t ps);
+void check_patch_args(const char* op, int64_t B, int64_t Cin, int64_t H, int64_t W, int64_t OC, int64_t ps);
 // Adam/AdamW hyperparameters and buffers; false when there is nothing to do (n == 0).
-bool check_adam_args(const char* op, const float* param, const float* grad, const float* m,
-                     const float* v, int64_t n, const AdamArgs& a);
+bool check_adam_args(const char* op, const float* param, const float* grad, const float* m, const float* v, int64_t n,
+                     const AdamArgs& a);
 
 }  // namespace carzero

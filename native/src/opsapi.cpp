@@ -51,9 +51,8 @@ ArgAt arg(size_t i, const char* name, Role role, const std::vector<DType>& dt, b
 ParamAt param(size_t i, const char* name, double def) { return {i, ParamSpec{name, def}}; }
 
 void check_at(size_t index, size_t pos, const char* what, const char* name) {
-  CZ_REQUIRE(index == pos, CZ_ERR_INTERNAL,
-             "op spec: %s '%s' is listed at position %zu but its enum index is %zu", what, name,
-             pos, index);
+  CZ_REQUIRE(index == pos, CZ_ERR_INTERNAL, "op spec: %s '%s' is listed at position %zu but its enum index is %zu",
+             what, name, pos, index);
 }
 
 std::vector<ArgSpec> args(std::initializer_list<ArgAt> list) {
@@ -91,17 +90,15 @@ GemmArgs gemm_args(const OpCall& c, size_t ia, size_t ib, size_t ic, bool ta, bo
   const Tensor& B = c.req(ib);
   const Tensor& C = c.req(ic);
   if (C.ndim() != 2 && C.ndim() != 3)
-    c.fail("argument '%s' must be 2-D (M, N) or 3-D (batch, M, N), got %s", c.arg_name(ic),
-           C.shape_str().c_str());
+    c.fail("argument '%s' must be 2-D (M, N) or 3-D (batch, M, N), got %s", c.arg_name(ic), C.shape_str().c_str());
   int64_t batch = C.ndim() == 3 ? C.size(0) : 1;
   for (size_t i : {ia, ib}) {
     const Tensor& X = c.req(i);
     if (X.ndim() == 3 && C.ndim() == 2)
-      c.fail("argument '%s' is batched %s but '%s' is not", c.arg_name(i), X.shape_str().c_str(),
-             c.arg_name(ic));
+      c.fail("argument '%s' is batched %s but '%s' is not", c.arg_name(i), X.shape_str().c_str(), c.arg_name(ic));
     if (X.ndim() == 3 && X.size(0) != batch)
-      c.fail("argument '%s' has batch %lld, '%s' has %lld", c.arg_name(i),
-             static_cast<long long>(X.size(0)), c.arg_name(ic), static_cast<long long>(batch));
+      c.fail("argument '%s' has batch %lld, '%s' has %lld", c.arg_name(i), static_cast<long long>(X.size(0)),
+             c.arg_name(ic), static_cast<long long>(batch));
     if (X.ndim() != 2 && X.ndim() != 3)
       c.fail("argument '%s' must be 2-D or 3-D, got %s", c.arg_name(i), X.shape_str().c_str());
   }
@@ -109,12 +106,12 @@ GemmArgs gemm_args(const OpCall& c, size_t ia, size_t ib, size_t ic, bool ta, bo
   int64_t M = ta ? ac : ar, K = ta ? ar : ac;
   int64_t Kb = tb ? bc : br, N = tb ? br : bc;
   if (K != Kb)
-    c.fail("inner dimensions differ: op('%s') is (%lld, %lld) but op('%s') is (%lld, %lld)",
-           c.arg_name(ia), static_cast<long long>(M), static_cast<long long>(K), c.arg_name(ib),
-           static_cast<long long>(Kb), static_cast<long long>(N));
+    c.fail("inner dimensions differ: op('%s') is (%lld, %lld) but op('%s') is (%lld, %lld)", c.arg_name(ia),
+           static_cast<long long>(M), static_cast<long long>(K), c.arg_name(ib), static_cast<long long>(Kb),
+           static_cast<long long>(N));
   if (C.size(-2) != M || C.size(-1) != N)
-    c.fail("argument '%s' must be (%lld, %lld) per batch item, got %s", c.arg_name(ic),
-           static_cast<long long>(M), static_cast<long long>(N), C.shape_str().c_str());
+    c.fail("argument '%s' must be (%lld, %lld) per batch item, got %s", c.arg_name(ic), static_cast<long long>(M),
+           static_cast<long long>(N), C.shape_str().c_str());
   GemmArgs g;
   g.a_type = A.dtype();
   g.b_type = B.dtype();
@@ -165,13 +162,15 @@ void run_gemm(Context& ctx, OpCall& c) {
 
 OpSpec gemm_spec() {
   using namespace gemm_op;
-  return {"gemm", "c = act(alpha * op(a) @ op(b) + beta * c + bias); preact keeps the pre-activation",
+  return {"gemm",
+          "c = act(alpha * op(a) @ op(b) + beta * c + bias); preact keeps the pre-activation",
           args({arg(kA, "a", I, kF32BF16), arg(kB, "b", I, kF32BF16), arg(kC, "c", IO, kF32),
                 arg(kBias, "bias", I, kF32, true), arg(kPreact, "preact", O, kF32, true)}),
           false,
           params({param(kTransA, "trans_a", 0), param(kTransB, "trans_b", 0), param(kAlpha, "alpha", 1),
                   param(kBeta, "beta", 0), param(kAct, "act", 0), param(kCompute, "compute", -1)}),
-          {}, run_gemm};
+          {},
+          run_gemm};
 }
 
 namespace gemm_backward_op {
@@ -197,14 +196,16 @@ void run_gemm_backward(Context& ctx, OpCall& c) {
 
 OpSpec gemm_backward_spec() {
   using namespace gemm_backward_op;
-  return {"gemm_backward", "da (=), db (+=), dbias (+=) of gemm",
+  return {"gemm_backward",
+          "da (=), db (+=), dbias (+=) of gemm",
           args({arg(kA, "a", I, kF32), arg(kB, "b", I, kF32), arg(kDc, "dc", I, kF32),
-                arg(kPreact, "preact", I, kF32, true), arg(kDa, "da", O, kF32, true),
-                arg(kDb, "db", IO, kF32, true), arg(kDbias, "dbias", IO, kF32, true)}),
+                arg(kPreact, "preact", I, kF32, true), arg(kDa, "da", O, kF32, true), arg(kDb, "db", IO, kF32, true),
+                arg(kDbias, "dbias", IO, kF32, true)}),
           false,
           params({param(kTransA, "trans_a", 0), param(kTransB, "trans_b", 0), param(kAlpha, "alpha", 1),
                   param(kAct, "act", 0)}),
-          {}, run_gemm_backward};
+          {},
+          run_gemm_backward};
 }
 
 // ---- LayerNorm --------------------------------------------------------------------------------
@@ -225,17 +226,20 @@ void run_layernorm_forward(Context& ctx, OpCall& c) {
   if (c.has(kRstd)) c.expect_numel(kRstd, N);
   const double eps = c.p[kEps];
   if (!(eps > 0)) c.fail("parameter 'eps' must be > 0, got %g", eps);
-  ctx.ops().layernorm_forward(ctx.exec(), c.f32(kOut), c.f32(kMean), c.f32(kRstd), c.f32(kInp),
-                              c.f32(kWeight), c.f32(kBias), N, C, static_cast<float>(eps));
+  ctx.ops().layernorm_forward(ctx.exec(), c.f32(kOut), c.f32(kMean), c.f32(kRstd), c.f32(kInp), c.f32(kWeight),
+                              c.f32(kBias), N, C, static_cast<float>(eps));
 }
 
 OpSpec layernorm_forward_spec() {
   using namespace layernorm_forward_op;
-  return {"layernorm_forward", "out = (inp - mean) * rstd * weight + bias over the last dim",
+  return {"layernorm_forward",
+          "out = (inp - mean) * rstd * weight + bias over the last dim",
           args({arg(kInp, "inp", I, kF32), arg(kWeight, "weight", I, kF32), arg(kBias, "bias", I, kF32),
-                arg(kOut, "out", O, kF32), arg(kMean, "mean", O, kF32, true),
-                arg(kRstd, "rstd", O, kF32, true)}),
-          false, params({param(kEps, "eps", 1e-5)}), {}, run_layernorm_forward};
+                arg(kOut, "out", O, kF32), arg(kMean, "mean", O, kF32, true), arg(kRstd, "rstd", O, kF32, true)}),
+          false,
+          params({param(kEps, "eps", 1e-5)}),
+          {},
+          run_layernorm_forward};
 }
 
 namespace layernorm_backward_op {
@@ -253,19 +257,21 @@ void run_layernorm_backward(Context& ctx, OpCall& c) {
   if (c.has(kDinp)) c.expect_shape(kDinp, x.shape());
   if (c.has(kDweight)) c.expect_shape(kDweight, {C});
   if (c.has(kDbias)) c.expect_shape(kDbias, {C});
-  ctx.ops().layernorm_backward(ctx.exec(), c.f32(kDinp), c.f32(kDweight), c.f32(kDbias),
-                               c.f32(kDout), c.f32(kInp), c.f32(kWeight), c.f32(kMean),
-                               c.f32(kRstd), N, C);
+  ctx.ops().layernorm_backward(ctx.exec(), c.f32(kDinp), c.f32(kDweight), c.f32(kDbias), c.f32(kDout), c.f32(kInp),
+                               c.f32(kWeight), c.f32(kMean), c.f32(kRstd), N, C);
 }
 
 OpSpec layernorm_backward_spec() {
   using namespace layernorm_backward_op;
-  return {"layernorm_backward", "dinp (=), dweight (+=), dbias (+=)",
+  return {"layernorm_backward",
+          "dinp (=), dweight (+=), dbias (+=)",
           args({arg(kDout, "dout", I, kF32), arg(kInp, "inp", I, kF32), arg(kWeight, "weight", I, kF32),
-                arg(kMean, "mean", I, kF32), arg(kRstd, "rstd", I, kF32),
-                arg(kDinp, "dinp", O, kF32, true), arg(kDweight, "dweight", IO, kF32, true),
-                arg(kDbias, "dbias", IO, kF32, true)}),
-          false, {}, {}, run_layernorm_backward};
+                arg(kMean, "mean", I, kF32), arg(kRstd, "rstd", I, kF32), arg(kDinp, "dinp", O, kF32, true),
+                arg(kDweight, "dweight", IO, kF32, true), arg(kDbias, "dbias", IO, kF32, true)}),
+          false,
+          {},
+          {},
+          run_layernorm_backward};
 }
 
 // ---- elementwise ------------------------------------------------------------------------------
@@ -277,7 +283,12 @@ enum Arg : size_t { kInp, kOut };
 OpSpec unary_forward_spec(const char* name, const char* doc,
                           void (*OpTable::*fn)(Exec&, float*, const float*, int64_t)) {
   using namespace unary_forward_op;
-  return {name, doc, args({arg(kInp, "inp", I, kF32), arg(kOut, "out", O, kF32)}), false, {}, {},
+  return {name,
+          doc,
+          args({arg(kInp, "inp", I, kF32), arg(kOut, "out", O, kF32)}),
+          false,
+          {},
+          {},
           [fn](Context& x, OpCall& c) {
             c.expect_shape(kOut, c.req(kInp).shape());
             (x.ops().*fn)(x.exec(), c.f32(kOut), c.f32(kInp), c.req(kInp).numel());
@@ -292,9 +303,12 @@ enum Arg : size_t { kInp, kDout, kDinp };
 OpSpec unary_backward_spec(const char* name, const char* doc,
                            void (*OpTable::*fn)(Exec&, float*, const float*, const float*, int64_t)) {
   using namespace unary_backward_op;
-  return {name, doc,
+  return {name,
+          doc,
           args({arg(kInp, "inp", I, kF32), arg(kDout, "dout", I, kF32), arg(kDinp, "dinp", O, kF32)}),
-          false, {}, {},
+          false,
+          {},
+          {},
           [fn](Context& x, OpCall& c) {
             c.expect_shape(kDout, c.req(kInp).shape());
             c.expect_shape(kDinp, c.req(kInp).shape());
@@ -308,8 +322,11 @@ enum Arg : size_t { kA, kB, kOut };
 
 OpSpec add_forward_spec() {
   using namespace add_forward_op;
-  return {"add_forward", "out = a + b (residual)",
-          args({arg(kA, "a", I, kF32), arg(kB, "b", I, kF32), arg(kOut, "out", O, kF32)}), false, {},
+  return {"add_forward",
+          "out = a + b (residual)",
+          args({arg(kA, "a", I, kF32), arg(kB, "b", I, kF32), arg(kOut, "out", O, kF32)}),
+          false,
+          {},
           {},
           [](Context& x, OpCall& c) {
             c.expect_shape(kB, c.req(kA).shape());
@@ -324,9 +341,12 @@ enum Arg : size_t { kDout, kDa, kDb };
 
 OpSpec add_backward_spec() {
   using namespace add_backward_op;
-  return {"add_backward", "da = db = dout (written)",
+  return {"add_backward",
+          "da = db = dout (written)",
           args({arg(kDout, "dout", I, kF32), arg(kDa, "da", O, kF32, true), arg(kDb, "db", O, kF32, true)}),
-          false, {}, {},
+          false,
+          {},
+          {},
           [](Context& x, OpCall& c) {
             if (c.has(kDa)) c.expect_shape(kDa, c.req(kDout).shape());
             if (c.has(kDb)) c.expect_shape(kDb, c.req(kDout).shape());
@@ -340,8 +360,12 @@ enum Arg : size_t { kInp, kOut };
 
 OpSpec softmax_forward_spec() {
   using namespace softmax_forward_op;
-  return {"softmax_forward", "softmax over the last dim",
-          args({arg(kInp, "inp", I, kF32), arg(kOut, "out", O, kF32)}), false, {}, {},
+  return {"softmax_forward",
+          "softmax over the last dim",
+          args({arg(kInp, "inp", I, kF32), arg(kOut, "out", O, kF32)}),
+          false,
+          {},
+          {},
           [](Context& x, OpCall& c) {
             const Tensor& t = c.req(kInp);
             if (t.ndim() < 1) c.fail("argument 'inp' must have at least one dimension");
@@ -356,23 +380,25 @@ enum Arg : size_t { kOut, kDout, kDinp };
 
 OpSpec softmax_backward_spec() {
   using namespace softmax_backward_op;
-  return {"softmax_backward", "dinp (=) from the forward's out",
+  return {"softmax_backward",
+          "dinp (=) from the forward's out",
           args({arg(kOut, "out", I, kF32), arg(kDout, "dout", I, kF32), arg(kDinp, "dinp", O, kF32)}),
-          false, {}, {},
+          false,
+          {},
+          {},
           [](Context& x, OpCall& c) {
             const Tensor& t = c.req(kOut);
             if (t.ndim() < 1) c.fail("argument 'out' must have at least one dimension");
             c.expect_shape(kDout, t.shape());
             c.expect_shape(kDinp, t.shape());
-            x.ops().softmax_backward(x.exec(), c.f32(kDinp), c.f32(kOut), c.f32(kDout), rows_of(t),
-                                     t.size(-1));
+            x.ops().softmax_backward(x.exec(), c.f32(kDinp), c.f32(kOut), c.f32(kDout), rows_of(t), t.size(-1));
           }};
 }
 
 // ---- attention --------------------------------------------------------------------------------
 // q (B, Tq, C); k, v (B, Tk, C) or (Tk, C) shared by the batch; mask (B, Tk) or (Tk) u8.
-AttnArgs attn_args(const OpCall& c, size_t iq, size_t ik, size_t iv, size_t io, size_t imask,
-                   size_t i_nh, size_t i_scale) {
+AttnArgs attn_args(const OpCall& c, size_t iq, size_t ik, size_t iv, size_t io, size_t imask, size_t i_nh,
+                   size_t i_scale) {
   const Tensor& q = c.req(iq);
   const Tensor& k = c.req(ik);
   c.req(iv);
@@ -381,14 +407,16 @@ AttnArgs attn_args(const OpCall& c, size_t iq, size_t ik, size_t iv, size_t io, 
   if (k.ndim() != 2 && k.ndim() != 3)
     c.fail("argument 'k' must be (B, Tk, C) or (Tk, C), got %s", k.shape_str().c_str());
   int64_t Tk = k.size(-2);
-  if (k.ndim() == 3) c.expect_shape(ik, {B, Tk, C});
-  else c.expect_shape(ik, {Tk, C});
+  if (k.ndim() == 3)
+    c.expect_shape(ik, {B, Tk, C});
+  else
+    c.expect_shape(ik, {Tk, C});
   c.expect_shape(iv, k.shape());
   c.expect_shape(io, q.shape());
   int64_t NH = c.iparam(i_nh, 1, 4096);
   if (C % NH != 0)
-    c.fail("parameter 'num_heads' (%lld) must divide the channels of 'q' (%lld)",
-           static_cast<long long>(NH), static_cast<long long>(C));
+    c.fail("parameter 'num_heads' (%lld) must divide the channels of 'q' (%lld)", static_cast<long long>(NH),
+           static_cast<long long>(C));
   AttnArgs a;
   a.B = B;
   a.NH = NH;
@@ -409,14 +437,15 @@ AttnArgs attn_args(const OpCall& c, size_t iq, size_t ik, size_t iv, size_t io, 
   a.o_bs = Tq * C;
   if (c.has(imask)) {
     const Tensor& m = c.req(imask);
-    if (m.ndim() == 2) c.expect_shape(imask, {B, Tk});
-    else c.expect_shape(imask, {Tk});
+    if (m.ndim() == 2)
+      c.expect_shape(imask, {B, Tk});
+    else
+      c.expect_shape(imask, {Tk});
     a.key_mask = m.ptr<uint8_t>();
     a.mask_bs = m.ndim() == 2 ? Tk : 0;
   }
   double s = c.p[i_scale];
-  a.scale = s == 0 ? static_cast<float>(1.0 / std::sqrt(static_cast<double>(a.HS)))
-                   : static_cast<float>(s);
+  a.scale = s == 0 ? static_cast<float>(1.0 / std::sqrt(static_cast<double>(a.HS))) : static_cast<float>(s);
   return a;
 }
 
@@ -437,13 +466,15 @@ void run_attention_forward(Context& ctx, OpCall& c) {
 
 OpSpec attention_forward_spec() {
   using namespace attention_forward_op;
-  return {"attention_forward",
-          "multi-head scaled dot-product attention; k/v may be (Tk, C) shared by the batch",
-          args({arg(kQ, "q", I, kF32), arg(kK, "k", I, kF32), arg(kV, "v", I, kF32),
-                arg(kOut, "out", O, kF32), arg(kMask, "mask", I, kU8, true),
-                arg(kLse, "lse", O, kF32, true), arg(kProbs, "probs", O, kF32, true)}),
-          false, params({param(kNumHeads, "num_heads", 1), param(kScale, "scale", 0)}), {},
-          run_attention_forward};
+  return {
+      "attention_forward",
+      "multi-head scaled dot-product attention; k/v may be (Tk, C) shared by the batch",
+      args({arg(kQ, "q", I, kF32), arg(kK, "k", I, kF32), arg(kV, "v", I, kF32), arg(kOut, "out", O, kF32),
+            arg(kMask, "mask", I, kU8, true), arg(kLse, "lse", O, kF32, true), arg(kProbs, "probs", O, kF32, true)}),
+      false,
+      params({param(kNumHeads, "num_heads", 1), param(kScale, "scale", 0)}),
+      {},
+      run_attention_forward};
 }
 
 namespace attention_backward_op {
@@ -470,12 +501,14 @@ void run_attention_backward(Context& ctx, OpCall& c) {
 
 OpSpec attention_backward_spec() {
   using namespace attention_backward_op;
-  return {"attention_backward", "dq, dk, dv accumulate (+=)",
-          args({arg(kQ, "q", I, kF32), arg(kK, "k", I, kF32), arg(kV, "v", I, kF32),
-                arg(kOut, "out", I, kF32), arg(kLse, "lse", I, kF32), arg(kDout, "dout", I, kF32),
-                arg(kDq, "dq", IO, kF32, true), arg(kDk, "dk", IO, kF32, true),
-                arg(kDv, "dv", IO, kF32, true), arg(kMask, "mask", I, kU8, true)}),
-          false, params({param(kNumHeads, "num_heads", 1), param(kScale, "scale", 0)}), {},
+  return {"attention_backward",
+          "dq, dk, dv accumulate (+=)",
+          args({arg(kQ, "q", I, kF32), arg(kK, "k", I, kF32), arg(kV, "v", I, kF32), arg(kOut, "out", I, kF32),
+                arg(kLse, "lse", I, kF32), arg(kDout, "dout", I, kF32), arg(kDq, "dq", IO, kF32, true),
+                arg(kDk, "dk", IO, kF32, true), arg(kDv, "dv", IO, kF32, true), arg(kMask, "mask", I, kU8, true)}),
+          false,
+          params({param(kNumHeads, "num_heads", 1), param(kScale, "scale", 0)}),
+          {},
           run_attention_backward};
 }
 
@@ -492,15 +525,19 @@ void run_embedding_forward(Context& ctx, OpCall& c) {
   std::vector<int64_t> os = ids.shape();
   os.push_back(tab.size(1));
   c.expect_shape(kOut, os);
-  ctx.ops().embedding_forward(ctx.exec(), c.f32(kOut), c.i32(kIds), c.f32(kTable), ids.numel(),
-                              tab.size(0), tab.size(1));
+  ctx.ops().embedding_forward(ctx.exec(), c.f32(kOut), c.i32(kIds), c.f32(kTable), ids.numel(), tab.size(0),
+                              tab.size(1));
 }
 
 OpSpec embedding_forward_spec() {
   using namespace embedding_forward_op;
-  return {"embedding_forward", "out[i] = table[ids[i]]",
+  return {"embedding_forward",
+          "out[i] = table[ids[i]]",
           args({arg(kIds, "ids", I, kI32), arg(kTable, "table", I, kF32), arg(kOut, "out", O, kF32)}),
-          false, {}, {}, run_embedding_forward};
+          false,
+          {},
+          {},
+          run_embedding_forward};
 }
 
 namespace embedding_backward_op {
@@ -515,15 +552,19 @@ void run_embedding_backward(Context& ctx, OpCall& c) {
   std::vector<int64_t> os = ids.shape();
   os.push_back(tab.size(1));
   c.expect_shape(kDout, os);
-  ctx.ops().embedding_backward(ctx.exec(), c.f32(kDtable), c.f32(kDout), c.i32(kIds), ids.numel(),
-                               tab.size(0), tab.size(1));
+  ctx.ops().embedding_backward(ctx.exec(), c.f32(kDtable), c.f32(kDout), c.i32(kIds), ids.numel(), tab.size(0),
+                               tab.size(1));
 }
 
 OpSpec embedding_backward_spec() {
   using namespace embedding_backward_op;
-  return {"embedding_backward", "dtable[ids[i]] += dout[i]",
+  return {"embedding_backward",
+          "dtable[ids[i]] += dout[i]",
           args({arg(kDout, "dout", I, kF32), arg(kIds, "ids", I, kI32), arg(kDtable, "dtable", IO, kF32)}),
-          false, {}, {}, run_embedding_backward};
+          false,
+          {},
+          {},
+          run_embedding_backward};
 }
 
 struct PatchGeom {
@@ -534,15 +575,14 @@ PatchGeom patch_geom(const OpCall& c, size_t iimg, size_t iw, size_t iout, size_
   const Tensor& img = c.req(iimg);
   const Tensor& w = c.req(iw);
   if (img.ndim() != 4)
-    c.fail("argument '%s' must be (B, Cin, H, W), got %s", c.arg_name(iimg),
-           img.shape_str().c_str());
+    c.fail("argument '%s' must be (B, Cin, H, W), got %s", c.arg_name(iimg), img.shape_str().c_str());
   if (w.ndim() != 4 || w.size(2) != w.size(3) || w.size(1) != img.size(1))
-    c.fail("argument '%s' must be (OC, %lld, ps, ps), got %s", c.arg_name(iw),
-           static_cast<long long>(img.size(1)), w.shape_str().c_str());
+    c.fail("argument '%s' must be (OC, %lld, ps, ps), got %s", c.arg_name(iw), static_cast<long long>(img.size(1)),
+           w.shape_str().c_str());
   PatchGeom g{img.size(0), img.size(1), img.size(2), img.size(3), w.size(0), w.size(2)};
   if (g.ps < 1 || g.H % g.ps || g.W % g.ps)
-    c.fail("image %lldx%lld is not a multiple of the patch size %lld",
-           static_cast<long long>(g.H), static_cast<long long>(g.W), static_cast<long long>(g.ps));
+    c.fail("image %lldx%lld is not a multiple of the patch size %lld", static_cast<long long>(g.H),
+           static_cast<long long>(g.W), static_cast<long long>(g.ps));
   c.expect_shape(iout, {g.B, (g.H / g.ps) * (g.W / g.ps), g.OC});
   if (c.has(ibias)) c.expect_shape(ibias, {g.OC});
   return g;
@@ -556,16 +596,20 @@ enum Arg : size_t { kImg, kWeight, kBias, kOut };
 void run_patch_embed_forward(Context& ctx, OpCall& c) {
   using namespace patch_embed_forward_op;
   PatchGeom g = patch_geom(c, kImg, kWeight, kOut, kBias);
-  ctx.ops().patch_embed_forward(ctx.exec(), c.f32(kOut), c.f32(kImg), c.f32(kWeight), c.f32(kBias),
-                                g.B, g.Cin, g.H, g.W, g.OC, g.ps);
+  ctx.ops().patch_embed_forward(ctx.exec(), c.f32(kOut), c.f32(kImg), c.f32(kWeight), c.f32(kBias), g.B, g.Cin, g.H,
+                                g.W, g.OC, g.ps);
 }
 
 OpSpec patch_embed_forward_spec() {
   using namespace patch_embed_forward_op;
-  return {"patch_embed_forward", "conv ps x ps stride ps -> (B, P, OC) patches row-major",
-          args({arg(kImg, "img", I, kF32), arg(kWeight, "weight", I, kF32),
-                arg(kBias, "bias", I, kF32, true), arg(kOut, "out", O, kF32)}),
-          false, {}, {}, run_patch_embed_forward};
+  return {"patch_embed_forward",
+          "conv ps x ps stride ps -> (B, P, OC) patches row-major",
+          args({arg(kImg, "img", I, kF32), arg(kWeight, "weight", I, kF32), arg(kBias, "bias", I, kF32, true),
+                arg(kOut, "out", O, kF32)}),
+          false,
+          {},
+          {},
+          run_patch_embed_forward};
 }
 
 namespace patch_embed_backward_op {
@@ -577,23 +621,26 @@ void run_patch_embed_backward(Context& ctx, OpCall& c) {
   PatchGeom g = patch_geom(c, kImg, kWeight, kDout, kDbias);
   c.expect_shape(kDweight, c.req(kWeight).shape());
   if (c.has(kDimg)) c.expect_shape(kDimg, c.req(kImg).shape());
-  ctx.ops().patch_embed_backward(ctx.exec(), c.f32(kDimg), c.f32(kDweight), c.f32(kDbias),
-                                 c.f32(kDout), c.f32(kImg), c.f32(kWeight), g.B, g.Cin, g.H, g.W,
-                                 g.OC, g.ps);
+  ctx.ops().patch_embed_backward(ctx.exec(), c.f32(kDimg), c.f32(kDweight), c.f32(kDbias), c.f32(kDout), c.f32(kImg),
+                                 c.f32(kWeight), g.B, g.Cin, g.H, g.W, g.OC, g.ps);
 }
 
 OpSpec patch_embed_backward_spec() {
   using namespace patch_embed_backward_op;
-  return {"patch_embed_backward", "dweight (+=), dbias (+=), dimg (=)",
+  return {"patch_embed_backward",
+          "dweight (+=), dbias (+=), dimg (=)",
           args({arg(kDout, "dout", I, kF32), arg(kImg, "img", I, kF32), arg(kWeight, "weight", I, kF32),
                 arg(kDweight, "dweight", IO, kF32), arg(kDbias, "dbias", IO, kF32, true),
                 arg(kDimg, "dimg", O, kF32, true)}),
-          false, {}, {}, run_patch_embed_backward};
+          false,
+          {},
+          {},
+          run_patch_embed_backward};
 }
 
 // ---- softmax cross-entropy ----------------------------------------------------------------------
-void xent_shapes(const OpCall& c, size_t ilog, size_t itgt, size_t iloss, size_t i_axis, int64_t* R,
-                 int64_t* Cc, int* axis) {
+void xent_shapes(const OpCall& c, size_t ilog, size_t itgt, size_t iloss, size_t i_axis, int64_t* R, int64_t* Cc,
+                 int* axis) {
   const Tensor& x = c.req(ilog);
   if (x.ndim() != 2) c.fail("argument 'logits' must be (R, Cc), got %s", x.shape_str().c_str());
   *R = x.size(0);
@@ -615,8 +662,7 @@ void run_xent_forward(Context& ctx, OpCall& c) {
   int64_t R, Cc;
   int axis;
   xent_shapes(c, kLogits, kTargets, kLosses, kAxis, &R, &Cc, &axis);
-  ctx.ops().softmax_xent_forward(ctx.exec(), c.f32(kLosses), c.f32(kLogits), c.i32(kTargets), R, Cc,
-                                 axis);
+  ctx.ops().softmax_xent_forward(ctx.exec(), c.f32(kLosses), c.f32(kLogits), c.i32(kTargets), R, Cc, axis);
   int64_t count = axis == 1 ? R : Cc;
   std::vector<float> host(static_cast<size_t>(count));
   ctx.download(c.req(kLosses), host.data(), host.size() * sizeof(float));
@@ -629,9 +675,10 @@ OpSpec xent_forward_spec() {
   using namespace xent_forward_op;
   return {"softmax_xent_forward",
           "per-distribution cross-entropy; axis 1: rows vs targets, axis 0: columns",
-          args({arg(kLogits, "logits", I, kF32), arg(kTargets, "targets", I, kI32),
-                arg(kLosses, "losses", O, kF32)}),
-          false, params({param(kAxis, "axis", 1)}), results({{kMeanLoss, "mean_loss"}}),
+          args({arg(kLogits, "logits", I, kF32), arg(kTargets, "targets", I, kI32), arg(kLosses, "losses", O, kF32)}),
+          false,
+          params({param(kAxis, "axis", 1)}),
+          results({{kMeanLoss, "mean_loss"}}),
           run_xent_forward};
 }
 
@@ -646,16 +693,20 @@ void run_xent_backward(Context& ctx, OpCall& c) {
   int axis;
   xent_shapes(c, kLogits, kTargets, kDlosses, kAxis, &R, &Cc, &axis);
   c.expect_shape(kDlogits, c.req(kLogits).shape());
-  ctx.ops().softmax_xent_backward(ctx.exec(), c.f32(kDlogits), c.f32(kDlosses), c.f32(kLogits),
-                                  c.i32(kTargets), R, Cc, axis);
+  ctx.ops().softmax_xent_backward(ctx.exec(), c.f32(kDlogits), c.f32(kDlosses), c.f32(kLogits), c.i32(kTargets), R, Cc,
+                                  axis);
 }
 
 OpSpec xent_backward_spec() {
   using namespace xent_backward_op;
-  return {"softmax_xent_backward", "dlogits (=)",
-          args({arg(kLogits, "logits", I, kF32), arg(kTargets, "targets", I, kI32),
-                arg(kDlosses, "dlosses", I, kF32), arg(kDlogits, "dlogits", O, kF32)}),
-          false, params({param(kAxis, "axis", 1)}), {}, run_xent_backward};
+  return {"softmax_xent_backward",
+          "dlogits (=)",
+          args({arg(kLogits, "logits", I, kF32), arg(kTargets, "targets", I, kI32), arg(kDlosses, "dlosses", I, kF32),
+                arg(kDlogits, "dlogits", O, kF32)}),
+          false,
+          params({param(kAxis, "axis", 1)}),
+          {},
+          run_xent_backward};
 }
 
 // ---- optimizer and regularisation ---------------------------------------------------------------
@@ -677,27 +728,25 @@ void run_adam(Context& ctx, OpCall& c) {
   a.step = c.iparam(kStep, 1, int64_t{1} << 52);
   a.decoupled = c.iparam(kDecoupled, 0, 1) != 0;
   a.grad_scale = static_cast<float>(c.p[kGradScale]);
-  if (!(a.beta1 >= 0 && a.beta1 < 1))
-    c.fail("parameter 'beta1' must be in [0, 1), got %g", c.p[kBeta1]);
-  if (!(a.beta2 >= 0 && a.beta2 < 1))
-    c.fail("parameter 'beta2' must be in [0, 1), got %g", c.p[kBeta2]);
+  if (!(a.beta1 >= 0 && a.beta1 < 1)) c.fail("parameter 'beta1' must be in [0, 1), got %g", c.p[kBeta1]);
+  if (!(a.beta2 >= 0 && a.beta2 < 1)) c.fail("parameter 'beta2' must be in [0, 1), got %g", c.p[kBeta2]);
   if (!(a.eps > 0)) c.fail("parameter 'eps' must be > 0, got %g", c.p[kEps]);
   if (!(a.lr >= 0)) c.fail("parameter 'lr' must be >= 0, got %g", c.p[kLr]);
-  ctx.ops().adam_update(ctx.exec(), c.f32(kParam), c.f32(kGrad), c.f32(kM), c.f32(kV), p.numel(),
-                        a);
+  ctx.ops().adam_update(ctx.exec(), c.f32(kParam), c.f32(kGrad), c.f32(kM), c.f32(kV), p.numel(), a);
 }
 
 OpSpec adam_spec() {
   using namespace adam_op;
-  return {"adam_update", "PyTorch Adam (L2 in gradient) or AdamW (decoupled = 1)",
+  return {"adam_update",
+          "PyTorch Adam (L2 in gradient) or AdamW (decoupled = 1)",
           args({arg(kParam, "param", IO, kF32), arg(kGrad, "grad", I, kF32), arg(kM, "m", IO, kF32),
                 arg(kV, "v", IO, kF32)}),
           false,
           params({param(kLr, "lr", 1e-3), param(kBeta1, "beta1", 0.9), param(kBeta2, "beta2", 0.999),
-                  param(kEps, "eps", 1e-8), param(kWeightDecay, "weight_decay", 0),
-                  param(kStep, "step", 1), param(kDecoupled, "decoupled", 0),
-                  param(kGradScale, "grad_scale", 1)}),
-          {}, run_adam};
+                  param(kEps, "eps", 1e-8), param(kWeightDecay, "weight_decay", 0), param(kStep, "step", 1),
+                  param(kDecoupled, "decoupled", 0), param(kGradScale, "grad_scale", 1)}),
+          {},
+          run_adam};
 }
 
 namespace sum_squares_op {
@@ -707,10 +756,13 @@ enum Result : size_t { kSum };
 
 OpSpec sum_squares_spec() {
   using namespace sum_squares_op;
-  return {"sum_squares", "sum of x^2", args({arg(kX, "x", I, kF32)}), false, {}, results({{kSum, "sum"}}),
-          [](Context& x, OpCall& c) {
-            c.results[kSum] = x.ops().sum_squares(x.exec(), c.f32(kX), c.req(kX).numel());
-          }};
+  return {"sum_squares",
+          "sum of x^2",
+          args({arg(kX, "x", I, kF32)}),
+          false,
+          {},
+          results({{kSum, "sum"}}),
+          [](Context& x, OpCall& c) { c.results[kSum] = x.ops().sum_squares(x.exec(), c.f32(kX), c.req(kX).numel()); }};
 }
 
 namespace scale_op {
@@ -720,7 +772,12 @@ enum Param : size_t { kS };
 
 OpSpec scale_spec() {
   using namespace scale_op;
-  return {"scale", "x *= s", args({arg(kX, "x", IO, kF32)}), false, params({param(kS, "s", 1)}), {},
+  return {"scale",
+          "x *= s",
+          args({arg(kX, "x", IO, kF32)}),
+          false,
+          params({param(kS, "s", 1)}),
+          {},
           [](Context& x, OpCall& c) {
             x.ops().scale(x.exec(), c.f32(kX), c.req(kX).numel(), static_cast<float>(c.p[kS]));
           }};
@@ -738,8 +795,7 @@ void run_clip_grad_norm(Context& ctx, OpCall& c) {
   double max_norm = c.p[kMaxNorm];
   if (!(max_norm > 0)) c.fail("parameter 'max_norm' must be > 0, got %g", max_norm);
   double ss = 0;
-  for (size_t i = 0; i < c.t.size(); ++i)
-    ss += ctx.ops().sum_squares(ctx.exec(), c.f32(i), c.req(i).numel());
+  for (size_t i = 0; i < c.t.size(); ++i) ss += ctx.ops().sum_squares(ctx.exec(), c.f32(i), c.req(i).numel());
   double norm = std::sqrt(ss);
   double coef = max_norm / (norm + 1e-6);
   if (coef < 1.0)
@@ -750,18 +806,20 @@ void run_clip_grad_norm(Context& ctx, OpCall& c) {
 
 OpSpec clip_grad_norm_spec() {
   using namespace clip_grad_norm_op;
-  return {"clip_grad_norm", "scale all grads so their global L2 norm <= max_norm",
-          args({arg(kGrads, "grads", IO, kF32)}), true, params({param(kMaxNorm, "max_norm", 1)}),
-          results({{kTotalNorm, "total_norm"}}), run_clip_grad_norm};
+  return {"clip_grad_norm",
+          "scale all grads so their global L2 norm <= max_norm",
+          args({arg(kGrads, "grads", IO, kF32)}),
+          true,
+          params({param(kMaxNorm, "max_norm", 1)}),
+          results({{kTotalNorm, "total_norm"}}),
+          run_clip_grad_norm};
 }
 
 void check_p(const OpCall& c, size_t i) {
   if (!(c.p[i] >= 0 && c.p[i] <= 1)) c.fail("parameter 'p' must be in [0, 1], got %g", c.p[i]);
 }
 
-uint64_t u64param(const OpCall& c, size_t i) {
-  return static_cast<uint64_t>(c.iparam(i, 0, int64_t{1} << 53));
-}
+uint64_t u64param(const OpCall& c, size_t i) { return static_cast<uint64_t>(c.iparam(i, 0, int64_t{1} << 53)); }
 
 namespace dropout_forward_op {
 enum Arg : size_t { kInp, kOut };
@@ -770,15 +828,17 @@ enum Param : size_t { kP, kSeed, kOffset };
 
 OpSpec dropout_forward_spec() {
   using namespace dropout_forward_op;
-  return {"dropout_forward", "inverted dropout with a counter-based RNG",
-          args({arg(kInp, "inp", I, kF32), arg(kOut, "out", O, kF32)}), false,
-          params({param(kP, "p", 0.1), param(kSeed, "seed", 0), param(kOffset, "offset", 0)}), {},
+  return {"dropout_forward",
+          "inverted dropout with a counter-based RNG",
+          args({arg(kInp, "inp", I, kF32), arg(kOut, "out", O, kF32)}),
+          false,
+          params({param(kP, "p", 0.1), param(kSeed, "seed", 0), param(kOffset, "offset", 0)}),
+          {},
           [](Context& x, OpCall& c) {
             check_p(c, kP);
             c.expect_shape(kOut, c.req(kInp).shape());
             x.ops().dropout_forward(x.exec(), c.f32(kOut), c.f32(kInp), c.req(kInp).numel(),
-                                    static_cast<float>(c.p[kP]), u64param(c, kSeed),
-                                    u64param(c, kOffset));
+                                    static_cast<float>(c.p[kP]), u64param(c, kSeed), u64param(c, kOffset));
           }};
 }
 
@@ -789,15 +849,17 @@ enum Param : size_t { kP, kSeed, kOffset };
 
 OpSpec dropout_backward_spec() {
   using namespace dropout_backward_op;
-  return {"dropout_backward", "dinp (=) with the forward's mask",
-          args({arg(kDout, "dout", I, kF32), arg(kDinp, "dinp", O, kF32)}), false,
-          params({param(kP, "p", 0.1), param(kSeed, "seed", 0), param(kOffset, "offset", 0)}), {},
+  return {"dropout_backward",
+          "dinp (=) with the forward's mask",
+          args({arg(kDout, "dout", I, kF32), arg(kDinp, "dinp", O, kF32)}),
+          false,
+          params({param(kP, "p", 0.1), param(kSeed, "seed", 0), param(kOffset, "offset", 0)}),
+          {},
           [](Context& x, OpCall& c) {
             check_p(c, kP);
             c.expect_shape(kDinp, c.req(kDout).shape());
             x.ops().dropout_backward(x.exec(), c.f32(kDinp), c.f32(kDout), c.req(kDout).numel(),
-                                     static_cast<float>(c.p[kP]), u64param(c, kSeed),
-                                     u64param(c, kOffset));
+                                     static_cast<float>(c.p[kP]), u64param(c, kSeed), u64param(c, kOffset));
           }};
 }
 
@@ -807,12 +869,16 @@ enum Arg : size_t { kSrc, kDst };
 
 OpSpec convert_spec() {
   using namespace convert_op;
-  return {"convert", "dst = src converted to dst's dtype",
-          args({arg(kSrc, "src", I, kAll), arg(kDst, "dst", O, kAll)}), false, {}, {},
+  return {"convert",
+          "dst = src converted to dst's dtype",
+          args({arg(kSrc, "src", I, kAll), arg(kDst, "dst", O, kAll)}),
+          false,
+          {},
+          {},
           [](Context& x, OpCall& c) {
             c.expect_shape(kDst, c.req(kSrc).shape());
-            x.ops().convert(x.exec(), c.req(kDst).data(), c.req(kDst).dtype(), c.req(kSrc).data(),
-                            c.req(kSrc).dtype(), c.req(kSrc).numel());
+            x.ops().convert(x.exec(), c.req(kDst).data(), c.req(kDst).dtype(), c.req(kSrc).data(), c.req(kSrc).dtype(),
+                            c.req(kSrc).numel());
           }};
 }
 
@@ -821,8 +887,7 @@ void register_all(std::vector<OpSpec>& r) {
   r.push_back(gemm_backward_spec());
   r.push_back(layernorm_forward_spec());
   r.push_back(layernorm_backward_spec());
-  r.push_back(unary_forward_spec("gelu_forward", "exact GELU 0.5 x (1 + erf(x / sqrt 2))",
-                                 &OpTable::gelu_forward));
+  r.push_back(unary_forward_spec("gelu_forward", "exact GELU 0.5 x (1 + erf(x / sqrt 2))", &OpTable::gelu_forward));
   r.push_back(unary_backward_spec("gelu_backward", "dinp (=)", &OpTable::gelu_backward));
   r.push_back(unary_forward_spec("relu_forward", "max(x, 0)", &OpTable::relu_forward));
   r.push_back(unary_backward_spec("relu_backward", "dinp (=)", &OpTable::relu_backward));
@@ -884,15 +949,14 @@ void OpCall::expect_numel(size_t i, int64_t n) const {
 
 void OpCall::expect_dtype(size_t i, DType dt) const {
   const Tensor& x = req(i);
-  if (x.dtype() != dt)
-    fail("argument '%s' must be %s, got %s", arg_name(i), dtype_name(dt), dtype_name(x.dtype()));
+  if (x.dtype() != dt) fail("argument '%s' must be %s, got %s", arg_name(i), dtype_name(dt), dtype_name(x.dtype()));
 }
 
 int64_t OpCall::iparam(size_t i, int64_t lo, int64_t hi) const {
   double v = p[i];
   if (!(v == std::floor(v)) || v < static_cast<double>(lo) || v > static_cast<double>(hi))
-    fail("parameter '%s' must be an integer in [%lld, %lld], got %g", spec->params[i].name,
-         static_cast<long long>(lo), static_cast<long long>(hi), v);
+    fail("parameter '%s' must be an integer in [%lld, %lld], got %g", spec->params[i].name, static_cast<long long>(lo),
+         static_cast<long long>(hi), v);
   return static_cast<int64_t>(v);
 }
 
@@ -939,16 +1003,13 @@ void run_op(Context& ctx, const std::string& name, const std::vector<const Tenso
       for (DType d : a.dtypes) allowed += std::string(allowed.empty() ? "" : "|") + dtype_name(d);
       c.fail("argument '%s' must be %s, got %s", a.name, allowed.c_str(), dtype_name(x.dtype()));
     }
-    if (x.device() != ctx.device())
-      c.fail("argument '%s' lives on another device than the context", a.name);
+    if (x.device() != ctx.device()) c.fail("argument '%s' lives on another device than the context", a.name);
   }
-  if (params.size() > spec->params.size())
-    c.fail("takes %zu parameters, got %zu", spec->params.size(), params.size());
+  if (params.size() > spec->params.size()) c.fail("takes %zu parameters, got %zu", spec->params.size(), params.size());
   c.p.resize(spec->params.size());
   for (size_t i = 0; i < spec->params.size(); ++i) {
     c.p[i] = i < params.size() ? params[i] : spec->params[i].def;
-    if (!std::isfinite(c.p[i]))
-      c.fail("parameter '%s' must be a finite number, got %g", spec->params[i].name, c.p[i]);
+    if (!std::isfinite(c.p[i])) c.fail("parameter '%s' must be a finite number, got %g", spec->params[i].name, c.p[i]);
   }
   c.results.assign(spec->results.size(), 0.0);
   spec->run(ctx, c);
@@ -963,15 +1024,17 @@ std::string op_list_json() {
   for (const auto& s : op_registry()) {
     j += first ? "" : ",";
     first = false;
-    j += "{\"name\":" + quote(s.name) + ",\"doc\":" + quote(s.doc) + ",\"variadic\":" +
-         (s.variadic ? "true" : "false") + ",\"args\":[";
+    j += "{\"name\":" + quote(s.name) + ",\"doc\":" + quote(s.doc) +
+         ",\"variadic\":" + (s.variadic ? "true" : "false") + ",\"args\":[";
     for (size_t i = 0; i < s.args.size(); ++i) {
       const ArgSpec& a = s.args[i];
       j += i ? "," : "";
       j += "{\"name\":" + quote(a.name) + ",\"role\":\"" +
-           (a.role == Role::In ? "in" : a.role == Role::Out ? "out" : "inout") + "\",\"dtypes\":[";
-      for (size_t k = 0; k < a.dtypes.size(); ++k)
-        j += std::string(k ? "," : "") + quote(dtype_name(a.dtypes[k]));
+           (a.role == Role::In    ? "in"
+            : a.role == Role::Out ? "out"
+                                  : "inout") +
+           "\",\"dtypes\":[";
+      for (size_t k = 0; k < a.dtypes.size(); ++k) j += std::string(k ? "," : "") + quote(dtype_name(a.dtypes[k]));
       j += std::string("],\"optional\":") + (a.optional ? "true" : "false") + "}";
     }
     j += "],\"params\":[";
@@ -981,8 +1044,7 @@ std::string op_list_json() {
       j += std::string(i ? "," : "") + "{\"name\":" + quote(s.params[i].name) + ",\"default\":" + buf + "}";
     }
     j += "],\"results\":[";
-    for (size_t i = 0; i < s.results.size(); ++i)
-      j += std::string(i ? "," : "") + quote(s.results[i]);
+    for (size_t i = 0; i < s.results.size(); ++i) j += std::string(i ? "," : "") + quote(s.results[i]);
     j += "]}";
   }
   return j + "]";

@@ -15,12 +15,8 @@ carzero::DeviceBackend* dev(void* ctx) { return static_cast<carzero::DeviceBacke
 
 void* cuda_alloc(void* ctx, size_t bytes) { return dev(ctx)->alloc(bytes); }
 void cuda_free(void* ctx, void* p) { dev(ctx)->free(p); }
-void cuda_upload(void* ctx, void* dst, const void* src, size_t bytes) {
-  dev(ctx)->upload(dst, src, bytes);
-}
-void cuda_download(void* ctx, void* dst, const void* src, size_t bytes) {
-  dev(ctx)->download(dst, src, bytes);
-}
+void cuda_upload(void* ctx, void* dst, const void* src, size_t bytes) { dev(ctx)->upload(dst, src, bytes); }
+void cuda_download(void* ctx, void* dst, const void* src, size_t bytes) { dev(ctx)->download(dst, src, bytes); }
 
 }  // namespace
 

@@ -27,9 +27,7 @@ uint64_t hash_name(const std::string& s) {
   return h;
 }
 
-std::vector<double> to_f64(const std::vector<float>& v) {
-  return std::vector<double>(v.begin(), v.end());
-}
+std::vector<double> to_f64(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
 
 std::string fmt(const char* f, ...) {
   char buf[1024];
@@ -55,8 +53,7 @@ namespace {
 uint8_t guard_byte(size_t i) { return static_cast<uint8_t>(0xA5u ^ (i * 29u)); }
 }  // namespace
 
-Ctx::Ctx(Backend& b, const std::string& case_name, bool v)
-    : be(b), rng(hash_name(case_name)), verbose(v) {}
+Ctx::Ctx(Backend& b, const std::string& case_name, bool v) : be(b), rng(hash_name(case_name)), verbose(v) {}
 
 Ctx::~Ctx() {
   for (auto& b : bufs_) be.free(be.ctx, b->base);
@@ -94,13 +91,12 @@ void Ctx::check(const char* after_what) {
   std::vector<uint8_t> g(kGuardBytes);
   for (auto& b : bufs_) {
     for (int side = 0; side < 2; ++side) {
-      const uint8_t* src = side == 0 ? static_cast<uint8_t*>(b->base)
-                                     : static_cast<uint8_t*>(b->ptr) + b->bytes;
+      const uint8_t* src = side == 0 ? static_cast<uint8_t*>(b->base) : static_cast<uint8_t*>(b->ptr) + b->bytes;
       be.download(be.ctx, g.data(), src, kGuardBytes);
       for (size_t i = 0; i < kGuardBytes; ++i)
         if (g[i] != guard_byte(i)) {
-          fail(fmt("%s: guard bytes %s buffer '%s' overwritten (byte %zu)", after_what,
-                   side == 0 ? "before" : "after", b->name.c_str(), i));
+          fail(fmt("%s: guard bytes %s buffer '%s' overwritten (byte %zu)", after_what, side == 0 ? "before" : "after",
+                   b->name.c_str(), i));
           break;
         }
     }
@@ -128,8 +124,8 @@ void Ctx::expect(bool cond, const std::string& w) {
   if (!cond) fail(w);
 }
 
-double Ctx::expect_close(const std::string& what, const std::vector<float>& out,
-                         const std::vector<double>& ref, double tol) {
+double Ctx::expect_close(const std::string& what, const std::vector<float>& out, const std::vector<double>& ref,
+                         double tol) {
   if (out.size() != ref.size()) {
     fail(fmt("%s: size %zu != reference size %zu", what.c_str(), out.size(), ref.size()));
     return INFINITY;
@@ -154,24 +150,21 @@ double Ctx::expect_close(const std::string& what, const std::vector<float>& out,
     if (std::fabs(d) > worst) worst = std::fabs(d), wi = i;
   }
   double nmse = den > 0 ? num / den : num;
-  if (verbose)
-    std::printf("      %-28s nmse=%.3e (n=%zu)\n", what.c_str(), nmse, out.size());
+  if (verbose) std::printf("      %-28s nmse=%.3e (n=%zu)\n", what.c_str(), nmse, out.size());
   if (!(nmse <= tol))
-    fail(fmt("%s: nmse=%.3e > %.1e (worst [%zu]: %.9g vs reference %.9g)", what.c_str(), nmse,
-             tol, wi, wi < out.size() ? out[wi] : 0.0f, wi < ref.size() ? ref[wi] : 0.0));
+    fail(fmt("%s: nmse=%.3e > %.1e (worst [%zu]: %.9g vs reference %.9g)", what.c_str(), nmse, tol, wi,
+             wi < out.size() ? out[wi] : 0.0f, wi < ref.size() ? ref[wi] : 0.0));
   max_nmse = std::max(max_nmse, nmse);
   return nmse;
 }
 
-void Ctx::expect_throw(const std::string& what, const std::function<void()>& fn,
-                       const std::string& substr) {
+void Ctx::expect_throw(const std::string& what, const std::function<void()>& fn, const std::string& substr) {
   try {
     fn();
   } catch (const carzero::Error& e) {
     std::string m = e.what();
     if (m.find(substr) == std::string::npos)
-      fail(fmt("%s: message \"%s\" does not contain \"%s\"", what.c_str(), m.c_str(),
-               substr.c_str()));
+      fail(fmt("%s: message \"%s\" does not contain \"%s\"", what.c_str(), m.c_str(), substr.c_str()));
     else if (verbose)
       std::printf("      %s threw: %s\n", what.c_str(), m.c_str());
     return;
@@ -182,8 +175,7 @@ void Ctx::expect_throw(const std::string& what, const std::function<void()>& fn,
   fail(what + ": did not throw");
 }
 
-void Ctx::check_grads(const std::function<double()>& loss, std::vector<GradInput> inputs,
-                      double tol, int directions) {
+void Ctx::check_grads(const std::function<double()>& loss, std::vector<GradInput> inputs, double tol, int directions) {
   const double dir_tol = std::sqrt(tol) * 0.1;
   for (auto& gi : inputs) {
     std::vector<double>& x = *gi.x;
@@ -204,7 +196,8 @@ void Ctx::check_grads(const std::function<double()>& loss, std::vector<GradInput
       for (size_t i = 0; i < n; ++i) idx.push_back(i);
     } else {
       std::set<size_t> s;
-      while (s.size() < static_cast<size_t>(gi.samples)) s.insert(static_cast<size_t>(rng.below(static_cast<int64_t>(n))));
+      while (s.size() < static_cast<size_t>(gi.samples))
+        s.insert(static_cast<size_t>(rng.below(static_cast<int64_t>(n))));
       idx.assign(s.begin(), s.end());
     }
     double num = 0, den = 0, worst = -1, wfd = 0, wan = 0;
@@ -223,11 +216,10 @@ void Ctx::check_grads(const std::function<double()>& loss, std::vector<GradInput
     }
     const double gn = num / std::max(den, 1e-8 * static_cast<double>(idx.size()));
     if (verbose)
-      std::printf("      grad %-23s nmse=%.3e (%zu of %zu coordinates)\n", gi.name.c_str(), gn,
-                  idx.size(), n);
+      std::printf("      grad %-23s nmse=%.3e (%zu of %zu coordinates)\n", gi.name.c_str(), gn, idx.size(), n);
     if (!(gn <= tol))
-      fail(fmt("grad %s: nmse=%.3e > %.1e vs finite differences (worst [%zu]: %.9g vs fd %.9g)",
-               gi.name.c_str(), gn, tol, wi, wan, wfd));
+      fail(fmt("grad %s: nmse=%.3e > %.1e vs finite differences (worst [%zu]: %.9g vs fd %.9g)", gi.name.c_str(), gn,
+               tol, wi, wan, wfd));
     max_nmse = std::max(max_nmse, gn);
     // random directional derivatives (every coordinate at once)
     double an_norm = 0;
@@ -245,11 +237,10 @@ void Ctx::check_grads(const std::function<double()>& loss, std::vector<GradInput
       const double fd = (lp - lm) / (2 * h), an = dot(gi.analytic, D);
       const double rel = std::fabs(fd - an) / std::max(an_norm, 1e-6);
       if (verbose)
-        std::printf("      grad %-23s direction %d: fd=%.9g analytic=%.9g rel=%.2e\n",
-                    gi.name.c_str(), d, fd, an, rel);
+        std::printf("      grad %-23s direction %d: fd=%.9g analytic=%.9g rel=%.2e\n", gi.name.c_str(), d, fd, an, rel);
       if (!(rel <= dir_tol))
-        fail(fmt("grad %s: directional derivative %.9g vs finite differences %.9g (rel %.2e > %.1e)",
-                 gi.name.c_str(), an, fd, rel, dir_tol));
+        fail(fmt("grad %s: directional derivative %.9g vs finite differences %.9g (rel %.2e > %.1e)", gi.name.c_str(),
+                 an, fd, rel, dir_tol));
     }
   }
 }
@@ -263,9 +254,12 @@ void cpu_copy(void*, void* dst, const void* src, size_t bytes) { std::memcpy(dst
 
 bool cpu_gemm_isa(Exec& ex, const GemmArgs& g, const std::string& isa, std::string* why) {
   carzero::CpuIsa level;
-  if (isa == "generic") level = carzero::CpuIsa::Generic;
-  else if (isa == "avx2") level = carzero::CpuIsa::Avx2;
-  else if (isa == "avx512") level = carzero::CpuIsa::Avx512;
+  if (isa == "generic")
+    level = carzero::CpuIsa::Generic;
+  else if (isa == "avx2")
+    level = carzero::CpuIsa::Avx2;
+  else if (isa == "avx512")
+    level = carzero::CpuIsa::Avx512;
   else {
     *why = "unknown isa " + isa;
     return false;
@@ -318,12 +312,21 @@ int main(int argc, char** argv) {
   bool verbose = false, list = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "-o" && i + 1 < argc) filter = argv[++i];
-    else if (a == "-b" && i + 1 < argc) backend_name = argv[++i];
-    else if (a == "-v") verbose = true;
-    else if (a == "-l") list = true;
-    else if (a == "-h" || a == "--help") { usage(); return 0; }
-    else { usage(); return 2; }
+    if (a == "-o" && i + 1 < argc)
+      filter = argv[++i];
+    else if (a == "-b" && i + 1 < argc)
+      backend_name = argv[++i];
+    else if (a == "-v")
+      verbose = true;
+    else if (a == "-l")
+      list = true;
+    else if (a == "-h" || a == "--help") {
+      usage();
+      return 0;
+    } else {
+      usage();
+      return 2;
+    }
   }
 
   Registry reg;
@@ -372,8 +375,7 @@ int main(int argc, char** argv) {
     return (req && std::string(req) == "1") ? 1 : 0;
   }
   if (!be) {
-    std::printf("unknown backend '%s' (available: cpu, cuda-emu%s)\n", backend_name.c_str(),
-                have_cuda ? ", cuda" : "");
+    std::printf("unknown backend '%s' (available: cpu, cuda-emu%s)\n", backend_name.c_str(), have_cuda ? ", cuda" : "");
     return 2;
   }
 

@@ -94,9 +94,9 @@ constexpr size_t kGuardBytes = 64;
 struct DevBuf {
   std::string name;
   size_t bytes = 0;
-  void* base = nullptr;  // device allocation: guard | payload | guard
-  void* ptr = nullptr;   // payload
-  bool is_input = false; // inputs must come back unmodified
+  void* base = nullptr;            // device allocation: guard | payload | guard
+  void* ptr = nullptr;             // payload
+  bool is_input = false;           // inputs must come back unmodified
   std::vector<uint8_t> host_copy;  // the uploaded payload of an input
 };
 
@@ -136,14 +136,13 @@ class Ctx {
   // Guard bytes of every buffer and immutability of every input; records failures.
   void check(const char* after_what);
   // NMSE of out against ref (plus NaN/Inf check), fails above tol. Returns the NMSE.
-  double expect_close(const std::string& what, const std::vector<float>& out,
-                      const std::vector<double>& ref, double tol);
+  double expect_close(const std::string& what, const std::vector<float>& out, const std::vector<double>& ref,
+                      double tol);
   void expect(bool cond, const std::string& why);
   void fail(const std::string& why);
   void skip(const std::string& why);
   // Run fn and expect a carzero::Error whose message contains `substr`.
-  void expect_throw(const std::string& what, const std::function<void()>& fn,
-                    const std::string& substr);
+  void expect_throw(const std::string& what, const std::function<void()>& fn, const std::string& substr);
 
   // Finite-difference check. loss() evaluates the float64 reference loss from the current values
   // of the GradInput::x vectors, which the checker perturbs in place (and restores).
@@ -153,8 +152,8 @@ class Ctx {
     std::vector<double> analytic;  // the backend's gradient (after removing any prefill)
     int samples;                   // sampled coordinates (all when x->size() <= samples)
   };
-  void check_grads(const std::function<double()>& loss, std::vector<GradInput> inputs,
-                   double tol = 1e-6, int directions = 2);
+  void check_grads(const std::function<double()>& loss, std::vector<GradInput> inputs, double tol = 1e-6,
+                   int directions = 2);
 
   // Outcome
   bool failed = false, skipped = false;
@@ -176,10 +175,10 @@ void add_case(Registry& r, std::string name, std::function<void(Ctx&)> run);
 
 // Case groups (one per test file).
 void register_gemm_cases(Registry& r);
-void register_nn_cases(Registry& r);         // layernorm, gelu, relu, add, softmax
+void register_nn_cases(Registry& r);  // layernorm, gelu, relu, add, softmax
 void register_attention_cases(Registry& r);
-void register_data_cases(Registry& r);       // embedding, patch_embed, softmax_xent
-void register_misc_cases(Registry& r);       // adam, sum_squares, scale, dropout, convert
+void register_data_cases(Registry& r);  // embedding, patch_embed, softmax_xent
+void register_misc_cases(Registry& r);  // adam, sum_squares, scale, dropout, convert
 void register_error_cases(Registry& r);
 void register_warp_emu_cases(Registry& r);  // the warp emulator's own checks (warp_emu/)
 

@@ -29,12 +29,9 @@ static double round_format(double v, int mant, int emin, double maxv) {
 double round_bf16(double v) {
   return round_format(v, 7, -126, std::ldexp(255.0, 120));  // (2 - 2^-7) * 2^127
 }
-double round_f16(double v) {
-  return round_format(v, 10, -14, 65504.0);
-}
+double round_f16(double v) { return round_format(v, 10, -14, 65504.0); }
 
-void gemm(const GemmShape& s, const Vec& A_in, const Vec& B_in, const Vec* bias, Vec& C,
-          Vec* preact) {
+void gemm(const GemmShape& s, const Vec& A_in, const Vec& B_in, const Vec* bias, Vec& C, Vec* preact) {
   // bf16 compute: every operand element rounded once, before any product
   Vec Ar, Br;
   if (s.round_operands) {
@@ -62,8 +59,8 @@ void gemm(const GemmShape& s, const Vec& A_in, const Vec& B_in, const Vec* bias,
       }
 }
 
-void layernorm(const Vec& x, const Vec& w, const Vec& b, int64_t N, int64_t C, double eps,
-               Vec& out, Vec* mean, Vec* rstd) {
+void layernorm(const Vec& x, const Vec& w, const Vec& b, int64_t N, int64_t C, double eps, Vec& out, Vec* mean,
+               Vec* rstd) {
   out.assign(N * C, 0.0);
   if (mean) mean->assign(N, 0.0);
   if (rstd) rstd->assign(N, 0.0);
@@ -93,8 +90,8 @@ void softmax(const Vec& x, int64_t rows, int64_t cols, Vec& out) {
   }
 }
 
-void attention(const AttnShape& s, const Vec& q, const Vec& k, const Vec& v,
-               const std::vector<uint8_t>* mask, Vec& out, Vec* lse, Vec* probs) {
+void attention(const AttnShape& s, const Vec& q, const Vec& k, const Vec& v, const std::vector<uint8_t>* mask, Vec& out,
+               Vec* lse, Vec* probs) {
   std::vector<double> sc(s.Tk);
   for (int64_t b = 0; b < s.B; ++b)
     for (int64_t h = 0; h < s.NH; ++h)
@@ -107,8 +104,8 @@ void attention(const AttnShape& s, const Vec& q, const Vec& k, const Vec& v,
           }
           double d = 0;
           for (int64_t e = 0; e < s.HS; ++e)
-            d += q[s.q_off + b * s.q_bs + i * s.ldq + h * s.HS + e] *
-                 k[s.k_off + b * s.k_bs + j * s.ldk + h * s.HS + e];
+            d +=
+                q[s.q_off + b * s.q_bs + i * s.ldq + h * s.HS + e] * k[s.k_off + b * s.k_bs + j * s.ldk + h * s.HS + e];
           sc[j] = s.scale * d;
           mx = std::max(mx, sc[j]);
         }
@@ -120,8 +117,7 @@ void attention(const AttnShape& s, const Vec& q, const Vec& k, const Vec& v,
         for (int64_t j = 0; j < s.Tk; ++j) sc[j] = mx == -INFINITY ? 0.0 : std::exp(sc[j] - mx) / sum;
         for (int64_t e = 0; e < s.HS; ++e) {
           double o = 0;
-          for (int64_t j = 0; j < s.Tk; ++j)
-            o += sc[j] * v[s.v_off + b * s.v_bs + j * s.ldv + h * s.HS + e];
+          for (int64_t j = 0; j < s.Tk; ++j) o += sc[j] * v[s.v_off + b * s.v_bs + j * s.ldv + h * s.HS + e];
           out[b * s.o_bs + i * s.ldo + h * s.HS + e] = o;
         }
         if (probs)
@@ -135,8 +131,8 @@ void embedding(const std::vector<int32_t>& ids, const Vec& table, int64_t C, Vec
     for (int64_t c = 0; c < C; ++c) out[i * C + c] = table[ids[i] * C + c];
 }
 
-void patch_embed(const Vec& img, const Vec& weight, const Vec& bias, int64_t B, int64_t Cin,
-                 int64_t H, int64_t W, int64_t OC, int64_t ps, Vec& out) {
+void patch_embed(const Vec& img, const Vec& weight, const Vec& bias, int64_t B, int64_t Cin, int64_t H, int64_t W,
+                 int64_t OC, int64_t ps, Vec& out) {
   const int64_t Hp = H / ps, Wp = W / ps, P = Hp * Wp;
   out.assign(B * P * OC, 0.0);
   for (int64_t b = 0; b < B; ++b)
@@ -153,8 +149,7 @@ void patch_embed(const Vec& img, const Vec& weight, const Vec& bias, int64_t B, 
         }
 }
 
-void softmax_xent(const Vec& x, const std::vector<int32_t>& t, int64_t R, int64_t Cc, int axis,
-                  Vec& losses) {
+void softmax_xent(const Vec& x, const std::vector<int32_t>& t, int64_t R, int64_t Cc, int axis, Vec& losses) {
   const int64_t count = axis == 1 ? R : Cc, len = axis == 1 ? Cc : R;
   auto at = [&](int64_t d, int64_t e) { return axis == 1 ? x[d * Cc + e] : x[e * Cc + d]; };
   losses.assign(count, 0.0);
@@ -173,7 +168,10 @@ void adam(Vec& p, const Vec& grad, Vec& m, Vec& v, const carzero::AdamArgs& a) {
   const double bc2 = 1 - std::pow(b2, static_cast<double>(a.step));
   for (size_t i = 0; i < p.size(); ++i) {
     double g = grad[i] * static_cast<double>(a.grad_scale);
-    if (a.decoupled) p[i] *= 1 - lr * wd; else g += wd * p[i];
+    if (a.decoupled)
+      p[i] *= 1 - lr * wd;
+    else
+      g += wd * p[i];
     m[i] = b1 * m[i] + (1 - b1) * g;
     v[i] = b2 * v[i] + (1 - b2) * g * g;
     const double denom = std::sqrt(v[i]) / std::sqrt(bc2) + static_cast<double>(a.eps);
@@ -207,8 +205,7 @@ double philox_uniform(uint64_t seed, uint64_t counter) {
 
 void dropout(const Vec& x, double p, uint64_t seed, uint64_t offset, Vec& out) {
   out.assign(x.size(), 0.0);
-  for (size_t i = 0; i < x.size(); ++i)
-    out[i] = philox_uniform(seed, offset + i) >= p && p < 1 ? x[i] / (1 - p) : 0.0;
+  for (size_t i = 0; i < x.size(); ++i) out[i] = philox_uniform(seed, offset + i) >= p && p < 1 ? x[i] / (1 - p) : 0.0;
 }
 
 }  // namespace cztest::ref

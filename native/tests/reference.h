@@ -33,8 +33,8 @@ struct GemmShape {
 void gemm(const GemmShape& s, const Vec& A, const Vec& B, const Vec* bias, Vec& C, Vec* preact);
 
 // out (N, C), mean/rstd (N)
-void layernorm(const Vec& x, const Vec& w, const Vec& b, int64_t N, int64_t C, double eps,
-               Vec& out, Vec* mean, Vec* rstd);
+void layernorm(const Vec& x, const Vec& w, const Vec& b, int64_t N, int64_t C, double eps, Vec& out, Vec* mean,
+               Vec* rstd);
 // rows of -inf only give zeros
 void softmax(const Vec& x, int64_t rows, int64_t cols, Vec& out);
 
@@ -47,17 +47,16 @@ struct AttnShape {
   int64_t q_off = 0, k_off = 0, v_off = 0;
 };
 // out written at its real positions; lse (B, NH, Tq) and probs (B, NH, Tq, Tk) when non-null.
-void attention(const AttnShape& s, const Vec& q, const Vec& k, const Vec& v,
-               const std::vector<uint8_t>* mask, Vec& out, Vec* lse, Vec* probs);
+void attention(const AttnShape& s, const Vec& q, const Vec& k, const Vec& v, const std::vector<uint8_t>* mask, Vec& out,
+               Vec* lse, Vec* probs);
 
 // out (N, C) = table[ids]
 void embedding(const std::vector<int32_t>& ids, const Vec& table, int64_t C, Vec& out);
 // out (B, P, OC) from img (B, Cin, H, W), weight (OC, Cin, ps, ps), bias (OC) or empty
-void patch_embed(const Vec& img, const Vec& weight, const Vec& bias, int64_t B, int64_t Cin,
-                 int64_t H, int64_t W, int64_t OC, int64_t ps, Vec& out);
+void patch_embed(const Vec& img, const Vec& weight, const Vec& bias, int64_t B, int64_t Cin, int64_t H, int64_t W,
+                 int64_t OC, int64_t ps, Vec& out);
 // losses per distribution (axis 1: rows, axis 0: columns)
-void softmax_xent(const Vec& logits, const std::vector<int32_t>& t, int64_t R, int64_t Cc,
-                  int axis, Vec& losses);
+void softmax_xent(const Vec& logits, const std::vector<int32_t>& t, int64_t R, int64_t Cc, int axis, Vec& losses);
 // One PyTorch Adam/AdamW step in double.
 void adam(Vec& p, const Vec& g, Vec& m, Vec& v, const carzero::AdamArgs& a);
 

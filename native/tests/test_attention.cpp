@@ -26,20 +26,22 @@ struct AttnP {
 };
 
 std::string attn_name(const AttnP& p) {
-  return fmt("attention(B=%lld,NH=%lld,Tq=%lld,Tk=%lld,HS=%lld,mask=%d,kshared=%d,packed=%d,"
-             "allmasked=%d,probs=%d,pad=%lld,%s%s)",
-             (long long)p.B, (long long)p.NH, (long long)p.Tq, (long long)p.Tk, (long long)p.HS,
-             p.mask, p.kshared, p.packed, p.allmasked, p.probs, (long long)p.pad,
-             p.bwd ? "fwd+bwd" : "fwd",
-             p.st == DType::BF16 ? ",bf16" : p.st == DType::F16 ? ",f16" : "");
+  return fmt(
+      "attention(B=%lld,NH=%lld,Tq=%lld,Tk=%lld,HS=%lld,mask=%d,kshared=%d,packed=%d,"
+      "allmasked=%d,probs=%d,pad=%lld,%s%s)",
+      (long long)p.B, (long long)p.NH, (long long)p.Tq, (long long)p.Tk, (long long)p.HS, p.mask, p.kshared, p.packed,
+      p.allmasked, p.probs, (long long)p.pad, p.bwd ? "fwd+bwd" : "fwd",
+      p.st == DType::BF16  ? ",bf16"
+      : p.st == DType::F16 ? ",f16"
+                           : "");
 }
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 // A strided (rows, ld) buffer per batch item with random values in [0, C) columns and NaN in the
 // padding (device copy) / 0 (float64 copy used by the reference and finite differences).
-void fill_strided(Rng& rng, int64_t items, int64_t rows, int64_t ld, int64_t C, double sd,
-                  std::vector<float>& dev, std::vector<double>& host) {
+void fill_strided(Rng& rng, int64_t items, int64_t rows, int64_t ld, int64_t C, double sd, std::vector<float>& dev,
+                  std::vector<double>& host) {
   dev.assign(items * rows * ld, kNaN);
   host.assign(items * rows * ld, 0.0);
   for (int64_t r = 0; r < items * rows; ++r)
@@ -55,8 +57,7 @@ uint16_t to16(DType st, float x) { return st == DType::F16 ? carzero::f32_to_f16
 float from16(DType st, uint16_t h) { return st == DType::F16 ? carzero::f16_to_f32(h) : carzero::bf16_to_f32(h); }
 
 // Uploads dev as f32, or as bf16/fp16 with host rounded to the stored values (padding stays NaN/0).
-void* upload(Ctx& c, const std::string& name, const std::vector<float>& dev,
-             std::vector<double>& host, DType st) {
+void* upload(Ctx& c, const std::string& name, const std::vector<float>& dev, std::vector<double>& host, DType st) {
   if (st == DType::F32) return c.in(name, dev);
   std::vector<uint16_t> h(dev.size());
   for (size_t i = 0; i < dev.size(); ++i) {
@@ -153,8 +154,7 @@ void attention_case(Ctx& c, const AttnP& p) {
   std::vector<double> rlse(nlse), rprobs(p.probs ? nlse * p.Tk : 0);
   const std::vector<double>& Kr = p.packed ? Q : K;
   const std::vector<double>& Vr = p.packed ? Q : V;
-  ref::attention(s, Q, Kr, Vr, mask.empty() ? nullptr : &mask, rout, &rlse,
-                 p.probs ? &rprobs : nullptr);
+  ref::attention(s, Q, Kr, Vr, mask.empty() ? nullptr : &mask, rout, &rlse, p.probs ? &rprobs : nullptr);
   c.expect_close("out", get_out(a.out), rout, tol_out);
   c.expect_close("lse", c.get(a.lse, nlse), rlse, tol_lse);
   if (p.probs) c.expect_close("probs", c.get(a.probs, nlse * p.Tk), rprobs, tol_lse);
@@ -201,8 +201,7 @@ void attention_case(Ctx& c, const AttnP& p) {
   };
   auto loss = [&] {
     std::vector<double> o(out0.size(), 0.0);
-    ref::attention(s, Q, p.packed ? Q : K, p.packed ? Q : V, mask.empty() ? nullptr : &mask, o,
-                   nullptr, nullptr);
+    ref::attention(s, Q, p.packed ? Q : K, p.packed ? Q : V, mask.empty() ? nullptr : &mask, o, nullptr, nullptr);
     return dot(o, R64);
   };
   // Gradient tolerance. bf16 on the CPU: the fp32 kernels on the bf16 values (2e-3: the backward
@@ -212,7 +211,7 @@ void attention_case(Ctx& c, const AttnP& p) {
   // gradient's norm (median), more along directions nearly orthogonal to the gradient; measured
   // on an H100: 5.5e-3 and 7.6e-3 on two masked cases (2e-2 here: directional bound 1.4e-2).
   const bool tc_bwd = lowp && std::string(c.ops().backend).rfind("cuda", 0) == 0;  // cuda, cuda-emu
-  const double gtol = !lowp ? 1e-6 : half ? 2e-3 : tc_bwd ? 2e-2 : 2e-3;  // fp16: see tol_out
+  const double gtol = !lowp ? 1e-6 : half ? 2e-3 : tc_bwd ? 2e-2 : 2e-3;           // fp16: see tol_out
   if (p.packed) {
     c.check_grads(loss, {{"dqkv", &Q, delta(g.dq, gq0), 3 * p.samples}}, gtol);
   } else {
@@ -252,11 +251,17 @@ void register_attention_cases(Registry& r) {
   add({6, 4, 1, 98, 192, true, true, false, false, false, true, 0, 6});
   add({3, 4, 1, 197, 192, false, false, false, false, false, true, 0, 6});
   // bf16 storage (gradient tolerance: the backward reads the bf16-rounded out, so its errors are
-  // a few bf16 roundoffs, 2^-9 each, of the gradient norm): the same features on the widening path (HS 8, 12, 24) and the tensor-core
-  // head sizes (32, 64, 128, 192): tiles, padding masks, a fully masked item, unaligned rows
-  // (pad 1), shared memories (flattened queries), packed qkv; backward through the widening path.
-  auto bf = [&](AttnP p) { p.st = DType::BF16; add(p); };
-  auto hf = [&](AttnP p) { p.st = DType::F16; add(p); };
+  // a few bf16 roundoffs, 2^-9 each, of the gradient norm): the same features on the widening path (HS 8, 12, 24) and
+  // the tensor-core head sizes (32, 64, 128, 192): tiles, padding masks, a fully masked item, unaligned rows (pad 1),
+  // shared memories (flattened queries), packed qkv; backward through the widening path.
+  auto bf = [&](AttnP p) {
+    p.st = DType::BF16;
+    add(p);
+  };
+  auto hf = [&](AttnP p) {
+    p.st = DType::F16;
+    add(p);
+  };
   bf({2, 2, 7, 13, 8, true, false, false, false, true, true, 3, 12});
   bf({4, 2, 1, 19, 12, true, true, false, false, true, true, 2, 12});
   bf({1, 2, 5, 0, 8, false, false, false, false, false, false});
@@ -295,8 +300,7 @@ void register_attention_cases(Registry& r) {
   hf({2, 2, 97, 97, 64, true, false, false, false, false, true, 0, 6});
   hf({3, 2, 11, 10, 64, true, false, false, true, false, true, 0, 8});  // item 0 all masked
   hf({2, 3, 150, 256, 64, true, false, false, false, false, false});
-  for (const AttnP& p : cases)
-    add_case(r, attn_name(p), [p](Ctx& c) { attention_case(c, p); });
+  for (const AttnP& p : cases) add_case(r, attn_name(p), [p](Ctx& c) { attention_case(c, p); });
 }
 
 }  // namespace cztest

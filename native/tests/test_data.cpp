@@ -17,7 +17,7 @@ std::vector<double> minus(const std::vector<float>& after, const std::vector<flo
 void embedding_case(Ctx& c, int64_t N, int64_t V, int64_t C) {
   std::vector<int32_t> ids(N);
   for (auto& id : ids) id = static_cast<int32_t>(c.rng.below(V));  // repeats when N > V
-  if (N > 1) ids[N - 1] = ids[0];                                   // at least one repeat
+  if (N > 1) ids[N - 1] = ids[0];                                  // at least one repeat
   auto table = c.rng.normal_vec(V * C);
   int32_t* dids = c.in("ids", ids);
   float* dtab = c.in("table", table);
@@ -43,8 +43,8 @@ void embedding_case(Ctx& c, int64_t N, int64_t V, int64_t C) {
       {{"dtable", &T, minus(c.get(dtable, V * C), g0), 24}}, 1e-6);
 }
 
-void patch_embed_case(Ctx& c, int64_t B, int64_t Cin, int64_t H, int64_t W, int64_t OC,
-                      int64_t ps, bool bias, bool bwd, bool dimg_null) {
+void patch_embed_case(Ctx& c, int64_t B, int64_t Cin, int64_t H, int64_t W, int64_t OC, int64_t ps, bool bias, bool bwd,
+                      bool dimg_null) {
   const int64_t P = (H / ps) * (W / ps), KK = Cin * ps * ps;
   auto img = c.rng.normal_vec(B * Cin * H * W);
   auto w = c.rng.normal_vec(OC * KK, 1.0 / std::sqrt(static_cast<double>(KK)));
@@ -66,8 +66,7 @@ void patch_embed_case(Ctx& c, int64_t B, int64_t Cin, int64_t H, int64_t W, int6
   auto gw0 = c.rng.uniform_vec(OC * KK, -1, 1), gb0 = c.rng.uniform_vec(OC, -1, 1);
   float* dweight = c.out("dweight", gw0);
   float* dbias = bias ? c.out("dbias", gb0) : nullptr;
-  c.ops().patch_embed_backward(c.ex(), dimg, dweight, dbias, dout, dimg_in, dw, B, Cin, H, W, OC,
-                               ps);
+  c.ops().patch_embed_backward(c.ex(), dimg, dweight, dbias, dout, dimg_in, dw, B, Cin, H, W, OC, ps);
   c.check("patch_embed_backward");
   std::vector<double> R64 = to_f64(R);
   auto loss = [&] {
@@ -112,22 +111,31 @@ void xent_case(Ctx& c, int64_t R, int64_t Cc, int axis, double sd) {
 }  // namespace
 
 void register_data_cases(Registry& r) {
-  struct E { int64_t N, V, C; };
+  struct E {
+    int64_t N, V, C;
+  };
   for (E p : {E{1, 1, 1}, E{97, 7, 33}, E{197, 1000, 768}, E{16, 30522, 7}})
     add_case(r, fmt("embedding(N=%lld,V=%lld,C=%lld)", (long long)p.N, (long long)p.V, (long long)p.C),
              [p](Ctx& c) { embedding_case(c, p.N, p.V, p.C); });
-  struct PE { int64_t B, Cin, H, W, OC, ps; bool bias, bwd, dimg_null; };
+  struct PE {
+    int64_t B, Cin, H, W, OC, ps;
+    bool bias, bwd, dimg_null;
+  };
   for (PE p : {PE{2, 3, 32, 48, 24, 16, true, true, false}, PE{1, 1, 4, 4, 1, 4, false, true, false},
                PE{3, 2, 12, 8, 5, 4, true, true, true}, PE{1, 3, 224, 224, 768, 16, true, false, false}})
-    add_case(r, fmt("patch_embed(B=%lld,Cin=%lld,H=%lld,W=%lld,OC=%lld,ps=%lld,bias=%d,%s%s)",
-                    (long long)p.B, (long long)p.Cin, (long long)p.H, (long long)p.W, (long long)p.OC,
-                    (long long)p.ps, p.bias, p.bwd ? "fwd+bwd" : "fwd", p.dimg_null ? ",dimg=null" : ""),
+    add_case(r,
+             fmt("patch_embed(B=%lld,Cin=%lld,H=%lld,W=%lld,OC=%lld,ps=%lld,bias=%d,%s%s)", (long long)p.B,
+                 (long long)p.Cin, (long long)p.H, (long long)p.W, (long long)p.OC, (long long)p.ps, p.bias,
+                 p.bwd ? "fwd+bwd" : "fwd", p.dimg_null ? ",dimg=null" : ""),
              [p](Ctx& c) { patch_embed_case(c, p.B, p.Cin, p.H, p.W, p.OC, p.ps, p.bias, p.bwd, p.dimg_null); });
-  struct X { int64_t R, Cc; int axis; double sd; };
+  struct X {
+    int64_t R, Cc;
+    int axis;
+    double sd;
+  };
   for (X p : {X{1, 1, 1, 1.0}, X{1, 1, 0, 1.0}, X{7, 5, 1, 2.0}, X{7, 5, 0, 2.0}, X{97, 197, 1, 3.0},
               X{97, 197, 0, 3.0}, X{256, 256, 0, 10.0}, X{256, 256, 1, 10.0}, X{3, 1000, 0, 30.0}})
-    add_case(r, fmt("softmax_xent(R=%lld,Cc=%lld,axis=%d,sd=%g)", (long long)p.R, (long long)p.Cc,
-                    p.axis, p.sd),
+    add_case(r, fmt("softmax_xent(R=%lld,Cc=%lld,axis=%d,sd=%g)", (long long)p.R, (long long)p.Cc, p.axis, p.sd),
              [p](Ctx& c) { xent_case(c, p.R, p.Cc, p.axis, p.sd); });
 }
 

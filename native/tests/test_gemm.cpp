@@ -39,8 +39,8 @@ const char* dt(DType t) { return carzero::dtype_name(t); }
 
 std::string gemm_name(const GP& p) {
   std::string s = fmt("gemm%s(ta=%d,tb=%d,m=%lld,n=%lld,k=%lld,batch=%lld,bias=%d,act=%s,alpha=%g,beta=%g",
-                      p.bwd ? "_backward" : "", p.ta, p.tb, (long long)p.m, (long long)p.n,
-                      (long long)p.k, (long long)p.batch, p.bias, act_name(p.act), p.alpha, p.beta);
+                      p.bwd ? "_backward" : "", p.ta, p.tb, (long long)p.m, (long long)p.n, (long long)p.k,
+                      (long long)p.batch, p.bias, act_name(p.act), p.alpha, p.beta);
   if (!p.bwd)
     s += fmt(",compute=%s,a=%s,b=%s,isa=%s", dt(p.compute), dt(p.at), dt(p.bt), p.isa.c_str());
   else if (p.compute != DType::F32)
@@ -69,8 +69,10 @@ Operand make_operand(Rng& rng, int64_t rows, int64_t cols, int64_t pad, int64_t 
   Operand o{rows, cols, std::max<int64_t>(cols, 1) + pad, items, {}, {}, {}};
   const size_t n = static_cast<size_t>(items * rows * o.ld);
   o.host.assign(n, 0.0);
-  if (t == DType::F32) o.dev_f32.assign(n, kNaN);
-  else o.dev_bf16.assign(n, carzero::f32_to_bf16(kNaN));
+  if (t == DType::F32)
+    o.dev_f32.assign(n, kNaN);
+  else
+    o.dev_bf16.assign(n, carzero::f32_to_bf16(kNaN));
   for (size_t i = 0; i < n; ++i) {
     if (o.is_pad(i)) continue;
     float v = static_cast<float>(rng.normal());
@@ -119,8 +121,10 @@ void gemm_case(Ctx& c, const GP& p) {
   g.ldb = B.ld, g.stride_b = p.sb0 ? 0 : br * B.ld;
   std::vector<uint16_t> c16(p.c16 ? csz : 0);
   for (size_t i = 0; i < c16.size(); ++i) c16[i] = carzero::f32_to_bf16(c0[i]);
-  if (p.c16) g.c = c.out("C", c16), g.c_type = DType::BF16;
-  else g.c = c.out("C", c0);
+  if (p.c16)
+    g.c = c.out("C", c16), g.c_type = DType::BF16;
+  else
+    g.c = c.out("C", c0);
   g.ldc = ldc, g.stride_c = M * ldc;
   g.batch = p.batch;
   g.alpha = p.alpha, g.beta = p.beta;
@@ -195,8 +199,10 @@ void gemm_case(Ctx& c, const GP& p) {
   // relative), so each gradient coordinate carries that error against the exact reference
   // (NMSE bounds below). The random directional derivatives add those errors over every
   // coordinate coherently, so they are checked for fp32 only.
-  if (p.compute == DType::F32) c.check_grads(loss, gi, 1e-6);
-  else c.check_grads(loss, gi, p.compute == DType::BF16 ? 1e-4 : 1e-5, /*directions=*/0);
+  if (p.compute == DType::F32)
+    c.check_grads(loss, gi, 1e-6);
+  else
+    c.check_grads(loss, gi, p.compute == DType::BF16 ? 1e-4 : 1e-5, /*directions=*/0);
 }
 
 // ---- prepacked weights (cpu::PackedWeight, cpu::gemm_prepacked) ----------------------------------
@@ -213,21 +219,23 @@ struct PP {
 };
 
 std::string prepack_name(const PP& p) {
-  return fmt("gemm_prepacked(isa=%s,compute=%s,a=%s,b=%s,m=%lld,n=%lld,k=%lld,batch=%lld,pad=%lld,"
-             "bias=%d,act=%s,beta=%g%s)",
-             p.isa.c_str(), dt(p.compute), dt(p.at), dt(p.bt), (long long)p.m, (long long)p.n,
-             (long long)p.k, (long long)p.batch, (long long)p.pad, p.bias, act_name(p.act), p.beta,
-             p.c16 ? ",c=bf16" : "");
+  return fmt(
+      "gemm_prepacked(isa=%s,compute=%s,a=%s,b=%s,m=%lld,n=%lld,k=%lld,batch=%lld,pad=%lld,"
+      "bias=%d,act=%s,beta=%g%s)",
+      p.isa.c_str(), dt(p.compute), dt(p.at), dt(p.bt), (long long)p.m, (long long)p.n, (long long)p.k,
+      (long long)p.batch, (long long)p.pad, p.bias, act_name(p.act), p.beta, p.c16 ? ",c=bf16" : "");
 }
 
 void prepack_case(Ctx& c, const PP& p) {
   if (c.be.name != "cpu") return c.skip("prepacked weights are a CPU GEMM feature");
   carzero::CpuIsa level = carzero::cpu_isa();
-  if (p.isa == "generic") level = carzero::CpuIsa::Generic;
-  else if (p.isa == "avx2") level = carzero::CpuIsa::Avx2;
-  else if (p.isa == "avx512") level = carzero::CpuIsa::Avx512;
-  if (static_cast<int>(carzero::cpu_isa_detected()) < static_cast<int>(level))
-    return c.skip("CPU lacks " + p.isa);
+  if (p.isa == "generic")
+    level = carzero::CpuIsa::Generic;
+  else if (p.isa == "avx2")
+    level = carzero::CpuIsa::Avx2;
+  else if (p.isa == "avx512")
+    level = carzero::CpuIsa::Avx512;
+  if (static_cast<int>(carzero::cpu_isa_detected()) < static_cast<int>(level)) return c.skip("CPU lacks " + p.isa);
   const int64_t M = p.m, N = p.n, K = p.k, B = p.batch, lda = K + p.pad;
   // Operands: A (B, M, lda) and W (N, K) as f32 or bf16 bits; C and preact (B, M, N).
   auto store = [&](int64_t n, DType t, std::vector<float>& f, std::vector<uint16_t>& h) {
@@ -274,8 +282,10 @@ void prepack_case(Ctx& c, const PP& p) {
     h.preact = p.act != Act::None && !p.c16 ? o.pre.data() : nullptr;
     if (pw) {
       c.expect(pw->matches(h), "the prepacked weight matches its GEMM");
-      if (p.isa == "default") carzero::cpu::gemm_prepacked(c.ex(), h, *pw);
-      else carzero::cpu::gemm_prepacked_with_isa(c.ex(), h, *pw, level);
+      if (p.isa == "default")
+        carzero::cpu::gemm_prepacked(c.ex(), h, *pw);
+      else
+        carzero::cpu::gemm_prepacked_with_isa(c.ex(), h, *pw, level);
     } else if (p.isa == "default") {
       carzero::cpu::gemm(c.ex(), h);
     } else {
@@ -284,15 +294,16 @@ void prepack_case(Ctx& c, const PP& p) {
     return o;
   };
   auto same = [&](const char* what, const Out& x, const Out& y) {
-    bool eq = x.c.size() == y.c.size() &&
-              std::memcmp(x.c.data(), y.c.data(), x.c.size() * 4) == 0 &&
+    bool eq = x.c.size() == y.c.size() && std::memcmp(x.c.data(), y.c.data(), x.c.size() * 4) == 0 &&
               std::memcmp(x.pre.data(), y.pre.data(), x.pre.size() * 4) == 0 &&
               std::memcmp(x.c16.data(), y.c16.data(), x.c16.size() * 2) == 0;
     if (!eq) {
       size_t first = 0;
       while (first < x.c.size() && std::memcmp(&x.c[first], &y.c[first], 4) == 0) ++first;
-      c.fail(fmt("%s: prepacked result differs from the per-call packing (first C difference at "
-                 "%zu of %zu)", what, first, x.c.size()));
+      c.fail(
+          fmt("%s: prepacked result differs from the per-call packing (first C difference at "
+              "%zu of %zu)",
+              what, first, x.c.size()));
     }
   };
   const Out ref = run(p.compute, nullptr);
@@ -386,7 +397,12 @@ void register_gemm_cases(Registry& r) {
       cases.push_back(t);
     }
   // edge cases
-  auto edge = [&](auto f) { GP p; p.m = 13, p.n = 9, p.k = 7; f(p); cases.push_back(p); };
+  auto edge = [&](auto f) {
+    GP p;
+    p.m = 13, p.n = 9, p.k = 7;
+    f(p);
+    cases.push_back(p);
+  };
   edge([](GP& p) { p.k = 0, p.beta = 0.5f, p.bias = true, p.act = Act::Relu; });
   edge([](GP& p) { p.k = 0, p.beta = 0.0f, p.nan_c = true, p.bias = true; });
   edge([](GP& p) { p.m = 1, p.tb = true, p.bias = true, p.act = Act::Gelu; });
@@ -395,34 +411,46 @@ void register_gemm_cases(Registry& r) {
   edge([](GP& p) { p.m = 1, p.n = 1, p.k = 768, p.tb = true, p.compute = DType::BF16; });
   edge([](GP& p) { p.batch = 3, p.sb0 = true, p.tb = true, p.bias = true, p.alpha = -0.5f; });
   edge([](GP& p) { p.batch = 3, p.sa0 = true, p.alpha = 2.0f, p.beta = 0.5f, p.act = Act::Gelu; });
-  edge([](GP& p) { p.batch = 2, p.pad = 3, p.ta = true, p.tb = true, p.beta = 0.0f, p.nan_c = true, p.act = Act::Relu; });
+  edge([](GP& p) {
+    p.batch = 2, p.pad = 3, p.ta = true, p.tb = true, p.beta = 0.0f, p.nan_c = true, p.act = Act::Relu;
+  });
   edge([](GP& p) { p.batch = 0; });
   edge([](GP& p) { p.m = 0, p.bias = true; });
-  edge([](GP& p) { p.m = 97, p.n = 33, p.k = 768, p.batch = 2, p.pad = 5, p.compute = DType::BF16,
-                   p.at = DType::BF16, p.bt = DType::BF16, p.bias = true, p.act = Act::Gelu; });
+  edge([](GP& p) {
+    p.m = 97, p.n = 33, p.k = 768, p.batch = 2, p.pad = 5, p.compute = DType::BF16, p.at = DType::BF16,
+    p.bt = DType::BF16, p.bias = true, p.act = Act::Gelu;
+  });
   // F16 compute (fp16 mixed precision): operands rounded to half, incl. an f32 A beyond 65504
   // (-> inf) is not tested here (NaN-free references only)
-  edge([](GP& p) { p.m = 97, p.n = 33, p.k = 768, p.tb = true, p.compute = DType::F16, p.bias = true,
-                   p.act = Act::Gelu; });
-  edge([](GP& p) { p.batch = 3, p.sb0 = true, p.tb = true, p.compute = DType::F16, p.bt = DType::BF16,
-                   p.beta = 0.5f; });
+  edge([](GP& p) {
+    p.m = 97, p.n = 33, p.k = 768, p.tb = true, p.compute = DType::F16, p.bias = true, p.act = Act::Gelu;
+  });
+  edge(
+      [](GP& p) { p.batch = 3, p.sb0 = true, p.tb = true, p.compute = DType::F16, p.bt = DType::BF16, p.beta = 0.5f; });
   // bf16 C (inference): fused-epilogue shapes, a residual accumulate (beta = 1), fp32 compute
   // (dense fp32 then rounded), K = 0, a batch sharing B
-  edge([](GP& p) { p.m = 97, p.n = 33, p.k = 768, p.batch = 2, p.pad = 5, p.compute = DType::BF16,
-                   p.at = DType::BF16, p.bt = DType::BF16, p.bias = true, p.act = Act::Gelu,
-                   p.nan_c = true, p.c16 = true; });
-  edge([](GP& p) { p.m = 50, p.n = 64, p.k = 96, p.tb = true, p.compute = DType::BF16,
-                   p.bt = DType::BF16, p.bias = true, p.beta = 1.0f, p.c16 = true; });
-  edge([](GP& p) { p.m = 40, p.n = 24, p.k = 72, p.tb = true, p.compute = DType::BF16,
-                   p.at = DType::BF16, p.bt = DType::BF16, p.bias = true, p.act = Act::Relu,
-                   p.nan_c = true, p.c16 = true; });
+  edge([](GP& p) {
+    p.m = 97, p.n = 33, p.k = 768, p.batch = 2, p.pad = 5, p.compute = DType::BF16, p.at = DType::BF16,
+    p.bt = DType::BF16, p.bias = true, p.act = Act::Gelu, p.nan_c = true, p.c16 = true;
+  });
+  edge([](GP& p) {
+    p.m = 50, p.n = 64, p.k = 96, p.tb = true, p.compute = DType::BF16, p.bt = DType::BF16, p.bias = true,
+    p.beta = 1.0f, p.c16 = true;
+  });
+  edge([](GP& p) {
+    p.m = 40, p.n = 24, p.k = 72, p.tb = true, p.compute = DType::BF16, p.at = DType::BF16, p.bt = DType::BF16,
+    p.bias = true, p.act = Act::Relu, p.nan_c = true, p.c16 = true;
+  });
   edge([](GP& p) { p.tb = true, p.beta = 0.5f, p.bias = true, p.act = Act::Gelu, p.c16 = true; });
-  edge([](GP& p) { p.m = 37, p.n = 128, p.k = 64, p.batch = 2, p.pad = 8, p.tb = true,
-                   p.compute = DType::BF16, p.bt = DType::BF16, p.bias = true, p.act = Act::Gelu,
-                   p.nan_c = true, p.c16 = true; });  // 8-column multiples (the vectorised rounding)
+  edge([](GP& p) {
+    p.m = 37, p.n = 128, p.k = 64, p.batch = 2, p.pad = 8, p.tb = true, p.compute = DType::BF16, p.bt = DType::BF16,
+    p.bias = true, p.act = Act::Gelu, p.nan_c = true, p.c16 = true;
+  });  // 8-column multiples (the vectorised rounding)
   edge([](GP& p) { p.k = 0, p.beta = 0.5f, p.bias = true, p.act = Act::Relu, p.c16 = true; });
-  edge([](GP& p) { p.batch = 3, p.sb0 = true, p.tb = true, p.bias = true, p.alpha = -0.5f,
-                   p.compute = DType::BF16, p.c16 = true, p.nan_c = true; });
+  edge([](GP& p) {
+    p.batch = 3, p.sb0 = true, p.tb = true, p.bias = true, p.alpha = -0.5f, p.compute = DType::BF16, p.c16 = true,
+    p.nan_c = true;
+  });
   // backward (F32 only, beta = 0): every transpose x activation, shared weight across the batch
   for (int ta = 0; ta < 2; ++ta)
     for (int tb = 0; tb < 2; ++tb)

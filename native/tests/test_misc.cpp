@@ -52,8 +52,8 @@ void sum_squares_case(Ctx& c, int64_t n, double sd) {
   c.check("sum_squares");
   long double want = 0;
   for (float v : x) want += static_cast<long double>(v) * v;
-  const double rel = want != 0 ? std::fabs(got - static_cast<double>(want)) / static_cast<double>(want)
-                               : std::fabs(got);
+  const double rel =
+      want != 0 ? std::fabs(got - static_cast<double>(want)) / static_cast<double>(want) : std::fabs(got);
   c.max_nmse = rel * rel;
   c.expect(rel <= 1e-12, fmt("sum_squares = %.17g, reference %.17g (rel %.2e)", got, (double)want, rel));
 }
@@ -71,13 +71,16 @@ void scale_case(Ctx& c, int64_t n, float s) {
 // ---- dropout -----------------------------------------------------------------------------------
 void philox_kat_case(Ctx& c) {
   // Random123 known-answer tests for philox4x32_10 (kat_vectors): counter, key -> output.
-  struct KAT { uint32_t ctr[4], key[2], out[4]; };
-  const KAT kats[] = {
-      {{0, 0, 0, 0}, {0, 0}, {0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}},
-      {{0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff}, {0xffffffff, 0xffffffff},
-       {0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}},
-      {{0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344}, {0xa4093822, 0x299f31d0},
-       {0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}}};
+  struct KAT {
+    uint32_t ctr[4], key[2], out[4];
+  };
+  const KAT kats[] = {{{0, 0, 0, 0}, {0, 0}, {0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}},
+                      {{0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff},
+                       {0xffffffff, 0xffffffff},
+                       {0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}},
+                      {{0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344},
+                       {0xa4093822, 0x299f31d0},
+                       {0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}}};
   for (const KAT& k : kats) {
     uint32_t out[4];
     ref::philox4x32_10(k.ctr, k.key, out);
@@ -94,8 +97,8 @@ void philox_kat_case(Ctx& c) {
     const double want = ref::philox_uniform(seed, ctr);
     const float got = carzero::cpu::philox_uniform(seed, ctr);
     if (static_cast<double>(got) != want) {
-      c.fail(fmt("philox_uniform(%llx, %llx) = %.9g, reference %.9g", (unsigned long long)seed,
-                 (unsigned long long)ctr, got, want));
+      c.fail(fmt("philox_uniform(%llx, %llx) = %.9g, reference %.9g", (unsigned long long)seed, (unsigned long long)ctr,
+                 got, want));
       break;
     }
   }
@@ -171,26 +174,41 @@ void dropout_case(Ctx& c, int64_t n, float p, uint64_t seed, uint64_t offset) {
 }
 
 // ---- convert -----------------------------------------------------------------------------------
-uint32_t fbits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
-float bitsf(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
+uint32_t fbits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+float bitsf(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
 
 // Special and tie values for float -> bf16/f16 rounding.
 std::vector<float> special_floats(Rng& rng, bool f16) {
-  std::vector<float> v = {0.0f, -0.0f, 1.0f, -1.0f, INFINITY, -INFINITY,
-                          std::numeric_limits<float>::quiet_NaN(), 3.0e38f, -3.4e38f,
-                          std::numeric_limits<float>::denorm_min(), 1e-40f, -1e-39f,
+  std::vector<float> v = {0.0f,
+                          -0.0f,
+                          1.0f,
+                          -1.0f,
+                          INFINITY,
+                          -INFINITY,
+                          std::numeric_limits<float>::quiet_NaN(),
+                          3.0e38f,
+                          -3.4e38f,
+                          std::numeric_limits<float>::denorm_min(),
+                          1e-40f,
+                          -1e-39f,
                           std::numeric_limits<float>::min()};
   if (!f16) {
     // bf16 ties: low 16 bits exactly 0x8000, with even and odd kept bit
-    for (uint32_t hi : {0x3f80u, 0x3f81u, 0xc0a0u, 0xc0a1u, 0x7f7fu, 0x0001u})
-      v.push_back(bitsf((hi << 16) | 0x8000u));
+    for (uint32_t hi : {0x3f80u, 0x3f81u, 0xc0a0u, 0xc0a1u, 0x7f7fu, 0x0001u}) v.push_back(bitsf((hi << 16) | 0x8000u));
     v.push_back(bitsf(0x7f7fffffu));  // FLT_MAX rounds to inf in bf16
   } else {
     // f16 ties: 1 + 2^-11 (tie, even -> 1), 1 + 3*2^-11 (tie, odd -> up), max/overflow edges,
     // and half subnormals (2^-24 is the smallest; 2^-25 ties to 0; 3*2^-25 ties up to 2*2^-24)
-    for (float f : {1.0f + 0x1.0p-11f, 1.0f + 3 * 0x1.0p-11f, 65504.0f, 65519.0f, 65520.0f,
-                    -65536.0f, 0x1.0p-24f, 0x1.0p-25f, 3 * 0x1.0p-25f, 0x1.0p-14f,
-                    0x1.ffcp-15f, 5.96e-8f, 6.1e-5f, -3.0e-6f})
+    for (float f : {1.0f + 0x1.0p-11f, 1.0f + 3 * 0x1.0p-11f, 65504.0f, 65519.0f, 65520.0f, -65536.0f, 0x1.0p-24f,
+                    0x1.0p-25f, 3 * 0x1.0p-25f, 0x1.0p-14f, 0x1.ffcp-15f, 5.96e-8f, 6.1e-5f, -3.0e-6f})
       v.push_back(f);
   }
   for (int i = 0; i < 2000; ++i) {
@@ -221,12 +239,11 @@ void convert_round_case(Ctx& c, DType to) {
     const double want = f16 ? ref::round_f16(x[i]) : ref::round_bf16(x[i]);
     const float got = y[i];
     const bool ok = std::isnan(want) ? std::isnan(got)
-                                     : (static_cast<double>(got) == want &&
-                                        std::signbit(got) == std::signbit(want));
+                                     : (static_cast<double>(got) == want && std::signbit(got) == std::signbit(want));
     if (!ok) {
       ++bad;
-      c.fail(fmt("f32->%s->f32 of %.9g (bits %08x): got %.9g, want %.9g", f16 ? "f16" : "bf16", x[i],
-                 fbits(x[i]), got, want));
+      c.fail(fmt("f32->%s->f32 of %.9g (bits %08x): got %.9g, want %.9g", f16 ? "f16" : "bf16", x[i], fbits(x[i]), got,
+                 want));
     }
   }
   // widening every 16-bit pattern is exact: compare with an independent decode
@@ -270,8 +287,7 @@ void convert_misc_case(Ctx& c) {
   for (int64_t i = 0; i < n; ++i) c.expect(fu[i] == u[i], fmt("u8->f32 [%lld]", (long long)i));
   c.ops().convert(c.ex(), f, DType::F32, di, DType::I32, n);
   auto fi = c.get(f, n);
-  for (int64_t i = 0; i < n; ++i)
-    c.expect(fi[i] == static_cast<float>(iv[i]), fmt("i32->f32 [%lld]", (long long)i));
+  for (int64_t i = 0; i < n; ++i) c.expect(fi[i] == static_cast<float>(iv[i]), fmt("i32->f32 [%lld]", (long long)i));
   std::vector<int32_t> i0(n, -7);
   int32_t* i2 = c.out("i32_out", i0);
   c.ops().convert(c.ex(), i2, DType::I32, du, DType::U8, n);
@@ -316,11 +332,16 @@ void register_misc_cases(Registry& r) {
   for (int64_t n : {1, 97, 1000003})
     add_case(r, fmt("scale(n=%lld,s=-0.37)", (long long)n), [n](Ctx& c) { scale_case(c, n, -0.37f); });
   add_case(r, "philox_kat(philox4x32_10)", [](Ctx& c) { philox_kat_case(c); });
-  struct D { int64_t n; float p; uint64_t seed, off; };
+  struct D {
+    int64_t n;
+    float p;
+    uint64_t seed, off;
+  };
   for (D d : {D{1, 0.5f, 1, 0}, D{97, 0.1f, 42, 0}, D{262147, 0.1f, 0x123456789abcdefull, 12345},
               D{200000, 0.5f, 7, (1ull << 32) - 100000}, D{1000, 0.0f, 3, 5}, D{1000, 1.0f, 3, 5}})
-    add_case(r, fmt("dropout(n=%lld,p=%g,seed=%llu,offset=%llu)", (long long)d.n, d.p,
-                    (unsigned long long)d.seed, (unsigned long long)d.off),
+    add_case(r,
+             fmt("dropout(n=%lld,p=%g,seed=%llu,offset=%llu)", (long long)d.n, d.p, (unsigned long long)d.seed,
+                 (unsigned long long)d.off),
              [d](Ctx& c) { dropout_case(c, d.n, d.p, d.seed, d.off); });
   add_case(r, "convert(f32<->bf16,ties,nan,inf,subnormal)", [](Ctx& c) { convert_round_case(c, DType::BF16); });
   add_case(r, "convert(f32<->f16,ties,nan,inf,subnormal)", [](Ctx& c) { convert_round_case(c, DType::F16); });

@@ -55,17 +55,15 @@ void layernorm_case(Ctx& c, int64_t N, int64_t C, double offset, bool affine_nul
     ref::layernorm(X, W, Bb, N, C, eps, o, nullptr, nullptr);
     return dot(o, R64);
   };
-  std::vector<Ctx::GradInput> gi = {
-      {"dinp", &X, to_f64(c.get(dinp, N * C)), 10},
-      {"dweight", &W, minus(c.get(dweight, C), gw0), 10}};
+  std::vector<Ctx::GradInput> gi = {{"dinp", &X, to_f64(c.get(dinp, N * C)), 10},
+                                    {"dweight", &W, minus(c.get(dweight, C), gw0), 10}};
   if (dbias) gi.push_back({"dbias", &Bb, minus(c.get(dbias, C), gb0), 10});
   c.check_grads(loss, gi, kTolGrad);
 }
 
 // add_layernorm_forward: sum_mode 0 = sum_out null, 1 = separate buffer, 2 = in place (sum_out
 // aliases a); b null tests the plain LayerNorm with a bf16/f32 output (and sum_out as a copy).
-void add_layernorm_case(Ctx& c, int64_t N, int64_t C, bool with_b, int sum_mode, bool bf16,
-                        double offset) {
+void add_layernorm_case(Ctx& c, int64_t N, int64_t C, bool with_b, int sum_mode, bool bf16, double offset) {
   const float eps = 1e-5f;
   auto x = c.rng.normal_vec(N * C, 1.0, offset);
   auto y = c.rng.normal_vec(N * C, 0.5);
@@ -75,12 +73,14 @@ void add_layernorm_case(Ctx& c, int64_t N, int64_t C, bool with_b, int sum_mode,
   float* db = with_b ? c.in("b", y) : nullptr;
   float* sum = sum_mode == 1 ? c.out_nan("sum", N * C) : sum_mode == 2 ? da : nullptr;
   void* out;
-  if (bf16) out = c.out("out", std::vector<uint16_t>(N * C, carzero::f32_to_bf16(NAN)));
-  else out = c.out_nan("out", N * C);
+  if (bf16)
+    out = c.out("out", std::vector<uint16_t>(N * C, carzero::f32_to_bf16(NAN)));
+  else
+    out = c.out_nan("out", N * C);
   float* mean = c.out_nan("mean", N);
   float* rstd = c.out_nan("rstd", N);
-  c.ops().add_layernorm_forward(c.ex(), sum, out, bf16 ? DType::BF16 : DType::F32, mean, rstd, da,
-                                db, c.in("weight", w), c.in("bias", bb), N, C, eps);
+  c.ops().add_layernorm_forward(c.ex(), sum, out, bf16 ? DType::BF16 : DType::F32, mean, rstd, da, db,
+                                c.in("weight", w), c.in("bias", bb), N, C, eps);
   c.check("add_layernorm_forward");
   std::vector<double> S(N * C), ro, rm, rr;
   for (int64_t i = 0; i < N * C; ++i)  // the sum in fp32, as the op forms it
@@ -106,8 +106,7 @@ void copy2d_case(Ctx& c, int64_t W, int64_t H, int64_t dp, int64_t sp, bool with
   auto add = c.rng.normal_vec(ap ? ap * H : W);
   std::vector<float> dst0(static_cast<size_t>(dp * H), 0.25f);
   float* d = c.out("dst", dst0);
-  c.ops().copy2d(c.ex(), d, dp, c.in("src", src), sp, with_add ? c.in("add", add) : nullptr, ap,
-                 W, H);
+  c.ops().copy2d(c.ex(), d, dp, c.in("src", src), sp, with_add ? c.in("add", add) : nullptr, ap, W, H);
   c.check("copy2d");
   std::vector<double> ref(dst0.begin(), dst0.end());
   for (int64_t r = 0; r < H; ++r)
@@ -123,8 +122,10 @@ void unary_case(Ctx& c, int kind, int64_t n) {
     for (auto& v : x) v = v >= 0 ? v + 0.01f : v - 0.01f;
   float* dx = c.in("inp", x);
   float* out = c.out_nan("out", n);
-  if (kind == 0) c.ops().gelu_forward(c.ex(), out, dx, n);
-  else c.ops().relu_forward(c.ex(), out, dx, n);
+  if (kind == 0)
+    c.ops().gelu_forward(c.ex(), out, dx, n);
+  else
+    c.ops().relu_forward(c.ex(), out, dx, n);
   c.check("forward");
   std::vector<double> X = to_f64(x);
   auto fwd = [&](const std::vector<double>& in) {
@@ -136,12 +137,13 @@ void unary_case(Ctx& c, int kind, int64_t n) {
   auto R = c.rng.normal_vec(n);
   float* dout = c.in("dout", R);
   float* dinp = c.out_nan("dinp", n);
-  if (kind == 0) c.ops().gelu_backward(c.ex(), dinp, dx, dout, n);
-  else c.ops().relu_backward(c.ex(), dinp, dx, dout, n);
+  if (kind == 0)
+    c.ops().gelu_backward(c.ex(), dinp, dx, dout, n);
+  else
+    c.ops().relu_backward(c.ex(), dinp, dx, dout, n);
   c.check("backward");
   std::vector<double> R64 = to_f64(R);
-  c.check_grads([&] { return dot(fwd(X), R64); }, {{"dinp", &X, to_f64(c.get(dinp, n)), 16}},
-                kTolGrad);
+  c.check_grads([&] { return dot(fwd(X), R64); }, {{"dinp", &X, to_f64(c.get(dinp, n)), 16}}, kTolGrad);
 }
 
 void add_case(Ctx& c, int64_t n, bool only_da) {
@@ -212,28 +214,45 @@ void softmax_case(Ctx& c, int64_t rows, int64_t cols, bool neg_inf) {
 }  // namespace
 
 void register_nn_cases(Registry& r) {
-  struct LN { int64_t N, C; double off; bool nodb; };
+  struct LN {
+    int64_t N, C;
+    double off;
+    bool nodb;
+  };
   for (LN p : {LN{1, 1, 0, false}, LN{7, 97, 0, false}, LN{5, 768, 0, true}, LN{197, 768, 0, false},
                LN{16, 768, 300.0, false}, LN{3, 7, -50.0, false}})
-    add_case(r, fmt("layernorm(N=%lld,C=%lld,offset=%g%s)", (long long)p.N, (long long)p.C, p.off,
-                    p.nodb ? ",dbias=null" : ""),
-             [p](Ctx& c) { layernorm_case(c, p.N, p.C, p.off, p.nodb); });
-  struct ALN { int64_t N, C; bool b; int sum; bool bf16; double off; };
-  for (ALN p : {ALN{1, 1, true, 1, false, 0}, ALN{7, 97, true, 0, false, 0},
-                ALN{197, 768, true, 2, false, 0}, ALN{33, 768, true, 1, true, 0},
-                ALN{16, 768, false, 0, true, 300.0}, ALN{5, 40, false, 1, false, -50.0},
+    add_case(
+        r,
+        fmt("layernorm(N=%lld,C=%lld,offset=%g%s)", (long long)p.N, (long long)p.C, p.off, p.nodb ? ",dbias=null" : ""),
+        [p](Ctx& c) { layernorm_case(c, p.N, p.C, p.off, p.nodb); });
+  struct ALN {
+    int64_t N, C;
+    bool b;
+    int sum;
+    bool bf16;
+    double off;
+  };
+  for (ALN p : {ALN{1, 1, true, 1, false, 0}, ALN{7, 97, true, 0, false, 0}, ALN{197, 768, true, 2, false, 0},
+                ALN{33, 768, true, 1, true, 0}, ALN{16, 768, false, 0, true, 300.0}, ALN{5, 40, false, 1, false, -50.0},
                 ALN{9, 1024, true, 2, true, 0}})
-    add_case(r, fmt("add_layernorm(N=%lld,C=%lld,b=%d,sum=%s,out=%s,offset=%g)", (long long)p.N,
-                    (long long)p.C, p.b, p.sum == 0 ? "null" : p.sum == 1 ? "buffer" : "in-place",
-                    p.bf16 ? "bf16" : "f32", p.off),
+    add_case(r,
+             fmt("add_layernorm(N=%lld,C=%lld,b=%d,sum=%s,out=%s,offset=%g)", (long long)p.N, (long long)p.C, p.b,
+                 p.sum == 0   ? "null"
+                 : p.sum == 1 ? "buffer"
+                              : "in-place",
+                 p.bf16 ? "bf16" : "f32", p.off),
              [p](Ctx& c) { add_layernorm_case(c, p.N, p.C, p.b, p.sum, p.bf16, p.off); });
-  struct C2 { int64_t W, H, dp, sp; bool add; int64_t ap; };
-  for (C2 p : {C2{1, 1, 1, 1, false, 0}, C2{768, 5, 197 * 768, 768, false, 0},
-               C2{196 * 768, 3, 197 * 768, 196 * 768, true, 0}, C2{768, 4, 768, 0, false, 0},
-               C2{33, 7, 40, 35, true, 34}, C2{768, 6, 768, 197 * 768, false, 0}})
-    add_case(r, fmt("copy2d(W=%lld,H=%lld,dpitch=%lld,spitch=%lld,add=%d,apitch=%lld)",
-                    (long long)p.W, (long long)p.H, (long long)p.dp, (long long)p.sp, p.add,
-                    (long long)p.ap),
+  struct C2 {
+    int64_t W, H, dp, sp;
+    bool add;
+    int64_t ap;
+  };
+  for (C2 p :
+       {C2{1, 1, 1, 1, false, 0}, C2{768, 5, 197 * 768, 768, false, 0}, C2{196 * 768, 3, 197 * 768, 196 * 768, true, 0},
+        C2{768, 4, 768, 0, false, 0}, C2{33, 7, 40, 35, true, 34}, C2{768, 6, 768, 197 * 768, false, 0}})
+    add_case(r,
+             fmt("copy2d(W=%lld,H=%lld,dpitch=%lld,spitch=%lld,add=%d,apitch=%lld)", (long long)p.W, (long long)p.H,
+                 (long long)p.dp, (long long)p.sp, p.add, (long long)p.ap),
              [p](Ctx& c) { copy2d_case(c, p.W, p.H, p.dp, p.sp, p.add, p.ap); });
   for (int64_t n : {1, 7, 97, 197 * 3072})
     add_case(r, fmt("gelu(n=%lld)", (long long)n), [n](Ctx& c) { unary_case(c, 0, n); });
@@ -242,11 +261,12 @@ void register_nn_cases(Registry& r) {
   for (int64_t n : {1, 97, 197 * 768})
     add_case(r, fmt("add(n=%lld)", (long long)n), [n](Ctx& c) { add_case(c, n, false); });
   add_case(r, "add(n=33,db=null)", [](Ctx& c) { add_case(c, 33, true); });
-  struct SM { int64_t R, C; bool ninf; };
-  for (SM p : {SM{1, 1, false}, SM{7, 97, false}, SM{12, 197, false}, SM{197, 197, false},
-               SM{5, 33, true}})
-    add_case(r, fmt("softmax(rows=%lld,cols=%lld%s)", (long long)p.R, (long long)p.C,
-                    p.ninf ? ",neg_inf=1" : ""),
+  struct SM {
+    int64_t R, C;
+    bool ninf;
+  };
+  for (SM p : {SM{1, 1, false}, SM{7, 97, false}, SM{12, 197, false}, SM{197, 197, false}, SM{5, 33, true}})
+    add_case(r, fmt("softmax(rows=%lld,cols=%lld%s)", (long long)p.R, (long long)p.C, p.ninf ? ",neg_inf=1" : ""),
              [p](Ctx& c) { softmax_case(c, p.R, p.C, p.ninf); });
 }
 

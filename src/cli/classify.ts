@@ -66,7 +66,10 @@ export async function imageList(positionals: string[], root: string | undefined)
   if (positionals.length === 1 && extname(positionals[0]).toLowerCase() === '.csv') {
     const file = positionals[0];
     const table = parseCsv(await readFile(file, 'utf8'), file);
-    const col = table.header.findIndex((h) => h === 'Path') >= 0 ? table.header.indexOf('Path') : table.header.findIndex((h) => h.toLowerCase() === 'path');
+    const col =
+      table.header.findIndex((h) => h === 'Path') >= 0
+        ? table.header.indexOf('Path')
+        : table.header.findIndex((h) => h.toLowerCase() === 'path');
     if (col < 0) throw new UsageError(`${file}: no 'Path' column (columns: ${table.header.join(', ')})`);
     const base = root ?? dirname(file);
     return table.rows.map((r) => (isAbsolute(r[col]) ? r[col] : resolve(base, r[col])));
@@ -86,26 +89,32 @@ async function resumeState(file: string, header: string): Promise<{ done: Set<st
     if (cut === 0) return { done: new Set(), fresh: true };
   }
   if (!text.startsWith(header))
-    throw new UsageError(`carzero classify: --resume: ${file} has a different header (other classes or prompt order?); expected ${header.trim()}`);
+    throw new UsageError(
+      `carzero classify: --resume: ${file} has a different header (other classes or prompt order?); expected ${header.trim()}`,
+    );
   const table = parseCsv(text, file);
   return { done: new Set(table.rows.map((r) => r[0])), fresh: false };
 }
 
 export async function classifyMain(argv: string[]): Promise<number> {
-  const a = parseCommand(argv, {
-    ...HELP_OPTION,
-    model: { type: 'string' },
-    prompts: { type: 'string' },
-    device: { type: 'string', default: 'auto' },
-    precision: { type: 'string' },
-    format: { type: 'string', default: 'json' },
-    out: { type: 'string' },
-    root: { type: 'string' },
-    batch: { type: 'string' },
-    frames: { type: 'string', default: 'first' },
-    resume: { type: 'boolean', default: false },
-    quiet: { type: 'boolean', default: false },
-  }, 'classify');
+  const a = parseCommand(
+    argv,
+    {
+      ...HELP_OPTION,
+      model: { type: 'string' },
+      prompts: { type: 'string' },
+      device: { type: 'string', default: 'auto' },
+      precision: { type: 'string' },
+      format: { type: 'string', default: 'json' },
+      out: { type: 'string' },
+      root: { type: 'string' },
+      batch: { type: 'string' },
+      frames: { type: 'string', default: 'first' },
+      resume: { type: 'boolean', default: false },
+      quiet: { type: 'boolean', default: false },
+    },
+    'classify',
+  );
   const v = a.values;
   if (v.help) {
     process.stdout.write(CLASSIFY_HELP);
@@ -128,12 +137,15 @@ export async function classifyMain(argv: string[]): Promise<number> {
   const batch = v.batch === undefined ? undefined : positiveInt(v.batch, 'batch', 'classify', 8);
   const out = v.out;
   const resume = v.resume;
-  if (resume && (format !== 'csv' || !out)) throw new UsageError('carzero classify: --resume needs --format csv and --out <file>');
+  if (resume && (format !== 'csv' || !out))
+    throw new UsageError('carzero classify: --resume needs --format csv and --out <file>');
   if (a.positionals.length === 0) throw new UsageError('carzero classify: no images given (paths or a list.csv)');
 
   const bar = createProgress({ label: 'carzero classify', enabled: !v.quiet });
   let images = await imageList(a.positionals, v.root);
-  const prompts = await loadPrompts(promptsFile, { onWarning: (w) => process.stderr.write(`carzero classify: warning: ${w}\n`) });
+  const prompts = await loadPrompts(promptsFile, {
+    onWarning: (w) => process.stderr.write(`carzero classify: warning: ${w}\n`),
+  });
   const header = ['Path', ...prompts.classes].map(csvField).join(',') + '\n';
   let append = false;
   let already = 0;
@@ -145,11 +157,14 @@ export async function classifyMain(argv: string[]): Promise<number> {
     const before = images.length;
     images = images.filter((p) => !st.done.has(p));
     already = before - images.length;
-    if (already) process.stderr.write(`carzero classify: --resume: ${already} images already in ${out}, ${images.length} to go\n`);
+    if (already)
+      process.stderr.write(`carzero classify: --resume: ${already} images already in ${out}, ${images.length} to go\n`);
     if (images.length === 0) return 0;
   }
   // frames of a multi-frame file are rows <path>#<frame>: --resume skips those already written
-  const inputs = expandFrames(images, frames).filter((i) => typeof i === 'string' || !('path' in i) || !done?.has(`${i.path}#${i.frame}`));
+  const inputs = expandFrames(images, frames).filter(
+    (i) => typeof i === 'string' || !('path' in i) || !done?.has(`${i.path}#${i.frame}`),
+  );
   const model = await CARZero.load(modelDir, { device, precision });
   const controller = new AbortController();
   const onSigint = () => {
@@ -199,8 +214,16 @@ export async function classifyMain(argv: string[]): Promise<number> {
     } else {
       const text =
         format === 'json'
-          ? JSON.stringify({ classes: prompts.classes, images: scored.map((o) => o.path), scores: scored.map((o) => o.scores), skipped, ...(interrupted ? { interrupted: true } : {}) }) + '\n'
-          : header + scored.map((o) => [o.path, ...o.scores.map(String)].map(csvField).join(',')).join('\n') + (scored.length ? '\n' : '');
+          ? JSON.stringify({
+              classes: prompts.classes,
+              images: scored.map((o) => o.path),
+              scores: scored.map((o) => o.scores),
+              skipped,
+              ...(interrupted ? { interrupted: true } : {}),
+            }) + '\n'
+          : header +
+            scored.map((o) => [o.path, ...o.scores.map(String)].map(csvField).join(',')).join('\n') +
+            (scored.length ? '\n' : '');
       if (out) {
         await writeFile(`${out}.tmp`, text);
         await rename(`${out}.tmp`, out);
@@ -209,10 +232,13 @@ export async function classifyMain(argv: string[]): Promise<number> {
       }
     }
     if (skipped.length || interrupted || already) {
-      const lines = [`carzero classify: ${scoredCount} scored, ${skipped.length} skipped (unreadable)${already ? `, ${already} already done` : ''}${interrupted ? `, interrupted after ${scoredCount + skipped.length} of ${inputs.length}` : ''}`];
+      const lines = [
+        `carzero classify: ${scoredCount} scored, ${skipped.length} skipped (unreadable)${already ? `, ${already} already done` : ''}${interrupted ? `, interrupted after ${scoredCount + skipped.length} of ${inputs.length}` : ''}`,
+      ];
       for (const s of skipped.slice(0, 20)) lines.push(`  skipped ${s.path}: ${s.error}`);
       if (skipped.length > 20) lines.push(`  ... and ${skipped.length - 20} more`);
-      if (interrupted && out && format === 'csv') lines.push(`  rows so far are in ${out}; rerun with --resume to finish`);
+      if (interrupted && out && format === 'csv')
+        lines.push(`  rows so far are in ${out}; rerun with --resume to finish`);
       process.stderr.write(lines.join('\n') + '\n');
     }
     if (interrupted) return 130;

@@ -55,7 +55,7 @@ function parse(argv: string[]): { opts: ConvertOptions; json: boolean } | 'help'
     const name = v.name;
     if (!MODEL_NAME.test(name))
       throw new UsageError(
-        'carzero convert: --name must be lower-case letters, digits, \'.\', \'_\' or \'-\' ' +
+        "carzero convert: --name must be lower-case letters, digits, '.', '_' or '-' " +
           `(at most 64, starting with a letter or digit), got '${name}'`,
       );
     if (existsSync(join(shippedModelsDir(), name)))
@@ -96,7 +96,9 @@ export async function runConvert(argv: string[]): Promise<number> {
   const { opts, json } = parsed;
   try {
     const report = await convertCheckpoint(opts);
-    process.stdout.write(json ? `${JSON.stringify({ ok: true, ...report }, null, 2)}\n` : `${formatConvertReport(report)}\n`);
+    process.stdout.write(
+      json ? `${JSON.stringify({ ok: true, ...report }, null, 2)}\n` : `${formatConvertReport(report)}\n`,
+    );
     return 0;
   } catch (e) {
     // Domain failures are reported (as JSON with --json); programming errors propagate.

@@ -41,24 +41,28 @@ options:
 `;
 
 export async function demoMain(argv: string[]): Promise<number> {
-  const a = parseCommand(argv, {
-    ...HELP_OPTION,
-    out: { type: 'string', default: 'carzero-demo' },
-    device: { type: 'string', default: 'cpu' },
-    seed: { type: 'string' },
-    train: { type: 'string' },
-    validate: { type: 'string' },
-    test: { type: 'string' },
-    epochs: { type: 'string' },
-    batch: { type: 'string' },
-    lr: { type: 'string' },
-    workers: { type: 'string' },
-    'save-model': { type: 'string' },
-    model: { type: 'string' },
-    quick: { type: 'boolean', default: false },
-    quiet: { type: 'boolean', default: false },
-    pretrained: { type: 'boolean', default: false },
-  }, 'demo');
+  const a = parseCommand(
+    argv,
+    {
+      ...HELP_OPTION,
+      out: { type: 'string', default: 'carzero-demo' },
+      device: { type: 'string', default: 'cpu' },
+      seed: { type: 'string' },
+      train: { type: 'string' },
+      validate: { type: 'string' },
+      test: { type: 'string' },
+      epochs: { type: 'string' },
+      batch: { type: 'string' },
+      lr: { type: 'string' },
+      workers: { type: 'string' },
+      'save-model': { type: 'string' },
+      model: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      quiet: { type: 'boolean', default: false },
+      pretrained: { type: 'boolean', default: false },
+    },
+    'demo',
+  );
   const v = a.values;
   if (v.help) {
     process.stdout.write(DEMO_HELP);

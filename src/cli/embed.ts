@@ -54,20 +54,24 @@ function rows(a: Float32Array, n: number): number[][] {
 }
 
 export async function embedMain(argv: string[]): Promise<number> {
-  const a = parseCommand(argv, {
-    ...HELP_OPTION,
-    model: { type: 'string' },
-    out: { type: 'string' },
-    device: { type: 'string', default: 'auto' },
-    precision: { type: 'string' },
-    root: { type: 'string' },
-    batch: { type: 'string' },
-    frames: { type: 'string', default: 'first' },
-    images: { type: 'boolean', default: false },
-    texts: { type: 'boolean', default: false },
-    local: { type: 'boolean', default: false },
-    quiet: { type: 'boolean', default: false },
-  }, 'embed');
+  const a = parseCommand(
+    argv,
+    {
+      ...HELP_OPTION,
+      model: { type: 'string' },
+      out: { type: 'string' },
+      device: { type: 'string', default: 'auto' },
+      precision: { type: 'string' },
+      root: { type: 'string' },
+      batch: { type: 'string' },
+      frames: { type: 'string', default: 'first' },
+      images: { type: 'boolean', default: false },
+      texts: { type: 'boolean', default: false },
+      local: { type: 'boolean', default: false },
+      quiet: { type: 'boolean', default: false },
+    },
+    'embed',
+  );
   const v = a.values;
   if (v.help) {
     process.stdout.write(EMBED_HELP);
@@ -89,8 +93,14 @@ export async function embedMain(argv: string[]): Promise<number> {
   if (v.texts) {
     let classes: string[] | undefined;
     let texts: string[];
-    if (a.positionals.length === 1 && extname(a.positionals[0]).toLowerCase() === '.json' && existsSync(a.positionals[0])) {
-      const set = await loadPrompts(a.positionals[0], { onWarning: (w) => process.stderr.write(`carzero embed: warning: ${w}\n`) });
+    if (
+      a.positionals.length === 1 &&
+      extname(a.positionals[0]).toLowerCase() === '.json' &&
+      existsSync(a.positionals[0])
+    ) {
+      const set = await loadPrompts(a.positionals[0], {
+        onWarning: (w) => process.stderr.write(`carzero embed: warning: ${w}\n`),
+      });
       classes = set.classes;
       texts = set.prompts;
     } else texts = a.positionals;
@@ -99,12 +109,28 @@ export async function embedMain(argv: string[]): Promise<number> {
     const sentence = (await emb.sentence.read()) as Float32Array;
     const words = (await emb.words.read()) as Float32Array;
     const meta = { kind: 'text', texts, cleaned: emb.cleaned, ...(classes ? { classes } : {}) };
-    if (kind === '.json') await writeJsonAtomic(out, { ...meta, shape: { sentence: emb.sentence.shape, words: emb.words.shape }, sentence: rows(sentence, emb.count) });
+    if (kind === '.json')
+      await writeJsonAtomic(out, {
+        ...meta,
+        shape: { sentence: emb.sentence.shape, words: emb.words.shape },
+        sentence: rows(sentence, emb.count),
+      });
     else
-      await writeSafetensors(out, [
-        ['sentence', { dtype: 'F32', shape: emb.sentence.shape, data: f32Buffer(sentence) } as SafetensorsInput],
-        ['words', { dtype: 'F32', shape: emb.words.shape, data: f32Buffer(words) } as SafetensorsInput],
-      ], { metadata: { kind: 'text', texts: JSON.stringify(texts), cleaned: JSON.stringify(emb.cleaned), ...(classes ? { classes: JSON.stringify(classes) } : {}) } });
+      await writeSafetensors(
+        out,
+        [
+          ['sentence', { dtype: 'F32', shape: emb.sentence.shape, data: f32Buffer(sentence) } as SafetensorsInput],
+          ['words', { dtype: 'F32', shape: emb.words.shape, data: f32Buffer(words) } as SafetensorsInput],
+        ],
+        {
+          metadata: {
+            kind: 'text',
+            texts: JSON.stringify(texts),
+            cleaned: JSON.stringify(emb.cleaned),
+            ...(classes ? { classes: JSON.stringify(classes) } : {}),
+          },
+        },
+      );
     process.stderr.write(`carzero embed: ${emb.count} texts -> ${out}\n`);
     return 0;
   }
@@ -118,7 +144,12 @@ export async function embedMain(argv: string[]): Promise<number> {
   const globals: Float32Array[] = [];
   const locals: Float32Array[] = [];
   const skipped: { path: string; error: string }[] = [];
-  for await (const r of model.embedImageStream({ images, local, batchSize: batch, onProgress: (e) => bar.update(e.done) })) {
+  for await (const r of model.embedImageStream({
+    images,
+    local,
+    batchSize: batch,
+    onProgress: (e) => bar.update(e.done),
+  })) {
     if ('error' in r) {
       bar.log(`carzero embed: skipping ${r.name}: ${r.error.message}`);
       skipped.push({ path: r.name, error: r.error.message });
@@ -136,12 +167,27 @@ export async function embedMain(argv: string[]): Promise<number> {
   const C = globals[0].length;
   const N = names.length;
   if (kind === '.json') {
-    await writeJsonAtomic(out, { kind: 'image', images: names, skipped, shape: [N, C], global: globals.map((g) => Array.from(g)), ...(local ? { local: locals.map((l) => Array.from(l)) } : {}) });
+    await writeJsonAtomic(out, {
+      kind: 'image',
+      images: names,
+      skipped,
+      shape: [N, C],
+      global: globals.map((g) => Array.from(g)),
+      ...(local ? { local: locals.map((l) => Array.from(l)) } : {}),
+    });
   } else {
     const concat = (parts: Float32Array[]) => () => Buffer.concat(parts.map(f32Buffer));
-    const tensors: [string, SafetensorsInput][] = [['global', { dtype: 'F32', shape: [N, C], data: concat(globals) } as SafetensorsInput]];
-    if (local) tensors.push(['local', { dtype: 'F32', shape: [N, locals[0].length / C, C], data: concat(locals) } as SafetensorsInput]);
-    await writeSafetensors(out, tensors, { metadata: { kind: 'image', images: JSON.stringify(names), skipped: JSON.stringify(skipped) } });
+    const tensors: [string, SafetensorsInput][] = [
+      ['global', { dtype: 'F32', shape: [N, C], data: concat(globals) } as SafetensorsInput],
+    ];
+    if (local)
+      tensors.push([
+        'local',
+        { dtype: 'F32', shape: [N, locals[0].length / C, C], data: concat(locals) } as SafetensorsInput,
+      ]);
+    await writeSafetensors(out, tensors, {
+      metadata: { kind: 'image', images: JSON.stringify(names), skipped: JSON.stringify(skipped) },
+    });
   }
   process.stderr.write(`carzero embed: ${N} images -> ${out}${skipped.length ? `, ${skipped.length} skipped` : ''}\n`);
   for (const s of skipped.slice(0, 20)) process.stderr.write(`  skipped ${s.path}: ${s.error}\n`);

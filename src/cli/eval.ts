@@ -111,7 +111,10 @@ async function readText(file: string, what: string): Promise<string> {
   try {
     return await readFile(file, 'utf8');
   } catch (e) {
-    throw new EvalInputError(`${what} ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, file);
+    throw new EvalInputError(
+      `${what} ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
+      file,
+    );
   }
 }
 
@@ -147,13 +150,20 @@ async function scoreImages(
 
   if (opts.pointing) {
     if (typeof m.groundingStream !== 'function') {
-      opts.warn('--pointing needs model.groundingStream (the zero-shot grounding API), which this build lacks; pointing game skipped');
+      opts.warn(
+        '--pointing needs model.groundingStream (the zero-shot grounding API), which this build lacks; pointing game skipped',
+      );
     } else {
       const { defaultFeed } = await import('../image/feed.js');
       const set = opts.pointing.set;
       const byName = new Map<string, number>();
       (set.ids ?? []).forEach((id, r) => byName.set(id.replace(/\\/g, '/').split('/').pop()!, r));
-      const stream = m.groundingStream.call(model, { images, prompts: promptObj, batchSize: opts.batch, onWarning: opts.warn }) as AsyncIterable<{
+      const stream = m.groundingStream.call(model, {
+        images,
+        prompts: promptObj,
+        batchSize: opts.batch,
+        onWarning: opts.warn,
+      }) as AsyncIterable<{
         index: number;
         name: string;
         scores?: Float32Array;
@@ -169,7 +179,13 @@ async function scoreImages(
         const img = await defaultFeed().load(images[r.index]); // its size maps the boxes into the crop
         const size = Math.round(Math.sqrt(r.maps.length / Q));
         for (const [j, b] of boxes)
-          trials.push({ classIndex: j, map: r.maps.subarray(j * size * size, (j + 1) * size * size), mapSize: size, boxes: b, geometry: { width: img.width, height: img.height } });
+          trials.push({
+            classIndex: j,
+            map: r.maps.subarray(j * size * size, (j + 1) * size * size),
+            mapSize: size,
+            boxes: b,
+            geometry: { width: img.width, height: img.height },
+          });
       }
       pointing = pointingGame(trials, set.classes.length);
     }
@@ -178,7 +194,12 @@ async function scoreImages(
     rows.length = 0;
     skipped = 0;
     if (typeof m.classifyStream === 'function') {
-      const stream = m.classifyStream.call(model, { images, prompts: promptObj, batchSize: opts.batch, onWarning: opts.warn }) as AsyncIterable<{
+      const stream = m.classifyStream.call(model, {
+        images,
+        prompts: promptObj,
+        batchSize: opts.batch,
+        onWarning: opts.warn,
+      }) as AsyncIterable<{
         index: number;
         name: string;
         scores?: Float32Array;
@@ -201,41 +222,59 @@ async function scoreImages(
         if (prepared.length === 0) continue;
         using emb = await model.embedPrepared(prepared.map((p) => p.img));
         const r = await model.score(emb, texts);
-        prepared.forEach((p, i) => record({ index: p.index, name: images[p.index], scores: r.score.subarray(i * Q, (i + 1) * Q) }));
+        prepared.forEach((p, i) =>
+          record({ index: p.index, name: images[p.index], scores: r.score.subarray(i * Q, (i + 1) * Q) }),
+        );
       }
     }
   }
   bar.end();
   rows.sort((a, b) => a.index - b.index);
-  if (rows.length === 0) throw new EvalInputError(`${opts.imagesFile}: none of the ${images.length} images could be scored`, opts.imagesFile);
+  if (rows.length === 0)
+    throw new EvalInputError(
+      `${opts.imagesFile}: none of the ${images.length} images could be scored`,
+      opts.imagesFile,
+    );
   const data = matrix(rows.length, Q);
   rows.forEach((r, i) => data.data.set(Array.from(r.scores), i * Q));
   return {
-    table: { classes, names: rows.map((r) => r.name), scores: data, positions: rows.map((r) => r.index), listLength: images.length, file: opts.imagesFile, warnings: [] },
+    table: {
+      classes,
+      names: rows.map((r) => r.name),
+      scores: data,
+      positions: rows.map((r) => r.index),
+      listLength: images.length,
+      file: opts.imagesFile,
+      warnings: [],
+    },
     pointing,
   };
 }
 
 export async function evalMain(argv: string[]): Promise<number> {
-  const a = parseCommand(argv, {
-    ...HELP_OPTION,
-    protocol: { type: 'string' },
-    labels: { type: 'string' },
-    scores: { type: 'string' },
-    model: { type: 'string' },
-    images: { type: 'string' },
-    prompts: { type: 'string' },
-    format: { type: 'string', default: 'table' },
-    out: { type: 'string' },
-    plots: { type: 'string' },
-    'save-scores': { type: 'string' },
-    pointing: { type: 'boolean', default: false },
-    root: { type: 'string' },
-    device: { type: 'string', default: 'auto' },
-    precision: { type: 'string', default: 'fp32' },
-    batch: { type: 'string' },
-    quiet: { type: 'boolean', default: false },
-  }, 'eval');
+  const a = parseCommand(
+    argv,
+    {
+      ...HELP_OPTION,
+      protocol: { type: 'string' },
+      labels: { type: 'string' },
+      scores: { type: 'string' },
+      model: { type: 'string' },
+      images: { type: 'string' },
+      prompts: { type: 'string' },
+      format: { type: 'string', default: 'table' },
+      out: { type: 'string' },
+      plots: { type: 'string' },
+      'save-scores': { type: 'string' },
+      pointing: { type: 'boolean', default: false },
+      root: { type: 'string' },
+      device: { type: 'string', default: 'auto' },
+      precision: { type: 'string', default: 'fp32' },
+      batch: { type: 'string' },
+      quiet: { type: 'boolean', default: false },
+    },
+    'eval',
+  );
   const v = a.values;
   if (v.help) {
     process.stdout.write(EVAL_HELP);
@@ -292,7 +331,16 @@ export async function evalMain(argv: string[]): Promise<number> {
         const t = scored.table;
         const lines = [['Path', ...t.classes].map(csvField).join(',')];
         for (let i = 0; i < t.scores.rows; i++)
-          lines.push([t.names![i], ...Array.from(t.scores.data.subarray(i * t.scores.cols, (i + 1) * t.scores.cols), (v) => String(Math.fround(v)))].map(csvField).join(','));
+          lines.push(
+            [
+              t.names![i],
+              ...Array.from(t.scores.data.subarray(i * t.scores.cols, (i + 1) * t.scores.cols), (v) =>
+                String(Math.fround(v)),
+              ),
+            ]
+              .map(csvField)
+              .join(','),
+          );
         await writeFile(save, lines.join('\n') + '\n');
       }
     }

@@ -36,24 +36,33 @@ examples:
 
 /** A file-name-safe form of a class or image name. */
 export function safeName(s: string): string {
-  return s.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.+/, '_').slice(0, 80) || '_';
+  return (
+    s
+      .replace(/[^A-Za-z0-9._-]+/g, '_')
+      .replace(/^\.+/, '_')
+      .slice(0, 80) || '_'
+  );
 }
 
 export async function groundMain(argv: string[]): Promise<number> {
-  const a = parseCommand(argv, {
-    ...HELP_OPTION,
-    model: { type: 'string' },
-    prompts: { type: 'string' },
-    out: { type: 'string' },
-    alpha: { type: 'string' },
-    device: { type: 'string', default: 'auto' },
-    precision: { type: 'string' },
-    root: { type: 'string' },
-    batch: { type: 'string' },
-    frames: { type: 'string', default: 'first' },
-    raw: { type: 'boolean', default: false },
-    quiet: { type: 'boolean', default: false },
-  }, 'ground');
+  const a = parseCommand(
+    argv,
+    {
+      ...HELP_OPTION,
+      model: { type: 'string' },
+      prompts: { type: 'string' },
+      out: { type: 'string' },
+      alpha: { type: 'string' },
+      device: { type: 'string', default: 'auto' },
+      precision: { type: 'string' },
+      root: { type: 'string' },
+      batch: { type: 'string' },
+      frames: { type: 'string', default: 'first' },
+      raw: { type: 'boolean', default: false },
+      quiet: { type: 'boolean', default: false },
+    },
+    'ground',
+  );
   const v = a.values;
   if (v.help) {
     process.stdout.write(GROUND_HELP);
@@ -74,23 +83,38 @@ export async function groundMain(argv: string[]): Promise<number> {
 
   const frames = oneOf(v.frames, ['first', 'all'] as const, 'frames', 'ground', 'first');
   const images = expandFrames(await imageList(a.positionals, v.root), frames);
-  const prompts = await loadPrompts(promptsFile, { onWarning: (w) => process.stderr.write(`carzero ground: warning: ${w}\n`) });
+  const prompts = await loadPrompts(promptsFile, {
+    onWarning: (w) => process.stderr.write(`carzero ground: warning: ${w}\n`),
+  });
   await mkdir(outDir, { recursive: true });
   using model = await CARZero.load(modelDir, { device, precision });
   using texts = await model.embedTexts(prompts.prompts);
   const crop = model.config.preprocess.crop;
   const { mean, std } = model.config.preprocess;
   const bar = createProgress({ label: 'carzero ground', total: images.length, enabled: !v.quiet });
-  const entries: { path: string; scores: Record<string, number>; overlays: Record<string, string>; raw?: Record<string, string> }[] = [];
+  const entries: {
+    path: string;
+    scores: Record<string, number>;
+    overlays: Record<string, string>;
+    raw?: Record<string, string>;
+  }[] = [];
   const skipped: { path: string; error: string }[] = [];
   const used = new Map<string, number>();
   const classNames = prompts.classes.map(safeName);
   const writeIndex = async () => {
     const file = join(outDir, 'index.json');
-    await writeFile(`${file}.tmp`, JSON.stringify({ classes: prompts.classes, size: [crop, crop], images: entries, skipped }, null, 1) + '\n');
+    await writeFile(
+      `${file}.tmp`,
+      JSON.stringify({ classes: prompts.classes, size: [crop, crop], images: entries, skipped }, null, 1) + '\n',
+    );
     await rename(`${file}.tmp`, file);
   };
-  for await (const r of model.groundingStream({ images, prompts: Object.assign(texts, { classes: prompts.classes }), batchSize: batch, onProgress: (e) => bar.update(e.done) })) {
+  for await (const r of model.groundingStream({
+    images,
+    prompts: Object.assign(texts, { classes: prompts.classes }),
+    batchSize: batch,
+    onProgress: (e) => bar.update(e.done),
+  })) {
     if ('error' in r) {
       bar.log(`carzero ground: skipping ${r.name}: ${r.error.message}`);
       skipped.push({ path: r.name, error: r.error.message });
@@ -121,7 +145,9 @@ export async function groundMain(argv: string[]): Promise<number> {
   }
   bar.end();
   await writeIndex();
-  process.stderr.write(`carzero ground: ${entries.length} images x ${prompts.classes.length} classes -> ${outDir}${skipped.length ? `, ${skipped.length} skipped` : ''}\n`);
+  process.stderr.write(
+    `carzero ground: ${entries.length} images x ${prompts.classes.length} classes -> ${outDir}${skipped.length ? `, ${skipped.length} skipped` : ''}\n`,
+  );
   for (const s of skipped.slice(0, 20)) process.stderr.write(`  skipped ${s.path}: ${s.error}\n`);
   return entries.length > 0 ? 0 : 1;
 }

@@ -1,5 +1,13 @@
 // `carzero models`: the shipped models and the user's store (src/model/store.ts).
-import { listModels, modelStoreDir, readRegistry, resolveModel, shippedModelsDir, verifyModel, type ListedModel } from '../model/store.js';
+import {
+  listModels,
+  modelStoreDir,
+  readRegistry,
+  resolveModel,
+  shippedModelsDir,
+  verifyModel,
+  type ListedModel,
+} from '../model/store.js';
 import { HELP_OPTION, parseCommand, UsageError } from './args.js';
 
 export const MODELS_HELP = `usage: carzero models [list] [--json]
@@ -23,7 +31,16 @@ function mib(n: number): string {
 
 function table(rows: string[][]): string {
   const w = rows[0].map((_, j) => Math.max(...rows.map((r) => r[j].length)));
-  return rows.map((r) => r.map((c, j) => (j === r.length - 1 ? c : c.padEnd(w[j]))).join('  ').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((c, j) => (j === r.length - 1 ? c : c.padEnd(w[j])))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 export async function modelsMain(argv: string[]): Promise<number> {
@@ -38,16 +55,29 @@ export async function modelsMain(argv: string[]): Promise<number> {
     if (rest.length) throw new UsageError(`carzero models list: unexpected argument '${rest[0]}'`);
     const models = await listModels();
     if (json) {
-      process.stdout.write(`${JSON.stringify({ shipped: shippedModelsDir(), store: modelStoreDir(), models }, null, 2)}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ shipped: shippedModelsDir(), store: modelStoreDir(), models }, null, 2)}\n`,
+      );
       return 0;
     }
     const rows = [['name', 'where', 'size', 'precision', 'verified', 'description']];
-    for (const m of models) rows.push([m.name, m.origin, mib(m.bytes), m.precision, m.verified === 'none' ? 'no manifest' : m.verified === 'yes' ? 'yes' : 'not yet', m.description ?? '']);
+    for (const m of models)
+      rows.push([
+        m.name,
+        m.origin,
+        mib(m.bytes),
+        m.precision,
+        m.verified === 'none' ? 'no manifest' : m.verified === 'yes' ? 'yes' : 'not yet',
+        m.description ?? '',
+      ]);
     process.stdout.write(table(rows));
     process.stdout.write(`\nshipped: ${shippedModelsDir()}\nstore:   ${modelStoreDir()}\n`);
     const registry = await readRegistry().catch(() => ({}));
     const missing = Object.keys(registry).filter((n) => !models.some((m) => m.name === n));
-    for (const n of missing) process.stdout.write(`not installed: ${n} (weights/registry.json says how to convert it: carzero convert ... --name ${n})\n`);
+    for (const n of missing)
+      process.stdout.write(
+        `not installed: ${n} (weights/registry.json says how to convert it: carzero convert ... --name ${n})\n`,
+      );
     return 0;
   }
   if (sub === 'path') {
@@ -68,7 +98,9 @@ export async function modelsMain(argv: string[]): Promise<number> {
       if (!json) {
         if (!r.manifest) process.stdout.write(`${t.label}: no manifest.json in ${t.dir}: nothing to verify against\n`);
         else if (r.ok) process.stdout.write(`${t.label}: ok (${r.files.length} files match manifest.json)\n`);
-        else for (const f of r.files.filter((x) => !x.ok)) process.stdout.write(`${t.label}: FAILED ${f.file}: ${f.problem}\n`);
+        else
+          for (const f of r.files.filter((x) => !x.ok))
+            process.stdout.write(`${t.label}: FAILED ${f.file}: ${f.problem}\n`);
       }
     }
     if (json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);

@@ -37,21 +37,25 @@ example:
 `;
 
 export async function prepareMain(argv: string[]): Promise<number> {
-  const a = parseCommand(argv, {
-    ...HELP_OPTION,
-    csv: { type: 'string' },
-    root: { type: 'string' },
-    out: { type: 'string' },
-    split: { type: 'string', default: 'train' },
-    'shard-size': { type: 'string' },
-    workers: { type: 'string' },
-    'path-col': { type: 'string' },
-    'split-col': { type: 'string' },
-    'view-col': { type: 'string' },
-    'report-col': { type: 'string' },
-    'max-words': { type: 'string' },
-    quiet: { type: 'boolean', default: false },
-  }, 'prepare');
+  const a = parseCommand(
+    argv,
+    {
+      ...HELP_OPTION,
+      csv: { type: 'string' },
+      root: { type: 'string' },
+      out: { type: 'string' },
+      split: { type: 'string', default: 'train' },
+      'shard-size': { type: 'string' },
+      workers: { type: 'string' },
+      'path-col': { type: 'string' },
+      'split-col': { type: 'string' },
+      'view-col': { type: 'string' },
+      'report-col': { type: 'string' },
+      'max-words': { type: 'string' },
+      quiet: { type: 'boolean', default: false },
+    },
+    'prepare',
+  );
   const v = a.values;
   if (v.help) {
     process.stdout.write(PREPARE_HELP);

@@ -37,16 +37,20 @@ example config:
 `;
 
 export async function trainMain(argv: string[]): Promise<number> {
-  const a = parseCommand(argv, {
-    ...HELP_OPTION,
-    config: { type: 'string' },
-    out: { type: 'string' },
-    resume: { type: 'string' },
-    'max-steps': { type: 'string' },
-    gpus: { type: 'string' },
-    'print-config': { type: 'boolean', default: false },
-    quiet: { type: 'boolean', default: false },
-  }, 'train');
+  const a = parseCommand(
+    argv,
+    {
+      ...HELP_OPTION,
+      config: { type: 'string' },
+      out: { type: 'string' },
+      resume: { type: 'string' },
+      'max-steps': { type: 'string' },
+      gpus: { type: 'string' },
+      'print-config': { type: 'boolean', default: false },
+      quiet: { type: 'boolean', default: false },
+    },
+    'train',
+  );
   const v = a.values;
   if (v.help) {
     process.stdout.write(TRAIN_HELP);
@@ -67,7 +71,11 @@ export async function trainMain(argv: string[]): Promise<number> {
         drop.add(t.index);
         if (!t.inlineValue) drop.add(t.index + 1);
       }
-    return launchDataParallel(argv.filter((_, i) => !drop.has(i)), gpus, v.config);
+    return launchDataParallel(
+      argv.filter((_, i) => !drop.has(i)),
+      gpus,
+      v.config,
+    );
   }
   const distributed = distributedFromEnv();
   const resume = v.resume;
@@ -77,7 +85,9 @@ export async function trainMain(argv: string[]): Promise<number> {
     onStep: (s: { step: number; epoch: number; loss: number; lr: number }) =>
       bar.update(s.step, undefined, `epoch ${s.epoch} loss ${s.loss.toFixed(4)} lr ${s.lr.toExponential(2)}`),
     onEpoch: (e: { epoch: number; train_loss: number | null; val_loss: number; best: boolean }) =>
-      bar.log(`carzero train: epoch ${e.epoch}: train loss ${e.train_loss?.toFixed(4) ?? '-'}, validation loss ${e.val_loss.toFixed(4)}${e.best ? ' (best)' : ''}`),
+      bar.log(
+        `carzero train: epoch ${e.epoch}: train loss ${e.train_loss?.toFixed(4) ?? '-'}, validation loss ${e.val_loss.toFixed(4)}${e.best ? ' (best)' : ''}`,
+      ),
     onLoaderError: (m: string) => bar.log(`carzero train: ${m}`),
     distributed,
   };
@@ -92,7 +102,8 @@ export async function trainMain(argv: string[]): Promise<number> {
     if (!file) throw new UsageError('carzero train: --config <file.json> is required (or --resume <run dir>)');
     if (!out) throw new UsageError('carzero train: --out <run dir> is required');
     const cfg = await readConfigFile(file);
-    if (maxSteps !== undefined && cfg !== null && typeof cfg === 'object') (cfg as Record<string, unknown>).max_steps = maxSteps;
+    if (maxSteps !== undefined && cfg !== null && typeof cfg === 'object')
+      (cfg as Record<string, unknown>).max_steps = maxSteps;
     try {
       trainer = await Trainer.create(cfg, out, options);
     } catch (e) {
@@ -111,7 +122,9 @@ export async function trainMain(argv: string[]): Promise<number> {
   try {
     const r = await trainer.run();
     bar.end();
-    process.stderr.write(`carzero train: ${r.steps} steps, ${r.epochs} epochs, stopped: ${r.stopped}; best validation loss ${r.best_val_loss ?? '-'}; run in ${trainer.runDir}\n`);
+    process.stderr.write(
+      `carzero train: ${r.steps} steps, ${r.epochs} epochs, stopped: ${r.stopped}; best validation loss ${r.best_val_loss ?? '-'}; run in ${trainer.runDir}\n`,
+    );
     return 0;
   } finally {
     process.off('SIGINT', onSigint);
@@ -121,7 +134,9 @@ export async function trainMain(argv: string[]): Promise<number> {
 
 /** A data-parallel worker's rank, world and group id (set by launchDataParallel). */
 function distributedFromEnv(): DistributedOptions | undefined {
-  const r = process.env.CARZERO_DP_RANK, w = process.env.CARZERO_DP_WORLD, id = process.env.CARZERO_DP_ID;
+  const r = process.env.CARZERO_DP_RANK,
+    w = process.env.CARZERO_DP_WORLD,
+    id = process.env.CARZERO_DP_ID;
   if (r === undefined || w === undefined || id === undefined) return undefined;
   return { rank: Number(r), world: Number(w), id: Buffer.from(id, 'hex') };
 }
@@ -131,9 +146,11 @@ function distributedFromEnv(): DistributedOptions | undefined {
 async function launchDataParallel(argv: string[], n: number, configFile: string | undefined): Promise<number> {
   if (configFile) {
     const cfg = (await readConfigFile(configFile)) as { device?: string } | null;
-    if (cfg && cfg.device === 'cpu') throw new UsageError('carzero train: --gpus needs the cuda device (the config says "device": "cpu")');
+    if (cfg && cfg.device === 'cpu')
+      throw new UsageError('carzero train: --gpus needs the cuda device (the config says "device": "cpu")');
   }
-  if (!info().cuda.available) throw new UsageError(`carzero train: --gpus ${n} needs CUDA: ${info().cuda.reason ?? 'unavailable'}`);
+  if (!info().cuda.available)
+    throw new UsageError(`carzero train: --gpus ${n} needs CUDA: ${info().cuda.reason ?? 'unavailable'}`);
   let id: Buffer;
   try {
     id = native().collectiveUniqueId();
@@ -144,17 +161,29 @@ async function launchDataParallel(argv: string[], n: number, configFile: string 
   const kids = Array.from({ length: n }, (_, rank) =>
     spawn(process.execPath, [main, 'train', ...argv, ...(rank ? ['--quiet'] : [])], {
       stdio: 'inherit',
-      env: { ...process.env, CARZERO_DP_RANK: String(rank), CARZERO_DP_WORLD: String(n), CARZERO_DP_ID: id.toString('hex'), CUDA_VISIBLE_DEVICES: String(rank) },
-    }));
-  const codes = await Promise.all(kids.map((k, rank) => new Promise<number>((res) => {
-    k.on('exit', (code, sig) => {
-      const c = code ?? (sig ? 1 : 0);
-      if (c !== 0) {
-        process.stderr.write(`carzero train: worker ${rank} exited with ${code ?? sig}; stopping the others\n`);
-        for (const o of kids) if (o !== k && o.exitCode === null) o.kill('SIGTERM');
-      }
-      res(c);
-    });
-  })));
+      env: {
+        ...process.env,
+        CARZERO_DP_RANK: String(rank),
+        CARZERO_DP_WORLD: String(n),
+        CARZERO_DP_ID: id.toString('hex'),
+        CUDA_VISIBLE_DEVICES: String(rank),
+      },
+    }),
+  );
+  const codes = await Promise.all(
+    kids.map(
+      (k, rank) =>
+        new Promise<number>((res) => {
+          k.on('exit', (code, sig) => {
+            const c = code ?? (sig ? 1 : 0);
+            if (c !== 0) {
+              process.stderr.write(`carzero train: worker ${rank} exited with ${code ?? sig}; stopping the others\n`);
+              for (const o of kids) if (o !== k && o.exitCode === null) o.kill('SIGTERM');
+            }
+            res(c);
+          });
+        }),
+    ),
+  );
   return codes.every((c) => c === 0) ? 0 : 1;
 }

@@ -114,7 +114,14 @@ export function sampleAugmentParams(rng: Rng, options: AugmentOptions = {}): Aug
 }
 
 /** torchvision's _get_inverse_affine_matrix (no shear): output pixel -> input position, PIL order. */
-export function inverseAffineMatrix(cx: number, cy: number, angle: number, tx: number, ty: number, scale: number): number[] {
+export function inverseAffineMatrix(
+  cx: number,
+  cy: number,
+  angle: number,
+  tx: number,
+  ty: number,
+  scale: number,
+): number[] {
   const rot = angle * (Math.PI / 180);
   const cos = Math.cos(rot);
   const sin = Math.sin(rot);
@@ -134,7 +141,13 @@ const coord = (v: number) => (v < 0 ? -1 : Math.trunc(v));
  * PIL Image.transform(size, AFFINE, m, NEAREST) of a w x h uint8 image into a new w x h one
  * (0 outside the source), with PIL's integer paths.
  */
-export function pilAffineNearest(src: Uint8Array, w: number, h: number, m: readonly number[], out = new Uint8Array(w * h)): Uint8Array {
+export function pilAffineNearest(
+  src: Uint8Array,
+  w: number,
+  h: number,
+  m: readonly number[],
+  out = new Uint8Array(w * h),
+): Uint8Array {
   out.fill(0);
   if (m[1] === 0 && m[3] === 0) {
     // ImagingScaleAffine: pretabulated columns, double accumulation.
@@ -156,7 +169,8 @@ export function pilAffineNearest(src: Uint8Array, w: number, h: number, m: reado
     }
     return out;
   }
-  const fits = (x: number, y: number) => Math.abs(x * m[0] + y * m[1] + m[2]) < 32768 && Math.abs(x * m[3] + y * m[4] + m[5]) < 32768;
+  const fits = (x: number, y: number) =>
+    Math.abs(x * m[0] + y * m[1] + m[2]) < 32768 && Math.abs(x * m[3] + y * m[4] + m[5]) < 32768;
   if (fits(0, 0) && fits(w, h) && fits(0, h) && fits(w, 0)) {
     // affine_fixed: 16.16 fixed point, stepping per pixel and per row.
     const a0 = floorFix(m[0]);
@@ -227,7 +241,9 @@ export function augmentU8(padded: Uint8Array, p: AugmentParams, options: Augment
   const o = opts(options);
   const { size, crop } = o;
   if (!(padded instanceof Uint8Array) || padded.length !== size * size)
-    throw new TypeError(`augment: argument 'padded' must be a ${size}x${size} Uint8Array (${size * size} bytes), got ${padded?.length}`);
+    throw new TypeError(
+      `augment: argument 'padded' must be a ${size}x${size} Uint8Array (${size * size} bytes), got ${padded?.length}`,
+    );
   if (!(p.top >= 0 && p.top <= size - crop && p.left >= 0 && p.left <= size - crop))
     throw new RangeError(`augment: crop offset (${p.top}, ${p.left}) outside 0..${size - crop}`);
   const img = new Uint8Array(crop * crop);
@@ -249,7 +265,11 @@ export function augmentU8(padded: Uint8Array, p: AugmentParams, options: Augment
 }
 
 /** uint8 -> normalised float32 through the shared table. */
-export function normalise(img: Uint8Array, options: AugmentOptions = {}, out: Float32Array = new Float32Array(img.length)): Float32Array {
+export function normalise(
+  img: Uint8Array,
+  options: AugmentOptions = {},
+  out: Float32Array = new Float32Array(img.length),
+): Float32Array {
   const lut = normaliseTable(options.mean ?? DEFAULTS.mean, options.std ?? DEFAULTS.std);
   for (let i = 0; i < img.length; i++) out[i] = lut[img[i]];
   return out;
@@ -262,9 +282,15 @@ export function augment(padded: Uint8Array, rng: Rng, options: AugmentOptions = 
 }
 
 /** The validation view: centre crop + normalisation (the inference preprocessing). */
-export function centreCrop(padded: Uint8Array, options: AugmentOptions = {}, out?: Float32Array<ArrayBuffer>): Float32Array {
+export function centreCrop(
+  padded: Uint8Array,
+  options: AugmentOptions = {},
+  out?: Float32Array<ArrayBuffer>,
+): Float32Array {
   const o = opts(options);
   if (!(padded instanceof Uint8Array) || padded.length !== o.size * o.size)
-    throw new TypeError(`centreCrop: argument 'padded' must be a ${o.size}x${o.size} Uint8Array, got ${padded?.length} bytes`);
+    throw new TypeError(
+      `centreCrop: argument 'padded' must be a ${o.size}x${o.size} Uint8Array, got ${padded?.length} bytes`,
+    );
   return cropNormalise(padded, { resize: o.size, crop: o.crop, mean: o.mean, std: o.std }, out);
 }

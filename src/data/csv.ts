@@ -8,7 +8,10 @@ export interface CsvTable {
 }
 
 export class CsvError extends CarzeroError {
-  constructor(message: string, readonly file: string) {
+  constructor(
+    message: string,
+    readonly file: string,
+  ) {
     super(message, 'CZ_ERR_FORMAT');
     this.name = 'CsvError';
   }

@@ -127,7 +127,8 @@ export class DataLoader {
   private busy = false;
 
   constructor(dataset: MimicDataset, options: LoaderOptions = {}) {
-    if (!dataset || !Array.isArray(dataset.items)) throw new TypeError("DataLoader: argument 'dataset' must be a dataset (readMimicCsv / loadPrepared)");
+    if (!dataset || !Array.isArray(dataset.items))
+      throw new TypeError("DataLoader: argument 'dataset' must be a dataset (readMimicCsv / loadPrepared)");
     this.dataset = dataset;
     const bs = options.batchSize ?? carzeroBatchSize;
     this.batchSizeOf = typeof bs === 'function' ? bs : () => bs;
@@ -147,7 +148,8 @@ export class DataLoader {
         throw new RangeError(
           `DataLoader: the state is for another dataset (${st.items} items, fingerprint ${st.fingerprint}; this one: ${dataset.items.length}, ${this.fingerprint})`,
         );
-      if (options.seed !== undefined && options.seed !== st.seed) throw new RangeError(`DataLoader: option 'seed' (${options.seed}) differs from the state's (${st.seed})`);
+      if (options.seed !== undefined && options.seed !== st.seed)
+        throw new RangeError(`DataLoader: option 'seed' (${options.seed}) differs from the state's (${st.seed})`);
       this.seed = st.seed;
       this.epoch = st.epoch;
       this.cursor = st.cursor;
@@ -178,7 +180,8 @@ export class DataLoader {
   /** N for an epoch. */
   batchSize(epoch = this.epoch): number {
     const n = this.batchSizeOf(epoch);
-    if (!Number.isInteger(n) || n < 1) throw new RangeError(`DataLoader: batch size for epoch ${epoch} must be a positive integer, got ${n}`);
+    if (!Number.isInteger(n) || n < 1)
+      throw new RangeError(`DataLoader: batch size for epoch ${epoch} must be a positive integer, got ${n}`);
     return n;
   }
 
@@ -190,7 +193,9 @@ export class DataLoader {
   private orderFor(epoch: number): Uint32Array {
     if (this.order && this.orderEpoch === epoch) return this.order;
     const n = this.dataset.items.length;
-    this.order = this.shuffle ? permutation(n, Rng.derive(this.seed, RNG_PURPOSE.order, epoch)) : Uint32Array.from({ length: n }, (_, i) => i);
+    this.order = this.shuffle
+      ? permutation(n, Rng.derive(this.seed, RNG_PURPOSE.order, epoch))
+      : Uint32Array.from({ length: n }, (_, i) => i);
     this.orderEpoch = epoch;
     this.inflight.clear();
     return this.order;
@@ -210,7 +215,8 @@ export class DataLoader {
   /** Keeps positions [from, from + prefetch) scheduled. */
   private schedule(order: Uint32Array, from: number, prefetch: number): void {
     const end = Math.min(order.length, from + prefetch);
-    for (let p = from; p < end; p++) if (!this.inflight.has(p)) this.inflight.set(p, this.pool.run(this.task(order[p])));
+    for (let p = from; p < end; p++)
+      if (!this.inflight.has(p)) this.inflight.set(p, this.pool.run(this.task(order[p])));
   }
 
   /** The next batch of this epoch, or null when the epoch is over (the state moves to the next). */

@@ -92,7 +92,11 @@ export interface MimicDataset {
 }
 
 export class DatasetError extends CarzeroError {
-  constructor(message: string, readonly file: string, readonly row?: number) {
+  constructor(
+    message: string,
+    readonly file: string,
+    readonly row?: number,
+  ) {
     super(message, 'CZ_ERR_FORMAT');
     this.name = 'DatasetError';
   }
@@ -114,7 +118,8 @@ const SPLIT_ALIASES: Record<string, string[]> = {
 function findColumn(header: string[], given: string | undefined, role: keyof typeof CANDIDATES, file: string): number {
   if (given !== undefined) {
     const i = header.indexOf(given.trim());
-    if (i < 0) throw new DatasetError(`${file}: no column '${given}' (${role}); the header has: ${header.join(', ')}`, file);
+    if (i < 0)
+      throw new DatasetError(`${file}: no column '${given}' (${role}); the header has: ${header.join(', ')}`, file);
     return i;
   }
   const lower = header.map((h) => h.toLowerCase());
@@ -198,12 +203,22 @@ export function parseMimicCsv(text: string, file: string, options: ReadMimicOpti
   const accepted = new Set((SPLIT_ALIASES[splitName.toLowerCase()] ?? [splitName]).map((s) => s.toLowerCase()));
   const frontal = new Set((options.frontalViews ?? ['PA', 'AP', 'Frontal']).map((v) => v.trim().toLowerCase()));
   const maxWords = options.maxWords ?? 5;
-  if (!Number.isInteger(maxWords) || maxWords < 0) throw new RangeError(`readMimicCsv: option 'maxWords' must be a non-negative integer, got ${maxWords}`);
+  if (!Number.isInteger(maxWords) || maxWords < 0)
+    throw new RangeError(`readMimicCsv: option 'maxWords' must be a non-negative integer, got ${maxWords}`);
   const exclude = new Set(options.exclude ?? []);
   const root = options.root ?? resolve(file, '..');
   const lines = recordLines(text);
 
-  const counts = { rows: rows.length, inSplit: 0, frontal: 0, nonFrontal: 0, emptyReport: 0, noSentence: 0, excluded: 0, kept: 0 };
+  const counts = {
+    rows: rows.length,
+    inSplit: 0,
+    frontal: 0,
+    nonFrontal: 0,
+    emptyReport: 0,
+    noSentence: 0,
+    excluded: 0,
+    kept: 0,
+  };
   const items: DatasetItem[] = [];
   const dropped: DroppedRow[] = [];
   rows.forEach((r, k) => {
@@ -216,7 +231,8 @@ export function parseMimicCsv(text: string, file: string, options: ReadMimicOpti
     }
     counts.frontal++;
     const key = r[ip];
-    if (key.trim() === '') throw new DatasetError(`${file}: line ${row}: empty image path in column '${header[ip]}'`, file, row);
+    if (key.trim() === '')
+      throw new DatasetError(`${file}: line ${row}: empty image path in column '${header[ip]}'`, file, row);
     if (exclude.has(key)) {
       counts.excluded++;
       dropped.push({ key, row, reason: 'excluded' });

@@ -31,7 +31,8 @@ async function readRecord(file: string, offset: number, bytes: number): Promise<
   try {
     const buf = new Uint8Array(bytes);
     const { bytesRead } = await fh.read(buf, 0, bytes, offset);
-    if (bytesRead !== bytes) throw new Error(`${file}: truncated record at offset ${offset} (${bytesRead} of ${bytes} bytes)`);
+    if (bytesRead !== bytes)
+      throw new Error(`${file}: truncated record at offset ${offset} (${bytesRead} of ${bytes} bytes)`);
     return buf;
   } finally {
     await fh.close();
@@ -43,7 +44,9 @@ export async function processItem(task: ItemTask): Promise<Uint8Array | Float32A
   const size = task.options?.size ?? 256;
   let padded: Uint8Array;
   if ('shard' in task.source) padded = await readRecord(task.source.shard, task.source.offset, size * size);
-  else padded = (await defaultFeed().load(task.source.path, { resize: size, crop: Math.min(224, size), output: 'padded' })).padded!;
+  else
+    padded = (await defaultFeed().load(task.source.path, { resize: size, crop: Math.min(224, size), output: 'padded' }))
+      .padded!;
   if (task.kind === 'padded') return padded;
   if (task.kind === 'val') return centreCrop(padded, task.options);
   const seed = task.seed ?? [0];
@@ -83,7 +86,8 @@ export class ItemPool {
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(readonly workers: number) {
-    if (!Number.isInteger(workers) || workers < 0) throw new RangeError(`ItemPool: workers must be a non-negative integer, got ${workers}`);
+    if (!Number.isInteger(workers) || workers < 0)
+      throw new RangeError(`ItemPool: workers must be a non-negative integer, got ${workers}`);
     for (let i = 0; i < workers; i++) {
       const worker = spawn();
       const slot: Slot = { worker, busy: 0 };

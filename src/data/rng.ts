@@ -87,7 +87,7 @@ export class Rng {
 
   /** Next uint32 (xoshiro128**). */
   nextU32(): number {
-    const r = Math.imul(((Math.imul(this.s1, 5) << 7) | (Math.imul(this.s1, 5) >>> 25)), 9) >>> 0;
+    const r = Math.imul((Math.imul(this.s1, 5) << 7) | (Math.imul(this.s1, 5) >>> 25), 9) >>> 0;
     const t = this.s1 << 9;
     this.s2 ^= this.s0;
     this.s3 ^= this.s1;
@@ -116,7 +116,8 @@ export class Rng {
 
   /** Uniform integer in [0, n), unbiased (n <= 2^32). */
   int(n: number): number {
-    if (!Number.isInteger(n) || n < 1 || n > 0x100000000) throw new RangeError(`Rng.int: n must be an integer in 1..2^32, got ${n}`);
+    if (!Number.isInteger(n) || n < 1 || n > 0x100000000)
+      throw new RangeError(`Rng.int: n must be an integer in 1..2^32, got ${n}`);
     const limit = 0x100000000 - (0x100000000 % n);
     for (;;) {
       const v = this.nextU32();

@@ -74,7 +74,13 @@ export function shardName(k: number): string {
 }
 
 /** Serialises one shard. */
-export function encodeShard(shard: number, first: number, size: number, images: Uint8Array[], trailer: Trailer): Buffer {
+export function encodeShard(
+  shard: number,
+  first: number,
+  size: number,
+  images: Uint8Array[],
+  trailer: Trailer,
+): Buffer {
   const rec = size * size;
   const tj = Buffer.from(JSON.stringify(trailer), 'utf8');
   const buf = Buffer.alloc(SHARD_HEADER + images.length * rec + tj.length);
@@ -116,7 +122,8 @@ export async function readShard(file: string): Promise<{ header: ShardHeader; da
   if (w !== h) throw bad(`${w}x${h} records`);
   const records = data.readUInt32LE(20);
   const tlen = data.readUInt32LE(32);
-  if (data.length !== SHARD_HEADER + records * w * h + tlen) throw bad(`length ${data.length}, header says ${SHARD_HEADER + records * w * h + tlen}`);
+  if (data.length !== SHARD_HEADER + records * w * h + tlen)
+    throw bad(`length ${data.length}, header says ${SHARD_HEADER + records * w * h + tlen}`);
   if (crc32(data.subarray(SHARD_HEADER)) !== data.readUInt32LE(36)) throw bad('CRC mismatch');
   let trailer: Trailer;
   try {
@@ -124,7 +131,8 @@ export async function readShard(file: string): Promise<{ header: ShardHeader; da
   } catch (e) {
     throw bad(`trailer: ${(e as Error).message}`);
   }
-  if (!Array.isArray(trailer.keys) || !Array.isArray(trailer.records) || trailer.records.length !== records) throw bad('trailer does not match the records');
+  if (!Array.isArray(trailer.keys) || !Array.isArray(trailer.records) || trailer.records.length !== records)
+    throw bad('trailer does not match the records');
   return { header: { size: w, records, shard: data.readUInt32LE(24), first: data.readUInt32LE(28), trailer }, data };
 }
 
@@ -155,10 +163,15 @@ export interface PrepareResult {
 }
 
 /** Packs a dataset's padded images into shards under `outDir` (resumable). */
-export async function prepareShards(dataset: MimicDataset, outDir: string, options: PrepareOptions = {}): Promise<PrepareResult> {
+export async function prepareShards(
+  dataset: MimicDataset,
+  outDir: string,
+  options: PrepareOptions = {},
+): Promise<PrepareResult> {
   const shardSize = options.shardSize ?? 1024;
   const size = options.size ?? 256;
-  if (!Number.isInteger(shardSize) || shardSize < 1) throw new RangeError(`prepareShards: shardSize must be a positive integer, got ${shardSize}`);
+  if (!Number.isInteger(shardSize) || shardSize < 1)
+    throw new RangeError(`prepareShards: shardSize must be a positive integer, got ${shardSize}`);
   await mkdir(outDir, { recursive: true });
   const items = dataset.items;
   const nShards = Math.ceil(items.length / shardSize);
@@ -191,7 +204,10 @@ export async function prepareShards(dataset: MimicDataset, outDir: string, optio
       if (existing) {
         try {
           const { header } = await readShard(file);
-          const same = header.size === size && header.first === first && header.trailer.keys.length === slot.length &&
+          const same =
+            header.size === size &&
+            header.first === first &&
+            header.trailer.keys.length === slot.length &&
             header.trailer.keys.every((key, i) => key === slot[i].key);
           if (same) trailer = header.trailer;
         } catch {
@@ -203,7 +219,9 @@ export async function prepareShards(dataset: MimicDataset, outDir: string, optio
         done += slot.length;
         options.onProgress?.(done, items.length);
       } else {
-        const results = slot.map((it) => pool.run({ source: { path: it.path }, name: it.path, kind: 'padded', options: { size } }));
+        const results = slot.map((it) =>
+          pool.run({ source: { path: it.path }, name: it.path, kind: 'padded', options: { size } }),
+        );
         const images: Uint8Array[] = [];
         trailer = { keys: slot.map((it) => it.key), records: [], failed: [] };
         for (let i = 0; i < slot.length; i++) {
@@ -243,8 +261,13 @@ export async function loadPrepared(dir: string): Promise<MimicDataset> {
   } catch (e) {
     throw new DatasetError(`${file}: cannot read the prepared index (${(e as Error).message})`, file);
   }
-  if (index.format === 'carzero-prepared' && (index.version as number) === 1) throw new DatasetError(`${file}: ${V1_REASON}`, file);
-  if (index.format !== 'carzero-prepared' || index.version !== VERSION) throw new DatasetError(`${file}: not a carzero prepared index (format ${index.format}, version ${index.version})`, file);
+  if (index.format === 'carzero-prepared' && (index.version as number) === 1)
+    throw new DatasetError(`${file}: ${V1_REASON}`, file);
+  if (index.format !== 'carzero-prepared' || index.version !== VERSION)
+    throw new DatasetError(
+      `${file}: not a carzero prepared index (format ${index.format}, version ${index.version})`,
+      file,
+    );
   const rec = index.size * index.size;
   const items: DatasetItem[] = index.items.map((it) => ({
     path: it.path,

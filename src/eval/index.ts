@@ -15,7 +15,14 @@ import {
   softmaxRows,
   type Matrix,
 } from './metrics.js';
-import { alignRows, EvalInputError, PADCHEST_QUERY, PROTOCOL_INFO, type LabelSet, type ProtocolName } from './protocols.js';
+import {
+  alignRows,
+  EvalInputError,
+  PADCHEST_QUERY,
+  PROTOCOL_INFO,
+  type LabelSet,
+  type ProtocolName,
+} from './protocols.js';
 import type { PointingResult } from './pointing.js';
 
 export * from './metrics.js';
@@ -66,7 +73,9 @@ export function readScoreCsv(text: string, file = 'scores.csv'): ScoreTable {
     const vals = r.slice(first).map((v) => (v.trim() === '' ? NaN : Number(v)));
     const bad = vals.findIndex((v) => !Number.isFinite(v));
     if (bad >= 0) {
-      warnings.push(`${file}: record ${k + 2}, column '${classes[bad]}': '${r[first + bad]}' is not a number, row skipped`);
+      warnings.push(
+        `${file}: record ${k + 2}, column '${classes[bad]}': '${r[first + bad]}' is not a number, row skipped`,
+      );
       return;
     }
     data.push(...vals);
@@ -74,7 +83,15 @@ export function readScoreCsv(text: string, file = 'scores.csv'): ScoreTable {
     positions.push(k);
   });
   if (positions.length === 0) throw new EvalInputError(`${file}: no usable score rows`, file);
-  return { classes, names: hasPath ? names : null, scores: matrix(positions.length, C, data), positions, listLength: t.rows.length, file, warnings };
+  return {
+    classes,
+    names: hasPath ? names : null,
+    scores: matrix(positions.length, C, data),
+    positions,
+    listLength: t.rows.length,
+    file,
+    warnings,
+  };
 }
 
 export interface GroupMetrics {
@@ -103,7 +120,13 @@ export interface EvalResult {
   query_auroc?: Record<string, number | null>;
   f1?: { per_class: number[]; micro: number; macro: number; weighted: number };
   accuracy?: { overall: number; per_class: number[] };
-  pointing?: { accuracy: number | null; macro: number | null; hits: number; trials: number; per_class: { hits: number; trials: number; rate: number | null }[] };
+  pointing?: {
+    accuracy: number | null;
+    macro: number | null;
+    hits: number;
+    trials: number;
+    per_class: { hits: number; trials: number; rate: number | null }[];
+  };
   warnings: string[];
 }
 
@@ -118,7 +141,10 @@ function groupOf(idx: number[], classes: string[], auroc: number[], auprc: numbe
 }
 
 function norm(s: string): string {
-  return s.toLowerCase().replace(/[_\s]+/g, ' ').trim();
+  return s
+    .toLowerCase()
+    .replace(/[_\s]+/g, ' ')
+    .trim();
 }
 
 export interface Evaluated {
@@ -190,10 +216,16 @@ export function evaluate(set: LabelSet, table: ScoreTable, labelFile = 'labels',
   }
   if (info.padchestExtras) {
     // PadChest20 as the original script computes it: the classes with at most 10 positives.
-    const tail = s.positives.map((c, j) => [c, j]).filter(([c]) => c <= 10).map(([, j]) => j);
+    const tail = s.positives
+      .map((c, j) => [c, j])
+      .filter(([c]) => c <= 10)
+      .map(([, j]) => j);
     result.padchest20 = groupOf(tail, set.classes, s.auroc, s.auprc);
     // The 100 classes with the fewest positives (stable order on ties).
-    const order = s.positives.map((c, j) => [c, j]).sort((a, b) => a[0] - b[0] || a[1] - b[1]).map(([, j]) => j);
+    const order = s.positives
+      .map((c, j) => [c, j])
+      .sort((a, b) => a[0] - b[0] || a[1] - b[1])
+      .map(([, j]) => j);
     result.tail100 = groupOf(order.slice(0, 100), set.classes, s.auroc, s.auprc);
     result.query_auroc = {};
     for (const q of PADCHEST_QUERY) {
@@ -210,7 +242,12 @@ export function evaluate(set: LabelSet, table: ScoreTable, labelFile = 'labels',
     const yArg = Array.from({ length: n }, (_, i) => argmax(labels.data, i * C, C));
     const pArg = Array.from({ length: n }, (_, i) => argmax(p.data, i * C, C));
     // Per class: accuracy of the rounded softmax probability (round half to even: 0.5 -> 0).
-    const perClass = set.classes.map((_, j) => accuracy(column(labels, j), Array.from(column(p, j), (v) => (v > 0.5 ? 1 : 0))));
+    const perClass = set.classes.map((_, j) =>
+      accuracy(
+        column(labels, j),
+        Array.from(column(p, j), (v) => (v > 0.5 ? 1 : 0)),
+      ),
+    );
     result.accuracy = { overall: accuracy(yArg, pArg), per_class: perClass };
   }
   if (pointing)
@@ -224,15 +261,25 @@ export function evaluate(set: LabelSet, table: ScoreTable, labelFile = 'labels',
   return { result, labels, scores, labelRows: al.labelRows };
 }
 
-const f4 = (v: number | null | undefined): string => (v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(4));
+const f4 = (v: number | null | undefined): string =>
+  v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(4);
 
 /** The human-readable table. */
 export function formatResult(r: EvalResult): string {
   const w = Math.max(5, ...r.classes.map((c) => c.length));
-  const line = (a: string, b: string, c: string, d: string) => `${a.padEnd(w)}  ${b.padStart(9)}  ${c.padStart(7)}  ${d.padStart(7)}`;
-  const out: string[] = [`${r.title}: ${r.images} images, ${r.classes.length} classes`, '', line('class', 'positives', 'AUROC', 'AUPRC')];
+  const line = (a: string, b: string, c: string, d: string) =>
+    `${a.padEnd(w)}  ${b.padStart(9)}  ${c.padStart(7)}  ${d.padStart(7)}`;
+  const out: string[] = [
+    `${r.title}: ${r.images} images, ${r.classes.length} classes`,
+    '',
+    line('class', 'positives', 'AUROC', 'AUPRC'),
+  ];
   r.classes.forEach((c, j) => out.push(line(c, String(r.positives[j]), f4(r.auroc[j]), f4(r.auprc[j]))));
-  out.push('', line('macro', '', f4(r.macro_auroc), f4(r.auprc_macro)), line('micro', '', f4(r.micro_auroc), f4(r.auprc_micro)));
+  out.push(
+    '',
+    line('macro', '', f4(r.macro_auroc), f4(r.auprc_macro)),
+    line('micro', '', f4(r.micro_auroc), f4(r.auprc_micro)),
+  );
   out.push(line('weighted', '', f4(r.weighted_auroc), ''));
   if (r.groups) {
     out.push('', `groups by positives (head > ${r.groups.head_threshold.toFixed(2)}, medium > 10, tail <= 10):`);
@@ -241,12 +288,29 @@ export function formatResult(r: EvalResult): string {
       out.push(line(`${k} (${g.classes.length})`, '', f4(g.macro_auroc), f4(g.macro_auprc)));
     }
   }
-  if (r.padchest20) out.push(line(`PadChest20 (${r.padchest20.classes.length})`, '', f4(r.padchest20.macro_auroc), f4(r.padchest20.macro_auprc)));
-  if (r.tail100) out.push(line(`tail100 (${r.tail100.classes.length})`, '', f4(r.tail100.macro_auroc), f4(r.tail100.macro_auprc)));
+  if (r.padchest20)
+    out.push(
+      line(
+        `PadChest20 (${r.padchest20.classes.length})`,
+        '',
+        f4(r.padchest20.macro_auroc),
+        f4(r.padchest20.macro_auprc),
+      ),
+    );
+  if (r.tail100)
+    out.push(line(`tail100 (${r.tail100.classes.length})`, '', f4(r.tail100.macro_auroc), f4(r.tail100.macro_auprc)));
   if (r.query_auroc) for (const [q, v] of Object.entries(r.query_auroc)) out.push(line(`${q}`, '', f4(v), ''));
-  if (r.f1) out.push('', `F1 (arg-max one-hot): micro ${f4(r.f1.micro)}, macro ${f4(r.f1.macro)}, weighted ${f4(r.f1.weighted)}`);
+  if (r.f1)
+    out.push(
+      '',
+      `F1 (arg-max one-hot): micro ${f4(r.f1.micro)}, macro ${f4(r.f1.macro)}, weighted ${f4(r.f1.weighted)}`,
+    );
   if (r.accuracy) out.push('', `accuracy (arg-max of softmax): ${f4(r.accuracy.overall)}`);
-  if (r.pointing) out.push('', `pointing game: ${f4(r.pointing.accuracy)} (${r.pointing.hits}/${r.pointing.trials}), class mean ${f4(r.pointing.macro)}`);
+  if (r.pointing)
+    out.push(
+      '',
+      `pointing game: ${f4(r.pointing.accuracy)} (${r.pointing.hits}/${r.pointing.trials}), class mean ${f4(r.pointing.macro)}`,
+    );
   return out.map((l) => l.trimEnd()).join('\n') + '\n';
 }
 

@@ -39,7 +39,8 @@ export function column(m: Matrix, j: number): Float64Array {
 /** The columns `idx` of m, in that order. */
 export function selectColumns(m: Matrix, idx: readonly number[]): Matrix {
   const out = matrix(m.rows, idx.length);
-  for (let i = 0; i < m.rows; i++) for (let k = 0; k < idx.length; k++) out.data[i * idx.length + k] = m.data[i * m.cols + idx[k]];
+  for (let i = 0; i < m.rows; i++)
+    for (let k = 0; k < idx.length; k++) out.data[i * idx.length + k] = m.data[i * m.cols + idx[k]];
   return out;
 }
 
@@ -222,7 +223,8 @@ export function classGroups(counts: ArrayLike<number>, tailMax = 10): Groups {
 /** Positives per column. */
 export function positives(labels: Matrix): Float64Array {
   const out = new Float64Array(labels.cols);
-  for (let i = 0; i < labels.rows; i++) for (let j = 0; j < labels.cols; j++) out[j] += labels.data[i * labels.cols + j];
+  for (let i = 0; i < labels.rows; i++)
+    for (let j = 0; j < labels.cols; j++) out[j] += labels.data[i * labels.cols + j];
   return out;
 }
 
@@ -277,7 +279,8 @@ function f1Of(tp: number, fp: number, fn: number): number {
 
 /** sklearn f1_score on multilabel indicator matrices (undefined values count 0). */
 export function f1(pred: Matrix, labels: Matrix): F1Result {
-  if (pred.rows !== labels.rows || pred.cols !== labels.cols) throw new RangeError('f1: prediction and label shapes differ');
+  if (pred.rows !== labels.rows || pred.cols !== labels.cols)
+    throw new RangeError('f1: prediction and label shapes differ');
   const C = labels.cols;
   const tp = new Float64Array(C);
   const fp = new Float64Array(C);
@@ -319,7 +322,9 @@ export interface AucSummary {
 /** Per-class, macro, micro and weighted AUROC / AUPRC of a label and a score matrix. */
 export function aucSummary(labels: Matrix, scores: Matrix): AucSummary {
   if (labels.rows !== scores.rows || labels.cols !== scores.cols)
-    throw new RangeError(`aucSummary: labels are ${labels.rows} x ${labels.cols} but scores are ${scores.rows} x ${scores.cols}`);
+    throw new RangeError(
+      `aucSummary: labels are ${labels.rows} x ${labels.cols} but scores are ${scores.rows} x ${scores.cols}`,
+    );
   const pos = Array.from(positives(labels));
   const auroc: number[] = [];
   const ap: number[] = [];
@@ -357,7 +362,11 @@ export function aucSummary(labels: Matrix, scores: Matrix): AucSummary {
  * Macro-average PR curve as the original's save_macro_auprc_plot: each class's precision
  * interpolated at 100 recall points in [0, 1] (numpy.interp on the reversed curve), averaged.
  */
-export function macroPrCurve(labels: Matrix, scores: Matrix, points = 100): { recall: Float64Array; precision: Float64Array } {
+export function macroPrCurve(
+  labels: Matrix,
+  scores: Matrix,
+  points = 100,
+): { recall: Float64Array; precision: Float64Array } {
   const recall = Float64Array.from({ length: points }, (_, k) => k / (points - 1));
   const precision = new Float64Array(points);
   let n = 0;

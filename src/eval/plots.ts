@@ -6,8 +6,24 @@ import { join } from 'node:path';
 import { column, macroPrCurve, precisionRecallCurve, rocCurve, type Matrix } from './metrics.js';
 
 const PALETTE = [
-  '#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf',
-  '#393b79', '#ad494a', '#637939', '#ce6dbd', '#6baed6', '#fdae6b', '#74c476', '#9e9ac8',
+  '#1f77b4',
+  '#ff7f0e',
+  '#2ca02c',
+  '#d62728',
+  '#9467bd',
+  '#8c564b',
+  '#e377c2',
+  '#7f7f7f',
+  '#bcbd22',
+  '#17becf',
+  '#393b79',
+  '#ad494a',
+  '#637939',
+  '#ce6dbd',
+  '#6baed6',
+  '#fdae6b',
+  '#74c476',
+  '#9e9ac8',
 ];
 
 export interface Series {

@@ -40,7 +40,8 @@ export function mapPixelToImage(u: number, v: number, mapSize: number, g: Geomet
 
 /** One pointing-game trial; `map` is mapSize x mapSize, row-major. */
 export function pointingHit(map: ArrayLike<number>, mapSize: number, boxes: readonly Box[], g: Geometry): boolean {
-  if (map.length !== mapSize * mapSize) throw new RangeError(`pointingHit: map has ${map.length} values, expected ${mapSize} x ${mapSize}`);
+  if (map.length !== mapSize * mapSize)
+    throw new RangeError(`pointingHit: map has ${map.length} values, expected ${mapSize} x ${mapSize}`);
   let max = -Infinity;
   for (let i = 0; i < map.length; i++) if (map[i] > max) max = map[i];
   for (let v = 0; v < mapSize; v++)

@@ -24,10 +24,20 @@ import { CsvError, parseCsv } from '../data/csv.js';
 import { CarzeroError } from '../errors.js';
 
 export type ProtocolName = 'openi' | 'padchest' | 'chestxray14' | 'chexpert5' | 'chestxdet10' | 'chexpert5x200';
-export const PROTOCOLS: readonly ProtocolName[] = ['openi', 'padchest', 'chestxray14', 'chexpert5', 'chestxdet10', 'chexpert5x200'];
+export const PROTOCOLS: readonly ProtocolName[] = [
+  'openi',
+  'padchest',
+  'chestxray14',
+  'chexpert5',
+  'chestxdet10',
+  'chexpert5x200',
+];
 
 export class EvalInputError extends CarzeroError {
-  constructor(message: string, readonly file?: string) {
+  constructor(
+    message: string,
+    readonly file?: string,
+  ) {
     super(message, 'CZ_ERR_FORMAT');
     this.name = 'EvalInputError';
   }
@@ -61,8 +71,24 @@ export interface LabelSet {
 }
 
 export const OPENI_CLASSES = [
-  'Atelectasis', 'Cardiomegaly', 'Effusion', 'Infiltration', 'Mass', 'Nodule', 'Pneumonia', 'Pneumothorax', 'Edema',
-  'Emphysema', 'Fibrosis', 'Pleural_Thickening', 'Hernia', 'Fracture', 'Opacity', 'Lesion', 'Calcified Granuloma', 'Granuloma',
+  'Atelectasis',
+  'Cardiomegaly',
+  'Effusion',
+  'Infiltration',
+  'Mass',
+  'Nodule',
+  'Pneumonia',
+  'Pneumothorax',
+  'Edema',
+  'Emphysema',
+  'Fibrosis',
+  'Pleural_Thickening',
+  'Hernia',
+  'Fracture',
+  'Opacity',
+  'Lesion',
+  'Calcified Granuloma',
+  'Granuloma',
 ];
 export const OPENI_SYNONYMS: Record<string, string[]> = {
   Pleural_Thickening: ['pleural thickening'],
@@ -70,12 +96,33 @@ export const OPENI_SYNONYMS: Record<string, string[]> = {
   Atelectasis: ['atelectases'],
 };
 export const CHESTXRAY14_CLASSES = [
-  'Atelectasis', 'Cardiomegaly', 'Effusion', 'Infiltration', 'Lung Mass', 'Lung Nodule', 'Pneumonia', 'Pneumothorax',
-  'Consolidation', 'Edema', 'Emphysema', 'Fibrosis', 'Pleural Thickening', 'Hernia',
+  'Atelectasis',
+  'Cardiomegaly',
+  'Effusion',
+  'Infiltration',
+  'Lung Mass',
+  'Lung Nodule',
+  'Pneumonia',
+  'Pneumothorax',
+  'Consolidation',
+  'Edema',
+  'Emphysema',
+  'Fibrosis',
+  'Pleural Thickening',
+  'Hernia',
 ];
 export const CHEXPERT5_CLASSES = ['Atelectasis', 'Cardiomegaly', 'Consolidation', 'Edema', 'Pleural Effusion'];
 export const CHESTXDET10_CLASSES = [
-  'Atelectasis', 'Calcification', 'Consolidation', 'Effusion', 'Emphysema', 'Fibrosis', 'Fracture', 'Mass', 'Nodule', 'Pneumothorax',
+  'Atelectasis',
+  'Calcification',
+  'Consolidation',
+  'Effusion',
+  'Emphysema',
+  'Fibrosis',
+  'Fracture',
+  'Mass',
+  'Nodule',
+  'Pneumothorax',
 ];
 /** PadChest classes whose AUROC the original prints separately. */
 export const PADCHEST_QUERY = ['atelectasis', 'cardiomegaly', 'consolidation', 'pulmonary edema', 'pneumonia'];
@@ -96,12 +143,60 @@ export interface ProtocolInfo {
 }
 
 export const PROTOCOL_INFO: Record<ProtocolName, ProtocolInfo> = {
-  openi: { name: 'openi', title: 'Open-I', groups: true, f1: false, accuracy: false, padchestExtras: false, boxes: false },
-  padchest: { name: 'padchest', title: 'PadChest', groups: true, f1: false, accuracy: false, padchestExtras: true, boxes: false },
-  chestxray14: { name: 'chestxray14', title: 'ChestXray14', groups: false, f1: false, accuracy: false, padchestExtras: false, boxes: false },
-  chexpert5: { name: 'chexpert5', title: 'CheXpert-5', groups: false, f1: false, accuracy: false, padchestExtras: false, boxes: false },
-  chestxdet10: { name: 'chestxdet10', title: 'ChestXDet10', groups: false, f1: true, accuracy: false, padchestExtras: false, boxes: true },
-  chexpert5x200: { name: 'chexpert5x200', title: 'CheXpert 5x200', groups: false, f1: false, accuracy: true, padchestExtras: false, boxes: false },
+  openi: {
+    name: 'openi',
+    title: 'Open-I',
+    groups: true,
+    f1: false,
+    accuracy: false,
+    padchestExtras: false,
+    boxes: false,
+  },
+  padchest: {
+    name: 'padchest',
+    title: 'PadChest',
+    groups: true,
+    f1: false,
+    accuracy: false,
+    padchestExtras: true,
+    boxes: false,
+  },
+  chestxray14: {
+    name: 'chestxray14',
+    title: 'ChestXray14',
+    groups: false,
+    f1: false,
+    accuracy: false,
+    padchestExtras: false,
+    boxes: false,
+  },
+  chexpert5: {
+    name: 'chexpert5',
+    title: 'CheXpert-5',
+    groups: false,
+    f1: false,
+    accuracy: false,
+    padchestExtras: false,
+    boxes: false,
+  },
+  chestxdet10: {
+    name: 'chestxdet10',
+    title: 'ChestXDet10',
+    groups: false,
+    f1: true,
+    accuracy: false,
+    padchestExtras: false,
+    boxes: true,
+  },
+  chexpert5x200: {
+    name: 'chexpert5x200',
+    title: 'CheXpert 5x200',
+    groups: false,
+    f1: false,
+    accuracy: true,
+    padchestExtras: false,
+    boxes: false,
+  },
 };
 
 const ID_COLUMNS = ['Path', 'path', 'file_name', 'filename', 'File Name', 'Image Index', 'ImageID', 'image'];
@@ -163,20 +258,36 @@ function finish(
 function readOpenI(text: string, file: string): LabelSet {
   const t = csvTable(text, file);
   const col = t.header.indexOf('labels_automatic');
-  if (col < 0) throw new EvalInputError(`${file}: no 'labels_automatic' column (columns: ${t.header.join(', ')})`, file);
+  if (col < 0)
+    throw new EvalInputError(`${file}: no 'labels_automatic' column (columns: ${t.header.join(', ')})`, file);
   const idc = idColumn(t.header);
   const rows = t.rows.map((r) => {
     const s = r[col] === '' ? '-1' : r[col];
-    return OPENI_CLASSES.map((c) => (s.includes(c.toLowerCase()) || (OPENI_SYNONYMS[c] ?? []).some((y) => s.includes(y)) ? 1 : 0));
+    return OPENI_CLASSES.map((c) =>
+      s.includes(c.toLowerCase()) || (OPENI_SYNONYMS[c] ?? []).some((y) => s.includes(y)) ? 1 : 0,
+    );
   });
   const where = t.rows.map((_, k) => `record ${k + 2}`);
-  return finish('openi', file, [...OPENI_CLASSES], rows, idc >= 0 ? t.rows.map((r) => r[idc]) : null, where, [], t.rows.map((_, k) => k), t.rows.length);
+  return finish(
+    'openi',
+    file,
+    [...OPENI_CLASSES],
+    rows,
+    idc >= 0 ? t.rows.map((r) => r[idc]) : null,
+    where,
+    [],
+    t.rows.map((_, k) => k),
+    t.rows.length,
+  );
 }
 
 function readPadChest(text: string, file: string): LabelSet {
   const json = parseJson(text, file);
   if (typeof json !== 'object' || json === null || Array.isArray(json))
-    throw new EvalInputError(`${file}: expected a JSON object {image: [labels]}, got ${Array.isArray(json) ? 'an array' : typeof json}`, file);
+    throw new EvalInputError(
+      `${file}: expected a JSON object {image: [labels]}, got ${Array.isArray(json) ? 'an array' : typeof json}`,
+      file,
+    );
   const obj = json as Record<string, unknown>;
   const keys = Object.keys(obj); // PadChest ids are file names, never integer-like keys
   const lists: string[][] = [];
@@ -203,7 +314,17 @@ function readPadChest(text: string, file: string): LabelSet {
     for (const x of l) if (index.has(x)) r[index.get(x)!] = 1;
     return r;
   });
-  return finish('padchest', file, classes, rows, ids, ids.map((k) => `key '${k}'`), warnings, filePos, keys.length);
+  return finish(
+    'padchest',
+    file,
+    classes,
+    rows,
+    ids,
+    ids.map((k) => `key '${k}'`),
+    warnings,
+    filePos,
+    keys.length,
+  );
 }
 
 function parse01(v: string): number | null {
@@ -225,11 +346,14 @@ function readChestXray14(text: string, file: string): LabelSet {
     if (line.trim() === '') return;
     const pos = n++;
     const f = line.trim().split(/\s+/);
-    if (f.length !== 15) throw new EvalInputError(`${file}: line ${k + 1} has ${f.length} fields, expected 15 (path and 14 labels)`, file);
+    if (f.length !== 15)
+      throw new EvalInputError(`${file}: line ${k + 1} has ${f.length} fields, expected 15 (path and 14 labels)`, file);
     const r = f.slice(1).map(parse01);
     const bad = r.findIndex((x) => x === null);
     if (bad >= 0) {
-      warnings.push(`${file}: line ${k + 1}, column ${bad + 2} (${CHESTXRAY14_CLASSES[bad]}): '${f[bad + 1]}' is not 0 or 1, row skipped`);
+      warnings.push(
+        `${file}: line ${k + 1}, column ${bad + 2} (${CHESTXRAY14_CLASSES[bad]}): '${f[bad + 1]}' is not 0 or 1, row skipped`,
+      );
       return;
     }
     rows.push(r as number[]);
@@ -244,7 +368,11 @@ function readNamedColumns(protocol: ProtocolName, text: string, file: string, cl
   const t = csvTable(text, file);
   const cols = classes.map((c) => t.header.indexOf(c));
   const missing = classes.filter((_, j) => cols[j] < 0);
-  if (missing.length) throw new EvalInputError(`${file}: missing label column(s) ${missing.map((m) => `'${m}'`).join(', ')} (columns: ${t.header.join(', ')})`, file);
+  if (missing.length)
+    throw new EvalInputError(
+      `${file}: missing label column(s) ${missing.map((m) => `'${m}'`).join(', ')} (columns: ${t.header.join(', ')})`,
+      file,
+    );
   const idc = idColumn(t.header);
   const rows: number[][] = [];
   const ids: string[] = [];
@@ -255,7 +383,9 @@ function readNamedColumns(protocol: ProtocolName, text: string, file: string, cl
     const r = cols.map((c) => parse01(rec[c]));
     const bad = r.findIndex((x) => x === null);
     if (bad >= 0) {
-      warnings.push(`${file}: record ${k + 2}, column '${classes[bad]}': '${rec[cols[bad]]}' is not 0 or 1, row skipped`);
+      warnings.push(
+        `${file}: record ${k + 2}, column '${classes[bad]}': '${rec[cols[bad]]}' is not 0 or 1, row skipped`,
+      );
       return;
     }
     rows.push(r as number[]);
@@ -268,7 +398,8 @@ function readNamedColumns(protocol: ProtocolName, text: string, file: string, cl
 
 function readChestXDet10(text: string, file: string): LabelSet {
   const json = parseJson(text, file);
-  if (!Array.isArray(json)) throw new EvalInputError(`${file}: expected a JSON array of {file_name, syms, boxes}`, file);
+  if (!Array.isArray(json))
+    throw new EvalInputError(`${file}: expected a JSON array of {file_name, syms, boxes}`, file);
   const index = new Map(CHESTXDET10_CLASSES.map((c, j) => [c, j]));
   const rows: number[][] = [];
   const ids: string[] = [];
@@ -279,7 +410,13 @@ function readChestXDet10(text: string, file: string): LabelSet {
   const unknown = new Set<string>();
   json.forEach((e: unknown, k) => {
     const entry = e as { file_name?: unknown; syms?: unknown; boxes?: unknown };
-    if (typeof e !== 'object' || e === null || typeof entry.file_name !== 'string' || !Array.isArray(entry.syms) || entry.syms.some((s) => typeof s !== 'string')) {
+    if (
+      typeof e !== 'object' ||
+      e === null ||
+      typeof entry.file_name !== 'string' ||
+      !Array.isArray(entry.syms) ||
+      entry.syms.some((s) => typeof s !== 'string')
+    ) {
       warnings.push(`${file}: entry ${k}: expected {file_name: string, syms: [string]}, skipped`);
       return;
     }
@@ -337,7 +474,10 @@ export function readLabels(protocol: ProtocolName, text: string, file = 'labels'
 // ---- matching label rows to scored images -------------------------------------------------
 
 function segments(p: string): string[] {
-  return p.replace(/\\/g, '/').split('/').filter((s) => s !== '' && s !== '.');
+  return p
+    .replace(/\\/g, '/')
+    .split('/')
+    .filter((s) => s !== '' && s !== '.');
 }
 
 /** Number of trailing path segments two paths share. */
@@ -396,9 +536,16 @@ export function alignRows(
         missing.push(`${set.where[r]} ('${id}')`);
         return;
       }
-      if (tie) throw new EvalInputError(`${labelFile}: ${set.where[r]} ('${id}') matches several images of ${score.file}; use longer paths`, labelFile);
+      if (tie)
+        throw new EvalInputError(
+          `${labelFile}: ${set.where[r]} ('${id}') matches several images of ${score.file}; use longer paths`,
+          labelFile,
+        );
       if (used.has(best))
-        throw new EvalInputError(`${labelFile}: ${set.where[r]} and ${set.where[used.get(best)!]} both match image '${score.names![best]}' of ${score.file}`, labelFile);
+        throw new EvalInputError(
+          `${labelFile}: ${set.where[r]} and ${set.where[used.get(best)!]} both match image '${score.names![best]}' of ${score.file}`,
+          labelFile,
+        );
       used.set(best, r);
       labelRows.push(r);
       scoreRows.push(best);
@@ -409,9 +556,12 @@ export function alignRows(
         labelFile,
       );
     if (missing.length)
-      warnings.push(`${missing.length} label row(s) of ${labelFile} have no score and are left out: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}`);
+      warnings.push(
+        `${missing.length} label row(s) of ${labelFile} have no score and are left out: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}`,
+      );
     const extra = score.names.length - used.size;
-    if (extra > 0) warnings.push(`${extra} scored image(s) of ${score.file} have no label row in ${labelFile} and are ignored`);
+    if (extra > 0)
+      warnings.push(`${extra} scored image(s) of ${score.file} have no label row in ${labelFile} and are ignored`);
     return { labelRows, scoreRows, warnings };
   }
   if (score.listLength !== set.fileRows)
@@ -426,7 +576,9 @@ export function alignRows(
     labelRows.push(r);
     scoreRows.push(k);
   });
-  if (labelRows.length < set.rows) warnings.push(`${set.rows - labelRows.length} labelled image(s) were not scored and are left out`);
-  if (labelRows.length === 0) throw new EvalInputError(`${labelFile}: no labelled image has a score in ${score.file}`, labelFile);
+  if (labelRows.length < set.rows)
+    warnings.push(`${set.rows - labelRows.length} labelled image(s) were not scored and are left out`);
+  if (labelRows.length === 0)
+    throw new EvalInputError(`${labelFile}: no labelled image has a score in ${score.file}`, labelFile);
   return { labelRows, scoreRows, warnings };
 }

@@ -11,8 +11,18 @@ import type { GrayImage } from './types.js';
 export type ImageFormat = 'png' | 'jpeg' | 'dicom';
 
 export function detectImageFormat(buf: Uint8Array): ImageFormat | null {
-  if (buf.length >= 8 && buf[0] === 0x89 && buf[1] === 0x50 && buf[2] === 0x4e && buf[3] === 0x47 &&
-      buf[4] === 0x0d && buf[5] === 0x0a && buf[6] === 0x1a && buf[7] === 0x0a) return 'png';
+  if (
+    buf.length >= 8 &&
+    buf[0] === 0x89 &&
+    buf[1] === 0x50 &&
+    buf[2] === 0x4e &&
+    buf[3] === 0x47 &&
+    buf[4] === 0x0d &&
+    buf[5] === 0x0a &&
+    buf[6] === 0x1a &&
+    buf[7] === 0x0a
+  )
+    return 'png';
   if (buf.length >= 3 && buf[0] === 0xff && buf[1] === 0xd8 && buf[2] === 0xff) return 'jpeg';
   if (isDicom(buf)) return 'dicom';
   return null;
@@ -32,7 +42,8 @@ export interface DecodeOptions {
 export function decodeImage(buffer: Uint8Array, options: DecodeOptions = {}): GrayImage {
   const name = options.name ?? '<buffer>';
   const maxPixels = resolveMaxPixels(options.maxPixels);
-  if (!(buffer instanceof Uint8Array)) throw new TypeError("decodeImage: argument 'buffer' must be a Buffer or Uint8Array");
+  if (!(buffer instanceof Uint8Array))
+    throw new TypeError("decodeImage: argument 'buffer' must be a Buffer or Uint8Array");
   const buf = Buffer.isBuffer(buffer) ? buffer : Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   if (buf.length === 0) throw new ImageDecodeError(name, 'empty file');
   const format = detectImageFormat(buf);
@@ -49,7 +60,11 @@ export function decodeImage(buffer: Uint8Array, options: DecodeOptions = {}): Gr
         img = decodeDicom(buf, name, maxPixels);
         break;
       default:
-        throw new ImageDecodeError(name, 'unrecognised image format (not PNG, JPEG or DICOM by its first bytes)', 'CZ_ERR_UNSUPPORTED');
+        throw new ImageDecodeError(
+          name,
+          'unrecognised image format (not PNG, JPEG or DICOM by its first bytes)',
+          'CZ_ERR_UNSUPPORTED',
+        );
     }
   } catch (e) {
     if (e instanceof ImageDecodeError) throw e;

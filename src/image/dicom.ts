@@ -71,7 +71,11 @@ interface Element {
 
 class Reader {
   readonly els = new Map<number, Element>();
-  constructor(readonly buf: Buffer, readonly explicit: boolean, readonly file: string) {}
+  constructor(
+    readonly buf: Buffer,
+    readonly explicit: boolean,
+    readonly file: string,
+  ) {}
 
   fail(msg: string): never {
     throw new ImageDecodeError(this.file, `invalid DICOM (${msg})`);
@@ -115,8 +119,11 @@ class Reader {
         continue;
       }
       if (value + len > b.length) {
-        if (tag === TAG.PixelData) this.fail(`pixel data truncated: ${len} bytes declared, ${b.length - value} present`);
-        this.fail(`element (${(tag >>> 16).toString(16).padStart(4, '0')},${(tag & 0xffff).toString(16).padStart(4, '0')}) runs past the end of the file`);
+        if (tag === TAG.PixelData)
+          this.fail(`pixel data truncated: ${len} bytes declared, ${b.length - value} present`);
+        this.fail(
+          `element (${(tag >>> 16).toString(16).padStart(4, '0')},${(tag & 0xffff).toString(16).padStart(4, '0')}) runs past the end of the file`,
+        );
       }
       if (top && tag !== TAG.Item) this.els.set(tag, { offset: value, length: len, vr });
       off = value + len;
@@ -141,7 +148,10 @@ class Reader {
   str(tag: number): string | undefined {
     const e = this.els.get(tag);
     if (!e) return undefined;
-    return this.buf.toString('latin1', e.offset, e.offset + e.length).replace(/[\0 ]+$/, '').trim();
+    return this.buf
+      .toString('latin1', e.offset, e.offset + e.length)
+      .replace(/[\0 ]+$/, '')
+      .trim();
   }
 
   us(tag: number): number | undefined {
@@ -176,7 +186,11 @@ function inflateDataSet(file: string, deflated: Buffer, explicit: boolean, maxPi
       return zlib.inflateRawSync(data, opts);
     } catch (e) {
       if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError)
-        throw new ImageDecodeError(file, `deflated DICOM data set inflates past ${opts.maxOutputLength} bytes, more than its declared image needs; refused`, 'CZ_ERR_OUT_OF_MEMORY');
+        throw new ImageDecodeError(
+          file,
+          `deflated DICOM data set inflates past ${opts.maxOutputLength} bytes, more than its declared image needs; refused`,
+          'CZ_ERR_OUT_OF_MEMORY',
+        );
       throw new ImageDecodeError(file, `invalid DICOM (deflated data set: ${(e as Error).message})`);
     }
   };
@@ -190,7 +204,8 @@ function inflateDataSet(file: string, deflated: Buffer, explicit: boolean, maxPi
   const rows = r.us(TAG.Rows);
   const cols = r.us(TAG.Columns);
   const frames = Math.max(1, Math.floor(r.num(TAG.NumberOfFrames) ?? 1));
-  const bytesPer = Math.max(1, Math.ceil((r.us(TAG.BitsAllocated) ?? 16) / 8)) * Math.max(1, r.us(TAG.SamplesPerPixel) ?? 1);
+  const bytesPer =
+    Math.max(1, Math.ceil((r.us(TAG.BitsAllocated) ?? 16) / 8)) * Math.max(1, r.us(TAG.SamplesPerPixel) ?? 1);
   let cap: number;
   if (rows !== undefined && cols !== undefined) {
     checkDeclaredSize(file, cols, rows, maxPixels, frames);
@@ -205,7 +220,8 @@ function inflateDataSet(file: string, deflated: Buffer, explicit: boolean, maxPi
 
 export function decodeDicom(input: Uint8Array, file: string, maxPixels = DEFAULT_MAX_PIXELS): GrayImage {
   let buf = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
-  if (!isDicom(buf)) throw new ImageDecodeError(file, 'not a DICOM Part 10 file (no "DICM" after the 128-byte preamble)');
+  if (!isDicom(buf))
+    throw new ImageDecodeError(file, 'not a DICOM Part 10 file (no "DICM" after the 128-byte preamble)');
   // File meta group: explicit VR little endian, group 0002.
   const meta = new Reader(buf, true, file);
   let off = 132;
@@ -220,7 +236,12 @@ export function decodeDicom(input: Uint8Array, file: string, maxPixels = DEFAULT
   let explicit: boolean;
   if (ts === '1.2.840.10008.1.2') explicit = false;
   else if (ts === '1.2.840.10008.1.2.1' || ts === '1.2.840.10008.1.2.1.99') explicit = true;
-  else throw new ImageDecodeError(file, `unsupported DICOM transfer syntax ${ts}${tsName}: only uncompressed little endian is read`, 'CZ_ERR_UNSUPPORTED');
+  else
+    throw new ImageDecodeError(
+      file,
+      `unsupported DICOM transfer syntax ${ts}${tsName}: only uncompressed little endian is read`,
+      'CZ_ERR_UNSUPPORTED',
+    );
   off = metaEnd;
   if (ts === '1.2.840.10008.1.2.1.99') {
     buf = Buffer.concat([buf.subarray(0, off), inflateDataSet(file, buf.subarray(off), explicit, maxPixels)]);
@@ -230,23 +251,37 @@ export function decodeDicom(input: Uint8Array, file: string, maxPixels = DEFAULT
 
   const px = r.els.get(TAG.PixelData);
   if (!px) throw new ImageDecodeError(file, 'invalid DICOM (no pixel data)');
-  if (px.length === UNDEFINED) throw new ImageDecodeError(file, `unsupported DICOM transfer syntax ${ts}${tsName}: encapsulated pixel data`, 'CZ_ERR_UNSUPPORTED');
+  if (px.length === UNDEFINED)
+    throw new ImageDecodeError(
+      file,
+      `unsupported DICOM transfer syntax ${ts}${tsName}: encapsulated pixel data`,
+      'CZ_ERR_UNSUPPORTED',
+    );
   const spp = r.us(TAG.SamplesPerPixel) ?? 1;
   const photometric = (r.str(TAG.Photometric) ?? 'MONOCHROME2').toUpperCase();
   if (spp !== 1 || (photometric !== 'MONOCHROME1' && photometric !== 'MONOCHROME2'))
-    throw new ImageDecodeError(file, `unsupported DICOM photometric interpretation ${photometric} with ${spp} samples per pixel`, 'CZ_ERR_UNSUPPORTED');
+    throw new ImageDecodeError(
+      file,
+      `unsupported DICOM photometric interpretation ${photometric} with ${spp} samples per pixel`,
+      'CZ_ERR_UNSUPPORTED',
+    );
   const rows = r.us(TAG.Rows);
   const cols = r.us(TAG.Columns);
   if (!rows || !cols) throw new ImageDecodeError(file, 'invalid DICOM (missing Rows/Columns)');
   checkDeclaredSize(file, cols, rows, maxPixels);
   const bitsAllocated = r.us(TAG.BitsAllocated) ?? 16;
   if (bitsAllocated !== 8 && bitsAllocated !== 16)
-    throw new ImageDecodeError(file, `unsupported DICOM BitsAllocated ${bitsAllocated} (8 or 16 are read)`, 'CZ_ERR_UNSUPPORTED');
+    throw new ImageDecodeError(
+      file,
+      `unsupported DICOM BitsAllocated ${bitsAllocated} (8 or 16 are read)`,
+      'CZ_ERR_UNSUPPORTED',
+    );
   const bitsStored = Math.min(r.us(TAG.BitsStored) ?? bitsAllocated, bitsAllocated);
   const signed = r.us(TAG.PixelRepresentation) === 1;
   const n = rows * cols;
   const bytes = n * (bitsAllocated / 8);
-  if (px.length < bytes) r.fail(`pixel data has ${px.length} bytes, ${rows}x${cols}x${bitsAllocated / 8} = ${bytes} expected`);
+  if (px.length < bytes)
+    r.fail(`pixel data has ${px.length} bytes, ${rows}x${cols}x${bitsAllocated / 8} = ${bytes} expected`);
 
   // Stored values -> rescaled float64.
   const slope = r.num(TAG.RescaleSlope) ?? 1;

@@ -54,7 +54,6 @@ export interface ImageFeedOptions {
   maxPixels?: number;
 }
 
-
 /** The default decode thread count (see ImageFeedOptions.threads). */
 export function defaultDecodeThreads(): number {
   const env = process.env.CARZERO_DECODE_THREADS;
@@ -75,15 +74,18 @@ export class ImageFeed implements Disposable {
   readonly maxPixels: number;
 
   constructor(options: ImageFeedOptions = {}) {
-    if (options === null || typeof options !== 'object') throw new TypeError("ImageFeed: argument 'options' must be an object");
+    if (options === null || typeof options !== 'object')
+      throw new TypeError("ImageFeed: argument 'options' must be an object");
     const envDecoder = process.env.CARZERO_DECODER?.trim();
     const decoder = options.decoder ?? (envDecoder || 'auto');
     if (decoder !== 'auto' && decoder !== 'native' && decoder !== 'js') {
-      if (options.decoder === undefined) throw new TypeError(`CARZERO_DECODER must be 'auto', 'native' or 'js', got '${envDecoder}'`);
+      if (options.decoder === undefined)
+        throw new TypeError(`CARZERO_DECODER must be 'auto', 'native' or 'js', got '${envDecoder}'`);
       throw new TypeError(`ImageFeed: option 'decoder' must be 'auto', 'native' or 'js', got ${String(decoder)}`);
     }
     const threads = options.threads ?? defaultDecodeThreads();
-    if (!Number.isInteger(threads) || threads < 1 || threads > 1024) throw new RangeError(`ImageFeed: option 'threads' must be an integer in [1, 1024], got ${String(threads)}`);
+    if (!Number.isInteger(threads) || threads < 1 || threads > 1024)
+      throw new RangeError(`ImageFeed: option 'threads' must be an integer in [1, 1024], got ${String(threads)}`);
     this.threads = threads;
     this.maxPixels = resolveMaxPixels(options.maxPixels, "ImageFeed: option 'maxPixels'");
     if (decoder !== 'js') {
@@ -94,7 +96,8 @@ export class ImageFeed implements Disposable {
         if (decoder === 'native') throw e;
       }
       if (Pool) this.#pool = new Pool(threads);
-      else if (decoder === 'native') throw new CarzeroError('ImageFeed: the native addon has no image pool (an older build?)', 'CZ_ERR_UNSUPPORTED');
+      else if (decoder === 'native')
+        throw new CarzeroError('ImageFeed: the native addon has no image pool (an older build?)', 'CZ_ERR_UNSUPPORTED');
     }
     this.decoder = this.#pool ? 'native' : 'js';
     this.#strict = decoder === 'native';
@@ -107,14 +110,24 @@ export class ImageFeed implements Disposable {
    */
   async load(input: FeedInput, options: FeedLoadOptions = {}, name?: string): Promise<FedImage> {
     if (this.#closed) throw new CarzeroError('ImageFeed.load: the feed is closed', 'CZ_ERR_INVALID_ARGUMENT');
-    if (typeof input !== 'string' && !(input instanceof Uint8Array)) throw new TypeError("ImageFeed.load: argument 'input' must be a file path or a Uint8Array of encoded bytes");
+    if (typeof input !== 'string' && !(input instanceof Uint8Array))
+      throw new TypeError("ImageFeed.load: argument 'input' must be a file path or a Uint8Array of encoded bytes");
     const label = name ?? (typeof input === 'string' ? input : '<buffer>');
     const output = options.output ?? 'crop';
     const frame = options.frame ?? 0;
-    if (!Number.isInteger(frame) || frame < 0) throw new RangeError(`ImageFeed.load: option 'frame' must be a non-negative integer, got ${String(frame)}`);
+    if (!Number.isInteger(frame) || frame < 0)
+      throw new RangeError(`ImageFeed.load: option 'frame' must be a non-negative integer, got ${String(frame)}`);
     if (this.#pool) {
       try {
-        return await this.#pool.load(input, { resize: options.resize, crop: options.crop, mean: options.mean, std: options.std, output, frame, maxPixels: this.maxPixels });
+        return await this.#pool.load(input, {
+          resize: options.resize,
+          crop: options.crop,
+          mean: options.mean,
+          std: options.std,
+          output,
+          frame,
+          maxPixels: this.maxPixels,
+        });
       } catch (e) {
         const code = (e as { code?: string }).code;
         // A format or syntax this binary does not decode: the JavaScript decoders may.
@@ -124,11 +137,24 @@ export class ImageFeed implements Disposable {
         }
       }
     }
-    if (frame > 0) throw new ImageDecodeError(label, `frame ${frame}: only the native DICOM reader decodes frames past the first (this binary has none for this file)`, 'CZ_ERR_UNSUPPORTED');
-    const img = typeof input === 'string' ? await readImage(input, { maxPixels: this.maxPixels }) : decodeImage(input, { name: label, maxPixels: this.maxPixels });
+    if (frame > 0)
+      throw new ImageDecodeError(
+        label,
+        `frame ${frame}: only the native DICOM reader decodes frames past the first (this binary has none for this file)`,
+        'CZ_ERR_UNSUPPORTED',
+      );
+    const img =
+      typeof input === 'string'
+        ? await readImage(input, { maxPixels: this.maxPixels })
+        : decodeImage(input, { name: label, maxPixels: this.maxPixels });
     // An extreme aspect ratio resizes to an empty side: a property of the file, so a per-file error
     const l = padLayout(img.width, img.height, options.resize ?? 256);
-    if (l.width < 1 || l.height < 1) throw new ImageDecodeError(label, `a ${img.width}x${img.height} image resizes to ${l.width}x${l.height}`, 'CZ_ERR_FORMAT');
+    if (l.width < 1 || l.height < 1)
+      throw new ImageDecodeError(
+        label,
+        `a ${img.width}x${img.height} image resizes to ${l.width}x${l.height}`,
+        'CZ_ERR_FORMAT',
+      );
     const r = preprocess(img, options);
     return {
       width: img.width,
@@ -179,17 +205,21 @@ export type FeedImage = string | Uint8Array | { pixels: Float32Array } | { path:
  */
 export async function inputPixels(input: FeedImage, options: PreprocessOptions, name: string): Promise<Float32Array> {
   const crop = options.crop ?? 224;
-  if (typeof input === 'string' || input instanceof Uint8Array) return (await defaultFeed().load(input, { ...options, output: 'crop' }, name)).pixels!;
+  if (typeof input === 'string' || input instanceof Uint8Array)
+    return (await defaultFeed().load(input, { ...options, output: 'crop' }, name)).pixels!;
   if (input !== null && typeof input === 'object' && (input as { pixels?: unknown }).pixels instanceof Float32Array) {
     const px = (input as { pixels: Float32Array }).pixels;
-    if (px.length !== crop * crop) throw new RangeError(`${name}: pixels has ${px.length} values, expected ${crop}x${crop} = ${crop * crop}`);
+    if (px.length !== crop * crop)
+      throw new RangeError(`${name}: pixels has ${px.length} values, expected ${crop}x${crop} = ${crop * crop}`);
     return px;
   }
   if (input !== null && typeof input === 'object' && typeof (input as { path?: unknown }).path === 'string') {
     const { path, frame } = input as { path: string; frame: number };
     return (await defaultFeed().load(path, { ...options, frame, output: 'crop' }, name)).pixels!;
   }
-  throw new TypeError(`${name}: an image must be a file path, a Uint8Array/Buffer of encoded bytes, { pixels: Float32Array } or { path, frame }`);
+  throw new TypeError(
+    `${name}: an image must be a file path, a Uint8Array/Buffer of encoded bytes, { pixels: Float32Array } or { path, frame }`,
+  );
 }
 
 let shared: ImageFeed | undefined;

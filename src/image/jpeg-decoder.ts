@@ -11,9 +11,34 @@
 import { BitReader, HuffmanTable } from './jpeg-huffman.js';
 import { idctIslow } from './jpeg-idct.js';
 import {
-  JpegError, M_APP0, M_APP14, M_APP15, M_COM, M_DAC, M_DHT, M_DNL, M_DQT, M_DRI, M_EOI, M_RST0, M_RST7, M_SOF0,
-  M_SOI, M_SOS, M_TEM, adobeTransform, checkFrameType, isJfif, parseFrame, parseHuffmanTables,
-  parseQuantTables, parseRestartInterval, parseScan, type Frame, type HuffmanSpec, type Segment,
+  JpegError,
+  M_APP0,
+  M_APP14,
+  M_APP15,
+  M_COM,
+  M_DAC,
+  M_DHT,
+  M_DNL,
+  M_DQT,
+  M_DRI,
+  M_EOI,
+  M_RST0,
+  M_RST7,
+  M_SOF0,
+  M_SOI,
+  M_SOS,
+  M_TEM,
+  adobeTransform,
+  checkFrameType,
+  isJfif,
+  parseFrame,
+  parseHuffmanTables,
+  parseQuantTables,
+  parseRestartInterval,
+  parseScan,
+  type Frame,
+  type HuffmanSpec,
+  type Segment,
 } from './jpeg-markers.js';
 import { decodeScan, type ScanTarget } from './jpeg-scan.js';
 import { upsampleComponent } from './jpeg-upsample.js';
@@ -102,7 +127,11 @@ class Decoder {
         // libjpeg's memory source treats the end as an EOI; a file that stops after whole scans
         // still decodes, one that stops before any scan has nothing to show.
         if (this.scans > 0) break;
-        throw new JpegError(this.frame ? 'truncated JPEG data: ends before the first scan' : 'truncated JPEG data: ends before the frame header');
+        throw new JpegError(
+          this.frame
+            ? 'truncated JPEG data: ends before the first scan'
+            : 'truncated JPEG data: ends before the frame header',
+        );
       }
       if (m === M_EOI) break;
       if (m === M_SOS) {
@@ -122,7 +151,8 @@ class Decoder {
       }
       switch (m) {
         case M_DHT:
-          for (const spec of parseHuffmanTables(d, this.segment('DHT'))) (spec.tc === 0 ? this.dcSpecs : this.acSpecs)[spec.th] = spec;
+          for (const spec of parseHuffmanTables(d, this.segment('DHT')))
+            (spec.tc === 0 ? this.dcSpecs : this.acSpecs)[spec.th] = spec;
           break;
         case M_DQT:
           parseQuantTables(d, this.segment('DQT'), this.quant);

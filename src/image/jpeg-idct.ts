@@ -63,18 +63,38 @@ function dq(c: number, q: number): number {
  * Dequantizes one block of coefficients (natural order, coef[co .. co+63]) with `qt` and writes its
  * 8x8 samples to out[oo + y * stride + x]. `ws` is a 64-entry scratch workspace.
  */
-export function idctIslow(coef: Int16Array, co: number, qt: Int16Array, out: Uint8Array, oo: number, stride: number,
-  ws: Int32Array): void {
+export function idctIslow(
+  coef: Int16Array,
+  co: number,
+  qt: Int16Array,
+  out: Uint8Array,
+  oo: number,
+  stride: number,
+  ws: Int32Array,
+): void {
   const floor = Math.floor;
   // Pass 1: columns from the coefficients, into the workspace scaled up by 2^PASS1_BITS.
   for (let c = 0; c < 8; c++) {
     const i = co + c;
-    if (coef[i + 8] === 0 && coef[i + 16] === 0 && coef[i + 24] === 0 && coef[i + 32] === 0 && coef[i + 40] === 0 &&
-        coef[i + 48] === 0 && coef[i + 56] === 0) {
+    if (
+      coef[i + 8] === 0 &&
+      coef[i + 16] === 0 &&
+      coef[i + 24] === 0 &&
+      coef[i + 32] === 0 &&
+      coef[i + 40] === 0 &&
+      coef[i + 48] === 0 &&
+      coef[i + 56] === 0
+    ) {
       // AC terms all zero: the column is constant (a common case worth the test, as in libjpeg).
       const dc = dq(coef[i], qt[c]) * (1 << PASS1_BITS);
-      ws[c] = dc; ws[c + 8] = dc; ws[c + 16] = dc; ws[c + 24] = dc;
-      ws[c + 32] = dc; ws[c + 40] = dc; ws[c + 48] = dc; ws[c + 56] = dc;
+      ws[c] = dc;
+      ws[c + 8] = dc;
+      ws[c + 16] = dc;
+      ws[c + 24] = dc;
+      ws[c + 32] = dc;
+      ws[c + 40] = dc;
+      ws[c + 48] = dc;
+      ws[c + 56] = dc;
       continue;
     }
     // Even part: the rotator is sqrt(2) * c(-6).
@@ -126,11 +146,24 @@ export function idctIslow(coef: Int16Array, co: number, qt: Int16Array, out: Uin
   for (let r = 0; r < 8; r++) {
     const w = r * 8;
     const o = oo + r * stride;
-    if (ws[w + 1] === 0 && ws[w + 2] === 0 && ws[w + 3] === 0 && ws[w + 4] === 0 && ws[w + 5] === 0 &&
-        ws[w + 6] === 0 && ws[w + 7] === 0) {
+    if (
+      ws[w + 1] === 0 &&
+      ws[w + 2] === 0 &&
+      ws[w + 3] === 0 &&
+      ws[w + 4] === 0 &&
+      ws[w + 5] === 0 &&
+      ws[w + 6] === 0 &&
+      ws[w + 7] === 0
+    ) {
       const v = sample((ws[w] + DC_HALF) * DC_INV);
-      out[o] = v; out[o + 1] = v; out[o + 2] = v; out[o + 3] = v;
-      out[o + 4] = v; out[o + 5] = v; out[o + 6] = v; out[o + 7] = v;
+      out[o] = v;
+      out[o + 1] = v;
+      out[o + 2] = v;
+      out[o + 3] = v;
+      out[o + 4] = v;
+      out[o + 5] = v;
+      out[o + 6] = v;
+      out[o + 7] = v;
       continue;
     }
     let z2 = ws[w + 2];
@@ -175,4 +208,3 @@ export function idctIslow(coef: Int16Array, co: number, qt: Int16Array, out: Uin
     out[o + 4] = sample((tmp13 - tmp0 + P2_HALF) * P2_INV);
   }
 }
-

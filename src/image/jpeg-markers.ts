@@ -148,10 +148,22 @@ export function parseFrame(data: Uint8Array, seg: Segment, marker: number): Fram
     const q = p + 6 + 3 * i;
     const h = data[q + 1] >> 4;
     const v = data[q + 1] & 15;
-    if (h < 1 || h > 4 || v < 1 || v > 4) throw new JpegError(`bad sampling factors ${h}x${v} for component ${data[q]}`);
+    if (h < 1 || h > 4 || v < 1 || v > 4)
+      throw new JpegError(`bad sampling factors ${h}x${v} for component ${data[q]}`);
     maxH = Math.max(maxH, h);
     maxV = Math.max(maxV, v);
-    comps.push({ id: data[q], h, v, tq: data[q + 2], width: 0, height: 0, blocksWide: 0, blocksHigh: 0, allocWide: 0, allocHigh: 0 });
+    comps.push({
+      id: data[q],
+      h,
+      v,
+      tq: data[q + 2],
+      width: 0,
+      height: 0,
+      blocksWide: 0,
+      blocksHigh: 0,
+      allocWide: 0,
+      allocHigh: 0,
+    });
   }
   const mcusWide = Math.ceil(width / (8 * maxH));
   const mcusHigh = Math.ceil(height / (8 * maxV));
@@ -163,7 +175,18 @@ export function parseFrame(data: Uint8Array, seg: Segment, marker: number): Fram
     c.allocWide = mcusWide * c.h;
     c.allocHigh = mcusHigh * c.v;
   }
-  return { marker, progressive: marker === M_SOF2, precision, width, height, components: comps, maxH, maxV, mcusWide, mcusHigh };
+  return {
+    marker,
+    progressive: marker === M_SOF2,
+    precision,
+    width,
+    height,
+    components: comps,
+    maxH,
+    maxV,
+    mcusWide,
+    mcusHigh,
+  };
 }
 
 /** SOS scan header (T.81 B.2.3), checked against the frame as libjpeg does. */
@@ -191,9 +214,14 @@ export function parseScan(data: Uint8Array, seg: Segment, frame: Frame): Scan {
   if (frame.progressive) {
     // The checks of libjpeg's progressive decoder (T.81 G.1.1.1.1, with Al <= 13).
     const dc = scan.ss === 0;
-    const bad = (dc ? scan.se !== 0 : scan.ss > scan.se || scan.se > 63 || ns !== 1) ||
-      (scan.ah !== 0 && scan.al !== scan.ah - 1) || scan.al > 13;
-    if (bad) throw new JpegError(`invalid progressive scan parameters Ss=${scan.ss} Se=${scan.se} Ah=${scan.ah} Al=${scan.al}`);
+    const bad =
+      (dc ? scan.se !== 0 : scan.ss > scan.se || scan.se > 63 || ns !== 1) ||
+      (scan.ah !== 0 && scan.al !== scan.ah - 1) ||
+      scan.al > 13;
+    if (bad)
+      throw new JpegError(
+        `invalid progressive scan parameters Ss=${scan.ss} Se=${scan.se} Ah=${scan.ah} Al=${scan.al}`,
+      );
   }
   // A sequential scan with other Ss/Se/Ah/Al is decoded as full sequential, as libjpeg does (it only warns).
   return scan;
@@ -231,9 +259,9 @@ export function parseHuffmanTables(data: Uint8Array, seg: Segment): HuffmanSpec[
 
 /** Zig-zag order -> natural (row-major) position (T.81 Figure A.6), with 16 guard entries of 63. */
 export const ZIGZAG = new Uint8Array([
-  0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21,
-  28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61,
-  54, 47, 55, 62, 63,
+  0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28,
+  35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47,
+  55, 62, 63,
   // A corrupt run length can push the index past 63 (at most 63 + 15); libjpeg's natural-order
   // table carries the same guard entries, sending such coefficients to position 63.
   63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
@@ -268,8 +296,14 @@ export function parseRestartInterval(data: Uint8Array, seg: Segment): number {
 /** APP0 "JFIF\0" (JFIF 1.02 section "JPEG File Interchange Format"), at least 14 payload bytes. */
 export function isJfif(data: Uint8Array, seg: Segment): boolean {
   const p = seg.start;
-  return seg.end - p >= 14 && data[p] === 0x4a && data[p + 1] === 0x46 && data[p + 2] === 0x49 &&
-    data[p + 3] === 0x46 && data[p + 4] === 0;
+  return (
+    seg.end - p >= 14 &&
+    data[p] === 0x4a &&
+    data[p + 1] === 0x46 &&
+    data[p + 2] === 0x49 &&
+    data[p + 3] === 0x46 &&
+    data[p + 4] === 0
+  );
 }
 
 /**
@@ -279,6 +313,7 @@ export function isJfif(data: Uint8Array, seg: Segment): boolean {
 export function adobeTransform(data: Uint8Array, seg: Segment): number {
   const p = seg.start;
   if (seg.end - p < 12) return -1;
-  if (data[p] !== 0x41 || data[p + 1] !== 0x64 || data[p + 2] !== 0x6f || data[p + 3] !== 0x62 || data[p + 4] !== 0x65) return -1;
+  if (data[p] !== 0x41 || data[p + 1] !== 0x64 || data[p + 2] !== 0x6f || data[p + 3] !== 0x62 || data[p + 4] !== 0x65)
+    return -1;
   return data[p + 11];
 }

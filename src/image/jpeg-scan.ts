@@ -42,7 +42,8 @@ const enum Mode {
 
 function describe(frame: Frame, scan: Scan): string {
   const ids = scan.components.map((c) => frame.components[c.index].id).join(',');
-  return frame.progressive ? `progressive scan of component(s) ${ids}, Ss=${scan.ss} Se=${scan.se} Ah=${scan.ah} Al=${scan.al}`
+  return frame.progressive
+    ? `progressive scan of component(s) ${ids}, Ss=${scan.ss} Se=${scan.se} Ah=${scan.ah} Al=${scan.al}`
     : `scan of component(s) ${ids}`;
 }
 
@@ -76,7 +77,8 @@ function readRestart(br: BitReader, expected: number): void {
     // libjpeg's resynchronisation choices: 1 = drop the marker and decode on; 2 = look further;
     // 3 = leave it (a later marker: treat the interval as empty, it will be read in turn).
     let action: number;
-    if (m < M_SOF0) action = 2; // not a valid marker
+    if (m < M_SOF0)
+      action = 2; // not a valid marker
     else if (m < M_RST0 || m > M_RST7) action = 3;
     else if (m === M_RST0 + ((expected + 1) & 7) || m === M_RST0 + ((expected + 2) & 7)) action = 3;
     else if (m === M_RST0 + ((expected - 1) & 7) || m === M_RST0 + ((expected - 2) & 7)) action = 2;
@@ -132,7 +134,15 @@ function sequentialBlock(st: State, dc: HuffmanTable, ac: HuffmanTable, ci: numb
 }
 
 /** AC first scan of one block (G.1.2.2, Figure G.3, with EOBRUN). */
-function acFirst(st: State, ac: HuffmanTable, coefs: Int16Array, off: number, ss: number, se: number, al: number): void {
+function acFirst(
+  st: State,
+  ac: HuffmanTable,
+  coefs: Int16Array,
+  off: number,
+  ss: number,
+  se: number,
+  al: number,
+): void {
   if (st.eobrun > 0) {
     st.eobrun--;
     return;
@@ -159,7 +169,15 @@ function acFirst(st: State, ac: HuffmanTable, coefs: Int16Array, off: number, ss
  * AC refinement of one block (G.1.2.3, Figure G.7): one correction bit for each coefficient already
  * non-zero, new coefficients of +-2^Al placed after the run of still-zero ones.
  */
-function acRefine(st: State, ac: HuffmanTable, coefs: Int16Array, off: number, ss: number, se: number, al: number): void {
+function acRefine(
+  st: State,
+  ac: HuffmanTable,
+  coefs: Int16Array,
+  off: number,
+  ss: number,
+  se: number,
+  al: number,
+): void {
   const br = st.br;
   const p1 = 1 << al;
   const m1 = -1 << al;
@@ -206,8 +224,15 @@ function acRefine(st: State, ac: HuffmanTable, coefs: Int16Array, off: number, s
  * Decodes one scan starting at br.pos. Leaves br before the marker that follows the scan data (or
  * at the end of the buffer). Throws a JpegError when the buffer ends while MCUs still need data.
  */
-export function decodeScan(br: BitReader, frame: Frame, scan: Scan, dcTables: (HuffmanTable | null)[],
-  acTables: (HuffmanTable | null)[], restartInterval: number, target: ScanTarget): void {
+export function decodeScan(
+  br: BitReader,
+  frame: Frame,
+  scan: Scan,
+  dcTables: (HuffmanTable | null)[],
+  acTables: (HuffmanTable | null)[],
+  restartInterval: number,
+  target: ScanTarget,
+): void {
   const n = scan.components.length;
   const keptAt = scan.components.findIndex((c) => c.index === target.component);
   // A scan without the component we keep changes nothing we output: skip its data whole.
@@ -285,7 +310,8 @@ export function decodeScan(br: BitReader, frame: Frame, scan: Scan, dcTables: (H
           switch (mode) {
             case Mode.Sequential:
               sequentialBlock(st, dcT[i], acT[i], i, keep);
-              if (keep && plane && quant) idctIslow(st.block, 0, quant, plane, row * 8 * stride + col * 8, stride, st.ws);
+              if (keep && plane && quant)
+                idctIslow(st.block, 0, quant, plane, row * 8 * stride + col * 8, stride, st.ws);
               break;
             case Mode.DcFirst: {
               // G.1.2.1: the DC difference, point-transformed by Al.

@@ -22,7 +22,10 @@ export function upsampleComponent(plane: Uint8Array, stride: number, comp: Frame
     return out;
   }
   if (maxH % h !== 0 || maxV % v !== 0)
-    throw new JpegError(`sampling factors ${h}x${v} against a ${maxH}x${maxV} maximum need fractional upsampling (not supported)`, true);
+    throw new JpegError(
+      `sampling factors ${h}x${v} against a ${maxH}x${maxV} maximum need fractional upsampling (not supported)`,
+      true,
+    );
   const hx = maxH / h;
   const vx = maxV / v;
   // One widened output row from input row `a`, nearer, and `b`, the vertical neighbour.

@@ -39,8 +39,16 @@ export function jpegExifOrientation(buf: Uint8Array): number {
     const marker = buf[off + 1];
     if (marker === 0xda || marker === 0xd9) break; // start of scan / end of image
     const len = (buf[off + 2] << 8) | buf[off + 3];
-    if (marker === 0xe1 && len >= 8 && buf[off + 4] === 0x45 && buf[off + 5] === 0x78 && buf[off + 6] === 0x69 &&
-        buf[off + 7] === 0x66 && buf[off + 8] === 0 && buf[off + 9] === 0)
+    if (
+      marker === 0xe1 &&
+      len >= 8 &&
+      buf[off + 4] === 0x45 &&
+      buf[off + 5] === 0x78 &&
+      buf[off + 6] === 0x69 &&
+      buf[off + 7] === 0x66 &&
+      buf[off + 8] === 0 &&
+      buf[off + 9] === 0
+    )
       return exifTiffOrientation(buf, off + 10, Math.min(off + 2 + len, buf.length));
     off += 2 + len;
   }

@@ -12,7 +12,9 @@ const MAX_MAX_PIXELS = 2 ** 40;
 
 function checkMaxPixels(v: unknown, what: string): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_MAX_PIXELS)
-    throw new RangeError(`${what} must be an integer in [1, 2^40], got ${typeof v === 'string' ? `'${v}'` : String(v)}`);
+    throw new RangeError(
+      `${what} must be an integer in [1, 2^40], got ${typeof v === 'string' ? `'${v}'` : String(v)}`,
+    );
   return v;
 }
 
@@ -31,7 +33,11 @@ export function resolveMaxPixels(maxPixels?: number, what = "option 'maxPixels'"
 export function checkDeclaredSize(file: string, width: number, height: number, maxPixels: number, frames = 1): void {
   if (!(width >= 1 && height >= 1)) throw new ImageDecodeError(file, `declares an empty image (${width}x${height})`);
   if (width > MAX_SIDE || height > MAX_SIDE)
-    throw new ImageDecodeError(file, `declares ${width}x${height} pixels, over the ${MAX_SIDE}-pixel limit per side; refused before decoding`, 'CZ_ERR_OUT_OF_MEMORY');
+    throw new ImageDecodeError(
+      file,
+      `declares ${width}x${height} pixels, over the ${MAX_SIDE}-pixel limit per side; refused before decoding`,
+      'CZ_ERR_OUT_OF_MEMORY',
+    );
   if (width * height * frames > maxPixels)
     throw new ImageDecodeError(
       file,

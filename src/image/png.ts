@@ -48,7 +48,8 @@ function scanChunks(buf: Buffer, file: string): Scan {
     const len = buf.readUInt32BE(off);
     const type = buf.toString('latin1', off + 4, off + 8);
     const end = off + 12 + len;
-    if (end > buf.length) throw new ImageDecodeError(file, `truncated PNG (chunk ${JSON.stringify(type)} runs past the end of the file)`);
+    if (end > buf.length)
+      throw new ImageDecodeError(file, `truncated PNG (chunk ${JSON.stringify(type)} runs past the end of the file)`);
     if (type === 'gAMA' && len === 4) gamma = buf.readUInt32BE(off + 8);
     if (type === 'sRGB') srgb = true;
     if (type === 'eXIf' && orientation === 0) orientation = exifTiffOrientation(buf, off + 8, off + 8 + len);
@@ -77,13 +78,21 @@ function checkInterlacedInflate(buf: Buffer, file: string): void {
   const bits = buf[24]! * ({ 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 } as Record<number, number>)[buf[25]!]!;
   if (!(bits > 0)) return; // an invalid colour type: pngjs refuses it
   let expected = 0;
-  for (const [x0, y0, dx, dy] of [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]] as const) {
+  for (const [x0, y0, dx, dy] of [
+    [0, 0, 8, 8],
+    [4, 0, 8, 8],
+    [0, 4, 4, 8],
+    [2, 0, 4, 4],
+    [0, 2, 2, 4],
+    [1, 0, 2, 2],
+    [0, 1, 1, 2],
+  ] as const) {
     const cols = Math.ceil((width - x0) / dx);
     const rows = Math.ceil((height - y0) / dy);
     if (cols > 0 && rows > 0) expected += rows * (1 + Math.ceil((cols * bits) / 8));
   }
   const idat: Buffer[] = [];
-  for (let off = 8; off + 12 <= buf.length; ) {
+  for (let off = 8; off + 12 <= buf.length;) {
     const len = buf.readUInt32BE(off);
     if (buf.toString('latin1', off + 4, off + 8) === 'IDAT') idat.push(buf.subarray(off + 8, off + 8 + len));
     off += 12 + len;
@@ -92,7 +101,11 @@ function checkInterlacedInflate(buf: Buffer, file: string): void {
     zlib.inflateSync(Buffer.concat(idat), { maxOutputLength: Math.max(1, expected) });
   } catch (e) {
     if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError)
-      throw new ImageDecodeError(file, `interlaced PNG data inflates past the ${expected} bytes its ${width}x${height} header declares; refused`, 'CZ_ERR_OUT_OF_MEMORY');
+      throw new ImageDecodeError(
+        file,
+        `interlaced PNG data inflates past the ${expected} bytes its ${width}x${height} header declares; refused`,
+        'CZ_ERR_OUT_OF_MEMORY',
+      );
     // a corrupt stream: pngjs reports it
   }
 }
@@ -114,7 +127,8 @@ function reciprocal(a: number): number {
 /** PNG -> grey as imread, then the eXIf orientation applied as imread does (OpenCV 4.6). */
 export function decodePng(buf: Buffer, file: string, maxPixels = DEFAULT_MAX_PIXELS): GrayImage {
   // IHDR's size before anything is inflated (pngjs inflates and expands to RGBA in one go)
-  if (buf.length >= 24 && buf.toString('latin1', 12, 16) === 'IHDR') checkDeclaredSize(file, buf.readUInt32BE(16), buf.readUInt32BE(20), maxPixels);
+  if (buf.length >= 24 && buf.toString('latin1', 12, 16) === 'IHDR')
+    checkDeclaredSize(file, buf.readUInt32BE(16), buf.readUInt32BE(20), maxPixels);
   const scan = scanChunks(buf, file);
   if (buf.length >= 29 && buf[28] === 1) checkInterlacedInflate(scan.buffer, file);
   return applyOrientation(decodePixels(buf, scan, file), scan.orientation);
@@ -154,7 +168,9 @@ function decodePixels(buf: Buffer, scan: Scan, file: string): GrayImage {
     const to1 = gammaTable(screen);
     const from1 = gammaTable(reciprocal(screen));
     for (let i = 0, j = 0; i < n; i++, j += 4) {
-      const r = src[j], g = src[j + 1], b = src[j + 2];
+      const r = src[j],
+        g = src[j + 1],
+        b = src[j + 2];
       out[i] = r === g && r === b ? r : from1[(RC * to1[r] + GC * to1[g] + BC * to1[b] + 16384) >>> 15];
     }
   } else {

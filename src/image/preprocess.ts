@@ -48,7 +48,12 @@ export interface PadLayout {
  */
 export function padLayout(width: number, height: number, scale = 256): PadLayout {
   const r = resizedSize(width, height, scale);
-  return { width: r.width, height: r.height, left: Math.floor((scale - r.width) / 2), top: Math.floor((scale - r.height) / 2) };
+  return {
+    width: r.width,
+    height: r.height,
+    left: Math.floor((scale - r.width) / 2),
+    top: Math.floor((scale - r.height) / 2),
+  };
 }
 
 /** Resize (INTER_AREA) + zero pad to scale x scale, as resize_img. */
@@ -110,7 +115,8 @@ export function cropNormalise(padded: Uint8Array, options: PreprocessOptions = {
 /** Full inference preprocessing of a decoded grey image. */
 export function preprocess(img: GrayImage, options: PreprocessOptions = {}): Preprocessed {
   const { resize = 256, crop = 224 } = options;
-  if (!Number.isSafeInteger(resize) || resize < 1) throw new RangeError(`preprocess: option 'resize' must be a positive integer, got ${resize}`);
+  if (!Number.isSafeInteger(resize) || resize < 1)
+    throw new RangeError(`preprocess: option 'resize' must be a positive integer, got ${resize}`);
   if (!Number.isSafeInteger(crop) || crop < 1 || crop > resize)
     throw new RangeError(`preprocess: option 'crop' must be an integer in 1..resize, got ${crop}`);
   if (!img || !(img.data instanceof Uint8Array) || img.data.length < img.width * img.height)
@@ -120,7 +126,10 @@ export function preprocess(img: GrayImage, options: PreprocessOptions = {}): Pre
 }
 
 /** Reads, decodes and preprocesses one image file (ImageDecodeError names the file). */
-export async function loadImage(file: string, options: PreprocessOptions = {}): Promise<Preprocessed & { image: GrayImage }> {
+export async function loadImage(
+  file: string,
+  options: PreprocessOptions = {},
+): Promise<Preprocessed & { image: GrayImage }> {
   const image = await readImage(file);
   return { ...preprocess(image, options), image };
 }

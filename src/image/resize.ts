@@ -39,8 +39,14 @@ function saturateInt(v: number): number {
 
 function checkDims(src: Uint8Array, w: number, h: number, dstW: number, dstH: number): void {
   if (!(src instanceof Uint8Array)) throw new TypeError("resizeArea: argument 'src' must be a Uint8Array");
-  for (const [name, v] of [['width', w], ['height', h], ['dstWidth', dstW], ['dstHeight', dstH]] as const)
-    if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`resizeArea: argument '${name}' must be a positive integer, got ${v}`);
+  for (const [name, v] of [
+    ['width', w],
+    ['height', h],
+    ['dstWidth', dstW],
+    ['dstHeight', dstH],
+  ] as const)
+    if (!Number.isSafeInteger(v) || v < 1)
+      throw new RangeError(`resizeArea: argument '${name}' must be a positive integer, got ${v}`);
   if (src.length < w * h) throw new RangeError(`resizeArea: 'src' has ${src.length} bytes, expected ${w * h}`);
 }
 
@@ -49,11 +55,17 @@ function checkDims(src: Uint8Array, w: number, h: number, dstW: number, dstH: nu
  * interpolation=cv2.INTER_AREA). Writes into `out` when given (length DW*DH).
  */
 export function resizeArea(
-  src: Uint8Array, w: number, h: number, dstW: number, dstH: number, out?: Uint8Array,
+  src: Uint8Array,
+  w: number,
+  h: number,
+  dstW: number,
+  dstH: number,
+  out?: Uint8Array,
 ): Uint8Array {
   checkDims(src, w, h, dstW, dstH);
   const dst = out ?? new Uint8Array(dstW * dstH);
-  if (dst.length < dstW * dstH) throw new RangeError(`resizeArea: 'out' has ${dst.length} bytes, expected ${dstW * dstH}`);
+  if (dst.length < dstW * dstH)
+    throw new RangeError(`resizeArea: 'out' has ${dst.length} bytes, expected ${dstW * dstH}`);
   if (w === dstW && h === dstH) {
     dst.set(src.subarray(0, w * h));
     return dst;
@@ -75,7 +87,16 @@ export function resizeArea(
 }
 
 // resizeAreaFast_Invoker<uchar, int, ResizeAreaFastVec<uchar, ResizeAreaFastVec_SIMD_8u>>
-function areaFast(src: Uint8Array, w: number, h: number, dst: Uint8Array, dw: number, dh: number, sx: number, sy: number) {
+function areaFast(
+  src: Uint8Array,
+  w: number,
+  h: number,
+  dst: Uint8Array,
+  dw: number,
+  dh: number,
+  sx: number,
+  sy: number,
+) {
   const area = sx * sy;
   const scale = f32(1 / area);
   const dwidth1 = Math.floor(w / sx); // output columns fully inside the source
@@ -162,7 +183,16 @@ function areaTab(ssize: number, dsize: number, scale: number) {
 }
 
 // ResizeArea_Invoker<uchar, float>
-function areaGeneric(src: Uint8Array, w: number, h: number, dst: Uint8Array, dw: number, dh: number, scaleX: number, scaleY: number) {
+function areaGeneric(
+  src: Uint8Array,
+  w: number,
+  h: number,
+  dst: Uint8Array,
+  dw: number,
+  dh: number,
+  scaleX: number,
+  scaleY: number,
+) {
   const xt = areaTab(w, dw, scaleX);
   const yt = areaTab(h, dh, scaleY);
   const buf = new Float64Array(dw); // holds float32 values
@@ -195,15 +225,23 @@ function areaGeneric(src: Uint8Array, w: number, h: number, dst: Uint8Array, dw:
 // INTER_AREA when enlarging: cv::hal::resize's coefficient set-up in area_mode, fixed point, then
 // resizeGeneric_<HResizeLinear<uchar,int,short,2048>, VResizeLinear<uchar,int,short,FixedPtCast>>.
 function areaLinear(
-  src: Uint8Array, w: number, h: number, dst: Uint8Array, dw: number, dh: number,
-  scaleX: number, scaleY: number, invScaleX: number, invScaleY: number,
+  src: Uint8Array,
+  w: number,
+  h: number,
+  dst: Uint8Array,
+  dw: number,
+  dh: number,
+  scaleX: number,
+  scaleY: number,
+  invScaleX: number,
+  invScaleY: number,
 ) {
   const xofs = new Int32Array(dw);
   const ialpha = new Int32Array(dw * 2);
   let xmax = dw;
   for (let dx = 0; dx < dw; dx++) {
     let sx = Math.floor(dx * scaleX);
-    let fx = f32((dx + 1) - (sx + 1) * invScaleX);
+    let fx = f32(dx + 1 - (sx + 1) * invScaleX);
     fx = fx <= 0 ? 0 : f32(fx - Math.floor(fx));
     // ksize2 = 1: `sx < ksize2 - 1` never holds for sx >= 0.
     if (sx + 1 >= w) {
@@ -221,7 +259,7 @@ function areaLinear(
   const ibeta = new Int32Array(dh * 2);
   for (let dy = 0; dy < dh; dy++) {
     const sy = Math.floor(dy * scaleY);
-    let fy = f32((dy + 1) - (sy + 1) * invScaleY);
+    let fy = f32(dy + 1 - (sy + 1) * invScaleY);
     fy = fy <= 0 ? 0 : f32(fy - Math.floor(fy));
     yofs[dy] = sy;
     ibeta[dy * 2] = cvRound(f32(f32(1 - fy) * INTER_RESIZE_COEF_SCALE));

@@ -15,8 +15,19 @@ import * as zs from '../zeroshot/index.js';
 import type { CarzeroConfig, ImageEmbeddings, Precision, PreparedImage, ScoreResult, TextEmbeddings } from './types.js';
 
 export type { CarzeroConfig, ImageEmbeddings, Precision, PreparedImage, ScoreResult, TextEmbeddings } from './types.js';
-import type { ClassifiedImage, ClassifyOptions, ClassifyResult, ClassTextEmbeddings, EmbeddedImage, GroundedImage, GroundingResult, ImageInput, PromptsInput, SkippedImage, StreamOptions } from '../zeroshot/types.js';
-
+import type {
+  ClassifiedImage,
+  ClassifyOptions,
+  ClassifyResult,
+  ClassTextEmbeddings,
+  EmbeddedImage,
+  GroundedImage,
+  GroundingResult,
+  ImageInput,
+  PromptsInput,
+  SkippedImage,
+  StreamOptions,
+} from '../zeroshot/types.js';
 
 export interface LoadOptions {
   /** 'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or a Device. */
@@ -47,7 +58,14 @@ export class CARZero implements Disposable {
   readonly dir: string;
   #native: NativeModel | undefined;
 
-  private constructor(dir: string, config: CarzeroConfig, device: Device, precision: Precision, tokenizer: Tokenizer, nm: NativeModel) {
+  private constructor(
+    dir: string,
+    config: CarzeroConfig,
+    device: Device,
+    precision: Precision,
+    tokenizer: Tokenizer,
+    nm: NativeModel,
+  ) {
     this.dir = dir;
     this.config = config;
     this.device = device;
@@ -62,8 +80,10 @@ export class CARZero implements Disposable {
    * Refuses a missing, truncated, extended or altered model file with a ModelIntegrityError naming it.
    */
   static async load(model: string, options: LoadOptions = {}): Promise<CARZero> {
-    if (typeof model !== 'string' || model.length === 0) throw new TypeError("CARZero.load: argument 'model' must be a model name or a directory path");
-    if (options === null || typeof options !== 'object') throw new TypeError("CARZero.load: argument 'options' must be an object");
+    if (typeof model !== 'string' || model.length === 0)
+      throw new TypeError("CARZero.load: argument 'model' must be a model name or a directory path");
+    if (options === null || typeof options !== 'object')
+      throw new TypeError("CARZero.load: argument 'options' must be an object");
     const verify = options.verify ?? 'first';
     if (verify !== 'first' && verify !== 'always' && verify !== 'never')
       throw new TypeError(`CARZero.load: option 'verify' must be 'first', 'always' or 'never', got ${String(verify)}`);
@@ -72,18 +92,29 @@ export class CARZero implements Disposable {
     const device = Device.resolve(options.device ?? 'auto');
     const precision = options.precision ?? (device.kind === 'cuda' ? 'tf32' : 'fp32');
     if (precision !== 'fp32' && precision !== 'tf32' && precision !== 'bf16')
-      throw new TypeError(`CARZero.load: option 'precision' must be 'fp32', 'tf32' or 'bf16', got ${String(precision)}`);
+      throw new TypeError(
+        `CARZero.load: option 'precision' must be 'fp32', 'tf32' or 'bf16', got ${String(precision)}`,
+      );
     let config: CarzeroConfig;
     const cfgPath = join(dir, 'config.json');
     try {
       config = JSON.parse(await readFile(cfgPath, 'utf8')) as CarzeroConfig;
     } catch (e) {
-      throw new CarzeroError(`${cfgPath}: ${(e as Error).message}`, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'CZ_ERR_IO' : 'CZ_ERR_FORMAT');
+      throw new CarzeroError(
+        `${cfgPath}: ${(e as Error).message}`,
+        (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'CZ_ERR_IO' : 'CZ_ERR_FORMAT',
+      );
     }
     if (config === null || typeof config !== 'object' || Array.isArray(config))
-      throw new CarzeroError(`${cfgPath}: not a carzero model directory (config.json is not a JSON object); convert a checkpoint with \`carzero convert\``, 'CZ_ERR_FORMAT');
+      throw new CarzeroError(
+        `${cfgPath}: not a carzero model directory (config.json is not a JSON object); convert a checkpoint with \`carzero convert\``,
+        'CZ_ERR_FORMAT',
+      );
     if (config.format !== 'carzero-model')
-      throw new CarzeroError(`${cfgPath}: not a carzero model directory (format ${JSON.stringify(config.format)?.slice(0, 60) ?? 'missing'}); convert a checkpoint with \`carzero convert\``, 'CZ_ERR_FORMAT');
+      throw new CarzeroError(
+        `${cfgPath}: not a carzero model directory (format ${JSON.stringify(config.format)?.slice(0, 60) ?? 'missing'}); convert a checkpoint with \`carzero convert\``,
+        'CZ_ERR_FORMAT',
+      );
     const tokenizer = await Tokenizer.fromFile(join(dir, 'tokenizer.json'));
     const nm = await NativeModel.load(dir, { device, precision: precision === 'bf16' ? 'bf16' : 'fp32' });
     return new CARZero(dir, config, device, precision, tokenizer, nm);
@@ -97,10 +128,13 @@ export class CARZero implements Disposable {
   /** Decodes and preprocesses one image (path, encoded bytes or pixels). Throws ImageDecodeError. */
   async prepareImage(image: ImageInput): Promise<PreparedImage> {
     const name =
-      typeof image === 'string' ? image
-      : image instanceof Uint8Array ? '<buffer>'
-      : image !== null && typeof image === 'object' && 'path' in image ? (image.name ?? `${image.path}#${image.frame}`)
-      : 'prepareImage';
+      typeof image === 'string'
+        ? image
+        : image instanceof Uint8Array
+          ? '<buffer>'
+          : image !== null && typeof image === 'object' && 'path' in image
+            ? (image.name ?? `${image.path}#${image.frame}`)
+            : 'prepareImage';
     return { pixels: await inputPixels(image, this.config.preprocess, name) };
   }
 
@@ -112,7 +146,8 @@ export class CARZero implements Disposable {
     const plane = crop * crop;
     const buf = new Float32Array(n * plane);
     images.forEach((im, i) => {
-      if (im.pixels.length !== plane) throw new RangeError(`embedPrepared: images[${i}] has ${im.pixels.length} pixels, expected ${plane}`);
+      if (im.pixels.length !== plane)
+        throw new RangeError(`embedPrepared: images[${i}] has ${im.pixels.length} pixels, expected ${plane}`);
       buf.set(im.pixels, i * plane);
     });
     using pixels = Tensor.from(buf, [n, 1, crop, crop], { device: this.device });
@@ -125,7 +160,8 @@ export class CARZero implements Disposable {
    * (per-item handling: embedImageStream / classifyStream).
    */
   async embedImages(images: readonly ImageInput[]): Promise<ImageEmbeddings> {
-    if (!Array.isArray(images) || images.length === 0) throw new RangeError("embedImages: argument 'images' must be a non-empty array");
+    if (!Array.isArray(images) || images.length === 0)
+      throw new RangeError("embedImages: argument 'images' must be a non-empty array");
     const prepared = await Promise.all(images.map((im) => this.prepareImage(im)));
     return this.embedPrepared(prepared);
   }
@@ -140,14 +176,23 @@ export class CARZero implements Disposable {
    * result also carries `classes` and can be passed as `prompts` to classify calls (reusable).
    */
   async embedTexts(texts: readonly string[]): Promise<TextEmbeddings>;
-  async embedTexts(prompts: PromptsInput, options?: { onWarning?: (message: string) => void }): Promise<ClassTextEmbeddings>;
-  async embedTexts(texts: readonly string[] | PromptsInput, options: { onWarning?: (message: string) => void } = {}): Promise<TextEmbeddings> {
+  async embedTexts(
+    prompts: PromptsInput,
+    options?: { onWarning?: (message: string) => void },
+  ): Promise<ClassTextEmbeddings>;
+  async embedTexts(
+    texts: readonly string[] | PromptsInput,
+    options: { onWarning?: (message: string) => void } = {},
+  ): Promise<TextEmbeddings> {
     if (texts !== null && typeof texts === 'object' && !Array.isArray(texts)) {
       const { classes, prompts } = zs.checkPrompts(texts, 'embedTexts', options.onWarning);
       const emb = await this.embedTexts(prompts);
       return Object.assign(emb, { classes });
     }
-    if (!Array.isArray(texts) || texts.length === 0) throw new RangeError("embedTexts: argument 'texts' must be a non-empty array of strings or a prompts object {class: prompt}");
+    if (!Array.isArray(texts) || texts.length === 0)
+      throw new RangeError(
+        "embedTexts: argument 'texts' must be a non-empty array of strings or a prompts object {class: prompt}",
+      );
     texts.forEach((t, i) => {
       if (typeof t !== 'string') throw new TypeError(`embedTexts: texts[${i}] must be a string`);
     });
@@ -163,8 +208,14 @@ export class CARZero implements Disposable {
   }
 
   /** Scores every (image, text) pair: raw logits (spec 5). */
-  async score(images: ImageEmbeddings, texts: TextEmbeddings, options: { attention?: boolean } = {}): Promise<ScoreResult> {
-    const r = await this.#model.score(images.global, images.local, texts.sentence, texts.words, { attention: !!options.attention });
+  async score(
+    images: ImageEmbeddings,
+    texts: TextEmbeddings,
+    options: { attention?: boolean } = {},
+  ): Promise<ScoreResult> {
+    const r = await this.#model.score(images.global, images.local, texts.sentence, texts.words, {
+      attention: !!options.attention,
+    });
     try {
       return {
         score: (await r.score.read()) as Float32Array,

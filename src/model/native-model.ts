@@ -9,7 +9,6 @@ import { native, type DeviceMemoryStats, type NativeModelHandle, type NativeTens
 import { Tensor } from '../tensor.js';
 import type { CarzeroConfig, NativePrecision } from './types.js';
 
-
 export interface NativeModelOptions {
   /** 'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or a Device. Default 'auto'. */
   device?: 'auto' | 'cpu' | 'cuda' | Device;
@@ -158,9 +157,16 @@ export class NativeModel implements Disposable {
   }
 
   /** Scores every (image, text) pair in both directions (spec 5). */
-  async score(imgGlobal: Tensor, imgLocal: Tensor, sentence: Tensor, words: Tensor, options: ScoreOptions = {}): Promise<NativeScores> {
+  async score(
+    imgGlobal: Tensor,
+    imgLocal: Tensor,
+    sentence: Tensor,
+    words: Tensor,
+    options: ScoreOptions = {},
+  ): Promise<NativeScores> {
     const h = this.#live;
-    if (options === null || typeof options !== 'object') throw new TypeError("score: argument 'options' must be an object");
+    if (options === null || typeof options !== 'object')
+      throw new TypeError("score: argument 'options' must be an object");
     if (options.attention !== undefined && typeof options.attention !== 'boolean')
       throw new TypeError(`score: option 'attention' must be a boolean, got ${String(options.attention)}`);
     const r = await h.score(
@@ -189,19 +195,29 @@ export class NativeModel implements Disposable {
   enableTraining(options: { seed?: number; precision?: 'fp32' | 'bf16' | 'fp16'; recompute?: boolean } = {}): void {
     const h = this.#live;
     if (this.precision !== 'fp32')
-      throw new CarzeroError(`enableTraining: training needs an fp32 model (this one is ${this.precision})`, 'CZ_ERR_INVALID_ARGUMENT');
+      throw new CarzeroError(
+        `enableTraining: training needs an fp32 model (this one is ${this.precision})`,
+        'CZ_ERR_INVALID_ARGUMENT',
+      );
     if (options.seed !== undefined && (!Number.isSafeInteger(options.seed) || options.seed < 0))
       throw new RangeError(`enableTraining: option 'seed' must be a non-negative integer, got ${String(options.seed)}`);
     if (options.precision !== undefined && !['fp32', 'bf16', 'fp16'].includes(options.precision))
-      throw new TypeError(`enableTraining: option 'precision' must be 'fp32', 'bf16' or 'fp16', got ${JSON.stringify(options.precision)}`);
-    h.enableTraining({ seed: options.seed ?? 0, precision: options.precision ?? 'fp32', recompute: options.recompute ?? false });
+      throw new TypeError(
+        `enableTraining: option 'precision' must be 'fp32', 'bf16' or 'fp16', got ${JSON.stringify(options.precision)}`,
+      );
+    h.enableTraining({
+      seed: options.seed ?? 0,
+      precision: options.precision ?? 'fp32',
+      recompute: options.recompute ?? false,
+    });
   }
 
   /** Joins a data-parallel group (docs/TRAINING.md "Data parallel"): `id` from
    * `collectiveUniqueId()` in one process, the same in every rank. CUDA models only (NCCL). */
   initCollective(options: { id: Buffer; rank: number; world: number }): void {
     const { id, rank, world } = options;
-    if (!Buffer.isBuffer(id)) throw new TypeError("initCollective: option 'id' must be a Buffer from collectiveUniqueId()");
+    if (!Buffer.isBuffer(id))
+      throw new TypeError("initCollective: option 'id' must be a Buffer from collectiveUniqueId()");
     if (!Number.isSafeInteger(world) || world < 1 || !Number.isSafeInteger(rank) || rank < 0 || rank >= world)
       throw new RangeError(`initCollective: rank ${rank} of world ${world}`);
     this.#live.initCollective({ id, rank, world });

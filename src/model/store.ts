@@ -57,7 +57,9 @@ export interface Manifest {
 /** This package's version (package.json). */
 export function packageVersion(): string {
   try {
-    return String((JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version?: string }).version ?? '?');
+    return String(
+      (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version?: string }).version ?? '?',
+    );
   } catch {
     return '?';
   }
@@ -73,7 +75,8 @@ export function modelStoreDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.CARZERO_HOME) return join(resolve(env.CARZERO_HOME), 'models');
   const home = homedir();
   if (process.platform === 'darwin') return join(home, 'Library', 'Caches', 'carzero', 'models');
-  if (process.platform === 'win32') return join(env.LOCALAPPDATA ?? join(home, 'AppData', 'Local'), 'carzero', 'models');
+  if (process.platform === 'win32')
+    return join(env.LOCALAPPDATA ?? join(home, 'AppData', 'Local'), 'carzero', 'models');
   const cache = env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join(home, '.cache');
   return join(cache, 'carzero', 'models');
 }
@@ -91,7 +94,11 @@ export async function readRegistry(): Promise<Record<string, RegistryEntry>> {
     const r = JSON.parse(await readFile(file, 'utf8')) as { models?: Record<string, RegistryEntry> };
     return r.models ?? {};
   } catch (e) {
-    throw new ModelIntegrityError(`${file}: cannot read the model registry: ${(e as Error).message}`, file, 'CZ_ERR_IO');
+    throw new ModelIntegrityError(
+      `${file}: cannot read the model registry: ${(e as Error).message}`,
+      file,
+      'CZ_ERR_IO',
+    );
   }
 }
 
@@ -115,7 +122,8 @@ function isDir(p: string): boolean {
 /** `NAME|DIR` -> the model directory (see the file comment). Throws a CarzeroError naming both
  * places looked in when a name is not found. */
 export function resolveModel(model: string, env: NodeJS.ProcessEnv = process.env): ResolvedModel {
-  if (typeof model !== 'string' || model.length === 0) throw new TypeError("model: expected a model name or a directory path");
+  if (typeof model !== 'string' || model.length === 0)
+    throw new TypeError('model: expected a model name or a directory path');
   if (isDir(model)) return { dir: model, origin: 'directory' };
   const looksLikePath = model.includes('/') || model.includes('\\') || model.startsWith('.') || isAbsolute(model);
   if (looksLikePath || !MODEL_NAME.test(model))
@@ -139,8 +147,20 @@ export async function sha256File(file: string): Promise<string> {
 }
 
 /** Writes manifest.json for the files of a model directory. */
-export async function writeManifest(dir: string, files: readonly string[], source: Manifest['source'], version: string): Promise<Manifest> {
-  const m: Manifest = { format: 'carzero-manifest', format_version: 1, files: {}, source, carzero_version: version, created: new Date().toISOString() };
+export async function writeManifest(
+  dir: string,
+  files: readonly string[],
+  source: Manifest['source'],
+  version: string,
+): Promise<Manifest> {
+  const m: Manifest = {
+    format: 'carzero-manifest',
+    format_version: 1,
+    files: {},
+    source,
+    carzero_version: version,
+    created: new Date().toISOString(),
+  };
   for (const f of files) {
     const p = join(dir, f);
     m.files[f] = { size: (await stat(p)).size, sha256: await sha256File(p) };
@@ -168,10 +188,29 @@ export async function readManifest(dir: string): Promise<Manifest | null> {
     throw new ModelIntegrityError(`${file}: not JSON (${(e as Error).message})`, file);
   }
   const ok =
-    m !== null && typeof m === 'object' && m.format === 'carzero-manifest' && m.format_version === 1 &&
-    m.files !== null && typeof m.files === 'object' &&
-    Object.entries(m.files).every(([k, v]) => /^[^/\\]+$/.test(k) && k !== '.' && k !== '..' && v !== null && typeof v === 'object' && Number.isSafeInteger(v.size) && v.size >= 0 && typeof v.sha256 === 'string' && /^[0-9a-f]{64}$/.test(v.sha256));
-  if (!ok) throw new ModelIntegrityError(`${file}: not a carzero manifest (format_version 1 with a size and sha256 per file)`, file);
+    m !== null &&
+    typeof m === 'object' &&
+    m.format === 'carzero-manifest' &&
+    m.format_version === 1 &&
+    m.files !== null &&
+    typeof m.files === 'object' &&
+    Object.entries(m.files).every(
+      ([k, v]) =>
+        /^[^/\\]+$/.test(k) &&
+        k !== '.' &&
+        k !== '..' &&
+        v !== null &&
+        typeof v === 'object' &&
+        Number.isSafeInteger(v.size) &&
+        v.size >= 0 &&
+        typeof v.sha256 === 'string' &&
+        /^[0-9a-f]{64}$/.test(v.sha256),
+    );
+  if (!ok)
+    throw new ModelIntegrityError(
+      `${file}: not a carzero manifest (format_version 1 with a size and sha256 per file)`,
+      file,
+    );
   return m;
 }
 
@@ -189,7 +228,11 @@ export async function checkModelFiles(dir: string, manifest?: Manifest | null): 
       size = st.size;
     } catch (e) {
       if (e instanceof ModelIntegrityError) throw e;
-      throw new ModelIntegrityError(`${p}: missing model file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, p, 'CZ_ERR_IO');
+      throw new ModelIntegrityError(
+        `${p}: missing model file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+        p,
+        'CZ_ERR_IO',
+      );
     }
     const want = m?.files[f];
     if (want && want.size !== size)
@@ -234,10 +277,13 @@ async function stampValid(dir: string, m: Manifest): Promise<boolean> {
     const s = JSON.parse(await readFile(join(dir, STAMP), 'utf8')) as Stamp;
     if (s.manifest_sha256 !== manifestHash(m)) return false;
     const now = await fileIds(dir, m);
-    return Object.keys(now).length === Object.keys(s.files ?? {}).length && Object.entries(now).every(([f, v]) => {
-      const o = s.files[f];
-      return o && o.size === v.size && o.mtimeMs === v.mtimeMs && o.ino === v.ino;
-    });
+    return (
+      Object.keys(now).length === Object.keys(s.files ?? {}).length &&
+      Object.entries(now).every(([f, v]) => {
+        const o = s.files[f];
+        return o && o.size === v.size && o.mtimeMs === v.mtimeMs && o.ino === v.ino;
+      })
+    );
   } catch {
     return false;
   }
@@ -254,13 +300,25 @@ export async function verifyModel(dir: string): Promise<VerifyResult> {
     try {
       const st = await stat(p);
       if (st.size !== want.size) {
-        files.push({ file: p, ok: false, problem: `${st.size < want.size ? 'truncated' : 'extended'}: ${st.size} bytes, the manifest says ${want.size}` });
+        files.push({
+          file: p,
+          ok: false,
+          problem: `${st.size < want.size ? 'truncated' : 'extended'}: ${st.size} bytes, the manifest says ${want.size}`,
+        });
         continue;
       }
       const got = await sha256File(p);
-      files.push(got === want.sha256 ? { file: p, ok: true } : { file: p, ok: false, problem: `contents changed: sha256 ${got}, the manifest says ${want.sha256}` });
+      files.push(
+        got === want.sha256
+          ? { file: p, ok: true }
+          : { file: p, ok: false, problem: `contents changed: sha256 ${got}, the manifest says ${want.sha256}` },
+      );
     } catch (e) {
-      files.push({ file: p, ok: false, problem: `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` });
+      files.push({
+        file: p,
+        ok: false,
+        problem: `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      });
     }
   }
   const ok = files.every((f) => f.ok);
@@ -294,7 +352,11 @@ export async function checkModelForLoad(dir: string, policy: VerifyPolicy = 'fir
   if (policy === 'first' && (await stampValid(dir, m))) return;
   const r = await verifyModel(dir);
   const bad = r.files.find((f) => !f.ok);
-  if (bad) throw new ModelIntegrityError(`${bad.file}: ${bad.problem} (the model was altered or damaged after it was written; convert it again)`, bad.file);
+  if (bad)
+    throw new ModelIntegrityError(
+      `${bad.file}: ${bad.problem} (the model was altered or damaged after it was written; convert it again)`,
+      bad.file,
+    );
 }
 
 export interface ListedModel {
@@ -320,7 +382,11 @@ async function weightDtypes(file: string): Promise<string> {
       const head = Buffer.alloc(n);
       await fh.read(head, 0, n, 8);
       const j = JSON.parse(head.toString('utf8')) as Record<string, { dtype?: string }>;
-      const set = new Set(Object.entries(j).filter(([k]) => k !== '__metadata__').map(([, v]) => String(v.dtype)));
+      const set = new Set(
+        Object.entries(j)
+          .filter(([k]) => k !== '__metadata__')
+          .map(([, v]) => String(v.dtype)),
+      );
       return [...set].sort().join('+').toLowerCase();
     } finally {
       await fh.close();
@@ -332,7 +398,8 @@ async function weightDtypes(file: string): Promise<string> {
 
 async function dirBytes(dir: string): Promise<number> {
   let n = 0;
-  for (const e of await readdir(dir, { withFileTypes: true })) if (e.isFile()) n += (await stat(join(dir, e.name))).size;
+  for (const e of await readdir(dir, { withFileTypes: true }))
+    if (e.isFile()) n += (await stat(join(dir, e.name))).size;
   return n;
 }
 
@@ -340,10 +407,16 @@ async function dirBytes(dir: string): Promise<number> {
 export async function listModels(env: NodeJS.ProcessEnv = process.env): Promise<ListedModel[]> {
   const out: ListedModel[] = [];
   const registry = await readRegistry().catch(() => ({}) as Record<string, RegistryEntry>);
-  for (const [origin, root] of [['shipped', shippedModelsDir()], ['store', modelStoreDir(env)]] as const) {
+  for (const [origin, root] of [
+    ['shipped', shippedModelsDir()],
+    ['store', modelStoreDir(env)],
+  ] as const) {
     let names: string[];
     try {
-      names = (await readdir(root, { withFileTypes: true })).filter((e) => e.isDirectory() && MODEL_NAME.test(e.name)).map((e) => e.name).sort();
+      names = (await readdir(root, { withFileTypes: true }))
+        .filter((e) => e.isDirectory() && MODEL_NAME.test(e.name))
+        .map((e) => e.name)
+        .sort();
     } catch {
       continue;
     }

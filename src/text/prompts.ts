@@ -70,7 +70,10 @@ export function parsePrompts(text: string, file = 'prompts.json', options: LoadP
     throw new PromptFileError(file, `malformed JSON (${(e as Error).message})`);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json))
-    throw new PromptFileError(file, `expected a JSON object {class: prompt}, got ${Array.isArray(json) ? 'an array' : typeof json}`);
+    throw new PromptFileError(
+      file,
+      `expected a JSON object {class: prompt}, got ${Array.isArray(json) ? 'an array' : typeof json}`,
+    );
   const obj = json as Record<string, unknown>;
   const classes = topLevelKeys(text);
   if (classes.length === 0) throw new PromptFileError(file, 'no classes (empty object)');
@@ -87,18 +90,25 @@ export function parsePrompts(text: string, file = 'prompts.json', options: LoadP
       if (v.length === 0) throw new PromptFileError(file, `class "${cls}" has an empty prompt list`);
       v.forEach((p, i) => {
         if (typeof p !== 'string')
-          throw new PromptFileError(file, `class "${cls}": prompt ${i} must be a string, got ${p === null ? 'null' : typeof p}`);
+          throw new PromptFileError(
+            file,
+            `class "${cls}": prompt ${i} must be a string, got ${p === null ? 'null' : typeof p}`,
+          );
       });
       prompt = v[0] as string;
       if (v.length > 1) warning(`${file}: class "${cls}" has ${v.length} prompts; using the first`);
     } else {
-      throw new PromptFileError(file, `class "${cls}": prompt must be a string or a list of strings, got ${
-        v === null ? 'null' : typeof v}`);
+      throw new PromptFileError(
+        file,
+        `class "${cls}": prompt must be a string or a list of strings, got ${v === null ? 'null' : typeof v}`,
+      );
     }
     const cleaned = cleanText(prompt);
     if (cleaned === '')
-      warning(`${file}: class "${cls}": prompt ${JSON.stringify(prompt)} cleans to the empty string ` +
-        '(CARZero drops one-word sentences); it is scored as [CLS] [SEP]');
+      warning(
+        `${file}: class "${cls}": prompt ${JSON.stringify(prompt)} cleans to the empty string ` +
+          '(CARZero drops one-word sentences); it is scored as [CLS] [SEP]',
+      );
     out.prompts.push(prompt);
     out.cleaned.push(cleaned);
   }

@@ -78,7 +78,15 @@ export function vocabToTokenizerJson(vocabText: string, options: VocabOptions = 
     if (!vocab.has(t)) throw new TokenizerFileError(`vocab.txt has no ${t} token`);
   const id = (t: string): number => vocab.get(t)!;
   const added = SPECIALS.filter((t) => vocab.has(t))
-    .map((t) => ({ id: id(t), content: t, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }))
+    .map((t) => ({
+      id: id(t),
+      content: t,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    }))
     .sort((a, b) => a.id - b.id);
   const special = (t: string) => ({ SpecialToken: { id: t, type_id: 0 } });
   return {
@@ -104,9 +112,7 @@ export function vocabToTokenizerJson(vocabText: string, options: VocabOptions = 
         { Sequence: { id: 'B', type_id: 1 } },
         { SpecialToken: { id: '[SEP]', type_id: 1 } },
       ],
-      special_tokens: Object.fromEntries(
-        ['[CLS]', '[SEP]'].map((t) => [t, { id: t, ids: [id(t)], tokens: [t] }]),
-      ),
+      special_tokens: Object.fromEntries(['[CLS]', '[SEP]'].map((t) => [t, { id: t, ids: [id(t)], tokens: [t] }])),
     },
     decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
     model: {
@@ -150,8 +156,11 @@ export class Tokenizer {
 
   private constructor(json: Record<string, unknown>, source: string) {
     if (!isObject(json.model) || json.model.type !== 'WordPiece')
-      throw new TokenizerFileError(`${source}: expected a WordPiece tokenizer (model.type), got ${
-        isObject(json.model) ? String(json.model.type) : 'no model'}`);
+      throw new TokenizerFileError(
+        `${source}: expected a WordPiece tokenizer (model.type), got ${
+          isObject(json.model) ? String(json.model.type) : 'no model'
+        }`,
+      );
     try {
       this.#hf = new HFTokenizer({ added_tokens: [], ...json }, {});
     } catch (e) {
@@ -205,7 +214,13 @@ export class Tokenizer {
     if (info.isDirectory()) {
       for (const name of ['tokenizer.json', 'vocab.txt']) {
         const p = path.join(file, name);
-        if (await stat(p).then((s) => s.isFile(), () => false)) return Tokenizer.fromFile(p);
+        if (
+          await stat(p).then(
+            (s) => s.isFile(),
+            () => false,
+          )
+        )
+          return Tokenizer.fromFile(p);
       }
       throw new TokenizerFileError(`${file}: no tokenizer.json or vocab.txt in this folder`);
     }
@@ -224,7 +239,8 @@ export class Tokenizer {
       if (isObject(config)) {
         if (typeof config.do_lower_case === 'boolean') options.lowercase = config.do_lower_case;
         if (typeof config.strip_accents === 'boolean') options.stripAccents = config.strip_accents;
-        if (typeof config.tokenize_chinese_chars === 'boolean') options.handleChineseChars = config.tokenize_chinese_chars;
+        if (typeof config.tokenize_chinese_chars === 'boolean')
+          options.handleChineseChars = config.tokenize_chinese_chars;
       }
     }
     return Tokenizer.fromVocab(text, options, file);
@@ -232,7 +248,8 @@ export class Tokenizer {
 
   /** The word pieces of one text, without [CLS]/[SEP] and without truncation. */
   tokenize(text: string): string[] {
-    if (typeof text !== 'string') throw new TypeError(`Tokenizer.tokenize: argument 'text' must be a string, got ${typeof text}`);
+    if (typeof text !== 'string')
+      throw new TypeError(`Tokenizer.tokenize: argument 'text' must be a string, got ${typeof text}`);
     return this.#hf.encode(text, { add_special_tokens: false }).tokens;
   }
 
@@ -247,7 +264,8 @@ export class Tokenizer {
    */
   encode(texts: string | readonly string[], options: EncodeOptions = {}): EncodedText {
     const list = typeof texts === 'string' ? [texts] : texts;
-    if (!Array.isArray(list)) throw new TypeError("Tokenizer.encode: argument 'texts' must be a string or an array of strings");
+    if (!Array.isArray(list))
+      throw new TypeError("Tokenizer.encode: argument 'texts' must be a string or an array of strings");
     const { maxLength = 97 } = options;
     if (!Number.isSafeInteger(maxLength) || maxLength < 2)
       throw new RangeError(`Tokenizer.encode: option 'maxLength' must be an integer >= 2, got ${maxLength}`);
@@ -259,7 +277,8 @@ export class Tokenizer {
     const tokens: string[][] = [];
     for (let q = 0; q < Q; q++) {
       const text = list[q];
-      if (typeof text !== 'string') throw new TypeError(`Tokenizer.encode: texts[${q}] must be a string, got ${typeof text}`);
+      if (typeof text !== 'string')
+        throw new TypeError(`Tokenizer.encode: texts[${q}] must be a string, got ${typeof text}`);
       const enc = this.#hf.encode(text, { add_special_tokens: false });
       const n = Math.min(enc.ids.length, L - 2);
       const row = q * L;

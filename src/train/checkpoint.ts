@@ -16,7 +16,19 @@
 // new symbolic link renamed over the old one. A crash at any point leaves `last` pointing at a
 // complete checkpoint; leftover .tmp-* folders are never read and are removed by the next run.
 import { randomBytes } from 'node:crypto';
-import { copyFile, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
+import {
+  copyFile,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  readlink,
+  rename,
+  rm,
+  symlink,
+  unlink,
+} from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { SafetensorsFile, writeSafetensors, type SafetensorsInput } from '../weights/safetensors.js';
 import type { NamedTensor } from '../model/native-model.js';
@@ -78,12 +90,20 @@ export async function writeCheckpoint(runDir: string, step: number, c: Checkpoin
           tensors.push([name, { dtype: e.dtype, shape: e.shape, data: async () => (await base.read(name)).data }]);
         }
       }
-      if (trained.size) throw new Error(`checkpoint: parameters not in ${c.baseModel}/model.safetensors: ${[...trained.keys()].slice(0, 5).join(', ')}`);
-      await writeSafetensors(join(tmp, 'model.safetensors'), tensors, { metadata: { format: 'carzero-model', trainer_step: String(step) } });
+      if (trained.size)
+        throw new Error(
+          `checkpoint: parameters not in ${c.baseModel}/model.safetensors: ${[...trained.keys()].slice(0, 5).join(', ')}`,
+        );
+      await writeSafetensors(join(tmp, 'model.safetensors'), tensors, {
+        metadata: { format: 'carzero-model', trainer_step: String(step) },
+      });
     } finally {
       await base.close();
     }
-    const opt: [string, SafetensorsInput][] = [...c.optimizer].map(([n, t]) => [n, { dtype: 'F32', shape: t.shape, data: () => tensorBytes(t) }]);
+    const opt: [string, SafetensorsInput][] = [...c.optimizer].map(([n, t]) => [
+      n,
+      { dtype: 'F32', shape: t.shape, data: () => tensorBytes(t) },
+    ]);
     await writeSafetensors(join(tmp, 'optimizer.safetensors'), opt, { metadata: c.optimizerMeta });
     await writeJsonSynced(join(tmp, 'trainer.json'), c.state);
     await syncDir(tmp);
@@ -133,7 +153,9 @@ export async function linkTarget(runDir: string, link: 'last' | 'best'): Promise
 
 /** Removes temp folders/links and checkpoints that neither `last` nor `best` points at. */
 export async function cleanRunDir(runDir: string): Promise<string[]> {
-  const keep = new Set([await linkTarget(runDir, 'last'), await linkTarget(runDir, 'best')].filter((x): x is string => !!x));
+  const keep = new Set(
+    [await linkTarget(runDir, 'last'), await linkTarget(runDir, 'best')].filter((x): x is string => !!x),
+  );
   const removed: string[] = [];
   const root = join(runDir, CHECKPOINTS);
   for (const e of await readdir(root).catch(() => [] as string[])) {
@@ -166,7 +188,8 @@ export interface LoadedCheckpoint {
 /** Reads the checkpoint `last` points at. */
 export async function readCheckpoint(runDir: string, link: 'last' | 'best' = 'last'): Promise<LoadedCheckpoint> {
   const name = await linkTarget(runDir, link);
-  if (!name) throw new Error(`${runDir}: no '${link}' checkpoint (not a run directory, or no checkpoint was written yet)`);
+  if (!name)
+    throw new Error(`${runDir}: no '${link}' checkpoint (not a run directory, or no checkpoint was written yet)`);
   const dir = join(runDir, CHECKPOINTS, name);
   const state = JSON.parse(await readFile(join(dir, 'trainer.json'), 'utf8')) as unknown;
   const f = await SafetensorsFile.open(join(dir, 'optimizer.safetensors'));

@@ -140,7 +140,16 @@ export const DEFAULT_CONFIG: Readonly<TrainConfig> = Object.freeze({
   accumulate_steps: 1,
   optimizer: { name: 'adam', lr: 5e-5, betas: [0.5, 0.999], eps: 1e-8, weight_decay: 1e-6, momentum: 0.9 },
   clip_grad_norm: 0.25,
-  scheduler: { name: 'plateau', factor: 0.5, patience: 5, threshold: 1e-4, threshold_mode: 'rel', cooldown: 0, min_lr: 0, warmup_steps: 0 },
+  scheduler: {
+    name: 'plateau',
+    factor: 0.5,
+    patience: 5,
+    threshold: 1e-4,
+    threshold_mode: 'rel',
+    cooldown: 0,
+    min_lr: 0,
+    warmup_steps: 0,
+  },
   early_stopping_patience: 10,
   dropout: true,
   freeze: { vision: false, text: false },
@@ -156,7 +165,10 @@ export function defaultConfig(): TrainConfig {
 }
 
 export class ConfigError extends CarzeroError {
-  constructor(readonly field: string, message: string) {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
     super(`config: ${field}: ${message}`, 'CZ_ERR_INVALID_ARGUMENT');
     this.name = 'ConfigError';
   }
@@ -170,7 +182,11 @@ function merge(def: Obj, user: Obj, path: string): Obj {
   for (const [k, v] of Object.entries(user)) {
     const field = path ? `${path}.${k}` : k;
     if (!(k in def)) throw new ConfigError(field, `unknown field (known: ${Object.keys(def).join(', ')})`);
-    out[k] = isObj(def[k]) ? (isObj(v) ? merge(def[k] as Obj, v, field) : fail(field, `must be an object, got ${JSON.stringify(v)}`)) : v;
+    out[k] = isObj(def[k])
+      ? isObj(v)
+        ? merge(def[k] as Obj, v, field)
+        : fail(field, `must be an object, got ${JSON.stringify(v)}`)
+      : v;
   }
   return out;
 }
@@ -189,13 +205,15 @@ function num(v: unknown, field: string, o: { min?: number; max?: number; int?: b
 }
 
 function oneOf<T extends string>(v: unknown, allowed: readonly T[], field: string): T {
-  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) fail(field, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v))
+    fail(field, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${JSON.stringify(v)}`);
   return v as T;
 }
 
 function str(v: unknown, field: string, nullable: boolean): void {
   if (nullable && v === null) return;
-  if (typeof v !== 'string' || v.length === 0) fail(field, `must be a non-empty string${nullable ? ' or null' : ''}, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'string' || v.length === 0)
+    fail(field, `must be a non-empty string${nullable ? ' or null' : ''}, got ${JSON.stringify(v)}`);
 }
 
 function bool(v: unknown, field: string): void {
@@ -216,9 +234,11 @@ export function validateConfig(user: unknown): TrainConfig {
   str(d.validation_split, 'data.validation_split', false);
   if (d.workers !== null) num(d.workers, 'data.workers', { int: true, min: 0, max: 64 });
   num(d.max_words, 'data.max_words', { int: true, min: 0 });
-  if (d.csv === null && d.prepared === null) fail('data', 'give data.csv (a MIMIC-style CSV) or data.prepared (a `carzero prepare` directory)');
+  if (d.csv === null && d.prepared === null)
+    fail('data', 'give data.csv (a MIMIC-style CSV) or data.prepared (a `carzero prepare` directory)');
   if (d.csv !== null && d.prepared !== null) fail('data', 'give data.csv or data.prepared, not both');
-  if (d.prepared !== null && d.validation_prepared === null) fail('data.validation_prepared', 'is needed with data.prepared (a prepared validation split)');
+  if (d.prepared !== null && d.validation_prepared === null)
+    fail('data.validation_prepared', 'is needed with data.prepared (a prepared validation split)');
   oneOf(c.device, ['auto', 'cpu', 'cuda'] as const, 'device');
   oneOf(c.precision, ['fp32', 'bf16', 'fp16'] as const, 'precision');
   num(c.loss_scale.initial, 'loss_scale.initial', { gt: 0 });
@@ -235,19 +255,22 @@ export function validateConfig(user: unknown): TrainConfig {
     sched.forEach((s, i) => {
       const f = `batch_size[${i}]`;
       if (!isObj(s)) fail(f, 'must be { from_epoch, size }');
-      for (const k of Object.keys(s)) if (k !== 'from_epoch' && k !== 'size') fail(`${f}.${k}`, 'unknown field (known: from_epoch, size)');
+      for (const k of Object.keys(s))
+        if (k !== 'from_epoch' && k !== 'size') fail(`${f}.${k}`, 'unknown field (known: from_epoch, size)');
       num(s.from_epoch, `${f}.from_epoch`, { int: true, min: 0 });
       num(s.size, `${f}.size`, { int: true, min: 2 });
       if (i === 0 && s.from_epoch !== 0) fail(`${f}.from_epoch`, 'the first entry must start at epoch 0');
       if (i > 0 && s.from_epoch <= sched[i - 1].from_epoch) fail(`${f}.from_epoch`, 'must increase');
     });
-  } else fail('batch_size', `must be an integer or a list of { from_epoch, size }, got ${JSON.stringify(c.batch_size)}`);
+  } else
+    fail('batch_size', `must be an integer or a list of { from_epoch, size }, got ${JSON.stringify(c.batch_size)}`);
   if (c.validation_batch_size !== null) num(c.validation_batch_size, 'validation_batch_size', { int: true, min: 2 });
   num(c.accumulate_steps, 'accumulate_steps', { int: true, min: 1 });
   const o = c.optimizer;
   oneOf(o.name, ['adam', 'adamw', 'sgd'] as const, 'optimizer.name');
   num(o.lr, 'optimizer.lr', { gt: 0 });
-  if (!Array.isArray(o.betas) || o.betas.length !== 2) fail('optimizer.betas', `must be [beta1, beta2], got ${JSON.stringify(o.betas)}`);
+  if (!Array.isArray(o.betas) || o.betas.length !== 2)
+    fail('optimizer.betas', `must be [beta1, beta2], got ${JSON.stringify(o.betas)}`);
   num(o.betas[0], 'optimizer.betas[0]', { min: 0, max: 0.999999 });
   num(o.betas[1], 'optimizer.betas[1]', { min: 0, max: 0.999999 });
   num(o.eps, 'optimizer.eps', { gt: 0 });

@@ -28,7 +28,9 @@ export class Optimizer {
     if (params.length !== grads.length || params.some((p, i) => p.name !== grads[i].name))
       throw new Error('Optimizer: parameters and gradients do not line up');
     const kinds = config.name === 'sgd' ? ['momentum'] : ['m', 'v'];
-    for (const p of params) for (const k of kinds) this.state.set(`${k}/${p.name}`, Tensor.zeros(p.tensor.shape, { device: p.tensor.device }));
+    for (const p of params)
+      for (const k of kinds)
+        this.state.set(`${k}/${p.name}`, Tensor.zeros(p.tensor.shape, { device: p.tensor.device }));
   }
 
   /** Restores the state tensors from a checkpoint (every one must be there, same size). */
@@ -36,12 +38,16 @@ export class Optimizer {
     for (const [name, t] of this.state) {
       const b = tensors.get(name);
       if (!b) throw new Error(`optimizer state: '${name}' missing from the checkpoint`);
-      if (b.byteLength !== t.nbytes) throw new Error(`optimizer state: '${name}' has ${b.byteLength} bytes, expected ${t.nbytes}`);
+      if (b.byteLength !== t.nbytes)
+        throw new Error(`optimizer state: '${name}' has ${b.byteLength} bytes, expected ${t.nbytes}`);
       const copy = new Float32Array(t.size);
       new Uint8Array(copy.buffer).set(b);
       t.write(copy);
     }
-    if (tensors.size !== this.state.size) throw new Error(`optimizer state: the checkpoint has ${tensors.size} tensors, expected ${this.state.size} (another optimizer or freeze setting?)`);
+    if (tensors.size !== this.state.size)
+      throw new Error(
+        `optimizer state: the checkpoint has ${tensors.size} tensors, expected ${this.state.size} (another optimizer or freeze setting?)`,
+      );
     this.step = step;
   }
 

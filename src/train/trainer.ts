@@ -37,7 +37,14 @@ export interface TrainerState {
   /** Running sums of the epoch in progress (for its mean train loss). */
   epoch_sums: { loss: number; i2t: number; t2i: number; batches: number };
   total_steps: number;
-  history: { epoch: number; train_loss: number | null; val_loss: number; val_i2t_loss: number; val_t2i_loss: number; lr: number }[];
+  history: {
+    epoch: number;
+    train_loss: number | null;
+    val_loss: number;
+    val_i2t_loss: number;
+    val_t2i_loss: number;
+    lr: number;
+  }[];
   /** log.jsonl's size when this checkpoint was written (resume cuts lines written after it). */
   log_bytes: number;
   stopped: null | 'early_stopping' | 'epochs';
@@ -104,14 +111,24 @@ export interface TrainResult {
 
 /** The contrastive loss from the matrices, in float64: ce(X) = (CE(X) + CE(X^T)) / 2 (spec 6). */
 /** Rank `rank`'s slice of a global batch (n = world x b images, b each): its pixels and texts. */
-export function rankSlice(pixels: Float32Array, texts: string[], rank: number, world: number): [Float32Array, string[]] {
+export function rankSlice(
+  pixels: Float32Array,
+  texts: string[],
+  rank: number,
+  world: number,
+): [Float32Array, string[]] {
   const n = texts.length;
   if (n % world !== 0) throw new Error(`rankSlice: a global batch of ${n} does not split over ${world} ranks`);
-  const b = n / world, per = pixels.length / n;
+  const b = n / world,
+    per = pixels.length / n;
   return [pixels.subarray(rank * b * per, (rank + 1) * b * per), texts.slice(rank * b, (rank + 1) * b)];
 }
 
-export function contrastiveLoss(i2t: Float32Array, t2i: Float32Array, n: number): { loss: number; i2t_loss: number; t2i_loss: number } {
+export function contrastiveLoss(
+  i2t: Float32Array,
+  t2i: Float32Array,
+  n: number,
+): { loss: number; i2t_loss: number; t2i_loss: number } {
   const ce = (x: Float32Array, transpose: boolean): number => {
     let s = 0;
     for (let r = 0; r < n; r++) {
@@ -133,7 +150,9 @@ async function loadDatasets(c: TrainConfig): Promise<{ train: MimicDataset; val:
   if (d.prepared) return { train: await loadPrepared(d.prepared), val: await loadPrepared(d.validation_prepared!) };
   const opt = { root: d.root ?? undefined, maxWords: d.max_words };
   const train = await readMimicCsv(d.csv!, { ...opt, split: d.train_split });
-  const val = d.validation_prepared ? await loadPrepared(d.validation_prepared) : await readMimicCsv(d.csv!, { ...opt, split: d.validation_split });
+  const val = d.validation_prepared
+    ? await loadPrepared(d.validation_prepared)
+    : await readMimicCsv(d.csv!, { ...opt, split: d.validation_split });
   if (train.items.length === 0) throw new Error(`data: no training items in split '${d.train_split}' of ${d.csv}`);
   if (val.items.length === 0) throw new Error(`data: no validation items in split '${d.validation_split}' of ${d.csv}`);
   return { train, val };
@@ -158,8 +177,14 @@ export class Trainer {
   private dirty = false;
 
   private constructor(args: {
-    runDir: string; config: TrainConfig; model: NativeModel; tokenizer: Tokenizer; options: TrainerOptions;
-    train: MimicDataset; val: MimicDataset; state: TrainerState;
+    runDir: string;
+    config: TrainConfig;
+    model: NativeModel;
+    tokenizer: Tokenizer;
+    options: TrainerOptions;
+    train: MimicDataset;
+    val: MimicDataset;
+    state: TrainerState;
   }) {
     this.runDir = args.runDir;
     this.config = args.config;
@@ -181,7 +206,7 @@ export class Trainer {
     const c = this.config;
     return new DataLoader(this.train, {
       seed: c.seed,
-      batchSize: (e) => batchSizeFor(c, e) * (this.options.distributed?.world ?? 1),  // global batch
+      batchSize: (e) => batchSizeFor(c, e) * (this.options.distributed?.world ?? 1), // global batch
       augment: c.augment,
       augmentOptions: this.viewOptions(),
       shuffle: true,
@@ -212,17 +237,20 @@ export class Trainer {
     const c = validateConfig(config);
     c.model = resolve(resolveModel(c.model).dir); // a name (shipped or store model) or a directory
     await checkModelForLoad(c.model);
-    for (const k of ['csv', 'root', 'prepared', 'validation_prepared'] as const) if (c.data[k]) c.data[k] = resolve(c.data[k]!);
+    for (const k of ['csv', 'root', 'prepared', 'validation_prepared'] as const)
+      if (c.data[k]) c.data[k] = resolve(c.data[k]!);
     runDir = resolve(runDir);
     const rank0 = (options.distributed?.rank ?? 0) === 0;
-    if (rank0 && (await linkTarget(runDir, 'last'))) throw new Error(`${runDir} already holds a run; resume it (--resume) or choose another --out`);
+    if (rank0 && (await linkTarget(runDir, 'last')))
+      throw new Error(`${runDir} already holds a run; resume it (--resume) or choose another --out`);
     if (rank0) mkdirSync(runDir, { recursive: true });
     const { train, val } = await loadDatasets(c);
     const tokenizer = await Tokenizer.fromFile(join(c.model, 'tokenizer.json'));
     const model = await Trainer.loadModel(c.model, c, options.distributed);
     let total = 0;
     const world = options.distributed?.world ?? 1;
-    for (let e = 0; e < c.epochs; e++) total += Math.ceil(Math.floor(train.items.length / (batchSizeFor(c, e) * world)) / c.accumulate_steps);
+    for (let e = 0; e < c.epochs; e++)
+      total += Math.ceil(Math.floor(train.items.length / (batchSizeFor(c, e) * world)) / c.accumulate_steps);
     const state: TrainerState = {
       format: 'carzero-train-state',
       version: 1,
@@ -256,16 +284,19 @@ export class Trainer {
     if (rank0) await cleanRunDir(runDir);
     const ck = await readCheckpoint(runDir, 'last');
     const state = ck.state as TrainerState;
-    if (state?.format !== 'carzero-train-state' || state.version !== 1) throw new Error(`${ck.dir}/trainer.json: not a carzero trainer state`);
+    if (state?.format !== 'carzero-train-state' || state.version !== 1)
+      throw new Error(`${ck.dir}/trainer.json: not a carzero trainer state`);
     const c = validateConfig(state.config);
-    if (state.scaler === undefined) state.scaler = c.precision === 'fp16' ? { scale: c.loss_scale.initial, good_steps: 0, skipped_steps: 0 } : null;
+    if (state.scaler === undefined)
+      state.scaler = c.precision === 'fp16' ? { scale: c.loss_scale.initial, good_steps: 0, skipped_steps: 0 } : null;
     if (options.maxSteps !== undefined) c.max_steps = options.maxSteps;
     state.config = c;
     const { train, val } = await loadDatasets(c);
     const tokenizer = await Tokenizer.fromFile(join(ck.dir, 'tokenizer.json'));
     const model = await Trainer.loadModel(ck.dir, c, options.distributed);
     const logFile = join(runDir, 'log.jsonl');
-    if (rank0 && existsSync(logFile) && statSync(logFile).size > state.log_bytes) truncateSync(logFile, state.log_bytes);
+    if (rank0 && existsSync(logFile) && statSync(logFile).size > state.log_bytes)
+      truncateSync(logFile, state.log_bytes);
     const t = new Trainer({ runDir, config: c, model, tokenizer, options, train, val, state });
     t.optimizer.load(ck.optimizer, Number(ck.optimizerMeta.step ?? state.step));
     return t;
@@ -290,7 +321,8 @@ export class Trainer {
 
   private async checkpoint(which: ('last' | 'best')[]): Promise<string> {
     this.st.loader = this.loader.state();
-    if (this.rank !== 0) {  // every rank holds the same state; rank 0 writes it
+    if (this.rank !== 0) {
+      // every rank holds the same state; rank 0 writes it
       this.dirty = false;
       return '';
     }
@@ -335,8 +367,18 @@ export class Trainer {
     const c = this.config;
     const bs = c.validation_batch_size ?? batchSizeFor(c, this.st.epoch);
     if (this.val.items.length < bs)
-      throw new Error(`validation_batch_size: the validation set has ${this.val.items.length} items, fewer than one batch of ${bs}`);
-    const loader = new DataLoader(this.val, { seed: c.seed, batchSize: bs, shuffle: false, augment: false, augmentOptions: this.viewOptions(), workers: c.data.workers ?? undefined, epoch: 0 });
+      throw new Error(
+        `validation_batch_size: the validation set has ${this.val.items.length} items, fewer than one batch of ${bs}`,
+      );
+    const loader = new DataLoader(this.val, {
+      seed: c.seed,
+      batchSize: bs,
+      shuffle: false,
+      augment: false,
+      augmentOptions: this.viewOptions(),
+      workers: c.data.workers ?? undefined,
+      epoch: 0,
+    });
     let loss = 0;
     let a = 0;
     let b = 0;
@@ -395,9 +437,20 @@ export class Trainer {
             break;
           }
           batchNo = batch.step;
-          const t = this.world > 1 ? this.tensors(...rankSlice(batch.pixels, batch.texts, this.rank, this.world)) : this.tensors(batch.pixels, batch.texts);
+          const t =
+            this.world > 1
+              ? this.tensors(...rankSlice(batch.pixels, batch.texts, this.rank, this.world))
+              : this.tensors(batch.pixels, batch.texts);
           try {
-            const r = await this.model.forwardBackward({ pixels: t.pixels, ids: t.ids, mask: t.mask, kinds: t.kinds, lossScale: lossScale / acc, dropout: c.dropout, step: st.micro_step * this.world + this.rank });
+            const r = await this.model.forwardBackward({
+              pixels: t.pixels,
+              ids: t.ids,
+              mask: t.mask,
+              kinds: t.kinds,
+              lossScale: lossScale / acc,
+              dropout: c.dropout,
+              step: st.micro_step * this.world + this.rank,
+            });
             st.micro_step++;
             loss += r.loss;
             li += r.i2t_loss;
@@ -488,7 +541,14 @@ export class Trainer {
       if (isBest) st.best_val_loss = v.loss;
       const sums = st.epoch_sums;
       const trainLoss = sums.batches ? sums.loss / sums.batches : null;
-      st.history.push({ epoch: st.epoch, train_loss: trainLoss, val_loss: v.loss, val_i2t_loss: v.i2t_loss, val_t2i_loss: v.t2i_loss, lr: lrBefore });
+      st.history.push({
+        epoch: st.epoch,
+        train_loss: trainLoss,
+        val_loss: v.loss,
+        val_i2t_loss: v.i2t_loss,
+        val_t2i_loss: v.t2i_loss,
+        lr: lrBefore,
+      });
       const info: EpochInfo = {
         type: 'epoch',
         epoch: st.epoch,
@@ -515,7 +575,13 @@ export class Trainer {
   }
 
   private result(stopped: TrainResult['stopped']): TrainResult {
-    return { steps: this.st.step, epochs: this.st.epoch, stopped, best_val_loss: this.st.best_val_loss, history: this.st.history };
+    return {
+      steps: this.st.step,
+      epochs: this.st.epoch,
+      stopped,
+      best_val_loss: this.st.best_val_loss,
+      history: this.st.history,
+    };
   }
 
   /** Stops the data loader and frees the model and optimizer state (`await using` works too). */
@@ -541,6 +607,9 @@ export async function readConfigFile(file: string): Promise<unknown> {
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message}); the config file is JSON (YAML is not supported)`, { cause: e });
+    throw new Error(
+      `${file}: not valid JSON (${(e as Error).message}); the config file is JSON (YAML is not supported)`,
+      { cause: e },
+    );
   }
 }

@@ -63,8 +63,15 @@ async function* scoredStream<R>(
 }
 
 /** Streams per-image scores (or SkippedImage) in input order; memory bounded by batch + read-ahead. */
-export function classifyStream(model: ZeroShotModel, options: ClassifyOptions): AsyncGenerator<ClassifiedImage | SkippedImage> {
-  return scoredStream(model, options, 'classifyStream', false, (e, row, Q, r) => ({ index: e.index, name: e.name, scores: r.score.slice(row * Q, (row + 1) * Q) }));
+export function classifyStream(
+  model: ZeroShotModel,
+  options: ClassifyOptions,
+): AsyncGenerator<ClassifiedImage | SkippedImage> {
+  return scoredStream(model, options, 'classifyStream', false, (e, row, Q, r) => ({
+    index: e.index,
+    name: e.name,
+    scores: r.score.slice(row * Q, (row + 1) * Q),
+  }));
 }
 
 /** Collects classifyStream: classes, scored image names and scores, skipped images. */
@@ -92,7 +99,10 @@ export async function classify(model: ZeroShotModel, options: ClassifyOptions): 
 }
 
 /** Streams scores and grounding maps (Q, crop, crop) per image (spec 5). */
-export function groundingStream(model: ZeroShotModel, options: ClassifyOptions): AsyncGenerator<GroundedImage | SkippedImage> {
+export function groundingStream(
+  model: ZeroShotModel,
+  options: ClassifyOptions,
+): AsyncGenerator<GroundedImage | SkippedImage> {
   const v = model.config.vision;
   const crop = model.config.preprocess.crop;
   const grid = v.image_size / v.patch_size;
@@ -115,7 +125,10 @@ export async function groundingMaps(model: ZeroShotModel, options: ClassifyOptio
   const tx = await resolvePrompts(model, options.prompts, 'groundingMaps', options.onWarning);
   const out: GroundingResult = { classes: tx.classes, images: [], scores: [], maps: [], skipped: [] };
   try {
-    for await (const r of groundingStream(model, { ...options, prompts: Object.assign(tx.texts, { classes: tx.classes }) })) {
+    for await (const r of groundingStream(model, {
+      ...options,
+      prompts: Object.assign(tx.texts, { classes: tx.classes }),
+    })) {
       if ('error' in r) out.skipped.push(r);
       else {
         out.images.push(r.name);
@@ -130,7 +143,10 @@ export async function groundingMaps(model: ZeroShotModel, options: ClassifyOptio
 }
 
 /** Streams image embeddings (global (C), and local (P, C) when `local`) in input order. */
-export async function* embedImageStream(model: ZeroShotModel, options: StreamOptions & { local?: boolean }): AsyncGenerator<EmbeddedImage | SkippedImage> {
+export async function* embedImageStream(
+  model: ZeroShotModel,
+  options: StreamOptions & { local?: boolean },
+): AsyncGenerator<EmbeddedImage | SkippedImage> {
   const fn = 'embedImageStream';
   const resolved = resolveStreamOptions(model, options, fn);
   if (resolved.signal?.aborted) throw abortError(resolved.signal);

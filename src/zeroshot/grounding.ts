@@ -7,10 +7,12 @@ import { PNG } from 'pngjs';
 
 /** (grid*grid) row-major patch values -> (grid*factor)^2 nearest-neighbour upsampled. */
 export function upsampleNearest(att: Float32Array, grid: number, factor: number, out?: Float32Array): Float32Array {
-  if (att.length !== grid * grid) throw new RangeError(`upsampleNearest: argument 'att' has ${att.length} values, expected ${grid}x${grid}`);
+  if (att.length !== grid * grid)
+    throw new RangeError(`upsampleNearest: argument 'att' has ${att.length} values, expected ${grid}x${grid}`);
   const size = grid * factor;
   const o = out ?? new Float32Array(size * size);
-  if (o.length !== size * size) throw new RangeError(`upsampleNearest: argument 'out' has ${o.length} values, expected ${size * size}`);
+  if (o.length !== size * size)
+    throw new RangeError(`upsampleNearest: argument 'out' has ${o.length} values, expected ${size * size}`);
   for (let y = 0; y < size; y++) {
     const src = Math.floor(y / factor) * grid;
     const row = y * size;
@@ -42,7 +44,8 @@ export function overlayPng(pixels: Float32Array | Uint8Array, map: Float32Array,
   const n = map.length;
   const size = Math.round(Math.sqrt(n));
   if (size * size !== n) throw new RangeError(`overlayPng: argument 'map' must be square, got ${n} values`);
-  if (pixels.length !== n) throw new RangeError(`overlayPng: argument 'pixels' has ${pixels.length} values, the map ${n}`);
+  if (pixels.length !== n)
+    throw new RangeError(`overlayPng: argument 'pixels' has ${pixels.length} values, the map ${n}`);
   const { alpha = 0.45, mean = 0.4978, std = 0.2449 } = options;
   if (!(alpha >= 0 && alpha <= 1)) throw new RangeError(`overlayPng: option 'alpha' must be in [0, 1], got ${alpha}`);
   let lo = Infinity;
@@ -53,7 +56,8 @@ export function overlayPng(pixels: Float32Array | Uint8Array, map: Float32Array,
   }
   const span = hi > lo ? hi - lo : 1;
   const png = new PNG({ width: size, height: size, colorType: 2, inputHasAlpha: true });
-  const grey = (i: number) => (pixels instanceof Uint8Array ? pixels[i] : Math.min(255, Math.max(0, (pixels[i] * std + mean) * 255)));
+  const grey = (i: number) =>
+    pixels instanceof Uint8Array ? pixels[i] : Math.min(255, Math.max(0, (pixels[i] * std + mean) * 255));
   for (let i = 0; i < n; i++) {
     const g = grey(i);
     const [r, gg, b] = jet((map[i] - lo) / span);
@@ -66,7 +70,12 @@ export function overlayPng(pixels: Float32Array | Uint8Array, map: Float32Array,
 }
 
 /** Writes overlayPng(...) to `file`. */
-export async function writeOverlayPng(file: string, pixels: Float32Array | Uint8Array, map: Float32Array, options: OverlayOptions = {}): Promise<void> {
+export async function writeOverlayPng(
+  file: string,
+  pixels: Float32Array | Uint8Array,
+  map: Float32Array,
+  options: OverlayOptions = {},
+): Promise<void> {
   if (typeof file !== 'string' || !file) throw new TypeError("writeOverlayPng: argument 'file' must be a path string");
   await writeFile(file, overlayPng(pixels, map, options));
 }

@@ -38,16 +38,21 @@ function checkInput(input: unknown, index: number, fn: string): ImageInput {
   if (typeof input === 'string' || input instanceof Uint8Array) return input;
   if (input !== null && typeof input === 'object' && (input as { pixels?: unknown }).pixels instanceof Float32Array) {
     const name = (input as { name?: unknown }).name;
-    if (name !== undefined && typeof name !== 'string') throw new TypeError(`${fn}: images[${index}].name must be a string`);
+    if (name !== undefined && typeof name !== 'string')
+      throw new TypeError(`${fn}: images[${index}].name must be a string`);
     return input as ImageInput;
   }
   if (input !== null && typeof input === 'object' && typeof (input as { path?: unknown }).path === 'string') {
     const { frame, name } = input as { frame?: unknown; name?: unknown };
-    if (typeof frame !== 'number' || !Number.isInteger(frame) || frame < 0) throw new TypeError(`${fn}: images[${index}].frame must be a non-negative integer`);
-    if (name !== undefined && typeof name !== 'string') throw new TypeError(`${fn}: images[${index}].name must be a string`);
+    if (typeof frame !== 'number' || !Number.isInteger(frame) || frame < 0)
+      throw new TypeError(`${fn}: images[${index}].frame must be a non-negative integer`);
+    if (name !== undefined && typeof name !== 'string')
+      throw new TypeError(`${fn}: images[${index}].name must be a string`);
     return input as ImageInput;
   }
-  throw new TypeError(`${fn}: images[${index}] must be a file path, a Uint8Array/Buffer of encoded bytes, { pixels: Float32Array, name? } or { path, frame, name? }, got ${input === null ? 'null' : typeof input}`);
+  throw new TypeError(
+    `${fn}: images[${index}] must be a file path, a Uint8Array/Buffer of encoded bytes, { pixels: Float32Array, name? } or { path, frame, name? }, got ${input === null ? 'null' : typeof input}`,
+  );
 }
 
 export interface ResolvedStreamOptions {
@@ -59,20 +64,32 @@ export interface ResolvedStreamOptions {
 
 /** Validates the shared streaming options (TypeError/RangeError naming the option). */
 export function resolveStreamOptions(model: ZeroShotModel, options: StreamOptions, fn: string): ResolvedStreamOptions {
-  if (options === null || typeof options !== 'object') throw new TypeError(`${fn}: argument 'options' must be an object`);
+  if (options === null || typeof options !== 'object')
+    throw new TypeError(`${fn}: argument 'options' must be an object`);
   const images = options.images as unknown;
-  if (images === null || typeof images !== 'object' || (typeof (images as Iterable<unknown>)[Symbol.iterator] !== 'function' && typeof (images as AsyncIterable<unknown>)[Symbol.asyncIterator] !== 'function'))
+  if (
+    images === null ||
+    typeof images !== 'object' ||
+    (typeof (images as Iterable<unknown>)[Symbol.iterator] !== 'function' &&
+      typeof (images as AsyncIterable<unknown>)[Symbol.asyncIterator] !== 'function')
+  )
     throw new TypeError(`${fn}: option 'images' must be an iterable or async iterable of images`);
-  if (typeof images === 'string') throw new TypeError(`${fn}: option 'images' must be an iterable of images, not a string (wrap one path in an array)`);
+  if (typeof images === 'string')
+    throw new TypeError(
+      `${fn}: option 'images' must be an iterable of images, not a string (wrap one path in an array)`,
+    );
   const int = (v: unknown, name: string, def: number, max: number) => {
     if (v === undefined) return def;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) throw new RangeError(`${fn}: option '${name}' must be an integer in [1, ${max}], got ${String(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max)
+      throw new RangeError(`${fn}: option '${name}' must be an integer in [1, ${max}], got ${String(v)}`);
     return v;
   };
   const batchSize = int(options.batchSize, 'batchSize', model.device.kind === 'cuda' ? 64 : 8, 4096);
   const concurrency = int(options.concurrency, 'concurrency', 2 * batchSize, 65536);
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new TypeError(`${fn}: option 'signal' must be an AbortSignal`);
-  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw new TypeError(`${fn}: option 'onProgress' must be a function`);
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal))
+    throw new TypeError(`${fn}: option 'signal' must be an AbortSignal`);
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function')
+    throw new TypeError(`${fn}: option 'onProgress' must be a function`);
   const total = Array.isArray(images) ? images.length : undefined;
   return { batchSize, concurrency, signal: options.signal, total };
 }
@@ -89,7 +106,8 @@ export async function prepareEntry(model: ZeroShotModel, input: ImageInput, inde
 }
 
 function iteratorOf(images: Iterable<unknown> | AsyncIterable<unknown>): AsyncIterator<unknown> {
-  if (typeof (images as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') return (images as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+  if (typeof (images as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function')
+    return (images as AsyncIterable<unknown>)[Symbol.asyncIterator]();
   const it = (images as Iterable<unknown>)[Symbol.iterator]();
   return {
     next: async () => it.next(),
@@ -160,11 +178,22 @@ export async function* prefetch(
  * Batches of prepared entries in input order: each holds at most `batchSize` images with pixels,
  * plus the skipped entries among them (a run of skipped inputs is flushed every 4 * batchSize).
  */
-export async function* preparedBatches(model: ZeroShotModel, options: StreamOptions, fn: string, resolved = resolveStreamOptions(model, options, fn)): AsyncGenerator<PreparedEntry[]> {
+export async function* preparedBatches(
+  model: ZeroShotModel,
+  options: StreamOptions,
+  fn: string,
+  resolved = resolveStreamOptions(model, options, fn),
+): AsyncGenerator<PreparedEntry[]> {
   const { batchSize, concurrency, signal } = resolved;
   let batch: PreparedEntry[] = [];
   let ready = 0;
-  for await (const e of prefetch(options.images, Math.max(concurrency, 1), (input, i) => prepareEntry(model, input, i), fn, signal)) {
+  for await (const e of prefetch(
+    options.images,
+    Math.max(concurrency, 1),
+    (input, i) => prepareEntry(model, input, i),
+    fn,
+    signal,
+  )) {
     batch.push(e);
     if (e.pixels) ready++;
     if (ready >= batchSize || batch.length >= 4 * batchSize) {

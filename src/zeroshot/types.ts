@@ -7,7 +7,8 @@ import type { CarzeroConfig, ImageEmbeddings, ScoreResult, TextEmbeddings } from
  * A file path, encoded bytes, prepared pixels, or one frame of a multi-frame DICOM file
  * ({ path, frame } with frame 0-based; named `path#frame` unless `name` is given).
  */
-export type ImageInput = string | Uint8Array | { pixels: Float32Array; name?: string } | { path: string; frame: number; name?: string };
+export type ImageInput =
+  string | Uint8Array | { pixels: Float32Array; name?: string } | { path: string; frame: number; name?: string };
 /** {class: prompt} or {class: [prompt]} in key order (one prompt per class; extra ones are ignored with a warning). */
 export type PromptsInput = Record<string, string | string[]>;
 /** Text embeddings that know their class names (model.embedTexts(prompts) returns these). */

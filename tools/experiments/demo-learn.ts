@@ -17,16 +17,37 @@ const dir = process.env.KEEP ?? mkdtempSync(join(tmpdir(), 'cz-demo-learn-'));
 const { DEMO_ZERO_SHOT_PROMPTS: SETS } = await import('../../src/apps/demo/demo.js');
 const PROMPTS = Object.fromEntries(Object.entries(SETS).map(([c, l]) => [c, l[0]])); // the first (right-side) prompt of each class
 const ph = await generatePhantomSet({
-  out: join(process.env.DATA ?? dir, 'data'), seed: 1, train: env('N_TRAIN', 400), validate: env('N_VAL', 64), test: env('N_TEST', 200),
-  size: [env('PH_MIN', 80), env('PH_MAX', 96)], formats: { png8: 1, png16: 0, jpeg: 0 }, lateral: 0,
+  out: join(process.env.DATA ?? dir, 'data'),
+  seed: 1,
+  train: env('N_TRAIN', 400),
+  validate: env('N_VAL', 64),
+  test: env('N_TEST', 200),
+  size: [env('PH_MIN', 80), env('PH_MAX', 96)],
+  formats: { png8: 1, png16: 0, jpeg: 0 },
+  lateral: 0,
 });
 const tGen = Date.now();
 const words = new Set<string>();
-let pos = 0, tot = 0;
-for (const im of ph.index.images) if (im.split === 'train') for (const s of reportSentences(im.report, 0)) { tot++; if (!/\b(no|not|without|normal|clear|sharp|unremarkable|intact)\b/.test(s)) pos++; for (const w of s.split(' ')) words.add(w); }
+let pos = 0,
+  tot = 0;
+for (const im of ph.index.images)
+  if (im.split === 'train')
+    for (const s of reportSentences(im.report, 0)) {
+      tot++;
+      if (!/\b(no|not|without|normal|clear|sharp|unremarkable|intact)\b/.test(s)) pos++;
+      for (const w of s.split(' ')) words.add(w);
+    }
 const size = { ...DEMO_MODEL_SIZE, ...(process.env.SIZE ? JSON.parse(process.env.SIZE) : {}) };
-const m = await createDemoModel({ dir: join(dir, 'model'), words, size, seed: 0, headInit: process.env.HEAD_INIT === 'torch' ? 'torch' : 'he' });
-console.log(`gen ${(tGen - t0) / 1000}s cached=${ph.cached}; vocab ${m.vocabulary}, params ${m.parameters}; sentences ${tot}, non-negated ${(pos / tot).toFixed(2)}`);
+const m = await createDemoModel({
+  dir: join(dir, 'model'),
+  words,
+  size,
+  seed: 0,
+  headInit: process.env.HEAD_INIT === 'torch' ? 'torch' : 'he',
+});
+console.log(
+  `gen ${(tGen - t0) / 1000}s cached=${ph.cached}; vocab ${m.vocabulary}, params ${m.parameters}; sentences ${tot}, non-negated ${(pos / tot).toFixed(2)}`,
+);
 let csvPath = join(ph.out, 'train.csv');
 if (process.env.POS_ONLY) {
   // Reports reduced to the sentences that state a finding (normal studies keep their normal line).
@@ -37,7 +58,9 @@ if (process.env.POS_ONLY) {
   for (const im of ph.index.images) {
     const ss = reportSentences(im.report, 0);
     const keep = ss.filter((x) => !NEG.test(x));
-    lines.push([im.file, im.split, im.view, (keep.length ? keep : ss).map((x) => x + '.').join(' ')].map(csvField).join(','));
+    lines.push(
+      [im.file, im.split, im.view, (keep.length ? keep : ss).map((x) => x + '.').join(' ')].map(csvField).join(','),
+    );
   }
   csvPath = join(dir, 'pos.csv');
   writeFileSync(csvPath, lines.join('\n') + '\n');
@@ -46,24 +69,48 @@ const over = process.argv[2] ? JSON.parse(process.argv[2]) : {};
 const cfg = {
   model: m.dir,
   data: { csv: csvPath, root: ph.out, workers: 1, max_words: 0 },
-  device: 'cpu', seed: 0, epochs: 10, batch_size: 32, validation_batch_size: 32,
-  optimizer: { lr: 1e-3, name: 'adamw', weight_decay: 0.01 }, scheduler: { name: 'cosine', warmup_steps: 20 }, early_stopping_patience: 0, augment: false, dropout: false, clip_grad_norm: 1,
+  device: 'cpu',
+  seed: 0,
+  epochs: 10,
+  batch_size: 32,
+  validation_batch_size: 32,
+  optimizer: { lr: 1e-3, name: 'adamw', weight_decay: 0.01 },
+  scheduler: { name: 'cosine', warmup_steps: 20 },
+  early_stopping_patience: 0,
+  augment: false,
+  dropout: false,
+  clip_grad_norm: 1,
   ...over,
 };
 const tr = await Trainer.create(cfg, join(dir, 'run'), {
-  onStep: (s) => { if (s.step % 10 === 0) console.log(`  step ${s.step} loss ${s.loss.toFixed(3)} gn ${s.grad_norm.toFixed(3)} ${s.samples_per_s.toFixed(0)}/s`); },
+  onStep: (s) => {
+    if (s.step % 10 === 0)
+      console.log(
+        `  step ${s.step} loss ${s.loss.toFixed(3)} gn ${s.grad_norm.toFixed(3)} ${s.samples_per_s.toFixed(0)}/s`,
+      );
+  },
 });
 const vb = cfg.validation_batch_size;
 const chance = 2 * Math.log(vb);
 const r = await tr.run();
 await tr.close();
-for (const h of r.history) console.log(`epoch ${h.epoch}: train ${h.train_loss?.toFixed(4)} val ${h.val_loss.toFixed(4)} (${(h.val_loss / chance).toFixed(3)} x chance)`);
+for (const h of r.history)
+  console.log(
+    `epoch ${h.epoch}: train ${h.train_loss?.toFixed(4)} val ${h.val_loss.toFixed(4)} (${(h.val_loss / chance).toFixed(3)} x chance)`,
+  );
 const tTrain = Date.now();
 const model = await CARZero.load(join(dir, 'run', 'last'), { device: 'cpu' });
 const test = ph.index.images.filter((im) => im.split === 'test');
 const res = await model.classify({ images: test.map((im) => join(ph.out, im.file)), prompts: PROMPTS });
-const aucs = DEMO_CLASSES.map((c, j) => rocAuc(test.map((im) => im.labels[j]), res.scores.map((s) => s[res.classes.indexOf(c)])));
+const aucs = DEMO_CLASSES.map((c, j) =>
+  rocAuc(
+    test.map((im) => im.labels[j]),
+    res.scores.map((s) => s[res.classes.indexOf(c)]),
+  ),
+);
 console.log(DEMO_CLASSES.map((c, j) => `${c} ${aucs[j].toFixed(3)}`).join('  '));
-console.log(`macro AUROC ${(aucs.reduce((a, b) => a + b, 0) / aucs.length).toFixed(4)}; train ${(tTrain - tGen) / 1000}s total ${(Date.now() - t0) / 1000}s`);
+console.log(
+  `macro AUROC ${(aucs.reduce((a, b) => a + b, 0) / aucs.length).toFixed(4)}; train ${(tTrain - tGen) / 1000}s total ${(Date.now() - t0) / 1000}s`,
+);
 model.dispose();
 if (!process.env.KEEP) rmSync(dir, { recursive: true, force: true });

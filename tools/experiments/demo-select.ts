@@ -12,12 +12,25 @@ const opts = process.env.OPTS ? JSON.parse(process.env.OPTS) : {};
 const out = process.env.OUT ?? '/tmp/cz-select';
 const sel = Number(process.env.SEL ?? 9001);
 const t0 = performance.now();
-const res = await runDemo({ out, seed: 0, ...opts, selectionSeed: sel, overlays: 0, log: (l) => process.stderr.write(l + '\n') });
+const res = await runDemo({
+  out,
+  seed: 0,
+  ...opts,
+  selectionSeed: sel,
+  overlays: 0,
+  log: (l) => process.stderr.write(l + '\n'),
+});
 const line = {
-  tag: process.env.TAG ?? '', opts, sel,
-  macro: res.macro_auroc, auroc: res.auroc, val: res.history.map((h) => +h.val_loss.toFixed(3)),
-  train: res.history.map((h) => +(h.train_loss ?? NaN).toFixed(3)), chance: res.chance_loss,
-  seconds: res.seconds, wall: (performance.now() - t0) / 1000,
+  tag: process.env.TAG ?? '',
+  opts,
+  sel,
+  macro: res.macro_auroc,
+  auroc: res.auroc,
+  val: res.history.map((h) => +h.val_loss.toFixed(3)),
+  train: res.history.map((h) => +(h.train_loss ?? NaN).toFixed(3)),
+  chance: res.chance_loss,
+  seconds: res.seconds,
+  wall: (performance.now() - t0) / 1000,
 };
 await appendFile(join(dirname(out), 'select-results.jsonl'), JSON.stringify(line) + '\n');
 console.log(JSON.stringify(line));

@@ -27,7 +27,15 @@ for (let b = 0; b < test.length; b += 32) {
   emb[Symbol.dispose]();
 }
 for (const [name, rows] of Object.entries(cols)) {
-  const a = DEMO_CLASSES.map((_, j) => rocAuc(test.map((im: { labels: number[] }) => im.labels[j]), rows.map((r) => r[j])));
-  console.log(`${name.padEnd(6)} macro ${(a.reduce((x, y) => x + y, 0) / Q).toFixed(3)}  ` + DEMO_CLASSES.map((c, j) => `${c} ${a[j].toFixed(3)}`).join(' '));
+  const a = DEMO_CLASSES.map((_, j) =>
+    rocAuc(
+      test.map((im: { labels: number[] }) => im.labels[j]),
+      rows.map((r) => r[j]),
+    ),
+  );
+  console.log(
+    `${name.padEnd(6)} macro ${(a.reduce((x, y) => x + y, 0) / Q).toFixed(3)}  ` +
+      DEMO_CLASSES.map((c, j) => `${c} ${a[j].toFixed(3)}`).join(' '),
+  );
 }
 model.dispose();

@@ -19,7 +19,18 @@ import { readSafetensors } from '../../src/weights/safetensors.js';
 import { loadTorchCheckpoint } from '../../src/weights/torch-zip.js';
 import { BufferSource, ZipArchive } from '../../src/weights/zip.js';
 import { zipStored } from './zip-stored.js';
-import { Rng, byteMutation, csvMutation, dicomMutation, jpegMutation, jsonMutation, pickleMutation, pngMutation, safetensorsMutation, zipMutation } from './mutate.js';
+import {
+  Rng,
+  byteMutation,
+  csvMutation,
+  dicomMutation,
+  jpegMutation,
+  jsonMutation,
+  pickleMutation,
+  pngMutation,
+  safetensorsMutation,
+  zipMutation,
+} from './mutate.js';
 
 export class Finding extends Error {
   constructor(
@@ -55,7 +66,8 @@ export function judge(e: unknown, label: string): Verdict {
     const err = e as Error;
     throw new Finding('foreign-error', `${err?.name ?? typeof e}: ${String(err?.message ?? e).slice(0, 300)}`);
   }
-  if (!e.message.includes(label)) throw new Finding('unnamed-error', `${e.name} without '${label}': ${e.message.slice(0, 300)}`);
+  if (!e.message.includes(label))
+    throw new Finding('unnamed-error', `${e.name} without '${label}': ${e.message.slice(0, 300)}`);
   return 'refused';
 }
 
@@ -77,7 +89,8 @@ const files = (dir: string, re: RegExp, maxBytes = 400_000) => {
 function modelDirWith(ctx: Ctx, name: string, replaced: string, bytes: Buffer): string {
   const dir = join(ctx.tmp, name);
   mkdirSync(dir, { recursive: true });
-  for (const f of readdirSync(ctx.model)) if (f !== replaced && f !== 'manifest.json' && !f.startsWith('.')) copyFileSync(join(ctx.model, f), join(dir, f));
+  for (const f of readdirSync(ctx.model))
+    if (f !== replaced && f !== 'manifest.json' && !f.startsWith('.')) copyFileSync(join(ctx.model, f), join(dir, f));
   writeFileSync(join(dir, replaced), bytes);
   return dir;
 }
@@ -104,7 +117,11 @@ async function runImage(input: Buffer, label: string): Promise<Verdict> {
 }
 const image = (name: string, re: RegExp, mutate: Family['mutate']): Family => ({
   name,
-  seeds: (root) => [...files(join(root, 'test/fixtures/tiny/images'), re), ...files(join(root, 'test/fixtures/image/src'), re), ...files(join(root, 'test/fixtures/dicom'), re)],
+  seeds: (root) => [
+    ...files(join(root, 'test/fixtures/tiny/images'), re),
+    ...files(join(root, 'test/fixtures/image/src'), re),
+    ...files(join(root, 'test/fixtures/dicom'), re),
+  ],
   mutate,
   run: (input, _seed, _file, ctx) => runImage(input, join(ctx.tmp, `input.${name}`)),
 });
@@ -140,7 +157,8 @@ const safetensors: Family = {
       // a tensor the header still describes as before must read as before
       for (const [k, [sig, bytes]] of got) {
         const w = want.get(k);
-        if (w && w[0] === sig && !w[1].equals(bytes)) throw new Finding('wrong-acceptance', `tensor '${k}' (${sig}) read with other bytes than the intact file's`);
+        if (w && w[0] === sig && !w[1].equals(bytes))
+          throw new Finding('wrong-acceptance', `tensor '${k}' (${sig}) read with other bytes than the intact file's`);
       }
       ts = 'accepted';
     } catch (e) {
@@ -156,7 +174,8 @@ const safetensors: Family = {
         nat = judge(e, 'model.safetensors');
       }
       // the native loader also needs every tensor the model uses: it may refuse what TS accepts
-      if (nat === 'accepted' && ts === 'refused') throw new Finding('readers-disagree', 'the native reader accepted a file the TypeScript reader refused');
+      if (nat === 'accepted' && ts === 'refused')
+        throw new Finding('readers-disagree', 'the native reader accepted a file the TypeScript reader refused');
     }
     return ts;
   },
@@ -167,12 +186,16 @@ const seedStates = new Map<string, Map<string, Buffer>>();
 async function stateOf(file: string): Promise<Map<string, Buffer>> {
   const c = await loadTorchCheckpoint(file);
   const m = new Map<string, Buffer>();
-  for (const [k, t] of c.stateDict) m.set(k, Buffer.concat([Buffer.from(`${t.dtype}${JSON.stringify(t.shape)}`), t.data]));
+  for (const [k, t] of c.stateDict)
+    m.set(k, Buffer.concat([Buffer.from(`${t.dtype}${JSON.stringify(t.shape)}`), t.data]));
   return m;
 }
 const checkpoint: Family = {
   name: 'checkpoint',
-  seeds: (root) => [join(root, 'test/fixtures/tiny/carzero-tiny-halves.ckpt'), ...files(join(root, 'test/fixtures/weights'), /\.(ckpt|bin)$/)],
+  seeds: (root) => [
+    join(root, 'test/fixtures/tiny/carzero-tiny-halves.ckpt'),
+    ...files(join(root, 'test/fixtures/weights'), /\.(ckpt|bin)$/),
+  ],
   mutate: (rng, seed) => (rng.chance(0.7) ? zipMutation(rng, seed) : byteMutation(rng, seed)),
   async run(input, _seed, seedFile, ctx) {
     const file = join(ctx.tmp, 'input.ckpt');
@@ -185,7 +208,9 @@ const checkpoint: Family = {
       if (seedFile.endsWith('.ckpt') && input.subarray(0, 2).toString('latin1') === 'PK') {
         if (!seedStates.has(seedFile)) seedStates.set(seedFile, await stateOf(seedFile));
         const want = seedStates.get(seedFile)!;
-        for (const [k, v] of got) if (want.has(k) && !want.get(k)!.equals(v)) throw new Finding('wrong-acceptance', `tensor '${k}' read with other bytes than the intact file's`);
+        for (const [k, v] of got)
+          if (want.has(k) && !want.get(k)!.equals(v))
+            throw new Finding('wrong-acceptance', `tensor '${k}' read with other bytes than the intact file's`);
       }
       return 'accepted';
     } catch (e) {
@@ -206,7 +231,10 @@ async function entriesOf(file: string): Promise<[string, Buffer][]> {
 }
 const pickle: Family = {
   name: 'pickle',
-  seeds: (root) => [join(root, 'test/fixtures/tiny/carzero-tiny-halves.ckpt'), join(root, 'test/fixtures/weights/mixed.ckpt')],
+  seeds: (root) => [
+    join(root, 'test/fixtures/tiny/carzero-tiny-halves.ckpt'),
+    join(root, 'test/fixtures/weights/mixed.ckpt'),
+  ],
   // the seed is the checkpoint's data.pkl; the other records come back around it in run()
   loadSeed: async (file) => (await entriesOf(file)).find(([n]) => n.endsWith('data.pkl'))![1],
   mutate: (rng, seed) => (rng.chance(0.8) ? pickleMutation(rng, seed) : byteMutation(rng, seed)),
@@ -242,7 +270,10 @@ const config: Family = {
 // ---- prompts and CSV: text parsers ---------------------------------------------------------------
 const prompts: Family = {
   name: 'prompts',
-  seeds: (root) => [join(root, 'test/fixtures/tiny/text/prompts.json'), join(root, 'weights/phantom-demo/prompts.json')],
+  seeds: (root) => [
+    join(root, 'test/fixtures/tiny/text/prompts.json'),
+    join(root, 'weights/phantom-demo/prompts.json'),
+  ],
   mutate: (rng, seed) => jsonMutation(rng, seed),
   async run(input, _seed, _file, ctx) {
     const label = join(ctx.tmp, 'prompts.json');
@@ -256,7 +287,10 @@ const prompts: Family = {
 };
 const csv: Family = {
   name: 'csv',
-  seeds: (root) => [join(root, 'test/fixtures/data/mimic.csv'), ...files(join(root, 'test/fixtures/eval/openi'), /\.csv$/, 100_000)],
+  seeds: (root) => [
+    join(root, 'test/fixtures/data/mimic.csv'),
+    ...files(join(root, 'test/fixtures/eval/openi'), /\.csv$/, 100_000),
+  ],
   mutate: (rng, seed) => csvMutation(rng, seed),
   async run(input, _seed, _file, ctx) {
     const label = join(ctx.tmp, 'table.csv');
@@ -288,11 +322,15 @@ export function familyByName(name: string): Family {
 }
 
 /** The input `index` of a family: 1-3 stacked mutations of one seed, from (seed, index) alone. */
-export function makeInput(family: Family, seeds: readonly Buffer[], runSeed: number, index: number): { input: Buffer; seedIndex: number } {
+export function makeInput(
+  family: Family,
+  seeds: readonly Buffer[],
+  runSeed: number,
+  index: number,
+): { input: Buffer; seedIndex: number } {
   const rng = new Rng((runSeed * 0x9e3779b1) ^ (index * 0x85ebca6b) ^ family.name.length);
   const seedIndex = rng.int(seeds.length);
   let input = seeds[seedIndex]!;
   for (let n = 1 + rng.int(3); n > 0; n--) input = family.mutate(rng, input, seeds);
   return { input, seedIndex };
 }
-

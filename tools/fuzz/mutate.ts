@@ -28,7 +28,10 @@ export class Rng {
   }
 }
 
-export const INTERESTING_U32 = [0, 1, 2, 7, 8, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0x8000, 0xffff, 0x10000, 65500, 65535, 30000, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
+export const INTERESTING_U32 = [
+  0, 1, 2, 7, 8, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0x8000, 0xffff, 0x10000, 65500, 65535, 30000, 0x7fffffff, 0x80000000,
+  0xfffffffe, 0xffffffff,
+];
 
 // ---- byte level --------------------------------------------------------------------------------
 export function byteMutation(rng: Rng, b: Buffer, others: readonly Buffer[] = []): Buffer {
@@ -46,13 +49,16 @@ export function byteMutation(rng: Rng, b: Buffer, others: readonly Buffer[] = []
       if (at + 4 <= out.length) {
         if (rng.chance(0.5)) out.writeUInt32LE(rng.pick(INTERESTING_U32), at);
         else out.writeUInt32BE(rng.pick(INTERESTING_U32), at);
-      }
-      else if (at + 2 <= out.length) out.writeUInt16LE(rng.pick(INTERESTING_U32) & 0xffff, at);
+      } else if (at + 2 <= out.length) out.writeUInt16LE(rng.pick(INTERESTING_U32) & 0xffff, at);
       return out;
     case 3: // delete a range
       return Buffer.concat([out.subarray(0, at), out.subarray(Math.min(out.length, at + 1 + rng.int(64)))]);
     case 4: // insert random bytes
-      return Buffer.concat([out.subarray(0, at), Buffer.from(Array.from({ length: 1 + rng.int(32) }, () => rng.int(256))), out.subarray(at)]);
+      return Buffer.concat([
+        out.subarray(0, at),
+        Buffer.from(Array.from({ length: 1 + rng.int(32) }, () => rng.int(256))),
+        out.subarray(at),
+      ]);
     case 5: // duplicate a range
       return Buffer.concat([out.subarray(0, at), out.subarray(at, at + 1 + rng.int(256)), out.subarray(at)]);
     case 6: // truncate
@@ -61,7 +67,11 @@ export function byteMutation(rng: Rng, b: Buffer, others: readonly Buffer[] = []
       // splice in a piece of another seed
       const o = others.length ? rng.pick(others) : out;
       const from = rng.int(Math.max(1, o.length));
-      return Buffer.concat([out.subarray(0, at), o.subarray(from, from + 1 + rng.int(512)), out.subarray(at + rng.int(64))]);
+      return Buffer.concat([
+        out.subarray(0, at),
+        o.subarray(from, from + 1 + rng.int(512)),
+        out.subarray(at + rng.int(64)),
+      ]);
     }
     default: // overwrite a run with one value
       out.fill(rng.pick([0, 0xff, rng.int(256)]), at, Math.min(out.length, at + 1 + rng.int(16)));
@@ -77,7 +87,7 @@ interface Chunk {
 function pngChunks(b: Buffer): Chunk[] | null {
   if (b.length < 8) return null;
   const out: Chunk[] = [];
-  for (let off = 8; off + 12 <= b.length; ) {
+  for (let off = 8; off + 12 <= b.length;) {
     const len = b.readUInt32BE(off);
     if (off + 12 + len > b.length) return null;
     out.push({ type: b.toString('latin1', off + 4, off + 8), data: Buffer.from(b.subarray(off + 8, off + 8 + len)) });
@@ -122,7 +132,10 @@ export function pngMutation(rng: Rng, b: Buffer): Buffer {
       break;
     case 4: {
       // an IDAT that inflates far past the image (a bomb behind a small header)
-      chunks.splice(Math.max(0, chunks.length - 1), 0, { type: 'IDAT', data: deflateSync(Buffer.alloc(1 << (16 + rng.int(10)))) });
+      chunks.splice(Math.max(0, chunks.length - 1), 0, {
+        type: 'IDAT',
+        data: deflateSync(Buffer.alloc(1 << (16 + rng.int(10)))),
+      });
       break;
     }
     default:
@@ -134,7 +147,7 @@ export function pngMutation(rng: Rng, b: Buffer): Buffer {
 // ---- JPEG: marker segments --------------------------------------------------------------------
 export function jpegMutation(rng: Rng, b: Buffer): Buffer {
   const segs: number[] = [];
-  for (let i = 2; i + 4 <= b.length && segs.length < 64; ) {
+  for (let i = 2; i + 4 <= b.length && segs.length < 64;) {
     if (b[i] !== 0xff) break;
     const m = b[i + 1]!;
     if (m === 0xda) {
@@ -163,7 +176,11 @@ export function jpegMutation(rng: Rng, b: Buffer): Buffer {
       return out;
     }
     case 2: // duplicate a segment
-      return Buffer.concat([out.subarray(0, at), out.subarray(at, at + 4 + (out.readUInt16BE(at + 2) || 0)), out.subarray(at)]);
+      return Buffer.concat([
+        out.subarray(0, at),
+        out.subarray(at, at + 4 + (out.readUInt16BE(at + 2) || 0)),
+        out.subarray(at),
+      ]);
     default: // a byte inside the segment or the entropy-coded data after it
       return byteMutation(rng, out);
   }
@@ -180,7 +197,21 @@ const DICOM_TAGS = [
   [0x7fe0, 0x0010], // PixelData
   [0x0002, 0x0010], // TransferSyntaxUID
 ];
-const SYNTAXES = ['1.2.840.10008.1.2', '1.2.840.10008.1.2.1', '1.2.840.10008.1.2.2', '1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51', '1.2.840.10008.1.2.4.57', '1.2.840.10008.1.2.4.70', '1.2.840.10008.1.2.4.80', '1.2.840.10008.1.2.4.81', '1.2.840.10008.1.2.4.90', '1.2.840.10008.1.2.4.91', '1.2.840.10008.1.2.5'];
+const SYNTAXES = [
+  '1.2.840.10008.1.2',
+  '1.2.840.10008.1.2.1',
+  '1.2.840.10008.1.2.2',
+  '1.2.840.10008.1.2.1.99',
+  '1.2.840.10008.1.2.4.50',
+  '1.2.840.10008.1.2.4.51',
+  '1.2.840.10008.1.2.4.57',
+  '1.2.840.10008.1.2.4.70',
+  '1.2.840.10008.1.2.4.80',
+  '1.2.840.10008.1.2.4.81',
+  '1.2.840.10008.1.2.4.90',
+  '1.2.840.10008.1.2.4.91',
+  '1.2.840.10008.1.2.5',
+];
 export function dicomMutation(rng: Rng, b: Buffer): Buffer {
   const [g, e] = rng.pick(DICOM_TAGS);
   const tag = Buffer.alloc(4);
@@ -211,7 +242,8 @@ export function dicomMutation(rng: Rng, b: Buffer): Buffer {
       return out;
     }
     default: // an IS value (NumberOfFrames) or bytes nearby
-      if (g === 0x0028 && e === 0x0008 && valAt + 2 <= out.length) out.write(rng.pick(['0 ', '-1', '99', '1e', 'ab']), valAt, 'latin1');
+      if (g === 0x0028 && e === 0x0008 && valAt + 2 <= out.length)
+        out.write(rng.pick(['0 ', '-1', '99', '1e', 'ab']), valAt, 'latin1');
       else return byteMutation(rng, out);
       return out;
   }
@@ -219,7 +251,12 @@ export function dicomMutation(rng: Rng, b: Buffer): Buffer {
 
 // ---- zip: header fields ---------------------------------------------------------------------------
 export function zipMutation(rng: Rng, b: Buffer): Buffer {
-  const sigs = [Buffer.from([0x50, 0x4b, 0x03, 0x04]), Buffer.from([0x50, 0x4b, 0x01, 0x02]), Buffer.from([0x50, 0x4b, 0x05, 0x06]), Buffer.from([0x50, 0x4b, 0x07, 0x08])];
+  const sigs = [
+    Buffer.from([0x50, 0x4b, 0x03, 0x04]),
+    Buffer.from([0x50, 0x4b, 0x01, 0x02]),
+    Buffer.from([0x50, 0x4b, 0x05, 0x06]),
+    Buffer.from([0x50, 0x4b, 0x07, 0x08]),
+  ];
   const sig = rng.pick(sigs);
   const hits: number[] = [];
   for (let i = b.indexOf(sig); i >= 0 && hits.length < 400; i = b.indexOf(sig, i + 4)) hits.push(i);
@@ -228,14 +265,44 @@ export function zipMutation(rng: Rng, b: Buffer): Buffer {
   const out = Buffer.from(b);
   // field offsets (and widths) of each record type
   const fields: Record<number, [number, number][]> = {
-    0x04: [[6, 2], [8, 2], [14, 4], [18, 4], [22, 4], [26, 2], [28, 2]], // local: flags, method, crc, sizes, name/extra len
-    0x02: [[8, 2], [10, 2], [16, 4], [20, 4], [24, 4], [28, 2], [30, 2], [32, 2], [42, 4]], // central: ..., local header offset
-    0x06: [[8, 2], [10, 2], [12, 4], [16, 4], [20, 2]], // end of central directory
-    0x08: [[4, 4], [8, 4], [12, 4]], // data descriptor
+    0x04: [
+      [6, 2],
+      [8, 2],
+      [14, 4],
+      [18, 4],
+      [22, 4],
+      [26, 2],
+      [28, 2],
+    ], // local: flags, method, crc, sizes, name/extra len
+    0x02: [
+      [8, 2],
+      [10, 2],
+      [16, 4],
+      [20, 4],
+      [24, 4],
+      [28, 2],
+      [30, 2],
+      [32, 2],
+      [42, 4],
+    ], // central: ..., local header offset
+    0x06: [
+      [8, 2],
+      [10, 2],
+      [12, 4],
+      [16, 4],
+      [20, 2],
+    ], // end of central directory
+    0x08: [
+      [4, 4],
+      [8, 4],
+      [12, 4],
+    ], // data descriptor
   };
   const f = rng.pick(fields[sig[3]!]!);
   if (at + f[0] + f[1] > out.length) return byteMutation(rng, out);
-  const v = rng.chance(0.5) ? rng.pick(INTERESTING_U32) : (f[1] === 2 ? out.readUInt16LE(at + f[0]) : out.readUInt32LE(at + f[0])) + rng.pick([-64, -4, -1, 1, 4, 64]);
+  const v = rng.chance(0.5)
+    ? rng.pick(INTERESTING_U32)
+    : (f[1] === 2 ? out.readUInt16LE(at + f[0]) : out.readUInt32LE(at + f[0])) + rng.pick([-64, -4, -1, 1, 4, 64]);
   if (f[1] === 2) out.writeUInt16LE(((v % 65536) + 65536) % 65536, at + f[0]);
   else out.writeUInt32LE(((v % 2 ** 32) + 2 ** 32) % 2 ** 32, at + f[0]);
   if (sig[3] === 0x02 && rng.chance(0.2)) {
@@ -293,7 +360,10 @@ export function safetensorsMutation(rng: Rng, b: Buffer): Buffer {
 }
 
 // ---- pickle: opcodes --------------------------------------------------------------------------
-const OPCODES = [0x28, 0x29, 0x2e, 0x30, 0x31, 0x32, 0x4e, 0x5d, 0x7d, 0x85, 0x86, 0x87, 0x74, 0x6c, 0x64, 0x73, 0x75, 0x61, 0x65, 0x52, 0x81, 0x62, 0x71, 0x72, 0x94, 0x68, 0x6a, 0x51, 0x93, 0x4b, 0x4a, 0x8a, 0x8c, 0x58];
+const OPCODES = [
+  0x28, 0x29, 0x2e, 0x30, 0x31, 0x32, 0x4e, 0x5d, 0x7d, 0x85, 0x86, 0x87, 0x74, 0x6c, 0x64, 0x73, 0x75, 0x61, 0x65,
+  0x52, 0x81, 0x62, 0x71, 0x72, 0x94, 0x68, 0x6a, 0x51, 0x93, 0x4b, 0x4a, 0x8a, 0x8c, 0x58,
+];
 export function pickleMutation(rng: Rng, b: Buffer): Buffer {
   const out = Buffer.from(b);
   const at = 2 + rng.int(Math.max(1, out.length - 3));
@@ -302,7 +372,11 @@ export function pickleMutation(rng: Rng, b: Buffer): Buffer {
       out[at] = rng.pick(OPCODES);
       return out;
     case 1: // insert an opcode with an operand
-      return Buffer.concat([out.subarray(0, at), Buffer.from([rng.pick(OPCODES), rng.int(256), rng.int(256), 0, 0]), out.subarray(at)]);
+      return Buffer.concat([
+        out.subarray(0, at),
+        Buffer.from([rng.pick(OPCODES), rng.int(256), rng.int(256), 0, 0]),
+        out.subarray(at),
+      ]);
     case 2: {
       // nesting: a tuple built from memo entries many times over (exponential when printed)
       const grow: number[] = [0x29, 0x94];
@@ -311,7 +385,8 @@ export function pickleMutation(rng: Rng, b: Buffer): Buffer {
       grow.push(0x30);
       return Buffer.concat([out.subarray(0, at), Buffer.from(grow), out.subarray(at)]);
     }
-    case 3: { // a long run of TUPLE1 (deep) after an EMPTY_TUPLE
+    case 3: {
+      // a long run of TUPLE1 (deep) after an EMPTY_TUPLE
       const deep = Buffer.alloc(2 + rng.int(20000), 0x85);
       deep[0] = 0x29;
       deep[deep.length - 1] = 0x30;
@@ -323,7 +398,22 @@ export function pickleMutation(rng: Rng, b: Buffer): Buffer {
 }
 
 // ---- JSON documents -------------------------------------------------------------------------------
-const EXTREMES: unknown[] = [0, -1, 1e308, -1e308, 2 ** 53, 2 ** 31, 0.5, 'x', '', null, true, [], {}, 'x'.repeat(100000)];
+const EXTREMES: unknown[] = [
+  0,
+  -1,
+  1e308,
+  -1e308,
+  2 ** 53,
+  2 ** 31,
+  0.5,
+  'x',
+  '',
+  null,
+  true,
+  [],
+  {},
+  'x'.repeat(100000),
+];
 export function jsonMutation(rng: Rng, b: Buffer): Buffer {
   let v: unknown;
   try {
@@ -366,7 +456,8 @@ export function jsonMutation(rng: Rng, b: Buffer): Buffer {
       break;
     }
     default:
-      if (node && typeof node === 'object' && !Array.isArray(node)) (node as Record<string, unknown>)[rng.pick(['zzz', '__proto__', 'constructor', ''])] = rng.pick(EXTREMES);
+      if (node && typeof node === 'object' && !Array.isArray(node))
+        (node as Record<string, unknown>)[rng.pick(['zzz', '__proto__', 'constructor', ''])] = rng.pick(EXTREMES);
       else set(rng.pick(EXTREMES));
   }
   try {
@@ -380,6 +471,19 @@ export function jsonMutation(rng: Rng, b: Buffer): Buffer {
 export function csvMutation(rng: Rng, b: Buffer): Buffer {
   if (rng.chance(0.5)) return byteMutation(rng, b);
   const at = rng.int(b.length + 1);
-  const piece = rng.pick(['"', '""', ',', '\n', '\r\n', '\r', '"a\nb"', '\0', '\uFEFF', ',,,,,,,,,,', '"'.repeat(1000), 'x'.repeat(100000)]);
+  const piece = rng.pick([
+    '"',
+    '""',
+    ',',
+    '\n',
+    '\r\n',
+    '\r',
+    '"a\nb"',
+    '\0',
+    '\uFEFF',
+    ',,,,,,,,,,',
+    '"'.repeat(1000),
+    'x'.repeat(100000),
+  ]);
   return Buffer.concat([b.subarray(0, at), Buffer.from(piece), b.subarray(at)]);
 }

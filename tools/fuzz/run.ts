@@ -42,8 +42,13 @@ const runSeed = int('seed', a.seed!, 0);
 const jobs = int('jobs', a.jobs!, 1);
 const timeoutMs = int('timeout-ms', a['timeout-ms']!, 100);
 const memKb = int('mem-mb', a['mem-mb']!, 64) * 1024;
-const families = a.families!.split(',').map((s) => s.trim()).filter(Boolean);
-for (const f of families) if (!FAMILIES.some((x) => x.name === f)) throw new RangeError(`--families: unknown family '${f}' (${FAMILIES.map((x) => x.name).join(', ')})`);
+const families = a
+  .families!.split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
+for (const f of families)
+  if (!FAMILIES.some((x) => x.name === f))
+    throw new RangeError(`--families: unknown family '${f}' (${FAMILIES.map((x) => x.name).join(', ')})`);
 const out = resolve(a.out!);
 mkdirSync(join(out, 'findings'), { recursive: true });
 
@@ -52,7 +57,14 @@ const model = join(out, 'model');
 if (!existsSync(join(model, 'model.safetensors'))) {
   const tiny = join(root, 'test', 'fixtures', 'tiny');
   const cfg = JSON.parse(readFileSync(join(tiny, 'config.json'), 'utf8'));
-  await convertCheckpoint({ checkpoint: join(tiny, 'carzero-tiny.ckpt'), textModel: join(tiny, 'bert-tiny'), out: model, vitHeads: cfg.vision.heads, headHeads: cfg.head.heads, force: true });
+  await convertCheckpoint({
+    checkpoint: join(tiny, 'carzero-tiny.ckpt'),
+    textModel: join(tiny, 'bert-tiny'),
+    out: model,
+    vitHeads: cfg.vision.heads,
+    headHeads: cfg.head.heads,
+    force: true,
+  });
 }
 
 interface Stats {
@@ -63,13 +75,16 @@ interface Stats {
   slowestMs: number;
   peakRssMb: number;
 }
-const stats = new Map<string, Stats>(families.map((f) => [f, { inputs: 0, accepted: 0, refused: 0, findings: {}, slowestMs: 0, peakRssMb: 0 }]));
+const stats = new Map<string, Stats>(
+  families.map((f) => [f, { inputs: 0, accepted: 0, refused: 0, findings: {}, slowestMs: 0, peakRssMb: 0 }]),
+);
 const findings: { family: string; index: number; kind: string; message: string; file: string }[] = [];
 
 // Tasks: ranges of 100 inputs, families interleaved so every worker sees all of them.
 const CHUNK = 100;
 const tasks: { family: string; from: number; to: number }[] = [];
-for (let from = 0; from < count; from += CHUNK) for (const family of families) tasks.push({ family, from, to: Math.min(count, from + CHUNK) });
+for (let from = 0; from < count; from += CHUNK)
+  for (const family of families) tasks.push({ family, from, to: Math.min(count, from + CHUNK) });
 const total = tasks.reduce((n, t) => n + t.to - t.from, 0);
 let done = 0;
 const t0 = Date.now();
@@ -100,7 +115,10 @@ async function slot(id: number): Promise<void> {
 /** Runs family inputs [from, to) in a fresh child; returns where to go on (to, or past a finding that killed it). */
 function runRange(tmp: string, family: string, from: number, to: number): Promise<number> {
   return new Promise((resolveRange) => {
-    const child: ChildProcess = fork(join(root, 'tools', 'fuzz', 'worker.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    const child: ChildProcess = fork(join(root, 'tools', 'fuzz', 'worker.ts'), [], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     let current = -1;
@@ -122,27 +140,36 @@ function runRange(tmp: string, family: string, from: number, to: number): Promis
         // the process is gone
       }
     }, 100);
-    child.on('message', (m: { type: string; i: number; verdict?: 'accepted' | 'refused'; finding?: { kind: string; message: string; input: string }; ms?: number }) => {
-      if (m.type === 'start') {
-        current = m.i;
-        clearTimeout(timer);
-        timer = setTimeout(() => kill(`hang: no answer within ${timeoutMs} ms`), timeoutMs);
-      } else if (m.type === 'done') {
-        clearTimeout(timer);
-        s.inputs++;
-        done++;
-        s.slowestMs = Math.max(s.slowestMs, m.ms ?? 0);
-        if (m.verdict) s[m.verdict]++;
-        else {
-          record(family, m.i, m.finding!.kind, m.finding!.message, m.finding!.input);
-          rmSync(m.finding!.input, { force: true });
+    child.on(
+      'message',
+      (m: {
+        type: string;
+        i: number;
+        verdict?: 'accepted' | 'refused';
+        finding?: { kind: string; message: string; input: string };
+        ms?: number;
+      }) => {
+        if (m.type === 'start') {
+          current = m.i;
+          clearTimeout(timer);
+          timer = setTimeout(() => kill(`hang: no answer within ${timeoutMs} ms`), timeoutMs);
+        } else if (m.type === 'done') {
+          clearTimeout(timer);
+          s.inputs++;
+          done++;
+          s.slowestMs = Math.max(s.slowestMs, m.ms ?? 0);
+          if (m.verdict) s[m.verdict]++;
+          else {
+            record(family, m.i, m.finding!.kind, m.finding!.message, m.finding!.input);
+            rmSync(m.finding!.input, { force: true });
+          }
+          current = -1;
+        } else if (m.type === 'task-done') {
+          finished = true;
+          child.disconnect();
         }
-        current = -1;
-      } else if (m.type === 'task-done') {
-        finished = true;
-        child.disconnect();
-      }
-    });
+      },
+    );
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
       clearInterval(mem);
@@ -151,7 +178,13 @@ function runRange(tmp: string, family: string, from: number, to: number): Promis
       s.inputs++;
       done++;
       const kind = killedFor ? (killedFor.startsWith('hang') ? 'hang' : 'memory') : 'crash';
-      record(family, at, kind, killedFor ?? `the worker died (${signal ?? `exit ${code}`}): ${stderr.slice(-1500)}`, join(tmp, 'current'));
+      record(
+        family,
+        at,
+        kind,
+        killedFor ?? `the worker died (${signal ?? `exit ${code}`}): ${stderr.slice(-1500)}`,
+        join(tmp, 'current'),
+      );
       resolveRange(at + 1);
     });
     child.send({ setup: { root, model, tmp }, task: { family, from, to, runSeed } });
@@ -160,18 +193,40 @@ function runRange(tmp: string, family: string, from: number, to: number): Promis
 
 const progress = a.quiet
   ? undefined
-  : setInterval(() => process.stderr.write(`fuzz: ${done}/${total} inputs, ${findings.length} findings, ${((Date.now() - t0) / 1000).toFixed(0)} s\n`), 10_000);
+  : setInterval(
+      () =>
+        process.stderr.write(
+          `fuzz: ${done}/${total} inputs, ${findings.length} findings, ${((Date.now() - t0) / 1000).toFixed(0)} s\n`,
+        ),
+      10_000,
+    );
 await Promise.all(Array.from({ length: Math.min(jobs, tasks.length) }, (_, i) => slot(i)));
 clearInterval(progress);
 
 const seconds = (Date.now() - t0) / 1000;
-const summary = { seed: runSeed, countPerFamily: count, jobs, timeoutMs, memMb: memKb / 1024, seconds: Math.round(seconds), inputs: done, findings: findings.length, families: Object.fromEntries(stats), list: findings };
+const summary = {
+  seed: runSeed,
+  countPerFamily: count,
+  jobs,
+  timeoutMs,
+  memMb: memKb / 1024,
+  seconds: Math.round(seconds),
+  inputs: done,
+  findings: findings.length,
+  families: Object.fromEntries(stats),
+  list: findings,
+};
 writeFileSync(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
-console.log(`fuzz: ${done} inputs in ${seconds.toFixed(0)} s (seed ${runSeed}, ${jobs} workers, limits ${timeoutMs} ms and ${memKb / 1024} MB per input)`);
+console.log(
+  `fuzz: ${done} inputs in ${seconds.toFixed(0)} s (seed ${runSeed}, ${jobs} workers, limits ${timeoutMs} ms and ${memKb / 1024} MB per input)`,
+);
 console.log('family        inputs  accepted   refused  findings  slowest ms  peak RSS MB');
 for (const [f, s] of stats) {
   const nf = Object.values(s.findings).reduce((x, y) => x + y, 0);
-  console.log(`${f.padEnd(12)} ${String(s.inputs).padStart(7)} ${String(s.accepted).padStart(9)} ${String(s.refused).padStart(9)} ${String(nf).padStart(9)} ${s.slowestMs.toFixed(0).padStart(11)} ${String(s.peakRssMb).padStart(12)}`);
+  console.log(
+    `${f.padEnd(12)} ${String(s.inputs).padStart(7)} ${String(s.accepted).padStart(9)} ${String(s.refused).padStart(9)} ${String(nf).padStart(9)} ${s.slowestMs.toFixed(0).padStart(11)} ${String(s.peakRssMb).padStart(12)}`,
+  );
 }
-for (const f of findings.slice(0, 30)) console.log(`finding: ${f.family} #${f.index} ${f.kind}: ${f.message.slice(0, 160)} (${f.file})`);
+for (const f of findings.slice(0, 30))
+  console.log(`finding: ${f.family} #${f.index} ${f.kind}: ${f.message.slice(0, 160)} (${f.file})`);
 process.exitCode = findings.length ? 1 : 0;

@@ -47,14 +47,23 @@ async function runTask(t: Task): Promise<void> {
     process.send!({ type: 'start', family: t.family, i });
     const t0 = performance.now();
     try {
-      const verdict = await f.run(input, seeds.bytes[seedIndex]!, seeds.files[seedIndex]!, { tmp: setup!.tmp, model: setup!.model });
+      const verdict = await f.run(input, seeds.bytes[seedIndex]!, seeds.files[seedIndex]!, {
+        tmp: setup!.tmp,
+        model: setup!.model,
+      });
       process.send!({ type: 'done', family: t.family, i, verdict, ms: performance.now() - t0 });
     } catch (e) {
       if (!(e instanceof Finding)) throw e; // runner bug: let the parent see the crash
       // kept under its own name: 'current' is the next input by the time the parent reads it
       const saved = join(setup!.tmp, `finding-${t.family}-${i}`);
       writeFileSync(saved, input);
-      process.send!({ type: 'done', family: t.family, i, finding: { kind: e.kind, message: e.message, input: saved }, ms: performance.now() - t0 });
+      process.send!({
+        type: 'done',
+        family: t.family,
+        i,
+        finding: { kind: e.kind, message: e.message, input: saved },
+        ms: performance.now() - t0,
+      });
     }
   }
   process.send!({ type: 'task-done', family: t.family, from: t.from, to: t.to });

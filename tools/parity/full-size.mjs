@@ -39,13 +39,24 @@ const PIXEL_BOUND = 1e-6;
 
 function usage(msg) {
   if (msg) console.error(`full-size.mjs: ${msg}`);
-  console.error('usage: node tools/parity/full-size.mjs [ROOT] [--device cpu|cuda] [--precision fp32|bf16|fp32,bf16] ' +
-    '[--json FILE] [--model DIR] [--keep DIR] [--ref-pixels] [--quiet]');
+  console.error(
+    'usage: node tools/parity/full-size.mjs [ROOT] [--device cpu|cuda] [--precision fp32|bf16|fp32,bf16] ' +
+      '[--json FILE] [--model DIR] [--keep DIR] [--ref-pixels] [--quiet]',
+  );
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const o = { root: '/tmp/carzero-full', device: 'cpu', precisions: ['fp32'], json: undefined, model: undefined, keep: undefined, refPixels: false, quiet: false };
+  const o = {
+    root: '/tmp/carzero-full',
+    device: 'cpu',
+    precisions: ['fp32'],
+    json: undefined,
+    model: undefined,
+    keep: undefined,
+    refPixels: false,
+    quiet: false,
+  };
   let rootSet = false;
   const val = (i, name) => {
     if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) usage(`${name} needs a value`);
@@ -53,17 +64,32 @@ function parseArgs(argv) {
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '--device') { o.device = val(i, a); i++; }
-    else if (a === '--precision') { o.precisions = val(i, a).split(',').map((s) => s.trim()).filter(Boolean); i++; }
-    else if (a === '--json') { o.json = val(i, a); i++; }
-    else if (a === '--model') { o.model = val(i, a); i++; }
-    else if (a === '--keep') { o.keep = val(i, a); i++; }
-    else if (a === '--ref-pixels') o.refPixels = true;
+    if (a === '--device') {
+      o.device = val(i, a);
+      i++;
+    } else if (a === '--precision') {
+      o.precisions = val(i, a)
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+      i++;
+    } else if (a === '--json') {
+      o.json = val(i, a);
+      i++;
+    } else if (a === '--model') {
+      o.model = val(i, a);
+      i++;
+    } else if (a === '--keep') {
+      o.keep = val(i, a);
+      i++;
+    } else if (a === '--ref-pixels') o.refPixels = true;
     else if (a === '--quiet') o.quiet = true;
     else if (a === '-h' || a === '--help') usage();
     else if (a.startsWith('--')) usage(`unknown option ${a}`);
-    else if (!rootSet) { o.root = a; rootSet = true; }
-    else usage(`unexpected argument ${a}`);
+    else if (!rootSet) {
+      o.root = a;
+      rootSet = true;
+    } else usage(`unexpected argument ${a}`);
   }
   if (!['cpu', 'cuda'].includes(o.device)) usage(`--device must be cpu or cuda, got ${o.device}`);
   for (const p of o.precisions) if (!(p in BOUNDS)) usage(`--precision must be fp32 and/or bf16, got ${p}`);
@@ -73,7 +99,9 @@ function parseArgs(argv) {
 
 const opt = parseArgs(process.argv.slice(2));
 const root = resolve(opt.root);
-const say = (s) => { if (!opt.quiet) console.log(s); };
+const say = (s) => {
+  if (!opt.quiet) console.log(s);
+};
 
 function readJson(file) {
   return JSON.parse(readFileSync(file, 'utf8'));
@@ -95,15 +123,24 @@ function compare(name, got, ref) {
     if (!(d <= maxDiff)) maxDiff = Number.isNaN(d) ? Infinity : d;
     maxRef = Math.max(maxRef, Math.abs(ref[i]));
   }
-  return { name, count: ref.length, max_abs_diff: maxDiff, max_abs_ref: maxRef, max_rel_err: maxDiff / (maxRef || 1), non_finite: nonFinite };
+  return {
+    name,
+    count: ref.length,
+    max_abs_diff: maxDiff,
+    max_abs_ref: maxRef,
+    max_rel_err: maxDiff / (maxRef || 1),
+    non_finite: nonFinite,
+  };
 }
 
 // The reference root's own config.json names its checkpoint, its text-model folder and the
 // attention head counts (tiny and full-size roots alike).
 const rootCfgFile = join(root, 'config.json');
 if (!existsSync(rootCfgFile) || !existsSync(join(root, 'outputs', 'index.json'))) {
-  console.error(`${root}: no reference there (config.json, outputs/index.json): run ` +
-    `python3 tools/parity/gen_reference.py --out ${root} (or /usr/bin/python3 tools/reference/full_size.py --out ${root})`);
+  console.error(
+    `${root}: no reference there (config.json, outputs/index.json): run ` +
+      `python3 tools/parity/gen_reference.py --out ${root} (or /usr/bin/python3 tools/reference/full_size.py --out ${root})`,
+  );
   process.exit(2);
 }
 const rootCfg = readJson(rootCfgFile);
@@ -145,7 +182,8 @@ try {
     return e;
   });
   const prompts = await cz.loadPrompts(join(root, 'text', 'prompts.json'));
-  if (prompts.classes.join('\u0000') !== index.classes.join('\u0000')) throw new Error('prompt classes differ from the reference outputs');
+  if (prompts.classes.join('\u0000') !== index.classes.join('\u0000'))
+    throw new Error('prompt classes differ from the reference outputs');
 
   // Convert once; every precision runs on the same model directory.
   let modelDir = opt.model ? resolve(opt.model) : undefined;
@@ -158,8 +196,12 @@ try {
     }
     const t0 = performance.now();
     const report = await cz.convertCheckpoint({
-      checkpoint: ckpt, textModel, out: modelDir,
-      vitHeads: rootCfg.vision?.heads ?? 12, headHeads: rootCfg.head?.heads ?? 4, force: true,
+      checkpoint: ckpt,
+      textModel,
+      out: modelDir,
+      vitHeads: rootCfg.vision?.heads ?? 12,
+      headHeads: rootCfg.head?.heads ?? 4,
+      force: true,
     });
     out.convert_ms = Math.round(performance.now() - t0);
     out.parameters = report.parameters;
@@ -186,7 +228,10 @@ try {
       const plane = refPx[0].length;
       const ours = new Float32Array(plane * prepared.length);
       const refs = new Float32Array(plane * prepared.length);
-      prepared.forEach((p, i) => { ours.set(p.pixels, i * plane); refs.set(refPx[i], i * plane); });
+      prepared.forEach((p, i) => {
+        ours.set(p.pixels, i * plane);
+        refs.set(refPx[i], i * plane);
+      });
       run.pixels = compare('pixels', ours, refs);
       run.pixels.ok = run.pixels.max_rel_err <= PIXEL_BOUND;
       const feed = opt.refPixels ? refPx.map((px) => ({ pixels: px })) : prepared;
@@ -222,14 +267,22 @@ try {
       model.dispose();
     }
     for (const r of run.results) {
-      say(`[${opt.device} ${precision}] ${r.name.padEnd(13)} max rel err ${r.max_rel_err.toExponential(2)}  ` +
-        `(max |diff| ${r.max_abs_diff.toExponential(2)}, max |ref| ${r.max_abs_ref.toExponential(2)})${r.non_finite ? `  ${r.non_finite} NON-FINITE` : ''}`);
+      say(
+        `[${opt.device} ${precision}] ${r.name.padEnd(13)} max rel err ${r.max_rel_err.toExponential(2)}  ` +
+          `(max |diff| ${r.max_abs_diff.toExponential(2)}, max |ref| ${r.max_abs_ref.toExponential(2)})${r.non_finite ? `  ${r.non_finite} NON-FINITE` : ''}`,
+      );
     }
     const px = run.pixels;
-    say(`[${opt.device} ${precision}] pixels: ours vs the reference's preprocessing max |diff| ${px.max_abs_diff.toExponential(2)}` +
-      (px.ok ? '' : `  (DIFFERENT: the image decoders disagree; ${opt.refPixels ? 'the model was fed the reference pixels' : 'rerun with --ref-pixels to isolate the model'})`));
-    console.log(`[${opt.device} ${precision}] ${run.ok ? 'PASS' : 'FAIL'}: max rel err ${run.max_rel_err.toExponential(2)} (bound ${bound}); ` +
-      `load ${(run.load_ms / 1000).toFixed(1)} s, embed+score ${(run.run_ms / 1000).toFixed(2)} s (warm ${(run.warm_run_ms / 1000).toFixed(2)} s)`);
+    say(
+      `[${opt.device} ${precision}] pixels: ours vs the reference's preprocessing max |diff| ${px.max_abs_diff.toExponential(2)}` +
+        (px.ok
+          ? ''
+          : `  (DIFFERENT: the image decoders disagree; ${opt.refPixels ? 'the model was fed the reference pixels' : 'rerun with --ref-pixels to isolate the model'})`),
+    );
+    console.log(
+      `[${opt.device} ${precision}] ${run.ok ? 'PASS' : 'FAIL'}: max rel err ${run.max_rel_err.toExponential(2)} (bound ${bound}); ` +
+        `load ${(run.load_ms / 1000).toFixed(1)} s, embed+score ${(run.run_ms / 1000).toFixed(2)} s (warm ${(run.warm_run_ms / 1000).toFixed(2)} s)`,
+    );
   }
   out.ok = out.runs.length > 0 && out.runs.every((r) => r.ok);
   out.pixels_ok = out.runs.every((r) => r.pixels?.ok);

@@ -40,17 +40,29 @@ function compare(name: string, got: Float32Array, ref: Float32Array) {
   return { name, count: ref.length, max_abs_diff: maxDiff, max_abs_ref: maxRef, max_rel_err: maxDiff / (maxRef || 1) };
 }
 
-const index = JSON.parse(readFileSync(join(root, 'outputs', 'index.json'), 'utf8')) as { images: string[]; classes: string[] };
-const imgIndex = JSON.parse(readFileSync(join(root, 'images', 'index.json'), 'utf8')) as { images: { name: string; file: string }[] };
+const index = JSON.parse(readFileSync(join(root, 'outputs', 'index.json'), 'utf8')) as {
+  images: string[];
+  classes: string[];
+};
+const imgIndex = JSON.parse(readFileSync(join(root, 'images', 'index.json'), 'utf8')) as {
+  images: { name: string; file: string }[];
+};
 const work = mkdtempSync(join(tmpdir(), 'carzero-full-'));
 try {
   const t0 = performance.now();
-  const report = await convertCheckpoint({ checkpoint: join(root, 'carzero-full.ckpt'), textModel: join(root, 'bert-full'), out: join(work, 'model'), vitHeads: 12, headHeads: 4 });
+  const report = await convertCheckpoint({
+    checkpoint: join(root, 'carzero-full.ckpt'),
+    textModel: join(root, 'bert-full'),
+    out: join(work, 'model'),
+    vitHeads: 12,
+    headHeads: 4,
+  });
   const tConvert = performance.now() - t0;
   const model = await CARZero.load(join(work, 'model'), { device: 'cpu', precision });
   const files = index.images.map((n) => join(root, 'images', imgIndex.images.find((e) => e.name === n)!.file));
   const prompts = await loadPrompts(join(root, 'text', 'prompts.json'));
-  if (prompts.classes.join() !== index.classes.join()) throw new Error('prompt classes differ from the reference outputs');
+  if (prompts.classes.join() !== index.classes.join())
+    throw new Error('prompt classes differ from the reference outputs');
   const t1 = performance.now();
   using img = await model.embedImages(files);
   using txt = await model.embedTexts(prompts.prompts);
@@ -69,9 +81,22 @@ try {
   model.dispose();
   const bound = precision === 'fp32' ? 1e-4 : 2e-2;
   const ok = results.every((r) => r.max_rel_err <= bound);
-  const out = { precision, bound, ok, convert_ms: Math.round(tConvert), run_ms: Math.round(tRun), parameters: report.parameters, results };
-  for (const r of results) console.log(`${r.name.padEnd(13)} max rel err ${r.max_rel_err.toExponential(2)}  (max |diff| ${r.max_abs_diff.toExponential(2)}, max |ref| ${r.max_abs_ref.toExponential(2)})`);
-  console.log(`${precision}: ${ok ? 'PASS' : 'FAIL'} (bound ${bound}); convert ${(tConvert / 1000).toFixed(1)} s, embed+score ${(tRun / 1000).toFixed(1)} s`);
+  const out = {
+    precision,
+    bound,
+    ok,
+    convert_ms: Math.round(tConvert),
+    run_ms: Math.round(tRun),
+    parameters: report.parameters,
+    results,
+  };
+  for (const r of results)
+    console.log(
+      `${r.name.padEnd(13)} max rel err ${r.max_rel_err.toExponential(2)}  (max |diff| ${r.max_abs_diff.toExponential(2)}, max |ref| ${r.max_abs_ref.toExponential(2)})`,
+    );
+  console.log(
+    `${precision}: ${ok ? 'PASS' : 'FAIL'} (bound ${bound}); convert ${(tConvert / 1000).toFixed(1)} s, embed+score ${(tRun / 1000).toFixed(1)} s`,
+  );
   if (jsonOut) writeFileSync(jsonOut, JSON.stringify(out, null, 2) + '\n');
   process.exitCode = ok ? 0 : 1;
 } finally {

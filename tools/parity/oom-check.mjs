@@ -33,7 +33,8 @@ const gemmOk = async () => {
   return got === '7,10,15,22';
 };
 async function check(name, fn) {
-  let code = null, message = '';
+  let code = null,
+    message = '';
   try {
     await fn();
   } catch (e) {
@@ -44,10 +45,12 @@ async function check(name, fn) {
   const ok = code === 'CZ_ERR_OUT_OF_MEMORY' && after === true;
   report.ok &&= ok;
   report.checks.push({ name, ok, code, message: message.slice(0, 300), gemm_after: after });
-  console.log(`${ok ? 'PASS' : 'FAIL'} ${name}: ${code ?? 'no error'} ${message.slice(0, 160)}; gemm afterwards ${after === true ? 'ok' : after}`);
+  console.log(
+    `${ok ? 'PASS' : 'FAIL'} ${name}: ${code ?? 'no error'} ${message.slice(0, 160)}; gemm afterwards ${after === true ? 'ok' : after}`,
+  );
 }
 await check('a 1 TiB tensor', async () => {
-  const t = Tensor.zeros([2 ** 38], { device });  // 2^38 floats = 1 TiB
+  const t = Tensor.zeros([2 ** 38], { device }); // 2^38 floats = 1 TiB
   t.dispose();
 });
 if (modelDir) {

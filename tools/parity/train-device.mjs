@@ -33,8 +33,14 @@ const precisions = opt('--precisions', 'fp32,bf16,fp16').split(',');
 const models = opt('--models', 'tiny,hs64').split(',');
 const steps = Number(opt('--steps', '4'));
 const jsonOut = opt('--json', '');
-if (!(steps >= 1) || devices.some((d) => !['cpu', 'cuda'].includes(d)) || models.some((m) => !['tiny', 'hs64'].includes(m))) {
-  console.error('usage: train-device.mjs [--devices cpu,cuda] [--precisions fp32,bf16,fp16] [--models tiny,hs64] [--steps N] [--json FILE]');
+if (
+  !(steps >= 1) ||
+  devices.some((d) => !['cpu', 'cuda'].includes(d)) ||
+  models.some((m) => !['tiny', 'hs64'].includes(m))
+) {
+  console.error(
+    'usage: train-device.mjs [--devices cpu,cuda] [--precisions fp32,bf16,fp16] [--models tiny,hs64] [--steps N] [--json FILE]',
+  );
   process.exit(2);
 }
 const BOUND = { fp32: 1e-4, bf16: 2e-2, fp16: 2e-2 };
@@ -52,64 +58,121 @@ const dir = mkdtempSync(join(tmpdir(), 'cz-train-device-'));
 const report = { tool: 'tools/parity/train-device.mjs', steps, runs: [], comparisons: [], ok: true };
 try {
   const ph = await generatePhantomSet({
-    out: join(dir, 'data'), seed: 5, train: 24, validate: 8, test: 0, size: [64, 80],
+    out: join(dir, 'data'),
+    seed: 5,
+    train: 24,
+    validate: 8,
+    test: 0,
+    size: [64, 80],
     formats: { png8: 1, png16: 0, jpeg: 0 },
   });
   const FX = join(ROOT, 'test', 'fixtures', 'tiny');
   const modelDirs = {};
   if (models.includes('tiny')) {
     modelDirs.tiny = join(dir, 'model-tiny');
-    await convertCheckpoint({ checkpoint: join(FX, 'carzero-tiny.ckpt'), textModel: join(FX, 'bert-tiny'), out: modelDirs.tiny, vitHeads: 2 });
+    await convertCheckpoint({
+      checkpoint: join(FX, 'carzero-tiny.ckpt'),
+      textModel: join(FX, 'bert-tiny'),
+      out: modelDirs.tiny,
+      vitHeads: 2,
+    });
   }
   if (models.includes('hs64')) {
     modelDirs.hs64 = join(dir, 'model-hs64');
-    const words = readFileSync(join(ph.out, 'train.csv'), 'utf8').toLowerCase().split(/[^a-z]+/);
-    await createDemoModel({ dir: modelDirs.hs64, words, seed: 3, size: { image: 64, resize: 72, patch: 8, width: 128, visionDepth: 1, textDepth: 1, heads: 2, headDepth: 1, maxLength: 24 } });
+    const words = readFileSync(join(ph.out, 'train.csv'), 'utf8')
+      .toLowerCase()
+      .split(/[^a-z]+/);
+    await createDemoModel({
+      dir: modelDirs.hs64,
+      words,
+      seed: 3,
+      size: {
+        image: 64,
+        resize: 72,
+        patch: 8,
+        width: 128,
+        visionDepth: 1,
+        textDepth: 1,
+        heads: 2,
+        headDepth: 1,
+        maxLength: 24,
+      },
+    });
   }
   const logs = {};
   for (const name of models)
-  for (const precision of precisions)
-    for (const device of devices) {
-      const model = modelDirs[name];
-      const runDir = join(dir, `run-${name}-${device}-${precision}`);
-      const t0 = Date.now();
-      try {
-        const tr = await Trainer.create({
-          model, data: { csv: join(ph.out, 'train.csv'), root: ph.out, workers: 0 },
-          device, precision, seed: 7, epochs: 50, batch_size: 8, validation_batch_size: 8,
-          optimizer: { lr: 1e-3 }, scheduler: { name: 'none' }, max_steps: steps,
-          loss_scale: { initial: 1024 },
-        }, runDir, { onLoaderError: () => undefined });
-        await tr.run();
-        await tr.close();
-        const lines = readFileSync(join(runDir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.type === 'step');
-        logs[`${name}/${device}/${precision}`] = lines;
-        report.runs.push({ model: name, device, precision, seconds: (Date.now() - t0) / 1000, steps: lines.map((l) => ({ loss: l.loss, grad_norm: l.grad_norm, skipped: l.skipped ?? false })) });
-        console.log(`[${name} ${device} ${precision}] ${lines.map((l) => `${l.loss.toFixed(5)}/${l.grad_norm === null ? 'skip' : l.grad_norm.toFixed(4)}`).join('  ')}`);
-      } catch (e) {
-        report.ok = false;
-        report.runs.push({ model: name, device, precision, error: String(e?.message ?? e) });
-        console.log(`[${name} ${device} ${precision}] FAILED: ${e?.message ?? e}`);
+    for (const precision of precisions)
+      for (const device of devices) {
+        const model = modelDirs[name];
+        const runDir = join(dir, `run-${name}-${device}-${precision}`);
+        const t0 = Date.now();
+        try {
+          const tr = await Trainer.create(
+            {
+              model,
+              data: { csv: join(ph.out, 'train.csv'), root: ph.out, workers: 0 },
+              device,
+              precision,
+              seed: 7,
+              epochs: 50,
+              batch_size: 8,
+              validation_batch_size: 8,
+              optimizer: { lr: 1e-3 },
+              scheduler: { name: 'none' },
+              max_steps: steps,
+              loss_scale: { initial: 1024 },
+            },
+            runDir,
+            { onLoaderError: () => undefined },
+          );
+          await tr.run();
+          await tr.close();
+          const lines = readFileSync(join(runDir, 'log.jsonl'), 'utf8')
+            .trim()
+            .split('\n')
+            .map((l) => JSON.parse(l))
+            .filter((l) => l.type === 'step');
+          logs[`${name}/${device}/${precision}`] = lines;
+          report.runs.push({
+            model: name,
+            device,
+            precision,
+            seconds: (Date.now() - t0) / 1000,
+            steps: lines.map((l) => ({ loss: l.loss, grad_norm: l.grad_norm, skipped: l.skipped ?? false })),
+          });
+          console.log(
+            `[${name} ${device} ${precision}] ${lines.map((l) => `${l.loss.toFixed(5)}/${l.grad_norm === null ? 'skip' : l.grad_norm.toFixed(4)}`).join('  ')}`,
+          );
+        } catch (e) {
+          report.ok = false;
+          report.runs.push({ model: name, device, precision, error: String(e?.message ?? e) });
+          console.log(`[${name} ${device} ${precision}] FAILED: ${e?.message ?? e}`);
+        }
       }
-    }
   for (const name of models)
-  for (const precision of precisions) {
-    const ref = logs[`${name}/cpu/${precision}`];
-    for (const device of devices) {
-      if (device === 'cpu') continue;
-      const got = logs[`${name}/${device}/${precision}`];
-      if (!ref || !got) continue;
-      let worst = 0;
-      for (const k of ['loss', 'grad_norm']) {  // the first step (see the header)
-        if (ref[0]?.[k] == null || got[0]?.[k] == null) { worst = Infinity; continue; }
-        worst = Math.max(worst, Math.abs(got[0][k] - ref[0][k]) / Math.abs(ref[0][k]));
+    for (const precision of precisions) {
+      const ref = logs[`${name}/cpu/${precision}`];
+      for (const device of devices) {
+        if (device === 'cpu') continue;
+        const got = logs[`${name}/${device}/${precision}`];
+        if (!ref || !got) continue;
+        let worst = 0;
+        for (const k of ['loss', 'grad_norm']) {
+          // the first step (see the header)
+          if (ref[0]?.[k] == null || got[0]?.[k] == null) {
+            worst = Infinity;
+            continue;
+          }
+          worst = Math.max(worst, Math.abs(got[0][k] - ref[0][k]) / Math.abs(ref[0][k]));
+        }
+        const ok = got.length === ref.length && worst <= BOUND[precision];
+        report.ok &&= ok;
+        report.comparisons.push({ model: name, device, precision, max_rel_diff: worst, bound: BOUND[precision], ok });
+        console.log(
+          `[${name} ${device} vs cpu ${precision}] first step: max rel diff ${worst.toExponential(2)} (bound ${BOUND[precision]}): ${ok ? 'PASS' : 'FAIL'}`,
+        );
       }
-      const ok = got.length === ref.length && worst <= BOUND[precision];
-      report.ok &&= ok;
-      report.comparisons.push({ model: name, device, precision, max_rel_diff: worst, bound: BOUND[precision], ok });
-      console.log(`[${name} ${device} vs cpu ${precision}] first step: max rel diff ${worst.toExponential(2)} (bound ${BOUND[precision]}): ${ok ? 'PASS' : 'FAIL'}`);
     }
-  }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

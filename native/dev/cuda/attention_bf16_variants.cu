@@ -34,13 +34,12 @@ int64_t persistent_blocks(const CudaState& s, int per_sm, int64_t items) {
 void launch_persist64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
   const size_t smem = 2 * whole_kv_smem(p.Tk);  // 2 stages of K and V
   CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
-             "attention_forward(bf16, persistent): needs %zu bytes of shared memory, the device allows %zu",
-             smem, s.max_smem_optin);
+             "attention_forward(bf16, persistent): needs %zu bytes of shared memory, the device allows %zu", smem,
+             s.max_smem_optin);
   smem_opt_in(attention_fwd_persist64_kernel<false>, smem);
   const int threads = static_cast<int>((p.Tq + 15) / 16) * 32;
   int per_sm = 0;
-  CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_persist64_kernel<false>,
-                                                        threads, smem));
+  CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_persist64_kernel<false>, threads, smem));
   const int64_t items = B * NH;
   const int64_t blocks = persistent_blocks(s, per_sm, items);
   attention_fwd_persist64_kernel<false><<<static_cast<unsigned>(blocks), threads, smem, s.stream>>>(p, items);
@@ -51,8 +50,8 @@ template <int NW, int MT>
 void launch_wide64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
   const size_t smem = whole_kv_smem(p.Tk);
   CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
-             "attention_forward(bf16, 32-row whole K/V): needs %zu bytes of shared memory, the device allows %zu",
-             smem, s.max_smem_optin);
+             "attention_forward(bf16, 32-row whole K/V): needs %zu bytes of shared memory, the device allows %zu", smem,
+             s.max_smem_optin);
   smem_opt_in(attention_fwd_wide64_kernel<NW, MT, false>, smem);
   const dim3 grid(static_cast<unsigned>(NH), static_cast<unsigned>(B));
   attention_fwd_wide64_kernel<NW, MT, false><<<grid, NW * 32, smem, s.stream>>>(p);
@@ -66,8 +65,8 @@ void launch_pwide64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
              smem, s.max_smem_optin);
   smem_opt_in(attention_fwd_pwide64_kernel<false>, smem);
   int per_sm = 0;
-  CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_pwide64_kernel<false>,
-                                                        kPwideWarps * 32, smem));
+  CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_pwide64_kernel<false>, kPwideWarps * 32,
+                                                        smem));
   const int64_t items = B * NH;
   const int64_t blocks = persistent_blocks(s, per_sm, items);
   attention_fwd_pwide64_kernel<false><<<static_cast<unsigned>(blocks), kPwideWarps * 32, smem, s.stream>>>(p, items);
@@ -111,9 +110,12 @@ std::string attention_forward_dev_plan(CudaState& s, const TcParams& p) {
     case DevKernel::Wide8:
     case DevKernel::Lean4: {
       const size_t smem = whole_kv_smem(p.Tk);
-      if (k == DevKernel::Wide8) occ(attention_fwd_wide64_kernel<8, 2, false>, 256, smem);
-      else if (k == DevKernel::Wide4) occ(attention_fwd_wide64_kernel<4, 2, false>, 128, smem);
-      else occ(attention_fwd_wide64_kernel<4, 1, false>, 128, smem);
+      if (k == DevKernel::Wide8)
+        occ(attention_fwd_wide64_kernel<8, 2, false>, 256, smem);
+      else if (k == DevKernel::Wide4)
+        occ(attention_fwd_wide64_kernel<4, 2, false>, 128, smem);
+      else
+        occ(attention_fwd_wide64_kernel<4, 1, false>, 128, smem);
       std::snprintf(buf, sizeof buf,
                     "%d-row whole-sequence kernel (fma exp2, staged K/V), %d warps a block, %d blocks per SM",
                     k == DevKernel::Lean4 ? 16 : 32, k == DevKernel::Wide8 ? 8 : 4, per_sm);

@@ -12,17 +12,16 @@
 
 namespace carzero::cuda::CZ_ATTN_BF16_NS {
 
-// The persistent whole-sequence kernel (opt-in, CARZERO_ATTN_KERNEL=persist; Tq <= 256): as many blocks as fit on the device at once, each looping over (item, head) pairs
-// it, it + gridDim.x, ... with two shared-memory stages, so the K/V of the next pair load
-// (cp.async) while the current one is computed. A block has one warp per 16-row query tile
+// The persistent whole-sequence kernel (opt-in, CARZERO_ATTN_KERNEL=persist; Tq <= 256): as many blocks as fit on the
+// device at once, each looping over (item, head) pairs it, it + gridDim.x, ... with two shared-memory stages, so the
+// K/V of the next pair load (cp.async) while the current one is computed. A block has one warp per 16-row query tile
 // (13 at T = 197), so every warp has the same work per pair; each warp loads the Q fragments of
 // its next tile (of this pair or the next) from global memory right after storing its output,
 // so they are in flight across the block barrier.
 constexpr int kPersistMaxWarps = 16;
 
 template <bool H>
-__global__ void __launch_bounds__(kPersistMaxWarps * 32, 1)
-    attention_fwd_persist64_kernel(TcParams p, int64_t items) {
+__global__ void __launch_bounds__(kPersistMaxWarps * 32, 1) attention_fwd_persist64_kernel(TcParams p, int64_t items) {
   constexpr int D = 64;
   CZ_DYN_SMEM(smraw);
   const int tkp = static_cast<int>((p.Tk + 15) & ~int64_t{15});
@@ -50,7 +49,7 @@ __global__ void __launch_bounds__(kPersistMaxWarps * 32, 1)
   for (int st = 0; it < items; it += gridDim.x, st ^= 1) {
     const int64_t nx = it + gridDim.x;
     if (nx < items) issue(nx, st ^ 1);
-    cp_commit();  // (an empty group when there is no next pair)
+    cp_commit();   // (an empty group when there is no next pair)
     cp_wait<1>();  // this pair's group has landed
     __syncthreads();
     const bf16* Ks = stages + st * stage_elems;
@@ -60,8 +59,10 @@ __global__ void __launch_bounds__(kPersistMaxWarps * 32, 1)
     for (int mt = warp; mt < mtiles; mt += nw) {
       attend_rows64<H>(p, qf, Ks, Vs, mb, mt, z, h, lane);
       // the Q fragments of this warp's next tile: of this pair, else of its next pair
-      if (mt + nw < mtiles) load_q(it, mt + nw);
-      else if (nx < items) load_q(nx, warp);
+      if (mt + nw < mtiles)
+        load_q(it, mt + nw);
+      else if (nx < items)
+        load_q(nx, warp);
     }
     __syncthreads();  // every warp is done with this stage before it is refilled
   }
@@ -88,8 +89,7 @@ __global__ void __launch_bounds__(kPersistMaxWarps * 32, 1)
 // CARZERO_ATTN_KERNEL=lean) keeps the other changes with 16-row jobs and 4 blocks per SM, which
 // tells the shared K/V fragments apart from the other savings when the two are timed.
 template <int MT>
-__device__ __forceinline__ void wide_tile_init(float (&o)[MT][8][4], float (&m)[MT][2],
-                                               float (&l)[MT][2]) {
+__device__ __forceinline__ void wide_tile_init(float (&o)[MT][8][4], float (&m)[MT][2], float (&l)[MT][2]) {
 #pragma unroll
   for (int t = 0; t < MT; ++t) {
     m[t][0] = m[t][1] = -INFINITY;
@@ -105,11 +105,9 @@ __device__ __forceinline__ void wide_tile_init(float (&o)[MT][8][4], float (&m)[
 // running row maxima of the raw scores, l the per-thread partial row sums (quad-reduced at the
 // end), o the unnormalised output.
 template <bool MASKED, int MT, bool H>
-__device__ __forceinline__ void wide_tile(const uint32_t (&qf)[MT][4][4], float (&o)[MT][8][4],
-                                          float (&m)[MT][2], float (&l)[MT][2], int rem,
-                                          const uint8_t* mask, float sl2, const bf16* Kt,
-                                          const bf16* Vt, const int (&kofs)[2],
-                                          const int (&vofs)[4], int lane) {
+__device__ __forceinline__ void wide_tile(const uint32_t (&qf)[MT][4][4], float (&o)[MT][8][4], float (&m)[MT][2],
+                                          float (&l)[MT][2], int rem, const uint8_t* mask, float sl2, const bf16* Kt,
+                                          const bf16* Vt, const int (&kofs)[2], const int (&vofs)[4], int lane) {
   float s[MT][8][4];
 #pragma unroll
   for (int j = 0; j < 8; ++j) {
@@ -221,19 +219,16 @@ __device__ __forceinline__ void wide_offsets(int lane, int (&kofs)[2], int (&vof
 #pragma unroll
   for (int hh = 0; hh < 2; ++hh) kofs[hh] = l7 * 64 + (((4 * hh + i4) ^ l7) << 3);
 #pragma unroll
-  for (int np = 0; np < 4; ++np)
-    vofs[np] = ((i4 & 1) * 8 + l7) * 64 + (((2 * np + (i4 >> 1)) ^ l7) << 3);
+  for (int np = 0; np < 4; ++np) vofs[np] = ((i4 & 1) * 8 + l7) * 64 + (((2 * np + (i4 >> 1)) ^ l7) << 3);
 }
 
 // Key tile kt (64 keys from Ks / Vs, swizzled) for the job's MT query tiles: the unmasked form
 // when the tile is full and there is no key mask.
 template <int MT, bool H>
-__device__ __forceinline__ void wide_key_tile(const TcParams& p, const uint32_t (&qf)[MT][4][4],
-                                              float (&o)[MT][8][4], float (&m)[MT][2],
-                                              float (&l)[MT][2], int kt, const bf16* Ks,
-                                              const bf16* Vs, const uint8_t* mb,
-                                              const int (&kofs)[2], const int (&vofs)[4], int lane,
-                                              bool single = false) {
+__device__ __forceinline__ void wide_key_tile(const TcParams& p, const uint32_t (&qf)[MT][4][4], float (&o)[MT][8][4],
+                                              float (&m)[MT][2], float (&l)[MT][2], int kt, const bf16* Ks,
+                                              const bf16* Vs, const uint8_t* mb, const int (&kofs)[2],
+                                              const int (&vofs)[4], int lane, bool single = false) {
   const int rem = static_cast<int>(p.Tk - kt * 64 < 64 ? p.Tk - kt * 64 : 64);
   const bf16* Kt = Ks + kt * 64 * 64;
   const bf16* Vt = Vs + kt * 64 * 64;
@@ -261,9 +256,8 @@ __device__ __forceinline__ void wide_key_tile(const TcParams& p, const uint32_t 
 
 // Stores the job's MT query tiles (first tile index t0) of (item z, head h).
 template <int MT, bool H>
-__device__ __forceinline__ void wide_store(const TcParams& p, const float (&o)[MT][8][4],
-                                           const float (&m)[MT][2], const float (&l)[MT][2],
-                                           int t0, int64_t z, int64_t h, int lane) {
+__device__ __forceinline__ void wide_store(const TcParams& p, const float (&o)[MT][8][4], const float (&m)[MT][2],
+                                           const float (&l)[MT][2], int t0, int64_t z, int64_t h, int lane) {
 #pragma unroll
   for (int t = 0; t < MT; ++t) {
     // finish_rows takes the maxima in the scaled log2 domain (for lse)
@@ -273,8 +267,9 @@ __device__ __forceinline__ void wide_store(const TcParams& p, const float (&o)[M
 }
 
 template <int NW, int MT, bool H>
-__global__ void __launch_bounds__(NW * 32, MT == 1 ? 4 : NW <= 4 ? 2 : 1)
-    attention_fwd_wide64_kernel(TcParams p) {
+__global__ void __launch_bounds__(NW * 32, MT == 1   ? 4
+                                           : NW <= 4 ? 2
+                                                     : 1) attention_fwd_wide64_kernel(TcParams p) {
   CZ_DYN_SMEM(smraw);
   const WholePair w(p, smraw);
   const int tkp = w.tkp, warp = w.warp, lane = w.lane;
@@ -316,8 +311,7 @@ __global__ void __launch_bounds__(NW * 32, MT == 1 ? 4 : NW <= 4 ? 2 : 1)
         wide_wait_stage(kt);
         __syncthreads();
       }
-      if (active)
-        wide_key_tile<MT, H>(p, qf, o, m, l, kt, Ks, Vs, mb, kofs, vofs, lane, MT * job + 1 >= mtiles);
+      if (active) wide_key_tile<MT, H>(p, qf, o, m, l, kt, Ks, Vs, mb, kofs, vofs, lane, MT * job + 1 >= mtiles);
     }
     if (!active) break;
     wide_store<MT, H>(p, o, m, l, MT * job, z, h, lane);

@@ -81,24 +81,20 @@ CZ_API cz_status cz_op_list_json(char* buf, size_t cap, size_t* needed) {
   return st != CZ_OK ? st : copy_out(s, buf, cap, needed);
 }
 
-CZ_API cz_status cz_context_create(cz_device device, int device_index, int num_threads,
-                                   cz_context** out) {
+CZ_API cz_status cz_context_create(cz_device device, int device_index, int num_threads, cz_context** out) {
   return guard([&] {
     CZ_ARG(out != nullptr, "out is NULL");
     *out = nullptr;
-    CZ_ARG(device == CZ_DEVICE_CPU || device == CZ_DEVICE_CUDA, "unknown device %d",
-           static_cast<int>(device));
+    CZ_ARG(device == CZ_DEVICE_CPU || device == CZ_DEVICE_CUDA, "unknown device %d", static_cast<int>(device));
     auto c = std::make_unique<cz_context>();
-    c->ctx = carzero::Context::create(static_cast<carzero::DeviceType>(device), device_index,
-                                      num_threads);
+    c->ctx = carzero::Context::create(static_cast<carzero::DeviceType>(device), device_index, num_threads);
     *out = c.release();
   });
 }
 
 CZ_API void cz_context_free(cz_context* ctx) { delete ctx; }
 
-CZ_API cz_status cz_tensor_create(cz_context* ctx, cz_dtype dtype, const int64_t* shape, int ndim,
-                                  cz_tensor** out) {
+CZ_API cz_status cz_tensor_create(cz_context* ctx, cz_dtype dtype, const int64_t* shape, int ndim, cz_tensor** out) {
   return guard([&] {
     CZ_ARG(out != nullptr, "out is NULL");
     *out = nullptr;
@@ -110,16 +106,16 @@ CZ_API cz_status cz_tensor_create(cz_context* ctx, cz_dtype dtype, const int64_t
   });
 }
 
-CZ_API cz_status cz_tensor_from_host(cz_context* ctx, cz_dtype dtype, const int64_t* shape,
-                                     int ndim, const void* data, size_t nbytes, cz_tensor** out) {
+CZ_API cz_status cz_tensor_from_host(cz_context* ctx, cz_dtype dtype, const int64_t* shape, int ndim, const void* data,
+                                     size_t nbytes, cz_tensor** out) {
   return guard([&] {
     CZ_ARG(out != nullptr, "out is NULL");
     *out = nullptr;
     CZ_ARG(ctx != nullptr, "ctx is NULL");
     auto t = std::make_unique<cz_tensor>();
     t->t = ctx->ctx->alloc(dtype_of(dtype), shape_of(shape, ndim), false);
-    CZ_ARG(nbytes == t->t.nbytes(), "data has %zu bytes, shape %s of %s needs %zu", nbytes,
-           t->t.shape_str().c_str(), carzero::dtype_name(t->t.dtype()), t->t.nbytes());
+    CZ_ARG(nbytes == t->t.nbytes(), "data has %zu bytes, shape %s of %s needs %zu", nbytes, t->t.shape_str().c_str(),
+           carzero::dtype_name(t->t.dtype()), t->t.nbytes());
     CZ_ARG(nbytes == 0 || data != nullptr, "data is NULL");
     ctx->ctx->upload(t->t, data, nbytes);
     t->owner = ctx;
@@ -155,9 +151,8 @@ CZ_API cz_status cz_tensor_info(const cz_tensor* t, cz_dtype* dtype, int* ndim, 
 
 CZ_API void cz_tensor_free(cz_tensor* t) { delete t; }
 
-CZ_API cz_status cz_op_run(cz_context* ctx, const char* name, cz_tensor* const* tensors,
-                           int ntensors, const double* params, int nparams, double* results,
-                           int nresults) {
+CZ_API cz_status cz_op_run(cz_context* ctx, const char* name, cz_tensor* const* tensors, int ntensors,
+                           const double* params, int nparams, double* results, int nresults) {
   return guard([&] {
     CZ_ARG(ctx != nullptr, "ctx is NULL");
     CZ_ARG(name != nullptr, "op name is NULL");
@@ -166,8 +161,7 @@ CZ_API cz_status cz_op_run(cz_context* ctx, const char* name, cz_tensor* const* 
     std::vector<const carzero::Tensor*> ts(static_cast<size_t>(ntensors));
     for (int i = 0; i < ntensors; ++i) {
       ts[i] = tensors[i] ? &tensors[i]->t : nullptr;
-      CZ_ARG(!tensors[i] || tensors[i]->owner == ctx || tensors[i]->owner->ctx->device() ==
-                                                            ctx->ctx->device(),
+      CZ_ARG(!tensors[i] || tensors[i]->owner == ctx || tensors[i]->owner->ctx->device() == ctx->ctx->device(),
              "%s: tensor %d belongs to a context on another device", name, i);
     }
     std::vector<double> ps(params, params + nparams), rs;

@@ -21,12 +21,12 @@ using carzero::Error;
 using carzero::capi::guard;
 
 // A new tensor on ctx holding a copy of host data.
-cz_tensor* new_tensor(cz_context* ctx, carzero::DType dtype, const std::vector<int64_t>& shape,
-                      const void* data, size_t nbytes) {
+cz_tensor* new_tensor(cz_context* ctx, carzero::DType dtype, const std::vector<int64_t>& shape, const void* data,
+                      size_t nbytes) {
   auto t = std::make_unique<cz_tensor>();
   t->t = ctx->ctx->alloc(dtype, shape, false);
-  CZ_REQUIRE(t->t.nbytes() == nbytes, CZ_ERR_INTERNAL, "tensor of %zu bytes for %zu bytes of data",
-             t->t.nbytes(), nbytes);
+  CZ_REQUIRE(t->t.nbytes() == nbytes, CZ_ERR_INTERNAL, "tensor of %zu bytes for %zu bytes of data", t->t.nbytes(),
+             nbytes);
   ctx->ctx->upload(t->t, data, nbytes);
   t->owner = ctx;
   return t.release();
@@ -35,8 +35,7 @@ cz_tensor* new_tensor(cz_context* ctx, carzero::DType dtype, const std::vector<i
 }  // namespace
 
 CZ_API cz_status cz_images_load(cz_context* ctx, const char* const* paths, int n, int threads,
-                                const cz_image_options* options, cz_tensor** pixels,
-                                cz_image_status* statuses) {
+                                const cz_image_options* options, cz_tensor** pixels, cz_image_status* statuses) {
   return guard([&] {
     CZ_ARG(pixels != nullptr, "pixels is NULL");
     *pixels = nullptr;
@@ -74,13 +73,12 @@ CZ_API cz_status cz_images_load(cz_context* ctx, const char* const* paths, int n
         o.message[len] = '\0';
       }
     }
-    *pixels = new_tensor(ctx, carzero::DType::F32, {n, 1, pre.crop, pre.crop}, host.data(),
-                         host.size() * sizeof(float));
+    *pixels =
+        new_tensor(ctx, carzero::DType::F32, {n, 1, pre.crop, pre.crop}, host.data(), host.size() * sizeof(float));
   });
 }
 
-CZ_API cz_status cz_safetensors_load(cz_context* ctx, const char* path, const char* name,
-                                     cz_tensor** out) {
+CZ_API cz_status cz_safetensors_load(cz_context* ctx, const char* path, const char* name, cz_tensor** out) {
   return guard([&] {
     CZ_ARG(out != nullptr, "out is NULL");
     *out = nullptr;

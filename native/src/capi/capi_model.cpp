@@ -45,8 +45,7 @@ void check_outs(std::initializer_list<std::pair<cz_tensor**, const char*>> outs)
 
 extern "C" {
 
-CZ_API cz_status cz_model_load(cz_context* ctx, const char* dir, const char* precision,
-                               cz_model** out) {
+CZ_API cz_status cz_model_load(cz_context* ctx, const char* dir, const char* precision, cz_model** out) {
   return guard([&] {
     CZ_ARG(out != nullptr, "out is NULL");
     *out = nullptr;
@@ -54,8 +53,7 @@ CZ_API cz_status cz_model_load(cz_context* ctx, const char* dir, const char* pre
     CZ_ARG(dir != nullptr, "dir is NULL");
     carzero::model::LoadOptions opts;
     if (precision && !carzero::model::parse_precision(precision, &opts.precision))
-      carzero::throw_error(CZ_ERR_INVALID_ARGUMENT,
-                           "precision must be \"fp32\" or \"bf16\", got \"%s\"", precision);
+      carzero::throw_error(CZ_ERR_INVALID_ARGUMENT, "precision must be \"fp32\" or \"bf16\", got \"%s\"", precision);
     // The model shares the caller's context without owning it (the context must outlive it).
     std::shared_ptr<carzero::Context> c(ctx->ctx.get(), [](carzero::Context*) {});
     auto m = std::make_unique<cz_model>();
@@ -67,8 +65,7 @@ CZ_API cz_status cz_model_load(cz_context* ctx, const char* dir, const char* pre
 
 CZ_API void cz_model_free(cz_model* model) { delete model; }
 
-CZ_API cz_status cz_model_config_json(const cz_model* model, char* buf, size_t cap,
-                                      size_t* needed) {
+CZ_API cz_status cz_model_config_json(const cz_model* model, char* buf, size_t cap, size_t* needed) {
   std::string s;
   cz_status st = guard([&] {
     CZ_ARG(model != nullptr, "model is NULL");
@@ -85,8 +82,8 @@ CZ_API cz_status cz_model_config_json(const cz_model* model, char* buf, size_t c
   return CZ_OK;
 }
 
-CZ_API cz_status cz_model_embed_images(cz_model* model, const cz_tensor* pixels,
-                                       cz_tensor** global, cz_tensor** local) {
+CZ_API cz_status cz_model_embed_images(cz_model* model, const cz_tensor* pixels, cz_tensor** global,
+                                       cz_tensor** local) {
   return guard([&] {
     check_outs({{global, "global"}, {local, "local"}});
     CZ_ARG(model != nullptr, "model is NULL");
@@ -97,21 +94,18 @@ CZ_API cz_status cz_model_embed_images(cz_model* model, const cz_tensor* pixels,
 }
 
 CZ_API cz_status cz_model_embed_texts(cz_model* model, const cz_tensor* ids, const cz_tensor* mask,
-                                      const cz_tensor* kinds, cz_tensor** sentence,
-                                      cz_tensor** words) {
+                                      const cz_tensor* kinds, cz_tensor** sentence, cz_tensor** words) {
   return guard([&] {
     check_outs({{sentence, "sentence"}, {words, "words"}});
     CZ_ARG(model != nullptr, "model is NULL");
-    auto r = model->m->embed_texts(in(model, ids, "ids"), in(model, mask, "mask"),
-                                   in(model, kinds, "kinds"));
+    auto r = model->m->embed_texts(in(model, ids, "ids"), in(model, mask, "mask"), in(model, kinds, "kinds"));
     *sentence = wrap(model, std::move(r.sentence));
     *words = wrap(model, std::move(r.words));
   });
 }
 
-CZ_API cz_status cz_model_score(cz_model* model, const cz_tensor* img_global,
-                                const cz_tensor* img_local, const cz_tensor* sentence,
-                                const cz_tensor* words, int want_attention, cz_tensor** i2t,
+CZ_API cz_status cz_model_score(cz_model* model, const cz_tensor* img_global, const cz_tensor* img_local,
+                                const cz_tensor* sentence, const cz_tensor* words, int want_attention, cz_tensor** i2t,
                                 cz_tensor** t2i, cz_tensor** score, cz_tensor** attention) {
   return guard([&] {
     check_outs({{i2t, "i2t"}, {t2i, "t2i"}, {score, "score"}});
@@ -119,8 +113,7 @@ CZ_API cz_status cz_model_score(cz_model* model, const cz_tensor* img_global,
     CZ_ARG(!want_attention || attention != nullptr, "output 'attention' is NULL");
     CZ_ARG(model != nullptr, "model is NULL");
     auto r = model->m->score(in(model, img_global, "img_global"), in(model, img_local, "img_local"),
-                             in(model, sentence, "sentence"), in(model, words, "words"),
-                             want_attention != 0);
+                             in(model, sentence, "sentence"), in(model, words, "words"), want_attention != 0);
     // Wrap all or nothing: no leak if a later allocation throws.
     std::unique_ptr<cz_tensor> a(wrap(model, std::move(r.i2t))), b(wrap(model, std::move(r.t2i))),
         c(wrap(model, std::move(r.score)));

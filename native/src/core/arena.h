@@ -20,7 +20,9 @@ class Arena {
   // An aligned slice of `bytes`; throws Error(CZ_ERR_OUT_OF_MEMORY) when the arena is full.
   void* alloc(size_t bytes, size_t align = 64);
   template <typename T>
-  T* alloc_n(size_t n) { return static_cast<T*>(alloc(n * sizeof(T))); }
+  T* alloc_n(size_t n) {
+    return static_cast<T*>(alloc(n * sizeof(T)));
+  }
   size_t mark() const { return used_; }
   void release_to(size_t mark) { used_ = mark < used_ ? mark : used_; }
   void reset() { used_ = 0; }

@@ -12,8 +12,7 @@ std::unique_ptr<Context> Context::create(DeviceType device, int device_index, in
   if (device == DeviceType::CUDA) {
     const CudaStatus& cs = cuda_status();
     CZ_REQUIRE(cs.available, CZ_ERR_UNSUPPORTED, "cuda: unavailable (%s)", cs.reason.c_str());
-    CZ_ARG(device_index < cs.device_count, "cuda device_index %d: only %d device(s)", device_index,
-           cs.device_count);
+    CZ_ARG(device_index < cs.device_count, "cuda device_index %d: only %d device(s)", device_index, cs.device_count);
     std::unique_ptr<Context> ctx(new Context());
     ctx->device_ = device;
     ctx->device_index_ = device_index;
@@ -63,19 +62,21 @@ void Context::release_cached() noexcept {
 }
 
 void Context::upload(const Tensor& dst, const void* src, size_t nbytes) {
-  CZ_ARG(nbytes == dst.nbytes(), "upload: %zu bytes given for a tensor of %zu bytes", nbytes,
-         dst.nbytes());
+  CZ_ARG(nbytes == dst.nbytes(), "upload: %zu bytes given for a tensor of %zu bytes", nbytes, dst.nbytes());
   if (!nbytes) return;
-  if (backend_) backend_->upload(dst.data(), src, nbytes);
-  else std::memcpy(dst.data(), src, nbytes);
+  if (backend_)
+    backend_->upload(dst.data(), src, nbytes);
+  else
+    std::memcpy(dst.data(), src, nbytes);
 }
 
 void Context::download(const Tensor& src, void* dst, size_t nbytes) {
-  CZ_ARG(nbytes == src.nbytes(), "download: buffer of %zu bytes for a tensor of %zu bytes",
-         nbytes, src.nbytes());
+  CZ_ARG(nbytes == src.nbytes(), "download: buffer of %zu bytes for a tensor of %zu bytes", nbytes, src.nbytes());
   if (!nbytes) return;
-  if (backend_) backend_->download(dst, src.data(), nbytes);
-  else std::memcpy(dst, src.data(), nbytes);
+  if (backend_)
+    backend_->download(dst, src.data(), nbytes);
+  else
+    std::memcpy(dst, src.data(), nbytes);
 }
 
 }  // namespace carzero
@@ -95,7 +96,8 @@ std::shared_ptr<DeviceBackend> create_cuda_backend(int) {
   throw_error(CZ_ERR_UNSUPPORTED, "cuda: this build has no CUDA backend");
 }
 std::vector<uint8_t> collective_unique_id() {
-  throw_error(CZ_ERR_UNSUPPORTED, "collectives: this build has no CUDA backend (multi-GPU training needs CUDA and NCCL)");
+  throw_error(CZ_ERR_UNSUPPORTED,
+              "collectives: this build has no CUDA backend (multi-GPU training needs CUDA and NCCL)");
 }
 }  // namespace carzero
 #endif

@@ -48,16 +48,16 @@ class Context {
 // Why CUDA can or cannot be used on this machine, probed once: the build, the driver
 // (libcuda.so.1 opened at run time), the devices, and cuBLAS (libcublas opened at run time).
 struct CudaStatus {
-  bool compiled = false;     // this binary contains the CUDA backend
-  bool driver = false;       // libcuda.so.1 loaded and cuInit succeeded
-  int driver_version = 0;    // cuDriverGetVersion: the newest CUDA the driver supports (13000 = 13.0)
-  int runtime_version = 0;   // the CUDA runtime this binary was built with (0: no CUDA backend)
+  bool compiled = false;        // this binary contains the CUDA backend
+  bool driver = false;          // libcuda.so.1 loaded and cuInit succeeded
+  int driver_version = 0;       // cuDriverGetVersion: the newest CUDA the driver supports (13000 = 13.0)
+  int runtime_version = 0;      // the CUDA runtime this binary was built with (0: no CUDA backend)
   bool driver_too_old = false;  // the driver predates the runtime: the CPU is used, reason says why
   std::string driver_release;   // the kernel module's version (/proc/driver/nvidia/version), if known
   int device_count = 0;
-  std::string cublas_path;   // the cuBLAS library that opened, or empty
+  std::string cublas_path;  // the cuBLAS library that opened, or empty
   bool available = false;
-  std::string reason;        // why not available (empty when available)
+  std::string reason;  // why not available (empty when available)
 };
 const CudaStatus& cuda_status();
 

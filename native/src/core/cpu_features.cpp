@@ -69,8 +69,7 @@ const CpuFeatures& cpu_features() {
 
 CpuIsa cpu_isa_detected() {
   const auto& f = cpu_features();
-  if (f.os_avx512 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.avx2 && f.fma)
-    return CpuIsa::Avx512;
+  if (f.os_avx512 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.avx2 && f.fma) return CpuIsa::Avx512;
   if (f.os_avx && f.avx2 && f.fma) return CpuIsa::Avx2;
   return CpuIsa::Generic;
 }

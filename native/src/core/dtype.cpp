@@ -15,11 +15,15 @@ const char* dtype_name(DType t) {
 }
 
 bool dtype_from_name(const char* name, DType* out) {
-  static const struct { const char* n; DType t; } table[] = {
-      {"f32", DType::F32}, {"bf16", DType::BF16}, {"f16", DType::F16},
-      {"i32", DType::I32}, {"u8", DType::U8}};
+  static const struct {
+    const char* n;
+    DType t;
+  } table[] = {{"f32", DType::F32}, {"bf16", DType::BF16}, {"f16", DType::F16}, {"i32", DType::I32}, {"u8", DType::U8}};
   for (auto& e : table)
-    if (std::strcmp(e.n, name) == 0) { *out = e.t; return true; }
+    if (std::strcmp(e.n, name) == 0) {
+      *out = e.t;
+      return true;
+    }
   return false;
 }
 
@@ -29,10 +33,10 @@ uint16_t f32_to_f16(float f) {
   std::memcpy(&x, &f, 4);
   uint32_t sign = (x >> 16) & 0x8000u;
   uint32_t mag = x & 0x7fffffffu;
-  if (mag > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
+  if (mag > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);   // NaN
   if (mag >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow -> inf
-  if (mag < 0x38800000u) {  // subnormal half (or zero)
-    if (mag < 0x33000000u) return static_cast<uint16_t>(sign);  // rounds to 0
+  if (mag < 0x38800000u) {                                               // subnormal half (or zero)
+    if (mag < 0x33000000u) return static_cast<uint16_t>(sign);           // rounds to 0
     uint32_t e = mag >> 23;
     uint32_t m = (mag & 0x7fffffu) | 0x800000u;
     uint32_t shift = 126 - e;  // 14 + (112 - e) + ... : bring to half subnormal scale
@@ -59,7 +63,10 @@ float f16_to_f32(uint16_t h) {
       x = sign;
     } else {  // subnormal: normalise
       int sh = 0;
-      while (!(m & 0x400u)) { m <<= 1; sh++; }
+      while (!(m & 0x400u)) {
+        m <<= 1;
+        sh++;
+      }
       m &= 0x3ffu;
       x = sign | ((113u - sh) << 23) | (m << 13);
     }

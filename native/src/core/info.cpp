@@ -50,9 +50,7 @@ std::string driver_release() {
   return out;
 }
 
-std::string cuda_version_string(int v) {
-  return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10);
-}
+std::string cuda_version_string(int v) { return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10); }
 
 std::string dl_error() {
   const char* e = dlerror();
@@ -90,20 +88,18 @@ CudaStatus probe_cuda() {
         // cudaErrorInsufficientDriver on the first call.
         s.driver_too_old = true;
         int floor = driver_floor(s.runtime_version);
-        missing.push_back(
-            "NVIDIA driver too old: " +
-            (s.driver_release.empty() ? std::string("the driver") : "driver " + s.driver_release) +
-            " supports CUDA up to " + cuda_version_string(s.driver_version) +
-            ", this build's CUDA " + cuda_version_string(s.runtime_version) + " runtime needs " +
-            (floor ? "an R" + std::to_string(floor) + " or newer driver" : "a newer driver") +
-            " (CUDA " + cuda_version_string(s.runtime_version) + "); running on the CPU");
+        missing.push_back("NVIDIA driver too old: " +
+                          (s.driver_release.empty() ? std::string("the driver") : "driver " + s.driver_release) +
+                          " supports CUDA up to " + cuda_version_string(s.driver_version) + ", this build's CUDA " +
+                          cuda_version_string(s.runtime_version) + " runtime needs " +
+                          (floor ? "an R" + std::to_string(floor) + " or newer driver" : "a newer driver") + " (CUDA " +
+                          cuda_version_string(s.runtime_version) + "); running on the CPU");
       } else if (rc != 0) {
         missing.push_back("cuInit failed with CUresult " + std::to_string(rc) +
                           (rc == 100 ? " (no CUDA-capable device)" : ""));
       } else {
         s.driver = true;
-        if (cu_count(&s.device_count) != 0 || s.device_count == 0)
-          missing.push_back("no CUDA device found");
+        if (cu_count(&s.device_count) != 0 || s.device_count == 0) missing.push_back("no CUDA device found");
       }
     }
     // The driver stays loaded: unloading it while a backend may use it later is unsafe.
@@ -156,19 +152,16 @@ std::string info_json() {
   add(f.avx512_bf16, "avx512_bf16");
   std::string j = "{";
   j += "\"version\":" + json_str(CZ_VERSION_STRING) + ",";
-  j += "\"cpu\":{\"vendor\":" + json_str(f.vendor) + ",\"brand\":" + json_str(f.brand) +
-       ",\"features\":[" + feats + "],\"isa_detected\":" +
-       json_str(cpu_isa_name(cpu_isa_detected())) + ",\"isa\":" +
-       json_str(cpu_isa_name(cpu_isa())) + ",\"bf16_dot\":" +
-       (cpu_has_bf16_dot() ? "true" : "false") + "},";
+  j += "\"cpu\":{\"vendor\":" + json_str(f.vendor) + ",\"brand\":" + json_str(f.brand) + ",\"features\":[" + feats +
+       "],\"isa_detected\":" + json_str(cpu_isa_name(cpu_isa_detected())) +
+       ",\"isa\":" + json_str(cpu_isa_name(cpu_isa())) + ",\"bf16_dot\":" + (cpu_has_bf16_dot() ? "true" : "false") +
+       "},";
   j += "\"threads\":" + std::to_string(ThreadPool::default_threads()) + ",";
   j += "\"cuda\":{\"compiled\":" + std::string(c.compiled ? "true" : "false") +
-       ",\"driver\":" + (c.driver ? "true" : "false") +
-       ",\"driver_version\":" + std::to_string(c.driver_version) +
+       ",\"driver\":" + (c.driver ? "true" : "false") + ",\"driver_version\":" + std::to_string(c.driver_version) +
        ",\"runtime_version\":" + std::to_string(c.runtime_version) +
        ",\"driver_too_old\":" + (c.driver_too_old ? "true" : "false") +
-       ",\"driver_release\":" + json_str(c.driver_release) +
-       ",\"devices\":" + std::to_string(c.device_count) +
+       ",\"driver_release\":" + json_str(c.driver_release) + ",\"devices\":" + std::to_string(c.device_count) +
        ",\"cublas\":" + (c.cublas_path.empty() ? "null" : json_str(c.cublas_path)) +
        ",\"available\":" + (c.available ? "true" : "false") +
        ",\"reason\":" + (c.available ? "null" : json_str(c.reason)) + "}";
@@ -176,9 +169,9 @@ std::string info_json() {
   const img::Codecs ic = img::codecs();
   std::string ts;
   for (const auto& u : ic.dicom_syntaxes) ts += (ts.empty() ? "" : ",") + json_str(u);
-  j += ",\"images\":{\"png\":" + std::string(ic.png ? "true" : "false") +
-       ",\"jpeg\":" + (ic.jpeg ? "true" : "false") + ",\"dicom\":" + (ic.dicom ? "true" : "false") +
-       ",\"versions\":" + json_str(ic.versions) + ",\"dicom_syntaxes\":[" + ts + "]}";
+  j += ",\"images\":{\"png\":" + std::string(ic.png ? "true" : "false") + ",\"jpeg\":" + (ic.jpeg ? "true" : "false") +
+       ",\"dicom\":" + (ic.dicom ? "true" : "false") + ",\"versions\":" + json_str(ic.versions) +
+       ",\"dicom_syntaxes\":[" + ts + "]}";
   j += "}";
   return j;
 }

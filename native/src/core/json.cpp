@@ -25,23 +25,20 @@ bool Value::is_integer() const {
 }
 
 int64_t Value::as_int64(const char* what) const {
-  CZ_REQUIRE(type == Type::Number, CZ_ERR_FORMAT, "%s: expected an integer, got %s", what,
-             type_name(type));
+  CZ_REQUIRE(type == Type::Number, CZ_ERR_FORMAT, "%s: expected an integer, got %s", what, type_name(type));
   // Plain integer text: parse exactly (offsets may exceed 2^53).
   bool plain = !str.empty();
   for (size_t i = 0; i < str.size(); ++i)
-    if (!(std::isdigit(static_cast<unsigned char>(str[i])) || (i == 0 && str[i] == '-')))
-      plain = false;
+    if (!(std::isdigit(static_cast<unsigned char>(str[i])) || (i == 0 && str[i] == '-'))) plain = false;
   if (plain) {
     errno = 0;
     char* end = nullptr;
     long long v = std::strtoll(str.c_str(), &end, 10);
-    CZ_REQUIRE(errno == 0 && end && *end == 0, CZ_ERR_FORMAT, "%s: integer %s is out of range",
-               what, str.c_str());
+    CZ_REQUIRE(errno == 0 && end && *end == 0, CZ_ERR_FORMAT, "%s: integer %s is out of range", what, str.c_str());
     return v;
   }
-  CZ_REQUIRE(is_integer() && std::fabs(num) <= 9007199254740992.0, CZ_ERR_FORMAT,
-             "%s: expected an integer, got %s", what, str.c_str());
+  CZ_REQUIRE(is_integer() && std::fabs(num) <= 9007199254740992.0, CZ_ERR_FORMAT, "%s: expected an integer, got %s",
+             what, str.c_str());
   return static_cast<int64_t>(num);
 }
 
@@ -103,10 +100,14 @@ struct Parser {
     for (int k = 0; k < 4; ++k) {
       char c = s[i++];
       v <<= 4;
-      if (c >= '0' && c <= '9') v |= c - '0';
-      else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
-      else fail("bad hex digit in \\u escape");
+      if (c >= '0' && c <= '9')
+        v |= c - '0';
+      else if (c >= 'a' && c <= 'f')
+        v |= c - 'a' + 10;
+      else if (c >= 'A' && c <= 'F')
+        v |= c - 'A' + 10;
+      else
+        fail("bad hex digit in \\u escape");
     }
     return v;
   }

@@ -20,9 +20,9 @@ class Value {
   Type type = Type::Null;
   bool b = false;
   double num = 0;
-  std::string str;                                     // String; for Number, the source text
-  std::vector<Value> arr;                              // Array
-  std::vector<std::pair<std::string, Value>> obj;      // Object, in source order
+  std::string str;                                 // String; for Number, the source text
+  std::vector<Value> arr;                          // Array
+  std::vector<std::pair<std::string, Value>> obj;  // Object, in source order
 
   bool is_null() const { return type == Type::Null; }
   bool is_object() const { return type == Type::Object; }

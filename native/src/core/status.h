@@ -41,8 +41,8 @@ std::string strfmt(const char* fmt, ...)
 }  // namespace carzero
 
 // CZ_REQUIRE(cond, code, fmt, ...): throw carzero::Error(code, message) when cond is false.
-#define CZ_REQUIRE(cond, code, ...)                       \
-  do {                                                    \
+#define CZ_REQUIRE(cond, code, ...)                           \
+  do {                                                        \
     if (!(cond)) ::carzero::throw_error((code), __VA_ARGS__); \
   } while (0)
 #define CZ_ARG(cond, ...) CZ_REQUIRE(cond, CZ_ERR_INVALID_ARGUMENT, __VA_ARGS__)

@@ -19,15 +19,12 @@ void* host_alloc(size_t nbytes) {
 void host_free(void* p) { std::free(p); }
 
 int64_t checked_numel(const std::vector<int64_t>& shape, const char* what) {
-  CZ_ARG(shape.size() <= CZ_MAX_DIMS, "%s: at most %d dimensions, got %zu", what, CZ_MAX_DIMS,
-         shape.size());
+  CZ_ARG(shape.size() <= CZ_MAX_DIMS, "%s: at most %d dimensions, got %zu", what, CZ_MAX_DIMS, shape.size());
   int64_t n = 1;
   for (size_t i = 0; i < shape.size(); ++i) {
-    CZ_ARG(shape[i] >= 0, "%s: dimension %zu is negative (%lld)", what, i,
-           static_cast<long long>(shape[i]));
+    CZ_ARG(shape[i] >= 0, "%s: dimension %zu is negative (%lld)", what, i, static_cast<long long>(shape[i]));
     if (shape[i] != 0 && n > (int64_t{1} << 40) / shape[i])
-      throw_error(CZ_ERR_INVALID_ARGUMENT, "%s: shape %s is too large", what,
-                  shape_to_string(shape).c_str());
+      throw_error(CZ_ERR_INVALID_ARGUMENT, "%s: shape %s is too large", what, shape_to_string(shape).c_str());
     n *= shape[i];
   }
   return n;
@@ -48,8 +45,7 @@ int64_t Tensor::numel() const {
   return n;
 }
 
-Tensor Tensor::wrap(std::shared_ptr<Storage> s, size_t offset, DType dtype,
-                    std::vector<int64_t> shape) {
+Tensor Tensor::wrap(std::shared_ptr<Storage> s, size_t offset, DType dtype, std::vector<int64_t> shape) {
   Tensor t;
   t.storage_ = std::move(s);
   t.offset_ = offset;

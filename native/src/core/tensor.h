@@ -49,15 +49,16 @@ class Tensor {
   bool defined() const { return storage_ != nullptr; }
   void* data() const { return static_cast<char*>(storage_->data) + offset_; }
   template <typename T>
-  T* ptr() const { return static_cast<T*>(data()); }
+  T* ptr() const {
+    return static_cast<T*>(data());
+  }
   const std::shared_ptr<Storage>& storage() const { return storage_; }
 
   // Same storage, new shape with the same number of elements.
   Tensor reshape(std::vector<int64_t> shape) const;
   std::string shape_str() const;
 
-  static Tensor wrap(std::shared_ptr<Storage> s, size_t offset, DType dtype,
-                     std::vector<int64_t> shape);
+  static Tensor wrap(std::shared_ptr<Storage> s, size_t offset, DType dtype, std::vector<int64_t> shape);
 
  private:
   std::shared_ptr<Storage> storage_;

@@ -59,7 +59,10 @@ void ThreadPool::worker_loop(int) {
     // then sleep on the condition variable.
     bool got = false;
     for (int spin = 0; spin < 20000; ++spin) {
-      if (generation_.load(std::memory_order_acquire) != seen) { got = true; break; }
+      if (generation_.load(std::memory_order_acquire) != seen) {
+        got = true;
+        break;
+      }
 #if defined(__x86_64__)
       __builtin_ia32_pause();
 #endif
@@ -121,8 +124,7 @@ void ThreadPool::run(int64_t n_tasks, const std::function<void(int64_t)>& fn) {
   }
 }
 
-void ThreadPool::parallel_for(int64_t n, int64_t grain,
-                              const std::function<void(int64_t, int64_t)>& fn) {
+void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   if (grain < 1) grain = 1;
   int64_t chunks = static_cast<int64_t>(n_threads_) * 4;

@@ -90,8 +90,8 @@ void add_forward(Exec& ex, float* out, const float* a, const float* b, int64_t n
 }
 
 // da = dout, db = dout (both written, either nullable). da (n), db (n), dout (n)
-void copy2d(Exec& ex, float* dst, int64_t dpitch, const float* src, int64_t spitch,
-            const float* add, int64_t apitch, int64_t width, int64_t height) {
+void copy2d(Exec& ex, float* dst, int64_t dpitch, const float* src, int64_t spitch, const float* add, int64_t apitch,
+            int64_t width, int64_t height) {
   if (!check_copy2d_args(dst, dpitch, src, spitch, add, apitch, width, height)) return;
   const int64_t grain = std::max<int64_t>(1, 16384 / width);
   ex.pool->parallel_for(height, grain, [&](int64_t r0, int64_t r1) {

@@ -22,13 +22,10 @@
 namespace carzero::cpu {
 
 // attention_avx512.cpp
-void attention_forward_range_avx512(const AttnArgs& a, int64_t b, int64_t h, int64_t q0,
-                                    int64_t q1);
-void attention_backward_range_avx512(const AttnArgs& a, const AttnGrads& g, int64_t h,
-                                     int64_t b0, int64_t b1);
+void attention_forward_range_avx512(const AttnArgs& a, int64_t b, int64_t h, int64_t q0, int64_t q1);
+void attention_backward_range_avx512(const AttnArgs& a, const AttnGrads& g, int64_t h, int64_t b0, int64_t b1);
 
 namespace {
-
 
 using FwdFn = void (*)(const AttnArgs&, int64_t, int64_t, int64_t, int64_t);
 using BwdFn = void (*)(const AttnArgs&, const AttnGrads&, int64_t, int64_t, int64_t);
@@ -36,8 +33,7 @@ using BwdFn = void (*)(const AttnArgs&, const AttnGrads&, int64_t, int64_t, int6
 void forward_range_generic(const AttnArgs& a, int64_t b, int64_t h, int64_t q0, int64_t q1) {
   attn::forward_range(a, b, h, q0, q1);
 }
-void backward_range_generic(const AttnArgs& a, const AttnGrads& g, int64_t h, int64_t b0,
-                            int64_t b1) {
+void backward_range_generic(const AttnArgs& a, const AttnGrads& g, int64_t h, int64_t b0, int64_t b1) {
   attn::backward_range(a, g, h, b0, b1);
 }
 
@@ -83,8 +79,7 @@ struct Widened {
     for (int64_t b = 0; b < a.B; ++b)
       for (int64_t t = 0; t < a.Tq; ++t) {
         const int64_t off = b * a.o_bs + t * a.ldo;
-        for (int64_t c = 0; c < C; ++c)
-          dst[off + c] = half ? f32_to_f16(o[off + c]) : f32_to_bf16(o[off + c]);
+        for (int64_t c = 0; c < C; ++c) dst[off + c] = half ? f32_to_f16(o[off + c]) : f32_to_bf16(o[off + c]);
       }
   }
 };
@@ -100,8 +95,7 @@ void attention_forward(Exec& ex, const AttnArgs& a) {
     w.narrow(a);
     return;
   }
-  const FwdFn fn = cpu_isa() == CpuIsa::Avx512 ? attention_forward_range_avx512
-                                                : forward_range_generic;
+  const FwdFn fn = cpu_isa() == CpuIsa::Avx512 ? attention_forward_range_avx512 : forward_range_generic;
   // Split queries only as far as needed to give every thread ~4 units; chunks are multiples of
   // 32 queries (one scratch block) so the K^T copy per unit stays amortised.
   const int64_t bh = a.B * a.NH;
@@ -131,11 +125,9 @@ void attention_backward(Exec& ex, const AttnArgs& a, const AttnGrads& g) {
     attention_backward(ex, w.args, g);
     return;
   }
-  const BwdFn fn = cpu_isa() == CpuIsa::Avx512 ? attention_backward_range_avx512
-                                                : backward_range_generic;
+  const BwdFn fn = cpu_isa() == CpuIsa::Avx512 ? attention_backward_range_avx512 : backward_range_generic;
   // A memory shared across the batch (stride 0) whose gradient is requested: one unit per head.
-  const bool shared = a.B > 1 && ((g.dq && a.q_bs == 0) || (g.dk && a.k_bs == 0) ||
-                                  (g.dv && a.v_bs == 0));
+  const bool shared = a.B > 1 && ((g.dq && a.q_bs == 0) || (g.dk && a.k_bs == 0) || (g.dv && a.v_bs == 0));
   if (shared) {
     ex.pool->run(a.NH, [&](int64_t h) { fn(a, g, h, 0, a.B); });
   } else {

@@ -5,13 +5,11 @@
 
 namespace carzero::cpu {
 
-void attention_forward_range_avx512(const AttnArgs& a, int64_t b, int64_t h, int64_t q0,
-                                    int64_t q1) {
+void attention_forward_range_avx512(const AttnArgs& a, int64_t b, int64_t h, int64_t q0, int64_t q1) {
   attn::forward_range(a, b, h, q0, q1);
 }
 
-void attention_backward_range_avx512(const AttnArgs& a, const AttnGrads& g, int64_t h,
-                                     int64_t b0, int64_t b1) {
+void attention_backward_range_avx512(const AttnArgs& a, const AttnGrads& g, int64_t h, int64_t b0, int64_t b1) {
   attn::backward_range(a, g, h, b0, b1);
 }
 

@@ -42,8 +42,8 @@ inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 // C (kMR x NB) = [C +] A (kMR x K) @ B (K x NB): A rows of stride lda, B rows of stride ldb.
 // When a_trans, A is stored transposed: element (r, k) at a[k * lda + r].
 template <int NB, bool a_trans>
-inline void mm_tile(float* c, int64_t ldc, const float* a, int64_t lda, const float* b,
-                    int64_t ldb, int64_t K, bool accumulate) {
+inline void mm_tile(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb, int64_t K,
+                    bool accumulate) {
   float acc[kMR][NB];
   for (int r = 0; r < kMR; ++r)
     for (int n = 0; n < NB; ++n) acc[r][n] = accumulate ? c[r * ldc + n] : 0.0f;
@@ -61,27 +61,25 @@ inline void mm_tile(float* c, int64_t ldc, const float* a, int64_t lda, const fl
 // C (M x N) = [C +] op(A) (M x K) @ B (K x N); M % kMR == 0, N % 16 == 0.
 // op(A) = A (M x K, stride lda) or, when a_trans, A stored (K x M) with stride lda.
 template <bool a_trans>
-inline void mm(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,
-               int64_t M, int64_t N, int64_t K, bool accumulate) {
+inline void mm(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb, int64_t M, int64_t N,
+               int64_t K, bool accumulate) {
   for (int64_t i = 0; i < M; i += kMR) {
     const float* ai = a_trans ? a + i : a + i * lda;
     int64_t n = 0;
-    for (; n + 32 <= N; n += 32)
-      mm_tile<32, a_trans>(c + i * ldc + n, ldc, ai, lda, b + n, ldb, K, accumulate);
-    for (; n < N; n += 16)
-      mm_tile<16, a_trans>(c + i * ldc + n, ldc, ai, lda, b + n, ldb, K, accumulate);
+    for (; n + 32 <= N; n += 32) mm_tile<32, a_trans>(c + i * ldc + n, ldc, ai, lda, b + n, ldb, K, accumulate);
+    for (; n < N; n += 16) mm_tile<16, a_trans>(c + i * ldc + n, ldc, ai, lda, b + n, ldb, K, accumulate);
   }
 }
 
 // Pointers of one (b, h) slice.
 struct Slice {
-  const float* q;  // (Tq, HS) stride ldq
-  const float* k;  // (Tk, HS) stride ldk
-  const float* v;  // (Tk, HS) stride ldv
-  float* o;        // (Tq, HS) stride ldo
+  const float* q;       // (Tq, HS) stride ldq
+  const float* k;       // (Tk, HS) stride ldk
+  const float* v;       // (Tk, HS) stride ldv
+  float* o;             // (Tq, HS) stride ldo
   const uint8_t* mask;  // (Tk) or null
-  float* lse;      // (Tq) or null
-  float* probs;    // (Tq, Tk) or null
+  float* lse;           // (Tq) or null
+  float* probs;         // (Tq, Tk) or null
 };
 
 inline Slice slice(const AttnArgs& a, int64_t b, int64_t h) {
@@ -103,8 +101,7 @@ inline void fill_mask_bias(float* bias, const uint8_t* mask, int64_t Tk, int64_t
 }
 
 // dst (HS x TkP) = src^T for src (Tk, HS) with row stride ld; columns j >= Tk zero.
-inline void transpose_in(float* dst, const float* src, int64_t ld, int64_t Tk, int64_t TkP,
-                         int64_t HS) {
+inline void transpose_in(float* dst, const float* src, int64_t ld, int64_t Tk, int64_t TkP, int64_t HS) {
   for (int64_t d = 0; d < HS; ++d) std::memset(dst + d * TkP + Tk, 0, (TkP - Tk) * sizeof(float));
   for (int64_t j = 0; j < Tk; ++j) {
     const float* row = src + j * ld;
@@ -113,8 +110,8 @@ inline void transpose_in(float* dst, const float* src, int64_t ld, int64_t Tk, i
 }
 
 // dst (rows x HSP) = src (n, HS) * mul with row stride ld; padding rows/columns zero.
-inline void copy_rows(float* dst, int64_t HSP, const float* src, int64_t ld, int64_t n,
-                      int64_t rows, int64_t HS, float mul) {
+inline void copy_rows(float* dst, int64_t HSP, const float* src, int64_t ld, int64_t n, int64_t rows, int64_t HS,
+                      float mul) {
   for (int64_t i = 0; i < rows; ++i) {
     float* d = dst + i * HSP;
     if (i < n) {
@@ -173,8 +170,7 @@ inline void forward_range(const AttnArgs& a, int64_t b, int64_t h, int64_t q0, i
   const int64_t TkP = round_up(std::max<int64_t>(Tk, 1), 16), HSP = round_up(HS, 16);
   const int64_t BQ = std::min(kQB, round_up(nq, kMR));
   // scratch: kt (HS x TkP) | vs (TkP x HSP) | qs (BQ x HS) | sc (BQ x TkP) | o (BQ x HSP) | bias
-  std::vector<float> buf(static_cast<size_t>(HS * TkP + TkP * HSP + BQ * HS + BQ * TkP +
-                                             BQ * HSP + TkP));
+  std::vector<float> buf(static_cast<size_t>(HS * TkP + TkP * HSP + BQ * HS + BQ * TkP + BQ * HSP + TkP));
   float* kt = buf.data();
   float* vs = kt + HS * TkP;
   float* qs = vs + TkP * HSP;
@@ -208,8 +204,7 @@ inline void forward_range(const AttnArgs& a, int64_t b, int64_t h, int64_t q0, i
       if (s.probs) std::memcpy(s.probs + (qb + i) * Tk, si, Tk * sizeof(float));
     }
     mm<false>(o, HSP, sc, TkP, vs, HSP, rows, HSP, TkP, false);  // o = P V
-    for (int64_t i = 0; i < nb; ++i)
-      std::memcpy(s.o + (qb + i) * a.ldo, o + i * HSP, HS * sizeof(float));
+    for (int64_t i = 0; i < nb; ++i) std::memcpy(s.o + (qb + i) * a.ldo, o + i * HSP, HS * sizeof(float));
   }
 }
 
@@ -257,8 +252,7 @@ inline void backward_direct(const AttnArgs& a, const AttnGrads& g, int64_t b, in
 
 // Backward for head h over batch items [b0, b1) (several items only when a K/V/Q memory is
 // shared across the batch, so that one task owns every write to it). All gradients +=.
-inline void backward_range(const AttnArgs& a, const AttnGrads& g, int64_t h, int64_t b0,
-                           int64_t b1) {
+inline void backward_range(const AttnArgs& a, const AttnGrads& g, int64_t h, int64_t b0, int64_t b1) {
   const int64_t HS = a.HS, Tk = a.Tk, Tq = a.Tq;
   if (Tq < 8) {  // too few queries to amortise the transposed copies of K and V
     for (int64_t b = b0; b < b1; ++b) backward_direct(a, g, b, h);
@@ -269,8 +263,7 @@ inline void backward_range(const AttnArgs& a, const AttnGrads& g, int64_t h, int
   const bool need_ds = g.dq || g.dk;
   // scratch: kt, vt (HS x TkP) | ks, dkacc, dvacc (TkP x HSP) | qs, dos, dqb (BQ x HSP) |
   //          p, ds (BQ x TkP) | bias (TkP)
-  std::vector<float> buf(static_cast<size_t>(2 * HS * TkP + 3 * TkP * HSP + 3 * BQ * HSP +
-                                             2 * BQ * TkP + TkP));
+  std::vector<float> buf(static_cast<size_t>(2 * HS * TkP + 3 * TkP * HSP + 3 * BQ * HSP + 2 * BQ * TkP + TkP));
   float* kt = buf.data();
   float* vt = kt + HS * TkP;
   float* ks = vt + HS * TkP;
@@ -299,9 +292,9 @@ inline void backward_range(const AttnArgs& a, const AttnGrads& g, int64_t h, int
 
     for (int64_t qb = 0; qb < Tq; qb += BQ) {
       const int64_t nb = std::min(BQ, Tq - qb), rows = round_up(nb, kMR);
-      copy_rows(qs, HSP, s.q + qb * a.ldq, a.ldq, nb, rows, HS, scale);   // scale Q
-      copy_rows(dos, HSP, dout + qb * a.ldo, a.ldo, nb, rows, HS, 1.0f);  // dO
-      mm<false>(p, TkP, qs, HSP, kt, TkP, rows, TkP, HS, false);           // S
+      copy_rows(qs, HSP, s.q + qb * a.ldq, a.ldq, nb, rows, HS, scale);          // scale Q
+      copy_rows(dos, HSP, dout + qb * a.ldo, a.ldo, nb, rows, HS, 1.0f);         // dO
+      mm<false>(p, TkP, qs, HSP, kt, TkP, rows, TkP, HS, false);                 // S
       if (need_ds) mm<false>(ds, TkP, dos, HSP, vt, TkP, rows, TkP, HS, false);  // dP
       for (int64_t i = 0; i < rows; ++i) {
         float* pi = p + i * TkP;

@@ -38,10 +38,9 @@ void convert(Exec& ex, void* dst, DType dst_type, const void* src, DType src_typ
   require_size(op, "n", n);
   CZ_ARG(valid(dst_type), "%s: dst_type = %d is not a dtype", op, static_cast<int>(dst_type));
   CZ_ARG(valid(src_type), "%s: src_type = %d is not a dtype", op, static_cast<int>(src_type));
-  const bool ok = dst_type == src_type || is_float(dst_type) ||
-                  (dst_type == DType::I32 && src_type == DType::U8);
-  CZ_REQUIRE(ok, CZ_ERR_UNSUPPORTED, "%s: unsupported dtype pair %s -> %s", op,
-             dtype_name(src_type), dtype_name(dst_type));
+  const bool ok = dst_type == src_type || is_float(dst_type) || (dst_type == DType::I32 && src_type == DType::U8);
+  CZ_REQUIRE(ok, CZ_ERR_UNSUPPORTED, "%s: unsupported dtype pair %s -> %s", op, dtype_name(src_type),
+             dtype_name(dst_type));
   if (n == 0) return;
   require_ptr(op, "dst", dst, true);
   require_ptr(op, "src", src, true);
@@ -86,8 +85,7 @@ void convert(Exec& ex, void* dst, DType dst_type, const void* src, DType src_typ
         for (int64_t i = b; i < e; ++i) d[i] = s[i];
         break;
       }
-      case DType::U8:
-        break;  // unreachable: refused above
+      case DType::U8: break;  // unreachable: refused above
     }
   });
 }

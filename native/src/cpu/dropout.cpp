@@ -50,8 +50,7 @@ void validate(const char* op, int64_t n, float p) {
 
 // out[i] = keep(i) ? in[i] / (1 - p) : 0, keep(i) = uniform(seed, offset + i) >= p.
 // p == 0 copies (every uniform is >= 0); p == 1 zeroes (scale would be inf).
-void apply_mask(Exec& ex, float* out, const float* in, int64_t n, float p, uint64_t seed,
-                uint64_t offset) {
+void apply_mask(Exec& ex, float* out, const float* in, int64_t n, float p, uint64_t seed, uint64_t offset) {
   if (p == 0.0f) {
     if (out != in) std::memcpy(out, in, static_cast<size_t>(n) * sizeof(float));
     return;
@@ -65,8 +64,7 @@ void apply_mask(Exec& ex, float* out, const float* in, int64_t n, float p, uint6
   ex.pool->parallel_for(n, kGrain, [&](int64_t s, int64_t e) {
     for (int64_t i = s; i < e; ++i) {
       const uint64_t c = offset + static_cast<uint64_t>(i);
-      const float u = word_to_uniform(
-          philox_word0(static_cast<uint32_t>(c), static_cast<uint32_t>(c >> 32), k0, k1));
+      const float u = word_to_uniform(philox_word0(static_cast<uint32_t>(c), static_cast<uint32_t>(c >> 32), k0, k1));
       out[i] = u >= p ? in[i] * inv_keep : 0.0f;
     }
   });
@@ -75,14 +73,11 @@ void apply_mask(Exec& ex, float* out, const float* in, int64_t n, float p, uint6
 }  // namespace
 
 float philox_uniform(uint64_t seed, uint64_t counter) {
-  return word_to_uniform(philox_word0(static_cast<uint32_t>(counter),
-                                      static_cast<uint32_t>(counter >> 32),
-                                      static_cast<uint32_t>(seed),
-                                      static_cast<uint32_t>(seed >> 32)));
+  return word_to_uniform(philox_word0(static_cast<uint32_t>(counter), static_cast<uint32_t>(counter >> 32),
+                                      static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)));
 }
 
-void dropout_forward(Exec& ex, float* out, const float* inp, int64_t n, float p, uint64_t seed,
-                     uint64_t offset) {
+void dropout_forward(Exec& ex, float* out, const float* inp, int64_t n, float p, uint64_t seed, uint64_t offset) {
   validate("dropout_forward", n, p);
   if (n == 0) return;
   require_ptr("dropout_forward", "out", out, true);
@@ -91,8 +86,7 @@ void dropout_forward(Exec& ex, float* out, const float* inp, int64_t n, float p,
 }
 
 // dinp (=) = dout masked and scaled exactly as the forward (the same (seed, offset)).
-void dropout_backward(Exec& ex, float* dinp, const float* dout, int64_t n, float p,
-                      uint64_t seed, uint64_t offset) {
+void dropout_backward(Exec& ex, float* dinp, const float* dout, int64_t n, float p, uint64_t seed, uint64_t offset) {
   validate("dropout_backward", n, p);
   if (n == 0) return;
   require_ptr("dropout_backward", "dinp", dinp, true);

@@ -14,14 +14,13 @@ namespace {
 // Every id is checked before anything is written, so a bad id leaves out/dtable untouched.
 void check_ids(const char* op, const int32_t* ids, int64_t N, int64_t V) {
   for (int64_t i = 0; i < N; ++i)
-    CZ_ARG(ids[i] >= 0 && ids[i] < V, "%s: ids[%lld] = %d is outside [0, %lld)", op,
-           static_cast<long long>(i), ids[i], static_cast<long long>(V));
+    CZ_ARG(ids[i] >= 0 && ids[i] < V, "%s: ids[%lld] = %d is outside [0, %lld)", op, static_cast<long long>(i), ids[i],
+           static_cast<long long>(V));
 }
 }  // namespace
 
 // out[i, :] = table[ids[i], :]
-void embedding_forward(Exec& ex, float* out, const int32_t* ids, const float* table, int64_t N,
-                       int64_t V, int64_t C) {
+void embedding_forward(Exec& ex, float* out, const int32_t* ids, const float* table, int64_t N, int64_t V, int64_t C) {
   const char* op = "embedding";
   require_size(op, "N", N);
   require_size(op, "V", V);
@@ -42,8 +41,8 @@ void embedding_forward(Exec& ex, float* out, const int32_t* ids, const float* ta
 // dtable[ids[i], :] += dout[i, :]   (+=, a parameter gradient)
 // Repeated ids would race if rows were split across threads, so threads split the channels:
 // each owns a column range of dtable and visits all N rows in order (deterministic).
-void embedding_backward(Exec& ex, float* dtable, const float* dout, const int32_t* ids,
-                        int64_t N, int64_t V, int64_t C) {
+void embedding_backward(Exec& ex, float* dtable, const float* dout, const int32_t* ids, int64_t N, int64_t V,
+                        int64_t C) {
   const char* op = "embedding_backward";
   require_size(op, "N", N);
   require_size(op, "V", V);

@@ -47,7 +47,6 @@ int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // ---- validation ---------------------------------------------------------------------------------
 
-
 // ---- scratch buffers ----------------------------------------------------------------------------
 
 // A growing, 64-byte-aligned buffer, one per thread (thread_local), reused across calls: packed
@@ -88,15 +87,17 @@ float act_scalar(float z, Act act) {
 }
 
 // Finishes a tile held in acc (rows of stride acc_ld): see TileEpilogue.
-void finish_tile_scalar(const float* acc, int64_t acc_ld, float* c, int64_t ldc, int64_t mv,
-                        int64_t nv, const TileEpilogue& ep) {
+void finish_tile_scalar(const float* acc, int64_t acc_ld, float* c, int64_t ldc, int64_t mv, int64_t nv,
+                        const TileEpilogue& ep) {
   for (int64_t r = 0; r < mv; ++r) {
     float* cr = c + r * ldc;
     float* pr = ep.preact ? ep.preact + r * ldc : nullptr;
     for (int64_t j = 0; j < nv; ++j) {
       float z = ep.alpha * acc[r * acc_ld + j];
-      if (!ep.first) z += cr[j];
-      else if (ep.beta != 0.0f) z += ep.beta * cr[j];
+      if (!ep.first)
+        z += cr[j];
+      else if (ep.beta != 0.0f)
+        z += ep.beta * cr[j];
       if (ep.last) {
         if (ep.bias) z += ep.bias[j];
         if (pr) pr[j] = z;
@@ -118,8 +119,8 @@ float load_elem(const PackSrc& s, int64_t r, int64_t p) {
 constexpr int kGenericMR = 4, kGenericNR = 16;
 
 // C tile (4 x 16) from F32 panels; the inner loop over 16 columns vectorises with baseline SSE2.
-void kernel_generic_4x16(int64_t kc, const void* a_panel, const void* b_panel, float* c,
-                         int64_t ldc, int64_t mv, int64_t nv, const TileEpilogue& ep) {
+void kernel_generic_4x16(int64_t kc, const void* a_panel, const void* b_panel, float* c, int64_t ldc, int64_t mv,
+                         int64_t nv, const TileEpilogue& ep) {
   const float* a = static_cast<const float*>(a_panel);
   const float* b = static_cast<const float*>(b_panel);
   float acc[kGenericMR][kGenericNR] = {};
@@ -137,8 +138,7 @@ void kernel_generic_4x16(int64_t kc, const void* a_panel, const void* b_panel, f
 
 namespace gemm_detail {
 
-void pack_generic(const PackSrc& s, int64_t r0, int64_t rows, int64_t p0, int64_t kc, int w,
-                  PackFmt fmt, void* dst) {
+void pack_generic(const PackSrc& s, int64_t r0, int64_t rows, int64_t p0, int64_t kc, int w, PackFmt fmt, void* dst) {
   const int64_t panels = ceil_div(rows, w);
   const int64_t pbytes = panel_bytes(kc, w, fmt);
   for (int64_t q = 0; q < panels; ++q) {
@@ -229,18 +229,15 @@ struct SharedA {
 
 // One task: C[b] rows [i0, i1) x columns [j0, j1). j0 is a multiple of NR when shared B is used,
 // i0 a multiple of MR when shared A is.
-void run_task(const KernelSet& ks, const GemmArgs& g, int64_t b, int64_t i0, int64_t i1,
-              int64_t j0, int64_t j1, const SharedB* sb, const SharedA* sa_shared = nullptr) {
+void run_task(const KernelSet& ks, const GemmArgs& g, int64_t b, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
+              const SharedB* sb, const SharedA* sa_shared = nullptr) {
   const int64_t K = g.k, MR = ks.mr, NR = ks.nr;
   const int64_t rows = i1 - i0, a_panels = ceil_div(rows, MR);
   const PackSrc sa = view_a(g, b), sbt = view_bt(g, b);
   float* C = static_cast<float*>(g.c) + b * g.stride_c;
   float* P = g.act != Act::None && g.preact ? g.preact + b * g.stride_c : nullptr;
-  char* abuf = sa_shared ? nullptr
-                         : static_cast<char*>(tl_pack_a.get(a_panels * panel_bytes(ks.kc, MR, ks.fmt)));
-  char* bbuf = sb ? nullptr
-                  : static_cast<char*>(tl_pack_b.get(ceil_div(ks.nc, NR) *
-                                                     panel_bytes(ks.kc, NR, ks.fmt)));
+  char* abuf = sa_shared ? nullptr : static_cast<char*>(tl_pack_a.get(a_panels * panel_bytes(ks.kc, MR, ks.fmt)));
+  char* bbuf = sb ? nullptr : static_cast<char*>(tl_pack_b.get(ceil_div(ks.nc, NR) * panel_bytes(ks.kc, NR, ks.fmt)));
   TileEpilogue ep;
   ep.alpha = g.alpha;
   ep.beta = g.beta;
@@ -250,8 +247,7 @@ void run_task(const KernelSet& ks, const GemmArgs& g, int64_t b, int64_t i0, int
     const int64_t apb = panel_bytes(kc, MR, ks.fmt), bpb = panel_bytes(kc, NR, ks.fmt);
     const char* ablock;
     if (sa_shared) {
-      ablock = sa_shared->data + (p0 / ks.kc) * sa_shared->m_panels * panel_bytes(ks.kc, MR, ks.fmt) +
-               (i0 / MR) * apb;
+      ablock = sa_shared->data + (p0 / ks.kc) * sa_shared->m_panels * panel_bytes(ks.kc, MR, ks.fmt) + (i0 / MR) * apb;
     } else {
       ks.pack(sa, i0, rows, p0, kc, ks.mr, ks.fmt, abuf);
       ablock = abuf;
@@ -262,8 +258,7 @@ void run_task(const KernelSet& ks, const GemmArgs& g, int64_t b, int64_t i0, int
       const int64_t nb = std::min(ks.nc, j1 - jb);
       const char* bblock;
       if (sb) {
-        bblock = sb->data + (p0 / ks.kc) * sb->n_panels * panel_bytes(ks.kc, NR, ks.fmt) +
-                 (jb / NR) * bpb;
+        bblock = sb->data + (p0 / ks.kc) * sb->n_panels * panel_bytes(ks.kc, NR, ks.fmt) + (jb / NR) * bpb;
       } else {
         ks.pack(sbt, jb, nb, p0, kc, ks.nr, ks.fmt, bbuf);
         bblock = bbuf;
@@ -285,8 +280,8 @@ void run_task(const KernelSet& ks, const GemmArgs& g, int64_t b, int64_t i0, int
 // Packs all `rows` rows of a view into w-row panels (w = NR for B, MR for A) in the SharedB
 // layout (K block q at q * panels * panel_bytes(KC, w), each block's panels consecutive), in
 // parallel over (K block, panel group). ks.kc is the call's (equalised) K block.
-void pack_all(Exec& ex, const KernelSet& ks, const PackSrc& sbt, int64_t rows, int64_t K, int w,
-              char* buf, int threads) {
+void pack_all(Exec& ex, const KernelSet& ks, const PackSrc& sbt, int64_t rows, int64_t K, int w, char* buf,
+              int threads) {
   const int64_t NR = w;
   const int64_t n_panels = ceil_div(rows, NR), k_blocks = ceil_div(K, ks.kc);
   const int64_t group = std::max<int64_t>(1, std::min<int64_t>(16, ceil_div(n_panels * k_blocks, threads * 4)));
@@ -295,12 +290,13 @@ void pack_all(Exec& ex, const KernelSet& ks, const PackSrc& sbt, int64_t rows, i
     const int64_t q = t / groups, gi = t % groups;
     const int64_t p0 = q * ks.kc, kc = std::min(ks.kc, K - p0);
     const int64_t j = gi * group * NR, cols = std::min(group * NR, rows - j);
-    char* dst = buf + q * n_panels * panel_bytes(ks.kc, NR, ks.fmt) +
-                gi * group * panel_bytes(kc, NR, ks.fmt);
+    char* dst = buf + q * n_panels * panel_bytes(ks.kc, NR, ks.fmt) + gi * group * panel_bytes(kc, NR, ks.fmt);
     ks.pack(sbt, j, cols, p0, kc, w, ks.fmt, dst);
   };
-  if (threads > 1 && k_blocks * groups > 1) ex.pool->run(k_blocks * groups, pack_task);
-  else for (int64_t t = 0; t < k_blocks * groups; ++t) pack_task(t);
+  if (threads > 1 && k_blocks * groups > 1)
+    ex.pool->run(k_blocks * groups, pack_task);
+  else
+    for (int64_t t = 0; t < k_blocks * groups; ++t) pack_task(t);
 }
 // All of op(B)^T (N x K) in the SharedB layout: what a shared or prepacked B holds.
 void pack_shared_b(Exec& ex, const KernelSet& ks, const GemmArgs& g, char* buf, int threads) {
@@ -313,8 +309,7 @@ void pack_shared_b(Exec& ex, const KernelSet& ks, const GemmArgs& g, char* buf, 
 int64_t equal_kc(int64_t kc, int64_t k) { return std::min(kc, round_up(ceil_div(k, ceil_div(k, kc)), 32)); }
 
 // The panels of pw for kernel set ks (kc already equalised for g.k), packed on first use.
-const char* prepacked_panels(Exec& ex, const KernelSet& ks, const GemmArgs& g, PackedWeight& pw,
-                             int threads);
+const char* prepacked_panels(Exec& ex, const KernelSet& ks, const GemmArgs& g, PackedWeight& pw, int threads);
 
 // K = 0: C = act(beta C + bias); nothing to multiply.
 void run_k0(const GemmArgs& g) {
@@ -392,16 +387,13 @@ void run_gemm(Exec& ex, const GemmArgs& g, const KernelSet& kernels, PackedWeigh
   const int64_t shared_bytes = k_blocks * n_panels * panel_bytes(ks.kc, NR, ks.fmt);
   SharedB sb;
   sb.n_panels = n_panels;
-  const bool use_shared =
-      prepacked ||
-      (b_shared && (rc > 1 || g.batch > 1) && shared_bytes <= (int64_t(256) << 20));
+  const bool use_shared = prepacked || (b_shared && (rc > 1 || g.batch > 1) && shared_bytes <= (int64_t(256) << 20));
   SharedA sa;
   if (prepacked) {
     sb.data = prepacked_panels(ex, ks, g, *pw, threads);
     if (fine && cc > 1) {  // A packed once for every column chunk
       sa.m_panels = ceil_div(g.m, MR);
-      char* buf = static_cast<char*>(
-          tl_shared_a.get(k_blocks * sa.m_panels * panel_bytes(ks.kc, MR, ks.fmt)));
+      char* buf = static_cast<char*>(tl_shared_a.get(k_blocks * sa.m_panels * panel_bytes(ks.kc, MR, ks.fmt)));
       pack_all(ex, ks, view_a(g, 0), g.m, g.k, ks.mr, buf, threads);
       sa.data = buf;
     }
@@ -414,11 +406,13 @@ void run_gemm(Exec& ex, const GemmArgs& g, const KernelSet& kernels, PackedWeigh
   auto task = [&](int64_t t) {
     const int64_t b = t / per_item, r = (t % per_item) / cc, c = t % cc;
     const int64_t i0 = r * rows_per, j0 = c * cols_per;
-    run_task(ks, g, b, i0, std::min(g.m, i0 + rows_per), j0, std::min(g.n, j0 + cols_per),
-             use_shared ? &sb : nullptr, sa.data ? &sa : nullptr);
+    run_task(ks, g, b, i0, std::min(g.m, i0 + rows_per), j0, std::min(g.n, j0 + cols_per), use_shared ? &sb : nullptr,
+             sa.data ? &sa : nullptr);
   };
-  if (n_tasks > 1 && threads > 1) ex.pool->run(n_tasks, task);
-  else for (int64_t t = 0; t < n_tasks; ++t) task(t);
+  if (n_tasks > 1 && threads > 1)
+    ex.pool->run(n_tasks, task);
+  else
+    for (int64_t t = 0; t < n_tasks; ++t) task(t);
 }
 
 KernelSet select_kernels(CpuIsa isa, DType compute, bool bf16_dot) {
@@ -447,16 +441,16 @@ namespace {
 
 // The strided span of an operand (items x rows x cols, row stride ld, item stride) as fp32
 // values rounded through IEEE half: what an fp16 GEMM multiplies.
-std::vector<float> f16_rounded(Exec& ex, const void* p, DType t, int64_t rows, int64_t cols,
-                               int64_t ld, int64_t stride, int64_t batch) {
+std::vector<float> f16_rounded(Exec& ex, const void* p, DType t, int64_t rows, int64_t cols, int64_t ld, int64_t stride,
+                               int64_t batch) {
   const int64_t items = stride > 0 ? batch : 1;
   const int64_t n = (rows == 0 || cols == 0) ? 0 : (items - 1) * stride + (rows - 1) * ld + cols;
   std::vector<float> v(static_cast<size_t>(n));
   ex.pool->run((n + 65535) / 65536, [&](int64_t c) {
     const int64_t e = std::min(n, (c + 1) * 65536);
     for (int64_t i = c * 65536; i < e; ++i) {
-      const float x = t == DType::BF16 ? bf16_to_f32(static_cast<const uint16_t*>(p)[i])
-                                       : static_cast<const float*>(p)[i];
+      const float x =
+          t == DType::BF16 ? bf16_to_f32(static_cast<const uint16_t*>(p)[i]) : static_cast<const float*>(p)[i];
       v[i] = f16_to_f32(f32_to_f16(x));
     }
   });
@@ -513,10 +507,10 @@ void gemm(Exec& ex, const GemmArgs& g) {
   if (g.compute == DType::F16) {
     if (g.batch == 0 || g.m == 0 || g.n == 0) return;
     GemmArgs f = g;
-    std::vector<float> a = f16_rounded(ex, g.a, g.a_type, g.trans_a ? g.k : g.m,
-                                       g.trans_a ? g.m : g.k, g.lda, g.stride_a, g.batch);
-    std::vector<float> b = f16_rounded(ex, g.b, g.b_type, g.trans_b ? g.n : g.k,
-                                       g.trans_b ? g.k : g.n, g.ldb, g.stride_b, g.batch);
+    std::vector<float> a =
+        f16_rounded(ex, g.a, g.a_type, g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k, g.lda, g.stride_a, g.batch);
+    std::vector<float> b =
+        f16_rounded(ex, g.b, g.b_type, g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, g.ldb, g.stride_b, g.batch);
     f.a = a.data(), f.a_type = DType::F32;
     f.b = b.data(), f.b_type = DType::F32;
     f.compute = DType::F32;
@@ -549,8 +543,7 @@ struct PackedWeight::Store {
 
 PackedWeight::PackedWeight(const void* w, DType wt, int64_t n, int64_t k)
     : w_(w), wt_(wt), n_(n), k_(k), store_(std::make_unique<Store>()) {
-  CZ_ARG(wt == DType::F32 || wt == DType::BF16, "PackedWeight: dtype %s (F32 or BF16 only)",
-         dtype_name(wt));
+  CZ_ARG(wt == DType::F32 || wt == DType::BF16, "PackedWeight: dtype %s (F32 or BF16 only)", dtype_name(wt));
   CZ_ARG(n >= 0 && k >= 0, "PackedWeight: negative shape (%lld, %lld)", (long long)n, (long long)k);
 }
 
@@ -564,27 +557,23 @@ size_t PackedWeight::bytes() const {
 }
 
 bool PackedWeight::matches(const GemmArgs& g) const {
-  return w_ != nullptr && g.b == w_ && g.trans_b && g.b_type == wt_ && g.n == n_ && g.k == k_ &&
-         g.ldb == k_ && (g.batch == 1 || g.stride_b == 0) &&
-         (g.compute == DType::F32 || g.compute == DType::BF16);
+  return w_ != nullptr && g.b == w_ && g.trans_b && g.b_type == wt_ && g.n == n_ && g.k == k_ && g.ldb == k_ &&
+         (g.batch == 1 || g.stride_b == 0) && (g.compute == DType::F32 || g.compute == DType::BF16);
 }
 
 namespace {
 
-const char* prepacked_panels(Exec& ex, const KernelSet& ks, const GemmArgs& g, PackedWeight& pw,
-                             int threads) {
+const char* prepacked_panels(Exec& ex, const KernelSet& ks, const GemmArgs& g, PackedWeight& pw, int threads) {
   PackedWeight::Store& st = *pw.store_for_gemm();
   std::lock_guard<std::mutex> lk(st.mu);
   for (const PackedWeight::Store::Entry& e : st.entries)
-    if (e.kernel == ks.kernel && e.pack == ks.pack && e.fmt == ks.fmt && e.mr == ks.mr &&
-        e.nr == ks.nr && e.kc == ks.kc)
+    if (e.kernel == ks.kernel && e.pack == ks.pack && e.fmt == ks.fmt && e.mr == ks.mr && e.nr == ks.nr &&
+        e.kc == ks.kc)
       return static_cast<const char*>(e.data);
   const int64_t n_panels = ceil_div(g.n, ks.nr), k_blocks = ceil_div(g.k, ks.kc);
-  const size_t bytes =
-      static_cast<size_t>(round_up(k_blocks * n_panels * panel_bytes(ks.kc, ks.nr, ks.fmt), 64));
+  const size_t bytes = static_cast<size_t>(round_up(k_blocks * n_panels * panel_bytes(ks.kc, ks.nr, ks.fmt), 64));
   void* data = std::aligned_alloc(64, bytes);
-  CZ_REQUIRE(data, CZ_ERR_OUT_OF_MEMORY, "gemm: cannot allocate %zu bytes of prepacked weight",
-             bytes);
+  CZ_REQUIRE(data, CZ_ERR_OUT_OF_MEMORY, "gemm: cannot allocate %zu bytes of prepacked weight", bytes);
   try {
     pack_shared_b(ex, ks, g, static_cast<char*>(data), threads);
     st.entries.push_back({ks.kernel, ks.pack, ks.fmt, ks.mr, ks.nr, ks.kc, data, bytes});
@@ -634,21 +623,17 @@ float act_grad(float x, Act act) {
 
 }  // namespace
 
-void gemm_backward(Exec& ex, const GemmArgs& f, const float* dc, float* da, float* db,
-                   float* dbias) {
+void gemm_backward(Exec& ex, const GemmArgs& f, const float* dc, float* da, float* db, float* dbias) {
   check_gemm_args(f, "gemm_backward");
   CZ_ARG(f.a_type == DType::F32 && f.b_type == DType::F32,
-         "gemm_backward: only F32 operands are supported (a_type %s, b_type %s)",
-         dtype_name(f.a_type), dtype_name(f.b_type));
-  CZ_ARG(f.c_type == DType::F32, "gemm_backward: c_type %s: only an F32 C is supported",
-         dtype_name(f.c_type));
-  CZ_ARG(f.beta == 0.0f, "gemm_backward: beta (%g) must have been 0 in the forward",
-         static_cast<double>(f.beta));
+         "gemm_backward: only F32 operands are supported (a_type %s, b_type %s)", dtype_name(f.a_type),
+         dtype_name(f.b_type));
+  CZ_ARG(f.c_type == DType::F32, "gemm_backward: c_type %s: only an F32 C is supported", dtype_name(f.c_type));
+  CZ_ARG(f.beta == 0.0f, "gemm_backward: beta (%g) must have been 0 in the forward", static_cast<double>(f.beta));
   const int64_t M = f.m, N = f.n, B = f.batch;
   if (B == 0 || M == 0 || N == 0) return;
   CZ_ARG(dc, "gemm_backward: dc is null with m (%lld) x n (%lld) > 0", (long long)M, (long long)N);
-  CZ_ARG(f.act == Act::None || f.preact,
-         "gemm_backward: preact is null but act is %d (the forward must store it)",
+  CZ_ARG(f.act == Act::None || f.preact, "gemm_backward: preact is null but act is %d (the forward must store it)",
          static_cast<int>(f.act));
   const int threads = ex.pool ? ex.pool->size() : 1;
 
@@ -666,8 +651,10 @@ void gemm_backward(Exec& ex, const GemmArgs& f, const float* dc, float* da, floa
         for (int64_t j = 0; j < N; ++j) o[j] = d[j] * act_grad(x[j], f.act);
       }
     };
-    if (threads > 1) ex.pool->parallel_for(B * M, 16, rows_fn);
-    else rows_fn(0, B * M);
+    if (threads > 1)
+      ex.pool->parallel_for(B * M, 16, rows_fn);
+    else
+      rows_fn(0, B * M);
     dz = buf;
     ld_dz = N;
     stride_dz = M * N;
@@ -684,8 +671,10 @@ void gemm_backward(Exec& ex, const GemmArgs& f, const float* dc, float* da, floa
         }
       for (int64_t j = j0; j < j1; ++j) dbias[j] += static_cast<float>(s[j - j0]);
     };
-    if (threads > 1) ex.pool->parallel_for(N, 64, cols_fn);
-    else cols_fn(0, N);
+    if (threads > 1)
+      ex.pool->parallel_for(N, 64, cols_fn);
+    else
+      cols_fn(0, N);
   }
   gemm_backward_products(ex, gemm, f, dz, ld_dz, stride_dz, da, db);
 }

@@ -47,8 +47,7 @@ inline __m256i lane_mask(int64_t n) {
 }
 
 template <int MR, int NV>
-inline void store_tile(__m256 (&acc)[MR][NV], float* c, int64_t ldc, int64_t mv, int64_t nv,
-                       const TileEpilogue& ep) {
+inline void store_tile(__m256 (&acc)[MR][NV], float* c, int64_t ldc, int64_t mv, int64_t nv, const TileEpilogue& ep) {
   __m256i mask[NV];
   for (int v = 0; v < NV; ++v) mask[v] = lane_mask(nv - v * 8);
   const __m256 alpha = _mm256_set1_ps(ep.alpha);
@@ -56,8 +55,7 @@ inline void store_tile(__m256 (&acc)[MR][NV], float* c, int64_t ldc, int64_t mv,
   const __m256 cscale = _mm256_set1_ps(ep.first ? ep.beta : 1.0f);
   __m256 bias[NV];
   for (int v = 0; v < NV; ++v)
-    bias[v] = ep.last && ep.bias ? _mm256_maskload_ps(ep.bias + v * 8, mask[v])
-                                 : _mm256_setzero_ps();
+    bias[v] = ep.last && ep.bias ? _mm256_maskload_ps(ep.bias + v * 8, mask[v]) : _mm256_setzero_ps();
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
     if (r >= mv) break;
@@ -80,8 +78,8 @@ inline void store_tile(__m256 (&acc)[MR][NV], float* c, int64_t ldc, int64_t mv,
 
 // C tile (MR x 8 NV) += A panel (kc x MR floats) x B panel (kc x 8 NV floats), fp32 FMA.
 template <int MR, int NV>
-void kernel_f32(int64_t kc, const void* a_panel, const void* b_panel, float* c, int64_t ldc,
-                int64_t mv, int64_t nv, const TileEpilogue& ep) {
+void kernel_f32(int64_t kc, const void* a_panel, const void* b_panel, float* c, int64_t ldc, int64_t mv, int64_t nv,
+                const TileEpilogue& ep) {
   constexpr int NR = NV * 8;
   const float* a = static_cast<const float*>(a_panel);
   const float* b = static_cast<const float*>(b_panel);
@@ -111,17 +109,15 @@ inline __m256 round_bf16_ps(__m256 x) {
   const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
   __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
   r = _mm256_and_si256(r, _mm256_set1_epi32(static_cast<int>(0xffff0000u)));
-  const __m256i quiet =
-      _mm256_and_si256(_mm256_or_si256(u, _mm256_set1_epi32(0x400000)),
-                       _mm256_set1_epi32(static_cast<int>(0xffff0000u)));
+  const __m256i quiet = _mm256_and_si256(_mm256_or_si256(u, _mm256_set1_epi32(0x400000)),
+                                         _mm256_set1_epi32(static_cast<int>(0xffff0000u)));
   const __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
   return _mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(quiet), nan);
 }
 
 // Transposed F32 view (for each k, the W rows are contiguous): a masked copy per k. Other
 // layouts and dtypes go through the portable packer.
-void pack_avx2(const PackSrc& s, int64_t r0, int64_t rows, int64_t p0, int64_t kc, int w,
-               PackFmt fmt, void* dst) {
+void pack_avx2(const PackSrc& s, int64_t r0, int64_t rows, int64_t p0, int64_t kc, int w, PackFmt fmt, void* dst) {
   if (!s.trans || s.type != DType::F32 || fmt == PackFmt::Bf16Pairs || w % 8 != 0)
     return pack_generic(s, r0, rows, p0, kc, w, fmt, dst);
   const bool rnd = fmt == PackFmt::F32Bf16;

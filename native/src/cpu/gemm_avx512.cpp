@@ -59,8 +59,7 @@ inline __mmask16 col_mask(int64_t nv, int v) {
 
 // Finishes the accumulators of one C tile (MR x 16 NV) and stores rows < mv, columns < nv.
 template <int MR, int NV>
-inline void store_tile(__m512 (&acc)[MR][NV], float* c, int64_t ldc, int64_t mv, int64_t nv,
-                       const TileEpilogue& ep) {
+inline void store_tile(__m512 (&acc)[MR][NV], float* c, int64_t ldc, int64_t mv, int64_t nv, const TileEpilogue& ep) {
   __mmask16 mask[NV];
   for (int v = 0; v < NV; ++v) mask[v] = col_mask(nv, v);
   const __m512 alpha = _mm512_set1_ps(ep.alpha), beta = _mm512_set1_ps(ep.beta);
@@ -68,8 +67,7 @@ inline void store_tile(__m512 (&acc)[MR][NV], float* c, int64_t ldc, int64_t mv,
   const __m512 cscale = ep.first ? beta : _mm512_set1_ps(1.0f);
   __m512 bias[NV];
   for (int v = 0; v < NV; ++v)
-    bias[v] = ep.last && ep.bias ? _mm512_maskz_loadu_ps(mask[v], ep.bias + v * 16)
-                                 : _mm512_setzero_ps();
+    bias[v] = ep.last && ep.bias ? _mm512_maskz_loadu_ps(mask[v], ep.bias + v * 16) : _mm512_setzero_ps();
 #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r) {
     if (r >= mv) break;
@@ -94,8 +92,8 @@ inline void store_tile(__m512 (&acc)[MR][NV], float* c, int64_t ldc, int64_t mv,
 
 // C tile (MR x 16 NV) += A panel (kc x MR floats) x B panel (kc x 16 NV floats), fp32 FMA.
 template <int MR, int NV>
-void kernel_f32(int64_t kc, const void* a_panel, const void* b_panel, float* c, int64_t ldc,
-                int64_t mv, int64_t nv, const TileEpilogue& ep) {
+void kernel_f32(int64_t kc, const void* a_panel, const void* b_panel, float* c, int64_t ldc, int64_t mv, int64_t nv,
+                const TileEpilogue& ep) {
   constexpr int NR = NV * 16;
   const float* a = static_cast<const float*>(a_panel);
   const float* b = static_cast<const float*>(b_panel);
@@ -125,8 +123,8 @@ void kernel_f32(int64_t kc, const void* a_panel, const void* b_panel, float* c, 
 // C tile (MR x 16 NV) += A panel (ceil(kc/2) x MR bf16 pairs) x B panel (ceil(kc/2) x 16 NV
 // pairs): each VDPBF16PS multiplies 16 column pairs by one broadcast row pair, fp32 accumulate.
 template <int MR, int NV>
-void kernel_bf16(int64_t kc, const void* a_panel, const void* b_panel, float* c, int64_t ldc,
-                 int64_t mv, int64_t nv, const TileEpilogue& ep) {
+void kernel_bf16(int64_t kc, const void* a_panel, const void* b_panel, float* c, int64_t ldc, int64_t mv, int64_t nv,
+                 const TileEpilogue& ep) {
   constexpr int NR = NV * 16;
   const uint32_t* a = static_cast<const uint32_t*>(a_panel);  // one bf16 pair per uint32
   const uint32_t* b = static_cast<const uint32_t*>(b_panel);
@@ -160,16 +158,13 @@ void kernel_bf16(int64_t kc, const void* a_panel, const void* b_panel, float* c,
 inline __m512i bf16_bits(__m512 x) {
   const __m512i u = _mm512_castps_si512(x);
   const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  const __m512i rounded =
-      _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  const __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
   const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
   const __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
   return _mm512_mask_mov_epi32(rounded, nan, quiet);
 }
 // x rounded to bf16 precision, still fp32.
-inline __m512 round_bf16_ps(__m512 x) {
-  return _mm512_castsi512_ps(_mm512_slli_epi32(bf16_bits(x), 16));
-}
+inline __m512 round_bf16_ps(__m512 x) { return _mm512_castsi512_ps(_mm512_slli_epi32(bf16_bits(x), 16)); }
 
 inline __mmask16 first_n16(int64_t n) {
   return n >= 16 ? __mmask16(0xffff) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
@@ -180,16 +175,14 @@ inline __mmask32 first_n32(int64_t n) {
 
 // n (<= 16) consecutive elements of a F32 or BF16 row as fp32, zero beyond n.
 inline __m512 load16_f32(const void* base, DType type, int64_t idx, int64_t n) {
-  if (type == DType::F32)
-    return _mm512_maskz_loadu_ps(first_n16(n), static_cast<const float*>(base) + idx);
+  if (type == DType::F32) return _mm512_maskz_loadu_ps(first_n16(n), static_cast<const float*>(base) + idx);
   const __m256i h = _mm256_maskz_loadu_epi16(first_n16(n), static_cast<const uint16_t*>(base) + idx);
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
 // n (<= 32) consecutive elements of a row as 16 bf16 pairs (element 2i low, 2i+1 high).
 inline __m512i load32_pairs(const void* base, DType type, int64_t idx, int64_t n) {
-  if (type == DType::BF16)
-    return _mm512_maskz_loadu_epi16(first_n32(n), static_cast<const uint16_t*>(base) + idx);
+  if (type == DType::BF16) return _mm512_maskz_loadu_epi16(first_n32(n), static_cast<const uint16_t*>(base) + idx);
   const float* f = static_cast<const float*>(base) + idx;
   const __m256i lo = _mm512_cvtepi32_epi16(bf16_bits(_mm512_maskz_loadu_ps(first_n16(n), f)));
   const __m256i hi = _mm512_cvtepi32_epi16(bf16_bits(_mm512_maskz_loadu_ps(first_n16(n - 16), f + 16)));
@@ -250,9 +243,9 @@ inline void transpose8x16(const __m512 (&r)[8], __m512 (&out)[8]) {
   }
   // Units (4 L + j, 4 L + j + 1), j in {0, 2}: [u[j].L, u[4+j].L, u[j+1].L, u[5+j].L].
   for (int j = 0; j < 4; j += 2) {
-    out[(0 + j) / 2] = _mm512_shuffle_f32x4(m[j], m[j + 1], 0x88);  // L = 0
-    out[(4 + j) / 2] = _mm512_shuffle_f32x4(m[j], m[j + 1], 0xdd);  // L = 1
-    out[(8 + j) / 2] = _mm512_shuffle_f32x4(n[j], n[j + 1], 0x88);  // L = 2
+    out[(0 + j) / 2] = _mm512_shuffle_f32x4(m[j], m[j + 1], 0x88);   // L = 0
+    out[(4 + j) / 2] = _mm512_shuffle_f32x4(m[j], m[j + 1], 0xdd);   // L = 1
+    out[(8 + j) / 2] = _mm512_shuffle_f32x4(n[j], n[j + 1], 0x88);   // L = 2
     out[(12 + j) / 2] = _mm512_shuffle_f32x4(n[j], n[j + 1], 0xdd);  // L = 3
   }
 }
@@ -264,8 +257,7 @@ enum class UnitKind { F32, F32Round, Bf16Widen, PairsFromBf16, PairsFromF32 };
 template <UnitKind U>
 inline __m512 load_units(const void* row, int64_t u) {
   if constexpr (U == UnitKind::F32) return _mm512_loadu_ps(static_cast<const float*>(row) + u);
-  if constexpr (U == UnitKind::F32Round)
-    return round_bf16_ps(_mm512_loadu_ps(static_cast<const float*>(row) + u));
+  if constexpr (U == UnitKind::F32Round) return round_bf16_ps(_mm512_loadu_ps(static_cast<const float*>(row) + u));
   if constexpr (U == UnitKind::Bf16Widen) {
     const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(row) + u));
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
@@ -284,8 +276,7 @@ inline __m512 load_units(const void* row, int64_t u) {
 // Fully unrolled so the 16 rows stay in registers; one 16-row group at a time (16 read streams;
 // more confuse the hardware prefetcher).
 template <UnitKind U>
-void pack_rows_full(const PackSrc& s, int64_t base, int64_t p0, int64_t units, int w,
-                    uint32_t* out) {
+void pack_rows_full(const PackSrc& s, int64_t base, int64_t p0, int64_t units, int w, uint32_t* out) {
   const int64_t esize = s.type == DType::F32 ? 4 : 2;
   const char* origin = static_cast<const char*>(s.data) + (base * s.ld + p0) * esize;
   const int64_t row_bytes = s.ld * esize;
@@ -322,16 +313,18 @@ void pack_rows_full(const PackSrc& s, int64_t base, int64_t p0, int64_t units, i
 
 // Stores lane group [g, g + width) (width 8 or 16) of out row k at dst + k * W + g.
 inline void store_group(float* dst, __m512 v, int width) {
-  if (width == 16) _mm512_storeu_ps(dst, v);
-  else _mm256_storeu_ps(dst, _mm512_castps512_ps256(v));
+  if (width == 16)
+    _mm512_storeu_ps(dst, v);
+  else
+    _mm256_storeu_ps(dst, _mm512_castps512_ps256(v));
 }
 
 // One panel of W (multiple of 8) rows from a row-major view (the row's K values contiguous):
 // 16 rows x 16 K at a time are loaded, transposed and stored k-major. Units are fp32 values
 // (F32, F32Bf16) or bf16 pairs (Bf16Pairs: 16 units = 32 K values). Whole blocks take the
 // unrolled path; partial panels and the K tail the masked one.
-void pack_panel_rows(const PackSrc& s, int64_t base, int64_t valid, int64_t p0, int64_t kc, int w,
-                     PackFmt fmt, void* dst) {
+void pack_panel_rows(const PackSrc& s, int64_t base, int64_t valid, int64_t p0, int64_t kc, int w, PackFmt fmt,
+                     void* dst) {
   const bool pairs = fmt == PackFmt::Bf16Pairs;
   const bool f32 = s.type == DType::F32;
   const bool rnd = fmt == PackFmt::F32Bf16 && f32;
@@ -343,8 +336,10 @@ void pack_panel_rows(const PackSrc& s, int64_t base, int64_t valid, int64_t p0, 
     done = pairs ? (kc / 32) * 16 : (kc / 16) * 16;
     if (done > 0) {
       if (pairs) {
-        if (f32) pack_rows_full<UnitKind::PairsFromF32>(s, base, p0, done, w, out);
-        else pack_rows_full<UnitKind::PairsFromBf16>(s, base, p0, done, w, out);
+        if (f32)
+          pack_rows_full<UnitKind::PairsFromF32>(s, base, p0, done, w, out);
+        else
+          pack_rows_full<UnitKind::PairsFromBf16>(s, base, p0, done, w, out);
       } else if (!f32) {
         pack_rows_full<UnitKind::Bf16Widen>(s, base, p0, done, w, out);
       } else if (rnd) {
@@ -374,16 +369,15 @@ void pack_panel_rows(const PackSrc& s, int64_t base, int64_t valid, int64_t p0, 
       }
       transpose16(r);
       const int64_t n = std::min<int64_t>(16, units - u0);
-      for (int64_t j = 0; j < n; ++j)
-        store_group(reinterpret_cast<float*>(out + (u0 + j) * w + g), r[j], width);
+      for (int64_t j = 0; j < n; ++j) store_group(reinterpret_cast<float*>(out + (u0 + j) * w + g), r[j], width);
     }
   }
 }
 
 // One panel from a transposed view (for each k, the W rows are contiguous): a masked copy per k,
 // or, for Bf16Pairs, two k rows interleaved into pairs. Any W.
-void pack_panel_cols(const PackSrc& s, int64_t base, int64_t valid, int64_t p0, int64_t kc, int w,
-                     PackFmt fmt, void* dst) {
+void pack_panel_cols(const PackSrc& s, int64_t base, int64_t valid, int64_t p0, int64_t kc, int w, PackFmt fmt,
+                     void* dst) {
   uint32_t* out = static_cast<uint32_t*>(dst);
   if (fmt == PackFmt::Bf16Pairs) {
     for (int64_t kp = 0; kp < (kc + 1) / 2; ++kp) {
@@ -395,14 +389,12 @@ void pack_panel_cols(const PackSrc& s, int64_t base, int64_t valid, int64_t p0, 
         if (s.type == DType::BF16) {
           const uint16_t* x = static_cast<const uint16_t*>(s.data);
           lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, x + k0 * s.ld + base + g));
-          if (has_hi)
-            hi = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, x + (k0 + 1) * s.ld + base + g));
+          if (has_hi) hi = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, x + (k0 + 1) * s.ld + base + g));
         } else {
           const float* x = static_cast<const float*>(s.data);
           lo = _mm512_maskz_mov_epi32(m, bf16_bits(_mm512_maskz_loadu_ps(m, x + k0 * s.ld + base + g)));
           if (has_hi)
-            hi = _mm512_maskz_mov_epi32(
-                m, bf16_bits(_mm512_maskz_loadu_ps(m, x + (k0 + 1) * s.ld + base + g)));
+            hi = _mm512_maskz_mov_epi32(m, bf16_bits(_mm512_maskz_loadu_ps(m, x + (k0 + 1) * s.ld + base + g)));
         }
         _mm512_mask_storeu_epi32(out + kp * w + g, lanes, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
       }
@@ -418,16 +410,17 @@ void pack_panel_cols(const PackSrc& s, int64_t base, int64_t valid, int64_t p0, 
     }
 }
 
-void pack_avx512(const PackSrc& s, int64_t r0, int64_t rows, int64_t p0, int64_t kc, int w,
-                 PackFmt fmt, void* dst) {
+void pack_avx512(const PackSrc& s, int64_t r0, int64_t rows, int64_t p0, int64_t kc, int w, PackFmt fmt, void* dst) {
   // The row view transposes in 8-row groups; other widths take the portable packer.
   if (!s.trans && w % 8 != 0) return pack_generic(s, r0, rows, p0, kc, w, fmt, dst);
   const int64_t pbytes = panel_bytes(kc, w, fmt);
   for (int64_t q = 0; q * w < rows; ++q) {
     const int64_t base = r0 + q * w, valid = std::min<int64_t>(w, r0 + rows - base);
     void* panel = static_cast<char*>(dst) + q * pbytes;
-    if (s.trans) pack_panel_cols(s, base, valid, p0, kc, w, fmt, panel);
-    else pack_panel_rows(s, base, valid, p0, kc, w, fmt, panel);
+    if (s.trans)
+      pack_panel_cols(s, base, valid, p0, kc, w, fmt, panel);
+    else
+      pack_panel_rows(s, base, valid, p0, kc, w, fmt, panel);
   }
 }
 

@@ -24,7 +24,7 @@ struct PackSrc {
   const void* data = nullptr;  // element (0, 0) of this batch item
   int64_t ld = 0;
   bool trans = false;
-  DType type = DType::F32;     // F32 or BF16 (uint16 bits)
+  DType type = DType::F32;  // F32 or BF16 (uint16 bits)
 };
 
 // Packed formats. A "panel" holds W rows of the view (W = MR for A, NR for B) over a K block of
@@ -44,16 +44,16 @@ inline constexpr int64_t panel_bytes(int64_t kc, int64_t w, PackFmt f) {
 
 // Packs rows [r0, r0 + rows) x K range [p0, p0 + kc) of the view into ceil(rows / W) consecutive
 // panels at dst (each panel_bytes(kc, W, fmt) bytes).
-using PackFn = void (*)(const PackSrc& src, int64_t r0, int64_t rows, int64_t p0, int64_t kc,
-                        int w, PackFmt fmt, void* dst);
+using PackFn = void (*)(const PackSrc& src, int64_t r0, int64_t rows, int64_t p0, int64_t kc, int w, PackFmt fmt,
+                        void* dst);
 
 // What a micro-kernel does with its accumulated tile T = sum over this K block of A_panel x B_panel
 // before storing it to C (the GEMM epilogue, fused so the tile is finished while in registers).
 struct TileEpilogue {
   float alpha = 1.0f, beta = 0.0f;
   Act act = Act::None;
-  bool first = true;  // first K block: C = alpha T + beta C (C is not read when beta == 0)
-  bool last = true;   // last K block: then + bias, store preact, apply act
+  bool first = true;            // first K block: C = alpha T + beta C (C is not read when beta == 0)
+  bool last = true;             // last K block: then + bias, store preact, apply act
   const float* bias = nullptr;  // (NR) bias of the tile's columns, or null
   float* preact = nullptr;      // tile origin in preact (ldc layout), or null
 };
@@ -61,9 +61,8 @@ struct TileEpilogue {
 
 // One register tile: C (m_valid x n_valid, row stride ldc) from one A panel (MR x kc) and one
 // B panel (NR x kc). m_valid <= MR and n_valid <= NR; nothing outside them is read or written.
-using MicroKernel = void (*)(int64_t kc, const void* a_panel, const void* b_panel, float* c,
-                             int64_t ldc, int64_t m_valid, int64_t n_valid,
-                             const TileEpilogue& ep);
+using MicroKernel = void (*)(int64_t kc, const void* a_panel, const void* b_panel, float* c, int64_t ldc,
+                             int64_t m_valid, int64_t n_valid, const TileEpilogue& ep);
 
 // A complete kernel choice: register tile, cache blocks, packed format, functions.
 struct KernelSet {
@@ -78,8 +77,7 @@ struct KernelSet {
 
 // Portable C++ (gemm.cpp).
 KernelSet generic_kernels_f32();
-void pack_generic(const PackSrc& src, int64_t r0, int64_t rows, int64_t p0, int64_t kc, int w,
-                  PackFmt fmt, void* dst);
+void pack_generic(const PackSrc& src, int64_t r0, int64_t rows, int64_t p0, int64_t kc, int w, PackFmt fmt, void* dst);
 // AVX2 + FMA (gemm_avx2.cpp). The caller has checked the CPU.
 KernelSet avx2_kernels_f32();
 // AVX-512 (gemm_avx512.cpp). bf16: VDPBF16PS, needs AVX512_BF16.

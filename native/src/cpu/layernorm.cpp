@@ -18,8 +18,8 @@ namespace carzero::cpu {
 
 // y = (x - mean) * rstd * weight + bias, rstd = 1 / sqrt(var + eps), var biased (divide by C),
 // as torch.nn.LayerNorm. weight/bias may be null (identity affine); mean/rstd may be null.
-void layernorm_forward(Exec& ex, float* out, float* mean, float* rstd, const float* inp,
-                       const float* weight, const float* bias, int64_t N, int64_t C, float eps) {
+void layernorm_forward(Exec& ex, float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                       const float* bias, int64_t N, int64_t C, float eps) {
   const char* op = "layernorm_forward";
   require_size(op, "N", N);
   require_size(op, "C", C);
@@ -55,11 +55,10 @@ void layernorm_forward(Exec& ex, float* out, float* mean, float* rstd, const flo
 
 // Fused residual add + LayerNorm (ops.h): per row, s = a + b into sum_out (or a row scratch),
 // then the LayerNorm of s as above, stored as f32 or rounded to bf16.
-void add_layernorm_forward(Exec& ex, float* sum_out, void* out, DType out_type, float* mean,
-                           float* rstd, const float* a, const float* b, const float* weight,
-                           const float* bias, int64_t N, int64_t C, float eps) {
-  if (!check_add_layernorm_args("add_layernorm_forward", sum_out, out, out_type, a, b, N, C, eps))
-    return;
+void add_layernorm_forward(Exec& ex, float* sum_out, void* out, DType out_type, float* mean, float* rstd,
+                           const float* a, const float* b, const float* weight, const float* bias, int64_t N, int64_t C,
+                           float eps) {
+  if (!check_add_layernorm_args("add_layernorm_forward", sum_out, out, out_type, a, b, N, C, eps)) return;
   const int64_t grain = std::max<int64_t>(1, 4096 / C);
   ex.pool->parallel_for(N, grain, [&](int64_t r0, int64_t r1) {
     std::vector<float> row;
@@ -101,9 +100,8 @@ void add_layernorm_forward(Exec& ex, float* sum_out, void* out, DType out_type, 
 //   dweight += sum_rows dout * xhat,  dbias += sum_rows dout      (+=)
 // dinp, dweight, dbias are each nullable. Parameter sums go through per-task double partials
 // (fixed row ranges per task index, so the result does not depend on thread scheduling).
-void layernorm_backward(Exec& ex, float* dinp, float* dweight, float* dbias, const float* dout,
-                        const float* inp, const float* weight, const float* mean,
-                        const float* rstd, int64_t N, int64_t C) {
+void layernorm_backward(Exec& ex, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                        const float* weight, const float* mean, const float* rstd, int64_t N, int64_t C) {
   const char* op = "layernorm_backward";
   require_size(op, "N", N);
   require_size(op, "C", C);

@@ -23,8 +23,7 @@ constexpr int64_t kGrain = 1 << 14;
 //   bc1 = 1 - b1^step, bc2 = 1 - b2^step (computed in double)
 //   p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps)
 // param, m, v (n) updated in place; grad (n).
-void adam_update(Exec& ex, float* param, const float* grad, float* m, float* v, int64_t n,
-                 const AdamArgs& a) {
+void adam_update(Exec& ex, float* param, const float* grad, float* m, float* v, int64_t n, const AdamArgs& a) {
   const char* op = "adam_update";
   if (!check_adam_args(op, param, grad, m, v, n, a)) return;
   const double steps = static_cast<double>(a.step);
@@ -40,7 +39,10 @@ void adam_update(Exec& ex, float* param, const float* grad, float* m, float* v, 
     for (int64_t i = s; i < e; ++i) {
       float p = param[i];
       float g = grad[i] * gs;
-      if (adamw) p *= decay; else g += wd * p;
+      if (adamw)
+        p *= decay;
+      else
+        g += wd * p;
       const float mi = b1 * m[i] + omb1 * g;
       const float vi = b2 * v[i] + omb2 * g * g;
       m[i] = mi;

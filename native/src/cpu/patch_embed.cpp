@@ -17,14 +17,13 @@ namespace carzero::cpu {
 
 namespace {
 
-
 // Rows per im2col chunk: bounds the scratch to ~ kChunkRows x KK floats (4.8 MB at KK = 768)
 // while keeping GEMMs large enough to run at full speed.
 constexpr int64_t kChunkRows = 1568;  // 8 images of 196 patches
 
 // cols (rows, KK) for global patch rows [r0, r0 + rows): row r = b*P + p.
-void im2col(ThreadPool& pool, float* cols, const float* img, int64_t r0, int64_t rows,
-            int64_t Cin, int64_t H, int64_t W, int64_t ps) {
+void im2col(ThreadPool& pool, float* cols, const float* img, int64_t r0, int64_t rows, int64_t Cin, int64_t H,
+            int64_t W, int64_t ps) {
   const int64_t Wp = W / ps, P = (H / ps) * Wp, KK = Cin * ps * ps;
   pool.parallel_for(rows, 8, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
@@ -40,8 +39,8 @@ void im2col(ThreadPool& pool, float* cols, const float* img, int64_t r0, int64_t
 }
 
 // dimg rows of patch rows [r0, r0 + rows) = dcols (rows, KK): the inverse scatter of im2col.
-void col2im(ThreadPool& pool, float* dimg, const float* dcols, int64_t r0, int64_t rows,
-            int64_t Cin, int64_t H, int64_t W, int64_t ps) {
+void col2im(ThreadPool& pool, float* dimg, const float* dcols, int64_t r0, int64_t rows, int64_t Cin, int64_t H,
+            int64_t W, int64_t ps) {
   const int64_t Wp = W / ps, P = (H / ps) * Wp, KK = Cin * ps * ps;
   pool.parallel_for(rows, 8, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
@@ -59,9 +58,8 @@ void col2im(ThreadPool& pool, float* dimg, const float* dcols, int64_t r0, int64
 }  // namespace
 
 // out (rows, OC) = cols (rows, KK) @ weight^T (KK, OC) + bias
-void patch_embed_forward(Exec& ex, float* out, const float* img, const float* weight,
-                         const float* bias, int64_t B, int64_t Cin, int64_t H, int64_t W,
-                         int64_t OC, int64_t ps) {
+void patch_embed_forward(Exec& ex, float* out, const float* img, const float* weight, const float* bias, int64_t B,
+                         int64_t Cin, int64_t H, int64_t W, int64_t OC, int64_t ps) {
   const char* op = "patch_embed_forward";
   check_patch_args(op, B, Cin, H, W, OC, ps);
   const int64_t P = (H / ps) * (W / ps), KK = Cin * ps * ps, R = B * P;
@@ -93,9 +91,8 @@ void patch_embed_forward(Exec& ex, float* out, const float* img, const float* we
 // dweight (OC, KK) += dout^T (OC, rows) @ cols (rows, KK)
 // dbias (OC)       += column sums of dout
 // dimg             =  col2im(dout (rows, OC) @ weight (OC, KK))
-void patch_embed_backward(Exec& ex, float* dimg, float* dweight, float* dbias, const float* dout,
-                          const float* img, const float* weight, int64_t B, int64_t Cin,
-                          int64_t H, int64_t W, int64_t OC, int64_t ps) {
+void patch_embed_backward(Exec& ex, float* dimg, float* dweight, float* dbias, const float* dout, const float* img,
+                          const float* weight, int64_t B, int64_t Cin, int64_t H, int64_t W, int64_t OC, int64_t ps) {
   const char* op = "patch_embed_backward";
   check_patch_args(op, B, Cin, H, W, OC, ps);
   const int64_t P = (H / ps) * (W / ps), KK = Cin * ps * ps, R = B * P;

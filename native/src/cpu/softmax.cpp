@@ -36,8 +36,7 @@ void softmax_forward(Exec& ex, float* out, const float* inp, int64_t rows, int64
 }
 
 // dinp_j = y_j * (dout_j - sum_k y_k dout_k)   (=), out = y from the forward.
-void softmax_backward(Exec& ex, float* dinp, const float* out, const float* dout, int64_t rows,
-                      int64_t cols) {
+void softmax_backward(Exec& ex, float* dinp, const float* out, const float* dout, int64_t rows, int64_t cols) {
   const char* op = "softmax_backward";
   require_size(op, "rows", rows);
   require_size(op, "cols", cols);

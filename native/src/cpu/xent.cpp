@@ -25,15 +25,14 @@ int64_t validate(const char* op, const int32_t* targets, int64_t R, int64_t Cc, 
   if (count == 0) return 0;
   require_ptr(op, "targets", targets, true);
   for (int64_t i = 0; i < count; ++i)
-    CZ_ARG(targets[i] >= 0 && targets[i] < classes, "%s: targets[%lld] = %d is outside [0, %lld)",
-           op, static_cast<long long>(i), targets[i], static_cast<long long>(classes));
+    CZ_ARG(targets[i] >= 0 && targets[i] < classes, "%s: targets[%lld] = %d is outside [0, %lld)", op,
+           static_cast<long long>(i), targets[i], static_cast<long long>(classes));
   return count;
 }
 
 // Column statistics for axis 0 over columns [c0, c1): mx (max) and lse (log-sum-exp), walking
 // rows so the inner loop runs along contiguous memory.
-void column_lse(const float* x, int64_t R, int64_t Cc, int64_t c0, int64_t c1, float* mx,
-                float* lse) {
+void column_lse(const float* x, int64_t R, int64_t Cc, int64_t c0, int64_t c1, float* mx, float* lse) {
   const int64_t w = c1 - c0;
   for (int64_t c = 0; c < w; ++c) mx[c] = -std::numeric_limits<float>::infinity();
   for (int64_t r = 0; r < R; ++r) {
@@ -50,8 +49,8 @@ void column_lse(const float* x, int64_t R, int64_t Cc, int64_t c0, int64_t c1, f
 
 }  // namespace
 
-void softmax_xent_forward(Exec& ex, float* losses, const float* logits, const int32_t* targets,
-                          int64_t R, int64_t Cc, int axis) {
+void softmax_xent_forward(Exec& ex, float* losses, const float* logits, const int32_t* targets, int64_t R, int64_t Cc,
+                          int axis) {
   const char* op = "softmax_xent_forward";
   const int64_t count = validate(op, targets, R, Cc, axis);
   if (count == 0) return;
@@ -71,16 +70,15 @@ void softmax_xent_forward(Exec& ex, float* losses, const float* logits, const in
     ex.pool->parallel_for(Cc, 64, [&](int64_t c0, int64_t c1) {
       std::vector<float> mx(static_cast<size_t>(c1 - c0)), lse(static_cast<size_t>(c1 - c0));
       column_lse(logits, R, Cc, c0, c1, mx.data(), lse.data());
-      for (int64_t c = c0; c < c1; ++c)
-        losses[c] = lse[c - c0] - logits[static_cast<int64_t>(targets[c]) * Cc + c];
+      for (int64_t c = c0; c < c1; ++c) losses[c] = lse[c - c0] - logits[static_cast<int64_t>(targets[c]) * Cc + c];
     });
   }
 }
 
 // dlogits (=): axis 1: dx[r, c] = dl[r] * (softmax_r[c] - [c == t_r]);
 //              axis 0: dx[r, c] = dl[c] * (softmax^c[r] - [r == t_c]).
-void softmax_xent_backward(Exec& ex, float* dlogits, const float* dlosses, const float* logits,
-                           const int32_t* targets, int64_t R, int64_t Cc, int axis) {
+void softmax_xent_backward(Exec& ex, float* dlogits, const float* dlosses, const float* logits, const int32_t* targets,
+                           int64_t R, int64_t Cc, int axis) {
   const char* op = "softmax_xent_backward";
   const int64_t count = validate(op, targets, R, Cc, axis);
   if (R == 0 || Cc == 0) return;
@@ -110,8 +108,7 @@ void softmax_xent_backward(Exec& ex, float* dlogits, const float* dlosses, const
         float* dr = dlogits + r * Cc + c0;
         for (int64_t c = 0; c < w; ++c) dr[c] = dlosses[c0 + c] * exp_fast(xr[c] - lse[c]);
       }
-      for (int64_t c = c0; c < c1; ++c)
-        dlogits[static_cast<int64_t>(targets[c]) * Cc + c] -= dlosses[c];
+      for (int64_t c = c0; c < c1; ++c) dlogits[static_cast<int64_t>(targets[c]) * Cc + c] -= dlosses[c];
     });
   }
 }

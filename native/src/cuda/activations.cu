@@ -15,8 +15,7 @@ constexpr float kInvSqrt2Pi = 0.39894228040143267794f;
 
 // out (n) = 0.5 x (1 + erf(x / sqrt 2))
 __global__ void gelu_forward_kernel(float* out, const float* inp, int64_t n) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
     const float x = inp[i];
     out[i] = 0.5f * x * (1.0f + erff(x * kInvSqrt2));
   }
@@ -24,8 +23,7 @@ __global__ void gelu_forward_kernel(float* out, const float* inp, int64_t n) {
 
 // dinp (=) = dout * (Phi(x) + x phi(x))
 __global__ void gelu_backward_kernel(float* dinp, const float* inp, const float* dout, int64_t n) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
     const float x = inp[i];
     const float cdf = 0.5f * (1.0f + erff(x * kInvSqrt2));
     const float pdf = kInvSqrt2Pi * expf(-0.5f * x * x);
@@ -34,21 +32,18 @@ __global__ void gelu_backward_kernel(float* dinp, const float* inp, const float*
 }
 
 __global__ void relu_forward_kernel(float* out, const float* inp, int64_t n) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x)
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
     out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
 }
 
 __global__ void relu_backward_kernel(float* dinp, const float* inp, const float* dout, int64_t n) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x)
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
     dinp[i] = inp[i] > 0.0f ? dout[i] : 0.0f;
 }
 
 // out may alias a or b: each element is read before it is written by the same thread.
 __global__ void add_kernel(float* out, const float* a, const float* b, int64_t n) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x)
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
     out[i] = a[i] + b[i];
 }
 
@@ -96,11 +91,10 @@ void relu_backward(Exec& ex, float* dinp, const float* inp, const float* dout, i
   check_launch("relu_backward_kernel");
 }
 
-__global__ void copy2d_kernel(float* dst, int64_t dpitch, const float* src, int64_t spitch,
-                              const float* add, int64_t apitch, int64_t width, int64_t height) {
+__global__ void copy2d_kernel(float* dst, int64_t dpitch, const float* src, int64_t spitch, const float* add,
+                              int64_t apitch, int64_t width, int64_t height) {
   const int64_t n = width * height;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t r = i / width, c = i - r * width;
     float v = src[r * spitch + c];
     if (add) v += add[r * apitch + c];
@@ -119,12 +113,12 @@ void add_forward(Exec& ex, float* out, const float* a, const float* b, int64_t n
   check_launch("add_kernel");
 }
 
-void copy2d(Exec& ex, float* dst, int64_t dpitch, const float* src, int64_t spitch,
-            const float* add, int64_t apitch, int64_t width, int64_t height) {
+void copy2d(Exec& ex, float* dst, int64_t dpitch, const float* src, int64_t spitch, const float* add, int64_t apitch,
+            int64_t width, int64_t height) {
   if (!check_copy2d_args(dst, dpitch, src, spitch, add, apitch, width, height)) return;
   CudaState& s = state(ex);
-  copy2d_kernel<<<grid_for(width * height, kThreads, s), kThreads, 0, s.stream>>>(
-      dst, dpitch, src, spitch, add, apitch, width, height);
+  copy2d_kernel<<<grid_for(width * height, kThreads, s), kThreads, 0, s.stream>>>(dst, dpitch, src, spitch, add, apitch,
+                                                                                  width, height);
   check_launch("copy2d_kernel");
 }
 
@@ -134,10 +128,8 @@ void add_backward(Exec& ex, float* da, float* db, const float* dout, int64_t n) 
   require_ptr("add_backward", "dout", dout, true);
   CudaState& s = state(ex);
   const size_t bytes = static_cast<size_t>(n) * sizeof(float);
-  if (da && da != dout)
-    CZ_CUDA(cudaMemcpyAsync(da, dout, bytes, cudaMemcpyDeviceToDevice, s.stream));
-  if (db && db != dout)
-    CZ_CUDA(cudaMemcpyAsync(db, dout, bytes, cudaMemcpyDeviceToDevice, s.stream));
+  if (da && da != dout) CZ_CUDA(cudaMemcpyAsync(da, dout, bytes, cudaMemcpyDeviceToDevice, s.stream));
+  if (db && db != dout) CZ_CUDA(cudaMemcpyAsync(db, dout, bytes, cudaMemcpyDeviceToDevice, s.stream));
 }
 
 }  // namespace carzero::cuda

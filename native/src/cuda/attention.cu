@@ -36,8 +36,8 @@ struct FwdParams {
 
 // Loads rows [r0, r0 + 32) of one head of a (B, T, ld) tensor into smem tile (32, st); rows past
 // T are zero.
-__device__ __forceinline__ void load_tile(float* tile, int64_t st, const float* base, int64_t ld,
-                                          int64_t r0, int64_t T, int64_t HS) {
+__device__ __forceinline__ void load_tile(float* tile, int64_t st, const float* base, int64_t ld, int64_t r0, int64_t T,
+                                          int64_t HS) {
   for (int64_t idx = threadIdx.x; idx < 32 * HS; idx += blockDim.x) {
     const int64_t r = idx / HS, d = idx - r * HS;
     tile[r * st + d] = (r0 + r < T) ? base[(r0 + r) * ld + d] : 0.0f;
@@ -118,8 +118,7 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(FwdParams P
       const int d = lane + 32 * c;
       if (d < HS) orow[d] = acc[rr][c] * inv;
     }
-    if (a.lse && lane == 0)
-      a.lse[(b * a.NH + h) * a.Tq + i] = l[rr] > 0.0f ? m[rr] + logf(l[rr]) : -INFINITY;
+    if (a.lse && lane == 0) a.lse[(b * a.NH + h) * a.Tq + i] = l[rr] > 0.0f ? m[rr] + logf(l[rr]) : -INFINITY;
   }
 }
 
@@ -173,15 +172,15 @@ __global__ void __launch_bounds__(kThreads) attention_backward_kernel(BwdParams 
   const AttnGrads& g = P.g;
   extern __shared__ float sm[];
   const int64_t st = P.st, HS = a.HS;
-  float* Ks = sm;                 // (BK, st)
-  float* Vs = Ks + BK * st;       // (BK, st)
-  float* Qs = Vs + BK * st;       // (BQ, st)
-  float* dOs = Qs + BQ * st;      // (BQ, st)
-  float* Ps = dOs + BQ * st;      // (BQ, BK + 1)
-  float* dSs = Ps + BQ * (BK + 1);  // (BQ, BK + 1)
+  float* Ks = sm;                      // (BK, st)
+  float* Vs = Ks + BK * st;            // (BK, st)
+  float* Qs = Vs + BK * st;            // (BQ, st)
+  float* dOs = Qs + BQ * st;           // (BQ, st)
+  float* Ps = dOs + BQ * st;           // (BQ, BK + 1)
+  float* dSs = Ps + BQ * (BK + 1);     // (BQ, BK + 1)
   float* lse_s = dSs + BQ * (BK + 1);  // (BQ)
-  float* D_s = lse_s + BQ;        // (BQ)
-  float* valid = D_s + BQ;        // (BK)
+  float* D_s = lse_s + BQ;             // (BQ)
+  float* valid = D_s + BQ;             // (BK)
   const int64_t b = blockIdx.z, h = blockIdx.y, k0 = (int64_t)blockIdx.x * BK;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const float* kb = static_cast<const float*>(a.k) + b * a.k_bs + h * HS;
@@ -272,21 +271,17 @@ __global__ void __launch_bounds__(kThreads) attention_backward_kernel(BwdParams 
 
 void validate(const char* op, const AttnArgs& a) {
   check_attn_args(op, a);
-  CZ_REQUIRE(a.B <= 65535 && a.NH <= 65535, CZ_ERR_UNSUPPORTED,
-             "%s: B = %lld and NH = %lld must be <= 65535 on CUDA", op, (long long)a.B,
-             (long long)a.NH);
+  CZ_REQUIRE(a.B <= 65535 && a.NH <= 65535, CZ_ERR_UNSUPPORTED, "%s: B = %lld and NH = %lld must be <= 65535 on CUDA",
+             op, (long long)a.B, (long long)a.NH);
 }
 
 template <class K>
-void launch_with_smem(K kernel, dim3 grid, size_t smem, CudaState& s, const char* name,
-                      const void* params_dummy) {
+void launch_with_smem(K kernel, dim3 grid, size_t smem, CudaState& s, const char* name, const void* params_dummy) {
   (void)params_dummy;
   CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
-             "%s: needs %zu bytes of shared memory, the device allows %zu", name, smem,
-             s.max_smem_optin);
+             "%s: needs %zu bytes of shared memory, the device allows %zu", name, smem, s.max_smem_optin);
   if (smem > 48 * 1024)
-    CZ_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 static_cast<int>(smem)));
+    CZ_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   (void)grid;
 }
 
@@ -322,8 +317,7 @@ void attention_forward(Exec& ex, const AttnArgs& a) {
   if (!p.a.lse && a.probs) p.a.lse = lse_tmp.as<float>();
   p.st = odd_stride(a.HS);
   const size_t smem = static_cast<size_t>((BQ + 2 * BK) * p.st + BK) * sizeof(float);
-  const dim3 grid(static_cast<unsigned>((a.Tq + BQ - 1) / BQ), static_cast<unsigned>(a.NH),
-                  static_cast<unsigned>(a.B));
+  const dim3 grid(static_cast<unsigned>((a.Tq + BQ - 1) / BQ), static_cast<unsigned>(a.NH), static_cast<unsigned>(a.B));
   CZ_REQUIRE((a.Tq + BQ - 1) / BQ <= INT32_MAX, CZ_ERR_UNSUPPORTED, "%s: Tq too large", op);
   const int dch = static_cast<int>((a.HS + 31) / 32);
   switch (dch <= 1 ? 1 : dch <= 2 ? 2 : dch <= 4 ? 4 : dch <= 6 ? 6 : 8) {
@@ -355,13 +349,12 @@ void attention_backward(Exec& ex, const AttnArgs& a, const AttnGrads& g) {
   require_ptr(op, "grads.dout", g.dout, true);
   CZ_ARG(a.lse != nullptr, "%s: args.lse is null (store it in the forward)", op);
   if (a.Tk == 0) return;
-  CZ_REQUIRE(a.HS <= 192, CZ_ERR_UNSUPPORTED,
-             "%s: HS = %lld > 192 is not supported on CUDA", op, static_cast<long long>(a.HS));
+  CZ_REQUIRE(a.HS <= 192, CZ_ERR_UNSUPPORTED, "%s: HS = %lld > 192 is not supported on CUDA", op,
+             static_cast<long long>(a.HS));
   CudaState& s = state(ex);
   const int64_t nrows = a.B * a.NH * a.Tq;
   Scratch dvec(s, static_cast<size_t>(nrows) * sizeof(float));
-  attention_dot_kernel<<<grid_for(nrows * 32, 256, s), 256, 0, s.stream>>>(dvec.as<float>(), a,
-                                                                           g.dout);
+  attention_dot_kernel<<<grid_for(nrows * 32, 256, s), 256, 0, s.stream>>>(dvec.as<float>(), a, g.dout);
   check_launch("attention_dot_kernel");
   BwdParams p;
   p.a = a;
@@ -369,10 +362,8 @@ void attention_backward(Exec& ex, const AttnArgs& a, const AttnGrads& g) {
   p.Dvec = dvec.as<float>();
   p.st = odd_stride(a.HS);
   const size_t smem =
-      static_cast<size_t>(2 * BK * p.st + 2 * BQ * p.st + 2 * BQ * (BK + 1) + 2 * BQ + BK) *
-      sizeof(float);
-  const dim3 grid(static_cast<unsigned>((a.Tk + BK - 1) / BK), static_cast<unsigned>(a.NH),
-                  static_cast<unsigned>(a.B));
+      static_cast<size_t>(2 * BK * p.st + 2 * BQ * p.st + 2 * BQ * (BK + 1) + 2 * BQ + BK) * sizeof(float);
+  const dim3 grid(static_cast<unsigned>((a.Tk + BK - 1) / BK), static_cast<unsigned>(a.NH), static_cast<unsigned>(a.B));
   const int d4 = static_cast<int>((a.HS + 3) / 4);
   switch (d4 <= 2 ? 2 : d4 <= 4 ? 4 : d4 <= 8 ? 8 : d4 <= 16 ? 16 : d4 <= 32 ? 32 : 48) {
     case 2: backward_launch<2>(s, p, grid, smem); break;

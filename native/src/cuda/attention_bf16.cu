@@ -78,16 +78,14 @@ void launch_tc(CudaState& s, const TcParams& p, int64_t slices, int64_t NH) {
   using Cfg = TcCfg<D>;
   const size_t smem = Cfg::smem_bytes();
   CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
-             "attention_forward(bf16, HS=%d): needs %zu bytes of shared memory, the device allows %zu",
-             D, smem, s.max_smem_optin);
+             "attention_forward(bf16, HS=%d): needs %zu bytes of shared memory, the device allows %zu", D, smem,
+             s.max_smem_optin);
   smem_opt_in(attention_fwd_tc_kernel<D, H>, smem);
   const int64_t row_blocks = (p.rows + Cfg::BQ - 1) / Cfg::BQ;
   CZ_REQUIRE(row_blocks <= INT32_MAX && NH <= 65535 && slices <= 65535, CZ_ERR_UNSUPPORTED,
-             "attention_forward(bf16): grid too large (%lld x %lld x %lld)",
-             static_cast<long long>(row_blocks), static_cast<long long>(NH),
-             static_cast<long long>(slices));
-  const dim3 grid(static_cast<unsigned>(row_blocks), static_cast<unsigned>(NH),
-                  static_cast<unsigned>(slices));
+             "attention_forward(bf16): grid too large (%lld x %lld x %lld)", static_cast<long long>(row_blocks),
+             static_cast<long long>(NH), static_cast<long long>(slices));
+  const dim3 grid(static_cast<unsigned>(row_blocks), static_cast<unsigned>(NH), static_cast<unsigned>(slices));
   attention_fwd_tc_kernel<D, H><<<grid, kThreadsTC, smem, s.stream>>>(p);
   check_launch("attention_fwd_tc_kernel");
 }
@@ -96,8 +94,8 @@ template <int NW, bool H>
 void launch_whole64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
   const size_t smem = whole_kv_smem(p.Tk);
   CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
-             "attention_forward(bf16, whole K/V): needs %zu bytes of shared memory, the device allows %zu",
-             smem, s.max_smem_optin);
+             "attention_forward(bf16, whole K/V): needs %zu bytes of shared memory, the device allows %zu", smem,
+             s.max_smem_optin);
   smem_opt_in(attention_fwd_whole64_kernel<NW, H>, smem);
   const dim3 grid(static_cast<unsigned>(NH), static_cast<unsigned>(B));
   attention_fwd_whole64_kernel<NW, H><<<grid, NW * 32, smem, s.stream>>>(p);
@@ -107,11 +105,10 @@ void launch_whole64(CudaState& s, const TcParams& p, int64_t B, int64_t NH) {
 // dst rows (bf16, or fp16 when H) = src rows (fp32), (items, rows) rows of C columns, same
 // strides; the padding between rows is not touched.
 template <bool H>
-__global__ void narrow_rows_kernel(bf16* dst, const float* src, int64_t items, int64_t rows,
-                                   int64_t bs, int64_t ld, int64_t C) {
+__global__ void narrow_rows_kernel(bf16* dst, const float* src, int64_t items, int64_t rows, int64_t bs, int64_t ld,
+                                   int64_t C) {
   const int64_t n = items * rows * C;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t c = i % C, rr = i / C, t = rr % rows, b = rr / rows;
     const int64_t off = b * bs + t * ld + c;
     dst[off] = from_f32<H>(src[off]);
@@ -127,7 +124,10 @@ struct Widened {
         nk(a.k ? strided_span(a.B, a.k_bs, a.Tk, a.ldk, C) : 0),
         nv(a.v ? strided_span(a.B, a.v_bs, a.Tk, a.ldv, C) : 0),
         no(strided_span(a.B, a.o_bs, a.Tq, a.ldo, C)),
-        q(s, nq * 4), k(s, nk * 4), v(s, nv * 4), o(s, no * 4) {
+        q(s, nq * 4),
+        k(s, nk * 4),
+        v(s, nv * 4),
+        o(s, no * 4) {
     args = a;
     args.dtype = DType::F32;
     if (nq) convert(ex, q.get(), DType::F32, a.q, a.dtype, nq);
@@ -161,7 +161,8 @@ std::string attention_forward_bf16_plan(Exec& ex, const AttnArgs& a) {
     case FwdKernel::Whole4: {
       const size_t smem = whole_kv_smem(p.Tk);
       smem_opt_in(attention_fwd_whole64_kernel<4, false>, smem);
-      CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_whole64_kernel<4, false>, 128, smem));
+      CZ_CUDA(
+          cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_whole64_kernel<4, false>, 128, smem));
       std::snprintf(buf, sizeof buf, "whole-sequence kernel, 4 warps a block, %d blocks per SM", per_sm);
       return buf;
     }
@@ -182,7 +183,8 @@ std::string attention_forward_bf16_plan(Exec& ex, const AttnArgs& a) {
   auto tiled = [&](auto kernel, size_t smem) {
     smem_opt_in(kernel, smem);
     CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreadsTC, smem));
-    std::snprintf(buf, sizeof buf, "tiled kernel, HS %lld, %d blocks of 4 warps per SM", static_cast<long long>(a.HS), per_sm);
+    std::snprintf(buf, sizeof buf, "tiled kernel, HS %lld, %d blocks of 4 warps per SM", static_cast<long long>(a.HS),
+                  per_sm);
     return std::string(buf);
   };
   switch (a.HS) {
@@ -230,8 +232,10 @@ void attention_forward_bf16(Exec& ex, const AttnArgs& a) {
   if (tc_head_size(a.HS) && !a.probs && a.Tk > 0) {
     int64_t slices = 0;
     const TcParams p = make_tc_params(a, &slices);
-    if (h) forward_tc<true>(s, p, a.HS, slices, a.NH);
-    else forward_tc<false>(s, p, a.HS, slices, a.NH);
+    if (h)
+      forward_tc<true>(s, p, a.HS, slices, a.NH);
+    else
+      forward_tc<false>(s, p, a.HS, slices, a.NH);
     return;
   }
   // Widening fallback: fp32 kernel on converted inputs, output rows rounded back to bf16/fp16.
@@ -240,9 +244,11 @@ void attention_forward_bf16(Exec& ex, const AttnArgs& a) {
   if (w.no) {
     const unsigned blocks = grid_for(a.B * a.Tq * C, 256, s);
     if (h)
-      narrow_rows_kernel<true><<<blocks, 256, 0, s.stream>>>(static_cast<bf16*>(a.out), w.o.as<float>(), a.B, a.Tq, a.o_bs, a.ldo, C);
+      narrow_rows_kernel<true>
+          <<<blocks, 256, 0, s.stream>>>(static_cast<bf16*>(a.out), w.o.as<float>(), a.B, a.Tq, a.o_bs, a.ldo, C);
     else
-      narrow_rows_kernel<false><<<blocks, 256, 0, s.stream>>>(static_cast<bf16*>(a.out), w.o.as<float>(), a.B, a.Tq, a.o_bs, a.ldo, C);
+      narrow_rows_kernel<false>
+          <<<blocks, 256, 0, s.stream>>>(static_cast<bf16*>(a.out), w.o.as<float>(), a.B, a.Tq, a.o_bs, a.ldo, C);
     check_launch("narrow_rows_kernel");
   }
 }

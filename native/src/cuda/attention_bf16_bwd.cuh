@@ -22,10 +22,10 @@ namespace carzero::cuda::CZ_ATTN_BF16_NS {
 constexpr int kBwdMaxT = 256;
 
 struct BwdTcParams {
-  TcParams f;          // q, k, v, out (bf16), strides, mask, Tq, Tk, scale_log2
-  const float* lse;    // (B, NH, Tq), natural log
-  const float* dout;   // fp32, laid out like out
-  float *dq, *dk, *dv; // fp32, laid out like q, k, v; null = skip
+  TcParams f;           // q, k, v, out (bf16), strides, mask, Tq, Tk, scale_log2
+  const float* lse;     // (B, NH, Tq), natural log
+  const float* dout;    // fp32, laid out like out
+  float *dq, *dk, *dv;  // fp32, laid out like q, k, v; null = skip
   float scale;
 };
 
@@ -41,7 +41,7 @@ __global__ void __launch_bounds__(NW * 32, 2) attention_bwd_whole64_kernel(BwdTc
   bf16* Ks = dOs + tqp * 64;
   bf16* Vs = Ks + tkp * 64;
   float* lse2 = reinterpret_cast<float*>(Vs + tkp * 64);  // (tqp)
-  float* Dv = lse2 + tqp;                                  // (tqp)
+  float* Dv = lse2 + tqp;                                 // (tqp)
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
   const int64_t h = blockIdx.x, z = blockIdx.y;
   const bf16* qb = f.q + z * f.q_bs + h * D;
@@ -174,7 +174,7 @@ __global__ void __launch_bounds__(NW * 32, 2) attention_bwd_whole64_kernel(BwdTc
           ldsm_x4_t(b0, b1, b2, b3, swz64(Ks, row, ch));
           mma16816<H>(acc0[n], sA, b0, b1);
           mma16816<H>(acc0[n + 1], sA, b2, b3);
-        } else {      // dV += P^T dO, dK += dS^T Q
+        } else {  // dV += P^T dO, dK += dS^T Q
           ldsm_x4_t(b0, b1, b2, b3, swz64(dOs, row, ch));
           mma16816<H>(acc0[n], pA, b0, b1);
           mma16816<H>(acc0[n + 1], pA, b2, b3);
@@ -205,7 +205,6 @@ __global__ void __launch_bounds__(NW * 32, 2) attention_bwd_whole64_kernel(BwdTc
   }
 }
 
-
 // ---- host-side planning -------------------------------------------------------------------------
 
 inline size_t bwd_whole64_smem(int64_t Tq, int64_t Tk) {
@@ -220,11 +219,10 @@ inline size_t bwd_whole64_smem(int64_t Tq, int64_t Tk) {
 inline bool bwd_tc_eligible(const AttnArgs& a, size_t max_smem) {
   auto al = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; };
   const bool per_item = a.B <= 1 || (a.k_bs != 0 && a.v_bs != 0);
-  return a.HS == 64 && per_item && a.Tq <= kBwdMaxT && a.Tk <= kBwdMaxT && al(a.q) && al(a.k) &&
-         al(a.v) && al(a.out) && a.ldq % 8 == 0 && a.ldk % 8 == 0 && a.ldv % 8 == 0 &&
-         a.ldo % 8 == 0 &&
-         (a.B <= 1 || (a.q_bs % 8 == 0 && a.k_bs % 8 == 0 && a.v_bs % 8 == 0 && a.o_bs % 8 == 0)) &&
-         a.B <= 65535 && bwd_whole64_smem(a.Tq, a.Tk) <= max_smem && settings().attn_kernel != "tiled";
+  return a.HS == 64 && per_item && a.Tq <= kBwdMaxT && a.Tk <= kBwdMaxT && al(a.q) && al(a.k) && al(a.v) && al(a.out) &&
+         a.ldq % 8 == 0 && a.ldk % 8 == 0 && a.ldv % 8 == 0 && a.ldo % 8 == 0 &&
+         (a.B <= 1 || (a.q_bs % 8 == 0 && a.k_bs % 8 == 0 && a.v_bs % 8 == 0 && a.o_bs % 8 == 0)) && a.B <= 65535 &&
+         bwd_whole64_smem(a.Tq, a.Tk) <= max_smem && settings().attn_kernel != "tiled";
 }
 
 inline BwdTcParams make_bwd_params(const AttnArgs& a, const AttnGrads& g) {

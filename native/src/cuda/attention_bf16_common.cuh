@@ -40,9 +40,9 @@ struct TcParams {
   const uint8_t* mask;
   int64_t ldq, ldk, ldv, ldo, q_bs, k_bs, v_bs, o_bs, mask_bs;
   int64_t Tq, Tk, NH;
-  int64_t rows;  // query rows per grid.z slice: Tq, or B * Tq when flattened
-  int flat;      // 1: row r is (item r / Tq, query r % Tq) and K/V/mask are shared
-  int aligned;   // 1: every q/k/v row start is 16-byte aligned (cp.async); 0: element loads
+  int64_t rows;     // query rows per grid.z slice: Tq, or B * Tq when flattened
+  int flat;         // 1: row r is (item r / Tq, query r % Tq) and K/V/mask are shared
+  int aligned;      // 1: every q/k/v row start is 16-byte aligned (cp.async); 0: element loads
   int out_aligned;  // 1: out rows 4-byte aligned (bf16x2 stores); 0: element stores
   float scale_log2;
 };
@@ -56,8 +56,7 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
 __device__ __forceinline__ void copy16(bf16* dst, const bf16* src, bool valid, int aligned) {
   if (aligned) {
     const int bytes = valid ? 16 : 0;
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)),
-                 "l"(src), "r"(bytes));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(bytes));
   } else {
 #pragma unroll
     for (int i = 0; i < 8; ++i) dst[i] = valid ? src[i] : __float2bfloat16(0.0f);
@@ -69,14 +68,12 @@ __device__ __forceinline__ void cp_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
-__device__ __forceinline__ void ldsm_x4(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3,
-                                        const void* p) {
+__device__ __forceinline__ void ldsm_x4(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3, const void* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
                : "r"(smem_addr(p)));
 }
-__device__ __forceinline__ void ldsm_x4_t(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3,
-                                          const void* p) {
+__device__ __forceinline__ void ldsm_x4_t(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3, const void* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
                : "r"(smem_addr(p)));
@@ -114,12 +111,10 @@ template <int N>
 __device__ __forceinline__ void cp_wait() {
   ::cz_emu::cp_wait(N);
 }
-__device__ __forceinline__ void ldsm_x4(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3,
-                                        const void* p) {
+__device__ __forceinline__ void ldsm_x4(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3, const void* p) {
   ::cz_emu::ldmatrix_x4(r0, r1, r2, r3, p, false);
 }
-__device__ __forceinline__ void ldsm_x4_t(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3,
-                                          const void* p) {
+__device__ __forceinline__ void ldsm_x4_t(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3, const void* p) {
   ::cz_emu::ldmatrix_x4(r0, r1, r2, r3, p, true);
 }
 template <bool H>
@@ -144,8 +139,10 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
 // One element of the storage type (the 16 bits behind a bf16 pointer) as a float, and back.
 template <bool H>
 __device__ __forceinline__ float to_f32(bf16 x) {
-  if constexpr (H) return __half2float(*reinterpret_cast<const __half*>(&x));
-  else return __bfloat162float(x);
+  if constexpr (H)
+    return __half2float(*reinterpret_cast<const __half*>(&x));
+  else
+    return __bfloat162float(x);
 }
 template <bool H>
 __device__ __forceinline__ bf16 from_f32(float x) {
@@ -158,9 +155,7 @@ __device__ __forceinline__ bf16 from_f32(float x) {
 }
 
 // Start of query row r (of the block's slice z) for head h.
-__device__ __forceinline__ int64_t q_item(const TcParams& p, int64_t r, int64_t z) {
-  return p.flat ? r / p.Tq : z;
-}
+__device__ __forceinline__ int64_t q_item(const TcParams& p, int64_t r, int64_t z) { return p.flat ? r / p.Tq : z; }
 
 // One warp's 16 query rows against one tile of keys in shared memory (keys kbase .. kbase + rem,
 // rem <= BK): S = Q K^T on the tensor cores, scaling into the log2 domain and masking, the
@@ -170,9 +165,8 @@ __device__ __forceinline__ int64_t q_item(const TcParams& p, int64_t r, int64_t 
 // in 8-key (S) and 16-key (PV) steps; value rows up to the next multiple of 16 must be finite
 // (the loaders zero-fill them).
 template <int D, int BK, bool H, class KAt, class VAt>
-__device__ __forceinline__ void attend_tile(const uint32_t (&qf)[D / 16][4], float (&o)[D / 8][4],
-                                            float (&m)[2], float (&l)[2], int rem,
-                                            const uint8_t* mask, float scale_log2, int lane,
+__device__ __forceinline__ void attend_tile(const uint32_t (&qf)[D / 16][4], float (&o)[D / 8][4], float (&m)[2],
+                                            float (&l)[2], int rem, const uint8_t* mask, float scale_log2, int lane,
                                             KAt kat, VAt vat) {
   constexpr int KD = D / 16, NT = BK / 8, ND = D / 8;
   static_assert(KD % 2 == 0 && ND % 2 == 0 && BK % 16 == 0, "tile shapes");
@@ -257,9 +251,8 @@ __device__ __forceinline__ void attend_tile(const uint32_t (&qf)[D / 16][4], flo
 // The end of a warp's 16 rows (first row wr0 of slice z): row sums over the quad, normalise,
 // store bf16 (and lse when asked).
 template <int D, bool H>
-__device__ __forceinline__ void finish_rows(const TcParams& p, const float (&o)[D / 8][4],
-                                            const float (&m)[2], const float (&l)[2], int64_t wr0,
-                                            int64_t z, int64_t h, int lane) {
+__device__ __forceinline__ void finish_rows(const TcParams& p, const float (&o)[D / 8][4], const float (&m)[2],
+                                            const float (&l)[2], int64_t wr0, int64_t z, int64_t h, int lane) {
   constexpr int ND = D / 8;
   const int g = lane >> 2, t4 = lane & 3;
 #pragma unroll
@@ -283,8 +276,7 @@ __device__ __forceinline__ void finish_rows(const TcParams& p, const float (&o)[
       }
     }
     if (p.lse && t4 == 0)
-      p.lse[(itm * p.NH + h) * p.Tq + t] =
-          ls > 0.0f ? (m[half] + log2f(ls)) * 0.69314718055994531f : -INFINITY;
+      p.lse[(itm * p.NH + h) * p.Tq + t] = ls > 0.0f ? (m[half] + log2f(ls)) * 0.69314718055994531f : -INFINITY;
   }
 }
 

@@ -34,10 +34,9 @@ inline TcParams make_tc_params(const AttnArgs& a, int64_t* slices) {
   *slices = shared ? 1 : a.B;
   p.scale_log2 = a.scale * 1.4426950408889634f;
   auto al = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; };
-  p.aligned = al(a.q) && al(a.k) && al(a.v) && a.ldq % 8 == 0 && a.ldk % 8 == 0 &&
-              a.ldv % 8 == 0 && (a.B <= 1 || (a.q_bs % 8 == 0 && a.k_bs % 8 == 0 && a.v_bs % 8 == 0));
-  p.out_aligned = (reinterpret_cast<uintptr_t>(a.out) & 3) == 0 && a.ldo % 2 == 0 &&
-                  (a.B <= 1 || a.o_bs % 2 == 0);
+  p.aligned = al(a.q) && al(a.k) && al(a.v) && a.ldq % 8 == 0 && a.ldk % 8 == 0 && a.ldv % 8 == 0 &&
+              (a.B <= 1 || (a.q_bs % 8 == 0 && a.k_bs % 8 == 0 && a.v_bs % 8 == 0));
+  p.out_aligned = (reinterpret_cast<uintptr_t>(a.out) & 3) == 0 && a.ldo % 2 == 0 && (a.B <= 1 || a.o_bs % 2 == 0);
   return p;
 }
 
@@ -49,8 +48,7 @@ inline TcParams make_tc_params(const AttnArgs& a, int64_t* slices) {
 // tiled 0.360 ms (bench/RESULTS.md).
 enum class FwdKernel { Tiled, Whole4, Dev };
 inline FwdKernel pick_kernel(const TcParams& p, int64_t HS, int64_t B, int64_t NH) {
-  const bool whole_ok = HS == 64 && !p.flat && p.aligned && p.Tk <= kWholeMaxTk && B <= 65535 &&
-                        NH <= INT32_MAX;
+  const bool whole_ok = HS == 64 && !p.flat && p.aligned && p.Tk <= kWholeMaxTk && B <= 65535 && NH <= INT32_MAX;
   if (!whole_ok) return FwdKernel::Tiled;
   const std::string& k = settings().attn_kernel;
   if (k == "tiled") return FwdKernel::Tiled;

@@ -98,8 +98,7 @@ __global__ void __launch_bounds__(kThreadsTC) attention_fwd_tc_kernel(TcParams p
       const int rem = static_cast<int>(p.Tk - kbase < BK ? p.Tk - kbase : BK);
       attend_tile<D, BK, H>(
           qf, o, mrow, lrow, rem, mb ? mb + kbase : nullptr, p.scale_log2, lane,
-          [&](int r, int c) { return ks + r * SD + c * 8; },
-          [&](int r, int c) { return vs + r * SD + c * 8; });
+          [&](int r, int c) { return ks + r * SD + c * 8; }, [&](int r, int c) { return vs + r * SD + c * 8; });
     }
     __syncthreads();  // this stage is refilled by the next iteration's prefetch
   }

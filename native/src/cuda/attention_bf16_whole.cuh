@@ -29,8 +29,8 @@ __device__ __forceinline__ const bf16* swz64(const bf16* base, int r, int c) {
 
 // cp.async of `rows` rows of 64 bf16 (row stride ld) into swizzled shared memory; rows from
 // `valid` on are zero-filled. All threads of the block take part (thread t of n).
-__device__ __forceinline__ void load_rows64(bf16* dst, const bf16* src, int64_t ld, int64_t valid,
-                                            int rows, int t, int n) {
+__device__ __forceinline__ void load_rows64(bf16* dst, const bf16* src, int64_t ld, int64_t valid, int rows, int t,
+                                            int n) {
   for (int idx = t; idx < rows * 8; idx += n) {
     const int rr = idx >> 3, c = idx & 7;
     const bool ok = rr < valid;
@@ -58,9 +58,9 @@ __device__ __forceinline__ void load_q64(const TcParams& p, int64_t z, int64_t h
 // One warp's query tile mt of (item z, head h) against all of K and V in shared memory (swizzled,
 // head size 64), in 64-key steps; the output rows are stored.
 template <bool H>
-__device__ __forceinline__ void attend_rows64(const TcParams& p, const uint32_t (&qf)[4][4],
-                                              const bf16* Ks, const bf16* Vs, const uint8_t* mb,
-                                              int mt, int64_t z, int64_t h, int lane) {
+__device__ __forceinline__ void attend_rows64(const TcParams& p, const uint32_t (&qf)[4][4], const bf16* Ks,
+                                              const bf16* Vs, const uint8_t* mb, int mt, int64_t z, int64_t h,
+                                              int lane) {
   float o[8][4];
   float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f};
 #pragma unroll
@@ -69,8 +69,7 @@ __device__ __forceinline__ void attend_rows64(const TcParams& p, const uint32_t 
     const int rem = static_cast<int>(p.Tk - k0 < 64 ? p.Tk - k0 : 64);
     attend_tile<64, 64, H>(
         qf, o, mrow, lrow, rem, mb ? mb + k0 : nullptr, p.scale_log2, lane,
-        [&](int r, int c) { return swz64(Ks, k0 + r, c); },
-        [&](int r, int c) { return swz64(Vs, k0 + r, c); });
+        [&](int r, int c) { return swz64(Ks, k0 + r, c); }, [&](int r, int c) { return swz64(Vs, k0 + r, c); });
   }
   finish_rows<64, H>(p, o, mrow, lrow, static_cast<int64_t>(mt) * 16, z, h, lane);
 }

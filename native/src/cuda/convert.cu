@@ -19,9 +19,7 @@ __device__ __forceinline__ uint16_t d_f32_to_bf16(float f) {
   u += 0x7fffu + ((u >> 16) & 1u);
   return static_cast<uint16_t>(u >> 16);
 }
-__device__ __forceinline__ float d_bf16_to_f32(uint16_t h) {
-  return __uint_as_float(static_cast<uint32_t>(h) << 16);
-}
+__device__ __forceinline__ float d_bf16_to_f32(uint16_t h) { return __uint_as_float(static_cast<uint32_t>(h) << 16); }
 // A transcription of carzero::f32_to_f16 / f16_to_f32 (core/dtype.cpp), so results are identical.
 __device__ __forceinline__ uint16_t d_f32_to_f16(float f) {
   const uint32_t x = __float_as_uint(f);
@@ -51,7 +49,10 @@ __device__ __forceinline__ float d_f16_to_f32(uint16_t h) {
       x = sign;
     } else {
       int sh = 0;
-      while (!(m & 0x400u)) { m <<= 1; sh++; }
+      while (!(m & 0x400u)) {
+        m <<= 1;
+        sh++;
+      }
       m &= 0x3ffu;
       x = sign | ((113u - sh) << 23) | (m << 13);
     }
@@ -75,8 +76,7 @@ __device__ __forceinline__ float load_as_f32(const void* src, int t, int64_t i) 
 
 // dst (n, dst_t) = src (n, src_t) for dst_t in {F32, BF16, F16} or the U8 -> I32 pair.
 __global__ void convert_kernel(void* dst, int dst_t, const void* src, int src_t, int64_t n) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
     switch (dst_t) {
       case 0: static_cast<float*>(dst)[i] = load_as_f32(src, src_t, i); break;
       case 1: static_cast<uint16_t*>(dst)[i] = d_f32_to_bf16(load_as_f32(src, src_t, i)); break;
@@ -97,22 +97,21 @@ void convert(Exec& ex, void* dst, DType dst_type, const void* src, DType src_typ
   require_size(op, "n", n);
   CZ_ARG(valid(dst_type), "%s: dst_type = %d is not a dtype", op, static_cast<int>(dst_type));
   CZ_ARG(valid(src_type), "%s: src_type = %d is not a dtype", op, static_cast<int>(src_type));
-  const bool ok = dst_type == src_type || is_float(dst_type) ||
-                  (dst_type == DType::I32 && src_type == DType::U8);
-  CZ_REQUIRE(ok, CZ_ERR_UNSUPPORTED, "%s: unsupported dtype pair %s -> %s", op,
-             dtype_name(src_type), dtype_name(dst_type));
+  const bool ok = dst_type == src_type || is_float(dst_type) || (dst_type == DType::I32 && src_type == DType::U8);
+  CZ_REQUIRE(ok, CZ_ERR_UNSUPPORTED, "%s: unsupported dtype pair %s -> %s", op, dtype_name(src_type),
+             dtype_name(dst_type));
   if (n == 0) return;
   require_ptr(op, "dst", dst, true);
   require_ptr(op, "src", src, true);
   CudaState& s = state(ex);
   if (dst_type == src_type) {
     if (dst != src)
-      CZ_CUDA(cudaMemcpyAsync(dst, src, static_cast<size_t>(n) * dtype_size(dst_type),
-                              cudaMemcpyDeviceToDevice, s.stream));
+      CZ_CUDA(
+          cudaMemcpyAsync(dst, src, static_cast<size_t>(n) * dtype_size(dst_type), cudaMemcpyDeviceToDevice, s.stream));
     return;
   }
-  convert_kernel<<<grid_for(n, kThreads, s), kThreads, 0, s.stream>>>(
-      dst, static_cast<int>(dst_type), src, static_cast<int>(src_type), n);
+  convert_kernel<<<grid_for(n, kThreads, s), kThreads, 0, s.stream>>>(dst, static_cast<int>(dst_type), src,
+                                                                      static_cast<int>(src_type), n);
   check_launch("convert_kernel");
 }
 

@@ -119,8 +119,8 @@ const char* cublas_status_name(cublasStatus_t st) {
 
 void check_cublas(cublasStatus_t st, const char* call) {
   if (st == CUBLAS_STATUS_SUCCESS) return;
-  throw_error(st == CUBLAS_STATUS_ALLOC_FAILED ? CZ_ERR_OUT_OF_MEMORY : CZ_ERR_CUDA,
-              "%s failed: %s (%d)", call, cublas_status_name(st), st);
+  throw_error(st == CUBLAS_STATUS_ALLOC_FAILED ? CZ_ERR_OUT_OF_MEMORY : CZ_ERR_CUDA, "%s failed: %s (%d)", call,
+              cublas_status_name(st), st);
 }
 
 }  // namespace carzero::cuda

@@ -19,7 +19,9 @@ using cublasLtHandle_t = void*;
 using cublasLtMatmulDesc_t = void*;
 using cublasLtMatrixLayout_t = void*;
 using cublasLtMatmulPreference_t = void*;
-struct cublasLtMatmulAlgo_t { uint64_t data[8]; };
+struct cublasLtMatmulAlgo_t {
+  uint64_t data[8];
+};
 struct cublasLtMatmulHeuristicResult_t {
   cublasLtMatmulAlgo_t algo;
   size_t workspaceSize;
@@ -42,8 +44,8 @@ constexpr int CUBLAS_GEMM_DEFAULT = -1;
 // cublasMath_t
 constexpr int CUBLAS_DEFAULT_MATH = 0, CUBLAS_PEDANTIC_MATH = 2;
 // cublasLtMatmulDescAttributes_t
-constexpr int CUBLASLT_MATMUL_DESC_TRANSA = 3, CUBLASLT_MATMUL_DESC_TRANSB = 4,
-              CUBLASLT_MATMUL_DESC_EPILOGUE = 7, CUBLASLT_MATMUL_DESC_BIAS_POINTER = 8;
+constexpr int CUBLASLT_MATMUL_DESC_TRANSA = 3, CUBLASLT_MATMUL_DESC_TRANSB = 4, CUBLASLT_MATMUL_DESC_EPILOGUE = 7,
+              CUBLASLT_MATMUL_DESC_BIAS_POINTER = 8;
 // cublasLtMatrixLayoutAttribute_t
 constexpr int CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT = 5, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET = 6;
 // cublasLtMatmulPreferenceAttributes_t
@@ -51,8 +53,8 @@ constexpr int CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES = 1, CUBLASLT_MATMUL_PREF
               CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES = 6, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES = 7,
               CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES = 8;
 // cublasLtEpilogue_t
-constexpr uint32_t CUBLASLT_EPILOGUE_DEFAULT = 1, CUBLASLT_EPILOGUE_RELU = 2,
-                   CUBLASLT_EPILOGUE_BIAS = 4, CUBLASLT_EPILOGUE_RELU_BIAS = 6;
+constexpr uint32_t CUBLASLT_EPILOGUE_DEFAULT = 1, CUBLASLT_EPILOGUE_RELU = 2, CUBLASLT_EPILOGUE_BIAS = 4,
+                   CUBLASLT_EPILOGUE_RELU_BIAS = 6;
 
 // ---- the entry points ------------------------------------------------------------------------------
 struct CublasApi {
@@ -62,12 +64,11 @@ struct CublasApi {
   cublasStatus_t (*set_stream)(cublasHandle_t, cudaStream_t) = nullptr;
   cublasStatus_t (*set_workspace)(cublasHandle_t, void*, size_t) = nullptr;  // optional
   cublasStatus_t (*set_math_mode)(cublasHandle_t, int) = nullptr;
-  const char* (*status_string)(cublasStatus_t) = nullptr;                    // optional
-  cublasStatus_t (*gemm_strided_batched_ex)(cublasHandle_t, int transa, int transb, int m, int n,
-                                            int k, const void* alpha, const void* A, int Atype,
-                                            int lda, long long strideA, const void* B, int Btype,
-                                            int ldb, long long strideB, const void* beta, void* C,
-                                            int Ctype, int ldc, long long strideC, int batchCount,
+  const char* (*status_string)(cublasStatus_t) = nullptr;  // optional
+  cublasStatus_t (*gemm_strided_batched_ex)(cublasHandle_t, int transa, int transb, int m, int n, int k,
+                                            const void* alpha, const void* A, int Atype, int lda, long long strideA,
+                                            const void* B, int Btype, int ldb, long long strideB, const void* beta,
+                                            void* C, int Ctype, int ldc, long long strideC, int batchCount,
                                             int computeType, int algo) = nullptr;
   // cuBLASLt (all null when libcublasLt did not open: GEMMs then go through cuBLAS + our epilogue)
   cublasStatus_t (*lt_create)(cublasLtHandle_t*) = nullptr;
@@ -75,23 +76,21 @@ struct CublasApi {
   cublasStatus_t (*lt_desc_create)(cublasLtMatmulDesc_t*, int computeType, int scaleType) = nullptr;
   cublasStatus_t (*lt_desc_destroy)(cublasLtMatmulDesc_t) = nullptr;
   cublasStatus_t (*lt_desc_set)(cublasLtMatmulDesc_t, int attr, const void* buf, size_t) = nullptr;
-  cublasStatus_t (*lt_layout_create)(cublasLtMatrixLayout_t*, int type, uint64_t rows,
-                                     uint64_t cols, int64_t ld) = nullptr;
+  cublasStatus_t (*lt_layout_create)(cublasLtMatrixLayout_t*, int type, uint64_t rows, uint64_t cols,
+                                     int64_t ld) = nullptr;
   cublasStatus_t (*lt_layout_destroy)(cublasLtMatrixLayout_t) = nullptr;
   cublasStatus_t (*lt_layout_set)(cublasLtMatrixLayout_t, int attr, const void* buf, size_t) = nullptr;
   cublasStatus_t (*lt_pref_create)(cublasLtMatmulPreference_t*) = nullptr;
   cublasStatus_t (*lt_pref_destroy)(cublasLtMatmulPreference_t) = nullptr;
   cublasStatus_t (*lt_pref_set)(cublasLtMatmulPreference_t, int attr, const void* buf, size_t) = nullptr;
-  cublasStatus_t (*lt_heuristic)(cublasLtHandle_t, cublasLtMatmulDesc_t, cublasLtMatrixLayout_t,
-                                 cublasLtMatrixLayout_t, cublasLtMatrixLayout_t,
-                                 cublasLtMatrixLayout_t, cublasLtMatmulPreference_t, int requested,
-                                 cublasLtMatmulHeuristicResult_t* results, int* returned) = nullptr;
-  cublasStatus_t (*lt_matmul)(cublasLtHandle_t, cublasLtMatmulDesc_t, const void* alpha,
-                              const void* A, cublasLtMatrixLayout_t, const void* B,
-                              cublasLtMatrixLayout_t, const void* beta, const void* C,
-                              cublasLtMatrixLayout_t, void* D, cublasLtMatrixLayout_t,
-                              const cublasLtMatmulAlgo_t* algo, void* workspace,
-                              size_t workspaceSize, cudaStream_t stream) = nullptr;
+  cublasStatus_t (*lt_heuristic)(cublasLtHandle_t, cublasLtMatmulDesc_t, cublasLtMatrixLayout_t, cublasLtMatrixLayout_t,
+                                 cublasLtMatrixLayout_t, cublasLtMatrixLayout_t, cublasLtMatmulPreference_t,
+                                 int requested, cublasLtMatmulHeuristicResult_t* results, int* returned) = nullptr;
+  cublasStatus_t (*lt_matmul)(cublasLtHandle_t, cublasLtMatmulDesc_t, const void* alpha, const void* A,
+                              cublasLtMatrixLayout_t, const void* B, cublasLtMatrixLayout_t, const void* beta,
+                              const void* C, cublasLtMatrixLayout_t, void* D, cublasLtMatrixLayout_t,
+                              const cublasLtMatmulAlgo_t* algo, void* workspace, size_t workspaceSize,
+                              cudaStream_t stream) = nullptr;
   bool has_lt() const { return lt_matmul != nullptr; }
 };
 

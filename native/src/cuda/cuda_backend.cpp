@@ -19,8 +19,8 @@ void throw_cuda(cudaError_t e, const char* call) {
   // Clear a non-sticky error so the next call does not report it again (sticky errors, such as
   // an illegal address, stay: the context is unusable and every later call says so).
   cudaGetLastError();
-  throw_error(oom ? CZ_ERR_OUT_OF_MEMORY : CZ_ERR_CUDA, "%s failed: %s (%s)", call,
-              cudaGetErrorString(e), cudaGetErrorName(e));
+  throw_error(oom ? CZ_ERR_OUT_OF_MEMORY : CZ_ERR_CUDA, "%s failed: %s (%s)", call, cudaGetErrorString(e),
+              cudaGetErrorName(e));
 }
 
 void check_launch(const char* kernel) {
@@ -61,8 +61,8 @@ const void* read_back(CudaState& s, const void* dev, size_t n, const char* what)
 // ---- caching allocator --------------------------------------------------------------------------------
 size_t CachingAllocator::round(size_t bytes) {
   if (bytes == 0) bytes = 1;
-  if (bytes < (size_t(1) << 20)) return (bytes + 511) & ~size_t(511);   // 512 B granules
-  return (bytes + (size_t(2) << 20) - 1) & ~((size_t(2) << 20) - 1);    // 2 MiB granules
+  if (bytes < (size_t(1) << 20)) return (bytes + 511) & ~size_t(511);  // 512 B granules
+  return (bytes + (size_t(2) << 20) - 1) & ~((size_t(2) << 20) - 1);   // 2 MiB granules
 }
 
 CachingAllocator::~CachingAllocator() {
@@ -181,8 +181,8 @@ CudaBackend::CudaBackend(int device) : alloc_(device) {
   CZ_CUDA(cudaDeviceGetAttribute(&smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   state_.max_smem_optin = static_cast<size_t>(smem);
   CZ_REQUIRE(state_.cc_major >= 8, CZ_ERR_UNSUPPORTED,
-             "cuda: device %d has compute capability %d.%d; this build needs 8.0 or newer",
-             device, state_.cc_major, state_.cc_minor);
+             "cuda: device %d has compute capability %d.%d; this build needs 8.0 or newer", device, state_.cc_major,
+             state_.cc_minor);
   CZ_CUDA(cudaStreamCreateWithFlags(&state_.stream, cudaStreamNonBlocking));
   cudaError_t e = cudaMallocHost(&state_.host_scratch, kHostScratchBytes);
   if (e != cudaSuccess) {
@@ -284,10 +284,9 @@ void CudaGraph::replay() {
 
 std::shared_ptr<DeviceBackend> create_cuda_backend(int index) {
   const CudaStatus& cs = cuda_status();
-  CZ_REQUIRE(cs.compiled && cs.driver && cs.device_count > 0, CZ_ERR_UNSUPPORTED,
-             "cuda: unavailable (%s)", cs.reason.c_str());
-  CZ_ARG(index >= 0 && index < cs.device_count, "cuda device_index %d: only %d device(s)", index,
-         cs.device_count);
+  CZ_REQUIRE(cs.compiled && cs.driver && cs.device_count > 0, CZ_ERR_UNSUPPORTED, "cuda: unavailable (%s)",
+             cs.reason.c_str());
+  CZ_ARG(index >= 0 && index < cs.device_count, "cuda device_index %d: only %d device(s)", index, cs.device_count);
   return std::make_shared<cuda::CudaBackend>(index);
 }
 

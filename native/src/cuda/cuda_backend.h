@@ -40,8 +40,8 @@ class CachingAllocator {
   static size_t round(size_t bytes);
   int device_;
   mutable std::mutex mu_;
-  std::multimap<size_t, void*> free_;         // size -> block
-  std::unordered_map<void*, size_t> live_;    // block -> size
+  std::multimap<size_t, void*> free_;       // size -> block
+  std::unordered_map<void*, size_t> live_;  // block -> size
   size_t cached_bytes_ = 0, live_bytes_ = 0, peak_live_bytes_ = 0;
   bool parking_ = false;
   std::vector<void*> parked_;

@@ -25,14 +25,14 @@ struct CudaState {
   int device = 0;
   int sm_count = 0;
   int cc_major = 0, cc_minor = 0;
-  size_t max_smem_optin = 0;       // bytes of shared memory one block may opt into
+  size_t max_smem_optin = 0;  // bytes of shared memory one block may opt into
   cudaStream_t stream = nullptr;
   CachingAllocator* alloc = nullptr;
   CublasHandles* blas = nullptr;   // null until first GEMM (opened lazily)
   void* blas_workspace = nullptr;  // cuBLAS(Lt) workspace (device)
   size_t blas_workspace_bytes = 0;
-  void* host_scratch = nullptr;    // pinned, kHostScratchBytes
-  bool capturing = false;          // a CUDA graph is being captured: no host syncs allowed
+  void* host_scratch = nullptr;  // pinned, kHostScratchBytes
+  bool capturing = false;        // a CUDA graph is being captured: no host syncs allowed
 };
 constexpr size_t kHostScratchBytes = 4096;
 
@@ -67,7 +67,9 @@ class Scratch {
   Scratch& operator=(const Scratch&) = delete;
   void* get() const { return p_; }
   template <class T>
-  T* as() const { return static_cast<T*>(p_); }
+  T* as() const {
+    return static_cast<T*>(p_);
+  }
 
  private:
   CudaState& s_;
@@ -95,8 +97,7 @@ inline unsigned grid_for(int64_t n, int threads, const CudaState& s) {
 // returns the first index i with ids[i] outside the range and stores ids[i] in *value, or -1.
 // Synchronises with the host; while a graph is captured it returns -1 without checking (the
 // kernels then guard every id themselves).
-int64_t first_id_out_of_range(CudaState& s, const int32_t* ids, int64_t n, int64_t limit,
-                              int32_t* value);
+int64_t first_id_out_of_range(CudaState& s, const int32_t* ids, int64_t n, int64_t limit, int32_t* value);
 
 // GEMM entry for the other op files (patch_embed): same contract as the op table's gemm.
 void gemm(Exec& ex, const GemmArgs& g);

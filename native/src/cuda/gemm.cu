@@ -38,7 +38,6 @@ namespace {
 constexpr float kInvSqrt2 = 0.70710678118654752440f;
 constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // cuBLAS recommends 32 MiB on Hopper
 
-
 __device__ __forceinline__ float apply_act(float z, int act) {
   if (act == 1) return z > 0.0f ? z : 0.0f;
   if (act == 2) return 0.5f * z * (1.0f + erff(z * kInvSqrt2));
@@ -55,15 +54,14 @@ dim3 rows_grid(int64_t rows, int64_t N, int threads) {
 //   z = (src_zero ? 0 : src_scale * src) + bias[j];  preact = z (when non-null);  c = act(z)
 // src is C itself or preact (same layout). Used after a GEMM whose epilogue could not do the work
 // and for K = 0 (where C = act(beta C + bias)).
-__global__ void gemm_epilogue_kernel(float* c, float* preact, const float* src, const float* bias,
-                                     float src_scale, bool src_zero, int act, int64_t batch,
-                                     int64_t M, int64_t N, int64_t ld, int64_t sb) {
+__global__ void gemm_epilogue_kernel(float* c, float* preact, const float* src, const float* bias, float src_scale,
+                                     bool src_zero, int act, int64_t batch, int64_t M, int64_t N, int64_t ld,
+                                     int64_t sb) {
   // rows over blockIdx.y (one division per row), columns over x (launch with rows_grid)
   const int64_t rows = batch * M;
   for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
     const int64_t b = r / M, i = r - b * M, base = b * sb + i * ld;
-    for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < N;
-         j += (int64_t)gridDim.x * blockDim.x) {
+    for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < N; j += (int64_t)gridDim.x * blockDim.x) {
       const int64_t idx = base + j;
       float z = src_zero ? 0.0f : src_scale * src[idx];
       if (bias) z += bias[j];
@@ -75,17 +73,18 @@ __global__ void gemm_epilogue_kernel(float* c, float* preact, const float* src, 
 
 // Between a strided bf16 C and a dense fp32 copy (batch, M, N): to_dense widens; else narrows,
 // c = bf16(act(dense)). Rows go over blockIdx.y (one division per row, not per element).
-__global__ void bf16_dense_kernel(__nv_bfloat16* c, float* dense, bool to_dense, int act,
-                                  int64_t batch, int64_t M, int64_t N, int64_t ld, int64_t sb) {
+__global__ void bf16_dense_kernel(__nv_bfloat16* c, float* dense, bool to_dense, int act, int64_t batch, int64_t M,
+                                  int64_t N, int64_t ld, int64_t sb) {
   const int64_t rows = batch * M;
   for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
     const int64_t b = r / M, i = r - b * M;
     __nv_bfloat16* crow = c + b * sb + i * ld;
     float* drow = dense + r * N;
-    for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < N;
-         j += (int64_t)gridDim.x * blockDim.x) {
-      if (to_dense) drow[j] = __bfloat162float(crow[j]);
-      else crow[j] = __float2bfloat16(apply_act(drow[j], act));
+    for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < N; j += (int64_t)gridDim.x * blockDim.x) {
+      if (to_dense)
+        drow[j] = __bfloat162float(crow[j]);
+      else
+        crow[j] = __float2bfloat16(apply_act(drow[j], act));
     }
   }
 }
@@ -94,21 +93,19 @@ __global__ void bf16_dense_kernel(__nv_bfloat16* c, float* dense, bool to_dense,
 // 16-byte store): for N, ld and sb multiples of 8 and 16-byte aligned c. Opt-in
 // (CARZERO_GEMM_NARROW=vec) until it has run on a GPU; the op parity runs it
 // (scripts/gpu-model-check.sh step ops_gemm_vec).
-__global__ void bf16_narrow8_kernel(__nv_bfloat16* c, const float* dense, int act, int64_t batch,
-                                    int64_t M, int64_t N, int64_t ld, int64_t sb) {
+__global__ void bf16_narrow8_kernel(__nv_bfloat16* c, const float* dense, int act, int64_t batch, int64_t M, int64_t N,
+                                    int64_t ld, int64_t sb) {
   const int64_t rows = batch * M, n8 = N / 8;
   for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
     const int64_t b = r / M, i = r - b * M;
     __nv_bfloat16* crow = c + b * sb + i * ld;
     const float4* drow = reinterpret_cast<const float4*>(dense + r * N);
-    for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < n8;
-         j += (int64_t)gridDim.x * blockDim.x) {
+    for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < n8; j += (int64_t)gridDim.x * blockDim.x) {
       const float4 x0 = drow[2 * j], x1 = drow[2 * j + 1];
-      __nv_bfloat162 y[4] = {
-          __floats2bfloat162_rn(apply_act(x0.x, act), apply_act(x0.y, act)),
-          __floats2bfloat162_rn(apply_act(x0.z, act), apply_act(x0.w, act)),
-          __floats2bfloat162_rn(apply_act(x1.x, act), apply_act(x1.y, act)),
-          __floats2bfloat162_rn(apply_act(x1.z, act), apply_act(x1.w, act))};
+      __nv_bfloat162 y[4] = {__floats2bfloat162_rn(apply_act(x0.x, act), apply_act(x0.y, act)),
+                             __floats2bfloat162_rn(apply_act(x0.z, act), apply_act(x0.w, act)),
+                             __floats2bfloat162_rn(apply_act(x1.x, act), apply_act(x1.y, act)),
+                             __floats2bfloat162_rn(apply_act(x1.z, act), apply_act(x1.w, act))};
       *reinterpret_cast<uint4*>(crow + 8 * j) = *reinterpret_cast<const uint4*>(y);
     }
   }
@@ -117,11 +114,10 @@ __global__ void bf16_narrow8_kernel(__nv_bfloat16* c, const float* dense, int ac
 bool narrow_vec_enabled() { return settings().gemm_narrow_vec; }  // the benchmark switches it (reload_settings)
 
 // dst = src over (batch, M, N) with row stride ld and batch stride sb (both buffers alike).
-__global__ void strided_copy_kernel(float* dst, const float* src, int64_t batch, int64_t M,
-                                    int64_t N, int64_t ld, int64_t sb) {
+__global__ void strided_copy_kernel(float* dst, const float* src, int64_t batch, int64_t M, int64_t N, int64_t ld,
+                                    int64_t sb) {
   const int64_t total = batch * M * N;
-  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total;
-       t += (int64_t)gridDim.x * blockDim.x) {
+  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total; t += (int64_t)gridDim.x * blockDim.x) {
     const int64_t j = t % N, r = t / N, i = r % M, b = r / M;
     const int64_t idx = b * sb + i * ld + j;
     dst[idx] = src[idx];
@@ -129,11 +125,10 @@ __global__ void strided_copy_kernel(float* dst, const float* src, int64_t batch,
 }
 
 // dz (B*M, N) dense = dc * act'(preact) (strided like C)
-__global__ void act_grad_kernel(float* dz, const float* dc, const float* preact, int act,
-                                int64_t batch, int64_t M, int64_t N, int64_t ld, int64_t sb) {
+__global__ void act_grad_kernel(float* dz, const float* dc, const float* preact, int act, int64_t batch, int64_t M,
+                                int64_t N, int64_t ld, int64_t sb) {
   const int64_t total = batch * M * N;
-  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total;
-       t += (int64_t)gridDim.x * blockDim.x) {
+  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total; t += (int64_t)gridDim.x * blockDim.x) {
     const int64_t j = t % N, r = t / N, i = r % M, b = r / M;
     const int64_t idx = b * sb + i * ld + j;
     const float x = preact[idx];
@@ -151,8 +146,8 @@ __global__ void act_grad_kernel(float* dz, const float* dc, const float* preact,
 
 // part[chunk, j] = sum over rows r in the chunk of dz[row r, j]; rows = batch * M, row r of item
 // b = r / M lives at b * sb + (r % M) * ld.
-__global__ void colsum_partial_kernel(double* part, const float* dz, int64_t rows, int64_t M,
-                                      int64_t N, int64_t ld, int64_t sb, int64_t rows_per_chunk) {
+__global__ void colsum_partial_kernel(double* part, const float* dz, int64_t rows, int64_t M, int64_t N, int64_t ld,
+                                      int64_t sb, int64_t rows_per_chunk) {
   const int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (j >= N) return;
   const int64_t r0 = blockIdx.y * rows_per_chunk;
@@ -163,8 +158,7 @@ __global__ void colsum_partial_kernel(double* part, const float* dz, int64_t row
 }
 
 __global__ void colsum_finish_kernel(float* dbias, const double* part, int chunks, int64_t N) {
-  for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < N;
-       j += (int64_t)gridDim.x * blockDim.x) {
+  for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < N; j += (int64_t)gridDim.x * blockDim.x) {
     double s = 0.0;
     for (int c = 0; c < chunks; ++c) s += part[c * N + j];
     dbias[j] += static_cast<float>(s);
@@ -183,8 +177,7 @@ CublasHandles& handles(CudaState& s) {
     s.blas_workspace = device_alloc(s, kWorkspaceBytes);
     s.blas_workspace_bytes = kWorkspaceBytes;
     if (api.set_workspace)
-      check_cublas(api.set_workspace(h->blas, s.blas_workspace, s.blas_workspace_bytes),
-                   "cublasSetWorkspace");
+      check_cublas(api.set_workspace(h->blas, s.blas_workspace, s.blas_workspace_bytes), "cublasSetWorkspace");
     if (api.has_lt()) check_cublas(api.lt_create(&h->lt), "cublasLtCreate");
   } catch (...) {
     if (h->blas) api.destroy(h->blas);
@@ -207,9 +200,15 @@ uint32_t alignment_of(const void* p, int64_t stride_elems, size_t elem, int64_t 
 struct ColMajorGemm {
   int transa, transb;
   int64_t m, n, k;
-  const void* A; int a_type; int64_t lda, stride_a;
-  const void* B; int b_type; int64_t ldb, stride_b;
-  void* C; int c_type = CUDA_R_32F_; int64_t ldc, stride_c;  // also D
+  const void* A;
+  int a_type;
+  int64_t lda, stride_a;
+  const void* B;
+  int b_type;
+  int64_t ldb, stride_b;
+  void* C;
+  int c_type = CUDA_R_32F_;
+  int64_t ldc, stride_c;  // also D
   int64_t batch;
   float alpha, beta;
   const float* bias;  // fused bias (cuBLASLt only), length m
@@ -240,14 +239,18 @@ bool run_lt(CudaState& s, const ColMajorGemm& p) {
   } cleanup{api, desc, la, lb, lc, pref};
   check_cublas(api.lt_desc_create(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F_), "cublasLtMatmulDescCreate");
   const int32_t ta = p.transa, tb = p.transb;
-  check_cublas(api.lt_desc_set(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta), "cublasLtMatmulDescSetAttribute(TRANSA)");
-  check_cublas(api.lt_desc_set(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb), "cublasLtMatmulDescSetAttribute(TRANSB)");
+  check_cublas(api.lt_desc_set(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta),
+               "cublasLtMatmulDescSetAttribute(TRANSA)");
+  check_cublas(api.lt_desc_set(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb),
+               "cublasLtMatmulDescSetAttribute(TRANSB)");
   uint32_t epi = p.bias ? (p.relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS)
                         : (p.relu ? CUBLASLT_EPILOGUE_RELU : CUBLASLT_EPILOGUE_DEFAULT);
-  check_cublas(api.lt_desc_set(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi), "cublasLtMatmulDescSetAttribute(EPILOGUE)");
+  check_cublas(api.lt_desc_set(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi),
+               "cublasLtMatmulDescSetAttribute(EPILOGUE)");
   if (p.bias) {
     const void* bp = p.bias;
-    check_cublas(api.lt_desc_set(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof bp), "cublasLtMatmulDescSetAttribute(BIAS_POINTER)");
+    check_cublas(api.lt_desc_set(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof bp),
+                 "cublasLtMatmulDescSetAttribute(BIAS_POINTER)");
   }
   // Stored shapes (column-major): op = N means stored (rows = m, cols = k) for A.
   const uint64_t a_rows = p.transa == CUBLAS_OP_N ? p.m : p.k, a_cols = p.transa == CUBLAS_OP_N ? p.k : p.m;
@@ -258,31 +261,42 @@ bool run_lt(CudaState& s, const ColMajorGemm& p) {
   if (p.batch > 1) {
     const int32_t bc = static_cast<int32_t>(p.batch);
     const int64_t sa = p.stride_a, sb = p.stride_b, sc = p.stride_c;
-    check_cublas(api.lt_layout_set(la, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc), "cublasLtMatrixLayoutSetAttribute(A batch)");
-    check_cublas(api.lt_layout_set(la, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sa, sizeof sa), "cublasLtMatrixLayoutSetAttribute(A stride)");
-    check_cublas(api.lt_layout_set(lb, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc), "cublasLtMatrixLayoutSetAttribute(B batch)");
-    check_cublas(api.lt_layout_set(lb, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sb, sizeof sb), "cublasLtMatrixLayoutSetAttribute(B stride)");
-    check_cublas(api.lt_layout_set(lc, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc), "cublasLtMatrixLayoutSetAttribute(C batch)");
-    check_cublas(api.lt_layout_set(lc, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sc, sizeof sc), "cublasLtMatrixLayoutSetAttribute(C stride)");
+    check_cublas(api.lt_layout_set(la, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc),
+                 "cublasLtMatrixLayoutSetAttribute(A batch)");
+    check_cublas(api.lt_layout_set(la, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sa, sizeof sa),
+                 "cublasLtMatrixLayoutSetAttribute(A stride)");
+    check_cublas(api.lt_layout_set(lb, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc),
+                 "cublasLtMatrixLayoutSetAttribute(B batch)");
+    check_cublas(api.lt_layout_set(lb, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sb, sizeof sb),
+                 "cublasLtMatrixLayoutSetAttribute(B stride)");
+    check_cublas(api.lt_layout_set(lc, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc),
+                 "cublasLtMatrixLayoutSetAttribute(C batch)");
+    check_cublas(api.lt_layout_set(lc, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sc, sizeof sc),
+                 "cublasLtMatrixLayoutSetAttribute(C stride)");
   }
   check_cublas(api.lt_pref_create(&pref), "cublasLtMatmulPreferenceCreate");
   const uint64_t ws = s.blas_workspace_bytes;
-  check_cublas(api.lt_pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws), "cublasLtMatmulPreferenceSetAttribute(workspace)");
+  check_cublas(api.lt_pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws),
+               "cublasLtMatmulPreferenceSetAttribute(workspace)");
   const size_t ea = p.a_type == CUDA_R_32F_ ? 4 : 2, eb = p.b_type == CUDA_R_32F_ ? 4 : 2;
   const uint32_t al_a = alignment_of(p.A, p.stride_a, ea, p.batch);
   const uint32_t al_b = alignment_of(p.B, p.stride_b, eb, p.batch);
   const uint32_t al_c = alignment_of(p.C, p.stride_c, p.c_type == CUDA_R_32F_ ? 4 : 2, p.batch);
-  check_cublas(api.lt_pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof al_a), "cublasLtMatmulPreferenceSetAttribute(align A)");
-  check_cublas(api.lt_pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof al_b), "cublasLtMatmulPreferenceSetAttribute(align B)");
-  check_cublas(api.lt_pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof al_c), "cublasLtMatmulPreferenceSetAttribute(align C)");
-  check_cublas(api.lt_pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof al_c), "cublasLtMatmulPreferenceSetAttribute(align D)");
+  check_cublas(api.lt_pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof al_a),
+               "cublasLtMatmulPreferenceSetAttribute(align A)");
+  check_cublas(api.lt_pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof al_b),
+               "cublasLtMatmulPreferenceSetAttribute(align B)");
+  check_cublas(api.lt_pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof al_c),
+               "cublasLtMatmulPreferenceSetAttribute(align C)");
+  check_cublas(api.lt_pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof al_c),
+               "cublasLtMatmulPreferenceSetAttribute(align D)");
   cublasLtMatmulHeuristicResult_t res[1];
   std::memset(res, 0, sizeof res);
   int found = 0;
   const cublasStatus_t hs = api.lt_heuristic(h.lt, desc, la, lb, lc, lc, pref, 1, res, &found);
   if (hs != CUBLAS_STATUS_SUCCESS || found < 1) return false;  // not supported: use cuBLAS
-  check_cublas(api.lt_matmul(h.lt, desc, &p.alpha, p.A, la, p.B, lb, &p.beta, p.C, lc, p.C, lc,
-                             &res[0].algo, s.blas_workspace, s.blas_workspace_bytes, s.stream),
+  check_cublas(api.lt_matmul(h.lt, desc, &p.alpha, p.A, la, p.B, lb, &p.beta, p.C, lc, p.C, lc, &res[0].algo,
+                             s.blas_workspace, s.blas_workspace_bytes, s.stream),
                "cublasLtMatmul");
   return true;
 }
@@ -290,15 +304,14 @@ bool run_lt(CudaState& s, const ColMajorGemm& p) {
 void run_cublas(CudaState& s, const ColMajorGemm& p) {
   const CublasApi& api = cublas_api();
   CublasHandles& h = handles(s);
-  CZ_REQUIRE(p.m <= INT_MAX && p.n <= INT_MAX && p.k <= INT_MAX && p.lda <= INT_MAX &&
-                 p.ldb <= INT_MAX && p.ldc <= INT_MAX && p.batch <= INT_MAX,
+  CZ_REQUIRE(p.m <= INT_MAX && p.n <= INT_MAX && p.k <= INT_MAX && p.lda <= INT_MAX && p.ldb <= INT_MAX &&
+                 p.ldc <= INT_MAX && p.batch <= INT_MAX,
              CZ_ERR_UNSUPPORTED, "gemm: sizes beyond 2^31 are not supported by the cuBLAS path");
-  check_cublas(api.gemm_strided_batched_ex(
-                   h.blas, p.transa, p.transb, static_cast<int>(p.m), static_cast<int>(p.n),
-                   static_cast<int>(p.k), &p.alpha, p.A, p.a_type, static_cast<int>(p.lda),
-                   p.stride_a, p.B, p.b_type, static_cast<int>(p.ldb), p.stride_b, &p.beta, p.C,
-                   p.c_type, static_cast<int>(p.ldc), p.stride_c, static_cast<int>(p.batch),
-                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+  check_cublas(api.gemm_strided_batched_ex(h.blas, p.transa, p.transb, static_cast<int>(p.m), static_cast<int>(p.n),
+                                           static_cast<int>(p.k), &p.alpha, p.A, p.a_type, static_cast<int>(p.lda),
+                                           p.stride_a, p.B, p.b_type, static_cast<int>(p.ldb), p.stride_b, &p.beta, p.C,
+                                           p.c_type, static_cast<int>(p.ldc), p.stride_c, static_cast<int>(p.batch),
+                                           CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                "cublasGemmStridedBatchedEx");
 }
 
@@ -310,8 +323,7 @@ struct Operand {
   const void* ptr;
   int type;
 };
-Operand prepare(Exec& ex, CudaState& s, std::optional<Scratch>& buf, const void* p, DType have,
-                DType want,
+Operand prepare(Exec& ex, CudaState& s, std::optional<Scratch>& buf, const void* p, DType have, DType want,
                 int64_t rows, int64_t cols, int64_t ld, int64_t stride, int64_t batch) {
   const int ct = want == DType::F32 ? CUDA_R_32F_ : want == DType::F16 ? CUDA_R_16F_ : CUDA_R_16BF_;
   if (have == want) return {p, ct};
@@ -341,34 +353,31 @@ void gemm(Exec& ex, const GemmArgs& g) {
     auto* c = static_cast<__nv_bfloat16*>(g.c);
     const dim3 grid = rows_grid(g.batch * g.m, g.n, 256);
     if (g.beta != 0.0f) {
-      bf16_dense_kernel<<<grid, 256, 0, s.stream>>>(c, dense.as<float>(), true, 0, g.batch, g.m,
-                                                    g.n, g.ldc, g.stride_c);
+      bf16_dense_kernel<<<grid, 256, 0, s.stream>>>(c, dense.as<float>(), true, 0, g.batch, g.m, g.n, g.ldc,
+                                                    g.stride_c);
       check_launch("bf16_dense_kernel");
     }
     GemmArgs f = g;
     f.c = dense.get(), f.c_type = DType::F32, f.ldc = g.n, f.stride_c = g.m * g.n;
     f.act = Act::None, f.preact = nullptr;
     gemm(ex, f);
-    const bool vec = narrow_vec_enabled() && g.n % 8 == 0 && g.ldc % 8 == 0 &&
-                     (g.batch <= 1 || g.stride_c % 8 == 0) &&
+    const bool vec = narrow_vec_enabled() && g.n % 8 == 0 && g.ldc % 8 == 0 && (g.batch <= 1 || g.stride_c % 8 == 0) &&
                      (reinterpret_cast<uintptr_t>(g.c) & 15) == 0;
     if (vec) {
       const dim3 grid8 = rows_grid(g.batch * g.m, g.n / 8, 256);
-      bf16_narrow8_kernel<<<grid8, 256, 0, s.stream>>>(c, dense.as<float>(), act, g.batch, g.m,
-                                                       g.n, g.ldc, g.stride_c);
+      bf16_narrow8_kernel<<<grid8, 256, 0, s.stream>>>(c, dense.as<float>(), act, g.batch, g.m, g.n, g.ldc, g.stride_c);
       check_launch("bf16_narrow8_kernel");
       return;
     }
-    bf16_dense_kernel<<<grid, 256, 0, s.stream>>>(c, dense.as<float>(), false, act, g.batch,
-                                                  g.m, g.n, g.ldc, g.stride_c);
+    bf16_dense_kernel<<<grid, 256, 0, s.stream>>>(c, dense.as<float>(), false, act, g.batch, g.m, g.n, g.ldc,
+                                                  g.stride_c);
     check_launch("bf16_dense_kernel");
     return;
   }
   if (g.k == 0) {  // C = act(beta C + bias): alpha A B is an empty sum
     float* c = static_cast<float*>(g.c);
     gemm_epilogue_kernel<<<rows_grid(g.batch * g.m, g.n, 256), 256, 0, s.stream>>>(
-        c, g.preact, c, g.bias, g.beta, g.beta == 0.0f, act, g.batch, g.m, g.n, g.ldc,
-        g.stride_c);
+        c, g.preact, c, g.bias, g.beta, g.beta == 0.0f, act, g.batch, g.m, g.n, g.ldc, g.stride_c);
     check_launch("gemm_epilogue_kernel");
     return;
   }
@@ -385,8 +394,8 @@ void gemm(Exec& ex, const GemmArgs& g) {
   if (g.act != Act::None && g.preact) {  // (F32 C only: check_gemm_args)
     dst = g.preact;
     if (g.beta != 0.0f) {  // beta C must enter the product: start preact from C
-      strided_copy_kernel<<<grid_for(total, 256, s), 256, 0, s.stream>>>(
-          g.preact, static_cast<const float*>(g.c), g.batch, g.m, g.n, g.ldc, g.stride_c);
+      strided_copy_kernel<<<grid_for(total, 256, s), 256, 0, s.stream>>>(g.preact, static_cast<const float*>(g.c),
+                                                                         g.batch, g.m, g.n, g.ldc, g.stride_c);
       check_launch("strided_copy_kernel");
     }
   }
@@ -412,28 +421,23 @@ void gemm(Exec& ex, const GemmArgs& g) {
   const bool act_left = g.act != Act::None && !(fused && p.relu);
   if (bias_left || act_left) {  // (an F32 C: a bf16 C with work left went the dense way)
     gemm_epilogue_kernel<<<rows_grid(g.batch * g.m, g.n, 256), 256, 0, s.stream>>>(
-        static_cast<float*>(g.c), (dst == g.preact && bias_left) ? g.preact : nullptr,
-        static_cast<const float*>(dst), bias_left, 1.0f, false, act_left ? act : 0, g.batch, g.m,
-        g.n, g.ldc, g.stride_c);
+        static_cast<float*>(g.c), (dst == g.preact && bias_left) ? g.preact : nullptr, static_cast<const float*>(dst),
+        bias_left, 1.0f, false, act_left ? act : 0, g.batch, g.m, g.n, g.ldc, g.stride_c);
     check_launch("gemm_epilogue_kernel");
   }
 }
 
-void gemm_backward(Exec& ex, const GemmArgs& f, const float* dc, float* da, float* db,
-                   float* dbias) {
+void gemm_backward(Exec& ex, const GemmArgs& f, const float* dc, float* da, float* db, float* dbias) {
   check_gemm_args(f, "gemm_backward");
   CZ_ARG(f.a_type == DType::F32 && f.b_type == DType::F32,
-         "gemm_backward: only F32 operands are supported (a_type %s, b_type %s)",
-         dtype_name(f.a_type), dtype_name(f.b_type));
-  CZ_ARG(f.c_type == DType::F32, "gemm_backward: c_type %s: only an F32 C is supported",
-         dtype_name(f.c_type));
-  CZ_ARG(f.beta == 0.0f, "gemm_backward: beta (%g) must have been 0 in the forward",
-         static_cast<double>(f.beta));
+         "gemm_backward: only F32 operands are supported (a_type %s, b_type %s)", dtype_name(f.a_type),
+         dtype_name(f.b_type));
+  CZ_ARG(f.c_type == DType::F32, "gemm_backward: c_type %s: only an F32 C is supported", dtype_name(f.c_type));
+  CZ_ARG(f.beta == 0.0f, "gemm_backward: beta (%g) must have been 0 in the forward", static_cast<double>(f.beta));
   const int64_t M = f.m, N = f.n, B = f.batch;
   if (B == 0 || M == 0 || N == 0) return;
   CZ_ARG(dc, "gemm_backward: dc is null with m (%lld) x n (%lld) > 0", (long long)M, (long long)N);
-  CZ_ARG(f.act == Act::None || f.preact,
-         "gemm_backward: preact is null but act is %d (the forward must store it)",
+  CZ_ARG(f.act == Act::None || f.preact, "gemm_backward: preact is null but act is %d (the forward must store it)",
          static_cast<int>(f.act));
   CudaState& s = state(ex);
 
@@ -455,11 +459,10 @@ void gemm_backward(Exec& ex, const GemmArgs& f, const float* dc, float* da, floa
     const int64_t per = (rows + chunks - 1) / chunks;
     Scratch part(s, static_cast<size_t>(chunks * N) * sizeof(double));
     dim3 grid(static_cast<unsigned>((N + 127) / 128), static_cast<unsigned>(chunks));
-    colsum_partial_kernel<<<grid, 128, 0, s.stream>>>(part.as<double>(), dz, rows, M, N, ld_dz,
-                                                      stride_dz, per);
+    colsum_partial_kernel<<<grid, 128, 0, s.stream>>>(part.as<double>(), dz, rows, M, N, ld_dz, stride_dz, per);
     check_launch("colsum_partial_kernel");
-    colsum_finish_kernel<<<grid_for(N, 256, s), 256, 0, s.stream>>>(dbias, part.as<double>(),
-                                                                    static_cast<int>(chunks), N);
+    colsum_finish_kernel<<<grid_for(N, 256, s), 256, 0, s.stream>>>(dbias, part.as<double>(), static_cast<int>(chunks),
+                                                                    N);
     check_launch("colsum_finish_kernel");
   }
   gemm_backward_products(ex, gemm, f, dz, ld_dz, stride_dz, da, db);

@@ -24,12 +24,10 @@ constexpr int kWarps = 8, kThreads = kWarps * 32;
 __device__ __forceinline__ void store_as(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store_as(__nv_bfloat16* p, float v) { *p = __float2bfloat16(v); }
 
-__global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, const float* inp,
-                                         const float* weight, const float* bias, int64_t N,
-                                         int64_t C, float eps) {
+__global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                                         const float* bias, int64_t N, int64_t C, float eps) {
   const int lane = threadIdx.x & 31;
-  for (int64_t r = blockIdx.x * (int64_t)kWarps + (threadIdx.x >> 5); r < N;
-       r += (int64_t)gridDim.x * kWarps) {
+  for (int64_t r = blockIdx.x * (int64_t)kWarps + (threadIdx.x >> 5); r < N; r += (int64_t)gridDim.x * kWarps) {
     const float* x = inp + r * C;
     double s = 0.0;
     for (int64_t c = lane; c < C; c += 32) s += x[c];
@@ -59,12 +57,10 @@ __global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, c
 // Fused residual add + LayerNorm, one warp per row: s = a + b (stored to sum when non-null;
 // sum may alias a), statistics as above, out = LN(s) as TOut (float or bf16).
 template <class TOut>
-__global__ void add_layernorm_kernel(float* sum, TOut* out, float* mean, float* rstd,
-                                     const float* a, const float* b, const float* weight,
-                                     const float* bias, int64_t N, int64_t C, float eps) {
+__global__ void add_layernorm_kernel(float* sum, TOut* out, float* mean, float* rstd, const float* a, const float* b,
+                                     const float* weight, const float* bias, int64_t N, int64_t C, float eps) {
   const int lane = threadIdx.x & 31;
-  for (int64_t r = blockIdx.x * (int64_t)kWarps + (threadIdx.x >> 5); r < N;
-       r += (int64_t)gridDim.x * kWarps) {
+  for (int64_t r = blockIdx.x * (int64_t)kWarps + (threadIdx.x >> 5); r < N; r += (int64_t)gridDim.x * kWarps) {
     const float* x = a + r * C;
     if (b) {
       const float* y = b + r * C;
@@ -76,8 +72,10 @@ __global__ void add_layernorm_kernel(float* sum, TOut* out, float* mean, float* 
         s += v;
       }
       __syncwarp();
-      if (dst) x = dst;  // each lane re-reads only what it wrote
-      else x = nullptr;
+      if (dst)
+        x = dst;  // each lane re-reads only what it wrote
+      else
+        x = nullptr;
       const double m = warp_sum(s) / static_cast<double>(C);
       double v2 = 0.0;
       for (int64_t c = lane; c < C; c += 32) {
@@ -133,9 +131,8 @@ __global__ void add_layernorm_kernel(float* sum, TOut* out, float* mean, float* 
 // part[b, c] = sum dout * xhat, part[b, C + c] = sum dout over the block's rows. shw/shb are
 // shared float accumulators (C each) when the block has room for them, else null (then the
 // kernel adds to part directly with double atomics).
-__global__ void layernorm_backward_kernel(float* dinp, double* part, const float* dout,
-                                          const float* inp, const float* weight,
-                                          const float* mean, const float* rstd, int64_t N,
+__global__ void layernorm_backward_kernel(float* dinp, double* part, const float* dout, const float* inp,
+                                          const float* weight, const float* mean, const float* rstd, int64_t N,
                                           int64_t C, bool use_shared) {
   extern __shared__ float sh[];  // [2C] when use_shared
   const int lane = threadIdx.x & 31;
@@ -144,8 +141,7 @@ __global__ void layernorm_backward_kernel(float* dinp, double* part, const float
     __syncthreads();
   }
   const double inv_c = 1.0 / static_cast<double>(C);
-  for (int64_t r = blockIdx.x * (int64_t)kWarps + (threadIdx.x >> 5); r < N;
-       r += (int64_t)gridDim.x * kWarps) {
+  for (int64_t r = blockIdx.x * (int64_t)kWarps + (threadIdx.x >> 5); r < N; r += (int64_t)gridDim.x * kWarps) {
     const float* x = inp + r * C;
     const float* dy = dout + r * C;
     const float m = mean[r], rs = rstd[r];
@@ -180,16 +176,13 @@ __global__ void layernorm_backward_kernel(float* dinp, double* part, const float
   }
   if (part && use_shared) {
     __syncthreads();
-    for (int64_t c = threadIdx.x; c < 2 * C; c += blockDim.x)
-      part[blockIdx.x * 2 * C + c] = sh[c];
+    for (int64_t c = threadIdx.x; c < 2 * C; c += blockDim.x) part[blockIdx.x * 2 * C + c] = sh[c];
   }
 }
 
 // dweight[c] += sum_b part[b, c]; dbias[c] += sum_b part[b, C + c]
-__global__ void layernorm_param_reduce_kernel(float* dweight, float* dbias, const double* part,
-                                              int blocks, int64_t C) {
-  for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < C;
-       c += (int64_t)gridDim.x * blockDim.x) {
+__global__ void layernorm_param_reduce_kernel(float* dweight, float* dbias, const double* part, int blocks, int64_t C) {
+  for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < C; c += (int64_t)gridDim.x * blockDim.x) {
     double sw = 0.0, sb = 0.0;
     for (int b = 0; b < blocks; ++b) {
       sw += part[b * 2 * C + c];
@@ -202,8 +195,8 @@ __global__ void layernorm_param_reduce_kernel(float* dweight, float* dbias, cons
 
 }  // namespace
 
-void layernorm_forward(Exec& ex, float* out, float* mean, float* rstd, const float* inp,
-                       const float* weight, const float* bias, int64_t N, int64_t C, float eps) {
+void layernorm_forward(Exec& ex, float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                       const float* bias, int64_t N, int64_t C, float eps) {
   const char* op = "layernorm_forward";
   require_size(op, "N", N);
   require_size(op, "C", C);
@@ -214,30 +207,27 @@ void layernorm_forward(Exec& ex, float* out, float* mean, float* rstd, const flo
   require_ptr(op, "inp", inp, true);
   CudaState& s = state(ex);
   const unsigned blocks = grid_for((N + kWarps - 1) / kWarps, 1, s);
-  layernorm_forward_kernel<<<blocks, kThreads, 0, s.stream>>>(out, mean, rstd, inp, weight, bias,
-                                                               N, C, eps);
+  layernorm_forward_kernel<<<blocks, kThreads, 0, s.stream>>>(out, mean, rstd, inp, weight, bias, N, C, eps);
   check_launch("layernorm_forward_kernel");
 }
 
-void add_layernorm_forward(Exec& ex, float* sum_out, void* out, DType out_type, float* mean,
-                           float* rstd, const float* a, const float* b, const float* weight,
-                           const float* bias, int64_t N, int64_t C, float eps) {
-  if (!check_add_layernorm_args("add_layernorm_forward", sum_out, out, out_type, a, b, N, C, eps))
-    return;
+void add_layernorm_forward(Exec& ex, float* sum_out, void* out, DType out_type, float* mean, float* rstd,
+                           const float* a, const float* b, const float* weight, const float* bias, int64_t N, int64_t C,
+                           float eps) {
+  if (!check_add_layernorm_args("add_layernorm_forward", sum_out, out, out_type, a, b, N, C, eps)) return;
   CudaState& s = state(ex);
   const unsigned blocks = grid_for((N + kWarps - 1) / kWarps, 1, s);
   if (out_type == DType::BF16)
-    add_layernorm_kernel<__nv_bfloat16><<<blocks, kThreads, 0, s.stream>>>(
-        sum_out, static_cast<__nv_bfloat16*>(out), mean, rstd, a, b, weight, bias, N, C, eps);
+    add_layernorm_kernel<__nv_bfloat16><<<blocks, kThreads, 0, s.stream>>>(sum_out, static_cast<__nv_bfloat16*>(out),
+                                                                           mean, rstd, a, b, weight, bias, N, C, eps);
   else
-    add_layernorm_kernel<float><<<blocks, kThreads, 0, s.stream>>>(
-        sum_out, static_cast<float*>(out), mean, rstd, a, b, weight, bias, N, C, eps);
+    add_layernorm_kernel<float><<<blocks, kThreads, 0, s.stream>>>(sum_out, static_cast<float*>(out), mean, rstd, a, b,
+                                                                   weight, bias, N, C, eps);
   check_launch("add_layernorm_kernel");
 }
 
-void layernorm_backward(Exec& ex, float* dinp, float* dweight, float* dbias, const float* dout,
-                        const float* inp, const float* weight, const float* mean,
-                        const float* rstd, int64_t N, int64_t C) {
+void layernorm_backward(Exec& ex, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                        const float* weight, const float* mean, const float* rstd, int64_t N, int64_t C) {
   const char* op = "layernorm_backward";
   require_size(op, "N", N);
   require_size(op, "C", C);
@@ -255,14 +245,13 @@ void layernorm_backward(Exec& ex, float* dinp, float* dweight, float* dbias, con
   const bool use_shared = want_params && shared <= 48 * 1024;
   Scratch part(s, want_params ? static_cast<size_t>(blocks) * 2 * C * sizeof(double) : 0);
   if (want_params && !use_shared)
-    CZ_CUDA(cudaMemsetAsync(part.get(), 0, static_cast<size_t>(blocks) * 2 * C * sizeof(double),
-                            s.stream));
+    CZ_CUDA(cudaMemsetAsync(part.get(), 0, static_cast<size_t>(blocks) * 2 * C * sizeof(double), s.stream));
   layernorm_backward_kernel<<<blocks, kThreads, use_shared ? shared : 0, s.stream>>>(
       dinp, part.as<double>(), dout, inp, weight, mean, rstd, N, C, use_shared);
   check_launch("layernorm_backward_kernel");
   if (want_params) {
-    layernorm_param_reduce_kernel<<<grid_for(C, 256, s), 256, 0, s.stream>>>(
-        dweight, dbias, part.as<double>(), blocks, C);
+    layernorm_param_reduce_kernel<<<grid_for(C, 256, s), 256, 0, s.stream>>>(dweight, dbias, part.as<double>(), blocks,
+                                                                             C);
     check_launch("layernorm_param_reduce_kernel");
   }
 }

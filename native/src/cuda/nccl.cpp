@@ -83,16 +83,14 @@ const NcclApi& loaded() {
 void check(int rc, const char* call) {
   if (rc == 0) return;
   const NcclApi& a = api();
-  throw_error(CZ_ERR_CUDA, "%s failed: %s (%d)", call,
-              a.get_error_string ? a.get_error_string(rc) : "NCCL error", rc);
+  throw_error(CZ_ERR_CUDA, "%s failed: %s (%d)", call, a.get_error_string ? a.get_error_string(rc) : "NCCL error", rc);
 }
 
 }  // namespace
 
 void CudaBackend::collective_init(const std::vector<uint8_t>& id, int rank, int world) {
   const NcclApi& a = loaded();
-  CZ_ARG(id.size() == kIdBytes, "collectives: the unique id has %zu bytes, expected %zu", id.size(),
-         kIdBytes);
+  CZ_ARG(id.size() == kIdBytes, "collectives: the unique id has %zu bytes, expected %zu", id.size(), kIdBytes);
   CZ_ARG(world >= 1 && rank >= 0 && rank < world, "collectives: rank %d of world %d", rank, world);
   CZ_REQUIRE(!comm_, CZ_ERR_INVALID_ARGUMENT, "collectives: this device already joined a group");
   NcclId nid;
@@ -107,8 +105,7 @@ void CudaBackend::collective_init(const std::vector<uint8_t>& id, int rank, int 
 void CudaBackend::all_reduce_sum(float* p, size_t n) {
   CZ_REQUIRE(comm_, CZ_ERR_INVALID_ARGUMENT, "collectives: all_reduce before collective_init");
   if (n == 0) return;
-  check(loaded().all_reduce(p, p, n, /*ncclFloat32=*/7, /*ncclSum=*/0, comm_, state_.stream),
-        "ncclAllReduce");
+  check(loaded().all_reduce(p, p, n, /*ncclFloat32=*/7, /*ncclSum=*/0, comm_, state_.stream), "ncclAllReduce");
 }
 
 void CudaBackend::collective_destroy() noexcept {

@@ -19,13 +19,14 @@ struct AdamConsts {
 };
 
 // param, m, v (n) updated in place from grad (n); one pass, fp32 like the CPU.
-__global__ void adam_kernel(float* param, const float* grad, float* m, float* v, int64_t n,
-                            AdamConsts k) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x) {
+__global__ void adam_kernel(float* param, const float* grad, float* m, float* v, int64_t n, AdamConsts k) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
     float p = param[i];
     float g = grad[i] * k.gs;
-    if (k.adamw) p *= k.decay; else g += k.wd * p;
+    if (k.adamw)
+      p *= k.decay;
+    else
+      g += k.wd * p;
     const float mi = k.b1 * m[i] + k.omb1 * g;
     const float vi = k.b2 * v[i] + k.omb2 * g * g;
     m[i] = mi;
@@ -41,8 +42,7 @@ constexpr int kSumBlocks = 1024;  // fixed partial count: the result does not de
 __global__ void sum_squares_partial_kernel(double* partial, const float* x, int64_t n) {
   __shared__ double sh[kThreads];
   double acc = 0.0;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
     const double d = x[i];
     acc += d * d;
   }
@@ -70,15 +70,13 @@ __global__ void sum_partials_kernel(double* out, const double* partial, int coun
 }
 
 __global__ void scale_kernel(float* x, int64_t n, float s) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x)
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
     x[i] *= s;
 }
 
 }  // namespace
 
-void adam_update(Exec& ex, float* param, const float* grad, float* m, float* v, int64_t n,
-                 const AdamArgs& a) {
+void adam_update(Exec& ex, float* param, const float* grad, float* m, float* v, int64_t n, const AdamArgs& a) {
   const char* op = "adam_update";
   if (!check_adam_args(op, param, grad, m, v, n, a)) return;
   CudaState& s = state(ex);

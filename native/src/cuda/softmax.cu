@@ -15,8 +15,7 @@ constexpr int kWarps = 8, kThreads = kWarps * 32;
 
 __global__ void softmax_forward_kernel(float* out, const float* inp, int64_t rows, int64_t cols) {
   const int lane = threadIdx.x & 31;
-  for (int64_t r = blockIdx.x * (int64_t)kWarps + (threadIdx.x >> 5); r < rows;
-       r += (int64_t)gridDim.x * kWarps) {
+  for (int64_t r = blockIdx.x * (int64_t)kWarps + (threadIdx.x >> 5); r < rows; r += (int64_t)gridDim.x * kWarps) {
     const float* x = inp + r * cols;
     float* y = out + r * cols;
     float mx = -INFINITY;
@@ -34,11 +33,9 @@ __global__ void softmax_forward_kernel(float* out, const float* inp, int64_t row
 }
 
 // dinp_j = y_j (dout_j - sum_k y_k dout_k)
-__global__ void softmax_backward_kernel(float* dinp, const float* out, const float* dout,
-                                        int64_t rows, int64_t cols) {
+__global__ void softmax_backward_kernel(float* dinp, const float* out, const float* dout, int64_t rows, int64_t cols) {
   const int lane = threadIdx.x & 31;
-  for (int64_t r = blockIdx.x * (int64_t)kWarps + (threadIdx.x >> 5); r < rows;
-       r += (int64_t)gridDim.x * kWarps) {
+  for (int64_t r = blockIdx.x * (int64_t)kWarps + (threadIdx.x >> 5); r < rows; r += (int64_t)gridDim.x * kWarps) {
     const float* y = out + r * cols;
     const float* dy = dout + r * cols;
     double d = 0.0;
@@ -59,13 +56,11 @@ void softmax_forward(Exec& ex, float* out, const float* inp, int64_t rows, int64
   require_ptr(op, "out", out, true);
   require_ptr(op, "inp", inp, true);
   CudaState& s = state(ex);
-  softmax_forward_kernel<<<grid_for((rows + kWarps - 1) / kWarps, 1, s), kThreads, 0, s.stream>>>(
-      out, inp, rows, cols);
+  softmax_forward_kernel<<<grid_for((rows + kWarps - 1) / kWarps, 1, s), kThreads, 0, s.stream>>>(out, inp, rows, cols);
   check_launch("softmax_forward_kernel");
 }
 
-void softmax_backward(Exec& ex, float* dinp, const float* out, const float* dout, int64_t rows,
-                      int64_t cols) {
+void softmax_backward(Exec& ex, float* dinp, const float* out, const float* dout, int64_t rows, int64_t cols) {
   const char* op = "softmax_backward";
   require_size(op, "rows", rows);
   require_size(op, "cols", cols);
@@ -74,8 +69,8 @@ void softmax_backward(Exec& ex, float* dinp, const float* out, const float* dout
   require_ptr(op, "out", out, true);
   require_ptr(op, "dout", dout, true);
   CudaState& s = state(ex);
-  softmax_backward_kernel<<<grid_for((rows + kWarps - 1) / kWarps, 1, s), kThreads, 0, s.stream>>>(
-      dinp, out, dout, rows, cols);
+  softmax_backward_kernel<<<grid_for((rows + kWarps - 1) / kWarps, 1, s), kThreads, 0, s.stream>>>(dinp, out, dout,
+                                                                                                   rows, cols);
   check_launch("softmax_backward_kernel");
 }
 

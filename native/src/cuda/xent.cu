@@ -36,15 +36,12 @@ __device__ __forceinline__ float col_lse(const float* x, int64_t R, int64_t Cc, 
   return static_cast<float>(static_cast<double>(mx) + log(s));
 }
 
-__device__ __forceinline__ bool target_ok(int32_t t, int64_t classes) {
-  return t >= 0 && t < classes;
-}
+__device__ __forceinline__ bool target_ok(int32_t t, int64_t classes) { return t >= 0 && t < classes; }
 
-__global__ void xent_rows_forward_kernel(float* losses, const float* logits, const int32_t* targets,
-                                         int64_t R, int64_t Cc) {
+__global__ void xent_rows_forward_kernel(float* losses, const float* logits, const int32_t* targets, int64_t R,
+                                         int64_t Cc) {
   const int lane = threadIdx.x & 31;
-  for (int64_t r = blockIdx.x * (int64_t)kWarps + (threadIdx.x >> 5); r < R;
-       r += (int64_t)gridDim.x * kWarps) {
+  for (int64_t r = blockIdx.x * (int64_t)kWarps + (threadIdx.x >> 5); r < R; r += (int64_t)gridDim.x * kWarps) {
     const float* x = logits + r * Cc;
     const float lse = row_lse(x, Cc, lane);
     const int32_t t = targets[r];
@@ -52,10 +49,9 @@ __global__ void xent_rows_forward_kernel(float* losses, const float* logits, con
   }
 }
 
-__global__ void xent_cols_forward_kernel(float* losses, const float* logits, const int32_t* targets,
-                                         int64_t R, int64_t Cc) {
-  for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < Cc;
-       c += (int64_t)gridDim.x * blockDim.x) {
+__global__ void xent_cols_forward_kernel(float* losses, const float* logits, const int32_t* targets, int64_t R,
+                                         int64_t Cc) {
+  for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < Cc; c += (int64_t)gridDim.x * blockDim.x) {
     const int32_t t = targets[c];
     const float lse = col_lse(logits, R, Cc, c);
     losses[c] = target_ok(t, R) ? lse - logits[static_cast<int64_t>(t) * Cc + c] : NAN;
@@ -66,23 +62,20 @@ __global__ void xent_cols_forward_kernel(float* losses, const float* logits, con
 __global__ void xent_rows_backward_kernel(float* dlogits, const float* dlosses, const float* logits,
                                           const int32_t* targets, int64_t R, int64_t Cc) {
   const int lane = threadIdx.x & 31;
-  for (int64_t r = blockIdx.x * (int64_t)kWarps + (threadIdx.x >> 5); r < R;
-       r += (int64_t)gridDim.x * kWarps) {
+  for (int64_t r = blockIdx.x * (int64_t)kWarps + (threadIdx.x >> 5); r < R; r += (int64_t)gridDim.x * kWarps) {
     const float* x = logits + r * Cc;
     float* dx = dlogits + r * Cc;
     const float lse = row_lse(x, Cc, lane);
     const float dl = dlosses[r];
     const int32_t t = targets[r];
-    for (int64_t c = lane; c < Cc; c += 32)
-      dx[c] = dl * (expf(x[c] - lse) - (c == t ? 1.0f : 0.0f));
+    for (int64_t c = lane; c < Cc; c += 32) dx[c] = dl * (expf(x[c] - lse) - (c == t ? 1.0f : 0.0f));
   }
 }
 
 // dx[r, c] = dl[c] * (softmax^c[r] - [r == t_c])
 __global__ void xent_cols_backward_kernel(float* dlogits, const float* dlosses, const float* logits,
                                           const int32_t* targets, int64_t R, int64_t Cc) {
-  for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < Cc;
-       c += (int64_t)gridDim.x * blockDim.x) {
+  for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < Cc; c += (int64_t)gridDim.x * blockDim.x) {
     const float lse = col_lse(logits, R, Cc, c);
     const float dl = dlosses[c];
     const int32_t t = targets[c];
@@ -91,8 +84,7 @@ __global__ void xent_cols_backward_kernel(float* dlogits, const float* dlosses, 
   }
 }
 
-int64_t validate(CudaState* s, const char* op, const int32_t* targets, int64_t R, int64_t Cc,
-                 int axis) {
+int64_t validate(CudaState* s, const char* op, const int32_t* targets, int64_t R, int64_t Cc, int axis) {
   require_size(op, "R", R);
   require_size(op, "Cc", Cc);
   CZ_ARG(axis == 0 || axis == 1, "%s: axis = %d must be 0 (columns) or 1 (rows)", op, axis);
@@ -108,8 +100,8 @@ int64_t validate(CudaState* s, const char* op, const int32_t* targets, int64_t R
 
 }  // namespace
 
-void softmax_xent_forward(Exec& ex, float* losses, const float* logits, const int32_t* targets,
-                          int64_t R, int64_t Cc, int axis) {
+void softmax_xent_forward(Exec& ex, float* losses, const float* logits, const int32_t* targets, int64_t R, int64_t Cc,
+                          int axis) {
   const char* op = "softmax_xent_forward";
   CudaState& s = state(ex);
   const int64_t count = validate(&s, op, targets, R, Cc, axis);
@@ -117,17 +109,16 @@ void softmax_xent_forward(Exec& ex, float* losses, const float* logits, const in
   require_ptr(op, "losses", losses, true);
   require_ptr(op, "logits", logits, true);
   if (axis == 1) {
-    xent_rows_forward_kernel<<<grid_for((R + kWarps - 1) / kWarps, 1, s), kThreads, 0, s.stream>>>(
-        losses, logits, targets, R, Cc);
+    xent_rows_forward_kernel<<<grid_for((R + kWarps - 1) / kWarps, 1, s), kThreads, 0, s.stream>>>(losses, logits,
+                                                                                                   targets, R, Cc);
   } else {
-    xent_cols_forward_kernel<<<grid_for(Cc, 128, s), 128, 0, s.stream>>>(losses, logits, targets,
-                                                                         R, Cc);
+    xent_cols_forward_kernel<<<grid_for(Cc, 128, s), 128, 0, s.stream>>>(losses, logits, targets, R, Cc);
   }
   check_launch("xent_forward_kernel");
 }
 
-void softmax_xent_backward(Exec& ex, float* dlogits, const float* dlosses, const float* logits,
-                           const int32_t* targets, int64_t R, int64_t Cc, int axis) {
+void softmax_xent_backward(Exec& ex, float* dlogits, const float* dlosses, const float* logits, const int32_t* targets,
+                           int64_t R, int64_t Cc, int axis) {
   const char* op = "softmax_xent_backward";
   CudaState& s = state(ex);
   validate(&s, op, targets, R, Cc, axis);
@@ -139,8 +130,7 @@ void softmax_xent_backward(Exec& ex, float* dlogits, const float* dlosses, const
     xent_rows_backward_kernel<<<grid_for((R + kWarps - 1) / kWarps, 1, s), kThreads, 0, s.stream>>>(
         dlogits, dlosses, logits, targets, R, Cc);
   } else {
-    xent_cols_backward_kernel<<<grid_for(Cc, 128, s), 128, 0, s.stream>>>(dlogits, dlosses, logits,
-                                                                          targets, R, Cc);
+    xent_cols_backward_kernel<<<grid_for(Cc, 128, s), 128, 0, s.stream>>>(dlogits, dlosses, logits, targets, R, Cc);
   }
   check_launch("xent_backward_kernel");
 }

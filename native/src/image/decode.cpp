@@ -82,8 +82,7 @@ Gray8 decode(const uint8_t* buf, size_t len, const DecodeOptions& o) {
     case Format::png: return decode_png(buf, len, o);
     case Format::jpeg: return decode_jpeg(buf, len, o);
     case Format::dicom: return decode_dicom(buf, len, o);
-    default:
-      throw_error(CZ_ERR_UNSUPPORTED, "unrecognised image format (not PNG, JPEG or DICOM by its first bytes)");
+    default: throw_error(CZ_ERR_UNSUPPORTED, "unrecognised image format (not PNG, JPEG or DICOM by its first bytes)");
   }
 }
 

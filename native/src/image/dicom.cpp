@@ -68,12 +68,18 @@ const char* const kRle = "1.2.840.10008.1.2.5";
 
 const char* ts_name(const std::string& ts) {
   static const std::pair<const char*, const char*> names[] = {
-      {kImplicitLE, "implicit VR little endian"},   {kExplicitLE, "explicit VR little endian"},
-      {kDeflatedLE, "deflated explicit VR little endian"}, {kExplicitBE, "explicit VR big endian"},
-      {kJpegBaseline, "JPEG baseline"},             {kJpegExtended, "JPEG extended"},
-      {kJpegLossless, "JPEG lossless"},             {kJpegLosslessSV1, "JPEG lossless SV1"},
-      {kJpegLS, "JPEG-LS lossless"},                {kJpegLSNear, "JPEG-LS near-lossless"},
-      {kJ2kLossless, "JPEG 2000 lossless"},         {kJ2k, "JPEG 2000"},
+      {kImplicitLE, "implicit VR little endian"},
+      {kExplicitLE, "explicit VR little endian"},
+      {kDeflatedLE, "deflated explicit VR little endian"},
+      {kExplicitBE, "explicit VR big endian"},
+      {kJpegBaseline, "JPEG baseline"},
+      {kJpegExtended, "JPEG extended"},
+      {kJpegLossless, "JPEG lossless"},
+      {kJpegLosslessSV1, "JPEG lossless SV1"},
+      {kJpegLS, "JPEG-LS lossless"},
+      {kJpegLSNear, "JPEG-LS near-lossless"},
+      {kJ2kLossless, "JPEG 2000 lossless"},
+      {kJ2k, "JPEG 2000"},
       {kRle, "RLE lossless"},
   };
   for (const auto& n : names)
@@ -96,8 +102,7 @@ struct Element {
 };
 
 bool is_long_vr(const char* vr) {
-  static const char* const long_vrs[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ",
-                                         "SV", "UC", "UN", "UR", "UT", "UV"};
+  static const char* const long_vrs[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"};
   for (const char* l : long_vrs)
     if (vr[0] == l[0] && vr[1] == l[1]) return true;
   return false;
@@ -119,13 +124,10 @@ class Reader {
     throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s)", msg.c_str());
   }
 
-  uint16_t u16(size_t o) const {
-    return big_ ? uint16_t(b_[o] << 8 | b_[o + 1]) : uint16_t(b_[o] | b_[o + 1] << 8);
-  }
+  uint16_t u16(size_t o) const { return big_ ? uint16_t(b_[o] << 8 | b_[o + 1]) : uint16_t(b_[o] | b_[o + 1] << 8); }
   uint32_t u32(size_t o) const {
     return big_ ? (uint32_t(b_[o]) << 24 | uint32_t(b_[o + 1]) << 16 | uint32_t(b_[o + 2]) << 8 | b_[o + 3])
-                : (uint32_t(b_[o]) | uint32_t(b_[o + 1]) << 8 | uint32_t(b_[o + 2]) << 16 |
-                   uint32_t(b_[o + 3]) << 24);
+                : (uint32_t(b_[o]) | uint32_t(b_[o + 1]) << 8 | uint32_t(b_[o + 2]) << 16 | uint32_t(b_[o + 3]) << 24);
   }
   uint32_t tag_at(size_t o) const { return uint32_t(u16(o)) << 16 | u16(o + 2); }
 
@@ -171,8 +173,7 @@ class Reader {
         continue;
       }
       if (len > n_ - value) {
-        if (tag == kTagPixelData)
-          fail(strfmt("pixel data truncated: %u bytes declared, %zu present", len, n_ - value));
+        if (tag == kTagPixelData) fail(strfmt("pixel data truncated: %u bytes declared, %zu present", len, n_ - value));
         fail("element " + tag_str(tag) + " runs past the end of the file");
       }
       if (top && tag != kTagItem) els[tag] = e;
@@ -277,10 +278,11 @@ Geometry geometry_of(const Reader& r) {
 
 [[noreturn]] void refuse_size(uint64_t rows, uint64_t cols, uint64_t frames, const Limits& lim) {
   if (frames > 1)
-    throw_error(CZ_ERR_OUT_OF_MEMORY,
-                "DICOM image of %llu x %llu pixels x %llu frames exceeds the decoder's limits (%llu pixels, %llu per side)",
-                (unsigned long long)cols, (unsigned long long)rows, (unsigned long long)frames,
-                (unsigned long long)lim.max_pixels, (unsigned long long)lim.max_side);
+    throw_error(
+        CZ_ERR_OUT_OF_MEMORY,
+        "DICOM image of %llu x %llu pixels x %llu frames exceeds the decoder's limits (%llu pixels, %llu per side)",
+        (unsigned long long)cols, (unsigned long long)rows, (unsigned long long)frames,
+        (unsigned long long)lim.max_pixels, (unsigned long long)lim.max_side);
   throw_error(CZ_ERR_OUT_OF_MEMORY,
               "DICOM image of %llu x %llu pixels exceeds the decoder's limits (%llu pixels, %llu per side)",
               (unsigned long long)cols, (unsigned long long)rows, (unsigned long long)lim.max_pixels,
@@ -463,9 +465,10 @@ std::vector<uint8_t> encapsulated_frame(const Reader& r, size_t off, int32_t fra
       throw_error(CZ_ERR_FORMAT, "invalid DICOM (encapsulated pixel data: %s where a fragment item was expected)",
                   tag_str(tag).c_str());
     if (len == kUndefined || len > n - (off + 8))
-      throw_error(CZ_ERR_FORMAT,
-                  "invalid DICOM (pixel data fragment %zu runs past the end of the file: %u bytes declared, %zu present)",
-                  frags.size(), len, n - (off + 8));
+      throw_error(
+          CZ_ERR_FORMAT,
+          "invalid DICOM (pixel data fragment %zu runs past the end of the file: %u bytes declared, %zu present)",
+          frags.size(), len, n - (off + 8));
     if (first) {  // the Basic Offset Table
       for (uint32_t i = 0; i + 4 <= len; i += 4) bot.push_back(r.u32(off + 8 + i));
       first = false;
@@ -549,9 +552,9 @@ DicomRaw dicom_decode_raw(const uint8_t* buf, size_t len, const DecodeOptions& o
     const char* name = ts_name(ts);
     if (name)
       throw_error(CZ_ERR_UNSUPPORTED, "unsupported DICOM transfer syntax %s: %s", ts_label(ts).c_str(),
-                  (ts == kJ2k || ts == kJ2kLossless)   ? "this build has no OpenJPEG"
+                  (ts == kJ2k || ts == kJ2kLossless)             ? "this build has no OpenJPEG"
                   : (ts == kJpegBaseline || ts == kJpegExtended) ? "this build has no libjpeg"
-                                                         : "not decoded by this build");
+                                                                 : "not decoded by this build");
     throw_error(CZ_ERR_UNSUPPORTED, "unsupported DICOM transfer syntax %s", ts.c_str());
   }
   Reader r(p.buf, p.len, p.explicit_vr, p.big);
@@ -586,8 +589,7 @@ DicomRaw dicom_decode_raw(const uint8_t* buf, size_t len, const DecodeOptions& o
   if (!rows || !cols) throw_error(CZ_ERR_FORMAT, "invalid DICOM (missing Rows/Columns)");
   int32_t ba = 16;
   if (!r.us(kTagBitsAllocated, &ba)) ba = 16;
-  if (ba != 8 && ba != 16)
-    throw_error(CZ_ERR_UNSUPPORTED, "unsupported DICOM BitsAllocated %d (8 or 16 are read)", ba);
+  if (ba != 8 && ba != 16) throw_error(CZ_ERR_UNSUPPORTED, "unsupported DICOM BitsAllocated %d (8 or 16 are read)", ba);
   int32_t bs = ba;
   if (!r.us(kTagBitsStored, &bs) || bs == 0) bs = ba;
   bs = std::min(bs, ba);
@@ -618,8 +620,8 @@ DicomRaw dicom_decode_raw(const uint8_t* buf, size_t len, const DecodeOptions& o
     const uint64_t need = uint64_t(frame_bytes) * (uint64_t(o.frame) + 1);
     if (px->length < need) {
       if (o.frame == 0)
-        throw_error(CZ_ERR_FORMAT, "invalid DICOM (pixel data has %u bytes, %dx%dx%d = %zu expected)", px->length,
-                    rows, cols, ba / 8, frame_bytes);
+        throw_error(CZ_ERR_FORMAT, "invalid DICOM (pixel data has %u bytes, %dx%dx%d = %zu expected)", px->length, rows,
+                    cols, ba / 8, frame_bytes);
       throw_error(CZ_ERR_FORMAT, "invalid DICOM (pixel data has %u bytes, frame %d needs %llu)", px->length, o.frame,
                   (unsigned long long)need);
     }
@@ -708,9 +710,12 @@ Gray8 dicom_to_gray8(const DicomRaw& d) {
     const double t = rescale(int32_t(x));
     uint8_t v = 0;
     if (window) {
-      if (t <= lo) v = 0;
-      else if (t > hi) v = 255;
-      else v = clamp(std::floor(((t - (c - 0.5)) / (w - 1) + 0.5) * 255 + 0.5));
+      if (t <= lo)
+        v = 0;
+      else if (t > hi)
+        v = 255;
+      else
+        v = clamp(std::floor(((t - (c - 0.5)) / (w - 1) + 0.5) * 255 + 0.5));
     } else if (mx > mn) {
       v = clamp(std::floor(((t - mn) / range) * 255 + 0.5));
     }

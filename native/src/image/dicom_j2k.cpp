@@ -127,8 +127,8 @@ void j2k_decode_frame(const uint8_t* data, size_t len, const FrameSpec& f, uint3
     throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: JPEG 2000 component is %u x %u, %d x %d expected)", label, c.w, c.h,
                 f.cols, f.rows);
   if (c.prec < 1 || c.prec > 16)
-    throw_error(CZ_ERR_UNSUPPORTED, "unsupported DICOM %s frame: JPEG 2000 precision %u (up to 16 bits are read)", label,
-                c.prec);
+    throw_error(CZ_ERR_UNSUPPORTED, "unsupported DICOM %s frame: JPEG 2000 precision %u (up to 16 bits are read)",
+                label, c.prec);
   const size_t n = size_t(f.rows) * size_t(f.cols);
   const uint32_t mask = f.bits_allocated >= 32 ? 0xffffffffu : (uint32_t(1) << f.bits_allocated) - 1;
   for (size_t i = 0; i < n; i++) out[i] = uint32_t(c.data[i]) & mask;

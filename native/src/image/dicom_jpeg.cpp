@@ -46,8 +46,8 @@ enum class JpegResult { ok = 0, error, size_mismatch, components };
 
 // C-style: no objects with destructors live in this frame (setjmp/longjmp safety). `out` holds
 // rows * cols bytes, allocated by the caller.
-JpegResult decode_gray8_c(const uint8_t* data, size_t len, int rows, int cols, uint8_t* out, char* msg,
-                          size_t msg_len, int* got_w, int* got_h, int* got_c) {
+JpegResult decode_gray8_c(const uint8_t* data, size_t len, int rows, int cols, uint8_t* out, char* msg, size_t msg_len,
+                          int* got_w, int* got_h, int* got_c) {
   jpeg_decompress_struct cinfo;
   JpegErr err;
   std::memset(&cinfo, 0, sizeof cinfo);
@@ -111,8 +111,8 @@ void jpeg_dct_decode_frame(const uint8_t* data, size_t len, const FrameSpec& f, 
     case JpegResult::error:
       throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: corrupt or truncated JPEG data: %s)", f.ts_label, msg);
     case JpegResult::size_mismatch:
-      throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: JPEG frame is %d x %d, the DICOM header says %d x %d)",
-                  f.ts_label, w, h, f.cols, f.rows);
+      throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: JPEG frame is %d x %d, the DICOM header says %d x %d)", f.ts_label,
+                  w, h, f.cols, f.rows);
     case JpegResult::components:
       throw_error(CZ_ERR_UNSUPPORTED, "unsupported DICOM %s frame: JPEG with %d components in a MONOCHROME image",
                   f.ts_label, c);

@@ -34,10 +34,9 @@ const uint8_t kNatural[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18
 
 constexpr int kConstBits = 13;
 constexpr int kPass1Bits = 1;  // 12-bit samples
-constexpr int64_t FIX_0_298631336 = 2446, FIX_0_390180644 = 3196, FIX_0_541196100 = 4433,
-                  FIX_0_765366865 = 6270, FIX_0_899976223 = 7373, FIX_1_175875602 = 9633,
-                  FIX_1_501321110 = 12299, FIX_1_847759065 = 15137, FIX_1_961570560 = 16069,
-                  FIX_2_053119869 = 16819, FIX_2_562915447 = 20995, FIX_3_072711026 = 25172;
+constexpr int64_t FIX_0_298631336 = 2446, FIX_0_390180644 = 3196, FIX_0_541196100 = 4433, FIX_0_765366865 = 6270,
+                  FIX_0_899976223 = 7373, FIX_1_175875602 = 9633, FIX_1_501321110 = 12299, FIX_1_847759065 = 15137,
+                  FIX_1_961570560 = 16069, FIX_2_053119869 = 16819, FIX_2_562915447 = 20995, FIX_3_072711026 = 25172;
 
 inline int64_t descale(int64_t x, int n) { return (x + (int64_t(1) << (n - 1))) >> n; }
 
@@ -164,7 +163,8 @@ void jpeg12_decode_frame(const uint8_t* d, size_t n, const FrameSpec& f, uint32_
     const size_t sl = g.sl;
     if (m == 0xc0 || m == 0xc1) {
       if (sl < 9) throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: short SOF segment)", label);
-      if (s[0] != 12) throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: JPEG precision %d in the 12-bit decoder)", label, s[0]);
+      if (s[0] != 12)
+        throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: JPEG precision %d in the 12-bit decoder)", label, s[0]);
       height = be16(s + 1);
       width = be16(s + 3);
       if (s[5] != 1)
@@ -179,8 +179,9 @@ void jpeg12_decode_frame(const uint8_t* d, size_t n, const FrameSpec& f, uint32_
         throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: JPEG frame is %d x %d, the DICOM header says %d x %d)", label,
                     width, height, f.cols, f.rows);
     } else if (m >= 0xc2 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc) {
-      throw_error(CZ_ERR_UNSUPPORTED, "unsupported DICOM %s frame: JPEG process SOF%d (12-bit sequential Huffman is read)",
-                  label, m - 0xc0);
+      throw_error(CZ_ERR_UNSUPPORTED,
+                  "unsupported DICOM %s frame: JPEG process SOF%d (12-bit sequential Huffman is read)", label,
+                  m - 0xc0);
     } else if (m == 0xdb) {
       size_t i = 0;
       while (i < sl) {
@@ -188,8 +189,7 @@ void jpeg12_decode_frame(const uint8_t* d, size_t n, const FrameSpec& f, uint32_
         const size_t need = 1 + 64 * size_t(pq ? 2 : 1);
         if (pq > 1 || tq > 3 || sl - i < need)
           throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: corrupt DQT segment)", label);
-        for (int k = 0; k < 64; k++)
-          quant[tq][kNatural[k]] = pq ? be16(s + i + 1 + 2 * k) : s[i + 1 + k];
+        for (int k = 0; k < 64; k++) quant[tq][kNatural[k]] = pq ? be16(s + i + 1 + 2 * k) : s[i + 1 + k];
         quant_defined[tq] = true;
         i += need;
       }
@@ -198,7 +198,8 @@ void jpeg12_decode_frame(const uint8_t* d, size_t n, const FrameSpec& f, uint32_
       while (i < sl) {
         if (sl - i < 17) throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: short DHT segment)", label);
         const int tc = s[i] >> 4, th = s[i] & 15;
-        if (tc > 1 || th > 3) throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: Huffman table class %d id %d)", label, tc, th);
+        if (tc > 1 || th > 3)
+          throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: Huffman table class %d id %d)", label, tc, th);
         int total = 0;
         for (int k = 0; k < 16; k++) total += s[i + 1 + k];
         if (total > 256 || sl - i - 17 < size_t(total))
@@ -214,11 +215,12 @@ void jpeg12_decode_frame(const uint8_t* d, size_t n, const FrameSpec& f, uint32_
       if (sl < 6 || s[0] != 1)
         throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: JPEG scan must have one component)", label);
       if (s[1] != comp_id)
-        throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: JPEG scan component %d is not the frame's %d)", label, s[1], comp_id);
+        throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: JPEG scan component %d is not the frame's %d)", label, s[1],
+                    comp_id);
       const int td = s[2] >> 4, ta = s[2] & 15;
       if (s[3] != 0 || s[4] != 63 || s[5] != 0)
-        throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: sequential JPEG scan with Ss %d Se %d Ah/Al %d)", label, s[3], s[4],
-                    s[5]);
+        throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: sequential JPEG scan with Ss %d Se %d Ah/Al %d)", label, s[3],
+                    s[4], s[5]);
       if (td > 3 || ta > 3 || !dc[td].defined || !ac[ta].defined)
         throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: JPEG scan uses undefined Huffman tables)", label);
       if (!quant_defined[comp_tq])
@@ -254,7 +256,8 @@ void jpeg12_decode_frame(const uint8_t* d, size_t n, const FrameSpec& f, uint32_
             const int r = rs >> 4, sz = rs & 15;
             if (sz) {
               k += r;
-              if (k > 63) throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: corrupt JPEG data: AC run past the block)", label);
+              if (k > 63)
+                throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: corrupt JPEG data: AC run past the block)", label);
               const int32_t v = int32_t(br.get(sz));
               coef[kNatural[k]] = int16_t(v < (1 << (sz - 1)) ? v - (1 << sz) + 1 : v);
             } else if (r == 15) {

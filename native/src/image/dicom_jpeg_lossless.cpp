@@ -27,9 +27,9 @@ namespace img {
 namespace {
 
 using jpegh::BitReader;
-using jpegh::Huffman;
 using jpegh::build_huffman;
 using jpegh::decode_symbol;
+using jpegh::Huffman;
 
 uint16_t be16(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); }
 
@@ -98,7 +98,8 @@ void jpeg_lossless_decode_frame(const uint8_t* d, size_t n, const FrameSpec& f, 
         if (sl - i < 17) throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: short DHT segment)", label);
         const int tc = s[i] >> 4, th = s[i] & 15;
         if (tc != 0 || th > 3)
-          throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: Huffman table class %d id %d in a lossless JPEG)", label, tc, th);
+          throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: Huffman table class %d id %d in a lossless JPEG)", label, tc,
+                      th);
         int total = 0;
         for (int k = 0; k < 16; k++) total += s[i + 1 + k];
         if (total > 256 || sl - i - 17 < size_t(total))
@@ -110,11 +111,13 @@ void jpeg_lossless_decode_frame(const uint8_t* d, size_t n, const FrameSpec& f, 
       if (sl < 2) throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: short DRI segment)", label);
       restart_interval = be16(s);
     } else if (m == 0xda) {
-      if (precision == 0) throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: JPEG scan before its SOF3 frame header)", label);
+      if (precision == 0)
+        throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: JPEG scan before its SOF3 frame header)", label);
       if (sl < 1 || s[0] != 1 || sl < 6)
         throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: JPEG lossless scan must have one component)", label);
       if (s[1] != comp_id)
-        throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: JPEG scan component %d is not the frame's %d)", label, s[1], comp_id);
+        throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: JPEG scan component %d is not the frame's %d)", label, s[1],
+                    comp_id);
       const int td = s[2] >> 4;
       const int psv = s[3];
       const int pt = s[5] & 15;
@@ -135,7 +138,8 @@ void jpeg_lossless_decode_frame(const uint8_t* d, size_t n, const FrameSpec& f, 
         for (int x = 0; x < width; x++) {
           if (restart_interval && until_restart == 0) {
             if (!br.restart())
-              throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: corrupt JPEG lossless data: restart marker missing)", label);
+              throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: corrupt JPEG lossless data: restart marker missing)",
+                          label);
             until_restart = restart_interval;
             first_sample = true;
             restart_row = y;
@@ -170,7 +174,8 @@ void jpeg_lossless_decode_frame(const uint8_t* d, size_t n, const FrameSpec& f, 
             const int32_t v = int32_t(br.get(t));
             diff = v < (1 << (t - 1)) ? v - (1 << t) + 1 : v;
           } else {
-            throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: corrupt JPEG lossless data: difference category %d)", label, t);
+            throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: corrupt JPEG lossless data: difference category %d)", label,
+                        t);
           }
           if (br.overrun())
             throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: JPEG lossless data truncated at row %d of %d)", label, y,

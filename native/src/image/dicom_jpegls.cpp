@@ -30,7 +30,8 @@ namespace img {
 
 namespace {
 
-const int kJ[32] = {0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+const int kJ[32] = {0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2,  2,  3,  3,  3,  3,
+                    4, 4, 5, 5, 6, 6, 7, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 
 uint16_t be16(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); }
 
@@ -78,7 +79,7 @@ class LsBits {
     while (true) {
       if (cnt_ <= 48) fill();
       const uint64_t bits = acc_ & ((uint64_t(1) << cnt_) - 1);  // cnt_ <= 56
-      if (bits == 0) {  // all zeros so far (padding included): keep counting
+      if (bits == 0) {                                           // all zeros so far (padding included): keep counting
         z += cnt_;
         cnt_ = 0;
         if (z > max || pad_ > 0) return max + 1;
@@ -128,12 +129,14 @@ void jpegls_decode_frame(const uint8_t* d, size_t n, const FrameSpec& f, uint32_
       height = be16(s + 1);
       width = be16(s + 3);
       if (s[5] != 1)
-        throw_error(CZ_ERR_UNSUPPORTED, "unsupported DICOM %s frame: JPEG-LS with %d components (1 is read)", label, s[5]);
+        throw_error(CZ_ERR_UNSUPPORTED, "unsupported DICOM %s frame: JPEG-LS with %d components (1 is read)", label,
+                    s[5]);
       comp_id = s[6];
       if (precision < 2 || precision > 16)
         throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: JPEG-LS precision %d, 2..16 allowed)", label, precision);
       if (height == 0)
-        throw_error(CZ_ERR_UNSUPPORTED, "unsupported DICOM %s frame: JPEG-LS height defined later in the stream", label);
+        throw_error(CZ_ERR_UNSUPPORTED, "unsupported DICOM %s frame: JPEG-LS height defined later in the stream",
+                    label);
       if (width != f.cols || height != f.rows)
         throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: JPEG-LS frame is %d x %d, the DICOM header says %d x %d)", label,
                     width, height, f.cols, f.rows);
@@ -215,16 +218,17 @@ void jpegls_decode_frame(const uint8_t* d, size_t n, const FrameSpec& f, uint32_
       };
       auto reconstruct = [&](int px, int err) {
         int rx = px + err * step;
-        if (rx < -near) rx += range * step;
-        else if (rx > maxval + near) rx -= range * step;
+        if (rx < -near)
+          rx += range * step;
+        else if (rx > maxval + near)
+          rx -= range * step;
         return rx < 0 ? 0 : rx > maxval ? maxval : rx;
       };
       LsBits br(d, n, pos + seg);
       auto golomb = [&](int k, int glimit) -> int {
         const int max_prefix = glimit - qbpp - 1;
         const int z = br.zeros(max_prefix);
-        if (z > max_prefix)
-          throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: corrupt or truncated JPEG-LS data)", label);
+        if (z > max_prefix) throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: corrupt or truncated JPEG-LS data)", label);
         const int v = z == max_prefix ? int(br.get(qbpp)) + 1 : (z << k) + int(br.get(k));
         // A mapped error is below 2 RANGE in a valid stream; larger ones would overflow later.
         if (v > 2 * range + 2)
@@ -282,8 +286,10 @@ void jpegls_decode_frame(const uint8_t* d, size_t n, const FrameSpec& f, uint32_
             const bool negative = (k != 0 || 2 * ra_Nn[q] >= ra_N[q]) == bool(map);
             const int err = negative ? -abs_err : abs_err;
             int rx;
-            if (ri_type) rx = reconstruct(run_val, err);
-            else rx = reconstruct(rb2, rb2 < run_val ? -err : err);
+            if (ri_type)
+              rx = reconstruct(run_val, err);
+            else
+              rx = reconstruct(rb2, rb2 < run_val ? -err : err);
             ca[x] = rx;
             // Update (A.7.2.3).
             if (err < 0) ra_Nn[q]++;
@@ -308,9 +314,12 @@ void jpegls_decode_frame(const uint8_t* d, size_t n, const FrameSpec& f, uint32_
             }
             const int q = 81 * q1 + 9 * (q2 + 4) + (q3 + 4);
             int px;
-            if (rc >= std::max(ra, rb)) px = std::min(ra, rb);
-            else if (rc <= std::min(ra, rb)) px = std::max(ra, rb);
-            else px = ra + rb - rc;
+            if (rc >= std::max(ra, rb))
+              px = std::min(ra, rb);
+            else if (rc <= std::min(ra, rb))
+              px = std::max(ra, rb);
+            else
+              px = ra + rb - rc;
             px += sign * C[q];
             px = px < 0 ? 0 : px > maxval ? maxval : px;
             int k = 0;

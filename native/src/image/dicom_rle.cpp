@@ -61,14 +61,14 @@ void rle_decode_frame(const uint8_t* data, size_t len, const FrameSpec& f, uint3
   const uint32_t segments = le32(data);
   if (segments != bytes)
     throw_error(CZ_ERR_FORMAT,
-                "invalid DICOM (%s: the RLE header declares %u segments, %u expected for %d-bit samples)",
-                f.ts_label, segments, bytes, f.bits_allocated);
+                "invalid DICOM (%s: the RLE header declares %u segments, %u expected for %d-bit samples)", f.ts_label,
+                segments, bytes, f.bits_allocated);
   uint32_t offs[16];
   for (uint32_t s = 0; s < segments; s++) {
     offs[s] = le32(data + 4 + 4 * s);
     if (offs[s] < 64 || offs[s] > len || (s > 0 && offs[s] < offs[s - 1]))
-      throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: RLE segment %u offset %u outside the %zu-byte frame)",
-                  f.ts_label, s, offs[s], len);
+      throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: RLE segment %u offset %u outside the %zu-byte frame)", f.ts_label,
+                  s, offs[s], len);
   }
   offs[segments] = uint32_t(len);
   std::vector<uint8_t> plane(n);
@@ -76,7 +76,8 @@ void rle_decode_frame(const uint8_t* data, size_t len, const FrameSpec& f, uint3
   for (uint32_t s = 0; s < segments; s++) {
     const size_t got = unpack_segment(data + offs[s], offs[s + 1] - offs[s], plane.data(), n);
     if (got < n)
-      throw_error(CZ_ERR_FORMAT, "invalid DICOM (%s: RLE segment %u decodes to %zu bytes, %zu expected: truncated or corrupt)",
+      throw_error(CZ_ERR_FORMAT,
+                  "invalid DICOM (%s: RLE segment %u decodes to %zu bytes, %zu expected: truncated or corrupt)",
                   f.ts_label, s, got, n);
     const int shift = 8 * int(segments - 1 - s);  // most significant byte plane first
     for (size_t i = 0; i < n; i++) out[i] |= uint32_t(plane[i]) << shift;

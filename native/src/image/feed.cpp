@@ -81,8 +81,8 @@ ItemStatus load_item(const std::string& path, std::vector<uint8_t>&& bytes, cons
   return s;
 }
 
-std::vector<ItemStatus> load_batch(const std::vector<std::string>& paths, int threads,
-                                   const DecodeOptions& dec, const PreprocessOptions& pre, float* out) {
+std::vector<ItemStatus> load_batch(const std::vector<std::string>& paths, int threads, const DecodeOptions& dec,
+                                   const PreprocessOptions& pre, float* out) {
   const size_t n = paths.size();
   const size_t plane = size_t(pre.crop) * size_t(pre.crop);
   std::vector<ItemStatus> st(n);

@@ -48,8 +48,8 @@ struct DecodeOptions {
 struct Codecs {
   bool png = false;
   bool jpeg = false;
-  bool dicom = false;        // native DICOM parsing (uncompressed syntaxes at least)
-  std::string versions;      // e.g. "libpng 1.6.39, libjpeg-turbo 2.1.5 (jpeg 6.2), zlib 1.2.13"
+  bool dicom = false;                       // native DICOM parsing (uncompressed syntaxes at least)
+  std::string versions;                     // e.g. "libpng 1.6.39, libjpeg-turbo 2.1.5 (jpeg 6.2), zlib 1.2.13"
   std::vector<std::string> dicom_syntaxes;  // transfer syntax UIDs the DICOM decoder reads
 };
 Codecs codecs();
@@ -122,8 +122,8 @@ ItemStatus load_item(const std::string& path, std::vector<uint8_t>&& bytes, cons
 // out[i * crop * crop] (the normalised crop; a failed file's slot is zero-filled), in input
 // order; never throws for a bad file (its status says why). Memory: one file and one decoded
 // image per thread.
-std::vector<ItemStatus> load_batch(const std::vector<std::string>& paths, int threads,
-                                   const DecodeOptions& dec, const PreprocessOptions& pre, float* out);
+std::vector<ItemStatus> load_batch(const std::vector<std::string>& paths, int threads, const DecodeOptions& dec,
+                                   const PreprocessOptions& pre, float* out);
 
 }  // namespace img
 }  // namespace carzero

@@ -129,10 +129,10 @@ struct JpegJob {
   std::jmp_buf jb;
   const uint8_t* buf;
   size_t len;
-  int created;       // jpeg_create_decompress succeeded: the guard must destroy
-  int eof_hits;      // times the source ran out of data (the first gets a fake EOI)
-  int rows_done;     // every output row has been read: later errors are ignored (as imread)
-  int msg_code;      // libjpeg's message code of the failure, -1 for ours
+  int created;    // jpeg_create_decompress succeeded: the guard must destroy
+  int eof_hits;   // times the source ran out of data (the first gets a fake EOI)
+  int rows_done;  // every output row has been read: later errors are ignored (as imread)
+  int msg_code;   // libjpeg's message code of the failure, -1 for ours
   char msg[JMSG_LENGTH_MAX + 80];
 };
 
@@ -248,14 +248,12 @@ struct JpegGuard {
 
 cz_status status_of(int msg_code) {
   switch (msg_code) {
-    case JERR_BAD_PRECISION:      // 12-bit
-    case JERR_SOF_UNSUPPORTED:    // lossless, hierarchical
+    case JERR_BAD_PRECISION:    // 12-bit
+    case JERR_SOF_UNSUPPORTED:  // lossless, hierarchical
     case JERR_NOT_COMPILED:
     case JERR_ARITH_NOTIMPL:
-    case JERR_CONVERSION_NOTIMPL:
-      return CZ_ERR_UNSUPPORTED;
-    default:
-      return CZ_ERR_FORMAT;
+    case JERR_CONVERSION_NOTIMPL: return CZ_ERR_UNSUPPORTED;
+    default: return CZ_ERR_FORMAT;
   }
 }
 
@@ -294,8 +292,7 @@ Gray8 decode_jpeg(const uint8_t* buf, size_t len, const DecodeOptions& o) {
   if (jpeg_c_start(job, max_memory) != 0) throw_jpeg_error(job);
 
   const jpeg_decompress_struct& ci = job->cinfo;
-  if (ci.num_components == 4)
-    throw_error(CZ_ERR_UNSUPPORTED, "CMYK/YCCK JPEG (4 components) is not supported");
+  if (ci.num_components == 4) throw_error(CZ_ERR_UNSUPPORTED, "CMYK/YCCK JPEG (4 components) is not supported");
   check_limits(ci.image_width, ci.image_height, o.limits);
 
   Gray8 img;

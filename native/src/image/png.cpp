@@ -147,8 +147,8 @@ int png_c_start(PngJob* job, png_uint_32 max_side) {
   // A backstop for the caller's own IHDR check: libpng refuses larger sides by itself.
   png_set_user_limits(job->png, max_side, max_side);
   png_read_info(job->png, job->info);
-  png_get_IHDR(job->png, job->info, &job->width, &job->height, &job->bit_depth, &job->color_type,
-               &job->interlace, nullptr, nullptr);
+  png_get_IHDR(job->png, job->info, &job->width, &job->height, &job->bit_depth, &job->color_type, &job->interlace,
+               nullptr, nullptr);
   png_structp png = job->png;
   // The calls and their conditions of OpenCV's PngDecoder::readData for an 8-bit, 1-channel Mat.
   if (job->bit_depth == 16) png_set_strip_16(png);
@@ -180,8 +180,9 @@ int png_c_finish(PngJob* job, png_bytepp rows) {
 #ifdef PNG_eXIf_SUPPORTED
   png_uint_32 exif_len = 0;
   png_bytep exif = nullptr;
-  png_infop where = png_get_valid(job->png, job->info, PNG_INFO_eXIf) ? job->info
-                    : png_get_valid(job->png, job->end_info, PNG_INFO_eXIf) ? job->end_info : nullptr;
+  png_infop where = png_get_valid(job->png, job->info, PNG_INFO_eXIf)       ? job->info
+                    : png_get_valid(job->png, job->end_info, PNG_INFO_eXIf) ? job->end_info
+                                                                            : nullptr;
   if (where && png_get_eXIf_1(job->png, where, &exif_len, &exif) && exif)
     job->orientation = exif_tiff_orientation(exif, exif_len);
 #endif
@@ -294,7 +295,7 @@ inline int paeth_step(int a, int b, int c, int bc, int pa) {
   const int s = q + bc, sm = s >> 31, pc = (s ^ sm) - sm;  // |a + b - 2c|
   const int m1 = -int(pb < pa);                            // b beats a
   const int r1 = a ^ ((a ^ b) & m1), p1 = pa ^ ((pa ^ pb) & m1);
-  const int m2 = -int(pc < p1);                            // c beats both
+  const int m2 = -int(pc < p1);  // c beats both
   return r1 ^ ((r1 ^ c) & m2);
 }
 
@@ -373,8 +374,10 @@ struct Scratch {
     p = reinterpret_cast<uint8_t*>(a);
   }
   ~Scratch() {
-    if (map) munmap(map, map_len);
-    else std::free(p);
+    if (map)
+      munmap(map, map_len);
+    else
+      std::free(p);
   }
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
@@ -533,7 +536,8 @@ Gray8 decode_png_path(const uint8_t* buf, size_t len, const DecodeOptions& o, in
   if (len < 33) throw_error(CZ_ERR_FORMAT, "invalid PNG: truncated file (it ends inside the IHDR chunk)");
   // IHDR must be the first chunk (libpng errors otherwise); its declared size is checked against
   // the limits here, before anything is allocated.
-  if (be32(buf + 8) == 13 && std::memcmp(buf + 12, "IHDR", 4) == 0) check_limits(be32(buf + 16), be32(buf + 20), o.limits);
+  if (be32(buf + 8) == 13 && std::memcmp(buf + 12, "IHDR", 4) == 0)
+    check_limits(be32(buf + 16), be32(buf + 20), o.limits);
   if (path != 1) {
 #if CZ_PNG_FAST
     try {

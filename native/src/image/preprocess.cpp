@@ -42,21 +42,18 @@ void normalise_table(float mean, float std, float table[256]) {
 
 PadLayout preprocess(const Gray8& img, const PreprocessOptions& o, uint8_t* padded, float* out) {
   CZ_ARG(o.resize >= 1, "preprocess: option 'resize' must be a positive integer, got %d", o.resize);
-  CZ_ARG(o.crop >= 1 && o.crop <= o.resize,
-         "preprocess: option 'crop' must be an integer in 1..resize (%d), got %d", o.resize, o.crop);
-  CZ_ARG(img.width >= 1 && img.height >= 1, "preprocess: bad image size %dx%d", img.width,
-         img.height);
+  CZ_ARG(o.crop >= 1 && o.crop <= o.resize, "preprocess: option 'crop' must be an integer in 1..resize (%d), got %d",
+         o.resize, o.crop);
+  CZ_ARG(img.width >= 1 && img.height >= 1, "preprocess: bad image size %dx%d", img.width, img.height);
   CZ_ARG(!img.data.empty(), "preprocess: the image has no pixel data");
   const uint64_t npix = uint64_t(img.width) * uint64_t(img.height);
-  CZ_ARG(uint64_t(img.data.size()) == npix,
-         "preprocess: a %dx%d image needs %llu bytes, got %llu", img.width, img.height,
-         (unsigned long long)npix, (unsigned long long)img.data.size());
+  CZ_ARG(uint64_t(img.data.size()) == npix, "preprocess: a %dx%d image needs %llu bytes, got %llu", img.width,
+         img.height, (unsigned long long)npix, (unsigned long long)img.data.size());
 
   const int32_t scale = o.resize;
   const PadLayout l = pad_layout(img.width, img.height, scale);
   // An extreme aspect ratio leaves the shorter side empty (65535x40 -> 256x0).
-  CZ_ARG(l.width >= 1 && l.height >= 1, "a %dx%d image resizes to %dx%d", img.width, img.height,
-         l.width, l.height);
+  CZ_ARG(l.width >= 1 && l.height >= 1, "a %dx%d image resizes to %dx%d", img.width, img.height, l.width, l.height);
 
   std::vector<uint8_t> own;
   if (!padded) {
@@ -73,8 +70,8 @@ PadLayout preprocess(const Gray8& img, const PreprocessOptions& o, uint8_t* padd
     resize_area(img.data.data(), img.width, img.height, tmp.data(), l.width, l.height);
     std::memset(padded, 0, size_t(scale) * size_t(scale));
     for (int32_t y = 0; y < l.height; y++)
-      std::memcpy(padded + size_t(l.top + y) * size_t(scale) + size_t(l.left),
-                  tmp.data() + size_t(y) * size_t(l.width), size_t(l.width));
+      std::memcpy(padded + size_t(l.top + y) * size_t(scale) + size_t(l.left), tmp.data() + size_t(y) * size_t(l.width),
+                  size_t(l.width));
   }
 
   if (out) {

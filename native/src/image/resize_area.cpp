@@ -70,8 +70,7 @@ static inline uint8_t sat_u8(int v) { return uint8_t(v < 0 ? 0 : v > 255 ? 255 :
 // ---------------------------------------------------------------------------------------------
 // Fast area: integer factors sx, sy (the source is at least dw*sx by dh*sy in the normal case;
 // cells hanging over the border are averaged over the pixels that exist, as OpenCV does).
-static void area_fast(const uint8_t* src, int w, int h, uint8_t* dst, int dw, int dh, int sx,
-                      int sy) {
+static void area_fast(const uint8_t* src, int w, int h, uint8_t* dst, int dw, int dh, int sx, int sy) {
   const float scale = 1.f / float(sx * sy);
   const int full_cols = w / sx;  // output columns whose cell lies fully inside a row
   const bool two_by_two = sx == 2 && sy == 2;
@@ -175,15 +174,13 @@ static AreaTab area_tab(int ssize, int dsize, double scale) {
   t.stride = maxn;
   t.weight.assign(size_t(dsize) * size_t(maxn), 0.f);
   for (int dx = 0; dx < dsize; dx++)
-    std::copy(per[size_t(dx)].begin(), per[size_t(dx)].end(),
-              t.weight.begin() + ptrdiff_t(dx) * maxn);
+    std::copy(per[size_t(dx)].begin(), per[size_t(dx)].end(), t.weight.begin() + ptrdiff_t(dx) * maxn);
   return t;
 }
 
 // Horizontal pass of one source row, scalar: buf[dx] = sum_j row[start + j] * weight[j], in
 // float32, in source order (OpenCV's buf[di] += S[si] * alpha, kept in a register).
-static void area_hpass_scalar(const uint8_t* __restrict row, const AreaTab& xt, int dw,
-                              float* __restrict buf) {
+static void area_hpass_scalar(const uint8_t* __restrict row, const AreaTab& xt, int dw, float* __restrict buf) {
   const int* __restrict start = xt.start.data();
   const int* __restrict count = xt.count.data();
   const float* __restrict wt = xt.weight.data();
@@ -203,12 +200,12 @@ static void area_hpass_scalar(const uint8_t* __restrict row, const AreaTab& xt, 
 
 #if defined(__x86_64__)
 // resize_area_avx2.cpp: the horizontal pass of 8 rows at once (rows in lanes).
-void area_hpass8_avx2(const uint8_t* const rows[8], int w, const int* start, const float* weight,
-                      int K, int dw, float* const out[8], float* tbuf);
+void area_hpass8_avx2(const uint8_t* const rows[8], int w, const int* start, const float* weight, int K, int dw,
+                      float* const out[8], float* tbuf);
 #endif
 
-static void area_general(const uint8_t* src, int w, int h, uint8_t* dst, int dw, int dh,
-                         double scale_x, double scale_y) {
+static void area_general(const uint8_t* src, int w, int h, uint8_t* dst, int dw, int dh, double scale_x,
+                         double scale_y) {
   const AreaTab xt = area_tab(w, dw, scale_x);
   const AreaTab yt = area_tab(h, dh, scale_y);
 #if defined(__x86_64__)
@@ -240,8 +237,7 @@ static void area_general(const uint8_t* src, int w, int h, uint8_t* dst, int dw,
             rows[r] = src + size_t(std::min(sy + r, h - 1)) * w;
             outs[r] = hbuf.data() + size_t(r) * dw;
           }
-          area_hpass8_avx2(rows, w, xt.start.data(), xt.weight.data(), xt.stride, dw, outs,
-                           tbuf.data());
+          area_hpass8_avx2(rows, w, xt.start.data(), xt.weight.data(), xt.stride, dw, outs, tbuf.data());
 #endif
         } else {
           area_hpass_scalar(src + size_t(sy) * w, xt, dw, hbuf.data());
@@ -274,8 +270,8 @@ static constexpr int kCoefBits = 11;
 static constexpr int kCoefScale = 1 << kCoefBits;
 
 // One axis's coefficients: source index and the two fixed point weights per output index.
-static void linear_coeffs(int ssize, int dsize, double scale, double inv_scale, int* ofs,
-                          int* a0, int* a1, int* clamp_from) {
+static void linear_coeffs(int ssize, int dsize, double scale, double inv_scale, int* ofs, int* a0, int* a1,
+                          int* clamp_from) {
   int xmax = dsize;
   for (int d = 0; d < dsize; d++) {
     int s = int(std::floor(d * scale));
@@ -297,8 +293,8 @@ static void linear_coeffs(int ssize, int dsize, double scale, double inv_scale, 
   if (clamp_from) *clamp_from = xmax;
 }
 
-static void area_linear(const uint8_t* src, int w, int h, uint8_t* dst, int dw, int dh,
-                        double scale_x, double scale_y, double inv_x, double inv_y) {
+static void area_linear(const uint8_t* src, int w, int h, uint8_t* dst, int dw, int dh, double scale_x, double scale_y,
+                        double inv_x, double inv_y) {
   std::vector<int> xofs(static_cast<size_t>(dw)), xa0(static_cast<size_t>(dw)), xa1(static_cast<size_t>(dw));
   std::vector<int> yofs(static_cast<size_t>(dh)), yb0(static_cast<size_t>(dh)), yb1(static_cast<size_t>(dh));
   int xmax = dw;
@@ -343,11 +339,9 @@ static void area_linear(const uint8_t* src, int w, int h, uint8_t* dst, int dw, 
 
 }  // namespace detail
 
-void resize_area(const uint8_t* src, int32_t w, int32_t h, uint8_t* dst, int32_t dw,
-                 int32_t dh) {
+void resize_area(const uint8_t* src, int32_t w, int32_t h, uint8_t* dst, int32_t dw, int32_t dh) {
   CZ_ARG(src != nullptr && dst != nullptr, "resize_area: null image pointer");
-  CZ_ARG(w >= 1 && h >= 1 && dw >= 1 && dh >= 1, "resize_area: bad sizes %dx%d -> %dx%d", w, h,
-         dw, dh);
+  CZ_ARG(w >= 1 && h >= 1 && dw >= 1 && dh >= 1, "resize_area: bad sizes %dx%d -> %dx%d", w, h, dw, dh);
   if (w == dw && h == dh) {
     std::memcpy(dst, src, size_t(w) * size_t(h));
     return;

@@ -29,8 +29,8 @@ namespace detail {
 
 // rows: 8 source rows (duplicates allowed), each w bytes. start[dx] / weight[dx * K + j]: the
 // x table. out[r][dx] receives row r's value. tbuf: scratch of (w + K) * 8 floats.
-void area_hpass8_avx2(const uint8_t* const rows[8], int w, const int* start, const float* weight,
-                      int K, int dw, float* const out[8], float* tbuf) {
+void area_hpass8_avx2(const uint8_t* const rows[8], int w, const int* start, const float* weight, int K, int dw,
+                      float* const out[8], float* tbuf) {
   // 1. Transpose to tbuf[x * 8 + r] = float(rows[r][x]), an 8x8 byte tile at a time.
   int x = 0;
   for (; x + 8 <= w; x += 8) {
@@ -48,13 +48,12 @@ void area_hpass8_avx2(const uint8_t* const rows[8], int w, const int* start, con
     const __m128i a2 = _mm_unpacklo_epi8(r4, r5), a3 = _mm_unpacklo_epi8(r6, r7);
     const __m128i b0 = _mm_unpacklo_epi16(a0, a1), b1 = _mm_unpackhi_epi16(a0, a1);
     const __m128i b2 = _mm_unpacklo_epi16(a2, a3), b3 = _mm_unpackhi_epi16(a2, a3);
-    const __m128i c[4] = {_mm_unpacklo_epi32(b0, b2), _mm_unpackhi_epi32(b0, b2),
-                          _mm_unpacklo_epi32(b1, b3), _mm_unpackhi_epi32(b1, b3)};
+    const __m128i c[4] = {_mm_unpacklo_epi32(b0, b2), _mm_unpackhi_epi32(b0, b2), _mm_unpacklo_epi32(b1, b3),
+                          _mm_unpackhi_epi32(b1, b3)};
     float* t = tbuf + size_t(x) * 8;
     for (int k = 0; k < 4; k++) {
       _mm256_storeu_ps(t + 16 * k, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(c[k])));
-      _mm256_storeu_ps(t + 16 * k + 8,
-                       _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(c[k], 8))));
+      _mm256_storeu_ps(t + 16 * k + 8, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(c[k], 8))));
     }
   }
   for (; x < w; x++)

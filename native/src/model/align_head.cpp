@@ -178,9 +178,8 @@ AttnArgs AlignHead::attn_args(const HeadActs& a, const HeadLayerActs& s, bool sh
   return at;
 }
 
-void AlignHead::forward(const Runner& r, const HeadActs& a, const float* first, const float* rest,
-                        const float* queries, float* logits, int64_t ld_logits,
-                        float* attn_avg, const Dropout* drop, uint64_t module) const {
+void AlignHead::forward(const Runner& r, const HeadActs& a, const float* first, const float* rest, const float* queries,
+                        float* logits, int64_t ld_logits, float* attn_avg, const Dropout* drop, uint64_t module) const {
   const int64_t Nm = a.Nm, Nq = a.Nq, R = a.R, S = 1 + R, C = C_, NP = Nm * Nq;
   if (NP == 0) return;
   const bool dr = drop && drop->on;
@@ -204,8 +203,7 @@ void AlignHead::forward(const Runner& r, const HeadActs& a, const float* first, 
     r.layernorm(k.norm2, s.t_in, s.n2, qrows, s.n2_mean, s.n2_rstd);
     r.linear(k.in_q, s.n2, qrows, s.qh);
     r.ops().attention_forward(r.ex(), attn_args(a, s, shared_q));
-    if (s.probs && attn_avg)
-      accumulate_attention(r.ctx, s.probs, attn_avg, Nm, NH_, Nq, S, map_scale, l == 0);
+    if (s.probs && attn_avg) accumulate_attention(r.ctx, s.probs, attn_avg, Nm, NH_, Nq, S, map_scale, l == 0);
     // t_mid = t + out_proj(att). In layer 0, t is the shared LN_dec(query): broadcast it.
     const uint64_t li = static_cast<uint64_t>(l);
     if (dr) {
@@ -283,10 +281,9 @@ HeadGrads AlignHead::plan_backward(Bump& m, int64_t Nm, int64_t Nq, int64_t R) c
   return g;
 }
 
-void AlignHead::backward(const Runner& r, const HeadActs& a, const HeadGrads& g,
-                         const ParamStore& ps, const float* first, const float* rest,
-                         const float* queries, const float* dlogits, int64_t ld_dlogits,
-                         float* dfirst, float* drest, float* dqueries, const Dropout* drop,
+void AlignHead::backward(const Runner& r, const HeadActs& a, const HeadGrads& g, const ParamStore& ps,
+                         const float* first, const float* rest, const float* queries, const float* dlogits,
+                         int64_t ld_dlogits, float* dfirst, float* drest, float* dqueries, const Dropout* drop,
                          uint64_t module) const {
   const int64_t Nm = a.Nm, Nq = a.Nq, R = a.R, S = 1 + R, C = C_, NP = Nm * Nq, F = F_;
   if (NP == 0) return;
@@ -297,7 +294,8 @@ void AlignHead::backward(const Runner& r, const HeadActs& a, const HeadGrads& g,
   // dlogits (Nm, Nq) -> the last mlp layer's output gradient (NP, 1).
   float* dy = g.dmlp_a;
   const int64_t ld = ld_dlogits ? ld_dlogits : Nq;
-  if (ld == Nq) r.copy(dy, dlogits, NP);
+  if (ld == Nq)
+    r.copy(dy, dlogits, NP);
   else
     for (int64_t i = 0; i < Nm; ++i) r.copy(dy + i * Nq, dlogits + i * ld, Nq);
   // mlp_head, last layer first: x_k = k ? drop(relu(pre_{k-1})) : fin.
@@ -306,8 +304,8 @@ void AlignHead::backward(const Runner& r, const HeadActs& a, const HeadGrads& g,
     const bool last = k + 1 == mlp_.size();
     const float* x = k ? a.mlp[k - 1] : a.fin;
     float* dx = k ? spare : g.dt;
-    r.linear_backward(mlp_[k], x, NP, dy, dx, G(i_mlp_[k].w), G(i_mlp_[k].b),
-                      last ? Act::None : Act::Relu, a.mlp_pre[k]);
+    r.linear_backward(mlp_[k], x, NP, dy, dx, G(i_mlp_[k].w), G(i_mlp_[k].b), last ? Act::None : Act::Relu,
+                      a.mlp_pre[k]);
     if (k) d.backward(r, dx, dx, NP * mlp_[k - 1].out, Dropout::site(module, 1022, k - 1));
     spare = dy;
     dy = dx;
@@ -315,8 +313,7 @@ void AlignHead::backward(const Runner& r, const HeadActs& a, const HeadGrads& g,
   // fin = drop(LN_dec(t_out)).
   d.backward(r, g.dt, g.dt, NP * C, Dropout::site(module, 1023, 0));
   float* dT = g.dn;  // d t (the pair state), carried down the layers
-  r.layernorm_backward(dec_norm_, g.dt, a.layers.back().t_out, a.fin_mean, a.fin_rstd, NP, dT,
-                       G(i_dn_w_), G(i_dn_b_));
+  r.layernorm_backward(dec_norm_, g.dt, a.layers.back().t_out, a.fin_mean, a.fin_rstd, NP, dT, G(i_dn_w_), G(i_dn_b_));
   r.zero(g.dmem, Nm * S * C);
   for (size_t l = layers_.size(); l-- > 0;) {
     const Layer& k = layers_[l];
@@ -329,10 +326,8 @@ void AlignHead::backward(const Runner& r, const HeadActs& a, const HeadGrads& g,
     d.backward(r, g.dt, dT, NP * C, Dropout::site(module, li, 2));
     r.linear_backward(k.linear2, s.f, NP, g.dt, g.df, G(p.linear2_w), G(p.linear2_b));
     d.backward(r, g.df, g.df, NP * F, Dropout::site(module, li, 1));
-    r.linear_backward(k.linear1, s.n3, NP, g.df, g.dt, G(p.linear1_w), G(p.linear1_b), Act::Relu,
-                      s.f_pre);
-    r.layernorm_backward(k.norm3, g.dt, s.t_mid, s.n3_mean, s.n3_rstd, NP, g.dt2, G(p.norm3_w),
-                         G(p.norm3_b));
+    r.linear_backward(k.linear1, s.n3, NP, g.df, g.dt, G(p.linear1_w), G(p.linear1_b), Act::Relu, s.f_pre);
+    r.layernorm_backward(k.norm3, g.dt, s.t_mid, s.n3_mean, s.n3_rstd, NP, g.dt2, G(p.norm3_w), G(p.norm3_b));
     r.accumulate(dT, g.dt2, NP * C);  // d t_mid
     // t_mid = t_in + drop(out_proj(attn(W_q norm2(t_in), W_k m, W_v m))).
     d.backward(r, g.dt, dT, NP * C, Dropout::site(module, li, 0));
@@ -348,29 +343,26 @@ void AlignHead::backward(const Runner& r, const HeadActs& a, const HeadGrads& g,
     float* gw_in = G(p.in_proj_w);
     float* gb_in = G(p.in_proj_b);
     r.linear_backward(k.in_proj.rows(0, C), s.n2, qrows, g.dqh, g.dt, gw_in, gb_in);
-    r.layernorm_backward(k.norm2, g.dt, s.t_in, s.n2_mean, s.n2_rstd, qrows, g.dt2, G(p.norm2_w),
-                         G(p.norm2_b));
+    r.layernorm_backward(k.norm2, g.dt, s.t_in, s.n2_mean, s.n2_rstd, qrows, g.dt2, G(p.norm2_w), G(p.norm2_b));
     if (!shared_q) {
       r.accumulate(dT, g.dt2, NP * C);  // d t_in = d t_out of the previous layer
-    } else {  // t_in = q0 broadcast over the Nm memory items
+    } else {                            // t_in = q0 broadcast over the Nm memory items
       r.copy(g.dq0, g.dt2, Nq * C);
       for (int64_t i = 0; i < Nm; ++i) r.accumulate(g.dq0, dT + i * Nq * C, Nq * C);
     }
-    r.linear_backward(k.in_proj.rows(C, 2 * C), a.mem, Nm * S, g.dkv, g.dmem_t, gw_in + C * C,
-                      gb_in + C);
+    r.linear_backward(k.in_proj.rows(C, 2 * C), a.mem, Nm * S, g.dkv, g.dmem_t, gw_in + C * C, gb_in + C);
     r.accumulate(g.dmem, g.dmem_t, Nm * S * C);
   }
   // q0 = LN_dec(queries); m = LN_dec([first; rest]).
-  r.layernorm_backward(dec_norm_, g.dq0, queries, a.q0_mean, a.q0_rstd, Nq, g.dq0_t, G(i_dn_w_),
-                       G(i_dn_b_));
+  r.layernorm_backward(dec_norm_, g.dq0, queries, a.q0_mean, a.q0_rstd, Nq, g.dq0_t, G(i_dn_w_), G(i_dn_b_));
   if (dqueries) r.accumulate(dqueries, g.dq0_t, Nq * C);
   for (int64_t i = 0; i < Nm; ++i) {
     const float* dm = g.dmem + i * S * C;
     float* dmt = g.dmem_t + i * S * C;
-    r.layernorm_backward(dec_norm_, dm, first + i * C, a.mem_mean + i * S, a.mem_rstd + i * S, 1,
-                         dmt, G(i_dn_w_), G(i_dn_b_));
-    r.layernorm_backward(dec_norm_, dm + C, rest + i * R * C, a.mem_mean + i * S + 1,
-                         a.mem_rstd + i * S + 1, R, dmt + C, G(i_dn_w_), G(i_dn_b_));
+    r.layernorm_backward(dec_norm_, dm, first + i * C, a.mem_mean + i * S, a.mem_rstd + i * S, 1, dmt, G(i_dn_w_),
+                         G(i_dn_b_));
+    r.layernorm_backward(dec_norm_, dm + C, rest + i * R * C, a.mem_mean + i * S + 1, a.mem_rstd + i * S + 1, R,
+                         dmt + C, G(i_dn_w_), G(i_dn_b_));
     if (dfirst) r.accumulate(dfirst + i * C, dmt, C);
     if (drest) r.accumulate(drest + i * R * C, dmt + C, R * C);
   }

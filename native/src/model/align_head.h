@@ -19,45 +19,45 @@
 namespace carzero::model {
 
 struct HeadLayerActs {
-  float* kv = nullptr;        // (Nm, S, 2C) K | V of the memory
-  float* t_in = nullptr;      // (Nm*Nq, C) pair state entering the layer (layer 0: (Nq, C), shared)
-  float* n2 = nullptr;        // norm2(t): (Nm*Nq, C), or (Nq, C) in layer 0
-  float* n2_mean = nullptr, *n2_rstd = nullptr;  // *
-  float* qh = nullptr;        // W_q n2, same rows as n2
-  float* att = nullptr;       // (Nm, Nq, C)
-  float* att_lse = nullptr;   // (Nm, NH, Nq) *
-  float* probs = nullptr;     // (Nm, NH, Nq, S) only when attention maps are asked for
-  float* t_mid = nullptr;     // (Nm*Nq, C) t + out_proj(att)
-  float* n3 = nullptr;        // norm3(t_mid)
-  float* n3_mean = nullptr, *n3_rstd = nullptr;  // *
-  float* f_pre = nullptr;     // (Nm*Nq, F) linear1 pre-ReLU *
-  float* f = nullptr;         // (Nm*Nq, F)
-  float* t_out = nullptr;     // (Nm*Nq, C)
+  float* kv = nullptr;                           // (Nm, S, 2C) K | V of the memory
+  float* t_in = nullptr;                         // (Nm*Nq, C) pair state entering the layer (layer 0: (Nq, C), shared)
+  float* n2 = nullptr;                           // norm2(t): (Nm*Nq, C), or (Nq, C) in layer 0
+  float *n2_mean = nullptr, *n2_rstd = nullptr;  // *
+  float* qh = nullptr;                           // W_q n2, same rows as n2
+  float* att = nullptr;                          // (Nm, Nq, C)
+  float* att_lse = nullptr;                      // (Nm, NH, Nq) *
+  float* probs = nullptr;                        // (Nm, NH, Nq, S) only when attention maps are asked for
+  float* t_mid = nullptr;                        // (Nm*Nq, C) t + out_proj(att)
+  float* n3 = nullptr;                           // norm3(t_mid)
+  float *n3_mean = nullptr, *n3_rstd = nullptr;  // *
+  float* f_pre = nullptr;                        // (Nm*Nq, F) linear1 pre-ReLU *
+  float* f = nullptr;                            // (Nm*Nq, F)
+  float* t_out = nullptr;                        // (Nm*Nq, C)
 };
 
 struct HeadActs {
   int64_t Nm = 0, Nq = 0, R = 0;
   bool keep = false, maps = false;
-  float* mem = nullptr;       // (Nm, S, C) LN_dec(memory)
-  float* mem_mean = nullptr, *mem_rstd = nullptr;  // (Nm*S) *
-  float* q0 = nullptr;        // (Nq, C) LN_dec(queries)
-  float* q0_mean = nullptr, *q0_rstd = nullptr;    // *
+  float* mem = nullptr;                            // (Nm, S, C) LN_dec(memory)
+  float *mem_mean = nullptr, *mem_rstd = nullptr;  // (Nm*S) *
+  float* q0 = nullptr;                             // (Nq, C) LN_dec(queries)
+  float *q0_mean = nullptr, *q0_rstd = nullptr;    // *
   std::vector<HeadLayerActs> layers;
-  float* fin = nullptr;       // (Nm*Nq, C) LN_dec(t)
-  float* fin_mean = nullptr, *fin_rstd = nullptr;  // *
-  std::vector<float*> mlp_pre;  // per mlp layer (Nm*Nq, out) pre-ReLU * (last: the logits)
-  std::vector<float*> mlp;      // per mlp layer (Nm*Nq, out) after ReLU
-  float* tmp = nullptr;         // (Nm*Nq, C) scratch for the dropout sites *
+  float* fin = nullptr;                            // (Nm*Nq, C) LN_dec(t)
+  float *fin_mean = nullptr, *fin_rstd = nullptr;  // *
+  std::vector<float*> mlp_pre;                     // per mlp layer (Nm*Nq, out) pre-ReLU * (last: the logits)
+  std::vector<float*> mlp;                         // per mlp layer (Nm*Nq, out) after ReLU
+  float* tmp = nullptr;                            // (Nm*Nq, C) scratch for the dropout sites *
 };
 
 // Scratch activation gradients of the backward pass.
 struct HeadGrads {
-  float* dt = nullptr, *dt2 = nullptr, *dn = nullptr, *datt = nullptr, *dqh = nullptr;  // (NP, C)
-  float* df = nullptr;    // (NP, F)
-  float* dkv = nullptr;   // (Nm, S, 2C)
-  float* dmem = nullptr, *dmem_t = nullptr;  // (Nm, S, C)
-  float* dq0 = nullptr, *dq0_t = nullptr;    // (Nq, C)
-  float* dmlp_a = nullptr, *dmlp_b = nullptr;  // (NP, widest mlp layer)
+  float *dt = nullptr, *dt2 = nullptr, *dn = nullptr, *datt = nullptr, *dqh = nullptr;  // (NP, C)
+  float* df = nullptr;                                                                  // (NP, F)
+  float* dkv = nullptr;                                                                 // (Nm, S, 2C)
+  float *dmem = nullptr, *dmem_t = nullptr;                                             // (Nm, S, C)
+  float *dq0 = nullptr, *dq0_t = nullptr;                                               // (Nq, C)
+  float *dmlp_a = nullptr, *dmlp_b = nullptr;                                           // (NP, widest mlp layer)
 };
 
 class AlignHead {
@@ -77,16 +77,15 @@ class AlignHead {
   // on the decoder output (dropout_feas) and after each mlp_head ReLU, at the sites of `module`
   // (Dropout::HeadI2T / HeadT2I). The MultiheadAttention's attention-probability dropout is not
   // implemented (the fused attention never materialises the probabilities).
-  void forward(const Runner& r, const HeadActs& a, const float* first, const float* rest,
-               const float* queries, float* logits, int64_t ld_logits, float* attn_avg,
-               const Dropout* drop = nullptr, uint64_t module = 0) const;
+  void forward(const Runner& r, const HeadActs& a, const float* first, const float* rest, const float* queries,
+               float* logits, int64_t ld_logits, float* attn_avg, const Dropout* drop = nullptr,
+               uint64_t module = 0) const;
   // Backward of forward() (keep) given dlogits (Nm, Nq) with row stride ld_dlogits (0 = Nq):
   // accumulates the head's parameter gradients into ps's gradient arena and (+=) dfirst (Nm, C),
   // drest (Nm, R, C), dqueries (Nq, C) (each nullable).
-  void backward(const Runner& r, const HeadActs& a, const HeadGrads& g, const ParamStore& ps,
-                const float* first, const float* rest, const float* queries,
-                const float* dlogits, int64_t ld_dlogits, float* dfirst, float* drest,
-                float* dqueries, const Dropout* drop = nullptr, uint64_t module = 0) const;
+  void backward(const Runner& r, const HeadActs& a, const HeadGrads& g, const ParamStore& ps, const float* first,
+                const float* rest, const float* queries, const float* dlogits, int64_t ld_dlogits, float* dfirst,
+                float* drest, float* dqueries, const Dropout* drop = nullptr, uint64_t module = 0) const;
   const HeadConfig& config() const { return cfg_; }
 
  private:

@@ -20,8 +20,7 @@ bool mixed_applies(const Runner& r, const AttnArgs& a, bool training) {
   if (!training || a.dtype != DType::F32 || r.compute == DType::F32 || mode == 0) return false;
   if (mode < 0 && r.ctx.device() == DeviceType::CPU) return false;
   const int64_t C = a.NH * a.HS;
-  return a.HS == 64 && a.Tq <= 256 && a.Tk <= 256 && !a.probs && a.ldo == C &&
-         (a.B <= 1 || a.o_bs == a.Tq * C);
+  return a.HS == 64 && a.Tq <= 256 && a.Tk <= 256 && !a.probs && a.ldo == C && (a.B <= 1 || a.o_bs == a.Tq * C);
 }
 
 // 16-bit copies (bf16 or fp16) of q/k/v (one conversion over their common span when they
@@ -32,8 +31,7 @@ struct Copies16 {
   int64_t nout = 0;
 
   DType dt;
-  Copies16(const Runner& r, const AttnArgs& a, bool with_out)
-      : dt(r.compute == DType::F16 ? DType::F16 : DType::BF16) {
+  Copies16(const Runner& r, const AttnArgs& a, bool with_out) : dt(r.compute == DType::F16 ? DType::F16 : DType::BF16) {
     const int64_t C = a.NH * a.HS;
     const float* q = static_cast<const float*>(a.q);
     const float* k = static_cast<const float*>(a.k);
@@ -60,8 +58,7 @@ struct Copies16 {
     }
     nout = strided_span(a.B, a.o_bs, a.Tq, a.ldo, C);
     out16 = r.ctx.alloc(dt, {nout}, false);
-    if (with_out)
-      r.ops().convert(r.ex(), out16.data(), dt, a.out, DType::F32, nout);
+    if (with_out) r.ops().convert(r.ex(), out16.data(), dt, a.out, DType::F32, nout);
     args16.out = out16.data();
   }
 };

@@ -20,20 +20,16 @@ void BertEncoder::declare(ParamStore& ps, const TextConfig& cfg, DType wt, bool 
   const int64_t C = C_;
   i_word_ = ps.declare(kP + "embeddings.word_embeddings.weight", {cfg.vocab_size, C}, DType::F32);
   if (training) {
-    i_pos_ = ps.declare(kP + "embeddings.position_embeddings.weight", {cfg.max_position, C},
-                        DType::F32);
-    i_type_ = ps.declare(kP + "embeddings.token_type_embeddings.weight", {cfg.type_vocab, C},
-                         DType::F32);
+    i_pos_ = ps.declare(kP + "embeddings.position_embeddings.weight", {cfg.max_position, C}, DType::F32);
+    i_type_ = ps.declare(kP + "embeddings.token_type_embeddings.weight", {cfg.type_vocab, C}, DType::F32);
   } else {
     // Token type ids are all 0: fold token_type_embeddings[0] into the position table.
-    std::vector<float> pos =
-        ps.read_f32(kP + "embeddings.position_embeddings.weight", {cfg.max_position, C});
-    std::vector<float> typ =
-        ps.read_f32(kP + "embeddings.token_type_embeddings.weight", {cfg.type_vocab, C});
+    std::vector<float> pos = ps.read_f32(kP + "embeddings.position_embeddings.weight", {cfg.max_position, C});
+    std::vector<float> typ = ps.read_f32(kP + "embeddings.token_type_embeddings.weight", {cfg.type_vocab, C});
     for (int64_t p = 0; p < cfg.max_position; ++p)
       for (int64_t c = 0; c < C; ++c) pos[p * C + c] += typ[c];
-    i_postype_ = ps.declare_derived(kP + "embeddings.position_embeddings.weight#plus_type0",
-                                    {cfg.max_position, C}, DType::F32, std::move(pos));
+    i_postype_ = ps.declare_derived(kP + "embeddings.position_embeddings.weight#plus_type0", {cfg.max_position, C},
+                                    DType::F32, std::move(pos));
   }
   i_ln_w_ = ps.declare(kP + "embeddings.LayerNorm.weight", {C}, DType::F32);
   i_ln_b_ = ps.declare(kP + "embeddings.LayerNorm.bias", {C}, DType::F32);
@@ -50,8 +46,7 @@ void BertEncoder::declare(ParamStore& ps, const TextConfig& cfg, DType wt, bool 
       p.qkv_b = ps.declare(a + "query.bias", {C}, DType::F32);
       const int kb = ps.declare(a + "key.bias", {C}, DType::F32, true);
       const int vb = ps.declare(a + "value.bias", {C}, DType::F32, true);
-      CZ_REQUIRE(ps.param(kw).packed && ps.param(vw).packed && ps.param(kb).packed &&
-                     ps.param(vb).packed,
+      CZ_REQUIRE(ps.param(kw).packed && ps.param(vw).packed && ps.param(kb).packed && ps.param(vb).packed,
                  CZ_ERR_INTERNAL, "bert: q/k/v not packed");
     } else {
       // q, k, v packed into one (3C, C) matrix at load time: one GEMM, and attention reads the
@@ -63,10 +58,8 @@ void BertEncoder::declare(ParamStore& ps, const TextConfig& cfg, DType wt, bool 
         w.insert(w.end(), wi.begin(), wi.end());
         bias.insert(bias.end(), bi.begin(), bi.end());
       }
-      p.qkv_w = ps.declare_derived(b + "attention.self.qkv.weight#packed", {3 * C, C}, wt,
-                                   std::move(w));
-      p.qkv_b = ps.declare_derived(b + "attention.self.qkv.bias#packed", {3 * C}, DType::F32,
-                                   std::move(bias));
+      p.qkv_w = ps.declare_derived(b + "attention.self.qkv.weight#packed", {3 * C, C}, wt, std::move(w));
+      p.qkv_b = ps.declare_derived(b + "attention.self.qkv.bias#packed", {3 * C}, DType::F32, std::move(bias));
     }
     p.out_dense_w = ps.declare(b + "attention.output.dense.weight", {C, C}, wt);
     p.out_dense_b = ps.declare(b + "attention.output.dense.bias", {C}, DType::F32);
@@ -164,8 +157,7 @@ BertActs BertEncoder::plan(Bump& m, int64_t Q, int64_t L, bool keep, bool recomp
   return a;
 }
 
-AttnArgs BertEncoder::attn_args(const BertLayerActs& s, int64_t Q, int64_t L,
-                                const uint8_t* mask) const {
+AttnArgs BertEncoder::attn_args(const BertLayerActs& s, int64_t Q, int64_t L, const uint8_t* mask) const {
   const int64_t C = C_;
   AttnArgs at;
   at.B = Q;
@@ -188,12 +180,12 @@ AttnArgs BertEncoder::attn_args(const BertLayerActs& s, int64_t Q, int64_t L,
   return at;
 }
 
-void BertEncoder::forward(const Runner& r, const BertActs& a, const int32_t* ids,
-                          const uint8_t* mask, const Dropout* drop) const {
+void BertEncoder::forward(const Runner& r, const BertActs& a, const int32_t* ids, const uint8_t* mask,
+                          const Dropout* drop) const {
   const bool dr = drop && drop->on;
   const int64_t Q = a.Q, L = a.L, N = Q * L, C = C_;
-  CZ_ARG(L <= cfg_.max_position, "ids: %lld positions exceed text.max_position = %lld",
-         static_cast<long long>(L), static_cast<long long>(cfg_.max_position));
+  CZ_ARG(L <= cfg_.max_position, "ids: %lld positions exceed text.max_position = %lld", static_cast<long long>(L),
+         static_cast<long long>(cfg_.max_position));
   r.ops().embedding_forward(r.ex(), a.emb, ids, word_, N, cfg_.vocab_size, C);
   const float* postype = postype_;
   if (!postype) {  // training layout: position + token type 0, for the first L positions
@@ -208,8 +200,10 @@ void BertEncoder::forward(const Runner& r, const BertActs& a, const int32_t* ids
     forward_layer(r, l, a, mask, drop);
     const BertLayerActs& s = a.layers[l];
     const int64_t li = static_cast<int64_t>(l);
-    if (li == first_kept) r.copy(a.hsum, s.out, N * C);
-    else if (li > first_kept) r.add(a.hsum, a.hsum, s.out, N * C);
+    if (li == first_kept)
+      r.copy(a.hsum, s.out, N * C);
+    else if (li > first_kept)
+      r.add(a.hsum, a.hsum, s.out, N * C);
   }
 }
 
@@ -255,9 +249,8 @@ BertGrads BertEncoder::plan_backward(Bump& m, int64_t Q, int64_t L) const {
   return g;
 }
 
-void BertEncoder::backward(const Runner& r, const BertActs& a, const BertGrads& g,
-                           const ParamStore& ps, const int32_t* ids, const uint8_t* mask,
-                           const float* dhsum, const Dropout* drop) const {
+void BertEncoder::backward(const Runner& r, const BertActs& a, const BertGrads& g, const ParamStore& ps,
+                           const int32_t* ids, const uint8_t* mask, const float* dhsum, const Dropout* drop) const {
   CZ_REQUIRE(a.keep && training_, CZ_ERR_INTERNAL, "bert backward needs kept activations");
   const int64_t Q = a.Q, L = a.L, N = Q * L, C = C_;
   const Dropout off;
@@ -274,18 +267,18 @@ void BertEncoder::backward(const Runner& r, const BertActs& a, const BertGrads& 
     if (a.recompute && l + 1 < layers_.size()) forward_layer(r, l, a, mask, drop);
     // g.dx = d out: from the next layer, plus dhsum for the last n layers.
     if (l + 1 == layers_.size()) {
-      if (li >= first_kept) r.copy(g.dx, dhsum, N * C);
-      else r.zero(g.dx, N * C);
+      if (li >= first_kept)
+        r.copy(g.dx, dhsum, N * C);
+      else
+        r.zero(g.dx, N * C);
     } else if (li >= first_kept) {
       r.accumulate(g.dx, dhsum, N * C);
     }
     // out = LN2(res2), res2 = x1 + drop(out2(inter)), inter = GELU(dense(x1)).
-    r.layernorm_backward(k.ln2, g.dx, s.res2, s.ln2_mean, s.ln2_rstd, N, g.dres, G(p.ln2_w),
-                         G(p.ln2_b));
+    r.layernorm_backward(k.ln2, g.dx, s.res2, s.ln2_mean, s.ln2_rstd, N, g.dres, G(p.ln2_w), G(p.ln2_b));
     d.backward(r, g.dt, g.dres, N * C, Dropout::site(Dropout::Text, li, 1));
     r.linear_backward(k.out2, s.inter, N, g.dt, g.dinter, G(p.out2_w), G(p.out2_b));
-    r.linear_backward(k.inter, s.x1, N, g.dinter, g.dt, G(p.inter_w), G(p.inter_b), Act::Gelu,
-                      s.inter_pre);
+    r.linear_backward(k.inter, s.x1, N, g.dinter, g.dt, G(p.inter_w), G(p.inter_b), Act::Gelu, s.inter_pre);
     r.accumulate(g.dres, g.dt, N * C);  // d x1
     // x1 = LN1(res1), res1 = x_in + drop(dense(att)).
     r.layernorm_backward(k.ln1, g.dres, s.res1, s.ln1_mean, s.ln1_rstd, N, g.dx, G(p.ln1_w),
@@ -305,8 +298,7 @@ void BertEncoder::backward(const Runner& r, const BertActs& a, const BertGrads& 
   }
   // x_in(0) = drop(LN(word[ids] + pos[t] + type[0])).
   d.backward(r, g.dx, g.dx, N * C, Dropout::site(Dropout::Text, 1023, 0));
-  r.layernorm_backward(emb_ln_, g.dx, a.emb, a.emb_mean, a.emb_rstd, N, g.dres, G(i_ln_w_),
-                       G(i_ln_b_));
+  r.layernorm_backward(emb_ln_, g.dx, a.emb, a.emb_mean, a.emb_rstd, N, g.dres, G(i_ln_w_), G(i_ln_b_));
   r.ops().embedding_backward(r.ex(), G(i_word_), g.dres, ids, N, cfg_.vocab_size, C);
   // d postype (L, C) = sum over texts; -> pos[0:L], and the sum of its rows -> type[0].
   float* dpt = g.dt;

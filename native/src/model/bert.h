@@ -12,18 +12,18 @@ namespace carzero::model {
 
 // Per-layer activations (shared across layers without keep; * = only with keep).
 struct BertLayerActs {
-  float* x_in = nullptr;     // (Q, L, C) layer input
-  float* qkv = nullptr;      // (Q, L, 3C)
-  float* att = nullptr;      // (Q, L, C)
-  float* att_lse = nullptr;  // (Q, NH, L) *
-  float* res1 = nullptr;     // (Q, L, C) x_in + attention.output.dense(att) (pre-LN)
-  float* x1 = nullptr;       // (Q, L, C) attention.output.LayerNorm(res1)
-  float* ln1_mean = nullptr, *ln1_rstd = nullptr;  // (Q*L) *
-  float* inter_pre = nullptr;  // (Q, L, I) *
-  float* inter = nullptr;      // (Q, L, I) GELU output
-  float* res2 = nullptr;       // (Q, L, C) x1 + output.dense(inter)
-  float* out = nullptr;        // (Q, L, C) output.LayerNorm(res2): the layer's hidden state
-  float* ln2_mean = nullptr, *ln2_rstd = nullptr;  // *
+  float* x_in = nullptr;                           // (Q, L, C) layer input
+  float* qkv = nullptr;                            // (Q, L, 3C)
+  float* att = nullptr;                            // (Q, L, C)
+  float* att_lse = nullptr;                        // (Q, NH, L) *
+  float* res1 = nullptr;                           // (Q, L, C) x_in + attention.output.dense(att) (pre-LN)
+  float* x1 = nullptr;                             // (Q, L, C) attention.output.LayerNorm(res1)
+  float *ln1_mean = nullptr, *ln1_rstd = nullptr;  // (Q*L) *
+  float* inter_pre = nullptr;                      // (Q, L, I) *
+  float* inter = nullptr;                          // (Q, L, I) GELU output
+  float* res2 = nullptr;                           // (Q, L, C) x1 + output.dense(inter)
+  float* out = nullptr;                            // (Q, L, C) output.LayerNorm(res2): the layer's hidden state
+  float *ln2_mean = nullptr, *ln2_rstd = nullptr;  // *
 };
 
 struct BertActs {
@@ -32,18 +32,18 @@ struct BertActs {
   // keep + recompute: each layer keeps only its output (the next layer's input); the other
   // activations are one shared set, refilled by re-running a layer before its backward.
   bool recompute = false;
-  float* postype = nullptr;  // (L, C) position + type-0 embeddings (training layout)
-  float* emb = nullptr;  // (Q, L, C) word + position + type embeddings (pre-LN)
-  float* emb_mean = nullptr, *emb_rstd = nullptr;  // *
+  float* postype = nullptr;                        // (L, C) position + type-0 embeddings (training layout)
+  float* emb = nullptr;                            // (Q, L, C) word + position + type embeddings (pre-LN)
+  float *emb_mean = nullptr, *emb_rstd = nullptr;  // *
   std::vector<BertLayerActs> layers;
   float* hsum = nullptr;  // (Q, L, C) sum of the last n layers' outputs
 };
 
 // Scratch activation gradients of the backward pass.
 struct BertGrads {
-  float* dx = nullptr, *dres = nullptr, *dt = nullptr, *datt = nullptr;  // (Q, L, C)
-  float* dqkv = nullptr;   // (Q, L, 3C)
-  float* dinter = nullptr; // (Q, L, I)
+  float *dx = nullptr, *dres = nullptr, *dt = nullptr, *datt = nullptr;  // (Q, L, C)
+  float* dqkv = nullptr;                                                 // (Q, L, 3C)
+  float* dinter = nullptr;                                               // (Q, L, I)
 };
 
 class BertEncoder {
@@ -64,13 +64,11 @@ class BertEncoder {
                const Dropout* drop = nullptr) const;
   // Backward of forward() (keep, training layout) given dhsum (Q, L, C) = dL/d a.hsum:
   // accumulates every parameter gradient into ps's gradient arena.
-  void backward(const Runner& r, const BertActs& a, const BertGrads& g, const ParamStore& ps,
-                const int32_t* ids, const uint8_t* mask, const float* dhsum,
-                const Dropout* drop = nullptr) const;
+  void backward(const Runner& r, const BertActs& a, const BertGrads& g, const ParamStore& ps, const int32_t* ids,
+                const uint8_t* mask, const float* dhsum, const Dropout* drop = nullptr) const;
   const TextConfig& config() const { return cfg_; }
   // One layer's forward (without the last-n sum).
-  void forward_layer(const Runner& r, size_t l, const BertActs& a, const uint8_t* mask,
-                     const Dropout* drop) const;
+  void forward_layer(const Runner& r, size_t l, const BertActs& a, const uint8_t* mask, const Dropout* drop) const;
 
  private:
   struct Layer {

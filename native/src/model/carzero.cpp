@@ -9,27 +9,27 @@
 namespace carzero::model {
 
 bool parse_precision(const std::string& s, Precision* out) {
-  if (s == "fp32") *out = Precision::FP32;
-  else if (s == "bf16") *out = Precision::BF16;
-  else return false;
+  if (s == "fp32")
+    *out = Precision::FP32;
+  else if (s == "bf16")
+    *out = Precision::BF16;
+  else
+    return false;
   return true;
 }
 
 const char* precision_name(Precision p) { return p == Precision::BF16 ? "bf16" : "fp32"; }
 
 static void check_options(const LoadOptions& o) {
-  CZ_ARG(o.precision == Precision::FP32 || o.precision == Precision::BF16,
-         "precision must be fp32 or bf16");
+  CZ_ARG(o.precision == Precision::FP32 || o.precision == Precision::BF16, "precision must be fp32 or bf16");
   CZ_ARG(o.max_images >= 1, "max_images must be >= 1, got %lld", (long long)o.max_images);
   CZ_ARG(o.max_texts >= 1, "max_texts must be >= 1, got %lld", (long long)o.max_texts);
-  CZ_ARG(o.max_score_images >= 1, "max_score_images must be >= 1, got %lld",
-         (long long)o.max_score_images);
-  CZ_ARG(o.max_score_texts >= 1, "max_score_texts must be >= 1, got %lld",
-         (long long)o.max_score_texts);
+  CZ_ARG(o.max_score_images >= 1, "max_score_images must be >= 1, got %lld", (long long)o.max_score_images);
+  CZ_ARG(o.max_score_texts >= 1, "max_score_texts must be >= 1, got %lld", (long long)o.max_score_texts);
 }
 
-std::shared_ptr<CarzeroModel> CarzeroModel::load(std::shared_ptr<Context> ctx,
-                                                 const std::string& dir, const LoadOptions& opts) {
+std::shared_ptr<CarzeroModel> CarzeroModel::load(std::shared_ptr<Context> ctx, const std::string& dir,
+                                                 const LoadOptions& opts) {
   CZ_ARG(ctx != nullptr, "context is null");
   CZ_ARG(!dir.empty(), "model directory is empty");
   std::string base = dir;
@@ -39,8 +39,7 @@ std::shared_ptr<CarzeroModel> CarzeroModel::load(std::shared_ptr<Context> ctx,
   return from_source(std::move(ctx), std::move(cfg), std::move(src), opts);
 }
 
-std::shared_ptr<CarzeroModel> CarzeroModel::from_source(std::shared_ptr<Context> ctx,
-                                                        ModelConfig cfg,
+std::shared_ptr<CarzeroModel> CarzeroModel::from_source(std::shared_ptr<Context> ctx, ModelConfig cfg,
                                                         std::shared_ptr<const TensorSource> src,
                                                         const LoadOptions& opts) {
   CZ_ARG(ctx != nullptr, "context is null");
@@ -83,14 +82,11 @@ Runner CarzeroModel::runner() const {
   return Runner{*ctx_, opts_.precision == Precision::BF16 ? DType::BF16 : DType::F32};
 }
 
-void CarzeroModel::check_input(const Tensor& t, const char* name, DType dt,
-                               const std::vector<int64_t>& shape) const {
+void CarzeroModel::check_input(const Tensor& t, const char* name, DType dt, const std::vector<int64_t>& shape) const {
   CZ_ARG(t.defined(), "argument '%s' is missing", name);
   CZ_ARG(t.device() == ctx_->device(), "argument '%s' is on %s, the model on %s", name,
-         t.device() == DeviceType::CPU ? "cpu" : "cuda",
-         ctx_->device() == DeviceType::CPU ? "cpu" : "cuda");
-  CZ_ARG(t.dtype() == dt, "argument '%s' has dtype %s, expected %s", name, dtype_name(t.dtype()),
-         dtype_name(dt));
+         t.device() == DeviceType::CPU ? "cpu" : "cuda", ctx_->device() == DeviceType::CPU ? "cpu" : "cuda");
+  CZ_ARG(t.dtype() == dt, "argument '%s' has dtype %s, expected %s", name, dtype_name(t.dtype()), dtype_name(dt));
   bool ok = t.ndim() == static_cast<int>(shape.size());
   for (size_t i = 0; ok && i < shape.size(); ++i) ok = shape[i] < 0 || t.size(int(i)) == shape[i];
   if (!ok) {
@@ -98,8 +94,8 @@ void CarzeroModel::check_input(const Tensor& t, const char* name, DType dt,
     for (size_t i = 0; i < shape.size(); ++i)
       want += (i ? ", " : "") + (shape[i] < 0 ? std::string("*") : std::to_string(shape[i]));
     want += ")";
-    throw_error(CZ_ERR_INVALID_ARGUMENT, "argument '%s' has shape %s, expected %s", name,
-                t.shape_str().c_str(), want.c_str());
+    throw_error(CZ_ERR_INVALID_ARGUMENT, "argument '%s' has shape %s, expected %s", name, t.shape_str().c_str(),
+                want.c_str());
   }
 }
 
@@ -126,13 +122,12 @@ ImageEmbeddings CarzeroModel::embed_images(const Tensor& pixels) {
 
 void CarzeroModel::embed_images_into(const Tensor& pixels, const ImageEmbeddings& out) {
   const VisionConfig& v = cfg_.vision;
-  CZ_ARG(pixels.defined() && pixels.ndim() == 4,
-         "argument 'pixels' must be (B, %lld or 1, %lld, %lld), got %s", (long long)v.in_chans,
-         (long long)v.image_size, (long long)v.image_size,
+  CZ_ARG(pixels.defined() && pixels.ndim() == 4, "argument 'pixels' must be (B, %lld or 1, %lld, %lld), got %s",
+         (long long)v.in_chans, (long long)v.image_size, (long long)v.image_size,
          pixels.defined() ? pixels.shape_str().c_str() : "nothing");
   const int64_t Cin = pixels.size(1);
-  CZ_ARG(Cin == v.in_chans || Cin == 1, "argument 'pixels' has %lld channels, expected %lld or 1",
-         (long long)Cin, (long long)v.in_chans);
+  CZ_ARG(Cin == v.in_chans || Cin == 1, "argument 'pixels' has %lld channels, expected %lld or 1", (long long)Cin,
+         (long long)v.in_chans);
   check_input(pixels, "pixels", DType::F32, {-1, Cin, v.image_size, v.image_size});
   const int64_t B = pixels.size(0), C = v.width, P = v.patches();
   check_input(out.global, "global", DType::F32, {B, C});
@@ -150,8 +145,7 @@ void CarzeroModel::embed_images_into(const Tensor& pixels, const ImageEmbeddings
   }
 }
 
-TextEmbeddings CarzeroModel::embed_texts(const Tensor& ids, const Tensor& mask,
-                                         const Tensor& kinds) {
+TextEmbeddings CarzeroModel::embed_texts(const Tensor& ids, const Tensor& mask, const Tensor& kinds) {
   CZ_ARG(ids.defined() && ids.ndim() == 2, "argument 'ids' must be (Q, L), got %s",
          ids.defined() ? ids.shape_str().c_str() : "nothing");
   auto sh = output_shapes_texts(ids.size(0), ids.size(1));
@@ -221,14 +215,12 @@ void CarzeroModel::embed_texts_into(const Tensor& ids, const Tensor& mask, const
       mask_p = mask_c;
     }
     bert_.forward(r, acts, ids_p, mask_p);
-    aggregate_words(*ctx_, acts.hsum, Lr, kinds_host.data() + q0 * L,
-                    out.words.ptr<float>() + q0 * L * C, out.sentence.ptr<float>() + q0 * C, nq,
-                    L, C);
+    aggregate_words(*ctx_, acts.hsum, Lr, kinds_host.data() + q0 * L, out.words.ptr<float>() + q0 * L * C,
+                    out.sentence.ptr<float>() + q0 * C, nq, L, C);
   }
 }
 
-ScoreResult CarzeroModel::score(const Tensor& g, const Tensor& loc, const Tensor& s,
-                                const Tensor& w, bool attention) {
+ScoreResult CarzeroModel::score(const Tensor& g, const Tensor& loc, const Tensor& s, const Tensor& w, bool attention) {
   CZ_ARG(g.defined() && g.ndim() == 2, "argument 'image global' must be (B, C), got %s",
          g.defined() ? g.shape_str().c_str() : "nothing");
   CZ_ARG(s.defined() && s.ndim() == 2, "argument 'sentence' must be (Q, C), got %s",
@@ -243,16 +235,16 @@ ScoreResult CarzeroModel::score(const Tensor& g, const Tensor& loc, const Tensor
   return out;
 }
 
-void CarzeroModel::score_into(const Tensor& g, const Tensor& loc, const Tensor& s,
-                              const Tensor& w, const ScoreResult& out) {
+void CarzeroModel::score_into(const Tensor& g, const Tensor& loc, const Tensor& s, const Tensor& w,
+                              const ScoreResult& out) {
   const bool attention = out.attention.defined();
   const int64_t C = cfg_.head.width, P = cfg_.vision.patches();
-  CZ_ARG(g.defined() && g.ndim() == 2, "argument 'image global' must be (B, %lld), got %s",
-         (long long)C, g.defined() ? g.shape_str().c_str() : "nothing");
-  CZ_ARG(s.defined() && s.ndim() == 2, "argument 'sentence' must be (Q, %lld), got %s",
-         (long long)C, s.defined() ? s.shape_str().c_str() : "nothing");
-  CZ_ARG(w.defined() && w.ndim() == 3, "argument 'words' must be (Q, L, %lld), got %s",
-         (long long)C, w.defined() ? w.shape_str().c_str() : "nothing");
+  CZ_ARG(g.defined() && g.ndim() == 2, "argument 'image global' must be (B, %lld), got %s", (long long)C,
+         g.defined() ? g.shape_str().c_str() : "nothing");
+  CZ_ARG(s.defined() && s.ndim() == 2, "argument 'sentence' must be (Q, %lld), got %s", (long long)C,
+         s.defined() ? s.shape_str().c_str() : "nothing");
+  CZ_ARG(w.defined() && w.ndim() == 3, "argument 'words' must be (Q, L, %lld), got %s", (long long)C,
+         w.defined() ? w.shape_str().c_str() : "nothing");
   const int64_t B = g.size(0), Q = s.size(0), L = w.size(1);
   check_input(g, "image global", DType::F32, {B, C});
   check_input(loc, "image local", DType::F32, {B, P, C});
@@ -281,16 +273,16 @@ void CarzeroModel::score_into(const Tensor& g, const Tensor& loc, const Tensor& 
         maps = attention && !whole_q ? m.take(nb * nq * P) : nullptr;
       });
       float* avg = attention ? (whole_q ? out.attention.ptr<float>() + b0 * Q * P : maps) : nullptr;
-      head_.forward(r, a, g.ptr<float>() + b0 * C, loc.ptr<float>() + b0 * P * C,
-                    s.ptr<float>() + q0 * C, i2t + b0 * Q + q0, Q, avg);
+      head_.forward(r, a, g.ptr<float>() + b0 * C, loc.ptr<float>() + b0 * P * C, s.ptr<float>() + q0 * C,
+                    i2t + b0 * Q + q0, Q, avg);
       if (attention && !whole_q)
-        r.ops().copy2d(r.ex(), out.attention.ptr<float>() + (b0 * Q + q0) * P, Q * P, maps,
-                       nq * P, nullptr, 0, nq * P, nb);
+        r.ops().copy2d(r.ex(), out.attention.ptr<float>() + (b0 * Q + q0) * P, Q * P, maps, nq * P, nullptr, 0, nq * P,
+                       nb);
       // t2i: memory = texts [q0, q0+nq), queries = image globals [b0, b0+nb).
       HeadActs t;
       ws_.run_plan(*ctx_, [&](Bump& m) { t = head_.plan(m, nq, nb, L, false, false); });
-      head_.forward(r, t, s.ptr<float>() + q0 * C, w.ptr<float>() + q0 * L * C,
-                    g.ptr<float>() + b0 * C, t2i + q0 * B + b0, B, nullptr);
+      head_.forward(r, t, s.ptr<float>() + q0 * C, w.ptr<float>() + q0 * L * C, g.ptr<float>() + b0 * C,
+                    t2i + q0 * B + b0, B, nullptr);
     }
   }
   combine_scores(*ctx_, i2t, t2i, out.score.ptr<float>(), B, Q);

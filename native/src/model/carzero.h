@@ -27,8 +27,8 @@ const char* precision_name(Precision p);
 
 struct LoadOptions {
   Precision precision = Precision::FP32;
-  int64_t max_images = 32;   // images per ViT chunk
-  int64_t max_texts = 128;   // texts per BERT chunk
+  int64_t max_images = 32;        // images per ViT chunk
+  int64_t max_texts = 128;        // texts per BERT chunk
   int64_t max_score_images = 64;  // images per head chunk
   int64_t max_score_texts = 256;  // texts per head chunk
 };
@@ -70,26 +70,24 @@ class CarzeroModel {
                                             const LoadOptions& opts);
   // A model from tensors already at hand (tests, benchmarks). cfg is resolved against src.
   static std::shared_ptr<CarzeroModel> from_source(std::shared_ptr<Context> ctx, ModelConfig cfg,
-                                                   std::shared_ptr<const TensorSource> src,
-                                                   const LoadOptions& opts);
+                                                   std::shared_ptr<const TensorSource> src, const LoadOptions& opts);
 
   // pixels (B, 3 or 1, H, W) f32, normalised -> global (B, C), local (B, P, C).
   ImageEmbeddings embed_images(const Tensor& pixels);
   // ids (Q, L) i32, mask (Q, L) u8, kinds (Q, L) u8 -> sentence (Q, C), words (Q, L, C).
   TextEmbeddings embed_texts(const Tensor& ids, const Tensor& mask, const Tensor& kinds);
   // Every (image, text) pair; attention: also the grounding maps (B, Q, P).
-  ScoreResult score(const Tensor& img_global, const Tensor& img_local, const Tensor& sentence,
-                    const Tensor& words, bool attention);
+  ScoreResult score(const Tensor& img_global, const Tensor& img_local, const Tensor& sentence, const Tensor& words,
+                    bool attention);
 
   // The same, writing into caller-allocated outputs of exactly the shapes above (f32, on the
   // model's device): lets bindings allocate their result objects up front and callers reuse
   // buffers. Shapes of the outputs for given inputs: output_shapes_*().
   void embed_images_into(const Tensor& pixels, const ImageEmbeddings& out);
-  void embed_texts_into(const Tensor& ids, const Tensor& mask, const Tensor& kinds,
-                        const TextEmbeddings& out);
+  void embed_texts_into(const Tensor& ids, const Tensor& mask, const Tensor& kinds, const TextEmbeddings& out);
   // out.attention undefined: no maps.
-  void score_into(const Tensor& img_global, const Tensor& img_local, const Tensor& sentence,
-                  const Tensor& words, const ScoreResult& out);
+  void score_into(const Tensor& img_global, const Tensor& img_local, const Tensor& sentence, const Tensor& words,
+                  const ScoreResult& out);
   // {global, local} for B images; {sentence, words} for Q texts of L positions;
   // {i2t, t2i, score, attention} for B images and Q texts.
   std::vector<std::vector<int64_t>> output_shapes_images(int64_t B) const;

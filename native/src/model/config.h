@@ -16,15 +16,14 @@ class Value;
 namespace carzero::model {
 
 struct VisionConfig {
-  int64_t image_size = 224, patch_size = 16, in_chans = 3, width = 768, depth = 12, heads = 12,
-          mlp_dim = 3072;
+  int64_t image_size = 224, patch_size = 16, in_chans = 3, width = 768, depth = 12, heads = 12, mlp_dim = 3072;
   double eps = 1e-6;
   int64_t patches() const { return (image_size / patch_size) * (image_size / patch_size); }
 };
 
 struct TextConfig {
-  int64_t vocab_size = 28996, width = 768, depth = 12, heads = 12, intermediate = 3072,
-          max_position = 512, type_vocab = 2, max_length = 97, last_n_layers = 4;
+  int64_t vocab_size = 28996, width = 768, depth = 12, heads = 12, intermediate = 3072, max_position = 512,
+          type_vocab = 2, max_length = 97, last_n_layers = 4;
   double eps = 1e-12;
 };
 

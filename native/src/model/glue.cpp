@@ -11,14 +11,18 @@ namespace carzero::model {
 
 void to_host(Context& ctx, void* dst, const void* src, size_t n) {
   if (!n) return;
-  if (ctx.device() == DeviceType::CPU) std::memcpy(dst, src, n);
-  else ctx.backend()->download(dst, src, n);
+  if (ctx.device() == DeviceType::CPU)
+    std::memcpy(dst, src, n);
+  else
+    ctx.backend()->download(dst, src, n);
 }
 
 void from_host(Context& ctx, void* dst, const void* src, size_t n) {
   if (!n) return;
-  if (ctx.device() == DeviceType::CPU) std::memcpy(dst, src, n);
-  else ctx.backend()->upload(dst, src, n);
+  if (ctx.device() == DeviceType::CPU)
+    std::memcpy(dst, src, n);
+  else
+    ctx.backend()->upload(dst, src, n);
 }
 
 namespace {
@@ -29,8 +33,7 @@ struct Staged {
   void* dev;
   size_t n;
   std::vector<char> host;
-  Staged(Context& c, const void* d, size_t bytes, bool read)
-      : ctx(c), dev(const_cast<void*>(d)), n(bytes) {
+  Staged(Context& c, const void* d, size_t bytes, bool read) : ctx(c), dev(const_cast<void*>(d)), n(bytes) {
     if (ctx.device() != DeviceType::CPU) {
       host.resize(n);
       if (read) to_host(ctx, host.data(), dev, n);
@@ -59,11 +62,10 @@ void validate_kinds(const uint8_t* kinds, int64_t Q, int64_t L) {
   }
 }
 
-void aggregate_words(Context& ctx, const float* hsum_d, int64_t Lh, const uint8_t* kinds,
-                     float* words_d, float* sentence_d, int64_t Q, int64_t L, int64_t C) {
+void aggregate_words(Context& ctx, const float* hsum_d, int64_t Lh, const uint8_t* kinds, float* words_d,
+                     float* sentence_d, int64_t Q, int64_t L, int64_t C) {
   validate_kinds(kinds, Q, L);
-  CZ_REQUIRE(Lh <= L, CZ_ERR_INTERNAL, "aggregate_words: Lh %lld > L %lld", (long long)Lh,
-             (long long)L);
+  CZ_REQUIRE(Lh <= L, CZ_ERR_INTERNAL, "aggregate_words: Lh %lld > L %lld", (long long)Lh, (long long)L);
   Staged hs(ctx, hsum_d, static_cast<size_t>(Q * Lh * C) * 4, true);
   Staged wd(ctx, words_d, static_cast<size_t>(Q * L * C) * 4, false);
   Staged sd(ctx, sentence_d, static_cast<size_t>(Q * C) * 4, false);
@@ -76,8 +78,8 @@ void aggregate_words(Context& ctx, const float* hsum_d, int64_t Lh, const uint8_
       const float* h = hsum + q * Lh * C;
       float* w = words + q * L * C;
       std::memset(w, 0, static_cast<size_t>(L * C) * 4);
-      int64_t n = 0;          // entries written
-      int64_t bank = 0;       // tokens in the open bank (accumulated in w[n])
+      int64_t n = 0;     // entries written
+      int64_t bank = 0;  // tokens in the open bank (accumulated in w[n])
       auto flush = [&] {
         if (bank) ++n;
         bank = 0;
@@ -89,7 +91,7 @@ void aggregate_words(Context& ctx, const float* hsum_d, int64_t Lh, const uint8_
         ++bank;
       };
       for (int64_t t = 0; t < Lh; ++t) {  // positions >= Lh are kind 3 (checked by the caller)
-        if (k[t] == 2) {  // [SEP]: flush, append [SEP] itself, stop
+        if (k[t] == 2) {                  // [SEP]: flush, append [SEP] itself, stop
           flush();
           if (n < L) {
             std::memcpy(w + n * C, h + t * C, static_cast<size_t>(C) * 4);
@@ -114,11 +116,9 @@ void aggregate_words(Context& ctx, const float* hsum_d, int64_t Lh, const uint8_
   sd.commit();
 }
 
-void aggregate_words_backward(Context& ctx, const float* dwords_d, const float* dsentence_d,
-                              int64_t Lh, const uint8_t* kinds, float* dhsum_d, int64_t Q,
-                              int64_t L, int64_t C) {
-  CZ_REQUIRE(Lh <= L, CZ_ERR_INTERNAL, "aggregate_words_backward: Lh %lld > L %lld",
-             (long long)Lh, (long long)L);
+void aggregate_words_backward(Context& ctx, const float* dwords_d, const float* dsentence_d, int64_t Lh,
+                              const uint8_t* kinds, float* dhsum_d, int64_t Q, int64_t L, int64_t C) {
+  CZ_REQUIRE(Lh <= L, CZ_ERR_INTERNAL, "aggregate_words_backward: Lh %lld > L %lld", (long long)Lh, (long long)L);
   Staged wd(ctx, dwords_d, static_cast<size_t>(Q * L * C) * 4, true);
   Staged sd(ctx, dsentence_d, static_cast<size_t>(Q * C) * 4, true);
   Staged hs(ctx, dhsum_d, static_cast<size_t>(Q * Lh * C) * 4, false);
@@ -168,8 +168,8 @@ void aggregate_words_backward(Context& ctx, const float* dwords_d, const float* 
   hs.commit();
 }
 
-void accumulate_attention(Context& ctx, const float* probs_d, float* avg_d, int64_t Nm,
-                          int64_t NH, int64_t Nq, int64_t S, float scale, bool first) {
+void accumulate_attention(Context& ctx, const float* probs_d, float* avg_d, int64_t Nm, int64_t NH, int64_t Nq,
+                          int64_t S, float scale, bool first) {
   const int64_t R = S - 1;
   Staged pr(ctx, probs_d, static_cast<size_t>(Nm * NH * Nq * S) * 4, true);
   Staged av(ctx, avg_d, static_cast<size_t>(Nm * Nq * R) * 4, !first);
@@ -190,8 +190,7 @@ void accumulate_attention(Context& ctx, const float* probs_d, float* avg_d, int6
   av.commit();
 }
 
-void combine_scores(Context& ctx, const float* i2t_d, const float* t2i_d, float* score_d,
-                    int64_t B, int64_t Q) {
+void combine_scores(Context& ctx, const float* i2t_d, const float* t2i_d, float* score_d, int64_t B, int64_t Q) {
   const size_t n = static_cast<size_t>(B * Q) * 4;
   Staged a(ctx, i2t_d, n, true), b(ctx, t2i_d, n, true), s(ctx, score_d, n, false);
   const float* i2t = a.get<float>();
@@ -199,8 +198,7 @@ void combine_scores(Context& ctx, const float* i2t_d, const float* t2i_d, float*
   float* score = s.get<float>();
   ctx.exec().pool->parallel_for(B, 16, [&](int64_t b0, int64_t b1) {
     for (int64_t bb = b0; bb < b1; ++bb)
-      for (int64_t q = 0; q < Q; ++q)
-        score[bb * Q + q] = 0.5f * (i2t[bb * Q + q] + t2i[q * B + bb]);
+      for (int64_t q = 0; q < Q; ++q) score[bb * Q + q] = 0.5f * (i2t[bb * Q + q] + t2i[q * B + bb]);
   });
   s.commit();
 }

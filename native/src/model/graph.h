@@ -85,8 +85,7 @@ class Bump {
     size_t bytes = static_cast<size_t>(n < 0 ? 0 : n) * sizeof(T);
     used_ = start + bytes;
     if (!base_) return nullptr;
-    CZ_REQUIRE(used_ <= cap_, CZ_ERR_INTERNAL, "workspace plan overflow (%zu > %zu bytes)", used_,
-               cap_);
+    CZ_REQUIRE(used_ <= cap_, CZ_ERR_INTERNAL, "workspace plan overflow (%zu > %zu bytes)", used_, cap_);
     return reinterpret_cast<T*>(base_ + start);
   }
   size_t used() const { return used_; }
@@ -145,9 +144,8 @@ struct Runner {
   Exec& ex() const { return ctx.exec(); }
 
   // The GEMM arguments of linear() (below).
-  GemmArgs linear_args(const Lin& l, const float* x, int64_t rows, float* y, Act act = Act::None,
-                       float beta = 0.0f, float* preact = nullptr, int64_t ldx = 0,
-                       int64_t ldy = 0) const {
+  GemmArgs linear_args(const Lin& l, const float* x, int64_t rows, float* y, Act act = Act::None, float beta = 0.0f,
+                       float* preact = nullptr, int64_t ldx = 0, int64_t ldy = 0) const {
     GemmArgs g;
     g.a_type = DType::F32;
     g.b_type = l.wt;
@@ -170,27 +168,27 @@ struct Runner {
   }
   // y (rows, out) = act(x (rows, in) @ W^T + b) + beta * y. Row strides ldx/ldy (0 = dense).
   // preact (rows, out), when non-null and act != None, receives the pre-activation.
-  void linear(const Lin& l, const float* x, int64_t rows, float* y, Act act = Act::None,
-              float beta = 0.0f, float* preact = nullptr, int64_t ldx = 0, int64_t ldy = 0) const {
+  void linear(const Lin& l, const float* x, int64_t rows, float* y, Act act = Act::None, float beta = 0.0f,
+              float* preact = nullptr, int64_t ldx = 0, int64_t ldy = 0) const {
     gemm(l, linear_args(l, x, rows, y, act, beta, preact, ldx, ldy));
   }
   // The GEMM g (built by linear_args(l, ...), possibly with other A / C types) through l's
   // prepacked panels when it has them (bit-identical to the plain GEMM), else the op table's.
   void gemm(const Lin& l, const GemmArgs& g) const {
-    if (l.packed) cpu::gemm_prepacked(ex(), g, *l.packed);
-    else ops().gemm(ex(), g);
+    if (l.packed)
+      cpu::gemm_prepacked(ex(), g, *l.packed);
+    else
+      ops().gemm(ex(), g);
   }
   // Backward of linear() given dy (rows, out) = dL/d(its output, post-activation): dx (rows, in)
   // written, dw (out, in) and db (out) accumulated; any may be null. act/preact as in the forward
   // (preact required when act != None). F32 weights only (training keeps fp32 parameters); the
   // products run at the Runner's compute (BF16/F16: mixed precision, as the forward).
-  void linear_backward(const Lin& l, const float* x, int64_t rows, const float* dy, float* dx,
-                       float* dw, float* db, Act act = Act::None,
-                       const float* preact = nullptr) const {
+  void linear_backward(const Lin& l, const float* x, int64_t rows, const float* dy, float* dx, float* dw, float* db,
+                       Act act = Act::None, const float* preact = nullptr) const {
     if (rows == 0) return;
     // c is not read by the backward; it names dy's layout (the forward's output layout).
-    GemmArgs g = linear_args(l, x, rows, const_cast<float*>(dy), act, 0.0f,
-                             const_cast<float*>(preact));
+    GemmArgs g = linear_args(l, x, rows, const_cast<float*>(dy), act, 0.0f, const_cast<float*>(preact));
     ops().gemm_backward(ex(), g, dy, dx, dw, db);
   }
   // acc += d (n elements).
@@ -200,11 +198,13 @@ struct Runner {
   // Zero-fills n floats of device memory.
   void zero(float* p, int64_t n) const {
     if (n <= 0) return;
-    if (ctx.device() == DeviceType::CPU) std::memset(p, 0, static_cast<size_t>(n) * 4);
-    else ctx.backend()->zero(p, static_cast<size_t>(n) * 4);
+    if (ctx.device() == DeviceType::CPU)
+      std::memset(p, 0, static_cast<size_t>(n) * 4);
+    else
+      ctx.backend()->zero(p, static_cast<size_t>(n) * 4);
   }
-  void layernorm_backward(const LN& n, const float* dy, const float* x, const float* mean,
-                          const float* rstd, int64_t rows, float* dx, float* dw, float* db) const {
+  void layernorm_backward(const LN& n, const float* dy, const float* x, const float* mean, const float* rstd,
+                          int64_t rows, float* dx, float* dw, float* db) const {
     if (rows) ops().layernorm_backward(ex(), dx, dw, db, dy, x, n.w, mean, rstd, rows, n.C);
   }
   void layernorm(const LN& n, const float* x, float* y, int64_t rows, float* mean = nullptr,
@@ -250,8 +250,10 @@ struct Dropout {
   // dx = dropout'(dy) (may alias).
   void backward(const Runner& r, float* dx, const float* dy, int64_t n, uint64_t off) const {
     if (!n) return;
-    if (on) r.ops().dropout_backward(r.ex(), dx, dy, n, p, seed, off);
-    else if (dx != dy) r.copy(dx, dy, n);
+    if (on)
+      r.ops().dropout_backward(r.ex(), dx, dy, n, p, seed, off);
+    else if (dx != dy)
+      r.copy(dx, dy, n);
   }
 };
 

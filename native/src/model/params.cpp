@@ -19,22 +19,19 @@ bool is_float(DType t) { return t == DType::F32 || t == DType::BF16 || t == DTyp
 ParamStore::ParamStore(std::shared_ptr<Context> ctx, std::shared_ptr<const TensorSource> src)
     : ctx_(std::move(ctx)), src_(std::move(src)) {}
 
-static const TensorView& checked(const TensorSource& src, const std::string& name,
-                                 const std::vector<int64_t>& shape) {
+static const TensorView& checked(const TensorSource& src, const std::string& name, const std::vector<int64_t>& shape) {
   const TensorView* v = src.find(name);
-  CZ_REQUIRE(v != nullptr, CZ_ERR_FORMAT, "%s: missing tensor '%s' (expected shape %s)",
-             src.where().c_str(), name.c_str(), shape_to_string(shape).c_str());
-  CZ_REQUIRE(v->shape == shape, CZ_ERR_FORMAT, "%s: tensor '%s' has shape %s, expected %s",
-             src.where().c_str(), name.c_str(), shape_to_string(v->shape).c_str(),
-             shape_to_string(shape).c_str());
+  CZ_REQUIRE(v != nullptr, CZ_ERR_FORMAT, "%s: missing tensor '%s' (expected shape %s)", src.where().c_str(),
+             name.c_str(), shape_to_string(shape).c_str());
+  CZ_REQUIRE(v->shape == shape, CZ_ERR_FORMAT, "%s: tensor '%s' has shape %s, expected %s", src.where().c_str(),
+             name.c_str(), shape_to_string(v->shape).c_str(), shape_to_string(shape).c_str());
   CZ_REQUIRE(v->supported && is_float(v->dtype), CZ_ERR_FORMAT,
-             "%s: tensor '%s' has dtype %s, expected F32, F16 or BF16", src.where().c_str(),
-             name.c_str(), v->dtype_name.c_str());
+             "%s: tensor '%s' has dtype %s, expected F32, F16 or BF16", src.where().c_str(), name.c_str(),
+             v->dtype_name.c_str());
   return *v;
 }
 
-int ParamStore::declare(const std::string& name, const std::vector<int64_t>& shape, DType dtype,
-                        bool packed) {
+int ParamStore::declare(const std::string& name, const std::vector<int64_t>& shape, DType dtype, bool packed) {
   CZ_REQUIRE(!index_.count(name), CZ_ERR_INTERNAL, "parameter '%s' declared twice", name.c_str());
   CZ_REQUIRE(dtype == DType::F32 || dtype == DType::BF16, CZ_ERR_INTERNAL,
              "parameter '%s': storage dtype must be F32 or BF16", name.c_str());
@@ -51,8 +48,8 @@ int ParamStore::declare(const std::string& name, const std::vector<int64_t>& sha
   return static_cast<int>(params_.size() - 1);
 }
 
-int ParamStore::declare_derived(const std::string& name, const std::vector<int64_t>& shape,
-                                DType dtype, std::vector<float> values) {
+int ParamStore::declare_derived(const std::string& name, const std::vector<int64_t>& shape, DType dtype,
+                                std::vector<float> values) {
   CZ_REQUIRE(!index_.count(name), CZ_ERR_INTERNAL, "parameter '%s' declared twice", name.c_str());
   Param p;
   p.name = name;
@@ -68,15 +65,13 @@ int ParamStore::declare_derived(const std::string& name, const std::vector<int64
   return static_cast<int>(params_.size() - 1);
 }
 
-std::vector<float> ParamStore::read_f32(const std::string& name,
-                                        const std::vector<int64_t>& shape) const {
+std::vector<float> ParamStore::read_f32(const std::string& name, const std::vector<int64_t>& shape) const {
   const TensorView& v = checked(*src_, name, shape);
   std::vector<float> out(static_cast<size_t>(checked_numel(shape, name.c_str())));
   Exec host_exec;
   host_exec.pool = ctx_->exec().pool ? ctx_->exec().pool : &default_pool();
   if (!out.empty())
-    cpu_ops().convert(host_exec, out.data(), DType::F32, v.data, v.dtype,
-                      static_cast<int64_t>(out.size()));
+    cpu_ops().convert(host_exec, out.data(), DType::F32, v.data, v.dtype, static_cast<int64_t>(out.size()));
   return out;
 }
 
@@ -110,12 +105,13 @@ void ParamStore::materialise(bool allow_zero_copy) {
       dst = staging.data();
     }
     if (p.numel) {
-      if (p.src) cpu_ops().convert(host_exec, dst, p.dtype, p.src->data, p.src->dtype, p.numel);
-      else cpu_ops().convert(host_exec, dst, p.dtype, p.derived.data(), DType::F32, p.numel);
+      if (p.src)
+        cpu_ops().convert(host_exec, dst, p.dtype, p.src->data, p.src->dtype, p.numel);
+      else
+        cpu_ops().convert(host_exec, dst, p.dtype, p.derived.data(), DType::F32, p.numel);
     }
     if (!cpu && nbytes) {
-      Tensor view = Tensor::wrap(arena_.storage(), p.offset, DType::U8,
-                                 {static_cast<int64_t>(nbytes)});
+      Tensor view = Tensor::wrap(arena_.storage(), p.offset, DType::U8, {static_cast<int64_t>(nbytes)});
       ctx_->upload(view, staging.data(), nbytes);
     }
     p.data = dst_dev;
@@ -125,8 +121,8 @@ void ParamStore::materialise(bool allow_zero_copy) {
 
 const float* ParamStore::f32(int i) const {
   const Param& p = param(i);
-  CZ_REQUIRE(p.dtype == DType::F32, CZ_ERR_INTERNAL, "parameter '%s' is stored %s, not f32",
-             p.name.c_str(), dtype_name(p.dtype));
+  CZ_REQUIRE(p.dtype == DType::F32, CZ_ERR_INTERNAL, "parameter '%s' is stored %s, not f32", p.name.c_str(),
+             dtype_name(p.dtype));
   return static_cast<const float*>(p.data);
 }
 
@@ -155,8 +151,7 @@ void ParamStore::allocate_grads() {
 
 float* ParamStore::grad(int i) const {
   CZ_REQUIRE(grads_.defined(), CZ_ERR_INTERNAL, "gradients were not allocated");
-  return reinterpret_cast<float*>(static_cast<char*>(grads_.data()) +
-                                  grad_offsets_.at(static_cast<size_t>(i)));
+  return reinterpret_cast<float*>(static_cast<char*>(grads_.data()) + grad_offsets_.at(static_cast<size_t>(i)));
 }
 
 Tensor ParamStore::param_tensor(int i) const {
@@ -167,14 +162,15 @@ Tensor ParamStore::param_tensor(int i) const {
 
 Tensor ParamStore::grad_tensor(int i) const {
   CZ_REQUIRE(grads_.defined(), CZ_ERR_INTERNAL, "gradients were not allocated");
-  return Tensor::wrap(grads_.storage(), grad_offsets_.at(static_cast<size_t>(i)), DType::F32,
-                      param(i).shape);
+  return Tensor::wrap(grads_.storage(), grad_offsets_.at(static_cast<size_t>(i)), DType::F32, param(i).shape);
 }
 
 void ParamStore::zero_grads() {
   if (!grads_.defined() || !grads_.nbytes()) return;
-  if (ctx_->device() == DeviceType::CPU) std::memset(grads_.data(), 0, grads_.nbytes());
-  else ctx_->backend()->zero(grads_.data(), grads_.nbytes());
+  if (ctx_->device() == DeviceType::CPU)
+    std::memset(grads_.data(), 0, grads_.nbytes());
+  else
+    ctx_->backend()->zero(grads_.data(), grads_.nbytes());
 }
 
 }  // namespace carzero::model

@@ -24,18 +24,18 @@
 namespace carzero::model {
 
 struct Param {
-  std::string name;             // checkpoint name, or a derived name ("<name>#sum_channels")
+  std::string name;  // checkpoint name, or a derived name ("<name>#sum_channels")
   std::vector<int64_t> shape;
-  DType dtype = DType::F32;     // storage dtype
-  const void* data = nullptr;   // device pointer (valid after materialise())
+  DType dtype = DType::F32;    // storage dtype
+  const void* data = nullptr;  // device pointer (valid after materialise())
   int64_t numel = 0;
   // Source: a checkpoint tensor, or host f32 values computed at load time (derived).
   const TensorView* src = nullptr;
   std::vector<float> derived;
-  size_t offset = 0;            // in the arena (when not zero-copy)
+  size_t offset = 0;  // in the arena (when not zero-copy)
   bool zero_copy = false;
-  bool packed = false;          // placed right after the previous parameter (no alignment gap), in
-                                // both arenas, so consecutive parameters form one matrix
+  bool packed = false;  // placed right after the previous parameter (no alignment gap), in
+                        // both arenas, so consecutive parameters form one matrix
 };
 
 class ParamStore {
@@ -46,8 +46,7 @@ class ParamStore {
   // Declares checkpoint tensor `name` with the expected shape, stored as `dtype`. Throws
   // Error(CZ_ERR_FORMAT) naming the tensor, the expected and actual shape and the file when it
   // is missing, mis-shaped or of a non-float dtype. Returns its index.
-  int declare(const std::string& name, const std::vector<int64_t>& shape, DType dtype,
-              bool packed = false);
+  int declare(const std::string& name, const std::vector<int64_t>& shape, DType dtype, bool packed = false);
   // A tensor computed at load time from others (host f32 values), stored as `dtype`.
   int declare_derived(const std::string& name, const std::vector<int64_t>& shape, DType dtype,
                       std::vector<float> values);

@@ -32,8 +32,7 @@ void CarzeroModel::enable_training(uint64_t seed, DType compute, bool recompute)
          "training precision must be fp32, bf16 or fp16 (got %s)", dtype_name(compute));
   train_compute_ = compute;
   recompute_ = recompute;
-  CZ_ARG(opts_.precision == Precision::FP32,
-         "training needs an fp32 model (this model was loaded with precision %s)",
+  CZ_ARG(opts_.precision == Precision::FP32, "training needs an fp32 model (this model was loaded with precision %s)",
          precision_name(opts_.precision));
   seed_ = seed;
   if (training_) return;
@@ -69,8 +68,7 @@ void CarzeroModel::all_reduce_gradients() {
   const size_t n = params_->grad_arena_floats();
   ctx_->backend()->all_reduce_sum(params_->grad_arena(), n);
   if (world_ > 1)
-    ctx_->ops().scale(ctx_->exec(), params_->grad_arena(), static_cast<int64_t>(n),
-                      1.0f / static_cast<float>(world_));
+    ctx_->ops().scale(ctx_->exec(), params_->grad_arena(), static_cast<int64_t>(n), 1.0f / static_cast<float>(world_));
 }
 
 void CarzeroModel::all_reduce_sum(float* p, int64_t n) {
@@ -129,8 +127,8 @@ StepResult CarzeroModel::forward_backward(const StepInputs& in) {
          (long long)v.in_chans, (long long)v.image_size, (long long)v.image_size,
          px.defined() ? px.shape_str().c_str() : "nothing");
   const int64_t N = px.size(0), Cin = px.size(1);
-  CZ_ARG(Cin == v.in_chans || Cin == 1, "argument 'pixels' has %lld channels, expected %lld or 1",
-         (long long)Cin, (long long)v.in_chans);
+  CZ_ARG(Cin == v.in_chans || Cin == 1, "argument 'pixels' has %lld channels, expected %lld or 1", (long long)Cin,
+         (long long)v.in_chans);
   check_input(px, "pixels", DType::F32, {N, Cin, v.image_size, v.image_size});
   CZ_ARG(in.ids.defined() && in.ids.ndim() == 2, "argument 'ids' must be (N, L), got %s",
          in.ids.defined() ? in.ids.shape_str().c_str() : "nothing");
@@ -255,8 +253,7 @@ StepResult CarzeroModel::forward_backward(const StepInputs& in) {
   res.t2i_loss = 0.5 * (mean_ce(T, 1) + mean_ce(T, 0));
   res.loss = res.i2t_loss + res.t2i_loss;
   {
-    std::vector<float> dl(static_cast<size_t>(N),
-                          static_cast<float>(0.5 * in.loss_scale / static_cast<double>(N)));
+    std::vector<float> dl(static_cast<size_t>(N), static_cast<float>(0.5 * in.loss_scale / static_cast<double>(N)));
     from_host(*ctx_, dlosses, dl.data(), dl.size() * 4);
   }
   for (int d = 0; d < 2; ++d) {
@@ -272,10 +269,10 @@ StepResult CarzeroModel::forward_backward(const StepInputs& in) {
   r.zero(dloc, N * P * C);
   r.zero(dsent, N * C);
   r.zero(dwords, N * L * C);
-  head_.backward(r, hi, gi, *params_, glob, loc, sent, dI, N, train_v ? dglob : nullptr,
-                 train_v ? dloc : nullptr, train_t ? dsent : nullptr, &drop, Dropout::HeadI2T);
-  head_.backward(r, ht, gt, *params_, sent, words, glob, dT, N, train_t ? dsent : nullptr,
-                 train_t ? dwords : nullptr, train_v ? dglob : nullptr, &drop, Dropout::HeadT2I);
+  head_.backward(r, hi, gi, *params_, glob, loc, sent, dI, N, train_v ? dglob : nullptr, train_v ? dloc : nullptr,
+                 train_t ? dsent : nullptr, &drop, Dropout::HeadI2T);
+  head_.backward(r, ht, gt, *params_, sent, words, glob, dT, N, train_t ? dsent : nullptr, train_t ? dwords : nullptr,
+                 train_v ? dglob : nullptr, &drop, Dropout::HeadT2I);
   if (train_t) {
     aggregate_words_backward(*ctx_, dwords, dsent, Lr, kinds_host.data(), dhsum, N, L, C);
     bert_.backward(r, ba, bg, *params_, ids_p, mask_p, dhsum, &drop);

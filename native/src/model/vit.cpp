@@ -36,10 +36,9 @@ void VisionTransformer::declare(ParamStore& ps, const VisionConfig& cfg, DType w
     std::vector<float> w1(static_cast<size_t>(C * ps_ * ps_), 0.0f);
     for (int64_t o = 0; o < C; ++o)
       for (int64_t ci = 0; ci < Cin; ++ci)
-        for (int64_t k = 0; k < ps_ * ps_; ++k)
-          w1[o * ps_ * ps_ + k] += w[(o * Cin + ci) * ps_ * ps_ + k];
-    i_patch_w1_ = ps.declare_derived(kP + "patch_embed.proj.weight#sum_channels",
-                                     {C, 1, ps_, ps_}, DType::F32, std::move(w1));
+        for (int64_t k = 0; k < ps_ * ps_; ++k) w1[o * ps_ * ps_ + k] += w[(o * Cin + ci) * ps_ * ps_ + k];
+    i_patch_w1_ =
+        ps.declare_derived(kP + "patch_embed.proj.weight#sum_channels", {C, 1, ps_, ps_}, DType::F32, std::move(w1));
     std::vector<float> cls = ps.read_f32(kP + "cls_token", {1, 1, C});
     std::vector<float> pos = ps.read_f32(kP + "pos_embed", {1, T_, C});
     for (int64_t c = 0; c < C; ++c) cls[c] += pos[c];
@@ -168,8 +167,8 @@ AttnArgs VisionTransformer::attn_args(const VitBlockActs& s, int64_t B, float sc
   return at;
 }
 
-void VisionTransformer::forward_block(const Runner& r, size_t l, const VitBlockActs& s,
-                                      int64_t B, bool training) const {
+void VisionTransformer::forward_block(const Runner& r, size_t l, const VitBlockActs& s, int64_t B,
+                                      bool training) const {
   const Block& k = blocks_[l];
   const int64_t C = C_, BT = B * T_;
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS_));
@@ -186,8 +185,7 @@ void VisionTransformer::forward_block(const Runner& r, size_t l, const VitBlockA
   r.linear(k.fc2, s.h, BT, s.x_out, Act::None, 1.0f);
 }
 
-void VisionTransformer::forward_block_bf16(const Runner& r, size_t l, const VitBlockActs& s,
-                                           int64_t B) const {
+void VisionTransformer::forward_block_bf16(const Runner& r, size_t l, const VitBlockActs& s, int64_t B) const {
   const Block& k = blocks_[l];
   const int64_t C = C_, T = T_, BT = B * T;
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS_));
@@ -204,8 +202,8 @@ void VisionTransformer::forward_block_bf16(const Runner& r, size_t l, const VitB
     r.gemm(lin, g);
   };
   // x += proj(attn(LN1(x)))  (x_mid == x_in == x_out without keep)
-  r.ops().add_layernorm_forward(r.ex(), nullptr, ln1, DType::BF16, nullptr, nullptr, s.x_in,
-                                nullptr, k.norm1.w, k.norm1.b, BT, C, k.norm1.eps);
+  r.ops().add_layernorm_forward(r.ex(), nullptr, ln1, DType::BF16, nullptr, nullptr, s.x_in, nullptr, k.norm1.w,
+                                k.norm1.b, BT, C, k.norm1.eps);
   gemm16(k.qkv, ln1, qkv, DType::BF16, Act::None, 0.0f);
   AttnArgs at;
   at.B = B, at.NH = NH_, at.Tq = T, at.Tk = T, at.HS = HS_;
@@ -218,17 +216,17 @@ void VisionTransformer::forward_block_bf16(const Runner& r, size_t l, const VitB
   r.ops().attention_forward(r.ex(), at);
   gemm16(k.proj, att, s.x_in, DType::F32, Act::None, 1.0f);
   // x += fc2(GELU(fc1(LN2(x))))
-  r.ops().add_layernorm_forward(r.ex(), nullptr, ln2, DType::BF16, nullptr, nullptr, s.x_in,
-                                nullptr, k.norm2.w, k.norm2.b, BT, C, k.norm2.eps);
+  r.ops().add_layernorm_forward(r.ex(), nullptr, ln2, DType::BF16, nullptr, nullptr, s.x_in, nullptr, k.norm2.w,
+                                k.norm2.b, BT, C, k.norm2.eps);
   gemm16(k.fc1, ln2, h, DType::BF16, Act::Gelu, 0.0f);
   gemm16(k.fc2, h, s.x_in, DType::F32, Act::None, 1.0f);
 }
 
-void VisionTransformer::forward(const Runner& r, const VitActs& a, const float* pixels, int64_t Cin,
-                                float* global, float* local) const {
+void VisionTransformer::forward(const Runner& r, const VitActs& a, const float* pixels, int64_t Cin, float* global,
+                                float* local) const {
   const int64_t B = a.B, C = C_, P = P_, T = T_, BT = B * T;
-  CZ_ARG(Cin == cfg_.in_chans || Cin == 1, "pixels: %lld channels (expected %lld or 1)",
-         static_cast<long long>(Cin), static_cast<long long>(cfg_.in_chans));
+  CZ_ARG(Cin == cfg_.in_chans || Cin == 1, "pixels: %lld channels (expected %lld or 1)", static_cast<long long>(Cin),
+         static_cast<long long>(cfg_.in_chans));
   // Patch embedding (B, P, C), then x[b] = [cls + pos[0]; patches[b] + pos[1:]].
   const int64_t HW = cfg_.image_size * cfg_.image_size;
   if (Cin == 1 && !patch_w1_) {  // training layout: the grey plane repeated over 3 channels
@@ -239,12 +237,14 @@ void VisionTransformer::forward(const Runner& r, const VitActs& a, const float* 
     pixels = a.pix3;
     Cin = K;
   }
-  r.ops().patch_embed_forward(r.ex(), a.patches, pixels, Cin == 1 ? patch_w1_ : patch_w_, patch_b_,
-                              B, Cin, cfg_.image_size, cfg_.image_size, C, cfg_.patch_size);
+  r.ops().patch_embed_forward(r.ex(), a.patches, pixels, Cin == 1 ? patch_w1_ : patch_w_, patch_b_, B, Cin,
+                              cfg_.image_size, cfg_.image_size, C, cfg_.patch_size);
   float* x0 = a.blocks[0].x_in;
   // token 0 of every item: cls + pos[0] (precomputed for inference); tokens 1..P: patches + pos
-  if (cls_pos_) r.ops().copy2d(r.ex(), x0, T * C, cls_pos_, 0, nullptr, 0, C, B);
-  else r.ops().copy2d(r.ex(), x0, T * C, cls_, 0, pos_, 0, C, B);
+  if (cls_pos_)
+    r.ops().copy2d(r.ex(), x0, T * C, cls_pos_, 0, nullptr, 0, C, B);
+  else
+    r.ops().copy2d(r.ex(), x0, T * C, cls_, 0, pos_, 0, C, B);
   r.ops().copy2d(r.ex(), x0 + C, T * C, a.patches, P * C, pos_ + C, 0, P * C, B);
   // GPU inference at bf16: the activations between ops stay bf16 (LayerNorm outputs, qkv, the
   // attention output, the MLP hidden layer: each is a bf16 GEMM operand anyway), attention runs on
@@ -252,11 +252,12 @@ void VisionTransformer::forward(const Runner& r, const VitActs& a, const float* 
   // (its bf16 GEMM rounds operands while packing; bf16 storage would only add conversions).
   // CARZERO_VIT_BF16_ACTS=1 forces this path on the CPU too (to test it without a GPU).
   const bool force_bf16_acts = settings().vit_bf16_acts;
-  const bool bf16_acts = r.compute == DType::BF16 && !a.keep &&
-                         (r.ctx.device() != DeviceType::CPU || force_bf16_acts);
+  const bool bf16_acts = r.compute == DType::BF16 && !a.keep && (r.ctx.device() != DeviceType::CPU || force_bf16_acts);
   for (size_t l = 0; l < blocks_.size(); ++l) {
-    if (bf16_acts) forward_block_bf16(r, l, a.blocks[l], B);
-    else forward_block(r, l, a.blocks[l], B, a.keep);
+    if (bf16_acts)
+      forward_block_bf16(r, l, a.blocks[l], B);
+    else
+      forward_block(r, l, a.blocks[l], B, a.keep);
   }
   // Final LayerNorm straight into the outputs: token 0 -> global, tokens 1..P -> local.
   const float* xf = a.blocks.back().x_out;
@@ -271,8 +272,7 @@ void VisionTransformer::forward(const Runner& r, const VitActs& a, const float* 
     float* mean = a.norm_mean ? a.norm_mean + b * T : nullptr;
     float* rstd = a.norm_rstd ? a.norm_rstd + b * T : nullptr;
     r.layernorm(norm_, xf + b * T * C, global + b * C, 1, mean, rstd);
-    r.layernorm(norm_, xf + b * T * C + C, local + b * P * C, P, mean ? mean + 1 : nullptr,
-                rstd ? rstd + 1 : nullptr);
+    r.layernorm(norm_, xf + b * T * C + C, local + b * P * C, P, mean ? mean + 1 : nullptr, rstd ? rstd + 1 : nullptr);
   }
 }
 
@@ -287,20 +287,18 @@ VitGrads VisionTransformer::plan_backward(Bump& m, int64_t B) const {
   return g;
 }
 
-void VisionTransformer::backward(const Runner& r, const VitActs& a, const VitGrads& g,
-                                 const ParamStore& ps, const float* pixels, int64_t Cin,
-                                 const float* dglobal, const float* dlocal) const {
+void VisionTransformer::backward(const Runner& r, const VitActs& a, const VitGrads& g, const ParamStore& ps,
+                                 const float* pixels, int64_t Cin, const float* dglobal, const float* dlocal) const {
   CZ_REQUIRE(a.keep && training_, CZ_ERR_INTERNAL, "vit backward needs kept activations");
   const int64_t B = a.B, C = C_, P = P_, T = T_, BT = B * T;
   auto G = [&](int i) { return ps.grad(i); };
   // Final LayerNorm: token 0 <- dglobal, tokens 1..P <- dlocal.
   const float* xf = a.blocks.back().x_out;
   for (int64_t b = 0; b < B; ++b) {
-    r.layernorm_backward(norm_, dglobal + b * C, xf + b * T * C, a.norm_mean + b * T,
-                         a.norm_rstd + b * T, 1, g.dx + b * T * C, G(i_norm_w_), G(i_norm_b_));
+    r.layernorm_backward(norm_, dglobal + b * C, xf + b * T * C, a.norm_mean + b * T, a.norm_rstd + b * T, 1,
+                         g.dx + b * T * C, G(i_norm_w_), G(i_norm_b_));
     r.layernorm_backward(norm_, dlocal + b * P * C, xf + b * T * C + C, a.norm_mean + b * T + 1,
-                         a.norm_rstd + b * T + 1, P, g.dx + b * T * C + C, G(i_norm_w_),
-                         G(i_norm_b_));
+                         a.norm_rstd + b * T + 1, P, g.dx + b * T * C + C, G(i_norm_w_), G(i_norm_b_));
   }
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS_));
   for (size_t l = blocks_.size(); l-- > 0;) {
@@ -313,8 +311,7 @@ void VisionTransformer::backward(const Runner& r, const VitActs& a, const VitGra
     // x_out = x_mid + fc2(GELU(fc1(LN2(x_mid)))); g.dx = d x_out.
     r.linear_backward(k.fc2, s.h, BT, g.dx, g.dh, G(p.fc2_w), G(p.fc2_b));
     r.linear_backward(k.fc1, s.ln2, BT, g.dh, g.dt, G(p.fc1_w), G(p.fc1_b), Act::Gelu, s.fc1_pre);
-    r.layernorm_backward(k.norm2, g.dt, s.x_mid, s.ln2_mean, s.ln2_rstd, BT, g.dt2, G(p.norm2_w),
-                         G(p.norm2_b));
+    r.layernorm_backward(k.norm2, g.dt, s.x_mid, s.ln2_mean, s.ln2_rstd, BT, g.dt2, G(p.norm2_w), G(p.norm2_b));
     r.accumulate(g.dx, g.dt2, BT * C);  // d x_mid
     // x_mid = x_in + proj(attn(LN1(x_in))).
     r.linear_backward(k.proj, s.att, BT, g.dx, g.dt, G(p.proj_w), G(p.proj_b));
@@ -326,8 +323,7 @@ void VisionTransformer::backward(const Runner& r, const VitActs& a, const VitGra
     ag.dv = g.dqkv + 2 * C;
     encoder_attention_backward(r, attn_args(s, B, scale), ag);
     r.linear_backward(k.qkv, s.ln1, BT, g.dqkv, g.dt, G(p.qkv_w), G(p.qkv_b));
-    r.layernorm_backward(k.norm1, g.dt, s.x_in, s.ln1_mean, s.ln1_rstd, BT, g.dt2, G(p.norm1_w),
-                         G(p.norm1_b));
+    r.layernorm_backward(k.norm1, g.dt, s.x_in, s.ln1_mean, s.ln1_rstd, BT, g.dt2, G(p.norm1_w), G(p.norm1_b));
     r.accumulate(g.dx, g.dt2, BT * C);  // d x_in
   }
   // x[b] = [cls + pos[0]; patches[b] + pos[1:]].
@@ -337,10 +333,9 @@ void VisionTransformer::backward(const Runner& r, const VitActs& a, const VitGra
   for (int64_t b = 0; b < B; ++b) {
     r.accumulate(G(i_pos_), g.dx + b * T * C, T * C);
     r.accumulate(G(i_cls_), g.dx + b * T * C, C);
-    r.ops().patch_embed_backward(r.ex(), nullptr, G(i_patch_w_), G(i_patch_b_),
-                                 g.dx + b * T * C + C, img + b * cfg_.in_chans * HW, patch_w_, 1,
-                                 cfg_.in_chans,
-                                 cfg_.image_size, cfg_.image_size, C, cfg_.patch_size);
+    r.ops().patch_embed_backward(r.ex(), nullptr, G(i_patch_w_), G(i_patch_b_), g.dx + b * T * C + C,
+                                 img + b * cfg_.in_chans * HW, patch_w_, 1, cfg_.in_chans, cfg_.image_size,
+                                 cfg_.image_size, C, cfg_.patch_size);
   }
 }
 

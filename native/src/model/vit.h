@@ -69,12 +69,11 @@ class VisionTransformer {
   VitActs plan(Bump& bump, int64_t B, bool keep, int64_t Cin = 3, bool recompute = false) const;
   VitGrads plan_backward(Bump& bump, int64_t B) const;
   // pixels (B, Cin, H, W) with Cin = 3 or 1 -> global (B, C) = LN(x)[:, 0], local (B, P, C).
-  void forward(const Runner& r, const VitActs& a, const float* pixels, int64_t Cin, float* global,
-               float* local) const;
+  void forward(const Runner& r, const VitActs& a, const float* pixels, int64_t Cin, float* global, float* local) const;
   // Backward of forward() (a planned with keep, in the training layout): accumulates every
   // parameter gradient into ps's gradient arena, given dglobal (B, C) and dlocal (B, P, C).
-  void backward(const Runner& r, const VitActs& a, const VitGrads& g, const ParamStore& ps,
-                const float* pixels, int64_t Cin, const float* dglobal, const float* dlocal) const;
+  void backward(const Runner& r, const VitActs& a, const VitGrads& g, const ParamStore& ps, const float* pixels,
+                int64_t Cin, const float* dglobal, const float* dlocal) const;
   const VisionConfig& config() const { return cfg_; }
 
  private:

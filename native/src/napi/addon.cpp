@@ -30,8 +30,7 @@ static const char* code_name(cz_status s) {
 Napi::Error make_error(Napi::Env env, cz_status code, const std::string& message) {
   AddonData& d = addon_data(env);
   if (!d.error_ctor.IsEmpty()) {
-    Napi::Value e = d.error_ctor.New({Napi::String::New(env, message),
-                                      Napi::String::New(env, code_name(code))});
+    Napi::Value e = d.error_ctor.New({Napi::String::New(env, message), Napi::String::New(env, code_name(code))});
     return Napi::Error(env, e);
   }
   Napi::Error e = Napi::Error::New(env, message);
@@ -75,14 +74,12 @@ struct OpJob {
 OpJob parse_op_call(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   OpJob job;
-  if (!info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(
-                                 addon_data(env).context_ctor.Value()))
+  if (!info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(addon_data(env).context_ctor.Value()))
     throw Napi::TypeError::New(env, "runOp: argument 'context' must be a native Context");
   job.ctx = ContextWrap::Unwrap(info[0].As<Napi::Object>())->live(env, "runOp: context");
   if (!info[1].IsString()) throw Napi::TypeError::New(env, "runOp: argument 'name' must be a string");
   job.name = info[1].As<Napi::String>().Utf8Value();
-  if (!find_op(job.name))
-    throw make_error(env, CZ_ERR_INVALID_ARGUMENT, "runOp: unknown op '" + job.name + "'");
+  if (!find_op(job.name)) throw make_error(env, CZ_ERR_INVALID_ARGUMENT, "runOp: unknown op '" + job.name + "'");
   if (!info[2].IsArray()) throw Napi::TypeError::New(env, "runOp: argument 'tensors' must be an array");
   Napi::Array ts = info[2].As<Napi::Array>();
   Napi::Function tensor_ctor = addon_data(env).tensor_ctor.Value();
@@ -94,8 +91,8 @@ OpJob parse_op_call(const Napi::CallbackInfo& info) {
       continue;
     }
     if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(tensor_ctor))
-      throw Napi::TypeError::New(env, "runOp(" + job.name + "): tensors[" + std::to_string(i) +
-                                          "] must be a native Tensor or null");
+      throw Napi::TypeError::New(
+          env, "runOp(" + job.name + "): tensors[" + std::to_string(i) + "] must be a native Tensor or null");
     TensorWrap* tw = TensorWrap::Unwrap(v.As<Napi::Object>());
     job.tensors.push_back(tw->live(env, job.name + ": tensors[" + std::to_string(i) + "]"));
     job.present.push_back(true);
@@ -106,8 +103,7 @@ OpJob parse_op_call(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < ps.Length(); ++i) {
       Napi::Value v = ps.Get(i);
       if (!v.IsNumber())
-        throw Napi::TypeError::New(env, "runOp(" + job.name + "): params[" + std::to_string(i) +
-                                            "] must be a number");
+        throw Napi::TypeError::New(env, "runOp(" + job.name + "): params[" + std::to_string(i) + "] must be a number");
       job.params.push_back(v.As<Napi::Number>().DoubleValue());
     }
   }
@@ -128,8 +124,7 @@ Napi::Array results_array(Napi::Env env, const std::vector<double>& r) {
 
 class OpWorker : public Napi::AsyncWorker {
  public:
-  OpWorker(Napi::Env env, OpJob job)
-      : Napi::AsyncWorker(env, "carzero:op"), job_(std::move(job)), deferred_(env) {}
+  OpWorker(Napi::Env env, OpJob job) : Napi::AsyncWorker(env, "carzero:op"), job_(std::move(job)), deferred_(env) {}
   Napi::Promise promise() { return deferred_.Promise(); }
 
   void Execute() override {
@@ -179,7 +174,10 @@ Napi::Value RunOp(const Napi::CallbackInfo& info) {
 Napi::Value RunOpSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   OpJob job = parse_op_call(info);
-  call_native(env, [&] { execute(job); return 0; });
+  call_native(env, [&] {
+    execute(job);
+    return 0;
+  });
   return results_array(env, job.results);
 }
 
@@ -210,7 +208,5 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) { return InitExports(env,
 
 }  // namespace carzero::napi
 
-static Napi::Object InitCarzero(Napi::Env env, Napi::Object exports) {
-  return carzero::napi::Init(env, exports);
-}
+static Napi::Object InitCarzero(Napi::Env env, Napi::Object exports) { return carzero::napi::Init(env, exports); }
 NODE_API_MODULE(carzero, InitCarzero)

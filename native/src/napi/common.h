@@ -93,4 +93,4 @@ namespace carzero::napi {
 Napi::Object Init(Napi::Env env, Napi::Object exports);
 // image.cpp: ImagePool, dicomFrameCount.
 void InitImage(Napi::Env env, Napi::Object exports);
-}
+}  // namespace carzero::napi

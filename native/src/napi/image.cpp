@@ -51,9 +51,9 @@ void run_task(ImageTask& t) {
     t.message = "out of host memory";
     return;
   }
-  img::ItemStatus s = img::load_item(t.from_path ? t.path : std::string(), std::move(t.bytes), t.dec, t.pre,
-                                     t.want_padded ? t.padded.data() : nullptr,
-                                     t.want_crop ? t.crop.data() : nullptr, &t.layout);
+  img::ItemStatus s =
+      img::load_item(t.from_path ? t.path : std::string(), std::move(t.bytes), t.dec, t.pre,
+                     t.want_padded ? t.padded.data() : nullptr, t.want_crop ? t.crop.data() : nullptr, &t.layout);
   t.bytes = std::vector<uint8_t>();
   t.code = static_cast<cz_status>(s.code);
   t.message = std::move(s.message);
@@ -92,8 +92,7 @@ class ImagePoolWrap : public Napi::ObjectWrap<ImagePoolWrap> {
  public:
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "ImagePool",
-                       {InstanceMethod<&ImagePoolWrap::Load>("load"),
-                        InstanceMethod<&ImagePoolWrap::Close>("close"),
+                       {InstanceMethod<&ImagePoolWrap::Load>("load"), InstanceMethod<&ImagePoolWrap::Close>("close"),
                         InstanceAccessor<&ImagePoolWrap::GetThreads>("threads"),
                         InstanceAccessor<&ImagePoolWrap::GetPending>("pending")});
   }
@@ -194,7 +193,8 @@ class ImagePoolWrap : public Napi::ObjectWrap<ImagePoolWrap> {
       auto num = [&](const char* k, double def) {
         Napi::Value v = o.Get(k);
         if (v.IsUndefined()) return def;
-        if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string("ImagePool.load: option '") + k + "' must be a number");
+        if (!v.IsNumber())
+          throw Napi::TypeError::New(env, std::string("ImagePool.load: option '") + k + "' must be a number");
         return v.As<Napi::Number>().DoubleValue();
       };
       t->pre.resize = static_cast<int32_t>(num("resize", 256));
@@ -217,11 +217,13 @@ class ImagePoolWrap : public Napi::ObjectWrap<ImagePoolWrap> {
       }
     }
     if (t->pre.resize < 1 || t->pre.resize > 8192 || t->pre.crop < 1 || t->pre.crop > t->pre.resize)
-      throw Napi::RangeError::New(env, "ImagePool.load: options 'resize' and 'crop' must satisfy 1 <= crop <= resize <= 8192");
+      throw Napi::RangeError::New(
+          env, "ImagePool.load: options 'resize' and 'crop' must satisfy 1 <= crop <= resize <= 8192");
     // The raw napi_deferred travels with the task; only settle(), on the JS thread, touches it.
     napi_deferred d = nullptr;
     napi_value promise_value;
-    if (napi_create_promise(env, &d, &promise_value) != napi_ok) throw Napi::Error::New(env, "ImagePool.load: cannot create a promise");
+    if (napi_create_promise(env, &d, &promise_value) != napi_ok)
+      throw Napi::Error::New(env, "ImagePool.load: cannot create a promise");
     t->deferred = d;
     if (pending_++ == 0) {
       tsfn_.Ref(env);  // results to deliver keep the process alive

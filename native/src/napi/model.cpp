@@ -32,10 +32,8 @@ using model::CarzeroModel;
 // Runs `work` off the JS thread; `done` builds the resolution value on the JS thread.
 class ModelWorker : public Napi::AsyncWorker {
  public:
-  ModelWorker(Napi::Env env, const char* name, std::function<void()> work,
-              std::function<Napi::Value(Napi::Env)> done)
-      : Napi::AsyncWorker(env, name), name_(name), work_(std::move(work)), done_(std::move(done)),
-        deferred_(env) {}
+  ModelWorker(Napi::Env env, const char* name, std::function<void()> work, std::function<Napi::Value(Napi::Env)> done)
+      : Napi::AsyncWorker(env, name), name_(name), work_(std::move(work)), done_(std::move(done)), deferred_(env) {}
   Napi::Promise promise() { return deferred_.Promise(); }
 
   void Execute() override {
@@ -94,26 +92,20 @@ struct Loaded {
 class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
  public:
   static Napi::Function Init(Napi::Env env) {
-    return DefineClass(env, "Model",
-                       {StaticMethod<&ModelWrap::Load>("load"),
-                        InstanceMethod<&ModelWrap::EmbedImages>("embedImages"),
-                        InstanceMethod<&ModelWrap::EmbedTexts>("embedTexts"),
-                        InstanceMethod<&ModelWrap::Score>("score"),
-                        InstanceMethod<&ModelWrap::Dispose>("dispose"),
-                        InstanceMethod<&ModelWrap::EnableTraining>("enableTraining"),
-                        InstanceMethod<&ModelWrap::ZeroGrad>("zeroGrad"),
-                        InstanceMethod<&ModelWrap::WorkspaceBytes>("workspaceBytes"),
-                        InstanceMethod<&ModelWrap::DeviceMemory>("deviceMemory"),
-                        InstanceMethod<&ModelWrap::InitCollective>("initCollective"),
-                        InstanceMethod<&ModelWrap::AllReduceGradients>("allReduceGradients"),
-                        InstanceMethod<&ModelWrap::AllReduceSum>("allReduceSum"),
-                        InstanceMethod<&ModelWrap::Freeze>("freeze"),
-                        InstanceMethod<&ModelWrap::ForwardBackward>("forwardBackward"),
-                        InstanceMethod<&ModelWrap::Parameters>("parameters"),
-                        InstanceMethod<&ModelWrap::Gradients>("gradients"),
-                        InstanceAccessor<&ModelWrap::GetConfig>("config"),
-                        InstanceAccessor<&ModelWrap::GetPrecision>("precision"),
-                        InstanceAccessor<&ModelWrap::GetDisposed>("disposed")});
+    return DefineClass(
+        env, "Model",
+        {StaticMethod<&ModelWrap::Load>("load"), InstanceMethod<&ModelWrap::EmbedImages>("embedImages"),
+         InstanceMethod<&ModelWrap::EmbedTexts>("embedTexts"), InstanceMethod<&ModelWrap::Score>("score"),
+         InstanceMethod<&ModelWrap::Dispose>("dispose"), InstanceMethod<&ModelWrap::EnableTraining>("enableTraining"),
+         InstanceMethod<&ModelWrap::ZeroGrad>("zeroGrad"), InstanceMethod<&ModelWrap::WorkspaceBytes>("workspaceBytes"),
+         InstanceMethod<&ModelWrap::DeviceMemory>("deviceMemory"),
+         InstanceMethod<&ModelWrap::InitCollective>("initCollective"),
+         InstanceMethod<&ModelWrap::AllReduceGradients>("allReduceGradients"),
+         InstanceMethod<&ModelWrap::AllReduceSum>("allReduceSum"), InstanceMethod<&ModelWrap::Freeze>("freeze"),
+         InstanceMethod<&ModelWrap::ForwardBackward>("forwardBackward"),
+         InstanceMethod<&ModelWrap::Parameters>("parameters"), InstanceMethod<&ModelWrap::Gradients>("gradients"),
+         InstanceAccessor<&ModelWrap::GetConfig>("config"), InstanceAccessor<&ModelWrap::GetPrecision>("precision"),
+         InstanceAccessor<&ModelWrap::GetDisposed>("disposed")});
   }
 
   // new Model(External<Loaded>, context): only Model.load creates models.
@@ -129,26 +121,20 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   // Model.load(context, dir, { precision }) -> Promise<Model>
   static Napi::Value Load(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!info.This().IsFunction())
-      throw Napi::TypeError::New(env, "Model.load must be called as Model.load(...)");
+    if (!info.This().IsFunction()) throw Napi::TypeError::New(env, "Model.load must be called as Model.load(...)");
     Napi::Function ctor = info.This().As<Napi::Function>();
-    if (!info[0].IsObject() ||
-        !info[0].As<Napi::Object>().InstanceOf(addon_data(env).context_ctor.Value()))
+    if (!info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(addon_data(env).context_ctor.Value()))
       throw Napi::TypeError::New(env, "Model.load: argument 'context' must be a native Context");
-    std::shared_ptr<Context> ctx =
-        ContextWrap::Unwrap(info[0].As<Napi::Object>())->live(env, "Model.load: context");
-    if (!info[1].IsString())
-      throw Napi::TypeError::New(env, "Model.load: argument 'dir' must be a string");
+    std::shared_ptr<Context> ctx = ContextWrap::Unwrap(info[0].As<Napi::Object>())->live(env, "Model.load: context");
+    if (!info[1].IsString()) throw Napi::TypeError::New(env, "Model.load: argument 'dir' must be a string");
     std::string dir = info[1].As<Napi::String>().Utf8Value();
     model::LoadOptions opts;
     if (!info[2].IsUndefined() && !info[2].IsNull()) {
-      if (!info[2].IsObject())
-        throw Napi::TypeError::New(env, "Model.load: argument 'options' must be an object");
+      if (!info[2].IsObject()) throw Napi::TypeError::New(env, "Model.load: argument 'options' must be an object");
       Napi::Object o = info[2].As<Napi::Object>();
       Napi::Value p = o.Get("precision");
       if (!p.IsUndefined()) {
-        if (!p.IsString() ||
-            !model::parse_precision(p.As<Napi::String>().Utf8Value(), &opts.precision))
+        if (!p.IsString() || !model::parse_precision(p.As<Napi::String>().Utf8Value(), &opts.precision))
           throw Napi::TypeError::New(env, "Model.load: option 'precision' must be 'fp32' or 'bf16'");
       }
       auto count = [&](const char* name, int64_t* out) {
@@ -156,8 +142,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         if (v.IsUndefined()) return;
         double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
         if (!(d >= 1 && d <= 1 << 20 && d == static_cast<double>(static_cast<int64_t>(d))))
-          throw Napi::RangeError::New(env, std::string("Model.load: option '") + name +
-                                               "' must be an integer in [1, 2^20]");
+          throw Napi::RangeError::New(env,
+                                      std::string("Model.load: option '") + name + "' must be an integer in [1, 2^20]");
         *out = static_cast<int64_t>(d);
       };
       count("maxImages", &opts.max_images);
@@ -169,8 +155,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto ctor_ref = std::make_shared<Napi::FunctionReference>(Napi::Persistent(ctor));
     auto ctx_ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(info[0].As<Napi::Object>()));
     return queue(
-        env, "carzero:model.load",
-        [loaded, ctx, dir, opts] { loaded->model = CarzeroModel::load(ctx, dir, opts); },
+        env, "carzero:model.load", [loaded, ctx, dir, opts] { loaded->model = CarzeroModel::load(ctx, dir, opts); },
         [loaded, ctor_ref, ctx_ref](Napi::Env env) -> Napi::Value {
           Loaded l = *loaded;
           Napi::Value ext = Napi::External<Loaded>::New(env, &l);
@@ -195,8 +180,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Object new_tensor(Napi::Env env, const std::vector<int64_t>& shape, const char* what) const {
     Napi::Object ctx = ctx_obj_.Value();
     if (ContextWrap::Unwrap(ctx)->ctx() == nullptr)
-      throw make_error(env, CZ_ERR_INVALID_ARGUMENT,
-                       std::string(what) + ": the model's context has been disposed");
+      throw make_error(env, CZ_ERR_INVALID_ARGUMENT, std::string(what) + ": the model's context has been disposed");
     Napi::Array s = Napi::Array::New(env, shape.size());
     for (size_t i = 0; i < shape.size(); ++i)
       s.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(shape[i])));
@@ -213,8 +197,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto m = live(env, "Model.embedImages");
     Tensor px = tensor_arg(env, info[0], "Model.embedImages: argument 'pixels'");
     if (px.ndim() != 4)
-      throw Napi::RangeError::New(env, "Model.embedImages: argument 'pixels' must be (B, 3 or 1, H, W), got " +
-                                           px.shape_str());
+      throw Napi::RangeError::New(
+          env, "Model.embedImages: argument 'pixels' must be (B, 3 or 1, H, W), got " + px.shape_str());
     auto sh = m->output_shapes_images(px.size(0));
     Napi::Object g = new_tensor(env, sh[0], "Model.embedImages");
     Napi::Object l = new_tensor(env, sh[1], "Model.embedImages");
@@ -240,8 +224,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Tensor mask = tensor_arg(env, info[1], "Model.embedTexts: argument 'mask'");
     Tensor kinds = tensor_arg(env, info[2], "Model.embedTexts: argument 'kinds'");
     if (ids.ndim() != 2)
-      throw Napi::RangeError::New(env, "Model.embedTexts: argument 'ids' must be (Q, L), got " +
-                                           ids.shape_str());
+      throw Napi::RangeError::New(env, "Model.embedTexts: argument 'ids' must be (Q, L), got " + ids.shape_str());
     auto sh = m->output_shapes_texts(ids.size(0), ids.size(1));
     Napi::Object s = new_tensor(env, sh[0], "Model.embedTexts");
     Napi::Object w = new_tensor(env, sh[1], "Model.embedTexts");
@@ -250,8 +233,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     refs->push_back(Napi::Persistent(s));
     refs->push_back(Napi::Persistent(w));
     return queue(
-        env, "carzero:model.embedTexts",
-        [m, ids, mask, kinds, out] { m->embed_texts_into(ids, mask, kinds, out); },
+        env, "carzero:model.embedTexts", [m, ids, mask, kinds, out] { m->embed_texts_into(ids, mask, kinds, out); },
         [refs](Napi::Env env) -> Napi::Value {
           Napi::Object r = Napi::Object::New(env);
           r.Set("sentence", (*refs)[0].Value());
@@ -270,12 +252,10 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Tensor w = tensor_arg(env, info[3], "Model.score: argument 'words'");
     bool attention = false;
     if (!info[4].IsUndefined() && !info[4].IsNull()) {
-      if (!info[4].IsObject())
-        throw Napi::TypeError::New(env, "Model.score: argument 'options' must be an object");
+      if (!info[4].IsObject()) throw Napi::TypeError::New(env, "Model.score: argument 'options' must be an object");
       Napi::Value a = info[4].As<Napi::Object>().Get("attention");
       if (!a.IsUndefined()) {
-        if (!a.IsBoolean())
-          throw Napi::TypeError::New(env, "Model.score: option 'attention' must be a boolean");
+        if (!a.IsBoolean()) throw Napi::TypeError::New(env, "Model.score: option 'attention' must be a boolean");
         attention = a.As<Napi::Boolean>().Value();
       }
     }
@@ -309,27 +289,22 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     if (!v.IsObject()) throw Napi::TypeError::New(env, std::string(what) + " must be an object");
     return v.As<Napi::Object>();
   }
-  static double opt_number(Napi::Env env, const Napi::Object& o, const char* key, double dflt,
-                           const char* what) {
+  static double opt_number(Napi::Env env, const Napi::Object& o, const char* key, double dflt, const char* what) {
     Napi::Value v = o.Get(key);
     if (v.IsUndefined()) return dflt;
-    if (!v.IsNumber())
-      throw Napi::TypeError::New(env, std::string(what) + ": option '" + key + "' must be a number");
+    if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string(what) + ": option '" + key + "' must be a number");
     return v.As<Napi::Number>().DoubleValue();
   }
   static int opt_bool(Napi::Env env, const Napi::Object& o, const char* key, const char* what) {
     Napi::Value v = o.Get(key);
     if (v.IsUndefined()) return -1;
-    if (!v.IsBoolean())
-      throw Napi::TypeError::New(env, std::string(what) + ": option '" + key + "' must be a boolean");
+    if (!v.IsBoolean()) throw Napi::TypeError::New(env, std::string(what) + ": option '" + key + "' must be a boolean");
     return v.As<Napi::Boolean>().Value() ? 1 : 0;
   }
-  static uint64_t opt_count(Napi::Env env, const Napi::Object& o, const char* key,
-                            const char* what) {
+  static uint64_t opt_count(Napi::Env env, const Napi::Object& o, const char* key, const char* what) {
     const double d = opt_number(env, o, key, 0, what);
     if (!(d >= 0 && d <= 9007199254740991.0 && d == static_cast<double>(static_cast<int64_t>(d))))
-      throw Napi::RangeError::New(env, std::string(what) + ": option '" + key +
-                                           "' must be a non-negative integer");
+      throw Napi::RangeError::New(env, std::string(what) + ": option '" + key + "' must be a non-negative integer");
     return static_cast<uint64_t>(d);
   }
 
@@ -343,12 +318,16 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Napi::Value pv = o.Get("precision");
     if (!pv.IsUndefined()) {
       const std::string ps = pv.IsString() ? pv.As<Napi::String>().Utf8Value() : std::string("?");
-      if (ps == "fp32") compute = DType::F32;
-      else if (ps == "bf16") compute = DType::BF16;
-      else if (ps == "fp16") compute = DType::F16;
+      if (ps == "fp32")
+        compute = DType::F32;
+      else if (ps == "bf16")
+        compute = DType::BF16;
+      else if (ps == "fp16")
+        compute = DType::F16;
       else
-        throw Napi::TypeError::New(env, "Model.enableTraining: option 'precision' must be 'fp32', "
-                                        "'bf16' or 'fp16'");
+        throw Napi::TypeError::New(env,
+                                   "Model.enableTraining: option 'precision' must be 'fp32', "
+                                   "'bf16' or 'fp16'");
     }
     bool recompute = false;
     Napi::Value rv = o.Get("recompute");
@@ -357,7 +336,10 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         throw Napi::TypeError::New(env, "Model.enableTraining: option 'recompute' must be a boolean");
       recompute = rv.As<Napi::Boolean>().Value();
     }
-    call_native(env, [&] { m->enable_training(seed, compute, recompute); return 0; });
+    call_native(env, [&] {
+      m->enable_training(seed, compute, recompute);
+      return 0;
+    });
     return env.Undefined();
   }
   // initCollective({ id: Buffer(128), rank, world }) (sync).
@@ -372,14 +354,20 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     std::vector<uint8_t> id(buf.Data(), buf.Data() + buf.Length());
     const uint64_t rank = opt_count(env, o, "rank", "Model.initCollective");
     const uint64_t world = opt_count(env, o, "world", "Model.initCollective");
-    call_native(env, [&] { m->init_collective(id, static_cast<int>(rank), static_cast<int>(world)); return 0; });
+    call_native(env, [&] {
+      m->init_collective(id, static_cast<int>(rank), static_cast<int>(world));
+      return 0;
+    });
     return env.Undefined();
   }
   // allReduceGradients() (sync: queued on the device's stream, ordered before later work).
   Napi::Value AllReduceGradients(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto m = live(env, "Model.allReduceGradients");
-    call_native(env, [&] { m->all_reduce_gradients(); return 0; });
+    call_native(env, [&] {
+      m->all_reduce_gradients();
+      return 0;
+    });
     return env.Undefined();
   }
   // allReduceSum(tensor): an f32 tensor on the model's device, summed in place over the ranks.
@@ -415,7 +403,10 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto m = live(env, "Model.zeroGrad");
-    call_native(env, [&] { m->zero_grad(); return 0; });
+    call_native(env, [&] {
+      m->zero_grad();
+      return 0;
+    });
     return env.Undefined();
   }
   Napi::Value Freeze(const Napi::CallbackInfo& info) {
@@ -423,7 +414,10 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto m = live(env, "Model.freeze");
     Napi::Object o = opt_object(env, info[0], "Model.freeze: argument 'options'");
     const int v = opt_bool(env, o, "vision", "Model.freeze"), t = opt_bool(env, o, "text", "Model.freeze");
-    call_native(env, [&] { m->freeze(v, t); return 0; });
+    call_native(env, [&] {
+      m->freeze(v, t);
+      return 0;
+    });
     return env.Undefined();
   }
 
@@ -509,9 +503,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto m = live(info.Env(), "Model.precision");
     return Napi::String::New(info.Env(), model::precision_name(m->precision()));
   }
-  Napi::Value GetDisposed(const Napi::CallbackInfo& info) {
-    return Napi::Boolean::New(info.Env(), !model_);
-  }
+  Napi::Value GetDisposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !model_); }
 
   std::shared_ptr<CarzeroModel> model_;
   Napi::ObjectReference ctx_obj_;  // the JS Context: result Tensors are created on it

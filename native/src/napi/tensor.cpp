@@ -13,16 +13,14 @@ DType parse_dtype(Napi::Env env, const Napi::Value& v, const char* what) {
   std::string s = v.As<Napi::String>().Utf8Value();
   DType d;
   if (!dtype_from_name(s.c_str(), &d))
-    throw Napi::TypeError::New(env, std::string(what) + ": unknown dtype '" + s +
-                                        "' (expected f32|bf16|f16|i32|u8)");
+    throw Napi::TypeError::New(env, std::string(what) + ": unknown dtype '" + s + "' (expected f32|bf16|f16|i32|u8)");
   return d;
 }
 
 std::vector<int64_t> parse_shape(Napi::Env env, const Napi::Value& v, const char* what) {
   if (!v.IsArray()) throw Napi::TypeError::New(env, std::string(what) + " must be an array of sizes");
   Napi::Array a = v.As<Napi::Array>();
-  if (a.Length() > CZ_MAX_DIMS)
-    throw Napi::RangeError::New(env, std::string(what) + " has more than 8 dimensions");
+  if (a.Length() > CZ_MAX_DIMS) throw Napi::RangeError::New(env, std::string(what) + " has more than 8 dimensions");
   std::vector<int64_t> shape;
   for (uint32_t i = 0; i < a.Length(); ++i) {
     Napi::Value e = a.Get(i);
@@ -31,8 +29,7 @@ std::vector<int64_t> parse_shape(Napi::Env env, const Napi::Value& v, const char
     double d = e.As<Napi::Number>().DoubleValue();
     if (!(d >= 0) || d != static_cast<double>(static_cast<int64_t>(d)) || d > 9007199254740991.0)
       throw Napi::RangeError::New(env, std::string(what) + "[" + std::to_string(i) +
-                                           "] must be a non-negative integer, got " +
-                                           e.ToString().Utf8Value());
+                                           "] must be a non-negative integer, got " + e.ToString().Utf8Value());
     shape.push_back(static_cast<int64_t>(d));
   }
   return shape;
@@ -41,11 +38,10 @@ std::vector<int64_t> parse_shape(Napi::Env env, const Napi::Value& v, const char
 // ---- Context ----------------------------------------------------------------------------------
 
 Napi::Function ContextWrap::Init(Napi::Env env) {
-  return DefineClass(env, "Context",
-                     {InstanceMethod<&ContextWrap::Dispose>("dispose"),
-                      InstanceAccessor<&ContextWrap::GetDevice>("device"),
-                      InstanceAccessor<&ContextWrap::GetThreads>("threads"),
-                      InstanceAccessor<&ContextWrap::GetDisposed>("disposed")});
+  return DefineClass(
+      env, "Context",
+      {InstanceMethod<&ContextWrap::Dispose>("dispose"), InstanceAccessor<&ContextWrap::GetDevice>("device"),
+       InstanceAccessor<&ContextWrap::GetThreads>("threads"), InstanceAccessor<&ContextWrap::GetDisposed>("disposed")});
 }
 
 // new Context(device: 'cpu' | 'cuda', deviceIndex = 0, numThreads = 0)
@@ -53,9 +49,12 @@ ContextWrap::ContextWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Cont
   Napi::Env env = info.Env();
   std::string dev = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
   DeviceType dt;
-  if (dev == "cpu") dt = DeviceType::CPU;
-  else if (dev == "cuda") dt = DeviceType::CUDA;
-  else throw Napi::TypeError::New(env, "Context: argument 'device' must be 'cpu' or 'cuda'");
+  if (dev == "cpu")
+    dt = DeviceType::CPU;
+  else if (dev == "cuda")
+    dt = DeviceType::CUDA;
+  else
+    throw Napi::TypeError::New(env, "Context: argument 'device' must be 'cpu' or 'cuda'");
   int index = 0, threads = 0;
   if (!info[1].IsUndefined()) {
     if (!info[1].IsNumber()) throw Napi::TypeError::New(env, "Context: argument 'deviceIndex' must be a number");
@@ -87,22 +86,17 @@ Napi::Value ContextWrap::GetDevice(const Napi::CallbackInfo& info) {
 Napi::Value ContextWrap::GetThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), ctx_ ? ctx_->num_threads() : 0);
 }
-Napi::Value ContextWrap::GetDisposed(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), !ctx_);
-}
+Napi::Value ContextWrap::GetDisposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !ctx_); }
 
 // ---- Tensor -----------------------------------------------------------------------------------
 
 Napi::Function TensorWrap::Init(Napi::Env env) {
-  return DefineClass(env, "Tensor",
-                     {InstanceMethod<&TensorWrap::Dispose>("dispose"),
-                      InstanceMethod<&TensorWrap::ReadSync>("readSync"),
-                      InstanceMethod<&TensorWrap::Read>("read"),
-                      InstanceMethod<&TensorWrap::WriteSync>("writeSync"),
-                      InstanceAccessor<&TensorWrap::GetShape>("shape"),
-                      InstanceAccessor<&TensorWrap::GetDtype>("dtype"),
-                      InstanceAccessor<&TensorWrap::GetNbytes>("nbytes"),
-                      InstanceAccessor<&TensorWrap::GetDisposed>("disposed")});
+  return DefineClass(
+      env, "Tensor",
+      {InstanceMethod<&TensorWrap::Dispose>("dispose"), InstanceMethod<&TensorWrap::ReadSync>("readSync"),
+       InstanceMethod<&TensorWrap::Read>("read"), InstanceMethod<&TensorWrap::WriteSync>("writeSync"),
+       InstanceAccessor<&TensorWrap::GetShape>("shape"), InstanceAccessor<&TensorWrap::GetDtype>("dtype"),
+       InstanceAccessor<&TensorWrap::GetNbytes>("nbytes"), InstanceAccessor<&TensorWrap::GetDisposed>("disposed")});
 }
 
 static std::pair<const void*, size_t> bytes_of(Napi::Env env, const Napi::Value& v, const char* what) {
@@ -125,8 +119,7 @@ static std::pair<const void*, size_t> bytes_of(Napi::Env env, const Napi::Value&
 // new Tensor(context, dtype, shape, data?)
 TensorWrap::TensorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorWrap>(info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsObject() ||
-      !info[0].As<Napi::Object>().InstanceOf(addon_data(env).context_ctor.Value()))
+  if (!info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(addon_data(env).context_ctor.Value()))
     throw Napi::TypeError::New(env, "Tensor: argument 'context' must be a native Context");
   ctx_ = ContextWrap::Unwrap(info[0].As<Napi::Object>())->live(env, "Tensor: context");
   DType dt = parse_dtype(env, info[1], "Tensor: argument 'dtype'");
@@ -136,10 +129,13 @@ TensorWrap::TensorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Tensor
   if (has_data) {
     auto [p, n] = bytes_of(env, info[3], "Tensor: argument 'data'");
     if (n != t_.nbytes())
-      throw Napi::RangeError::New(env, "Tensor: argument 'data' has " + std::to_string(n) +
-                                           " bytes, shape " + t_.shape_str() + " of " +
-                                           dtype_name(dt) + " needs " + std::to_string(t_.nbytes()));
-    call_native(env, [&] { ctx_->upload(t_, p, n); return 0; });
+      throw Napi::RangeError::New(env, "Tensor: argument 'data' has " + std::to_string(n) + " bytes, shape " +
+                                           t_.shape_str() + " of " + dtype_name(dt) + " needs " +
+                                           std::to_string(t_.nbytes()));
+    call_native(env, [&] {
+      ctx_->upload(t_, p, n);
+      return 0;
+    });
   }
   external_bytes_ = static_cast<int64_t>(t_.nbytes());
   Napi::MemoryManagement::AdjustExternalMemory(env, external_bytes_);
@@ -195,7 +191,10 @@ Napi::Value TensorWrap::ReadSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Tensor& t = live(env, "Tensor.readSync: tensor");
   Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, t.nbytes());
-  call_native(env, [&] { ctx_->download(t, ab.Data(), t.nbytes()); return 0; });
+  call_native(env, [&] {
+    ctx_->download(t, ab.Data(), t.nbytes());
+    return 0;
+  });
   return ab;
 }
 
@@ -203,8 +202,7 @@ namespace {
 class ReadWorker : public Napi::AsyncWorker {
  public:
   ReadWorker(Napi::Env env, Tensor t, std::shared_ptr<Context> ctx)
-      : Napi::AsyncWorker(env, "carzero:read"), t_(std::move(t)), ctx_(std::move(ctx)),
-        deferred_(env) {}
+      : Napi::AsyncWorker(env, "carzero:read"), t_(std::move(t)), ctx_(std::move(ctx)), deferred_(env) {}
   Napi::Promise promise() { return deferred_.Promise(); }
   void Execute() override {
     try {
@@ -259,7 +257,10 @@ Napi::Value TensorWrap::WriteSync(const Napi::CallbackInfo& info) {
   if (n != t.nbytes())
     throw Napi::RangeError::New(env, "Tensor.writeSync: argument 'data' has " + std::to_string(n) +
                                          " bytes, the tensor has " + std::to_string(t.nbytes()));
-  call_native(env, [&] { ctx_->upload(t, p, n); return 0; });
+  call_native(env, [&] {
+    ctx_->upload(t, p, n);
+    return 0;
+  });
   return env.Undefined();
 }
 

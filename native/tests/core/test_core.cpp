@@ -23,14 +23,14 @@
 using namespace carzero;
 
 static int g_pass = 0, g_fail = 0;
-#define CHECK(cond)                                                        \
-  do {                                                                     \
-    if (cond) {                                                            \
-      ++g_pass;                                                            \
-    } else {                                                               \
-      ++g_fail;                                                            \
-      std::printf("  FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);        \
-    }                                                                      \
+#define CHECK(cond)                                                 \
+  do {                                                              \
+    if (cond) {                                                     \
+      ++g_pass;                                                     \
+    } else {                                                        \
+      ++g_fail;                                                     \
+      std::printf("  FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+    }                                                               \
   } while (0)
 
 template <typename F>
@@ -79,8 +79,12 @@ static void test_threadpool() {
 
   // concurrent callers from two threads are serialised, both complete
   std::atomic<int> a{0}, b{0};
-  std::thread t1([&] { for (int r = 0; r < 200; ++r) pool.run(8, [&](int64_t) { a++; }); });
-  std::thread t2([&] { for (int r = 0; r < 200; ++r) pool.run(8, [&](int64_t) { b++; }); });
+  std::thread t1([&] {
+    for (int r = 0; r < 200; ++r) pool.run(8, [&](int64_t) { a++; });
+  });
+  std::thread t2([&] {
+    for (int r = 0; r < 200; ++r) pool.run(8, [&](int64_t) { b++; });
+  });
   t1.join();
   t2.join();
   CHECK(a.load() == 1600 && b.load() == 1600);
@@ -112,12 +116,12 @@ static void test_arena() {
 
 static void test_dtype() {
   CHECK(bf16_to_f32(f32_to_bf16(1.0f)) == 1.0f);
-  CHECK(f32_to_bf16(1.0f + std::ldexp(1.0f, -8)) == 0x3f80);          // tie to even (down)
-  CHECK(f32_to_bf16(1.0f + 3 * std::ldexp(1.0f, -8)) == 0x3f82);      // tie to even (up)
+  CHECK(f32_to_bf16(1.0f + std::ldexp(1.0f, -8)) == 0x3f80);      // tie to even (down)
+  CHECK(f32_to_bf16(1.0f + 3 * std::ldexp(1.0f, -8)) == 0x3f82);  // tie to even (up)
   CHECK(std::isnan(bf16_to_f32(f32_to_bf16(NAN))));
   CHECK(f16_to_f32(f32_to_f16(65504.0f)) == 65504.0f);
-  CHECK(std::isinf(f16_to_f32(f32_to_f16(65520.0f))));                 // rounds to inf
-  CHECK(f32_to_f16(std::ldexp(1.0f, -24)) == 0x0001);                  // smallest subnormal
+  CHECK(std::isinf(f16_to_f32(f32_to_f16(65520.0f))));  // rounds to inf
+  CHECK(f32_to_f16(std::ldexp(1.0f, -24)) == 0x0001);   // smallest subnormal
   CHECK(f16_to_f32(0x0001) == std::ldexp(1.0f, -24));
   CHECK(f32_to_f16(-0.0f) == 0x8000);
   bool all = true;  // every finite f16 survives f16 -> f32 -> f16

@@ -20,7 +20,8 @@
 //     (and mixed), widths 1..33 and wider, 8 and 16 bits; damaged files (truncated IDAT, bad IDAT
 //     CRC, extra data, too little data, bad filter byte, bad Adler-32, chunks between IDATs, ...)
 //     and byte flips / truncations: decode_png always agrees with the libpng path.
-// Needs no Python; CZ_TEST_VERBOSE=1 prints every check. prints "N passed, M failed" last and exits non-zero on a failure.
+// Needs no Python; CZ_TEST_VERBOSE=1 prints every check. prints "N passed, M failed" last and exits non-zero on a
+// failure.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -115,9 +116,8 @@ Outcome attempt(F&& f) {
 }
 
 Outcome decode_kind(const std::string& kind, const std::vector<uint8_t>& b, const img::DecodeOptions& o = {}) {
-  return attempt([&] {
-    return kind == "png" ? img::decode_png(b.data(), b.size(), o) : img::decode_jpeg(b.data(), b.size(), o);
-  });
+  return attempt(
+      [&] { return kind == "png" ? img::decode_png(b.data(), b.size(), o) : img::decode_jpeg(b.data(), b.size(), o); });
 }
 
 // First differing pixel, or "" when equal.
@@ -231,8 +231,8 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 void check_survives(const std::string& kind, const std::vector<uint8_t>& b, const std::string& what) {
   const Outcome r = decode_kind(kind, b);
   if (r.ok)
-    check(r.image.width > 0 && r.image.height > 0 &&
-              r.image.data.size() == size_t(r.image.width) * r.image.height, what + ": image of consistent size");
+    check(r.image.width > 0 && r.image.height > 0 && r.image.data.size() == size_t(r.image.width) * r.image.height,
+          what + ": image of consistent size");
   else
     check(!r.other_exception && !r.msg.empty(), what + ": carzero::Error with a message (got: " + r.msg + ")");
 }
@@ -255,8 +255,8 @@ void test_index() {
 
     // detect_format by magic bytes (error cases included: truncated files keep their magic)
     const img::Format f = img::detect_format(bytes.data(), bytes.size());
-    const img::Format want_f = kind == "png" ? img::Format::png
-                               : kind == "jpeg" ? img::Format::jpeg
+    const img::Format want_f = kind == "png"     ? img::Format::png
+                               : kind == "jpeg"  ? img::Format::jpeg
                                : kind == "dicom" ? img::Format::dicom
                                                  : img::Format::unknown;
     check(f == want_f, name + ": detect_format " + img::format_name(f) + ", expected " + img::format_name(want_f));
@@ -267,8 +267,7 @@ void test_index() {
       check(!d.ok && !d.other_exception && !d.msg.empty(), name + ": decode() refuses (" + d.msg + ")");
       for (const char* k : {"png", "jpeg"}) {
         const Outcome r = decode_kind(k, bytes);
-        check(!r.ok && !r.other_exception && !r.msg.empty(),
-              name + ": decode_" + k + " refuses (" + r.msg + ")");
+        check(!r.ok && !r.other_exception && !r.msg.empty(), name + ": decode_" + k + " refuses (" + r.msg + ")");
       }
       continue;
     }
@@ -354,7 +353,8 @@ void test_limits() {
     check(ms < 100, carzero::strfmt("JPEG 60000 x 60000 refused at once (%.2f ms)", ms));
     // outside what we decode: CZ_ERR_UNSUPPORTED (CMYK as src/image/jpeg.ts; 12-bit: libjpeg's 8-bit build)
     const Outcome cmyk = decode_kind("jpeg", jpeg_sof(64, 64, 4));
-    check(!cmyk.ok && cmyk.code == CZ_ERR_UNSUPPORTED, "4-component (CMYK) JPEG refused as unsupported (" + cmyk.msg + ")");
+    check(!cmyk.ok && cmyk.code == CZ_ERR_UNSUPPORTED,
+          "4-component (CMYK) JPEG refused as unsupported (" + cmyk.msg + ")");
     const Outcome p12 = decode_kind("jpeg", jpeg_sof(64, 64, 1, 12));
     check(!p12.ok && p12.code == CZ_ERR_UNSUPPORTED, "12-bit JPEG refused as unsupported (" + p12.msg + ")");
     const auto b = read_file(fixture("image/src/exif6.jpg"));  // 130 x 90 stored, 90 x 130 shown
@@ -373,10 +373,10 @@ void test_png_exif() {
   if (!has_codec("png")) return;
   const std::vector<uint8_t> raw = {0, 1, 2, 3, 0, 4, 5, 6};  // filter byte 0 + 3 pixels, twice
   auto exif = [](uint8_t orientation, bool little) {
-    std::vector<uint8_t> t = little ? std::vector<uint8_t>{'I', 'I', 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0,
-                                                           orientation, 0, 0, 0, 0, 0, 0, 0}
-                                    : std::vector<uint8_t>{'M', 'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1,
-                                                           0, orientation, 0, 0, 0, 0, 0, 0};
+    std::vector<uint8_t> t = little ? std::vector<uint8_t>{'I', 'I', 42, 0, 8, 0,           0, 0, 1, 0, 0x12, 0x01, 3,
+                                                           0,   1,   0,  0, 0, orientation, 0, 0, 0, 0, 0,    0,    0}
+                                    : std::vector<uint8_t>{'M', 'M', 0, 42, 0, 0, 0,           8, 0, 1, 0x01, 0x12, 0,
+                                                           3,   0,   0, 0,  1, 0, orientation, 0, 0, 0, 0,    0,    0};
     std::vector<uint8_t> c;
     png_chunk(c, "eXIf", t);
     return c;
@@ -463,12 +463,16 @@ void test_damage() {
       for (size_t n = 0; n + 16 < b.size(); n += b.size() / 200 + 1) {  // up to the last 16 bytes
         std::vector<uint8_t> t(b.begin(), b.begin() + n);
         const Outcome r = decode_kind("jpeg", t);
-        if (r.ok) ++images;
-        else if (!r.other_exception && !r.msg.empty()) ++errors;
-        else check(false, carzero::strfmt("%s cut at %zu: %s", f, n, r.msg.c_str()));
+        if (r.ok)
+          ++images;
+        else if (!r.other_exception && !r.msg.empty())
+          ++errors;
+        else
+          check(false, carzero::strfmt("%s cut at %zu: %s", f, n, r.msg.c_str()));
       }
       // a baseline file cut inside its scan has no complete scan: always an error
-      if (std::strstr(f, "grey.jpg")) check(images == 0, carzero::strfmt("%s: every truncation refused (%d decoded)", f, images));
+      if (std::strstr(f, "grey.jpg"))
+        check(images == 0, carzero::strfmt("%s: every truncation refused (%d decoded)", f, images));
       check(errors > 0, carzero::strfmt("%s truncations: %d errors, %d images", f, errors, images));
     }
     const auto b = read_file(fixture("image/src/colour420.jpg"));
@@ -485,9 +489,14 @@ void test_damage() {
 // single-threaded results.
 void test_threads() {
   if (!has_codec("png") || !has_codec("jpeg")) return;
-  const char* files[] = {"image/src/rgb-gama.png", "image/src/grey16-portrait.png", "image/src/palette4.png",
-                         "image/src/colour420.jpg", "image/src/colour444-progressive.jpg", "image/src/exif6.jpg",
-                         "image/src/truncated.png", "image/src/truncated.jpg"};
+  const char* files[] = {"image/src/rgb-gama.png",
+                         "image/src/grey16-portrait.png",
+                         "image/src/palette4.png",
+                         "image/src/colour420.jpg",
+                         "image/src/colour444-progressive.jpg",
+                         "image/src/exif6.jpg",
+                         "image/src/truncated.png",
+                         "image/src/truncated.jpg"};
   std::vector<std::vector<uint8_t>> bytes;
   std::vector<Outcome> want;
   for (const char* f : files) {
@@ -610,8 +619,9 @@ bool same_outcome(const Outcome& a, const Outcome& b) {
 // whether the fast path took it; expect_fast: 1 must take, 0 must not, -1 either.
 bool check_paths(const std::vector<uint8_t>& b, const std::string& what, int expect_fast, bool quiet = false) {
   const Outcome d = png_path(b, 0), l = png_path(b, 1), f = png_path(b, 2);
-  const bool agree = same_outcome(d, l) && (!f.ok || same_outcome(f, l)) &&
-                     (f.ok || (f.code == CZ_ERR_UNSUPPORTED || f.code == CZ_ERR_OUT_OF_MEMORY || f.code == CZ_ERR_FORMAT));
+  const bool agree =
+      same_outcome(d, l) && (!f.ok || same_outcome(f, l)) &&
+      (f.ok || (f.code == CZ_ERR_UNSUPPORTED || f.code == CZ_ERR_OUT_OF_MEMORY || f.code == CZ_ERR_FORMAT));
   const bool fast_ok = expect_fast < 0 || f.ok == (expect_fast == 1);
   if (!quiet || !agree || !fast_ok)
     check(agree && fast_ok, what + ": fast path " + (f.ok ? "taken" : "not taken") + ", decode_png " +
@@ -669,7 +679,8 @@ void test_png_fast() {
       fast += check_paths(b, "fast path: preprocess/" + file, fast_eligible(b) ? 1 : 0, true);
     }
     std::printf("fast path: %d of %d preprocess/src PNGs take it (%d eligible)\n", fast, all, eligible);
-    check(fast == eligible && fast > 0, carzero::strfmt("fast path: every eligible preprocess/src PNG takes it (%d)", fast));
+    check(fast == eligible && fast > 0,
+          carzero::strfmt("fast path: every eligible preprocess/src PNG takes it (%d)", fast));
   }
   // Generated: every filter type forced, and mixed; widths 1..33 and wider; 8 and 16 bits;
   // random bytes and a 4-level image (many Paeth ties).
@@ -700,13 +711,15 @@ void test_png_fast() {
             if (!ok) {
               ++bad;
               if (bad <= 5)
-                check(false, carzero::strfmt("fast path: %d-bit, width %u, filter %d, %d levels: %s", depth, w, f, levels,
-                                             fo.ok ? (lo.ok ? compare(fo.image, lo.image).c_str() : lo.msg.c_str())
-                                                   : fo.msg.c_str()));
+                check(false,
+                      carzero::strfmt(
+                          "fast path: %d-bit, width %u, filter %d, %d levels: %s", depth, w, f, levels,
+                          fo.ok ? (lo.ok ? compare(fo.image, lo.image).c_str() : lo.msg.c_str()) : fo.msg.c_str()));
             }
           }
     check(bad == 0, carzero::strfmt("fast path: %d generated files (filters 0-4 and mixed, widths 1..33, 63-65, 257, "
-                                    "8/16-bit) equal libpng and the source pixels (%d differ)", cases, bad));
+                                    "8/16-bit) equal libpng and the source pixels (%d differ)",
+                                    cases, bad));
   }
   // Damaged and unusual files, built around a 16-bit 40 x 30 and an 8-bit 37 x 9 image.
   for (int depth : {16, 8}) {
@@ -760,11 +773,12 @@ void test_png_fast() {
       auto z = zs;
       z.insert(z.end(), {1, 2, 3, 4});
       check_paths(png_grey(w, h, depth, z), tag + "4 bytes after the zlib stream", 0);
-      check_paths(png_grey(w, h, depth, zs, {}, [&] {
-                    std::vector<uint8_t> c;
-                    png_chunk(c, "IDAT", {0, 0, 0});
-                    return c;
-                  }()),
+      check_paths(png_grey(w, h, depth, zs, {},
+                           [&] {
+                             std::vector<uint8_t> c;
+                             png_chunk(c, "IDAT", {0, 0, 0});
+                             return c;
+                           }()),
                   tag + "an extra IDAT after the stream (split by nothing)", -1);
     }
     {
@@ -834,10 +848,12 @@ void test_png_fast() {
         for (int bit = 0; bit < 8; ++bit) {
           auto z = zs;
           z[i] ^= uint8_t(1 << bit);
-          taken += check_paths(png_grey(w, h, depth, z), tag + carzero::strfmt("zlib byte %zu bit %d flipped", i, bit), -1, true);
+          taken += check_paths(png_grey(w, h, depth, z), tag + carzero::strfmt("zlib byte %zu bit %d flipped", i, bit),
+                               -1, true);
           ++n;
         }
-      check(true, tag + carzero::strfmt("%d zlib-stream bit flips agree with libpng (%d taken by the fast path)", n, taken));
+      check(true,
+            tag + carzero::strfmt("%d zlib-stream bit flips agree with libpng (%d taken by the fast path)", n, taken));
     }
     // Every truncation point and byte flips: decode_png agrees with libpng.
     {
@@ -864,7 +880,8 @@ void test_png_fast() {
   // The limits still apply before any allocation.
   {
     const Outcome r = png_path(png_grey(30000, 30000, 16, zlib_stored({0, 0})), 0);
-    check(!r.ok && r.code == CZ_ERR_OUT_OF_MEMORY, "fast path: 16-bit 30000 x 30000 refused by the limits (" + r.msg + ")");
+    check(!r.ok && r.code == CZ_ERR_OUT_OF_MEMORY,
+          "fast path: 16-bit 30000 x 30000 refused by the limits (" + r.msg + ")");
   }
 }
 
@@ -878,7 +895,8 @@ int main() {
   // Without a codec its decoder must refuse with CZ_ERR_UNSUPPORTED.
   for (const char* k : {"png", "jpeg"}) {
     if (has_codec(k)) continue;
-    const auto b = read_file(fixture(std::string("image/src/") + (k == std::string("png") ? "grey8-512.png" : "grey.jpg")));
+    const auto b =
+        read_file(fixture(std::string("image/src/") + (k == std::string("png") ? "grey8-512.png" : "grey.jpg")));
     check(decode_kind(k, b).code == CZ_ERR_UNSUPPORTED, std::string(k) + ": CZ_ERR_UNSUPPORTED without the codec");
   }
   try {

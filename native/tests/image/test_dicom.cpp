@@ -77,7 +77,8 @@ void expect_error(const std::string& name, const std::vector<uint8_t>& buf, cons
                   const std::string& part, const DecodeOptions& o = {}) {
   try {
     Gray8 g = decode_dicom(buf.data(), buf.size(), o);
-    check(false, name + ": decoded (" + std::to_string(g.width) + "x" + std::to_string(g.height) + "), expected " + code);
+    check(false,
+          name + ": decoded (" + std::to_string(g.width) + "x" + std::to_string(g.height) + "), expected " + code);
   } catch (const Error& e) {
     const bool ok = code == code_name(e.code()) && std::strstr(e.what(), part.c_str()) != nullptr;
     check(ok, name + ": got " + code_name(e.code()) + " \"" + e.what() + "\", expected " + code + " containing \"" +
@@ -140,9 +141,9 @@ void run_case(const json::Value& c) {
       o.frame = k;
       const DicomRaw r = dicom_decode_raw(buf.data(), buf.size(), o);
       const std::string fk = name + " frame " + std::to_string(k);
-      bool ok = r.rows == rows && r.cols == cols && r.frames == frames && r.ts == ts &&
-                r.bits_stored == bits_stored && r.pixel_rep == int(int_of(c, "pixel_rep")) &&
-                r.photometric == str_of(c, "photometric") && r.values.size() == n;
+      bool ok = r.rows == rows && r.cols == cols && r.frames == frames && r.ts == ts && r.bits_stored == bits_stored &&
+                r.pixel_rep == int(int_of(c, "pixel_rep")) && r.photometric == str_of(c, "photometric") &&
+                r.values.size() == n;
       check(ok, fk + ": header fields");
       if (!ok) {
         all_ok = false;
@@ -152,9 +153,12 @@ void run_case(const json::Value& c) {
       for (size_t i = 0; i < n; i++) {
         const size_t j = size_t(k) * n + i;
         int32_t e;
-        if (dtype == "u8") e = raw[j];
-        else if (dtype == "u16") e = int32_t(raw[2 * j] | raw[2 * j + 1] << 8);
-        else e = int16_t(uint16_t(raw[2 * j] | raw[2 * j + 1] << 8));
+        if (dtype == "u8")
+          e = raw[j];
+        else if (dtype == "u16")
+          e = int32_t(raw[2 * j] | raw[2 * j + 1] << 8);
+        else
+          e = int16_t(uint16_t(raw[2 * j] | raw[2 * j + 1] << 8));
         if (r.values[i] != e) {
           if (!bad) first_bad = i;
           bad++;
@@ -253,7 +257,8 @@ int main() {
   if (has_syntax("1.2.840.10008.1.2.4.50"))
     expect_error("image/dicom-jpeg", slurp(kImageDir + "src/dicom-jpeg.dcm"), "CZ_ERR_FORMAT", "");
   else
-    expect_error("image/dicom-jpeg", slurp(kImageDir + "src/dicom-jpeg.dcm"), "CZ_ERR_UNSUPPORTED", "1.2.840.10008.1.2.4.50");
+    expect_error("image/dicom-jpeg", slurp(kImageDir + "src/dicom-jpeg.dcm"), "CZ_ERR_UNSUPPORTED",
+                 "1.2.840.10008.1.2.4.50");
   expect_error("image/truncated", slurp(kImageDir + "src/truncated.dcm"), "CZ_ERR_FORMAT", "truncated");
   {  // big endian is read natively now: same output as its little-endian twin's rule
     const std::vector<uint8_t> be = slurp(kImageDir + "src/dicom-bigendian.dcm");

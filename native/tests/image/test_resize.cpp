@@ -96,7 +96,6 @@ void test_small_fixture() {
   std::printf("resize.bin: %d cases, %d mismatched\n", cases, bad);
 }
 
-
 struct LargeCase {
   int w, h, dw, dh;
   uint32_t seed;
@@ -189,8 +188,8 @@ void test_pad_layout() {
       const PadLayout l = pad_layout(w, h, 256);
       if (l.width != rw || l.height != rh || l.left != left || l.top != top) {
         if (bad++ < 5)
-          std::printf("  pad_layout(%d, %d) = %dx%d at (%d, %d), want %dx%d at (%d, %d)\n", w, h,
-                      l.width, l.height, l.left, l.top, rw, rh, left, top);
+          std::printf("  pad_layout(%d, %d) = %dx%d at (%d, %d), want %dx%d at (%d, %d)\n", w, h, l.width, l.height,
+                      l.left, l.top, rw, rh, left, top);
       }
     }
   }
@@ -318,19 +317,23 @@ void test_errors() {
   };
   std::vector<uint8_t> pd(256 * 256);
   std::vector<float> cr(224 * 224);
-  expect_throw("65535x40 resizes to 256x0", [&] { preprocess(image(65535, 40), {}, pd.data(), cr.data()); },
-               "a 65535x40 image resizes to 256x0");
-  expect_throw("1x300 resizes to 0x256", [&] { preprocess(image(1, 300), {}, pd.data(), cr.data()); },
-               "resizes to 0x256");
+  expect_throw(
+      "65535x40 resizes to 256x0", [&] { preprocess(image(65535, 40), {}, pd.data(), cr.data()); },
+      "a 65535x40 image resizes to 256x0");
+  expect_throw(
+      "1x300 resizes to 0x256", [&] { preprocess(image(1, 300), {}, pd.data(), cr.data()); }, "resizes to 0x256");
   PreprocessOptions o;
   o.resize = 0;
-  expect_throw("resize 0", [&] { preprocess(image(10, 10), o, nullptr, nullptr); }, "resize");
+  expect_throw(
+      "resize 0", [&] { preprocess(image(10, 10), o, nullptr, nullptr); }, "resize");
   o = {};
   o.crop = 0;
-  expect_throw("crop 0", [&] { preprocess(image(10, 10), o, nullptr, nullptr); }, "crop");
+  expect_throw(
+      "crop 0", [&] { preprocess(image(10, 10), o, nullptr, nullptr); }, "crop");
   o = {};
   o.crop = 257;
-  expect_throw("crop > resize", [&] { preprocess(image(10, 10), o, nullptr, nullptr); }, "crop");
+  expect_throw(
+      "crop > resize", [&] { preprocess(image(10, 10), o, nullptr, nullptr); }, "crop");
   Gray8 empty;
   empty.width = 10;
   empty.height = 10;
@@ -356,7 +359,6 @@ void test_errors() {
   }
   check(ok && pd[0] == 100 && pd[256 * 256 - 1] == 100, "1x1 image enlarges to a full square");
 }
-
 
 // Runs this executable again with CARZERO_CPU=generic, so the scalar fallback of the kernels
 // (chosen once per process) is tested too; echoes its output and adds its counts.
@@ -387,9 +389,8 @@ void run_generic_child(const char* self) {
 int main(int argc, char** argv) {
   (void)argc;
   const std::pair<const char*, void (*)()> tests[] = {
-      {"small fixture", test_small_fixture}, {"large fixture", test_large_fixture},
-      {"pad_layout", test_pad_layout},       {"placement", test_placement},
-      {"normalise", test_normalise},         {"errors", test_errors},
+      {"small fixture", test_small_fixture}, {"large fixture", test_large_fixture}, {"pad_layout", test_pad_layout},
+      {"placement", test_placement},         {"normalise", test_normalise},         {"errors", test_errors},
   };
   const char* isa = std::getenv("CARZERO_CPU");
   std::printf("kernels: %s\n", isa ? isa : "default (CPUID)");

@@ -47,8 +47,8 @@ std::string slurp(const std::string& p) {
 template <typename T>
 std::vector<T> read_bin(const std::string& p, size_t n) {
   std::string s = slurp(p);
-  CZ_REQUIRE(s.size() == n * sizeof(T), CZ_ERR_FORMAT, "%s: %zu bytes, expected %zu", p.c_str(),
-             s.size(), n * sizeof(T));
+  CZ_REQUIRE(s.size() == n * sizeof(T), CZ_ERR_FORMAT, "%s: %zu bytes, expected %zu", p.c_str(), s.size(),
+             n * sizeof(T));
   std::vector<T> v(n);
   std::memcpy(v.data(), s.data(), s.size());
   return v;
@@ -57,13 +57,11 @@ std::vector<T> read_bin(const std::string& p, size_t n) {
 struct Checker {
   int* checks;
   int* failures;
-  void compare(const std::string& what, const Tensor& got, const std::vector<float>& ref,
-               double atol, double rtol) {
+  void compare(const std::string& what, const Tensor& got, const std::vector<float>& ref, double atol, double rtol) {
     ++*checks;
     if (static_cast<size_t>(got.numel()) != ref.size()) {
       ++*failures;
-      std::printf("  FAIL %s: %lld values, reference has %zu\n", what.c_str(),
-                  (long long)got.numel(), ref.size());
+      std::printf("  FAIL %s: %lld values, reference has %zu\n", what.c_str(), (long long)got.numel(), ref.size());
       return;
     }
     const float* g = got.ptr<float>();
@@ -82,9 +80,8 @@ struct Checker {
     max_rel = max_err / (max_ref > 0 ? max_ref : 1);
     const bool ok = worst <= 1.0;
     if (!ok) ++*failures;
-    std::printf("  %s %-34s max|err|=%.3g max|err|/max|ref|=%.3g worst=%.3f%s\n",
-                ok ? "ok  " : "FAIL", what.c_str(), max_err, max_rel, worst,
-                ok ? "" : strfmt(" at %zu (got %g ref %g)", wi, g[wi], ref[wi]).c_str());
+    std::printf("  %s %-34s max|err|=%.3g max|err|/max|ref|=%.3g worst=%.3f%s\n", ok ? "ok  " : "FAIL", what.c_str(),
+                max_err, max_rel, worst, ok ? "" : strfmt(" at %zu (got %g ref %g)", wi, g[wi], ref[wi]).c_str());
   }
 };
 
@@ -97,9 +94,8 @@ Tensor host(DType dt, std::vector<int64_t> shape, const void* data) {
 void run_one(const std::shared_ptr<Context>& ctx, const std::string& fx, const std::string& model_dir,
              const std::string& outputs, Precision prec, Checker& ck) {
   const json::Value idx = json::parse(slurp(fx + "/" + outputs + "/index.json"), outputs + "/index.json");
-  const int64_t B = idx.find("B")->as_int64("B"), Q = idx.find("Q")->as_int64("Q"),
-                P = idx.find("P")->as_int64("P"), L = idx.find("L")->as_int64("L"),
-                C = idx.find("C")->as_int64("C");
+  const int64_t B = idx.find("B")->as_int64("B"), Q = idx.find("Q")->as_int64("Q"), P = idx.find("P")->as_int64("P"),
+                L = idx.find("L")->as_int64("L"), C = idx.find("C")->as_int64("C");
   LoadOptions opts;
   opts.precision = prec;
   auto model = CarzeroModel::load(ctx, model_dir, opts);
@@ -131,8 +127,7 @@ void run_one(const std::shared_ptr<Context>& ctx, const std::string& fx, const s
   const std::string tag = std::string("[") + outputs + " " + precision_name(prec) + "] ";
   ImageEmbeddings ie = model->embed_images(host(DType::F32, {B, 3, side, side}, rgb.data()));
   ImageEmbeddings ie1 = model->embed_images(host(DType::F32, {B, 1, side, side}, grey.data()));
-  TextEmbeddings te = model->embed_texts(host(DType::I32, {Q, L}, ids.data()),
-                                         host(DType::U8, {Q, L}, mask.data()),
+  TextEmbeddings te = model->embed_texts(host(DType::I32, {Q, L}, ids.data()), host(DType::U8, {Q, L}, mask.data()),
                                          host(DType::U8, {Q, L}, kinds.data()));
   ScoreResult sr = model->score(ie.global, ie.local, te.sentence, te.words, true);
   (void)P;
@@ -144,10 +139,14 @@ void run_one(const std::shared_ptr<Context>& ctx, const std::string& fx, const s
     double frac;  // bf16: atol = frac * max|ref|
   };
   const Item items[] = {
-      {"img_global", &ie.global, 1e-5, 0.02},   {"img_local", &ie.local, 1e-5, 0.02},
-      {"txt_sentence", &te.sentence, 1e-5, 0.02}, {"txt_words", &te.words, 1e-5, 0.02},
-      {"i2t", &sr.i2t, 1e-5, 0.1},             {"t2i", &sr.t2i, 1e-5, 0.1},
-      {"score", &sr.score, 1e-5, 0.1},         {"attention", &sr.attention, 1e-7, 0.1},
+      {"img_global", &ie.global, 1e-5, 0.02},
+      {"img_local", &ie.local, 1e-5, 0.02},
+      {"txt_sentence", &te.sentence, 1e-5, 0.02},
+      {"txt_words", &te.words, 1e-5, 0.02},
+      {"i2t", &sr.i2t, 1e-5, 0.1},
+      {"t2i", &sr.t2i, 1e-5, 0.1},
+      {"score", &sr.score, 1e-5, 0.1},
+      {"attention", &sr.attention, 1e-7, 0.1},
       {"img_global", &ie1.global, 1e-5, 0.02},
   };
   for (const Item& it : items) {
@@ -180,8 +179,8 @@ int fixture_tests(const std::shared_ptr<Context>& ctx, int* checks, int* failure
     const char* env = std::getenv(c.env);
     const std::string dir = env && *env ? std::string(env) : fx + c.dflt;
     if (!exists(dir + "/model.safetensors") || !exists(fx + "/" + c.outputs + "/index.json")) {
-      std::printf("fixtures: no converted model at %s (set %s; `carzero convert`), %s skipped\n",
-                  dir.c_str(), c.env, c.outputs);
+      std::printf("fixtures: no converted model at %s (set %s; `carzero convert`), %s skipped\n", dir.c_str(), c.env,
+                  c.outputs);
       continue;
     }
     std::printf("fixtures: %s vs %s/%s\n", dir.c_str(), fx.c_str(), c.outputs);

@@ -26,15 +26,15 @@ using namespace carzero::model;
 
 static int g_failures = 0, g_checks = 0;
 
-#define EXPECT(cond, ...)                                     \
-  do {                                                        \
-    ++g_checks;                                               \
-    if (!(cond)) {                                            \
-      ++g_failures;                                           \
-      std::printf("  FAIL %s:%d: ", __FILE__, __LINE__);      \
-      std::printf(__VA_ARGS__);                               \
-      std::printf("\n");                                      \
-    }                                                         \
+#define EXPECT(cond, ...)                                \
+  do {                                                   \
+    ++g_checks;                                          \
+    if (!(cond)) {                                       \
+      ++g_failures;                                      \
+      std::printf("  FAIL %s:%d: ", __FILE__, __LINE__); \
+      std::printf(__VA_ARGS__);                          \
+      std::printf("\n");                                 \
+    }                                                    \
   } while (0)
 
 // Expects fn to throw carzero::Error with `code` and a message containing every needle.
@@ -57,8 +57,7 @@ static void expect_error(const char* what, cz_status code, std::vector<std::stri
 }
 
 // |got - ref| <= atol + rtol * |ref| elementwise; reports the worst element.
-static void compare(const char* what, const float* got, const std::vector<double>& ref,
-                    double atol, double rtol) {
+static void compare(const char* what, const float* got, const std::vector<double>& ref, double atol, double rtol) {
   ++g_checks;
   double worst = 0, max_ref = 0, max_err = 0;
   size_t wi = 0;
@@ -74,8 +73,8 @@ static void compare(const char* what, const float* got, const std::vector<double
   }
   const bool ok = worst <= 1.0;
   if (!ok) ++g_failures;
-  std::printf("  %s %-44s n=%-6zu max|err|=%.3g max|ref|=%.3g worst ratio=%.3f%s\n",
-              ok ? "ok  " : "FAIL", what, ref.size(), max_err, max_ref, worst,
+  std::printf("  %s %-44s n=%-6zu max|err|=%.3g max|ref|=%.3g worst ratio=%.3f%s\n", ok ? "ok  " : "FAIL", what,
+              ref.size(), max_err, max_ref, worst,
               ok ? "" : strfmt(" at %zu (got %g ref %g)", wi, got[wi], ref[wi]).c_str());
 }
 
@@ -108,8 +107,8 @@ static void test_json() {
   EXPECT(a && a->arr.size() == 6 && a->arr[1].num == 2500 && a->arr[5].str == "x\xc3\xa9\n", "array");
   EXPECT(json::parse("18446744073709551615", "t").is_number(), "big");
   EXPECT(json::parse("9007199254740993", "t").as_int64("x") == 9007199254740993LL, "exact int64");
-  for (const char* bad : {"{\"a\":1,}", "[1,]", "{\"a\":1,\"a\":2}", "// c\n{}", "NaN", "{} x",
-                          "\"\\x\"", "01", "[1 2]", "{\"a\"}", "\"abc", "-", "1.", "\"\x01\""}) {
+  for (const char* bad : {"{\"a\":1,}", "[1,]", "{\"a\":1,\"a\":2}", "// c\n{}", "NaN", "{} x", "\"\\x\"", "01",
+                          "[1 2]", "{\"a\"}", "\"abc", "-", "1.", "\"\x01\""}) {
     expect_error(bad, CZ_ERR_FORMAT, {"src.json"}, [&] { json::parse(bad, "src.json"); });
   }
 }
@@ -134,8 +133,7 @@ static void test_safetensors_and_errors(const std::shared_ptr<Context>& ctx, con
     auto f = SafeTensorsFile::open(dir + "/model.safetensors");
     const TensorView* v = f->find("fusion_module.mlp_head.0.weight");
     EXPECT(v && v->dtype == DType::F32 && v->shape == std::vector<int64_t>({24, 32}), "view");
-    EXPECT(v && std::memcmp(v->data, w["fusion_module.mlp_head.0.weight"].data(), v->nbytes) == 0,
-           "data");
+    EXPECT(v && std::memcmp(v->data, w["fusion_module.mlp_head.0.weight"].data(), v->nbytes) == 0, "data");
     EXPECT(f->metadata().at("format") == "pt", "metadata");
     EXPECT(f->names().size() == w.order.size(), "names");
   }
@@ -232,8 +230,7 @@ static void test_safetensors_and_errors(const std::shared_ptr<Context>& ctx, con
       std::vector<int32_t> z(32 * 32, 0);
       s.add(victim, DType::I32, {32, 32}, z.data());
     });
-    expect_error("wrong dtype", CZ_ERR_FORMAT, {victim, "dtype I32"},
-                 [&] { CarzeroModel::load(ctx, d2, {}); });
+    expect_error("wrong dtype", CZ_ERR_FORMAT, {victim, "dtype I32"}, [&] { CarzeroModel::load(ctx, d2, {}); });
     // bf16 / f16 sources are widened.
     write_model(d2, d, w, tiny::config_json(d), [&](MemorySource& s) {
       std::vector<uint16_t> z(32 * 32);
@@ -253,8 +250,7 @@ static void test_safetensors_and_errors(const std::shared_ptr<Context>& ctx, con
     expect_error("config type", CZ_ERR_FORMAT, {"vision.depth", "config.json"},
                  [&] { CarzeroModel::load(ctx, d2, {}); });
     write_model(d2, d, w, "{\"format\":\"carzero-model\",\"format_version\":1,\"vision\":{\"depth\":12,\"heads\":4}}");
-    expect_error("config disagrees", CZ_ERR_FORMAT, {"vision.depth", "12"},
-                 [&] { CarzeroModel::load(ctx, d2, {}); });
+    expect_error("config disagrees", CZ_ERR_FORMAT, {"vision.depth", "12"}, [&] { CarzeroModel::load(ctx, d2, {}); });
     write_model(d2, d, w, "{\"format\":\"carzero-model\",\"format_version\":1,\"vision\":{\"heads\":5}}");
     expect_error("heads", CZ_ERR_FORMAT, {"vision.heads"}, [&] { CarzeroModel::load(ctx, d2, {}); });
     write_model(d2, d, w, "{\"format\":\"carzero-model\",\"format_version\":1,\"text\":{\"wdith\":3}}");
@@ -289,11 +285,11 @@ static Inputs make_inputs(const tiny::Dims& d) {
     }
   // Hand-made texts: kinds 0 word start, 1 ##, 2 [SEP], 3 after.
   const std::vector<std::vector<uint8_t>> kinds = {
-      {0, 0, 0, 0, 2},                          // [CLS] a b c [SEP]
-      {0, 0, 1, 1, 0, 1, 0, 2},                 // ## runs
-      {0, 1, 0, 1, 1, 0, 0, 0, 1, 0, 0, 2},     // full length, [SEP] last
-      {0, 2},                                   // empty text: [CLS] [SEP]
-      {0, 0, 1, 2},                             // word + ## right before [SEP]
+      {0, 0, 0, 0, 2},                       // [CLS] a b c [SEP]
+      {0, 0, 1, 1, 0, 1, 0, 2},              // ## runs
+      {0, 1, 0, 1, 1, 0, 0, 0, 1, 0, 0, 2},  // full length, [SEP] last
+      {0, 2},                                // empty text: [CLS] [SEP]
+      {0, 0, 1, 2},                          // word + ## right before [SEP]
   };
   in.ids.assign(static_cast<size_t>(in.Q * in.L), 0);
   in.mask.assign(in.ids.size(), 0);
@@ -312,8 +308,8 @@ struct Embeds {
   TextEmbeddings txt;
 };
 
-static void test_graphs(const std::shared_ptr<Context>& ctx, const tiny::Dims& d,
-                        const tiny::Weights& w, Precision prec) {
+static void test_graphs(const std::shared_ptr<Context>& ctx, const tiny::Dims& d, const tiny::Weights& w,
+                        Precision prec) {
   const bool bf = prec == Precision::BF16;
   std::printf("graphs (%s)\n", precision_name(prec));
   const std::string dir = tmpdir();
@@ -344,11 +340,10 @@ static void test_graphs(const std::shared_ptr<Context>& ctx, const tiny::Dims& d
   {
     const int64_t nb = B - 2;
     std::vector<float> grey(static_cast<size_t>(nb * HW));
-    for (int64_t b = 0; b < nb; ++b)
-      std::memcpy(&grey[b * HW], &in.pixels[(2 + b) * 3 * HW], HW * 4);
+    for (int64_t b = 0; b < nb; ++b) std::memcpy(&grey[b * HW], &in.pixels[(2 + b) * 3 * HW], HW * 4);
     ImageEmbeddings g1 = model->embed_images(host_tensor(DType::F32, {nb, 1, d.img, d.img}, grey.data()));
-    compare("1-channel global == 3-channel", g1.global.ptr<float>(),
-            as_vec(ie.global.ptr<float>() + 2 * C, nb * C), bf ? 1e-2 : 1e-5, bf ? 1e-2 : 1e-5);
+    compare("1-channel global == 3-channel", g1.global.ptr<float>(), as_vec(ie.global.ptr<float>() + 2 * C, nb * C),
+            bf ? 1e-2 : 1e-5, bf ? 1e-2 : 1e-5);
     compare("1-channel local == 3-channel", g1.local.ptr<float>(),
             as_vec(ie.local.ptr<float>() + 2 * P * C, nb * P * C), bf ? 1e-2 : 1e-5, bf ? 1e-2 : 1e-5);
   }
@@ -358,8 +353,8 @@ static void test_graphs(const std::shared_ptr<Context>& ctx, const tiny::Dims& d
     o.max_images = 2;
     model->set_options(o);
     ImageEmbeddings c2 = model->embed_images(pix);
-    compare("chunked images == whole batch", c2.local.ptr<float>(),
-            as_vec(ie.local.ptr<float>(), B * P * C), 1e-6, 1e-6);
+    compare("chunked images == whole batch", c2.local.ptr<float>(), as_vec(ie.local.ptr<float>(), B * P * C), 1e-6,
+            1e-6);
     model->set_options(opts);
   }
 
@@ -388,16 +383,18 @@ static void test_graphs(const std::shared_ptr<Context>& ctx, const tiny::Dims& d
       for (int64_t j = 0; j < L; ++j) {
         double nrm = 0;
         for (int64_t c = 0; c < C; ++c) nrm += std::fabs(wq[j * C + c]);
-        if (j < n_entries[q]) nonzero = nonzero && nrm > 0;
-        else zeros = zeros && nrm == 0;
+        if (j < n_entries[q])
+          nonzero = nonzero && nrm > 0;
+        else
+          zeros = zeros && nrm == 0;
       }
-      EXPECT(zeros && nonzero, "text %lld: entries 0..%lld nonzero, the rest exactly zero",
-             (long long)q, (long long)n_entries[q] - 1);
+      EXPECT(zeros && nonzero, "text %lld: entries 0..%lld nonzero, the rest exactly zero", (long long)q,
+             (long long)n_entries[q] - 1);
       std::vector<double> mean(C, 0.0);
       for (int64_t j = 0; j < L; ++j)
         for (int64_t c = 0; c < C; ++c) mean[c] += wq[j * C + c] / double(L);
-      compare(strfmt("sentence[%lld] == sum(words)/L", (long long)q).c_str(),
-              te.sentence.ptr<float>() + q * C, mean, 1e-5, 1e-5);
+      compare(strfmt("sentence[%lld] == sum(words)/L", (long long)q).c_str(), te.sentence.ptr<float>() + q * C, mean,
+              1e-5, 1e-5);
     }
   }
   // Text chunking.
@@ -407,8 +404,8 @@ static void test_graphs(const std::shared_ptr<Context>& ctx, const tiny::Dims& d
     model->set_options(o);
     TextEmbeddings c2 = model->embed_texts(ids, mask, kinds);
     // Chunks of 2 texts also run BERT on fewer positions (the longest text of the chunk).
-    compare("chunked (trimmed) texts == whole batch", c2.words.ptr<float>(),
-            as_vec(te.words.ptr<float>(), Q * L * C), 1e-5, 1e-5);
+    compare("chunked (trimmed) texts == whole batch", c2.words.ptr<float>(), as_vec(te.words.ptr<float>(), Q * L * C),
+            1e-5, 1e-5);
     compare("chunked (trimmed) sentence == whole batch", c2.sentence.ptr<float>(),
             as_vec(te.sentence.ptr<float>(), Q * C), 1e-5, 1e-5);
     model->set_options(opts);
@@ -416,8 +413,7 @@ static void test_graphs(const std::shared_ptr<Context>& ctx, const tiny::Dims& d
 
   // Scores: the batched head against the per-pair reference on the same embeddings.
   ScoreResult sr = model->score(ie.global, ie.local, te.sentence, te.words, true);
-  EXPECT(sr.attention.defined() && sr.attention.shape() == std::vector<int64_t>({B, Q, P}),
-         "attention shape");
+  EXPECT(sr.attention.defined() && sr.attention.shape() == std::vector<int64_t>({B, Q, P}), "attention shape");
   std::vector<double> ri2t(B * Q), rt2i(Q * B), rscore(B * Q), rmap(B * Q * P, 0.0);
   for (int64_t b = 0; b < B; ++b) {
     tiny::Vec M(ie.global.ptr<float>() + b * C, ie.global.ptr<float>() + (b + 1) * C);
@@ -446,8 +442,7 @@ static void test_graphs(const std::shared_ptr<Context>& ctx, const tiny::Dims& d
   compare("i2t vs per-pair reference", sr.i2t.ptr<float>(), ri2t, hatol, hrtol);
   compare("t2i vs per-pair reference", sr.t2i.ptr<float>(), rt2i, hatol, hrtol);
   compare("score vs per-pair reference", sr.score.ptr<float>(), rscore, hatol, hrtol);
-  compare("grounding attention vs reference", sr.attention.ptr<float>(), rmap, bf ? 2e-2 : 1e-6,
-          bf ? 5e-2 : 1e-4);
+  compare("grounding attention vs reference", sr.attention.ptr<float>(), rmap, bf ? 2e-2 : 1e-6, bf ? 5e-2 : 1e-4);
   // Chunked scoring (2 images x 3 texts per chunk) == whole.
   {
     LoadOptions o = opts;
@@ -457,8 +452,8 @@ static void test_graphs(const std::shared_ptr<Context>& ctx, const tiny::Dims& d
     ScoreResult c = model->score(ie.global, ie.local, te.sentence, te.words, true);
     compare("chunked i2t == whole", c.i2t.ptr<float>(), as_vec(sr.i2t.ptr<float>(), B * Q), 1e-6, 1e-5);
     compare("chunked t2i == whole", c.t2i.ptr<float>(), as_vec(sr.t2i.ptr<float>(), B * Q), 1e-6, 1e-5);
-    compare("chunked attention == whole", c.attention.ptr<float>(),
-            as_vec(sr.attention.ptr<float>(), B * Q * P), 1e-7, 1e-5);
+    compare("chunked attention == whole", c.attention.ptr<float>(), as_vec(sr.attention.ptr<float>(), B * Q * P), 1e-7,
+            1e-5);
     model->set_options(opts);
     ScoreResult na = model->score(ie.global, ie.local, te.sentence, te.words, false);
     EXPECT(!na.attention.defined(), "no attention unless asked");
@@ -514,8 +509,8 @@ static void test_graphs(const std::shared_ptr<Context>& ctx, const tiny::Dims& d
 // Prepacked GEMM weights (CPU inference): packed on first use, reused, and bit-identical to the
 // per-call packing. The reference without panels is the same model after enable_training (fp32
 // copies of the same weights, every GEMM packing per call, its inference paths unchanged).
-static void test_prepacked(const std::shared_ptr<Context>& ctx, const tiny::Dims& d,
-                           const tiny::Weights& w, Precision prec) {
+static void test_prepacked(const std::shared_ptr<Context>& ctx, const tiny::Dims& d, const tiny::Weights& w,
+                           Precision prec) {
   std::printf("prepacked weights (%s)\n", precision_name(prec));
   const std::string dir = tmpdir();
   write_model(dir, d, w, tiny::config_json(d));
@@ -524,15 +519,13 @@ static void test_prepacked(const std::shared_ptr<Context>& ctx, const tiny::Dims
   auto model = CarzeroModel::load(ctx, dir, opts);
   const Inputs in = make_inputs(d);
   const int64_t B = in.B, Q = in.Q, L = in.L;
-  EXPECT(model->packed_weight_bytes() == 0, "nothing packed at load (%zu bytes)",
-         model->packed_weight_bytes());
+  EXPECT(model->packed_weight_bytes() == 0, "nothing packed at load (%zu bytes)", model->packed_weight_bytes());
   Tensor pix = host_tensor(DType::F32, {B, 3, d.img, d.img}, in.pixels.data());
   Tensor ids = host_tensor(DType::I32, {Q, L}, in.ids.data());
   Tensor mask = host_tensor(DType::U8, {Q, L}, in.mask.data());
   Tensor kinds = host_tensor(DType::U8, {Q, L}, in.kinds.data());
   auto same = [](const char* what, const Tensor& a, const Tensor& b) {
-    EXPECT(a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.nbytes()) == 0,
-           "%s: not bit-identical", what);
+    EXPECT(a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.nbytes()) == 0, "%s: not bit-identical", what);
   };
   ImageEmbeddings ie = model->embed_images(pix);
   const size_t vit_bytes = model->packed_weight_bytes();
@@ -540,8 +533,7 @@ static void test_prepacked(const std::shared_ptr<Context>& ctx, const tiny::Dims
   TextEmbeddings te = model->embed_texts(ids, mask, kinds);
   ScoreResult sr = model->score(ie.global, ie.local, te.sentence, te.words, false);
   const size_t all_bytes = model->packed_weight_bytes();
-  EXPECT(all_bytes > vit_bytes, "BERT and the head packed on first use (%zu > %zu bytes)",
-         all_bytes, vit_bytes);
+  EXPECT(all_bytes > vit_bytes, "BERT and the head packed on first use (%zu > %zu bytes)", all_bytes, vit_bytes);
   // Second calls reuse the panels: the same bytes, the same results.
   ImageEmbeddings ie2 = model->embed_images(pix);
   EXPECT(model->packed_weight_bytes() == all_bytes, "second call packs nothing");

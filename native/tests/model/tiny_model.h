@@ -27,8 +27,7 @@ struct Dims {
 struct Weights {
   std::map<std::string, std::pair<std::vector<int64_t>, std::vector<float>>> t;
   std::vector<std::string> order;
-  void add(const std::string& n, std::vector<int64_t> shape, std::mt19937& rng, float scale,
-           float offset = 0.0f) {
+  void add(const std::string& n, std::vector<int64_t> shape, std::mt19937& rng, float scale, float offset = 0.0f) {
     int64_t k = 1;
     for (auto s : shape) k *= s;
     std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -111,11 +110,15 @@ inline Weights make_weights(const Dims& d, uint32_t seed) {
 
 inline std::string config_json(const Dims& d) {
   return "{\"format\":\"carzero-model\",\"format_version\":1,"
-         "\"vision\":{\"image_size\":" + std::to_string(d.img) + ",\"heads\":" +
-         std::to_string(d.vheads) + ",\"eps\":1e-6},"
-         "\"text\":{\"heads\":" + std::to_string(d.theads) + ",\"last_n_layers\":" +
-         std::to_string(d.tlast) + ",\"max_length\":12,\"eps\":1e-12},"
-         "\"head\":{\"heads\":" + std::to_string(d.hheads) + ",\"eps\":1e-5},"
+         "\"vision\":{\"image_size\":" +
+         std::to_string(d.img) + ",\"heads\":" + std::to_string(d.vheads) +
+         ",\"eps\":1e-6},"
+         "\"text\":{\"heads\":" +
+         std::to_string(d.theads) + ",\"last_n_layers\":" + std::to_string(d.tlast) +
+         ",\"max_length\":12,\"eps\":1e-12},"
+         "\"head\":{\"heads\":" +
+         std::to_string(d.hheads) +
+         ",\"eps\":1e-5},"
          "\"preprocess\":{\"resize\":256,\"crop\":224,\"mean\":0.4978,\"std\":0.2449},"
          "\"source\":{\"checkpoint\":\"random\"}}";
 }
@@ -131,8 +134,8 @@ struct Ref {
     return Vec(v.begin(), v.end());
   }
   // y (rows, out) = x (rows, in) W^T + b
-  Vec linear(const Vec& x, int64_t rows, const std::string& n, int64_t out, int64_t in,
-             int64_t w_row0 = 0, const std::string& wname = "", const std::string& bname = "") const {
+  Vec linear(const Vec& x, int64_t rows, const std::string& n, int64_t out, int64_t in, int64_t w_row0 = 0,
+             const std::string& wname = "", const std::string& bname = "") const {
     const auto& W = w[wname.empty() ? n + ".weight" : wname];
     const auto& B = w[bname.empty() ? n + ".bias" : bname];
     Vec y(static_cast<size_t>(rows * out));
@@ -162,8 +165,8 @@ struct Ref {
   }
   static double gelu(double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); }
   // q (Tq, C), k/v (Tk, C); mask (Tk) or empty. probs_out (NH, Tq, Tk) optional.
-  static Vec mha(const Vec& q, const Vec& k, const Vec& v, int64_t Tq, int64_t Tk, int64_t C,
-                 int64_t NH, const std::vector<uint8_t>& mask, Vec* probs_out = nullptr) {
+  static Vec mha(const Vec& q, const Vec& k, const Vec& v, int64_t Tq, int64_t Tk, int64_t C, int64_t NH,
+                 const std::vector<uint8_t>& mask, Vec* probs_out = nullptr) {
     const int64_t HS = C / NH;
     const double sc = 1.0 / std::sqrt(static_cast<double>(HS));
     Vec o(static_cast<size_t>(Tq * C), 0.0);
@@ -216,8 +219,7 @@ struct Ref {
           for (int64_t ky = 0; ky < ps; ++ky)
             for (int64_t kx = 0; kx < ps; ++kx) {
               const int64_t src_c = cin == 1 ? 0 : ci;  // grey input: identical channels
-              s += W[((o * 3 + ci) * ps + ky) * ps + kx] *
-                   img[(src_c * d.img + py * ps + ky) * d.img + px * ps + kx];
+              s += W[((o * 3 + ci) * ps + ky) * ps + kx] * img[(src_c * d.img + py * ps + ky) * d.img + px * ps + kx];
             }
         x[(1 + p) * C + o] = s + pos[(1 + p) * C + o];
       }
@@ -226,8 +228,8 @@ struct Ref {
       const std::string b = v + "blocks." + std::to_string(l) + ".";
       Vec h = layernorm(x, T, b + "norm1", 1e-6);
       Vec qkv = linear(h, T, b + "attn.qkv", 3 * C, C);
-      Vec a = mha(cols(qkv, T, 3 * C, 0, C), cols(qkv, T, 3 * C, C, C), cols(qkv, T, 3 * C, 2 * C, C),
-                  T, T, C, d.vheads, {});
+      Vec a = mha(cols(qkv, T, 3 * C, 0, C), cols(qkv, T, 3 * C, C, C), cols(qkv, T, 3 * C, 2 * C, C), T, T, C,
+                  d.vheads, {});
       Vec pr = linear(a, T, b + "attn.proj", C, C);
       for (size_t i = 0; i < x.size(); ++i) x[i] += pr[i];
       h = layernorm(x, T, b + "norm2", 1e-6);
@@ -248,8 +250,7 @@ struct Ref {
     const auto& te = w[t + "embeddings.token_type_embeddings.weight"];
     Vec x(static_cast<size_t>(L * C));
     for (int64_t i = 0; i < L; ++i)
-      for (int64_t c = 0; c < C; ++c)
-        x[i * C + c] = static_cast<double>(we[ids[i] * C + c]) + pe[i * C + c] + te[c];
+      for (int64_t c = 0; c < C; ++c) x[i * C + c] = static_cast<double>(we[ids[i] * C + c]) + pe[i * C + c] + te[c];
     x = layernorm(x, L, t + "embeddings.LayerNorm", 1e-12);
     std::vector<uint8_t> m(mask, mask + L);
     std::vector<Vec> outs;
@@ -273,8 +274,7 @@ struct Ref {
   }
 
   // Spec 3.4 as the original writes it (per layer, bank of vectors), then summed over layers.
-  void aggregate(const std::vector<Vec>& layers, const uint8_t* kinds, int64_t L, Vec* words,
-                 Vec* sentence) const {
+  void aggregate(const std::vector<Vec>& layers, const uint8_t* kinds, int64_t L, Vec* words, Vec* sentence) const {
     const int64_t C = d.C;
     words->assign(static_cast<size_t>(L * C), 0.0);
     sentence->assign(static_cast<size_t>(C), 0.0);

@@ -108,8 +108,7 @@ void finite_differences(const std::shared_ptr<Context>& ctx, Counter& ck) {
   const int64_t HW = d.img * d.img;
   b.pixels.resize(static_cast<size_t>(b.N * 3 * HW));
   for (auto& x : b.pixels) x = nd(rng);
-  const std::vector<std::vector<uint8_t>> kinds = {
-      {0, 0, 1, 0, 0, 2}, {0, 0, 0, 1, 1, 0, 1, 2}, {0, 1, 0, 0, 2}};
+  const std::vector<std::vector<uint8_t>> kinds = {{0, 0, 1, 0, 0, 2}, {0, 0, 0, 1, 1, 0, 1, 2}, {0, 1, 0, 0, 2}};
   for (int64_t q = 0; q < b.N; ++q)
     for (int64_t t = 0; t < b.L; ++t) {
       const bool real = t < static_cast<int64_t>(kinds[q].size());
@@ -182,8 +181,8 @@ void finite_differences(const std::shared_ptr<Context>& ctx, Counter& ck) {
           p[i] = orig;
           const double f = (lp - lm) / (2.0 * static_cast<double>(h));
           // Loss noise / step ~ 1e-7 * 2 / 1e-3: an absolute floor of 3e-4.
-          const double e = std::max(0.0, std::fabs(f - an) - 3e-4) /
-                           std::max(1e-3, std::max(std::fabs(f), std::fabs(an)));
+          const double e =
+              std::max(0.0, std::fabs(f - an) - 3e-4) / std::max(1e-3, std::max(std::fabs(f), std::fabs(an)));
           if (e < err) {
             err = e;
             fd = f;
@@ -193,22 +192,22 @@ void finite_differences(const std::shared_ptr<Context>& ctx, Counter& ck) {
           const double raw = std::fabs(fd - an) / std::max(1e-3, std::max(std::fabs(fd), std::fabs(an)));
           if (raw > worst) {
             worst = raw;
-            worst_name = name + "[" + std::to_string(i) + "] fd " + std::to_string(fd) +
-                         " analytic " + std::to_string(an) + " (raw; 3e-4 absolute floor)";
+            worst_name = name + "[" + std::to_string(i) + "] fd " + std::to_string(fd) + " analytic " +
+                         std::to_string(an) + " (raw; 3e-4 absolute floor)";
           }
         }
         ++n;
         if (err > 2e-2) {
           ++bad;
-          std::printf("    fd mismatch %s[%lld]: fd %.6g analytic %.6g\n", name.c_str(),
-                      static_cast<long long>(i), fd, an);
+          std::printf("    fd mismatch %s[%lld]: fd %.6g analytic %.6g\n", name.c_str(), static_cast<long long>(i), fd,
+                      an);
         }
       }
     }
-    std::printf("  %s finite differences (dropout %s): %d coordinates of %zu parameters, loss %.6f, "
-                "worst rel err %.2e (%s)\n",
-                bad ? "FAIL" : "ok  ", dropout ? "on" : "off", n, params.size(), r0.loss, worst,
-                worst_name.c_str());
+    std::printf(
+        "  %s finite differences (dropout %s): %d coordinates of %zu parameters, loss %.6f, "
+        "worst rel err %.2e (%s)\n",
+        bad ? "FAIL" : "ok  ", dropout ? "on" : "off", n, params.size(), r0.loss, worst, worst_name.c_str());
     ck.expect(bad == 0, std::string("finite differences, dropout ") + (dropout ? "on" : "off"));
   }
   // Grey input == the same image over 3 channels (the gradient reaches the 3-channel kernel).
@@ -217,12 +216,10 @@ void finite_differences(const std::shared_ptr<Context>& ctx, Counter& ck) {
     grey.Cin = 1;
     grey.pixels.clear();
     for (int64_t i = 0; i < b.N; ++i)
-      grey.pixels.insert(grey.pixels.end(), b.pixels.begin() + i * 3 * HW,
-                         b.pixels.begin() + i * 3 * HW + HW);
+      grey.pixels.insert(grey.pixels.end(), b.pixels.begin() + i * 3 * HW, b.pixels.begin() + i * 3 * HW + HW);
     Batch rgb = b;
     for (int64_t i = 0; i < b.N; ++i)
-      for (int c = 1; c < 3; ++c)
-        std::memcpy(&rgb.pixels[(i * 3 + c) * HW], &rgb.pixels[i * 3 * HW], HW * 4);
+      for (int c = 1; c < 3; ++c) std::memcpy(&rgb.pixels[(i * 3 + c) * HW], &rgb.pixels[i * 3 * HW], HW * 4);
     model->zero_grad();
     const double l3 = model->forward_backward(rgb.inputs(false, 0, d.img)).loss;
     std::map<std::string, std::vector<float>> g3;
@@ -272,8 +269,7 @@ std::vector<T> read_bin(const std::string& p, int64_t n) {
   std::ifstream in(p, std::ios::binary);
   CZ_REQUIRE(in.good(), CZ_ERR_IO, "cannot open %s", p.c_str());
   in.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(n * sizeof(T)));
-  CZ_REQUIRE(in.gcount() == static_cast<std::streamsize>(n * sizeof(T)), CZ_ERR_IO,
-             "%s is short", p.c_str());
+  CZ_REQUIRE(in.gcount() == static_cast<std::streamsize>(n * sizeof(T)), CZ_ERR_IO, "%s is short", p.c_str());
   return v;
 }
 
@@ -282,8 +278,7 @@ void fixture_parity(const std::shared_ptr<Context>& ctx, Counter& ck) {
   const char* env = std::getenv("CZ_TINY_MODEL_DIR");
   const std::string dir = env && *env ? std::string(env) : fx + "/model";
   if (!exists(fx + "/train/grads/index.json") || !exists(dir + "/model.safetensors")) {
-    std::printf("train fixtures: no converted model at %s or no %s/train/grads, skipped\n",
-                dir.c_str(), fx.c_str());
+    std::printf("train fixtures: no converted model at %s or no %s/train/grads, skipped\n", dir.c_str(), fx.c_str());
     return;
   }
   auto model = CarzeroModel::load(ctx, dir, LoadOptions());
@@ -313,16 +308,14 @@ void fixture_parity(const std::shared_ptr<Context>& ctx, Counter& ck) {
   in.i2t_out = Tensor::empty_host(DType::F32, {N, N});
   in.t2i_out = Tensor::empty_host(DType::F32, {N, N});
   StepResult r = model->forward_backward(in);
-  const double ref_loss = loss.find("loss")->num, ref_i = loss.find("ce_i2t")->num,
-               ref_t = loss.find("ce_t2i")->num;
-  std::printf("  train fixture loss %.9f (ref %.9f), ce(I) %.9f (ref %.9f), ce(T) %.9f (ref %.9f)\n",
-              r.loss, ref_loss, r.i2t_loss, ref_i, r.t2i_loss, ref_t);
+  const double ref_loss = loss.find("loss")->num, ref_i = loss.find("ce_i2t")->num, ref_t = loss.find("ce_t2i")->num;
+  std::printf("  train fixture loss %.9f (ref %.9f), ce(I) %.9f (ref %.9f), ce(T) %.9f (ref %.9f)\n", r.loss, ref_loss,
+              r.i2t_loss, ref_i, r.t2i_loss, ref_t);
   ck.expect(std::fabs(r.loss - ref_loss) <= 1e-5 * std::fabs(ref_loss) + 1e-6 &&
                 std::fabs(r.i2t_loss - ref_i) <= 1e-5 * std::fabs(ref_i) + 1e-6 &&
                 std::fabs(r.t2i_loss - ref_t) <= 1e-5 * std::fabs(ref_t) + 1e-6,
             "train fixture loss");
-  auto cmp = [&](const std::string& what, const float* got, const std::vector<float>& ref,
-                 double rel_of_max) {
+  auto cmp = [&](const std::string& what, const float* got, const std::vector<float>& ref, double rel_of_max) {
     double mx = 0, err = 0;
     for (float x : ref) mx = std::max(mx, std::fabs(double(x)));
     int64_t worst = 0;
@@ -339,8 +332,8 @@ void fixture_parity(const std::shared_ptr<Context>& ctx, Counter& ck) {
     const bool ok = err <= rel_of_max * mx + 1e-7;
     ck.expect(ok, what);
     if (!ok || std::getenv("CZ_VERBOSE"))
-      std::printf("  %s %-70s max|err|/max|ref| = %.2e (max|ref| %.3g, at %lld)\n", ok ? "ok  " : "FAIL",
-                  what.c_str(), ratio, mx, static_cast<long long>(worst));
+      std::printf("  %s %-70s max|err|/max|ref| = %.2e (max|ref| %.3g, at %lld)\n", ok ? "ok  " : "FAIL", what.c_str(),
+                  ratio, mx, static_cast<long long>(worst));
     return mx > 1e-6 ? ratio : 0.0;  // the worst ratio is reported over non-zero gradients
   };
   cmp("i2t", in.i2t_out.ptr<float>(), read_bin<float>(fx + "/train/i2t.f32", N * N), 1e-4);
@@ -362,8 +355,8 @@ void fixture_parity(const std::shared_ptr<Context>& ctx, Counter& ck) {
     for (const auto& s : kv.second.find("shape")->arr) n *= s.as_int64("shape");
     ck.expect(n == it->second.numel(), "gradient size of " + name);
     if (n != it->second.numel()) continue;
-    const double ratio = cmp("grad " + name, it->second.ptr<float>(),
-                             read_bin<float>(fx + "/" + kv.second.find("file")->str, n), 2e-4);
+    const double ratio =
+        cmp("grad " + name, it->second.ptr<float>(), read_bin<float>(fx + "/" + kv.second.find("file")->str, n), 2e-4);
     ++compared;
     if (ratio > worst) {
       worst = ratio;
@@ -372,8 +365,8 @@ void fixture_parity(const std::shared_ptr<Context>& ctx, Counter& ck) {
     got.erase(it);
   }
   for (auto& kv : got) ck.expect(false, "gradient " + kv.first + " has no reference");
-  std::printf("  train fixture gradients: %d compared, worst max|err|/max|ref| %.2e (%s)\n", compared,
-              worst, worst_name.c_str());
+  std::printf("  train fixture gradients: %d compared, worst max|err|/max|ref| %.2e (%s)\n", compared, worst,
+              worst_name.c_str());
 }
 
 }  // namespace

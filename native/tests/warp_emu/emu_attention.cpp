@@ -1,10 +1,10 @@
 // emu_attention.cpp: the "cuda-emu" backend of test_ops. It is the CPU backend except for
 // attention with bf16 or fp16 storage, which runs the CUDA tensor-core kernels themselves
-// (native/src/cuda/attention_bf16_*.cuh, and the experiments of native/dev/cuda) on the warp emulator (warp_emu.h), chosen by the
-// same planning code as attention_bf16.cu (pick_kernel, CARZERO_ATTN_KERNEL, bwd_tc_eligible).
-// The shapes the CUDA code widens to fp32 go to the CPU kernel, which computes the same thing.
-// So the harness's float64 references check the kernels' fragment layouts, swizzles, masking,
-// barriers and cp.async waits on machines without a GPU; speed is measured only on a GPU.
+// (native/src/cuda/attention_bf16_*.cuh, and the experiments of native/dev/cuda) on the warp emulator (warp_emu.h),
+// chosen by the same planning code as attention_bf16.cu (pick_kernel, CARZERO_ATTN_KERNEL, bwd_tc_eligible). The shapes
+// the CUDA code widens to fp32 go to the CPU kernel, which computes the same thing. So the harness's float64 references
+// check the kernels' fragment layouts, swizzles, masking, barriers and cp.async waits on machines without a GPU; speed
+// is measured only on a GPU.
 #define CZ_WARP_EMU 1
 #include "cuda/attention_bf16_bwd.cuh"
 #include "cuda/attention_bf16_kernels.cuh"
@@ -98,30 +98,31 @@ void counted(const char* what, F&& f) {
   const uint64_t n = cz_emu::ldmatrix_count() - n0, extra = cz_emu::ldmatrix_extra_wavefronts() - x0;
   const cz_emu::Work& w = cz_emu::work();
   if (std::getenv("CZ_EMU_STATS"))
-    std::printf("      [%s] mma %llu, ldmatrix %llu, ex2 %llu, global read %llu bytes, bank conflicts %llu\n",
-                what, static_cast<unsigned long long>(w.mma - w0.mma), static_cast<unsigned long long>(n),
+    std::printf("      [%s] mma %llu, ldmatrix %llu, ex2 %llu, global read %llu bytes, bank conflicts %llu\n", what,
+                static_cast<unsigned long long>(w.mma - w0.mma), static_cast<unsigned long long>(n),
                 static_cast<unsigned long long>(w.ex2 - w0.ex2),
                 static_cast<unsigned long long>(w.global_read_bytes - w0.global_read_bytes),
                 static_cast<unsigned long long>(extra));
   if (extra)
     throw std::runtime_error("warp_emu: " + std::string(what) + ": " + std::to_string(extra) +
-                             " extra shared-memory wavefronts from ldmatrix bank conflicts in " +
-                             std::to_string(n) + " ldmatrix");
+                             " extra shared-memory wavefronts from ldmatrix bank conflicts in " + std::to_string(n) +
+                             " ldmatrix");
 }
 
 void emu_forward(Exec& ex, const AttnArgs& a) {
-  if (a.dtype == DType::F32 || a.B == 0 || a.NH == 0 || a.Tq == 0 ||
-      !(tc_head_size(a.HS) && !a.probs && a.Tk > 0))
+  if (a.dtype == DType::F32 || a.B == 0 || a.NH == 0 || a.Tq == 0 || !(tc_head_size(a.HS) && !a.probs && a.Tk > 0))
     return cpu_ops().attention_forward(ex, a);
   counted("forward", [&] {
-    if (a.dtype == DType::F16) emu_forward_tc<true>(a);
-    else emu_forward_tc<false>(a);
+    if (a.dtype == DType::F16)
+      emu_forward_tc<true>(a);
+    else
+      emu_forward_tc<false>(a);
   });
 }
 
 void emu_backward(Exec& ex, const AttnArgs& a, const AttnGrads& g) {
-  if (a.dtype != DType::F32 && a.B > 0 && a.NH > 0 && a.Tq > 0 && a.Tk > 0 && a.lse &&
-      g.dout && (g.dq || g.dk || g.dv) && bwd_tc_eligible(a, kEmuMaxSmem)) {
+  if (a.dtype != DType::F32 && a.B > 0 && a.NH > 0 && a.Tq > 0 && a.Tk > 0 && a.lse && g.dout &&
+      (g.dq || g.dk || g.dv) && bwd_tc_eligible(a, kEmuMaxSmem)) {
     const BwdTcParams p = make_bwd_params(a, g);
     const size_t smem = bwd_whole64_smem(a.Tq, a.Tk);
     return counted("backward", [&] {

@@ -56,8 +56,8 @@ void mma_layout_case(Ctx& c, bool f16) {
     // B: matrices (n 0-7, k 0-7), (n 0-7, k 8-15), twice
     cz_emu::ldmatrix_x4(b[0], b[1], b[2], b[3], sm + 256 + (lane & 7) * 16 + (i4 & 1) * 8, false);
     const int g = lane >> 2, t = lane & 3;
-    float d[4] = {float(init[g * 8 + 2 * t]), float(init[g * 8 + 2 * t + 1]),
-                  float(init[(g + 8) * 8 + 2 * t]), float(init[(g + 8) * 8 + 2 * t + 1])};
+    float d[4] = {float(init[g * 8 + 2 * t]), float(init[g * 8 + 2 * t + 1]), float(init[(g + 8) * 8 + 2 * t]),
+                  float(init[(g + 8) * 8 + 2 * t + 1])};
     cz_emu::mma_m16n8k16(d, a, b[0], b[1], f16);
     out[g * 8 + 2 * t] = d[0], out[g * 8 + 2 * t + 1] = d[1];
     out[(g + 8) * 8 + 2 * t] = d[2], out[(g + 8) * 8 + 2 * t + 1] = d[3];
@@ -108,8 +108,8 @@ void error_cases(Ctx& c) {
     }
   });
   c.expect(e.empty(), "cp.async case: " + e);
-  c.expect(before != 4 && after == 4, "cp.async landed before its wait (" + std::to_string(before) +
-                                          ", then " + std::to_string(after) + ")");
+  c.expect(before != 4 && after == 4,
+           "cp.async landed before its wait (" + std::to_string(before) + ", then " + std::to_string(after) + ")");
   // bank conflicts: 8 rows 128 bytes apart share one 16-byte bank group (7 extra wavefronts per
   // matrix); rows 16 bytes apart do not
   const uint64_t x0 = cz_emu::ldmatrix_extra_wavefronts();

@@ -66,8 +66,8 @@ struct Fiber {
   Dim3 tid;
   int lin = 0;  // linear thread index in the block
   bool done = false;
-  std::vector<Copy> open;                  // cp.async since the last commit
-  std::deque<std::vector<Copy>> groups;    // committed, not yet waited for
+  std::vector<Copy> open;                // cp.async since the last commit
+  std::deque<std::vector<Copy>> groups;  // committed, not yet waited for
 };
 
 struct Warp {
@@ -118,12 +118,13 @@ void yield() { to_scheduler(); }
 [[noreturn]] void fail(const std::string& msg) {
   if (g_error.empty()) {
     char where[96];
-    std::snprintf(where, sizeof where, " (block %u,%u,%u thread %d)", g_blk->idx.x, g_blk->idx.y,
-                  g_blk->idx.z, g_cur->lin);
+    std::snprintf(where, sizeof where, " (block %u,%u,%u thread %d)", g_blk->idx.x, g_blk->idx.y, g_blk->idx.z,
+                  g_cur->lin);
     g_error = msg + where;
   }
   to_scheduler();
-  for (;;) {}  // never resumed
+  for (;;) {
+  }  // never resumed
 }
 
 Warp& my_warp() { return g_blk->warps[g_cur->lin / 32]; }
@@ -132,7 +133,8 @@ int my_lane() { return g_cur->lin % 32; }
 // Arrive at the warp collective `what` and wait until all 32 lanes have arrived at it.
 void warp_arrive(const char* what) {
   Warp& w = my_warp();
-  if (w.arrived == 0) w.what = what;
+  if (w.arrived == 0)
+    w.what = what;
   else if (std::strcmp(w.what, what) != 0)
     fail(std::string("lanes of one warp at different collectives: ") + w.what + " and " + what);
   const uint64_t gen = w.gen;
@@ -163,7 +165,8 @@ void fiber_entry() {
   ++g_progress;
 #ifdef CZ_EMU_ASM_SWITCH
   to_scheduler();  // a finished fiber is never resumed (there is no frame to return to)
-  for (;;) {}
+  for (;;) {
+  }
 #endif
 }
 
@@ -172,9 +175,9 @@ void start_fiber(Fiber& f) {
 #ifdef CZ_EMU_ASM_SWITCH
   auto top = reinterpret_cast<uintptr_t>(f.stack + kStack) & ~uintptr_t{15};
   auto* w = reinterpret_cast<void**>(top);
-  *--w = nullptr;                                          // fiber_entry's "return address"
-  *--w = reinterpret_cast<void*>(&fiber_entry);            // popped by the switch's ret
-  for (int i = 0; i < 6; ++i) *--w = nullptr;              // rbp rbx r12 r13 r14 r15
+  *--w = nullptr;                                // fiber_entry's "return address"
+  *--w = reinterpret_cast<void*>(&fiber_entry);  // popped by the switch's ret
+  for (int i = 0; i < 6; ++i) *--w = nullptr;    // rbp rbx r12 r13 r14 r15
   f.sp = w;
 #else
   getcontext(&f.ctx);
@@ -222,8 +225,10 @@ float ex2(float x) {
 void cp_async16(void* dst, const void* src, bool valid, bool aligned) {
   check_smem(dst, 16, "cp.async");
   if (!aligned) {  // the kernels' element-wise path: a plain synchronous copy
-    if (valid) std::memcpy(dst, src, 16);
-    else std::memset(dst, 0, 16);
+    if (valid)
+      std::memcpy(dst, src, 16);
+    else
+      std::memset(dst, 0, 16);
     return;
   }
   if (valid && (reinterpret_cast<uintptr_t>(src) & 15) != 0) fail("cp.async: global address not 16-byte aligned");
@@ -239,8 +244,10 @@ void cp_commit() {
 void cp_wait(int pending) {
   while (static_cast<int>(g_cur->groups.size()) > pending) {
     for (const Copy& c : g_cur->groups.front()) {
-      if (c.src) std::memcpy(c.dst, c.src, 16);
-      else std::memset(c.dst, 0, 16);
+      if (c.src)
+        std::memcpy(c.dst, c.src, 16);
+      else
+        std::memset(c.dst, 0, 16);
     }
     g_cur->groups.pop_front();
   }
@@ -387,8 +394,9 @@ void launch(Dim3 grid, Dim3 block, size_t smem, const std::function<void()>& bod
           if (all_done) break;
           if (g_progress == before) {
             char buf[128];
-            std::snprintf(buf, sizeof buf, "warp_emu: deadlock in block %u,%u,%u (a barrier or collective some threads never reach)",
-                          bx, by, bz);
+            std::snprintf(buf, sizeof buf,
+                          "warp_emu: deadlock in block %u,%u,%u (a barrier or collective some threads never reach)", bx,
+                          by, bz);
             g_blk = nullptr, g_cur = nullptr;
             throw std::runtime_error(buf);
           }

@@ -52,9 +52,7 @@ inline float __bfloat162float(__nv_bfloat16 b) {
   std::memcpy(&f, &u, 4);
   return f;
 }
-inline __nv_bfloat162 __floats2bfloat162_rn(float lo, float hi) {
-  return {__float2bfloat16(lo), __float2bfloat16(hi)};
-}
+inline __nv_bfloat162 __floats2bfloat162_rn(float lo, float hi) { return {__float2bfloat16(lo), __float2bfloat16(hi)}; }
 
 // fp16 storage, converted by the library's own round-to-nearest-even routines (core/dtype.h).
 struct __half {

@@ -68,7 +68,10 @@ function sided(...words: string[]): string[] {
 }
 
 /** The prompts as one flat {key: prompt} object (keys `Class` or `Class/k`) and each class's keys. */
-export function flatPrompts(sets: Readonly<Record<string, readonly string[]>>): { prompts: Record<string, string>; keys: Record<string, string[]> } {
+export function flatPrompts(sets: Readonly<Record<string, readonly string[]>>): {
+  prompts: Record<string, string>;
+  keys: Record<string, string[]>;
+} {
   const prompts: Record<string, string> = {};
   const keys: Record<string, string[]> = {};
   for (const [c, list] of Object.entries(sets)) {
@@ -166,7 +169,8 @@ const QUICK = { train: 2048, validate: 64, test: 160, epochs: 12, batch: 16 };
 const QUICK_SIZE: Partial<ModelSize> = { image: 48, resize: 56 };
 
 function checkInt(v: unknown, name: string, min: number): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new RangeError(`carzero demo: option '${name}' must be an integer >= ${min}, got ${String(v)}`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min)
+    throw new RangeError(`carzero demo: option '${name}' must be an integer >= ${min}, got ${String(v)}`);
   return v;
 }
 
@@ -174,7 +178,8 @@ export function demoSettings(o: DemoOptions): DemoSettings {
   if (typeof o.out !== 'string' || !o.out) throw new TypeError("carzero demo: option 'out' must be a folder path");
   const d = o.quick ? QUICK : FULL;
   const device = o.device ?? 'cpu';
-  if (!['cpu', 'cuda', 'auto'].includes(device)) throw new RangeError(`carzero demo: option 'device' must be cpu, cuda or auto, got ${String(device)}`);
+  if (!['cpu', 'cuda', 'auto'].includes(device))
+    throw new RangeError(`carzero demo: option 'device' must be cpu, cuda or auto, got ${String(device)}`);
   const s: DemoSettings = {
     seed: checkInt(o.seed ?? 0, 'seed', 0),
     device,
@@ -188,9 +193,16 @@ export function demoSettings(o: DemoOptions): DemoSettings {
     phantom_size: [0, 0],
     model: { ...DEMO_MODEL_SIZE, ...(o.quick ? QUICK_SIZE : {}), ...(o.size ?? {}) },
   };
-  if (!(typeof s.lr === 'number' && s.lr > 0 && s.lr < 1)) throw new RangeError(`carzero demo: option 'lr' must be a number in (0, 1), got ${String(o.lr)}`);
-  if (s.batch_size > s.train) throw new RangeError(`carzero demo: option 'batchSize' (${s.batch_size}) is larger than the training set (${s.train})`);
-  if (s.batch_size > s.validate) throw new RangeError(`carzero demo: option 'validate' (${s.validate}) must hold at least one batch of ${s.batch_size}`);
+  if (!(typeof s.lr === 'number' && s.lr > 0 && s.lr < 1))
+    throw new RangeError(`carzero demo: option 'lr' must be a number in (0, 1), got ${String(o.lr)}`);
+  if (s.batch_size > s.train)
+    throw new RangeError(
+      `carzero demo: option 'batchSize' (${s.batch_size}) is larger than the training set (${s.train})`,
+    );
+  if (s.batch_size > s.validate)
+    throw new RangeError(
+      `carzero demo: option 'validate' (${s.validate}) must hold at least one batch of ${s.batch_size}`,
+    );
   // Phantoms rendered at about the model's padded size (the generator's minimum is 64 px).
   const lo = Math.max(64, s.model.resize);
   s.phantom_size = [lo, lo + (o.quick ? 8 : 16)];
@@ -265,7 +277,11 @@ export async function evaluateZeroShot(args: {
   const keyIndex = Object.keys(flat.prompts);
   const pEval = bar('  scoring', test.length, 'images');
   try {
-    for await (const r of model.groundingStream({ images: test.map((im) => join(evalDir, im.file)), prompts: flat.prompts, onProgress: (p) => pEval.update(p.done) })) {
+    for await (const r of model.groundingStream({
+      images: test.map((im) => join(evalDir, im.file)),
+      prompts: flat.prompts,
+      onProgress: (p) => pEval.update(p.done),
+    })) {
       if ('error' in r) throw new Error(`${r.name}: ${r.error.message}`);
       // a class's score: the largest of its prompts' scores; its map: that prompt's map
       const m = new Float32Array(C * crop * crop);
@@ -286,7 +302,11 @@ export async function evaluateZeroShot(args: {
   }
   await writeFile(join(out, 'prompts.json'), JSON.stringify(DEMO_ZERO_SHOT_PROMPTS, null, 2) + '\n'); // class -> its prompts (score: the largest)
   const scoreLines = [['Path', ...classes].join(',')];
-  test.forEach((im, i) => scoreLines.push([csvField(im.file), ...Array.from(scores.data.subarray(i * C, (i + 1) * C), (v) => v.toPrecision(7))].join(',')));
+  test.forEach((im, i) =>
+    scoreLines.push(
+      [csvField(im.file), ...Array.from(scores.data.subarray(i * C, (i + 1) * C), (v) => v.toPrecision(7))].join(','),
+    ),
+  );
   await writeFile(join(out, 'scores.csv'), scoreLines.join('\n') + '\n');
   files.push(join(out, 'prompts.json'), join(out, 'scores.csv'));
 
@@ -296,17 +316,37 @@ export async function evaluateZeroShot(args: {
   const openi = readLabels('openi', await readFile(customFile, 'utf8'), customFile);
   const cols = classes.map((c) => openi.classes.indexOf(c));
   const labels8 = new Float64Array(openi.rows * C);
-  for (let r = 0; r < openi.rows; r++) cols.forEach((j, k) => (labels8[r * C + k] = openi.labels[r * openi.classes.length + j]));
+  for (let r = 0; r < openi.rows; r++)
+    cols.forEach((j, k) => (labels8[r * C + k] = openi.labels[r * openi.classes.length + j]));
   const set = { ...openi, classes, labels: labels8 };
-  const table: ScoreTable = { classes, names: test.map((im) => im.file), scores, positions: test.map((_, i) => i), listLength: test.length, file: 'scores.csv', warnings: [] };
+  const table: ScoreTable = {
+    classes,
+    names: test.map((im) => im.file),
+    scores,
+    positions: test.map((_, i) => i),
+    listLength: test.length,
+    file: 'scores.csv',
+    warnings: [],
+  };
 
   // Pointing game: every (test image, finding) with a box; hit when the map's maximum is in it.
   const trials: PointingTrial[] = [];
-  const geometry = (im: PhantomImage) => ({ width: im.width, height: im.height, resize: model.config.preprocess.resize, crop });
+  const geometry = (im: PhantomImage) => ({
+    width: im.width,
+    height: im.height,
+    resize: model.config.preprocess.resize,
+    crop,
+  });
   test.forEach((im, i) => {
     for (const b of im.boxes) {
       const k = classes.indexOf(b.cls);
-      trials.push({ classIndex: k, map: maps[i].subarray(k * crop * crop, (k + 1) * crop * crop), mapSize: crop, boxes: [{ x1: b.box[0], y1: b.box[1], x2: b.box[2], y2: b.box[3] }], geometry: geometry(im) });
+      trials.push({
+        classIndex: k,
+        map: maps[i].subarray(k * crop * crop, (k + 1) * crop * crop),
+        mapSize: crop,
+        boxes: [{ x1: b.box[0], y1: b.box[1], x2: b.box[2], y2: b.box[3] }],
+        geometry: geometry(im),
+      });
     }
   });
   const pg = pointingGame(trials, C);
@@ -317,7 +357,11 @@ export async function evaluateZeroShot(args: {
   await writeFile(join(out, 'auroc.txt'), text);
   await writeFile(join(out, 'auroc.json'), JSON.stringify(r, null, 2) + '\n');
   const csvLines = ['class,positives,auroc,auprc,pointing_hits,pointing_trials'];
-  classes.forEach((c, j) => csvLines.push([c, r.positives[j], fmt(r.auroc[j]), fmt(r.auprc[j]), pg.perClass[j].hits, pg.perClass[j].trials].join(',')));
+  classes.forEach((c, j) =>
+    csvLines.push(
+      [c, r.positives[j], fmt(r.auroc[j]), fmt(r.auprc[j]), pg.perClass[j].hits, pg.perClass[j].trials].join(','),
+    ),
+  );
   csvLines.push(['macro', '', fmt(r.macro_auroc), fmt(r.auprc_macro), pg.hits, pg.trials].join(','));
   await writeFile(join(out, 'auroc.csv'), csvLines.join('\n') + '\n');
   files.push(join(out, 'auroc.txt'), join(out, 'auroc.json'), join(out, 'auroc.csv'));
@@ -337,7 +381,11 @@ export async function evaluateZeroShot(args: {
       count.set(b.cls, (count.get(b.cls) ?? 0) + 1);
       const k = classes.indexOf(b.cls);
       const box: BoxXY = boxToCrop(b.box, geometry(im));
-      const png = groundingOverlayPng(pixels[i], maps[i].subarray(k * crop * crop, (k + 1) * crop * crop), [box], { mean, std, zoom: 4 });
+      const png = groundingOverlayPng(pixels[i], maps[i].subarray(k * crop * crop, (k + 1) * crop * crop), [box], {
+        mean,
+        std,
+        zoom: 4,
+      });
       const f = join(ovDir, `${im.id}-${b.cls.toLowerCase()}.png`);
       await writeFile(f, png);
       files.push(f);
@@ -363,22 +411,42 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   let genDone = 0;
   const pGen = bar('  generating', nImages, 'images');
   const ph = await generatePhantomSet({
-    out: dataDir, seed: s.seed + 1, train: s.train, validate: s.validate, test: s.test,
-    size: s.phantom_size, lateral: 0.01,
+    out: dataDir,
+    seed: s.seed + 1,
+    train: s.train,
+    validate: s.validate,
+    test: s.test,
+    size: s.phantom_size,
+    lateral: 0.01,
     onImage: () => pGen.update(++genDone),
   });
   pGen.end();
   log(ph.cached ? '  found the cached set' : `  generated in ${ph.seconds.toFixed(1)} s`);
-  const csv = await findingsCsv(dataDir, ph.index.images, join(dataDir, 'train-findings.csv'), options.normalPairs ?? false);
-  log(`  training text: ${csv.kept} finding sentences of ${csv.all} report sentences, from the ${csv.reports} reports that have one (negations, fillers and "no acute process" reports left out; see README)`);
+  const csv = await findingsCsv(
+    dataDir,
+    ph.index.images,
+    join(dataDir, 'train-findings.csv'),
+    options.normalPairs ?? false,
+  );
+  log(
+    `  training text: ${csv.kept} finding sentences of ${csv.all} report sentences, from the ${csv.reports} reports that have one (negations, fillers and "no acute process" reports left out; see README)`,
+  );
   const tData = performance.now();
 
   // ---- 2. model
   for (const [c, list] of Object.entries(DEMO_ZERO_SHOT_PROMPTS))
-    for (const p of list) if (csv.trainSentences.has(cleanText(p))) throw new Error(`demo prompt for ${c} ('${p}') is a training sentence`);
+    for (const p of list)
+      if (csv.trainSentences.has(cleanText(p))) throw new Error(`demo prompt for ${c} ('${p}') is a training sentence`);
   const modelDir = join(out, 'model-init');
   await rm(modelDir, { recursive: true, force: true });
-  const m = await createDemoModel({ dir: modelDir, words: csv.words, size: s.model, seed: s.seed, posInit: options.posInit, headBias: options.headBias });
+  const m = await createDemoModel({
+    dir: modelDir,
+    words: csv.words,
+    size: s.model,
+    seed: s.seed,
+    posInit: options.posInit,
+    headBias: options.headBias,
+  });
   const mv = s.model;
   log(
     `[2/4] model from scratch: ViT ${mv.image}px/${mv.patch}px patches, width ${mv.width}, ${mv.visionDepth} layers; ` +
@@ -413,7 +481,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   };
   for (const [k, v] of Object.entries(options.trainer ?? {})) {
     const cur = (config as Record<string, unknown>)[k];
-    (config as Record<string, unknown>)[k] = cur && typeof cur === 'object' && !Array.isArray(cur) && v && typeof v === 'object' && !Array.isArray(v) ? { ...cur, ...v } : v;
+    (config as Record<string, unknown>)[k] =
+      cur && typeof cur === 'object' && !Array.isArray(cur) && v && typeof v === 'object' && !Array.isArray(v)
+        ? { ...cur, ...v }
+        : v;
   }
   let pTrain: DemoProgress | null = null;
   let epochNo = 0;
@@ -426,11 +497,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       pTrain?.end();
       pTrain = null;
       epochNo = e.epoch + 1;
-      log(`  epoch ${e.epoch + 1}/${s.epochs}: train loss ${fmt(e.train_loss, 3)}, validation loss ${fmt(e.val_loss, 3)} (chance ${chance.toFixed(3)})`);
+      log(
+        `  epoch ${e.epoch + 1}/${s.epochs}: train loss ${fmt(e.train_loss, 3)}, validation loss ${fmt(e.val_loss, 3)} (chance ${chance.toFixed(3)})`,
+      );
     },
   });
   const chance = 2 * Math.log(s.batch_size);
-  log(`[3/4] training on ${tr.model.device.kind}: ${s.epochs} epochs x ${stepsPerEpoch} steps of ${s.batch_size} (image, sentence) pairs`);
+  log(
+    `[3/4] training on ${tr.model.device.kind}: ${s.epochs} epochs x ${stepsPerEpoch} steps of ${s.batch_size} (image, sentence) pairs`,
+  );
   const v0 = await tr.validate();
   log(`  validation loss before training ${v0.loss.toFixed(3)} (chance 2 ln ${s.batch_size} = ${chance.toFixed(3)})`);
   let result;
@@ -448,7 +523,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   let evalIndex = ph.index;
   if (options.selectionSeed !== undefined) {
     evalDir = join(out, `select-${options.selectionSeed}`);
-    const sel = await generatePhantomSet({ out: evalDir, seed: options.selectionSeed, train: 0, validate: 0, test: s.test, size: s.phantom_size, lateral: 0 });
+    const sel = await generatePhantomSet({
+      out: evalDir,
+      seed: options.selectionSeed,
+      train: 0,
+      validate: 0,
+      test: s.test,
+      size: s.phantom_size,
+      lateral: 0,
+    });
     evalIndex = sel.index;
     log(`  selection split: ${s.test} phantoms of seed ${options.selectionSeed} (${evalDir}), not the test split`);
   }
@@ -474,7 +557,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     val_loss_final: result.history.at(-1)?.val_loss ?? NaN,
     chance_loss: chance,
     history: result.history.map((h) => ({ epoch: h.epoch, train_loss: h.train_loss, val_loss: h.val_loss })),
-    seconds: { data: (tData - t0) / 1000, train: (tTrain - tData) / 1000, evaluate: (tEval - tTrain) / 1000, total: (performance.now() - t0) / 1000 },
+    seconds: {
+      data: (tData - t0) / 1000,
+      train: (tTrain - tData) / 1000,
+      evaluate: (tEval - tTrain) / 1000,
+      total: (performance.now() - t0) / 1000,
+    },
     files,
   };
   await writeFile(join(out, 'summary.json'), JSON.stringify(res, null, 2) + '\n');
@@ -482,7 +570,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   log('');
   log(text.trimEnd());
   log('');
-  log(`done in ${res.seconds.total.toFixed(0)} s (data ${res.seconds.data.toFixed(0)} s, training ${res.seconds.train.toFixed(0)} s, evaluation ${res.seconds.evaluate.toFixed(0)} s)`);
+  log(
+    `done in ${res.seconds.total.toFixed(0)} s (data ${res.seconds.data.toFixed(0)} s, training ${res.seconds.train.toFixed(0)} s, evaluation ${res.seconds.evaluate.toFixed(0)} s)`,
+  );
   log(`results, plots (roc.svg, pr.svg) and grounding overlays (overlays/) are in ${out}`);
   return res;
 }
@@ -507,7 +597,10 @@ export interface SavedDemoRecord {
   carzero_version: string;
   date: string;
   settings: DemoSettings;
-  results: Pick<DemoResult, 'macro_auroc' | 'auroc' | 'auprc' | 'pointing' | 'val_loss_initial' | 'val_loss_final' | 'chance_loss'>;
+  results: Pick<
+    DemoResult,
+    'macro_auroc' | 'auroc' | 'auprc' | 'pointing' | 'val_loss_initial' | 'val_loss_final' | 'chance_loss'
+  >;
   /** The demo's class prompts ({class: [prompts]}, a class scores the larger). */
   demo_prompts: Record<string, readonly string[]>;
   seconds: DemoResult['seconds'];
@@ -533,8 +626,13 @@ export async function saveDemoModel(res: DemoResult, dest: string, command: stri
     date: new Date().toISOString().slice(0, 10),
     settings: res.settings,
     results: {
-      macro_auroc: res.macro_auroc, auroc: res.auroc, auprc: res.auprc, pointing: res.pointing,
-      val_loss_initial: res.val_loss_initial, val_loss_final: res.val_loss_final, chance_loss: res.chance_loss,
+      macro_auroc: res.macro_auroc,
+      auroc: res.auroc,
+      auprc: res.auprc,
+      pointing: res.pointing,
+      val_loss_initial: res.val_loss_initial,
+      val_loss_final: res.val_loss_final,
+      chance_loss: res.chance_loss,
     },
     demo_prompts: DEMO_ZERO_SHOT_PROMPTS,
     seconds: res.seconds,
@@ -572,7 +670,8 @@ export interface PretrainedDemoResult {
  * trained beside (rendered again from its seed), classified zero-shot with that model. */
 export async function runPretrainedDemo(options: PretrainedDemoOptions): Promise<PretrainedDemoResult> {
   const t0 = performance.now();
-  if (typeof options.out !== 'string' || !options.out) throw new TypeError("carzero demo: option 'out' must be a folder path");
+  if (typeof options.out !== 'string' || !options.out)
+    throw new TypeError("carzero demo: option 'out' must be a folder path");
   const { resolveModel } = await import('../../model/store.js');
   const log = options.log ?? (() => undefined);
   const bar = options.progress ?? (() => ({ update() {}, end() {} }));
@@ -585,15 +684,28 @@ export async function runPretrainedDemo(options: PretrainedDemoOptions): Promise
   try {
     rec = JSON.parse(await readFile(recFile, 'utf8')) as SavedDemoRecord;
   } catch (e) {
-    throw new CarzeroError(`${recFile}: cannot read the demo record (${(e as Error).message}); --pretrained needs a model saved by \`carzero demo --save-model\``, 'CZ_ERR_IO');
+    throw new CarzeroError(
+      `${recFile}: cannot read the demo record (${(e as Error).message}); --pretrained needs a model saved by \`carzero demo --save-model\``,
+      'CZ_ERR_IO',
+    );
   }
-  if (rec.format !== 'carzero-demo-model' || rec.format_version !== 1 || !rec.settings) throw new CarzeroError(`${recFile}: not a carzero demo record`, 'CZ_ERR_FORMAT');
+  if (rec.format !== 'carzero-demo-model' || rec.format_version !== 1 || !rec.settings)
+    throw new CarzeroError(`${recFile}: not a carzero demo record`, 'CZ_ERR_FORMAT');
   const s = rec.settings;
   const dataDir = join(out, 'data-test');
   log(`[1/2] the phantom test split the model was trained beside: ${s.test} images (seed ${s.seed + 1}; ${dataDir})`);
   let genDone = 0;
   const pGen = bar('  generating', s.test, 'images');
-  const ph = await generatePhantomSet({ out: dataDir, seed: s.seed + 1, train: 0, validate: 0, test: s.test, size: s.phantom_size, lateral: 0, onImage: () => pGen.update(++genDone) });
+  const ph = await generatePhantomSet({
+    out: dataDir,
+    seed: s.seed + 1,
+    train: 0,
+    validate: 0,
+    test: s.test,
+    size: s.phantom_size,
+    lateral: 0,
+    onImage: () => pGen.update(++genDone),
+  });
   pGen.end();
   const tData = performance.now();
   log(`[2/2] zero-shot classification with ${m.name ?? m.dir} (${m.dir})`);

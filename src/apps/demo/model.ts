@@ -67,13 +67,24 @@ export function wordVocab(words: Iterable<string>): string {
 /** The model config for a size and vocabulary size. */
 export function demoModelConfig(size: ModelSize, vocabSize: number): CarzeroModelConfig {
   const s = size;
-  if (s.image % s.patch !== 0) throw new RangeError(`demo model: image size ${s.image} is not a multiple of the patch size ${s.patch}`);
+  if (s.image % s.patch !== 0)
+    throw new RangeError(`demo model: image size ${s.image} is not a multiple of the patch size ${s.patch}`);
   if (s.resize < s.image) throw new RangeError(`demo model: resize ${s.resize} is smaller than the crop ${s.image}`);
-  if (s.width % s.heads !== 0) throw new RangeError(`demo model: width ${s.width} is not a multiple of heads ${s.heads}`);
+  if (s.width % s.heads !== 0)
+    throw new RangeError(`demo model: width ${s.width} is not a multiple of heads ${s.heads}`);
   return {
     format: 'carzero-model',
     format_version: 1,
-    vision: { image_size: s.image, patch_size: s.patch, in_chans: 3, width: s.width, depth: s.visionDepth, heads: s.heads, mlp_dim: 4 * s.width, eps: 1e-6 },
+    vision: {
+      image_size: s.image,
+      patch_size: s.patch,
+      in_chans: 3,
+      width: s.width,
+      depth: s.visionDepth,
+      heads: s.heads,
+      mlp_dim: 4 * s.width,
+      eps: 1e-6,
+    },
     text: {
       vocab_size: vocabSize,
       width: s.width,
@@ -86,7 +97,14 @@ export function demoModelConfig(size: ModelSize, vocabSize: number): CarzeroMode
       max_length: s.maxLength,
       last_n_layers: Math.min(4, s.textDepth),
     },
-    head: { width: s.width, heads: s.heads, depth: s.headDepth, ffn: 2 * s.width, mlp: [2 * s.width, s.width, s.width / 2, 1], eps: 1e-5 },
+    head: {
+      width: s.width,
+      heads: s.heads,
+      depth: s.headDepth,
+      ffn: 2 * s.width,
+      mlp: [2 * s.width, s.width, s.width / 2, 1],
+      eps: 1e-5,
+    },
     preprocess: { resize: s.resize, crop: s.image, mean: 0.4978, std: 0.2449 },
     source: { checkpoint: 'random-init (carzero demo)', text_model: 'word vocabulary of the phantom reports' },
   };
@@ -172,13 +190,23 @@ export interface CreatedModel {
 }
 
 /** Writes a randomly initialised model directory for `words` (the vocabulary) and `size`. */
-export async function createDemoModel(options: { dir: string; words: Iterable<string>; size?: ModelSize; seed: number; headInit?: 'he' | 'torch'; posInit?: 'sincos' | 'normal'; headBias?: number }): Promise<CreatedModel> {
+export async function createDemoModel(options: {
+  dir: string;
+  words: Iterable<string>;
+  size?: ModelSize;
+  seed: number;
+  headInit?: 'he' | 'torch';
+  posInit?: 'sincos' | 'normal';
+  headBias?: number;
+}): Promise<CreatedModel> {
   const size = options.size ?? DEMO_MODEL_SIZE;
   const vocabText = wordVocab(options.words);
   const vocabSize = vocabText.trimEnd().split('\n').length;
   const config = demoModelConfig(size, vocabSize);
   const expected = expectedTensors(config);
-  fanIns = new Map([...expected].filter(([k, s]) => k.endsWith('.weight') && s.length === 2).map(([k, s]) => [k, s[1]]));
+  fanIns = new Map(
+    [...expected].filter(([k, s]) => k.endsWith('.weight') && s.length === 2).map(([k, s]) => [k, s[1]]),
+  );
   const tensors = new Map<string, SafetensorsInput>();
   let parameters = 0;
   let k = 0;
@@ -186,12 +214,15 @@ export async function createDemoModel(options: { dir: string; words: Iterable<st
     // One stream per tensor (its position in the fixed table): independent of write order.
     let data = initTensor(name, shape, Rng.derive(options.seed, 7, k++), (options.headInit ?? 'he') === 'he');
     if (options.headBias && /^fusion_module\.mlp_head\.[036]\.bias$/.test(name)) data.fill(options.headBias);
-    if (name === 'img_encoder.model.pos_embed' && (options.posInit ?? 'sincos') === 'sincos') data = sincosPosEmbed(size.width, size.image / size.patch);
+    if (name === 'img_encoder.model.pos_embed' && (options.posInit ?? 'sincos') === 'sincos')
+      data = sincosPosEmbed(size.width, size.image / size.patch);
     parameters += data.length;
     tensors.set(name, { dtype: 'F32', shape, data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) });
   }
   await mkdir(options.dir, { recursive: true });
-  await writeSafetensors(join(options.dir, 'model.safetensors'), tensors, { metadata: { format: 'carzero-model', format_version: '1', source_checkpoint: config.source.checkpoint } });
+  await writeSafetensors(join(options.dir, 'model.safetensors'), tensors, {
+    metadata: { format: 'carzero-model', format_version: '1', source_checkpoint: config.source.checkpoint },
+  });
   await writeFile(join(options.dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   await writeFile(join(options.dir, 'vocab.txt'), vocabText);
   await writeFile(join(options.dir, 'tokenizer.json'), `${JSON.stringify(vocabToTokenizerJson(vocabText), null, 2)}\n`);

@@ -37,7 +37,8 @@ export function groundingOverlayPng(
 ): Buffer {
   const n = map.length;
   const size = Math.round(Math.sqrt(n));
-  if (size * size !== n || pixels.length !== n) throw new RangeError(`groundingOverlayPng: map (${n}) and pixels (${pixels.length}) must be the same square size`);
+  if (size * size !== n || pixels.length !== n)
+    throw new RangeError(`groundingOverlayPng: map (${n}) and pixels (${pixels.length}) must be the same square size`);
   const { zoom = 4, alpha = 0.45, mean = 0.4978, std = 0.2449 } = o;
   let lo = Infinity;
   let hi = -Infinity;
@@ -63,10 +64,15 @@ export function groundingOverlayPng(
     png.data[d] = png.data[d + 1] = png.data[d + 2] = v;
   };
   for (const b of boxes) {
-    const x1 = Math.round(b[0] * zoom), y1 = Math.round(b[1] * zoom);
-    const x2 = Math.round(b[2] * zoom) - 1, y2 = Math.round(b[3] * zoom) - 1;
+    const x1 = Math.round(b[0] * zoom),
+      y1 = Math.round(b[1] * zoom);
+    const x2 = Math.round(b[2] * zoom) - 1,
+      y2 = Math.round(b[3] * zoom) - 1;
     // a 2 px outline: white inside, black outside, visible on any colour
-    for (const [d, v] of [[0, 255], [1, 0]] as const) {
+    for (const [d, v] of [
+      [0, 255],
+      [1, 0],
+    ] as const) {
       for (let x = x1 - d; x <= x2 + d; x++) {
         put(x, y1 - d, v);
         put(x, y2 + d, v);

@@ -14,6 +14,6 @@ parentPort!.on('message', (m: { opts: Omit<PhantomOptions, 'out'>; out: string; 
     });
     parentPort!.postMessage({ entries });
   } catch (e) {
-    parentPort!.postMessage({ error: e instanceof Error ? e.stack ?? e.message : String(e) });
+    parentPort!.postMessage({ error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
   }
 });

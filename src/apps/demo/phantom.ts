@@ -34,7 +34,14 @@ import { csvField } from '../../data/csv.js';
 import { OPENI_CLASSES } from '../../eval/protocols.js';
 import { encodeGrayJpeg } from './jpeg-encode.js';
 import { renderFrontal, renderLateral, type BoxXY, type Probe } from './render.js';
-import { DEMO_CLASSES, DEMO_PROMPTS, OTHER_OPENI_PROMPTS, writeReport, type DemoClass, type FindingFacts } from './reports.js';
+import {
+  DEMO_CLASSES,
+  DEMO_PROMPTS,
+  OTHER_OPENI_PROMPTS,
+  writeReport,
+  type DemoClass,
+  type FindingFacts,
+} from './reports.js';
 
 export type PhantomFormat = 'png8' | 'png16' | 'jpeg';
 
@@ -97,23 +104,47 @@ const VERSION = 2; // 2: pixel floors for nodules and rib fractures in small ren
 
 function normalise(o: PhantomOptions): Omit<PhantomOptions, 'out' | 'onImage' | 'workers'> {
   for (const k of ['seed', 'train', 'validate', 'test'] as const)
-    if (!Number.isSafeInteger(o[k]) || o[k] < 0) throw new RangeError(`generatePhantomSet: option '${k}' must be a non-negative integer, got ${o[k]}`);
+    if (!Number.isSafeInteger(o[k]) || o[k] < 0)
+      throw new RangeError(`generatePhantomSet: option '${k}' must be a non-negative integer, got ${o[k]}`);
   const size = o.size ?? [320, 512];
-  if (!(size[0] >= 64 && size[1] >= size[0] && size[1] <= 4096)) throw new RangeError(`generatePhantomSet: bad size range ${size.join('-')}`);
+  if (!(size[0] >= 64 && size[1] >= size[0] && size[1] <= 4096))
+    throw new RangeError(`generatePhantomSet: bad size range ${size.join('-')}`);
   const formats = { png8: 0.8, png16: 0.1, jpeg: 0.1, ...(o.formats ?? {}) };
-  if (!(formats.png8 + formats.png16 + formats.jpeg > 0)) throw new RangeError('generatePhantomSet: format shares sum to 0');
-  return { seed: o.seed, train: o.train, validate: o.validate, test: o.test, size, formats, normal: o.normal ?? 0.3, lateral: o.lateral ?? 0.03 };
+  if (!(formats.png8 + formats.png16 + formats.jpeg > 0))
+    throw new RangeError('generatePhantomSet: format shares sum to 0');
+  return {
+    seed: o.seed,
+    train: o.train,
+    validate: o.validate,
+    test: o.test,
+    size,
+    formats,
+    normal: o.normal ?? 0.3,
+    lateral: o.lateral ?? 0.03,
+  };
 }
 
 export function phantomHash(o: Omit<PhantomOptions, 'out'>): string {
-  return createHash('sha256').update(JSON.stringify({ v: VERSION, ...o })).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(JSON.stringify({ v: VERSION, ...o }))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /** The classes present in one study. */
 function sampleClasses(rng: Rng, normal: number): Set<DemoClass> {
   const set = new Set<DemoClass>();
   if (rng.next() < normal) return set;
-  const p: Record<DemoClass, number> = { Atelectasis: 0.22, Cardiomegaly: 0.25, Effusion: 0.25, Mass: 0.15, Nodule: 0.2, Opacity: 0.22, Pneumothorax: 0.18, Fracture: 0.18 };
+  const p: Record<DemoClass, number> = {
+    Atelectasis: 0.22,
+    Cardiomegaly: 0.25,
+    Effusion: 0.25,
+    Mass: 0.15,
+    Nodule: 0.2,
+    Opacity: 0.22,
+    Pneumothorax: 0.18,
+    Fracture: 0.18,
+  };
   while (set.size === 0) for (const c of DEMO_CLASSES) if (rng.next() < p[c]) set.add(c);
   return set;
 }
@@ -123,14 +154,22 @@ function encode(pixels: Float32Array, w: number, h: number, format: PhantomForma
     const u16 = new Uint16Array(w * h);
     for (let i = 0; i < u16.length; i++) u16[i] = Math.round(pixels[i] * 65535);
     return PNG.sync.write({ width: w, height: h, data: Buffer.from(u16.buffer) } as unknown as PNG, {
-      colorType: 0, inputColorType: 0, bitDepth: 16, inputHasAlpha: false, filterType: 1,
+      colorType: 0,
+      inputColorType: 0,
+      bitDepth: 16,
+      inputHasAlpha: false,
+      filterType: 1,
     });
   }
   const u8 = new Uint8Array(w * h);
   for (let i = 0; i < u8.length; i++) u8[i] = Math.round(pixels[i] * 255);
   if (format === 'jpeg') return Buffer.from(encodeGrayJpeg(u8, w, h, 92));
   return PNG.sync.write({ width: w, height: h, data: Buffer.from(u8.buffer) } as unknown as PNG, {
-    colorType: 0, inputColorType: 0, bitDepth: 8, inputHasAlpha: false, filterType: 1,
+    colorType: 0,
+    inputColorType: 0,
+    bitDepth: 8,
+    inputHasAlpha: false,
+    filterType: 1,
   });
 }
 
@@ -145,7 +184,11 @@ function pickFormat(rng: Rng, f: Record<PhantomFormat, number>): PhantomFormat {
 }
 
 /** Renders image `i` of a split: pixels, encoded bytes and its index entry. */
-export function makePhantomImage(opts: Omit<PhantomOptions, 'out'>, split: PhantomImage['split'], i: number): { entry: PhantomImage; bytes: Buffer } {
+export function makePhantomImage(
+  opts: Omit<PhantomOptions, 'out'>,
+  split: PhantomImage['split'],
+  i: number,
+): { entry: PhantomImage; bytes: Buffer } {
   const o = normalise({ out: '', ...opts });
   const rng = Rng.derive(o.seed, SPLIT_KEY[split], i);
   const [lo, hi] = o.size!;
@@ -160,9 +203,19 @@ export function makePhantomImage(opts: Omit<PhantomOptions, 'out'>, split: Phant
   const file = `images/${split}/${id}.${format === 'jpeg' ? 'jpg' : 'png'}`;
   return {
     entry: {
-      id, split, file, view, width, height, format,
+      id,
+      split,
+      file,
+      view,
+      width,
+      height,
+      format,
       labels: DEMO_CLASSES.map((c) => (classes.has(c) ? 1 : 0)),
-      facts: r.facts, boxes: r.boxes, probes: r.probes, ctr: r.ctr, report,
+      facts: r.facts,
+      boxes: r.boxes,
+      probes: r.probes,
+      ctr: r.ctr,
+      report,
     },
     bytes: encode(r.pixels, width, height, format),
   };
@@ -170,12 +223,27 @@ export function makePhantomImage(opts: Omit<PhantomOptions, 'out'>, split: Phant
 
 export function makeLateral(opts: Omit<PhantomOptions, 'out'>, i: number): { entry: PhantomImage; bytes: Buffer } {
   const rng = Rng.derive(opts.seed, 4, i);
-  const w = 320, h = 360;
+  const w = 320,
+    h = 360;
   const px = renderLateral(rng, w, h);
   const id = `lateral-${String(i).padStart(5, '0')}`;
   const report = writeReport([], rng);
   return {
-    entry: { id, split: 'train', file: `images/train/${id}.png`, view: 'LATERAL', width: w, height: h, format: 'png8', labels: DEMO_CLASSES.map(() => 0), facts: [], boxes: [], probes: null, ctr: null, report },
+    entry: {
+      id,
+      split: 'train',
+      file: `images/train/${id}.png`,
+      view: 'LATERAL',
+      width: w,
+      height: h,
+      format: 'png8',
+      labels: DEMO_CLASSES.map(() => 0),
+      facts: [],
+      boxes: [],
+      probes: null,
+      ctr: null,
+      report,
+    },
     bytes: encode(px, w, h, 'png8'),
   };
 }
@@ -188,7 +256,12 @@ export function renderJob(opts: Omit<PhantomOptions, 'out'>, job: PhantomJob): {
   return job[0] === 'lateral' ? makeLateral(opts, job[1]) : makePhantomImage(opts, job[0], job[1]);
 }
 
-async function renderHere(o: Omit<PhantomOptions, 'out'>, out: string, jobs: PhantomJob[], onImage?: () => void): Promise<PhantomImage[]> {
+async function renderHere(
+  o: Omit<PhantomOptions, 'out'>,
+  out: string,
+  jobs: PhantomJob[],
+  onImage?: () => void,
+): Promise<PhantomImage[]> {
   const images: PhantomImage[] = [];
   const pending: Promise<void>[] = [];
   for (const job of jobs) {
@@ -215,7 +288,13 @@ function spawnWorker(): Worker {
 }
 
 /** Renders the jobs on worker threads in blocks (each writes its files); entries in job order. */
-async function renderInWorkers(o: Omit<PhantomOptions, 'out'>, out: string, jobs: PhantomJob[], n: number, onImage?: () => void): Promise<PhantomImage[]> {
+async function renderInWorkers(
+  o: Omit<PhantomOptions, 'out'>,
+  out: string,
+  jobs: PhantomJob[],
+  n: number,
+  onImage?: () => void,
+): Promise<PhantomImage[]> {
   const BLOCK = 64;
   const images: PhantomImage[] = new Array(jobs.length);
   let next = 0;
@@ -274,7 +353,10 @@ export async function generatePhantomSet(options: PhantomOptions): Promise<Phant
   const nLat = Math.round(o.train * o.lateral!);
   for (let i = 0; i < nLat; i++) jobs.push(['lateral', i]);
   const nWorkers = Math.min(options.workers ?? Math.min(4, availableParallelism()), Math.ceil(jobs.length / 256));
-  const images = nWorkers > 1 ? await renderInWorkers(o, out, jobs, nWorkers, options.onImage) : await renderHere(o, out, jobs, options.onImage);
+  const images =
+    nWorkers > 1
+      ? await renderInWorkers(o, out, jobs, nWorkers, options.onImage)
+      : await renderHere(o, out, jobs, options.onImage);
 
   const csv = ['Path,Split,ViewPosition,Report Impression'];
   for (const im of images) csv.push([im.file, im.split, im.view, im.report].map(csvField).join(','));
@@ -282,11 +364,25 @@ export async function generatePhantomSet(options: PhantomOptions): Promise<Phant
   const custom = [',uid,file_name,labels_major,labels_automatic'];
   test.forEach((im, k) => {
     const names = DEMO_CLASSES.filter((_, j) => im.labels[j]);
-    custom.push([k, im.id, im.file, names.length ? names.join(';') : 'normal', names.length ? names.map((c) => c.toLowerCase()).join(';') : 'normal'].map(csvField).join(','));
+    custom.push(
+      [
+        k,
+        im.id,
+        im.file,
+        names.length ? names.join(';') : 'normal',
+        names.length ? names.map((c) => c.toLowerCase()).join(';') : 'normal',
+      ]
+        .map(csvField)
+        .join(','),
+    );
   });
   const det = test.map((im) => {
     const b = im.boxes.filter((x) => x.cls !== 'Cardiomegaly');
-    return { file_name: im.file, syms: b.map((x) => (x.cls === 'Opacity' ? 'Consolidation' : x.cls)), boxes: b.map((x) => x.box) };
+    return {
+      file_name: im.file,
+      syms: b.map((x) => (x.cls === 'Opacity' ? 'Consolidation' : x.cls)),
+      boxes: b.map((x) => x.box),
+    };
   });
   const openiPrompts: Record<string, string> = {};
   for (const c of OPENI_CLASSES) openiPrompts[c] = DEMO_PROMPTS[c] ?? OTHER_OPENI_PROMPTS[c];

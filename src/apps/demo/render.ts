@@ -35,7 +35,11 @@ export interface Rendered {
 
 class Canvas {
   readonly d: Float32Array;
-  constructor(readonly w: number, readonly h: number, fill = 0) {
+  constructor(
+    readonly w: number,
+    readonly h: number,
+    fill = 0,
+  ) {
     this.d = new Float32Array(w * h);
     if (fill) this.d.fill(fill);
   }
@@ -55,13 +59,20 @@ function superR(dx: number, dy: number, p: number): number {
  * multiplied by a mask canvas.
  */
 function ellipse(
-  c: Canvas, cx: number, cy: number, rx: number, ry: number, amp: number,
+  c: Canvas,
+  cx: number,
+  cy: number,
+  rx: number,
+  ry: number,
+  amp: number,
   o: { edge?: number; power?: number; dome?: boolean; max?: boolean; mask?: Canvas } = {},
 ): void {
   const edge = o.edge ?? 2;
   const p = o.power ?? 2;
-  const x0 = Math.max(0, Math.floor(cx - rx - edge)), x1 = Math.min(c.w - 1, Math.ceil(cx + rx + edge));
-  const y0 = Math.max(0, Math.floor(cy - ry - edge)), y1 = Math.min(c.h - 1, Math.ceil(cy + ry + edge));
+  const x0 = Math.max(0, Math.floor(cx - rx - edge)),
+    x1 = Math.min(c.w - 1, Math.ceil(cx + rx + edge));
+  const y0 = Math.max(0, Math.floor(cy - ry - edge)),
+    y1 = Math.min(c.h - 1, Math.ceil(cy + ry + edge));
   const scale = Math.min(rx, ry) / edge;
   for (let y = y0; y <= y1; y++) {
     const dy = Math.abs((y + 0.5 - cy) / ry);
@@ -82,15 +93,20 @@ function ellipse(
 
 /** A soft line segment of half-width hw, max-combined at amplitude amp. */
 function segment(c: Canvas, ax: number, ay: number, bx: number, by: number, hw: number, amp: number): void {
-  const x0 = Math.max(0, Math.floor(Math.min(ax, bx) - hw - 1)), x1 = Math.min(c.w - 1, Math.ceil(Math.max(ax, bx) + hw + 1));
-  const y0 = Math.max(0, Math.floor(Math.min(ay, by) - hw - 1)), y1 = Math.min(c.h - 1, Math.ceil(Math.max(ay, by) + hw + 1));
-  const vx = bx - ax, vy = by - ay;
+  const x0 = Math.max(0, Math.floor(Math.min(ax, bx) - hw - 1)),
+    x1 = Math.min(c.w - 1, Math.ceil(Math.max(ax, bx) + hw + 1));
+  const y0 = Math.max(0, Math.floor(Math.min(ay, by) - hw - 1)),
+    y1 = Math.min(c.h - 1, Math.ceil(Math.max(ay, by) + hw + 1));
+  const vx = bx - ax,
+    vy = by - ay;
   const len2 = vx * vx + vy * vy || 1e-9;
   for (let y = y0; y <= y1; y++)
     for (let x = x0; x <= x1; x++) {
-      const px = x + 0.5 - ax, py = y + 0.5 - ay;
+      const px = x + 0.5 - ax,
+        py = y + 0.5 - ay;
       const t = Math.max(0, Math.min(1, (px * vx + py * vy) / len2));
-      const dx = px - t * vx, dy = py - t * vy;
+      const dx = px - t * vx,
+        dy = py - t * vy;
       const v = amp * clamp01(hw - Math.sqrt(dx * dx + dy * dy) + 0.5);
       const i = y * c.w + x;
       if (v > c.d[i]) c.d[i] = v;
@@ -158,7 +174,10 @@ function zoneY(l: Lung, z: Zone): number {
 
 const box = (x1: number, y1: number, x2: number, y2: number): BoxXY => [x1, y1, x2, y2];
 const grow = (b: BoxXY, fx: number, fy = fx): BoxXY => {
-  const cx = (b[0] + b[2]) / 2, cy = (b[1] + b[3]) / 2, hx = ((b[2] - b[0]) / 2) * fx, hy = ((b[3] - b[1]) / 2) * fy;
+  const cx = (b[0] + b[2]) / 2,
+    cy = (b[1] + b[3]) / 2,
+    hx = ((b[2] - b[0]) / 2) * fx,
+    hy = ((b[3] - b[1]) / 2) * fy;
   return [cx - hx, cy - hy, cx + hx, cy + hy];
 };
 
@@ -170,7 +189,8 @@ export interface RenderOptions {
 
 /** Renders one frontal image with the given findings present. */
 export function renderFrontal(rng: Rng, opt: RenderOptions): Rendered {
-  const W = opt.width, H = opt.height;
+  const W = opt.width,
+    H = opt.height;
   const has = (c: DemoClass) => opt.classes.has(c);
   const side = (): 'right' | 'left' => (rng.next() < 0.5 ? 'right' : 'left');
   const sc = rng.uniform(0.94, 1.04);
@@ -180,7 +200,16 @@ export function renderFrontal(rng: Rng, opt: RenderOptions): Rendered {
   const cy = 0.45 * H + rng.uniform(-0.015, 0.015) * H;
   const mk = (sd: 'right' | 'left'): Lung => {
     const s = sd === 'right' ? -1 : 1;
-    return { side: sd, s, cx: W / 2 + s * (m + rx), cy, rx: rx * (sd === 'left' ? 0.97 : 1), ry, domeTop: cy + ry * (sd === 'right' ? 0.8 : 0.86), domeDepth: 0.07 * H };
+    return {
+      side: sd,
+      s,
+      cx: W / 2 + s * (m + rx),
+      cy,
+      rx: rx * (sd === 'left' ? 0.97 : 1),
+      ry,
+      domeTop: cy + ry * (sd === 'right' ? 0.8 : 0.86),
+      domeDepth: 0.07 * H,
+    };
   };
   const lungs = { right: mk('right'), left: mk('left') };
   const thoraxW = 2 * (m + 2 * rx);
@@ -209,8 +238,10 @@ export function renderFrontal(rng: Rng, opt: RenderOptions): Rendered {
   ellipse(heart, hcx, hcy, hrx, hry, 1, { edge: 3, power: 2.2, max: true });
   const lung = new Canvas(W, H);
   for (const l of [lungs.right, lungs.left]) {
-    const x0 = Math.max(0, Math.floor(l.cx - l.rx - 3)), x1 = Math.min(W - 1, Math.ceil(l.cx + l.rx + 3));
-    const y0 = Math.max(0, Math.floor(l.cy - l.ry - 3)), y1 = Math.min(H - 1, Math.ceil(l.cy + l.ry + 3));
+    const x0 = Math.max(0, Math.floor(l.cx - l.rx - 3)),
+      x1 = Math.min(W - 1, Math.ceil(l.cx + l.rx + 3));
+    const y0 = Math.max(0, Math.floor(l.cy - l.ry - 3)),
+      y1 = Math.min(H - 1, Math.ceil(l.cy + l.ry + 3));
     const scale = Math.min(l.rx, l.ry) / 2.5;
     for (let y = y0; y <= y1; y++) {
       const dy = Math.abs((y + 0.5 - l.cy) / l.ry);
@@ -229,11 +260,15 @@ export function renderFrontal(rng: Rng, opt: RenderOptions): Rendered {
   const ptxSide = side();
   const ptxK = rng.uniform(0.22, 0.34);
   const pl = lungs[ptxSide];
-  const crx = pl.rx * (1 - ptxK), cry = pl.ry * (1 - ptxK * 0.8);
-  const ccx = pl.cx - pl.s * (pl.rx - crx), ccy = pl.cy + (pl.ry - cry);
+  const crx = pl.rx * (1 - ptxK),
+    cry = pl.ry * (1 - ptxK * 0.8);
+  const ccx = pl.cx - pl.s * (pl.rx - crx),
+    ccy = pl.cy + (pl.ry - cry);
   const ptxBox = box(
-    pl.s > 0 ? ccx + crx * 0.55 : pl.cx - pl.rx, pl.cy - pl.ry,
-    pl.s > 0 ? pl.cx + pl.rx : ccx - crx * 0.55, pl.cy - pl.ry * 0.15,
+    pl.s > 0 ? ccx + crx * 0.55 : pl.cx - pl.rx,
+    pl.cy - pl.ry,
+    pl.s > 0 ? pl.cx + pl.rx : ccx - crx * 0.55,
+    pl.cy - pl.ry * 0.15,
   );
   const ptx = new Canvas(W, H);
   const pline = new Canvas(W, H);
@@ -253,10 +288,15 @@ export function renderFrontal(rng: Rng, opt: RenderOptions): Rendered {
     facts.push({ cls: 'Pneumothorax', side: ptxSide });
     boxes.push({ cls: 'Pneumothorax', box: ptxBox });
   }
-  const rimIn = ccx + pl.s * crx, rimOut = pl.cx + pl.s * pl.rx * 0.97;
+  const rimIn = ccx + pl.s * crx,
+    rimOut = pl.cx + pl.s * pl.rx * 0.97;
   const ptxProbe = box(Math.min(rimIn, rimOut), pl.cy - pl.ry * 0.75, Math.max(rimIn, rimOut), pl.cy - pl.ry * 0.3);
   // reference: the mirror image of the probe over the other lung
-  probes.Pneumothorax = { box: ptxProbe, ref: box(W - ptxProbe[2], ptxProbe[1], W - ptxProbe[0], ptxProbe[3]), sign: -1 };
+  probes.Pneumothorax = {
+    box: ptxProbe,
+    ref: box(W - ptxProbe[2], ptxProbe[1], W - ptxProbe[0], ptxProbe[3]),
+    sign: -1,
+  };
 
   // ---- effusion: dense fluid at the base with a meniscus rising laterally
   const effSide: Side = rng.next() < 0.25 ? 'bilateral' : side();
@@ -284,7 +324,11 @@ export function renderFrontal(rng: Rng, opt: RenderOptions): Rendered {
   {
     const l = effSide === 'left' ? lungs.left : lungs.right;
     const b = effBoxes[0];
-    probes.Effusion = { box: box(b[0] + 0.2 * l.rx, b[3] - 0.1 * H, b[2] - 0.2 * l.rx, b[3] - 0.02 * H), ref: box(l.cx - 0.4 * l.rx, l.cy - 0.25 * l.ry, l.cx + 0.4 * l.rx, l.cy), sign: 1 };
+    probes.Effusion = {
+      box: box(b[0] + 0.2 * l.rx, b[3] - 0.1 * H, b[2] - 0.2 * l.rx, b[3] - 0.02 * H),
+      ref: box(l.cx - 0.4 * l.rx, l.cy - 0.25 * l.ry, l.cx + 0.4 * l.rx, l.cy),
+      sign: 1,
+    };
   }
 
   // ---- density composition
@@ -297,14 +341,18 @@ export function renderFrontal(rng: Rng, opt: RenderOptions): Rendered {
   // vessel markings and lung texture
   const mark = new Canvas(W, H);
   for (const l of [lungs.right, lungs.left]) {
-    const hx = l.cx - l.s * l.rx * 0.55, hy = l.cy + 0.05 * l.ry;
+    const hx = l.cx - l.s * l.rx * 0.55,
+      hy = l.cy + 0.05 * l.ry;
     for (let v = 0; v < 16; v++) {
       const ang = rng.uniform(-1.25, 1.1);
-      let x = hx, y = hy, hw = 1.6;
+      let x = hx,
+        y = hy,
+        hw = 1.6;
       const len = rng.uniform(0.35, 0.9) * l.rx;
       let a = ang;
       for (let sgt = 0; sgt < 4; sgt++) {
-        const nx = x + l.s * Math.cos(a) * len * 0.3, ny = y + Math.sin(a) * len * 0.3;
+        const nx = x + l.s * Math.cos(a) * len * 0.3,
+          ny = y + Math.sin(a) * len * 0.3;
         segment(mark, x, y, nx, ny, hw, 0.09 - sgt * 0.015);
         x = nx;
         y = ny;
@@ -339,11 +387,15 @@ export function renderFrontal(rng: Rng, opt: RenderOptions): Rendered {
     for (let k = 0; k < 9; k++) {
       const y0 = l.cy - l.ry + 0.02 * H + k * 0.068 * H;
       const frac = l.side === fracSide && k === fracRib;
-      const P = (t: number): [number, number] => [x0 + l.s * t * span, y0 - 0.03 * H * Math.sin(Math.PI * t * 0.9) + 0.1 * H * t * t];
+      const P = (t: number): [number, number] => [
+        x0 + l.s * t * span,
+        y0 - 0.03 * H * Math.sin(Math.PI * t * 0.9) + 0.1 * H * t * t,
+      ];
       const N = 20;
       const broken = frac && has('Fracture');
       for (let j = 0; j < N; j++) {
-        let a = j / N, b = (j + 1) / N;
+        let a = j / N,
+          b = (j + 1) / N;
         if (broken) {
           if (b > fracT - halfGap && a < fracT + halfGap) {
             if (a < fracT - halfGap) b = fracT - halfGap;
@@ -352,7 +404,8 @@ export function renderFrontal(rng: Rng, opt: RenderOptions): Rendered {
           }
         }
         const off = broken && a >= fracT ? step : 0;
-        const [ax, ay] = P(a), [bx, by] = P(b);
+        const [ax, ay] = P(a),
+          [bx, by] = P(b);
         segment(ribs, ax, ay + off, bx, by + off, hw, 1);
       }
       if (frac) {
@@ -361,7 +414,15 @@ export function renderFrontal(rng: Rng, opt: RenderOptions): Rendered {
         fracBox = box(fx - gx * 0.8, fy - hw * 1.3, fx + gx * 0.8, fy + hw * 1.3);
       }
     }
-    segment(ribs, W / 2 + l.s * 0.05 * W, l.cy - l.ry + 0.01 * H, W / 2 + l.s * 0.4 * W, l.cy - l.ry - 0.05 * H, 0.013 * H, 1); // clavicle
+    segment(
+      ribs,
+      W / 2 + l.s * 0.05 * W,
+      l.cy - l.ry + 0.01 * H,
+      W / 2 + l.s * 0.4 * W,
+      l.cy - l.ry - 0.05 * H,
+      0.013 * H,
+      1,
+    ); // clavicle
   }
   for (let i = 0; i < W * H; i++) D.d[i] += 0.13 * ribs.d[i] * body.d[i];
   if (has('Fracture')) {
@@ -371,7 +432,11 @@ export function renderFrontal(rng: Rng, opt: RenderOptions): Rendered {
   {
     const [x1, y1, x2, y2] = fracBox;
     const wdt = x2 - x1;
-    probes.Fracture = { box: box(x1 + wdt * 0.2, y1 + (y2 - y1) * 0.3, x2 - wdt * 0.2, y2 - (y2 - y1) * 0.3), ref: box(x1 - 1.5 * wdt, y1, x2 + 1.5 * wdt, y2), sign: -1 };
+    probes.Fracture = {
+      box: box(x1 + wdt * 0.2, y1 + (y2 - y1) * 0.3, x2 - wdt * 0.2, y2 - (y2 - y1) * 0.3),
+      ref: box(x1 - 1.5 * wdt, y1, x2 + 1.5 * wdt, y2),
+      sign: -1,
+    };
   }
 
   // ---- in-lung findings
@@ -380,9 +445,17 @@ export function renderFrontal(rng: Rng, opt: RenderOptions): Rendered {
     for (let tries = 0; tries < 30; tries++) {
       const x = l.cx + l.s * rng.uniform(-0.35, 0.55) * l.rx;
       const y = zoneY(l, z) + rng.uniform(-0.12, 0.12) * l.ry;
-      const xi = Math.min(W - 1, Math.max(0, Math.round(x))), yi = Math.min(H - 1, Math.max(0, Math.round(y)));
-      const ok = [[0, 0], [r, 0], [-r, 0], [0, r], [0, -r]].every(([ex, ey]) => {
-        const xx = Math.min(W - 1, Math.max(0, xi + ex)), yy = Math.min(H - 1, Math.max(0, yi + ey));
+      const xi = Math.min(W - 1, Math.max(0, Math.round(x))),
+        yi = Math.min(H - 1, Math.max(0, Math.round(y)));
+      const ok = [
+        [0, 0],
+        [r, 0],
+        [-r, 0],
+        [0, r],
+        [0, -r],
+      ].every(([ex, ey]) => {
+        const xx = Math.min(W - 1, Math.max(0, xi + ex)),
+          yy = Math.min(H - 1, Math.max(0, yi + ey));
         return lung.d[yy * W + xx] > 0.9 && fluid.d[yy * W + xx] < 0.1 && ptx.d[yy * W + xx] < 0.1;
       });
       if (ok || tries === 29) return [x, y];
@@ -392,16 +465,25 @@ export function renderFrontal(rng: Rng, opt: RenderOptions): Rendered {
   const zone = (): Zone => (['upper', 'mid', 'lower'] as const)[rng.int(3)];
   // opacity: patchy cluster of blobs
   {
-    const sd = side(), z = zone(), l = lungs[sd];
+    const sd = side(),
+      z = zone(),
+      l = lungs[sd];
     const [ox, oy] = place(l, z, 0.05 * W);
     const patch = new Canvas(W, H);
-    let bx1 = ox, by1 = oy, bx2 = ox, by2 = oy;
+    let bx1 = ox,
+      by1 = oy,
+      bx2 = ox,
+      by2 = oy;
     const n = 8 + rng.int(6);
     for (let k = 0; k < n; k++) {
       const r = rng.uniform(0.025, 0.05) * W;
-      const x = ox + rng.uniform(-0.07, 0.07) * W, y = oy + rng.uniform(-0.06, 0.06) * H;
+      const x = ox + rng.uniform(-0.07, 0.07) * W,
+        y = oy + rng.uniform(-0.06, 0.06) * H;
       if (has('Opacity')) ellipse(patch, x, y, r, r * rng.uniform(0.7, 1.2), 1, { edge: 4, max: true });
-      bx1 = Math.min(bx1, x - r); by1 = Math.min(by1, y - r); bx2 = Math.max(bx2, x + r); by2 = Math.max(by2, y + r);
+      bx1 = Math.min(bx1, x - r);
+      by1 = Math.min(by1, y - r);
+      bx2 = Math.max(bx2, x + r);
+      by2 = Math.max(by2, y + r);
     }
     const b = box(bx1, by1, bx2, by2);
     if (has('Opacity')) {
@@ -415,7 +497,9 @@ export function renderFrontal(rng: Rng, opt: RenderOptions): Rendered {
   }
   // nodule, mass
   for (const cls of ['Nodule', 'Mass'] as const) {
-    const sd = side(), z = zone(), l = lungs[sd];
+    const sd = side(),
+      z = zone(),
+      l = lungs[sd];
     // a nodule keeps a radius of at least 2.2 px in small renders (inactive from ~160 px up)
     const r = cls === 'Nodule' ? Math.max(2.2, rng.uniform(0.014, 0.022) * W) : rng.uniform(0.055, 0.08) * W;
     const [x, y] = place(l, z, r);
@@ -424,7 +508,11 @@ export function renderFrontal(rng: Rng, opt: RenderOptions): Rendered {
       else {
         const tmp = new Canvas(W, H);
         ellipse(tmp, x, y, r, r * rng.uniform(0.85, 1.1), 1, { edge: 2.5, dome: true, max: true });
-        ellipse(tmp, x + rng.uniform(-0.4, 0.4) * r, y + rng.uniform(-0.4, 0.4) * r, r * 0.7, r * 0.7, 1, { edge: 2.5, dome: true, max: true });
+        ellipse(tmp, x + rng.uniform(-0.4, 0.4) * r, y + rng.uniform(-0.4, 0.4) * r, r * 0.7, r * 0.7, 1, {
+          edge: 2.5,
+          dome: true,
+          max: true,
+        });
         for (let i = 0; i < W * H; i++) lesion.d[i] += 0.34 * tmp.d[i] * Math.max(lung.d[i], 0.3);
       }
       facts.push({ cls, side: sd, zone: z, number: cls === 'Nodule' ? 6 + rng.int(12) : 4 + rng.int(5) });
@@ -439,8 +527,10 @@ export function renderFrontal(rng: Rng, opt: RenderOptions): Rendered {
     const len = rng.uniform(0.45, 0.7) * l.rx;
     const [x, y] = place(l, atZone, 0.03 * W);
     const ang = rng.uniform(-0.2, 0.2);
-    const ax = x - (Math.cos(ang) * len) / 2, ay = y - (Math.sin(ang) * len) / 2;
-    const bx = x + (Math.cos(ang) * len) / 2, by = y + (Math.sin(ang) * len) / 2;
+    const ax = x - (Math.cos(ang) * len) / 2,
+      ay = y - (Math.sin(ang) * len) / 2;
+    const bx = x + (Math.cos(ang) * len) / 2,
+      by = y + (Math.sin(ang) * len) / 2;
     const ahw = 0.012 * H;
     if (has('Atelectasis')) {
       const tmp = new Canvas(W, H);
@@ -448,7 +538,10 @@ export function renderFrontal(rng: Rng, opt: RenderOptions): Rendered {
       boxBlur(tmp, 1, 1);
       for (let i = 0; i < W * H; i++) lesion.d[i] += 0.34 * tmp.d[i] * lung.d[i];
       facts.push({ cls: 'Atelectasis', side: atSide, zone: atZone });
-      boxes.push({ cls: 'Atelectasis', box: box(Math.min(ax, bx) - 4, Math.min(ay, by) - ahw - 4, Math.max(ax, bx) + 4, Math.max(ay, by) + ahw + 4) });
+      boxes.push({
+        cls: 'Atelectasis',
+        box: box(Math.min(ax, bx) - 4, Math.min(ay, by) - ahw - 4, Math.max(ax, bx) + 4, Math.max(ay, by) + ahw + 4),
+      });
     }
     const core = box(x - len * 0.35, y - ahw * 0.6, x + len * 0.35, y + ahw * 0.6);
     probes.Atelectasis = { box: core, ref: grow(core, 1.3, 6), sign: 1 };
@@ -476,42 +569,55 @@ function finishImage(rng: Rng, D: Canvas, r: Omit<Rendered, 'width' | 'height' |
   const { w: W, h: H } = D;
   const theta = rng.uniform(-4, 4) * (Math.PI / 180);
   const s = rng.uniform(0.95, 1.05);
-  const tx = rng.uniform(-0.03, 0.03) * W, ty = rng.uniform(-0.03, 0.03) * H;
-  const cos = Math.cos(theta), sin = Math.sin(theta);
-  const cx = W / 2, cy = H / 2;
+  const tx = rng.uniform(-0.03, 0.03) * W,
+    ty = rng.uniform(-0.03, 0.03) * H;
+  const cos = Math.cos(theta),
+    sin = Math.sin(theta);
+  const cx = W / 2,
+    cy = H / 2;
   const fwd = (x: number, y: number): [number, number] => {
-    const dx = (x - cx) * s, dy = (y - cy) * s;
+    const dx = (x - cx) * s,
+      dy = (y - cy) * s;
     return [cx + tx + cos * dx - sin * dy, cy + ty + sin * dx + cos * dy];
   };
   const out = new Float32Array(W * H);
   const bg = 0.04;
   for (let y = 0; y < H; y++)
     for (let x = 0; x < W; x++) {
-      const dx = x + 0.5 - cx - tx, dy = y + 0.5 - cy - ty;
-      const sx = (cos * dx + sin * dy) / s + cx - 0.5, sy = (-sin * dx + cos * dy) / s + cy - 0.5;
-      const x0 = Math.floor(sx), y0 = Math.floor(sy);
+      const dx = x + 0.5 - cx - tx,
+        dy = y + 0.5 - cy - ty;
+      const sx = (cos * dx + sin * dy) / s + cx - 0.5,
+        sy = (-sin * dx + cos * dy) / s + cy - 0.5;
+      const x0 = Math.floor(sx),
+        y0 = Math.floor(sy);
       if (x0 < 0 || y0 < 0 || x0 >= W - 1 || y0 >= H - 1) {
         out[y * W + x] = bg;
         continue;
       }
-      const fx = sx - x0, fy = sy - y0, i = y0 * W + x0;
+      const fx = sx - x0,
+        fy = sy - y0,
+        i = y0 * W + x0;
       const d = D.d;
       out[y * W + x] = (d[i] * (1 - fx) + d[i + 1] * fx) * (1 - fy) + (d[i + W] * (1 - fx) + d[i + W + 1] * fx) * fy;
     }
   const mapBox = (b: BoxXY): BoxXY => {
     const pts = [fwd(b[0], b[1]), fwd(b[2], b[1]), fwd(b[0], b[3]), fwd(b[2], b[3])];
-    const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
+    const xs = pts.map((p) => p[0]),
+      ys = pts.map((p) => p[1]);
     const c = (v: number, hi: number) => Math.min(hi, Math.max(0, Math.round(v)));
     return [c(Math.min(...xs), W - 1), c(Math.min(...ys), H - 1), c(Math.max(...xs), W - 1), c(Math.max(...ys), H - 1)];
   };
   // collimation: unexposed (white) borders on some sides
   if (rng.next() < 0.3) {
-    const t = Math.round(rng.uniform(0, 0.05) * H), b = Math.round(rng.uniform(0, 0.05) * H);
-    const l = Math.round(rng.uniform(0, 0.04) * W), rr = Math.round(rng.uniform(0, 0.04) * W);
+    const t = Math.round(rng.uniform(0, 0.05) * H),
+      b = Math.round(rng.uniform(0, 0.05) * H);
+    const l = Math.round(rng.uniform(0, 0.04) * W),
+      rr = Math.round(rng.uniform(0, 0.04) * W);
     for (let y = 0; y < H; y++)
       for (let x = 0; x < W; x++) if (y < t || y >= H - b || x < l || x >= W - rr) out[y * W + x] = 0.92;
   }
-  const lo = rng.uniform(-0.04, 0.06), hi = rng.uniform(0.75, 0.95);
+  const lo = rng.uniform(-0.04, 0.06),
+    hi = rng.uniform(0.75, 0.95);
   const gamma = rng.uniform(0.8, 1.25);
   const sigma = rng.uniform(0.004, 0.025);
   const LUT = 4096;
@@ -522,8 +628,17 @@ function finishImage(rng: Rng, D: Canvas, r: Omit<Rendered, 'width' | 'height' |
     out[i] = clamp01(v);
   }
   const probes = {} as Record<DemoClass, Probe>;
-  for (const [k, p] of Object.entries(r.probes)) probes[k as DemoClass] = { box: mapBox(p.box), ref: mapBox(p.ref), sign: p.sign };
-  return { width: W, height: H, pixels: out, facts: r.facts, boxes: r.boxes.map((b) => ({ cls: b.cls, box: mapBox(b.box) })), probes, ctr: r.ctr };
+  for (const [k, p] of Object.entries(r.probes))
+    probes[k as DemoClass] = { box: mapBox(p.box), ref: mapBox(p.ref), sign: p.sign };
+  return {
+    width: W,
+    height: H,
+    pixels: out,
+    facts: r.facts,
+    boxes: r.boxes.map((b) => ({ cls: b.cls, box: mapBox(b.box) })),
+    probes,
+    ctr: r.ctr,
+  };
 }
 
 /** A crude lateral view (body, spine, heart blob): rows the MIMIC loader must skip. */

@@ -6,7 +6,16 @@
 import type { Rng } from '../../data/rng.js';
 
 /** The demo's classes, named as in the Open-I 18-class list (src/eval/protocols.ts). */
-export const DEMO_CLASSES = ['Atelectasis', 'Cardiomegaly', 'Effusion', 'Mass', 'Nodule', 'Opacity', 'Pneumothorax', 'Fracture'] as const;
+export const DEMO_CLASSES = [
+  'Atelectasis',
+  'Cardiomegaly',
+  'Effusion',
+  'Mass',
+  'Nodule',
+  'Opacity',
+  'Pneumothorax',
+  'Fracture',
+] as const;
 export type DemoClass = (typeof DEMO_CLASSES)[number];
 
 export type Side = 'right' | 'left' | 'bilateral';
@@ -24,7 +33,8 @@ export interface FindingFacts {
 /** Per class: a pattern every positive sentence of that class matches (on cleaned text). */
 export const REPORT_KEYWORDS: Record<DemoClass, RegExp> = {
   Atelectasis: /atelecta|collapse/,
-  Cardiomegaly: /cardiomegaly|enlarged (cardiac|heart)|heart is enlarged|cardiac silhouette is enlarged|cardiac enlargement/,
+  Cardiomegaly:
+    /cardiomegaly|enlarged (cardiac|heart)|heart is enlarged|cardiac silhouette is enlarged|cardiac enlargement/,
   Effusion: /effusion|pleural fluid|fluid in the|costophrenic/,
   Mass: /\bmass/,
   Nodule: /nodul/,
@@ -79,7 +89,12 @@ export function positiveSentence(f: FindingFacts, rng: Rng): string {
       ]);
     case 'Effusion':
       if (f.side === 'bilateral')
-        return pick(rng, ['Bilateral pleural effusions', 'Small bilateral effusions', 'Fluid in the pleural spaces on both sides', 'Bilateral pleural fluid with blunting of the costophrenic angles']);
+        return pick(rng, [
+          'Bilateral pleural effusions',
+          'Small bilateral effusions',
+          'Fluid in the pleural spaces on both sides',
+          'Bilateral pleural fluid with blunting of the costophrenic angles',
+        ]);
       return pick(rng, [
         `${cap(s)} pleural effusion`,
         `Small ${s} pleural effusion`,
@@ -153,9 +168,19 @@ export function positiveSentence(f: FindingFacts, rng: Rng): string {
 export function negativeSentence(cls: DemoClass, rng: Rng): string {
   switch (cls) {
     case 'Cardiomegaly':
-      return pick(rng, ['Heart size is normal', 'No cardiomegaly', 'The cardiac silhouette is not enlarged', 'Normal cardiac size']);
+      return pick(rng, [
+        'Heart size is normal',
+        'No cardiomegaly',
+        'The cardiac silhouette is not enlarged',
+        'Normal cardiac size',
+      ]);
     case 'Effusion':
-      return pick(rng, ['No pleural effusion', 'There is no effusion', 'The costophrenic angles are sharp', 'No pleural effusions are seen']);
+      return pick(rng, [
+        'No pleural effusion',
+        'There is no effusion',
+        'The costophrenic angles are sharp',
+        'No pleural effusions are seen',
+      ]);
     case 'Pneumothorax':
       return pick(rng, ['No pneumothorax', 'There is no pneumothorax', 'No evidence of pneumothorax']);
     case 'Opacity':
@@ -180,7 +205,12 @@ const NORMAL = [
   'No acute intrathoracic process',
 ];
 
-const FILLER = ['The mediastinal contours are unremarkable', 'Osseous structures are intact', 'The visualized upper abdomen is unremarkable', 'Hila are unremarkable'];
+const FILLER = [
+  'The mediastinal contours are unremarkable',
+  'Osseous structures are intact',
+  'The visualized upper abdomen is unremarkable',
+  'Hila are unremarkable',
+];
 
 /** A report for the given positive findings (empty list: a normal study). */
 export function writeReport(findings: readonly FindingFacts[], rng: Rng): string {
@@ -198,7 +228,8 @@ export function writeReport(findings: readonly FindingFacts[], rng: Rng): string
     const k = sentences.findIndex((s) => NORMAL.includes(s));
     sentences.unshift(...sentences.splice(k, 1));
   }
-  if (sentences.length >= 2 && rng.next() < 0.3) return sentences.map((s, i) => `${i + 1}. ${s}.`).join(rng.next() < 0.5 ? ' ' : '\n');
+  if (sentences.length >= 2 && rng.next() < 0.3)
+    return sentences.map((s, i) => `${i + 1}. ${s}.`).join(rng.next() < 0.5 ? ' ' : '\n');
   return sentences.map((s) => `${s}.`).join(' ');
 }
 
