@@ -29,6 +29,10 @@
 #include "ops_check.h"
 #include "cuda/cuda_common.h"
 #include "cuda/cuda_ops.h"
+#include "cuda/gemm_epilogue.cuh"
+#ifdef CZ_DEV_KERNELS
+#include "dev/cuda/gemm_narrow8.h"
+#endif
 #include "core/settings.h"
 
 namespace carzero::cuda {
@@ -37,18 +41,6 @@ namespace {
 
 constexpr float kInvSqrt2 = 0.70710678118654752440f;
 constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // cuBLAS recommends 32 MiB on Hopper
-
-__device__ __forceinline__ float apply_act(float z, int act) {
-  if (act == 1) return z > 0.0f ? z : 0.0f;
-  if (act == 2) return 0.5f * z * (1.0f + erff(z * kInvSqrt2));
-  return z;
-}
-
-dim3 rows_grid(int64_t rows, int64_t N, int threads) {
-  const int64_t gx = std::min<int64_t>((N + threads - 1) / threads, 1024);
-  const int64_t gy = std::min<int64_t>(rows, 65535);
-  return dim3(static_cast<unsigned>(gx < 1 ? 1 : gx), static_cast<unsigned>(gy < 1 ? 1 : gy));
-}
 
 // For every (b, i, j) of C (batch, M, N) with row stride ld and batch stride sb:
 //   z = (src_zero ? 0 : src_scale * src) + bias[j];  preact = z (when non-null);  c = act(z)
@@ -88,30 +80,6 @@ __global__ void bf16_dense_kernel(__nv_bfloat16* c, float* dense, bool to_dense,
     }
   }
 }
-
-// The narrowing direction of bf16_dense_kernel, 8 columns a thread (two 16-byte loads, one
-// 16-byte store): for N, ld and sb multiples of 8 and 16-byte aligned c. Opt-in
-// (CARZERO_GEMM_NARROW=vec) until it has run on a GPU; the op parity runs it
-// (scripts/gpu-model-check.sh step ops_gemm_vec).
-__global__ void bf16_narrow8_kernel(__nv_bfloat16* c, const float* dense, int act, int64_t batch, int64_t M, int64_t N,
-                                    int64_t ld, int64_t sb) {
-  const int64_t rows = batch * M, n8 = N / 8;
-  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
-    const int64_t b = r / M, i = r - b * M;
-    __nv_bfloat16* crow = c + b * sb + i * ld;
-    const float4* drow = reinterpret_cast<const float4*>(dense + r * N);
-    for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < n8; j += (int64_t)gridDim.x * blockDim.x) {
-      const float4 x0 = drow[2 * j], x1 = drow[2 * j + 1];
-      __nv_bfloat162 y[4] = {__floats2bfloat162_rn(apply_act(x0.x, act), apply_act(x0.y, act)),
-                             __floats2bfloat162_rn(apply_act(x0.z, act), apply_act(x0.w, act)),
-                             __floats2bfloat162_rn(apply_act(x1.x, act), apply_act(x1.y, act)),
-                             __floats2bfloat162_rn(apply_act(x1.z, act), apply_act(x1.w, act))};
-      *reinterpret_cast<uint4*>(crow + 8 * j) = *reinterpret_cast<const uint4*>(y);
-    }
-  }
-}
-
-bool narrow_vec_enabled() { return settings().gemm_narrow_vec; }  // the benchmark switches it (reload_settings)
 
 // dst = src over (batch, M, N) with row stride ld and batch stride sb (both buffers alike).
 __global__ void strided_copy_kernel(float* dst, const float* src, int64_t batch, int64_t M, int64_t N, int64_t ld,
@@ -361,14 +329,13 @@ void gemm(Exec& ex, const GemmArgs& g) {
     f.c = dense.get(), f.c_type = DType::F32, f.ldc = g.n, f.stride_c = g.m * g.n;
     f.act = Act::None, f.preact = nullptr;
     gemm(ex, f);
-    const bool vec = narrow_vec_enabled() && g.n % 8 == 0 && g.ldc % 8 == 0 && (g.batch <= 1 || g.stride_c % 8 == 0) &&
-                     (reinterpret_cast<uintptr_t>(g.c) & 15) == 0;
-    if (vec) {
-      const dim3 grid8 = rows_grid(g.batch * g.m, g.n / 8, 256);
-      bf16_narrow8_kernel<<<grid8, 256, 0, s.stream>>>(c, dense.as<float>(), act, g.batch, g.m, g.n, g.ldc, g.stride_c);
-      check_launch("bf16_narrow8_kernel");
-      return;
-    }
+#ifdef CZ_DEV_KERNELS
+    if (settings().gemm_narrow_vec && gemm_narrow8_dev(s, c, dense.as<float>(), act, g)) return;
+#else
+    CZ_REQUIRE(!settings().gemm_narrow_vec, CZ_ERR_UNSUPPORTED,
+               "CARZERO_GEMM_NARROW=vec: the 8-column rounding kernel is an experiment of native/dev, in builds "
+               "configured with -DCARZERO_DEV_KERNELS=ON only");
+#endif
     bf16_dense_kernel<<<grid, 256, 0, s.stream>>>(c, dense.as<float>(), false, act, g.batch, g.m, g.n, g.ldc,
                                                   g.stride_c);
     check_launch("bf16_dense_kernel");
