@@ -88,8 +88,10 @@ const LAST_N_LAYERS = 4;
 
 function positiveInt(v: unknown, what: string, dflt?: number): number | undefined {
   if (v === undefined) return dflt;
-  if (typeof v !== 'number') throw new TypeError(`convertCheckpoint: option '${what}' must be a number, got ${typeof v}`);
-  if (!Number.isSafeInteger(v) || v <= 0) throw new RangeError(`convertCheckpoint: option '${what}' must be a positive integer, got ${v}`);
+  if (typeof v !== 'number')
+    throw new TypeError(`convertCheckpoint: option '${what}' must be a number, got ${typeof v}`);
+  if (!Number.isSafeInteger(v) || v <= 0)
+    throw new RangeError(`convertCheckpoint: option '${what}' must be a positive integer, got ${v}`);
   return v;
 }
 
@@ -190,15 +192,19 @@ function dimOf(all: Map<string, Sourced>, problems: string[], name: string, dim:
 
 /** Converts; returns the report. Throws ConvertError listing every problem when the inputs don't fit. */
 export async function convertCheckpoint(options: ConvertOptions): Promise<ConvertReport> {
-  if (typeof options !== 'object' || options === null) throw new TypeError("convertCheckpoint: argument 'options' must be an object");
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError("convertCheckpoint: argument 'options' must be an object");
   for (const k of ['checkpoint', 'textModel', 'out'] as const)
-    if (typeof options[k] !== 'string' || !options[k]) throw new TypeError(`convertCheckpoint: option '${k}' must be a non-empty path string`);
+    if (typeof options[k] !== 'string' || !options[k])
+      throw new TypeError(`convertCheckpoint: option '${k}' must be a non-empty path string`);
   const vitHeads = positiveInt(options.vitHeads, 'vitHeads', 12)!;
   const headHeads = positiveInt(options.headHeads, 'headHeads', 4)!;
   const bertHeadsOpt = positiveInt(options.bertHeads, 'bertHeads');
   const dtype = options.dtype ?? 'keep';
-  if (!['keep', 'f32', 'f16', 'bf16'].includes(dtype)) throw new RangeError(`convertCheckpoint: option 'dtype' must be keep|f32|f16|bf16, got ${String(dtype)}`);
-  if (options.force !== undefined && typeof options.force !== 'boolean') throw new TypeError("convertCheckpoint: option 'force' must be a boolean");
+  if (!['keep', 'f32', 'f16', 'bf16'].includes(dtype))
+    throw new RangeError(`convertCheckpoint: option 'dtype' must be keep|f32|f16|bf16, got ${String(dtype)}`);
+  if (options.force !== undefined && typeof options.force !== 'boolean')
+    throw new TypeError("convertCheckpoint: option 'force' must be a boolean");
   const out = options.out;
 
   await using ckpt = await TorchCheckpoint.open(options.checkpoint);
@@ -229,7 +235,8 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
   const patch = dimOf(all, problems, `${iv}patch_embed.proj.weight`, 2, 16);
   const P = dimOf(all, problems, `${iv}pos_embed`, 1, 1) - 1;
   const grid = Math.round(Math.sqrt(P));
-  if (all.has(`${iv}pos_embed`) && grid * grid !== P) problems.push(`${iv}pos_embed has ${P} patch positions, not a square grid`);
+  if (all.has(`${iv}pos_embed`) && grid * grid !== P)
+    problems.push(`${iv}pos_embed has ${P} patch positions, not a square grid`);
   const imageSize = grid * patch;
   const tv = 'text_encoder.model.';
   const fv = 'fusion_module.';
@@ -275,12 +282,17 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
     },
     // The original's preprocessing for 224 inputs; a smaller test model crops its own size from
     // a proportionally smaller resize.
-    preprocess: imageSize === 224 || imageSize === 0 ? { resize: 256, crop: 224, mean: 0.4978, std: 0.2449 } : { resize: Math.round((imageSize * 256) / 224), crop: imageSize, mean: 0.4978, std: 0.2449 },
+    preprocess:
+      imageSize === 224 || imageSize === 0
+        ? { resize: 256, crop: 224, mean: 0.4978, std: 0.2449 }
+        : { resize: Math.round((imageSize * 256) / 224), crop: imageSize, mean: 0.4978, std: 0.2449 },
     source: { checkpoint: basename(options.checkpoint), text_model: basename(resolve(options.textModel)) },
   };
   const { vision, text, head } = config;
-  if (mlpIdx.some((k, i) => k !== 3 * i)) problems.push(`${fv}mlp_head Linear layers are at indices ${mlpIdx.join(', ')}; expected 0, 3, 6, ...`);
-  if (head.mlp.length && head.mlp[head.mlp.length - 1] !== 1) problems.push(`${fv}mlp_head ends in ${head.mlp[head.mlp.length - 1]} outputs; expected 1 (a logit)`);
+  if (mlpIdx.some((k, i) => k !== 3 * i))
+    problems.push(`${fv}mlp_head Linear layers are at indices ${mlpIdx.join(', ')}; expected 0, 3, 6, ...`);
+  if (head.mlp.length && head.mlp[head.mlp.length - 1] !== 1)
+    problems.push(`${fv}mlp_head ends in ${head.mlp[head.mlp.length - 1]} outputs; expected 1 (a logit)`);
   if (!(vision.width === text.width && text.width === head.width))
     problems.push(`widths differ: vision ${vision.width}, text ${text.width}, head ${head.width} (they must be equal)`);
   for (const [what, width, heads, opt] of [
@@ -288,8 +300,13 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
     ['BERT', text.width, text.heads, '--bert-heads'],
     ['head', head.width, head.heads, '--head-heads'],
   ] as const)
-    if (width && width % heads) problems.push(`${what} width ${width} is not a multiple of ${heads} heads (set ${opt})`);
-  for (const [what, depth] of [['ViT blocks', vision.depth], ['BERT layers', text.depth], ['head decoder layers', head.depth]] as const)
+    if (width && width % heads)
+      problems.push(`${what} width ${width} is not a multiple of ${heads} heads (set ${opt})`);
+  for (const [what, depth] of [
+    ['ViT blocks', vision.depth],
+    ['BERT layers', text.depth],
+    ['head decoder layers', head.depth],
+  ] as const)
     if (depth === 0) problems.push(`no ${what} found`);
   // The folder's config should describe the same BERT; a mismatch suggests the wrong folder.
   const cfgPairs: [string, number, number][] = [
@@ -300,8 +317,10 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
     ['max_position_embeddings', bertCfg.maxPositionEmbeddings, text.max_position],
     ['type_vocab_size', bertCfg.typeVocabSize, text.type_vocab],
   ];
-  for (const [k, a, b] of cfgPairs) if (a !== b) warnings.push(`${options.textModel}/config.json says ${k} ${a}, the weights have ${b}`);
-  if (text.max_position < TEXT_MAX_LENGTH) problems.push(`BERT has ${text.max_position} positions, CARZero needs ${TEXT_MAX_LENGTH}`);
+  for (const [k, a, b] of cfgPairs)
+    if (a !== b) warnings.push(`${options.textModel}/config.json says ${k} ${a}, the weights have ${b}`);
+  if (text.max_position < TEXT_MAX_LENGTH)
+    problems.push(`BERT has ${text.max_position} positions, CARZero needs ${TEXT_MAX_LENGTH}`);
 
   // ---- names and shapes
   const expected = expectedTensors(config);
@@ -313,7 +332,9 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
       continue;
     }
     if (s.t.shape.length !== shape.length || s.t.shape.some((d, i) => d !== shape[i]))
-      problems.push(`${name}: expected shape ${shapeString(shape)}, got ${shapeString(s.t.shape)} (from the ${s.from})`);
+      problems.push(
+        `${name}: expected shape ${shapeString(shape)}, got ${shapeString(s.t.shape)} (from the ${s.from})`,
+      );
     if (!isFloatDType(s.t.dtype)) problems.push(`${name}: dtype ${s.t.dtype} is not a floating type`);
     const group = name.slice(0, name.indexOf('.'));
     const g = (sources[group] ??= {});
@@ -326,7 +347,10 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
     if (KNOWN_UNUSED.some((re) => re.test(name))) ignored.push(name);
     else unexpected.push(name);
   }
-  if (unexpected.length) warnings.push(`${unexpected.length} checkpoint tensor(s) are not part of the model and were not written: ${unexpected.join(', ')}`);
+  if (unexpected.length)
+    warnings.push(
+      `${unexpected.length} checkpoint tensor(s) are not part of the model and were not written: ${unexpected.join(', ')}`,
+    );
 
   // decoder.norm is the same module as decoder_norm in the original; differing copies would mean
   // the checkpoint is not what we think it is.
@@ -335,7 +359,8 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
     const b = all.get(`${fv}decoder_norm.${p}`);
     if (a && b) {
       const [x, y] = [await a.t.read(), await b.t.read()];
-      if (x.dtype !== y.dtype || !x.data.equals(y.data)) warnings.push(`${fv}decoder.norm.${p} differs from ${fv}decoder_norm.${p} (the model uses decoder_norm)`);
+      if (x.dtype !== y.dtype || !x.data.equals(y.data))
+        warnings.push(`${fv}decoder.norm.${p} differs from ${fv}decoder_norm.${p} (the model uses decoder_norm)`);
     }
   }
 
@@ -343,10 +368,16 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
   let tokenizerJson: Record<string, unknown>;
   const tk = bert.tokenizer;
   if (tk.kind === 'tokenizer.json') tokenizerJson = tk.json;
-  else tokenizerJson = vocabToTokenizerJson(tk.vocabText, { lowercase: tk.lowercase, stripAccents: tk.stripAccents, handleChineseChars: tk.handleChineseChars });
+  else
+    tokenizerJson = vocabToTokenizerJson(tk.vocabText, {
+      lowercase: tk.lowercase,
+      stripAccents: tk.stripAccents,
+      handleChineseChars: tk.handleChineseChars,
+    });
   const vocab = ((tokenizerJson.model as Record<string, unknown> | undefined)?.vocab ?? {}) as Record<string, number>;
   const maxId = Math.max(-1, ...Object.values(vocab).filter((x) => typeof x === 'number'));
-  if (text.vocab_size && maxId >= text.vocab_size) problems.push(`the tokenizer has ids up to ${maxId} but the word embeddings have ${text.vocab_size} rows`);
+  if (text.vocab_size && maxId >= text.vocab_size)
+    problems.push(`the tokenizer has ids up to ${maxId} but the word embeddings have ${text.vocab_size} rows`);
 
   if (problems.length) {
     const msg = `convert: ${options.checkpoint} + ${options.textModel} do not make a carzero model (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n${problems.map((p) => `  - ${p}`).join('\n')}`;
@@ -358,9 +389,15 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
   const outFiles = ['config.json', 'model.safetensors', 'tokenizer.json'].map((f) => join(out, f));
   if (!options.force)
     for (const f of outFiles)
-      if (await stat(f).then(() => true, () => false))
+      if (
+        await stat(f).then(
+          () => true,
+          () => false,
+        )
+      )
         throw new ConvertError(`convert: ${f} exists (pass --force / force: true to overwrite)`, [`${f} exists`]);
-  const toDType = (d: WeightDType): WeightDType => (dtype === 'f32' ? 'F32' : dtype === 'f16' ? 'F16' : dtype === 'bf16' ? 'BF16' : d === 'F64' ? 'F32' : d);
+  const toDType = (d: WeightDType): WeightDType =>
+    dtype === 'f32' ? 'F32' : dtype === 'f16' ? 'F16' : dtype === 'bf16' ? 'BF16' : d === 'F64' ? 'F32' : d;
   const inputs = new Map<string, SafetensorsInput>();
   const dtypes: ConvertReport['dtypes'] = {};
   let parameters = 0;
@@ -369,10 +406,19 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
     const od = toDType(s.t.dtype);
     dtypes[od] = (dtypes[od] ?? 0) + 1;
     parameters += numel(shape);
-    inputs.set(name, { dtype: od, shape, data: async () => castFloat(await s.t.read(), od as 'F32' | 'F16' | 'BF16').data });
+    inputs.set(name, {
+      dtype: od,
+      shape,
+      data: async () => castFloat(await s.t.read(), od as 'F32' | 'F16' | 'BF16').data,
+    });
   }
   const bytes = await writeSafetensors(join(out, 'model.safetensors'), inputs, {
-    metadata: { format: 'carzero-model', format_version: '1', source_checkpoint: config.source.checkpoint, source_text_model: config.source.text_model },
+    metadata: {
+      format: 'carzero-model',
+      format_version: '1',
+      source_checkpoint: config.source.checkpoint,
+      source_text_model: config.source.text_model,
+    },
   });
   await writeAtomic(join(out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   await writeAtomic(join(out, 'tokenizer.json'), `${JSON.stringify(tokenizerJson, null, 2)}\n`);
@@ -380,10 +426,15 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
   // `carzero models verify`); a stale stamp of an earlier conversion into the same folder goes.
   await unlink(join(out, '.verified.json')).catch(() => undefined);
   const ckptPath = resolve(options.checkpoint);
-  const manifest = await writeManifest(out, [...MODEL_FILES], {
-    checkpoint: { file: basename(ckptPath), size: (await stat(ckptPath)).size, sha256: await sha256File(ckptPath) },
-    text_model: basename(resolve(options.textModel)),
-  }, packageVersion());
+  const manifest = await writeManifest(
+    out,
+    [...MODEL_FILES],
+    {
+      checkpoint: { file: basename(ckptPath), size: (await stat(ckptPath)).size, sha256: await sha256File(ckptPath) },
+      text_model: basename(resolve(options.textModel)),
+    },
+    packageVersion(),
+  );
   return {
     manifest,
     out,
@@ -420,11 +471,20 @@ export function formatConvertReport(r: ConvertReport): string {
   const mb = (r.bytes / 2 ** 20).toFixed(1);
   const lines = [
     `wrote ${r.out}: ${r.tensors} tensors, ${r.parameters.toLocaleString('en-US')} parameters, ${mb} MiB`,
-    `dtype: ${Object.entries(r.dtypes).map(([d, n]) => `${d.toLowerCase()} (${n})`).join(', ')}`,
+    `dtype: ${Object.entries(r.dtypes)
+      .map(([d, n]) => `${d.toLowerCase()} (${n})`)
+      .join(', ')}`,
     `vision: ${c.vision.image_size}px, patch ${c.vision.patch_size}, width ${c.vision.width}, depth ${c.vision.depth}, heads ${c.vision.heads}, mlp ${c.vision.mlp_dim}`,
     `text:   vocab ${c.text.vocab_size}, width ${c.text.width}, depth ${c.text.depth}, heads ${c.text.heads}, intermediate ${c.text.intermediate}, positions ${c.text.max_position}, eps ${c.text.eps}`,
     `head:   width ${c.head.width}, depth ${c.head.depth}, heads ${c.head.heads}, ffn ${c.head.ffn}, mlp ${c.head.mlp.join('-')}`,
-    `sources: ${Object.entries(r.sources).map(([g, s]) => `${g} from ${Object.entries(s).map(([k, n]) => `${k} (${n})`).join(' + ')}`).join('; ')}`,
+    `sources: ${Object.entries(r.sources)
+      .map(
+        ([g, s]) =>
+          `${g} from ${Object.entries(s)
+            .map(([k, n]) => `${k} (${n})`)
+            .join(' + ')}`,
+      )
+      .join('; ')}`,
     `tokenizer: ${r.tokenizer === 'tokenizer.json' ? 'copied from tokenizer.json' : 'made from vocab.txt + tokenizer_config.json'}`,
     `manifest: ${join(r.out, 'manifest.json')} (sizes and sha256 of ${Object.keys(r.manifest.files).join(', ')}; checkpoint sha256 ${(r.manifest.source.checkpoint as { sha256: string }).sha256.slice(0, 16)}...)`,
     `ignored (unused at inference): ${r.ignored.length ? r.ignored.length + ' tensors: ' + summarizeNames(r.ignored) : 'none'}`,
@@ -446,6 +506,8 @@ function summarizeNames(names: string[]): string {
       (groups.get(k) ?? groups.set(k, []).get(k)!).push(Number(m[2]));
     }
   }
-  const parts = [...groups].map(([k, idx]) => (idx.length > 1 ? k.replace('{i}', `{${Math.min(...idx)}..${Math.max(...idx)}}`) : k.replace('{i}', String(idx[0]))));
+  const parts = [...groups].map(([k, idx]) =>
+    idx.length > 1 ? k.replace('{i}', `{${Math.min(...idx)}..${Math.max(...idx)}}`) : k.replace('{i}', String(idx[0])),
+  );
   return [...parts, ...plain].join(', ');
 }

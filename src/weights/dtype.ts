@@ -158,7 +158,8 @@ export function castFloat(t: WeightTensor, to: 'F32' | 'F16' | 'BF16'): WeightTe
   // bf16 -> f32 and f16 -> f32 are exact; going through f32 first keeps one rounding for the rest
   // except f64 -> f16/bf16 (double rounding via f32), which is what torch's .to() does too.
   const src = toFloat32(t);
-  if (to === 'F32') return { dtype: 'F32', shape: t.shape.slice(), data: Buffer.from(src.buffer, src.byteOffset, src.byteLength) };
+  if (to === 'F32')
+    return { dtype: 'F32', shape: t.shape.slice(), data: Buffer.from(src.buffer, src.byteOffset, src.byteLength) };
   const out = new Uint16Array(n);
   const conv = to === 'F16' ? floatToHalf : floatToBf16;
   for (let i = 0; i < n; i++) out[i] = conv(src[i]!);

@@ -32,7 +32,14 @@ export interface BertConfig {
 
 export type BertTokenizerFiles =
   | { kind: 'tokenizer.json'; file: string; json: Record<string, unknown> }
-  | { kind: 'vocab.txt'; file: string; vocabText: string; lowercase: boolean; stripAccents: boolean | null; handleChineseChars: boolean };
+  | {
+      kind: 'vocab.txt';
+      file: string;
+      vocabText: string;
+      lowercase: boolean;
+      stripAccents: boolean | null;
+      handleChineseChars: boolean;
+    };
 
 async function exists(p: string): Promise<boolean> {
   return stat(p).then(
@@ -61,15 +68,20 @@ async function readJson(file: string): Promise<Record<string, unknown>> {
 export function parseBertConfig(json: Record<string, unknown>, file: string): BertConfig {
   const int = (key: string): number => {
     const v = json[key];
-    if (!Number.isSafeInteger(v) || (v as number) <= 0) throw new CheckpointError(`${file}: '${key}' must be a positive integer, got ${JSON.stringify(v)}`, file);
+    if (!Number.isSafeInteger(v) || (v as number) <= 0)
+      throw new CheckpointError(`${file}: '${key}' must be a positive integer, got ${JSON.stringify(v)}`, file);
     return v as number;
   };
   const act = json.hidden_act ?? 'gelu';
   // carzero's native BERT implements exact (erf) GELU only; gelu_new/tanh would silently differ.
   if (act !== 'gelu')
-    throw new CheckpointError(`${file}: 'hidden_act' is ${JSON.stringify(act)}; only "gelu" (exact, as BERT-base) is supported`, file);
+    throw new CheckpointError(
+      `${file}: 'hidden_act' is ${JSON.stringify(act)}; only "gelu" (exact, as BERT-base) is supported`,
+      file,
+    );
   const eps = json.layer_norm_eps ?? 1e-12;
-  if (typeof eps !== 'number' || !(eps > 0)) throw new CheckpointError(`${file}: 'layer_norm_eps' must be a positive number, got ${JSON.stringify(eps)}`, file);
+  if (typeof eps !== 'number' || !(eps > 0))
+    throw new CheckpointError(`${file}: 'layer_norm_eps' must be a positive number, got ${JSON.stringify(eps)}`, file);
   const cfg: BertConfig = {
     hiddenSize: int('hidden_size'),
     numHiddenLayers: int('num_hidden_layers'),
@@ -81,7 +93,10 @@ export function parseBertConfig(json: Record<string, unknown>, file: string): Be
     layerNormEps: eps,
   };
   if (cfg.hiddenSize % cfg.numAttentionHeads)
-    throw new CheckpointError(`${file}: hidden_size ${cfg.hiddenSize} is not a multiple of num_attention_heads ${cfg.numAttentionHeads}`, file);
+    throw new CheckpointError(
+      `${file}: hidden_size ${cfg.hiddenSize} is not a multiple of num_attention_heads ${cfg.numAttentionHeads}`,
+      file,
+    );
   return cfg;
 }
 
@@ -89,7 +104,8 @@ export function parseBertConfig(json: Record<string, unknown>, file: string): Be
 export function normalizeBertName(name: string): string | undefined {
   let n = name.startsWith('bert.') ? name.slice(5) : name;
   // position_ids is a buffer (0..max_position-1), not a weight; safetensors exports omit it.
-  if (n.startsWith('cls.') || n === 'embeddings.position_ids' || !/^(embeddings|encoder|pooler)\./.test(n)) return undefined;
+  if (n.startsWith('cls.') || n === 'embeddings.position_ids' || !/^(embeddings|encoder|pooler)\./.test(n))
+    return undefined;
   n = n.replace(/LayerNorm\.gamma$/, 'LayerNorm.weight').replace(/LayerNorm\.beta$/, 'LayerNorm.bias');
   return n;
 }
@@ -132,7 +148,8 @@ export class HfBertFolder implements AsyncDisposable {
     );
     if (!isDir) throw new CheckpointError(`${dir}: not a directory (expected a Hugging Face BERT folder)`, dir);
     const configFile = join(dir, 'config.json');
-    if (!(await exists(configFile))) throw new CheckpointError(`${dir}: no config.json (expected a Hugging Face BERT folder)`, configFile);
+    if (!(await exists(configFile)))
+      throw new CheckpointError(`${dir}: no config.json (expected a Hugging Face BERT folder)`, configFile);
     const config = parseBertConfig(await readJson(configFile), configFile);
     const tokenizer = await readTokenizerFiles(dir);
 
@@ -187,13 +204,17 @@ export async function readTokenizerFiles(dir: string): Promise<BertTokenizerFile
   const flag = (key: string, dflt: boolean): boolean => {
     const v = tc[key];
     if (v === undefined || v === null) return dflt;
-    if (typeof v !== 'boolean') throw new CheckpointError(`${tcFile}: '${key}' must be true or false, got ${JSON.stringify(v)}`, tcFile);
+    if (typeof v !== 'boolean')
+      throw new CheckpointError(`${tcFile}: '${key}' must be true or false, got ${JSON.stringify(v)}`, tcFile);
     return v;
   };
   // BertTokenizer's defaults: do_lower_case true, tokenize_chinese_chars true, strip_accents None.
   const sa = tc.strip_accents;
   if (sa !== undefined && sa !== null && typeof sa !== 'boolean')
-    throw new CheckpointError(`${tcFile}: 'strip_accents' must be true, false or null, got ${JSON.stringify(sa)}`, tcFile);
+    throw new CheckpointError(
+      `${tcFile}: 'strip_accents' must be true, false or null, got ${JSON.stringify(sa)}`,
+      tcFile,
+    );
   return {
     kind: 'vocab.txt',
     file: vocab,

@@ -68,26 +68,108 @@ export interface Interpreter {
 
 // Modules whose every attribute is refused, and single names refused in otherwise harmless ones.
 const DANGEROUS_MODULES = [
-  'os', 'posix', 'nt', 'subprocess', 'sys', 'shutil', 'socket', 'importlib', 'runpy', 'pickle', '_pickle',
-  'cPickle', 'marshal', 'webbrowser', 'ctypes', '_ctypes', 'pty', 'multiprocessing', 'code', 'codeop', 'pdb',
-  'bdb', 'signal', 'asyncio', 'commands', 'popen2', 'dill', 'cloudpickle', 'requests', 'urllib', 'urllib2',
-  'http', 'ftplib', 'telnetlib', 'smtplib', 'xmlrpc', 'zipimport', 'imp', 'pkgutil', 'site', 'ensurepip',
-  'venv', 'distutils', 'setuptools', 'pip',
+  'os',
+  'posix',
+  'nt',
+  'subprocess',
+  'sys',
+  'shutil',
+  'socket',
+  'importlib',
+  'runpy',
+  'pickle',
+  '_pickle',
+  'cPickle',
+  'marshal',
+  'webbrowser',
+  'ctypes',
+  '_ctypes',
+  'pty',
+  'multiprocessing',
+  'code',
+  'codeop',
+  'pdb',
+  'bdb',
+  'signal',
+  'asyncio',
+  'commands',
+  'popen2',
+  'dill',
+  'cloudpickle',
+  'requests',
+  'urllib',
+  'urllib2',
+  'http',
+  'ftplib',
+  'telnetlib',
+  'smtplib',
+  'xmlrpc',
+  'zipimport',
+  'imp',
+  'pkgutil',
+  'site',
+  'ensurepip',
+  'venv',
+  'distutils',
+  'setuptools',
+  'pip',
 ];
 const DANGEROUS_NAMES = new Set([
-  'builtins.eval', 'builtins.exec', 'builtins.execfile', 'builtins.compile', 'builtins.open', 'builtins.__import__',
-  'builtins.getattr', 'builtins.setattr', 'builtins.delattr', 'builtins.globals', 'builtins.locals', 'builtins.vars',
-  'builtins.input', 'builtins.breakpoint', 'builtins.exit', 'builtins.quit', 'builtins.help', 'builtins.memoryview',
-  'builtins.file', 'builtins.reload', 'builtins.apply', 'builtins.__builtins__',
-  'io.open', '_io.open', 'io.open_code', '_io.open_code', 'platform.popen', 'operator.attrgetter', 'operator.methodcaller',
-  'functools.reduce', 'torch.load', 'torch.hub.load', 'torch.hub.load_state_dict_from_url', 'torch.jit.load',
-  'torch.serialization.load', 'numpy.load', 'numpy.testing._private.utils.runstring', 'pydoc.pipepager', 'pydoc.locate',
-  'tempfile.mktemp', 'code.interact', 'timeit.timeit', 'trace.Trace', 'cProfile.run', 'profile.run',
+  'builtins.eval',
+  'builtins.exec',
+  'builtins.execfile',
+  'builtins.compile',
+  'builtins.open',
+  'builtins.__import__',
+  'builtins.getattr',
+  'builtins.setattr',
+  'builtins.delattr',
+  'builtins.globals',
+  'builtins.locals',
+  'builtins.vars',
+  'builtins.input',
+  'builtins.breakpoint',
+  'builtins.exit',
+  'builtins.quit',
+  'builtins.help',
+  'builtins.memoryview',
+  'builtins.file',
+  'builtins.reload',
+  'builtins.apply',
+  'builtins.__builtins__',
+  'io.open',
+  '_io.open',
+  'io.open_code',
+  '_io.open_code',
+  'platform.popen',
+  'operator.attrgetter',
+  'operator.methodcaller',
+  'functools.reduce',
+  'torch.load',
+  'torch.hub.load',
+  'torch.hub.load_state_dict_from_url',
+  'torch.jit.load',
+  'torch.serialization.load',
+  'numpy.load',
+  'numpy.testing._private.utils.runstring',
+  'pydoc.pipepager',
+  'pydoc.locate',
+  'tempfile.mktemp',
+  'code.interact',
+  'timeit.timeit',
+  'trace.Trace',
+  'cProfile.run',
+  'profile.run',
 ]);
 
 // Protocol 0-2 pickles written by Python 3 spell some modules the Python 2 way; Python's
 // fix_imports maps them back (Lib/_compat_pickle.py). The ones weight files meet:
-const PY2_MODULES: Record<string, string> = { __builtin__: 'builtins', copy_reg: 'copyreg', exceptions: 'builtins', cPickle: 'pickle' };
+const PY2_MODULES: Record<string, string> = {
+  __builtin__: 'builtins',
+  copy_reg: 'copyreg',
+  exceptions: 'builtins',
+  cPickle: 'pickle',
+};
 
 export function normalizeModule(module: string): string {
   return PY2_MODULES[module] ?? module;
@@ -115,7 +197,10 @@ export function describeValue(v: unknown): string {
     const t = v.toString();
     return t.length <= 40 ? t : `an integer of ${t.length} digits`;
   }
-  if (typeof v === 'string') return v.length <= 60 ? JSON.stringify(v) : `a string of ${v.length} characters (${JSON.stringify(v.slice(0, 40))}...)`;
+  if (typeof v === 'string')
+    return v.length <= 60
+      ? JSON.stringify(v)
+      : `a string of ${v.length} characters (${JSON.stringify(v.slice(0, 40))}...)`;
   if (Buffer.isBuffer(v)) return `bytes (${v.length})`;
   if (Array.isArray(v)) return `a tuple/list of ${v.length} item${v.length === 1 ? '' : 's'}`;
   if (v instanceof Set) return `a set of ${v.size} items`;
@@ -278,7 +363,12 @@ export function unpickle(data: Buffer, interp: Interpreter, opts: UnpickleOption
     const module = normalizeModule(rawModule);
     const bad = dangerousCallable(module, name);
     if (bad)
-      throw new UnsafePickleError(`${where}: refused: the pickle calls ${bad} (nothing was executed)`, file, bad, entry);
+      throw new UnsafePickleError(
+        `${where}: refused: the pickle calls ${bad} (nothing was executed)`,
+        file,
+        bad,
+        entry,
+      );
     const v = interp.resolveGlobal(module, name);
     return v === undefined ? new PickleGlobal(module, name) : v;
   };
@@ -422,7 +512,11 @@ export function unpickle(data: Buffer, interp: Interpreter, opts: UnpickleOption
         stack.push(bytes(u64()).toString('utf8'));
         break;
       case 0x56: // UNICODE (raw-unicode-escape text)
-        stack.push(line().replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_m, a: string, b: string) => String.fromCodePoint(Number.parseInt(a ?? b, 16))));
+        stack.push(
+          line().replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_m, a: string, b: string) =>
+            String.fromCodePoint(Number.parseInt(a ?? b, 16)),
+          ),
+        );
         break;
       case 0x55: // SHORT_BINSTRING (Python 2 str: decode as latin-1 like encoding='latin1')
         stack.push(bytes(u8()).toString('latin1'));

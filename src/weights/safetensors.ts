@@ -78,7 +78,9 @@ export function parseSafetensorsHeader(head: Buffer, fileSize: number, file: str
     const [b, e] = data_offsets as [number, number];
     const want = byteLength(dtype as WeightDType, shape as number[]);
     if (e < b || e - b !== want)
-      fail(`${at} (${dtype}, ${shapeString(shape as number[])}) needs ${want} bytes but data_offsets [${b}, ${e}] hold ${e - b}`);
+      fail(
+        `${at} (${dtype}, ${shapeString(shape as number[])}) needs ${want} bytes but data_offsets [${b}, ${e}] hold ${e - b}`,
+      );
     if (e > dataSize)
       fail(`${at} data_offsets [${b}, ${e}] run past the end of the data (${dataSize} bytes): truncated?`);
     list.push([name, { dtype: dtype as WeightDType, shape: (shape as number[]).slice(), offsets: [b, e] }]);
@@ -88,8 +90,12 @@ export function parseSafetensorsHeader(head: Buffer, fileSize: number, file: str
   list.sort((x, y) => x[1].offsets[0] - y[1].offsets[0] || x[1].offsets[1] - y[1].offsets[1]);
   let pos = 0;
   for (const [name, e] of list) {
-    if (e.offsets[0] < pos) fail(`tensor '${name}' data_offsets [${e.offsets[0]}, ${e.offsets[1]}] overlap the previous tensor (ends at ${pos})`);
-    if (e.offsets[0] > pos) fail(`gap in the data before tensor '${name}' (bytes ${pos}..${e.offsets[0]} belong to no tensor)`);
+    if (e.offsets[0] < pos)
+      fail(
+        `tensor '${name}' data_offsets [${e.offsets[0]}, ${e.offsets[1]}] overlap the previous tensor (ends at ${pos})`,
+      );
+    if (e.offsets[0] > pos)
+      fail(`gap in the data before tensor '${name}' (bytes ${pos}..${e.offsets[0]} belong to no tensor)`);
     pos = e.offsets[1];
   }
   if (pos !== dataSize) fail(`data section has ${dataSize} bytes but the tensors cover ${pos}`);
@@ -113,7 +119,11 @@ export async function readSafetensors(file: string): Promise<SafetensorsContents
   const h = parseSafetensorsHeader(buf, buf.length, file);
   const tensors = new Map<string, WeightTensor>();
   for (const [name, e] of h.entries)
-    tensors.set(name, { dtype: e.dtype, shape: e.shape, data: buf.subarray(h.dataStart + e.offsets[0], h.dataStart + e.offsets[1]) });
+    tensors.set(name, {
+      dtype: e.dtype,
+      shape: e.shape,
+      data: buf.subarray(h.dataStart + e.offsets[0], h.dataStart + e.offsets[1]),
+    });
   return { tensors, metadata: h.metadata };
 }
 
@@ -167,7 +177,12 @@ export class SafetensorsFile implements AsyncDisposable {
     let done = 0;
     while (done < len) {
       const { bytesRead } = await this.#fh.read(data, done, len - done, this.#dataStart + e.offsets[0] + done);
-      if (bytesRead === 0) throw new CheckpointError(`${this.file}: tensor '${name}' is truncated (file changed while open?)`, this.file, name);
+      if (bytesRead === 0)
+        throw new CheckpointError(
+          `${this.file}: tensor '${name}' is truncated (file changed while open?)`,
+          this.file,
+          name,
+        );
       done += bytesRead;
     }
     return { dtype: e.dtype, shape: e.shape.slice(), data };
@@ -202,13 +217,16 @@ export interface WriteSafetensorsOptions {
  * the reference implementation sorts the same way. Deterministic for a given set of tensors.
  */
 function layoutOrder(tensors: Iterable<readonly [string, SafetensorsInput]>): [string, SafetensorsInput][] {
-  return [...tensors].map(([k, v]): [string, SafetensorsInput] => [k, v]).sort(
-    (a, b) => DTYPE_BYTES[b[1].dtype] - DTYPE_BYTES[a[1].dtype] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0),
-  );
+  return [...tensors]
+    .map(([k, v]): [string, SafetensorsInput] => [k, v])
+    .sort((a, b) => DTYPE_BYTES[b[1].dtype] - DTYPE_BYTES[a[1].dtype] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
 }
 
 /** The header bytes (length prefix included) for tensors in layout order. */
-export function buildSafetensorsHeader(ordered: readonly [string, SafetensorsInput][], metadata?: Record<string, string>): Buffer {
+export function buildSafetensorsHeader(
+  ordered: readonly [string, SafetensorsInput][],
+  metadata?: Record<string, string>,
+): Buffer {
   const obj: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length) obj.__metadata__ = metadata;
   let pos = 0;
@@ -241,13 +259,17 @@ export async function writeSafetensors(
   const md = options.metadata ?? {};
   for (const [k, v] of Object.entries(md))
     if (typeof v !== 'string') throw new TypeError(`writeSafetensors: option 'metadata.${k}' must be a string`);
-  const ordered = layoutOrder(tensors instanceof Map ? tensors.entries() : (tensors as Iterable<readonly [string, SafetensorsInput]>));
+  const ordered = layoutOrder(
+    tensors instanceof Map ? tensors.entries() : (tensors as Iterable<readonly [string, SafetensorsInput]>),
+  );
   const seen = new Set<string>();
   for (const [name, t] of ordered) {
-    if (name === '__metadata__') throw new RangeError("writeSafetensors: '__metadata__' is reserved, not a tensor name");
+    if (name === '__metadata__')
+      throw new RangeError("writeSafetensors: '__metadata__' is reserved, not a tensor name");
     if (seen.has(name)) throw new RangeError(`writeSafetensors: tensor '${name}' given twice`);
     seen.add(name);
-    if (!isWeightDType(t.dtype)) throw new TypeError(`writeSafetensors: tensor '${name}' has unsupported dtype ${String(t.dtype)}`);
+    if (!isWeightDType(t.dtype))
+      throw new TypeError(`writeSafetensors: tensor '${name}' has unsupported dtype ${String(t.dtype)}`);
   }
   const header = buildSafetensorsHeader(ordered, md);
   const tmp = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);

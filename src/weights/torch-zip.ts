@@ -12,7 +12,15 @@
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { CheckpointError } from '../errors.js';
 import { DTYPE_BYTES, numel, shapeString, type WeightDType, type WeightTensor } from './dtype.js';
-import { PickleGlobal, PickleObject, describeValue, setKey, unpickle, type InterpretedCallable, type Interpreter } from './pickle.js';
+import {
+  PickleGlobal,
+  PickleObject,
+  describeValue,
+  setKey,
+  unpickle,
+  type InterpretedCallable,
+  type Interpreter,
+} from './pickle.js';
 import { BufferSource, FileSource, ZipArchive, type ByteSource } from './zip.js';
 
 const STORAGE_DTYPES: Record<string, WeightDType> = {
@@ -131,7 +139,8 @@ export class TorchTensor {
           src.copy(data, out, base * es, (base + inner) * es);
           out += inner * es;
         } else {
-          for (let i = 0; i < inner; i++, out += es) src.copy(data, out, (base + i * innerStride) * es, (base + i * innerStride + 1) * es);
+          for (let i = 0; i < inner; i++, out += es)
+            src.copy(data, out, (base + i * innerStride) * es, (base + i * innerStride + 1) * es);
         }
         let d = last - 1;
         while (d >= 0 && ++idx[d]! === shape[d]!) idx[d--] = 0;
@@ -152,7 +161,10 @@ export class TorchTensor {
   }
 }
 
-function callable(qualname: string, fn: (args: unknown[], kwargs?: Record<string, unknown>) => unknown): InterpretedCallable {
+function callable(
+  qualname: string,
+  fn: (args: unknown[], kwargs?: Record<string, unknown>) => unknown,
+): InterpretedCallable {
   return { qualname, call: fn };
 }
 
@@ -167,7 +179,8 @@ function orderedDict(items: unknown): Record<string, unknown> {
   const d: Record<string, unknown> = {};
   if (!Array.isArray(items)) return d;
   for (const kv of items) {
-    if (!Array.isArray(kv) || kv.length !== 2) throw new Error(`OrderedDict item ${describeValue(kv)} is not a (key, value) pair`);
+    if (!Array.isArray(kv) || kv.length !== 2)
+      throw new Error(`OrderedDict item ${describeValue(kv)} is not a (key, value) pair`);
     setKey(d, kv[0], kv[1]);
   }
   return d;
@@ -191,15 +204,19 @@ function torchInterpreter(bigEndian: boolean, persistentLoad: (pid: unknown) => 
     callable(`torch._utils.${name}`, (a) => {
       const [storage, offset, size, stride, requiresGrad] = a;
       if (!(storage instanceof TorchStorage)) throw new Error(`storage argument is ${describeValue(storage)}`);
-      if (!Number.isSafeInteger(offset) || (offset as number) < 0) throw new Error(`bad storage offset ${describeValue(offset)}`);
+      if (!Number.isSafeInteger(offset) || (offset as number) < 0)
+        throw new Error(`bad storage offset ${describeValue(offset)}`);
       const shape = intList(size, 'size');
       const strides = intList(stride, 'stride');
-      if (shape.length !== strides.length) throw new Error(`size ${shapeString(shape)} and stride ${shapeString(strides)} differ in length`);
+      if (shape.length !== strides.length)
+        throw new Error(`size ${shapeString(shape)} and stride ${shapeString(strides)} differ in length`);
       if (numel(shape) > 0) {
         let last = offset as number;
         for (let d = 0; d < shape.length; d++) last += (shape[d]! - 1) * strides[d]!;
         if (last >= storage.numel)
-          throw new Error(`tensor ${shapeString(shape)} at offset ${String(offset)} with stride ${shapeString(strides)} reaches element ${last} of storage '${storage.key}' (${storage.numel} elements)`);
+          throw new Error(
+            `tensor ${shapeString(shape)} at offset ${String(offset)} with stride ${shapeString(strides)} reaches element ${last} of storage '${storage.key}' (${storage.numel} elements)`,
+          );
       }
       return new TorchTensor(storage, offset as number, shape, strides, requiresGrad === true, bigEndian);
     });
@@ -214,7 +231,8 @@ function torchInterpreter(bigEndian: boolean, persistentLoad: (pid: unknown) => 
       'torch._tensor._rebuild_from_type_v2',
       callable('torch._tensor._rebuild_from_type_v2', (a) => {
         const [fn, , args] = a;
-        if (typeof fn === 'object' && fn !== null && 'call' in fn) return (fn as InterpretedCallable).call(Array.isArray(args) ? args : []);
+        if (typeof fn === 'object' && fn !== null && 'call' in fn)
+          return (fn as InterpretedCallable).call(Array.isArray(args) ? args : []);
         return new PickleObject('torch._tensor', '_rebuild_from_type_v2', a);
       }),
     ],
@@ -223,13 +241,23 @@ function torchInterpreter(bigEndian: boolean, persistentLoad: (pid: unknown) => 
     ['_codecs.encode', callable('_codecs.encode', (a) => codecsEncode(a))],
     ['builtins.set', callable('builtins.set', (a) => new Set(Array.isArray(a[0]) ? a[0] : []))],
     ['builtins.frozenset', callable('builtins.frozenset', (a) => new Set(Array.isArray(a[0]) ? a[0] : []))],
-    ['builtins.bytearray', callable('builtins.bytearray', (a) => (Buffer.isBuffer(a[0]) ? Buffer.from(a[0]) : typeof a[0] === 'string' ? Buffer.from(a[0], 'latin1') : Buffer.alloc(0)))],
+    [
+      'builtins.bytearray',
+      callable('builtins.bytearray', (a) =>
+        Buffer.isBuffer(a[0])
+          ? Buffer.from(a[0])
+          : typeof a[0] === 'string'
+            ? Buffer.from(a[0], 'latin1')
+            : Buffer.alloc(0),
+      ),
+    ],
   ]);
   return {
     resolveGlobal(module, name) {
       const q = `${module}.${name}`;
       if (table.has(q)) return table.get(q);
-      if ((module === 'torch' || module === 'torch.storage') && Object.hasOwn(STORAGE_DTYPES, name)) return new TorchTypeRef(q, STORAGE_DTYPES[name]!);
+      if ((module === 'torch' || module === 'torch.storage') && Object.hasOwn(STORAGE_DTYPES, name))
+        return new TorchTypeRef(q, STORAGE_DTYPES[name]!);
       if (module === 'torch' && Object.hasOwn(TORCH_DTYPES, name)) return new TorchTypeRef(q, TORCH_DTYPES[name]!);
       return undefined;
     },
@@ -263,7 +291,13 @@ export class TorchCheckpoint implements AsyncDisposable {
   readonly root: unknown;
   #fh: FileHandle | null;
 
-  private constructor(file: string, format: 'zip' | 'legacy', byteOrder: 'little' | 'big', root: unknown, fh: FileHandle | null) {
+  private constructor(
+    file: string,
+    format: 'zip' | 'legacy',
+    byteOrder: 'little' | 'big',
+    root: unknown,
+    fh: FileHandle | null,
+  ) {
     this.file = file;
     this.format = format;
     this.byteOrder = byteOrder;
@@ -273,7 +307,8 @@ export class TorchCheckpoint implements AsyncDisposable {
 
   static async open(file: string, options: TorchCheckpointOptions = {}): Promise<TorchCheckpoint> {
     if (typeof file !== 'string') throw new TypeError("TorchCheckpoint.open: argument 'file' must be a path string");
-    if (typeof options !== 'object' || options === null) throw new TypeError("TorchCheckpoint.open: argument 'options' must be an object");
+    if (typeof options !== 'object' || options === null)
+      throw new TypeError("TorchCheckpoint.open: argument 'options' must be an object");
     let fh: FileHandle | null = null;
     let source: ByteSource;
     try {
@@ -314,7 +349,11 @@ export class TorchCheckpoint implements AsyncDisposable {
   get stateDict(): Map<string, TorchTensor> {
     const r = this.root;
     const sd = isPlainObject(r) && isPlainObject(r.state_dict) ? r.state_dict : isPlainObject(r) ? r : null;
-    if (!sd) throw new CheckpointError(`${this.file}: holds no state dict (the saved object is ${describeValue(r)})`, this.file);
+    if (!sd)
+      throw new CheckpointError(
+        `${this.file}: holds no state dict (the saved object is ${describeValue(r)})`,
+        this.file,
+      );
     const out = new Map<string, TorchTensor>();
     for (const [k, v] of Object.entries(sd)) if (v instanceof TorchTensor) out.set(k, v);
     return out;
@@ -335,32 +374,49 @@ async function loadZip(file: string, source: ByteSource): Promise<{ root: unknow
   const zip = await ZipArchive.open(source, file);
   const pkls = [...zip.entries.keys()].filter((n) => n === 'data.pkl' || /^[^/]+\/data\.pkl$/.test(n));
   if (pkls.length !== 1)
-    throw new CheckpointError(`${file}: expected one '<prefix>/data.pkl' record in the archive, found ${pkls.length ? pkls.join(', ') : 'none'}`, file);
+    throw new CheckpointError(
+      `${file}: expected one '<prefix>/data.pkl' record in the archive, found ${pkls.length ? pkls.join(', ') : 'none'}`,
+      file,
+    );
   const pklName = pkls[0]!;
   const prefix = pklName.slice(0, -'data.pkl'.length);
   let byteOrder: 'little' | 'big' = 'little';
   if (zip.entries.has(`${prefix}byteorder`)) {
     const bo = (await zip.read(`${prefix}byteorder`)).toString('latin1').trim();
-    if (bo !== 'little' && bo !== 'big') throw new CheckpointError(`${file}: ${prefix}byteorder says ${describeValue(bo)}`, file, `${prefix}byteorder`);
+    if (bo !== 'little' && bo !== 'big')
+      throw new CheckpointError(`${file}: ${prefix}byteorder says ${describeValue(bo)}`, file, `${prefix}byteorder`);
     byteOrder = bo;
   }
   const pkl = await zip.read(pklName);
   const storages = new Map<string, TorchStorage>();
   const persistentLoad = (pid: unknown): unknown => {
-    if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 5 || typeof pid[2] !== 'string' || typeof pid[3] !== 'string')
-      throw new Error(`unsupported persistent id ${describeValue(pid)}${Array.isArray(pid) ? ` (${pid.slice(0, 5).map(describeValue).join(', ')})` : ''}`);
+    if (
+      !Array.isArray(pid) ||
+      pid[0] !== 'storage' ||
+      pid.length < 5 ||
+      typeof pid[2] !== 'string' ||
+      typeof pid[3] !== 'string'
+    )
+      throw new Error(
+        `unsupported persistent id ${describeValue(pid)}${Array.isArray(pid) ? ` (${pid.slice(0, 5).map(describeValue).join(', ')})` : ''}`,
+      );
     const key = pid[2];
     const dtype = storageType(pid[1]);
     const cached = storages.get(key);
     if (cached) return cached;
     const entryName = `${prefix}data/${key}`;
     const entry = zip.entries.get(entryName);
-    if (!entry) throw new CheckpointError(`${file}: storage record '${entryName}' is missing from the archive`, file, entryName);
+    if (!entry)
+      throw new CheckpointError(`${file}: storage record '${entryName}' is missing from the archive`, file, entryName);
     const es = DTYPE_BYTES[dtype];
     // numel counts elements of the typed storage (bytes for an untyped one).
     const count = Number(pid[4]);
     if (!Number.isSafeInteger(count) || count < 0 || count * es > entry.size)
-      throw new CheckpointError(`${file}: storage record '${entryName}' has ${entry.size} bytes, the pickle expects ${describeValue(pid[4])} x ${es}`, file, entryName);
+      throw new CheckpointError(
+        `${file}: storage record '${entryName}' has ${entry.size} bytes, the pickle expects ${describeValue(pid[4])} x ${es}`,
+        file,
+        entryName,
+      );
     let start: number | undefined;
     const readBytes: StorageReader = async (off, len) => {
       if (entry.method !== 0) return (await zip.read(entryName)).subarray(off, off + len);
@@ -394,17 +450,23 @@ function loadLegacy(file: string, buf: Buffer): unknown {
     return r.value;
   };
   const magic = next(noPersist, 'magic number');
-  if (magic !== 0x1950a86a20f9469cfc6cn) throw new CheckpointError(`${file}: not a PyTorch checkpoint (bad legacy magic number)`, file);
+  if (magic !== 0x1950a86a20f9469cfc6cn)
+    throw new CheckpointError(`${file}: not a PyTorch checkpoint (bad legacy magic number)`, file);
   const version = next(noPersist, 'protocol version');
-  if (version !== 1001) throw new CheckpointError(`${file}: unsupported legacy protocol version ${describeValue(version)}`, file);
+  if (version !== 1001)
+    throw new CheckpointError(`${file}: unsupported legacy protocol version ${describeValue(version)}`, file);
   const sysInfo = next(noPersist, 'sys info') as Record<string, unknown>;
-  if (sysInfo && sysInfo.little_endian === false) throw new CheckpointError(`${file}: big-endian legacy checkpoints are not supported`, file);
+  if (sysInfo && sysInfo.little_endian === false)
+    throw new CheckpointError(`${file}: big-endian legacy checkpoints are not supported`, file);
   // Storages are laid out after the key list, so resolve lazily: record each persistent id now,
   // fill offsets once the layout is known (tensors are built before the key list is read).
   const roots = new Map<string, { dtype: WeightDType; numel: number; location: string; dataOffset?: number }>();
   const storages = new Map<string, TorchStorage>();
   const persistentLoad = (pid: unknown): unknown => {
-    if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 6) throw new Error(`unsupported persistent id ${describeValue(pid)}${Array.isArray(pid) ? ` (${pid.slice(0, 6).map(describeValue).join(', ')})` : ''}`);
+    if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 6)
+      throw new Error(
+        `unsupported persistent id ${describeValue(pid)}${Array.isArray(pid) ? ` (${pid.slice(0, 6).map(describeValue).join(', ')})` : ''}`,
+      );
     const [, type, rootKey, location, size, view] = pid as [string, unknown, unknown, unknown, unknown, unknown];
     const key = textOf(rootKey, 'storage key');
     const dtype = storageType(type);
@@ -434,14 +496,20 @@ function loadLegacy(file: string, buf: Buffer): unknown {
   const keys = next(noPersist, 'storage key list');
   if (!Array.isArray(keys)) throw new CheckpointError(`${file}: legacy storage key list is not a list`, file);
   for (const key of keys) {
-    if (typeof key !== 'string') throw new CheckpointError(`${file}: legacy storage key ${describeValue(key)} is not a string`, file);
+    if (typeof key !== 'string')
+      throw new CheckpointError(`${file}: legacy storage key ${describeValue(key)} is not a string`, file);
     const k = key;
     const r = roots.get(k);
-    if (pos + 8 > buf.length) throw new CheckpointError(`${file}: legacy checkpoint truncated at storage '${k}'`, file, k);
+    if (pos + 8 > buf.length)
+      throw new CheckpointError(`${file}: legacy checkpoint truncated at storage '${k}'`, file, k);
     const n = Number(buf.readBigInt64LE(pos));
     const es = r ? DTYPE_BYTES[r.dtype] : 1;
     if (!Number.isSafeInteger(n) || n < 0 || pos + 8 + n * es > buf.length)
-      throw new CheckpointError(`${file}: legacy storage '${k}' declares ${n} elements, more than the ${buf.length - pos - 8} bytes left: truncated or corrupt`, file, k);
+      throw new CheckpointError(
+        `${file}: legacy storage '${k}' declares ${n} elements, more than the ${buf.length - pos - 8} bytes left: truncated or corrupt`,
+        file,
+        k,
+      );
     if (r) r.dataOffset = pos + 8;
     pos += 8 + n * es;
   }

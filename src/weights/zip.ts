@@ -29,7 +29,8 @@ export class BufferSource implements ByteSource {
     return this.buf.length;
   }
   async read(offset: number, length: number): Promise<Buffer> {
-    if (offset < 0 || offset + length > this.buf.length) throw new RangeError(`read of ${length} bytes at ${offset} past the end (${this.buf.length} bytes)`);
+    if (offset < 0 || offset + length > this.buf.length)
+      throw new RangeError(`read of ${length} bytes at ${offset} past the end (${this.buf.length} bytes)`);
     return this.buf.subarray(offset, offset + length);
   }
 }
@@ -40,7 +41,8 @@ export class FileSource implements ByteSource {
     readonly size: number,
   ) {}
   async read(offset: number, length: number): Promise<Buffer> {
-    if (offset < 0 || offset + length > this.size) throw new RangeError(`read of ${length} bytes at ${offset} past the end (${this.size} bytes)`);
+    if (offset < 0 || offset + length > this.size)
+      throw new RangeError(`read of ${length} bytes at ${offset} past the end (${this.size} bytes)`);
     const out = Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
@@ -145,7 +147,8 @@ export class ZipArchive {
       cdSize = u64(rec, 40);
       cdOffset = u64(rec, 48);
     }
-    if (cdOffset + cdSize > size) fail(`central directory (${cdSize} bytes at ${cdOffset}) past the end of the file (${size} bytes): truncated?`);
+    if (cdOffset + cdSize > size)
+      fail(`central directory (${cdSize} bytes at ${cdOffset}) past the end of the file (${size} bytes): truncated?`);
     if (count > cdSize / 46) fail(`central directory of ${cdSize} bytes cannot hold ${count} entries`);
     const cd = await source.read(cdOffset, cdSize);
     const entries = new Map<string, ZipEntry>();
@@ -196,15 +199,20 @@ export class ZipArchive {
     for (const e of entries.values()) {
       const raw = rawNames.get(e.name)!;
       const where = `entry '${e.name}'`;
-      if (e.headerOffset + 30 + raw.length > cdOffset) fail(`${where}: local header at ${e.headerOffset} lies in or past the central directory: truncated or corrupt`);
+      if (e.headerOffset + 30 + raw.length > cdOffset)
+        fail(`${where}: local header at ${e.headerOffset} lies in or past the central directory: truncated or corrupt`);
       const lh = await source.read(e.headerOffset, 30 + raw.length);
-      if (lh.readUInt32LE(0) !== SIG_LOCAL) fail(`${where}: no local header at offset ${e.headerOffset} (corrupt archive)`);
+      if (lh.readUInt32LE(0) !== SIG_LOCAL)
+        fail(`${where}: no local header at offset ${e.headerOffset} (corrupt archive)`);
       const lNameLen = lh.readUInt16LE(26);
       const lExtraLen = lh.readUInt16LE(28);
       if (lNameLen !== raw.length || !lh.subarray(30, 30 + raw.length).equals(raw))
-        fail(`${where}: the local header at ${e.headerOffset} names another entry (the names in the central directory and the local header differ)`);
+        fail(
+          `${where}: the local header at ${e.headerOffset} names another entry (the names in the central directory and the local header differ)`,
+        );
       const lMethod = lh.readUInt16LE(8);
-      if (lMethod !== e.method) fail(`${where}: compression method ${lMethod} in the local header, ${e.method} in the central directory`);
+      if (lMethod !== e.method)
+        fail(`${where}: compression method ${lMethod} in the local header, ${e.method} in the central directory`);
       e.dataStart = e.headerOffset + 30 + lNameLen + lExtraLen;
       if (!(e.flags & 8)) {
         // sizes and CRC in the local header (ZIP64 sizes in its extra field): they must agree
@@ -220,10 +228,15 @@ export class ZipArchive {
             }
         }
         if (lCrc !== e.crc32 || lc !== e.compressedSize || lu !== e.size)
-          fail(`${where}: the local header (CRC ${lCrc.toString(16)}, ${lc} -> ${lu} bytes) and the central directory (CRC ${e.crc32.toString(16)}, ${e.compressedSize} -> ${e.size} bytes) disagree`);
+          fail(
+            `${where}: the local header (CRC ${lCrc.toString(16)}, ${lc} -> ${lu} bytes) and the central directory (CRC ${e.crc32.toString(16)}, ${e.compressedSize} -> ${e.size} bytes) disagree`,
+          );
       }
       let end = e.dataStart + e.compressedSize;
-      if (end > cdOffset) fail(`${where}: ${e.compressedSize} bytes of data at ${e.dataStart} run into the central directory at ${cdOffset}: truncated or corrupt`);
+      if (end > cdOffset)
+        fail(
+          `${where}: ${e.compressedSize} bytes of data at ${e.dataStart} run into the central directory at ${cdOffset}: truncated or corrupt`,
+        );
       if (e.flags & 8) {
         // a data descriptor follows: [signature] CRC, sizes (4 + 4 bytes, or 8 + 8 for ZIP64)
         // (writers use the 8-byte form in ZIP64 archives even for small entries: either may match)
@@ -239,14 +252,17 @@ export class ZipArchive {
           if (dc === e.compressedSize && du === e.size) len = n;
         }
         if (!len)
-          fail(`${where}: no data descriptor matching the central directory after its data (the data does not start where the local header says, or the record is damaged or truncated)`);
+          fail(
+            `${where}: no data descriptor matching the central directory after its data (the data does not start where the local header says, or the record is damaged or truncated)`,
+          );
         end += len;
       }
       spans.push({ from: e.headerOffset, to: end, name: e.name });
     }
     spans.sort((x, y) => x.from - y.from);
     for (let i = 1; i < spans.length; i++)
-      if (spans[i]!.from < spans[i - 1]!.to) fail(`entries '${spans[i - 1]!.name}' and '${spans[i]!.name}' overlap in the archive`);
+      if (spans[i]!.from < spans[i - 1]!.to)
+        fail(`entries '${spans[i - 1]!.name}' and '${spans[i]!.name}' overlap in the archive`);
     return new ZipArchive(file, source, entries);
   }
 
@@ -283,7 +299,12 @@ export class ZipArchive {
       throw new CheckpointError(`${this.file}: entry '${name}' is truncated (${e.message})`, this.file, name);
     });
     if (entry.method === 0) {
-      if (raw.length !== entry.size) throw new CheckpointError(`${this.file}: stored entry '${name}' has ${raw.length} bytes of data and a size of ${entry.size}`, this.file, name);
+      if (raw.length !== entry.size)
+        throw new CheckpointError(
+          `${this.file}: stored entry '${name}' has ${raw.length} bytes of data and a size of ${entry.size}`,
+          this.file,
+          name,
+        );
       this.checkCrc(name, raw);
       return raw;
     }
@@ -293,7 +314,11 @@ export class ZipArchive {
       out = zlib.inflateRawSync(raw, { maxOutputLength: Math.max(1, entry.size) });
       if (out.length !== entry.size) throw new Error(`inflated to ${out.length} bytes, expected ${entry.size}`);
     } catch (e) {
-      throw new CheckpointError(`${this.file}: entry '${name}' cannot be inflated to its declared ${entry.size} bytes: ${(e as Error).message}`, this.file, name);
+      throw new CheckpointError(
+        `${this.file}: entry '${name}' cannot be inflated to its declared ${entry.size} bytes: ${(e as Error).message}`,
+        this.file,
+        name,
+      );
     }
     this.checkCrc(name, out);
     return out;
@@ -304,7 +329,11 @@ export class ZipArchive {
     const entry = this.entries.get(name);
     if (!entry) throw new CheckpointError(`${this.file}: archive has no entry '${name}'`, this.file, name);
     if (entry.method !== 0 && entry.method !== 8)
-      throw new CheckpointError(`${this.file}: entry '${name}' uses compression method ${entry.method} (only stored and deflate are supported)`, this.file, name);
+      throw new CheckpointError(
+        `${this.file}: entry '${name}' uses compression method ${entry.method} (only stored and deflate are supported)`,
+        this.file,
+        name,
+      );
     // checked against the central directory when the archive was opened
     const start = entry.dataStart;
     if (start + entry.compressedSize > this.source.size)
