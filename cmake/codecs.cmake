@@ -54,5 +54,6 @@ endif()
 if(CZ_CODECS_FOUND)
   message(STATUS "carzero image codecs: ${CZ_CODECS_FOUND} (${CARZERO_CODECS_PREFIX})")
 else()
-  message(STATUS "carzero image codecs: none in ${CARZERO_CODECS_PREFIX} (run scripts/build-codecs.sh for native decoding; images decode in JavaScript meanwhile)")
+  message(STATUS "carzero image codecs: none in ${CARZERO_CODECS_PREFIX} "
+                 "(run scripts/build-codecs.sh for native decoding; images decode in JavaScript meanwhile)")
 endif()

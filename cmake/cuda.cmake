@@ -2,9 +2,10 @@
 # carzero_core is defined.
 #   CARZERO_CUDA=AUTO (default): build it when nvcc is found; ON: required (fatal without nvcc);
 #   OFF: never. CARZERO_CUDA_ARCHS overrides the architecture list (e.g. 90-real for quick local
-#   builds). CARZERO_DEV_KERNELS=ON adds the experiments of native/dev/cuda. cudart is linked statically and cuBLAS/cuBLASLt are opened with dlopen at run time,
-#   so every binary still loads on machines with no GPU, no driver and no cuBLAS; libcuda is
-#   never linked (cudart_static opens it lazily on the first runtime call).
+#   builds). CARZERO_DEV_KERNELS=ON adds the experiments of native/dev/cuda. cudart is linked
+#   statically and cuBLAS/cuBLASLt are opened with dlopen at run time, so every binary still
+#   loads on machines with no GPU, no driver and no cuBLAS; libcuda is never linked
+#   (cudart_static opens it lazily on the first runtime call).
 string(TOUPPER "${CARZERO_CUDA}" CZ_CUDA_MODE)
 set(CZ_WITH_CUDA OFF)
 if(CZ_CUDA_MODE STREQUAL "OFF")

@@ -48,7 +48,8 @@ cm=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_POSITION_INDEPENDENT_CODE=ON -DCMAKE_INST
   -DCMAKE_INSTALL_LIBDIR="$prefix/lib" -DCMAKE_INSTALL_INCLUDEDIR="$prefix/include" -DCMAKE_C_FLAGS="$CFLAGS")
 
 # ---- zlib ----
-(cd zlib-*/ && ./configure --static --prefix="$prefix" >/dev/null && make -j"$jobs" libz.a >/dev/null && make install >/dev/null)
+(cd zlib-*/ && ./configure --static --prefix="$prefix" >/dev/null && make -j"$jobs" libz.a >/dev/null \
+  && make install >/dev/null)
 
 # ---- libpng (its CMake finds our zlib) ----
 (cd libpng1.6-*/ 2>/dev/null || cd libpng-*/

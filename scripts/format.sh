@@ -10,8 +10,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=write
 [ "${1:-}" = "--check" ] && mode=check
-command -v clang-format > /dev/null || { echo "format: clang-format not found (apt-get install clang-format)" >&2; exit 1; }
-mapfile -t js < <(git ls-files -- '*.ts' '*.mjs' '*.cjs' '*.js' | grep -v -e '^test/fixtures/' -e '^weights/' -e '^bench/peers/')
+command -v clang-format > /dev/null || {
+  echo "format: clang-format not found (apt-get install clang-format)" >&2
+  exit 1
+}
+mapfile -t js < <(git ls-files -- '*.ts' '*.mjs' '*.cjs' '*.js' \
+  | grep -v -e '^test/fixtures/' -e '^weights/' -e '^bench/peers/')
 mapfile -t cc < <(git ls-files -- '*.cpp' '*.h' '*.cu' '*.cuh' | grep -v -e '^test/fixtures/')
 if [ $mode = write ]; then
   npx prettier --log-level warn --write "${js[@]}"

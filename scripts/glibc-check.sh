@@ -19,7 +19,8 @@ for bin in "$@"; do
   top=$(printf '%s\n' "$versions" | tail -n 1)
   top=${top:-none}
   if [ "$top" != none ] && ! ver_le "$top" "$floor"; then
-    over=$(objdump -T "$bin" | awk -v f="$floor" '/\(GLIBC_[0-9.]+\)/ { v=$0; sub(/.*\(GLIBC_/, "", v); sub(/\).*/, "", v); print v, $NF }' |
+    over=$(objdump -T "$bin" \
+      | awk -v f="$floor" '/\(GLIBC_[0-9.]+\)/ { v=$0; sub(/.*\(GLIBC_/, "", v); sub(/\).*/, "", v); print v, $NF }' |
       while read -r v s; do ver_le "$v" "$floor" || echo "$s@GLIBC_$v"; done | sort -u | head -n 12 | tr '\n' ' ')
     problems+=("needs GLIBC_$top > $floor: $over")
   fi

@@ -65,11 +65,13 @@ grep -E "^  FAIL" "$OUTDIR/parity_cuda.log" | head -40
 # the bf16 attention cases again with the other forward kernels at head size 64
 for kern in persist tiled wide wide8 lean pwide; do
   log "parity: bf16/fp16 attention with CARZERO_ATTN_KERNEL=$kern"
-  CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=$kern timeout 60 "$BUILD/test_ops" -b cuda -o ",bf16)|,f16)" >> "$OUTDIR/parity_cuda.log" 2>&1 || PARITY_RC=1
+  CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=$kern timeout 60 "$BUILD/test_ops" -b cuda -o ",bf16)|,f16)" \
+    >> "$OUTDIR/parity_cuda.log" 2>&1 || PARITY_RC=1
   tail -1 "$OUTDIR/parity_cuda.log"
 done
 log "parity: bf16-C GEMMs with CARZERO_GEMM_NARROW=vec"
-CARZERO_REQUIRE_CUDA=1 CARZERO_GEMM_NARROW=vec timeout 60 "$BUILD/test_ops" -b cuda -o "c=bf16" >> "$OUTDIR/parity_cuda.log" 2>&1 || PARITY_RC=1
+CARZERO_REQUIRE_CUDA=1 CARZERO_GEMM_NARROW=vec timeout 60 "$BUILD/test_ops" -b cuda -o "c=bf16" \
+  >> "$OUTDIR/parity_cuda.log" 2>&1 || PARITY_RC=1
 tail -1 "$OUTDIR/parity_cuda.log"
 else
   log "parity: skipped (CARZERO_GPU_CHECK_PARITY=0: the caller ran it)"
@@ -81,8 +83,10 @@ timeout 150 "$BUILD/bench_cuda" --json "$OUTDIR/bench_cuda.json" 2>&1 | tee "$OU
 
 # 3. PyTorch SDPA on the same card
 log "sdpa_bench.py"
-timeout 120 "${CARZERO_PYTHON:-python3}" "$ROOT/bench/gpu/sdpa_bench.py" --json "$OUTDIR/sdpa.json" 2>&1 | tee "$OUTDIR/sdpa.log" | tail -12
-timeout 120 "${CARZERO_PYTHON:-python3}" "$ROOT/bench/gpu/sdpa_bench.py" --dtype f16 --json "$OUTDIR/sdpa_f16.json" >> "$OUTDIR/sdpa.log" 2>&1
+timeout 120 "${CARZERO_PYTHON:-python3}" "$ROOT/bench/gpu/sdpa_bench.py" --json "$OUTDIR/sdpa.json" 2>&1 \
+  | tee "$OUTDIR/sdpa.log" | tail -12
+timeout 120 "${CARZERO_PYTHON:-python3}" "$ROOT/bench/gpu/sdpa_bench.py" --dtype f16 --json "$OUTDIR/sdpa_f16.json" \
+  >> "$OUTDIR/sdpa.log" 2>&1
 
 # 4. sanitizer (reduced case list: one small case per op family; names are test_ops -o filters)
 SAN_RC=0
@@ -148,7 +152,8 @@ cmp = []
 for r in sdpa.get("results", []):
     if "fwd" not in r.get("impl", ""):
         continue
-    mine = [x for x in ours.get("results", []) if x.get("shape") == r["shape"] and x.get("impl") == "carzero fwd" and x.get("dtype") == "bf16"]
+    mine = [x for x in ours.get("results", []) if x.get("shape") == r["shape"] and x.get("impl") == "carzero fwd"
+            and x.get("dtype") == "bf16"]
     if mine and mine[0].get("ms"):
         row = {"shape": r["shape"], "carzero_bf16_ms": mine[0]["ms"], "sdpa_bf16_ms": r["ms"],
                "speedup_vs_sdpa": r["ms"] / mine[0]["ms"], "kernel": mine[0].get("note")}
@@ -165,7 +170,8 @@ for r in sdpa.get("results", []):
 # fp16 storage against SDPA fp16 (forward), same card
 cmp_f16 = []
 for r in load("sdpa_f16.json").get("results", []):
-    mine = [x for x in ours.get("results", []) if x.get("shape") == r["shape"] and x.get("impl") == "carzero fwd" and x.get("dtype") == "f16"]
+    mine = [x for x in ours.get("results", []) if x.get("shape") == r["shape"] and x.get("impl") == "carzero fwd"
+            and x.get("dtype") == "f16"]
     if "fwd" in r.get("impl", "") and mine and mine[0].get("ms") and r.get("ms"):
         cmp_f16.append({"shape": r["shape"], "carzero_f16_ms": mine[0]["ms"], "sdpa_f16_ms": r["ms"],
                         "speedup_vs_sdpa": r["ms"] / mine[0]["ms"]})

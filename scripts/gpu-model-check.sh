@@ -60,8 +60,10 @@ OUTDIR=${OUT:-$ROOT/bench/out/gpu-model}
 WORK=${CARZERO_GPU_CHECK_WORK:-/tmp/carzero-gpu-work}
 MODEL_DIR=$WORK/model
 case "$DEV" in
-  cuda) BATCH=${CARZERO_GPU_CHECK_BATCH:-256}; NATIVE_BATCHES="1,8,32,$BATCH"; REPS=10; WARMUP=2; TORCH_MODES=${CARZERO_GPU_CHECK_TORCH_MODES:-eager,compile}; E2E=64 ;;
-  cpu)  BATCH=${CARZERO_GPU_CHECK_BATCH:-2}; NATIVE_BATCHES="1,$BATCH"; REPS=1; WARMUP=1; TORCH_MODES=${CARZERO_GPU_CHECK_TORCH_MODES:-eager,compile}; E2E=2 ;;
+  cuda) BATCH=${CARZERO_GPU_CHECK_BATCH:-256}; NATIVE_BATCHES="1,8,32,$BATCH"; REPS=10; WARMUP=2
+        TORCH_MODES=${CARZERO_GPU_CHECK_TORCH_MODES:-eager,compile}; E2E=64 ;;
+  cpu)  BATCH=${CARZERO_GPU_CHECK_BATCH:-2}; NATIVE_BATCHES="1,$BATCH"; REPS=1; WARMUP=1
+        TORCH_MODES=${CARZERO_GPU_CHECK_TORCH_MODES:-eager,compile}; E2E=2 ;;
   *) echo "gpu-model-check: CARZERO_GPU_CHECK_DEVICE must be cuda or cpu, got $DEV" >&2; exit 2 ;;
 esac
 rm -rf "$WORK/logs"
@@ -97,14 +99,20 @@ step() {
   set +o pipefail
   local d=$(( $(date +%s) - s ))
   printf '%s\t%s\t%s\t%s\n' "$name" "$rc" "$d" "$limit" >> "$LOGS/steps.tsv"
-  if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then log "step $name: TIMED OUT after ${d}s"; else log "step $name: rc=$rc in ${d}s"; fi
+  if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+    log "step $name: TIMED OUT after ${d}s"
+  else
+    log "step $name: rc=$rc in ${d}s"
+  fi
   return $rc
 }
 
 # ---------------------------------------------------------------- setup
 log "repo $ROOT, device $DEV, budget ${BUDGET}s, out $OUTDIR, work $WORK"
 log "host: $(uname -srm), $(nproc) cpus, $(ldd --version 2>/dev/null | head -1)"
-command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | sed 's/^/  gpu: /'
+command -v nvidia-smi >/dev/null \
+  && nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1 \
+  | sed 's/^/  gpu: /'
 SETUP_FAIL=""
 if [ -f .gpu/MANIFEST.json ]; then
   log "staged files: $(tr -d '\n' < .gpu/MANIFEST.json | head -c 600)"
@@ -116,12 +124,15 @@ if [ -z "$PY" ]; then
     if "$c" -c 'import torch' >/dev/null 2>&1; then PY=$c; break; fi
   done
 fi
-[ -n "$PY" ] && log "python: $PY ($("$PY" -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())' 2>&1 | tail -1))" \
+PY_VERSIONS='import sys, torch; print(sys.version.split()[0], "torch", torch.__version__,
+  "cuda", torch.version.cuda, "available", torch.cuda.is_available())'
+[ -n "$PY" ] && log "python: $PY ($("$PY" -c "$PY_VERSIONS" 2>&1 | tail -1))" \
   || log "no python with torch: ref and bench_torch will be skipped"
 # xz may be missing on a bare image: python's lzma then.
 unxz() {  # unxz FILE: decompressed bytes to stdout
   if command -v xz >/dev/null 2>&1; then xz -dc "$1"
-  elif [ -n "$PY" ]; then "$PY" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)' "$1"
+  elif [ -n "$PY" ]; then
+    "$PY" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)' "$1"
   else echo "no xz and no python to unpack $1" >&2; return 1; fi
 }
 # Node: the carried binary, else one on PATH.
@@ -131,7 +142,8 @@ if [ -f .gpu/node.xz ]; then
   want=$(sha256sum .gpu/node.xz | cut -c1-16)
   if [ ! -x "$NODE_DIR/node" ] || [ "$(cat "$NODE_DIR/.src" 2>/dev/null)" != "$want" ]; then
     mkdir -p "$NODE_DIR" && unxz .gpu/node.xz > "$NODE_DIR/node.tmp" && chmod +x "$NODE_DIR/node.tmp" \
-      && mv "$NODE_DIR/node.tmp" "$NODE_DIR/node" && echo "$want" > "$NODE_DIR/.src" || SETUP_FAIL="$SETUP_FAIL node-unpack"
+      && mv "$NODE_DIR/node.tmp" "$NODE_DIR/node" && echo "$want" > "$NODE_DIR/.src" \
+      || SETUP_FAIL="$SETUP_FAIL node-unpack"
   fi
   NODE=$NODE_DIR/node
   export PATH="$NODE_DIR:$PATH"
@@ -150,7 +162,8 @@ if [ -f .gpu/bin.tar.xz ]; then
   cur=$(cat build/.gpu-stage-stamp 2>/dev/null || true)
   if [ "$cur" = "$stamp" ]; then
     log "dist/ and build/ binaries: already unpacked from .gpu/bin.tar.xz ($stamp)"
-  elif [ "${CARZERO_GPU_CHECK_UNPACK:-auto}" = 1 ] || [ -n "$cur" ] || [ ! -e dist/index.js ] || [ ! -e build/Release/carzero.node ]; then
+  elif [ "${CARZERO_GPU_CHECK_UNPACK:-auto}" = 1 ] || [ -n "$cur" ] || [ ! -e dist/index.js ] \
+    || [ ! -e build/Release/carzero.node ]; then
     log "unpacking .gpu/bin.tar.xz ($stamp)"
     rm -rf dist
     if unxz .gpu/bin.tar.xz | tar -xf - ; then
@@ -160,11 +173,16 @@ if [ -f .gpu/bin.tar.xz ]; then
       SETUP_FAIL="$SETUP_FAIL bin-unpack"
     fi
   else
-    log "NOTE: using this tree's own dist/ and build/, not .gpu/bin.tar.xz (CARZERO_GPU_CHECK_UNPACK=1 forces it)"
+    log "NOTE: using this tree's own dist/ and build/, not .gpu/bin.tar.xz" \
+      "(CARZERO_GPU_CHECK_UNPACK=1 forces it)"
   fi
 fi
 if [ ! -d node_modules ] || [ -L node_modules ]; then
-  if [ -d .gpu/node_modules ]; then ln -sfn .gpu/node_modules node_modules; else SETUP_FAIL="$SETUP_FAIL node_modules"; fi
+  if [ -d .gpu/node_modules ]; then
+    ln -sfn .gpu/node_modules node_modules
+  else
+    SETUP_FAIL="$SETUP_FAIL node_modules"
+  fi
 fi
 log "node_modules: $(readlink node_modules || echo 'own directory') ($(ls node_modules 2>/dev/null | tr '\n' ' '))"
 for f in dist/index.js dist/cli/main.js build/Release/carzero.node; do
@@ -188,7 +206,8 @@ PY
 )
   fi
   if [ -z "${CARZERO_CUBLAS_PATH:-}" ]; then
-    CARZERO_CUBLAS_PATH=$(find / \( -path /proc -o -path /sys \) -prune -o -name 'libcublas.so.1[23]*' -print 2>/dev/null | grep -v Lt | sort | head -1)
+    CARZERO_CUBLAS_PATH=$(find / \( -path /proc -o -path /sys \) -prune -o -name 'libcublas.so.1[23]*' -print \
+      2>/dev/null | grep -v Lt | sort | head -1)
   fi
   export CARZERO_CUBLAS_PATH
   log "CARZERO_CUBLAS_PATH=${CARZERO_CUBLAS_PATH:-<none found>}"
@@ -211,21 +230,29 @@ case "$OPS_MODE" in
       # the bf16 attention cases with the other forward kernels at head size 64 (the default is
       # the whole-sequence kernel, one block per pair): the persistent variant, and the tiled
       # kernel (which also sends the backward to the widening path)
-      step ops_persist 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=persist "$BIN/test_ops" -b cuda -o ",bf16)|,f16)"
-      step ops_tiled 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=tiled "$BIN/test_ops" -b cuda -o ",bf16)|,f16)"
+      step ops_persist 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=persist "$BIN/test_ops" -b cuda \
+        -o ",bf16)|,f16)"
+      step ops_tiled 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=tiled "$BIN/test_ops" -b cuda \
+        -o ",bf16)|,f16)"
       # the 32-row whole-sequence kernel (opt-in until it has been measured against the default)
-      step ops_wide 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=wide "$BIN/test_ops" -b cuda -o ",bf16)|,f16)"
-      step ops_wide8 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=wide8 "$BIN/test_ops" -b cuda -o ",bf16)|,f16)"
-      step ops_lean 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=lean "$BIN/test_ops" -b cuda -o ",bf16)|,f16)"
-      step ops_pwide 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=pwide "$BIN/test_ops" -b cuda -o ",bf16)|,f16)"
+      step ops_wide 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=wide "$BIN/test_ops" -b cuda \
+        -o ",bf16)|,f16)"
+      step ops_wide8 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=wide8 "$BIN/test_ops" -b cuda \
+        -o ",bf16)|,f16)"
+      step ops_lean 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=lean "$BIN/test_ops" -b cuda \
+        -o ",bf16)|,f16)"
+      step ops_pwide 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=pwide "$BIN/test_ops" -b cuda \
+        -o ",bf16)|,f16)"
       # the bf16-C GEMM cases with the opt-in vectorised rounding kernel
-      step ops_gemm_vec 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_GEMM_NARROW=vec "$BIN/test_ops" -b cuda -o "c=bf16"
+      step ops_gemm_vec 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_GEMM_NARROW=vec "$BIN/test_ops" -b cuda \
+        -o "c=bf16"
     else step ops 60 "$BIN/test_ops" -b cpu -o layernorm; fi ;;
   none) log "ops: skipped (CARZERO_GPU_CHECK_OPS=none)" ;;
 esac
 
 # ---------------------------------------------------------------- tiny parity (smoke test)
-step tiny 60 "$NODE" tools/parity/full-size.mjs test/fixtures/tiny --device "$DEV" --precision fp32 --json "$LOGS/tiny.json"
+step tiny 60 "$NODE" tools/parity/full-size.mjs test/fixtures/tiny --device "$DEV" --precision fp32 \
+  --json "$LOGS/tiny.json"
 
 # ---------------------------------------------------------------- reference
 if [ -f "$REF/outputs/index.json" ] && [ -f "$REF/carzero-full.ckpt" ]; then
@@ -240,11 +267,14 @@ fi
 PARITY_RC=99
 if [ -f "$REF/outputs/index.json" ]; then
   rm -rf "$MODEL_DIR"
-  step parity 240 "$NODE" tools/parity/full-size.mjs "$REF" --device "$DEV" --precision bf16,fp32 --keep "$MODEL_DIR" --json "$LOGS/parity.json"
+  step parity 240 "$NODE" tools/parity/full-size.mjs "$REF" --device "$DEV" --precision bf16,fp32 --keep "$MODEL_DIR" \
+    --json "$LOGS/parity.json"
   PARITY_RC=$?
   if grep -q '"pixels_ok": false' "$LOGS/parity.json" 2>/dev/null; then
-    log "our image decoding differs from the reference's (this machine's cv2): the model again on the reference's pixels"
-    step parity_refpx 120 "$NODE" tools/parity/full-size.mjs "$REF" --device "$DEV" --precision bf16,fp32 --model "$MODEL_DIR" --ref-pixels --json "$LOGS/parity_refpx.json"
+    log "our image decoding differs from the reference's (this machine's cv2):" \
+      "the model again on the reference's pixels"
+    step parity_refpx 120 "$NODE" tools/parity/full-size.mjs "$REF" --device "$DEV" --precision bf16,fp32 \
+      --model "$MODEL_DIR" --ref-pixels --json "$LOGS/parity_refpx.json"
   fi
 fi
 
@@ -257,7 +287,8 @@ fi
 # ---------------------------------------------------------------- NCCL binding (a group of one GPU)
 if [ "$DEV" = cuda ]; then
   if [ -z "${CARZERO_NCCL_PATH:-}" ]; then
-    CARZERO_NCCL_PATH=$(find / \( -path /proc -o -path /sys \) -prune -o -name 'libnccl.so.2*' -print 2>/dev/null | sort | head -1)
+    CARZERO_NCCL_PATH=$(find / \( -path /proc -o -path /sys \) -prune -o -name 'libnccl.so.2*' -print 2>/dev/null \
+      | sort | head -1)
     export CARZERO_NCCL_PATH
   fi
   log "CARZERO_NCCL_PATH=${CARZERO_NCCL_PATH:-<none found>}"
@@ -266,7 +297,8 @@ fi
 
 # ---------------------------------------------------------------- trainer on the device vs the CPU
 if [ "$DEV" = cuda ]; then
-  step train 150 "$NODE" tools/parity/train-device.mjs --devices cpu,cuda --precisions fp32,bf16,fp16 --steps 4 --json "$LOGS/train.json"
+  step train 150 "$NODE" tools/parity/train-device.mjs --devices cpu,cuda --precisions fp32,bf16,fp16 --steps 4 \
+    --json "$LOGS/train.json"
 fi
 
 # ---------------------------------------------------------------- op-level checks (rest)
@@ -274,23 +306,27 @@ fi
 # the CUDA backend is judged by, so they run while the budget is fresh.
 if [ "$OPS_MODE" = full ]; then
   # op parity already ran above; gpu-check.sh adds the op benches, SDPA and compute-sanitizer
-  step ops_full "${CARZERO_GPU_CHECK_OPS_FULL_S:-200}" env OUT="$LOGS/gpu-check" CARZERO_BUILD_DIR="$BIN" CARZERO_GPU_CHECK_PARITY=0 CARZERO_PYTHON="${PY:-python3}" bash scripts/gpu-check.sh
+  step ops_full "${CARZERO_GPU_CHECK_OPS_FULL_S:-200}" env OUT="$LOGS/gpu-check" CARZERO_BUILD_DIR="$BIN" \
+    CARZERO_GPU_CHECK_PARITY=0 CARZERO_PYTHON="${PY:-python3}" bash scripts/gpu-check.sh
 fi
 
 # ---------------------------------------------------------------- benches
-step bench_native 150 "$BIN/bench_model" both --device "$DEV" --batch "$NATIVE_BATCHES" --reps "$REPS" --warmup "$WARMUP" --json "$LOGS/bench_native.json"
+step bench_native 150 "$BIN/bench_model" both --device "$DEV" --batch "$NATIVE_BATCHES" --reps "$REPS" \
+  --warmup "$WARMUP" --json "$LOGS/bench_native.json"
 if [ -f "$MODEL_DIR/model.safetensors" ]; then
-  step bench_node 180 "$NODE" bench/gpu/model-bench.mjs --model "$MODEL_DIR" --device "$DEV" --batch "$BATCH" --reps "$REPS" --warmup "$WARMUP" \
-    --images "$REF/images" --e2e-batch "$E2E" --json "$LOGS/bench_node.json"
+  step bench_node 180 "$NODE" bench/gpu/model-bench.mjs --model "$MODEL_DIR" --device "$DEV" --batch "$BATCH" \
+    --reps "$REPS" --warmup "$WARMUP" --images "$REF/images" --e2e-batch "$E2E" --json "$LOGS/bench_node.json"
 else
   log "bench_node: no converted model ($MODEL_DIR): skipped"
 fi
 if [ -n "$PY" ]; then
-  step bench_torch 240 env PYTHONUNBUFFERED=1 "$PY" bench/gpu/torch_model_bench.py --device "$DEV" --batch "$BATCH" --dtypes bf16,fp32 \
-    --modes "$TORCH_MODES" --compile-dtypes bf16 --reps "$REPS" --warmup "$WARMUP" --json "$LOGS/bench_torch.json"
+  step bench_torch 240 env PYTHONUNBUFFERED=1 "$PY" bench/gpu/torch_model_bench.py --device "$DEV" --batch "$BATCH" \
+    --dtypes bf16,fp32 --modes "$TORCH_MODES" --compile-dtypes bf16 --reps "$REPS" --warmup "$WARMUP" \
+    --json "$LOGS/bench_torch.json"
   # The original per-image zero-shot loop (get_dqn_similarities) for the >= 10x classify check.
-  step bench_torch_loop 180 env PYTHONUNBUFFERED=1 "$PY" bench/gpu/torch_zeroshot_loop.py --device "$DEV" --batch "$E2E" \
-    --texts 14,192 --dtypes bf16,fp32 --reps "$REPS" --warmup "$WARMUP" --json "$LOGS/bench_torch_loop.json"
+  step bench_torch_loop 180 env PYTHONUNBUFFERED=1 "$PY" bench/gpu/torch_zeroshot_loop.py --device "$DEV" \
+    --batch "$E2E" --texts 14,192 --dtypes bf16,fp32 --reps "$REPS" --warmup "$WARMUP" \
+    --json "$LOGS/bench_torch_loop.json"
 fi
 
 # ---------------------------------------------------------------- training step (ours and PyTorch's, peak memory)
@@ -309,22 +345,28 @@ mem_sample() {  # mem_sample NAME CMD...: runs step NAME with a memory sampler, 
   step "$name" "$@"
 }
 if [ "$DEV" = cuda ] && [ -f "$MODEL_DIR/model.safetensors" ]; then
-  mem_sample bench_train 200 "$NODE" bench/gpu/train-bench.mjs --model "$MODEL_DIR" --device cuda --precisions "${CARZERO_GPU_CHECK_TRAIN_PRECISIONS:-bf16,fp16,fp32}" --recompute false,true \
+  mem_sample bench_train 200 "$NODE" bench/gpu/train-bench.mjs --model "$MODEL_DIR" --device cuda \
+    --precisions "${CARZERO_GPU_CHECK_TRAIN_PRECISIONS:-bf16,fp16,fp32}" --recompute false,true \
     --batches "${CARZERO_GPU_CHECK_TRAIN_BATCHES:-64,128,256}" --reps 3 --warmup 1 --json "$LOGS/bench_train.json"
-  [ -n "$PY" ] && mem_sample bench_torch_train 240 env PYTHONUNBUFFERED=1 "$PY" bench/gpu/torch_train_bench.py --device cuda \
-    --batches "${CARZERO_GPU_CHECK_TRAIN_BATCHES:-64,128,256}" --amp fp16,bf16 --reps 3 --warmup 1 --json "$LOGS/bench_torch_train.json"
+  [ -n "$PY" ] && mem_sample bench_torch_train 240 env PYTHONUNBUFFERED=1 "$PY" bench/gpu/torch_train_bench.py \
+    --device cuda --batches "${CARZERO_GPU_CHECK_TRAIN_BATCHES:-64,128,256}" --amp fp16,bf16 --reps 3 --warmup 1 \
+    --json "$LOGS/bench_torch_train.json"
 fi
 
 # ---------------------------------------------------------------- training step profile (optional)
 # CARZERO_GPU_CHECK_PROFILE=1: one bf16 training step at batch 256 under Nsight Systems, with its
 # GPU kernel summary (time per kernel name) in logs/profile_train_kernels.csv.
 if [ "${CARZERO_GPU_CHECK_PROFILE:-0}" = 1 ] && [ "$DEV" = cuda ] && [ -f "$MODEL_DIR/model.safetensors" ]; then
-  NSYS=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1 || true)
+  NSYS=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null \
+    | head -1 || true)
   if [ -n "$NSYS" ]; then
     step profile_train 150 "$NSYS" profile --trace=cuda --sample=none --cpuctxsw=none -f true -o "$LOGS/profile_train" \
-      "$NODE" bench/gpu/train-bench.mjs --child --model "$MODEL_DIR" --device cuda --precisions bf16 --recompute false --batches 256 --reps 1 --warmup 1
-    "$NSYS" stats --report cuda_gpu_kern_sum --format csv --output "$LOGS/profile_train" "$LOGS/profile_train.nsys-rep" > /dev/null 2>&1 || true
-    ls "$LOGS"/profile_train*.csv >/dev/null 2>&1 && cp "$(ls "$LOGS"/profile_train*kern_sum*.csv | head -1)" "$LOGS/profile_train_kernels.csv"
+      "$NODE" bench/gpu/train-bench.mjs --child --model "$MODEL_DIR" --device cuda --precisions bf16 \
+      --recompute false --batches 256 --reps 1 --warmup 1
+    "$NSYS" stats --report cuda_gpu_kern_sum --format csv --output "$LOGS/profile_train" \
+      "$LOGS/profile_train.nsys-rep" > /dev/null 2>&1 || true
+    ls "$LOGS"/profile_train*.csv >/dev/null 2>&1 \
+      && cp "$(ls "$LOGS"/profile_train*kern_sum*.csv | head -1)" "$LOGS/profile_train_kernels.csv"
     head -40 "$LOGS/profile_train_kernels.csv" 2>/dev/null | cut -c1-220
     rm -f "$LOGS/profile_train.nsys-rep" "$LOGS/profile_train.sqlite"
   else
@@ -338,16 +380,34 @@ log "merging the report"
 const fs = require('node:fs');
 const path = require('node:path');
 const [logs, dev, batch] = process.argv.slice(2);
-const load = (f) => { try { return JSON.parse(fs.readFileSync(path.join(logs, f), 'utf8')); } catch (e) { return undefined; } };
+const load = (f) => {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(logs, f), 'utf8'));
+  } catch (e) {
+    return undefined;
+  }
+};
 const steps = fs.readFileSync(path.join(logs, 'steps.tsv'), 'utf8').trim().split('\n').filter(Boolean)
-  .map((l) => { const [name, rc, seconds, limit] = l.split('\t'); return { name, rc: +rc, seconds: +seconds, limit: +limit }; });
+  .map((l) => {
+    const [name, rc, seconds, limit] = l.split('\t');
+    return { name, rc: +rc, seconds: +seconds, limit: +limit };
+  });
 const rep = { tool: 'scripts/gpu-model-check.sh', device: dev, batch: +batch, date: new Date().toISOString(), steps,
-  info: load('info.json'), tiny: load('tiny.json'), parity: load('parity.json'), parity_refpx: load('parity_refpx.json'),
-  train: load('train.json'), oom: load('oom.json'), nccl: load('nccl.json'), bench_train: load('bench_train.json'), bench_torch_train: load('bench_torch_train.json'), bench_native: load('bench_native.json'), bench_node: load('bench_node.json'), bench_torch: load('bench_torch.json'), bench_torch_loop: load('bench_torch_loop.json') };
+  info: load('info.json'), tiny: load('tiny.json'), parity: load('parity.json'),
+  parity_refpx: load('parity_refpx.json'),
+  train: load('train.json'), oom: load('oom.json'), nccl: load('nccl.json'), bench_train: load('bench_train.json'),
+  bench_torch_train: load('bench_torch_train.json'), bench_native: load('bench_native.json'),
+  bench_node: load('bench_node.json'), bench_torch: load('bench_torch.json'),
+  bench_torch_loop: load('bench_torch_loop.json') };
 const ops = fs.existsSync(path.join(logs, 'ops.log')) ? fs.readFileSync(path.join(logs, 'ops.log'), 'utf8') : '';
-const opsAlt = steps.filter((s) => ['ops_persist', 'ops_whole', 'ops_tiled', 'ops_wide', 'ops_wide8', 'ops_lean', 'ops_pwide', 'ops_gemm_vec'].includes(s.name));
+const opsAlt = steps.filter((s) =>
+  ['ops_persist', 'ops_whole', 'ops_tiled', 'ops_wide', 'ops_wide8', 'ops_lean', 'ops_pwide', 'ops_gemm_vec']
+    .includes(s.name));
 const m = ops.match(/(\d+) passed, (\d+) failed(?:, (\d+) skipped)?/);
-rep.ops = m ? { passed: +m[1], failed: +m[2], skipped: +(m[3] ?? 0), failures: [...ops.matchAll(/^ {2}FAIL (.*)$/gm)].map((x) => x[1]).slice(0, 50) } : undefined;
+rep.ops = m
+  ? { passed: +m[1], failed: +m[2], skipped: +(m[3] ?? 0),
+      failures: [...ops.matchAll(/^ {2}FAIL (.*)$/gm)].map((x) => x[1]).slice(0, 50) }
+  : undefined;
 const gc = path.join(logs, 'gpu-check', 'gpu_report.json');
 if (fs.existsSync(gc)) rep.gpu_check = JSON.parse(fs.readFileSync(gc, 'utf8'));
 // Verdicts
@@ -355,17 +415,22 @@ const v = {};
 const runOf = (p, prec) => p?.runs?.find((r) => r.precision === prec);
 for (const prec of ['bf16', 'fp32']) {
   const r = runOf(rep.parity, prec);
-  v[`parity_${prec}`] = r ? { ok: r.ok, max_rel_err: r.max_rel_err, bound: r.bound, pixels_ok: r.pixels?.ok } : { ok: false, note: rep.parity?.error ?? 'did not run' };
+  v[`parity_${prec}`] = r
+    ? { ok: r.ok, max_rel_err: r.max_rel_err, bound: r.bound, pixels_ok: r.pixels?.ok }
+    : { ok: false, note: rep.parity?.error ?? 'did not run' };
   const rr = runOf(rep.parity_refpx, prec);
   if (rr) v[`parity_${prec}_ref_pixels`] = { ok: rr.ok, max_rel_err: rr.max_rel_err, bound: rr.bound };
 }
 const tf = runOf(rep.tiny, 'fp32');
 v.tiny_fp32 = tf ? { ok: tf.ok, max_rel_err: tf.max_rel_err } : { ok: false, note: rep.tiny?.error ?? 'did not run' };
 const tb = runOf(rep.tiny, 'bf16');
-if (tb) v.tiny_bf16_info = { max_rel_err: tb.max_rel_err, note: 'tiny random model: bf16 is not held to 2e-2 (CPU gives about 6.6e-2)' };
+if (tb) v.tiny_bf16_info = { max_rel_err: tb.max_rel_err,
+  note: 'tiny random model: bf16 is not held to 2e-2 (CPU gives about 6.6e-2)' };
 const B = +batch;
-const nat = rep.bench_native?.results?.find((r) => r.precision === 'bf16' && r.what === 'embed_images' && r.batch === B);
-const nod = rep.bench_node?.results?.find((r) => r.precision === 'bf16' && r.what === 'embed_images' && r.batch === B);
+const nat = rep.bench_native?.results?.find(
+  (r) => r.precision === 'bf16' && r.what === 'embed_images' && r.batch === B);
+const nod = rep.bench_node?.results?.find(
+  (r) => r.precision === 'bf16' && r.what === 'embed_images' && r.batch === B);
 const tor = (mode) => rep.bench_torch?.results?.find((r) => r.dtype === 'bf16' && r.mode === mode && !r.error);
 const eager = tor('eager');
 const comp = tor('compile');
@@ -378,7 +443,8 @@ v.speed_vit_bf16 = {
   vs_compile: ours && comp ? ours.per_s / comp.images_per_s : undefined,
 };
 v.speed_vit_bf16.ok_1_5x_eager = v.speed_vit_bf16.vs_eager === undefined ? undefined : v.speed_vit_bf16.vs_eager >= 1.5;
-const cls = rep.bench_node?.results?.filter((r) => r.what.startsWith('classify')).map((r) => ({ precision: r.precision, what: r.what, batch: r.batch, images_per_s: r.per_s }));
+const cls = rep.bench_node?.results?.filter((r) => r.what.startsWith('classify'))
+  .map((r) => ({ precision: r.precision, what: r.what, batch: r.batch, images_per_s: r.per_s }));
 v.classify = cls;
 // Zero-shot throughput against the original per-image loop (same dtype, 14 prompts, model only).
 const loop = (dt) => rep.bench_torch_loop?.results?.find((r) => r.dtype === dt && r.texts === 14 && !r.error);
@@ -386,30 +452,45 @@ v.classify_vs_original_loop = ['bf16', 'fp32'].map((dt) => {
   const o = rep.bench_node?.results?.find((r) => r.precision === dt && r.what === 'classify 14 prompts, model only');
   const l = loop(dt);
   const x = o && l ? o.per_s / l.loop_images_per_s : undefined;
-  return { precision: dt, ours_images_per_s: o?.per_s, original_loop_images_per_s: l?.loop_images_per_s, ratio: x, ok_10x: x === undefined ? undefined : x >= 10 };
+  return { precision: dt, ours_images_per_s: o?.per_s, original_loop_images_per_s: l?.loop_images_per_s, ratio: x,
+    ok_10x: x === undefined ? undefined : x >= 10 };
 });
 if (rep.ops) v.ops = { passed: rep.ops.passed, failed: rep.ops.failed, skipped: rep.ops.skipped };
 if (rep.train) v.train = { ok: rep.train.ok, comparisons: rep.train.comparisons };
 if (rep.nccl) v.nccl = { ok: rep.nccl.ok, steps: rep.nccl.steps };
 if (rep.oom) v.oom = { ok: rep.oom.ok, checks: rep.oom.checks.map((c) => `${c.ok ? 'PASS' : 'FAIL'} ${c.name}`) };
-const memOf = (n) => { try { return +fs.readFileSync(path.join(logs, n + '.mem'), 'utf8').trim(); } catch { return undefined; } };
+const memOf = (n) => {
+  try {
+    return +fs.readFileSync(path.join(logs, n + '.mem'), 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+};
 if (rep.bench_train || rep.bench_torch_train) {
-  const ours = (p, b, rc = false) => rep.bench_train?.results?.find((r) => r.precision === p && r.batch === b && !!r.recompute === rc && !r.error);
+  const ours = (p, b, rc = false) =>
+    rep.bench_train?.results?.find((r) => r.precision === p && r.batch === b && !!r.recompute === rc && !r.error);
   const theirs = (p, b) => rep.bench_torch_train?.results?.find((r) => r.amp === p && r.batch === b && !r.error);
   v.train_speed = [64, 128, 256].map((b) => ({ batch: b,
-    ours_bf16: ours('bf16', b)?.samples_per_s, ours_fp16: ours('fp16', b)?.samples_per_s, ours_fp32: ours('fp32', b)?.samples_per_s,
-    ours_bf16_recompute: ours('bf16', b, true)?.samples_per_s, ours_bf16_workspace_gib: ours('bf16', b)?.workspace_bytes / 2 ** 30,
+    ours_bf16: ours('bf16', b)?.samples_per_s, ours_fp16: ours('fp16', b)?.samples_per_s,
+    ours_fp32: ours('fp32', b)?.samples_per_s,
+    ours_bf16_recompute: ours('bf16', b, true)?.samples_per_s,
+    ours_bf16_workspace_gib: ours('bf16', b)?.workspace_bytes / 2 ** 30,
     ours_bf16_recompute_workspace_gib: ours('bf16', b, true)?.workspace_bytes / 2 ** 30,
-    ours_bf16_model_peak_plus_optimizer_gib: ours('bf16', b) ? (ours('bf16', b).model_peak_bytes + ours('bf16', b).optimizer_bytes) / 2 ** 30 : undefined,
-    ours_fp16_model_peak_plus_optimizer_gib: ours('fp16', b) ? (ours('fp16', b).model_peak_bytes + ours('fp16', b).optimizer_bytes) / 2 ** 30 : undefined,
+    ours_bf16_model_peak_plus_optimizer_gib: ours('bf16', b)
+      ? (ours('bf16', b).model_peak_bytes + ours('bf16', b).optimizer_bytes) / 2 ** 30 : undefined,
+    ours_fp16_model_peak_plus_optimizer_gib: ours('fp16', b)
+      ? (ours('fp16', b).model_peak_bytes + ours('fp16', b).optimizer_bytes) / 2 ** 30 : undefined,
     torch_amp_fp16_peak_gib: theirs('fp16', b)?.max_memory_allocated_gib,
     torch_amp_fp16: theirs('fp16', b)?.samples_per_s, torch_amp_bf16: theirs('bf16', b)?.samples_per_s,
-    ratio_fp16_vs_torch_amp_fp16: ours('fp16', b) && theirs('fp16', b) ? ours('fp16', b).samples_per_s / theirs('fp16', b).samples_per_s : undefined }));
-  v.train_peak_mib = { ours: memOf('bench_train'), torch: memOf('bench_torch_train'), note: 'nvidia-smi, max over the whole step (all batch sizes, CUDA context included)' };
+    ratio_fp16_vs_torch_amp_fp16: ours('fp16', b) && theirs('fp16', b)
+      ? ours('fp16', b).samples_per_s / theirs('fp16', b).samples_per_s : undefined }));
+  v.train_peak_mib = { ours: memOf('bench_train'), torch: memOf('bench_torch_train'),
+    note: 'nvidia-smi, max over the whole step (all batch sizes, CUDA context included)' };
   // bench_train runs one child process per (recompute, precision): the samples fall back to the
   // idle level between them, which splits the log into one peak per child, in order.
   try {
-    const samples = fs.readFileSync(path.join(logs, 'bench_train.memlog'), 'utf8').trim().split(/\s+/).map(Number);
+    const samples = fs.readFileSync(path.join(logs, 'bench_train.memlog'), 'utf8').trim().split(/\s+/)
+      .map(Number);
     const idle = Math.min(...samples) + 1024;
     const peaks = [];
     let cur = 0;
@@ -418,29 +499,36 @@ if (rep.bench_train || rep.bench_torch_train) {
     }
     if (cur) peaks.push(cur);
     v.train_peak_mib.ours_per_child = peaks;
-    v.train_peak_mib.ours_per_child_note = 'one per bench_train child in run order: recompute false then true, each over the precisions; nvidia-smi MiB';
+    v.train_peak_mib.ours_per_child_note =
+      'one per bench_train child in run order: recompute false then true, each over the precisions; nvidia-smi MiB';
   } catch { /* no memlog */ }
 }
 rep.verdict = v;
 const skipped = new Set(steps.filter((s) => s.rc === 126).map((s) => s.name));
 const opsFull = steps.find((s) => s.name === 'ops_full');
-const parityOk = (skipped.has('tiny') || v.tiny_fp32.ok) && (skipped.has('parity') || (v.parity_bf16.ok && v.parity_fp32.ok)) &&
-  !(rep.ops && rep.ops.failed > 0) && !(opsFull && opsFull.rc !== 0) && !(rep.train && !rep.train.ok) && !(rep.oom && !rep.oom.ok) && !(rep.nccl && !rep.nccl.ok) &&
+const parityOk = (skipped.has('tiny') || v.tiny_fp32.ok) &&
+  (skipped.has('parity') || (v.parity_bf16.ok && v.parity_fp32.ok)) &&
+  !(rep.ops && rep.ops.failed > 0) && !(opsFull && opsFull.rc !== 0) && !(rep.train && !rep.train.ok) &&
+  !(rep.oom && !rep.oom.ok) && !(rep.nccl && !rep.nccl.ok) &&
   !opsAlt.some((s) => s.rc !== 0 && s.rc !== 126);
-if (opsFull) v.ops_full = { rc: opsFull.rc, note: 'scripts/gpu-check.sh: 1 = op parity or sanitizer failure, 2 = binaries missing' };
+if (opsFull) v.ops_full = { rc: opsFull.rc,
+  note: 'scripts/gpu-check.sh: 1 = op parity or sanitizer failure, 2 = binaries missing' };
 rep.parity_ok = !!parityOk;
 fs.writeFileSync(path.join(logs, 'gpu_model_report.json'), JSON.stringify(rep, null, 1) + '\n');
 console.log(JSON.stringify(v, null, 1));
 console.log(parityOk ? 'PARITY: PASS' : 'PARITY: FAIL');
 JS
 cat "$LOGS/verdict.txt"
-cp "$LOGS/gpu_model_report.json" "$OUTDIR/gpu_model_report.json" 2>/dev/null || log "report merge failed (see check.log)"
+cp "$LOGS/gpu_model_report.json" "$OUTDIR/gpu_model_report.json" 2>/dev/null \
+  || log "report merge failed (see check.log)"
 printf 'step\trc\tseconds\tlimit\n'; cat "$LOGS/steps.tsv"
 RC=0
 if [ -n "$SETUP_FAIL" ]; then
   echo "gpu-model-check: SETUP FAILED:$SETUP_FAIL" >&2; RC=2
 elif ! grep -q '^PARITY: PASS' "$LOGS/verdict.txt"; then
-  echo "gpu-model-check: PARITY FAILED on $DEV (or did not run): see $OUTDIR/gpu_model_report.json and check.log" >&2; RC=1
+  echo "gpu-model-check: PARITY FAILED on $DEV (or did not run):" \
+    "see $OUTDIR/gpu_model_report.json and check.log" >&2
+  RC=1
 fi
 log "done in $(( $(date +%s) - T0 ))s, exit $RC; files in $OUTDIR: gpu_model_report.json check.log logs.tar.gz"
 sleep 0.5  # let tee flush check.log

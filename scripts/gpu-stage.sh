@@ -60,19 +60,25 @@ for f in dist/index.js dist/cli/main.js "${BINS[@]}"; do
   [ -e "$f" ] || { echo "gpu-stage: missing $f (npm run build)" >&2; exit 1; }
 done
 if ! size -A build/Release/carzero.node | grep -q nv_fatbin; then
-  echo "gpu-stage: build/Release/carzero.node has no CUDA code (.nv_fatbin): configure build/ with nvcc found (CARZERO_CUDA=ON)" >&2
+  echo "gpu-stage: build/Release/carzero.node has no CUDA code (.nv_fatbin):" \
+    "configure build/ with nvcc found (CARZERO_CUDA=ON)" >&2
   exit 1
 fi
 CUOBJ=$(command -v cuobjdump || ls /usr/local/cuda/bin/cuobjdump 2>/dev/null || true)
 ARCHS=""
 if [ -n "$CUOBJ" ]; then
-  ARCHS=$("$CUOBJ" --list-elf build/Release/carzero.node 2>/dev/null | grep -o 'sm_[0-9]*a\?' | sort -u | tr '\n' ' ' || true)
+  ARCHS=$("$CUOBJ" --list-elf build/Release/carzero.node 2>/dev/null | grep -o 'sm_[0-9]*a\?' \
+    | sort -u | tr '\n' ' ' || true)
 else  # no cuobjdump: the fatbin's embedded target names
   ARCHS=$(grep -ao 'sm_[5-9][0-9]a\?' build/Release/carzero.node | sort -u | tr '\n' ' ' || true)
 fi
 say "addon CUDA code for: ${ARCHS:-?}"
-if [ -n "$ARCHS" ] && [[ "$ARCHS" != *sm_90* ]]; then echo "gpu-stage: the addon has no sm_90 code (H100/H200)" >&2; exit 1; fi
-GLIBC_NEED=$(objdump -T build/Release/carzero.node build/bench_model 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
+if [ -n "$ARCHS" ] && [[ "$ARCHS" != *sm_90* ]]; then
+  echo "gpu-stage: the addon has no sm_90 code (H100/H200)" >&2
+  exit 1
+fi
+GLIBC_NEED=$(objdump -T build/Release/carzero.node build/bench_model 2>/dev/null | grep -o 'GLIBC_[0-9.]*' \
+  | sort -uV | tail -1)
 say "binaries need up to $GLIBC_NEED (the GPU image: Ubuntu 24.04, glibc 2.39)"
 
 # 2. node
@@ -117,10 +123,14 @@ const sh = (c) => { try { return cp.execSync(c, { encoding: 'utf8' }).trim(); } 
 const size = (f) => fs.statSync(f).size;
 const m = {
   staged: new Date().toISOString(),
-  git: sh('git rev-parse HEAD'), git_dirty_files: (sh('git status --porcelain') ?? '').split('\n').filter(Boolean).length,
+  git: sh('git rev-parse HEAD'),
+  git_dirty_files: (sh('git status --porcelain') ?? '').split('\n').filter(Boolean).length,
   node: process.version, node_binary: node, addon_cuda_archs: archs.trim(), glibc_needed: glibc,
   files: Object.fromEntries(['.gpu/node.xz', '.gpu/bin.tar.xz'].map((f) => [f, size(f)])),
-  binaries: Object.fromEntries(fs.readFileSync('.gpu/bin.sha256', 'utf8').trim().split('\n').map((l) => { const [h, f] = l.split(/\s+/); return [f, { sha256: h.slice(0, 16), bytes: size(f) }]; })),
+  binaries: Object.fromEntries(fs.readFileSync('.gpu/bin.sha256', 'utf8').trim().split('\n').map((l) => {
+    const [h, f] = l.split(/\s+/);
+    return [f, { sha256: h.slice(0, 16), bytes: size(f) }];
+  })),
 };
 fs.writeFileSync('.gpu/MANIFEST.json', JSON.stringify(m, null, 1) + '\n');
 JS
@@ -132,10 +142,13 @@ SHARED=0
 GPU=$(du -sb .gpu | cut -f1)
 TOTAL=$((TREE + SHARED + GPU))
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
-say "sizes: working tree $(mib "$TREE")$([ "$SHARED" -gt 0 ] && echo ", shared/ $(mib "$SHARED")"), .gpu $(mib "$GPU") (node.xz $(mib "$(stat -c %s .gpu/node.xz)"), bin.tar.xz $(mib "$(stat -c %s .gpu/bin.tar.xz)"), node_modules $(mib "$(du -sb .gpu/node_modules | cut -f1)"))"
+say "sizes: working tree $(mib "$TREE")$([ "$SHARED" -gt 0 ] && echo ", shared/ $(mib "$SHARED")")," \
+  ".gpu $(mib "$GPU") (node.xz $(mib "$(stat -c %s .gpu/node.xz)")," \
+  "bin.tar.xz $(mib "$(stat -c %s .gpu/bin.tar.xz)"), node_modules $(mib "$(du -sb .gpu/node_modules | cut -f1)"))"
 say "TOTAL to transfer: $(mib "$TOTAL") of the 64 MiB limit"
 if [ "$TOTAL" -ge "$LIMIT" ]; then
-  echo "gpu-stage: OVER THE 64 MiB LIMIT: look for large untracked files (git ls-files -co --exclude-standard)" >&2
+  echo "gpu-stage: OVER THE 64 MiB LIMIT:" \
+    "look for large untracked files (git ls-files -co --exclude-standard)" >&2
   exit 1
 fi
 cat <<EOF
@@ -147,7 +160,8 @@ cat <<EOF
   compute-sanitizer, bench_cuda and the SDPA bench as well, a second call (or set
   CARZERO_GPU_CHECK_OPS=full in the first, with a larger CARZERO_GPU_CHECK_BUDGET_S):
     run(carry=[".gpu"], timeout_s=480,
-        command="CARZERO_GPU_CHECK_OPS=full CARZERO_GPU_CHECK_SKIP='tiny ref parity bench_native bench_node bench_torch' bash scripts/gpu-model-check.sh")
+        command="CARZERO_GPU_CHECK_OPS=full CARZERO_GPU_CHECK_SKIP='tiny ref parity bench_native bench_node \
+bench_torch' bash scripts/gpu-model-check.sh")
 EOF
 
 # 7. rehearsal: the GPU machine's view, on this CPU
@@ -171,12 +185,17 @@ if [ $REHEARSE = 1 ]; then
   set +e
   env -i HOME="$HOME" PATH="$R/bin" OUT="$R/out" CARZERO_GPU_CHECK_DEVICE=cpu CARZERO_GPU_REF="$REH_REF" \
     CARZERO_GPU_CHECK_WORK="$R/work" ${CARZERO_GPU_CHECK_SKIP:+CARZERO_GPU_CHECK_SKIP="$CARZERO_GPU_CHECK_SKIP"} \
-    bash -c 'command -v node && { echo "rehearsal: a system node is still on PATH" >&2; exit 9; }; bash "$0/scripts/gpu-model-check.sh"' "$R/repo"
+    bash -c 'command -v node && { echo "rehearsal: a system node is still on PATH" >&2; exit 9; }
+             bash "$0/scripts/gpu-model-check.sh"' "$R/repo"
   rc=$?
   set -e
-  say "rehearsal exit status $rc; \$OUT holds: $(cd "$R/out" && ls -la | awk 'NR>1 && $1 !~ /^d/ {printf "%s (%d B) ", $9, $5}')"
+  say "rehearsal exit status $rc; \$OUT holds:" \
+    "$(cd "$R/out" && ls -la | awk 'NR>1 && $1 !~ /^d/ {printf "%s (%d B) ", $9, $5}')"
   n=$(find "$R/out" -type f | wc -l)
   big=$(find "$R/out" -type f -size +16M | wc -l)
-  [ "$n" -le 8 ] && [ "$big" -eq 0 ] || { echo "gpu-stage: \$OUT would not come back whole ($n files, $big over 16 MiB)" >&2; exit 1; }
+  [ "$n" -le 8 ] && [ "$big" -eq 0 ] || {
+    echo "gpu-stage: \$OUT would not come back whole ($n files, $big over 16 MiB)" >&2
+    exit 1
+  }
   exit $rc
 fi

@@ -24,7 +24,8 @@ rm -rf "$out"
 mkdir -p "$out/apt/lists/partial" "$out/deb" "$sysroot"
 : > "$out/apt/status"
 . "$root/scripts/debian-mirror.sh"
-echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${debian_mirror} bullseye main" > "$out/apt/sources.list"
+echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${debian_mirror} bullseye main" \
+  > "$out/apt/sources.list"
 # An empty dpkg status: apt picks bullseye's versions, not the host's installed ones.
 apt_opts=(-o "Dir::Etc::SourceList=$out/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
   -o "Dir::State::Lists=$out/apt/lists" -o "Dir::State::status=$out/apt/status"

@@ -26,22 +26,28 @@ fi
 glibc=$(ls "$rootfs"/lib/x86_64-linux-gnu/libc-*.so | sed 's/.*libc-\(.*\)\.so/\1/')
 echo "oldroot-check: root $rootfs, glibc $glibc"
 for t in gcc g++ cc c++ make cmake python3 nvcc; do
-  if [ -e "$rootfs/usr/bin/$t" ] || [ -e "$rootfs/usr/local/bin/$t" ]; then echo "oldroot-check: $t in the root" >&2; exit 1; fi
+  if [ -e "$rootfs/usr/bin/$t" ] || [ -e "$rootfs/usr/local/bin/$t" ]; then
+    echo "oldroot-check: $t in the root" >&2
+    exit 1
+  fi
 done
 
 # ---- the host side: an install of the same tarball (fills the npm cache), the host's scores
 host=$out/host
 rm -rf "$host" "$out/npm-cache"
 mkdir -p "$host/app"
-(cd "$host/app" && npm init -y >/dev/null && npm install --no-audit --no-fund --cache "$out/npm-cache" "$tarball" >/dev/null)
+(cd "$host/app" && npm init -y >/dev/null \
+  && npm install --no-audit --no-fund --cache "$out/npm-cache" "$tarball" >/dev/null)
 tiny=$repo/test/fixtures/tiny
 heads=$(node -e "const c=require('$tiny/config.json'); console.log(c.vision.heads, c.head.heads)")
 set -- $heads
 vit_heads=$1 head_heads=$2
 images=(grey8_tall_quirk.png grey16_tall.png rgb_wide.png colour.jpg)
 hostcz="$host/app/node_modules/.bin/carzero"
-"$hostcz" convert --checkpoint "$tiny/carzero-tiny.ckpt" --text-model "$tiny/bert-tiny" --vit-heads "$vit_heads" --head-heads "$head_heads" --out "$host/model" >/dev/null
-(cd "$tiny/images" && "$hostcz" classify --model "$host/model" --prompts "$tiny/text/prompts.json" --device cpu --format csv --quiet "${images[@]}") > "$out/host-scores.csv"
+"$hostcz" convert --checkpoint "$tiny/carzero-tiny.ckpt" --text-model "$tiny/bert-tiny" \
+  --vit-heads "$vit_heads" --head-heads "$head_heads" --out "$host/model" >/dev/null
+(cd "$tiny/images" && "$hostcz" classify --model "$host/model" --prompts "$tiny/text/prompts.json" \
+  --device cpu --format csv --quiet "${images[@]}") > "$out/host-scores.csv"
 
 # ---- into the root: node, npm, the tarball, the cache, the fixtures
 mkdir -p "$rootfs/usr/local/bin" "$rootfs/usr/local/lib/node_modules" "$rootfs/work"
@@ -71,8 +77,10 @@ npx carzero info | tee /work/info.txt
 # the prebuilt addon (no source build happened: there is no compiler) with its native codecs
 test ! -d node_modules/carzero/build
 grep -q '^image decoders: native' /work/info.txt
-npx carzero convert --checkpoint /work/tiny/carzero-tiny.ckpt --text-model /work/tiny/bert-tiny --vit-heads $vit_heads --head-heads $head_heads --out /work/model >/dev/null
-cd /work/tiny/images && /work/app/node_modules/.bin/carzero classify --model /work/model --prompts /work/tiny/text/prompts.json --device cpu --format csv --quiet ${images[*]} > /work/root-scores.csv
+npx carzero convert --checkpoint /work/tiny/carzero-tiny.ckpt --text-model /work/tiny/bert-tiny \
+--vit-heads $vit_heads --head-heads $head_heads --out /work/model >/dev/null
+cd /work/tiny/images && /work/app/node_modules/.bin/carzero classify --model /work/model \
+--prompts /work/tiny/text/prompts.json --device cpu --format csv --quiet ${images[*]} > /work/root-scores.csv
 cd /work/app && npx carzero demo --quick --quiet --out /work/demo-out
 test -s /work/demo-out/auroc.json && test -s /work/demo-out/roc.svg
 EOF
@@ -84,5 +92,6 @@ if ! cmp -s "$out/host-scores.csv" "$rootfs/work/root-scores.csv"; then
   diff "$out/host-scores.csv" "$rootfs/work/root-scores.csv" >&2 || true
   exit 1
 fi
-echo "oldroot-check: classify scores identical to the host's ($(($(wc -l < "$out/host-scores.csv") - 1)) images x $(head -n 1 "$out/host-scores.csv" | tr ',' '\n' | tail -n +2 | wc -l) classes)"
+echo "oldroot-check: classify scores identical to the host's ($(($(wc -l < "$out/host-scores.csv") - 1)) images x" \
+  "$(head -n 1 "$out/host-scores.csv" | tr ',' '\n' | tail -n +2 | wc -l) classes)"
 echo "oldroot-check: passed (glibc $glibc)"

@@ -53,22 +53,34 @@ t1=$(/bin/date +%s)
 /bin/cat pretrained.txt
 echo "pack-check: demo --pretrained took $((t1 - t0)) s"
 if [ $((t1 - t0)) -gt 60 ]; then echo "pack-check: demo --pretrained took more than 60 s" >&2; exit 1; fi
-recorded=$(node -e "const r=require('./node_modules/carzero/weights/phantom-demo/demo.json').results.macro_auroc; console.log(r.toFixed(4))")
-/bin/grep -Eq "^macro +${recorded} " pretrained.txt || { echo "pack-check: the table's macro AUROC is not the recorded ${recorded}" >&2; exit 1; }
-/bin/grep -q "^macro AUROC ${recorded} (recorded when the model was trained: ${recorded})" pretrained.txt || { echo "pack-check: macro AUROC differs from the recorded ${recorded}" >&2; exit 1; }
-for f in auroc.json roc.svg pr.svg summary.json scores.csv; do test -s "pretrained-out/$f" || { echo "pack-check: demo --pretrained wrote no $f" >&2; exit 1; }; done
+demo_json=./node_modules/carzero/weights/phantom-demo/demo.json
+recorded=$(node -e "const r=require('$demo_json').results.macro_auroc; console.log(r.toFixed(4))")
+/bin/grep -Eq "^macro +${recorded} " pretrained.txt || {
+  echo "pack-check: the table's macro AUROC is not the recorded ${recorded}" >&2
+  exit 1
+}
+/bin/grep -q "^macro AUROC ${recorded} (recorded when the model was trained: ${recorded})" pretrained.txt || {
+  echo "pack-check: macro AUROC differs from the recorded ${recorded}" >&2
+  exit 1
+}
+for f in auroc.json roc.svg pr.svg summary.json scores.csv; do
+  test -s "pretrained-out/$f" || { echo "pack-check: demo --pretrained wrote no $f" >&2; exit 1; }
+done
 /bin/ls pretrained-out/overlays/*.png > /dev/null
 npx carzero models
 npx carzero models verify phantom-demo
 # classify with the shipped model and its own prompts from another folder
 imgs=("$PWD"/pretrained-out/data-test/images/test/*.png)
-(cd /tmp && "$work/app/node_modules/.bin/carzero" classify --model phantom-demo --format csv --quiet "${imgs[@]:0:2}") > classify.csv
+(cd /tmp && "$work/app/node_modules/.bin/carzero" classify --model phantom-demo --format csv --quiet "${imgs[@]:0:2}") \
+  > classify.csv
 /bin/cat classify.csv
 test "$(/usr/bin/wc -l < classify.csv)" -eq 3
 # The demo from the installed package (quick mode: ~1 minute): data, training, zero-shot, pictures.
 npx carzero demo --quick --quiet --out demo-out > demo.txt
 /bin/cat demo.txt
-for f in auroc.json roc.svg pr.svg summary.json; do test -s "demo-out/$f" || { echo "pack-check: demo wrote no $f" >&2; exit 1; }; done
+for f in auroc.json roc.svg pr.svg summary.json; do
+  test -s "demo-out/$f" || { echo "pack-check: demo wrote no $f" >&2; exit 1; }
+done
 /bin/ls demo-out/overlays/*.png > /dev/null
 test -f node_modules/carzero/prebuilds/linux-x64/libcarzero.so
 test ! -d node_modules/carzero/build

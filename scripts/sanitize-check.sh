@@ -19,7 +19,11 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 for t in "${tests[@]}"; do
   echo "sanitize-check: $t"
-  (cd "$out" && "./$t" > "$t.log" 2>&1) || { tail -n 40 "$out/$t.log" >&2; echo "sanitize-check: $t failed under the sanitizers" >&2; exit 1; }
+  (cd "$out" && "./$t" > "$t.log" 2>&1) || {
+    tail -n 40 "$out/$t.log" >&2
+    echo "sanitize-check: $t failed under the sanitizers" >&2
+    exit 1
+  }
   tail -n 1 "$out/$t.log"
 done
 echo "sanitize-check: passed (${tests[*]})"

@@ -173,24 +173,33 @@ def metric_cases():
     y = np.eye(5)[rng.randint(0, 5, 40)]
     s = rng.randn(40, 5) + y
     s[0] = [0.0, 0.0, -50, -50, -50]
-    out.append({'name': 'onehot', 'labels': y.tolist(), 'scores': s.tolist(), 'expected': summary(y, s, [f'c{j}' for j in range(5)], extras=('accuracy',))})
+    out.append({'name': 'onehot', 'labels': y.tolist(), 'scores': s.tolist(),
+                'expected': summary(y, s, [f'c{j}' for j in range(5)], extras=('accuracy',))})
     percentiles = []
-    for arr in ([1, 2, 3, 4], [5, 5, 5], [0, 3, 11, 12, 40, 7, 2], list(range(21)), [1, 100], [7], [2, 9, 4, 4, 30, 1, 0, 13, 13, 6, 10, 11]):
-        percentiles.append({'values': arr, 'p65': float(np.percentile(arr, 65)), 'groups': lt_groups(np.asarray(arr, dtype=float))[1:]})
+    for arr in ([1, 2, 3, 4], [5, 5, 5], [0, 3, 11, 12, 40, 7, 2], list(range(21)), [1, 100], [7],
+                [2, 9, 4, 4, 30, 1, 0, 13, 13, 6, 10, 11]):
+        percentiles.append({'values': arr, 'p65': float(np.percentile(arr, 65)),
+                            'groups': lt_groups(np.asarray(arr, dtype=float))[1:]})
     return {'cases': out, 'percentiles': percentiles}
 
 
 # ---- mini data sets -------------------------------------------------------------------------
-OPENI = ['Atelectasis', 'Cardiomegaly', 'Effusion', 'Infiltration', 'Mass', 'Nodule', 'Pneumonia', 'Pneumothorax', 'Edema',
-         'Emphysema', 'Fibrosis', 'Pleural_Thickening', 'Hernia', 'Fracture', 'Opacity', 'Lesion', 'Calcified Granuloma', 'Granuloma']
-OPENI_SYN = {'Pleural_Thickening': ['pleural thickening'], 'Infiltration': ['Infiltrate'], 'Atelectasis': ['Atelectases']}
+OPENI = ['Atelectasis', 'Cardiomegaly', 'Effusion', 'Infiltration', 'Mass', 'Nodule', 'Pneumonia', 'Pneumothorax',
+         'Edema', 'Emphysema', 'Fibrosis', 'Pleural_Thickening', 'Hernia', 'Fracture', 'Opacity', 'Lesion',
+         'Calcified Granuloma', 'Granuloma']
+OPENI_SYN = {'Pleural_Thickening': ['pleural thickening'], 'Infiltration': ['Infiltrate'],
+             'Atelectasis': ['Atelectases']}
 # how a finding is written in labels_automatic (MeSH automatic terms, lower case, '|'-joined)
 OPENI_TEXT = {
     'Atelectasis': ['atelectasis', 'pulmonary atelectasis', 'atelectases'], 'Cardiomegaly': ['cardiomegaly'],
-    'Effusion': ['pleural effusion'], 'Infiltration': ['infiltrate', 'infiltration'], 'Mass': ['mass'], 'Nodule': ['nodule', 'lung/nodule'],
-    'Pneumonia': ['pneumonia'], 'Pneumothorax': ['pneumothorax'], 'Edema': ['pulmonary edema'], 'Emphysema': ['pulmonary emphysema'],
-    'Fibrosis': ['pulmonary fibrosis'], 'Pleural_Thickening': ['pleural thickening'], 'Hernia': ['hernia, hiatal'], 'Fracture': ['fractures, bone'],
-    'Opacity': ['opacity', 'lung/hypoinflation/opacity'], 'Lesion': ['lesion'], 'Calcified Granuloma': ['calcified granuloma'], 'Granuloma': ['granuloma'],
+    'Effusion': ['pleural effusion'], 'Infiltration': ['infiltrate', 'infiltration'], 'Mass': ['mass'],
+    'Nodule': ['nodule', 'lung/nodule'],
+    'Pneumonia': ['pneumonia'], 'Pneumothorax': ['pneumothorax'], 'Edema': ['pulmonary edema'],
+    'Emphysema': ['pulmonary emphysema'],
+    'Fibrosis': ['pulmonary fibrosis'], 'Pleural_Thickening': ['pleural thickening'], 'Hernia': ['hernia, hiatal'],
+    'Fracture': ['fractures, bone'],
+    'Opacity': ['opacity', 'lung/hypoinflation/opacity'], 'Lesion': ['lesion'],
+    'Calcified Granuloma': ['calcified granuloma'], 'Granuloma': ['granuloma'],
 }
 
 
@@ -242,7 +251,8 @@ def openi(tiny_scores):
     prompts = {c: [f'There is {c.lower().replace("_", " ")}'] for c in OPENI}
     write(os.path.join(d, 'openi_multi_label_text.json'), json.dumps(prompts, indent=1) + '\n')
     s = np.round(rng.randn(n, 18) * 0.6 + y * 0.9, 2)  # 2 decimals: many ties
-    text = csv_line(['Path'] + OPENI) + ''.join(csv_line([f'images/{names[k]}'] + [fmt(v) for v in s[k]]) for k in range(n))
+    text = csv_line(['Path'] + OPENI) + ''.join(
+        csv_line([f'images/{names[k]}'] + [fmt(v) for v in s[k]]) for k in range(n))
     write(os.path.join(d, 'scores.csv'), text)
     write(os.path.join(d, 'expected.json'), json.dumps(summary(y, s, OPENI, extras=('groups',)), indent=1) + '\n')
     if tiny_scores is not None:
@@ -255,8 +265,9 @@ def openi(tiny_scores):
 
 def padchest():
     d = os.path.join(OUT, 'padchest')
-    vocab = ['normal', 'atelectasis', 'cardiomegaly', 'consolidation', 'pulmonary edema', 'pneumonia', 'pleural effusion',
-             'COPD signs', 'nodule', 'scoliosis', 'aortic elongation', 'chronic changes', 'hiatal hernia', 'granuloma']
+    vocab = ['normal', 'atelectasis', 'cardiomegaly', 'consolidation', 'pulmonary edema', 'pneumonia',
+             'pleural effusion', 'COPD signs', 'nodule', 'scoliosis', 'aortic elongation', 'chronic changes',
+             'hiatal hernia', 'granuloma']
     rate = [0.3, 0.2, 0.35, 0.1, 0.08, 0.12, 0.4, 0.05, 0.15, 0.3, 0.45, 0.5, 0.06, 0.1]
     n = 60
     data = {}
@@ -277,7 +288,8 @@ def padchest():
     keys = list(data)
     # the score CSV lists the images in another order (rows are matched by path)
     order = rng.permutation(n)
-    text = csv_line(['Path'] + classes) + ''.join(csv_line([f'/data/padchest/images/{keys[i]}'] + [fmt(v) for v in s[i]]) for i in order)
+    text = csv_line(['Path'] + classes) + ''.join(
+        csv_line([f'/data/padchest/images/{keys[i]}'] + [fmt(v) for v in s[i]]) for i in order)
     write(os.path.join(d, 'scores.csv'), text)
     e = summary(y, s, classes, extras=('groups', 'padchest'))
     e['query_auroc'] = {q: nn(roc_auc_score(y[:, classes.index(q)], s[:, classes.index(q)])) for q in
@@ -285,8 +297,8 @@ def padchest():
     write(os.path.join(d, 'expected.json'), json.dumps(e, indent=1) + '\n')
 
 
-CXR14 = ['Atelectasis', 'Cardiomegaly', 'Effusion', 'Infiltration', 'Lung Mass', 'Lung Nodule', 'Pneumonia', 'Pneumothorax',
-         'Consolidation', 'Edema', 'Emphysema', 'Fibrosis', 'Pleural Thickening', 'Hernia']
+CXR14 = ['Atelectasis', 'Cardiomegaly', 'Effusion', 'Infiltration', 'Lung Mass', 'Lung Nodule', 'Pneumonia',
+         'Pneumothorax', 'Consolidation', 'Edema', 'Emphysema', 'Fibrosis', 'Pleural Thickening', 'Hernia']
 
 
 def chestxray14():
@@ -317,11 +329,13 @@ def chexpert5():
     text = csv_line(cols) + ''.join(csv_line([paths[k], 0] + [f'{v:.1f}' for v in y[k]] + [0]) for k in range(n))
     write(os.path.join(d, 'test_labels.csv'), text)
     s = rng.randn(n, 5) + y
-    write(os.path.join(d, 'scores.csv'), csv_line(['Path'] + CHEX5) + ''.join(csv_line([f'/data/CheXpert-v1.0/{paths[k]}'] + [fmt(v) for v in s[k]]) for k in range(n)))
+    write(os.path.join(d, 'scores.csv'), csv_line(['Path'] + CHEX5) + ''.join(
+        csv_line([f'/data/CheXpert-v1.0/{paths[k]}'] + [fmt(v) for v in s[k]]) for k in range(n)))
     write(os.path.join(d, 'expected.json'), json.dumps(summary(y, s, CHEX5), indent=1) + '\n')
 
 
-DET10 = ['Atelectasis', 'Calcification', 'Consolidation', 'Effusion', 'Emphysema', 'Fibrosis', 'Fracture', 'Mass', 'Nodule', 'Pneumothorax']
+DET10 = ['Atelectasis', 'Calcification', 'Consolidation', 'Effusion', 'Emphysema', 'Fibrosis', 'Fracture', 'Mass',
+         'Nodule', 'Pneumothorax']
 
 
 def chestxdet10():
@@ -344,7 +358,8 @@ def chestxdet10():
                 y[k, DET10.index(c)] = 1
     write(os.path.join(d, 'test.json'), json.dumps(entries) + '\n')
     s = rng.randn(n, 10) + y * 1.2
-    write(os.path.join(d, 'scores.csv'), csv_line(['Path'] + DET10) + ''.join(csv_line([f'images/{entries[k]["file_name"]}'] + [fmt(v) for v in s[k]]) for k in range(n)))
+    write(os.path.join(d, 'scores.csv'), csv_line(['Path'] + DET10) + ''.join(
+        csv_line([f'images/{entries[k]["file_name"]}'] + [fmt(v) for v in s[k]]) for k in range(n)))
     write(os.path.join(d, 'expected.json'), json.dumps(summary(y, s, DET10, extras=('f1',)), indent=1) + '\n')
 
 
@@ -353,9 +368,11 @@ def chexpert5x200():
     n = 50
     y = np.eye(5)[np.arange(n) % 5]
     paths = [f'CheXpert-v1.0/train/patient{k:05d}/study1/view1_frontal.jpg' for k in range(n)]
-    write(os.path.join(d, 'chexpert_5x200.csv'), csv_line(['Path'] + CHEX5) + ''.join(csv_line([paths[k]] + [f'{v:.1f}' for v in y[k]]) for k in range(n)))
+    write(os.path.join(d, 'chexpert_5x200.csv'), csv_line(['Path'] + CHEX5) + ''.join(
+        csv_line([paths[k]] + [f'{v:.1f}' for v in y[k]]) for k in range(n)))
     s = rng.randn(n, 5) + y * 1.5
-    write(os.path.join(d, 'scores.csv'), csv_line(['Path'] + CHEX5) + ''.join(csv_line([paths[k]] + [fmt(v) for v in s[k]]) for k in range(n)))
+    write(os.path.join(d, 'scores.csv'), csv_line(['Path'] + CHEX5) + ''.join(
+        csv_line([paths[k]] + [fmt(v) for v in s[k]]) for k in range(n)))
     write(os.path.join(d, 'expected.json'), json.dumps(summary(y, s, CHEX5, extras=('accuracy',)), indent=1) + '\n')
 
 
@@ -365,11 +382,14 @@ def tiny_model_scores(d):
     tiny = os.path.join(ROOT, 'test', 'fixtures', 'tiny')
     with tempfile.TemporaryDirectory() as tmp:
         model = os.path.join(tmp, 'model')
-        subprocess.run(['node', main, 'convert', '--checkpoint', os.path.join(tiny, 'carzero-tiny.ckpt'), '--text-model', os.path.join(tiny, 'bert-tiny'),
-                        '--out', model, '--vit-heads', '2', '--head-heads', '4'], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(['node', main, 'convert', '--checkpoint', os.path.join(tiny, 'carzero-tiny.ckpt'),
+                        '--text-model', os.path.join(tiny, 'bert-tiny'), '--out', model, '--vit-heads', '2',
+                        '--head-heads', '4'], check=True, stdout=subprocess.DEVNULL)
         out = os.path.join(tmp, 's.csv')
-        subprocess.run(['node', main, 'classify', '--model', model, '--prompts', os.path.join(d, 'openi_multi_label_text.json'), '--device', 'cpu',
-                        '--format', 'csv', '--out', out, os.path.join(d, 'openi_multi_label_image.csv')], check=True, stderr=subprocess.DEVNULL)
+        subprocess.run(['node', main, 'classify', '--model', model,
+                        '--prompts', os.path.join(d, 'openi_multi_label_text.json'), '--device', 'cpu',
+                        '--format', 'csv', '--out', out, os.path.join(d, 'openi_multi_label_image.csv')],
+                       check=True, stderr=subprocess.DEVNULL)
         with open(out) as f:
             rows = [line.rstrip('\n').split(',') for line in f][1:]
         write(os.path.join(d, 'tiny-model-scores.csv'), open(out).read().replace(d + os.sep, ''))

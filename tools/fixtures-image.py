@@ -11,9 +11,9 @@ Writes test/fixtures/image/:
   index.json                the list of cases, with the error expected for the bad files
 DICOM rule (src/image/dicom.ts): y = x * slope + intercept (float64); window (c, w) from the file's
 first WindowCenter/WindowWidth, else c = (min+max)/2, w = max-min over y; then the DICOM linear VOI
-function (PS3.3 C.11.2.1.2.1) onto 0..255 (min-max: (y-min)/(max-min)*255): y <= c-0.5-(w-1)/2 -> 0, y > c-0.5+(w-1)/2 -> 255, else
-((y-(c-0.5))/(w-1)+0.5)*255, rounded half up (floor(v+0.5)); min-max of a constant image gives 0;
-MONOCHROME1 is inverted (255 - v) after windowing.
+function (PS3.3 C.11.2.1.2.1) onto 0..255 (min-max: (y-min)/(max-min)*255): y <= c-0.5-(w-1)/2 -> 0,
+y > c-0.5+(w-1)/2 -> 255, else ((y-(c-0.5))/(w-1)+0.5)*255, rounded half up (floor(v+0.5)); min-max of
+a constant image gives 0; MONOCHROME1 is inverted (255 - v) after windowing.
 """
 import io
 import json
@@ -115,7 +115,8 @@ def dicom_expected(ds):
         out = window_u8(y, c, w)
     else:
         mn, mx = y.min(), y.max()
-        out = np.zeros(y.shape, np.uint8) if mx == mn else np.clip(np.floor((y - mn) / (mx - mn) * 255.0 + 0.5), 0, 255).astype(np.uint8)
+        out = (np.zeros(y.shape, np.uint8) if mx == mn
+               else np.clip(np.floor((y - mn) / (mx - mn) * 255.0 + 0.5), 0, 255).astype(np.uint8))
     if ds.PhotometricInterpretation == "MONOCHROME1":
         out = 255 - out
     return out
@@ -266,7 +267,8 @@ def main():
     cases.append({"name": "dicom-bigendian", "file": "src/dicom-bigendian.dcm", "kind": "dicom",
                   "error": "1.2.840.10008.1.2.2"})
     write_dicom(os.path.join(SRC, "dicom-jpeg.dcm"), d16[:20, :20], ts="1.2.840.10008.1.2.4.50")
-    cases.append({"name": "dicom-jpeg", "file": "src/dicom-jpeg.dcm", "kind": "dicom", "error": "1.2.840.10008.1.2.4.50"})
+    cases.append({"name": "dicom-jpeg", "file": "src/dicom-jpeg.dcm", "kind": "dicom",
+                  "error": "1.2.840.10008.1.2.4.50"})
 
     # Corrupt / not images
     full = open(os.path.join(SRC, "grey8-landscape.png"), "rb").read()

@@ -226,13 +226,15 @@ def main():
     cv2.imwrite(os.path.join(OUT, "expect.png"), np.concatenate(crops, 0), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     with open(os.path.join(OUT, "index.json"), "w") as f:
         json.dump({"generator": "tools/fixtures-preprocess.py", "opencv": cv2.__version__, "torch": torch.__version__,
-                   "scale": SCALE, "crop": CROP, "normalise": {"mean": 0.4978, "std": 0.2449, "table": normalise_table()},
+                   "scale": SCALE, "crop": CROP,
+                   "normalise": {"mean": 0.4978, "std": 0.2449, "table": normalise_table()},
                    "cases": cases}, f, indent=1)
         f.write("\n")
     exc = layout_exceptions()
     with open(os.path.join(OUT, "layout.json"), "w") as f:
         json.dump({"generator": "tools/fixtures-preprocess.py", "scale": SCALE, "max_side": 4096,
-                   "rule": "short side = int(float(s) * float(256 / float(L))) for the longer side L (height when equal)",
+                   "rule": ("short side = int(float(s) * float(256 / float(L))) "
+                            "for the longer side L (height when equal)"),
                    "exceptions_to_exact_floor": exc}, f)
         f.write("\n")
     print("%d cases, %d layout exceptions" % (len(cases), len(exc)))

@@ -124,7 +124,8 @@ def main():
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--dtypes", default="bf16,fp32")
     ap.add_argument("--modes", default="eager,compile")
-    ap.add_argument("--compile-dtypes", default="", help="dtypes that also run torch.compile (default: all of --dtypes)")
+    ap.add_argument("--compile-dtypes", default="",
+                    help="dtypes that also run torch.compile (default: all of --dtypes)")
     ap.add_argument("--impl", default="auto", choices=["auto", "timm", "own", "both"])
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
@@ -144,7 +145,8 @@ def main():
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     if not HAS_SDPA:
-        notes.append(f"torch {torch.__version__} has no F.scaled_dot_product_attention: manual attention (not the SDPA baseline)")
+        notes.append(f"torch {torch.__version__} has no F.scaled_dot_product_attention: "
+                     "manual attention (not the SDPA baseline)")
     modes = [m for m in a.modes.split(",") if m]
     if "compile" in modes and not HAS_COMPILE:
         notes.append(f"torch {torch.__version__} has no torch.compile: compile rows skipped")
@@ -210,8 +212,10 @@ def main():
                     med = statistics.median(ts)
                     row.update(ms_median=round(med * 1e3, 4), ms_min=round(min(ts) * 1e3, 4),
                                images_per_s=round(a.batch / med, 2), finite=bool(torch.isfinite(y.float()).all()))
-                    print(f"[torch {impl} {mode} {dn}] B={a.batch}: median {med * 1e3:.2f} ms, min {min(ts) * 1e3:.2f} ms, "
-                          f"{a.batch / med:.1f} images/s" + (f" (compile {row['compile_s']} s)" if "compile_s" in row else ""),
+                    print(f"[torch {impl} {mode} {dn}] B={a.batch}: median {med * 1e3:.2f} ms, "
+                          f"min {min(ts) * 1e3:.2f} ms, "
+                          f"{a.batch / med:.1f} images/s"
+                          + (f" (compile {row['compile_s']} s)" if "compile_s" in row else ""),
                           flush=True)
                 except Exception as e:  # noqa: BLE001
                     row["error"] = f"{type(e).__name__}: {e}"[:2000]
@@ -221,7 +225,8 @@ def main():
             del x
             if dev.startswith("cuda"):
                 torch.cuda.empty_cache()
-        if impl_req == "auto" and impl == "timm" and any(r.get("error") for r in report["results"] if r["impl"] == "timm"):
+        if impl_req == "auto" and impl == "timm" and any(
+                r.get("error") for r in report["results"] if r["impl"] == "timm"):
             notes.append("timm rows failed: measuring the ViT-B/16 defined here as well")
             impls.append("own")
     flush()

@@ -144,7 +144,8 @@ def main() -> None:
                     times.append(time.perf_counter() - t0)
                 times.sort()
                 s = times[len(times) // 2]
-                r = {"amp": amp, "batch": n, "ms_median": s * 1e3, "ms_min": times[0] * 1e3, "samples_per_s": n / s, "loss": loss}
+                r = {"amp": amp, "batch": n, "ms_median": s * 1e3, "ms_min": times[0] * 1e3, "samples_per_s": n / s,
+                     "loss": loss}
                 if dev.type == "cuda":
                     r["max_memory_allocated_gib"] = torch.cuda.max_memory_allocated(dev) / 2**30
                     r["max_memory_reserved_gib"] = torch.cuda.max_memory_reserved(dev) / 2**30

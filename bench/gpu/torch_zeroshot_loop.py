@@ -60,7 +60,8 @@ def main():
     L, C = cfg.text.max_length, cfg.text.width
     results = []
     report = {'tool': 'bench/gpu/torch_zeroshot_loop.py', 'torch': torch.__version__, 'device': str(dev),
-              'gpu': torch.cuda.get_device_name(dev) if dev.type == 'cuda' else None, 'batch': a.batch, 'results': results}
+              'gpu': torch.cuda.get_device_name(dev) if dev.type == 'cuda' else None, 'batch': a.batch,
+              'results': results}
 
     def flush():
         if a.json:
@@ -104,7 +105,8 @@ def main():
                 results.append({'dtype': dtype, 'texts': Q, 'batch': a.batch,
                                 'loop_images_per_s': a.batch / t_loop, 'batched_images_per_s': a.batch / t_batch,
                                 'loop_seconds': t_loop, 'batched_seconds': t_batch})
-                print(f'{dtype} Q={Q}: original loop {a.batch / t_loop:.1f} images/s, all pairs at once {a.batch / t_batch:.1f} images/s', flush=True)
+                print(f'{dtype} Q={Q}: original loop {a.batch / t_loop:.1f} images/s, '
+                      f'all pairs at once {a.batch / t_batch:.1f} images/s', flush=True)
             except Exception as e:  # noqa: BLE001 - report and go on (e.g. out of memory at Q=192)
                 results.append({'dtype': dtype, 'texts': Q, 'batch': a.batch, 'error': f'{type(e).__name__}: {e}'})
                 print(f'{dtype} Q={Q}: {type(e).__name__}: {e}', flush=True)

@@ -820,7 +820,8 @@ DICOM_RULE = {
     ),
     "formula": {
         "v": "raw * slope + intercept",
-        "window": "v <= c - 0.5 - (w - 1) / 2 ? 0 : v > c - 0.5 + (w - 1) / 2 ? 255 : ((v - (c - 0.5)) / (w - 1) + 0.5) * 255",
+        "window": ("v <= c - 0.5 - (w - 1) / 2 ? 0 : v > c - 0.5 + (w - 1) / 2 ? 255 : "
+                   "((v - (c - 0.5)) / (w - 1) + 0.5) * 255"),
         "minmax": "mx > mn ? (v - mn) / (mx - mn) * 255 : 0",
         "out": "clamp(floor(y + 0.5), 0, 255)",
         "monochrome1": "255 - out",

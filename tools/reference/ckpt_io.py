@@ -261,7 +261,8 @@ def evil_pickles(marker_dir: str = "/tmp") -> Dict[str, bytes]:
             + _short_binunicode(f"touch {m('stack-global')}") + b"\x85R" + STOP)
     out["stack-global"] = b"\x80\x04\x95" + struct.pack("<Q", len(body)) + body
     # BUILD on an object with a __setstate__-less class + builtins.exec via OBJ-like NEWOBJ
-    out["newobj-exec"] = (PROTO2 + b"cbuiltins\nexec\n" + _binunicode(f"import os; os.system('touch {m('newobj-exec')}')")
+    out["newobj-exec"] = (PROTO2 + b"cbuiltins\nexec\n"
+                          + _binunicode(f"import os; os.system('touch {m('newobj-exec')}')")
                           + b"\x85R" + STOP)
     return out
 

@@ -187,7 +187,8 @@ DESCR = {
     "bert_aggregated": "prompt 0: word aggregation of the last 4 layers, before summing (4, L, C)",
     "head_i2t_final_norm": "i2t: decoder output after the final decoder norm, before mlp_head (B, Q, C)",
     "head_t2i_final_norm": "t2i: decoder output after the final decoder norm (Q, B, C)",
-    "head_i2t_attention_layers_img0": "image 0: per-layer i2t attention (heads averaged), global entry kept (layers, Q, 1+P)",
+    "head_i2t_attention_layers_img0": ("image 0: per-layer i2t attention (heads averaged), "
+                                       "global entry kept (layers, Q, 1+P)"),
 }
 
 
@@ -400,7 +401,8 @@ def generate(out: str, cfg_fn, vocab, seed: int = 1234, tiny: bool = True, log=p
         hmodel = R.CARZeroRef(cfg)
         hmodel.load_state_dict(OrderedDict((k, v.to(sd[k].dtype)) for k, v in hsd.items()))
         houts, _ = run_model(hmodel, pixels, rows)
-        houts = OrderedDict((k, v) for k, v in houts.items() if k in ("img_global", "txt_sentence", "i2t", "t2i", "score"))
+        houts = OrderedDict((k, v) for k, v in houts.items()
+                            if k in ("img_global", "txt_sentence", "i2t", "t2i", "score"))
         write_tensors(out, "outputs-halves", houts,
                       dict(meta, weights=f"{ck_name}-halves.ckpt: {HALF_RULE}; upcast to float32 exactly"))
     log(f"outputs written {time.time() - t0:.1f}s")

@@ -247,8 +247,10 @@ def main():
 
     # --- write: loss, matrices, gradients
     idx = OrderedDict()
-    L.write_bin(fx, "train/i2t.f32", i2t32, idx, "i2t", {"description": "I[b, q] = head(image memory b, sentence q) (N, N)"})
-    L.write_bin(fx, "train/t2i.f32", t2i32, idx, "t2i", {"description": "T[q, b] = head(text memory q, image global b) (N, N)"})
+    L.write_bin(fx, "train/i2t.f32", i2t32, idx, "i2t",
+                {"description": "I[b, q] = head(image memory b, sentence q) (N, N)"})
+    L.write_bin(fx, "train/t2i.f32", t2i32, idx, "t2i",
+                {"description": "T[q, b] = head(text memory q, image global b) (N, N)"})
     gidx = OrderedDict()
     for n, g in grads.items():
         L.write_bin(fx, f"train/grads/{n}.f32", L.f32(g), gidx, n)
@@ -262,7 +264,8 @@ def main():
                         "is the sum of both uses (the input LayerNorm of the head and the decoder's final norm)"}
                     for k, v in ALIASES.items()},
         "no_grad": no_grad_params,
-        "no_grad_reason": {n: ("frozen (requires_grad=False)" if not pmap0[n].requires_grad else "unused by the forward")
+        "no_grad_reason": {n: ("frozen (requires_grad=False)" if not pmap0[n].requires_grad
+                               else "unused by the forward")
                            for n in no_grad_params},
         "no_grad_note": ("parameters with no gradient (grad None): unused by the forward (decoder self_attn, norm1, "
                          "BERT pooler, logit_scale) or frozen (img_encoder.model.pos_embed, requires_grad=False in "
@@ -321,7 +324,8 @@ def main():
         ("note", "the same 3 steps run entirely in float32 (torch 1.13 CPU), compared to float64"),
         ("loss_before_abs_diff", [abs(a["loss_before"] - b["loss_before"]) for a, b in zip(steps, steps32)]),
         ("loss_after_abs_diff", abs(float(oa["loss"]) - float(oa32["loss"]))),
-        ("grad_norm_rel_diff", [abs(a["grad_norm_before_clip"] - b["grad_norm_before_clip"]) / a["grad_norm_before_clip"]
+        ("grad_norm_rel_diff", [abs(a["grad_norm_before_clip"] - b["grad_norm_before_clip"])
+                                / a["grad_norm_before_clip"]
                                 for a, b in zip(steps, steps32)]),
         ("params_after_max_abs_diff", OrderedDict(
             (n, float((pmap32[n].detach().double() - pmap[n].detach()).abs().max())) for n in TRACKED)),
@@ -372,7 +376,8 @@ def main():
     for dp, _, fs in os.walk(out):
         total += sum(os.path.getsize(os.path.join(dp, f)) for f in fs)
     print(f"loss {loss_json['loss']:.10f} (ce_i2t {loss_json['ce_i2t']:.10f}, ce_t2i {loss_json['ce_t2i']:.10f})")
-    print(f"grads: {len(grads)} tensors with a gradient, {len(no_grad_params)} without; global norm {grad_sq ** 0.5:.6g}")
+    print(f"grads: {len(grads)} tensors with a gradient, {len(no_grad_params)} without; "
+          f"global norm {grad_sq ** 0.5:.6g}")
     print(f"checks: inference match {d_inf:.3g}; FD rel {fd_rel:.2g}; f32 vs f64 loss {f32_loss:.3g}, "
           f"grad max abs {f32_grad_abs:.3g}, max rel L2 {f32_grad_rel:.3g}")
     for s in steps:
