@@ -60,7 +60,8 @@ async function measure(label: string, d: MimicDataset, workers: number) {
   await l.close();
   clearInterval(timer);
   console.log(
-    `${label} workers=${workers}: ${(images / s).toFixed(1)} images/s, longest main-thread stall ${stall.toFixed(0)} ms`,
+    `${label} workers=${workers}: ${(images / s).toFixed(1)} images/s, ` +
+      `longest main-thread stall ${stall.toFixed(0)} ms`,
   );
 }
 

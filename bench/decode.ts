@@ -83,7 +83,9 @@ export async function benchDecode(root: string, args: string[]): Promise<DecodeR
   const files = FORMATS.flatMap((f) => [join(dir, f.full), join(dir, f.small)]);
   const notes: string[] = [];
   const i = info();
-  const codecs = `native PNG ${i.images.png ? 'yes' : 'no'}, JPEG ${i.images.jpeg ? 'yes' : 'no'} (${i.images.versions || 'none'})`;
+  const codecs =
+    `native PNG ${i.images.png ? 'yes' : 'no'}, JPEG ${i.images.jpeg ? 'yes' : 'no'} ` +
+    `(${i.images.versions || 'none'})`;
 
   // (a) one file at a time, one thread
   const before = peer(root, ['time', String(reps), ...files]);
@@ -120,7 +122,8 @@ export async function benchDecode(root: string, args: string[]): Promise<DecodeR
   );
   if (!existsSync(join(modelDir, 'model.safetensors'))) {
     notes.push(
-      `classify end to end: not run (${modelDir} missing: \`npm run bench -- model\` converts the full-size reference model)`,
+      `classify end to end: not run (${modelDir} missing: \`npm run bench -- model\` converts the full-size ` +
+        'reference model)',
     );
   } else {
     const { CARZero } = await import('../src/model/carzero.js');
@@ -163,7 +166,8 @@ export async function benchDecode(root: string, args: string[]): Promise<DecodeR
       });
     }
     notes.push(
-      `classify: full-size reference model (random weights), bf16, CPU, batch 8, 1 class, ${i.images.decode_threads} decode threads, ${K} copies of one file per run (page cache warm)`,
+      'classify: full-size reference model (random weights), bf16, CPU, batch 8, 1 class, ' +
+        `${i.images.decode_threads} decode threads, ${K} copies of one file per run (page cache warm)`,
     );
   }
   return { opencv: before.opencv, codecs, reps, decode, classify, notes };

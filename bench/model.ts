@@ -76,7 +76,9 @@ export async function benchModel(args: string[]): Promise<{ rows: Row[]; notes: 
   const notes: string[] = [];
   if (!existsSync(join(root, 'carzero-full.ckpt')))
     throw new Error(
-      `${root}/carzero-full.ckpt not found: make it with \`/usr/bin/python3 tools/reference/full_size.py --out ${root}\` (random full-size weights in the original format)`,
+      `${root}/carzero-full.ckpt not found: ` +
+        `make it with \`/usr/bin/python3 tools/reference/full_size.py --out ${root}\` ` +
+        '(random full-size weights in the original format)',
     );
   const modelDir = join(root, 'carzero-model');
   if (!existsSync(join(modelDir, 'model.safetensors'))) {
@@ -108,7 +110,8 @@ export async function benchModel(args: string[]): Promise<{ rows: Row[]; notes: 
       executionMode: 'sequential',
     });
     notes.push(
-      `onnxruntime-node ${ort.env.versions?.node ?? ''}: CPU execution provider, ${threads} intra-op threads, graph optimisation 'all', the reference's ONNX export of the same ViT weights`,
+      `onnxruntime-node ${ort.env.versions?.node ?? ''}: CPU execution provider, ${threads} intra-op threads, ` +
+        "graph optimisation 'all', the reference's ONNX export of the same ViT weights",
     );
   }
   const fp32 = await NativeModel.load(modelDir, { device, precision: 'fp32' });
@@ -162,11 +165,8 @@ export async function benchModel(args: string[]): Promise<{ rows: Row[]; notes: 
   const prompts = Object.values(
     JSON.parse(readFileSync(join(root, 'text', 'prompts-str.json'), 'utf8')) as Record<string, string>,
   );
-  const fourteen = Array.from(
-    { length: 14 },
-    (_, i) =>
-      `${prompts[i % prompts.length]} ${['left', 'right', 'bilateral', 'mild', 'severe', 'small', 'large'][i % 7]} lung`,
-  );
+  const qualifiers = ['left', 'right', 'bilateral', 'mild', 'severe', 'small', 'large'];
+  const fourteen = Array.from({ length: 14 }, (_, i) => `${prompts[i % prompts.length]} ${qualifiers[i % 7]} lung`);
   for (const [impl, m] of [
     ['carzero fp32', model32],
     ['carzero bf16', model16],

@@ -84,8 +84,10 @@ function runGemm(args: string[]): number {
   const lines = [
     '## GEMM (CPU)',
     '',
-    `- command: \`npm run bench -- gemm ${args.join(' ')}\` (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset, OPENBLAS_NUM_THREADS=${threads})`,
-    `- machine: ${machine()}; kernels: ${rep.isa}${rep.bf16_dot ? ' + AVX512_BF16' : ''}; threads: ${rep.threads}; medians of ${rep.reps} interleaved repetitions`,
+    `- command: \`npm run bench -- gemm ${args.join(' ')}\` (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset, ` +
+      `OPENBLAS_NUM_THREADS=${threads})`,
+    `- machine: ${machine()}; kernels: ${rep.isa}${rep.bf16_dot ? ' + AVX512_BF16' : ''}; ` +
+      `threads: ${rep.threads}; medians of ${rep.reps} interleaved repetitions`,
     `- OpenBLAS: ${rep.openblas}`,
     `- date: ${new Date().toISOString().slice(0, 10)}`,
     '',
@@ -93,7 +95,10 @@ function runGemm(args: string[]): number {
     '|---|---|---:|---:|---:|---:|---:|',
     ...rep.results.map(
       (x) =>
-        `| ${x.shape} | ${x.variant} | ${x.ms.toFixed(2)} | ${x.gflops.toFixed(1)} | ${x.ratio_vs_openblas > 0 ? x.ratio_vs_openblas.toFixed(3) : '-'} | ${x.speedup_vs_ours_f32 > 0 ? x.speedup_vs_ours_f32.toFixed(2) : '-'} | ${x.rel_err.toExponential(1)}${x.ok ? '' : ' MISMATCH'} |`,
+        `| ${x.shape} | ${x.variant} | ${x.ms.toFixed(2)} | ${x.gflops.toFixed(1)} ` +
+        `| ${x.ratio_vs_openblas > 0 ? x.ratio_vs_openblas.toFixed(3) : '-'} ` +
+        `| ${x.speedup_vs_ours_f32 > 0 ? x.speedup_vs_ours_f32.toFixed(2) : '-'} ` +
+        `| ${x.rel_err.toExponential(1)}${x.ok ? '' : ' MISMATCH'} |`,
     ),
   ];
   replaceSection('gemm', lines.join('\n'));
@@ -120,7 +125,8 @@ function notRun(name: string, title: string, why: string): void {
 }
 
 const MAKE_FULL = (r: string) =>
-  `make it with \`/usr/bin/python3 tools/reference/full_size.py --out ${r}\` (about 20 s; random full-size weights in the original format), then \`npm run bench -- model\``;
+  `make it with \`/usr/bin/python3 tools/reference/full_size.py --out ${r}\` (about 20 s; ` +
+  'random full-size weights in the original format), then `npm run bench -- model`';
 
 async function runModel(args: string[]): Promise<number> {
   if (args.includes('--quick'))
@@ -147,7 +153,8 @@ async function runModel(args: string[]): Promise<number> {
   const lines = [
     '## CARZero model (CPU)',
     '',
-    `- command: \`npm run bench -- model ${args.join(' ')}\` (full-size random weights from tools/reference/full_size.py in ${res.root}; OPENBLAS_* irrelevant here)`,
+    `- command: \`npm run bench -- model ${args.join(' ')}\` (full-size random weights from ` +
+      `tools/reference/full_size.py in ${res.root}; OPENBLAS_* irrelevant here)`,
     `- machine: ${machine()}; threads: ${cpus().length}; medians of interleaved repetitions after warm-up`,
     ...res.notes.map((n) => `- ${n}`),
     `- date: ${new Date().toISOString().slice(0, 10)}`,
@@ -156,13 +163,16 @@ async function runModel(args: string[]): Promise<number> {
     '|---|---|---:|---:|---:|---:|',
     ...res.rows.map(
       (r) =>
-        `| ${r.what} | ${r.impl} | ${r.batch} | ${r.ms.toFixed(1)} | ${r.per_s.toFixed(2)} ${r.unit} | ${r.vs_ort !== undefined ? r.vs_ort.toFixed(2) + 'x' : '-'} |`,
+        `| ${r.what} | ${r.impl} | ${r.batch} | ${r.ms.toFixed(1)} | ${r.per_s.toFixed(2)} ${r.unit} ` +
+        `| ${r.vs_ort !== undefined ? r.vs_ort.toFixed(2) + 'x' : '-'} |`,
     ),
   ];
   replaceSection('model', lines.join('\n'));
   for (const r of res.rows)
     console.log(
-      `${r.what.padEnd(34)} ${r.impl.padEnd(17)} B=${String(r.batch).padEnd(4)} ${r.ms.toFixed(1).padStart(9)} ms ${r.per_s.toFixed(2).padStart(9)} ${r.unit}${r.vs_ort !== undefined ? `  ${r.vs_ort.toFixed(2)}x onnxruntime` : ''}`,
+      `${r.what.padEnd(34)} ${r.impl.padEnd(17)} B=${String(r.batch).padEnd(4)} ` +
+        `${r.ms.toFixed(1).padStart(9)} ms ${r.per_s.toFixed(2).padStart(9)} ${r.unit}` +
+        `${r.vs_ort !== undefined ? `  ${r.vs_ort.toFixed(2)}x onnxruntime` : ''}`,
     );
   console.log('bench model: wrote bench/out/model.json and updated bench/RESULTS.md');
   return 0;
@@ -210,7 +220,9 @@ async function runZeroshot(args: string[]): Promise<number> {
       '',
       '### Flat memory: classifyStream over many images (TINY model)',
       '',
-      "The tiny random test-fixture model (width 32) keeps 10,000 images to a few minutes; the pipeline's memory (read-ahead, batches, results) is the same code as with the full model, whose weights add a constant.",
+      'The tiny random test-fixture model (width 32) keeps 10,000 images to a few minutes; ' +
+        "the pipeline's memory (read-ahead, batches, results) is the same code as with the full model, " +
+        'whose weights add a constant.',
       '',
       '| what | value |',
       '|---|---|',
@@ -222,7 +234,8 @@ async function runZeroshot(args: string[]): Promise<number> {
       '',
       '### Throughput (full-size reference model, random weights)',
       '',
-      'Reference images (small PNG/JPEG files) repeated; prompt embeddings computed once before timing; 192 classes = PadChest scale (synthetic prompts).',
+      'Reference images (small PNG/JPEG files) repeated; prompt embeddings computed once before timing; ' +
+        '192 classes = PadChest scale (synthetic prompts).',
       '',
       '| what | images/s |',
       '|---|---|',
@@ -244,9 +257,14 @@ async function runZeroshot(args: string[]): Promise<number> {
       '',
       '### Precision study: fp32 vs tf32 vs bf16 (full-size reference model, random weights)',
       '',
-      `${(res.study as { n: number }).n} images (the reference images and seeded shifted/contrast/noise variants) x 14 classes; synthetic labels = a noisy median threshold of the fp32 score per class. Random weights: the AUROC values mean nothing, only the differences against fp32 do. Score spread (sd of all fp32 scores): ${(res.study as { score_sd_fp32: number }).score_sd_fp32.toExponential(2)}.`,
+      `${(res.study as { n: number }).n} images (the reference images and seeded shifted/contrast/noise variants) ` +
+        'x 14 classes; synthetic labels = a noisy median threshold of the fp32 score per class. ' +
+        'Random weights: the AUROC values mean nothing, only the differences against fp32 do. ' +
+        'Score spread (sd of all fp32 scores): ' +
+        `${(res.study as { score_sd_fp32: number }).score_sd_fp32.toExponential(2)}.`,
       '',
-      '| precision | max abs diff vs fp32 | mean abs diff | Spearman (all cells) | Spearman (per class, mean) | macro AUROC | macro AUROC delta | max per-class AUROC delta | images/s |',
+      '| precision | max abs diff vs fp32 | mean abs diff | Spearman (all cells) | Spearman (per class, mean) ' +
+        '| macro AUROC | macro AUROC delta | max per-class AUROC delta | images/s |',
       '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
       ...sec('precision').map((r) => `| ${r.what} ${r.value}`),
     );
@@ -288,7 +306,8 @@ function runAttention(args: string[]): number {
   const exe = join(root, 'build', 'bench_attention');
   if (!existsSync(exe)) {
     console.error(
-      `bench attention: ${exe} not found; build it with \`npm run build:native\` (CMake builds every native/bench/*.cpp)`,
+      `bench attention: ${exe} not found; build it with \`npm run build:native\` ` +
+        '(CMake builds every native/bench/*.cpp)',
     );
     return 1;
   }
@@ -326,13 +345,17 @@ function runAttention(args: string[]): number {
     );
     if (t.status === 0 && existsSync(tjson)) {
       torch = JSON.parse(readFileSync(tjson, 'utf8'));
-      torchNote = `PyTorch peer: torch ${torch!.torch} (${py}), ${torch!.threads} threads, eager softmax(Q K^T * scale + mask) V on views of the same packed buffers, backward by autograd (keeps the probabilities instead of recomputing them); run after ours, not interleaved`;
+      torchNote =
+        `PyTorch peer: torch ${torch!.torch} (${py}), ${torch!.threads} threads, ` +
+        'eager softmax(Q K^T * scale + mask) V on views of the same packed buffers, backward by autograd ' +
+        '(keeps the probabilities instead of recomputing them); run after ours, not interleaved';
     } else {
       const why =
         t.status === 3
           ? (t.stderr || '').trim() || 'torch not importable'
           : `exit ${t.status ?? t.signal}: ${(t.stderr || '').trim().split('\n').slice(-1)[0]}`;
-      torchNote = `PyTorch peer: skipped (${why}; install it for Debian's ${py}, e.g. \`apt-get install python3-torch\`)`;
+      const install = `install it for Debian's ${py}, e.g. \`apt-get install python3-torch\``;
+      torchNote = `PyTorch peer: skipped (${why}; ${install})`;
     }
   }
   console.log(`bench attention: ${torchNote}`);
@@ -340,17 +363,26 @@ function runAttention(args: string[]): number {
   const lines = [
     '## Attention (CPU)',
     '',
-    `- command: \`npm run bench -- attention ${args.join(' ')}\` (build/bench_attention, cpu_ops().attention_forward/backward with the model's strides)`,
-    `- machine: ${machine()}; kernels: ${rep.isa}; threads: ${rep.threads}; medians of ${rep.reps} repetitions after ${rep.warmup} warm-up (forward and backward alternate)`,
-    '- GFLOP/s: forward 4·B·NH·Tq·Tk·HS, backward 2.5x that (QK^T recomputed, dV, dP, dQ, dK), over all Tk keys even where masked; forward stores lse (as in training)',
+    `- command: \`npm run bench -- attention ${args.join(' ')}\` (build/bench_attention, ` +
+      "cpu_ops().attention_forward/backward with the model's strides)",
+    `- machine: ${machine()}; kernels: ${rep.isa}; threads: ${rep.threads}; ` +
+      `medians of ${rep.reps} repetitions after ${rep.warmup} warm-up (forward and backward alternate)`,
+    '- GFLOP/s: forward 4·B·NH·Tq·Tk·HS, backward 2.5x that (QK^T recomputed, dV, dP, dQ, dK), ' +
+      'over all Tk keys even where masked; forward stores lse (as in training)',
     `- ${torchNote}`,
     `- date: ${new Date().toISOString().slice(0, 10)}`,
     '',
-    '| shape | layout | pass | B | NH x HS | Tq x Tk | ms | GFLOP/s | torch ms | torch GFLOP/s | vs torch | max rel err (fwd) |',
+    '| shape | layout | pass | B | NH x HS | Tq x Tk | ms | GFLOP/s | torch ms | torch GFLOP/s | vs torch ' +
+      '| max rel err (fwd) |',
     '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rep.results.map((x) => {
       const p = peer(x);
-      return `| ${x.shape} | ${x.what ?? ''} | ${x.pass} | ${x.B} | ${x.NH} x ${x.HS} | ${x.Tq} x ${x.Tk} | ${x.ms.toFixed(2)} | ${x.gflops.toFixed(1)} | ${p ? p.ms.toFixed(2) : '-'} | ${p ? p.gflops.toFixed(1) : '-'} | ${p ? (p.ms / x.ms).toFixed(2) + 'x' : '-'} | ${x.rel_err !== undefined ? x.rel_err.toExponential(1) : '-'} |`;
+      return (
+        `| ${x.shape} | ${x.what ?? ''} | ${x.pass} | ${x.B} | ${x.NH} x ${x.HS} | ${x.Tq} x ${x.Tk} ` +
+        `| ${x.ms.toFixed(2)} | ${x.gflops.toFixed(1)} | ${p ? p.ms.toFixed(2) : '-'} ` +
+        `| ${p ? p.gflops.toFixed(1) : '-'} | ${p ? (p.ms / x.ms).toFixed(2) + 'x' : '-'} ` +
+        `| ${x.rel_err !== undefined ? x.rel_err.toExponential(1) : '-'} |`
+      );
     }),
   ];
   replaceSection('attention', lines.join('\n'));
@@ -374,15 +406,19 @@ async function runTrain(args: string[]): Promise<number> {
     '',
     `- command: \`npm run bench -- train ${args.join(' ')}\` (bench/train.ts)`,
     `- machine: ${machine()}; threads: ${cpus().length}; fp32`,
-    '- one step = zeroGrad + forwardBackward (dropout off, one fixed batch) + ops.clipGradNorm(0.25) + ops.adamUpdate per parameter (the step of test/train-step.test.ts)',
+    '- one step = zeroGrad + forwardBackward (dropout off, one fixed batch) + ops.clipGradNorm(0.25) ' +
+      '+ ops.adamUpdate per parameter (the step of test/train-step.test.ts)',
     ...res.notes.map((n) => `- ${n}`),
     `- date: ${new Date().toISOString().slice(0, 10)}`,
     '',
-    '| config | parameters | batch | ms / step | steps/s | images/s | forwardBackward ms | clip + Adam ms | loss first -> last |',
+    '| config | parameters | batch | ms / step | steps/s | images/s | forwardBackward ms | clip + Adam ms ' +
+      '| loss first -> last |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...res.rows.map(
       (r) =>
-        `| ${r.config} | ${(r.params / 1e6).toFixed(2)} M | ${r.batch} | ${r.ms.toFixed(1)} | ${r.steps_per_s.toFixed(3)} | ${r.images_per_s.toFixed(2)} | ${r.fb_ms.toFixed(1)} | ${r.opt_ms.toFixed(1)} | ${r.loss_first.toFixed(4)} -> ${r.loss_last.toFixed(4)} |`,
+        `| ${r.config} | ${(r.params / 1e6).toFixed(2)} M | ${r.batch} | ${r.ms.toFixed(1)} ` +
+        `| ${r.steps_per_s.toFixed(3)} | ${r.images_per_s.toFixed(2)} | ${r.fb_ms.toFixed(1)} ` +
+        `| ${r.opt_ms.toFixed(1)} | ${r.loss_first.toFixed(4)} -> ${r.loss_last.toFixed(4)} |`,
     ),
   ];
   replaceSection('train', lines.join('\n'));
@@ -413,7 +449,9 @@ async function runGpu(args: string[]): Promise<number> {
   mkdirSync(outDir, { recursive: true });
   const date = `- date: ${new Date().toISOString().slice(0, 10)}`;
   if (!cuda.available) {
-    const msg = `gpu: skipped — ${cuda.reason ?? 'CUDA unavailable'}; run scripts/gpu-model-check.sh on a GPU machine (bench/README.md, GPU checks)`;
+    const msg =
+      `gpu: skipped — ${cuda.reason ?? 'CUDA unavailable'}; run scripts/gpu-model-check.sh on a GPU machine ` +
+      '(bench/README.md, GPU checks)';
     console.log(msg);
     writeFileSync(
       join(outDir, 'gpu.json'),
@@ -490,7 +528,8 @@ async function runDecode(args: string[]): Promise<number> {
     '## Image feed: decode + preprocess vs OpenCV (CPU)',
     '',
     `- command: \`npm run bench -- decode ${args.join(' ')}\` (bench/decode.ts, peer bench/peers/cv2_decode.py)`,
-    `- machine: ${machine()}; shared with other jobs; medians of ${res.reps} runs after a warm-up, one thread each (OpenCV ${res.opencv}, cv2.setNumThreads(1); the faster of its runs before and after ours)`,
+    `- machine: ${machine()}; shared with other jobs; medians of ${res.reps} runs after a warm-up, ` +
+      `one thread each (OpenCV ${res.opencv}, cv2.setNumThreads(1); the faster of its runs before and after ours)`,
     `- binary: ${res.codecs}`,
     `- date: ${new Date().toISOString().slice(0, 10)}`,
     '',
@@ -500,18 +539,21 @@ async function runDecode(args: string[]): Promise<number> {
     '|---|---|---:|---:|---:|---:|---:|',
     ...res.decode.map(
       (r) =>
-        `| ${r.format} | ${r.file} | ${f1(r.native_ms)} | ${f1(r.js_ms)} | ${f1(r.cv2_ms)} | ${f2(r.native_vs_cv2)}x | ${f2(r.js_vs_cv2)}x |`,
+        `| ${r.format} | ${r.file} | ${f1(r.native_ms)} | ${f1(r.js_ms)} | ${f1(r.cv2_ms)} ` +
+        `| ${f2(r.native_vs_cv2)}x | ${f2(r.js_vs_cv2)}x |`,
     ),
     '',
     ...(res.classify.length
       ? [
-          "Classify end to end: what a 2048 x 2500 file costs beyond a 256 x 256 one (bar: <= 0.75x cv2's single-thread time):",
+          'Classify end to end: what a 2048 x 2500 file costs beyond a 256 x 256 one (bar: ' +
+            "<= 0.75x cv2's single-thread time):",
           '',
           '| format | images | full-size run (s) | 256 x 256 run (s) | extra ms/image | cv2 ms/image | extra / cv2 |',
           '|---|---:|---:|---:|---:|---:|---:|',
           ...res.classify.map(
             (r) =>
-              `| ${r.format} | ${r.images} | ${f2(r.full_s)} | ${f2(r.small_s)} | ${f1(r.extra_ms_per_image)} | ${f1(r.cv2_ms)} | ${f2(r.extra_vs_cv2)}x |`,
+              `| ${r.format} | ${r.images} | ${f2(r.full_s)} | ${f2(r.small_s)} | ${f1(r.extra_ms_per_image)} ` +
+              `| ${f1(r.cv2_ms)} | ${f2(r.extra_vs_cv2)}x |`,
           ),
           '',
         ]
@@ -578,7 +620,8 @@ if (suite === 'all' || suite === '--quick') {
       json: existsSync(json) ? `bench/out/${name}.json` : undefined,
     });
     console.log(
-      `== ${name}: ${status.startsWith('gpu: ') ? status.slice(5) : status} (${((performance.now() - t) / 1000).toFixed(1)} s)`,
+      `== ${name}: ${status.startsWith('gpu: ') ? status.slice(5) : status} ` +
+        `(${((performance.now() - t) / 1000).toFixed(1)} s)`,
     );
     if (c !== 0) code = 1;
   }
@@ -592,8 +635,11 @@ if (suite === 'all' || suite === '--quick') {
       2,
     ) + '\n',
   );
+  const brief = (status: string) =>
+    status.startsWith('not run') ? 'not run' : status.startsWith('gpu: skipped') ? 'skipped' : status;
   console.log(
-    `\nbench all: ${summary.map((s) => `${s.suite} ${s.status.startsWith('not run') ? 'not run' : s.status.startsWith('gpu: skipped') ? 'skipped' : s.status}`).join(', ')}; ${total} s; wrote bench/out/all.json`,
+    `\nbench all: ${summary.map((s) => `${s.suite} ${brief(s.status)}`).join(', ')}; ` +
+      `${total} s; wrote bench/out/all.json`,
   );
   process.exit(code);
 } else if (suites[suite]) {

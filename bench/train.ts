@@ -175,7 +175,8 @@ export async function benchTrain(args: string[]): Promise<{ rows: TrainRow[]; no
       const r = await benchSteps('tiny (test fixture)', dir, join(tiny, 'text'), N, warmup, steps);
       rows.push(r);
       console.log(
-        `train tiny B=${N}: ${r.ms.toFixed(1)} ms/step (${r.steps_per_s.toFixed(2)} steps/s; forwardBackward ${r.fb_ms.toFixed(1)} ms, clip+Adam ${r.opt_ms.toFixed(1)} ms)`,
+        `train tiny B=${N}: ${r.ms.toFixed(1)} ms/step (${r.steps_per_s.toFixed(2)} steps/s; ` +
+          `forwardBackward ${r.fb_ms.toFixed(1)} ms, clip+Adam ${r.opt_ms.toFixed(1)} ms)`,
       );
     }
   } finally {
@@ -184,14 +185,18 @@ export async function benchTrain(args: string[]): Promise<{ rows: TrainRow[]; no
   const full = join(root, 'carzero-model');
   if (args.includes('--no-full')) notes.push('full-size step: not run (--no-full)');
   else if (!existsSync(join(full, 'model.safetensors')) || !existsSync(join(root, 'text', 'ids.i32'))) {
-    const msg = `full-size step: skipped, ${full} not found (make it with \`/usr/bin/python3 tools/reference/full_size.py --out ${root}\`, then \`npm run bench -- model\` converts it)`;
+    const msg =
+      `full-size step: skipped, ${full} not found ` +
+      `(make it with \`/usr/bin/python3 tools/reference/full_size.py --out ${root}\`, ` +
+      'then `npm run bench -- model` converts it)';
     console.log(`bench train: ${msg}`);
     notes.push(msg);
   } else {
     const r = await benchSteps('full size (reference, random weights)', full, join(root, 'text'), 4, 1, fullSteps);
     rows.push(r);
     console.log(
-      `train full B=4: ${r.ms.toFixed(0)} ms/step (forwardBackward ${r.fb_ms.toFixed(0)} ms, clip+Adam ${r.opt_ms.toFixed(0)} ms)`,
+      `train full B=4: ${r.ms.toFixed(0)} ms/step (forwardBackward ${r.fb_ms.toFixed(0)} ms, ` +
+        `clip+Adam ${r.opt_ms.toFixed(0)} ms)`,
     );
   }
   notes.push(`tiny: ${warmup} warm-up steps, median of ${steps}; full size: 1 warm-up step, median of ${fullSteps}`);

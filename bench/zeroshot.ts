@@ -209,7 +209,9 @@ async function throughput(rows: ZsRow[], modelDir: string, root: string, nImages
       rows.push({
         section: 'throughput',
         what: `${precision}, ${Q} classes: classify ${r.scores.length} images (decode + embed + score, batch 8)`,
-        value: `${(r.scores.length / secs).toFixed(2)} images/s (${((secs * 1000) / r.scores.length).toFixed(0)} ms/image); prompt embedding once: ${tText.toFixed(2)} s`,
+        value:
+          `${(r.scores.length / secs).toFixed(2)} images/s ` +
+          `(${((secs * 1000) / r.scores.length).toFixed(0)} ms/image); prompt embedding once: ${tText.toFixed(2)} s`,
       });
     }
   }
@@ -356,7 +358,10 @@ async function precisionStudy(
     rows.push({
       section: 'precision',
       what: p,
-      value: `| ${maxAbs.toExponential(2)} | ${meanAbs.toExponential(2)} | ${rho.toFixed(5)} | ${rhoCls.toFixed(5)} | ${macroA.toFixed(4)} | ${row.macroDelta >= 0 ? '+' : ''}${row.macroDelta.toFixed(4)} | ${row.maxClassDelta.toFixed(4)} | ${(n / times[p]).toFixed(2)} |`,
+      value:
+        `| ${maxAbs.toExponential(2)} | ${meanAbs.toExponential(2)} | ${rho.toFixed(5)} | ${rhoCls.toFixed(5)} ` +
+        `| ${macroA.toFixed(4)} | ${row.macroDelta >= 0 ? '+' : ''}${row.macroDelta.toFixed(4)} ` +
+        `| ${row.maxClassDelta.toFixed(4)} | ${(n / times[p]).toFixed(2)} |`,
     });
   }
   return out;

@@ -81,12 +81,16 @@ export function formatInfo(i: CarzeroInfo): string {
   const lines = [
     `carzero ${i.version}`,
     `cpu: ${i.cpu.brand || i.cpu.vendor}`,
-    `cpu kernels: ${i.cpu.isa}${i.cpu.isa !== i.cpu.isa_detected ? ` (capped from ${i.cpu.isa_detected} by CARZERO_CPU)` : ''}, bf16 dot products: ${i.cpu.bf16_dot ? 'yes (AVX512_BF16)' : 'no (emulated)'}`,
+    `cpu kernels: ${i.cpu.isa}` +
+      (i.cpu.isa !== i.cpu.isa_detected ? ` (capped from ${i.cpu.isa_detected} by CARZERO_CPU)` : '') +
+      `, bf16 dot products: ${i.cpu.bf16_dot ? 'yes (AVX512_BF16)' : 'no (emulated)'}`,
     `cpu features: ${i.cpu.features.join(' ')}`,
     `threads: ${i.threads}`,
     imageLine(i.images),
     i.cuda.available
-      ? `cuda: available (${i.cuda.devices} device${i.cuda.devices === 1 ? '' : 's'}, driver ${i.cuda.driver_release || 'for'} CUDA ${cudaVersion(i.cuda.driver_version)}, runtime ${cudaVersion(i.cuda.runtime_version)}, ${i.cuda.cublas})`
+      ? `cuda: available (${i.cuda.devices} device${i.cuda.devices === 1 ? '' : 's'}, ` +
+        `driver ${i.cuda.driver_release || 'for'} CUDA ${cudaVersion(i.cuda.driver_version)}, ` +
+        `runtime ${cudaVersion(i.cuda.runtime_version)}, ${i.cuda.cublas})`
       : `cuda: unavailable (${i.cuda.reason})`,
   ];
   return lines.join('\n');

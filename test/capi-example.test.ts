@@ -197,7 +197,10 @@ test('errors: a failing carzero call exits 1 with its status and message; bad us
   t.regex(e4.stderr ?? '', /^usage: classify/m);
 });
 
-test("examples/c/classify_files: image files + prompt embeddings from `carzero embed --texts` give carzero classify's scores (1e-6), a corrupt file is skipped", async (t) => {
+const classifyFilesTitle =
+  'examples/c/classify_files: image files + prompt embeddings from `carzero embed --texts` give ' +
+  "carzero classify's scores (1e-6), a corrupt file is skipped";
+test(classifyFilesTitle, async (t) => {
   const exe2 = join(work, 'classify_files');
   const lib = libCandidates.find((p) => existsSync(p))!;
   const libDir = dirname(lib);

@@ -200,7 +200,10 @@ test('usage errors: missing options, bad values, bad model dir', async (t) => {
   t.regex((e4 as { stderr?: string }).stderr ?? '', /empty\/config\.json: missing model file/);
 });
 
-test('a DICOM folder of mixed transfer syntaxes classifies in one command; lossless copies of one image score alike; bad files are skipped', async (t) => {
+const dicomFolderTitle =
+  'a DICOM folder of mixed transfer syntaxes classifies in one command; ' +
+  'lossless copies of one image score alike; bad files are skipped';
+test(dicomFolderTitle, async (t) => {
   // test/fixtures/dicom (tools/fixtures-dicom.py): the same sources written by dcmtk/GDCM in every
   // transfer syntax, plus corrupt and hostile files (bad-*), and one colour file (refused).
   const dir = join(packageRoot, 'test', 'fixtures', 'dicom');
@@ -264,7 +267,10 @@ test('a DICOM folder of mixed transfer syntaxes classifies in one command; lossl
   for (const f of group.slice(1)) t.deepEqual(scored.get(f), ref, f);
 });
 
-test('--frames all scores every frame of a multi-frame DICOM as <path>#<frame>; frame 0 is the default row; lossless copies agree frame by frame', async (t) => {
+const framesAllTitle =
+  '--frames all scores every frame of a multi-frame DICOM as <path>#<frame>; frame 0 is the default row; ' +
+  'lossless copies agree frame by frame';
+test(framesAllTitle, async (t) => {
   const dir = join(packageRoot, 'test', 'fixtures', 'dicom');
   const files = ['multi-explicit.dcm', 'multi-rle.dcm', 'u8-explicit.dcm'].map((f) => join(dir, f));
   const args = [

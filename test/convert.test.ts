@@ -154,7 +154,9 @@ test('head counts must divide the widths; dtype casts; existing output needs for
   });
 });
 
-test('HF BERT folder: pytorch_model.bin (bert. prefix, gamma/beta, cls.*) and model.safetensors variants', async (t) => {
+const hfBertFolderTitle =
+  'HF BERT folder: pytorch_model.bin (bert. prefix, gamma/beta, cls.*) and model.safetensors variants';
+test(hfBertFolderTitle, async (t) => {
   await using a = await HfBertFolder.open(join(mini, 'bert'));
   t.is(a.config.hiddenSize, 8);
   t.true(a.weightsFile.endsWith('pytorch_model.bin'));

@@ -76,7 +76,9 @@ test('N-pair batches, drop-last, bad images skipped and reported, sentences from
   await l.close();
 });
 
-test('a batch is refilled past failures: with every bad item in one epoch, errors are reported once each', async (t) => {
+const refillTitle =
+  'a batch is refilled past failures: with every bad item in one epoch, errors are reported once each';
+test(refillTitle, async (t) => {
   const errors: string[] = [];
   const l = new DataLoader(ds, {
     seed: 1,

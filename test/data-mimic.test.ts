@@ -75,7 +75,10 @@ test('validate/test splits, aliases, exclusions', async (t) => {
   );
   t.is(v.root, join(FIXTURE_CSV, '..'));
   const text =
-    'Path,Split,Frontal/Lateral,Report Impression\na.png,valid,Frontal,Lungs are clear.\nb.png,valid,Lateral,Lungs are clear.\nc.png,train,Frontal,No effusion seen.\n';
+    'Path,Split,Frontal/Lateral,Report Impression\n' +
+    'a.png,valid,Frontal,Lungs are clear.\n' +
+    'b.png,valid,Lateral,Lungs are clear.\n' +
+    'c.png,train,Frontal,No effusion seen.\n';
   const orig = parseMimicCsv(text, 'orig.csv', { split: 'validate', root: '/x' });
   t.deepEqual(
     orig.items.map((it) => it.path),

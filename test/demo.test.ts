@@ -51,7 +51,9 @@ test('quick demo writes the table, plots, overlays, scores and the summary', asy
   t.is(scores.length, 1 + res.settings.test);
   t.true(res.pointing.trials > 0);
   t.log(
-    `quick demo: ${seconds.toFixed(1)} s, macro AUROC ${res.macro_auroc?.toFixed(4)}, val loss ${res.val_loss_initial.toFixed(3)} -> ${res.val_loss_final.toFixed(3)} (chance ${res.chance_loss.toFixed(3)})`,
+    `quick demo: ${seconds.toFixed(1)} s, macro AUROC ${res.macro_auroc?.toFixed(4)}, ` +
+      `val loss ${res.val_loss_initial.toFixed(3)} -> ${res.val_loss_final.toFixed(3)} ` +
+      `(chance ${res.chance_loss.toFixed(3)})`,
   );
 });
 

@@ -36,7 +36,9 @@ async function infoWith(dir: string) {
   return { cuda: j.cuda, text, env };
 }
 
-test('a driver older than the runtime: info names both versions and the driver needed; auto uses the CPU', async (t) => {
+const oldDriverTitle =
+  'a driver older than the runtime: info names both versions and the driver needed; auto uses the CPU';
+test(oldDriverTitle, async (t) => {
   const { cuda, text, env } = await infoWith(stub(12040));
   t.false(cuda.available);
   if (!cuda.compiled) {

@@ -140,7 +140,12 @@ for (const [p, f] of Object.entries(files) as [ProtocolName, string][]) {
 
 test('Open-I label rules: substring with synonyms, case-sensitive, empty -> none', (t) => {
   const csv =
-    ',uid,file_name,labels_automatic\n0,a,a.png,calcified granuloma\n0,b,b.png,atelectases|infiltrate\n0,c,c.png,\n0,d,d.png,Cardiomegaly\n0,e,e.png,pleural thickening\n';
+    ',uid,file_name,labels_automatic\n' +
+    '0,a,a.png,calcified granuloma\n' +
+    '0,b,b.png,atelectases|infiltrate\n' +
+    '0,c,c.png,\n' +
+    '0,d,d.png,Cardiomegaly\n' +
+    '0,e,e.png,pleural thickening\n';
   const s = readLabels('openi', csv, 'custom.csv');
   const row = (i: number) => s.classes.filter((_, j) => s.labels[i * 18 + j] === 1);
   t.deepEqual(row(0), ['Calcified Granuloma', 'Granuloma']);

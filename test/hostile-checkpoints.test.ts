@@ -142,7 +142,10 @@ async function withPickle(name: string, pkl: Buffer): Promise<string> {
   return file;
 }
 
-test('checkpoint: an exponential size list in _rebuild_tensor_v2 and a BigInt persistent id give short CheckpointErrors', async (t) => {
+const hugeSizeListTitle =
+  'checkpoint: an exponential size list in _rebuild_tensor_v2 and a BigInt persistent id ' +
+  'give short CheckpointErrors';
+test(hugeSizeListTitle, async (t) => {
   // _rebuild_tensor_v2(<persistent id ('storage', 2**64)>, 0, x40, x40)
   const pkl = new P()
     .exponential(40)

@@ -50,8 +50,10 @@ for (const decoder of decoders)
 // non-interlaced image only, so the JavaScript decoder checks interlaced ones itself and refuses
 // this; libpng inflates only the rows it needs and decodes the image (as cv2.imread does). Either
 // way, nothing near 1 GiB is allocated.
+const interlacedBombTitle = (decoder: string) =>
+  `${decoder} decoder: an interlaced PNG over a deflate bomb is refused or decoded, never inflated whole`;
 for (const decoder of decoders)
-  test(`${decoder} decoder: an interlaced PNG over a deflate bomb is refused or decoded, never inflated whole`, async (t) => {
+  test(interlacedBombTitle(decoder), async (t) => {
     using feed = new ImageFeed({ decoder, threads: 1 });
     const bytes = greyPng(64, 64, true, { interlaced: true, idatBytes: 1 << 30 });
     t.true(bytes.length < 2 << 20);
@@ -100,8 +102,11 @@ test.serial('CARZERO_MAX_PIXELS sets the default limit; a bad value names the va
   }
 });
 
+const bombBatchTitle = (decoder: string) =>
+  `${decoder} decoders (CARZERO_DECODER): a batch with bombs among good images: ` +
+  'the bombs are reported and skipped, the good ones scored, peak memory under 1 GB';
 for (const decoder of decoders)
-  test(`${decoder} decoders (CARZERO_DECODER): a batch with bombs among good images: the bombs are reported and skipped, the good ones scored, peak memory under 1 GB`, async (t) => {
+  test(bombBatchTitle(decoder), async (t) => {
     const { dir } = await tinyModel();
     const files = bombs.map(([name, make]) => {
       const f = join(work, `${decoder}-${name}`);
@@ -114,7 +119,9 @@ for (const decoder of decoders)
     const probe = join(work, `maxrss-${decoder}.mjs`);
     writeFileSync(
       probe,
-      "import { readFileSync } from 'node:fs';\nprocess.on('exit', () => process.stderr.write(`maxrss-kb ${/VmHWM:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]}\\n`));\n",
+      "import { readFileSync } from 'node:fs';\n" +
+        "process.on('exit', () => process.stderr.write(" +
+        "`maxrss-kb ${/VmHWM:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]}\\n`));\n",
     );
     const env = { ...process.env, CARZERO_DECODER: decoder };
     const out = await run(

@@ -109,7 +109,10 @@ test('config.json: a preprocess size the image feed cannot hold is refused at lo
 
 // Found by the fuzz harness (tools/fuzz): a config.json of `null` threw a TypeError; native
 // cross-checks and an integer field of 1e308 gave messages without the file's name.
-test('config.json: null, a heads count that does not divide the width, a huge integer: CarzeroErrors naming config.json', async (t) => {
+const badConfigTitle =
+  'config.json: null, a heads count that does not divide the width, a huge integer: ' +
+  'CarzeroErrors naming config.json';
+test(badConfigTitle, async (t) => {
   const { CarzeroError } = await import('../src/errors.js');
   const cases: [string, (cfg: Record<string, Record<string, unknown>>) => unknown, RegExp][] = [
     ['null', () => null, /not a JSON object/],
@@ -127,7 +130,10 @@ test('config.json: null, a heads count that does not divide the width, a huge in
   }
 });
 
-test("the text parsers fail with the package's own error classes (CsvError, DatasetError, ConfigError, EvalInputError are CarzeroErrors)", async (t) => {
+const parserErrorsTitle =
+  "the text parsers fail with the package's own error classes " +
+  '(CsvError, DatasetError, ConfigError, EvalInputError are CarzeroErrors)';
+test(parserErrorsTitle, async (t) => {
   const { CarzeroError } = await import('../src/errors.js');
   const { parseCsv } = await import('../src/data/csv.js');
   const { parseMimicCsv } = await import('../src/data/mimic.js');

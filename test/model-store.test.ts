@@ -203,7 +203,9 @@ test('names: store models and shipped models resolve; unknown names say where th
   t.truthy(listed.find((x) => x.name === 'tiny-store' && x.origin === 'store' && x.precision === 'f32'));
 });
 
-test('CLI: convert --name, classify --model <name> (same scores as the directory), models list and verify', async (t) => {
+const cliStoreTitle =
+  'CLI: convert --name, classify --model <name> (same scores as the directory), models list and verify';
+test(cliStoreTitle, async (t) => {
   const env = { ...process.env, CARZERO_HOME: home };
   const cfg = JSON.parse(readFileSync(join(tiny, 'config.json'), 'utf8'));
   const conv = await run(

@@ -326,7 +326,10 @@ test('AdamW, SGD, gradient accumulation and frozen encoders run and keep frozen 
   }
 });
 
-test('mixed precision: bf16 and fp16 steps track fp32 without equalling it; fp16 loss scaling backs off on overflow, grows, and resumes exactly', async (t) => {
+const mixedPrecisionTitle =
+  'mixed precision: bf16 and fp16 steps track fp32 without equalling it; ' +
+  'fp16 loss scaling backs off on overflow, grows, and resumes exactly';
+test(mixedPrecisionTitle, async (t) => {
   // 1. The first step of the same run at each precision: the loss and the gradient norm follow
   //    fp32 within the precision's rounding, and differ from it (so the precision is really used).
   const first = async (precision: string) => {

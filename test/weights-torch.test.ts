@@ -50,7 +50,9 @@ function close(t: import('ava').ExecutionContext, got: Float32Array, want: numbe
     }
 }
 
-test('mixed.ckpt: every dtype, scalar, empty, strided and shared-storage tensors load with the right values', async (t) => {
+const mixedCkptTitle =
+  'mixed.ckpt: every dtype, scalar, empty, strided and shared-storage tensors load with the right values';
+test(mixedCkptTitle, async (t) => {
   const ck = await loadTorchCheckpoint(join(fx, 'mixed.ckpt'));
   const names = Object.keys(expected).filter((k) => k !== 'legacy' && k !== 'small');
   t.deepEqual([...ck.stateDict.keys()], names, 'state dict keys in saved order');
@@ -194,7 +196,9 @@ test('the unpickler refuses dangerous globals in every spelling and never calls 
   });
 });
 
-test('fixtures/tiny: both checkpoints match the index (sha256 of every tensor), hparams are placeholders', async (t) => {
+const tinyIndexTitle =
+  'fixtures/tiny: both checkpoints match the index (sha256 of every tensor), hparams are placeholders';
+test(tinyIndexTitle, async (t) => {
   const f = join(tiny, 'carzero-tiny.ckpt');
   t.true(existsSync(f), `${f} is committed`);
   const index = JSON.parse(await readFile(join(tiny, 'checkpoint-index.json'), 'utf8')) as Record<

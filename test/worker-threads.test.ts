@@ -41,7 +41,8 @@ test('20 rounds of two workers classifying, one terminated mid-run: no crash, sa
   const first = rounds[0].rss;
   const last = rounds.at(-1)!.rss;
   t.log(
-    `RSS after round 1: ${(first / 2 ** 20).toFixed(0)} MiB, after round 20: ${(last / 2 ** 20).toFixed(0)} MiB (${((last / first - 1) * 100).toFixed(1)} %)`,
+    `RSS after round 1: ${(first / 2 ** 20).toFixed(0)} MiB, after round 20: ${(last / 2 ** 20).toFixed(0)} MiB ` +
+      `(${((last / first - 1) * 100).toFixed(1)} %)`,
   );
   t.log(`RSS per round (MiB): ${rounds.map((r) => (r.rss / 2 ** 20).toFixed(1)).join(' ')}`);
   t.true(last <= first * 1.1, `RSS grew from ${first} to ${last}`);

@@ -47,7 +47,9 @@ test('paths, Buffers and preprocessed pixels give the same scores; names as docu
   t.true(worst(flat, refScore) <= 1);
 });
 
-test('unreadable, corrupt, non-image and missing inputs are skipped per item, in input order; the rest is scored', async (t) => {
+const skippedInputsTitle =
+  'unreadable, corrupt, non-image and missing inputs are skipped per item, in input order; the rest is scored';
+test(skippedInputsTitle, async (t) => {
   const inputs: ImageInput[] = [
     batch[0],
     '/nonexistent/x.png',

@@ -145,8 +145,10 @@ try {
     const out = { ...r, per_s: (r.items * 1000) / r.ms_median };
     report.results.push(out);
     console.log(
-      `[${opt.device} ${r.precision}] ${r.what.padEnd(44)} B=${String(r.batch ?? '-').padEnd(4)} Q=${String(r.texts ?? '-').padEnd(3)} ` +
-        `median ${r.ms_median.toFixed(2).padStart(9)} ms  min ${r.ms_min.toFixed(2).padStart(9)} ms  (${out.per_s.toFixed(1)} ${r.unit})`,
+      `[${opt.device} ${r.precision}] ${r.what.padEnd(44)} B=${String(r.batch ?? '-').padEnd(4)} ` +
+        `Q=${String(r.texts ?? '-').padEnd(3)} ` +
+        `median ${r.ms_median.toFixed(2).padStart(9)} ms  min ${r.ms_min.toFixed(2).padStart(9)} ms  ` +
+        `(${out.per_s.toFixed(1)} ${r.unit})`,
     );
     flush();
   };
@@ -294,10 +296,18 @@ try {
         const batch = Array.from({ length: E }, (_, i) => files[i % files.length]);
         const model = await CARZero.load(opt.model, { device, precision });
         try {
+          const findings = [
+            'atelectasis',
+            'cardiomegaly',
+            'effusion',
+            'pleural thickening',
+            'calcified granuloma',
+            'edema',
+            'pneumonia',
+          ];
           const prompts = Array.from(
             { length: Q },
-            (_, i) =>
-              `there is ${['atelectasis', 'cardiomegaly', 'effusion', 'pleural thickening', 'calcified granuloma', 'edema', 'pneumonia'][i % 7]} in the ${['left', 'right'][i % 2]} lung`,
+            (_, i) => `there is ${findings[i % 7]} in the ${['left', 'right'][i % 2]} lung`,
           );
           const txt = await model.embedTexts(prompts);
           const t = await timeIt(

@@ -164,7 +164,10 @@ for (const recompute of recomputeModes)
           optimizer_bytes: optimizerBytes,
         });
         console.log(
-          `[${device} ${precision}${recompute ? ' recompute' : ''}] train step B=${n}: median ${ms.toFixed(1)} ms (${(n / (ms / 1000)).toFixed(1)} samples/s), loss ${loss.toFixed(4)}, activation workspace ${(ws / 2 ** 30).toFixed(2)} GiB, model peak ${(peak / 2 ** 30).toFixed(2)} GiB + optimizer ${(optimizerBytes / 2 ** 30).toFixed(2)} GiB`,
+          `[${device} ${precision}${recompute ? ' recompute' : ''}] train step B=${n}: ` +
+            `median ${ms.toFixed(1)} ms (${(n / (ms / 1000)).toFixed(1)} samples/s), loss ${loss.toFixed(4)}, ` +
+            `activation workspace ${(ws / 2 ** 30).toFixed(2)} GiB, model peak ${(peak / 2 ** 30).toFixed(2)} GiB ` +
+            `+ optimizer ${(optimizerBytes / 2 ** 30).toFixed(2)} GiB`,
         );
       } catch (e) {
         report.results.push({ precision, recompute, batch: n, error: String(e?.message ?? e) });

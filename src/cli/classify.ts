@@ -11,7 +11,9 @@ import { loadPrompts } from '../text/index.js';
 import { DEVICES, HELP_OPTION, oneOf, parseCommand, positiveInt, PRECISIONS, UsageError } from './args.js';
 import { createProgress } from './progress.js';
 
-export const CLASSIFY_HELP = `usage: carzero classify --model <name|dir> [--prompts <prompts.json>] [options] <images... | list.csv>
+const CLASSIFY_USAGE =
+  'usage: carzero classify --model <name|dir> [--prompts <prompts.json>] [options] <images... | list.csv>';
+export const CLASSIFY_HELP = `${CLASSIFY_USAGE}
 
 Scores every image against every class prompt and prints one row per image, one column per
 class in the prompt file's key order. Scores are CARZero's raw logits ((i2t + t2i) / 2).
@@ -90,7 +92,8 @@ async function resumeState(file: string, header: string): Promise<{ done: Set<st
   }
   if (!text.startsWith(header))
     throw new UsageError(
-      `carzero classify: --resume: ${file} has a different header (other classes or prompt order?); expected ${header.trim()}`,
+      `carzero classify: --resume: ${file} has a different header (other classes or prompt order?); ` +
+        `expected ${header.trim()}`,
     );
   const table = parseCsv(text, file);
   return { done: new Set(table.rows.map((r) => r[0])), fresh: false };
@@ -233,7 +236,9 @@ export async function classifyMain(argv: string[]): Promise<number> {
     }
     if (skipped.length || interrupted || already) {
       const lines = [
-        `carzero classify: ${scoredCount} scored, ${skipped.length} skipped (unreadable)${already ? `, ${already} already done` : ''}${interrupted ? `, interrupted after ${scoredCount + skipped.length} of ${inputs.length}` : ''}`,
+        `carzero classify: ${scoredCount} scored, ${skipped.length} skipped (unreadable)` +
+          (already ? `, ${already} already done` : '') +
+          (interrupted ? `, interrupted after ${scoredCount + skipped.length} of ${inputs.length}` : ''),
       ];
       for (const s of skipped.slice(0, 20)) lines.push(`  skipped ${s.path}: ${s.error}`);
       if (skipped.length > 20) lines.push(`  ... and ${skipped.length - 20} more`);

@@ -6,7 +6,10 @@ import { MODEL_NAME, modelStoreDir, shippedModelsDir } from '../model/store.js';
 import { HELP_OPTION, oneOf, parseCommand, positiveInt, UsageError } from './args.js';
 import { convertCheckpoint, formatConvertReport, type ConvertDType, type ConvertOptions } from '../weights/convert.js';
 
-export const CONVERT_HELP = `usage: carzero convert --checkpoint <file.ckpt> --text-model <bert folder> (--out <model dir> | --name <name>) [options]
+const CONVERT_USAGE =
+  'usage: carzero convert --checkpoint <file.ckpt> --text-model <bert folder> ' +
+  '(--out <model dir> | --name <name>) [options]';
+export const CONVERT_HELP = `${CONVERT_USAGE}
 
 Converts a CARZero PyTorch-Lightning checkpoint and its BERT folder into a carzero model directory
 (config.json, model.safetensors, tokenizer.json, and manifest.json with each file's size and

@@ -9,7 +9,9 @@ import { DEVICES, HELP_OPTION, oneOf, parseCommand, positiveInt, PRECISIONS, Usa
 import { expandFrames, imageList } from './classify.js';
 import { createProgress } from './progress.js';
 
-export const EMBED_HELP = `usage: carzero embed --model <name|dir> --out <file.safetensors|file.json> (--images | --texts) <inputs...>
+const EMBED_USAGE =
+  'usage: carzero embed --model <name|dir> --out <file.safetensors|file.json> (--images | --texts) <inputs...>';
+export const EMBED_HELP = `${EMBED_USAGE}
 
 Writes CARZero embeddings.
   --images <images... | list.csv>   global image embeddings (N, C) [and --local: (N, P, C)]

@@ -22,7 +22,10 @@ import {
 } from '../eval/index.js';
 import { DEVICES, HELP_OPTION, oneOf, parseCommand, positiveInt, UsageError } from './args.js';
 
-export const EVAL_HELP = `usage: carzero eval --protocol <name> --labels <file> (--scores <csv> | --model <name|dir> --images <csv> --prompts <json>) [options]
+const EVAL_USAGE =
+  'usage: carzero eval --protocol <name> --labels <file> ' +
+  '(--scores <csv> | --model <name|dir> --images <csv> --prompts <json>) [options]';
+export const EVAL_HELP = `${EVAL_USAGE}
 
 Evaluates zero-shot scores with the original CARZero inference script's protocols: per-class
 AUROC and AUPRC (trapezoid area under the precision-recall curve), macro and micro means,
@@ -83,7 +86,9 @@ function progressBar(quiet: boolean) {
       if (quiet) return;
       const width = 30;
       const k = total ? Math.round((done / total) * width) : 0;
-      const s = `\rcarzero eval: [${'#'.repeat(k)}${'.'.repeat(width - k)}] ${done}/${total} images${skipped ? `, ${skipped} skipped` : ''}`;
+      const s =
+        `\rcarzero eval: [${'#'.repeat(k)}${'.'.repeat(width - k)}] ` +
+        `${done}/${total} images${skipped ? `, ${skipped} skipped` : ''}`;
       if (s !== last) process.stderr.write(s);
       last = s;
     },
@@ -151,7 +156,8 @@ async function scoreImages(
   if (opts.pointing) {
     if (typeof m.groundingStream !== 'function') {
       opts.warn(
-        '--pointing needs model.groundingStream (the zero-shot grounding API), which this build lacks; pointing game skipped',
+        '--pointing needs model.groundingStream (the zero-shot grounding API), which this build lacks; ' +
+          'pointing game skipped',
       );
     } else {
       const { defaultFeed } = await import('../image/feed.js');

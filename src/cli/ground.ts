@@ -8,7 +8,9 @@ import { DEVICES, HELP_OPTION, numberIn, oneOf, parseCommand, positiveInt, PRECI
 import { expandFrames, imageList } from './classify.js';
 import { createProgress } from './progress.js';
 
-export const GROUND_HELP = `usage: carzero ground --model <name|dir> --prompts <prompts.json> --out <dir> [options] <images... | list.csv>
+const GROUND_USAGE =
+  'usage: carzero ground --model <name|dir> --prompts <prompts.json> --out <dir> [options] <images... | list.csv>';
+export const GROUND_HELP = `${GROUND_USAGE}
 
 Writes, per image and class, the grounding map (the alignment head's image-to-text attention
 over the 14 x 14 patches, upsampled to 224) as a jet heat map blended on the 224 x 224 crop the
@@ -146,7 +148,8 @@ export async function groundMain(argv: string[]): Promise<number> {
   bar.end();
   await writeIndex();
   process.stderr.write(
-    `carzero ground: ${entries.length} images x ${prompts.classes.length} classes -> ${outDir}${skipped.length ? `, ${skipped.length} skipped` : ''}\n`,
+    `carzero ground: ${entries.length} images x ${prompts.classes.length} classes -> ` +
+      `${outDir}${skipped.length ? `, ${skipped.length} skipped` : ''}\n`,
   );
   for (const s of skipped.slice(0, 20)) process.stderr.write(`  skipped ${s.path}: ${s.error}\n`);
   return entries.length > 0 ? 0 : 1;

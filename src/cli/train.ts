@@ -86,7 +86,8 @@ export async function trainMain(argv: string[]): Promise<number> {
       bar.update(s.step, undefined, `epoch ${s.epoch} loss ${s.loss.toFixed(4)} lr ${s.lr.toExponential(2)}`),
     onEpoch: (e: { epoch: number; train_loss: number | null; val_loss: number; best: boolean }) =>
       bar.log(
-        `carzero train: epoch ${e.epoch}: train loss ${e.train_loss?.toFixed(4) ?? '-'}, validation loss ${e.val_loss.toFixed(4)}${e.best ? ' (best)' : ''}`,
+        `carzero train: epoch ${e.epoch}: train loss ${e.train_loss?.toFixed(4) ?? '-'}, ` +
+          `validation loss ${e.val_loss.toFixed(4)}${e.best ? ' (best)' : ''}`,
       ),
     onLoaderError: (m: string) => bar.log(`carzero train: ${m}`),
     distributed,
@@ -123,7 +124,8 @@ export async function trainMain(argv: string[]): Promise<number> {
     const r = await trainer.run();
     bar.end();
     process.stderr.write(
-      `carzero train: ${r.steps} steps, ${r.epochs} epochs, stopped: ${r.stopped}; best validation loss ${r.best_val_loss ?? '-'}; run in ${trainer.runDir}\n`,
+      `carzero train: ${r.steps} steps, ${r.epochs} epochs, stopped: ${r.stopped}; ` +
+        `best validation loss ${r.best_val_loss ?? '-'}; run in ${trainer.runDir}\n`,
     );
     return 0;
   } finally {

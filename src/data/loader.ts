@@ -146,7 +146,8 @@ export class DataLoader {
       if (st.version !== 1) throw new TypeError(`DataLoader: unsupported state version ${String(st.version)}`);
       if (st.items !== dataset.items.length || st.fingerprint !== this.fingerprint)
         throw new RangeError(
-          `DataLoader: the state is for another dataset (${st.items} items, fingerprint ${st.fingerprint}; this one: ${dataset.items.length}, ${this.fingerprint})`,
+          `DataLoader: the state is for another dataset (${st.items} items, fingerprint ${st.fingerprint}; ` +
+            `this one: ${dataset.items.length}, ${this.fingerprint})`,
         );
       if (options.seed !== undefined && options.seed !== st.seed)
         throw new RangeError(`DataLoader: option 'seed' (${options.seed}) differs from the state's (${st.seed})`);

@@ -128,7 +128,8 @@ function findColumn(header: string[], given: string | undefined, role: keyof typ
     if (i >= 0) return i;
   }
   throw new DatasetError(
-    `${file}: no ${role} column (looked for ${CANDIDATES[role].join(', ')}; the header has: ${header.join(', ')}); name it with columns.${role}`,
+    `${file}: no ${role} column (looked for ${CANDIDATES[role].join(', ')}; the header has: ` +
+      `${header.join(', ')}); name it with columns.${role}`,
     file,
   );
 }
@@ -289,6 +290,7 @@ export function describeDataset(d: MimicDataset): string {
   const c = d.counts;
   return (
     `${d.source}: split '${d.split}': ${c.inSplit} rows, ${c.frontal} frontal (${c.nonFrontal} other views), ` +
-    `${c.kept} kept; dropped ${c.emptyReport} empty reports, ${c.noSentence} with no usable sentence, ${c.excluded} excluded`
+    `${c.kept} kept; dropped ${c.emptyReport} empty reports, ${c.noSentence} with no usable sentence, ` +
+    `${c.excluded} excluded`
   );
 }

@@ -68,7 +68,8 @@ function spawn(): Worker {
   if (here.endsWith('.ts')) {
     const entry = new URL('./worker.ts', here).href;
     const tsx = import.meta.resolve('tsx/esm/api');
-    const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
+    const load = (url: string) => `import(${JSON.stringify(url)})`;
+    const code = `${load(tsx)}.then((m) => { m.register(); return ${load(entry)}; });`;
     return new Worker(code, { eval: true });
   }
   return new Worker(new URL('./worker.js', here));

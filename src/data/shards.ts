@@ -33,7 +33,8 @@ export const SHARD_HEADER = 64;
 const VERSION = 2;
 /** Why a version-1 prepared set is refused. */
 const V1_REASON =
-  'prepared by carzero before 0.1.1, whose images with a resized width of 255 px were sheared (docs/CHANGELOG.md); run carzero prepare again';
+  'prepared by carzero before 0.1.1, whose images with a resized width of 255 px were sheared ' +
+  '(docs/CHANGELOG.md); run carzero prepare again';
 
 export interface ShardRecordInfo {
   key: string;

@@ -163,7 +163,8 @@ export function evaluate(set: LabelSet, table: ScoreTable, labelFile = 'labels',
   const warnings = [...set.warnings, ...table.warnings];
   if (table.classes.length !== C)
     throw new EvalInputError(
-      `${table.file} has ${table.classes.length} score columns but the ${info.title} labels of ${labelFile} define ${C} classes (score columns are matched to them by position)`,
+      `${table.file} has ${table.classes.length} score columns but the ${info.title} labels of ${labelFile} ` +
+        `define ${C} classes (score columns are matched to them by position)`,
       table.file,
     );
   const differ = set.classes.map((c, j) => [c, table.classes[j]]).filter(([a, b]) => norm(a) !== norm(b));
@@ -186,9 +187,9 @@ export function evaluate(set: LabelSet, table: ScoreTable, labelFile = 'labels',
   const s = aucSummary(labels, scores);
   if (s.singleClass.length)
     warnings.push(
-      `${s.singleClass.length} class(es) have a single label value among the ${n} evaluated images (AUROC/AUPRC undefined, reported null, left out of the macro means): ${s.singleClass
-        .map((j) => `${set.classes[j]} (${s.positives[j]} positive)`)
-        .join(', ')}`,
+      `${s.singleClass.length} class(es) have a single label value among the ${n} evaluated images ` +
+        '(AUROC/AUPRC undefined, reported null, left out of the macro means): ' +
+        `${s.singleClass.map((j) => `${set.classes[j]} (${s.positives[j]} positive)`).join(', ')}`,
     );
   const result: EvalResult = {
     protocol: set.protocol,
@@ -309,7 +310,8 @@ export function formatResult(r: EvalResult): string {
   if (r.pointing)
     out.push(
       '',
-      `pointing game: ${f4(r.pointing.accuracy)} (${r.pointing.hits}/${r.pointing.trials}), class mean ${f4(r.pointing.macro)}`,
+      `pointing game: ${f4(r.pointing.accuracy)} (${r.pointing.hits}/${r.pointing.trials}), ` +
+        `class mean ${f4(r.pointing.macro)}`,
     );
   return out.map((l) => l.trimEnd()).join('\n') + '\n';
 }

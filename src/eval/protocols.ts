@@ -352,7 +352,8 @@ function readChestXray14(text: string, file: string): LabelSet {
     const bad = r.findIndex((x) => x === null);
     if (bad >= 0) {
       warnings.push(
-        `${file}: line ${k + 1}, column ${bad + 2} (${CHESTXRAY14_CLASSES[bad]}): '${f[bad + 1]}' is not 0 or 1, row skipped`,
+        `${file}: line ${k + 1}, column ${bad + 2} (${CHESTXRAY14_CLASSES[bad]}): ` +
+          `'${f[bad + 1]}' is not 0 or 1, row skipped`,
       );
       return;
     }
@@ -543,7 +544,8 @@ export function alignRows(
         );
       if (used.has(best))
         throw new EvalInputError(
-          `${labelFile}: ${set.where[r]} and ${set.where[used.get(best)!]} both match image '${score.names![best]}' of ${score.file}`,
+          `${labelFile}: ${set.where[r]} and ${set.where[used.get(best)!]} both match image ` +
+            `'${score.names![best]}' of ${score.file}`,
           labelFile,
         );
       used.set(best, r);
@@ -552,12 +554,14 @@ export function alignRows(
     });
     if (labelRows.length === 0)
       throw new EvalInputError(
-        `${labelFile} does not match ${score.file}: none of its ${set.rows} rows names a scored image (first: '${set.ids[0]}'; first image: '${score.names[0] ?? ''}')`,
+        `${labelFile} does not match ${score.file}: none of its ${set.rows} rows names a scored image ` +
+          `(first: '${set.ids[0]}'; first image: '${score.names[0] ?? ''}')`,
         labelFile,
       );
     if (missing.length)
       warnings.push(
-        `${missing.length} label row(s) of ${labelFile} have no score and are left out: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}`,
+        `${missing.length} label row(s) of ${labelFile} have no score and are left out: ` +
+          `${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}`,
       );
     const extra = score.names.length - used.size;
     if (extra > 0)
@@ -566,7 +570,8 @@ export function alignRows(
   }
   if (score.listLength !== set.fileRows)
     throw new EvalInputError(
-      `${labelFile} has ${set.fileRows} label rows but ${score.file} lists ${score.listLength} images; without image names in both they are matched by position and must be as many`,
+      `${labelFile} has ${set.fileRows} label rows but ${score.file} lists ${score.listLength} images; ` +
+        'without image names in both they are matched by position and must be as many',
       labelFile,
     );
   const rowAt = new Map(set.filePos.map((p, r) => [p, r]));

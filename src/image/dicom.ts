@@ -122,7 +122,8 @@ class Reader {
         if (tag === TAG.PixelData)
           this.fail(`pixel data truncated: ${len} bytes declared, ${b.length - value} present`);
         this.fail(
-          `element (${(tag >>> 16).toString(16).padStart(4, '0')},${(tag & 0xffff).toString(16).padStart(4, '0')}) runs past the end of the file`,
+          `element (${(tag >>> 16).toString(16).padStart(4, '0')},${(tag & 0xffff).toString(16).padStart(4, '0')}) ` +
+            'runs past the end of the file',
         );
       }
       if (top && tag !== TAG.Item) this.els.set(tag, { offset: value, length: len, vr });
@@ -188,7 +189,8 @@ function inflateDataSet(file: string, deflated: Buffer, explicit: boolean, maxPi
       if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError)
         throw new ImageDecodeError(
           file,
-          `deflated DICOM data set inflates past ${opts.maxOutputLength} bytes, more than its declared image needs; refused`,
+          `deflated DICOM data set inflates past ${opts.maxOutputLength} bytes, ` +
+            'more than its declared image needs; refused',
           'CZ_ERR_OUT_OF_MEMORY',
         );
       throw new ImageDecodeError(file, `invalid DICOM (deflated data set: ${(e as Error).message})`);

@@ -140,7 +140,8 @@ export class ImageFeed implements Disposable {
     if (frame > 0)
       throw new ImageDecodeError(
         label,
-        `frame ${frame}: only the native DICOM reader decodes frames past the first (this binary has none for this file)`,
+        `frame ${frame}: only the native DICOM reader decodes frames past the first ` +
+          '(this binary has none for this file)',
         'CZ_ERR_UNSUPPORTED',
       );
     const img =
@@ -218,7 +219,8 @@ export async function inputPixels(input: FeedImage, options: PreprocessOptions, 
     return (await defaultFeed().load(path, { ...options, frame, output: 'crop' }, name)).pixels!;
   }
   throw new TypeError(
-    `${name}: an image must be a file path, a Uint8Array/Buffer of encoded bytes, { pixels: Float32Array } or { path, frame }`,
+    `${name}: an image must be a file path, a Uint8Array/Buffer of encoded bytes, ` +
+      '{ pixels: Float32Array } or { path, frame }',
   );
 }
 

@@ -41,7 +41,8 @@ export function checkDeclaredSize(file: string, width: number, height: number, m
   if (width * height * frames > maxPixels)
     throw new ImageDecodeError(
       file,
-      `declares ${width}x${height}${frames > 1 ? `x${frames} frames` : ''} = ${width * height * frames} pixels, over the limit of ${maxPixels} (maxPixels / CARZERO_MAX_PIXELS); refused before decoding`,
+      `declares ${width}x${height}${frames > 1 ? `x${frames} frames` : ''} = ${width * height * frames} pixels, ` +
+        `over the limit of ${maxPixels} (maxPixels / CARZERO_MAX_PIXELS); refused before decoding`,
       'CZ_ERR_OUT_OF_MEMORY',
     );
 }

@@ -107,12 +107,15 @@ export class CARZero implements Disposable {
     }
     if (config === null || typeof config !== 'object' || Array.isArray(config))
       throw new CarzeroError(
-        `${cfgPath}: not a carzero model directory (config.json is not a JSON object); convert a checkpoint with \`carzero convert\``,
+        `${cfgPath}: not a carzero model directory (config.json is not a JSON object); ` +
+          'convert a checkpoint with `carzero convert`',
         'CZ_ERR_FORMAT',
       );
     if (config.format !== 'carzero-model')
       throw new CarzeroError(
-        `${cfgPath}: not a carzero model directory (format ${JSON.stringify(config.format)?.slice(0, 60) ?? 'missing'}); convert a checkpoint with \`carzero convert\``,
+        `${cfgPath}: not a carzero model directory ` +
+          `(format ${JSON.stringify(config.format)?.slice(0, 60) ?? 'missing'}); ` +
+          'convert a checkpoint with `carzero convert`',
         'CZ_ERR_FORMAT',
       );
     const tokenizer = await Tokenizer.fromFile(join(dir, 'tokenizer.json'));

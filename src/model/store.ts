@@ -133,7 +133,8 @@ export function resolveModel(model: string, env: NodeJS.ProcessEnv = process.env
   const stored = join(modelStoreDir(env), model);
   if (isDir(stored)) return { dir: stored, name: model, origin: 'store' };
   throw new ModelIntegrityError(
-    `model '${model}' is neither a directory nor a known model: not shipped in ${shippedModelsDir()} and not in the store ${modelStoreDir(env)} ` +
+    `model '${model}' is neither a directory nor a known model: not shipped in ${shippedModelsDir()} ` +
+      `and not in the store ${modelStoreDir(env)} ` +
       `(\`carzero models\` lists them; \`carzero convert ... --name ${model}\` adds one)`,
     model,
     'CZ_ERR_IO',
@@ -300,10 +301,11 @@ export async function verifyModel(dir: string): Promise<VerifyResult> {
     try {
       const st = await stat(p);
       if (st.size !== want.size) {
+        const change = st.size < want.size ? 'truncated' : 'extended';
         files.push({
           file: p,
           ok: false,
-          problem: `${st.size < want.size ? 'truncated' : 'extended'}: ${st.size} bytes, the manifest says ${want.size}`,
+          problem: `${change}: ${st.size} bytes, the manifest says ${want.size}`,
         });
         continue;
       }

@@ -92,7 +92,8 @@ export async function writeCheckpoint(runDir: string, step: number, c: Checkpoin
       }
       if (trained.size)
         throw new Error(
-          `checkpoint: parameters not in ${c.baseModel}/model.safetensors: ${[...trained.keys()].slice(0, 5).join(', ')}`,
+          `checkpoint: parameters not in ${c.baseModel}/model.safetensors: ` +
+            `${[...trained.keys()].slice(0, 5).join(', ')}`,
         );
       await writeSafetensors(join(tmp, 'model.safetensors'), tensors, {
         metadata: { format: 'carzero-model', trainer_step: String(step) },

@@ -46,7 +46,8 @@ export class Optimizer {
     }
     if (tensors.size !== this.state.size)
       throw new Error(
-        `optimizer state: the checkpoint has ${tensors.size} tensors, expected ${this.state.size} (another optimizer or freeze setting?)`,
+        `optimizer state: the checkpoint has ${tensors.size} tensors, expected ${this.state.size} ` +
+          '(another optimizer or freeze setting?)',
       );
     this.step = step;
   }

@@ -349,7 +349,8 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
   }
   if (unexpected.length)
     warnings.push(
-      `${unexpected.length} checkpoint tensor(s) are not part of the model and were not written: ${unexpected.join(', ')}`,
+      `${unexpected.length} checkpoint tensor(s) are not part of the model and were not written: ` +
+        `${unexpected.join(', ')}`,
     );
 
   // decoder.norm is the same module as decoder_norm in the original; differing copies would mean
@@ -380,7 +381,10 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
     problems.push(`the tokenizer has ids up to ${maxId} but the word embeddings have ${text.vocab_size} rows`);
 
   if (problems.length) {
-    const msg = `convert: ${options.checkpoint} + ${options.textModel} do not make a carzero model (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n${problems.map((p) => `  - ${p}`).join('\n')}`;
+    const msg =
+      `convert: ${options.checkpoint} + ${options.textModel} do not make a carzero model ` +
+      `(${problems.length} problem${problems.length > 1 ? 's' : ''}):\n` +
+      `${problems.map((p) => `  - ${p}`).join('\n')}`;
     throw new ConvertError(msg, problems);
   }
 
@@ -474,9 +478,12 @@ export function formatConvertReport(r: ConvertReport): string {
     `dtype: ${Object.entries(r.dtypes)
       .map(([d, n]) => `${d.toLowerCase()} (${n})`)
       .join(', ')}`,
-    `vision: ${c.vision.image_size}px, patch ${c.vision.patch_size}, width ${c.vision.width}, depth ${c.vision.depth}, heads ${c.vision.heads}, mlp ${c.vision.mlp_dim}`,
-    `text:   vocab ${c.text.vocab_size}, width ${c.text.width}, depth ${c.text.depth}, heads ${c.text.heads}, intermediate ${c.text.intermediate}, positions ${c.text.max_position}, eps ${c.text.eps}`,
-    `head:   width ${c.head.width}, depth ${c.head.depth}, heads ${c.head.heads}, ffn ${c.head.ffn}, mlp ${c.head.mlp.join('-')}`,
+    `vision: ${c.vision.image_size}px, patch ${c.vision.patch_size}, width ${c.vision.width}, ` +
+      `depth ${c.vision.depth}, heads ${c.vision.heads}, mlp ${c.vision.mlp_dim}`,
+    `text:   vocab ${c.text.vocab_size}, width ${c.text.width}, depth ${c.text.depth}, heads ${c.text.heads}, ` +
+      `intermediate ${c.text.intermediate}, positions ${c.text.max_position}, eps ${c.text.eps}`,
+    `head:   width ${c.head.width}, depth ${c.head.depth}, heads ${c.head.heads}, ffn ${c.head.ffn}, ` +
+      `mlp ${c.head.mlp.join('-')}`,
     `sources: ${Object.entries(r.sources)
       .map(
         ([g, s]) =>
@@ -485,9 +492,13 @@ export function formatConvertReport(r: ConvertReport): string {
             .join(' + ')}`,
       )
       .join('; ')}`,
-    `tokenizer: ${r.tokenizer === 'tokenizer.json' ? 'copied from tokenizer.json' : 'made from vocab.txt + tokenizer_config.json'}`,
-    `manifest: ${join(r.out, 'manifest.json')} (sizes and sha256 of ${Object.keys(r.manifest.files).join(', ')}; checkpoint sha256 ${(r.manifest.source.checkpoint as { sha256: string }).sha256.slice(0, 16)}...)`,
-    `ignored (unused at inference): ${r.ignored.length ? r.ignored.length + ' tensors: ' + summarizeNames(r.ignored) : 'none'}`,
+    'tokenizer: ' +
+      (r.tokenizer === 'tokenizer.json' ? 'copied from tokenizer.json' : 'made from vocab.txt + tokenizer_config.json'),
+    `manifest: ${join(r.out, 'manifest.json')} (sizes and sha256 of ` +
+      `${Object.keys(r.manifest.files).join(', ')}; ` +
+      `checkpoint sha256 ${(r.manifest.source.checkpoint as { sha256: string }).sha256.slice(0, 16)}...)`,
+    'ignored (unused at inference): ' +
+      (r.ignored.length ? r.ignored.length + ' tensors: ' + summarizeNames(r.ignored) : 'none'),
   ];
   if (r.unexpected.length) lines.push(`unexpected (not written): ${r.unexpected.join(', ')}`);
   for (const w of r.warnings) lines.push(`warning: ${w}`);

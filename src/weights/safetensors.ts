@@ -79,7 +79,8 @@ export function parseSafetensorsHeader(head: Buffer, fileSize: number, file: str
     const want = byteLength(dtype as WeightDType, shape as number[]);
     if (e < b || e - b !== want)
       fail(
-        `${at} (${dtype}, ${shapeString(shape as number[])}) needs ${want} bytes but data_offsets [${b}, ${e}] hold ${e - b}`,
+        `${at} (${dtype}, ${shapeString(shape as number[])}) needs ${want} bytes ` +
+          `but data_offsets [${b}, ${e}] hold ${e - b}`,
       );
     if (e > dataSize)
       fail(`${at} data_offsets [${b}, ${e}] run past the end of the data (${dataSize} bytes): truncated?`);
@@ -283,7 +284,8 @@ export async function writeSafetensors(
       const want = byteLength(t.dtype, t.shape);
       if (!Buffer.isBuffer(data) || data.length !== want)
         throw new RangeError(
-          `writeSafetensors: tensor '${name}' (${t.dtype}, ${shapeString(t.shape)}) needs ${want} bytes, got ${Buffer.isBuffer(data) ? data.length : typeof data}`,
+          `writeSafetensors: tensor '${name}' (${t.dtype}, ${shapeString(t.shape)}) needs ${want} bytes, ` +
+            `got ${Buffer.isBuffer(data) ? data.length : typeof data}`,
         );
       let done = 0;
       while (done < data.length) {

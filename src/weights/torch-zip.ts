@@ -215,7 +215,8 @@ function torchInterpreter(bigEndian: boolean, persistentLoad: (pid: unknown) => 
         for (let d = 0; d < shape.length; d++) last += (shape[d]! - 1) * strides[d]!;
         if (last >= storage.numel)
           throw new Error(
-            `tensor ${shapeString(shape)} at offset ${String(offset)} with stride ${shapeString(strides)} reaches element ${last} of storage '${storage.key}' (${storage.numel} elements)`,
+            `tensor ${shapeString(shape)} at offset ${String(offset)} with stride ${shapeString(strides)} ` +
+              `reaches element ${last} of storage '${storage.key}' (${storage.numel} elements)`,
           );
       }
       return new TorchTensor(storage, offset as number, shape, strides, requiresGrad === true, bigEndian);
@@ -333,7 +334,8 @@ export class TorchCheckpoint implements AsyncDisposable {
         return new TorchCheckpoint(file, 'legacy', 'little', loadLegacy(file, buf), null);
       }
       throw new CheckpointError(
-        `${file}: not a PyTorch checkpoint (neither a zip archive nor a legacy pickle${source.size < 4 ? `; only ${source.size} bytes` : ''})`,
+        `${file}: not a PyTorch checkpoint ` +
+          `(neither a zip archive nor a legacy pickle${source.size < 4 ? `; only ${source.size} bytes` : ''})`,
         file,
       );
     } catch (e) {
@@ -375,7 +377,8 @@ async function loadZip(file: string, source: ByteSource): Promise<{ root: unknow
   const pkls = [...zip.entries.keys()].filter((n) => n === 'data.pkl' || /^[^/]+\/data\.pkl$/.test(n));
   if (pkls.length !== 1)
     throw new CheckpointError(
-      `${file}: expected one '<prefix>/data.pkl' record in the archive, found ${pkls.length ? pkls.join(', ') : 'none'}`,
+      `${file}: expected one '<prefix>/data.pkl' record in the archive, ` +
+        `found ${pkls.length ? pkls.join(', ') : 'none'}`,
       file,
     );
   const pklName = pkls[0]!;
@@ -398,7 +401,8 @@ async function loadZip(file: string, source: ByteSource): Promise<{ root: unknow
       typeof pid[3] !== 'string'
     )
       throw new Error(
-        `unsupported persistent id ${describeValue(pid)}${Array.isArray(pid) ? ` (${pid.slice(0, 5).map(describeValue).join(', ')})` : ''}`,
+        'unsupported persistent id ' +
+          `${describeValue(pid)}${Array.isArray(pid) ? ` (${pid.slice(0, 5).map(describeValue).join(', ')})` : ''}`,
       );
     const key = pid[2];
     const dtype = storageType(pid[1]);
@@ -413,7 +417,8 @@ async function loadZip(file: string, source: ByteSource): Promise<{ root: unknow
     const count = Number(pid[4]);
     if (!Number.isSafeInteger(count) || count < 0 || count * es > entry.size)
       throw new CheckpointError(
-        `${file}: storage record '${entryName}' has ${entry.size} bytes, the pickle expects ${describeValue(pid[4])} x ${es}`,
+        `${file}: storage record '${entryName}' has ${entry.size} bytes, ` +
+          `the pickle expects ${describeValue(pid[4])} x ${es}`,
         file,
         entryName,
       );
@@ -465,7 +470,8 @@ function loadLegacy(file: string, buf: Buffer): unknown {
   const persistentLoad = (pid: unknown): unknown => {
     if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 6)
       throw new Error(
-        `unsupported persistent id ${describeValue(pid)}${Array.isArray(pid) ? ` (${pid.slice(0, 6).map(describeValue).join(', ')})` : ''}`,
+        'unsupported persistent id ' +
+          `${describeValue(pid)}${Array.isArray(pid) ? ` (${pid.slice(0, 6).map(describeValue).join(', ')})` : ''}`,
       );
     const [, type, rootKey, location, size, view] = pid as [string, unknown, unknown, unknown, unknown, unknown];
     const key = textOf(rootKey, 'storage key');
@@ -506,7 +512,8 @@ function loadLegacy(file: string, buf: Buffer): unknown {
     const es = r ? DTYPE_BYTES[r.dtype] : 1;
     if (!Number.isSafeInteger(n) || n < 0 || pos + 8 + n * es > buf.length)
       throw new CheckpointError(
-        `${file}: legacy storage '${k}' declares ${n} elements, more than the ${buf.length - pos - 8} bytes left: truncated or corrupt`,
+        `${file}: legacy storage '${k}' declares ${n} elements, more than the ${buf.length - pos - 8} bytes left: ` +
+          'truncated or corrupt',
         file,
         k,
       );

@@ -208,7 +208,8 @@ export class ZipArchive {
       const lExtraLen = lh.readUInt16LE(28);
       if (lNameLen !== raw.length || !lh.subarray(30, 30 + raw.length).equals(raw))
         fail(
-          `${where}: the local header at ${e.headerOffset} names another entry (the names in the central directory and the local header differ)`,
+          `${where}: the local header at ${e.headerOffset} names another entry ` +
+            '(the names in the central directory and the local header differ)',
         );
       const lMethod = lh.readUInt16LE(8);
       if (lMethod !== e.method)
@@ -229,13 +230,16 @@ export class ZipArchive {
         }
         if (lCrc !== e.crc32 || lc !== e.compressedSize || lu !== e.size)
           fail(
-            `${where}: the local header (CRC ${lCrc.toString(16)}, ${lc} -> ${lu} bytes) and the central directory (CRC ${e.crc32.toString(16)}, ${e.compressedSize} -> ${e.size} bytes) disagree`,
+            `${where}: the local header (CRC ${lCrc.toString(16)}, ${lc} -> ${lu} bytes) ` +
+              `and the central directory (CRC ${e.crc32.toString(16)}, ${e.compressedSize} -> ${e.size} bytes) ` +
+              'disagree',
           );
       }
       let end = e.dataStart + e.compressedSize;
       if (end > cdOffset)
         fail(
-          `${where}: ${e.compressedSize} bytes of data at ${e.dataStart} run into the central directory at ${cdOffset}: truncated or corrupt`,
+          `${where}: ${e.compressedSize} bytes of data at ${e.dataStart} ` +
+            `run into the central directory at ${cdOffset}: truncated or corrupt`,
         );
       if (e.flags & 8) {
         // a data descriptor follows: [signature] CRC, sizes (4 + 4 bytes, or 8 + 8 for ZIP64)
@@ -253,7 +257,8 @@ export class ZipArchive {
         }
         if (!len)
           fail(
-            `${where}: no data descriptor matching the central directory after its data (the data does not start where the local header says, or the record is damaged or truncated)`,
+            `${where}: no data descriptor matching the central directory after its data ` +
+              '(the data does not start where the local header says, or the record is damaged or truncated)',
           );
         end += len;
       }
@@ -268,7 +273,8 @@ export class ZipArchive {
 
   #crcFail(name: string, got: number, want: number): never {
     throw new CheckpointError(
-      `${this.file}: entry '${name}' fails its CRC-32 check (${got.toString(16).padStart(8, '0')}, the archive says ${want.toString(16).padStart(8, '0')}): the record is damaged`,
+      `${this.file}: entry '${name}' fails its CRC-32 check (${got.toString(16).padStart(8, '0')}, ` +
+        `the archive says ${want.toString(16).padStart(8, '0')}): the record is damaged`,
       this.file,
       name,
     );
@@ -338,7 +344,8 @@ export class ZipArchive {
     const start = entry.dataStart;
     if (start + entry.compressedSize > this.source.size)
       throw new CheckpointError(
-        `${this.file}: entry '${name}' (${entry.compressedSize} bytes at ${start}) runs past the end of the file (${this.source.size} bytes): truncated?`,
+        `${this.file}: entry '${name}' (${entry.compressedSize} bytes at ${start}) ` +
+          `runs past the end of the file (${this.source.size} bytes): truncated?`,
         this.file,
         name,
       );

@@ -51,7 +51,8 @@ function checkInput(input: unknown, index: number, fn: string): ImageInput {
     return input as ImageInput;
   }
   throw new TypeError(
-    `${fn}: images[${index}] must be a file path, a Uint8Array/Buffer of encoded bytes, { pixels: Float32Array, name? } or { path, frame, name? }, got ${input === null ? 'null' : typeof input}`,
+    `${fn}: images[${index}] must be a file path, a Uint8Array/Buffer of encoded bytes, ` +
+      `{ pixels: Float32Array, name? } or { path, frame, name? }, got ${input === null ? 'null' : typeof input}`,
   );
 }
 

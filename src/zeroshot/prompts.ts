@@ -55,7 +55,8 @@ export async function resolvePrompts(
     const classes = (prompts as Partial<ClassTextEmbeddings>).classes;
     if (!Array.isArray(classes) || !classes.every((c) => typeof c === 'string'))
       throw new TypeError(
-        `${fn}: text embeddings given as 'prompts' need a 'classes' array of class names (model.embedTexts(prompts) returns one)`,
+        `${fn}: text embeddings given as 'prompts' need a 'classes' array of class names ` +
+          '(model.embedTexts(prompts) returns one)',
       );
     if (classes.length !== prompts.count)
       throw new RangeError(`${fn}: prompts.classes has ${classes.length} names for ${prompts.count} text embeddings`);

@@ -15,7 +15,8 @@ const env = (k: string, d: number): number => (process.env[k] ? Number(process.e
 const t0 = Date.now();
 const dir = process.env.KEEP ?? mkdtempSync(join(tmpdir(), 'cz-demo-learn-'));
 const { DEMO_ZERO_SHOT_PROMPTS: SETS } = await import('../../src/apps/demo/demo.js');
-const PROMPTS = Object.fromEntries(Object.entries(SETS).map(([c, l]) => [c, l[0]])); // the first (right-side) prompt of each class
+// the first (right-side) prompt of each class
+const PROMPTS = Object.fromEntries(Object.entries(SETS).map(([c, l]) => [c, l[0]]));
 const ph = await generatePhantomSet({
   out: join(process.env.DATA ?? dir, 'data'),
   seed: 1,
@@ -46,7 +47,8 @@ const m = await createDemoModel({
   headInit: process.env.HEAD_INIT === 'torch' ? 'torch' : 'he',
 });
 console.log(
-  `gen ${(tGen - t0) / 1000}s cached=${ph.cached}; vocab ${m.vocabulary}, params ${m.parameters}; sentences ${tot}, non-negated ${(pos / tot).toFixed(2)}`,
+  `gen ${(tGen - t0) / 1000}s cached=${ph.cached}; vocab ${m.vocabulary}, params ${m.parameters}; ` +
+    `sentences ${tot}, non-negated ${(pos / tot).toFixed(2)}`,
 );
 let csvPath = join(ph.out, 'train.csv');
 if (process.env.POS_ONLY) {
@@ -96,7 +98,8 @@ const r = await tr.run();
 await tr.close();
 for (const h of r.history)
   console.log(
-    `epoch ${h.epoch}: train ${h.train_loss?.toFixed(4)} val ${h.val_loss.toFixed(4)} (${(h.val_loss / chance).toFixed(3)} x chance)`,
+    `epoch ${h.epoch}: train ${h.train_loss?.toFixed(4)} val ${h.val_loss.toFixed(4)} ` +
+      `(${(h.val_loss / chance).toFixed(3)} x chance)`,
   );
 const tTrain = Date.now();
 const model = await CARZero.load(join(dir, 'run', 'last'), { device: 'cpu' });
@@ -110,7 +113,8 @@ const aucs = DEMO_CLASSES.map((c, j) =>
 );
 console.log(DEMO_CLASSES.map((c, j) => `${c} ${aucs[j].toFixed(3)}`).join('  '));
 console.log(
-  `macro AUROC ${(aucs.reduce((a, b) => a + b, 0) / aucs.length).toFixed(4)}; train ${(tTrain - tGen) / 1000}s total ${(Date.now() - t0) / 1000}s`,
+  `macro AUROC ${(aucs.reduce((a, b) => a + b, 0) / aucs.length).toFixed(4)}; ` +
+    `train ${(tTrain - tGen) / 1000}s total ${(Date.now() - t0) / 1000}s`,
 );
 model.dispose();
 if (!process.env.KEEP) rmSync(dir, { recursive: true, force: true });

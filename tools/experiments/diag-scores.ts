@@ -39,7 +39,9 @@ function stats(name: string, m: Float32Array, rows: number, cols: number) {
   for (const v of rm) rv += (v - mean) ** 2;
   for (const v of cm) cv += (v - mean) ** 2;
   console.log(
-    `${name}: mean ${mean.toFixed(4)} std ${Math.sqrt(tv / m.length).toExponential(2)} row-std ${Math.sqrt(rv / rows).toExponential(2)} col-std ${Math.sqrt(cv / cols).toExponential(2)} interaction-std ${Math.sqrt(iv / m.length).toExponential(2)}`,
+    `${name}: mean ${mean.toFixed(4)} std ${Math.sqrt(tv / m.length).toExponential(2)} ` +
+      `row-std ${Math.sqrt(rv / rows).toExponential(2)} col-std ${Math.sqrt(cv / cols).toExponential(2)} ` +
+      `interaction-std ${Math.sqrt(iv / m.length).toExponential(2)}`,
   );
 }
 stats('i2t (B,Q)', s.i2t, B, Q);

@@ -53,13 +53,15 @@ try {
   const before = await tr.validate();
   const tVal = Date.now();
   console.log(
-    `gen ${(tGen - t0) / 1000}s, first validation ${(tVal - tGen) / 1000}s; chance (2 ln ${vb}) ${chance.toFixed(4)}; untrained val ${before.loss.toFixed(4)}`,
+    `gen ${(tGen - t0) / 1000}s, first validation ${(tVal - tGen) / 1000}s; ` +
+      `chance (2 ln ${vb}) ${chance.toFixed(4)}; untrained val ${before.loss.toFixed(4)}`,
   );
   const r = await tr.run();
   await tr.close();
   for (const h of r.history)
     console.log(
-      `epoch ${h.epoch}: train ${h.train_loss?.toFixed(4)} val ${h.val_loss.toFixed(4)} (${(h.val_loss / chance).toFixed(3)} x chance)`,
+      `epoch ${h.epoch}: train ${h.train_loss?.toFixed(4)} val ${h.val_loss.toFixed(4)} ` +
+        `(${(h.val_loss / chance).toFixed(3)} x chance)`,
     );
   console.log(`steps ${r.steps}, total ${(Date.now() - t0) / 1000}s`);
 } finally {

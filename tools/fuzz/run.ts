@@ -218,13 +218,16 @@ const summary = {
 };
 writeFileSync(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
 console.log(
-  `fuzz: ${done} inputs in ${seconds.toFixed(0)} s (seed ${runSeed}, ${jobs} workers, limits ${timeoutMs} ms and ${memKb / 1024} MB per input)`,
+  `fuzz: ${done} inputs in ${seconds.toFixed(0)} s (seed ${runSeed}, ${jobs} workers, ` +
+    `limits ${timeoutMs} ms and ${memKb / 1024} MB per input)`,
 );
 console.log('family        inputs  accepted   refused  findings  slowest ms  peak RSS MB');
 for (const [f, s] of stats) {
   const nf = Object.values(s.findings).reduce((x, y) => x + y, 0);
   console.log(
-    `${f.padEnd(12)} ${String(s.inputs).padStart(7)} ${String(s.accepted).padStart(9)} ${String(s.refused).padStart(9)} ${String(nf).padStart(9)} ${s.slowestMs.toFixed(0).padStart(11)} ${String(s.peakRssMb).padStart(12)}`,
+    `${f.padEnd(12)} ${String(s.inputs).padStart(7)} ${String(s.accepted).padStart(9)} ` +
+      `${String(s.refused).padStart(9)} ${String(nf).padStart(9)} ${s.slowestMs.toFixed(0).padStart(11)} ` +
+      `${String(s.peakRssMb).padStart(12)}`,
   );
 }
 for (const f of findings.slice(0, 30))

@@ -139,7 +139,8 @@ const rootCfgFile = join(root, 'config.json');
 if (!existsSync(rootCfgFile) || !existsSync(join(root, 'outputs', 'index.json'))) {
   console.error(
     `${root}: no reference there (config.json, outputs/index.json): run ` +
-      `python3 tools/parity/gen_reference.py --out ${root} (or /usr/bin/python3 tools/reference/full_size.py --out ${root})`,
+      `python3 tools/parity/gen_reference.py --out ${root} ` +
+      `(or /usr/bin/python3 tools/reference/full_size.py --out ${root})`,
   );
   process.exit(2);
 }
@@ -269,19 +270,27 @@ try {
     for (const r of run.results) {
       say(
         `[${opt.device} ${precision}] ${r.name.padEnd(13)} max rel err ${r.max_rel_err.toExponential(2)}  ` +
-          `(max |diff| ${r.max_abs_diff.toExponential(2)}, max |ref| ${r.max_abs_ref.toExponential(2)})${r.non_finite ? `  ${r.non_finite} NON-FINITE` : ''}`,
+          `(max |diff| ${r.max_abs_diff.toExponential(2)}, max |ref| ${r.max_abs_ref.toExponential(2)})` +
+          `${r.non_finite ? `  ${r.non_finite} NON-FINITE` : ''}`,
       );
     }
     const px = run.pixels;
     say(
-      `[${opt.device} ${precision}] pixels: ours vs the reference's preprocessing max |diff| ${px.max_abs_diff.toExponential(2)}` +
+      `[${opt.device} ${precision}] pixels: ` +
+        `ours vs the reference's preprocessing max |diff| ${px.max_abs_diff.toExponential(2)}` +
         (px.ok
           ? ''
-          : `  (DIFFERENT: the image decoders disagree; ${opt.refPixels ? 'the model was fed the reference pixels' : 'rerun with --ref-pixels to isolate the model'})`),
+          : '  (DIFFERENT: the image decoders disagree; ' +
+            (opt.refPixels
+              ? 'the model was fed the reference pixels'
+              : 'rerun with --ref-pixels to isolate the model') +
+            ')'),
     );
     console.log(
-      `[${opt.device} ${precision}] ${run.ok ? 'PASS' : 'FAIL'}: max rel err ${run.max_rel_err.toExponential(2)} (bound ${bound}); ` +
-        `load ${(run.load_ms / 1000).toFixed(1)} s, embed+score ${(run.run_ms / 1000).toFixed(2)} s (warm ${(run.warm_run_ms / 1000).toFixed(2)} s)`,
+      `[${opt.device} ${precision}] ${run.ok ? 'PASS' : 'FAIL'}: ` +
+        `max rel err ${run.max_rel_err.toExponential(2)} (bound ${bound}); ` +
+        `load ${(run.load_ms / 1000).toFixed(1)} s, embed+score ${(run.run_ms / 1000).toFixed(2)} s ` +
+        `(warm ${(run.warm_run_ms / 1000).toFixed(2)} s)`,
     );
   }
   out.ok = out.runs.length > 0 && out.runs.every((r) => r.ok);

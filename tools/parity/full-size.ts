@@ -92,10 +92,12 @@ try {
   };
   for (const r of results)
     console.log(
-      `${r.name.padEnd(13)} max rel err ${r.max_rel_err.toExponential(2)}  (max |diff| ${r.max_abs_diff.toExponential(2)}, max |ref| ${r.max_abs_ref.toExponential(2)})`,
+      `${r.name.padEnd(13)} max rel err ${r.max_rel_err.toExponential(2)}  ` +
+        `(max |diff| ${r.max_abs_diff.toExponential(2)}, max |ref| ${r.max_abs_ref.toExponential(2)})`,
     );
   console.log(
-    `${precision}: ${ok ? 'PASS' : 'FAIL'} (bound ${bound}); convert ${(tConvert / 1000).toFixed(1)} s, embed+score ${(tRun / 1000).toFixed(1)} s`,
+    `${precision}: ${ok ? 'PASS' : 'FAIL'} (bound ${bound}); convert ${(tConvert / 1000).toFixed(1)} s, ` +
+      `embed+score ${(tRun / 1000).toFixed(1)} s`,
   );
   if (jsonOut) writeFileSync(jsonOut, JSON.stringify(out, null, 2) + '\n');
   process.exitCode = ok ? 0 : 1;

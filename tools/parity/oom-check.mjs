@@ -46,7 +46,8 @@ async function check(name, fn) {
   report.ok &&= ok;
   report.checks.push({ name, ok, code, message: message.slice(0, 300), gemm_after: after });
   console.log(
-    `${ok ? 'PASS' : 'FAIL'} ${name}: ${code ?? 'no error'} ${message.slice(0, 160)}; gemm afterwards ${after === true ? 'ok' : after}`,
+    `${ok ? 'PASS' : 'FAIL'} ${name}: ${code ?? 'no error'} ${message.slice(0, 160)}; ` +
+      `gemm afterwards ${after === true ? 'ok' : after}`,
   );
 }
 await check('a 1 TiB tensor', async () => {

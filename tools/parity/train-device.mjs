@@ -39,7 +39,8 @@ if (
   models.some((m) => !['tiny', 'hs64'].includes(m))
 ) {
   console.error(
-    'usage: train-device.mjs [--devices cpu,cuda] [--precisions fp32,bf16,fp16] [--models tiny,hs64] [--steps N] [--json FILE]',
+    'usage: train-device.mjs [--devices cpu,cuda] [--precisions fp32,bf16,fp16] [--models tiny,hs64] ' +
+      '[--steps N] [--json FILE]',
   );
   process.exit(2);
 }
@@ -140,9 +141,10 @@ try {
             seconds: (Date.now() - t0) / 1000,
             steps: lines.map((l) => ({ loss: l.loss, grad_norm: l.grad_norm, skipped: l.skipped ?? false })),
           });
-          console.log(
-            `[${name} ${device} ${precision}] ${lines.map((l) => `${l.loss.toFixed(5)}/${l.grad_norm === null ? 'skip' : l.grad_norm.toFixed(4)}`).join('  ')}`,
+          const perStep = lines.map(
+            (l) => `${l.loss.toFixed(5)}/${l.grad_norm === null ? 'skip' : l.grad_norm.toFixed(4)}`,
           );
+          console.log(`[${name} ${device} ${precision}] ${perStep.join('  ')}`);
         } catch (e) {
           report.ok = false;
           report.runs.push({ model: name, device, precision, error: String(e?.message ?? e) });
@@ -169,7 +171,8 @@ try {
         report.ok &&= ok;
         report.comparisons.push({ model: name, device, precision, max_rel_diff: worst, bound: BOUND[precision], ok });
         console.log(
-          `[${name} ${device} vs cpu ${precision}] first step: max rel diff ${worst.toExponential(2)} (bound ${BOUND[precision]}): ${ok ? 'PASS' : 'FAIL'}`,
+          `[${name} ${device} vs cpu ${precision}] first step: max rel diff ${worst.toExponential(2)} ` +
+            `(bound ${BOUND[precision]}): ${ok ? 'PASS' : 'FAIL'}`,
         );
       }
     }

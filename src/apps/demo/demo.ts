@@ -300,7 +300,8 @@ export async function evaluateZeroShot(args: {
   } finally {
     pEval.end();
   }
-  await writeFile(join(out, 'prompts.json'), JSON.stringify(DEMO_ZERO_SHOT_PROMPTS, null, 2) + '\n'); // class -> its prompts (score: the largest)
+  // class -> its prompts (score: the largest)
+  await writeFile(join(out, 'prompts.json'), JSON.stringify(DEMO_ZERO_SHOT_PROMPTS, null, 2) + '\n');
   const scoreLines = [['Path', ...classes].join(',')];
   test.forEach((im, i) =>
     scoreLines.push(
@@ -429,7 +430,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     options.normalPairs ?? false,
   );
   log(
-    `  training text: ${csv.kept} finding sentences of ${csv.all} report sentences, from the ${csv.reports} reports that have one (negations, fillers and "no acute process" reports left out; see README)`,
+    `  training text: ${csv.kept} finding sentences of ${csv.all} report sentences, ` +
+      `from the ${csv.reports} reports that have one ` +
+      '(negations, fillers and "no acute process" reports left out; see README)',
   );
   const tData = performance.now();
 
@@ -450,7 +453,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const mv = s.model;
   log(
     `[2/4] model from scratch: ViT ${mv.image}px/${mv.patch}px patches, width ${mv.width}, ${mv.visionDepth} layers; ` +
-      `BERT ${mv.textDepth} layers, word vocabulary of ${m.vocabulary}; head ${mv.headDepth} layers; ${(m.parameters / 1e6).toFixed(2)} M parameters`,
+      `BERT ${mv.textDepth} layers, word vocabulary of ${m.vocabulary}; head ${mv.headDepth} layers; ` +
+      `${(m.parameters / 1e6).toFixed(2)} M parameters`,
   );
 
   // ---- 3. training
@@ -498,13 +502,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       pTrain = null;
       epochNo = e.epoch + 1;
       log(
-        `  epoch ${e.epoch + 1}/${s.epochs}: train loss ${fmt(e.train_loss, 3)}, validation loss ${fmt(e.val_loss, 3)} (chance ${chance.toFixed(3)})`,
+        `  epoch ${e.epoch + 1}/${s.epochs}: train loss ${fmt(e.train_loss, 3)}, ` +
+          `validation loss ${fmt(e.val_loss, 3)} (chance ${chance.toFixed(3)})`,
       );
     },
   });
   const chance = 2 * Math.log(s.batch_size);
   log(
-    `[3/4] training on ${tr.model.device.kind}: ${s.epochs} epochs x ${stepsPerEpoch} steps of ${s.batch_size} (image, sentence) pairs`,
+    `[3/4] training on ${tr.model.device.kind}: ${s.epochs} epochs x ${stepsPerEpoch} steps of ${s.batch_size} ` +
+      '(image, sentence) pairs',
   );
   const v0 = await tr.validate();
   log(`  validation loss before training ${v0.loss.toFixed(3)} (chance 2 ln ${s.batch_size} = ${chance.toFixed(3)})`);
@@ -571,7 +577,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   log(text.trimEnd());
   log('');
   log(
-    `done in ${res.seconds.total.toFixed(0)} s (data ${res.seconds.data.toFixed(0)} s, training ${res.seconds.train.toFixed(0)} s, evaluation ${res.seconds.evaluate.toFixed(0)} s)`,
+    `done in ${res.seconds.total.toFixed(0)} s (data ${res.seconds.data.toFixed(0)} s, ` +
+      `training ${res.seconds.train.toFixed(0)} s, evaluation ${res.seconds.evaluate.toFixed(0)} s)`,
   );
   log(`results, plots (roc.svg, pr.svg) and grounding overlays (overlays/) are in ${out}`);
   return res;
@@ -685,7 +692,8 @@ export async function runPretrainedDemo(options: PretrainedDemoOptions): Promise
     rec = JSON.parse(await readFile(recFile, 'utf8')) as SavedDemoRecord;
   } catch (e) {
     throw new CarzeroError(
-      `${recFile}: cannot read the demo record (${(e as Error).message}); --pretrained needs a model saved by \`carzero demo --save-model\``,
+      `${recFile}: cannot read the demo record (${(e as Error).message}); ` +
+        '--pretrained needs a model saved by `carzero demo --save-model`',
       'CZ_ERR_IO',
     );
   }

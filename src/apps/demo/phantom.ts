@@ -281,7 +281,8 @@ function spawnWorker(): Worker {
   if (here.endsWith('.ts')) {
     const entry = new URL('./phantom-worker.ts', here).href;
     const tsx = import.meta.resolve('tsx/esm/api');
-    const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
+    const load = (url: string) => `import(${JSON.stringify(url)})`;
+    const code = `${load(tsx)}.then((m) => { m.register(); return ${load(entry)}; });`;
     return new Worker(code, { eval: true });
   }
   return new Worker(new URL('./phantom-worker.js', here));
