@@ -6,6 +6,7 @@ import { info } from '../info.js';
 import { native } from '../native.js';
 import { readConfigFile, Trainer, type DistributedOptions } from '../train/trainer.js';
 import { HELP_OPTION, nonNegativeInt, parseCommand, positiveInt, UsageError } from './args.js';
+import { dataParallelSetting, processEnv } from '../settings.js';
 import { createProgress } from './progress.js';
 
 export const TRAIN_HELP = `usage: carzero train --config <config.json> --out <run dir> [--gpus <n>]
@@ -136,11 +137,7 @@ export async function trainMain(argv: string[]): Promise<number> {
 
 /** A data-parallel worker's rank, world and group id (set by launchDataParallel). */
 function distributedFromEnv(): DistributedOptions | undefined {
-  const r = process.env.CARZERO_DP_RANK,
-    w = process.env.CARZERO_DP_WORLD,
-    id = process.env.CARZERO_DP_ID;
-  if (r === undefined || w === undefined || id === undefined) return undefined;
-  return { rank: Number(r), world: Number(w), id: Buffer.from(id, 'hex') };
+  return dataParallelSetting();
 }
 
 /** `--gpus n`: one worker process per GPU (this CLI again, `argv` without --gpus), all joined through
@@ -164,7 +161,7 @@ async function launchDataParallel(argv: string[], n: number, configFile: string 
     spawn(process.execPath, [main, 'train', ...argv, ...(rank ? ['--quiet'] : [])], {
       stdio: 'inherit',
       env: {
-        ...process.env,
+        ...processEnv(),
         CARZERO_DP_RANK: String(rank),
         CARZERO_DP_WORLD: String(n),
         CARZERO_DP_ID: id.toString('hex'),

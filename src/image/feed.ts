@@ -9,6 +9,7 @@ import { isMainThread } from 'node:worker_threads';
 import { native, type NativeImagePool } from '../native.js';
 import { CarzeroError } from '../errors.js';
 import { decodeImage, readImage } from './decode.js';
+import { decodeThreadsSetting, decoderSetting } from '../settings.js';
 import { resolveMaxPixels } from './limits.js';
 import { ImageDecodeError } from './errors.js';
 import { padLayout, preprocess, type PadLayout, type PreprocessOptions } from './preprocess.js';
@@ -56,12 +57,8 @@ export interface ImageFeedOptions {
 
 /** The default decode thread count (see ImageFeedOptions.threads). */
 export function defaultDecodeThreads(): number {
-  const env = process.env.CARZERO_DECODE_THREADS;
-  if (env !== undefined && env !== '') {
-    const n = Number(env);
-    if (Number.isInteger(n) && n >= 1 && n <= 1024) return n;
-    throw new RangeError(`CARZERO_DECODE_THREADS must be an integer in [1, 1024], got '${env}'`);
-  }
+  const fromEnv = decodeThreadsSetting();
+  if (fromEnv !== undefined) return fromEnv;
   return isMainThread ? availableParallelism() : 1;
 }
 
@@ -76,11 +73,8 @@ export class ImageFeed implements Disposable {
   constructor(options: ImageFeedOptions = {}) {
     if (options === null || typeof options !== 'object')
       throw new TypeError("ImageFeed: argument 'options' must be an object");
-    const envDecoder = process.env.CARZERO_DECODER?.trim();
-    const decoder = options.decoder ?? (envDecoder || 'auto');
+    const decoder = options.decoder ?? decoderSetting() ?? 'auto';
     if (decoder !== 'auto' && decoder !== 'native' && decoder !== 'js') {
-      if (options.decoder === undefined)
-        throw new TypeError(`CARZERO_DECODER must be 'auto', 'native' or 'js', got '${envDecoder}'`);
       throw new TypeError(`ImageFeed: option 'decoder' must be 'auto', 'native' or 'js', got ${String(decoder)}`);
     }
     const threads = options.threads ?? defaultDecodeThreads();

@@ -3,6 +3,7 @@
 // the JavaScript decoders and (passed down) the native ones. The default, 2^28 pixels (16384 x
 // 16384), lies between Pillow's decompression-bomb limit (~8.9e7) and OpenCV's (2^30); chest X-rays
 // are ~5-10 M pixels. CARZERO_MAX_PIXELS or the `maxPixels` option changes it.
+import { maxPixelsSetting } from '../settings.js';
 import { ImageDecodeError } from './errors.js';
 
 export const DEFAULT_MAX_PIXELS = 2 ** 28;
@@ -21,9 +22,9 @@ function checkMaxPixels(v: unknown, what: string): number {
 /** `maxPixels` when given (validated), else CARZERO_MAX_PIXELS, else DEFAULT_MAX_PIXELS. */
 export function resolveMaxPixels(maxPixels?: number, what = "option 'maxPixels'"): number {
   if (maxPixels !== undefined) return checkMaxPixels(maxPixels, what);
-  const env = process.env.CARZERO_MAX_PIXELS;
-  if (env === undefined || env.trim() === '') return DEFAULT_MAX_PIXELS;
-  return checkMaxPixels(/^\d+$/.test(env.trim()) ? Number(env.trim()) : env, 'CARZERO_MAX_PIXELS');
+  const env = maxPixelsSetting();
+  if (env === undefined) return DEFAULT_MAX_PIXELS;
+  return checkMaxPixels(/^\d+$/.test(env) ? Number(env) : env, 'CARZERO_MAX_PIXELS');
 }
 
 /**

@@ -20,6 +20,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { CarzeroError, type CarzeroErrorCode } from '../errors.js';
 import { packageRoot } from '../native.js';
+import { processEnv } from '../settings.js';
 
 /** A model file or directory is missing, truncated, extended or altered; `file` names it. */
 export class ModelIntegrityError extends CarzeroError {
@@ -71,7 +72,7 @@ export function shippedModelsDir(): string {
 }
 
 /** The user's store: `$CARZERO_HOME/models`, else the platform's cache folder + carzero/models. */
-export function modelStoreDir(env: NodeJS.ProcessEnv = process.env): string {
+export function modelStoreDir(env: NodeJS.ProcessEnv = processEnv()): string {
   if (env.CARZERO_HOME) return join(resolve(env.CARZERO_HOME), 'models');
   const home = homedir();
   if (process.platform === 'darwin') return join(home, 'Library', 'Caches', 'carzero', 'models');
@@ -121,7 +122,7 @@ function isDir(p: string): boolean {
 
 /** `NAME|DIR` -> the model directory (see the file comment). Throws a CarzeroError naming both
  * places looked in when a name is not found. */
-export function resolveModel(model: string, env: NodeJS.ProcessEnv = process.env): ResolvedModel {
+export function resolveModel(model: string, env: NodeJS.ProcessEnv = processEnv()): ResolvedModel {
   if (typeof model !== 'string' || model.length === 0)
     throw new TypeError('model: expected a model name or a directory path');
   if (isDir(model)) return { dir: model, origin: 'directory' };
@@ -406,7 +407,7 @@ async function dirBytes(dir: string): Promise<number> {
 }
 
 /** The shipped models and the store's, by name. */
-export async function listModels(env: NodeJS.ProcessEnv = process.env): Promise<ListedModel[]> {
+export async function listModels(env: NodeJS.ProcessEnv = processEnv()): Promise<ListedModel[]> {
   const out: ListedModel[] = [];
   const registry = await readRegistry().catch(() => ({}) as Record<string, RegistryEntry>);
   for (const [origin, root] of [
