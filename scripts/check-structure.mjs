@@ -20,7 +20,8 @@ const scan = (filter, re, why) => {
 const native = (f) => /^native\/src\/.*\.(cpp|h|cu|cuh)$/.test(f);
 scan((f) => /^native\/src\/core\//.test(f), /#include\s+"(\.\.\/)?ops\.h"/, 'core includes ops.h');
 scan((f) => native(f) && f !== 'native/src/core/settings.cpp', /\bgetenv\s*\(/, 'getenv outside core/settings.cpp');
-scan((f) => /^src\/.*\.ts$/.test(f) && f !== 'src/settings.ts', /process\.env\b/, 'process.env outside src/settings.ts');
+const tsLibrary = (f) => /^src\/.*\.ts$/.test(f) && f !== 'src/settings.ts';
+scan(tsLibrary, /process\.env\b/, 'process.env outside src/settings.ts');
 scan(native, /\bix\[/, 'positional parameter index');
 scan((f) => f === 'native/src/opsapi.cpp', /\bc\.(f32|req|opt|i32|u8|ptr|has)\(\d|\bc\.p\[\d/, 'numbered op argument');
 if (problems.length) {
