@@ -77,8 +77,18 @@ if (!existsSync(dist)) {
   const internal = join(root, 'dist', 'internal.js');
   if (existsSync(internal)) modules.push(['carzero/internal', await import(pathToFileURL(internal).href)]);
   const bad = [];
+  const undisposable = [];
+  // A resource: a class whose instances have close() or dispose(). It must have both dispose() and
+  // [Symbol.dispose] or [Symbol.asyncDispose], so `using` / `await using` work on every one.
+  const resourceProblem = (value) => {
+    const proto = value.prototype;
+    if (!proto || !(typeof proto.close === 'function' || typeof proto.dispose === 'function')) return false;
+    const symbol = typeof proto[Symbol.dispose] === 'function' || typeof proto[Symbol.asyncDispose] === 'function';
+    return typeof proto.dispose !== 'function' || !symbol;
+  };
   const visit = (where, obj, depth) => {
     for (const [key, value] of Object.entries(obj)) {
+      if (typeof value === 'function' && resourceProblem(value)) undisposable.push(`${where}.${key}`);
       if (typeof value === 'function' && /Error$/.test(key) && typeof CarzeroError === 'function') {
         if (value !== CarzeroError && !(value.prototype instanceof CarzeroError)) bad.push(`${where}.${key}`);
       } else if (depth === 0 && value && typeof value === 'object' && value[Symbol.toStringTag] === 'Module') {
@@ -88,11 +98,15 @@ if (!existsSync(dist)) {
   };
   for (const [where, mod] of modules) visit(where, mod, 0);
   if (bad.length) problems.push(`error classes that do not extend CarzeroError: ${bad.join(', ')}`);
+  if (undisposable.length)
+    problems.push(`resources without dispose() and [Symbol.dispose]/[Symbol.asyncDispose]: ${undisposable.join(', ')}`);
 }
 
 if (problems.length) {
   for (const p of problems) process.stderr.write(`check-public-api: ${p}\n`);
   process.exit(1);
 }
-const ok = `${names.length} exports, all documented; every exported *Error extends CarzeroError`;
+const ok =
+  `${names.length} exports, all documented; every exported *Error extends CarzeroError; ` +
+  'every resource has dispose() and a Symbol.dispose/asyncDispose';
 process.stdout.write(`check-public-api: ${ok}\n`);

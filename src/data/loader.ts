@@ -292,6 +292,11 @@ export class DataLoader {
     await this.pool.close();
   }
 
+  /** The same as close(): the package's resources all have dispose(). */
+  async dispose(): Promise<void> {
+    await this.close();
+  }
+
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

@@ -171,4 +171,13 @@ export class ItemPool {
       clearInterval(keepAlive);
     }
   }
+
+  /** The same as close(). */
+  async dispose(): Promise<void> {
+    await this.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
 }

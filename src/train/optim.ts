@@ -102,6 +102,10 @@ export class Optimizer {
   dispose(): void {
     for (const t of this.state.values()) t.dispose();
   }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
 }
 
 /** ReduceLROnPlateau (mode 'min'), as torch.optim.lr_scheduler. */

@@ -187,6 +187,11 @@ export class HfBertFolder implements AsyncDisposable {
     await c();
   }
 
+  /** The same as close(): the package's resources all have dispose(). */
+  async dispose(): Promise<void> {
+    await this.close();
+  }
+
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

@@ -195,6 +195,11 @@ export class SafetensorsFile implements AsyncDisposable {
     await fh?.close();
   }
 
+  /** The same as close(): the package's resources all have dispose(). */
+  async dispose(): Promise<void> {
+    await this.close();
+  }
+
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

@@ -367,6 +367,11 @@ export class TorchCheckpoint implements AsyncDisposable {
     await fh?.close();
   }
 
+  /** The same as close(): the package's resources all have dispose(). */
+  async dispose(): Promise<void> {
+    await this.close();
+  }
+
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
