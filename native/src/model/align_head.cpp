@@ -179,9 +179,7 @@ AttnArgs AlignHead::attn_args(const HeadActs& a, const HeadLayerActs& s, bool sh
 }
 
 void AlignHead::forward(const Runner& r, const HeadActs& a, const float* first, const float* rest, const float* queries,
-                        float* logits, int64_t ld_logits, float* attn_avg, const Dropout* drop, uint64_t module,
-                        bool fp32_queries) const {
-  const Runner rq{r.ctx, fp32_queries ? DType::F32 : r.compute};  // the query side's GEMMs
+                        float* logits, int64_t ld_logits, float* attn_avg, const Dropout* drop, uint64_t module) const {
   const int64_t Nm = a.Nm, Nq = a.Nq, R = a.R, S = 1 + R, C = C_, NP = Nm * Nq;
   if (NP == 0) return;
   const bool dr = drop && drop->on;
@@ -203,7 +201,7 @@ void AlignHead::forward(const Runner& r, const HeadActs& a, const float* first, 
     r.linear(k.in_kv, a.mem, Nm * S, s.kv);
     // Q = W_q norm2(t).
     r.layernorm(k.norm2, s.t_in, s.n2, qrows, s.n2_mean, s.n2_rstd);
-    rq.linear(k.in_q, s.n2, qrows, s.qh);
+    r.linear(k.in_q, s.n2, qrows, s.qh);
     r.ops().attention_forward(r.ex(), attn_args(a, s, shared_q));
     if (s.probs && attn_avg) accumulate_attention(r.ctx, s.probs, attn_avg, Nm, NH_, Nq, S, map_scale, l == 0);
     // t_mid = t + out_proj(att). In layer 0, t is the shared LN_dec(query): broadcast it.
@@ -221,10 +219,10 @@ void AlignHead::forward(const Runner& r, const HeadActs& a, const float* first, 
     } else if (s.t_mid != s.t_in) {
       r.copy(s.t_mid, s.t_in, NP * C);
     }
-    if (!dr) rq.linear(k.out_proj, s.att, NP, s.t_mid, Act::None, 1.0f);
+    if (!dr) r.linear(k.out_proj, s.att, NP, s.t_mid, Act::None, 1.0f);
     // t_out = t_mid + linear2(relu(linear1(norm3(t_mid)))).
     r.layernorm(k.norm3, s.t_mid, s.n3, NP, s.n3_mean, s.n3_rstd);
-    rq.linear(k.linear1, s.n3, NP, s.f, Act::Relu, 0.0f, s.f_pre);
+    r.linear(k.linear1, s.n3, NP, s.f, Act::Relu, 0.0f, s.f_pre);
     if (dr) {
       drop->forward(r, s.f, NP * F_, Dropout::site(module, li, 1));
       r.linear(k.linear2, s.f, NP, a.tmp);
@@ -232,7 +230,7 @@ void AlignHead::forward(const Runner& r, const HeadActs& a, const float* first, 
       r.add(s.t_out, s.t_mid, a.tmp, NP * C);
     } else {
       if (s.t_out != s.t_mid) r.copy(s.t_out, s.t_mid, NP * C);
-      rq.linear(k.linear2, s.f, NP, s.t_out, Act::None, 1.0f);
+      r.linear(k.linear2, s.f, NP, s.t_out, Act::None, 1.0f);
     }
   }
   // logit = mlp_head(LN_dec(t)).

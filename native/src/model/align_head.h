@@ -77,12 +77,9 @@ class AlignHead {
   // on the decoder output (dropout_feas) and after each mlp_head ReLU, at the sites of `module`
   // (Dropout::HeadI2T / HeadT2I). The MultiheadAttention's attention-probability dropout is not
   // implemented (the fused attention never materialises the probabilities).
-  // fp32_queries: the query side's GEMMs (in_q, out_proj, the FFN) compute in fp32 whatever
-  // r.compute; the memory's K|V projection keeps r.compute (inference on the CPU, see
-  // CarzeroModel::score).
   void forward(const Runner& r, const HeadActs& a, const float* first, const float* rest, const float* queries,
-               float* logits, int64_t ld_logits, float* attn_avg, const Dropout* drop = nullptr, uint64_t module = 0,
-               bool fp32_queries = false) const;
+               float* logits, int64_t ld_logits, float* attn_avg, const Dropout* drop = nullptr,
+               uint64_t module = 0) const;
   // Backward of forward() (keep) given dlogits (Nm, Nq) with row stride ld_dlogits (0 = Nq):
   // accumulates the head's parameter gradients into ps's gradient arena and (+=) dfirst (Nm, C),
   // drest (Nm, R, C), dqueries (Nq, C) (each nullable).

@@ -255,15 +255,7 @@ void CarzeroModel::score_into(const Tensor& g, const Tensor& loc, const Tensor& 
   check_input(out.score, "score", DType::F32, {B, Q});
   if (attention) check_input(out.attention, "attention", DType::F32, {B, Q, P});
   std::lock_guard<std::mutex> lk(mu_);
-  // On the CPU the head's query side (in_q, out_proj, the FFN) computes in fp32 at every precision;
-  // the K|V projection of the memory stays bf16. With every head GEMM in bf16 the tiny fixture's
-  // score error (max |d| / max |score| against the float64 reference) was 6.68e-2, above PyTorch's
-  // own CPU bf16 autocast on the same model and inputs (6.53e-2; test/model.test.ts holds every
-  // output to that bar); so it is 4.65e-2 (4.74e-2 with the whole head in fp32, which cost twice
-  // the head's time). The GPU keeps its bf16 head until the GPU kit's autocast comparison (issue
-  // 15) measures it.
   const Runner r = runner();
-  const bool fp32_queries = ctx_->device() == DeviceType::CPU;
   const int64_t bc = std::min<int64_t>(std::max<int64_t>(B, 1), opts_.max_score_images);
   const int64_t qc = std::min<int64_t>(std::max<int64_t>(Q, 1), opts_.max_score_texts);
   float* i2t = out.i2t.ptr<float>();
@@ -282,7 +274,7 @@ void CarzeroModel::score_into(const Tensor& g, const Tensor& loc, const Tensor& 
       });
       float* avg = attention ? (whole_q ? out.attention.ptr<float>() + b0 * Q * P : maps) : nullptr;
       head_.forward(r, a, g.ptr<float>() + b0 * C, loc.ptr<float>() + b0 * P * C, s.ptr<float>() + q0 * C,
-                    i2t + b0 * Q + q0, Q, avg, nullptr, 0, fp32_queries);
+                    i2t + b0 * Q + q0, Q, avg);
       if (attention && !whole_q)
         r.ops().copy2d(r.ex(), out.attention.ptr<float>() + (b0 * Q + q0) * P, Q * P, maps, nq * P, nullptr, 0, nq * P,
                        nb);
@@ -290,7 +282,7 @@ void CarzeroModel::score_into(const Tensor& g, const Tensor& loc, const Tensor& 
       HeadActs t;
       ws_.run_plan(*ctx_, [&](Bump& m) { t = head_.plan(m, nq, nb, L, false, false); });
       head_.forward(r, t, s.ptr<float>() + q0 * C, w.ptr<float>() + q0 * L * C, g.ptr<float>() + b0 * C,
-                    t2i + q0 * B + b0, B, nullptr, nullptr, 0, fp32_queries);
+                    t2i + q0 * B + b0, B, nullptr);
     }
   }
   combine_scores(*ctx_, i2t, t2i, out.score.ptr<float>(), B, Q);
