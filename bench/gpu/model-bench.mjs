@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const DIST = resolve(HERE, '..', '..', 'dist', 'index.js');
+const DIST_INTERNAL = resolve(HERE, '..', '..', 'dist', 'internal.js'); // NativeModel (carzero/internal)
 
 function parseArgs(argv) {
   const o = {
@@ -137,7 +138,8 @@ const flush = () => {
 const tStart = performance.now();
 try {
   const cz = await import(DIST);
-  const { Device, Tensor, NativeModel, CARZero } = cz;
+  const { Device, Tensor, CARZero } = cz;
+  const { NativeModel } = await import(DIST_INTERNAL);
   report.info = cz.info();
   const device = opt.device === 'cuda' ? Device.cuda() : Device.cpu();
   report.device_name = String(device);

@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const jsonOut = process.argv.includes('--json') ? process.argv[process.argv.indexOf('--json') + 1] : '';
-const { native, Tensor } = await import(join(ROOT, 'dist', 'index.js'));
+const { Tensor } = await import(join(ROOT, 'dist', 'index.js'));
+const { native } = await import(join(ROOT, 'dist', 'internal.js'));
 const { NativeModel } = await import(join(ROOT, 'dist', 'model', 'native-model.js'));
 const { convertCheckpoint } = await import(join(ROOT, 'dist', 'weights', 'convert.js'));
 const report = { tool: 'tools/parity/nccl-check.mjs', ok: false, steps: [] };
