@@ -88,8 +88,7 @@ bool attention_forward_dev(CudaState& s, const TcParams& p, int64_t slices, int6
   return false;
 }
 
-std::string attention_forward_dev_plan(CudaState& s, const TcParams& p) {
-  (void)s;
+std::string attention_forward_dev_plan(const TcParams& p) {
   DevKernel k;
   if (!pick(p, &k)) return "";
   int per_sm = 0;

@@ -16,6 +16,6 @@ namespace carzero::cuda {
 bool attention_forward_dev(CudaState& s, const attn_bf16::TcParams& p, int64_t slices, int64_t NH, bool fp16);
 
 // The bench note of that experiment (kernel, warps, blocks per SM), or "" when it does not apply.
-std::string attention_forward_dev_plan(CudaState& s, const attn_bf16::TcParams& p);
+std::string attention_forward_dev_plan(const attn_bf16::TcParams& p);
 
 }  // namespace carzero::cuda

@@ -158,6 +158,13 @@ std::string attention_forward_bf16_plan(Exec& ex, const AttnArgs& a) {
   int per_sm = 0;
   char buf[160];
   switch (pick_kernel(p, a.HS, slices, a.NH)) {
+    case FwdKernel::Dev:
+#ifdef CZ_DEV_KERNELS
+      if (std::string plan = attention_forward_dev_plan(p); !plan.empty()) return plan;
+      [[fallthrough]];  // the experiment does not apply here: the default kernel runs
+#else
+      dev_kernels_missing();
+#endif
     case FwdKernel::Whole4: {
       const size_t smem = whole_kv_smem(p.Tk);
       smem_opt_in(attention_fwd_whole64_kernel<4, false>, smem);
@@ -165,18 +172,6 @@ std::string attention_forward_bf16_plan(Exec& ex, const AttnArgs& a) {
           cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_whole64_kernel<4, false>, 128, smem));
       std::snprintf(buf, sizeof buf, "whole-sequence kernel, 4 warps a block, %d blocks per SM", per_sm);
       return buf;
-    }
-    case FwdKernel::Dev: {
-#ifdef CZ_DEV_KERNELS
-      if (std::string plan = attention_forward_dev_plan(s, p); !plan.empty()) return plan;
-      smem_opt_in(attention_fwd_whole64_kernel<4, false>, whole_kv_smem(p.Tk));
-      CZ_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_fwd_whole64_kernel<4, false>, 128,
-                                                            whole_kv_smem(p.Tk)));
-      std::snprintf(buf, sizeof buf, "whole-sequence kernel (the experiment does not apply), %d blocks per SM", per_sm);
-      return buf;
-#else
-      dev_kernels_missing();
-#endif
     }
     case FwdKernel::Tiled: break;
   }
