@@ -167,6 +167,16 @@ for r in sdpa.get("results", []):
     else:
         cmp.append({"shape": r["shape"], "carzero_bf16_ms": None, "sdpa_bf16_ms": r.get("ms"),
                     "note": mine[0].get("note") if mine else "no carzero row"})
+# the backward (dq, dk, dv from dout), bf16, against SDPA's on the same shapes
+cmp_bwd = []
+for r in sdpa.get("results", []):
+    if "bwd" not in r.get("impl", ""):
+        continue
+    mine = [x for x in ours.get("results", []) if x.get("shape") == r["shape"] and x.get("impl") == "carzero bwd"
+            and x.get("dtype") == "bf16"]
+    if mine and mine[0].get("ms") and r.get("ms"):
+        cmp_bwd.append({"shape": r["shape"], "carzero_bf16_ms": mine[0]["ms"], "sdpa_bf16_ms": r["ms"],
+                        "speedup_vs_sdpa": r["ms"] / mine[0]["ms"], "kernel": mine[0].get("note")})
 # fp16 storage against SDPA fp16 (forward), same card
 cmp_f16 = []
 for r in load("sdpa_f16.json").get("results", []):
@@ -177,10 +187,10 @@ for r in load("sdpa_f16.json").get("results", []):
                         "speedup_vs_sdpa": r["ms"] / mine[0]["ms"]})
 report = {"parity": parity, "sanitizer_rc": san_rc, "bench_cuda": ours, "sdpa": sdpa,
           "sdpa_f16": load("sdpa_f16.json"), "attention_fwd_f16_vs_sdpa": cmp_f16,
-          "attention_fwd_vs_sdpa": cmp}
+          "attention_fwd_vs_sdpa": cmp, "attention_bwd_vs_sdpa": cmp_bwd}
 json.dump(report, open(os.path.join(out, "gpu_report.json"), "w"), indent=1)
 print(json.dumps({"parity": {k: parity[k] for k in ("passed", "failed", "skipped")}, "sanitizer_rc": san_rc,
-                  "attention_fwd_vs_sdpa": cmp}, indent=1))
+                  "attention_fwd_vs_sdpa": cmp, "attention_bwd_vs_sdpa": cmp_bwd}, indent=1))
 PY
 log "report: $OUTDIR/gpu_report.json"
 if [ $PARITY_RC -ne 0 ]; then

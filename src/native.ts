@@ -46,7 +46,7 @@ export interface DeviceMemoryStats {
 export interface NativeModelHandle {
   /** JSON text of the resolved configuration (sizes as used). */
   readonly config: string;
-  readonly precision: 'fp32' | 'bf16';
+  readonly precision: 'fp32' | 'bf16' | 'tf32';
   readonly disposed: boolean;
   embedImages(pixels: NativeTensor): Promise<{ global: NativeTensor; local: NativeTensor }>;
   embedTexts(
@@ -98,7 +98,7 @@ export interface NativeStepResult {
 }
 
 export interface NativeModelLoadOptions {
-  precision?: 'fp32' | 'bf16';
+  precision?: 'fp32' | 'bf16' | 'tf32';
   /** Images per ViT chunk (default 32), texts per BERT chunk (128), images and texts per
    * alignment-head chunk (64, 256): bound activation memory for large inputs. */
   maxImages?: number;

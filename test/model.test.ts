@@ -40,8 +40,25 @@ function worst(got: Float32Array, ref: Float32Array, atol: number, rtol: number)
   return { ratio, maxErr };
 }
 
+/** ||got - ref|| / ||ref|| and max |got - ref| / max |ref|, in double precision. */
+function relErrors(got: Float32Array, ref: Float32Array): { relFro: number; maxRel: number } {
+  let dd = 0;
+  let rr = 0;
+  let maxD = 0;
+  let maxR = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const d = got[i] - ref[i];
+    dd += d * d;
+    rr += ref[i] * ref[i];
+    maxD = Math.max(maxD, Number.isNaN(d) ? Infinity : Math.abs(d));
+    maxR = Math.max(maxR, Math.abs(ref[i]));
+  }
+  return { relFro: Math.sqrt(dd / rr), maxRel: maxD / maxR };
+}
+
 let dir = '';
 let idx: Index;
+let autocast: { errors: Record<string, { rel_fro: number; max_rel: number }> };
 
 test.before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'cz-model-test-'));
@@ -52,6 +69,7 @@ test.before(async () => {
     vitHeads: 2,
   });
   idx = JSON.parse(await readFile(join(FX, 'outputs', 'index.json'), 'utf8')) as Index;
+  autocast = JSON.parse(await readFile(join(FX, 'outputs', 'autocast-bf16.json'), 'utf8')) as typeof autocast;
 });
 
 test.after.always(async () => {
@@ -110,10 +128,39 @@ for (const precision of ['fp32', 'bf16'] as const) {
       const rtol = precision === 'fp32' ? 1e-4 : 3e-2;
       const w = worst(g, ref, atol, rtol);
       t.true(w.ratio <= 1, `${name}: max|err| ${w.maxErr} (worst ratio ${w.ratio})`);
+      if (precision === 'bf16') {
+        // Issue 15's bar: no output further from the float64 reference than PyTorch's own bf16
+        // autocast on the same model and inputs (outputs/autocast-bf16.json), by the relative
+        // Frobenius error (docs/PRECISION.md). The max-element error is reported with it.
+        const ac = autocast.errors[name];
+        const ours = relErrors(g, ref);
+        t.true(
+          ours.relFro <= ac.rel_fro,
+          `${name}: rel_fro ${ours.relFro.toExponential(3)} > autocast ${ac.rel_fro.toExponential(3)} ` +
+            `(max_rel ${ours.maxRel.toExponential(3)}, autocast ${ac.max_rel.toExponential(3)})`,
+        );
+      }
     }
     for (const v of [...Object.values(got), x.pixels, x.ids, x.mask, x.kinds]) v.dispose();
   });
 }
+
+test.serial('tf32 on the CPU (no TF32 there) computes exactly what fp32 does', async (t) => {
+  const device = Device.cpu();
+  using m32 = await NativeModel.load(join(dir, 'model'), { device, precision: 'fp32' });
+  using mtf = await NativeModel.load(join(dir, 'model'), { device, precision: 'tf32' });
+  t.is(mtf.precision, 'tf32');
+  const x = await inputs(device);
+  const outs = [];
+  for (const m of [m32, mtf]) {
+    const img = await m.embedImages(x.pixels);
+    const txt = await m.embedTexts(x.ids, x.mask, x.kinds);
+    const sc = await m.score(img.global, img.local, txt.sentence, txt.words);
+    outs.push([img.global, img.local, txt.sentence, txt.words, sc.score]);
+  }
+  for (let i = 0; i < outs[0].length; i++) t.deepEqual(await outs[1][i].read(), await outs[0][i].read());
+  for (const v of [...outs.flat(), x.pixels, x.ids, x.mask, x.kinds]) v.dispose();
+});
 
 test.serial('argument errors name the argument; disposal is safe', async (t) => {
   const device = Device.cpu();

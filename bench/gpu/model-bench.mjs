@@ -4,7 +4,7 @@
 // runnable on the CPU with small batches as a rehearsal.
 //
 //   node bench/gpu/model-bench.mjs --model DIR [--device cuda|cpu] [--batch 256] [--texts 14]
-//        [--precision fp32,bf16] [--reps 10] [--warmup 2] [--max-images N] [--images DIR]
+//        [--precision fp32,tf32,bf16] [--bert-batch N] [--reps 10] [--warmup 2] [--max-images N] [--images DIR]
 //        [--e2e-batch 64] [--json out.json]
 //
 // --model      a converted model directory (carzero convert; the parity tool's --keep writes one)
@@ -14,6 +14,8 @@
 // call ends when its results are on the device and one small result has been read back):
 //   embed_images B (NativeModel, (B, 3, 224, 224) f32)           images/s
 //   embed_texts Q (NativeModel, ids/mask/kinds (Q, 97))          texts/s
+//   embed_texts at --bert-batch texts (default: the largest --batch; one BERT chunk): the BERT-base
+//     (L = 97) row that bench/gpu/torch_model_bench.py --bert times in PyTorch   texts/s
 //   score B x Q, both directions (no maps) and with maps         pairs/s
 //   classify B images x Q prompts: embed_images + score against prepared prompt embeddings, from
 //     pixels already on the device ("model only") and from host pixels (upload included)  images/s
@@ -33,7 +35,8 @@ function parseArgs(argv) {
     device: 'cuda',
     batches: [256],
     texts: 14,
-    precisions: ['fp32', 'bf16'],
+    precisions: undefined, // fp32,tf32,bf16 on cuda; fp32,bf16 on the CPU (tf32 is fp32 there)
+    bertBatch: undefined,
     reps: 10,
     warmup: 2,
     maxImages: undefined,
@@ -60,6 +63,7 @@ function parseArgs(argv) {
         .map((s) => int(s, '--batch'));
     else if (a === '--texts') o.texts = int(val(i++), '--texts');
     else if (a === '--precision') o.precisions = val(i++).split(',').filter(Boolean);
+    else if (a === '--bert-batch') o.bertBatch = int(val(i++), '--bert-batch');
     else if (a === '--reps') o.reps = int(val(i++), '--reps');
     else if (a === '--warmup') o.warmup = int(val(i++), '--warmup');
     else if (a === '--max-images') o.maxImages = int(val(i++), '--max-images');
@@ -70,8 +74,10 @@ function parseArgs(argv) {
   }
   if (!o.model) throw new Error('--model DIR is required (a converted model directory)');
   if (!['cpu', 'cuda'].includes(o.device)) throw new Error(`--device must be cpu or cuda, got ${o.device}`);
+  o.precisions ??= o.device === 'cuda' ? ['fp32', 'tf32', 'bf16'] : ['fp32', 'bf16'];
+  o.bertBatch ??= Math.max(...o.batches);
   for (const p of o.precisions)
-    if (!['fp32', 'bf16'].includes(p)) throw new Error(`--precision: fp32 and/or bf16, got ${p}`);
+    if (!['fp32', 'tf32', 'bf16'].includes(p)) throw new Error(`--precision: fp32, tf32 and/or bf16, got ${p}`);
   if (o.reps < 1 || o.texts < 1 || o.batches.some((b) => b < 1))
     throw new Error('--reps, --texts and --batch must be >= 1');
   return o;
@@ -156,23 +162,30 @@ try {
   };
   const Q = opt.texts;
   const L = 97;
-  // Synthetic token rows like native/bench/bench_model.cpp: 8..47 tokens, some '##' pieces.
-  const ids = new Int32Array(Q * L);
-  const mask = new Uint8Array(Q * L);
-  const kinds = new Uint8Array(Q * L);
-  for (let q = 0; q < Q; q++) {
-    const n = 8 + ((q * 3) % 40);
-    for (let i = 0; i < L; i++) {
-      if (i < n) {
-        ids[q * L + i] = i === 0 ? 101 : i === n - 1 ? 102 : 1000 + ((q * 131 + i * 17) % 27000);
-        mask[q * L + i] = 1;
-        kinds[q * L + i] = i === n - 1 ? 2 : i > 1 && i % 4 === 0 ? 1 : 0;
-      } else kinds[q * L + i] = 3;
+  // Synthetic token rows like native/bench/bench_model.cpp: 8..47 tokens, some '##' pieces
+  // (torch_model_bench.py --bert pads its rows the same way).
+  const textRows = (count) => {
+    const ids = new Int32Array(count * L);
+    const mask = new Uint8Array(count * L);
+    const kinds = new Uint8Array(count * L);
+    for (let q = 0; q < count; q++) {
+      const n = 8 + ((q * 3) % 40);
+      for (let i = 0; i < L; i++) {
+        if (i < n) {
+          ids[q * L + i] = i === 0 ? 101 : i === n - 1 ? 102 : 1000 + ((q * 131 + i * 17) % 27000);
+          mask[q * L + i] = 1;
+          kinds[q * L + i] = i === n - 1 ? 2 : i > 1 && i % 4 === 0 ? 1 : 0;
+        } else kinds[q * L + i] = 3;
+      }
     }
-  }
-  const idsT = Tensor.from(ids, [Q, L], { dtype: 'i32', device });
-  const maskT = Tensor.from(mask, [Q, L], { dtype: 'u8', device });
-  const kindsT = Tensor.from(kinds, [Q, L], { dtype: 'u8', device });
+    return [
+      Tensor.from(ids, [count, L], { dtype: 'i32', device }),
+      Tensor.from(mask, [count, L], { dtype: 'u8', device }),
+      Tensor.from(kinds, [count, L], { dtype: 'u8', device }),
+    ];
+  };
+  const [idsT, maskT, kindsT] = textRows(Q);
+  const bertT = opt.bertBatch !== Q ? textRows(opt.bertBatch) : undefined;
   const hostPx = new Map(opt.batches.map((B) => [B, synth(B * 3 * 224 * 224, 12345 + B)]));
   const devPx = new Map([...hostPx].map(([B, px]) => [B, Tensor.from(px, [B, 3, 224, 224], { device })]));
 
@@ -181,6 +194,7 @@ try {
     const m = await NativeModel.load(opt.model, {
       device,
       precision,
+      maxTexts: Math.max(128, opt.bertBatch),
       ...(opt.maxImages ? { maxImages: opt.maxImages } : {}),
     });
     report.results.push({ precision, what: 'load', ms: Math.round(performance.now() - tl) });
@@ -213,6 +227,19 @@ try {
         opt.warmup,
       );
       row({ precision, what: 'embed_texts (L=97)', texts: Q, items: Q, unit: 'texts/s', ...tt });
+      if (bertT) {
+        const tb = await timeIt(
+          async () => {
+            const r = await m.embedTexts(...bertT);
+            await r.sentence.read();
+            dispose(r);
+          },
+          opt.reps,
+          opt.warmup,
+        );
+        const n = opt.bertBatch;
+        row({ precision, what: 'embed_texts (L=97)', texts: n, items: n, unit: 'texts/s', ...tb });
+      }
       // score and classify at the largest batch
       const B = Math.max(...opt.batches);
       const txt = await m.embedTexts(idsT, maskT, kindsT);
@@ -338,7 +365,7 @@ try {
       }
     }
   }
-  for (const t of [idsT, maskT, kindsT, ...devPx.values()]) t.dispose();
+  for (const t of [idsT, maskT, kindsT, ...(bertT ?? []), ...devPx.values()]) t.dispose();
   report.ok = true;
 } catch (e) {
   report.error = String(e?.stack ?? e);

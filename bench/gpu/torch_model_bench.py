@@ -3,9 +3,9 @@
 eager (bf16 and fp32, attention through F.scaled_dot_product_attention) and torch.compile, on the
 same card as our model benchmark (bench/gpu/model-bench.mjs, build/bench_model --device cuda).
 
-    python3 bench/gpu/torch_model_bench.py [--device cuda] [--batch 256] [--dtypes bf16,fp32]
+    python3 bench/gpu/torch_model_bench.py [--device cuda] [--batch 256] [--dtypes bf16,fp32,tf32]
         [--modes eager,compile] [--compile-dtypes bf16] [--impl auto|timm|own|both] [--reps 20]
-        [--warmup 5] [--json out.json]
+        [--warmup 5] [--bert] [--bert-batch N] [--json out.json]
 
 Models (random weights; speed does not depend on them):
   timm  timm's vit_base_patch16_224 (num_classes=0), forward_features -> (B, 197, 768): the same
@@ -13,7 +13,13 @@ Models (random weights; speed does not depend on them):
   own   the same ViT-B/16 written here with nn.Linear/LayerNorm/GELU and SDPA (used when timm is
         missing; also a cross-check of timm's numbers with --impl both)
 Timing: warm-up calls, then reps calls each ended by torch.cuda.synchronize(); median and min
-reported, images/s at the median. fp32 runs with TF32 off (our fp32 GEMMs use no TF32 either).
+reported, images/s at the median. fp32 runs with TF32 off (our fp32 GEMMs use no TF32 either);
+tf32 is the fp32 model with torch.backends.cuda.matmul.allow_tf32 (and cudnn's) on: the baseline of
+our precision 'tf32'.
+--bert adds BERT-base rows (eager, each dtype; model "bert"): 12 post-norm layers, width 768, 12
+heads, 3072 exact-GELU, SDPA with the key-padding mask, on --bert-batch rows (default --batch) of
+97 positions holding 8..47 real tokens as bench/gpu/model-bench.mjs's; texts/s. ViT rows carry
+model "vit".
 torch.compile: default mode; its first call (compilation) is timed separately as compile_s.
 Degrades with a note instead of failing: no CUDA (runs on the CPU), torch < 2.0 (no SDPA: manual
 attention; no torch.compile), no timm (own model). The JSON is rewritten after every measurement,
@@ -118,6 +124,64 @@ def build(impl: str, notes: list):
     return "own", ViT(), HAS_SDPA
 
 
+class BertLayer(nn.Module):
+    """One BERT layer (post-norm): the shapes and ops of BioClinicalBERT's encoder."""
+
+    def __init__(self, dim=768, heads=12, inter=3072):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.ln1 = nn.LayerNorm(dim, eps=1e-12)
+        self.fc1 = nn.Linear(dim, inter)
+        self.fc2 = nn.Linear(inter, dim)
+        self.ln2 = nn.LayerNorm(dim, eps=1e-12)
+
+    def forward(self, x, keep):  # keep: (B, 1, 1, L) bool, True = attend
+        B, L, C = x.shape
+        q, k, v = self.qkv(x).view(B, L, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+        if HAS_SDPA:
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
+        else:
+            s = (q @ k.transpose(-1, -2)) / math.sqrt(C // self.heads)
+            a = s.masked_fill(~keep, float("-inf")).softmax(-1) @ v
+        x = self.ln1(x + self.out(a.transpose(1, 2).reshape(B, L, C)))
+        return self.ln2(x + self.fc2(F.gelu(self.fc1(x))))
+
+
+class Bert(nn.Module):
+    def __init__(self, vocab=28996, dim=768, depth=12, positions=512):
+        super().__init__()
+        self.word = nn.Embedding(vocab, dim)
+        self.pos = nn.Embedding(positions, dim)
+        self.token_type = nn.Embedding(2, dim)
+        self.ln = nn.LayerNorm(dim, eps=1e-12)
+        self.layers = nn.ModuleList([BertLayer(dim) for _ in range(depth)])
+
+    def forward(self, ids, mask):
+        L = ids.shape[1]
+        pos = torch.arange(L, device=ids.device)
+        x = self.ln(self.word(ids) + self.pos(pos)[None] + self.token_type.weight[0])
+        keep = mask.bool()[:, None, None, :]
+        hidden = []
+        for layer in self.layers:
+            x = layer(x, keep)
+            hidden.append(x)
+        return torch.stack(hidden[-4:]).sum(0)  # CARZero reads the last four layers
+
+
+def bert_rows(n: int, L: int = 97):
+    """ids and mask like bench/gpu/model-bench.mjs's synthetic texts."""
+    ids = torch.zeros(n, L, dtype=torch.long)
+    mask = torch.zeros(n, L, dtype=torch.long)
+    for q in range(n):
+        t = 8 + (q * 3) % 40
+        for i in range(t):
+            ids[q, i] = 101 if i == 0 else 102 if i == t - 1 else 1000 + (q * 131 + i * 17) % 27000
+        mask[q, :t] = 1
+    return ids, mask
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda")
@@ -130,6 +194,8 @@ def main():
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (CPU runs)")
+    ap.add_argument("--bert", action="store_true", help="also time BERT-base (L = 97), eager")
+    ap.add_argument("--bert-batch", type=int, default=0, help="texts per BERT call (default: --batch)")
     ap.add_argument("--json")
     a = ap.parse_args()
     t_start = time.time()
@@ -151,7 +217,12 @@ def main():
     if "compile" in modes and not HAS_COMPILE:
         notes.append(f"torch {torch.__version__} has no torch.compile: compile rows skipped")
         modes = [m for m in modes if m != "compile"]
-    dtypes = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
+    dtypes = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16, "tf32": torch.float32}
+
+    def set_tf32(on: bool):
+        if dev.startswith("cuda"):
+            torch.backends.cuda.matmul.allow_tf32 = on
+            torch.backends.cudnn.allow_tf32 = on
     report = {
         "tool": "bench/gpu/torch_model_bench.py", "torch": torch.__version__, "python": platform.python_version(),
         "device": dev, "gpu": gpu, "cuda": torch.version.cuda, "batch": a.batch, "reps": a.reps, "warmup": a.warmup,
@@ -170,6 +241,19 @@ def main():
         if dev.startswith("cuda"):
             torch.cuda.synchronize()
 
+    def timed(fn):
+        """warm-up calls, then reps calls each ended by sync(): (times in s, last output)."""
+        for _ in range(a.warmup):
+            fn()
+        sync()
+        ts, y = [], None
+        for _ in range(a.reps):
+            t0 = time.perf_counter()
+            y = fn()
+            sync()
+            ts.append(time.perf_counter() - t0)
+        return ts, y
+
     impls = ["timm", "own"] if a.impl == "both" else [a.impl]
     i_impl = 0
     while i_impl < len(impls):
@@ -180,12 +264,13 @@ def main():
         base = base.eval()
         for dn in [d for d in a.dtypes.split(",") if d]:
             dt = dtypes[dn]
+            set_tf32(dn == "tf32")
             model = base.to(device=dev, dtype=dt)
             x = torch.randn(a.batch, 3, 224, 224, device=dev, dtype=dt)
             for mode in modes:
                 if mode == "compile" and a.compile_dtypes and dn not in a.compile_dtypes.split(","):
                     continue
-                row = {"impl": impl, "mode": mode, "dtype": dn, "batch": a.batch, "sdpa": bool(fused)}
+                row = {"model": "vit", "impl": impl, "mode": mode, "dtype": dn, "batch": a.batch, "sdpa": bool(fused)}
                 try:
                     with torch.inference_mode():
                         if mode == "compile":
@@ -197,15 +282,7 @@ def main():
                             row["compile_s"] = round(time.perf_counter() - t0, 2)
                         else:
                             fn = model
-                        for _ in range(a.warmup):
-                            fn(x)
-                        sync()
-                        ts = []
-                        for _ in range(a.reps):
-                            t0 = time.perf_counter()
-                            y = fn(x)
-                            sync()
-                            ts.append(time.perf_counter() - t0)
+                        ts, y = timed(lambda: fn(x))
                     row["out_shape"] = list(y.shape)
                     if tuple(y.shape) != (a.batch, 197, 768):
                         notes.append(f"{impl}: output shape {tuple(y.shape)}, expected ({a.batch}, 197, 768)")
@@ -229,6 +306,32 @@ def main():
                 r.get("error") for r in report["results"] if r["impl"] == "timm"):
             notes.append("timm rows failed: measuring the ViT-B/16 defined here as well")
             impls.append("own")
+    set_tf32(False)
+    if a.bert:
+        nb = a.bert_batch or a.batch
+        torch.manual_seed(0)
+        bert = Bert().eval()
+        ids, mask = bert_rows(nb)
+        ids, mask = ids.to(dev), mask.to(dev)
+        for dn in [d for d in a.dtypes.split(",") if d]:
+            set_tf32(dn == "tf32")
+            row = {"model": "bert", "impl": "own", "mode": "eager", "dtype": dn, "batch": nb, "L": 97,
+                   "sdpa": HAS_SDPA}
+            try:
+                m = bert.to(device=dev, dtype=dtypes[dn])
+                with torch.inference_mode():
+                    ts, y = timed(lambda: m(ids, mask))
+                med = statistics.median(ts)
+                row.update(ms_median=round(med * 1e3, 4), ms_min=round(min(ts) * 1e3, 4),
+                           texts_per_s=round(nb / med, 2), finite=bool(torch.isfinite(y.float()).all()))
+                print(f"[torch bert eager {dn}] B={nb} L=97: median {med * 1e3:.2f} ms, {nb / med:.1f} texts/s",
+                      flush=True)
+            except Exception as e:  # noqa: BLE001
+                row["error"] = f"{type(e).__name__}: {e}"[:2000]
+                print(f"[torch bert eager {dn}] ERROR {row['error'][:300]}", flush=True)
+            report["results"].append(row)
+            flush()
+        set_tf32(False)
     flush()
     for n in notes:
         print(f"note: {n}")

@@ -89,8 +89,9 @@ CZ_API cz_status cz_op_run(cz_context* ctx, const char* name, cz_tensor* const* 
 typedef struct cz_model cz_model;
 
 /* Loads <dir>/config.json and <dir>/model.safetensors (mmapped, every tensor validated; errors name
- * the tensor, the expected and actual shape, and the file). precision: "fp32" (or NULL) or "bf16"
- * (GEMM weights stored bf16, bf16 GEMMs with fp32 accumulation, fp32 activations). */
+ * the tensor, the expected and actual shape, and the file). precision: "fp32" (or NULL), "bf16"
+ * (GEMM weights stored bf16, bf16 GEMMs with fp32 accumulation, fp32 activations) or "tf32" (fp32,
+ * with the GEMMs on CUDA allowed TF32 tensor cores; exact fp32 on the CPU). */
 CZ_API cz_status cz_model_load(cz_context* ctx, const char* dir, const char* precision, cz_model** out);
 CZ_API void cz_model_free(cz_model* model);
 /* The resolved configuration (sizes as used, from the tensor shapes) as a JSON object; same

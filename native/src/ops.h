@@ -33,6 +33,9 @@ enum class Act : int { None = 0, Relu = 1, Gelu = 2 };  // Gelu is the exact erf
 // and preact != null, the pre-activation value is stored there (layout of C), which gemm_backward needs.
 struct GemmArgs {
   DType a_type = DType::F32, b_type = DType::F32, compute = DType::F32;
+  // compute F32 only: the product may use TF32 tensor cores (CUDA: CUBLAS_COMPUTE_32F_FAST_TF32,
+  // what PyTorch's allow_tf32 selects). The CPU has no TF32 and computes exact fp32 either way.
+  bool tf32 = false;
   bool trans_a = false, trans_b = false;
   int64_t m = 0, n = 0, k = 0;
   const void* a = nullptr;

@@ -16,6 +16,8 @@ void check_gemm_args(const GemmArgs& g, const char* who) {
          dtype_name(g.b_type));
   CZ_ARG(g.compute == DType::F32 || g.compute == DType::BF16 || g.compute == DType::F16,
          "%s: compute %s is not supported (F32, BF16 or F16)", who, dtype_name(g.compute));
+  CZ_ARG(!g.tf32 || g.compute == DType::F32, "%s: tf32 applies to compute F32 only (compute %s)", who,
+         dtype_name(g.compute));
   CZ_ARG(g.c_type == DType::F32 || g.c_type == DType::BF16, "%s: c_type %s is not supported (F32 or BF16)", who,
          dtype_name(g.c_type));
   CZ_ARG(g.c_type == DType::F32 || !g.preact, "%s: preact needs c_type F32 (a BF16 C is for inference)", who);

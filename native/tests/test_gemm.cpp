@@ -31,7 +31,8 @@ struct GP {
   bool sa0 = false, sb0 = false, nan_c = false;
   int64_t pad = 0;
   bool bwd = false;
-  bool c16 = false;  // C stored as bf16 (c_type; no preact)
+  bool c16 = false;   // C stored as bf16 (c_type; no preact)
+  bool tf32 = false;  // GemmArgs::tf32 (compute F32): exact fp32 on the CPU, TF32 allowed on CUDA
 };
 
 const char* act_name(Act a) { return a == Act::None ? "none" : a == Act::Relu ? "relu" : "gelu"; }
@@ -50,6 +51,7 @@ std::string gemm_name(const GP& p) {
   if (p.nan_c) s += ",C=nan";
   if (p.pad) s += fmt(",pad=%lld", (long long)p.pad);
   if (p.c16) s += ",c=bf16";
+  if (p.tf32) s += ",tf32";
   return s + ")";
 }
 
@@ -112,7 +114,7 @@ void gemm_case(Ctx& c, const GP& p) {
   std::vector<double> bias64 = to_f64(bias);
 
   GemmArgs g;
-  g.a_type = p.at, g.b_type = p.bt, g.compute = p.compute;
+  g.a_type = p.at, g.b_type = p.bt, g.compute = p.compute, g.tf32 = p.tf32;
   g.trans_a = p.ta, g.trans_b = p.tb;
   g.m = M, g.n = N, g.k = K;
   g.a = upload(c, "A", A);
@@ -150,7 +152,10 @@ void gemm_case(Ctx& c, const GP& p) {
   ref::gemm(s, A.host, B.host, p.bias ? &bias64 : nullptr, rc, g.preact ? &rp : nullptr);
   // A bf16 C adds its rounding (and, where the bias/activation is applied after the product
   // was stored, a second one): a few 2^-9 relative errors per element.
-  const double tol = p.c16 ? 2e-5 : p.compute != DType::F32 ? 1e-6 : 1e-7;
+  // TF32 (CUDA): operands cut to a 10-bit mantissa, not emulated here (the rounding mode is
+  // cuBLAS's): about 1e-6 nmse, so 2e-5; the CPU has no TF32 and must stay exact fp32.
+  const bool tf32_round = p.tf32 && c.be.name != "cpu";
+  const double tol = p.c16 ? 2e-5 : tf32_round ? 2e-5 : p.compute != DType::F32 ? 1e-6 : 1e-7;
   if (p.c16) {
     auto cv = c.get(static_cast<const uint16_t*>(g.c), csz);
     std::vector<float> cf(cv.size());
@@ -451,6 +456,14 @@ void register_gemm_cases(Registry& r) {
     p.batch = 3, p.sb0 = true, p.tb = true, p.bias = true, p.alpha = -0.5f, p.compute = DType::BF16, p.c16 = true,
     p.nan_c = true;
   });
+  // tf32 (fp32 compute that may use TF32 tensor cores on CUDA): the ViT's linear shapes with the
+  // fused epilogues, a batch sharing B, a transposed A with beta
+  edge([](GP& p) {
+    p.m = 197, p.n = 96, p.k = 768, p.tb = true, p.bias = true, p.act = Act::Gelu, p.pad = 4, p.tf32 = true;
+  });
+  edge([](GP& p) { p.m = 97, p.n = 33, p.k = 256, p.tb = true, p.bias = true, p.act = Act::Relu, p.tf32 = true; });
+  edge([](GP& p) { p.batch = 3, p.sb0 = true, p.tb = true, p.bias = true, p.alpha = -0.5f, p.tf32 = true; });
+  edge([](GP& p) { p.m = 40, p.n = 24, p.k = 72, p.ta = true, p.beta = 0.5f, p.nan_c = true, p.tf32 = true; });
   // backward (F32 only, beta = 0): every transpose x activation, shared weight across the batch
   for (int ta = 0; ta < 2; ++ta)
     for (int tb = 0; tb < 2; ++tb)

@@ -27,8 +27,8 @@ options:
   --prompts <file>       {"class": "prompt"} or {"class": ["prompt"]} JSON; default: the model's
                          own prompts.json when it has one (the shipped phantom-demo does)
   --device <d>           auto | cpu | cuda (default auto)
-  --precision <p>        fp32 | tf32 | bf16 (default fp32 on CPU, tf32 on CUDA; tf32 runs the
-                         fp32 kernels today); bf16 is ~2x faster on CPU (cost: README, Precision)
+  --precision <p>        fp32 | tf32 | bf16 (default fp32 on CPU, tf32 on CUDA: TF32 GEMMs there,
+                         fp32 on CPU); bf16 is ~2x faster on CPU (cost: README, Precision)
   --format <f>           json | csv (default json)
   --out <file>           write there instead of stdout (CSV rows are written as they are scored)
   --root <dir>           base folder for relative paths in list.csv

@@ -32,7 +32,7 @@ import type {
 export interface LoadOptions {
   /** 'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or a Device. */
   device?: 'auto' | 'cpu' | 'cuda' | Device;
-  /** fp32 | tf32 | bf16 (see Precision). Default: fp32 on CPU, tf32 on CUDA (= fp32 kernels today). */
+  /** fp32 | tf32 | bf16 (see Precision). Default: fp32 on CPU, tf32 on CUDA. */
   precision?: Precision;
   /**
    * The sha256 check of a model that has a manifest (src/model/store.ts): 'first' (default) hashes
@@ -119,7 +119,7 @@ export class CARZero implements Disposable {
         'CZ_ERR_FORMAT',
       );
     const tokenizer = await Tokenizer.fromFile(join(dir, 'tokenizer.json'));
-    const nm = await NativeModel.load(dir, { device, precision: precision === 'bf16' ? 'bf16' : 'fp32' });
+    const nm = await NativeModel.load(dir, { device, precision });
     return new CARZero(dir, config, device, precision, tokenizer, nm);
   }
 

@@ -12,7 +12,8 @@ import type { CarzeroConfig, NativePrecision } from './types.js';
 export interface NativeModelOptions {
   /** 'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or a Device. Default 'auto'. */
   device?: 'auto' | 'cpu' | 'cuda' | Device;
-  /** fp32 (default) or bf16 (GEMM weights stored bf16, fp32 accumulation and activations). */
+  /** fp32 (default), bf16 (GEMM weights stored bf16, fp32 accumulation and activations) or tf32
+   * (fp32; CUDA GEMMs may use TF32 tensor cores; exact fp32 on the CPU). */
   precision?: NativePrecision;
   /** Images per internal ViT chunk (bounds activation memory; default 32). */
   maxImages?: number;
@@ -115,8 +116,10 @@ export class NativeModel implements Disposable {
     if (options === null || typeof options !== 'object')
       throw new TypeError("NativeModel.load: argument 'options' must be an object");
     const precision = options.precision ?? 'fp32';
-    if (precision !== 'fp32' && precision !== 'bf16')
-      throw new TypeError(`NativeModel.load: option 'precision' must be 'fp32' or 'bf16', got ${String(precision)}`);
+    if (precision !== 'fp32' && precision !== 'bf16' && precision !== 'tf32')
+      throw new TypeError(
+        `NativeModel.load: option 'precision' must be 'fp32', 'bf16' or 'tf32', got ${String(precision)}`,
+      );
     const device = Device.resolve(options.device ?? 'auto');
     const handle = await native().Model.load(device.nativeContext, dir, {
       precision,

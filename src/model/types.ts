@@ -6,16 +6,16 @@ import type { Tensor } from '../tensor.js';
 /**
  * Numeric precision of the model's GEMMs (activations and accumulation are fp32 in every case):
  * - 'fp32': exact fp32 (the default on CPU; matches the PyTorch reference within 1e-5 relative).
- * - 'tf32': TF32 tensor-core GEMMs on CUDA. The native CUDA GEMMs run CUBLAS_COMPUTE_32F without
- *   TF32 today, so 'tf32' currently runs the fp32 kernels there; on CPU, which has no TF32, it is
- *   fp32. It is the default on CUDA so that enabling TF32 natively changes no caller.
+ * - 'tf32': fp32 weights and activations, with the GEMMs on CUDA allowed TF32 tensor cores
+ *   (CUBLAS_COMPUTE_32F_FAST_TF32, what PyTorch's allow_tf32 selects; attention stays fp32). The
+ *   default on CUDA. The CPU has no TF32: there it computes exactly what 'fp32' does.
  * - 'bf16': weights stored bf16, fp32 accumulation (AVX512_BF16 on CPU): about 2x the CPU
  *   throughput; its effect on scores and AUROC is measured in README.md ("Precision").
  */
 export type Precision = 'fp32' | 'tf32' | 'bf16';
 
-/** The precisions the native model keeps its weights in ('tf32' runs the 'fp32' kernels). */
-export type NativePrecision = Exclude<Precision, 'tf32'>;
+/** The precisions the native model loads with (all three: 'tf32' keeps fp32 weights). */
+export type NativePrecision = Precision;
 
 /**
  * A model directory's config.json (docs/MODEL-FORMAT.md): the sizes of the three parts and the

@@ -53,7 +53,8 @@ CZ_API cz_status cz_model_load(cz_context* ctx, const char* dir, const char* pre
     CZ_ARG(dir != nullptr, "dir is NULL");
     carzero::model::LoadOptions opts;
     if (precision && !carzero::model::parse_precision(precision, &opts.precision))
-      carzero::throw_error(CZ_ERR_INVALID_ARGUMENT, "precision must be \"fp32\" or \"bf16\", got \"%s\"", precision);
+      carzero::throw_error(CZ_ERR_INVALID_ARGUMENT, "precision must be \"fp32\", \"bf16\" or \"tf32\", got \"%s\"",
+                           precision);
     // The model shares the caller's context without owning it (the context must outlive it).
     std::shared_ptr<carzero::Context> c(ctx->ctx.get(), [](carzero::Context*) {});
     auto m = std::make_unique<cz_model>();

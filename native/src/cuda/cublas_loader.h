@@ -38,7 +38,7 @@ constexpr int CUBLAS_OP_N = 0, CUBLAS_OP_T = 1;
 // cudaDataType_t
 constexpr int CUDA_R_32F_ = 0, CUDA_R_16F_ = 2, CUDA_R_16BF_ = 14;
 // cublasComputeType_t
-constexpr int CUBLAS_COMPUTE_32F = 68, CUBLAS_COMPUTE_32F_PEDANTIC = 69;
+constexpr int CUBLAS_COMPUTE_32F = 68, CUBLAS_COMPUTE_32F_PEDANTIC = 69, CUBLAS_COMPUTE_32F_FAST_TF32 = 77;
 // cublasGemmAlgo_t
 constexpr int CUBLAS_GEMM_DEFAULT = -1;
 // cublasMath_t

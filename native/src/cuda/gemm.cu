@@ -8,7 +8,8 @@
 // as C^T (N, M) = op(B)^T op(A)^T column-major: cuBLAS m = N, n = M, k = K, "A" = our B
 // (transposed iff trans_b), "B" = our A (transposed iff trans_a).
 //
-// Types: compute F32 runs fp32 GEMM (CUBLAS_COMPUTE_32F, no TF32), widening a bf16 operand
+// Types: compute F32 runs fp32 GEMM (CUBLAS_COMPUTE_32F; CUBLAS_COMPUTE_32F_FAST_TF32 when
+// GemmArgs::tf32 allows TF32 tensor cores, as PyTorch's allow_tf32), widening a bf16 operand
 // exactly into scratch first; compute BF16 rounds fp32 operands to bf16 in scratch (RNE, the
 // CPU's rounding) and runs bf16 tensor-core GEMM with fp32 accumulation. C is always fp32.
 // Exact GELU has no cuBLASLt epilogue (cuBLASLt's GELU is the tanh approximation), so GELU and any
@@ -179,8 +180,9 @@ struct ColMajorGemm {
   int64_t ldc, stride_c;  // also D
   int64_t batch;
   float alpha, beta;
-  const float* bias;  // fused bias (cuBLASLt only), length m
-  bool relu;          // fused ReLU (cuBLASLt only)
+  int compute = CUBLAS_COMPUTE_32F;  // or CUBLAS_COMPUTE_32F_FAST_TF32 (fp32 operands only)
+  const float* bias;                 // fused bias (cuBLASLt only), length m
+  bool relu;                         // fused ReLU (cuBLASLt only)
 };
 
 // Returns false when cuBLASLt cannot run this problem (no library, no algorithm): the caller then
@@ -205,7 +207,7 @@ bool run_lt(CudaState& s, const ColMajorGemm& p) {
       if (d) api.lt_desc_destroy(d);
     }
   } cleanup{api, desc, la, lb, lc, pref};
-  check_cublas(api.lt_desc_create(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F_), "cublasLtMatmulDescCreate");
+  check_cublas(api.lt_desc_create(&desc, p.compute, CUDA_R_32F_), "cublasLtMatmulDescCreate");
   const int32_t ta = p.transa, tb = p.transb;
   check_cublas(api.lt_desc_set(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta),
                "cublasLtMatmulDescSetAttribute(TRANSA)");
@@ -279,7 +281,7 @@ void run_cublas(CudaState& s, const ColMajorGemm& p) {
                                            static_cast<int>(p.k), &p.alpha, p.A, p.a_type, static_cast<int>(p.lda),
                                            p.stride_a, p.B, p.b_type, static_cast<int>(p.ldb), p.stride_b, &p.beta, p.C,
                                            p.c_type, static_cast<int>(p.ldc), p.stride_c, static_cast<int>(p.batch),
-                                           CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                                           p.compute, CUBLAS_GEMM_DEFAULT),
                "cublasGemmStridedBatchedEx");
 }
 
@@ -374,6 +376,7 @@ void gemm(Exec& ex, const GemmArgs& g) {
   p.B = A.ptr, p.b_type = A.type, p.ldb = g.lda, p.stride_b = g.stride_a;
   p.C = dst, p.c_type = c16 ? CUDA_R_16BF_ : CUDA_R_32F_, p.ldc = g.ldc, p.stride_c = g.stride_c;
   p.batch = g.batch, p.alpha = g.alpha, p.beta = g.beta;
+  p.compute = g.tf32 && want == DType::F32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   // Fuse what cuBLASLt can: the bias (16-byte aligned), and ReLU when C is the destination.
   const bool bias_ok = g.bias && (reinterpret_cast<uintptr_t>(g.bias) % 16 == 0);
   p.bias = bias_ok ? g.bias : nullptr;

@@ -13,15 +13,20 @@ bool parse_precision(const std::string& s, Precision* out) {
     *out = Precision::FP32;
   else if (s == "bf16")
     *out = Precision::BF16;
+  else if (s == "tf32")
+    *out = Precision::TF32;
   else
     return false;
   return true;
 }
 
-const char* precision_name(Precision p) { return p == Precision::BF16 ? "bf16" : "fp32"; }
+const char* precision_name(Precision p) {
+  return p == Precision::BF16 ? "bf16" : p == Precision::TF32 ? "tf32" : "fp32";
+}
 
 static void check_options(const LoadOptions& o) {
-  CZ_ARG(o.precision == Precision::FP32 || o.precision == Precision::BF16, "precision must be fp32 or bf16");
+  CZ_ARG(o.precision == Precision::FP32 || o.precision == Precision::BF16 || o.precision == Precision::TF32,
+         "precision must be fp32, bf16 or tf32");
   CZ_ARG(o.max_images >= 1, "max_images must be >= 1, got %lld", (long long)o.max_images);
   CZ_ARG(o.max_texts >= 1, "max_texts must be >= 1, got %lld", (long long)o.max_texts);
   CZ_ARG(o.max_score_images >= 1, "max_score_images must be >= 1, got %lld", (long long)o.max_score_images);
@@ -79,7 +84,8 @@ void CarzeroModel::release_workspace() {
 }
 
 Runner CarzeroModel::runner() const {
-  return Runner{*ctx_, opts_.precision == Precision::BF16 ? DType::BF16 : DType::F32};
+  return Runner{*ctx_, opts_.precision == Precision::BF16 ? DType::BF16 : DType::F32,
+                opts_.precision == Precision::TF32};
 }
 
 void CarzeroModel::check_input(const Tensor& t, const char* name, DType dt, const std::vector<int64_t>& shape) const {

@@ -20,8 +20,10 @@
 
 namespace carzero::model {
 
-enum class Precision { FP32 = 0, BF16 = 1 };
-// "fp32" | "bf16"; false otherwise.
+// TF32: fp32 weights and activations; on CUDA the fp32 GEMMs may use TF32 tensor cores
+// (CUBLAS_COMPUTE_32F_FAST_TF32, as PyTorch's allow_tf32); the CPU has no TF32 and computes fp32.
+enum class Precision { FP32 = 0, BF16 = 1, TF32 = 2 };
+// "fp32" | "bf16" | "tf32"; false otherwise.
 bool parse_precision(const std::string& s, Precision* out);
 const char* precision_name(Precision p);
 

@@ -139,6 +139,7 @@ class Workspace {
 struct Runner {
   Context& ctx;
   DType compute = DType::F32;  // GEMM compute type for weight GEMMs
+  bool tf32 = false;           // with compute F32: TF32 tensor cores allowed (GemmArgs::tf32)
 
   const OpTable& ops() const { return ctx.ops(); }
   Exec& ex() const { return ctx.exec(); }
@@ -150,6 +151,7 @@ struct Runner {
     g.a_type = DType::F32;
     g.b_type = l.wt;
     g.compute = compute;
+    g.tf32 = tf32 && compute == DType::F32;
     g.trans_b = true;
     g.m = rows;
     g.n = l.out;

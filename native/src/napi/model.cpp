@@ -1,6 +1,6 @@
 // model.cpp: the JS-visible `Model` class over carzero::model::CarzeroModel.
 //
-//   Model.load(context, dir, { precision: 'fp32' | 'bf16' }) -> Promise<Model>
+//   Model.load(context, dir, { precision: 'fp32' | 'bf16' | 'tf32' }) -> Promise<Model>
 //   model.embedImages(pixels) -> Promise<{ global, local }>
 //   model.embedTexts(ids, mask, kinds) -> Promise<{ sentence, words }>
 //   model.score(imgGlobal, imgLocal, sentence, words, { attention }) -> Promise<{ i2t, t2i, score,
@@ -135,7 +135,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       Napi::Value p = o.Get("precision");
       if (!p.IsUndefined()) {
         if (!p.IsString() || !model::parse_precision(p.As<Napi::String>().Utf8Value(), &opts.precision))
-          throw Napi::TypeError::New(env, "Model.load: option 'precision' must be 'fp32' or 'bf16'");
+          throw Napi::TypeError::New(env, "Model.load: option 'precision' must be 'fp32', 'bf16' or 'tf32'");
       }
       auto count = [&](const char* name, int64_t* out) {
         Napi::Value v = o.Get(name);
