@@ -69,8 +69,9 @@ for kern in persist tiled wide wide8 lean pwide; do
     >> "$OUTDIR/parity_cuda.log" 2>&1 || PARITY_RC=1
   tail -1 "$OUTDIR/parity_cuda.log"
 done
-log "parity: bf16-C GEMMs with CARZERO_GEMM_NARROW=vec"
-CARZERO_REQUIRE_CUDA=1 CARZERO_GEMM_NARROW=vec timeout 60 "$BUILD/test_ops" -b cuda -o "c=bf16" \
+log "parity: bf16-C GEMMs on the fp32-product path with CARZERO_GEMM_NARROW=vec"
+CARZERO_REQUIRE_CUDA=1 CARZERO_GEMM_BF16_C=dense CARZERO_GEMM_NARROW=vec timeout 60 "$BUILD/test_ops" -b cuda \
+  -o "c=bf16" \
   >> "$OUTDIR/parity_cuda.log" 2>&1 || PARITY_RC=1
 tail -1 "$OUTDIR/parity_cuda.log"
 else

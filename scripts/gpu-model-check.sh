@@ -249,9 +249,12 @@ case "$OPS_MODE" in
         -o ",bf16)|,f16)"
       step ops_pwide 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_ATTN_KERNEL=pwide "$BIN/test_ops" -b cuda \
         -o ",bf16)|,f16)"
-      # the bf16-C GEMM cases with the opt-in vectorised rounding kernel
-      step ops_gemm_vec 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_GEMM_NARROW=vec "$BIN/test_ops" -b cuda \
+      # the bf16-C GEMM cases on the fp32-product path, plain and with the opt-in vectorised rounding
+      # kernel (the default path is cuBLASLt's bf16 D, in the ops step above)
+      step ops_gemm_dense 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_GEMM_BF16_C=dense "$BIN/test_ops" -b cuda \
         -o "c=bf16"
+      step ops_gemm_vec 60 env CARZERO_REQUIRE_CUDA=1 CARZERO_GEMM_BF16_C=dense CARZERO_GEMM_NARROW=vec \
+        "$BIN/test_ops" -b cuda -o "c=bf16"
     else step ops 60 "$BIN/test_ops" -b cpu -o layernorm; fi ;;
   none) log "ops: skipped (CARZERO_GPU_CHECK_OPS=none)" ;;
 esac
@@ -419,7 +422,8 @@ const rep = { tool: 'scripts/gpu-model-check.sh', device: dev, batch: +batch, da
   bench_torch_loop: load('bench_torch_loop.json') };
 const ops = fs.existsSync(path.join(logs, 'ops.log')) ? fs.readFileSync(path.join(logs, 'ops.log'), 'utf8') : '';
 const opsAlt = steps.filter((s) =>
-  ['ops_persist', 'ops_whole', 'ops_tiled', 'ops_wide', 'ops_wide8', 'ops_lean', 'ops_pwide', 'ops_gemm_vec']
+  ['ops_persist', 'ops_whole', 'ops_tiled', 'ops_wide', 'ops_wide8', 'ops_lean', 'ops_pwide', 'ops_gemm_dense',
+    'ops_gemm_vec']
     .includes(s.name));
 const m = ops.match(/(\d+) passed, (\d+) failed(?:, (\d+) skipped)?/);
 rep.ops = m

@@ -39,6 +39,7 @@ Settings read_environment() {
   s.home = str("HOME");
   s.attn_kernel = str("CARZERO_ATTN_KERNEL");
   s.gemm_narrow_vec = is("CARZERO_GEMM_NARROW", "vec");
+  s.gemm_bf16_c_dense = is("CARZERO_GEMM_BF16_C", "dense");
   return s;
 }
 

@@ -31,6 +31,10 @@ struct Settings {
   // ---- CUDA kernel choices ----
   std::string attn_kernel;       // CARZERO_ATTN_KERNEL: 16-bit attention forward ("": the default)
   bool gemm_narrow_vec = false;  // CARZERO_GEMM_NARROW=vec: the 8-column bf16 rounding kernel
+  // CARZERO_GEMM_BF16_C=dense: a bf16-C GEMM with a bias or an activation goes through an fp32
+  // product and one rounding kernel (one rounding) instead of cuBLASLt's bf16 D with the bias in
+  // its epilogue and GELU on the bf16 value (autocast's rounding points, the default)
+  bool gemm_bf16_c_dense = false;
 };
 
 // The settings of this process, read from the environment on first use.

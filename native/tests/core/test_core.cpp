@@ -211,6 +211,7 @@ static void test_settings() {
   setenv("CARZERO_NUM_THREADS", "5", 1);
   setenv("CARZERO_MIXED_ATTENTION", "0", 1);
   setenv("CARZERO_ATTN_KERNEL", "tiled", 1);
+  setenv("CARZERO_GEMM_BF16_C", "dense", 1);
   CHECK(settings().gemm_narrow_vec == before.gemm_narrow_vec);  // not re-read until asked
   reload_settings();
   CHECK(settings().gemm_narrow_vec);
@@ -219,15 +220,18 @@ static void test_settings() {
   CHECK(ThreadPool::default_threads() == 5);
   CHECK(settings().mixed_attention == 0);
   CHECK(settings().attn_kernel == "tiled");
+  CHECK(settings().gemm_bf16_c_dense);
   setenv("CARZERO_NUM_THREADS", "100000", 1);  // out of range: ignored
   setenv("CARZERO_MIXED_ATTENTION", "1", 1);
-  for (const char* v : {"CARZERO_GEMM_NARROW", "CARZERO_CUBLASLT", "CARZERO_ATTN_KERNEL"}) unsetenv(v);
+  for (const char* v : {"CARZERO_GEMM_NARROW", "CARZERO_CUBLASLT", "CARZERO_ATTN_KERNEL", "CARZERO_GEMM_BF16_C"})
+    unsetenv(v);
   reload_settings();
   CHECK(!settings().gemm_narrow_vec);
   CHECK(settings().cublaslt);
   CHECK(settings().num_threads == 0);
   CHECK(settings().mixed_attention == 1);
   CHECK(settings().attn_kernel.empty());
+  CHECK(!settings().gemm_bf16_c_dense);
   unsetenv("CARZERO_NUM_THREADS");
   unsetenv("CARZERO_MIXED_ATTENTION");
   reload_settings();
