@@ -342,8 +342,8 @@ __global__ void bf16_act_kernel(__nv_bfloat16* c, int act, int64_t batch, int64_
 // (issue 15; docs/PRECISION.md): one cuBLASLt GEMM writing bf16 D with the fp32 bias in its
 // epilogue (CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE) and ReLU fused; GELU then runs on the bf16 value
 // (exact erf GELU, rounded again). Autocast also rounds the bias to bf16; we do not: an emulation
-// of the ViT showed that rounding enough to take the tiny fixture's image error above autocast's
-// (1.03x), the fp32 bias not (0.99x; full-size model 0.91x). False when cuBLASLt offers no
+// of the ViT (tools/reference/vit_rounding_emulation.py) showed that rounding enough to take the tiny fixture's image
+// error above autocast's (1.03x), the fp32 bias not (0.99x; full-size model 0.91x). False when cuBLASLt offers no
 // algorithm for it (nothing was written): the caller then takes the fp32-product path.
 bool gemm_bf16_direct(Exec& ex, CudaState& s, const GemmArgs& g) {
   if (lt_disabled() || g.preact || settings().gemm_bf16_c_dense) return false;
