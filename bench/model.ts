@@ -22,6 +22,8 @@ import { NativeModel } from '../src/model/native-model.js';
 import { convertCheckpoint } from '../src/weights/convert.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
+/** Idle time before each timed ViT call (see the interleaved loop). */
+const IDLE_GAP_MS = 150;
 
 export interface Row {
   what: string;
@@ -129,14 +131,21 @@ export async function benchModel(args: string[]): Promise<{ rows: Row[]; notes: 
     const runOrt = async () => {
       await session?.run(feeds);
     };
-    // warm-up each, then interleave so machine noise hits all three alike
+    // warm-up each, then interleave so machine noise hits all three alike. Each timed call starts
+    // after an idle gap: onnxruntime's intra-op threads spin for a while after a run, and on a
+    // 2-core machine that spinning took 18 ms from our fp32 batch-1 forward when it came right
+    // after (148 ms against 131 ms after a 150 ms gap; onnxruntime itself: 119 / 116 ms).
+    const gap = () => new Promise((resolve) => setTimeout(resolve, IDLE_GAP_MS));
     await runOurs(fp32)();
     await runOurs(bf16)();
     if (session) await runOrt();
     const t: Record<string, number[]> = { fp32: [], bf16: [], ort: [] };
     for (let r = 0; r < reps; r++) {
+      await gap();
       t.fp32.push(...(await timeIt(runOurs(fp32), 1, 0)));
+      await gap();
       t.bf16.push(...(await timeIt(runOurs(bf16), 1, 0)));
+      await gap();
       if (session) t.ort.push(...(await timeIt(runOrt, 1, 0)));
     }
     const ortMs = session ? median(t.ort) : NaN;

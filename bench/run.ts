@@ -155,7 +155,8 @@ async function runModel(args: string[]): Promise<number> {
     '',
     `- command: \`npm run bench -- model ${args.join(' ')}\` (full-size random weights from ` +
       `tools/reference/full_size.py in ${res.root}; OPENBLAS_* irrelevant here)`,
-    `- machine: ${machine()}; threads: ${cpus().length}; medians of interleaved repetitions after warm-up`,
+    `- machine: ${machine()}; threads: ${cpus().length}; medians of interleaved repetitions after warm-up, ` +
+      "each ViT call after a 150 ms idle gap (onnxruntime's threads spin after a run)",
     ...res.notes.map((n) => `- ${n}`),
     `- date: ${new Date().toISOString().slice(0, 10)}`,
     '',
