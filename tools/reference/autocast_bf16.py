@@ -60,6 +60,30 @@ def model_config(c: dict) -> R.CARZeroConfig:
     )
 
 
+def load_model(fx: str) -> "R.CARZeroRef":
+    """The reference model of fixture root fx with its checkpoint's f32 weights (eval mode, CPU)."""
+    cfg_json = json.load(open(os.path.join(fx, "config.json")))
+    ckpt_io.omegaconf_like({})
+    path = os.path.join(fx, cfg_json["source"]["checkpoint"])
+    try:  # our own benign fixture; torch >= 2.6 would refuse its pickled config classes by default
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    except TypeError:  # torch < 1.13 has no weights_only
+        ck = torch.load(path, map_location="cpu")
+    model = R.CARZeroRef(model_config(cfg_json))
+    model.load_state_dict(R.strip_lightning_prefix(ck["state_dict"]), strict=True)
+    return model.eval()
+
+
+def model_batch_pixels(fx: str, idx: dict) -> torch.Tensor:
+    """outputs/index.json's model-batch images as (B, 3, 224, 224) f32 (images/ref/<name>.x224.f32)."""
+    by_name = {im["name"]: im for im in json.load(open(os.path.join(fx, "images", "index.json")))["images"]}
+    xs = []
+    for name in idx["images"]:
+        n = by_name[name]["normalized"]
+        xs.append(np.fromfile(os.path.join(fx, n["file"]), dtype=np.float32).reshape(n["shape"]))
+    return R.to_pixels(xs)
+
+
 def errors_of(got: dict, refs: dict) -> dict:
     out = {}
     for name in NAMES:
@@ -84,13 +108,7 @@ def main():
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     idx = json.load(open(os.path.join(fx, "outputs", "index.json")))
-    images = json.load(open(os.path.join(fx, "images", "index.json")))["images"]
-    by_name = {im["name"]: im for im in images}
-    xs = []
-    for name in idx["images"]:
-        n = by_name[name]["normalized"]
-        xs.append(np.fromfile(os.path.join(fx, n["file"]), dtype=np.float32).reshape(n["shape"]))
-    pixels = R.to_pixels(xs).to(dev)
+    pixels = model_batch_pixels(fx, idx).to(dev)
     rows = json.load(open(os.path.join(fx, "text", "expected.json")))["rows"][: idx["Q"]]
     L = idx["L"]
     ids = torch.tensor([r["ids"] + [0] * (L - len(r["ids"])) for r in rows], dtype=torch.long)
@@ -106,17 +124,7 @@ def main():
         refs[name] = np.fromfile(os.path.join(fx, ent["file"]), dtype=np.float32).astype(np.float64).reshape(
             ent["shape"])
 
-    cfg_json = json.load(open(os.path.join(fx, "config.json")))
-    ckpt_io.omegaconf_like({})
-    path = os.path.join(fx, cfg_json["source"]["checkpoint"])
-    try:  # our own benign fixture; torch >= 2.6 would refuse its pickled config classes by default
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-    except TypeError:  # torch < 1.13 has no weights_only
-        ck = torch.load(path, map_location="cpu")
-    sd = R.strip_lightning_prefix(ck["state_dict"])
-    model = R.CARZeroRef(model_config(cfg_json))
-    model.load_state_dict(sd, strict=True)
-    model.eval().to(dev)
+    model = load_model(fx).to(dev)
 
     def run(autocast: bool, m=model, px=pixels) -> dict:
         with torch.no_grad(), torch.autocast(a.device, dtype=torch.bfloat16, enabled=autocast):

@@ -35,8 +35,6 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import autocast_bf16 as A  # noqa: E402
-import carzero_ref as R  # noqa: E402
-import ckpt_io  # noqa: E402
 
 MODES = ("autocast_gpu", "ours_dense", "ours_direct32", "ours_direct16")
 
@@ -79,20 +77,8 @@ def main():
     fx = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "..", "test", "fixtures",
                                                                              "tiny"))
     idx = json.load(open(os.path.join(fx, "outputs", "index.json")))
-    images = {im["name"]: im for im in json.load(open(os.path.join(fx, "images", "index.json")))["images"]}
-    xs = [np.fromfile(os.path.join(fx, images[n]["normalized"]["file"]), dtype=np.float32).reshape(224, 224)
-          for n in idx["images"]]
-    px = R.to_pixels(xs).double()
-    cfg = json.load(open(os.path.join(fx, "config.json")))
-    ckpt_io.omegaconf_like({})
-    path = os.path.join(fx, cfg["source"]["checkpoint"])
-    try:  # our own benign fixture
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-    except TypeError:
-        ck = torch.load(path, map_location="cpu")
-    model = R.CARZeroRef(A.model_config(cfg))
-    model.load_state_dict(R.strip_lightning_prefix(ck["state_dict"]), strict=True)
-    vit = model.double().eval().img_encoder.model
+    px = A.model_batch_pixels(fx, idx).double()
+    vit = A.load_model(fx).double().img_encoder.model
     ref = {}
     for k in ("img_global", "img_local"):
         t = idx["tensors"][k]

@@ -311,6 +311,19 @@ Operand prepare(Exec& ex, CudaState& s, std::optional<Scratch>& buf, const void*
   return {buf->get(), ct};
 }
 
+// g's A and B in the type the GEMM multiplies (`want`), converted into abuf / bbuf when stored
+// otherwise (the scratch lives until the GEMM is queued).
+struct Operands {
+  Operand a, b;
+};
+Operands prepare_operands(Exec& ex, CudaState& s, const GemmArgs& g, DType want, std::optional<Scratch>& abuf,
+                          std::optional<Scratch>& bbuf) {
+  const int64_t a_rows = g.trans_a ? g.k : g.m, a_cols = g.trans_a ? g.m : g.k;
+  const int64_t b_rows = g.trans_b ? g.n : g.k, b_cols = g.trans_b ? g.k : g.n;
+  return {prepare(ex, s, abuf, g.a, g.a_type, want, a_rows, a_cols, g.lda, g.stride_a, g.batch),
+          prepare(ex, s, bbuf, g.b, g.b_type, want, b_rows, b_cols, g.ldb, g.stride_b, g.batch)};
+}
+
 // The column-major GEMM cuBLAS sees for g (operands already in the type it multiplies), writing dst.
 ColMajorGemm col_major(const GemmArgs& g, const Operand& A, const Operand& B, void* dst) {
   ColMajorGemm p;
@@ -321,7 +334,7 @@ ColMajorGemm col_major(const GemmArgs& g, const Operand& A, const Operand& B, vo
   p.B = A.ptr, p.b_type = A.type, p.ldb = g.lda, p.stride_b = g.stride_a;
   p.C = dst, p.c_type = g.c_type == DType::BF16 ? CUDA_R_16BF_ : CUDA_R_32F_, p.ldc = g.ldc, p.stride_c = g.stride_c;
   p.batch = g.batch, p.alpha = g.alpha, p.beta = g.beta;
-  p.compute = g.tf32 && g.compute == DType::F32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  p.compute = g.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;  // (tf32: compute F32, checked)
   p.bias = nullptr, p.relu = false;
   return p;
 }
@@ -341,19 +354,18 @@ __global__ void bf16_act_kernel(__nv_bfloat16* c, int act, int64_t batch, int64_
 // A bf16 C with a bias and/or an activation at bf16 compute, at PyTorch autocast's rounding points
 // (issue 15; docs/PRECISION.md): one cuBLASLt GEMM writing bf16 D with the fp32 bias in its
 // epilogue (CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE) and ReLU fused; GELU then runs on the bf16 value
-// (exact erf GELU, rounded again). Autocast also rounds the bias to bf16; we do not: an emulation
-// of the ViT (tools/reference/vit_rounding_emulation.py) showed that rounding enough to take the tiny fixture's image
-// error above autocast's (1.03x), the fp32 bias not (0.99x; full-size model 0.91x). False when cuBLASLt offers no
-// algorithm for it (nothing was written): the caller then takes the fp32-product path.
+// (exact erf GELU, rounded again). Autocast also rounds the bias to bf16; we do not: in a float64
+// emulation of the ViT (tools/reference/vit_rounding_emulation.py) that rounding took the tiny
+// fixture's image error above autocast's (1.03x), the fp32 bias did not (0.99x; full-size model
+// 0.91x). False when cuBLASLt offers no algorithm for it (nothing was written): the caller then
+// takes the fp32-product path.
 bool gemm_bf16_direct(Exec& ex, CudaState& s, const GemmArgs& g) {
-  if (lt_disabled() || g.preact || settings().gemm_bf16_c_dense) return false;
+  // (a bf16 C never has a stored pre-activation: check_gemm_args refuses it)
+  if (lt_disabled() || settings().gemm_bf16_c_dense) return false;
   if (g.bias && reinterpret_cast<uintptr_t>(g.bias) % 16 != 0) return false;
   std::optional<Scratch> abuf, bbuf;
-  const int64_t a_rows = g.trans_a ? g.k : g.m, a_cols = g.trans_a ? g.m : g.k;
-  const int64_t b_rows = g.trans_b ? g.n : g.k, b_cols = g.trans_b ? g.k : g.n;
-  Operand A = prepare(ex, s, abuf, g.a, g.a_type, DType::BF16, a_rows, a_cols, g.lda, g.stride_a, g.batch);
-  Operand B = prepare(ex, s, bbuf, g.b, g.b_type, DType::BF16, b_rows, b_cols, g.ldb, g.stride_b, g.batch);
-  ColMajorGemm p = col_major(g, A, B, g.c);
+  const Operands ab = prepare_operands(ex, s, g, DType::BF16, abuf, bbuf);
+  ColMajorGemm p = col_major(g, ab.a, ab.b, g.c);
   p.relu = g.act == Act::Relu;
   if (g.bias) p.bias = g.bias, p.bias_type = CUDA_R_32F_;
   if (!run_lt(s, p)) return false;
@@ -379,10 +391,10 @@ void gemm(Exec& ex, const GemmArgs& g) {
   if (c16 && (g.compute != DType::BF16 || g.k == 0 || g.bias || g.act != Act::None)) {
     // (compute F16 with a bf16 C lands here too: fp16 operands, fp32 product, one rounding)
     // A bf16 C that needs more than the bare product (a bias, an activation) and that the direct
-    // path above did not take (CARZERO_GEMM_BF16_C=dense, a stored pre-activation, no cuBLASLt
-    // algorithm), or fp32 compute, or nothing to multiply: the fp32 GEMM (bias fused in fp32) into
-    // a dense fp32 copy of C (widened first when beta reads it), then c = bf16(act(.)): one
-    // rounding, as on the CPU.
+    // path above did not take (CARZERO_GEMM_BF16_C=dense, cuBLASLt missing or without an
+    // algorithm, a bias not 16-byte aligned), or fp32 compute, or nothing to multiply: the fp32 GEMM (bias fused in
+    // fp32) into a dense fp32 copy of C (widened first when beta reads it), then c = bf16(act(.)): one rounding, as on
+    // the CPU.
     Scratch dense(s, static_cast<size_t>(total) * sizeof(float));
     auto* c = static_cast<__nv_bfloat16*>(g.c);
     const dim3 grid = rows_grid(g.batch * g.m, g.n, 256);
@@ -417,10 +429,7 @@ void gemm(Exec& ex, const GemmArgs& g) {
   // Operands in the GEMM's type (scratch conversions live until the GEMM is queued).
   const DType want = g.compute;  // F32, BF16 or F16: the type cuBLAS multiplies
   std::optional<Scratch> abuf, bbuf;
-  const int64_t a_rows = g.trans_a ? g.k : g.m, a_cols = g.trans_a ? g.m : g.k;
-  const int64_t b_rows = g.trans_b ? g.n : g.k, b_cols = g.trans_b ? g.k : g.n;
-  Operand A = prepare(ex, s, abuf, g.a, g.a_type, want, a_rows, a_cols, g.lda, g.stride_a, g.batch);
-  Operand B = prepare(ex, s, bbuf, g.b, g.b_type, want, b_rows, b_cols, g.ldb, g.stride_b, g.batch);
+  const Operands ab = prepare_operands(ex, s, g, want, abuf, bbuf);
 
   // Where the GEMM writes: C, or preact when the pre-activation must be kept (then C = act(preact)).
   void* dst = g.c;
@@ -432,7 +441,7 @@ void gemm(Exec& ex, const GemmArgs& g) {
       check_launch("strided_copy_kernel");
     }
   }
-  ColMajorGemm p = col_major(g, A, B, dst);
+  ColMajorGemm p = col_major(g, ab.a, ab.b, dst);
   // Fuse what cuBLASLt can: the bias (16-byte aligned), and ReLU when C is the destination.
   const bool bias_ok = g.bias && (reinterpret_cast<uintptr_t>(g.bias) % 16 == 0);
   p.bias = bias_ok ? g.bias : nullptr;
