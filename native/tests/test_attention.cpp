@@ -231,13 +231,15 @@ void register_attention_cases(Registry& r) {
   // small shapes: every feature, forward and backward
   add({1, 1, 1, 1, 1, false, false, false, false, false, true});
   add({2, 2, 7, 13, 8, true, false, false, false, true, true, 3, 12});
-  add({2, 3, 40, 21, 7, true, false, false, false, false, true, 5, 12});  // tiled, partial block
-  add({3, 2, 9, 9, 16, false, false, true, false, false, true, 0, 12});   // packed qkv
-  add({2, 2, 33, 17, 24, true, true, false, false, false, true, 1, 12});  // shared K/V, tiled
-  add({4, 2, 1, 19, 12, true, true, false, false, true, true, 2, 12});    // shared K/V, Tq=1
-  add({3, 2, 11, 10, 8, true, false, false, true, false, true, 0, 12});   // item 0 all masked
-  add({2, 2, 3, 10, 8, false, false, false, true, true, true, 0, 12});    // all masked, direct
-  add({1, 2, 5, 0, 8, false, false, false, false, false, false});         // Tk = 0: zeros
+  add({2, 3, 40, 21, 7, true, false, false, false, false, true, 5, 12});   // tiled, partial block
+  add({3, 2, 9, 9, 16, false, false, true, false, false, true, 0, 12});    // packed qkv
+  add({2, 2, 33, 17, 24, true, true, false, false, false, true, 1, 12});   // shared K/V, tiled
+  add({4, 2, 1, 19, 12, true, true, false, false, true, true, 2, 12});     // shared K/V, Tq=1
+  add({3, 2, 11, 10, 8, true, false, false, true, false, true, 0, 12});    // item 0 all masked
+  add({2, 2, 3, 10, 8, false, false, false, true, true, true, 0, 12});     // all masked, direct
+  add({1, 2, 5, 0, 8, false, false, false, false, false, false});          // Tk = 0: zeros
+  add({2, 2, 37, 45, 20, true, false, false, false, true, false, 2, 12});  // tiled with probs, two query blocks
+  add({1, 2, 12, 0, 8, false, false, false, false, false, false});         // Tk = 0, tiled: zeros
   // model shapes, forward: ViT self-attention from packed qkv (ld 2304), BERT with padding
   // mask, the alignment head's cross-attention (Tq = 1 per pair, shared or per-pair memory)
   add({2, 12, 197, 197, 64, false, false, true, false, false, false});

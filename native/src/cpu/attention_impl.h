@@ -34,7 +34,10 @@ namespace {
 namespace attn {
 
 constexpr int64_t kQB = 32;  // queries per block: the scratch is kQB x TkP floats
-constexpr int64_t kMR = 4;   // rows of the register tile
+#ifndef CARZERO_ATTN_MR
+#define CARZERO_ATTN_MR 4
+#endif
+constexpr int64_t kMR = CARZERO_ATTN_MR;  // rows of the register tile
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }

@@ -14,10 +14,11 @@
 // parallel, before them.
 //
 // Prepacked weights (cpu::PackedWeight, gemm_prepacked): B packed once per weight and kernel set,
-// in exactly the shared-B layout, and reused by every call; with few rows of A (one image) A is
-// then packed once per call as well and the task grid is finer. Only data movement changes: each
-// C tile is still one micro-kernel call per K block over the same K blocks, so the results are
-// bit-identical to the per-call packing.
+// in exactly the shared-B layout, and reused by every call. Only data movement changes: each C
+// tile is still one micro-kernel call per K block over the same K blocks, so the results are
+// bit-identical to the per-call packing. (A finer grid with A packed once per call for one image's
+// rows was tried and removed: interleaved, the ViT's batch-1 fp32 GEMMs took 108.6 ms with it
+// against 102.6 ms without, bf16 54.9 / 55.1 ms; see bench/RESULTS.md.)
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -75,7 +76,6 @@ class Scratch {
 thread_local Scratch tl_pack_a;       // this thread's packed A row chunk (MR panels x KC)
 thread_local Scratch tl_pack_b;       // this thread's packed B block when B is not shared
 thread_local Scratch tl_shared_b;     // B packed once by the calling thread's GEMM for all tasks
-thread_local Scratch tl_shared_a;     // A packed once by the calling thread's GEMM (prepacked B)
 thread_local Scratch tl_backward_dz;  // gemm_backward's dZ when act != None
 
 // ---- scalar epilogue (portable kernel, K = 0) -------------------------------------------------
@@ -220,23 +220,15 @@ struct SharedB {
   int64_t n_panels = 0;
 };
 
-// A packed once for all tasks (batch 1): K block q holds ceil(M / MR) panels over kc_q, at
-// q * m_panels * panel_bytes(KC, MR) (the SharedB layout with rows of C for columns).
-struct SharedA {
-  const char* data = nullptr;
-  int64_t m_panels = 0;
-};
-
-// One task: C[b] rows [i0, i1) x columns [j0, j1). j0 is a multiple of NR when shared B is used,
-// i0 a multiple of MR when shared A is.
+// One task: C[b] rows [i0, i1) x columns [j0, j1). j0 is a multiple of NR when shared B is used.
 void run_task(const KernelSet& ks, const GemmArgs& g, int64_t b, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
-              const SharedB* sb, const SharedA* sa_shared = nullptr) {
+              const SharedB* sb) {
   const int64_t K = g.k, MR = ks.mr, NR = ks.nr;
   const int64_t rows = i1 - i0, a_panels = ceil_div(rows, MR);
   const PackSrc sa = view_a(g, b), sbt = view_bt(g, b);
   float* C = static_cast<float*>(g.c) + b * g.stride_c;
   float* P = g.act != Act::None && g.preact ? g.preact + b * g.stride_c : nullptr;
-  char* abuf = sa_shared ? nullptr : static_cast<char*>(tl_pack_a.get(a_panels * panel_bytes(ks.kc, MR, ks.fmt)));
+  char* abuf = static_cast<char*>(tl_pack_a.get(a_panels * panel_bytes(ks.kc, MR, ks.fmt)));
   char* bbuf = sb ? nullptr : static_cast<char*>(tl_pack_b.get(ceil_div(ks.nc, NR) * panel_bytes(ks.kc, NR, ks.fmt)));
   TileEpilogue ep;
   ep.alpha = g.alpha;
@@ -245,13 +237,8 @@ void run_task(const KernelSet& ks, const GemmArgs& g, int64_t b, int64_t i0, int
   for (int64_t p0 = 0; p0 < K; p0 += ks.kc) {
     const int64_t kc = std::min(ks.kc, K - p0);
     const int64_t apb = panel_bytes(kc, MR, ks.fmt), bpb = panel_bytes(kc, NR, ks.fmt);
-    const char* ablock;
-    if (sa_shared) {
-      ablock = sa_shared->data + (p0 / ks.kc) * sa_shared->m_panels * panel_bytes(ks.kc, MR, ks.fmt) + (i0 / MR) * apb;
-    } else {
-      ks.pack(sa, i0, rows, p0, kc, ks.mr, ks.fmt, abuf);
-      ablock = abuf;
-    }
+    ks.pack(sa, i0, rows, p0, kc, ks.mr, ks.fmt, abuf);
+    const char* ablock = abuf;
     ep.first = p0 == 0;
     ep.last = p0 + kc == K;
     for (int64_t jb = j0; jb < j1; jb += ks.nc) {
@@ -348,21 +335,7 @@ void run_gemm(Exec& ex, const GemmArgs& g, const KernelSet& kernels, PackedWeigh
   int64_t target = macs < 1.0e5 || threads == 1 ? 1 : threads * 4;
   if (macs < 2.0e6) target = std::min<int64_t>(target, threads);
   int64_t rc = 1, cc = 1;
-  // Prepacked B with few rows (one image's tokens: M = 197): A is packed once too, so neither
-  // operand is packed per task and the grid can be finer: about 8 tasks per thread (the last
-  // task's tail, the idle time of the other threads, shrinks with the task size) of at least
-  // 4 x 2 register tiles; as few row chunks as that allows (each row chunk re-reads its
-  // columns of the panels, each column chunk all of packed A). With many rows (a batch of
-  // images) A no longer stays in cache across column chunks: the grid above, A packed per task.
-  const bool fine = prepacked && g.batch == 1 && target > 1 && g.m <= 512;
-  if (fine) {
-    const int64_t want = macs < 2.0e6 ? threads : int64_t(threads) * 8;
-    const int64_t max_rc = std::max<int64_t>(1, ceil_div(g.m, 4 * MR));
-    const int64_t max_cc = std::max<int64_t>(1, ceil_div(g.n, 2 * NR));
-    const int64_t need = std::min(want, max_rc * max_cc);
-    cc = std::min(max_cc, need);
-    rc = std::min(max_rc, ceil_div(need, cc));
-  } else if (g.batch < target) {
+  if (g.batch < target) {
     const int64_t per_item = ceil_div(target, g.batch);
     const int64_t max_rc = std::max<int64_t>(1, ceil_div(g.m, 4 * MR));
     const int64_t max_cc = std::max<int64_t>(1, ceil_div(g.n, 4 * NR));
@@ -388,15 +361,8 @@ void run_gemm(Exec& ex, const GemmArgs& g, const KernelSet& kernels, PackedWeigh
   SharedB sb;
   sb.n_panels = n_panels;
   const bool use_shared = prepacked || (b_shared && (rc > 1 || g.batch > 1) && shared_bytes <= (int64_t(256) << 20));
-  SharedA sa;
   if (prepacked) {
     sb.data = prepacked_panels(ex, ks, g, *pw, threads);
-    if (fine && cc > 1) {  // A packed once for every column chunk
-      sa.m_panels = ceil_div(g.m, MR);
-      char* buf = static_cast<char*>(tl_shared_a.get(k_blocks * sa.m_panels * panel_bytes(ks.kc, MR, ks.fmt)));
-      pack_all(ex, ks, view_a(g, 0), g.m, g.k, ks.mr, buf, threads);
-      sa.data = buf;
-    }
   } else if (use_shared) {
     char* buf = static_cast<char*>(tl_shared_b.get(shared_bytes));
     sb.data = buf;
@@ -406,8 +372,7 @@ void run_gemm(Exec& ex, const GemmArgs& g, const KernelSet& kernels, PackedWeigh
   auto task = [&](int64_t t) {
     const int64_t b = t / per_item, r = (t % per_item) / cc, c = t % cc;
     const int64_t i0 = r * rows_per, j0 = c * cols_per;
-    run_task(ks, g, b, i0, std::min(g.m, i0 + rows_per), j0, std::min(g.n, j0 + cols_per), use_shared ? &sb : nullptr,
-             sa.data ? &sa : nullptr);
+    run_task(ks, g, b, i0, std::min(g.m, i0 + rows_per), j0, std::min(g.n, j0 + cols_per), use_shared ? &sb : nullptr);
   };
   if (n_tasks > 1 && threads > 1)
     ex.pool->run(n_tasks, task);

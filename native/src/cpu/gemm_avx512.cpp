@@ -15,6 +15,7 @@
 
 #include <algorithm>
 
+#include "cpu/avx512_util.h"
 #include "cpu/gemm_internal.h"
 
 namespace carzero::cpu::gemm_detail {
@@ -166,9 +167,6 @@ inline __m512i bf16_bits(__m512 x) {
 // x rounded to bf16 precision, still fp32.
 inline __m512 round_bf16_ps(__m512 x) { return _mm512_castsi512_ps(_mm512_slli_epi32(bf16_bits(x), 16)); }
 
-inline __mmask16 first_n16(int64_t n) {
-  return n >= 16 ? __mmask16(0xffff) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
-}
 inline __mmask32 first_n32(int64_t n) {
   return n >= 32 ? __mmask32(0xffffffffu) : n <= 0 ? __mmask32(0) : __mmask32((1u << n) - 1);
 }
@@ -187,39 +185,6 @@ inline __m512i load32_pairs(const void* base, DType type, int64_t idx, int64_t n
   const __m256i lo = _mm512_cvtepi32_epi16(bf16_bits(_mm512_maskz_loadu_ps(first_n16(n), f)));
   const __m256i hi = _mm512_cvtepi32_epi16(bf16_bits(_mm512_maskz_loadu_ps(first_n16(n - 16), f + 16)));
   return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-}
-
-inline __m512 unpacklo_pd_ps(__m512 a, __m512 b) {
-  return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
-}
-inline __m512 unpackhi_pd_ps(__m512 a, __m512 b) {
-  return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
-}
-
-// In-place 16 x 16 transpose of 32-bit lanes: r[i] element j becomes r[j] element i.
-inline void transpose16(__m512 (&r)[16]) {
-  __m512 t[16], u[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  // u[4 g + j] holds, in 128-bit lane L, column 4 L + j of rows 4 g .. 4 g + 3.
-  for (int g = 0; g < 4; ++g) {
-    u[4 * g + 0] = unpacklo_pd_ps(t[4 * g], t[4 * g + 2]);
-    u[4 * g + 1] = unpackhi_pd_ps(t[4 * g], t[4 * g + 2]);
-    u[4 * g + 2] = unpacklo_pd_ps(t[4 * g + 1], t[4 * g + 3]);
-    u[4 * g + 3] = unpackhi_pd_ps(t[4 * g + 1], t[4 * g + 3]);
-  }
-  for (int j = 0; j < 4; ++j) {
-    const __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
-    const __m512 v1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xdd);
-    const __m512 w0 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
-    const __m512 w1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xdd);
-    r[j] = _mm512_shuffle_f32x4(v0, w0, 0x88);
-    r[8 + j] = _mm512_shuffle_f32x4(v0, w0, 0xdd);
-    r[4 + j] = _mm512_shuffle_f32x4(v1, w1, 0x88);
-    r[12 + j] = _mm512_shuffle_f32x4(v1, w1, 0xdd);
-  }
 }
 
 // 8 x 16 transpose for 8-row panels: r[i] (row i, 16 units) becomes 8 vectors, vector q holding
