@@ -24,6 +24,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <atomic>
 #include <mutex>
 #include <vector>
 
@@ -220,15 +221,35 @@ struct SharedB {
   int64_t n_panels = 0;
 };
 
+// Which row chunk this thread's tl_pack_a holds, packed over every K block, for which run_gemm
+// call (call ids are process-wide and never reused, so a stale entry never matches).
+struct PackedRows {
+  uint64_t call = 0;
+  int64_t b = -1, i0 = -1, i1 = -1;
+};
+thread_local PackedRows tl_packed_rows;
+std::atomic<uint64_t> g_gemm_call{0};
+
+// A row chunk packed over all K blocks is kept for the thread's next task of the same call when
+// it takes at most this much (one image's rows: 104 x 3072 fp32 = 1.2 MB).
+constexpr int64_t kMaxKeptRowChunk = int64_t(2) << 20;
+
 // One task: C[b] rows [i0, i1) x columns [j0, j1). j0 is a multiple of NR when shared B is used.
+// call: run_gemm's call id; a thread whose previous task of the same call packed the same rows
+// of A reuses them.
 void run_task(const KernelSet& ks, const GemmArgs& g, int64_t b, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
-              const SharedB* sb) {
+              const SharedB* sb, uint64_t call) {
   const int64_t K = g.k, MR = ks.mr, NR = ks.nr;
   const int64_t rows = i1 - i0, a_panels = ceil_div(rows, MR);
   const PackSrc sa = view_a(g, b), sbt = view_bt(g, b);
   float* C = static_cast<float*>(g.c) + b * g.stride_c;
   float* P = g.act != Act::None && g.preact ? g.preact + b * g.stride_c : nullptr;
-  char* abuf = static_cast<char*>(tl_pack_a.get(a_panels * panel_bytes(ks.kc, MR, ks.fmt)));
+  const int64_t a_block = a_panels * panel_bytes(ks.kc, MR, ks.fmt);  // one K block of the row chunk
+  const bool keep = ceil_div(K, ks.kc) * a_block <= kMaxKeptRowChunk;
+  PackedRows& held = tl_packed_rows;
+  const bool reuse = keep && held.call == call && held.b == b && held.i0 == i0 && held.i1 == i1;
+  if (!reuse) held = PackedRows{};  // invalid until this task has packed every K block
+  char* abuf = static_cast<char*>(tl_pack_a.get(keep ? ceil_div(K, ks.kc) * a_block : a_block));
   char* bbuf = sb ? nullptr : static_cast<char*>(tl_pack_b.get(ceil_div(ks.nc, NR) * panel_bytes(ks.kc, NR, ks.fmt)));
   TileEpilogue ep;
   ep.alpha = g.alpha;
@@ -237,8 +258,8 @@ void run_task(const KernelSet& ks, const GemmArgs& g, int64_t b, int64_t i0, int
   for (int64_t p0 = 0; p0 < K; p0 += ks.kc) {
     const int64_t kc = std::min(ks.kc, K - p0);
     const int64_t apb = panel_bytes(kc, MR, ks.fmt), bpb = panel_bytes(kc, NR, ks.fmt);
-    ks.pack(sa, i0, rows, p0, kc, ks.mr, ks.fmt, abuf);
-    const char* ablock = abuf;
+    char* ablock = keep ? abuf + (p0 / ks.kc) * a_block : abuf;
+    if (!reuse) ks.pack(sa, i0, rows, p0, kc, ks.mr, ks.fmt, ablock);
     ep.first = p0 == 0;
     ep.last = p0 + kc == K;
     for (int64_t jb = j0; jb < j1; jb += ks.nc) {
@@ -262,6 +283,7 @@ void run_task(const KernelSet& ks, const GemmArgs& g, int64_t b, int64_t i0, int
       }
     }
   }
+  if (keep && !reuse) held = PackedRows{call, b, i0, i1};
 }
 
 // Packs all `rows` rows of a view into w-row panels (w = NR for B, MR for A) in the SharedB
@@ -369,10 +391,14 @@ void run_gemm(Exec& ex, const GemmArgs& g, const KernelSet& kernels, PackedWeigh
     pack_shared_b(ex, ks, g, buf, threads);
   }
 
+  // Tasks of one row chunk are consecutive, so a thread taking several of them packs its rows of
+  // A once (run_task keeps them when they are small).
+  const uint64_t call = ++g_gemm_call;
   auto task = [&](int64_t t) {
     const int64_t b = t / per_item, r = (t % per_item) / cc, c = t % cc;
     const int64_t i0 = r * rows_per, j0 = c * cols_per;
-    run_task(ks, g, b, i0, std::min(g.m, i0 + rows_per), j0, std::min(g.n, j0 + cols_per), use_shared ? &sb : nullptr);
+    run_task(ks, g, b, i0, std::min(g.m, i0 + rows_per), j0, std::min(g.n, j0 + cols_per), use_shared ? &sb : nullptr,
+             call);
   };
   if (n_tasks > 1 && threads > 1)
     ex.pool->run(n_tasks, task);
