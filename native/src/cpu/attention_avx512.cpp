@@ -7,7 +7,7 @@
 //               per slice into kt (HS x TkP, zero columns past Tk) with 16 x 16 register transposes
 //   P = softmax(scale S + maskbias) row by row (exp_fast_ps, sums in double), lse as before
 //   O = P V     V read in place (rows of stride ldv), written straight into the output rows
-// Scratch is one per-thread buffer reused across calls. The scale is applied to S rather than to
+// Scratch is attention_impl.h's per-thread buffer. The scale is applied to S rather than to
 // a copy of Q: for a power-of-two scale (head size 64: 1/8) that is bit-identical; otherwise the
 // two differ by the rounding of one multiplication.
 // Few queries (the alignment head's Tq < 8) and the backward: attention_impl.h, compiled here
@@ -132,20 +132,13 @@ inline float softmax_scaled_row(float* s, const float* bias, int64_t TkP, float 
   return m + static_cast<float>(std::log(sum));
 }
 
-// This thread's scratch, grown on demand and kept: a fresh allocation per slice page-faulted.
-float* scratch(size_t floats) {
-  thread_local std::vector<float> buf;
-  if (buf.size() < floats) buf.resize(floats);
-  return buf.data();
-}
-
 // Forward for queries [q0, q1) of one (b, h) slice (q1 - q0 >= 8).
 void forward_range(const AttnArgs& a, int64_t b, int64_t h, int64_t q0, int64_t q1) {
   const attn::Slice s = attn::slice(a, b, h);
   const int64_t HS = a.HS, Tk = a.Tk;
   const int64_t TkP = attn::round_up(std::max<int64_t>(Tk, 1), 16);
   // scratch: kt (HS x TkP) | sc (kBQ x TkP) | bias (TkP)
-  float* kt = scratch(static_cast<size_t>((HS + kBQ + 1) * TkP));
+  float* kt = attn::scratch(static_cast<size_t>((HS + kBQ + 1) * TkP));
   float* sc = kt + HS * TkP;
   float* bias = sc + kBQ * TkP;
   transpose_keys(kt, TkP, s.k, a.ldk, Tk, HS);

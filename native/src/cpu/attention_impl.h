@@ -1,6 +1,7 @@
 // attention_impl.h: the per-(batch, head) attention kernels behind attention.cpp. Private to the
 // CPU backend. This header is compiled twice: by attention.cpp at the baseline ISA and by
-// attention_avx512.cpp with AVX-512 flags (the same loops, auto-vectorised wider and with FMA);
+// attention_avx512.cpp with AVX-512 flags (the same loops, auto-vectorised wider and with FMA, for
+// the backward and for fewer than 8 queries; that file has its own forward for the rest);
 // attention.cpp picks one at run time with cpu_isa(). Everything has internal linkage (see
 // cpu_util.h) so the two copies never mix.
 //
@@ -72,6 +73,14 @@ inline void mm(float* c, int64_t ldc, const float* a, int64_t lda, const float* 
     for (; n + 32 <= N; n += 32) mm_tile<32, a_trans>(c + i * ldc + n, ldc, ai, lda, b + n, ldb, K, accumulate);
     for (; n < N; n += 16) mm_tile<16, a_trans>(c + i * ldc + n, ldc, ai, lda, b + n, ldb, K, accumulate);
   }
+}
+
+// This thread's scratch of at least `floats` floats, grown on demand and kept across calls (a fresh
+// buffer per slice page-faulted). Contents are unspecified: every user writes before it reads.
+inline float* scratch(size_t floats) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < floats) buf.resize(floats);
+  return buf.data();
 }
 
 // Pointers of one (b, h) slice.
@@ -173,8 +182,7 @@ inline void forward_range(const AttnArgs& a, int64_t b, int64_t h, int64_t q0, i
   const int64_t TkP = round_up(std::max<int64_t>(Tk, 1), 16), HSP = round_up(HS, 16);
   const int64_t BQ = std::min(kQB, round_up(nq, kMR));
   // scratch: kt (HS x TkP) | vs (TkP x HSP) | qs (BQ x HS) | sc (BQ x TkP) | o (BQ x HSP) | bias
-  std::vector<float> buf(static_cast<size_t>(HS * TkP + TkP * HSP + BQ * HS + BQ * TkP + BQ * HSP + TkP));
-  float* kt = buf.data();
+  float* kt = scratch(static_cast<size_t>(HS * TkP + TkP * HSP + BQ * HS + BQ * TkP + BQ * HSP + TkP));
   float* vs = kt + HS * TkP;
   float* qs = vs + TkP * HSP;
   float* sc = qs + BQ * HS;
@@ -266,8 +274,7 @@ inline void backward_range(const AttnArgs& a, const AttnGrads& g, int64_t h, int
   const bool need_ds = g.dq || g.dk;
   // scratch: kt, vt (HS x TkP) | ks, dkacc, dvacc (TkP x HSP) | qs, dos, dqb (BQ x HSP) |
   //          p, ds (BQ x TkP) | bias (TkP)
-  std::vector<float> buf(static_cast<size_t>(2 * HS * TkP + 3 * TkP * HSP + 3 * BQ * HSP + 2 * BQ * TkP + TkP));
-  float* kt = buf.data();
+  float* kt = scratch(static_cast<size_t>(2 * HS * TkP + 3 * TkP * HSP + 3 * BQ * HSP + 2 * BQ * TkP + TkP));
   float* vt = kt + HS * TkP;
   float* ks = vt + HS * TkP;
   float* dkacc = ks + TkP * HSP;

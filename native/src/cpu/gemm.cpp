@@ -286,30 +286,26 @@ void run_task(const KernelSet& ks, const GemmArgs& g, int64_t b, int64_t i0, int
   if (keep && !reuse) held = PackedRows{call, b, i0, i1};
 }
 
-// Packs all `rows` rows of a view into w-row panels (w = NR for B, MR for A) in the SharedB
-// layout (K block q at q * panels * panel_bytes(KC, w), each block's panels consecutive), in
-// parallel over (K block, panel group). ks.kc is the call's (equalised) K block.
-void pack_all(Exec& ex, const KernelSet& ks, const PackSrc& sbt, int64_t rows, int64_t K, int w, char* buf,
-              int threads) {
-  const int64_t NR = w;
-  const int64_t n_panels = ceil_div(rows, NR), k_blocks = ceil_div(K, ks.kc);
+// All of op(B)^T (N x K) in the SharedB layout (K block q at q * n_panels * panel_bytes(KC, NR),
+// each block's panels consecutive): what a shared or prepacked B holds. Packed in parallel over
+// (K block, panel group); ks.kc is the call's (equalised) K block.
+void pack_shared_b(Exec& ex, const KernelSet& ks, const GemmArgs& g, char* buf, int threads) {
+  const PackSrc sbt = view_bt(g, 0);
+  const int64_t N = g.n, K = g.k, NR = ks.nr;
+  const int64_t n_panels = ceil_div(N, NR), k_blocks = ceil_div(K, ks.kc);
   const int64_t group = std::max<int64_t>(1, std::min<int64_t>(16, ceil_div(n_panels * k_blocks, threads * 4)));
   const int64_t groups = ceil_div(n_panels, group);
   auto pack_task = [&](int64_t t) {
     const int64_t q = t / groups, gi = t % groups;
     const int64_t p0 = q * ks.kc, kc = std::min(ks.kc, K - p0);
-    const int64_t j = gi * group * NR, cols = std::min(group * NR, rows - j);
+    const int64_t j = gi * group * NR, cols = std::min(group * NR, N - j);
     char* dst = buf + q * n_panels * panel_bytes(ks.kc, NR, ks.fmt) + gi * group * panel_bytes(kc, NR, ks.fmt);
-    ks.pack(sbt, j, cols, p0, kc, w, ks.fmt, dst);
+    ks.pack(sbt, j, cols, p0, kc, ks.nr, ks.fmt, dst);
   };
   if (threads > 1 && k_blocks * groups > 1)
     ex.pool->run(k_blocks * groups, pack_task);
   else
     for (int64_t t = 0; t < k_blocks * groups; ++t) pack_task(t);
-}
-// All of op(B)^T (N x K) in the SharedB layout: what a shared or prepacked B holds.
-void pack_shared_b(Exec& ex, const KernelSet& ks, const GemmArgs& g, char* buf, int threads) {
-  pack_all(ex, ks, view_bt(g, 0), g.n, g.k, ks.nr, buf, threads);
 }
 
 // The K block run_gemm uses for K: equal blocks, a multiple of 32 (bf16 pairs fill whole
