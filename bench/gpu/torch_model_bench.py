@@ -182,6 +182,19 @@ def bert_rows(n: int, L: int = 97):
     return ids, mask
 
 
+def timing_fields(ts, y, count: int, per_s: str):
+    """median seconds and the row fields of one timed call: ms median / min, count per second under
+    the key per_s, whether the output is finite."""
+    med = statistics.median(ts)
+    return med, {"ms_median": round(med * 1e3, 4), "ms_min": round(min(ts) * 1e3, 4),
+                 per_s: round(count / med, 2), "finite": bool(torch.isfinite(y.float()).all())}
+
+
+def record_error(row: dict, label: str, e: Exception):
+    row["error"] = f"{type(e).__name__}: {e}"[:2000]
+    print(f"[{label}] ERROR {row['error'][:300]}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda")
@@ -286,17 +299,15 @@ def main():
                     row["out_shape"] = list(y.shape)
                     if tuple(y.shape) != (a.batch, 197, 768):
                         notes.append(f"{impl}: output shape {tuple(y.shape)}, expected ({a.batch}, 197, 768)")
-                    med = statistics.median(ts)
-                    row.update(ms_median=round(med * 1e3, 4), ms_min=round(min(ts) * 1e3, 4),
-                               images_per_s=round(a.batch / med, 2), finite=bool(torch.isfinite(y.float()).all()))
+                    med, fields = timing_fields(ts, y, a.batch, "images_per_s")
+                    row.update(fields)
                     print(f"[torch {impl} {mode} {dn}] B={a.batch}: median {med * 1e3:.2f} ms, "
                           f"min {min(ts) * 1e3:.2f} ms, "
                           f"{a.batch / med:.1f} images/s"
                           + (f" (compile {row['compile_s']} s)" if "compile_s" in row else ""),
                           flush=True)
                 except Exception as e:  # noqa: BLE001
-                    row["error"] = f"{type(e).__name__}: {e}"[:2000]
-                    print(f"[torch {impl} {mode} {dn}] ERROR {row['error'][:300]}", flush=True)
+                    record_error(row, f"torch {impl} {mode} {dn}", e)
                 report["results"].append(row)
                 flush()
             del x
@@ -321,14 +332,12 @@ def main():
                 m = bert.to(device=dev, dtype=dtypes[dn])
                 with torch.inference_mode():
                     ts, y = timed(lambda: m(ids, mask))
-                med = statistics.median(ts)
-                row.update(ms_median=round(med * 1e3, 4), ms_min=round(min(ts) * 1e3, 4),
-                           texts_per_s=round(nb / med, 2), finite=bool(torch.isfinite(y.float()).all()))
+                med, fields = timing_fields(ts, y, nb, "texts_per_s")
+                row.update(fields)
                 print(f"[torch bert eager {dn}] B={nb} L=97: median {med * 1e3:.2f} ms, {nb / med:.1f} texts/s",
                       flush=True)
             except Exception as e:  # noqa: BLE001
-                row["error"] = f"{type(e).__name__}: {e}"[:2000]
-                print(f"[torch bert eager {dn}] ERROR {row['error'][:300]}", flush=True)
+                record_error(row, f"torch bert eager {dn}", e)
             report["results"].append(row)
             flush()
         set_tf32(False)
