@@ -205,6 +205,13 @@ void bench_attention(CudaBackend& be, std::vector<Row>& rows, bool quick) {
       const char* dn = dtype_name(dt);
       rows.push_back({"attention", sh.name, "carzero fwd", dn, ms, fwd_flop / ms / 1e9,
                       bf ? cuda::attention_forward_bf16_plan(be.exec(), a) : std::string()});
+      if (!bf) {  // fp32 storage at precision tf32: the TF32 tensor-core forward
+        a.tf32 = true;
+        const double ms2 = time_ms(s.stream, 2, iters, [&] { cuda::attention_forward(be.exec(), a); });
+        rows.push_back({"attention", sh.name, "carzero fwd", "tf32", ms2, fwd_flop / ms2 / 1e9,
+                        attention_bf16_supported(sh.HS) ? "TF32 tensor cores (tiled)" : "fp32 kernel"});
+        a.tf32 = false;
+      }
       if (tc && sh.HS == 64 && dt == DType::BF16) {  // the other forward kernels at head size 64
         for (const char* kern : {"persist", "tiled", "wide", "wide8", "lean", "pwide"}) {
           setenv("CARZERO_ATTN_KERNEL", kern, 1);

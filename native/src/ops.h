@@ -66,9 +66,14 @@ struct GemmArgs {
 // as in FlashAttention-2; CPU: the fp32 kernel on the stored values, output rounded to the storage
 // type). lse and probs are always fp32. attention_backward with BF16/F16 storage reads q/k/v/out
 // in that type and writes fp32 gradients (AttnGrads is fp32 only).
+// tf32 (F32 storage only; precision 'tf32', PyTorch's allow_tf32): the CUDA forward may run its
+// products on the TF32 tensor cores (q, k, v and the probabilities rounded to TF32, fp32
+// softmax and accumulation) where the tensor-core kernel applies (head size 32, 64, 128 or 192, no
+// probs); elsewhere, in the backward and on the CPU (no TF32) the result is exact fp32.
 struct AttnArgs {
   int64_t B = 0, NH = 0, Tq = 0, Tk = 0, HS = 0;
   DType dtype = DType::F32;
+  bool tf32 = false;
   const void* q = nullptr;
   int64_t ldq = 0, q_bs = 0;
   const void* k = nullptr;

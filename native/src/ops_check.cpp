@@ -87,6 +87,7 @@ void check_attn_args(const char* op, const AttnArgs& a) {
   require_size(op, "HS", a.HS);
   CZ_ARG(a.dtype == DType::F32 || a.dtype == DType::BF16 || a.dtype == DType::F16,
          "%s: dtype %s is not supported (F32, BF16 or F16)", op, dtype_name(a.dtype));
+  CZ_ARG(!a.tf32 || a.dtype == DType::F32, "%s: tf32 applies to F32 storage only (dtype %s)", op, dtype_name(a.dtype));
   const int64_t C = a.NH * a.HS;
   const struct {
     const char* name;

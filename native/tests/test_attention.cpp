@@ -23,6 +23,7 @@ struct AttnP {
   int64_t pad = 0;
   int samples = 8;
   DType st = DType::F32;  // storage of q/k/v/out (AttnArgs::dtype): F32, BF16 or F16
+  bool tf32 = false;      // AttnArgs::tf32 (F32 storage)
 };
 
 std::string attn_name(const AttnP& p) {
@@ -33,6 +34,7 @@ std::string attn_name(const AttnP& p) {
       p.allmasked, p.probs, (long long)p.pad, p.bwd ? "fwd+bwd" : "fwd",
       p.st == DType::BF16  ? ",bf16"
       : p.st == DType::F16 ? ",f16"
+      : p.tf32             ? ",tf32"
                            : "");
 }
 
@@ -72,6 +74,7 @@ void attention_case(Ctx& c, const AttnP& p) {
   AttnArgs a;
   a.B = p.B, a.NH = p.NH, a.Tq = p.Tq, a.Tk = p.Tk, a.HS = p.HS;
   a.dtype = p.st;
+  a.tf32 = p.tf32;
   const bool lowp = p.st != DType::F32;
   const size_t es = lowp ? 2 : 4;
   a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(p.HS)));
@@ -142,8 +145,12 @@ void attention_case(Ctx& c, const AttnP& p) {
   // probabilities are rounded to it for the PV product; lse and probs stay fp32. fp16 rounds 8
   // times finer than bf16 (errors ~7e-8 against ~5e-6), and its bound is tight enough that a
   // kernel rounding anything to bf16 instead fails.
+  // tf32 on CUDA (cuda, cuda-emu): q, k, v and the probabilities rounded to TF32 (10 mantissa
+  // bits, 2^-11 relative); the CPU has no TF32 and must give exact fp32 (the fp32 bounds).
+  const bool on_cuda = std::string(c.ops().backend).rfind("cuda", 0) == 0;  // cuda, cuda-emu
+  const bool tf = p.tf32 && on_cuda;
   const bool half = p.st == DType::F16;
-  const double tol_out = half ? 1e-6 : lowp ? 2e-5 : 1e-7, tol_lse = lowp ? 1e-6 : 1e-7;
+  const double tol_out = half ? 1e-6 : lowp ? 2e-5 : tf ? 2e-6 : 1e-7, tol_lse = lowp || tf ? 1e-6 : 1e-7;
   a.out = out_buf("out");
   const int64_t nlse = p.B * p.NH * p.Tq;
   a.lse = c.out_nan("lse", nlse);
@@ -210,8 +217,9 @@ void attention_case(Ctx& c, const AttnP& p) {
   // roundings (tools/parity/attn_bwd_bf16_emulation.py) gives gradient errors of ~2.4e-3 of the
   // gradient's norm (median), more along directions nearly orthogonal to the gradient; measured
   // on an H100: 5.5e-3 and 7.6e-3 on two masked cases (2e-2 here: directional bound 1.4e-2).
-  const bool tc_bwd = lowp && std::string(c.ops().backend).rfind("cuda", 0) == 0;  // cuda, cuda-emu
-  const double gtol = !lowp ? 1e-6 : half ? 2e-3 : tc_bwd ? 2e-2 : 2e-3;           // fp16: see tol_out
+  // tf32: the backward is fp32, but it recomputes P from the forward's TF32 lse.
+  const bool tc_bwd = lowp && on_cuda;
+  const double gtol = tf ? 1e-4 : !lowp ? 1e-6 : half ? 2e-3 : tc_bwd ? 2e-2 : 2e-3;  // fp16: see tol_out
   if (p.packed) {
     c.check_grads(loss, {{"dqkv", &Q, delta(g.dq, gq0), 3 * p.samples}}, gtol);
   } else {
@@ -302,6 +310,27 @@ void register_attention_cases(Registry& r) {
   hf({2, 2, 97, 97, 64, true, false, false, false, false, true, 0, 6});
   hf({3, 2, 11, 10, 64, true, false, false, true, false, true, 0, 8});  // item 0 all masked
   hf({2, 3, 150, 256, 64, true, false, false, false, false, false});
+  // fp32 storage at precision tf32: on CUDA the TF32 tensor-core forward (head sizes 32, 64, 128,
+  // 192: partial key tiles, masks, a fully masked item, unaligned rows, flattened shared memories,
+  // packed qkv, the model shapes); the exact fp32 kernel where it does not apply (HS 8, probs,
+  // Tk = 0) and for the backward; on the CPU exact fp32 throughout
+  auto tf = [&](AttnP p) {
+    p.tf32 = true;
+    add(p);
+  };
+  tf({2, 2, 7, 13, 8, true, false, false, false, true, true, 3, 12});
+  tf({1, 2, 5, 0, 8, false, false, false, false, false, false});
+  tf({2, 2, 70, 130, 32, true, false, false, false, false, true, 0, 8});
+  tf({3, 2, 11, 10, 64, true, false, false, true, false, false});
+  tf({2, 2, 33, 17, 64, true, true, false, false, false, false, 1});
+  tf({2, 3, 100, 150, 128, true, false, false, false, false, false, 8});
+  tf({2, 12, 197, 197, 64, false, false, true, false, false, false});
+  tf({2, 12, 97, 97, 64, true, false, false, false, false, false});
+  tf({16, 4, 1, 197, 192, false, true, false, false, false, false});
+  tf({70, 4, 1, 98, 192, true, true, false, false, false, false});
+  tf({16, 4, 1, 98, 192, true, false, false, false, true, false});
+  tf({3, 4, 8, 197, 192, false, false, false, false, false, false, 1});
+  tf({1, 2, 197, 197, 64, false, false, true, false, false, true, 0, 6});
   for (const AttnP& p : cases) add_case(r, attn_name(p), [p](Ctx& c) { attention_case(c, p); });
 }
 

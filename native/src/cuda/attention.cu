@@ -1,7 +1,8 @@
 // attention.cu: fused multi-head attention, forward and backward, FlashAttention-style (online
 // softmax over key tiles; the Tq x Tk score matrix never goes to global memory unless probs is
 // requested for grounding maps). fp32 storage and math; the op-table path (AttnArgs in ops.h).
-// bf16 storage (AttnArgs::dtype) goes to attention_bf16.cu.
+// bf16 storage (AttnArgs::dtype) goes to attention_bf16.cu, and so does the TF32 forward
+// (AttnArgs::tf32, attention_tf32.cuh) where it applies.
 // Dimension letters: B batch, NH heads, HS head size, Tq queries, Tk keys; head h uses columns
 // [h*HS, (h+1)*HS) of q/k/v/out rows. Tiles: BQ = 32 queries x BK = 32 keys per step, 4 warps.
 //
@@ -306,6 +307,7 @@ void attention_forward(Exec& ex, const AttnArgs& a) {
   validate(op, a);
   if (a.dtype != DType::F32) return attention_forward_bf16(ex, a);  // bf16 or fp16 storage
   if (a.B == 0 || a.NH == 0 || a.Tq == 0) return;
+  if (attention_forward_tf32(ex, a)) return;  // precision 'tf32' on the tensor cores
   CZ_REQUIRE(a.HS <= 256, CZ_ERR_UNSUPPORTED, "%s: HS = %lld > 256 is not supported on CUDA", op,
              static_cast<long long>(a.HS));
   CudaState& s = state(ex);

@@ -33,6 +33,9 @@
 // that backward's other cases) widens: q/k/v (and out for the backward) are converted to fp32
 // scratch over their strided spans, the fp32 kernels of attention.cu run, and the output rows are
 // rounded back to bf16. Correct, but not tensor-core speed. Gradients are fp32 (AttnGrads).
+//
+// fp32 storage at precision 'tf32' (AttnArgs::tf32): the forward of the same head sizes runs
+// attention_tf32.cuh (the tiled plan with mma.sync.m16n8k8.tf32); the backward is fp32.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -73,21 +76,27 @@ using namespace attn_bf16;
 }
 #endif
 
-template <int D, bool H>
-void launch_tc(CudaState& s, const TcParams& p, int64_t slices, int64_t NH) {
-  using Cfg = TcCfg<D>;
-  const size_t smem = Cfg::smem_bytes();
+// A tiled forward kernel (4 warps, bq query rows a block) over (row blocks, NH, slices).
+template <class P>
+void launch_tiled(CudaState& s, void (*kernel)(P), const P& p, size_t smem, int64_t bq, int64_t slices, int64_t NH,
+                  const char* what, int64_t HS) {
   CZ_REQUIRE(smem <= s.max_smem_optin, CZ_ERR_UNSUPPORTED,
-             "attention_forward(bf16, HS=%d): needs %zu bytes of shared memory, the device allows %zu", D, smem,
-             s.max_smem_optin);
-  smem_opt_in(attention_fwd_tc_kernel<D, H>, smem);
-  const int64_t row_blocks = (p.rows + Cfg::BQ - 1) / Cfg::BQ;
+             "attention_forward(%s, HS=%lld): needs %zu bytes of shared memory, the device allows %zu", what,
+             static_cast<long long>(HS), smem, s.max_smem_optin);
+  smem_opt_in(kernel, smem);
+  const int64_t row_blocks = (p.rows + bq - 1) / bq;
   CZ_REQUIRE(row_blocks <= INT32_MAX && NH <= 65535 && slices <= 65535, CZ_ERR_UNSUPPORTED,
-             "attention_forward(bf16): grid too large (%lld x %lld x %lld)", static_cast<long long>(row_blocks),
+             "attention_forward(%s): grid too large (%lld x %lld x %lld)", what, static_cast<long long>(row_blocks),
              static_cast<long long>(NH), static_cast<long long>(slices));
   const dim3 grid(static_cast<unsigned>(row_blocks), static_cast<unsigned>(NH), static_cast<unsigned>(slices));
-  attention_fwd_tc_kernel<D, H><<<grid, kThreadsTC, smem, s.stream>>>(p);
-  check_launch("attention_fwd_tc_kernel");
+  kernel<<<grid, kThreadsTC, smem, s.stream>>>(p);
+  check_launch("attention forward (tiled kernel)");
+}
+
+template <int D, bool H>
+void launch_tc(CudaState& s, const TcParams& p, int64_t slices, int64_t NH) {
+  launch_tiled(s, attention_fwd_tc_kernel<D, H>, p, TcCfg<D>::smem_bytes(), TcCfg<D>::BQ, slices, NH,
+               H ? "fp16" : "bf16", D);
 }
 
 template <int NW, bool H>
@@ -246,6 +255,30 @@ void attention_forward_bf16(Exec& ex, const AttnArgs& a) {
           <<<blocks, 256, 0, s.stream>>>(static_cast<bf16*>(a.out), w.o.as<float>(), a.B, a.Tq, a.o_bs, a.ldo, C);
     check_launch("narrow_rows_kernel");
   }
+}
+
+namespace {
+
+template <int D>
+void launch_tf32(CudaState& s, const TfParams& p, int64_t slices, int64_t NH) {
+  launch_tiled(s, attention_fwd_tf32_kernel<D>, p, Tf32Cfg<D>::smem_bytes(), Tf32Cfg<D>::BQ, slices, NH, "tf32", D);
+}
+
+}  // namespace
+
+// Called by attention_forward (attention.cu) for fp32 storage, after validation.
+bool attention_forward_tf32(Exec& ex, const AttnArgs& a) {
+  if (!tf32_forward_applies(a)) return false;
+  CudaState& s = state(ex);
+  int64_t slices = 0;
+  const TfParams p = make_attn_params<float>(a, &slices);
+  switch (a.HS) {
+    case 32: launch_tf32<32>(s, p, slices, a.NH); break;
+    case 64: launch_tf32<64>(s, p, slices, a.NH); break;
+    case 128: launch_tf32<128>(s, p, slices, a.NH); break;
+    default: launch_tf32<192>(s, p, slices, a.NH); break;
+  }
+  return true;
 }
 
 // Called by attention_backward (attention.cu) for dtype BF16 or F16, after validation.

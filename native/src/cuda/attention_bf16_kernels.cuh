@@ -1,13 +1,15 @@
-// attention_bf16_kernels.cuh: the production forward kernels of 16-bit attention (tiled and
-// whole-sequence) and their host-side planning: the kernel parameters of an AttnArgs and which
-// kernel runs. Shared by attention_bf16.cu and the warp emulator test (native/tests/warp_emu);
-// the backward is in attention_bf16_bwd.cuh, the experiments in native/dev/cuda/.
+// attention_bf16_kernels.cuh: the production forward kernels of tensor-core attention (16-bit:
+// tiled and whole-sequence; fp32 storage at TF32: attention_tf32.cuh) and their host-side
+// planning: the kernel parameters of an AttnArgs and which kernel runs. Shared by
+// attention_bf16.cu and the warp emulator test (native/tests/warp_emu); the backward is in
+// attention_bf16_bwd.cuh, the experiments in native/dev/cuda/.
 #pragma once
 #include <cstdint>
 #include <string>
 
 #include "core/settings.h"
 #include "cuda/attention_bf16_tiled.cuh"
+#include "cuda/attention_tf32.cuh"
 #include "cuda/attention_bf16_whole.cuh"
 #include "ops.h"
 
@@ -15,14 +17,16 @@ namespace carzero::cuda::CZ_ATTN_BF16_NS {
 
 // ---- host-side planning (shared by attention_bf16.cu and the warp emulator test) ----------------
 
-// The kernel parameters of bf16 attention arguments; *slices = grid.z of the tiled kernel (B, or 1
-// when the queries are flattened against a memory shared across the batch).
-inline TcParams make_tc_params(const AttnArgs& a, int64_t* slices) {
-  TcParams p;
-  p.q = static_cast<const bf16*>(a.q);
-  p.k = static_cast<const bf16*>(a.k);
-  p.v = static_cast<const bf16*>(a.v);
-  p.out = static_cast<bf16*>(a.out);
+// The kernel parameters of attention arguments for storage type T (bf16 for the 16-bit kernels,
+// float for the TF32 one); *slices = grid.z of the tiled kernels (B, or 1 when the queries are
+// flattened against a memory shared across the batch).
+template <class T>
+inline AttnTcParams<T> make_attn_params(const AttnArgs& a, int64_t* slices) {
+  AttnTcParams<T> p;
+  p.q = static_cast<const T*>(a.q);
+  p.k = static_cast<const T*>(a.k);
+  p.v = static_cast<const T*>(a.v);
+  p.out = static_cast<T*>(a.out);
   p.lse = a.lse;
   p.mask = a.key_mask;
   p.ldq = a.ldq, p.ldk = a.ldk, p.ldv = a.ldv, p.ldo = a.ldo;
@@ -33,12 +37,14 @@ inline TcParams make_tc_params(const AttnArgs& a, int64_t* slices) {
   p.rows = shared ? a.B * a.Tq : a.Tq;
   *slices = shared ? 1 : a.B;
   p.scale_log2 = a.scale * 1.4426950408889634f;
-  auto al = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; };
-  p.aligned = al(a.q) && al(a.k) && al(a.v) && a.ldq % 8 == 0 && a.ldk % 8 == 0 && a.ldv % 8 == 0 &&
-              (a.B <= 1 || (a.q_bs % 8 == 0 && a.k_bs % 8 == 0 && a.v_bs % 8 == 0));
-  p.out_aligned = (reinterpret_cast<uintptr_t>(a.out) & 3) == 0 && a.ldo % 2 == 0 && (a.B <= 1 || a.o_bs % 2 == 0);
+  constexpr int64_t per16 = 16 / sizeof(T);  // elements per 16-byte chunk
+  auto al = [](const void* ptr, uintptr_t bytes) { return (reinterpret_cast<uintptr_t>(ptr) & (bytes - 1)) == 0; };
+  p.aligned = al(a.q, 16) && al(a.k, 16) && al(a.v, 16) && a.ldq % per16 == 0 && a.ldk % per16 == 0 &&
+              a.ldv % per16 == 0 && (a.B <= 1 || (a.q_bs % per16 == 0 && a.k_bs % per16 == 0 && a.v_bs % per16 == 0));
+  p.out_aligned = al(a.out, 2 * sizeof(T)) && a.ldo % 2 == 0 && (a.B <= 1 || a.o_bs % 2 == 0);
   return p;
 }
+inline TcParams make_tc_params(const AttnArgs& a, int64_t* slices) { return make_attn_params<bf16>(a, slices); }
 
 // Which forward kernel, by CARZERO_ATTN_KERNEL (settings().attn_kernel): "" or "whole" the
 // whole-sequence kernel (one block of 4 warps per pair) where it applies, else the tiled one;
@@ -57,5 +63,12 @@ inline FwdKernel pick_kernel(const TcParams& p, int64_t HS, int64_t B, int64_t N
 }
 
 inline bool tc_head_size(int64_t HS) { return HS == 32 || HS == 64 || HS == 128 || HS == 192; }
+
+// Whether fp32 attention arguments run the TF32 forward (attention_tf32.cuh): asked for
+// (AttnArgs::tf32), a head size of the tensor-core kernels, keys, and no probabilities (those come
+// from the fp32 kernel). Else the exact fp32 kernel runs.
+inline bool tf32_forward_applies(const AttnArgs& a) {
+  return a.tf32 && a.dtype == DType::F32 && tc_head_size(a.HS) && !a.probs && a.Tk > 0;
+}
 
 }  // namespace carzero::cuda::CZ_ATTN_BF16_NS

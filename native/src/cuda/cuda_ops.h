@@ -57,5 +57,8 @@ bool attention_bf16_supported(int64_t HS);
 // The kernel attention_forward would run for these bf16 arguments and its occupancy, in words
 // (benchmark notes).
 std::string attention_forward_bf16_plan(Exec&, const AttnArgs&);
+// fp32 storage with AttnArgs::tf32: runs the TF32 tensor-core forward and returns true where it
+// applies (tf32_forward_applies in attention_bf16_kernels.cuh); false: the fp32 kernel runs.
+bool attention_forward_tf32(Exec&, const AttnArgs&);
 
 }  // namespace carzero::cuda

@@ -202,7 +202,7 @@ void AlignHead::forward(const Runner& r, const HeadActs& a, const float* first, 
     // Q = W_q norm2(t).
     r.layernorm(k.norm2, s.t_in, s.n2, qrows, s.n2_mean, s.n2_rstd);
     r.linear(k.in_q, s.n2, qrows, s.qh);
-    r.ops().attention_forward(r.ex(), attn_args(a, s, shared_q));
+    r.attention(attn_args(a, s, shared_q));
     if (s.probs && attn_avg) accumulate_attention(r.ctx, s.probs, attn_avg, Nm, NH_, Nq, S, map_scale, l == 0);
     // t_mid = t + out_proj(att). In layer 0, t is the shared LN_dec(query): broadcast it.
     const uint64_t li = static_cast<uint64_t>(l);

@@ -66,7 +66,7 @@ struct Copies16 {
 }  // namespace
 
 void encoder_attention(const Runner& r, const AttnArgs& a, bool training) {
-  if (!mixed_applies(r, a, training)) return r.ops().attention_forward(r.ex(), a);
+  if (!mixed_applies(r, a, training)) return r.attention(a);
   Copies16 c(r, a, false);
   r.ops().attention_forward(r.ex(), c.args16);
   r.ops().convert(r.ex(), a.out, DType::F32, c.out16.data(), c.dt, c.nout);

@@ -213,6 +213,12 @@ struct Runner {
                  float* rstd = nullptr) const {
     ops().layernorm_forward(ex(), y, mean, rstd, x, n.w, n.b, rows, n.C, n.eps);
   }
+  // attention_forward on fp32 storage with the Runner's TF32 choice (AttnArgs::tf32: the TF32
+  // tensor cores on CUDA where they apply, exact fp32 elsewhere).
+  void attention(AttnArgs a) const {
+    a.tf32 = tf32 && compute == DType::F32 && a.dtype == DType::F32;
+    ops().attention_forward(ex(), a);
+  }
   void copy(float* dst, const float* src, int64_t n) const {
     if (n) ops().convert(ex(), dst, DType::F32, src, DType::F32, n);
   }

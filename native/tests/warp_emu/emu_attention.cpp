@@ -1,5 +1,6 @@
 // emu_attention.cpp: the "cuda-emu" backend of test_ops. It is the CPU backend except for
-// attention with bf16 or fp16 storage, which runs the CUDA tensor-core kernels themselves
+// attention with bf16 or fp16 storage, and the TF32 forward (fp32 storage with AttnArgs::tf32),
+// which run the CUDA tensor-core kernels themselves
 // (native/src/cuda/attention_bf16_*.cuh, and the experiments of native/dev/cuda) on the warp emulator (warp_emu.h),
 // chosen by the same planning code as attention_bf16.cu (pick_kernel, CARZERO_ATTN_KERNEL, bwd_tc_eligible). The shapes
 // the CUDA code widens to fp32 go to the CPU kernel, which computes the same thing. So the harness's float64 references
@@ -109,7 +110,25 @@ void counted(const char* what, F&& f) {
                              " ldmatrix");
 }
 
+// The TF32 forward (fp32 storage, AttnArgs::tf32), planned as attention_forward_tf32 does.
+void emu_forward_tf32(const AttnArgs& a) {
+  int64_t slices = 0;
+  const TfParams p = make_attn_params<float>(a, &slices);
+  auto run = [&](auto kernel, size_t smem, int64_t bq) {
+    const Dim3 grid{u((p.rows + bq - 1) / bq), u(a.NH), u(slices)};
+    cz_emu::launch(grid, {128, 1, 1}, smem, [&] { kernel(p); });
+  };
+  switch (a.HS) {
+    case 32: return run(attention_fwd_tf32_kernel<32>, Tf32Cfg<32>::smem_bytes(), Tf32Cfg<32>::BQ);
+    case 64: return run(attention_fwd_tf32_kernel<64>, Tf32Cfg<64>::smem_bytes(), Tf32Cfg<64>::BQ);
+    case 128: return run(attention_fwd_tf32_kernel<128>, Tf32Cfg<128>::smem_bytes(), Tf32Cfg<128>::BQ);
+    default: return run(attention_fwd_tf32_kernel<192>, Tf32Cfg<192>::smem_bytes(), Tf32Cfg<192>::BQ);
+  }
+}
+
 void emu_forward(Exec& ex, const AttnArgs& a) {
+  if (a.B > 0 && a.NH > 0 && a.Tq > 0 && tf32_forward_applies(a))
+    return counted("forward(tf32)", [&] { emu_forward_tf32(a); });
   if (a.dtype == DType::F32 || a.B == 0 || a.NH == 0 || a.Tq == 0 || !(tc_head_size(a.HS) && !a.probs && a.Tk > 0))
     return cpu_ops().attention_forward(ex, a);
   counted("forward", [&] {

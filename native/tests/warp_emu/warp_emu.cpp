@@ -325,6 +325,49 @@ void mma_m16n8k16(float* d, const uint32_t* a, uint32_t b0, uint32_t b1, bool f1
   for (int i = 0; i < 4; ++i) d[i] = out[i];
 }
 
+// mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32, with g = lane / 4, t = lane % 4:
+// A (16 x 8): a0 = (g, t), a1 = (g + 8, t), a2 = (g, t + 4), a3 = (g + 8, t + 4);
+// B (8 x 8):  b0 = (k t, n g), b1 = (k t + 4, n g);
+// C, D as m16n8k16. Each operand keeps its sign, exponent and top 10 mantissa bits.
+void mma_m16n8k8_tf32(float* d, const uint32_t* a, uint32_t b0, uint32_t b1) {
+  Warp& w = my_warp();
+  const int lane = my_lane();
+  for (int i = 0; i < 4; ++i) w.a[lane][i] = a[i];
+  w.b[lane][0] = b0, w.b[lane][1] = b1;
+  warp_arrive("mma.tf32");
+  if (lane == 0) ++g_work.mma;
+  auto tf = [](uint32_t bits) {
+    bits &= 0xffffe000u;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+  };
+  auto A = [&](int r, int k) { return tf(w.a[(r % 8) * 4 + k % 4][r / 8 + 2 * (k / 4)]); };
+  auto B = [&](int k, int n) { return tf(w.b[n * 4 + k % 4][k / 4]); };
+  const int g = lane / 4, t = lane % 4;
+  float out[4];
+  for (int i = 0; i < 4; ++i) {
+    const int r = g + 8 * (i / 2), n = 2 * t + (i % 2);
+    float acc = d[i];
+    for (int k = 0; k < 8; ++k) acc += A(r, k) * B(k, n);
+    out[i] = acc;
+  }
+  warp_arrive("mma.tf32/2");
+  for (int i = 0; i < 4; ++i) d[i] = out[i];
+}
+
+float round_tf32(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7f800000u) != 0x7f800000u) {  // finite: add half an ulp of TF32 to the magnitude, truncate
+    u += 0x1000u;
+    u &= 0xffffe000u;
+  }
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
 float shfl_xor(float v, int lane_mask) {
   Warp& w = my_warp();
   const int lane = my_lane();

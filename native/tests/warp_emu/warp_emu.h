@@ -88,6 +88,11 @@ void cp_wait(int pending);
 void ldmatrix_x4(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3, const void* p, bool trans);
 // mma.sync.m16n8k16 with fp32 accumulation, a and b bf16 (f16 = false) or fp16 (f16 = true).
 void mma_m16n8k16(float* d, const uint32_t* a, uint32_t b0, uint32_t b1, bool f16);
+// mma.sync.m16n8k8 with TF32 a and b (fp32 bits; the low 13 mantissa bits are ignored, as the
+// hardware does) and fp32 accumulation.
+void mma_m16n8k8_tf32(float* d, const uint32_t* a, uint32_t b0, uint32_t b1);
+// cvt.rna.tf32.f32: x rounded to TF32 (10 mantissa bits; to nearest, ties away from zero).
+float round_tf32(float x);
 float shfl_xor(float v, int lane_mask);
 void syncthreads();
 
