@@ -339,7 +339,7 @@ void AlignHead::backward(const Runner& r, const HeadActs& a, const HeadGrads& g,
     ag.dq = g.dqh;
     ag.dk = g.dkv;
     ag.dv = g.dkv + C;
-    r.ops().attention_backward(r.ex(), attn_args(a, s, shared_q), ag);
+    attention_backward_gemm(r, attn_args(a, s, shared_q), ag);
     float* gw_in = G(p.in_proj_w);
     float* gb_in = G(p.in_proj_b);
     r.linear_backward(k.in_proj.rows(0, C), s.n2, qrows, g.dqh, g.dt, gw_in, gb_in);

@@ -238,6 +238,12 @@ struct Runner {
 // CARZERO_MIXED_ATTENTION=0 turns it off; =1 also uses it on the CPU (tests).
 void encoder_attention(const Runner& r, const AttnArgs& a, bool training);
 void encoder_attention_backward(const Runner& r, const AttnArgs& a, const AttnGrads& g);
+// attention_backward (fp32 storage) through GEMMs on materialised scores (attention_gemm.cpp):
+// the alignment head's head size 192, which has no tensor-core backward kernel. Falls back to the
+// op where its preconditions fail (a key mask, a K/V memory shared across the batch, ...).
+// chunk_bytes bounds each of its two score buffers (items are taken in chunks that fit).
+void attention_backward_gemm(const Runner& r, const AttnArgs& a, const AttnGrads& g,
+                             int64_t chunk_bytes = int64_t{64} << 20);
 
 // Training-mode dropout (inverted, counter-based: ops.h dropout_*). The mask of a site is a pure
 // function of (seed, offset), so the backward regenerates it. Each site of the model has its own

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@
 #include "core/json.h"
 #include "core/status.h"
 #include "model/carzero.h"
+#include "model/graph.h"
 #include "model/safetensors.h"
 #include "tiny_model.h"
 
@@ -554,6 +556,59 @@ static void test_prepacked(const std::shared_ptr<Context>& ctx, const tiny::Dims
   same("score t2i, prepacked vs per-call packing", sr.t2i, su.t2i);
 }
 
+// attention_backward_gemm (the alignment head's backward through GEMMs) against the op's fused
+// backward, fp32, on the head's layouts: queries shared by every item (layer 0) or per item, K and
+// V interleaved in one (items, Tk, 2C) buffer; whole batch in one chunk, chunks of one item, and
+// uneven chunks of two. Gradients accumulate onto non-zero values.
+static void test_attention_gemm(const std::shared_ptr<Context>& ctx) {
+  std::printf("attention backward through GEMMs\n");
+  Runner r{*ctx};
+  const int64_t B = 5, NH = 3, Tq = 7, Tk = 11, D = 16, C = NH * D;
+  std::mt19937 rng(77);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  auto rnd = [&](int64_t n) {
+    std::vector<float> v(static_cast<size_t>(n));
+    for (auto& x : v) x = nd(rng);
+    return v;
+  };
+  for (const bool shared_q : {true, false}) {
+    const int64_t nq = (shared_q ? 1 : B) * Tq * C;
+    std::vector<float> q = rnd(nq), kv = rnd(B * Tk * 2 * C), dout = rnd(B * Tq * C);
+    std::vector<float> out(B * Tq * C), lse(B * NH * Tq);
+    AttnArgs a;
+    a.B = B, a.NH = NH, a.Tq = Tq, a.Tk = Tk, a.HS = D;
+    a.q = q.data(), a.ldq = C, a.q_bs = shared_q ? 0 : Tq * C;
+    a.k = kv.data(), a.v = kv.data() + C, a.ldk = a.ldv = 2 * C, a.k_bs = a.v_bs = Tk * 2 * C;
+    a.out = out.data(), a.ldo = C, a.o_bs = Tq * C;
+    a.scale = 1.0f / std::sqrt(static_cast<float>(D));
+    a.lse = lse.data();
+    r.ops().attention_forward(r.ex(), a);
+    const std::vector<float> dq0 = rnd(nq), dkv0 = rnd(B * Tk * 2 * C);
+    auto run = [&](bool gemm_path, int64_t chunk_bytes, std::vector<float>& dq, std::vector<float>& dkv) {
+      dq = dq0, dkv = dkv0;
+      AttnGrads g;
+      g.dout = dout.data(), g.dq = dq.data(), g.dk = dkv.data(), g.dv = dkv.data() + C;
+      if (gemm_path)
+        attention_backward_gemm(r, a, g, chunk_bytes);
+      else
+        r.ops().attention_backward(r.ex(), a, g);
+    };
+    std::vector<float> rq, rkv;
+    run(false, 0, rq, rkv);
+    const int64_t item = NH * Tq * Tk * 4;
+    for (const int64_t chunk_bytes : {int64_t{64} << 20, item, 2 * item}) {
+      std::vector<float> gq, gkv;
+      run(true, chunk_bytes, gq, gkv);
+      double worst = 0, changed = 0;
+      for (size_t i = 0; i < gq.size(); ++i) worst = std::max(worst, double(std::fabs(gq[i] - rq[i])));
+      for (size_t i = 0; i < gkv.size(); ++i) worst = std::max(worst, double(std::fabs(gkv[i] - rkv[i])));
+      for (size_t i = 0; i < gkv.size(); ++i) changed = std::max(changed, double(std::fabs(gkv[i] - dkv0[i])));
+      EXPECT(worst < 2e-5 && changed > 1e-2, "shared_q %d, chunk %lld bytes: worst |gemm - fused| %.3g (change %.3g)",
+             shared_q, static_cast<long long>(chunk_bytes), worst, changed);
+    }
+  }
+}
+
 int fixture_tests(const std::shared_ptr<Context>& ctx, int* checks, int* failures);
 int train_tests(const std::shared_ptr<Context>& ctx, int* checks, int* failures);
 
@@ -568,6 +623,7 @@ int main() {
     test_graphs(ctx, d, w, Precision::BF16);
     test_prepacked(ctx, d, w, Precision::FP32);
     test_prepacked(ctx, d, w, Precision::BF16);
+    test_attention_gemm(ctx);
     fixture_tests(ctx, &g_checks, &g_failures);
     train_tests(ctx, &g_checks, &g_failures);
   } catch (const std::exception& e) {
