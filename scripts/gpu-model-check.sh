@@ -11,10 +11,13 @@
 #   info     node dist/cli/main.js info --json
 #   autocast_tiny  tools/reference/autocast_bf16.py on test/fixtures/tiny on the device: PyTorch's
 #            bf16 autocast errors there (the bf16 bar, issue 15; docs/PRECISION.md)
-#   tiny     tools/parity/full-size.mjs on test/fixtures/tiny, fp32 (bound 1e-4) and bf16 (each
-#            tensor's relative Frobenius error at most autocast_tiny's)
+#   tf32_tiny  the same script with --tf32: PyTorch's fp32 model with allow_tf32 on the device (the
+#            tf32 bar)
+#   tiny     tools/parity/full-size.mjs on test/fixtures/tiny, fp32 (bound 1e-4), bf16 (each
+#            tensor's relative Frobenius error at most autocast_tiny's) and tf32 (at most tf32_tiny's)
 #   ref      the full-size PyTorch reference (tools/parity/gen_reference.py) unless present
 #   autocast tools/reference/autocast_bf16.py on the full-size reference, on the device
+#   tf32_ref the same with --tf32
 #   parity   tools/parity/full-size.mjs: convert, then bf16 (at most autocast's error, tensor by
 #            tensor; 2e-2 max relative error if the autocast step could not run) and fp32 (bound
 #            1e-4) on the device; if our image decoding differs from this machine's cv2, again on
@@ -265,8 +268,13 @@ if [ -n "$PY" ]; then
   step autocast_tiny 60 "$PY" tools/reference/autocast_bf16.py --fixtures test/fixtures/tiny --device "$DEV" \
     --out "$LOGS/autocast_tiny.json" && TINY_AC=(--autocast "$LOGS/autocast_tiny.json")
 fi
-step tiny 60 "$NODE" tools/parity/full-size.mjs test/fixtures/tiny --device "$DEV" --precision fp32,bf16 \
-  "${TINY_AC[@]}" --json "$LOGS/tiny.json"
+TINY_TF=(--tf32-ref none)
+if [ -n "$PY" ]; then
+  step tf32_tiny 60 "$PY" tools/reference/autocast_bf16.py --tf32 --fixtures test/fixtures/tiny --device "$DEV" \
+    --out "$LOGS/tf32_tiny.json" && TINY_TF=(--tf32-ref "$LOGS/tf32_tiny.json")
+fi
+step tiny 60 "$NODE" tools/parity/full-size.mjs test/fixtures/tiny --device "$DEV" --precision fp32,bf16,tf32 \
+  "${TINY_AC[@]}" "${TINY_TF[@]}" --json "$LOGS/tiny.json"
 
 # ---------------------------------------------------------------- reference
 if [ -f "$REF/outputs/index.json" ] && [ -f "$REF/carzero-full.ckpt" ]; then
@@ -282,13 +290,19 @@ if [ -f "$REF/outputs/index.json" ] && [ -n "$PY" ]; then
   step autocast 240 "$PY" tools/reference/autocast_bf16.py --fixtures "$REF" --device "$DEV" \
     --out "$LOGS/autocast.json" && PARITY_AC=(--autocast "$LOGS/autocast.json")
 fi
+# PyTorch's fp32 model with allow_tf32 on the same card: the parity's tf32 bar.
+PARITY_TF=(--tf32-ref none)
+if [ -f "$REF/outputs/index.json" ] && [ -n "$PY" ]; then
+  step tf32_ref 240 "$PY" tools/reference/autocast_bf16.py --tf32 --fixtures "$REF" --device "$DEV" \
+    --out "$LOGS/tf32_ref.json" && PARITY_TF=(--tf32-ref "$LOGS/tf32_ref.json")
+fi
 
 # ---------------------------------------------------------------- full-size parity
 PARITY_RC=99
 if [ -f "$REF/outputs/index.json" ]; then
   rm -rf "$MODEL_DIR"
-  step parity 240 "$NODE" tools/parity/full-size.mjs "$REF" --device "$DEV" --precision bf16,fp32 --keep "$MODEL_DIR" \
-    "${PARITY_AC[@]}" --json "$LOGS/parity.json"
+  step parity 300 "$NODE" tools/parity/full-size.mjs "$REF" --device "$DEV" --precision bf16,fp32,tf32 \
+    --keep "$MODEL_DIR" "${PARITY_AC[@]}" "${PARITY_TF[@]}" --json "$LOGS/parity.json"
   PARITY_RC=$?
   if grep -q '"pixels_ok": false' "$LOGS/parity.json" 2>/dev/null; then
     log "our image decoding differs from the reference's (this machine's cv2):" \
@@ -415,6 +429,7 @@ const steps = fs.readFileSync(path.join(logs, 'steps.tsv'), 'utf8').trim().split
 const rep = { tool: 'scripts/gpu-model-check.sh', device: dev, batch: +batch, date: new Date().toISOString(), steps,
   info: load('info.json'), tiny: load('tiny.json'), parity: load('parity.json'),
   autocast_tiny: load('autocast_tiny.json'), autocast: load('autocast.json'),
+  tf32_tiny: load('tf32_tiny.json'), tf32_ref: load('tf32_ref.json'),
   parity_refpx: load('parity_refpx.json'),
   train: load('train.json'), oom: load('oom.json'), nccl: load('nccl.json'), bench_train: load('bench_train.json'),
   bench_torch_train: load('bench_torch_train.json'), bench_native: load('bench_native.json'),
@@ -441,7 +456,7 @@ const vsAutocast = (r) => (r.max_vs_autocast === undefined ? {} : {
   max_vs_autocast: r.max_vs_autocast,
   vs_autocast: Object.fromEntries((r.results ?? []).map((x) => [x.name,
     { rel_fro: x.vs_autocast, max_rel: x.vs_autocast_max_rel }])) });
-for (const prec of ['bf16', 'fp32']) {
+for (const prec of ['bf16', 'fp32', 'tf32']) {
   const r = runOf(rep.parity, prec);
   v[`parity_${prec}`] = r
     ? { ok: r.ok, max_rel_err: r.max_rel_err, bound: r.bound, pixels_ok: r.pixels?.ok, ...vsAutocast(r) }
@@ -455,6 +470,9 @@ const tf = runOf(rep.tiny, 'fp32');
 v.tiny_fp32 = tf ? { ok: tf.ok, max_rel_err: tf.max_rel_err } : { ok: false, note: rep.tiny?.error ?? 'did not run' };
 const tb = runOf(rep.tiny, 'bf16');
 v.tiny_bf16 = tb ? { ok: tb.ok, max_rel_err: tb.max_rel_err, bound: tb.bound, ...vsAutocast(tb) }
+  : { ok: false, note: rep.tiny?.error ?? 'did not run' };
+const tt = runOf(rep.tiny, 'tf32');
+v.tiny_tf32 = tt ? { ok: tt.ok, max_rel_err: tt.max_rel_err, bound: tt.bound, ...vsAutocast(tt) }
   : { ok: false, note: rep.tiny?.error ?? 'did not run' };
 const B = +batch;
 const nat = rep.bench_native?.results?.find(
@@ -560,8 +578,8 @@ if (rep.bench_train || rep.bench_torch_train) {
 rep.verdict = v;
 const skipped = new Set(steps.filter((s) => s.rc === 126).map((s) => s.name));
 const opsFull = steps.find((s) => s.name === 'ops_full');
-const parityOk = (skipped.has('tiny') || (v.tiny_fp32.ok && v.tiny_bf16.ok)) &&
-  (skipped.has('parity') || (v.parity_bf16.ok && v.parity_fp32.ok)) &&
+const parityOk = (skipped.has('tiny') || (v.tiny_fp32.ok && v.tiny_bf16.ok && v.tiny_tf32.ok)) &&
+  (skipped.has('parity') || (v.parity_bf16.ok && v.parity_fp32.ok && v.parity_tf32.ok)) &&
   !(rep.ops && rep.ops.failed > 0) && !(opsFull && opsFull.rc !== 0) && !(rep.train && !rep.train.ok) &&
   !(rep.oom && !rep.oom.ok) && !(rep.nccl && !rep.nccl.ok) &&
   !opsAlt.some((s) => s.rc !== 0 && s.rc !== 126);

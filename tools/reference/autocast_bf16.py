@@ -22,6 +22,10 @@ With --weights-only it also records "bf16_weights_only": the errors of a float64
 Linear weights alone are rounded to bf16, as autocast and our bf16 path both round them: the part of
 the error the two share (the score MLP excepted: ours keeps it fp32; docs/PRECISION.md).
 Writes FILE (default DIR/outputs/autocast-bf16.json on the CPU, autocast-bf16-cuda.json on CUDA).
+
+With --tf32 it measures instead the fp32 pipeline with torch.backends.cuda.matmul.allow_tf32 on
+(what our precision 'tf32' is held to; tf32.json / tf32-cuda.json). TF32 exists only on CUDA: on
+the CPU the numbers are fp32's.
 Deterministic on the CPU: the same torch build gives the same file.
 """
 
@@ -101,6 +105,9 @@ def main():
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--out")
     ap.add_argument("--weights-only", action="store_true")
+    ap.add_argument("--tf32", action="store_true",
+                    help="measure the fp32 model with allow_tf32 on (PyTorch's TF32; the bar of our precision "
+                         "tf32) instead of bf16 autocast; on the CPU TF32 does not exist and this is fp32")
     a = ap.parse_args()
     fx = os.path.abspath(a.fixtures)
     dev = torch.device(a.device)
@@ -137,12 +144,20 @@ def main():
     fp32 = errors_of(run(False), refs)
     worst = max(e["max_rel"] for e in fp32.values())
     assert worst < 1e-4, f"the fp32 pass does not reproduce outputs/ ({worst:.2e}): {fp32}"
-    errors = errors_of(run(True), refs)
+    if a.tf32:
+        if a.device == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        errors = errors_of(run(False), refs)
+    else:
+        errors = errors_of(run(True), refs)
+    what = "fp32 with allow_tf32 (TF32 matmuls)" if a.tf32 else "autocast (bfloat16)"
     out = {
-        "note": ("PyTorch autocast (bfloat16) on this fixture's model and inputs: per output tensor, rel_fro = "
-                 "||autocast - reference|| / ||reference|| and max_rel = max |autocast - reference| / max "
+        "mode": "tf32" if a.tf32 else "autocast-bf16",
+        "note": (f"PyTorch {what} on this fixture's model and inputs: per output tensor, rel_fro = "
+                 "||torch - reference|| / ||reference|| and max_rel = max |torch - reference| / max "
                  "|reference|, the reference being outputs/<name>.f32 (float64 computation); fp32_max_rel: the "
-                 "same pipeline without autocast. Made by tools/reference/autocast_bf16.py."),
+                 "same pipeline in fp32 (no autocast, TF32 off). Made by tools/reference/autocast_bf16.py."),
         "torch": torch.__version__,
         "device": a.device,
         "device_name": torch.cuda.get_device_name(0) if a.device == "cuda" else "cpu",
@@ -162,7 +177,8 @@ def main():
                     for w in (mod.in_proj_weight, mod.out_proj.weight):
                         w.copy_(w.to(torch.bfloat16).double())
         out["bf16_weights_only"] = errors_of(run(False, m64, pixels.double()), refs)
-    dst = a.out or os.path.join(fx, "outputs", "autocast-bf16.json" if a.device == "cpu" else "autocast-bf16-cuda.json")
+    stem = "tf32" if a.tf32 else "autocast-bf16"
+    dst = a.out or os.path.join(fx, "outputs", f"{stem}.json" if a.device == "cpu" else f"{stem}-cuda.json")
     with open(dst, "w") as f:
         json.dump(out, f, indent=1)
         f.write("\n")
