@@ -584,12 +584,15 @@ static void test_attention_gemm(const std::shared_ptr<Context>& ctx) {
     a.lse = lse.data();
     r.ops().attention_forward(r.ex(), a);
     const std::vector<float> dq0 = rnd(nq), dkv0 = rnd(B * Tk * 2 * C);
-    auto run = [&](bool gemm_path, int64_t chunk_bytes, std::vector<float>& dq, std::vector<float>& dkv) {
+    Runner rb{*ctx};  // mixed precision: the GEMMs at bf16
+    rb.compute = DType::BF16;
+    auto run = [&](bool gemm_path, int64_t chunk_bytes, std::vector<float>& dq, std::vector<float>& dkv,
+                   const Runner* with = nullptr) {
       dq = dq0, dkv = dkv0;
       AttnGrads g;
       g.dout = dout.data(), g.dq = dq.data(), g.dk = dkv.data(), g.dv = dkv.data() + C;
       if (gemm_path)
-        attention_backward_gemm(r, a, g, chunk_bytes);
+        attention_backward_gemm(with ? *with : r, a, g, chunk_bytes);
       else
         r.ops().attention_backward(r.ex(), a, g);
     };
@@ -606,6 +609,22 @@ static void test_attention_gemm(const std::shared_ptr<Context>& ctx) {
       EXPECT(worst < 2e-5 && changed > 1e-2, "shared_q %d, chunk %lld bytes: worst |gemm - fused| %.3g (change %.3g)",
              shared_q, static_cast<long long>(chunk_bytes), worst, changed);
     }
+    // bf16 GEMMs: the increments within bf16 rounding of the fp32 ones (relative Frobenius error),
+    // and not equal to them
+    std::vector<float> bq, bkv;
+    run(true, item, bq, bkv, &rb);
+    double num = 0, den = 0;
+    auto acc = [&](const std::vector<float>& got, const std::vector<float>& ref, const std::vector<float>& base) {
+      for (size_t i = 0; i < got.size(); ++i) {
+        const double d = double(got[i]) - ref[i], inc = double(ref[i]) - base[i];
+        num += d * d, den += inc * inc;
+      }
+    };
+    acc(bq, rq, dq0);
+    acc(bkv, rkv, dkv0);
+    const double rel = std::sqrt(num / den);
+    EXPECT(rel < 1e-2 && rel > 1e-5, "shared_q %d, bf16 GEMMs: relative error of the gradients %.3g", shared_q, rel);
+    std::printf("  bf16 GEMMs, shared_q %d: relative error of the gradients %.3g\n", shared_q, rel);
   }
 }
 
