@@ -5,7 +5,7 @@
 #   1. op parity: every harness case on the CUDA backend (test_ops -b cuda) vs float64 references
 #      (CARZERO_GPU_CHECK_PARITY=0 skips it when the caller already ran it)
 #   2. GPU op benchmarks (bench_cuda: GEMM vs cuBLAS direct, attention fwd/bwd, three shapes)
-#   3. PyTorch SDPA (bf16) on the same shapes (bench/gpu/sdpa_bench.py)
+#   3. PyTorch SDPA (bf16, f16, and f32 with allow_tf32) on the same shapes (bench/gpu/sdpa_bench.py)
 #   4. compute-sanitizer memcheck and racecheck over a reduced list of CUDA cases
 #      (CARZERO_GPU_CHECK_SANITIZER="memcheck" runs one tool, "" none)
 #   5. a merged JSON report: $OUT/gpu_report.json (or bench/out/gpu_report.json)
@@ -88,6 +88,8 @@ timeout 120 "${CARZERO_PYTHON:-python3}" "$ROOT/bench/gpu/sdpa_bench.py" --json 
   | tee "$OUTDIR/sdpa.log" | tail -12
 timeout 120 "${CARZERO_PYTHON:-python3}" "$ROOT/bench/gpu/sdpa_bench.py" --dtype f16 --json "$OUTDIR/sdpa_f16.json" \
   >> "$OUTDIR/sdpa.log" 2>&1
+timeout 120 "${CARZERO_PYTHON:-python3}" "$ROOT/bench/gpu/sdpa_bench.py" --dtype f32 --tf32 \
+  --json "$OUTDIR/sdpa_tf32.json" >> "$OUTDIR/sdpa.log" 2>&1
 
 # 4. sanitizer (reduced case list: one small case per op family; names are test_ops -o filters)
 SAN_RC=0
@@ -110,6 +112,7 @@ SAN_CASES=(
   "fwd,bf16)"
   "fwd+bwd,bf16)"
   "fwd+bwd,f16)"
+  "fwd,tf32)"
   "add_layernorm"
   "copy2d"
   "c=bf16)"
@@ -149,49 +152,45 @@ parity = {"rc": parity_rc, "passed": int(m.group(1)) if m else None,
           "skipped": int(m.group(3) or 0) if m else None,
           "failures": re.findall(r"^  FAIL (.*)$", log, re.M)}
 ours, sdpa = load("bench_cuda.json"), load("sdpa.json")
-cmp = []
-for r in sdpa.get("results", []):
-    if "fwd" not in r.get("impl", ""):
-        continue
-    mine = [x for x in ours.get("results", []) if x.get("shape") == r["shape"] and x.get("impl") == "carzero fwd"
-            and x.get("dtype") == "bf16"]
-    if mine and mine[0].get("ms"):
-        row = {"shape": r["shape"], "carzero_bf16_ms": mine[0]["ms"], "sdpa_bf16_ms": r["ms"],
+
+
+def vs_sdpa(sdpa_rows, kind, dtype, opt_in=False):
+    """Our attention rows of `kind` (fwd or bwd) stored as `dtype` against SDPA's on the same shapes;
+    with opt_in, also the opt-in forward kernels (CARZERO_ATTN_KERNEL=persist|tiled|wide|...)."""
+    rows = []
+    for r in sdpa_rows.get("results", []):
+        if kind not in r.get("impl", ""):
+            continue
+        mine = [x for x in ours.get("results", []) if x.get("shape") == r["shape"]
+                and x.get("impl") == "carzero " + kind and x.get("dtype") == dtype]
+        if not (mine and mine[0].get("ms") and r.get("ms")):
+            rows.append({"shape": r["shape"], f"carzero_{dtype}_ms": None, f"sdpa_{dtype}_ms": r.get("ms"),
+                         "note": mine[0].get("note") if mine else "no carzero row"})
+            continue
+        row = {"shape": r["shape"], f"carzero_{dtype}_ms": mine[0]["ms"], f"sdpa_{dtype}_ms": r["ms"],
                "speedup_vs_sdpa": r["ms"] / mine[0]["ms"], "kernel": mine[0].get("note")}
-        # the opt-in forward kernels (CARZERO_ATTN_KERNEL=persist|tiled|wide|wide8), same shape
-        alts = [x for x in ours.get("results", []) if x.get("shape") == r["shape"] and
-                x.get("impl", "").startswith("carzero fwd ") and x.get("ms")]
+        alts = [x for x in ours.get("results", []) if opt_in and x.get("shape") == r["shape"]
+                and x.get("impl", "").startswith("carzero fwd ") and x.get("ms")]
         if alts:
             row["opt_in"] = {x["impl"][len("carzero fwd "):]: {"ms": x["ms"], "speedup_vs_sdpa": r["ms"] / x["ms"],
                                                                "plan": x.get("note")} for x in alts}
-        cmp.append(row)
-    else:
-        cmp.append({"shape": r["shape"], "carzero_bf16_ms": None, "sdpa_bf16_ms": r.get("ms"),
-                    "note": mine[0].get("note") if mine else "no carzero row"})
-# the backward (dq, dk, dv from dout), bf16, against SDPA's on the same shapes
-cmp_bwd = []
-for r in sdpa.get("results", []):
-    if "bwd" not in r.get("impl", ""):
-        continue
-    mine = [x for x in ours.get("results", []) if x.get("shape") == r["shape"] and x.get("impl") == "carzero bwd"
-            and x.get("dtype") == "bf16"]
-    if mine and mine[0].get("ms") and r.get("ms"):
-        cmp_bwd.append({"shape": r["shape"], "carzero_bf16_ms": mine[0]["ms"], "sdpa_bf16_ms": r["ms"],
-                        "speedup_vs_sdpa": r["ms"] / mine[0]["ms"], "kernel": mine[0].get("note")})
-# fp16 storage against SDPA fp16 (forward), same card
-cmp_f16 = []
-for r in load("sdpa_f16.json").get("results", []):
-    mine = [x for x in ours.get("results", []) if x.get("shape") == r["shape"] and x.get("impl") == "carzero fwd"
-            and x.get("dtype") == "f16"]
-    if "fwd" in r.get("impl", "") and mine and mine[0].get("ms") and r.get("ms"):
-        cmp_f16.append({"shape": r["shape"], "carzero_f16_ms": mine[0]["ms"], "sdpa_f16_ms": r["ms"],
-                        "speedup_vs_sdpa": r["ms"] / mine[0]["ms"]})
+        rows.append(row)
+    return rows
+
+
+cmp = vs_sdpa(sdpa, "fwd", "bf16", opt_in=True)
+cmp_bwd = vs_sdpa(sdpa, "bwd", "bf16")  # dq, dk, dv from dout
+cmp_f16 = vs_sdpa(load("sdpa_f16.json"), "fwd", "f16")
+# precision tf32 (fp32 storage, TF32 tensor cores) against SDPA on fp32 with allow_tf32
+cmp_tf32 = vs_sdpa(load("sdpa_tf32.json"), "fwd", "tf32")
 report = {"parity": parity, "sanitizer_rc": san_rc, "bench_cuda": ours, "sdpa": sdpa,
           "sdpa_f16": load("sdpa_f16.json"), "attention_fwd_f16_vs_sdpa": cmp_f16,
+          "sdpa_tf32": load("sdpa_tf32.json"), "attention_fwd_tf32_vs_sdpa": cmp_tf32,
           "attention_fwd_vs_sdpa": cmp, "attention_bwd_vs_sdpa": cmp_bwd}
 json.dump(report, open(os.path.join(out, "gpu_report.json"), "w"), indent=1)
 print(json.dumps({"parity": {k: parity[k] for k in ("passed", "failed", "skipped")}, "sanitizer_rc": san_rc,
-                  "attention_fwd_vs_sdpa": cmp, "attention_bwd_vs_sdpa": cmp_bwd}, indent=1))
+                  "attention_fwd_vs_sdpa": cmp, "attention_bwd_vs_sdpa": cmp_bwd,
+                  "attention_fwd_tf32_vs_sdpa": cmp_tf32}, indent=1))
 PY
 log "report: $OUTDIR/gpu_report.json"
 if [ $PARITY_RC -ne 0 ]; then

@@ -35,13 +35,20 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", default="bench/out/sdpa.json")
     ap.add_argument("--dtype", default="bf16")
+    ap.add_argument("--tf32", action="store_true",
+                    help="with --dtype f32: allow TF32 (torch.backends.cuda.matmul.allow_tf32), the baseline "
+                         "of carzero's precision tf32; rows are labelled dtype tf32")
     args = ap.parse_args()
+    if args.tf32 and args.dtype != "f32":
+        ap.error("--tf32 needs --dtype f32")
+    label = "tf32" if args.tf32 else args.dtype
     if not torch.cuda.is_available():
         print("sdpa_bench: no CUDA device visible to PyTorch")
         json.dump({"available": False}, open(args.json, "w"))
         return 0
     dt = {"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32}[args.dtype]
     dev = torch.device("cuda")
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
     rows = []
     for name, B, NH, Tq, Tk, HS, use_mask, kshared in SHAPES:
         # (B, T, NH, HS) storage viewed as (B, NH, T, HS): the layout carzero uses.
@@ -62,7 +69,7 @@ def main():
             fwd = lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
             with torch.no_grad():
                 ms = timed(lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
-            rows.append({"shape": name, "impl": "torch sdpa fwd", "dtype": args.dtype, "ms": ms,
+            rows.append({"shape": name, "impl": "torch sdpa fwd", "dtype": label, "ms": ms,
                          "tflops": flop / ms / 1e9})
             out = fwd()
             g = torch.randn_like(out)
@@ -73,10 +80,10 @@ def main():
 
             ms_fb = timed(bwd)
             ms_b = max(ms_fb - ms, 1e-6)
-            rows.append({"shape": name, "impl": "torch sdpa bwd", "dtype": args.dtype, "ms": ms_b,
+            rows.append({"shape": name, "impl": "torch sdpa bwd", "dtype": label, "ms": ms_b,
                          "tflops": 2.5 * flop / ms_b / 1e9})
         except Exception as e:  # a shape a backend refuses: record it, keep going
-            rows.append({"shape": name, "impl": "torch sdpa", "dtype": args.dtype, "error": str(e)})
+            rows.append({"shape": name, "impl": "torch sdpa", "dtype": label, "error": str(e)})
     for r in rows:
         print("%-40s %-16s %-5s %10s %9s" % (r["shape"], r["impl"], r["dtype"],
                                             "%.4f" % r.get("ms", float("nan")),
