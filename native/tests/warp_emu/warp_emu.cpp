@@ -292,68 +292,63 @@ void ldmatrix_x4(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3, const v
   r0 = r[0], r1 = r[1], r2 = r[2], r3 = r[3];
 }
 
-// mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}.{bf16,f16}.f32, with g = lane / 4, t = lane % 4:
-// A (16 x 16): a0 = (g, 2t..2t+1), a1 = (g + 8, 2t..), a2 = (g, 2t + 8..), a3 = (g + 8, 2t + 8..);
-// B (16 x 8):  b0 = (k 2t..2t+1, n g), b1 = (k 2t + 8.., n g);
-// C, D (16 x 8): d0, d1 = (g, 2t..2t+1), d2, d3 = (g + 8, 2t..2t+1). Low halves hold the lower index.
-void mma_m16n8k16(float* d, const uint32_t* a, uint32_t b0, uint32_t b1, bool f16) {
+// What the mma emulations share: each lane publishes its fragments and waits for the warp; then
+// D (16 x 8) += A (16 x K) B (K x 8) for this lane's four elements, the operands read from the
+// published fragments by elem_a(w, r, k) and elem_b(w, k, n); a second wait (no lane overwrites its
+// fragments before every lane has read them), then d is stored. C and D, with g = lane / 4 and
+// t = lane % 4: d0, d1 = (g, 2t..2t+1), d2, d3 = (g + 8, 2t..2t+1).
+template <int K, class EA, class EB>
+void warp_mma(float* d, const uint32_t* a, uint32_t b0, uint32_t b1, const char* what, const char* what2, EA elem_a,
+              EB elem_b) {
   Warp& w = my_warp();
   const int lane = my_lane();
   for (int i = 0; i < 4; ++i) w.a[lane][i] = a[i];
   w.b[lane][0] = b0, w.b[lane][1] = b1;
-  warp_arrive(f16 ? "mma.f16" : "mma.bf16");
+  warp_arrive(what);
   if (lane == 0) ++g_work.mma;
-  auto A = [&](int r, int k) {
-    const int src = (r % 8) * 4 + (k % 8) / 2, reg = r / 8 + 2 * (k / 8);
-    const uint16_t v = half_of(w.a[src][reg], k % 2);
-    return f16 ? hf(v) : bf(v);
-  };
-  auto B = [&](int k, int n) {
-    const int src = n * 4 + (k % 8) / 2;
-    const uint16_t v = half_of(w.b[src][k / 8], k % 2);
-    return f16 ? hf(v) : bf(v);
-  };
   const int g = lane / 4, t = lane % 4;
   float out[4];
   for (int i = 0; i < 4; ++i) {
     const int r = g + 8 * (i / 2), n = 2 * t + (i % 2);
     float acc = d[i];
-    for (int k = 0; k < 16; ++k) acc += A(r, k) * B(k, n);
+    for (int k = 0; k < K; ++k) acc += elem_a(w, r, k) * elem_b(w, k, n);
     out[i] = acc;
   }
-  warp_arrive(f16 ? "mma.f16/2" : "mma.bf16/2");
+  warp_arrive(what2);
   for (int i = 0; i < 4; ++i) d[i] = out[i];
+}
+
+// mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}.{bf16,f16}.f32, with g = lane / 4, t = lane % 4:
+// A (16 x 16): a0 = (g, 2t..2t+1), a1 = (g + 8, 2t..), a2 = (g, 2t + 8..), a3 = (g + 8, 2t + 8..);
+// B (16 x 8):  b0 = (k 2t..2t+1, n g), b1 = (k 2t + 8.., n g). Low halves hold the lower index.
+void mma_m16n8k16(float* d, const uint32_t* a, uint32_t b0, uint32_t b1, bool f16) {
+  warp_mma<16>(
+      d, a, b0, b1, f16 ? "mma.f16" : "mma.bf16", f16 ? "mma.f16/2" : "mma.bf16/2",
+      [f16](const Warp& w, int r, int k) {
+        const uint16_t v = half_of(w.a[(r % 8) * 4 + (k % 8) / 2][r / 8 + 2 * (k / 8)], k % 2);
+        return f16 ? hf(v) : bf(v);
+      },
+      [f16](const Warp& w, int k, int n) {
+        const uint16_t v = half_of(w.b[n * 4 + (k % 8) / 2][k / 8], k % 2);
+        return f16 ? hf(v) : bf(v);
+      });
 }
 
 // mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32, with g = lane / 4, t = lane % 4:
 // A (16 x 8): a0 = (g, t), a1 = (g + 8, t), a2 = (g, t + 4), a3 = (g + 8, t + 4);
-// B (8 x 8):  b0 = (k t, n g), b1 = (k t + 4, n g);
-// C, D as m16n8k16. Each operand keeps its sign, exponent and top 10 mantissa bits.
+// B (8 x 8):  b0 = (k t, n g), b1 = (k t + 4, n g).
+// Each operand keeps its sign, exponent and top 10 mantissa bits.
 void mma_m16n8k8_tf32(float* d, const uint32_t* a, uint32_t b0, uint32_t b1) {
-  Warp& w = my_warp();
-  const int lane = my_lane();
-  for (int i = 0; i < 4; ++i) w.a[lane][i] = a[i];
-  w.b[lane][0] = b0, w.b[lane][1] = b1;
-  warp_arrive("mma.tf32");
-  if (lane == 0) ++g_work.mma;
   auto tf = [](uint32_t bits) {
     bits &= 0xffffe000u;
     float f;
     std::memcpy(&f, &bits, 4);
     return f;
   };
-  auto A = [&](int r, int k) { return tf(w.a[(r % 8) * 4 + k % 4][r / 8 + 2 * (k / 4)]); };
-  auto B = [&](int k, int n) { return tf(w.b[n * 4 + k % 4][k / 4]); };
-  const int g = lane / 4, t = lane % 4;
-  float out[4];
-  for (int i = 0; i < 4; ++i) {
-    const int r = g + 8 * (i / 2), n = 2 * t + (i % 2);
-    float acc = d[i];
-    for (int k = 0; k < 8; ++k) acc += A(r, k) * B(k, n);
-    out[i] = acc;
-  }
-  warp_arrive("mma.tf32/2");
-  for (int i = 0; i < 4; ++i) d[i] = out[i];
+  warp_mma<8>(
+      d, a, b0, b1, "mma.tf32", "mma.tf32/2",
+      [&](const Warp& w, int r, int k) { return tf(w.a[(r % 8) * 4 + k % 4][r / 8 + 2 * (k / 4)]); },
+      [&](const Warp& w, int k, int n) { return tf(w.b[n * 4 + k % 4][k / 4]); });
 }
 
 float round_tf32(float x) {
