@@ -49,7 +49,9 @@ void attention_backward_gemm(const Runner& r, const AttnArgs& a, const AttnGrads
   struct Src {
     const void* base;
     DType t;
-    const void* at(int64_t off) const { return static_cast<const char*>(base) + off * (t == DType::BF16 ? 2 : 4); }
+    const void* at(int64_t off) const {
+      return static_cast<const char*>(base) + off * static_cast<int64_t>(dtype_size(t));
+    }
   };
   std::vector<Tensor> copies;  // this chunk's bf16 copies
   auto src = [&](const float* p, int64_t span) -> Src {
