@@ -32,6 +32,10 @@
 #            fp16, fp32; PyTorch AMP fp16 and bf16) with nvidia-smi peak memory
 #   bench_native  build/bench_model --device DEV (C++, random full-size weights, B up to 256)
 #   bench_node    bench/gpu/model-bench.mjs (the package: embed, score, classify images/s)
+#   feed     bench/gpu/feed-bench.mjs (issue 14): classifyStream through the decode pool (every
+#            core) on N paths of the staged 2048 x 2500 and 256 x 256 PNGs, bf16, beside one
+#            thread's decode time, ours and (where the python has cv2) OpenCV's; verdicts
+#            feed_full (>= cores x cv2's single-thread rate) and feed_small (>= 3,000 images/s)
 #   bench_torch   bench/gpu/torch_model_bench.py (timm ViT-B/16 eager bf16/fp32/tf32 with SDPA,
 #                 torch.compile bf16; BERT-base L = 97 eager): the verdict's speed_vit_bf16,
 #                 speed_vit_tf32 and speed_bert_bf16 ratios against bench_node (precisions fp32,
@@ -70,9 +74,11 @@ WORK=${CARZERO_GPU_CHECK_WORK:-/tmp/carzero-gpu-work}
 MODEL_DIR=$WORK/model
 case "$DEV" in
   cuda) BATCH=${CARZERO_GPU_CHECK_BATCH:-256}; NATIVE_BATCHES="1,8,32,$BATCH"; REPS=10; WARMUP=2
-        TORCH_MODES=${CARZERO_GPU_CHECK_TORCH_MODES:-eager,compile}; E2E=64 ;;
+        TORCH_MODES=${CARZERO_GPU_CHECK_TORCH_MODES:-eager,compile}; E2E=64
+        FEED_FULL=512; FEED_SMALL=4096; FEED_REPS=3 ;;
   cpu)  BATCH=${CARZERO_GPU_CHECK_BATCH:-2}; NATIVE_BATCHES="1,$BATCH"; REPS=1; WARMUP=1
-        TORCH_MODES=${CARZERO_GPU_CHECK_TORCH_MODES:-eager,compile}; E2E=2 ;;
+        TORCH_MODES=${CARZERO_GPU_CHECK_TORCH_MODES:-eager,compile}; E2E=2
+        FEED_FULL=4; FEED_SMALL=8; FEED_REPS=1 ;;
   *) echo "gpu-model-check: CARZERO_GPU_CHECK_DEVICE must be cuda or cpu, got $DEV" >&2; exit 2 ;;
 esac
 rm -rf "$WORK/logs"
@@ -353,6 +359,20 @@ if [ -f "$MODEL_DIR/model.safetensors" ]; then
 else
   log "bench_node: no converted model ($MODEL_DIR): skipped"
 fi
+# Issue 14's GPU lines: classify end to end through the decode pool (every core decoding) on
+# 2048 x 2500 and on 256 x 256 PNGs (bench/gpu/feed-bench.mjs; files staged by gpu-stage.sh).
+CV2_PY=""  # a python that imports cv2, for OpenCV's single-thread time (the full-size bar)
+for c in ${PY:-} python3 /usr/bin/python3; do
+  if "$c" -c 'import cv2' >/dev/null 2>&1; then CV2_PY=$c; break; fi
+done
+if [ -f "$MODEL_DIR/model.safetensors" ] && [ -f .gpu/feed/png8-2048x2500.png ]; then
+  step feed 120 "$NODE" bench/gpu/feed-bench.mjs --model "$MODEL_DIR" --device "$DEV" --precision bf16 \
+    --full .gpu/feed/png8-2048x2500.png --small .gpu/feed/png8-256x256.png --full-count "$FEED_FULL" \
+    --small-count "$FEED_SMALL" --batch "$BATCH" --reps "$FEED_REPS" --python "${CV2_PY:-python3}" \
+    --json "$LOGS/feed.json"
+else
+  log "feed: no converted model ($MODEL_DIR) or no .gpu/feed files (scripts/gpu-stage.sh): skipped"
+fi
 if [ -n "$PY" ]; then
   step bench_torch 240 env PYTHONUNBUFFERED=1 "$PY" bench/gpu/torch_model_bench.py --device "$DEV" --batch "$BATCH" \
     --dtypes bf16,fp32,tf32 --modes "$TORCH_MODES" --compile-dtypes bf16 --reps "$REPS" --warmup "$WARMUP" \
@@ -433,7 +453,7 @@ const rep = { tool: 'scripts/gpu-model-check.sh', device: dev, batch: +batch, da
   parity_refpx: load('parity_refpx.json'),
   train: load('train.json'), oom: load('oom.json'), nccl: load('nccl.json'), bench_train: load('bench_train.json'),
   bench_torch_train: load('bench_torch_train.json'), bench_native: load('bench_native.json'),
-  bench_node: load('bench_node.json'), bench_torch: load('bench_torch.json'),
+  bench_node: load('bench_node.json'), bench_torch: load('bench_torch.json'), feed: load('feed.json'),
   bench_torch_loop: load('bench_torch_loop.json') };
 const ops = fs.existsSync(path.join(logs, 'ops.log')) ? fs.readFileSync(path.join(logs, 'ops.log'), 'utf8') : '';
 const opsAlt = steps.filter((s) =>
@@ -574,6 +594,16 @@ if (rep.bench_train || rep.bench_torch_train) {
     v.train_peak_mib.ours_per_child_note =
       'one per bench_train child in run order: recompute false then true, each over the precisions; nvidia-smi MiB';
   } catch { /* no memlog */ }
+}
+// Issue 14: the image feed end to end (bench/gpu/feed-bench.mjs); pass is null where no bar applies
+// (no cv2 on the machine for the full-size one, or not a GPU run).
+for (const k of ['full', 'small']) {
+  const r = rep.feed?.rows?.find((x) => x.file === k);
+  v[`feed_${k}`] = r
+    ? { pass: r.pass, images_per_s: r.images_per_s, bar: r.bar, bar_what: r.bar_what, cores: rep.feed.cores,
+        decode_threads: rep.feed.decode_threads, ours_one_thread_ms: r.ours_one_thread_ms,
+        cv2_one_thread_ms: r.cv2_one_thread_ms, cv2_unavailable: rep.feed.cv2_unavailable }
+    : { pass: null, note: rep.feed?.error ?? 'did not run' };
 }
 rep.verdict = v;
 const skipped = new Set(steps.filter((s) => s.rc === 126).map((s) => s.name));

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # gpu-stage.sh: run HERE (the dev machine) before a GPU session. Builds what the GPU machine needs
 # and cannot make itself (it has no Node, no network) into the ignored folder .gpu/:
-#   .gpu/node.xz          this machine's Node binary, xz-compressed (unpacked to /tmp there)
+#   .gpu/node.xz          this machine's Node binary, stripped and xz-compressed (unpacked to /tmp there)
 #   .gpu/node_modules/    the package's production dependencies only (npm ci --omit=dev)
 #   .gpu/bin.tar.xz       dist/ (tsc), build/Release/carzero.node (the CUDA-enabled addon, with the
 #                         experimental kernels of native/dev: CARZERO_DEV_KERNELS=ON) and
 #                         build/{bench_model,test_ops,bench_cuda}; .gpu/bin.sha256 checks them
+#   .gpu/feed/            two PNGs for the image-feed step (2048 x 2500 and 256 x 256, 8-bit)
 #   .gpu/MANIFEST.json    git revision, versions, sizes and checksums
 # then checks that the whole transfer (the working tree + .gpu) fits the 64 MiB limit and prints the
 # device `run` call to use (scripts/gpu-model-check.sh there).
@@ -81,12 +82,22 @@ GLIBC_NEED=$(objdump -T build/Release/carzero.node build/bench_model 2>/dev/null
   | sort -uV | tail -1)
 say "binaries need up to $GLIBC_NEED (the GPU image: Ubuntu 24.04, glibc 2.39)"
 
-# 2. node
+# 2. node, without its symbol table and debug info (Debian's binary carries both: 2 MiB less to
+# carry once compressed; the dynamic symbols that addons link against stay)
 NODE=$(command -v node)
-NODE_SHA=$(sha256sum "$NODE" | cut -c1-16)
+NODE_SHA=$(sha256sum "$NODE" | cut -c1-16)-stripped
 if [ "$(cat .gpu/node.sha 2>/dev/null || true)" != "$NODE_SHA" ] || [ ! -f .gpu/node.xz ]; then
-  say "xz $NODE ($(node --version)) -> .gpu/node.xz"
-  xz -T2 -6 -c "$NODE" > .gpu/node.xz.tmp && mv .gpu/node.xz.tmp .gpu/node.xz
+  say "strip --strip-all $NODE ($(node --version)) | xz -> .gpu/node.xz"
+  NODE_TMP=$(mktemp /tmp/carzero-gpu-node.XXXXXX)
+  cp "$NODE" "$NODE_TMP"
+  chmod 755 "$NODE_TMP"
+  strip --strip-all "$NODE_TMP"
+  if [ "$("$NODE_TMP" --version)" != "$(node --version)" ]; then
+    echo "gpu-stage: the stripped node does not run" >&2
+    exit 1
+  fi
+  xz -T2 -6 -c "$NODE_TMP" > .gpu/node.xz.tmp && mv .gpu/node.xz.tmp .gpu/node.xz
+  rm -f "$NODE_TMP"
   echo "$NODE_SHA" > .gpu/node.sha
 else
   say ".gpu/node.xz is current ($(node --version))"
@@ -110,9 +121,23 @@ say "production dependencies: $(ls .gpu/node_modules | grep -v '^\.' | tr '\n' '
 
 # 4. compiled package files
 say "tar dist/ + ${BINS[*]} | xz -> .gpu/bin.tar.xz"
-tar -cf - dist "${BINS[@]}" | xz -T2 -6 > .gpu/bin.tar.xz.tmp
+# -9: the four binaries carry the same CUDA fat binary (~35 MB each), and -9's 64 MiB window finds
+# the copies (14 MiB at -6, 5 MiB at -9; unpacking needs about 65 MiB of memory)
+tar -cf - dist "${BINS[@]}" | xz -T2 -9 > .gpu/bin.tar.xz.tmp
 mv .gpu/bin.tar.xz.tmp .gpu/bin.tar.xz
 sha256sum "${BINS[@]}" dist/index.js dist/cli/main.js dist/model/carzero.js > .gpu/bin.sha256
+
+# 4b. the image feed's test files (issue 14's GPU lines; step `feed` of gpu-model-check.sh): the
+# 2048 x 2500 and 256 x 256 8-bit PNG stand-ins of `npm run bench -- decode` (made by its cv2 peer
+# when missing; the GPU machine has no OpenCV to make them)
+FEED_SRC=bench/out/decode-files
+if [ ! -f "$FEED_SRC/png8-2048x2500.png" ] || [ ! -f "$FEED_SRC/png8-256x256.png" ]; then
+  say "/usr/bin/python3 bench/peers/cv2_decode.py make $FEED_SRC"
+  /usr/bin/python3 bench/peers/cv2_decode.py make "$FEED_SRC"
+fi
+mkdir -p .gpu/feed
+cp "$FEED_SRC/png8-2048x2500.png" "$FEED_SRC/png8-256x256.png" .gpu/feed/
+say ".gpu/feed: $(ls .gpu/feed | tr '\n' ' ')"
 
 # 5. manifest
 node - "$NODE" "${ARCHS:-}" "$GLIBC_NEED" <<'JS'
