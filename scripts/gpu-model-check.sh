@@ -365,11 +365,13 @@ CV2_PY=""  # a python that imports cv2, for OpenCV's single-thread time (the ful
 for c in ${PY:-} python3 /usr/bin/python3; do
   if "$c" -c 'import cv2' >/dev/null 2>&1; then CV2_PY=$c; break; fi
 done
+FEED_HERE=""
+[ -f .gpu/feed/here.json ] && FEED_HERE=.gpu/feed/here.json
 if [ -f "$MODEL_DIR/model.safetensors" ] && [ -f .gpu/feed/png8-2048x2500.png ]; then
   step feed 120 "$NODE" bench/gpu/feed-bench.mjs --model "$MODEL_DIR" --device "$DEV" --precision bf16 \
     --full .gpu/feed/png8-2048x2500.png --small .gpu/feed/png8-256x256.png --full-count "$FEED_FULL" \
     --small-count "$FEED_SMALL" --batch "$BATCH" --reps "$FEED_REPS" --python "${CV2_PY:-python3}" \
-    --json "$LOGS/feed.json"
+    ${FEED_HERE:+--here "$FEED_HERE"} --json "$LOGS/feed.json"
 else
   log "feed: no converted model ($MODEL_DIR) or no .gpu/feed files (scripts/gpu-stage.sh): skipped"
 fi
@@ -602,7 +604,8 @@ for (const k of ['full', 'small']) {
   v[`feed_${k}`] = r
     ? { pass: r.pass, images_per_s: r.images_per_s, bar: r.bar, bar_what: r.bar_what, cores: rep.feed.cores,
         decode_threads: rep.feed.decode_threads, ours_one_thread_ms: r.ours_one_thread_ms,
-        cv2_one_thread_ms: r.cv2_one_thread_ms, cv2_unavailable: rep.feed.cv2_unavailable }
+        cv2_one_thread_ms: r.cv2_one_thread_ms, cv2_unavailable: rep.feed.cv2_unavailable,
+        cv2_estimate_ms: r.cv2_estimate_ms, bar_estimate: r.bar_estimate, pass_estimate: r.pass_estimate }
     : { pass: null, note: rep.feed?.error ?? 'did not run' };
 }
 rep.verdict = v;

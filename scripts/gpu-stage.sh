@@ -137,6 +137,20 @@ if [ ! -f "$FEED_SRC/png8-2048x2500.png" ] || [ ! -f "$FEED_SRC/png8-256x256.png
 fi
 mkdir -p .gpu/feed
 cp "$FEED_SRC/png8-2048x2500.png" "$FEED_SRC/png8-256x256.png" .gpu/feed/
+# The same files' one-thread times here, ours and cv2's (the last `npm run bench -- decode`), for
+# feed-bench.mjs's estimate of cv2 on a machine without OpenCV.
+rm -f .gpu/feed/here.json
+if [ -f bench/out/decode.json ]; then
+  node -e '
+    const fs = require("node:fs");
+    const d = JSON.parse(fs.readFileSync("bench/out/decode.json", "utf8"));
+    const rows = d.decode.filter((r) => r.file.startsWith("png8-"))
+      .map((r) => ({ file: r.file, native_ms: r.native_ms, cv2_ms: r.cv2_ms }));
+    const when = fs.statSync("bench/out/decode.json").mtime.toISOString();
+    fs.writeFileSync(".gpu/feed/here.json", JSON.stringify({ measured: when, opencv: d.opencv, rows }) + "\n");'
+else
+  say "no bench/out/decode.json (npm run bench -- decode): the GPU run gets no cv2 estimate"
+fi
 say ".gpu/feed: $(ls .gpu/feed | tr '\n' ' ')"
 
 # 5. manifest

@@ -4,7 +4,7 @@
 //
 //   node bench/gpu/feed-bench.mjs --model DIR --full FILE --small FILE [--device cuda|cpu]
 //        [--precision bf16] [--full-count 512] [--small-count 4096] [--batch 256] [--reps 3]
-//        [--python PY] [--json out.json]
+//        [--python PY] [--here FILE] [--json out.json]
 //
 // Rows:
 //   classify end to end: model.classifyStream over N paths of one file (page cache warm, as in
@@ -15,11 +15,13 @@
 //     cv2.imread(p, 0) + INTER_AREA + pad + crop + normalise on one thread (cv2.setNumThreads(1))
 // Bars (issue 14): the full-size stream at least cores x cv2's single-thread rate; the 256 x 256
 // stream at least 3,000 images/s (bf16), both on a GPU (pass is null on the CPU). Without cv2 on
-// the machine the first bar is reported as not measured (our one-thread time is printed either way).
+// the machine the first bar is reported as not measured (our one-thread time is printed either way);
+// with --here FILE (the staging machine's one-thread times of the same files, ours and cv2's) an
+// estimate of it is reported beside (bar_estimate, pass_estimate).
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -43,6 +45,7 @@ function parseOptions(argv) {
       reps: { type: 'string', default: '3' },
       python: { type: 'string', default: 'python3' },
       json: { type: 'string' },
+      here: { type: 'string' },
     },
   });
   for (const k of ['model', 'full', 'small']) if (!v[k]) throw new Error(`--${k} is required`);
@@ -62,6 +65,7 @@ function parseOptions(argv) {
     batch: int('batch'),
     reps: int('reps'),
     python: v.python,
+    here: v.here,
     json: v.json,
   };
 }
@@ -117,6 +121,11 @@ try {
     }
   }
   const cv2 = cv2Times(opt.python, Object.values(files));
+  // --here: the same files' one-thread times, ours and cv2's, measured on the machine that staged
+  // them (bench/out/decode.json of `npm run bench -- decode`): without cv2 here, cv2's time on this
+  // machine is estimated as ours times that ratio (reported as an estimate, never as the bar).
+  const here = opt.here ? JSON.parse(readFileSync(opt.here, 'utf8')) : undefined;
+  if (here) report.here = here;
   if (cv2.why) report.cv2_unavailable = cv2.why;
   else report.opencv = cv2.opencv;
 
@@ -157,6 +166,12 @@ try {
       };
       if (k === 'full') {
         row.bar = cv2Ms ? (report.cores * 1000) / cv2Ms : null;
+        const h = here?.rows?.find((x) => x.file === basename(files[k]));
+        if (!cv2Ms && h) {
+          row.cv2_estimate_ms = one[k] * (h.cv2_ms / h.native_ms);
+          row.bar_estimate = (report.cores * 1000) / row.cv2_estimate_ms;
+          row.pass_estimate = opt.device === 'cuda' ? row.images_per_s >= row.bar_estimate : null;
+        }
         row.bar_what = 'cores x cv2 single-thread rate';
       } else {
         row.bar = 3000;
@@ -169,7 +184,8 @@ try {
         `feed-bench: ${k} ${count} x ${files[k]}: ${row.images_per_s.toFixed(1)} images/s ` +
           `(one thread: ours ${one[k].toFixed(2)} ms, cv2 ${cv2Ms ? cv2Ms.toFixed(2) + ' ms' : 'n/a'}; ` +
           `bar ${row.bar === null ? 'not measured: ' + report.cv2_unavailable : row.bar.toFixed(1)}` +
-          `${row.pass === null ? '' : row.pass ? ' PASS' : ' FAIL'})`,
+          `${row.pass === null ? '' : row.pass ? ' PASS' : ' FAIL'}` +
+          `${row.bar_estimate ? `; estimated bar ${row.bar_estimate.toFixed(1)} from the staging machine's ratio` : ''})`,
       );
     }
     text[Symbol.dispose]();
