@@ -180,12 +180,15 @@ try {
       // The bars are GPU lines: on the CPU the model, not the feed, sets the rate.
       row.pass = row.bar === null || opt.device !== 'cuda' ? null : row.images_per_s >= row.bar;
       report.rows.push(row);
+      const verdict = row.pass === null ? '' : row.pass ? ' PASS' : ' FAIL';
+      const estimate = row.bar_estimate
+        ? `; estimated bar ${row.bar_estimate.toFixed(1)} from the staging machine's ratio`
+        : '';
       console.log(
         `feed-bench: ${k} ${count} x ${files[k]}: ${row.images_per_s.toFixed(1)} images/s ` +
           `(one thread: ours ${one[k].toFixed(2)} ms, cv2 ${cv2Ms ? cv2Ms.toFixed(2) + ' ms' : 'n/a'}; ` +
           `bar ${row.bar === null ? 'not measured: ' + report.cv2_unavailable : row.bar.toFixed(1)}` +
-          `${row.pass === null ? '' : row.pass ? ' PASS' : ' FAIL'}` +
-          `${row.bar_estimate ? `; estimated bar ${row.bar_estimate.toFixed(1)} from the staging machine's ratio` : ''})`,
+          `${verdict}${estimate})`,
       );
     }
     text[Symbol.dispose]();
